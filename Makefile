@@ -1,0 +1,51 @@
+# authbench — build, demo, tests, benchmarks and fuzzing.
+#
+# Every target first installs what is missing on a Debian machine (with
+# apt-get when run as root or with sudo available) and otherwise prints the
+# exact command to run.
+
+GO        ?= go
+FUZZTIME  ?= 30s
+BENCHTIME ?= 1s
+TESTFLAGS ?=
+BIN       := bin/authbench
+
+# Debian packages: to build (cgo drivers), and what the tests talk to.
+BUILD_DEBS := libpcsclite-dev libusb-1.0-0-dev pkg-config
+TEST_DEBS  := $(BUILD_DEBS) pcscd vsmartcard-vpcd pcsc-tools python3-fido2 python3-pyscard espeak-ng
+
+.PHONY: all build demo test bench fuzz vet deps test-deps clean
+
+all: build
+
+deps:
+	@.ci/deps $(BUILD_DEBS)
+
+test-deps:
+	@.ci/deps $(TEST_DEBS)
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/authbench
+
+# The main job: the end-to-end story on simulated devices.
+demo: build
+	./$(BIN) demo
+
+test: test-deps
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build ./device/... ./sim/... ./server/... ./cmd/...
+	$(GO) test -timeout 12m $(TESTFLAGS) ./...
+
+bench: test-deps
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./...
+
+# Runs every fuzz target for FUZZTIME each (go test runs the seeds already).
+fuzz: deps
+	@.ci/fuzz $(FUZZTIME)
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+
+clean:
+	rm -rf bin
