@@ -1,0 +1,148 @@
+// Package pcscdtest starts a private pcscd with the vsmartcard vpcd driver for
+// tests, so that test processes never share a vpcd port (go test runs
+// packages in parallel).
+//
+// The daemon runs in a mount namespace of its own with a tmpfs on /run/pcscd
+// (pcscd always puts its socket there), and its vpcd driver listens on two
+// free TCP ports. Clients in the test process reach the socket through
+// /proc/PID/root, named by PCSCLITE_CSOCK_NAME; libpcsclite reads that
+// variable once per process, so there is one daemon per test process, shared
+// by every test in it. Starting it needs root (for the namespace); elsewhere
+// tests skip, or fail under AUTHBENCH_REQUIRE.
+package pcscdtest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/authbench/authbench/internal/testenv"
+)
+
+// VPCDDriver is where Debian's vsmartcard-vpcd installs the pcscd driver.
+const VPCDDriver = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
+
+// Daemon is a running private pcscd.
+type Daemon struct {
+	Socket string    // the pcscd socket; also exported as PCSCLITE_CSOCK_NAME
+	Addrs  [2]string // vpcd addresses of readers "Virtual PCD 00 00" and "00 01"
+	Log    string    // pcscd's output
+	PID    int
+}
+
+// Readers are the reader names the vpcd driver creates, in Addrs order.
+var Readers = [2]string{"Virtual PCD 00 00", "Virtual PCD 00 01"}
+
+var (
+	once   sync.Once
+	shared *Daemon
+	err    error
+)
+
+// Start returns the test process's private pcscd, starting it on first use.
+// It calls testenv.Missing (skip, or fail under AUTHBENCH_REQUIRE) when pcscd,
+// the vpcd driver or root is missing.
+func Start(t testenv.TB) *Daemon {
+	t.Helper()
+	testenv.LookPath(t, "pcscd", "pcscd", "apt-get install pcscd")
+	if _, err := os.Stat(VPCDDriver); err != nil {
+		testenv.Missing(t, "vpcd", VPCDDriver+" not found; apt-get install vsmartcard-vpcd")
+	}
+	testenv.LookPath(t, "pcscd", "unshare", "apt-get install util-linux")
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "pcscd", "a private pcscd needs root for its mount namespace")
+	}
+	once.Do(func() { shared, err = start() })
+	if err != nil {
+		t.Fatalf("pcscdtest: %v", err)
+	}
+	return shared
+}
+
+func start() (*Daemon, error) {
+	dir, err := os.MkdirTemp("", "authbench-pcscd-")
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePortPair()
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "reader.conf.d")
+	if err := os.MkdirAll(conf, 0o755); err != nil {
+		return nil, err
+	}
+	cfg := fmt.Sprintf("FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:0x%04X\nLIBPATH %s\nCHANNELID 0x%04X\n", port, VPCDDriver, port)
+	if err := os.WriteFile(filepath.Join(conf, "vpcd"), []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "pcscd.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	script := "mkdir -p /run/pcscd && mount -t tmpfs tmpfs /run/pcscd && exec pcscd -f -c " + conf
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// The daemon dies with the test process.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start pcscd: %w", err)
+	}
+	go cmd.Wait()
+	d := &Daemon{
+		Socket: fmt.Sprintf("/proc/%d/root/run/pcscd/pcscd.comm", cmd.Process.Pid),
+		Addrs:  [2]string{"127.0.0.1:" + strconv.Itoa(port), "127.0.0.1:" + strconv.Itoa(port+1)},
+		Log:    logPath,
+		PID:    cmd.Process.Pid,
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, serr := os.Stat(d.Socket)
+		c, derr := net.DialTimeout("tcp", d.Addrs[0], 100*time.Millisecond)
+		if serr == nil && derr == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			out, _ := os.ReadFile(logPath)
+			cmd.Process.Kill()
+			return nil, fmt.Errorf("pcscd did not come up in 10 s (socket: %v, vpcd: %v); its log:\n%s", serr, derr, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	os.Setenv("PCSCLITE_CSOCK_NAME", d.Socket)
+	return d, nil
+}
+
+// Env returns the environment for a child process (python-fido2, pcsc_scan)
+// that must talk to this daemon.
+func (d *Daemon) Env() []string {
+	return append(os.Environ(), "PCSCLITE_CSOCK_NAME="+d.Socket)
+}
+
+// freePortPair finds p such that p and p+1 are both free on loopback.
+func freePortPair() (int, error) {
+	for range 50 {
+		l1, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := l1.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+		l1.Close()
+		if err != nil || p+1 > 0xFFFF {
+			continue
+		}
+		l2.Close()
+		return p, nil
+	}
+	return 0, fmt.Errorf("no two adjacent free TCP ports found")
+}
