@@ -1,0 +1,382 @@
+package chip
+
+import (
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/device/ctap2"
+)
+
+// Defaults and limits.
+const (
+	DefaultSlots = 25 // resident (discoverable) credential slots
+
+	// ResetWindow is how long after power-up authenticatorReset is allowed
+	// (CTAP 2.1 §6.6).
+	ResetWindow = 10 * time.Second
+	// NextAssertionWindow is how long the credentials found by a
+	// getAssertion stay available to getNextAssertion after the previous
+	// assertion (CTAP 2.1 §6.3).
+	NextAssertionWindow = 30 * time.Second
+
+	maxMsgSize         = 1200 // getInfo maxMsgSize, as common security keys report
+	maxCredsInList     = 8    // getInfo maxCredentialCountInList
+	maxUserIDLen       = 64   // WebAuthn §5.4.3: a user handle is at most 64 bytes
+	firmwareVersion    = 0x010000
+	firmwareVersionStr = "1.0.0"
+	model              = "authbench simulated MitID chip"
+)
+
+// Options configures a new chip. The zero value is a random chip with the
+// defaults: 25 resident slots, presence Auto, the embedded test attestation
+// CA, packed attestation, and no faults.
+type Options struct {
+	// Seed makes the chip deterministic: the same seed gives the same
+	// serial number, AAGUID, attestation key and the same sequence of
+	// credential keys and IDs. Nil means a random seed.
+	Seed []byte
+	// Serial overrides the printed serial number (default "AB-" and ten
+	// digits derived from the seed).
+	Serial string
+	// Slots is the number of resident credentials the chip can hold
+	// (default 25). Non-resident credentials are kept too, without limit.
+	Slots int
+
+	// Presence is what the simulated user does when the chip asks for a
+	// touch (default Auto).
+	Presence Presence
+	// PresenceFunc, if set, is asked for the policy of every single
+	// presence check instead of Presence, so tests can script a sequence.
+	// It may be called from several goroutines at once.
+	PresenceFunc func(op Op) Presence
+
+	// Now is the clock (nil means time.Now). It times the reset window and
+	// the getNextAssertion window, so tests move a virtual clock.
+	Now func() time.Time
+
+	// CA issues the chip's attestation certificate when the chip is made
+	// (default: TestCA, the embedded authbench test CA).
+	CA *CA
+	// AttestationNone makes makeCredential answer with the "none"
+	// attestation format (WebAuthn §8.7) instead of "packed". CTAP 2.1 has
+	// no request parameter for this, so a host that wants no attestation
+	// uses a chip made with this option; the AAGUID stays in the
+	// authenticator data.
+	AttestationNone bool
+
+	// Faults make the chip misbehave so that conformance checks can be
+	// shown to fail.
+	Faults Faults
+}
+
+// Faults are deliberate defects of a simulated chip.
+type Faults struct {
+	// IgnoreExcludeList creates a new credential even when the excludeList
+	// names one the chip holds for the RP.
+	IgnoreExcludeList bool
+	// CounterStuck stops the signature counters: the first assertion of a
+	// credential reports 1, and every later one reports 1 again (the
+	// cloned-chip signal of a counter that does not increase).
+	CounterStuck bool
+	// CounterOffset is added (mod 2^32) to every signature counter the chip
+	// reports.
+	CounterOffset uint32
+	// WrongRPIDHash puts a hash of another RP ID into the authenticator
+	// data (and the U2F application parameter of the signed data).
+	WrongRPIDHash bool
+	// BadSignature makes every signature (attestation, assertion, U2F)
+	// cover other bytes than it should, so it does not verify.
+	BadSignature bool
+}
+
+// Chip is a simulated MitID chip: a FIDO security key that speaks CTAP 2.1
+// and U2F (CTAP1), with a button for user presence and no PIN. It holds its
+// credentials like a real chip would and signs with their keys.
+//
+// A Chip implements device.Chip and the optional NextAssertioner, Resetter
+// and Selector interfaces in-process, u2f's Authenticator, and the
+// device-side Handler of device/ctaphid and device/apdu (ServeCTAP2,
+// ServeU2F). It is safe for concurrent use.
+type Chip struct {
+	opts Options
+	now  func() time.Time
+
+	handlersOnce sync.Once
+	handlers     *handlers
+
+	waiters sync.WaitGroup // presence waits in progress
+
+	mu        sync.Mutex // guards the fields below
+	st        *state
+	attKey    *ecdsa.PrivateKey
+	attCert   *x509.Certificate
+	path      string // file the state is saved to after each change; "" for none
+	poweredAt time.Time
+	next      *nextAssertions
+	closed    bool
+	nwait     int           // presence waits in progress (also counted by waiters)
+	touch     chan struct{} // closed by Touch
+	touchedAt time.Time     // last Touch nobody was waiting for
+	power     chan struct{} // closed by PowerCycle
+	closing   chan struct{} // closed by Close
+}
+
+var (
+	_ device.Chip            = (*Chip)(nil)
+	_ device.NextAssertioner = (*Chip)(nil)
+	_ device.Resetter        = (*Chip)(nil)
+	_ device.Selector        = (*Chip)(nil)
+)
+
+// state is what a chip keeps across power cycles: its identity and its
+// credentials (Save writes it out).
+type state struct {
+	seed     []byte
+	serial   string
+	aaguid   [16]byte
+	slots    int
+	attKey   []byte // raw P-256 scalar
+	attCert  []byte // DER
+	created  uint64 // credentials made so far; numbers the next one
+	creds    []*credential
+	credByID map[string]*credential
+}
+
+// credential is one security element in the chip.
+type credential struct {
+	id       []byte
+	key      *ecdsa.PrivateKey
+	rpID     string // empty for a U2F registration (only the hash is known)
+	rpIDHash [32]byte
+	user     *ctap2.UserEntity // resident credentials only
+	resident bool
+	u2f      bool   // made by U2F_REGISTER
+	counter  uint32 // signature counter, incremented before each assertion
+	seq      uint64 // creation number (1, 2, ...)
+}
+
+// nextAssertions is the state authenticatorGetNextAssertion continues from
+// (CTAP 2.1 §6.3).
+type nextAssertions struct {
+	ids            [][]byte
+	index          int
+	clientDataHash []byte
+	rpIDHash       [32]byte
+	up             bool
+	last           time.Time
+}
+
+// New makes a chip. It returns an error if opts.Slots is negative, if the CA
+// cannot issue the attestation certificate, or if no random seed can be had.
+func New(opts Options) (*Chip, error) {
+	if opts.Slots < 0 {
+		return nil, fmt.Errorf("chip: negative slot count %d", opts.Slots)
+	}
+	seed := append([]byte(nil), opts.Seed...)
+	if opts.Seed == nil {
+		seed = make([]byte, seedLen)
+		if _, err := rand.Read(seed); err != nil {
+			return nil, fmt.Errorf("chip: random seed: %w", err)
+		}
+	}
+	st := &state{
+		seed:     seed,
+		serial:   opts.Serial,
+		aaguid:   deriveAAGUID(seed),
+		slots:    opts.Slots,
+		credByID: map[string]*credential{},
+	}
+	if st.serial == "" {
+		st.serial = deriveSerial(seed)
+	}
+	if st.slots == 0 {
+		st.slots = DefaultSlots
+	}
+	attKey, err := deriveKey(seed, "attestation key", 0)
+	if err != nil {
+		return nil, err
+	}
+	if st.attKey, err = attKey.Bytes(); err != nil {
+		return nil, fmt.Errorf("chip: attestation key: %w", err)
+	}
+	ca := opts.CA
+	if ca == nil {
+		if ca, err = TestCA(); err != nil {
+			return nil, err
+		}
+	}
+	if ca.Cert == nil || ca.Key == nil {
+		return nil, errors.New("chip: CA without certificate or key")
+	}
+	if st.attCert, err = issueCertificate(ca, seed, st.serial, st.aaguid, &attKey.PublicKey); err != nil {
+		return nil, err
+	}
+	return newChip(st, opts)
+}
+
+// newChip makes a powered chip from its state.
+func newChip(st *state, opts Options) (*Chip, error) {
+	attKey, err := ecdsa.ParseRawPrivateKey(p256, st.attKey)
+	if err != nil {
+		return nil, fmt.Errorf("chip: attestation key: %w", err)
+	}
+	cert, err := x509.ParseCertificate(st.attCert)
+	if err != nil {
+		return nil, fmt.Errorf("chip: attestation certificate: %w", err)
+	}
+	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&attKey.PublicKey) {
+		return nil, errors.New("chip: attestation certificate does not match the attestation key")
+	}
+	c := &Chip{
+		opts:    opts,
+		now:     opts.Now,
+		st:      st,
+		attKey:  attKey,
+		attCert: cert,
+		touch:   make(chan struct{}),
+		power:   make(chan struct{}),
+		closing: make(chan struct{}),
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	c.poweredAt = c.now()
+	return c, nil
+}
+
+// Serial returns the chip's serial number, as printed on it and as the
+// serialNumber attribute of its attestation certificate.
+func (c *Chip) Serial() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.serial
+}
+
+// AAGUID returns the chip's AAGUID (WebAuthn §6.5.1).
+func (c *Chip) AAGUID() [16]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.aaguid
+}
+
+// Certificate returns the chip's attestation certificate.
+func (c *Chip) Certificate() *x509.Certificate {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.attCert
+}
+
+// DeviceInfo describes the chip as a device found by a simulator.
+func (c *Chip) DeviceInfo() device.Info {
+	return device.Info{
+		Kind:      device.KindChip,
+		Transport: "sim",
+		Serial:    c.Serial(),
+		Model:     model,
+		Firmware:  firmwareVersionStr,
+	}
+}
+
+// PowerCycle unplugs and replugs the chip: requests waiting for presence
+// end with CTAP2_ERR_KEEPALIVE_CANCEL, the getNextAssertion state is
+// dropped, a pending touch is forgotten, and the reset window starts again.
+// Credentials stay.
+func (c *Chip) PowerCycle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	close(c.power)
+	c.power = make(chan struct{})
+	c.next = nil
+	c.touchedAt = time.Time{}
+	c.poweredAt = c.now()
+}
+
+// Close switches the chip off: requests waiting for presence end, and later
+// calls fail with an error wrapping device.ErrClosed. A chip made by Open
+// writes its state a last time. Close waits for the waiting requests to
+// return; it returns an error if any were waiting (a caller left a request
+// running) or if the state cannot be written. Closing twice returns nil.
+func (c *Chip) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	waiting := c.nwait
+	close(c.closing)
+	c.mu.Unlock()
+	c.waiters.Wait()
+
+	c.mu.Lock()
+	err := c.persistLocked()
+	c.mu.Unlock()
+	if waiting > 0 {
+		err = errors.Join(fmt.Errorf("chip: closed while %d request(s) waited for presence", waiting), err)
+	}
+	return err
+}
+
+// begin starts a command other than getNextAssertion: it drops the
+// getNextAssertion state (CTAP 2.1 §6.3: any other command discards it).
+// It returns an error wrapping device.ErrClosed after Close.
+func (c *Chip) begin() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errClosed
+	}
+	c.next = nil
+	return nil
+}
+
+// residentCount returns how many slots are in use. c.mu is held.
+func (st *state) residentCount() int {
+	n := 0
+	for _, cr := range st.creds {
+		if cr.resident {
+			n++
+		}
+	}
+	return n
+}
+
+// add stores a new credential. c.mu is held.
+func (st *state) add(cr *credential) {
+	st.creds = append(st.creds, cr)
+	st.credByID[string(cr.id)] = cr
+}
+
+// remove deletes a credential. c.mu is held.
+func (st *state) remove(cr *credential) {
+	delete(st.credByID, string(cr.id))
+	for i, x := range st.creds {
+		if x == cr {
+			st.creds = append(st.creds[:i], st.creds[i+1:]...)
+			return
+		}
+	}
+}
+
+// newCredential derives the next credential's key pair and ID. c.mu is held.
+func (st *state) newCredential() (*credential, error) {
+	n := st.created + 1
+	key, id, err := deriveCredential(st.seed, n)
+	if err != nil {
+		return nil, err
+	}
+	if _, dup := st.credByID[string(id)]; dup {
+		return nil, errors.New("chip: derived a credential ID twice")
+	}
+	st.created = n
+	return &credential{id: id, key: key, seq: n}, nil
+}

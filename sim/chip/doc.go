@@ -1,0 +1,47 @@
+// Package chip simulates a MitID chip: a FIDO security key with a button and
+// no PIN, that speaks CTAP 2.1 and U2F (CTAP1). It is device logic only; the
+// wire protocols come from the device packages, so the same chip serves
+// in-process callers (it implements device.Chip and its optional
+// interfaces, and u2f.Authenticator), CTAPHID (ctaphid.Serve, over a pipe or
+// UDP) and ISO 7816 (apdu.NewCard, in-process or through pcscd and vpcd),
+// through ServeCTAP2 and ServeU2F.
+//
+// What it implements:
+//   - CTAP 2.1 §6.1 authenticatorMakeCredential (ES256; resident keys;
+//     excludeList; "packed" attestation with an x5c chain from a test CA, or
+//     "none"), §6.2 authenticatorGetAssertion, §6.3
+//     authenticatorGetNextAssertion, §6.4 authenticatorGetInfo, §6.6
+//     authenticatorReset (within 10 s of power-up, after a touch) and §6.9
+//     authenticatorSelection, with the status codes of §8.2.
+//   - FIDO U2F Raw Message Formats v1.2 §4 registration and §5
+//     authentication; credentials are shared with CTAP2 (CTAP 2.1 §10.3).
+//   - WebAuthn §8.2.1: the per-chip attestation certificate, issued when the
+//     chip is made, carries the chip's serial number and AAGUID.
+//
+// Determinism: everything secret or identifying (serial, AAGUID, attestation
+// key, each credential's key pair and ID) is derived with HKDF-SHA256 from
+// Options.Seed, so tests get the same chip every run. Signatures are ECDSA
+// and so differ each time, as on real hardware.
+//
+// Presence: Options.Presence is what the simulated user does (Auto, Delay,
+// Deny, Never, Manual with Chip.Touch); Options.PresenceFunc scripts it per
+// request. A CTAP2 request waiting for a touch reports ctap2.StatusUPNeeded
+// through ctap2.Keepalive and ends with CTAP2_ERR_KEEPALIVE_CANCEL when its
+// context does. U2F requests do not wait (they answer 6985, "touch needed",
+// and the host retries), except under Delay.
+//
+// Attestation CA: the default CA is the authbench TEST attestation CA,
+// embedded from testca/ and also committed as testdata/attestation/ca.pem
+// (certificate) and ca-key.pem (key) for servers that trust simulated chips.
+// Its private key is public: never trust it in production. Regenerate it
+// with
+//
+//	go test ./sim/chip -run TestGenerateCA -update
+//
+// State: Save and Load write and read the chip as JSON, private keys
+// included (it is a simulator); Open keeps a chip in a file across restarts.
+// Restoring an old copy gives a clone whose counters go backwards.
+//
+// Faults (Options.Faults) make the chip break specific rules, so that the
+// conformance suite and the server can be shown to catch them.
+package chip

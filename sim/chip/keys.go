@@ -1,0 +1,94 @@
+package chip
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math/big"
+)
+
+// Everything a chip creates is derived from its seed with HKDF-SHA256
+// (RFC 5869), one label per purpose, so that two chips made from the same
+// seed hold the same serial number, AAGUID, attestation key and the same
+// sequence of credential keys and IDs.
+const hkdfSalt = "authbench sim/chip v1"
+
+// Lengths of derived values.
+const (
+	credentialIDLen = 32 // bytes of a credential ID (= U2F key handle)
+	seedLen         = 32 // bytes of a random seed when Options.Seed is nil
+)
+
+// derive returns n bytes of HKDF-SHA256 output for label and the optional
+// 64-bit counter.
+func derive(seed []byte, label string, counter uint64, n int) []byte {
+	info := make([]byte, 0, len(label)+8)
+	info = append(info, label...)
+	info = binary.BigEndian.AppendUint64(info, counter)
+	out, err := hkdf.Key(sha256.New, seed, []byte(hkdfSalt), string(info), n)
+	if err != nil {
+		// Only possible for an output longer than 255*32 bytes.
+		panic("chip: hkdf: " + err.Error())
+	}
+	return out
+}
+
+// deriveKey returns the P-256 key pair for label and counter. Forty bytes of
+// HKDF output (64 bits more than the order) are reduced to a scalar in
+// [1, n-1] (FIPS 186-5 §A.2.1, "extra random bits"), so the bias is
+// negligible and every seed gives a valid key. The key is built from the
+// scalar because crypto/ecdsa.GenerateKey no longer takes its randomness
+// from the caller's reader.
+func deriveKey(seed []byte, label string, counter uint64) (*ecdsa.PrivateKey, error) {
+	n := elliptic.P256().Params().N
+	k := new(big.Int).SetBytes(derive(seed, label, counter, 40))
+	nMinus1 := new(big.Int).Sub(n, big.NewInt(1))
+	k.Mod(k, nMinus1)
+	k.Add(k, big.NewInt(1))
+	key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), k.FillBytes(make([]byte, 32)))
+	if err != nil {
+		return nil, fmt.Errorf("chip: derive %s key: %w", label, err)
+	}
+	return key, nil
+}
+
+// deriveSerial returns the chip's printed serial number, "AB-" and ten
+// digits.
+func deriveSerial(seed []byte) string {
+	v := binary.BigEndian.Uint64(derive(seed, "serial", 0, 8))
+	return fmt.Sprintf("AB-%010d", v%10_000_000_000)
+}
+
+// deriveAAGUID returns a 16-byte AAGUID shaped as a random (version 4,
+// RFC 9562 §5.4) UUID.
+func deriveAAGUID(seed []byte) [16]byte {
+	var a [16]byte
+	copy(a[:], derive(seed, "aaguid", 0, 16))
+	a[6] = a[6]&0x0f | 0x40
+	a[8] = a[8]&0x3f | 0x80
+	return a
+}
+
+// deriveCredential returns the key pair and ID of the n-th credential the
+// chip creates (n counts from 1 and never goes back, not even on reset, so
+// a reset chip never hands out an old credential again).
+func deriveCredential(seed []byte, n uint64) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := deriveKey(seed, "credential key", n)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, derive(seed, "credential id", n, credentialIDLen), nil
+}
+
+// rawPublicKey returns the uncompressed SEC 1 point 04 || X || Y of a P-256
+// public key (65 bytes), the form U2F uses.
+func rawPublicKey(pub *ecdsa.PublicKey) []byte {
+	b, err := pub.Bytes()
+	if err != nil {
+		panic("chip: public key: " + err.Error()) // only for keys not on a NIST curve
+	}
+	return b
+}

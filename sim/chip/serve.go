@@ -1,0 +1,43 @@
+package chip
+
+import (
+	"context"
+
+	"github.com/authbench/authbench/device/ctap2"
+	"github.com/authbench/authbench/device/u2f"
+)
+
+// handlers are the device-side protocol handlers serving the chip.
+type handlers struct {
+	ctap2 *ctap2.Handler
+	u2f   *u2f.Handler
+}
+
+func (c *Chip) serve() *handlers {
+	c.handlersOnce.Do(func() {
+		c.handlers = &handlers{
+			ctap2: ctap2.NewHandler(c, ctap2.HandlerOptions{}),
+			u2f:   u2f.NewHandler(c),
+		}
+	})
+	return c.handlers
+}
+
+// ServeCTAP2 answers one CTAP2 request from the wire (command byte and CBOR
+// parameters; CTAP 2.1 §6, §8) with a status byte and CBOR, through
+// ctap2.Handler. Together with ServeU2F it makes the chip the device-side
+// Handler of device/ctaphid and device/apdu. Malformed bytes get an error
+// status, never a panic; after Close every request gets CTAP1_ERR_OTHER.
+func (c *Chip) ServeCTAP2(ctx context.Context, req []byte) []byte {
+	return c.serve().ctap2.ServeCTAP2(ctx, req)
+}
+
+// ServeU2F answers one U2F request APDU (FIDO U2F Raw Message Formats §3)
+// with response data and SW1 SW2, through u2f.Handler.
+func (c *Chip) ServeU2F(ctx context.Context, req []byte) []byte {
+	return c.serve().u2f.ServeU2F(ctx, req)
+}
+
+// Wink answers CTAPHID_WINK (CTAP 2.1 §11.2.9.2.1): a real chip blinks its
+// light; the simulated one has nothing to show.
+func (c *Chip) Wink() {}
