@@ -45,7 +45,8 @@ type CredentialDescriptor struct {
 	Transports []string `cbor:"transports,omitempty"`
 }
 
-// Info is the authenticatorGetInfo response (CTAP 2.1 §6.4).
+// Info is the authenticatorGetInfo response (CTAP 2.1 §6.4). Keys this type
+// does not list are ignored when decoding.
 type Info struct {
 	Versions                 []string               `cbor:"1,keyasint"`
 	Extensions               []string               `cbor:"2,keyasint,omitempty"`
@@ -58,6 +59,18 @@ type Info struct {
 	Transports               []string               `cbor:"9,keyasint,omitempty"`
 	Algorithms               []CredentialParameters `cbor:"10,keyasint,omitempty"`
 	FirmwareVersion          uint64                 `cbor:"14,keyasint,omitempty"`
+
+	// CTAP 2.1 additions, mostly about PINs and large blobs.
+	MaxSerializedLargeBlobArray      uint64            `cbor:"11,keyasint,omitempty"`
+	ForcePINChange                   bool              `cbor:"12,keyasint,omitempty"`
+	MinPINLength                     uint64            `cbor:"13,keyasint,omitempty"`
+	MaxCredBlobLength                uint64            `cbor:"15,keyasint,omitempty"`
+	MaxRPIDsForSetMinPINLength       uint64            `cbor:"16,keyasint,omitempty"`
+	PreferredPlatformUVAttempts      uint64            `cbor:"17,keyasint,omitempty"`
+	UVModality                       uint64            `cbor:"18,keyasint,omitempty"`
+	Certifications                   map[string]uint64 `cbor:"19,keyasint,omitempty"`
+	RemainingDiscoverableCredentials *uint64           `cbor:"20,keyasint,omitempty"` // nil when not reported; 0 is a value
+	VendorPrototypeConfigCommands    []uint64          `cbor:"21,keyasint,omitempty"`
 }
 
 // MakeCredentialRequest holds the parameters of authenticatorMakeCredential
@@ -72,10 +85,13 @@ type MakeCredentialRequest struct {
 	Options           map[string]bool            `cbor:"7,keyasint,omitempty"` // "rk", "up", "uv"
 	PINUVAuthParam    []byte                     `cbor:"8,keyasint,omitempty"`
 	PINUVAuthProtocol uint64                     `cbor:"9,keyasint,omitempty"`
+	// EnterpriseAttestation asks for enterprise attestation (1 or 2).
+	EnterpriseAttestation uint64 `cbor:"10,keyasint,omitempty"`
 }
 
-// AttestationStatement is the attStmt of the "packed" format (WebAuthn §8.2);
-// the "none" format has an empty statement.
+// AttestationStatement is the attStmt of the "packed" (WebAuthn §8.2) and
+// "fido-u2f" (§8.6) formats; the "none" format (§8.7) has an empty statement.
+// Members of other formats (such as tpm's certInfo) are not kept.
 type AttestationStatement struct {
 	Alg int64    `cbor:"alg,omitempty"`
 	Sig []byte   `cbor:"sig,omitempty"`
@@ -87,6 +103,10 @@ type Attestation struct {
 	Format    string               `cbor:"1,keyasint"` // "packed", "none", "fido-u2f"
 	AuthData  []byte               `cbor:"2,keyasint"`
 	Statement AttestationStatement `cbor:"3,keyasint"`
+	// EPAtt reports that enterprise attestation was returned (CTAP 2.1).
+	EPAtt bool `cbor:"4,keyasint,omitempty"`
+	// LargeBlobKey is the credential's largeBlobKey extension output.
+	LargeBlobKey []byte `cbor:"5,keyasint,omitempty"`
 }
 
 // GetAssertionRequest holds the parameters of authenticatorGetAssertion
@@ -110,4 +130,5 @@ type Assertion struct {
 	User                *UserEntity           `cbor:"4,keyasint,omitempty"`
 	NumberOfCredentials uint64                `cbor:"5,keyasint,omitempty"`
 	UserSelected        bool                  `cbor:"6,keyasint,omitempty"`
+	LargeBlobKey        []byte                `cbor:"7,keyasint,omitempty"`
 }
