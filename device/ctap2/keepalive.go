@@ -3,7 +3,7 @@ package ctap2
 import "context"
 
 // KeepaliveStatus is the status a waiting authenticator reports
-// (CTAP 2.1 §11.2.9.2.1 CTAPHID_KEEPALIVE; also the byte after SW 9100 in
+// (CTAP 2.1 §11.2.9.1.7 CTAPHID_KEEPALIVE; also the byte after SW 9100 in
 // §11.3.4 NFCCTAP_GETRESPONSE).
 type KeepaliveStatus byte
 
