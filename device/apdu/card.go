@@ -32,6 +32,7 @@ const (
 	DefaultStatusAfter = 100 * time.Millisecond
 	DefaultMaxMessage  = 7609 // CTAP 2.1 §11.2.4: the largest CTAPHID message, used for NFC too
 	DefaultCloseWait   = time.Second
+	DefaultMaxWait     = 30 * time.Second
 )
 
 // CardOptions configures a Card. The zero value gives the defaults.
@@ -51,6 +52,12 @@ type CardOptions struct {
 	// CloseWait is how long Close waits for a cancelled handler to return
 	// (default 1 s).
 	CloseWait time.Duration
+	// MaxWait bounds how long one command waits for the handler when the
+	// card cannot answer 9100 (a host without NFCCTAP_GETRESPONSE, or U2F).
+	// When it passes, the operation is cancelled and the handler's answer to
+	// the cancellation (CTAP2_ERR_KEEPALIVE_CANCEL) is returned, so Process
+	// never blocks for longer (default 30 s, the usual user-presence timeout).
+	MaxWait time.Duration
 }
 
 // Card is the device side of CTAP over ISO 7816 (CTAP 2.1 §11.3): a FIDO
@@ -125,6 +132,9 @@ func NewCard(h Handler, opts CardOptions) *Card {
 	}
 	if opts.CloseWait <= 0 {
 		opts.CloseWait = DefaultCloseWait
+	}
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = DefaultMaxWait
 	}
 	base, stop := context.WithCancel(context.Background())
 	return &Card{h: h, opts: opts, base: base, stop: stop}
@@ -314,16 +324,27 @@ func (c *Card) cancelOp() {
 // with status word okSW; a finished U2F answer (okSW == 0) carries its own.
 // c.mu is held on entry and on return.
 func (c *Card) await(ctx context.Context, op *operation, update bool, okSW uint16, ne int) []byte {
-	var timeout <-chan time.Time
+	wait := c.opts.MaxWait
 	if update {
-		t := time.NewTimer(c.opts.StatusAfter)
-		defer t.Stop()
-		timeout = t.C
+		wait = c.opts.StatusAfter
 	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	c.mu.Unlock()
 	select {
 	case <-op.done:
-	case <-timeout:
+	case <-t.C:
+		if !update {
+			// No way to tell the host to poll: give up on the operation
+			// and answer what the handler says to the cancellation.
+			op.cancel()
+			cw := time.NewTimer(c.opts.CloseWait)
+			select {
+			case <-op.done:
+			case <-cw.C:
+			}
+			cw.Stop()
+		}
 	case <-ctx.Done():
 	}
 	c.mu.Lock()

@@ -142,7 +142,7 @@ func FuzzCardProcess(f *testing.F) {
 	f.Add(frameAPDUs(sel, unhex(f, "80108000 01 02 00"), unhex(f, "8011000000"), unhex(f, "00c0000000")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h := newWaitHandler() // 01 and 02 wait until cancelled
-		card := apdu.NewCard(h, apdu.CardOptions{StatusAfter: time.Microsecond})
+		card := apdu.NewCard(h, apdu.CardOptions{StatusAfter: time.Microsecond, MaxWait: time.Millisecond})
 		for _, cmd := range splitAPDUs(b) {
 			if resp := card.Process(context.Background(), cmd); len(resp) < 2 {
 				t.Fatalf("> %x\n< %x: shorter than a status word", cmd, resp)
