@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"runtime"
 	"sync"
 	"testing"
@@ -540,5 +541,21 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestServeEndsWhenPipePeerCloses: a host that closes its end of a net.Pipe
+// ends Serve without an error, as EOF does.
+func TestServeEndsWhenPipePeerCloses(t *testing.T) {
+	a, b := net.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(context.Background(), a, HandlerFunc(func(ctx context.Context, cmd byte, p []byte) (Status, []byte) {
+			return StatusOK, nil
+		}))
+	}()
+	b.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve = %v, want nil after the peer closed", err)
 	}
 }

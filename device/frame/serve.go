@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -165,12 +166,19 @@ func (s *Server) Serve(ctx context.Context, rw io.ReadWriter) error {
 			p.Write(b)
 		case err == errIdle:
 			p.Idle()
-		case ctx.Err() != nil, errors.Is(err, io.EOF):
+		case ctx.Err() != nil, endOfStream(err):
 			return nil
 		default:
 			return fmt.Errorf("frame: serve: read: %w", err)
 		}
 	}
+}
+
+// endOfStream reports whether a read error means the host went away: EOF, or
+// a pipe or connection that the other end closed (net.Pipe reports that as
+// io.ErrClosedPipe, also from SetReadDeadline).
+func endOfStream(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, net.ErrClosed)
 }
 
 // writeErr is Serve's result for a failed write: nil when ctx has ended
