@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/device/apdu"
+	"github.com/authbench/authbench/device/ctaphid"
+	"github.com/authbench/authbench/device/otp"
+	"github.com/authbench/authbench/sim/chip"
+	"github.com/authbench/authbench/sim/code"
+	"github.com/authbench/authbench/sim/udphid"
+	"github.com/authbench/authbench/sim/vicc"
+)
+
+func init() {
+	register(&command{
+		name:    "sim",
+		summary: "run simulated chips, code displays and audio code readers until interrupted",
+		usage:   "[--chip pcsc[=HOST:PORT]]... [--chip udp[=PORT]]... [--code-display pty] [--audio-reader pty] [flags]",
+		run:     runSim,
+	})
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// hexFlag is a flag holding bytes written in hex.
+type hexFlag []byte
+
+func (h *hexFlag) String() string { return hex.EncodeToString(*h) }
+func (h *hexFlag) Set(v string) error {
+	b, err := hex.DecodeString(strings.TrimPrefix(v, "0x"))
+	if err != nil {
+		return fmt.Errorf("not hex: %v", err)
+	}
+	*h = b
+	return nil
+}
+
+// simConfig is what `authbench sim` was asked to run.
+type simConfig struct {
+	chips        []string // "pcsc", "pcsc=HOST:PORT", "udp", "udp=PORT"
+	codeDisplays []string // "pty"
+	audioReaders []string // "pty"
+	seed         []byte
+	state        string
+	otpSecret    []byte
+	otpDigits    int
+	otpPeriod    time.Duration
+	otpAlg       otp.Algorithm
+	factory      bool
+	presence     chip.Presence
+	language     string
+}
+
+// simDevice is one running simulated device, as printed by `authbench sim`.
+type simDevice struct {
+	Kind      device.Kind `json:"kind"`
+	Transport string      `json:"transport"`
+	Addr      string      `json:"addr,omitempty"`
+	Path      string      `json:"path,omitempty"`
+	Serial    string      `json:"serial"`
+	Reader    string      `json:"reader,omitempty"`
+}
+
+func runSim(ctx context.Context, e *env, args []string) error {
+	c := commands["sim"]
+	fs := newFlags(c, e)
+	var (
+		chips, displays, readers listFlag
+		seed, secret             hexFlag
+		cfg                      simConfig
+		alg, presence            string
+		periodSecs               int
+		jsonOut                  bool
+		verbose                  bool
+	)
+	fs.Var(&chips, "chip", "a simulated chip: `pcsc[=HOST:PORT]` (vpcd; default 127.0.0.1:35963) or udp[=PORT] (CTAPHID over UDP; default 8111); repeatable")
+	fs.Var(&displays, "code-display", "a simulated code display on a new pty (`pty`); repeatable")
+	fs.Var(&readers, "audio-reader", "a simulated audio code reader on a new pty (`pty`); repeatable")
+	fs.Var(&seed, "seed", "`HEX` seed: the same seed gives the same devices (default random)")
+	fs.StringVar(&cfg.state, "state", "", "`FILE` holding the first chip's state, so it survives restarts (created if missing)")
+	fs.Var(&secret, "otp-secret", "`HEX` OTP secret of the code devices (default derived from the seed)")
+	fs.IntVar(&cfg.otpDigits, "otp-digits", 6, "digits of a code (6-8)")
+	fs.IntVar(&periodSecs, "otp-period", 30, "TOTP period in `seconds`")
+	fs.StringVar(&alg, "otp-alg", "sha1", "OTP hash: sha1, sha256 or sha512")
+	fs.BoolVar(&cfg.factory, "factory", false, "code devices start in factory mode (PROVISION, SET_CLOCK, SEAL work)")
+	fs.StringVar(&presence, "presence", "auto", "what the simulated user does when a chip asks for a touch: auto, deny or never")
+	fs.StringVar(&cfg.language, "language", "da", "language of the audio code readers: da or en")
+	fs.BoolVar(&jsonOut, "json", false, "print one JSON object per device once it is reachable, then {\"ready\":true}")
+	fs.BoolVar(&verbose, "v", false, "log connection events to stderr")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	cfg.chips, cfg.codeDisplays, cfg.audioReaders = chips, displays, readers
+	cfg.seed, cfg.otpSecret = seed, secret
+	cfg.otpPeriod = time.Duration(periodSecs) * time.Second
+	var err error
+	if cfg.otpAlg, err = otp.ParseAlgorithm(alg); err != nil {
+		return usageError{err}
+	}
+	switch presence {
+	case "auto":
+		cfg.presence = chip.Auto
+	case "deny":
+		cfg.presence = chip.Deny
+	case "never":
+		cfg.presence = chip.Never
+	default:
+		return usageError{fmt.Errorf("--presence %q: want auto, deny or never", presence)}
+	}
+	if len(chips)+len(displays)+len(readers) == 0 {
+		return usageError{errors.New("nothing to simulate: give at least one --chip, --code-display or --audio-reader")}
+	}
+	if cfg.seed == nil {
+		cfg.seed = make([]byte, 16)
+		rand.Read(cfg.seed)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if verbose {
+		log = slog.New(slog.NewTextHandler(e.stderr, nil))
+	}
+
+	s := newSimulation(log)
+	defer s.close()
+	announce := func(d simDevice) {
+		if jsonOut {
+			b, _ := json.Marshal(d)
+			fmt.Fprintln(e.stdout, string(b))
+			return
+		}
+		where := d.Addr
+		if d.Path != "" {
+			where = d.Path
+		}
+		extra := ""
+		if d.Reader != "" {
+			extra = fmt.Sprintf(" (reader %q)", d.Reader)
+		}
+		fmt.Fprintf(e.stdout, "%-18s %-6s %-22s serial %s%s\n", d.Kind, d.Transport, where, d.Serial, extra)
+	}
+	if err := s.start(ctx, cfg, announce); err != nil {
+		return err
+	}
+	if jsonOut {
+		fmt.Fprintln(e.stdout, `{"ready":true}`)
+	} else {
+		fmt.Fprintln(e.stdout, "ready; press Ctrl-C to stop")
+	}
+	<-ctx.Done()
+	if !jsonOut {
+		fmt.Fprintln(e.stderr, "stopping")
+	}
+	return s.close()
+}
+
+// simulation owns running simulated devices and the goroutines serving them.
+type simulation struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closers []io.Closer
+	errs    []error
+	closed  bool
+}
+
+func newSimulation(log *slog.Logger) *simulation { return &simulation{log: log} }
+
+func (s *simulation) goServe(ctx context.Context, what string, f func(ctx context.Context) error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("simulated device stopped", "device", what, "err", err)
+			s.mu.Lock()
+			s.errs = append(s.errs, fmt.Errorf("%s: %w", what, err))
+			s.mu.Unlock()
+		}
+	}()
+}
+
+// start makes and exposes every device in cfg, calling announce for each
+// once it is reachable. It returns when all are, or with the first error.
+func (s *simulation) start(parent context.Context, cfg simConfig, announce func(simDevice)) error {
+	ctx, cancel := context.WithCancel(parent)
+	s.cancel = cancel
+	for i, spec := range cfg.chips {
+		d, err := s.startChip(ctx, cfg, i, spec)
+		if err != nil {
+			return err
+		}
+		announce(d)
+	}
+	n := 0
+	for _, spec := range cfg.codeDisplays {
+		d, err := s.startCode(ctx, cfg, device.KindCodeDisplay, n, spec)
+		if err != nil {
+			return err
+		}
+		n++
+		announce(d)
+	}
+	for _, spec := range cfg.audioReaders {
+		d, err := s.startCode(ctx, cfg, device.KindAudioCodeReader, n, spec)
+		if err != nil {
+			return err
+		}
+		n++
+		announce(d)
+	}
+	return nil
+}
+
+// deviceSeed gives device i of a kind its own seed; device 0 uses the seed
+// as given, so `--seed X` makes the same chip as chip.New(Seed: X).
+func deviceSeed(seed []byte, label string, i int) []byte {
+	if i == 0 {
+		return seed
+	}
+	return append(append(append([]byte(nil), seed...), label...), strconv.Itoa(i)...)
+}
+
+func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec string) (simDevice, error) {
+	transport, arg, _ := strings.Cut(spec, "=")
+	opts := chip.Options{Seed: deviceSeed(cfg.seed, "chip", i), Presence: cfg.presence}
+	var (
+		c   *chip.Chip
+		err error
+	)
+	if cfg.state != "" && i == 0 {
+		c, err = chip.Open(cfg.state, opts)
+	} else {
+		c, err = chip.New(opts)
+	}
+	if err != nil {
+		return simDevice{}, fmt.Errorf("chip %d: %w", i, err)
+	}
+	s.addCloser(c)
+	d := simDevice{Kind: device.KindChip, Serial: c.Serial()}
+	switch transport {
+	case "pcsc":
+		addr := vicc.DefaultAddr
+		if arg != "" {
+			addr = arg
+		}
+		card := apdu.NewCard(c, apdu.CardOptions{})
+		s.addCloser(card)
+		conn := vicc.New(addr, card, vicc.Options{Logger: s.log})
+		s.goServe(ctx, "chip on vpcd "+addr, conn.Run)
+		select {
+		case <-conn.Ready():
+		case <-ctx.Done():
+			return d, ctx.Err()
+		case <-time.After(10 * time.Second):
+			return d, fmt.Errorf("chip %d: pcscd's vpcd did not answer on %s in 10 s: is pcscd running (pcscd -f) with vsmartcard-vpcd installed?", i, addr)
+		}
+		d.Transport, d.Addr = "pcsc", addr
+		d.Reader = vpcdReaderName(addr)
+	case "udp":
+		addr := udphid.DefaultDeviceAddr
+		if arg != "" {
+			if _, err := strconv.Atoi(arg); err == nil {
+				addr = "127.0.0.1:" + arg
+			} else {
+				addr = arg
+			}
+		}
+		conn, err := udphid.Listen(addr, "")
+		if err != nil {
+			return d, fmt.Errorf("chip %d: %w", i, err)
+		}
+		s.addCloser(conn)
+		s.goServe(ctx, "chip on UDP "+addr, func(ctx context.Context) error {
+			stop := context.AfterFunc(ctx, func() { conn.Close() })
+			defer stop()
+			return ctaphid.Serve(ctx, conn, c, ctaphid.ServeOptions{Major: 1})
+		})
+		d.Transport, d.Addr = "udp", conn.LocalAddr().String()
+	default:
+		return d, usageError{fmt.Errorf("--chip %q: want pcsc[=HOST:PORT] or udp[=PORT]", spec)}
+	}
+	return d, nil
+}
+
+// vpcdReaderName names the reader pcscd shows for a vpcd port: the default
+// configuration maps 35963 to "Virtual PCD 00 00" and 35964 to "00 01".
+func vpcdReaderName(addr string) string {
+	switch {
+	case strings.HasSuffix(addr, ":35963"):
+		return "Virtual PCD 00 00"
+	case strings.HasSuffix(addr, ":35964"):
+		return "Virtual PCD 00 01"
+	}
+	return ""
+}
+
+func (s *simulation) startCode(ctx context.Context, cfg simConfig, kind device.Kind, i int, spec string) (simDevice, error) {
+	if spec != "pty" {
+		return simDevice{}, usageError{fmt.Errorf("%s %q: only pty is supported", kind, spec)}
+	}
+	opts := code.Options{
+		Kind:      kind,
+		Seed:      deviceSeed(cfg.seed, "code", i),
+		Secret:    cfg.otpSecret,
+		Digits:    cfg.otpDigits,
+		Period:    cfg.otpPeriod,
+		Algorithm: cfg.otpAlg,
+		Factory:   cfg.factory,
+	}
+	if kind == device.KindAudioCodeReader {
+		opts.Language = cfg.language
+	}
+	d, err := code.New(opts)
+	if err != nil {
+		return simDevice{}, fmt.Errorf("%s: %w", kind, err)
+	}
+	p, err := code.ServePTY(ctx, d)
+	if err != nil {
+		return simDevice{}, fmt.Errorf("%s: %w", kind, err)
+	}
+	s.addCloser(p)
+	return simDevice{Kind: kind, Transport: "serial", Path: p.Path, Serial: d.Serial()}, nil
+}
+
+func (s *simulation) addCloser(c io.Closer) {
+	s.mu.Lock()
+	s.closers = append(s.closers, c)
+	s.mu.Unlock()
+}
+
+// close stops every device and reports the first error any of them had.
+func (s *simulation) close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i].Close()
+	}
+	s.wg.Wait()
+	return errors.Join(s.errs...)
+}
