@@ -148,6 +148,12 @@ func (s *scanner) item(off, depth int) (int, error) {
 		}
 	case ai == 24 && arg < 32:
 		return 0, fmt.Errorf("%w: malformed simple value at offset %d", ErrInvalidCBOR, off)
+	case ai < 20 || ai == 24:
+		// Unassigned simple values: no CTAP message carries them, and a
+		// decoder would read them as the integer they number.
+		if s.canonical || s.noNull {
+			return 0, fmt.Errorf("%w: simple value at offset %d", ErrCBORUnexpectedType, off)
+		}
 	}
 	return p, nil
 }
