@@ -152,7 +152,7 @@ func (s *scanner) item(off, depth int) (int, error) {
 		// Unassigned simple values: no CTAP message carries them, and a
 		// decoder would read them as the integer they number.
 		if s.canonical || s.noNull {
-			return 0, fmt.Errorf("%w: simple value at offset %d", ErrCBORUnexpectedType, off)
+			return 0, fmt.Errorf("%w: unassigned simple value at offset %d", ErrInvalidCBOR, off)
 		}
 	}
 	return p, nil
