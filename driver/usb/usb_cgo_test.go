@@ -1,0 +1,76 @@
+//go:build cgo
+
+package usb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/authbench/authbench/device"
+	"github.com/google/gousb"
+)
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		err  error
+		want error // nil: none
+	}{
+		{gousb.ErrorNoDevice, device.ErrRemoved},
+		{gousb.ErrorIO, device.ErrRemoved},
+		{gousb.ErrorTimeout, device.ErrTimeout},
+		{gousb.ErrorBusy, device.ErrBusy},
+		{gousb.ErrorAccess, os.ErrPermission},
+		{gousb.ErrorNotFound, device.ErrNotFound},
+		{gousb.ErrorNotSupported, device.ErrNotSupported},
+		{gousb.ErrorPipe, device.ErrProtocol},
+		{gousb.ErrorOverflow, device.ErrProtocol},
+		{gousb.ErrorNoMem, nil},
+		{gousb.TransferNoDevice, device.ErrRemoved},
+		{gousb.TransferError, device.ErrRemoved},
+		{gousb.TransferTimedOut, device.ErrTimeout},
+		{gousb.TransferStall, device.ErrProtocol},
+		{gousb.TransferOverflow, device.ErrProtocol},
+		{gousb.TransferCancelled, nil},
+		{fmt.Errorf("claim: %w", gousb.ErrorBusy), device.ErrBusy},
+		{errors.New("something else"), nil},
+	}
+	for _, tt := range tests {
+		if got := classify(tt.err); got != tt.want {
+			t.Errorf("classify(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestListWithoutKeys runs the real enumeration. These machines have no USB
+// at all, so it finds nothing; with keys plugged in it lists them.
+func TestListWithoutKeys(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	list, err := List(ctx)
+	if errors.Is(err, device.ErrNotSupported) {
+		t.Skipf("no libusb here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range list {
+		if info.Kind != device.KindChip || info.Transport != "usb" || info.Path == "" {
+			t.Errorf("listed %+v", info)
+		}
+	}
+	if len(list) > 0 {
+		t.Skipf("%d key(s) plugged in", len(list))
+	}
+	ch, err := Open(ctx, Selector{}, Options{})
+	if ch != nil || !errors.Is(err, device.ErrNotFound) {
+		t.Errorf("Open without keys = %v, %v; want device.ErrNotFound", ch, err)
+	}
+	ended, stop := context.WithCancel(ctx)
+	stop()
+	if _, err := List(ended); !errors.Is(err, context.Canceled) {
+		t.Errorf("List with an ended context = %v", err)
+	}
+}
