@@ -184,17 +184,24 @@ type simulation struct {
 	closed  bool
 }
 
-func newSimulation(log *slog.Logger) *simulation { return &simulation{log: log} }
+// newSimulation returns an empty simulation; log may be nil.
+func newSimulation(log *slog.Logger) *simulation {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &simulation{log: log}
+}
 
 func (s *simulation) goServe(ctx context.Context, what string, f func(ctx context.Context) error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := f(ctx); err != nil && ctx.Err() == nil {
+		err := f(ctx)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil && ctx.Err() == nil && !s.closed {
 			s.log.Error("simulated device stopped", "device", what, "err", err)
-			s.mu.Lock()
 			s.errs = append(s.errs, fmt.Errorf("%s: %w", what, err))
-			s.mu.Unlock()
 		}
 	}()
 }
