@@ -141,7 +141,9 @@ func runSim(ctx context.Context, e *env, args []string) error {
 
 	s := newSimulation(log)
 	defer s.close()
+	var started []simDevice
 	announce := func(d simDevice) {
+		started = append(started, d)
 		if jsonOut {
 			b, _ := json.Marshal(d)
 			fmt.Fprintln(e.stdout, string(b))
@@ -160,6 +162,7 @@ func runSim(ctx context.Context, e *env, args []string) error {
 	if err := s.start(ctx, cfg, announce); err != nil {
 		return err
 	}
+	defer registerSim(started)()
 	if jsonOut {
 		fmt.Fprintln(e.stdout, `{"ready":true}`)
 	} else {

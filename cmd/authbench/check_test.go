@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/authbench/authbench/internal/pcscdtest"
+)
+
+// runCmd runs one authbench command line in-process.
+func runCmd(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	code := run(context.Background(), &env{stdout: &out, stderr: &out}, args)
+	return code, out.String()
+}
+
+// junitCases parses a JUnit report and returns its test cases by name with
+// "pass", "fail" or "skip".
+func junitCases(t *testing.T, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Suites []struct {
+			Cases []struct {
+				Name    string    `xml:"name,attr"`
+				Failure *struct{} `xml:"failure"`
+				Skipped *struct{} `xml:"skipped"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("JUnit report does not parse: %v", err)
+	}
+	cases := map[string]string{}
+	for _, s := range doc.Suites {
+		for _, c := range s.Cases {
+			switch {
+			case c.Failure != nil:
+				cases[c.Name] = "fail"
+			case c.Skipped != nil:
+				cases[c.Name] = "skip"
+			default:
+				cases[c.Name] = "pass"
+			}
+		}
+	}
+	return cases
+}
+
+// checkPasses runs `authbench check` against sel and checks the JUnit file
+// lists every check of the suite and none failed.
+func checkPasses(t *testing.T, sel string, minChecks int, extra ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	junit := filepath.Join(dir, "junit.xml")
+	html := filepath.Join(dir, "report.html")
+	args := append([]string{"check", "--device", sel, "--report", junit, "--html", html, "--audio-dir", dir}, extra...)
+	code, out := runCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("check %s exited %d:\n%s", sel, code, out)
+	}
+	cases := junitCases(t, junit)
+	if len(cases) < minChecks {
+		t.Fatalf("JUnit lists %d checks, want ≥ %d", len(cases), minChecks)
+	}
+	for name, st := range cases {
+		if st == "fail" {
+			t.Errorf("check %s failed", name)
+		}
+	}
+	if fi, err := os.Stat(html); err != nil || fi.Size() == 0 {
+		t.Errorf("no HTML report: %v", err)
+	}
+}
+
+func TestCheckSimulators(t *testing.T) {
+	checkPasses(t, "sim:chip", 15)
+	checkPasses(t, "sim:code-display", 5)
+	checkPasses(t, "sim:audio-code-reader", 5)
+}
+
+func TestCheckUDPAndSerial(t *testing.T) {
+	devs := startSim(t, "--chip", "udp=0", "--code-display", "pty", "--audio-reader", "pty",
+		"--otp-secret", "3132333435363738393031323334353637383930")
+	for _, d := range devs {
+		switch d.Transport {
+		case "udp":
+			checkPasses(t, "udp:"+d.Addr, 15)
+		case "serial":
+			checkPasses(t, "serial:"+d.Path, 5, "--otp-secret", "3132333435363738393031323334353637383930")
+		}
+	}
+}
+
+// TestCheckPCSC: the simulated chip through a real pcscd and vpcd, checked
+// with driver/pcsc.
+func TestCheckPCSC(t *testing.T) {
+	d := pcscdtest.Start(t)
+	startSim(t, "--chip", "pcsc="+d.Addrs[0])
+	checkPasses(t, "pcsc:"+pcscdtest.Readers[0], 15)
+}
+
+// TestCheckCanFail: a check against a device that is not there fails with a
+// message, not a hang.
+func TestCheckBadSelector(t *testing.T) {
+	for _, sel := range []string{"bluetooth:1", "sim:toaster", "serial:"} {
+		if code, out := runCmd(t, "check", "--device", sel); code != 2 {
+			t.Errorf("check %s exited %d, want 2:\n%s", sel, code, out)
+		}
+	}
+	if code, out := runCmd(t, "check", "--device", "serial:/dev/nonexistent"); code != 1 || !strings.Contains(out, "/dev/nonexistent") {
+		t.Errorf("check of a missing port exited %d:\n%s", code, out)
+	}
+}
+
+// TestDevicesListsSimulators: `authbench devices` finds what `authbench sim`
+// runs.
+func TestDevicesListsSimulators(t *testing.T) {
+	devs := startSim(t, "--chip", "udp=0", "--code-display", "pty", "--audio-reader", "pty")
+	// startSim runs the command in this process, whose registry entry is
+	// written under our own PID.
+	code, out := runCmd(t, "devices", "--json")
+	if code != 0 {
+		t.Fatalf("devices exited %d: %s", code, out)
+	}
+	var listed []listedDevice
+	if err := json.Unmarshal([]byte(out[:strings.LastIndex(out, "]")+1]), &listed); err != nil {
+		t.Fatalf("devices --json printed %q: %v", out, err)
+	}
+	for _, d := range devs {
+		ok := false
+		for _, l := range listed {
+			if l.Serial == d.Serial && string(l.Kind) == string(d.Kind) {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("devices does not list %+v; it listed %+v", d, listed)
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"go.bug.st/serial"
+	"go.bug.st/serial/enumerator"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/device/ctaphid"
+	"github.com/authbench/authbench/device/frame"
+	"github.com/authbench/authbench/driver/pcsc"
+	"github.com/authbench/authbench/driver/usb"
+	"github.com/authbench/authbench/sim/udphid"
+)
+
+func init() {
+	register(&command{
+		name:    "devices",
+		summary: "list chips on PC/SC and USB, and CDP/1 code devices on serial ports",
+		usage:   "[--json] [--timeout D]",
+		run:     runDevices,
+	})
+}
+
+// listedDevice is one row of `authbench devices`.
+type listedDevice struct {
+	device.Info
+	Note string `json:"note,omitempty"`
+}
+
+func runDevices(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(commands["devices"], e)
+	jsonOut := fs.Bool("json", false, "print a JSON array")
+	timeout := fs.Duration("timeout", 500*time.Millisecond, "how long to wait for each device to answer a probe")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var (
+		found    []listedDevice
+		problems []string
+	)
+	note := func(what string, err error) {
+		problems = append(problems, fmt.Sprintf("%s: %v", what, err))
+	}
+
+	sims := runningSims()
+	simReaders := map[string]string{} // vpcd reader → simulated chip's serial
+	for _, d := range sims {
+		if d.Reader != "" {
+			simReaders[d.Reader] = d.Serial
+		}
+	}
+
+	// PC/SC: every reader with a FIDO card in it.
+	if pc, err := pcsc.Open(ctx, pcsc.Options{}); err != nil {
+		note("pcsc", err)
+	} else {
+		readers, err := pc.Readers(ctx)
+		if err != nil {
+			note("pcsc", err)
+		}
+		for _, r := range readers {
+			if !r.CardPresent {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, 5**timeout)
+			ch, err := pc.OpenChip(pctx, r.Name)
+			cancel()
+			if err != nil {
+				if !errors.Is(err, device.ErrNotFound) {
+					note("pcsc "+r.Name, err)
+				}
+				continue
+			}
+			info := ch.DeviceInfo()
+			ch.Close()
+			if info.Serial == "" {
+				info.Serial = simReaders[r.Name]
+			}
+			found = append(found, listedDevice{Info: info})
+		}
+		pc.Close()
+	}
+
+	// USB HID.
+	if infos, err := usb.List(ctx); err != nil {
+		if !errors.Is(err, device.ErrNotSupported) {
+			note("usb", err)
+		}
+	} else {
+		for _, i := range infos {
+			found = append(found, listedDevice{Info: i})
+		}
+	}
+
+	// Serial ports the OS knows, and the ptys and UDP chips of running
+	// simulators (which no enumerator lists).
+	paths := map[string]bool{}
+	if ports, err := enumerator.GetDetailedPortsList(); err == nil {
+		for _, p := range ports {
+			paths[p.Name] = true
+		}
+	}
+	udp := map[string]string{}
+	for _, d := range sims {
+		switch d.Transport {
+		case "serial":
+			paths[d.Path] = true
+		case "udp":
+			udp[d.Addr] = d.Serial
+		}
+	}
+	sorted := make([]string, 0, len(paths))
+	for p := range paths {
+		sorted = append(sorted, p)
+	}
+	sort.Strings(sorted)
+	for _, p := range sorted {
+		if info, err := probeSerial(ctx, p, *timeout); err == nil {
+			found = append(found, listedDevice{Info: info})
+		}
+	}
+	for addr, serialNo := range udp {
+		if info, err := probeUDP(ctx, addr, *timeout); err == nil {
+			info.Serial = serialNo
+			found = append(found, listedDevice{Info: info})
+		}
+	}
+
+	if *jsonOut {
+		if found == nil {
+			found = []listedDevice{}
+		}
+		b, _ := json.MarshalIndent(found, "", "  ")
+		fmt.Fprintln(e.stdout, string(b))
+	} else {
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KIND\tTRANSPORT\tWHERE\tSERIAL\tMODEL\tFIRMWARE")
+		for _, d := range found {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Kind, d.Transport, d.Path, d.Serial, d.Model, d.Firmware)
+		}
+		tw.Flush()
+		if len(found) == 0 {
+			fmt.Fprintln(e.stdout, "no devices found")
+		}
+	}
+	for _, p := range problems {
+		fmt.Fprintln(e.stderr, "note: "+p)
+	}
+	return nil
+}
+
+// probeSerial asks whatever is on a serial port for IDENTIFY, once, briefly.
+func probeSerial(ctx context.Context, path string, timeout time.Duration) (device.Info, error) {
+	port, err := serial.Open(path, &serial.Mode{BaudRate: 115200})
+	if err != nil {
+		return device.Info{}, err
+	}
+	defer port.Close()
+	h := frame.NewHost(port, &frame.Options{Timeout: timeout, Retries: -1})
+	defer h.Close()
+	pctx, cancel := context.WithTimeout(ctx, 2*timeout)
+	defer cancel()
+	id, err := h.Identify(pctx)
+	if err != nil {
+		return device.Info{}, err
+	}
+	return device.Info{Kind: id.Kind, Transport: "serial", Path: path, Serial: id.Serial, Model: id.Model, Firmware: id.Firmware}, nil
+}
+
+// probeUDP opens a CTAPHID channel to a chip on UDP.
+func probeUDP(ctx context.Context, addr string, timeout time.Duration) (device.Info, error) {
+	conn, err := udphid.Dial(addr, "127.0.0.1:0")
+	if err != nil {
+		return device.Info{}, err
+	}
+	defer conn.Close()
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	hid, err := ctaphid.Open(pctx, conn, ctaphid.Options{})
+	if err != nil {
+		return device.Info{}, err
+	}
+	di := hid.DeviceInfo()
+	hid.Close()
+	return device.Info{Kind: device.KindChip, Transport: "udp", Path: addr, Model: "CTAPHID over UDP",
+		Firmware: fmt.Sprintf("%d.%d.%d", di.Major, di.Minor, di.Build)}, nil
+}
+
+// simRegistry is where `authbench sim` says which devices it runs, so that
+// `authbench devices` finds ptys and UDP chips that no enumerator lists.
+func simRegistry() string { return filepath.Join(os.TempDir(), "authbench-sim") }
+
+// registerSim writes the running simulation's devices; the returned function
+// removes the entry.
+func registerSim(devs []simDevice) func() {
+	dir := simRegistry()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return func() {}
+	}
+	path := filepath.Join(dir, strconv.Itoa(os.Getpid())+".json")
+	b, _ := json.Marshal(devs)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return func() {}
+	}
+	return func() { os.Remove(path) }
+}
+
+// runningSims reads the entries of simulations whose process still runs.
+func runningSims() []simDevice {
+	files, _ := filepath.Glob(filepath.Join(simRegistry(), "*.json"))
+	var out []simDevice
+	for _, f := range files {
+		pid, err := strconv.Atoi(filepath.Base(f[:len(f)-len(".json")]))
+		if err != nil || syscall.Kill(pid, 0) != nil {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var devs []simDevice
+		if json.Unmarshal(b, &devs) == nil {
+			out = append(out, devs...)
+		}
+	}
+	return out
+}
