@@ -48,9 +48,9 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(c, e)
 	var (
 		sel, junit, html, md, audioDir, roots, only string
-		secret                                     hexFlag
-		timeout                                    time.Duration
-		destructive, quiet                         bool
+		secret                                      hexFlag
+		timeout                                     time.Duration
+		destructive, quiet                          bool
 	)
 	fs.StringVar(&sel, "device", "", "the device to check (see below)")
 	fs.StringVar(&junit, "report", "", "write a JUnit XML report to `FILE`")
