@@ -1,0 +1,52 @@
+// Package store is the persistence boundary of the authbench server: the
+// Store interface, the records it keeps next to the domain values, and the
+// sentinel errors every implementation returns.
+//
+// It sits between the pure lifecycle package (server/domain, which decides
+// what changes) and the databases (server/store/sqlite, the embedded
+// default; a PostgreSQL implementation for several replicas, DESIGN §5).
+// The HTTP API and the ceremonies load records through a Store, call
+// domain, and hand the resulting domain.Change back to the Store, which
+// persists it atomically together with its audit events. The package has no
+// I/O of its own; server/store/storetest is the conformance suite every
+// implementation passes.
+//
+// # Concurrency
+//
+// Every method is one atomic statement or one short transaction, so the
+// rules hold with several goroutines and several replicas on one database
+// (DESIGN §5 "no lost update, no double-accepted code"):
+//
+//   - Identities and authenticators carry a Version. An update names the
+//     new value, whose Version must be exactly one more than the stored one
+//     (domain transitions increment it); otherwise the store changes nothing
+//     and returns ErrConflict. The caller then reloads, re-runs the pure
+//     domain transition and applies it again.
+//   - One-time codes are single use (RFC 6238 §5.2): Elements.AdvanceOTPStep
+//     raises the highest used time step only if the new step is higher, in
+//     one statement; the code is accepted only when it returns true.
+//   - The chip signature counter (WebAuthn Level 2 §6.1.1, CTAP 2.1 §6.1
+//     "signCount") is raised by Elements.AdvanceSignCount with the same kind
+//     of guard.
+//   - Ceremony challenges are taken once (delete-returning).
+//   - Audit records form one hash chain with a single head: appends are
+//     serialised, and seq is unique, so the chain has no gaps and no forks.
+//
+// # Secrets
+//
+// The store never sees plaintext secrets. OTP secrets arrive sealed by
+// server/secrets (Sealed: key ID plus opaque blob); PINs and passwords
+// arrive as argon2id verifier strings; chip and app keys are public keys.
+// Change.WipeSecret makes the store delete the key material of the security
+// element in the same transaction that records the permanent block (DESIGN
+// §1: "permanent block deletes the server's security element"); the
+// non-secret reference (credential ID, serial) stays for the tombstone.
+//
+// # Time
+//
+// Times are kept with nanosecond precision in UTC; a zero time.Time means
+// "not set" and comes back as the zero time.Time. Implementations return
+// times in UTC, so compare them with time.Time.Equal. Methods whose answer
+// depends on the current time (expiry) take it as an argument, like the
+// domain package does.
+package store

@@ -1,0 +1,285 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/store"
+)
+
+const authCols = `id, identity_id, kind, state, serial, credential_id, label, failures, suspensions,
+	created_at, activated_at, last_used_at, suspended_at, suspend_reason, blocked_at, block_reason, version`
+
+func isCodeDevice(k device.Kind) bool {
+	return k == device.KindCodeDisplay || k == device.KindAudioCodeReader
+}
+
+// CreateAuthenticator implements store.Authenticators.
+func (s *Store) CreateAuthenticator(ctx context.Context, c domain.Change, el store.Element) error {
+	if err := store.CheckChange(&c); err != nil {
+		return err
+	}
+	a := &c.Authenticator
+	if c.Remove || c.WipeSecret || c.Tombstone != nil {
+		return fmt.Errorf("sqlite: %w: authenticator %s: a new authenticator cannot be removed, wiped or tombstoned", store.ErrInvalid, a.ID)
+	}
+	if err := el.Check(a.Kind); err != nil {
+		return err
+	}
+	args, err := authArgs(a)
+	if err != nil {
+		return err
+	}
+	now, err := tm(s.now())
+	if err != nil {
+		return err
+	}
+	consumed := false
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		consumed = false
+		if isCodeDevice(a.Kind) {
+			var n int
+			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tombstones
+WHERE serial = ? AND kind IN ('code-display', 'audio-code-reader')`, a.Serial).Scan(&n)
+			if err != nil {
+				return dbErr(err, "check tombstones")
+			}
+			if n > 0 {
+				return fmt.Errorf("sqlite: add authenticator %s: %w: serial %s was permanently blocked (revoked)", a.ID, store.ErrDuplicate, a.Serial)
+			}
+		}
+		if a.CredentialID != "" {
+			_, err := tx.ExecContext(ctx, `INSERT INTO credential_ids (credential_id, authenticator_id, registered_at) VALUES (?, ?, ?)`,
+				a.CredentialID, a.ID, now)
+			if err != nil {
+				return dbErr(err, "add authenticator "+a.ID+": credential ID "+a.CredentialID+" (credential IDs are unique forever)")
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO authenticators (`+authCols+`)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		if err != nil {
+			return dbErr(err, "add authenticator "+a.ID+explainAuthUnique(err, a))
+		}
+		if err := insertElement(ctx, tx, a.ID, &el); err != nil {
+			return err
+		}
+		if isCodeDevice(a.Kind) {
+			res, err := tx.ExecContext(ctx, `DELETE FROM imports WHERE serial = ?`, a.Serial)
+			if err != nil {
+				return dbErr(err, "consume the import of serial "+a.Serial)
+			}
+			n, _ := res.RowsAffected()
+			consumed = n > 0
+		}
+		return s.appendAudit(ctx, tx, c.Events)
+	})
+	if err == nil && consumed {
+		s.scrub(ctx)
+	}
+	return err
+}
+
+// explainAuthUnique names the unique value an INSERT into authenticators
+// collided with.
+func explainAuthUnique(err error, a *domain.Authenticator) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "authenticators.id"):
+		return ": the ID is taken"
+	case strings.Contains(msg, "authenticators.serial"):
+		return ": serial " + a.Serial + " is in use by another authenticator that is not blocked"
+	case strings.Contains(msg, "authenticators.credential_id"):
+		return ": credential ID " + a.CredentialID + " is in use"
+	}
+	return ""
+}
+
+// Authenticator implements store.Authenticators.
+func (s *Store) Authenticator(ctx context.Context, id string) (domain.Authenticator, error) {
+	db, err := s.reader()
+	if err != nil {
+		return domain.Authenticator{}, err
+	}
+	a, err := scanAuthenticator(db.QueryRowContext(ctx, `SELECT `+authCols+` FROM authenticators WHERE id = ?`, id))
+	if err != nil {
+		return domain.Authenticator{}, dbErr(err, "authenticator "+id)
+	}
+	return a, nil
+}
+
+// ListAuthenticators implements store.Authenticators.
+func (s *Store) ListAuthenticators(ctx context.Context, identityID string) ([]domain.Authenticator, error) {
+	return s.queryAuthenticators(ctx, "authenticators of "+identityID,
+		`SELECT `+authCols+` FROM authenticators WHERE identity_id = ? ORDER BY created_at, id`, identityID)
+}
+
+// FindAuthenticators implements store.Authenticators.
+func (s *Store) FindAuthenticators(ctx context.Context, ref domain.Ref) ([]domain.Authenticator, error) {
+	if ref.Serial == "" && ref.CredentialID == "" {
+		return nil, nil
+	}
+	return s.queryAuthenticators(ctx, "find authenticators",
+		`SELECT `+authCols+` FROM authenticators
+WHERE (serial <> '' AND serial = ?) OR (credential_id <> '' AND credential_id = ?)
+ORDER BY created_at, id`, ref.Serial, ref.CredentialID)
+}
+
+func (s *Store) queryAuthenticators(ctx context.Context, what, query string, args ...any) ([]domain.Authenticator, error) {
+	db, err := s.reader()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, dbErr(err, what)
+	}
+	defer rows.Close()
+	var out []domain.Authenticator
+	for rows.Next() {
+		a, err := scanAuthenticator(rows)
+		if err != nil {
+			return nil, dbErr(err, what)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(err, what)
+	}
+	return out, nil
+}
+
+// UpdateAuthenticator implements store.Authenticators.
+func (s *Store) UpdateAuthenticator(ctx context.Context, a domain.Authenticator) error {
+	return s.ApplyChange(ctx, domain.Change{Authenticator: a})
+}
+
+// ApplyChange implements store.Authenticators.
+func (s *Store) ApplyChange(ctx context.Context, c domain.Change) error {
+	if err := store.CheckChange(&c); err != nil {
+		return err
+	}
+	a := &c.Authenticator
+	if a.Version < 2 {
+		return fmt.Errorf("sqlite: %w: authenticator %s: a change needs version 2 or more, not %d", store.ErrInvalid, a.ID, a.Version)
+	}
+	ts, err := times(a.ActivatedAt, a.LastUsedAt, a.SuspendedAt, a.BlockedAt)
+	if err != nil {
+		return err
+	}
+	var tomb []any
+	if t := c.Tombstone; t != nil {
+		if tomb, err = times(t.BlockedAt); err != nil {
+			return err
+		}
+	}
+	wipedAt, err := tm(s.now())
+	if err != nil {
+		return err
+	}
+	from := int64(a.Version - 1)
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var row *sql.Row
+		if c.Remove {
+			row = tx.QueryRowContext(ctx, `DELETE FROM authenticators WHERE id = ? AND version = ?
+RETURNING identity_id, kind, serial, credential_id`, a.ID, from)
+		} else {
+			row = tx.QueryRowContext(ctx, `UPDATE authenticators SET state = ?, label = ?, failures = ?, suspensions = ?,
+	activated_at = ?, last_used_at = ?, suspended_at = ?, suspend_reason = ?, blocked_at = ?, block_reason = ?, version = ?
+WHERE id = ? AND version = ?
+RETURNING identity_id, kind, serial, credential_id`,
+				string(a.State), a.Label, a.Failures, a.Suspensions,
+				ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
+				a.ID, from)
+		}
+		var identityID, kind, serial, cred string
+		err := row.Scan(&identityID, &kind, &serial, &cred)
+		if errors.Is(err, sql.ErrNoRows) {
+			return missingOrConflict(ctx, tx, a.ID, a.Version-1)
+		}
+		if err != nil {
+			return dbErr(err, "update authenticator "+a.ID)
+		}
+		if identityID != a.IdentityID || kind != string(a.Kind) || serial != a.Serial || cred != a.CredentialID {
+			return fmt.Errorf("sqlite: %w: authenticator %s: the identity, kind and reference cannot change", store.ErrInvalid, a.ID)
+		}
+		if c.WipeSecret && !c.Remove {
+			if err := wipeElement(ctx, tx, a.Kind, a.ID, wipedAt); err != nil {
+				return err
+			}
+		}
+		if t := c.Tombstone; t != nil {
+			if err := insertTombstone(ctx, tx, t, tomb[0]); err != nil {
+				return err
+			}
+		}
+		return s.appendAudit(ctx, tx, c.Events)
+	})
+	if err == nil && (c.WipeSecret || c.Remove) {
+		s.scrub(ctx)
+	}
+	return err
+}
+
+func missingOrConflict(ctx context.Context, tx *sql.Tx, id string, want uint64) error {
+	var have int64
+	err := tx.QueryRowContext(ctx, `SELECT version FROM authenticators WHERE id = ?`, id).Scan(&have)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: authenticator %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return dbErr(err, "authenticator "+id)
+	}
+	return fmt.Errorf("sqlite: authenticator %s: %w: stored at version %d, the change was made from version %d", id, store.ErrConflict, have, want)
+}
+
+// authArgs returns the values of the columns authCols for a, in order.
+func authArgs(a *domain.Authenticator) ([]any, error) {
+	ts, err := times(a.CreatedAt, a.ActivatedAt, a.LastUsedAt, a.SuspendedAt, a.BlockedAt)
+	if err != nil {
+		return nil, err
+	}
+	v, err := u63(a.Version, "version")
+	if err != nil {
+		return nil, err
+	}
+	return []any{a.ID, a.IdentityID, string(a.Kind), string(a.State), a.Serial, a.CredentialID, a.Label,
+		int64(a.Failures), int64(a.Suspensions), ts[0], ts[1], ts[2], ts[3], string(a.SuspendReason), ts[4], string(a.BlockReason),
+		v}, nil
+}
+
+func scanAuthenticator(sc scanner) (domain.Authenticator, error) {
+	var (
+		a                                           domain.Authenticator
+		kind, state, suspendReason, blockReason     string
+		created, activated, used, suspended, blockd sql.NullInt64
+		version                                     int64
+	)
+	err := sc.Scan(&a.ID, &a.IdentityID, &kind, &state, &a.Serial, &a.CredentialID, &a.Label, &a.Failures, &a.Suspensions,
+		&created, &activated, &used, &suspended, &suspendReason, &blockd, &blockReason, &version)
+	if err != nil {
+		return domain.Authenticator{}, err
+	}
+	ver, err := fromI64(version, "version")
+	if err != nil {
+		return domain.Authenticator{}, err
+	}
+	a.Kind = device.Kind(kind)
+	a.State = domain.State(state)
+	a.CreatedAt = fromNanos(created)
+	a.ActivatedAt = fromNanos(activated)
+	a.LastUsedAt = fromNanos(used)
+	a.SuspendedAt = fromNanos(suspended)
+	a.SuspendReason = domain.Reason(suspendReason)
+	a.BlockedAt = fromNanos(blockd)
+	a.BlockReason = domain.Reason(blockReason)
+	a.Version = ver
+	if err := a.Validate(); err != nil {
+		return domain.Authenticator{}, fmt.Errorf("sqlite: %w: stored %w", store.ErrInvalid, err)
+	}
+	return a, nil
+}

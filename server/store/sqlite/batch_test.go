@@ -1,0 +1,160 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/store"
+)
+
+// holdLeader takes the leader token, as a running batch would, and returns
+// a function that waits until n ops are queued and then releases it.
+func holdLeader(t *testing.T, s *Store) func(n int) {
+	s.gc.token <- struct{}{}
+	return func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second) // a failure guard only
+		for {
+			s.gc.mu.Lock()
+			q := len(s.gc.queue)
+			s.gc.mu.Unlock()
+			if q >= n {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d ops queued, want %d", q, n)
+			}
+			runtime.Gosched()
+		}
+		<-s.gc.token
+	}
+}
+
+func identityChange(id string) domain.IdentityChange {
+	c, _ := domain.NewIdentity(id, domain.System("test"), time.Unix(1700000000, 0))
+	return c
+}
+
+// TestBatchIsolatesFailures runs ops in one batch where some fail: the
+// others commit, the failed ones leave nothing (their savepoint is undone).
+func TestBatchIsolatesFailures(t *testing.T) {
+	for _, path := range []string{":memory:", filepath.Join(t.TempDir(), "b.db")} {
+		s, err := Open(context.Background(), path, Options{Chain: nopChain{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if err := s.CreateIdentity(ctx, identityChange("dup")); err != nil {
+			t.Fatal(err)
+		}
+		before := s.gc.batches.Load()
+		release := holdLeader(t, s)
+		const n = 20
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprint("id-", i)
+				if i%4 == 0 {
+					id = "dup"
+				}
+				errs[i] = s.CreateIdentity(ctx, identityChange(id))
+			}()
+		}
+		release(n)
+		wg.Wait()
+		if b := s.gc.batches.Load() - before; b != 1 {
+			t.Errorf("%s: %d ops ran in %d transactions, want 1", path, n, b)
+		}
+		for i, err := range errs {
+			_, gerr := s.Identity(ctx, fmt.Sprint("id-", i))
+			if i%4 == 0 {
+				if !errors.Is(err, store.ErrDuplicate) || !errors.Is(gerr, store.ErrNotFound) {
+					t.Errorf("%s: op %d: %v / %v, want a duplicate that stored nothing", path, i, err, gerr)
+				}
+			} else if err != nil || gerr != nil {
+				t.Errorf("%s: op %d: %v / %v", path, i, err, gerr)
+			}
+		}
+		// 1 + 15 identities were audited, in one chain.
+		h, err := s.AuditHead(ctx)
+		if err != nil || h.Seq != 16 {
+			t.Errorf("%s: audit head %d, %v; want 16", path, h.Seq, err)
+		}
+		s.Close()
+	}
+}
+
+// TestBatchCancelledWhileQueued: an op whose context ends before a leader
+// takes it returns the context's error and never runs.
+func TestBatchCancelledWhileQueued(t *testing.T) {
+	s, err := Open(context.Background(), "", Options{Chain: nopChain{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	release := holdLeader(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.CreateIdentity(ctx, identityChange("late")) }()
+	// Wait until it is queued, then cancel it while the "leader" runs.
+	for {
+		s.gc.mu.Lock()
+		q := len(s.gc.queue)
+		s.gc.mu.Unlock()
+		if q == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled op: %v, want context.Canceled", err)
+	}
+	release(0)
+	if err := s.CreateIdentity(context.Background(), identityChange("next")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Identity(context.Background(), "late"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the cancelled op ran: %v", err)
+	}
+}
+
+// TestBatchOverflow queues more ops than one batch holds; all complete.
+func TestBatchOverflow(t *testing.T) {
+	s, err := Open(context.Background(), "", Options{Chain: nopChain{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	release := holdLeader(t, s)
+	n := maxBatch + 44
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.CreateIdentity(context.Background(), identityChange(fmt.Sprint("id-", i)))
+		}()
+	}
+	release(n)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("op %d: %v", i, err)
+		}
+	}
+	if b := s.gc.batches.Load(); b < 2 {
+		t.Errorf("%d ops in %d transactions; a batch holds at most %d", n, b, maxBatch)
+	}
+}

@@ -1,0 +1,78 @@
+// Package sqlite is the embedded default store of the authbench server
+// (DESIGN §5): store.Store on an SQLite database file, through
+// modernc.org/sqlite (pure Go, so the server builds with CGO_ENABLED=0).
+//
+// It sits under the server's HTTP API and ceremonies, beside the PostgreSQL
+// store used when several replicas share a database; both pass the
+// conformance suite server/store/storetest.
+//
+// # Durability
+//
+// A file database runs in WAL mode (https://sqlite.org/wal.html) with
+// synchronous=FULL: every commit syncs the write-ahead log before the call
+// returns, so an acknowledged change survives kill -9 of the process and
+// also an OS crash or power loss. (WAL with synchronous=NORMAL would survive
+// kill -9 too, since the data is already in the OS page cache, but could
+// lose the last commits on power loss; an OTP watermark or a permanent
+// block must not be lost, so FULL it is.) Foreign keys are enforced.
+//
+// # Concurrency
+//
+// SQLite has one writer at a time. Instead of letting many connections
+// fight for the lock and fail with SQLITE_BUSY, a Store sends every write
+// through its one write connection, with group commit: writes queue, and
+// whoever finds the connection free takes every write queued at that
+// moment and runs them in one transaction, each inside its own SAVEPOINT
+// (a failing write, say an ErrConflict, undoes only its own statements),
+// then commits once. One fsync thus acknowledges a whole batch, which is
+// what lets 8 goroutines go faster than 1 on a durable file; no write
+// returns before the commit of its batch. A caller's context applies while
+// its write waits in the queue; once its batch has started it runs to the
+// end (cancelling one statement would roll back the whole batch). Write
+// transactions start with BEGIN IMMEDIATE (DSN _txlock=immediate), so they
+// take the write lock up front and never fail half-way when upgrading a
+// read lock.
+//
+// Reads outside transactions go to a pool of read-only connections
+// (query_only), which WAL lets run beside the writer on the last committed
+// state. Another process (or another Store) on the same file is a second
+// writer: the busy_timeout (Options.BusyTimeout) makes each side wait for
+// the other's lock. The guards (AdvanceOTPStep, AdvanceSignCount,
+// TakeCeremony, TakeImport) are single conditional UPDATE/DELETE
+// statements, so they hold across processes too. The audit chain's head is
+// read inside the write transaction that appends to it, and seq is the
+// primary key, so the chain has one head whatever the locking; an append
+// that loses a race for a seq is retried.
+//
+// An in-memory database (path "" or ":memory:", for tests) uses one
+// connection for everything, because each connection to :memory: would be
+// a database of its own.
+//
+// # Wiping secrets
+//
+// PRAGMA secure_delete=ON makes SQLite overwrite deleted content (a wiped
+// column, a deleted row, a freed page) with zeros instead of leaving it in
+// free space. In WAL mode older versions of a page live on in the -wal file
+// until a checkpoint copies the log back and the log is reused, so after
+// every write that deletes or replaces secret material (a wipe, a removed
+// authenticator, a consumed import, a replaced secret or verifier) the store
+// runs PRAGMA wal_checkpoint(TRUNCATE), which leaves a -wal file of zero
+// bytes. That checkpoint waits for readers up to the busy timeout; if
+// readers still hold it, a warning is logged and the next checkpoint (or
+// Close) finishes the job. Copies on the file system below SQLite (backups,
+// journaling file systems, SSD wear levelling) are out of its reach: the
+// secrets are sealed by server/secrets for that reason.
+//
+// # Schema
+//
+// Migrations are SQL files embedded from migrations/, numbered from 0001
+// without gaps, each applied in its own write transaction and recorded in
+// the table schema_migrations (version, name, applied_at). Open refuses a
+// database whose recorded version is newer than the newest migration it
+// knows (*SchemaError, ErrSchemaTooNew), rather than risk writing a schema
+// it does not understand.
+//
+// Times are INTEGER Unix nanoseconds in UTC, NULL for the zero time.Time
+// (so from 1677-09-21 to 2262-04-11). Tombstones, registered credential IDs and audit
+// records are protected by triggers against UPDATE and DELETE.
+package sqlite

@@ -1,0 +1,158 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// migrationFiles holds the schema migrations, applied in the order of the
+// number that starts each name (0001_init.sql, 0002_....sql). A migration
+// is never edited once released; a change is a new file.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// ErrSchemaTooNew: the database was migrated by a newer program than this
+// one; opening it could corrupt it.
+var ErrSchemaTooNew = errors.New("the database schema is newer than this program")
+
+// SchemaError reports a database whose schema version this program does not
+// know. It unwraps to ErrSchemaTooNew.
+type SchemaError struct {
+	Version int // the version recorded in the database
+	Known   int // the newest version this program knows
+}
+
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("sqlite: %v: it is at version %d, this program knows up to %d; run a newer authbench (or restore a backup made with this version)",
+		ErrSchemaTooNew, e.Version, e.Known)
+}
+
+func (e *SchemaError) Unwrap() error { return ErrSchemaTooNew }
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in order. It fails on a name
+// without a number, on duplicate numbers, and on gaps.
+func migrations() ([]migration, error) {
+	return loadMigrations(migrationFiles, "migrations")
+}
+
+func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	ents, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	var ms []migration
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("sqlite: migration %s: the name must start with a positive number and '_'", name)
+		}
+		b, err := fs.ReadFile(fsys, dir+"/"+name)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: migration %s: %w", name, err)
+		}
+		ms = append(ms, migration{version: v, name: strings.TrimSuffix(name, ".sql"), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("sqlite: migration %s: expected version %d (versions start at 1, without gaps or duplicates)", m.name, i+1)
+		}
+	}
+	return ms, nil
+}
+
+// migrate brings the schema of db up to date, in one write transaction per
+// migration, recording each in schema_migrations. It refuses a database
+// whose recorded version is newer than the newest migration (*SchemaError).
+func migrate(ctx context.Context, db *sql.DB, now time.Time) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	return migrateWith(ctx, db, ms, now)
+}
+
+func migrateWith(ctx context.Context, db *sql.DB, ms []migration, now time.Time) error {
+	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER NOT NULL PRIMARY KEY,
+	name       TEXT    NOT NULL,
+	applied_at INTEGER NOT NULL
+) STRICT`
+	if _, err := db.ExecContext(ctx, create); err != nil {
+		return fmt.Errorf("sqlite: create schema_migrations: %w", err)
+	}
+	for {
+		done, err := migrateStep(ctx, db, ms, now)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// migrateStep applies the next missing migration, if any, and reports
+// whether the schema is up to date. The version is read inside the write
+// transaction, so two processes opening one database at once apply each
+// migration once.
+func migrateStep(ctx context.Context, db *sql.DB, ms []migration, now time.Time) (bool, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v); err != nil {
+		return false, fmt.Errorf("sqlite: read the schema version: %w", err)
+	}
+	switch {
+	case v > len(ms):
+		return false, &SchemaError{Version: v, Known: len(ms)}
+	case v == len(ms):
+		return true, nil
+	}
+	m := ms[v]
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return false, fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+		m.version, m.name, now.UnixNano()); err != nil {
+		return false, fmt.Errorf("sqlite: record migration %s: %w", m.name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("sqlite: migration %s: commit: %w", m.name, err)
+	}
+	return false, nil
+}
+
+// SchemaVersion returns the schema version of the open database (the
+// highest version in schema_migrations), or the database error.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	db, err := s.reader()
+	if err != nil {
+		return 0, err
+	}
+	var v int
+	if err := db.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v); err != nil {
+		return 0, fmt.Errorf("sqlite: read the schema version: %w", err)
+	}
+	return v, nil
+}

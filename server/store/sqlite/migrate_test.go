@@ -1,0 +1,137 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/store"
+)
+
+type nopChain struct{}
+
+func (nopChain) Link(prev *store.AuditRecord, e domain.Event) (store.AuditRecord, error) {
+	seq := uint64(1)
+	var ph []byte
+	if prev != nil {
+		seq, ph = prev.Seq+1, prev.Hash
+	}
+	return store.AuditRecord{Seq: seq, PrevHash: ph, Hash: []byte{byte(seq), byte(seq >> 8)}, Body: []byte("{}")}, nil
+}
+
+func TestLoadMigrations(t *testing.T) {
+	ms, err := migrations()
+	if err != nil {
+		t.Fatalf("embedded migrations: %v", err)
+	}
+	if len(ms) == 0 || ms[0].version != 1 || ms[0].name != "0001_init" {
+		t.Fatalf("embedded migrations: %+v", ms)
+	}
+	for _, tc := range []struct {
+		name  string
+		files fstest.MapFS
+		err   string // "" for success
+		n     int
+	}{
+		{"ordered", fstest.MapFS{"m/0002_b.sql": {Data: []byte("B")}, "m/0001_a.sql": {Data: []byte("A")}, "m/README": {}}, "", 2},
+		{"gap", fstest.MapFS{"m/0001_a.sql": {}, "m/0003_c.sql": {}}, "expected version 2", 0},
+		{"duplicate", fstest.MapFS{"m/0001_a.sql": {}, "m/0001_b.sql": {}, "m/0002_c.sql": {}}, "expected version 2", 0},
+		{"not starting at 1", fstest.MapFS{"m/0002_a.sql": {}}, "expected version 1", 0},
+		{"no number", fstest.MapFS{"m/init.sql": {}}, "positive number", 0},
+		{"zero", fstest.MapFS{"m/0000_x.sql": {}}, "positive number", 0},
+	} {
+		ms, err := loadMigrations(tc.files, "m")
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.err == "" && len(ms) != tc.n:
+			t.Errorf("%s: %d migrations, want %d", tc.name, len(ms), tc.n)
+		case tc.err == "" && (ms[0].sql != "A" || ms[1].sql != "B"):
+			t.Errorf("%s: wrong order %+v", tc.name, ms)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.err)
+		}
+	}
+}
+
+func TestMigrateIdempotentAndRefusesNewer(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	s, err := Open(ctx, path, Options{Chain: nopChain{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.SchemaVersion(ctx)
+	if err != nil || v != 1 {
+		t.Fatalf("SchemaVersion = %d, %v; want 1", v, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Reopening applies nothing twice.
+	s, err = Open(ctx, path, Options{Chain: nopChain{}})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("schema_migrations rows = %d, %v; want 1", n, err)
+	}
+	// A newer program recorded version 2.
+	if _, err := s.w.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (2, '0002_future', 0)"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = Open(ctx, path, Options{Chain: nopChain{}})
+	var se *SchemaError
+	if !errors.As(err, &se) || !errors.Is(err, ErrSchemaTooNew) || se.Version != 2 || se.Known != 1 {
+		t.Fatalf("Open of a newer database: %v, want a *SchemaError{2, 1}", err)
+	}
+	if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("unclear message: %v", err)
+	}
+}
+
+// TestMigrateSteps applies a two-step history in order and records both.
+func TestMigrateSteps(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:migsteps?mode=memory&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	limitPool(db, 1)
+	ms := []migration{
+		{1, "0001_a", "CREATE TABLE a (x INTEGER) STRICT; INSERT INTO a VALUES (1);"},
+		{2, "0002_b", "ALTER TABLE a ADD COLUMN y TEXT NOT NULL DEFAULT 'b';"},
+	}
+	now := time.Unix(1700000000, 0)
+	if err := migrateWith(ctx, db, ms[:1], now); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrateWith(ctx, db, ms, now); err != nil {
+		t.Fatal(err)
+	}
+	var y string
+	if err := db.QueryRowContext(ctx, "SELECT y FROM a").Scan(&y); err != nil || y != "b" {
+		t.Fatalf("after two migrations: %q, %v", y, err)
+	}
+	// A failing migration leaves the version where it was.
+	bad := append(ms, migration{3, "0003_bad", "CREATE TABLE c (x INTEGER); SELECT nonsense FROM nowhere;"})
+	if err := migrateWith(ctx, db, bad, now); err == nil || !strings.Contains(err.Error(), "0003_bad") {
+		t.Fatalf("a failing migration: %v", err)
+	}
+	var v int
+	db.QueryRowContext(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&v)
+	var c int
+	db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'c'").Scan(&c)
+	if v != 2 || c != 0 {
+		t.Errorf("after a failed migration: version %d, table c exists %v; want 2 and rolled back", v, c == 1)
+	}
+}

@@ -1,0 +1,235 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+
+	"github.com/authbench/authbench/server/domain"
+)
+
+// Sentinel errors. Every error a Store returns for one of these conditions
+// wraps the sentinel (errors.Is), with the record named in the message.
+var (
+	// ErrNotFound: no such record (or an expired ceremony or session, or
+	// a security element whose key material was wiped).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the stored record is not at the version the change was
+	// computed from (optimistic locking). Reload, re-run the domain
+	// transition, and apply it again.
+	ErrConflict = errors.New("version conflict")
+	// ErrDuplicate: a unique value is taken: an ID, a credential ID (unique
+	// forever, also after a permanent block), a code-device serial in use
+	// or revoked, a ceremony key, a session token.
+	ErrDuplicate = errors.New("already exists")
+	// ErrInvalid: a malformed argument (empty ID, a version that cannot
+	// follow a stored one, an element that does not fit the kind, a value
+	// out of range), or a malformed row read back from the database.
+	ErrInvalid = errors.New("invalid record")
+)
+
+// Store is the server's persistence boundary. It is grouped by aggregate;
+// a consumer that needs only part of it declares the smaller interface
+// (Identities, Authenticators, ...). Implementations are safe for
+// concurrent use by many goroutines and, where the database allows it, by
+// several processes; see the package documentation.
+type Store interface {
+	Identities
+	Authenticators
+	Elements
+	Tombstones
+	Imports
+	Ceremonies
+	Sessions
+	AuditLog
+	// Close releases the database. Calls made after Close fail.
+	Close() error
+}
+
+// Identities keeps domain.Identity records.
+type Identities interface {
+	// CreateIdentity stores the new identity c.Identity and appends
+	// c.Events to the audit log, atomically. It returns an error wrapping
+	// ErrInvalid (no ID, unknown state, Version 0) or ErrDuplicate (the ID
+	// is taken), or the error of the Chainer.
+	CreateIdentity(ctx context.Context, c domain.IdentityChange) error
+	// Identity returns the identity with ID id, or an error wrapping
+	// ErrNotFound.
+	Identity(ctx context.Context, id string) (domain.Identity, error)
+	// UpdateIdentity stores c.Identity in place of the stored identity whose
+	// Version is c.Identity.Version-1, and appends c.Events, atomically. It
+	// returns an error wrapping ErrConflict (the stored Version differs),
+	// ErrNotFound or ErrInvalid.
+	UpdateIdentity(ctx context.Context, c domain.IdentityChange) error
+}
+
+// Authenticators keeps domain.Authenticator records together with their
+// security elements.
+type Authenticators interface {
+	// CreateAuthenticator stores the new authenticator c.Authenticator (the
+	// Change of domain.Policy.Add) with its security element el, appends
+	// c.Events, and, for a code device, consumes the pending Import of its
+	// serial if there is one; all in one transaction. el must fit the kind
+	// (Element.Check). It returns an error wrapping ErrNotFound (no such
+	// identity), ErrInvalid, or ErrDuplicate: the authenticator ID is
+	// taken, the credential ID was ever registered before (credential IDs
+	// are unique forever), the serial is in use by another authenticator of
+	// the same quota that is not blocked, or a tombstone revokes the code
+	// device serial. Call domain.Policy.CheckAdd first for the person's
+	// error message; these checks are what keeps concurrent adds honest.
+	CreateAuthenticator(ctx context.Context, c domain.Change, el Element) error
+	// Authenticator returns the authenticator with ID id, or an error
+	// wrapping ErrNotFound.
+	Authenticator(ctx context.Context, id string) (domain.Authenticator, error)
+	// ListAuthenticators returns the authenticators of identity identityID
+	// in the order they were created (all states; none is not an error).
+	ListAuthenticators(ctx context.Context, identityID string) ([]domain.Authenticator, error)
+	// FindAuthenticators returns the authenticators of any identity whose
+	// Serial equals ref.Serial or whose CredentialID equals
+	// ref.CredentialID (empty fields match nothing), blocked ones included:
+	// what domain.Policy.CheckAdd needs besides the identity's own.
+	FindAuthenticators(ctx context.Context, ref domain.Ref) ([]domain.Authenticator, error)
+	// UpdateAuthenticator stores a in place of the stored authenticator
+	// whose Version is a.Version-1: ApplyChange with no events and no
+	// effects. The identity, kind, reference and creation time are fixed
+	// at creation and not changed. It returns the errors of ApplyChange.
+	UpdateAuthenticator(ctx context.Context, a domain.Authenticator) error
+	// ApplyChange persists the result of a domain transition in one
+	// transaction: it stores c.Authenticator if the stored Version is
+	// c.Authenticator.Version-1 (or deletes the record when c.Remove),
+	// wipes the key material of the security element when c.WipeSecret,
+	// inserts c.Tombstone when set, and appends c.Events. Either all of it
+	// happens or none. It returns an error wrapping ErrConflict (the stored
+	// Version differs: reload and retry), ErrNotFound, ErrInvalid (the
+	// tombstone names another authenticator), ErrDuplicate (a tombstone for
+	// it exists), or the error of the Chainer.
+	ApplyChange(ctx context.Context, c domain.Change) error
+}
+
+// Elements reads and guards the security elements (DESIGN §1, the table of
+// kinds). The guards are single atomic statements.
+type Elements interface {
+	// Element returns the security element of authenticator
+	// authenticatorID; after a wipe, its key material is nil and WipedAt
+	// is set. It returns an error wrapping ErrNotFound.
+	Element(ctx context.Context, authenticatorID string) (Element, error)
+	// AdvanceOTPStep records that a one-time code of time step step was
+	// accepted for the code device authenticatorID, with the clock drift
+	// measured (in steps), if and only if step is above the highest step
+	// used so far (RFC 6238 §5.2): UPDATE ... WHERE highest_step < step.
+	// Accept the code only when it returns true; false means the code (or
+	// a later one) was already used, also when another replica accepted it
+	// a moment ago. It returns an error wrapping ErrNotFound (no code
+	// device element, or it was wiped) or ErrInvalid (step above 2^63-1).
+	AdvanceOTPStep(ctx context.Context, authenticatorID string, step uint64, drift int) (bool, error)
+	// AdvanceSignCount records the signature counter count of an
+	// assertion made with chip credential credentialID, following the rule
+	// of WebAuthn Level 2 §6.1.1 and §7.2 step 21: it returns true and
+	// stores count when count is above the stored counter, and true when
+	// both are zero (the chip keeps no counter, CTAP 2.1 §6.1 allows a
+	// constant 0). It returns false, changing nothing, when count is not
+	// above a non-zero stored counter or is zero after a non-zero one: the
+	// signal of a cloned chip (domain.CheckSignCount, CauseSignCount). Two
+	// assertions carrying one non-zero counter value can thus never both
+	// pass. For a chip without a counter nothing orders assertions: replay
+	// protection then rests on ceremony challenges being taken once. It
+	// returns an error wrapping ErrNotFound (no such chip credential, or its
+	// element was wiped).
+	AdvanceSignCount(ctx context.Context, credentialID string, count uint32) (bool, error)
+	// UpdateSecret replaces the sealed OTP secret of code device
+	// authenticatorID by to, if it is still from (key rotation with
+	// server/secrets, compare-and-swap). It returns an error wrapping
+	// ErrConflict (the stored secret is not from), ErrNotFound (no code
+	// device element, or wiped) or ErrInvalid.
+	UpdateSecret(ctx context.Context, authenticatorID string, from, to Sealed) error
+	// UpdateVerifier replaces the argon2id verifier of a password, or the
+	// PIN verifier of an app, by to if it is still from (a rehash with new
+	// parameters, a new PIN; compare-and-swap). It returns an error
+	// wrapping ErrConflict, ErrNotFound (no password or app element, or
+	// wiped) or ErrInvalid (to is empty).
+	UpdateVerifier(ctx context.Context, authenticatorID string, from, to string) error
+}
+
+// Tombstones keeps what remains of permanently blocked authenticators. They
+// are never deleted.
+type Tombstones interface {
+	// PutTombstone stores t. ApplyChange stores the tombstones of domain
+	// transitions; this is for imports and repairs. It returns an error
+	// wrapping ErrInvalid (no authenticator ID) or ErrDuplicate (a tombstone
+	// for the authenticator exists).
+	PutTombstone(ctx context.Context, t domain.Tombstone) error
+	// FindTombstones returns the tombstones whose Serial equals ref.Serial
+	// or whose CredentialID equals ref.CredentialID (empty fields match
+	// nothing), oldest first, for domain.Policy.CheckAdd.
+	FindTombstones(ctx context.Context, ref domain.Ref) ([]domain.Tombstone, error)
+}
+
+// Imports keeps code-device secrets imported from PSKC documents (RFC 6030)
+// until the device is added to an identity.
+type Imports interface {
+	// PutImport stores im. It returns an error wrapping ErrInvalid or
+	// ErrDuplicate (an import for the serial is waiting).
+	PutImport(ctx context.Context, im Import) error
+	// Import returns the import waiting for serial, or an error wrapping
+	// ErrNotFound.
+	Import(ctx context.Context, serial string) (Import, error)
+	// TakeImport deletes the import waiting for serial and returns it, or
+	// returns an error wrapping ErrNotFound. Of concurrent calls for one
+	// serial exactly one succeeds.
+	TakeImport(ctx context.Context, serial string) (Import, error)
+}
+
+// Ceremonies keeps the state of two-step ceremonies between Begin and
+// Finish (STYLE 17): WebAuthn challenges, login sessions.
+type Ceremonies interface {
+	// PutCeremony stores c until c.ExpiresAt. It returns an error wrapping
+	// ErrInvalid (no key, no expiry) or ErrDuplicate (the key is taken).
+	PutCeremony(ctx context.Context, c Ceremony) error
+	// TakeCeremony deletes the ceremony with key key and returns it if it
+	// has not expired at now, so that a challenge is used at most once: of
+	// concurrent calls exactly one succeeds. It returns an error wrapping
+	// ErrNotFound (unknown, already taken, or expired; an expired one is
+	// deleted too).
+	TakeCeremony(ctx context.Context, key string, now time.Time) (Ceremony, error)
+	// SweepCeremonies deletes the ceremonies expired at now and returns how
+	// many.
+	SweepCeremonies(ctx context.Context, now time.Time) (int, error)
+}
+
+// Sessions keeps self-service sessions, by the hash of their bearer token.
+type Sessions interface {
+	// PutSession stores s. It returns an error wrapping ErrInvalid,
+	// ErrNotFound (no such identity) or ErrDuplicate (the token hash is
+	// taken).
+	PutSession(ctx context.Context, s Session) error
+	// Session returns the session whose token hash is tokenHash if it has
+	// not expired at now, or an error wrapping ErrNotFound.
+	Session(ctx context.Context, tokenHash []byte, now time.Time) (Session, error)
+	// DeleteSession ends the session (logout). Deleting an unknown session
+	// is not an error.
+	DeleteSession(ctx context.Context, tokenHash []byte) error
+	// SweepSessions deletes the sessions expired at now and returns how many.
+	SweepSessions(ctx context.Context, now time.Time) (int, error)
+}
+
+// AuditLog keeps the append-only, hash-chained audit log (DESIGN §5).
+type AuditLog interface {
+	// AppendAudit appends events, in order, to the chain, atomically: they
+	// get consecutive sequence numbers. It returns the error of the
+	// Chainer, or an error wrapping ErrInvalid (the Chainer broke the
+	// chain).
+	AppendAudit(ctx context.Context, events ...domain.Event) error
+	// ListAudit returns up to limit records about identity identityID with
+	// Seq above after, in Seq order: pass the last Seq seen to page on.
+	// limit <= 0 means 100.
+	ListAudit(ctx context.Context, identityID string, after uint64, limit int) ([]AuditRecord, error)
+	// AuditRecords yields every record with Seq at or above from, in Seq
+	// order, for verifying the chain. It reads in pages and holds no
+	// database resources between yields, so the loop body may use the
+	// store. It stops at the first error.
+	AuditRecords(ctx context.Context, from uint64) iter.Seq2[AuditRecord, error]
+	// AuditHead returns the last record, or a zero AuditRecord (Seq 0) when
+	// the log is empty.
+	AuditHead(ctx context.Context) (AuditRecord, error)
+}

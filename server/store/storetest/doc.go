@@ -1,0 +1,29 @@
+// Package storetest is the conformance suite of server/store (STYLE 8: one
+// suite, many targets): Run checks every method of a store.Store, its
+// sentinel errors, its optimistic locking and its atomic guards under
+// concurrency, against a fresh store per test. The SQLite store runs it in
+// memory and on a file; the PostgreSQL store runs the same function.
+//
+// The suite drives the store with real domain transitions (server/domain)
+// and verifies the audit chain, so every store under test must be built
+// with Chain, this package's simple store.Chainer.
+//
+// What it checks, by DESIGN §1 and §5:
+//
+//   - Identities and authenticators: create, read, list, find; updates with
+//     a version check, and of concurrent updates from one version exactly
+//     one wins (ErrConflict for the others).
+//   - ApplyChange: a permanent block wipes the key material, stores the
+//     tombstone and the audit events in one transaction, and a failure in
+//     any step (an injected audit failure, a duplicate tombstone, a changed
+//     reference) leaves everything as it was.
+//   - Uniqueness: credential IDs are unique forever (also after a block or
+//     a cancel), a code device serial is unique while in use and revoked
+//     forever after a block.
+//   - Guards: AdvanceOTPStep accepts one time step once, also when 100
+//     goroutines try at once (RFC 6238 §5.2); AdvanceSignCount follows
+//     WebAuthn Level 2 §6.1.1, including chips without a counter.
+//   - Ceremonies and imports are taken once under concurrency; sessions and
+//     ceremonies expire.
+//   - The audit log stays one gap-free hash chain under concurrent appends.
+package storetest

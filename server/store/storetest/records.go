@@ -1,0 +1,398 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/device/otp"
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/store"
+)
+
+func testTombstones(f *fixture) {
+	t1 := domain.Tombstone{IdentityID: "id-1", AuthenticatorID: "kv-1", Kind: device.KindCodeDisplay,
+		Ref: domain.Ref{Serial: "S-1"}, Reason: domain.ReasonLost, BlockedAt: f.now, By: domain.Owner("id-1", "pw-1")}
+	t2 := domain.Tombstone{IdentityID: "id-2", AuthenticatorID: "chip-1", Kind: device.KindChip,
+		Ref: domain.Ref{Serial: "S-1", CredentialID: "C-1"}, Reason: domain.ReasonEscalation, BlockedAt: f.now.Add(time.Second), By: domain.System("login")}
+	t3 := domain.Tombstone{IdentityID: "id-2", AuthenticatorID: "app-1", Kind: device.KindApp,
+		Ref: domain.Ref{CredentialID: "C-2"}, Reason: domain.ReasonCompromised, BlockedAt: f.now.Add(2 * time.Second), By: domain.Support("op-1")}
+	for _, ts := range []domain.Tombstone{t1, t2, t3} {
+		f.ok(f.s.PutTombstone(f.ctx, ts), "PutTombstone %s", ts.AuthenticatorID)
+	}
+	f.wantErr(f.s.PutTombstone(f.ctx, t1), store.ErrDuplicate, "PutTombstone twice")
+	f.wantErr(f.s.PutTombstone(f.ctx, domain.Tombstone{Kind: device.KindApp}), store.ErrInvalid, "PutTombstone without IDs")
+	for _, tc := range []struct {
+		ref  domain.Ref
+		want []domain.Tombstone
+	}{
+		{domain.Ref{}, nil},
+		{domain.Ref{Serial: "S-1"}, []domain.Tombstone{t1, t2}},
+		{domain.Ref{CredentialID: "C-1"}, []domain.Tombstone{t2}},
+		{domain.Ref{CredentialID: "C-2", Serial: "S-9"}, []domain.Tombstone{t3}},
+		{domain.Ref{CredentialID: "C-2", Serial: "S-1"}, []domain.Tombstone{t1, t2, t3}},
+		{domain.Ref{Serial: "S-9"}, nil},
+	} {
+		got, err := f.s.FindTombstones(f.ctx, tc.ref)
+		f.ok(err, "FindTombstones(%+v)", tc.ref)
+		if len(got) != len(tc.want) {
+			f.t.Errorf("FindTombstones(%+v) = %+v, want %+v", tc.ref, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if !sameTombstone(got[i], tc.want[i]) {
+				f.t.Errorf("FindTombstones(%+v)[%d] = %+v, want %+v (oldest first)", tc.ref, i, got[i], tc.want[i])
+			}
+		}
+	}
+	// What CheckAdd makes of them.
+	id := f.identity("id-3")
+	err := f.p.CheckAdd(id, nil, device.KindCodeDisplay, domain.Ref{Serial: "S-1"}, mustFind(f, domain.Ref{Serial: "S-1"}))
+	f.wantErr(err, domain.ErrSerialRevoked, "CheckAdd of a revoked serial")
+	err = f.p.CheckAdd(id, nil, device.KindChip, domain.Ref{CredentialID: "C-1", Serial: "S-1"}, mustFind(f, domain.Ref{CredentialID: "C-1", Serial: "S-1"}))
+	f.wantErr(err, domain.ErrCredentialRevoked, "CheckAdd of a revoked chip credential")
+	err = f.p.CheckAdd(id, nil, device.KindChip, domain.Ref{CredentialID: "C-new", Serial: "S-1"}, mustFind(f, domain.Ref{CredentialID: "C-new", Serial: "S-1"}))
+	if err != nil {
+		f.t.Errorf("CheckAdd of the same chip with a new credential: %v", err)
+	}
+}
+
+func mustFind(f *fixture, ref domain.Ref) []domain.Tombstone {
+	f.t.Helper()
+	ts, err := f.s.FindTombstones(f.ctx, ref)
+	f.ok(err, "FindTombstones")
+	return ts
+}
+
+func testImports(f *fixture) {
+	im := store.Import{Serial: "KV-100", Secret: store.Sealed{KeyID: "k1", Blob: []byte("SEALED-PSKC-KV-100")},
+		OTPParams: store.OTPParams{Digits: 8, Period: 60 * time.Second, Algorithm: otp.SHA256}, ImportedAt: f.now}
+	f.ok(f.s.PutImport(f.ctx, im), "PutImport")
+	f.wantErr(f.s.PutImport(f.ctx, im), store.ErrDuplicate, "PutImport twice")
+	for name, bad := range map[string]store.Import{
+		"no serial":  {Secret: im.Secret},
+		"no secret":  {Serial: "X"},
+		"no key ID":  {Serial: "X", Secret: store.Sealed{Blob: []byte("b")}},
+		"bad digits": {Serial: "X", Secret: im.Secret, OTPParams: store.OTPParams{Digits: 9}},
+		"bad alg":    {Serial: "X", Secret: im.Secret, OTPParams: store.OTPParams{Algorithm: 7}},
+	} {
+		f.wantErr(f.s.PutImport(f.ctx, bad), store.ErrInvalid, "PutImport with %s", name)
+	}
+	got, err := f.s.Import(f.ctx, "KV-100")
+	f.ok(err, "Import")
+	if !sameImport(got, im) {
+		f.t.Errorf("Import = %+v, want %+v", got, im)
+	}
+	_, err = f.s.Import(f.ctx, "KV-404")
+	f.wantErr(err, store.ErrNotFound, "Import(unknown)")
+	got, err = f.s.TakeImport(f.ctx, "KV-100")
+	f.ok(err, "TakeImport")
+	if !sameImport(got, im) {
+		f.t.Errorf("TakeImport = %+v, want %+v", got, im)
+	}
+	_, err = f.s.TakeImport(f.ctx, "KV-100")
+	f.wantErr(err, store.ErrNotFound, "TakeImport twice")
+	_, err = f.s.Import(f.ctx, "KV-100")
+	f.wantErr(err, store.ErrNotFound, "Import after TakeImport")
+
+	// Adding the code device consumes its import in the same transaction.
+	im.Serial = "KV-200"
+	f.ok(f.s.PutImport(f.ctx, im), "PutImport")
+	f.identity("id-1")
+	c := f.pending("id-1", "kv-200", device.KindCodeDisplay, domain.Ref{Serial: "KV-200"})
+	el := store.Element{Code: &store.CodeElement{Secret: store.Sealed{KeyID: "k1", Blob: []byte("RESEALED-FOR-kv-200")}, OTPParams: im.OTPParams}}
+	f.ok(f.s.CreateAuthenticator(f.ctx, c, el), "CreateAuthenticator")
+	_, err = f.s.Import(f.ctx, "KV-200")
+	f.wantErr(err, store.ErrNotFound, "Import after the device was added")
+}
+
+func sameImport(a, b store.Import) bool {
+	return a.Serial == b.Serial && a.Secret.Equal(b.Secret) && a.OTPParams == b.OTPParams && a.ImportedAt.Equal(b.ImportedAt)
+}
+
+func testImportsConcurrentTake(f *fixture) {
+	im := store.Import{Serial: "KV-1", Secret: store.Sealed{KeyID: "k1", Blob: []byte("SEALED")}}
+	f.ok(f.s.PutImport(f.ctx, im), "PutImport")
+	errs := race(Concurrency, func(int) error {
+		_, err := f.s.TakeImport(f.ctx, "KV-1")
+		return err
+	})
+	if wins := f.countWins(errs, store.ErrNotFound, "concurrent TakeImport"); wins != 1 {
+		f.t.Errorf("the import was taken %d times, want once", wins)
+	}
+}
+
+func testCeremonies(f *fixture) {
+	c := store.Ceremony{Key: "challenge-1", IdentityID: "id-1", Data: []byte(`{"challenge":"abc"}`), ExpiresAt: f.now.Add(time.Minute)}
+	f.ok(f.s.PutCeremony(f.ctx, c), "PutCeremony")
+	f.wantErr(f.s.PutCeremony(f.ctx, c), store.ErrDuplicate, "PutCeremony twice")
+	f.wantErr(f.s.PutCeremony(f.ctx, store.Ceremony{Key: "x"}), store.ErrInvalid, "PutCeremony without expiry")
+	f.wantErr(f.s.PutCeremony(f.ctx, store.Ceremony{ExpiresAt: f.now}), store.ErrInvalid, "PutCeremony without key")
+
+	got, err := f.s.TakeCeremony(f.ctx, "challenge-1", f.now.Add(59*time.Second))
+	f.ok(err, "TakeCeremony")
+	if got.Key != c.Key || got.IdentityID != c.IdentityID || !bytes.Equal(got.Data, c.Data) || !got.ExpiresAt.Equal(c.ExpiresAt) {
+		f.t.Errorf("TakeCeremony = %+v, want %+v", got, c)
+	}
+	_, err = f.s.TakeCeremony(f.ctx, "challenge-1", f.now)
+	f.wantErr(err, store.ErrNotFound, "TakeCeremony twice (a challenge is used once)")
+
+	// Expired at exactly ExpiresAt; an expired ceremony is gone.
+	c.Key = "challenge-2"
+	f.ok(f.s.PutCeremony(f.ctx, c), "PutCeremony")
+	_, err = f.s.TakeCeremony(f.ctx, "challenge-2", c.ExpiresAt)
+	f.wantErr(err, store.ErrNotFound, "TakeCeremony after expiry")
+	f.ok(f.s.PutCeremony(f.ctx, c), "PutCeremony again after the expired one was taken")
+
+	// No data and no identity (a discoverable login) are fine.
+	f.ok(f.s.PutCeremony(f.ctx, store.Ceremony{Key: "bare", ExpiresAt: f.now.Add(time.Hour)}), "PutCeremony(bare)")
+	got, err = f.s.TakeCeremony(f.ctx, "bare", f.now)
+	f.ok(err, "TakeCeremony(bare)")
+	if got.IdentityID != "" || len(got.Data) != 0 {
+		f.t.Errorf("TakeCeremony(bare) = %+v", got)
+	}
+
+	for i := range 5 {
+		f.ok(f.s.PutCeremony(f.ctx, store.Ceremony{Key: fmt.Sprint("sweep-", i), ExpiresAt: f.now.Add(time.Duration(i) * time.Minute)}), "PutCeremony")
+	}
+	// Expiring: challenge-2 (+1 min) and sweep-0..2 (+0..2 min) at +2 min.
+	n, err := f.s.SweepCeremonies(f.ctx, f.now.Add(2*time.Minute))
+	f.ok(err, "SweepCeremonies")
+	if n != 4 {
+		f.t.Errorf("SweepCeremonies removed %d, want 4", n)
+	}
+	if _, err := f.s.TakeCeremony(f.ctx, "sweep-3", f.now); err != nil {
+		f.t.Errorf("a live ceremony was swept: %v", err)
+	}
+}
+
+func testCeremoniesConcurrentTake(f *fixture) {
+	f.ok(f.s.PutCeremony(f.ctx, store.Ceremony{Key: "once", Data: []byte("x"), ExpiresAt: f.now.Add(time.Minute)}), "PutCeremony")
+	errs := race(Concurrency, func(int) error {
+		_, err := f.s.TakeCeremony(f.ctx, "once", f.now)
+		return err
+	})
+	if wins := f.countWins(errs, store.ErrNotFound, "concurrent TakeCeremony"); wins != 1 {
+		f.t.Errorf("the challenge was taken %d times, want once", wins)
+	}
+}
+
+func testSessions(f *fixture) {
+	f.identity("id-1")
+	hash := bytes.Repeat([]byte{0x42}, 32)
+	s := store.Session{TokenHash: hash, IdentityID: "id-1", Via: "pw-1", CreatedAt: f.now, ExpiresAt: f.now.Add(15 * time.Minute)}
+	f.ok(f.s.PutSession(f.ctx, s), "PutSession")
+	f.wantErr(f.s.PutSession(f.ctx, s), store.ErrDuplicate, "PutSession twice")
+	other := s
+	other.TokenHash = bytes.Repeat([]byte{0x43}, 32)
+	other.IdentityID = "nobody"
+	f.wantErr(f.s.PutSession(f.ctx, other), store.ErrNotFound, "PutSession for an unknown identity")
+	f.wantErr(f.s.PutSession(f.ctx, store.Session{IdentityID: "id-1", ExpiresAt: f.now}), store.ErrInvalid, "PutSession without a token hash")
+
+	got, err := f.s.Session(f.ctx, hash, f.now.Add(time.Minute))
+	f.ok(err, "Session")
+	if !bytes.Equal(got.TokenHash, hash) || got.IdentityID != "id-1" || got.Via != "pw-1" || !got.CreatedAt.Equal(s.CreatedAt) || !got.ExpiresAt.Equal(s.ExpiresAt) {
+		f.t.Errorf("Session = %+v, want %+v", got, s)
+	}
+	_, err = f.s.Session(f.ctx, hash, s.ExpiresAt)
+	f.wantErr(err, store.ErrNotFound, "Session at its expiry")
+	_, err = f.s.Session(f.ctx, bytes.Repeat([]byte{0x44}, 32), f.now)
+	f.wantErr(err, store.ErrNotFound, "Session(unknown)")
+
+	f.ok(f.s.DeleteSession(f.ctx, hash), "DeleteSession")
+	_, err = f.s.Session(f.ctx, hash, f.now)
+	f.wantErr(err, store.ErrNotFound, "Session after DeleteSession")
+	f.ok(f.s.DeleteSession(f.ctx, hash), "DeleteSession twice")
+
+	for i := range 4 {
+		x := s
+		x.TokenHash = []byte{byte(i)}
+		x.ExpiresAt = f.now.Add(time.Duration(i+1) * time.Minute)
+		f.ok(f.s.PutSession(f.ctx, x), "PutSession %d", i)
+	}
+	n, err := f.s.SweepSessions(f.ctx, f.now.Add(2*time.Minute))
+	f.ok(err, "SweepSessions")
+	if n != 2 {
+		f.t.Errorf("SweepSessions removed %d, want 2", n)
+	}
+	if _, err := f.s.Session(f.ctx, []byte{3}, f.now); err != nil {
+		f.t.Errorf("a live session was swept: %v", err)
+	}
+}
+
+func event(identityID string, i int, at time.Time) domain.Event {
+	return domain.Event{Type: domain.EventLoginFailed, IdentityID: identityID, AuthenticatorID: fmt.Sprint("a-", i),
+		Actor: sys, Details: map[string]string{"n": fmt.Sprint(i)}, At: at}
+}
+
+func testAuditAppendList(f *fixture) {
+	h, err := f.s.AuditHead(f.ctx)
+	f.ok(err, "AuditHead of an empty log")
+	if h.Seq != 0 {
+		f.t.Errorf("AuditHead of an empty log: seq %d", h.Seq)
+	}
+	f.ok(f.s.AppendAudit(f.ctx), "AppendAudit()")
+	var all []domain.Event
+	for i := range 25 {
+		id := "id-a"
+		if i%3 == 0 {
+			id = "id-b"
+		}
+		all = append(all, event(id, i, f.now.Add(time.Duration(i)*time.Millisecond)))
+	}
+	f.ok(f.s.AppendAudit(f.ctx, all[:10]...), "AppendAudit")
+	for _, e := range all[10:] {
+		f.ok(f.s.AppendAudit(f.ctx, e), "AppendAudit")
+	}
+	recs := f.audit()
+	if len(recs) != len(all) {
+		f.t.Fatalf("%d records, want %d", len(recs), len(all))
+	}
+	for i, r := range recs {
+		if e := all[i]; r.Type != e.Type || r.IdentityID != e.IdentityID || r.AuthenticatorID != e.AuthenticatorID || !r.At.Equal(e.At) {
+			f.t.Errorf("record %d = %+v, want event %+v", r.Seq, r, e)
+		}
+	}
+	h, err = f.s.AuditHead(f.ctx)
+	f.ok(err, "AuditHead")
+	if !reflect.DeepEqual(h, recs[len(recs)-1]) {
+		f.t.Errorf("AuditHead = %+v, want %+v", h, recs[len(recs)-1])
+	}
+	// From the middle.
+	n := 0
+	for r, err := range f.s.AuditRecords(f.ctx, 20) {
+		f.ok(err, "AuditRecords(20)")
+		if r.Seq != uint64(20+n) {
+			f.t.Errorf("AuditRecords(20) yielded seq %d, want %d", r.Seq, 20+n)
+		}
+		n++
+	}
+	if n != 6 {
+		f.t.Errorf("AuditRecords(20) yielded %d records, want 6", n)
+	}
+	// Stopping early.
+	n = 0
+	for range f.s.AuditRecords(f.ctx, 1) {
+		n++
+		if n == 3 {
+			break
+		}
+	}
+	// Paging by identity.
+	var pages [][]uint64
+	after := uint64(0)
+	for {
+		page, err := f.s.ListAudit(f.ctx, "id-b", after, 4)
+		f.ok(err, "ListAudit")
+		if len(page) == 0 {
+			break
+		}
+		var seqs []uint64
+		for _, r := range page {
+			if r.IdentityID != "id-b" {
+				f.t.Errorf("ListAudit(id-b) returned a record of %s", r.IdentityID)
+			}
+			seqs = append(seqs, r.Seq)
+		}
+		pages = append(pages, seqs)
+		after = page[len(page)-1].Seq
+	}
+	want := [][]uint64{{1, 4, 7, 10}, {13, 16, 19, 22}, {25}}
+	if !reflect.DeepEqual(pages, want) {
+		f.t.Errorf("ListAudit pages %v, want %v", pages, want)
+	}
+	page, err := f.s.ListAudit(f.ctx, "id-a", 0, 0)
+	f.ok(err, "ListAudit(limit 0)")
+	if len(page) != 16 {
+		f.t.Errorf("ListAudit(id-a, limit 0) returned %d, want all 16", len(page))
+	}
+}
+
+func testAuditConcurrent(f *fixture) {
+	// Each goroutine appends 1 to 3 events at once; they must end up
+	// consecutive, and the whole log one chain.
+	errs := race(64, func(g int) error {
+		var evs []domain.Event
+		for j := range 1 + g%3 {
+			e := event(fmt.Sprint("id-", g), j, f.now)
+			e.Details["g"] = fmt.Sprint(g)
+			evs = append(evs, e)
+		}
+		return f.s.AppendAudit(f.ctx, evs...)
+	})
+	for g, err := range errs {
+		if err != nil {
+			f.t.Errorf("goroutine %d: AppendAudit: %v", g, err)
+		}
+	}
+	recs := f.audit() // checks seq 1..N and the links
+	want := 0
+	for g := range 64 {
+		want += 1 + g%3
+	}
+	if len(recs) != want {
+		f.t.Fatalf("%d records, want %d", len(recs), want)
+	}
+	for i := 0; i < len(recs); {
+		g := recs[i].IdentityID
+		n := 0
+		for i < len(recs) && recs[i].IdentityID == g {
+			i++
+			n++
+		}
+		var gi int
+		fmt.Sscanf(g, "id-%d", &gi)
+		if n != 1+gi%3 {
+			f.t.Errorf("the %d events of %s are not consecutive (a run of %d)", 1+gi%3, g, n)
+		}
+	}
+}
+
+func testAuditFailedAppend(f *fixture) {
+	f.ok(f.s.AppendAudit(f.ctx, event("id-1", 0, f.now)), "AppendAudit")
+	bad := event("id-1", 1, f.now)
+	bad.Reason = FailReason
+	err := f.s.AppendAudit(f.ctx, event("id-1", 2, f.now), bad, event("id-1", 3, f.now))
+	if !errors.Is(err, ErrInjected) {
+		f.t.Errorf("AppendAudit with a failing event: %v, want %v", err, ErrInjected)
+	}
+	if h := f.head(); h != 1 {
+		f.t.Errorf("a failed append left records: head %d, want 1", h)
+	}
+	// A failed identity creation is not audited either.
+	c, _ := domain.NewIdentity("id-9", sys, f.now)
+	c.Events[0].Reason = FailReason
+	if err := f.s.CreateIdentity(f.ctx, c); !errors.Is(err, ErrInjected) {
+		f.t.Errorf("CreateIdentity with a failing event: %v", err)
+	}
+	if _, err := f.s.Identity(f.ctx, "id-9"); !errors.Is(err, store.ErrNotFound) {
+		f.t.Errorf("an identity whose audit failed was stored: %v", err)
+	}
+	f.audit()
+}
+
+func testClose(f *fixture) {
+	f.identity("id-1")
+	f.closed = true
+	if err := f.s.Close(); err != nil {
+		f.t.Fatalf("Close: %v", err)
+	}
+	if _, err := f.s.Identity(f.ctx, "id-1"); err == nil {
+		f.t.Errorf("Identity after Close succeeded")
+	}
+	if _, err := f.s.AdvanceOTPStep(f.ctx, "a", 1, 0); err == nil {
+		f.t.Errorf("AdvanceOTPStep after Close succeeded")
+	}
+	if err := f.s.AppendAudit(f.ctx, event("id-1", 0, f.now)); err == nil {
+		f.t.Errorf("AppendAudit after Close succeeded")
+	}
+	for _, err := range f.s.AuditRecords(f.ctx, 1) {
+		if err == nil {
+			f.t.Errorf("AuditRecords after Close yielded a record")
+		}
+		break
+	}
+}

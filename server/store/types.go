@@ -1,0 +1,328 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/device/otp"
+	"github.com/authbench/authbench/server/domain"
+)
+
+// Sealed is a secret sealed by server/secrets: the ID of the master key and
+// the AEAD blob. The store keeps both as opaque values.
+type Sealed struct {
+	KeyID string
+	Blob  []byte
+}
+
+// IsZero reports whether s holds nothing (a wiped secret).
+func (s Sealed) IsZero() bool { return s.KeyID == "" && len(s.Blob) == 0 }
+
+// Equal reports whether s and o are the same sealed value.
+func (s Sealed) Equal(o Sealed) bool { return s.KeyID == o.KeyID && bytes.Equal(s.Blob, o.Blob) }
+
+func (s Sealed) check(what string) error {
+	if s.KeyID == "" || len(s.Blob) == 0 {
+		return fmt.Errorf("store: %w: %s needs a key ID and a sealed blob", ErrInvalid, what)
+	}
+	return nil
+}
+
+// OTPParams are the parameters of a code device's TOTP generator (RFC 6238
+// §4), as in otp.TOTP: a zero field means the default (6 digits, 30 s,
+// SHA-1).
+type OTPParams struct {
+	Digits    int           // 6..8, or 0
+	Period    time.Duration // a whole number of seconds, or 0
+	Algorithm otp.Algorithm // a valid algorithm, or 0
+}
+
+// Check returns an error wrapping ErrInvalid when p is out of range.
+func (p OTPParams) Check() error {
+	switch {
+	case p.Digits != 0 && (p.Digits < 6 || p.Digits > 8):
+		return fmt.Errorf("store: %w: %d OTP digits (want 6..8)", ErrInvalid, p.Digits)
+	case p.Period < 0 || p.Period%time.Second != 0 || p.Period > 1<<16*time.Second:
+		return fmt.Errorf("store: %w: OTP period %v (want whole seconds up to 65536 s)", ErrInvalid, p.Period)
+	case p.Algorithm != 0 && !p.Algorithm.Valid():
+		return fmt.Errorf("store: %w: OTP algorithm %v", ErrInvalid, p.Algorithm)
+	}
+	return nil
+}
+
+// Element is the security element the server holds for one authenticator
+// (DESIGN §1). Exactly one of the kind fields is set, the one that fits the
+// authenticator's kind. The reference (a chip's credential ID and serial, a
+// code device's serial, an app key's ID) is domain.Authenticator.Ref.
+type Element struct {
+	Chip     *ChipElement     // kind chip
+	Code     *CodeElement     // kinds code-display and audio-code-reader
+	App      *AppElement      // kind app
+	Password *PasswordElement // kind password
+	// WipedAt is when the key material was wiped (Change.WipeSecret); zero
+	// while it is kept.
+	WipedAt time.Time
+}
+
+// ChipElement is the registered FIDO credential of a chip (WebAuthn Level 2
+// §6.5.1 attested credential data, §6.1 authenticator data flags).
+type ChipElement struct {
+	// PublicKey is the credential public key as a COSE_Key (CTAP 2.1
+	// §6.5.6); nil after a wipe.
+	PublicKey []byte
+	// AAGUID is the authenticator model (16 bytes), or nil (U2F chips).
+	AAGUID []byte
+	// SignCount is the highest signature counter seen (AdvanceSignCount).
+	SignCount uint32
+	// AttestationFormat is the attestation statement format at
+	// registration ("packed", "fido-u2f", "none").
+	AttestationFormat string
+	// BackupEligible and BackupState are the BE and BS flags seen at
+	// registration (WebAuthn Level 3 §6.1).
+	BackupEligible bool
+	BackupState    bool
+}
+
+// CodeElement is the OTP secret of a code display or audio code reader.
+type CodeElement struct {
+	// Secret is the sealed OTP secret; zero after a wipe.
+	Secret Sealed
+	OTPParams
+	// Drift is the clock drift last measured, in time steps (RFC 6238 §6).
+	Drift int
+	// HighestStep is the highest time step accepted so far (RFC 6238
+	// §5.2); 0 when none was.
+	HighestStep uint64
+}
+
+// AppElement is what the server holds for a MitID app: the device key and
+// the PIN verifier.
+type AppElement struct {
+	// PublicKey is the app's device public key (its encoding is the
+	// app's); nil after a wipe.
+	PublicKey []byte
+	// PINVerifier is the argon2id verifier of the PIN (server/secrets);
+	// empty after a wipe.
+	PINVerifier string
+}
+
+// PasswordElement is the argon2id verifier of a password; Verifier is
+// empty after a wipe.
+type PasswordElement struct {
+	Verifier string
+}
+
+// Check reports whether e is a complete, unwiped element for an
+// authenticator of kind k. It returns an error wrapping ErrInvalid when it
+// is not.
+func (e *Element) Check(k device.Kind) error {
+	n := 0
+	for _, set := range []bool{e.Chip != nil, e.Code != nil, e.App != nil, e.Password != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("store: %w: an element sets exactly one kind, not %d", ErrInvalid, n)
+	}
+	bad := func(what string) error {
+		return fmt.Errorf("store: %w: %s element: %s", ErrInvalid, k, what)
+	}
+	switch k {
+	case device.KindChip:
+		switch c := e.Chip; {
+		case c == nil:
+			return bad("no chip credential")
+		case len(c.PublicKey) == 0:
+			return bad("no public key")
+		case len(c.AAGUID) != 0 && len(c.AAGUID) != 16:
+			return bad(fmt.Sprintf("AAGUID of %d bytes (want 16)", len(c.AAGUID)))
+		}
+	case device.KindCodeDisplay, device.KindAudioCodeReader:
+		if e.Code == nil {
+			return bad("no OTP secret")
+		}
+		if err := e.Code.Secret.check("the OTP secret"); err != nil {
+			return err
+		}
+		if err := e.Code.OTPParams.Check(); err != nil {
+			return err
+		}
+		if e.Code.HighestStep > maxInt63 {
+			return bad("highest step out of range")
+		}
+	case device.KindApp:
+		switch a := e.App; {
+		case a == nil:
+			return bad("no app key")
+		case len(a.PublicKey) == 0:
+			return bad("no public key")
+		case a.PINVerifier == "":
+			return bad("no PIN verifier")
+		}
+	case device.KindPassword:
+		if e.Password == nil || e.Password.Verifier == "" {
+			return bad("no verifier")
+		}
+	default:
+		return fmt.Errorf("store: %w: unknown kind %q", ErrInvalid, k)
+	}
+	return nil
+}
+
+const maxInt63 = 1<<63 - 1
+
+// Import is a code-device secret imported from a PSKC document (RFC 6030
+// §4 KeyPackage), waiting for the device to be added to an identity.
+type Import struct {
+	Serial string // the device serial (PSKC DeviceInfo/SerialNo)
+	Secret Sealed // the sealed secret (PSKC Data/Secret, after the MAC check)
+	OTPParams
+	ImportedAt time.Time
+}
+
+// Check returns an error wrapping ErrInvalid when im lacks a serial or a
+// secret or has parameters out of range.
+func (im *Import) Check() error {
+	if im.Serial == "" {
+		return fmt.Errorf("store: %w: an import needs a serial", ErrInvalid)
+	}
+	if err := im.Secret.check("an import"); err != nil {
+		return err
+	}
+	return im.OTPParams.Check()
+}
+
+// Ceremony is the server-side state of a ceremony between Begin and Finish
+// (STYLE 17), for example a WebAuthn challenge with its session data.
+type Ceremony struct {
+	// Key finds the ceremony again: the challenge in base64url, or a
+	// ceremony ID given to the client.
+	Key string
+	// IdentityID is the identity the ceremony is for; empty when not yet
+	// known (a discoverable-credential login).
+	IdentityID string
+	// Data is opaque to the store (e.g. go-webauthn SessionData as JSON).
+	Data []byte
+	// ExpiresAt is when the ceremony can no longer be finished.
+	ExpiresAt time.Time
+}
+
+// Check returns an error wrapping ErrInvalid when c has no key or no expiry.
+func (c *Ceremony) Check() error {
+	if c.Key == "" || c.ExpiresAt.IsZero() {
+		return fmt.Errorf("store: %w: a ceremony needs a key and an expiry", ErrInvalid)
+	}
+	return nil
+}
+
+// Session is a self-service session of an identity, created by a
+// successful login (DESIGN §5). The store keeps only the SHA-256 hash of
+// the bearer token (server/secrets), never the token.
+type Session struct {
+	TokenHash  []byte
+	IdentityID string
+	// Via is the authenticator the login was proven with: the via of
+	// domain.Owner for self-service reactivation.
+	Via       string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Check returns an error wrapping ErrInvalid when s lacks a token hash, an
+// identity or an expiry.
+func (s *Session) Check() error {
+	if len(s.TokenHash) == 0 || s.IdentityID == "" || s.ExpiresAt.IsZero() {
+		return fmt.Errorf("store: %w: a session needs a token hash, an identity and an expiry", ErrInvalid)
+	}
+	return nil
+}
+
+// AuditRecord is one record of the audit log. Seq, PrevHash, Hash and Body
+// come from the Chainer; the other fields repeat the event's for finding
+// records (ListAudit) without decoding Body.
+type AuditRecord struct {
+	Seq             uint64 // 1, 2, 3, ... without gaps
+	At              time.Time
+	Type            domain.EventType
+	IdentityID      string
+	AuthenticatorID string
+	PrevHash        []byte // the Hash of record Seq-1 (the Chainer's genesis value for Seq 1)
+	Hash            []byte // the hash over PrevHash and Body, as the Chainer defines it
+	Body            []byte // the event in the Chainer's canonical encoding
+}
+
+// Chainer turns audit events into hash-chained records; server/audit
+// provides the real one. A store calls it inside the transaction that
+// appends, with the current head, so the chain has a single head.
+type Chainer interface {
+	// Link returns the record for e that follows prev (nil for the first
+	// record of the log): Seq prev.Seq+1 (1 for the first), PrevHash equal
+	// to prev.Hash (the genesis value for the first), and Hash and Body.
+	// An error makes the whole write fail.
+	Link(prev *AuditRecord, e domain.Event) (AuditRecord, error)
+}
+
+// Link calls c.Link and checks that the record it returns follows prev;
+// it fills the index fields (At, Type, IdentityID, AuthenticatorID) from e.
+// Implementations of Store use it. It returns the Chainer's error, or one
+// wrapping ErrInvalid when the record does not follow prev.
+func Link(c Chainer, prev *AuditRecord, e domain.Event) (AuditRecord, error) {
+	if c == nil {
+		return AuditRecord{}, fmt.Errorf("store: %w: no audit Chainer configured", ErrInvalid)
+	}
+	r, err := c.Link(prev, e)
+	if err != nil {
+		return AuditRecord{}, fmt.Errorf("store: audit: %w", err)
+	}
+	want := uint64(1)
+	if prev != nil {
+		want = prev.Seq + 1
+	}
+	switch {
+	case r.Seq != want:
+		return AuditRecord{}, fmt.Errorf("store: %w: the audit chainer returned seq %d after %d", ErrInvalid, r.Seq, want-1)
+	case prev != nil && !bytes.Equal(r.PrevHash, prev.Hash):
+		return AuditRecord{}, fmt.Errorf("store: %w: the audit chainer's record %d does not follow the hash of %d", ErrInvalid, r.Seq, prev.Seq)
+	case len(r.Hash) == 0 || len(r.Body) == 0:
+		return AuditRecord{}, fmt.Errorf("store: %w: the audit chainer returned record %d without hash or body", ErrInvalid, r.Seq)
+	case r.Seq > maxInt63:
+		return AuditRecord{}, fmt.Errorf("store: %w: audit seq out of range", ErrInvalid)
+	}
+	r.At = e.At
+	r.Type = e.Type
+	r.IdentityID = e.IdentityID
+	r.AuthenticatorID = e.AuthenticatorID
+	return r, nil
+}
+
+// CheckIdentityChange returns an error wrapping ErrInvalid when c cannot be
+// stored: a malformed identity or Version 0.
+func CheckIdentityChange(c *domain.IdentityChange) error {
+	if err := c.Identity.Validate(); err != nil {
+		return fmt.Errorf("store: %w: %w", ErrInvalid, err)
+	}
+	if c.Identity.Version == 0 || c.Identity.Version > maxInt63 {
+		return fmt.Errorf("store: %w: identity %s has version %d", ErrInvalid, c.Identity.ID, c.Identity.Version)
+	}
+	return nil
+}
+
+// CheckChange returns an error wrapping ErrInvalid when c cannot be stored:
+// a malformed authenticator, Version 0, or a tombstone of another
+// authenticator.
+func CheckChange(c *domain.Change) error {
+	a := &c.Authenticator
+	if err := a.Validate(); err != nil {
+		return fmt.Errorf("store: %w: %w", ErrInvalid, err)
+	}
+	if a.Version == 0 || a.Version > maxInt63 {
+		return fmt.Errorf("store: %w: authenticator %s has version %d", ErrInvalid, a.ID, a.Version)
+	}
+	if t := c.Tombstone; t != nil && (t.AuthenticatorID != a.ID || t.IdentityID != a.IdentityID) {
+		return fmt.Errorf("store: %w: the tombstone of %s is not for authenticator %s", ErrInvalid, t.AuthenticatorID, a.ID)
+	}
+	return nil
+}
