@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// lockedBuffer collects a command's stderr from its goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServe runs `authbench serve ARGS` in-process until it prints its
+// URL, and returns the URL and a function that stops it (like SIGINT) and
+// returns its exit status.
+func startServe(t *testing.T, args ...string) (url string, stop func() int, stderr *lockedBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	stderr = &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, &env{stdout: pw, stderr: stderr}, append([]string{"serve"}, args...))
+		pw.Close()
+	}()
+	var once sync.Once
+	code := 0
+	stop = func() int {
+		once.Do(func() {
+			cancel()
+			go io.Copy(io.Discard, pr)
+			code = <-done
+		})
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		if u, ok := strings.CutPrefix(sc.Text(), "authbench server listening on "); ok {
+			go io.Copy(io.Discard, pr)
+			return u, stop, stderr
+		}
+	}
+	t.Fatalf("serve ended before listening (exit %d): %s", stop(), stderr.String())
+	return "", nil, nil
+}
+
+func serveArgs(dir string) []string {
+	return []string{
+		"--addr", "127.0.0.1:0",
+		"--db", filepath.Join(dir, "authbench.db"),
+		"--master-key", filepath.Join(dir, "master.key"),
+		"--support-token-file", filepath.Join(dir, "tokens"),
+		"--attestation-roots", "../../testdata/attestation/ca.pem",
+		"--log-level", "debug",
+	}
+}
+
+func request(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The first run creates the master key and a support token file (0600);
+// a restart on the same files keeps the data; SIGINT-like cancellation
+// shuts down cleanly.
+func TestServeFirstRunAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	url, stop, stderr := startServe(t, serveArgs(dir)...)
+	for _, f := range []string{"master.key", "tokens"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v", f, fi.Mode().Perm())
+		}
+	}
+	tokens, err := os.ReadFile(filepath.Join(dir, "tokens"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var token string
+	for _, line := range strings.Split(string(tokens), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && !strings.HasPrefix(line, "#") {
+			if f[0] != "support" {
+				t.Fatalf("operator %q", f[0])
+			}
+			token = f[1]
+		}
+	}
+	if token == "" {
+		t.Fatalf("no token in %q", tokens)
+	}
+	if code, body := request(t, "GET", url+"/healthz", "", ""); code != 200 {
+		t.Fatalf("healthz: %d %s", code, body)
+	}
+	if code, body := request(t, "POST", url+"/v1/identities", token, `{"id":"alice","password":"correct horse"}`); code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stderr.String(), token) {
+		t.Fatal("the support token was logged")
+	}
+	if !strings.Contains(stderr.String(), "master key") {
+		t.Errorf("no warning about the new master key: %s", stderr)
+	}
+
+	url, stop, stderr = startServe(t, serveArgs(dir)...)
+	if code, body := request(t, "GET", url+"/v1/identities/alice", token, ""); code != 200 || !strings.Contains(body, `"kind":"password"`) {
+		t.Fatalf("after restart: %d %s", code, body)
+	}
+	if code, _ := request(t, "GET", url+"/v1/identities/alice", "wrong-token", ""); code != 401 {
+		t.Fatalf("wrong token: %d", code)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
+
+func TestServeRefusals(t *testing.T) {
+	dir := t.TempDir()
+	badTokens := filepath.Join(dir, "bad-tokens")
+	os.WriteFile(badTokens, []byte("support\n"), 0o600)
+	shortTokens := filepath.Join(dir, "short-tokens")
+	os.WriteFile(shortTokens, []byte("support abc\n"), 0o600)
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"postgres", []string{"--db", "postgres://user:hunter2@db/authbench"}, 1, "PostgreSQL support arrives with the scale-out store"},
+		{"log level", []string{"--log-level", "loud"}, 2, "--log-level"},
+		{"argument", []string{"extra"}, 2, "unexpected argument"},
+		{"token file", []string{"--support-token-file", badTokens}, 1, "operator-id token"},
+		{"short token", []string{"--support-token-file", shortTokens}, 1, "at least"},
+		{"roots", []string{"--attestation-roots", filepath.Join(dir, "none.pem")}, 1, "--attestation-roots"},
+		{"pskc key", []string{"--pskc-key", "0011"}, 2, "--pskc-key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append(serveArgs(t.TempDir()), tt.args...)
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), &env{stdout: &stdout, stderr: &stderr}, append([]string{"serve"}, args...))
+			if code != tt.wantCode || !strings.Contains(stderr.String(), tt.wantErr) {
+				t.Fatalf("exit %d, stderr %q", code, stderr.String())
+			}
+			if strings.Contains(stderr.String(), "hunter2") {
+				t.Fatal("the database password was printed")
+			}
+		})
+	}
+}

@@ -1,0 +1,142 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/service"
+	"github.com/authbench/authbench/server/store"
+)
+
+// Stable error codes of the API contract.
+const (
+	CodeBadRequest             = "bad_request"
+	CodeUnauthorized           = "unauthorized"
+	CodeForbidden              = "forbidden"
+	CodeNotFound               = "not_found"
+	CodeMethodNotAllowed       = "method_not_allowed"
+	CodeConflict               = "conflict"
+	CodeTooLarge               = "too_large"
+	CodeUnsupportedMediaType   = "unsupported_media_type"
+	CodeRateLimited            = "rate_limited"
+	CodeIdentityBlocked        = "identity_blocked"
+	CodeAuthenticatorPending   = "authenticator_pending"
+	CodeAuthenticatorSuspended = "authenticator_suspended"
+	CodeAuthenticatorBlocked   = "authenticator_blocked"
+	CodeQuotaExceeded          = "quota_exceeded"
+	CodeSerialRevoked          = "serial_revoked"
+	CodeCredentialRevoked      = "credential_revoked"
+	CodeAlreadyRegistered      = "already_registered"
+	CodeAttestationUntrusted   = "attestation_untrusted"
+	CodeWrongCode              = "wrong_code"
+	CodeCodeReplayed           = "code_replayed"
+	CodeWrongPIN               = "wrong_pin"
+	CodeWrongPassword          = "wrong_password"
+	CodeBadSignature           = "bad_signature"
+	CodeSignCount              = "sign_count"
+	CodeCeremonyExpired        = "ceremony_expired"
+	CodeSelfServiceRefused     = "self_service_refused"
+	CodePSKCMAC                = "pskc_mac"
+	CodePSKCInvalid            = "pskc_invalid"
+	CodeUnavailable            = "unavailable"
+	CodeInternal               = "internal"
+)
+
+// errorTable maps the sentinels of the lower layers to HTTP answers. The
+// first entry that errors.Is matches wins, so the more specific come
+// first.
+var errorTable = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{service.ErrInvalid, http.StatusBadRequest, CodeBadRequest},
+	{domain.ErrInvalid, http.StatusBadRequest, CodeBadRequest},
+	{store.ErrInvalid, http.StatusBadRequest, CodeBadRequest},
+	{service.ErrUnauthorized, http.StatusUnauthorized, CodeUnauthorized},
+	{service.ErrForbidden, http.StatusForbidden, CodeForbidden},
+	{service.ErrNotFound, http.StatusNotFound, CodeNotFound},
+	{service.ErrCeremonyExpired, http.StatusGone, CodeCeremonyExpired},
+	{service.ErrAttestationUntrusted, http.StatusForbidden, CodeAttestationUntrusted},
+	{service.ErrPSKCMAC, http.StatusBadRequest, CodePSKCMAC},
+	{service.ErrPSKCInvalid, http.StatusBadRequest, CodePSKCInvalid},
+	{domain.ErrIdentityBlocked, http.StatusForbidden, CodeIdentityBlocked},
+	{domain.ErrNotActive, http.StatusForbidden, CodeAuthenticatorPending},
+	{domain.ErrSuspended, http.StatusForbidden, CodeAuthenticatorSuspended},
+	{domain.ErrBlocked, http.StatusForbidden, CodeAuthenticatorBlocked},
+	{domain.ErrSelfServiceRefused, http.StatusForbidden, CodeSelfServiceRefused},
+	{domain.ErrNotAllowed, http.StatusForbidden, CodeForbidden},
+	{domain.ErrQuotaExceeded, http.StatusConflict, CodeQuotaExceeded},
+	{domain.ErrSerialRevoked, http.StatusConflict, CodeSerialRevoked},
+	{domain.ErrCredentialRevoked, http.StatusConflict, CodeCredentialRevoked},
+	{domain.ErrAlreadyAdded, http.StatusConflict, CodeAlreadyRegistered},
+	{domain.ErrInvalidTransition, http.StatusConflict, CodeConflict},
+	{domain.ErrTooEarly, http.StatusConflict, CodeConflict},
+	{store.ErrConflict, http.StatusConflict, CodeConflict},
+	{store.ErrDuplicate, http.StatusConflict, CodeConflict},
+	{service.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
+}
+
+// failureCodes maps the cause of a recorded failed attempt to its code.
+var failureCodes = map[domain.Cause]string{
+	domain.CauseWrongPIN:      CodeWrongPIN,
+	domain.CauseWrongPassword: CodeWrongPassword,
+	domain.CauseWrongCode:     CodeWrongCode,
+	domain.CauseBadSignature:  CodeBadSignature,
+	domain.CauseSignCount:     CodeSignCount,
+	domain.CauseReplayedCode:  CodeCodeReplayed,
+}
+
+// Error is the error body of every 4xx and 5xx answer.
+type Error struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+type errorBody struct {
+	Error Error `json:"error"`
+}
+
+// classify returns the status and error body for err. Unknown errors are
+// 500 internal with a message that reveals nothing.
+func classify(err error) (int, Error) {
+	var fe *service.FailureError
+	if errors.As(err, &fe) {
+		code, ok := failureCodes[fe.Cause]
+		if !ok {
+			code = CodeBadSignature
+		}
+		return http.StatusUnauthorized, Error{Code: code, Message: message(err),
+			Details: map[string]any{"failures": fe.Failures, "state": string(fe.State)}}
+	}
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			return e.status, Error{Code: e.code, Message: message(err)}
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusServiceUnavailable, Error{Code: CodeUnavailable, Message: "The request was cancelled or timed out."}
+	}
+	return http.StatusInternalServerError, Error{Code: CodeInternal, Message: "An internal error occurred; it was logged."}
+}
+
+// message turns an error into a sentence for a person: the package
+// prefixes go, the first letter is upper case, and it ends with a period.
+func message(err error) string {
+	m := err.Error()
+	for _, p := range []string{"service: ", "domain: ", "store: ", "sqlite: ", "api: "} {
+		m = strings.ReplaceAll(m, p, "")
+	}
+	if m == "" {
+		return "Error."
+	}
+	m = strings.ToUpper(m[:1]) + m[1:]
+	if !strings.HasSuffix(m, ".") {
+		m += "."
+	}
+	return m
+}

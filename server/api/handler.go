@@ -1,0 +1,386 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/service"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxBody     = 64 << 10
+	DefaultMaxPSKCBody = 4 << 20
+)
+
+// Options configure NewHandler. The zero value is the default; without
+// SupportTokens no support operation is possible.
+type Options struct {
+	// SupportTokens maps each support bearer token to the ID of the
+	// operator who holds it.
+	SupportTokens map[string]string
+	// Logger receives one line per request (method, route pattern,
+	// status, duration; never bodies or tokens) and panics; nil discards.
+	Logger *slog.Logger
+	// MaxBody bounds JSON request bodies; default 64 KiB.
+	MaxBody int64
+	// MaxPSKCBody bounds PSKC documents; default 4 MiB.
+	MaxPSKCBody int64
+	// Metrics collects what /metrics shows; nil means a new Metrics.
+	Metrics *Metrics
+	// RateLimit limits the login endpoints.
+	RateLimit RateLimit
+	// Now is the clock of the rate limiter; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler serves the API. It is safe for concurrent use.
+type Handler struct {
+	svc     *service.Service
+	support []supportToken
+	log     *slog.Logger
+	maxBody int64
+	maxPSKC int64
+	metrics *Metrics
+	bySrc   *limiter
+	byID    *limiter
+	mux     *http.ServeMux
+	routes  []Route
+}
+
+type supportToken struct {
+	hash     [sha256.Size]byte
+	operator string
+}
+
+// Route is one endpoint of the API: a method and a path pattern in the
+// syntax of net/http.ServeMux (and of OpenAPI paths).
+type Route struct {
+	Method  string
+	Pattern string
+	handle  func(h *Handler, w http.ResponseWriter, r *http.Request) error
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns the API handler over svc.
+func NewHandler(svc *service.Service, opts Options) *Handler {
+	h := &Handler{
+		svc:     svc,
+		log:     opts.Logger,
+		maxBody: opts.MaxBody,
+		maxPSKC: opts.MaxPSKCBody,
+		metrics: opts.Metrics,
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBody
+	}
+	if h.maxPSKC <= 0 {
+		h.maxPSKC = DefaultMaxPSKCBody
+	}
+	if h.metrics == nil {
+		h.metrics = NewMetrics()
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	h.bySrc = newLimiter(opts.RateLimit.PerSource.or(Rate{Burst: 60, Every: 100 * time.Millisecond}), now)
+	h.byID = newLimiter(opts.RateLimit.PerIdentity.or(Rate{Burst: 30, Every: 200 * time.Millisecond}), now)
+	ops := make([]string, 0, len(opts.SupportTokens))
+	for tok := range opts.SupportTokens {
+		ops = append(ops, tok)
+	}
+	sort.Strings(ops)
+	for _, tok := range ops {
+		if tok != "" {
+			h.support = append(h.support, supportToken{hash: sha256.Sum256([]byte(tok)), operator: opts.SupportTokens[tok]})
+		}
+	}
+	h.routes = routes()
+	h.mux = http.NewServeMux()
+	byPattern := map[string][]Route{}
+	var order []string
+	for _, rt := range h.routes {
+		if _, ok := byPattern[rt.Pattern]; !ok {
+			order = append(order, rt.Pattern)
+		}
+		byPattern[rt.Pattern] = append(byPattern[rt.Pattern], rt)
+	}
+	for _, p := range order {
+		h.mux.Handle(p, h.dispatch(p, byPattern[p]))
+	}
+	h.mux.Handle("/", h.dispatch("", nil))
+	return h
+}
+
+// Routes returns the endpoints the handler serves, in a stable order.
+func (h *Handler) Routes() []Route { return append([]Route(nil), h.routes...) }
+
+// Metrics returns the metrics the handler records.
+func (h *Handler) Metrics() *Metrics { return h.metrics }
+
+func routes() []Route {
+	return []Route{
+		{"POST", "/v1/identities", (*Handler).createIdentity},
+		{"GET", "/v1/identities/{id}", (*Handler).getIdentity},
+		{"POST", "/v1/identities/{id}/authenticators", (*Handler).addAuthenticator},
+		{"POST", "/v1/identities/{id}/authenticators/{aid}/activate", (*Handler).activate},
+		{"POST", "/v1/identities/{id}/authenticators/{aid}/login/begin", (*Handler).beginLogin},
+		{"POST", "/v1/identities/{id}/authenticators/{aid}/login/finish", (*Handler).finishLogin},
+		{"POST", "/v1/identities/{id}/authenticators/{aid}/block", (*Handler).blockAuthenticator},
+		{"POST", "/v1/identities/{id}/authenticators/{aid}/reactivate", (*Handler).reactivate},
+		{"POST", "/v1/identities/{id}/block", (*Handler).blockIdentity},
+		{"POST", "/v1/identities/{id}/unblock", (*Handler).unblockIdentity},
+		{"GET", "/v1/identities/{id}/audit", (*Handler).listAudit},
+		{"GET", "/v1/audit/verify", (*Handler).verifyAudit},
+		{"POST", "/v1/pskc", (*Handler).importPSKC},
+		{"GET", "/v1/openapi.json", (*Handler).openAPI},
+		{"GET", "/healthz", (*Handler).healthz},
+		{"GET", "/metrics", (*Handler).serveMetrics},
+	}
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// ServeHTTP refuses non-canonical paths, routes the request, recovers from
+// panics, and logs and counts it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	route := "unmatched"
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.log.ErrorContext(r.Context(), "api: panic", "route", route, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if sw.status == 0 {
+				writeError(sw, http.StatusInternalServerError, Error{Code: CodeInternal, Message: "An internal error occurred; it was logged."})
+			}
+		}
+		d := time.Since(start)
+		h.metrics.request(route, sw.status, d)
+		h.log.InfoContext(r.Context(), "request", "method", r.Method, "route", route, "status", sw.status, "duration", d)
+	}()
+	if msg := pathProblem(r); msg != "" {
+		writeError(sw, http.StatusBadRequest, Error{Code: CodeBadRequest, Message: msg})
+		return
+	}
+	if _, pattern := h.mux.Handler(r); pattern != "" && pattern != "/" {
+		route = pattern
+	}
+	h.mux.ServeHTTP(sw, r)
+}
+
+// pathProblem refuses paths that a client could use to confuse routing:
+// dot segments, empty segments, encoded slashes, NULs and control
+// characters, over-long paths.
+func pathProblem(r *http.Request) string {
+	p := r.URL.Path
+	raw := r.URL.RawPath
+	switch {
+	case len(p) > 1024 || len(r.URL.RawQuery) > 1024:
+		return "The request path or query is too long."
+	case !strings.HasPrefix(p, "/"):
+		return "The request path must start with /."
+	case strings.Contains(strings.ToLower(raw), "%2f") || strings.Contains(strings.ToLower(raw), "%5c"):
+		return "The request path must not contain encoded slashes."
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return "The request path must not contain . or .. segments."
+		}
+	}
+	if strings.Contains(p[1:], "//") {
+		return "The request path must not contain empty segments."
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\' {
+			return "The request path holds forbidden characters."
+		}
+	}
+	return ""
+}
+
+// dispatch serves the routes of one pattern: the method picks the route,
+// else 405 with Allow; an empty list is the catch-all 404.
+func (h *Handler) dispatch(pattern string, rts []Route) http.Handler {
+	allow := make([]string, 0, len(rts))
+	for _, rt := range rts {
+		allow = append(allow, rt.Method)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(rts) == 0 {
+			writeError(w, http.StatusNotFound, Error{Code: CodeNotFound, Message: "There is no such endpoint; see /v1/openapi.json."})
+			return
+		}
+		for _, rt := range rts {
+			if r.Method == rt.Method {
+				if err := rt.handle(h, w, r); err != nil {
+					h.fail(w, r, err)
+				}
+				return
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, Error{Code: CodeMethodNotAllowed,
+			Message: fmt.Sprintf("%s %s accepts %s only.", r.Method, pattern, strings.Join(allow, ", "))})
+	})
+}
+
+// fail writes the answer for err.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var re *requestError
+	status, body := 0, Error{}
+	if errors.As(err, &re) {
+		status, body = re.status, Error{Code: re.code, Message: re.msg}
+	} else {
+		status, body = classify(err)
+	}
+	switch {
+	case status >= 500:
+		h.log.ErrorContext(r.Context(), "api: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	default:
+		h.log.DebugContext(r.Context(), "api: request refused", "method", r.Method, "path", r.URL.Path, "code", body.Code)
+	}
+	if status == http.StatusUnauthorized && body.Code == CodeUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="authbench"`)
+	}
+	writeError(w, status, body)
+}
+
+func writeError(w http.ResponseWriter, status int, e Error) {
+	writeJSON(w, status, errorBody{Error: e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"An internal error occurred."}}`)
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// actor returns who the request's bearer token belongs to: a support
+// operator or the owner of a self-service session.
+func (h *Handler) actor(r *http.Request) (domain.Actor, error) {
+	auth := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return domain.Actor{}, &requestError{http.StatusUnauthorized, CodeUnauthorized, "A bearer token is required (Authorization: Bearer TOKEN)."}
+	}
+	token = strings.TrimSpace(token)
+	if token == "" || len(token) > 256 {
+		return domain.Actor{}, &requestError{http.StatusUnauthorized, CodeUnauthorized, "The bearer token is not valid."}
+	}
+	sum := sha256.Sum256([]byte(token))
+	operator, found := "", 0
+	for _, s := range h.support {
+		// Every configured token is compared, in constant time, so the
+		// time taken says nothing about which one matched.
+		eq := subtle.ConstantTimeCompare(sum[:], s.hash[:])
+		if eq == 1 && found == 0 {
+			operator = s.operator
+		}
+		found |= eq
+	}
+	if found == 1 {
+		return domain.Support(operator), nil
+	}
+	a, err := h.svc.Authenticate(r.Context(), token)
+	if errors.Is(err, service.ErrUnauthorized) {
+		return domain.Actor{}, &requestError{http.StatusUnauthorized, CodeUnauthorized, "The bearer token is unknown or its session expired."}
+	}
+	return a, err
+}
+
+// ids returns the validated {id} and {aid} path parameters ("" when the
+// route has none).
+func ids(r *http.Request) (id, aid string, err error) {
+	id, aid = r.PathValue("id"), r.PathValue("aid")
+	if id != "" {
+		if err := service.CheckID("the identity ID", id); err != nil {
+			return "", "", err
+		}
+	}
+	if aid != "" {
+		if err := service.CheckID("the authenticator ID", aid); err != nil {
+			return "", "", err
+		}
+	}
+	return id, aid, nil
+}
+
+// noQuery refuses query parameters on an endpoint that takes none.
+func noQuery(r *http.Request) error {
+	if r.URL.RawQuery != "" {
+		return badRequest("This endpoint takes no query parameters.")
+	}
+	return nil
+}
+
+// source returns the client address the per-source limit keys on.
+func source(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// limit applies the login rate limits.
+func (h *Handler) limit(w http.ResponseWriter, r *http.Request, identity string) error {
+	for _, l := range []struct {
+		lim *limiter
+		key string
+	}{{h.bySrc, source(r)}, {h.byID, identity}} {
+		if ok, wait := l.lim.allow(l.key); !ok {
+			secs := int(wait/time.Second) + 1
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			return &requestError{http.StatusTooManyRequests, CodeRateLimited,
+				fmt.Sprintf("Too many login attempts; try again in %d seconds.", secs)}
+		}
+	}
+	return nil
+}

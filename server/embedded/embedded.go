@@ -1,0 +1,341 @@
+// Package embedded starts a complete authbench server in-process: an
+// SQLite store, the service, the HTTP API, on a TCP listener. The
+// `authbench serve` command runs through it, and so do the demo and the
+// tests that need a real server (by default on 127.0.0.1:0 with a
+// temporary database).
+//
+// It sits on top of the server packages (DESIGN §2, §5): server/api over
+// server/service over server/store/sqlite, with the keys of
+// server/secrets. It opens the database and the listener itself; Close
+// releases both and stops the background sweeper.
+package embedded
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/authbench/authbench/server/api"
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/secrets"
+	"github.com/authbench/authbench/server/service"
+	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/sqlite"
+)
+
+// ErrPostgres: a postgres:// database URL was given; this build has only
+// the SQLite store.
+var ErrPostgres = errors.New("embedded: PostgreSQL support arrives with the scale-out store; use an SQLite file path for now")
+
+// DefaultOperator is the operator ID of the support token Start makes
+// when Options.SupportTokens is empty.
+const DefaultOperator = "support"
+
+// Options configure Start. The zero value starts a throw-away server on
+// 127.0.0.1:0 with a temporary database, a random master key and one
+// random support token.
+type Options struct {
+	// Addr is the TCP address to listen on; default "127.0.0.1:0".
+	Addr string
+	// Listener, when set, is used instead of listening on Addr; Close
+	// closes it.
+	Listener net.Listener
+	// DB is the SQLite database path. "" means a new database in a
+	// temporary directory that Close removes; ":memory:" an in-memory one.
+	// A postgres:// URL fails with ErrPostgres.
+	DB string
+	// Keyring is the master keyring; nil means a new random one (secrets
+	// sealed under it die with the process: fine for tests and the demo).
+	Keyring *secrets.Keyring
+	// SupportTokens maps support tokens to operator IDs; empty means one
+	// random token for DefaultOperator (Server.SupportToken).
+	SupportTokens map[string]string
+
+	// The service's settings (see service.Options).
+	Policy               domain.Policy
+	RPID                 string
+	RPOrigins            []string
+	AttestationRoots     *x509.CertPool
+	AllowNoneAttestation bool
+	SessionTTL           time.Duration
+	Hasher               secrets.Params
+	PSKCKey              []byte
+	PSKCPassphrase       string
+	Now                  func() time.Time
+
+	// RateLimit configures the login rate limits (see api.RateLimit).
+	RateLimit api.RateLimit
+	// Logger receives the server's log; nil discards it.
+	Logger *slog.Logger
+	// SweepEvery is how often expired ceremonies and sessions are
+	// deleted; default 1 min.
+	SweepEvery time.Duration
+}
+
+// Server is a running server.
+type Server struct {
+	// URL is the base URL, such as "http://127.0.0.1:41234".
+	URL string
+	// Addr is the address the server listens on.
+	Addr string
+	// SupportToken is a support token (the generated one when
+	// Options.SupportTokens was empty, else the first in token order).
+	SupportToken string
+	// Service and Handler are the layers under the HTTP server, for
+	// callers that want to reach them directly.
+	Service *service.Service
+	Handler *api.Handler
+
+	srv     *http.Server
+	st      store.Store
+	tmpDir  string
+	log     *slog.Logger
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	serveMu sync.Mutex
+	err     error
+	done    chan struct{}
+	closed  bool
+}
+
+// Start opens the store, builds the service and API, and serves HTTP in
+// the background until Close or Shutdown. ctx bounds the startup only.
+//
+// It returns ErrPostgres for a postgres:// DB, an error wrapping
+// service.ErrInvalid for bad service options, or the error of opening the
+// database, the temporary directory or the listener.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if strings.HasPrefix(opts.DB, "postgres://") || strings.HasPrefix(opts.DB, "postgresql://") {
+		return nil, ErrPostgres
+	}
+	s := &Server{log: log, done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			s.release()
+		}
+	}()
+	path := opts.DB
+	if path == "" {
+		dir, err := os.MkdirTemp("", "authbench-server-")
+		if err != nil {
+			return nil, fmt.Errorf("embedded: %w", err)
+		}
+		s.tmpDir = dir
+		path = filepath.Join(dir, "authbench.db")
+	}
+	if path != ":memory:" {
+		// The database holds sealed secrets and verifiers: create it
+		// readable by its owner only (SQLite gives its -wal and -shm
+		// files the same mode). An empty file is an empty database.
+		if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			f.Close()
+		}
+	}
+	metrics := api.NewMetrics()
+	st, err := sqlite.Open(ctx, path, sqlite.Options{Chain: service.Chain{}, Now: opts.Now, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("embedded: store: %w", err)
+	}
+	s.st = st
+	keys := opts.Keyring
+	if keys == nil {
+		if keys, err = secrets.GenerateKeyring(nil); err != nil {
+			return nil, err
+		}
+	}
+	tokens := opts.SupportTokens
+	if len(tokens) == 0 {
+		tok, err := NewToken()
+		if err != nil {
+			return nil, err
+		}
+		tokens = map[string]string{tok: DefaultOperator}
+	}
+	s.SupportToken = firstToken(tokens)
+	svc, err := service.New(service.Options{
+		Store:                metrics.InstrumentStore(st),
+		Keyring:              keys,
+		Policy:               opts.Policy,
+		RPID:                 opts.RPID,
+		RPOrigins:            opts.RPOrigins,
+		AttestationRoots:     opts.AttestationRoots,
+		AllowNoneAttestation: opts.AllowNoneAttestation,
+		SessionTTL:           opts.SessionTTL,
+		Now:                  opts.Now,
+		Logger:               log,
+		Hasher:               opts.Hasher,
+		PSKCKey:              opts.PSKCKey,
+		PSKCPassphrase:       opts.PSKCPassphrase,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Service = svc
+	s.Handler = api.NewHandler(svc, api.Options{SupportTokens: tokens, Logger: log, Metrics: metrics, RateLimit: opts.RateLimit, Now: opts.Now})
+	ln := opts.Listener
+	if ln == nil {
+		addr := opts.Addr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("embedded: %w", err)
+		}
+	}
+	s.Addr = ln.Addr().String()
+	s.URL = "http://" + s.Addr
+	s.srv = &http.Server{
+		Handler:           s.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	bg, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	every := opts.SweepEvery
+	if every <= 0 {
+		every = time.Minute
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		defer close(s.done)
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveMu.Lock()
+		s.err = err
+		s.serveMu.Unlock()
+	}()
+	go func() {
+		defer s.wg.Done()
+		sweep(bg, st, now, every, log)
+	}()
+	ok = true
+	log.Info("authbench server listening", "url", s.URL, "db", displayDB(path, s.tmpDir))
+	return s, nil
+}
+
+// Done is closed when the HTTP server stops serving (after Shutdown, or
+// when the listener fails); Err then says why.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err returns the error that stopped the server, nil after a clean
+// shutdown or while it runs.
+func (s *Server) Err() error {
+	s.serveMu.Lock()
+	defer s.serveMu.Unlock()
+	return s.err
+}
+
+// Shutdown stops accepting connections, waits for the requests in flight
+// until ctx ends, then closes the store and removes a temporary database.
+// It returns the error of the HTTP shutdown or of closing the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.serveMu.Lock()
+	if s.closed {
+		s.serveMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.serveMu.Unlock()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	s.stop()
+	s.wg.Wait()
+	return errors.Join(err, s.release())
+}
+
+// Close shuts the server down, giving requests in flight 5 seconds.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// release closes the store and removes the temporary directory.
+func (s *Server) release() error {
+	var err error
+	if s.st != nil {
+		err = s.st.Close()
+		s.st = nil
+	}
+	if s.tmpDir != "" {
+		err = errors.Join(err, os.RemoveAll(s.tmpDir))
+		s.tmpDir = ""
+	}
+	return err
+}
+
+// sweep deletes expired ceremonies and sessions every interval until ctx
+// ends.
+func sweep(ctx context.Context, st store.Store, now func() time.Time, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := st.SweepCeremonies(ctx, now()); err != nil && ctx.Err() == nil {
+				log.Warn("embedded: sweeping ceremonies", "err", err)
+			}
+			if _, err := st.SweepSessions(ctx, now()); err != nil && ctx.Err() == nil {
+				log.Warn("embedded: sweeping sessions", "err", err)
+			}
+		}
+	}
+}
+
+// NewToken returns a new random support token (32 bytes, unpadded
+// base64url).
+func NewToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func firstToken(tokens map[string]string) string {
+	first := ""
+	for t := range tokens {
+		if first == "" || t < first {
+			first = t
+		}
+	}
+	return first
+}
+
+func displayDB(path, tmp string) string {
+	if tmp != "" {
+		return "temporary"
+	}
+	return path
+}

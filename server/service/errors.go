@@ -1,0 +1,117 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/authbench/authbench/server/domain"
+)
+
+// Sentinel errors callers branch on with errors.Is. The service also
+// returns the sentinels of server/domain (most often inside a
+// *domain.TransitionError) and of server/store (store.ErrConflict when
+// retries ran out).
+var (
+	// ErrInvalid: a malformed request: a missing or badly formed field,
+	// bad base64, bad CBOR or JSON inside a WebAuthn payload, a value of
+	// the wrong size. Nothing was counted or changed.
+	ErrInvalid = errors.New("invalid request")
+	// ErrNotFound: no such identity, authenticator or ceremony for this
+	// identity.
+	ErrNotFound = errors.New("not found")
+	// ErrUnauthorized: no valid session for the token given.
+	ErrUnauthorized = errors.New("not authenticated")
+	// ErrForbidden: the caller may not do this (a session of another
+	// identity, a session on a support operation).
+	ErrForbidden = errors.New("forbidden")
+	// ErrWrongCode: a one-time code that matched no time step.
+	ErrWrongCode = errors.New("wrong one-time code")
+	// ErrWrongPIN: a wrong app PIN.
+	ErrWrongPIN = errors.New("wrong PIN")
+	// ErrWrongPassword: a wrong password.
+	ErrWrongPassword = errors.New("wrong password")
+	// ErrBadSignature: a chip assertion or an app signature that did not
+	// verify (or was made for another challenge, origin or RP).
+	ErrBadSignature = errors.New("the signature did not verify")
+	// ErrCeremonyExpired: the ceremony is unknown, used already or expired;
+	// begin again.
+	ErrCeremonyExpired = errors.New("the ceremony expired or was already used")
+	// ErrAttestationUntrusted: a chip whose attestation does not chain to a
+	// trusted root, uses a format that is not accepted, or is not a MitID
+	// chip (backup eligible).
+	ErrAttestationUntrusted = errors.New("the chip's attestation is not trusted")
+	// ErrPSKCMAC: a PSKC document whose MAC check failed (RFC 6030 §6.1.1).
+	ErrPSKCMAC = errors.New("the PSKC document failed its integrity check")
+	// ErrPSKCInvalid: a PSKC document that is malformed, unsupported, cannot
+	// be decrypted with the configured key, or names a serial that cannot
+	// be imported.
+	ErrPSKCInvalid = errors.New("the PSKC document cannot be imported")
+	// ErrUnavailable: the store cannot be reached.
+	ErrUnavailable = errors.New("the store is unavailable")
+)
+
+// The causes of a failed login attempt map to these sentinels.
+var causeErrors = map[domain.Cause]error{
+	domain.CauseWrongPIN:      ErrWrongPIN,
+	domain.CauseWrongPassword: ErrWrongPassword,
+	domain.CauseWrongCode:     ErrWrongCode,
+	domain.CauseBadSignature:  ErrBadSignature,
+	domain.CauseSignCount:     domain.ErrCloneSuspected,
+	domain.CauseReplayedCode:  domain.ErrCodeReplayed,
+}
+
+var _ error = (*FailureError)(nil)
+
+// FailureError is a failed attempt (a wrong PIN, password or code, a bad
+// signature, a signature counter that did not increase, a replayed code)
+// that was recorded: Failures and State are the authenticator's after the
+// attempt. It unwraps to ErrWrongPIN, ErrWrongPassword, ErrWrongCode,
+// ErrBadSignature, domain.ErrCloneSuspected or domain.ErrCodeReplayed.
+type FailureError struct {
+	AuthenticatorID string
+	Kind            string
+	Cause           domain.Cause
+	Failures        int          // consecutive failures now
+	State           domain.State // the state after the attempt
+	MaxFailures     int          // the policy's limit, for the message
+}
+
+// Error says what failed and what happens next, in a sentence for a person.
+func (e *FailureError) Error() string {
+	s := "service: " + e.Unwrap().Error()
+	switch e.State {
+	case domain.StateSuspended:
+		return s + "; the authenticator is now temporarily blocked: reactivate it on self-service with another active authenticator, or contact support"
+	case domain.StateBlocked:
+		return s + "; the authenticator is now permanently blocked"
+	case domain.StatePending:
+		return s
+	}
+	if e.Cause == domain.CauseReplayedCode && e.Failures == 0 {
+		return s + "; wait for the next code"
+	}
+	if left := e.MaxFailures - e.Failures; e.MaxFailures > 0 && left > 0 {
+		return s + " (" + strconv.Itoa(e.Failures) + " failed attempts in a row; " +
+			strconv.Itoa(left) + " more and the authenticator is temporarily blocked)"
+	}
+	return s
+}
+
+// Unwrap returns the sentinel of the cause.
+func (e *FailureError) Unwrap() error {
+	if err, ok := causeErrors[e.Cause]; ok {
+		return err
+	}
+	return ErrBadSignature
+}
+
+// invalid returns an error wrapping ErrInvalid.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("service: %w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// untrusted returns an error wrapping ErrAttestationUntrusted.
+func untrusted(format string, args ...any) error {
+	return fmt.Errorf("service: %w: %s", ErrAttestationUntrusted, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,162 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/secrets"
+	"github.com/authbench/authbench/server/store"
+)
+
+// CreateIdentityRequest is the body of POST /v1/identities.
+type CreateIdentityRequest struct {
+	// ID is the new identity's ID; empty means a generated one.
+	ID string `json:"id,omitempty"`
+	// Password, when set, adds an active password authenticator.
+	Password string `json:"password,omitempty"`
+}
+
+// CreateIdentity creates an identity (support only), with an active
+// password authenticator when req.Password is set. It returns the
+// identity, or an error wrapping ErrForbidden, ErrInvalid (a malformed ID
+// or an unacceptable password), domain.ErrAlreadyAdded (the ID is taken),
+// or the store's error.
+func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req CreateIdentityRequest) (IdentityView, error) {
+	if err := authorize(by, req.ID, true); err != nil {
+		return IdentityView{}, err
+	}
+	id := req.ID
+	if id == "" {
+		var err error
+		if id, err = s.newID("id"); err != nil {
+			return IdentityView{}, err
+		}
+	}
+	if err := CheckID("the identity ID", id); err != nil {
+		return IdentityView{}, err
+	}
+	var verifier string
+	if req.Password != "" {
+		v, err := s.hasher.Hash(req.Password)
+		if err != nil {
+			if errors.Is(err, secrets.ErrBadPassword) {
+				return IdentityView{}, invalid("the password is empty or longer than %d bytes", secrets.MaxPasswordLen)
+			}
+			return IdentityView{}, err
+		}
+		verifier = v
+	}
+	now := s.clock()
+	c, err := domain.NewIdentity(id, by, now)
+	if err != nil {
+		return IdentityView{}, err
+	}
+	if err := s.st.CreateIdentity(ctx, c); err != nil {
+		if errors.Is(err, store.ErrDuplicate) {
+			return IdentityView{}, fmt.Errorf("service: %w: the identity ID %s is taken", domain.ErrAlreadyAdded, id)
+		}
+		return IdentityView{}, err
+	}
+	s.logChange(ctx, c.Events)
+	if verifier != "" {
+		if _, err := s.createActive(ctx, c.Identity, "", device.KindPassword, domain.Ref{}, "", by,
+			store.Element{Password: &store.PasswordElement{Verifier: verifier}}); err != nil {
+			return IdentityView{}, err
+		}
+	}
+	return s.identityView(ctx, id)
+}
+
+// Identity returns identity id with its authenticators, to support or to
+// a session of id. It returns an error wrapping ErrForbidden or
+// ErrNotFound, or the store's error.
+func (s *Service) Identity(ctx context.Context, by domain.Actor, id string) (IdentityView, error) {
+	if err := authorize(by, id, false); err != nil {
+		return IdentityView{}, err
+	}
+	return s.identityView(ctx, id)
+}
+
+func (s *Service) identityView(ctx context.Context, id string) (IdentityView, error) {
+	i, err := s.st.Identity(ctx, id)
+	if err != nil {
+		return IdentityView{}, storeErr(err, "identity "+id)
+	}
+	list, err := s.st.ListAuthenticators(ctx, id)
+	if err != nil {
+		return IdentityView{}, err
+	}
+	v := IdentityView{
+		ID:             i.ID,
+		State:          string(i.State),
+		BlockedReason:  string(i.BlockedReason),
+		CreatedAt:      utc(i.CreatedAt),
+		Version:        i.Version,
+		Authenticators: make([]AuthenticatorView, 0, len(list)),
+	}
+	for k := range list {
+		av, err := s.view(ctx, &list[k])
+		if err != nil {
+			return IdentityView{}, err
+		}
+		v.Authenticators = append(v.Authenticators, av)
+	}
+	return v, nil
+}
+
+// view loads the element of a and returns the view of both.
+func (s *Service) view(ctx context.Context, a *domain.Authenticator) (AuthenticatorView, error) {
+	el, err := s.st.Element(ctx, a.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return viewAuthenticator(a, nil), nil
+	case err != nil:
+		return AuthenticatorView{}, err
+	}
+	return viewAuthenticator(a, &el), nil
+}
+
+// BlockIdentity blocks identity id temporarily on suspected misuse
+// (support only; DESIGN §1): no login succeeds until support lifts it. It
+// returns an error wrapping ErrForbidden, ErrInvalid, ErrNotFound,
+// domain.ErrIdentityBlocked (already blocked), or the store's error.
+func (s *Service) BlockIdentity(ctx context.Context, by domain.Actor, id, reason string) (IdentityView, error) {
+	if err := authorize(by, id, true); err != nil {
+		return IdentityView{}, err
+	}
+	if reason == "" {
+		return IdentityView{}, invalid("a reason is required")
+	}
+	if err := checkText("the reason", reason, MaxReasonLen); err != nil {
+		return IdentityView{}, err
+	}
+	_, err := s.applyIdentity(ctx, id, by, func(i domain.Identity) (domain.IdentityChange, error) {
+		return s.policy.BlockIdentity(i, by, domain.Reason(reason), s.clock())
+	})
+	if err != nil {
+		return IdentityView{}, err
+	}
+	return s.identityView(ctx, id)
+}
+
+// UnblockIdentity lifts the temporary block of identity id (support only).
+// It returns an error wrapping ErrForbidden, ErrInvalid, ErrNotFound,
+// domain.ErrInvalidTransition (not blocked), or the store's error.
+func (s *Service) UnblockIdentity(ctx context.Context, by domain.Actor, id, note string) (IdentityView, error) {
+	if err := authorize(by, id, true); err != nil {
+		return IdentityView{}, err
+	}
+	if err := checkText("the note", note, MaxReasonLen); err != nil {
+		return IdentityView{}, err
+	}
+	_, err := s.applyIdentity(ctx, id, by, func(i domain.Identity) (domain.IdentityChange, error) {
+		return s.policy.UnblockIdentity(i, by, note, s.clock())
+	})
+	if err != nil {
+		return IdentityView{}, err
+	}
+	return s.identityView(ctx, id)
+}

@@ -1,0 +1,370 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/secrets"
+	"github.com/authbench/authbench/server/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultSessionTTL  = 15 * time.Minute
+	DefaultCeremonyTTL = 5 * time.Minute
+	DefaultMaxRetries  = 10
+	DefaultRPName      = "authbench"
+)
+
+// Limits on identifiers and free text. IDs appear in URL paths, so they
+// are restricted to letters, digits and "._-@", starting with a letter or
+// digit.
+const (
+	MaxIDLen       = 64
+	MaxLabelLen    = 128
+	MaxSerialLen   = 64
+	MaxReasonLen   = 256
+	maxAuditLimit  = 1000
+	maxCredentials = 32 // excludeCredentials entries
+)
+
+// Options configure New. The zero value of every field but Store and
+// Keyring is a usable default.
+type Options struct {
+	// Store persists everything (required).
+	Store store.Store
+	// Keyring seals OTP secrets (required).
+	Keyring *secrets.Keyring
+	// Policy holds the lifecycle numbers; the zero Policy is the default.
+	Policy domain.Policy
+	// RPID is the WebAuthn relying party ID (WebAuthn Level 3 §5.1.2);
+	// default "localhost".
+	RPID string
+	// RPName is the relying party's display name; default "authbench".
+	RPName string
+	// RPOrigins are the origins accepted in client data (WebAuthn Level 3
+	// §7.1 step 9); default "https://" + RPID.
+	RPOrigins []string
+	// AttestationRoots are the CAs a chip's attestation certificate must
+	// chain to (packed and fido-u2f x5c). nil trusts none.
+	AttestationRoots *x509.CertPool
+	// AllowNoneAttestation accepts chips without a trusted attestation
+	// ("none", self attestation, or an x5c chain to no configured root);
+	// they are recorded as not trusted.
+	AllowNoneAttestation bool
+	// SessionTTL is the lifetime of a self-service session; default 15 min.
+	SessionTTL time.Duration
+	// CeremonyTTL is how long a registration or login ceremony can be
+	// finished; default 5 min.
+	CeremonyTTL time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Rand is the source of identifiers and challenges; nil means
+	// crypto/rand.
+	Rand io.Reader
+	// Logger receives one line per state change and refusal (IDs and
+	// outcomes, never secrets); nil discards.
+	Logger *slog.Logger
+	// Hasher are the argon2id parameters of new PIN and password
+	// verifiers; the zero Params is secrets.DefaultParams.
+	Hasher secrets.Params
+	// PSKCKey is the pre-shared AES key that protects imported PSKC
+	// documents (RFC 6030 §6.1), whatever its KeyName.
+	PSKCKey []byte
+	// PSKCPassphrase is the passphrase for PBKDF2-protected PSKC documents
+	// (RFC 6030 §6.2).
+	PSKCPassphrase string
+	// MaxRetries bounds the reload-and-retry loop on store.ErrConflict;
+	// default 10.
+	MaxRetries int
+}
+
+// Service runs the server's use cases over a store. It is safe for
+// concurrent use; several Services (replicas) may share one database.
+type Service struct {
+	st         store.Store
+	keys       *secrets.Keyring
+	policy     domain.Policy
+	rpID       string
+	rpName     string
+	origins    map[string]bool
+	roots      *x509.CertPool
+	allowNone  bool
+	sessionTTL time.Duration
+	ceremonyTT time.Duration
+	now        func() time.Time
+	rand       io.Reader
+	log        *slog.Logger
+	hasher     secrets.Params
+	pskcKey    []byte
+	pskcPass   string
+	retries    int
+}
+
+// New returns a Service. It returns an error wrapping ErrInvalid when
+// Store or Keyring is missing or an origin is not an absolute URL.
+func New(opts Options) (*Service, error) {
+	if opts.Store == nil || opts.Keyring == nil {
+		return nil, fmt.Errorf("service: %w: Options.Store and Options.Keyring are required", ErrInvalid)
+	}
+	s := &Service{
+		st:         opts.Store,
+		keys:       opts.Keyring,
+		policy:     opts.Policy,
+		rpID:       opts.RPID,
+		rpName:     opts.RPName,
+		origins:    map[string]bool{},
+		roots:      opts.AttestationRoots,
+		allowNone:  opts.AllowNoneAttestation,
+		sessionTTL: opts.SessionTTL,
+		ceremonyTT: opts.CeremonyTTL,
+		now:        opts.Now,
+		rand:       opts.Rand,
+		log:        opts.Logger,
+		hasher:     opts.Hasher,
+		pskcKey:    append([]byte(nil), opts.PSKCKey...),
+		pskcPass:   opts.PSKCPassphrase,
+		retries:    opts.MaxRetries,
+	}
+	if s.rpID == "" {
+		s.rpID = "localhost"
+	}
+	if s.rpName == "" {
+		s.rpName = DefaultRPName
+	}
+	origins := opts.RPOrigins
+	if len(origins) == 0 {
+		origins = []string{"https://" + s.rpID}
+	}
+	for _, o := range origins {
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" && u.Path != "/" {
+			return nil, fmt.Errorf("service: %w: origin %q is not scheme://host[:port]", ErrInvalid, o)
+		}
+		s.origins[strings.TrimSuffix(o, "/")] = true
+	}
+	if s.sessionTTL <= 0 {
+		s.sessionTTL = DefaultSessionTTL
+	}
+	if s.ceremonyTT <= 0 {
+		s.ceremonyTT = DefaultCeremonyTTL
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.retries <= 0 {
+		s.retries = DefaultMaxRetries
+	}
+	return s, nil
+}
+
+// Policy returns the lifecycle policy in force.
+func (s *Service) Policy() domain.Policy { return s.policy }
+
+// RPID returns the WebAuthn relying party ID.
+func (s *Service) RPID() string { return s.rpID }
+
+// Ping reports whether the store answers. It returns an error wrapping
+// ErrUnavailable when it does not.
+func (s *Service) Ping(ctx context.Context) error {
+	if _, err := s.st.AuditHead(ctx); err != nil {
+		return fmt.Errorf("service: %w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// clock returns the current time in UTC.
+func (s *Service) clock() time.Time { return s.now().UTC() }
+
+// random returns n bytes from the configured source.
+func (s *Service) random(n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.rand, b); err != nil {
+		return nil, fmt.Errorf("service: reading randomness: %w", err)
+	}
+	return b, nil
+}
+
+// newID returns prefix-<16 hex digits>.
+func (s *Service) newID(prefix string) (string, error) {
+	b, err := s.random(8)
+	if err != nil {
+		return "", err
+	}
+	return prefix + "-" + hex.EncodeToString(b), nil
+}
+
+// b64 is unpadded base64url (RFC 4648 §5), the encoding of every binary
+// value in the API.
+var b64 = base64.RawURLEncoding.Strict()
+
+// decodeB64 decodes field value v, or returns an error wrapping ErrInvalid
+// that names field.
+func decodeB64(field, v string) ([]byte, error) {
+	if v == "" {
+		return nil, invalid("%s is missing", field)
+	}
+	b, err := b64.DecodeString(v)
+	if err != nil {
+		return nil, invalid("%s is not unpadded base64url", field)
+	}
+	return b, nil
+}
+
+// CheckID reports whether id is acceptable as an identity or authenticator
+// ID: 1 to MaxIDLen characters from letters, digits and "._-@", starting
+// with a letter or digit. It returns an error wrapping ErrInvalid.
+func CheckID(what, id string) error {
+	if id == "" || len(id) > MaxIDLen {
+		return invalid("%s must have 1 to %d characters", what, MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-' && c != '@') {
+			return invalid("%s may hold only letters, digits and . _ - @, starting with a letter or digit", what)
+		}
+	}
+	return nil
+}
+
+// checkText refuses free text that is too long, not UTF-8, or holds
+// control characters.
+func checkText(what, v string, max int) error {
+	if len(v) > max {
+		return invalid("%s is longer than %d bytes", what, max)
+	}
+	for _, r := range v {
+		if r == 0xFFFD || r < 0x20 || r == 0x7F {
+			return invalid("%s holds control characters or invalid UTF-8", what)
+		}
+	}
+	return nil
+}
+
+// storeErr turns a store error into the service's: ErrNotFound keeps its
+// meaning with what named; ErrInvalid from the store is a bad request;
+// the rest passes through.
+func storeErr(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("service: %w: %s", ErrNotFound, what)
+	}
+	return err
+}
+
+// authorize checks that by may act on identity identityID: support always,
+// the owner only on their own identity and only when !supportOnly. It
+// returns an error wrapping ErrForbidden.
+func authorize(by domain.Actor, identityID string, supportOnly bool) error {
+	switch by.Kind {
+	case domain.ActorSupport:
+		if by.ID != "" {
+			return nil
+		}
+	case domain.ActorOwner:
+		if supportOnly {
+			return fmt.Errorf("service: %w: only a support operator can do this", ErrForbidden)
+		}
+		if by.ID == identityID {
+			return nil
+		}
+		return fmt.Errorf("service: %w: the session belongs to another identity", ErrForbidden)
+	}
+	return fmt.Errorf("service: %w: no valid credential", ErrForbidden)
+}
+
+// applyAuth reloads authenticator aid, runs f on it and applies the
+// Change, retrying on store.ErrConflict. A *domain.TransitionError from f
+// is audited (attributed to by) and returned.
+func (s *Service) applyAuth(ctx context.Context, aid string, by domain.Actor, f func(a domain.Authenticator) (domain.Change, error)) (domain.Change, error) {
+	for try := 0; ; try++ {
+		a, err := s.st.Authenticator(ctx, aid)
+		if err != nil {
+			return domain.Change{}, storeErr(err, "authenticator "+aid)
+		}
+		c, err := f(a)
+		if errors.Is(err, errAuditOnly) {
+			return c, err
+		}
+		if err != nil {
+			s.auditRefusal(ctx, err, by)
+			return domain.Change{}, err
+		}
+		err = s.st.ApplyChange(ctx, c)
+		if err == nil {
+			s.logChange(ctx, c.Events)
+			return c, nil
+		}
+		if !errors.Is(err, store.ErrConflict) || try >= s.retries {
+			return domain.Change{}, storeErr(err, "authenticator "+aid)
+		}
+	}
+}
+
+// applyIdentity is applyAuth for identity transitions.
+func (s *Service) applyIdentity(ctx context.Context, id string, by domain.Actor, f func(i domain.Identity) (domain.IdentityChange, error)) (domain.IdentityChange, error) {
+	for try := 0; ; try++ {
+		i, err := s.st.Identity(ctx, id)
+		if err != nil {
+			return domain.IdentityChange{}, storeErr(err, "identity "+id)
+		}
+		c, err := f(i)
+		if err != nil {
+			s.auditRefusal(ctx, err, by)
+			return domain.IdentityChange{}, err
+		}
+		err = s.st.UpdateIdentity(ctx, c)
+		if err == nil {
+			s.logChange(ctx, c.Events)
+			return c, nil
+		}
+		if !errors.Is(err, store.ErrConflict) || try >= s.retries {
+			return domain.IdentityChange{}, storeErr(err, "identity "+id)
+		}
+	}
+}
+
+// auditRefusal appends the audit event of a refused transition. Errors of
+// the append are logged: the refusal itself is what the caller sees.
+func (s *Service) auditRefusal(ctx context.Context, err error, by domain.Actor) {
+	var te *domain.TransitionError
+	if !errors.As(err, &te) || te.IdentityID == "" {
+		return
+	}
+	ev := te.Audit(by, s.clock())
+	if aerr := s.st.AppendAudit(ctx, ev); aerr != nil {
+		s.log.WarnContext(ctx, "service: could not audit a refusal", "identity", te.IdentityID, "authenticator", te.AuthenticatorID, "err", aerr)
+	}
+	s.log.InfoContext(ctx, "refused", "op", string(te.Event), "identity", te.IdentityID, "authenticator", te.AuthenticatorID, "reason", te.Reason.Error(), "actor", by.String())
+}
+
+// logChange logs the events of a stored change (types and IDs only).
+func (s *Service) logChange(ctx context.Context, events []domain.Event) {
+	for _, e := range events {
+		s.log.InfoContext(ctx, string(e.Type), "identity", e.IdentityID, "authenticator", e.AuthenticatorID, "actor", e.Actor.String(), "reason", e.Reason)
+	}
+}
+
+// errAuditOnly tells applyAuth that the change is to be audited only, not
+// written as a new version (see recordFailure).
+var errAuditOnly = errors.New("service: audit only")
