@@ -1,0 +1,8 @@
+//go:build race
+
+package voice
+
+// raceEnabled is true when the race detector is on. It slows the
+// decoder's arithmetic some thirty times, so the long tables of cases run
+// a sample only; the concurrency tests run in full.
+const raceEnabled = true
