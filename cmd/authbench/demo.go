@@ -8,6 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"go.bug.st/serial"
@@ -16,17 +21,24 @@ import (
 	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/device/ctaphid"
 	"github.com/authbench/authbench/device/frame"
-	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/device/voice"
+	"github.com/authbench/authbench/server/api"
+	"github.com/authbench/authbench/server/client"
+	"github.com/authbench/authbench/server/embedded"
+	"github.com/authbench/authbench/server/pskc"
+	"github.com/authbench/authbench/server/secrets"
+	"github.com/authbench/authbench/sim/app"
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/code"
+	simvoice "github.com/authbench/authbench/sim/code/voice"
 	"github.com/authbench/authbench/sim/udphid"
 )
 
 func init() {
 	register(&command{
 		name:    "demo",
-		summary: "tell the MitID authenticator story end to end on simulated devices",
-		usage:   "[--seed HEX]",
+		summary: "tell the MitID authenticator story end to end: an embedded server, simulated devices, every step over HTTP",
+		usage:   "[--seed HEX] [--keep DIR]",
 		run:     runDemo,
 	})
 }
@@ -40,6 +52,11 @@ type timeline struct {
 }
 
 func (tl *timeline) section(title string) { fmt.Fprintf(tl.w, "\n== %s\n", title) }
+
+// note prints a line of narration under the current step.
+func (tl *timeline) note(format string, args ...any) {
+	fmt.Fprintf(tl.w, "      %s\n", fmt.Sprintf(format, args...))
+}
 
 // step runs f and prints its outcome: ✓ with what it returned, or ✗ with
 // the error.
@@ -61,15 +78,24 @@ func (tl *timeline) step(what string, f func() (string, error)) bool {
 func runDemo(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(commands["demo"], e)
 	seed := hexFlag("authbench demo")
-	fs.Var(&seed, "seed", "`HEX` seed of the simulated devices")
+	fs.Var(&seed, "seed", "`HEX` seed of the simulated devices and the server's randomness")
+	keep := fs.String("keep", "", "keep the server's SQLite database in `DIR` instead of a temporary directory")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	if *keep != "" {
+		if err := os.MkdirAll(*keep, 0o700); err != nil {
+			return err
+		}
+	}
 	tl := &timeline{w: e.stdout, start: time.Now()}
-	fmt.Fprintln(e.stdout, "authbench demo: a person's MitID authenticators, on simulated devices")
-	d := &demo{tl: tl, seed: seed, policy: domain.DefaultPolicy(), now: time.Now().UTC()}
+	fmt.Fprintln(e.stdout, "authbench demo: a person's MitID authenticators, on simulated devices, through the server's HTTP API")
+	d := &demo{tl: tl, seed: seed, dir: *keep, clock: newDemoClock(time.Now())}
 	defer d.close()
 	d.run(ctx)
 
@@ -85,88 +111,222 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// demo holds the story's state: the simulated devices and the person's
-// authenticators under the lifecycle rules.
-type demo struct {
-	tl     *timeline
-	seed   []byte
-	policy domain.Policy
-	now    time.Time
-	sim    *simulation
+// demoClock is the virtual clock the server and the code devices share, so
+// that the story can move to the next 30-second time step without
+// waiting.
+type demoClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-	person     domain.Identity
-	auths      []domain.Authenticator
-	tombstones []domain.Tombstone
+func newDemoClock(t time.Time) *demoClock { return &demoClock{t: t} }
+
+func (c *demoClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *demoClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// demoServer is the embedded server the demo talks to over HTTP, with
+// what the demo needs to know about its configuration.
+type demoServer struct {
+	*embedded.Server
+	Origin  string
+	PSKCKey []byte
+}
+
+// startDemoServer starts the embedded server (server/embedded) on a SQLite
+// database in dir ("" for a temporary one), on a free loopback port, with
+// the test attestation CA as its trusted root, the demo's clock, and keys
+// derived from seed.
+func startDemoServer(ctx context.Context, dir string, now func() time.Time, seed []byte) (*demoServer, error) {
+	s := &demoServer{Origin: "https://mitid.demo"}
+	h := sha256.Sum256(append([]byte("authbench demo server "), seed...))
+	rnd := rand.NewChaCha8(h)
+	s.PSKCKey = make([]byte, 16)
+	rnd.Read(s.PSKCKey)
+	keys, err := secrets.GenerateKeyring(rnd)
+	if err != nil {
+		return nil, err
+	}
+	db := ""
+	if dir != "" {
+		db = filepath.Join(dir, "authbench.db")
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(chip.TestCACertPEM())
+	srv, err := embedded.Start(ctx, embedded.Options{
+		DB:               db,
+		Keyring:          keys,
+		SupportTokens:    map[string]string{"demo-support-token": "support-demo"},
+		RPID:             "mitid.demo",
+		RPOrigins:        []string{s.Origin},
+		AttestationRoots: roots,
+		Hasher:           secrets.FastParams(),
+		PSKCKey:          s.PSKCKey,
+		Now:              now,
+		// The story logs in more often than a person would.
+		RateLimit: api.RateLimit{PerSource: api.Rate{Every: -1}, PerIdentity: api.Rate{Every: -1}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Server = srv
+	return s, nil
+}
+
+// demo holds the story's state: the server, the simulated devices, and the
+// person's authenticators as the server reported them.
+type demo struct {
+	tl    *timeline
+	seed  []byte
+	dir   string
+	clock *demoClock
+	sim   *simulation
+	srv   *demoServer
+
+	support *client.Client // a support operator
+	owner   *client.Client // the person, with the session of a password login
+
+	person   string
+	password string
+	pwAuth   string
+
+	chipDev  *chip.Chip
+	chipHost device.Chip // the chip through CTAPHID over UDP
+	chipAuth *client.Authenticator
+	oldCred  string
+
+	display, reader         *code.Device
+	displayHost, readerHost *frame.Host
+	displayAuth, readerAuth *client.Authenticator
+	decoder                 *voice.Decoder
+
+	app     *app.App
+	appAuth *client.Authenticator
 }
 
 func (d *demo) close() {
+	if d.support != nil {
+		d.support.CloseIdleConnections()
+	}
 	if d.sim != nil {
 		d.sim.close()
 	}
-}
-
-func (d *demo) owner() domain.Actor { return domain.Owner(d.person.ID, "password") }
-
-// apply records a change in the demo's in-memory store.
-func (d *demo) apply(c domain.Change) domain.Authenticator {
-	for i := range d.auths {
-		if d.auths[i].ID == c.Authenticator.ID {
-			d.auths[i] = c.Authenticator
-			goto done
-		}
+	if d.srv != nil {
+		d.srv.Close()
 	}
-	d.auths = append(d.auths, c.Authenticator)
-done:
-	if c.Tombstone != nil {
-		d.tombstones = append(d.tombstones, *c.Tombstone)
-	}
-	return c.Authenticator
-}
-
-func (d *demo) add(id string, kind device.Kind, ref domain.Ref) (domain.Authenticator, error) {
-	c, err := d.policy.Add(d.person, d.auths, d.tombstones, domain.AddRequest{ID: id, Kind: kind, Ref: ref}, d.owner(), d.now)
-	if err != nil {
-		return domain.Authenticator{}, err
-	}
-	a := d.apply(c)
-	c, err = d.policy.Activate(d.person, a, d.owner(), d.now)
-	if err != nil {
-		return domain.Authenticator{}, err
-	}
-	return d.apply(c), nil
 }
 
 func (d *demo) run(ctx context.Context) {
 	tl := d.tl
-	ic, err := domain.NewIdentity("person-1", domain.System("demo"), d.now)
-	if err != nil {
-		tl.step("create the person", func() (string, error) { return "", err })
+	if !tl.step("start the server: HTTP API v1 on a SQLite store, trusting the test attestation CA", func() (string, error) {
+		s, err := startDemoServer(ctx, d.dir, d.clock.Now, d.seed)
+		if err != nil {
+			return "", err
+		}
+		d.srv = s
+		d.support, err = client.New(s.URL, client.Options{Token: s.SupportToken, Origin: s.Origin})
+		if err != nil {
+			return "", err
+		}
+		if err := d.support.Health(ctx); err != nil {
+			return "", err
+		}
+		return s.URL, nil
+	}) {
 		return
 	}
-	d.person = ic.Identity
-	tl.step("create the person and their password", func() (string, error) {
-		_, err := d.add("password", device.KindPassword, domain.Ref{})
-		return d.person.ID, err
-	})
-
 	d.sim = newSimulation(nil)
+	if !d.personStory(ctx) {
+		return
+	}
 	d.chipStory(ctx)
 	d.codeStory(ctx)
+	d.audioStory(ctx)
+	d.appStory(ctx)
+	d.chipBlockStory(ctx)
+	d.identityStory(ctx)
+	d.auditStory(ctx)
 }
 
-// chipStory: a chip over CTAPHID (UDP HID), its attestation, logins, a
-// clone, the owner's block and the same chip added again.
+// expect checks that err is the API refusal want; it returns the refusal's
+// message, or an error saying what happened instead.
+func expect(err, want error) (string, error) {
+	if err == nil {
+		return "", fmt.Errorf("accepted, but the rules say: %v", want)
+	}
+	if !errors.Is(err, want) {
+		return "", fmt.Errorf("want %q, got: %w", want, err)
+	}
+	var ae *client.APIError
+	if errors.As(err, &ae) {
+		return fmt.Sprintf("refused: %s (%d %s)", ae.Message, ae.Status, ae.Code), nil
+	}
+	return "refused: " + err.Error(), nil
+}
+
+// failure checks a failed attempt: its code, and the failures count and
+// state the server reports after it.
+func failure(err, want error, failures int, state string) (string, error) {
+	msg, e := expect(err, want)
+	if e != nil {
+		return "", e
+	}
+	var ae *client.APIError
+	errors.As(err, &ae)
+	n, ok := ae.Failures()
+	if state == client.StateActive && (!ok || n != failures) || ae.State() != state {
+		return "", fmt.Errorf("failures %d (reported: %v), state %q; want %d, %q", n, ok, ae.State(), failures, state)
+	}
+	return msg, nil
+}
+
+func (d *demo) personStory(ctx context.Context) bool {
+	tl := d.tl
+	tl.section("The person and their MitID password")
+	d.person = "person-1"
+	d.password = "correct horse battery staple"
+	ok := tl.step("support creates the person with a password", func() (string, error) {
+		id, err := d.support.CreateIdentity(ctx, client.CreateIdentityRequest{ID: d.person, Password: d.password})
+		if err != nil {
+			return "", err
+		}
+		if len(id.Authenticators) != 1 || id.Authenticators[0].Kind != client.KindPassword || id.Authenticators[0].State != client.StateActive {
+			return "", fmt.Errorf("identity %+v: want one active password", id)
+		}
+		d.pwAuth = id.Authenticators[0].ID
+		return fmt.Sprintf("identity %s, password %s (active)", id.ID, d.pwAuth), nil
+	})
+	ok = ok && tl.step("the person logs in with the password and gets a self-service session", func() (string, error) {
+		s, err := client.LoginPassword(ctx, d.support.WithToken(""), d.person, d.pwAuth, d.password)
+		if err != nil {
+			return "", err
+		}
+		d.owner = d.support.WithToken(s.Token)
+		return "session until " + s.ExpiresAt.Format(time.TimeOnly), nil
+	})
+	return ok
+}
+
+// chipStory: a chip over CTAPHID (UDP HID) is added, activated with its
+// packed attestation, and used.
 func (d *demo) chipStory(ctx context.Context) {
 	tl := d.tl
 	tl.section("MitID chip (simulated FIDO key over USB HID, carried in UDP)")
-	c, err := chip.New(chip.Options{Seed: d.seed})
-	if err != nil {
-		tl.step("make a simulated chip", func() (string, error) { return "", err })
-		return
-	}
-	d.sim.addCloser(c)
-	var cl *ctap2.Client
 	if !tl.step("plug the chip in and open it", func() (string, error) {
+		c, err := chip.New(chip.Options{Seed: d.seed})
+		if err != nil {
+			return "", err
+		}
+		d.chipDev = c
+		d.sim.addCloser(c)
 		dev, err := udphid.Listen("127.0.0.1:0", "127.0.0.1:1")
 		if err != nil {
 			return "", err
@@ -185,297 +345,563 @@ func (d *demo) chipStory(ctx context.Context) {
 			return "", err
 		}
 		d.sim.addCloser(conn)
-		cl = ctap2.NewClient(conn)
+		cl := ctap2.NewClient(conn)
 		info, err := cl.Info(ctx)
 		if err != nil {
 			return "", err
 		}
+		d.chipHost = cl
 		return fmt.Sprintf("serial %s, %v, AAGUID %x", c.Serial(), info.Versions, info.AAGUID), nil
 	}) {
 		return
 	}
-
-	const rp = "mitid.demo"
-	register := func(user string) (*ctap2.AuthData, error) {
-		cdh := sha256.Sum256([]byte("register " + user))
-		att, err := cl.MakeCredential(ctx, &ctap2.MakeCredentialRequest{
-			ClientDataHash:   cdh[:],
-			RP:               ctap2.RPEntity{ID: rp, Name: "MitID demo"},
-			User:             ctap2.UserEntity{ID: []byte(d.person.ID), Name: user},
-			PubKeyCredParams: []ctap2.CredentialParameters{{Type: ctap2.CredentialTypePublicKey, Alg: ctap2.AlgES256}},
-		})
+	tl.step("the person adds the chip: a security element is created in the chip and in the solution", func() (string, error) {
+		a, err := client.EnrollChip(ctx, d.owner, d.person, "key ring", d.chipHost)
 		if err != nil {
-			return nil, err
-		}
-		ad, err := ctap2.ParseAuthData(att.AuthData)
-		if err != nil {
-			return nil, err
-		}
-		if err := verifyPacked(att, cdh[:]); err != nil {
-			return nil, err
-		}
-		return ad, nil
-	}
-	login := func(cred *ctap2.AuthData) (uint32, error) {
-		h := sha256.Sum256([]byte(fmt.Sprintf("login %d", time.Now().UnixNano())))
-		as, err := cl.GetAssertion(ctx, &ctap2.GetAssertionRequest{
-			RPID: rp, ClientDataHash: h[:],
-			AllowList: []ctap2.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: cred.AttestedCredential.CredentialID}},
-		})
-		if err != nil {
-			return 0, err
-		}
-		if err := ctap2.VerifyAssertion(cred.AttestedCredential.PublicKey, as.AuthData, h[:], as.Signature); err != nil {
-			return 0, err
-		}
-		ad, err := ctap2.ParseAuthData(as.AuthData)
-		if err != nil {
-			return 0, err
-		}
-		return ad.SignCount, nil
-	}
-
-	var first *ctap2.AuthData
-	var chipAuth domain.Authenticator
-	tl.step("add the chip: a security element is created in the chip and in the solution", func() (string, error) {
-		var err error
-		if first, err = register("demo"); err != nil {
 			return "", err
 		}
-		id := domain.EncodeCredentialID(first.AttestedCredential.CredentialID)
-		chipAuth, err = d.add("chip-1", device.KindChip, domain.Ref{Serial: c.Serial(), CredentialID: id})
-		return fmt.Sprintf("credential %.16s…, packed attestation verified against the test CA", id), err
+		if a.State != client.StateActive || a.Element.AttestationTrusted == nil || !*a.Element.AttestationTrusted {
+			return "", fmt.Errorf("chip %s is %s, attestation trusted %v", a.ID, a.State, a.Element.AttestationTrusted)
+		}
+		d.chipAuth = a
+		return fmt.Sprintf("%s, credential %s, %s attestation trusted (test CA), chip serial %s",
+			a.ID, short(a.CredentialID), a.Element.AttestationFormat, a.Element.ChipSerial), nil
 	})
-	var counter uint32
-	tl.step("log in with the chip twice: signatures verify, the counter rises", func() (string, error) {
-		n1, err := login(first)
+	if d.chipAuth == nil {
+		return
+	}
+	tl.step("log in with the chip twice: the signatures verify and the sign counter rises", func() (string, error) {
+		s1, err := client.LoginChip(ctx, d.support.WithToken(""), d.person, d.chipAuth.ID, d.chipHost)
 		if err != nil {
 			return "", err
 		}
-		n2, err := login(first)
+		s2, err := client.LoginChip(ctx, d.support.WithToken(""), d.person, d.chipAuth.ID, d.chipHost)
 		if err != nil {
 			return "", err
 		}
-		if err := domain.CheckSignCount(n1, n2); err != nil {
-			return "", err
+		n1, n2 := s1.Authenticator.Element.SignCount, s2.Authenticator.Element.SignCount
+		if n2 <= n1 {
+			return "", fmt.Errorf("sign counter %d then %d", n1, n2)
 		}
-		counter = n2
 		return fmt.Sprintf("sign counter %d then %d", n1, n2), nil
 	})
-	tl.step("a cloned chip is caught: its counter does not rise", func() (string, error) {
+	tl.step("a cloned chip is caught: its sign counter does not rise, and the server says so", func() (string, error) {
 		var saved bytes.Buffer
-		if err := c.Save(&saved); err != nil {
+		if err := d.chipDev.Save(&saved); err != nil {
 			return "", err
 		}
-		clone, err := chip.Load(bytes.NewReader(saved.Bytes()), chip.Options{})
+		clone, err := chip.Load(&saved, chip.Options{})
 		if err != nil {
 			return "", err
 		}
 		defer clone.Close()
-		// The original moves on; the clone, restored from the same state, replays an old count.
-		if counter, err = login(first); err != nil {
+		// The original moves on; the clone, restored from the same state,
+		// replays an old count.
+		if _, err := client.LoginChip(ctx, d.support.WithToken(""), d.person, d.chipAuth.ID, d.chipHost); err != nil {
 			return "", err
 		}
-		h := sha256.Sum256([]byte("clone"))
-		as, err := clone.GetAssertion(ctx, &ctap2.GetAssertionRequest{RPID: rp, ClientDataHash: h[:],
-			AllowList: []ctap2.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: first.AttestedCredential.CredentialID}}})
-		if err != nil {
-			return "", err
-		}
-		ad, err := ctap2.ParseAuthData(as.AuthData)
-		if err != nil {
-			return "", err
-		}
-		err = domain.CheckSignCount(counter, ad.SignCount)
-		if !errors.Is(err, domain.ErrCloneSuspected) {
-			return "", fmt.Errorf("counter %d after %d was not flagged (%v)", ad.SignCount, counter, err)
-		}
-		return err.Error(), nil
+		_, err = client.LoginChip(ctx, d.support.WithToken(""), d.person, d.chipAuth.ID, clone)
+		return failure(err, client.ErrSignCount, 1, client.StateActive)
 	})
-	tl.step("the owner blocks the chip (lost): its security element is deleted", func() (string, error) {
-		ch, err := d.policy.Block(chipAuth, d.owner(), domain.ReasonLost, d.now)
+	tl.step("the genuine chip logs in again and the failure count is back to zero", func() (string, error) {
+		s, err := client.LoginChip(ctx, d.support.WithToken(""), d.person, d.chipAuth.ID, d.chipHost)
 		if err != nil {
 			return "", err
 		}
-		if !ch.WipeSecret || ch.Tombstone == nil {
-			return "", errors.New("block did not wipe the element or leave a tombstone")
+		if s.Authenticator.Failures != 0 {
+			return "", fmt.Errorf("failures %d after a success", s.Authenticator.Failures)
 		}
-		chipAuth = d.apply(ch)
-		return fmt.Sprintf("state %s, tombstone for credential %.16s…", chipAuth.State, ch.Tombstone.CredentialID), nil
-	})
-	tl.step("the same physical chip is added again and gets a brand-new element", func() (string, error) {
-		second, err := register("demo")
-		if err != nil {
-			return "", err
-		}
-		if bytes.Equal(second.AttestedCredential.CredentialID, first.AttestedCredential.CredentialID) {
-			return "", errors.New("the chip reused its old credential")
-		}
-		id := domain.EncodeCredentialID(second.AttestedCredential.CredentialID)
-		if _, err := d.add("chip-2", device.KindChip, domain.Ref{Serial: c.Serial(), CredentialID: id}); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("new credential %.16s…", id), nil
-	})
-	tl.step("the old credential stays refused forever", func() (string, error) {
-		old := domain.EncodeCredentialID(first.AttestedCredential.CredentialID)
-		err := d.policy.CheckAdd(d.person, d.auths, device.KindChip, domain.Ref{Serial: c.Serial(), CredentialID: old}, d.tombstones)
-		if !errors.Is(err, domain.ErrCredentialRevoked) {
-			return "", fmt.Errorf("old credential not refused: %v", err)
-		}
-		return err.Error(), nil
+		return fmt.Sprintf("sign counter %d, failures 0", s.Authenticator.Element.SignCount), nil
 	})
 }
 
-// codeStory: a code display on a serial port (a pty), codes that are used
-// once, three wrong codes, self-service reactivation, escalation to a
-// permanent block, and a serial that can never be added again.
+// codeDevice starts a simulated code device on a pty and opens its serial
+// port.
+func (d *demo) codeDevice(ctx context.Context, kind device.Kind, label string) (*code.Device, *frame.Host, string, error) {
+	dev, err := code.New(code.Options{Kind: kind, Seed: append(append([]byte(nil), d.seed...), label...), Now: d.clock.Now, Language: map[bool]string{true: "da"}[kind == device.KindAudioCodeReader]})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	p, err := code.ServePTY(ctx, dev)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	d.sim.addCloser(p)
+	port, err := serial.Open(p.Path, &serial.Mode{BaudRate: 115200})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	d.sim.addCloser(port)
+	return dev, frame.NewHost(port, nil), p.Path, nil
+}
+
+// wrongCode returns a code that matches none of the steps a verifier with
+// a skew of one step accepts now.
+func wrongCode(dev *code.Device) string {
+	t := dev.TOTP()
+	now := t.Step(dev.Clock())
+	near := map[string]bool{}
+	for s := now - 1; s <= now+1; s++ {
+		c, _ := t.Code(s)
+		near[c] = true
+	}
+	digits := t.Digits
+	if digits == 0 {
+		digits = 6
+	}
+	for i := 0; ; i++ {
+		c := strings.Repeat(string(rune('0'+i%10)), digits)
+		if !near[c] {
+			return c
+		}
+	}
+}
+
+// provision imports the secrets of the code devices as a provisioning
+// station would: a PSKC document (RFC 6030) encrypted under the server's
+// pre-shared key.
+func (d *demo) provision(ctx context.Context, devs ...*code.Device) (string, error) {
+	var keys []pskc.Key
+	for i, dev := range devs {
+		t := dev.TOTP()
+		keys = append(keys, pskc.Key{
+			Serial: dev.Serial(), Manufacturer: "authbench", Model: string(dev.Kind()), ID: fmt.Sprintf("key-%d", i+1),
+			Algorithm: pskc.TOTP, Hash: t.Algorithm, Digits: t.Digits, Period: t.Period, Secret: append([]byte(nil), t.Secret...),
+		})
+	}
+	var doc bytes.Buffer
+	if err := pskc.Write(&doc, keys, pskc.EncryptOptions{Key: d.srv.PSKCKey}); err != nil {
+		return "", err
+	}
+	res, err := d.support.ImportPSKC(ctx, doc.Bytes())
+	if err != nil {
+		return "", err
+	}
+	if res.Imported != len(devs) {
+		return "", fmt.Errorf("imported %d of %d", res.Imported, len(devs))
+	}
+	return fmt.Sprintf("%d secrets imported (%d bytes of PSKC, AES-CBC + HMAC-SHA256), serials %s", res.Imported, doc.Len(), strings.Join(res.Serials, ", ")), nil
+}
+
+// nextStep moves the shared clock to the next TOTP time step, as if the
+// person waited for a new code.
+func (d *demo) nextStep() { d.clock.Advance(30 * time.Second) }
+
+// codeStory: a code display on a serial port (a pty): codes are used once,
+// three wrong codes suspend it, the person reactivates it, and after the
+// third suspension it is blocked for good and its serial is revoked.
 func (d *demo) codeStory(ctx context.Context) {
 	tl := d.tl
 	tl.section("MitID code display (simulated, CDP/1 on a serial port)")
-	dev, err := code.New(code.Options{Kind: device.KindCodeDisplay, Seed: d.seed})
-	if err != nil {
-		tl.step("make a simulated code display", func() (string, error) { return "", err })
-		return
-	}
-	secret := dev.TOTP() // what a PSKC import would give the server
-	var h *frame.Host
-	if !tl.step("connect to the code display's serial port", func() (string, error) {
-		p, err := code.ServePTY(ctx, dev)
-		if err != nil {
+	if !tl.step("the factory makes a code display and an audio code reader and sends their secrets to the server as PSKC", func() (string, error) {
+		var err error
+		if d.display, d.displayHost, _, err = d.codeDevice(ctx, device.KindCodeDisplay, "display"); err != nil {
 			return "", err
 		}
-		d.sim.addCloser(p)
-		port, err := serial.Open(p.Path, &serial.Mode{BaudRate: 115200})
-		if err != nil {
+		if d.reader, d.readerHost, _, err = d.codeDevice(ctx, device.KindAudioCodeReader, "reader"); err != nil {
 			return "", err
 		}
-		d.sim.addCloser(port)
-		h = frame.NewHost(port, nil)
-		info, err := h.Identify(ctx)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%s, serial %s, %d digits every %v", p.Path, info.Serial, info.Digits, info.Period), nil
+		return d.provision(ctx, d.display, d.reader)
 	}) {
 		return
 	}
-	var auth domain.Authenticator
-	var highest uint64
-	check := func(codeText string) (uint64, error) {
-		m, err := secret.Verify(codeText, dev.Clock(), 1, highest)
+	tl.step("the person adds the code display with its serial number and activates it with a code", func() (string, error) {
+		a, err := client.EnrollCodeDevice(ctx, d.owner, d.person, "desk drawer", d.displayHost)
 		if err != nil {
-			return 0, err
+			return "", err
 		}
-		if !d.policyAdvance(&highest, m.Step) {
-			return 0, fmt.Errorf("step %d already used", m.Step)
-		}
-		return m.Step, nil
+		d.displayAuth = a
+		return fmt.Sprintf("%s, serial %s, %d digits every %d s, state %s", a.ID, a.Serial, a.Element.Digits, a.Element.PeriodSeconds, a.State), nil
+	})
+	if d.displayAuth == nil {
+		return
 	}
-	tl.step("activate it with its serial number and a current code", func() (string, error) {
-		c, err := h.Press(ctx)
+	aid := d.displayAuth.ID
+	anon := d.support.WithToken("")
+	tl.step("the code that activated it cannot be used again (RFC 6238 §5.2)", func() (string, error) {
+		c, err := d.displayHost.Press(ctx)
 		if err != nil {
 			return "", err
 		}
-		if _, err := check(c.Digits); err != nil {
-			return "", err
-		}
-		auth, err = d.add("code-1", device.KindCodeDisplay, domain.Ref{Serial: dev.Serial()})
-		return fmt.Sprintf("code %s accepted", c.Digits), err
+		_, err = client.LoginCode(ctx, anon, d.person, aid, c.Digits)
+		return expect(err, client.ErrCodeReplayed)
 	})
-	tl.step("the same code is refused the second time (RFC 6238 §5.2)", func() (string, error) {
-		c, err := h.Press(ctx)
+	tl.step("thirty seconds later a new code logs in", func() (string, error) {
+		d.nextStep()
+		s, err := client.LoginCodeDevice(ctx, anon, d.person, aid, d.displayHost)
 		if err != nil {
 			return "", err
 		}
-		if _, err := check(c.Digits); err == nil {
-			return "", fmt.Errorf("code %s accepted twice", c.Digits)
-		}
-		return "code " + c.Digits + " refused: already used", nil
+		return fmt.Sprintf("last step %d, drift %+d", s.Authenticator.Element.LastStep, s.Authenticator.Element.DriftSteps), nil
 	})
-	wrong := func(n int) error {
-		for i := 0; i < n; i++ {
-			if _, err := check("000000"); err == nil {
-				return errors.New("a wrong code was accepted")
+	wrongRound := func() (string, error) {
+		var msg string
+		for i := 1; i <= 3; i++ {
+			_, err := client.LoginCode(ctx, anon, d.person, aid, wrongCode(d.display))
+			state := client.StateActive
+			if i == 3 {
+				state = client.StateSuspended
 			}
-			ch, err := d.policy.RecordFailure(auth, domain.Failure{Cause: domain.CauseWrongCode}, d.now)
+			m, e := failure(err, client.ErrWrongCode, i, state)
+			if e != nil {
+				return "", fmt.Errorf("wrong code %d: %w", i, e)
+			}
+			msg = m
+		}
+		return msg, nil
+	}
+	tl.step("three wrong codes in a row: the third answer says the code display is suspended", wrongRound)
+	tl.step("while suspended even a right code is refused", func() (string, error) {
+		d.nextStep()
+		_, err := client.LoginCodeDevice(ctx, anon, d.person, aid, d.displayHost)
+		return expect(err, client.ErrSuspended)
+	})
+	tl.step("the person reactivates it on self-service, proving who they are with the password session", func() (string, error) {
+		a, err := d.owner.Reactivate(ctx, d.person, aid)
+		if err != nil {
+			return "", err
+		}
+		if a.State != client.StateActive || a.Suspensions != 1 {
+			return "", fmt.Errorf("state %s, %d suspensions", a.State, a.Suspensions)
+		}
+		return fmt.Sprintf("state %s, suspensions %d", a.State, a.Suspensions), nil
+	})
+	tl.step("a right code after reactivation logs in", func() (string, error) {
+		d.nextStep()
+		_, err := client.LoginCodeDevice(ctx, anon, d.person, aid, d.displayHost)
+		return "", err
+	})
+	tl.step("another round of wrong codes: second suspension; support reactivates it this time", func() (string, error) {
+		if _, err := wrongRound(); err != nil {
+			return "", err
+		}
+		a, err := d.support.Reactivate(ctx, d.person, aid)
+		if err != nil {
+			return "", err
+		}
+		if a.State != client.StateActive || a.Suspensions != 2 {
+			return "", fmt.Errorf("state %s, %d suspensions", a.State, a.Suspensions)
+		}
+		return fmt.Sprintf("state %s, suspensions %d", a.State, a.Suspensions), nil
+	})
+	tl.step("a third round: the third suspension blocks the code display for good and deletes its secret", func() (string, error) {
+		for i := 1; i <= 3; i++ {
+			_, err := client.LoginCode(ctx, anon, d.person, aid, wrongCode(d.display))
+			state := client.StateActive
+			if i == 3 {
+				state = client.StateBlocked
+			}
+			if _, e := failure(err, client.ErrWrongCode, i, state); e != nil {
+				return "", fmt.Errorf("wrong code %d: %w", i, e)
+			}
+		}
+		id, err := d.owner.Identity(ctx, d.person)
+		if err != nil {
+			return "", err
+		}
+		a := id.Authenticator(aid)
+		if a == nil || a.State != client.StateBlocked || !a.Element.Wiped {
+			return "", fmt.Errorf("code display %+v: want blocked and wiped", a)
+		}
+		return fmt.Sprintf("state %s (%s), element deleted", a.State, a.BlockReason), nil
+	})
+	tl.step("its serial number can never be added again: the person must order a new authenticator", func() (string, error) {
+		_, err := d.owner.AddAuthenticator(ctx, d.person, client.AddRequest{Kind: client.KindCodeDisplay, Serial: d.display.Serial()})
+		return expect(err, client.ErrSerialRevoked)
+	})
+}
+
+// newDecoder returns a recogniser of the digits the simulated audio code
+// reader speaks, built from its reference prompts.
+func newDecoder() (*voice.Decoder, error) {
+	p := &voice.Prompts{SampleRate: simvoice.SampleRate, Languages: map[string][10][]int16{}}
+	for _, lang := range simvoice.Languages {
+		var digits [10][]int16
+		for i := range digits {
+			w, err := simvoice.Prompt(lang, byte('0'+i))
 			if err != nil {
-				return err
+				return nil, err
 			}
-			auth = d.apply(ch)
+			digits[i] = w.Samples
 		}
-		return nil
+		p.Languages[lang] = digits
 	}
-	tl.step("three wrong codes in a row suspend the code display", func() (string, error) {
-		if err := wrong(3); err != nil {
-			return "", err
-		}
-		if auth.State != domain.StateSuspended {
-			return "", fmt.Errorf("state %s, want suspended", auth.State)
-		}
-		return fmt.Sprintf("state %s (suspension %d)", auth.State, auth.Suspensions), nil
-	})
-	tl.step("the person reactivates it themselves, proving who they are with the password", func() (string, error) {
-		ch, err := d.policy.Reactivate(d.person, auth, d.owner(), d.auths, d.now)
+	return voice.NewDecoder(p, nil)
+}
+
+// listen presses the audio reader's button and decodes what it says.
+func (d *demo) listen(ctx context.Context) (heard, shown string, err error) {
+	c, err := d.readerHost.Press(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	if c.Audio == nil {
+		return "", "", errors.New("the audio code reader said nothing")
+	}
+	r, err := d.decoder.DecodeAudio(ctx, c.Audio)
+	if err != nil {
+		return "", "", err
+	}
+	return r.Digits, c.Digits, nil
+}
+
+func spaced(s string) string { return strings.Join(strings.Split(s, ""), " ") }
+
+// audioStory: the audio code reader the person ordered is added while the
+// quota allows one code device.
+func (d *demo) audioStory(ctx context.Context) {
+	tl := d.tl
+	if d.reader == nil {
+		return
+	}
+	tl.section("MitID audio code reader (simulated, speaks Danish, CDP/1 on a serial port)")
+	if !tl.step("prepare the listener: device/voice recognises the reader's spoken digits", func() (string, error) {
+		dec, err := newDecoder()
 		if err != nil {
 			return "", err
 		}
-		auth = d.apply(ch)
-		return "state " + string(auth.State), nil
+		d.decoder = dec
+		return "languages " + strings.Join(dec.Languages(), ", "), nil
+	}) {
+		return
+	}
+	tl.step("the person adds the audio code reader they ordered, and activates it with the code it speaks", func() (string, error) {
+		info, err := d.readerHost.Identify(ctx)
+		if err != nil {
+			return "", err
+		}
+		added, err := d.owner.AddAuthenticator(ctx, d.person, client.AddRequest{Kind: string(info.Kind), Serial: info.Serial, Label: "for the car"})
+		if err != nil {
+			return "", err
+		}
+		heard, shown, err := d.listen(ctx)
+		if err != nil {
+			return "", err
+		}
+		if heard != shown {
+			return "", fmt.Errorf("heard %s, the device meant %s", heard, shown)
+		}
+		a, err := d.owner.Activate(ctx, d.person, added.Authenticator.ID, client.ActivateRequest{Code: heard})
+		if err != nil {
+			return "", err
+		}
+		d.readerAuth = a
+		return fmt.Sprintf("%s, serial %s; it said “%s”", a.ID, a.Serial, spaced(heard)), nil
 	})
-	tl.step("two more rounds of wrong codes: the third suspension blocks it for good", func() (string, error) {
-		for round := 0; round < 2; round++ {
-			if err := wrong(3); err != nil {
-				return "", err
+	if d.readerAuth == nil {
+		return
+	}
+	tl.step("a second code device is refused while this one is active (one code device per person)", func() (string, error) {
+		spare, _, _, err := d.codeDevice(ctx, device.KindCodeDisplay, "spare")
+		if err != nil {
+			return "", err
+		}
+		if _, err := d.provision(ctx, spare); err != nil {
+			return "", err
+		}
+		_, err = d.owner.AddAuthenticator(ctx, d.person, client.AddRequest{Kind: client.KindCodeDisplay, Serial: spare.Serial()})
+		return expect(err, client.ErrQuotaExceeded)
+	})
+	tl.step("log in with what the reader says", func() (string, error) {
+		d.nextStep()
+		heard, _, err := d.listen(ctx)
+		if err != nil {
+			return "", err
+		}
+		if _, err := client.LoginCode(ctx, d.support.WithToken(""), d.person, d.readerAuth.ID, heard); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("it said “%s”", spaced(heard)), nil
+	})
+}
+
+// appStory: a MitID app (a key pair and a PIN) is registered and used.
+func (d *demo) appStory(ctx context.Context) {
+	tl := d.tl
+	tl.section("MitID app (simulated: a P-256 device key and a six-digit PIN)")
+	anon := d.support.WithToken("")
+	tl.step("the person registers the app: the server keeps its public key and a verifier of the PIN", func() (string, error) {
+		a, err := app.New(app.Options{Seed: append(append([]byte(nil), d.seed...), "app"...)})
+		if err != nil {
+			return "", err
+		}
+		d.app = a
+		au, err := client.EnrollApp(ctx, d.owner, d.person, "phone", a, a.PIN())
+		if err != nil {
+			return "", err
+		}
+		d.appAuth = au
+		return fmt.Sprintf("%s, %s key, state %s", au.ID, au.Element.PublicKeyAlg, au.State), nil
+	})
+	if d.appAuth == nil {
+		return
+	}
+	wrongPIN := "000000"
+	if d.app.PIN() == wrongPIN {
+		wrongPIN = "111111"
+	}
+	tl.step("two wrong PINs, then the right one: the success resets the count", func() (string, error) {
+		for i := 1; i <= 2; i++ {
+			_, err := client.LoginApp(ctx, anon, d.person, d.appAuth.ID, d.app, wrongPIN)
+			if _, e := failure(err, client.ErrWrongPIN, i, client.StateActive); e != nil {
+				return "", e
 			}
-			if auth.State == domain.StateSuspended {
-				ch, err := d.policy.Reactivate(d.person, auth, d.owner(), d.auths, d.now)
-				if err != nil {
-					return "", err
+		}
+		s, err := client.LoginApp(ctx, anon, d.person, d.appAuth.ID, d.app, d.app.PIN())
+		if err != nil {
+			return "", err
+		}
+		if s.Authenticator.Failures != 0 {
+			return "", fmt.Errorf("failures %d after a success", s.Authenticator.Failures)
+		}
+		return "failures back to 0", nil
+	})
+	tl.step("a copy of the app on another phone (another key) is refused even with the right PIN", func() (string, error) {
+		other, err := app.New(app.Options{Seed: []byte("another phone"), PIN: d.app.PIN()})
+		if err != nil {
+			return "", err
+		}
+		_, err = client.LoginApp(ctx, anon, d.person, d.appAuth.ID, other, d.app.PIN())
+		return failure(err, client.ErrBadSignature, 1, client.StateActive)
+	})
+}
+
+// chipBlockStory: the owner blocks the chip; the same chip gets a new
+// element; the old credential stays refused.
+func (d *demo) chipBlockStory(ctx context.Context) {
+	tl := d.tl
+	if d.chipAuth == nil {
+		return
+	}
+	tl.section("The chip is lost, found again, and added again")
+	anon := d.support.WithToken("")
+	tl.step("the owner blocks the chip (lost): its security element in the solution is deleted", func() (string, error) {
+		a, err := d.owner.Block(ctx, d.person, d.chipAuth.ID, client.ReasonLost)
+		if err != nil {
+			return "", err
+		}
+		if a.State != client.StateBlocked || !a.Element.Wiped {
+			return "", fmt.Errorf("chip %s: state %s, wiped %v", a.ID, a.State, a.Element.Wiped)
+		}
+		d.oldCred = d.chipAuth.CredentialID
+		return fmt.Sprintf("state %s (%s), element deleted, credential %s kept as a tombstone", a.State, a.BlockReason, short(d.oldCred)), nil
+	})
+	tl.step("the blocked chip cannot log in", func() (string, error) {
+		_, err := client.LoginChip(ctx, anon, d.person, d.chipAuth.ID, d.chipHost)
+		return expect(err, client.ErrBlocked)
+	})
+	var again *client.Authenticator
+	tl.step("the same physical chip is added again: a new security element in the chip and in the solution", func() (string, error) {
+		a, err := client.EnrollChip(ctx, d.owner, d.person, "key ring (again)", d.chipHost)
+		if err != nil {
+			return "", err
+		}
+		if a.CredentialID == d.oldCred {
+			return "", errors.New("the chip reused its old credential")
+		}
+		again = a
+		return fmt.Sprintf("%s, new credential %s", a.ID, short(a.CredentialID)), nil
+	})
+	if again == nil {
+		return
+	}
+	tl.step("the new element logs in", func() (string, error) {
+		_, err := client.LoginChip(ctx, anon, d.person, again.ID, d.chipHost)
+		return "", err
+	})
+	tl.step("the old credential stays refused: the chip still holds it, but the server does not accept it any more", func() (string, error) {
+		lc, err := anon.BeginLogin(ctx, d.person, again.ID)
+		if err != nil {
+			return "", err
+		}
+		var old client.Bytes
+		if err := old.UnmarshalJSON([]byte(`"` + d.oldCred + `"`)); err != nil {
+			return "", err
+		}
+		opts := *lc.PublicKey
+		opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: old}}
+		cred, err := client.ChipAssertion(ctx, d.chipHost, &opts, d.srv.Origin)
+		if err != nil {
+			return "", fmt.Errorf("the chip no longer signs with its old credential: %w", err)
+		}
+		_, err = anon.FinishLogin(ctx, d.person, again.ID, client.FinishLoginRequest{Ceremony: lc.Ceremony, Credential: cred})
+		if err == nil {
+			return "", errors.New("the old credential was accepted")
+		}
+		var ae *client.APIError
+		if !errors.As(err, &ae) || ae.Status/100 != 4 {
+			return "", err
+		}
+		return fmt.Sprintf("refused: %s (%d %s)", ae.Message, ae.Status, ae.Code), nil
+	})
+}
+
+// identityStory: support blocks the whole identity on suspected misuse.
+func (d *demo) identityStory(ctx context.Context) {
+	tl := d.tl
+	tl.section("The whole identity")
+	tl.step("support blocks the identity temporarily (suspected misuse): no authenticator can log in", func() (string, error) {
+		id, err := d.support.BlockIdentity(ctx, d.person, "suspected misuse")
+		if err != nil {
+			return "", err
+		}
+		_, err = client.LoginPassword(ctx, d.support.WithToken(""), d.person, d.pwAuth, d.password)
+		msg, err := expect(err, client.ErrIdentityBlocked)
+		if err != nil {
+			return "", err
+		}
+		return "state " + id.State + "; password " + msg, nil
+	})
+	tl.step("only support can lift it: the person's own session is refused", func() (string, error) {
+		_, err := d.owner.UnblockIdentity(ctx, d.person, "")
+		return expect(err, client.ErrForbidden)
+	})
+	tl.step("support lifts the block and the password works again", func() (string, error) {
+		id, err := d.support.UnblockIdentity(ctx, d.person, "checked with the person")
+		if err != nil {
+			return "", err
+		}
+		if _, err := client.LoginPassword(ctx, d.support.WithToken(""), d.person, d.pwAuth, d.password); err != nil {
+			return "", err
+		}
+		return "state " + id.State, nil
+	})
+}
+
+// auditStory: what happened is in the tamper-evident audit chain.
+func (d *demo) auditStory(ctx context.Context) {
+	tl := d.tl
+	tl.section("Audit")
+	tl.step("every change is in the person's audit trail, with who did it and how", func() (string, error) {
+		ev, err := d.support.AllAudit(ctx, d.person)
+		if err != nil {
+			return "", err
+		}
+		var reactivations []string
+		types := map[string]int{}
+		for _, e := range ev {
+			types[e.Type]++
+			if strings.Contains(e.Type, "reactivat") {
+				who := e.Actor.Kind
+				if e.Actor.Via != "" {
+					who += " via " + e.Actor.Via
 				}
-				auth = d.apply(ch)
+				reactivations = append(reactivations, who)
 			}
 		}
-		if auth.State != domain.StateBlocked {
-			return "", fmt.Errorf("state %s, want blocked", auth.State)
+		if len(reactivations) != 2 {
+			return "", fmt.Errorf("%d reactivations audited, want 2 (event types %v)", len(reactivations), types)
 		}
-		return fmt.Sprintf("state %s, secret wiped, reason %s", auth.State, auth.BlockReason), nil
+		return fmt.Sprintf("%d events; reactivations by %s", len(ev), strings.Join(reactivations, " and by ")), nil
 	})
-	tl.step("its serial number can never be added again", func() (string, error) {
-		err := d.policy.CheckAdd(d.person, d.auths, device.KindCodeDisplay, domain.Ref{Serial: dev.Serial()}, d.tombstones)
-		if !errors.Is(err, domain.ErrSerialRevoked) {
-			return "", fmt.Errorf("serial not refused: %v", err)
+	tl.step("the audit chain verifies (each record carries the hash of the one before)", func() (string, error) {
+		v, err := d.support.VerifyAudit(ctx)
+		if err != nil {
+			return "", err
 		}
-		return err.Error(), nil
+		if !v.OK {
+			return "", fmt.Errorf("chain broken at %d: %s", v.Break.Seq, v.Break.Problem)
+		}
+		return fmt.Sprintf("%d records, chain intact", v.Records), nil
 	})
-}
-
-// policyAdvance moves the highest used step forward if step is above it,
-// as the store's single atomic statement does.
-func (d *demo) policyAdvance(highest *uint64, step uint64) bool {
-	if err := domain.CheckOTPStep(*highest, step); err != nil {
-		return false
-	}
-	*highest = step
-	return true
-}
-
-// verifyPacked checks a packed attestation: the leaf certificate chains to
-// the test CA and signed authData || clientDataHash.
-func verifyPacked(att *ctap2.Attestation, cdh []byte) error {
-	if att.Format != "packed" || len(att.Statement.X5C) == 0 {
-		return fmt.Errorf("attestation format %q with %d certificates, want packed with x5c", att.Format, len(att.Statement.X5C))
-	}
-	leaf, err := x509.ParseCertificate(att.Statement.X5C[0])
-	if err != nil {
-		return err
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(chip.TestCACertPEM()) {
-		return errors.New("test CA certificate unreadable")
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return fmt.Errorf("attestation certificate: %w", err)
-	}
-	return ctap2.VerifySignature(leaf.PublicKey, att.AuthData, cdh, att.Statement.Sig)
 }

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.bug.st/serial"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/device/frame"
+	"github.com/authbench/authbench/server/client"
+	"github.com/authbench/authbench/server/pskc"
+	"github.com/authbench/authbench/sim/app"
+	"github.com/authbench/authbench/sim/code"
+)
+
+// TestLoginCodeDeviceOverPTY: a code display on a pty, enrolled through
+// the server, logs in with `authbench login --device serial:PATH`; wrong
+// codes typed with --code suspend it; the person reactivates it with the
+// session of a password login.
+func TestLoginCodeDeviceOverPTY(t *testing.T) {
+	cs := startCLIServer(t)
+	ctx := context.Background()
+	dev, err := code.New(code.Options{Seed: []byte("cli pty"), Now: cs.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := code.ServePTY(ctx, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	tp := dev.TOTP()
+	var doc bytes.Buffer
+	if err := pskc.Write(&doc, []pskc.Key{{Serial: dev.Serial(), ID: "k1", Algorithm: pskc.TOTP, Secret: tp.Secret}}, pskc.EncryptOptions{Key: cs.PSKCKey}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.support.ImportPSKC(ctx, doc.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	// Enrol over the pty (the port is closed again before the command
+	// opens it).
+	port, err := serial.Open(p.Path, &serial.Mode{BaudRate: 115200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := client.EnrollCodeDevice(ctx, cs.support, cs.person, "", frame.NewHost(port, nil))
+	port.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	login := func(more ...string) (int, string) {
+		return runCmd(t, append([]string{"login", "--server", cs.URL, "--identity", cs.person, "--authenticator", a.ID}, more...)...)
+	}
+	cs.clock.Advance(30 * time.Second)
+	if code, out := login("--device", "serial:"+p.Path); code != 0 || !strings.Contains(out, "logged in to "+cs.person+" with code-display") {
+		t.Fatalf("login over the pty exited %d:\n%s", code, out)
+	}
+	// The same step again: replayed.
+	if code, out := login("--device", "serial:"+p.Path); code != 1 || !strings.Contains(out, "already used") {
+		t.Errorf("a second code of the same step exited %d:\n%s", code, out)
+	}
+	wrong := "000000"
+	for s := tp.Step(cs.clock.Now()) - 1; s <= tp.Step(cs.clock.Now())+1; s++ {
+		if c, _ := tp.Code(s); c == wrong {
+			wrong = "111111"
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		code, out := login("--code", wrong)
+		want := fmt.Sprintf("%d failed attempt", i)
+		if i == 3 {
+			want = "now temporarily blocked"
+		}
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("wrong code %d exited %d, want %q:\n%s", i, code, want, out)
+		}
+	}
+	// Self-service: a password login (password on stdin) gives the session.
+	session := filepath.Join(t.TempDir(), "session")
+	stdin = strings.NewReader(cs.password + "\n")
+	defer func() { stdin = os.Stdin }()
+	if code, out := runCmd(t, "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", cs.pwAuth,
+		"--password-stdin", "--session-file", session); code != 0 {
+		t.Fatalf("password login exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "reactivate", "--server", cs.URL, "--token-file", session, "--identity", cs.person, "--authenticator", a.ID); code != 0 || !strings.Contains(out, "state active") {
+		t.Fatalf("reactivate exited %d:\n%s", code, out)
+	}
+	cs.clock.Advance(30 * time.Second)
+	if code, out := login("--device", "serial:"+p.Path); code != 0 {
+		t.Errorf("login after reactivation exited %d:\n%s", code, out)
+	}
+	code, out := runCmd(t, cs.args("status")...)
+	if code != 0 || !strings.Contains(out, dev.Serial()) || !strings.Contains(out, "code-display") || !strings.Contains(out, "6 digits/30s sha1") {
+		t.Errorf("status exited %d:\n%s", code, out)
+	}
+}
+
+// TestLoginAppAndBlock: the simulated app logs in with --app-seed and
+// --pin; a wrong PIN counts; the owner blocks it for good.
+func TestLoginAppAndBlock(t *testing.T) {
+	cs := startCLIServer(t)
+	seed := []byte("cli app")
+	a, err := app.New(app.Options{Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	au, err := client.EnrollApp(context.Background(), cs.support, cs.person, "phone", a, a.PIN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"login", "--server", cs.URL, "--identity", cs.person, "--authenticator", au.ID, "--app-seed", fmt.Sprintf("%x", seed)}
+	if code, out := runCmd(t, append(base, "--pin", a.PIN())...); code != 0 || !strings.Contains(out, "session token: ") {
+		t.Fatalf("app login exited %d:\n%s", code, out)
+	}
+	wrong := "000000"
+	if a.PIN() == wrong {
+		wrong = "111111"
+	}
+	if code, out := runCmd(t, append(base, "--pin", wrong)...); code != 1 || !strings.Contains(out, "1 failed attempt") {
+		t.Errorf("wrong PIN exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, append(base, "--pin", "12")...); code != 1 {
+		t.Errorf("malformed PIN exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, cs.args("block", "--authenticator", au.ID, "--reason", "stolen")...); code != 2 || !strings.Contains(out, "lost or compromised") {
+		t.Errorf("bad reason exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, cs.args("block", "--authenticator", au.ID, "--reason", "compromised")...); code != 0 || !strings.Contains(out, "new MitID app") {
+		t.Errorf("block exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, append(base, "--pin", a.PIN())...); code != 1 || !strings.Contains(out, "permanently blocked") {
+		t.Errorf("login with the blocked app exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, cs.args("reactivate", "--authenticator", au.ID)...); code != 1 || !strings.Contains(out, "permanently blocked") {
+		t.Errorf("reactivating the blocked app exited %d:\n%s", code, out)
+	}
+	code, out := runCmd(t, cs.args("status")...)
+	if code != 0 || !strings.Contains(out, "blocked (compromised)") || !strings.Contains(out, "deleted") {
+		t.Errorf("status exited %d:\n%s", code, out)
+	}
+}
+
+func TestLoginUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"login", "--identity", "p"},
+		{"login", "--identity", "p", "--authenticator", "a"},
+		{"login", "--identity", "p", "--authenticator", "a", "--code", "1", "--password-stdin"},
+		{"login", "--identity", "p", "--authenticator", "a", "--app-seed", "00"},
+		{"block", "--token", "x", "--identity", "p", "--authenticator", "a"},
+		{"status", "--token", "x"},
+	} {
+		if code, out := runCmd(t, args...); code != 2 {
+			t.Errorf("%v exited %d, want 2:\n%s", args, code, out)
+		}
+	}
+	_ = device.KindChip
+}

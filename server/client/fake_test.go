@@ -1,0 +1,509 @@
+package client
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authbench/authbench/device/ctap2"
+	"github.com/authbench/authbench/device/otp"
+	"github.com/authbench/authbench/sim/chip"
+)
+
+// fake is a small in-memory stand-in for the authbench server, written to
+// the API contract: enough to check what the client sends (client data,
+// attestation objects, signatures, codes) and to answer like the server
+// does. The lifecycle rules themselves are the real server's; the end to
+// end tests of cmd/authbench run against it.
+type fake struct {
+	t       *testing.T
+	srv     *httptest.Server
+	rpID    string
+	origin  string
+	support string
+	secrets map[string]otp.TOTP // serial -> code device secret (as a PSKC import would give)
+
+	mu         sync.Mutex
+	n          int
+	identities map[string]*fakeIdentity
+	ceremonies map[string]*fakeCeremony
+	sessions   map[string]string // token -> identity
+	seen       []*http.Request   // every request, body read
+	bodies     [][]byte
+}
+
+type fakeIdentity struct {
+	id    string
+	auths []*fakeAuth
+}
+
+type fakeAuth struct {
+	Authenticator
+	pub      any // chip: COSE public key bytes; app: *ecdsa.PublicKey
+	pin      string
+	password string
+	totp     otp.TOTP
+	highest  uint64
+}
+
+type fakeCeremony struct {
+	identity, auth string
+	kind           string
+	challenge      []byte
+	login          bool
+}
+
+func newFake(t *testing.T) *fake {
+	t.Helper()
+	f := &fake{
+		t: t, rpID: "mitid.test", origin: "https://mitid.test", support: "support-token",
+		secrets:    map[string]otp.TOTP{},
+		identities: map[string]*fakeIdentity{},
+		ceremonies: map[string]*fakeCeremony{},
+		sessions:   map[string]string{},
+	}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// client returns a Client of the fake with the support token.
+func (f *fake) client(t *testing.T, opts Options) *Client {
+	t.Helper()
+	if opts.Token == "" {
+		opts.Token = f.support
+	}
+	c, err := New(f.srv.URL, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (f *fake) next(prefix string) string {
+	f.n++
+	return fmt.Sprintf("%s-%d", prefix, f.n)
+}
+
+type apiErr struct {
+	status  int
+	code    string
+	details map[string]any
+}
+
+func (e *apiErr) Error() string { return e.code }
+
+func errf(status int, code string) *apiErr { return &apiErr{status: status, code: code} }
+
+func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seen = append(f.seen, r)
+	f.bodies = append(f.bodies, body)
+	out, err := f.route(r, body)
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		ae, ok := err.(*apiErr)
+		if !ok {
+			ae = &apiErr{status: 400, code: "bad_request", details: map[string]any{"why": err.Error()}}
+		}
+		w.WriteHeader(ae.status)
+		json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": ae.code, "message": "fake: " + ae.code, "details": ae.details}})
+		return
+	}
+	status := http.StatusOK
+	if r.Method == http.MethodPost && (r.URL.Path == "/v1/identities" || strings.HasSuffix(r.URL.Path, "/authenticators")) {
+		status = http.StatusCreated
+	}
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(out)
+}
+
+// decodeStrict decodes a request body, refusing unknown fields as the
+// contract says the server does.
+func decodeStrict(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	return d.Decode(v)
+}
+
+func (f *fake) auth(r *http.Request, identity string) error {
+	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if tok == f.support {
+		return nil
+	}
+	if id, ok := f.sessions[tok]; ok {
+		if identity != "" && id == identity {
+			return nil
+		}
+		return errf(403, "forbidden")
+	}
+	return errf(401, "unauthorized")
+}
+
+func (f *fake) route(r *http.Request, body []byte) (any, error) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case r.URL.Path == "/healthz":
+		return map[string]string{"status": "ok"}, nil
+	case r.Method == "POST" && r.URL.Path == "/v1/identities":
+		if err := f.auth(r, ""); err != nil {
+			return nil, err
+		}
+		var req CreateIdentityRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		if req.ID == "" {
+			req.ID = f.next("person")
+		}
+		id := &fakeIdentity{id: req.ID}
+		f.identities[req.ID] = id
+		if req.Password != "" {
+			id.auths = append(id.auths, &fakeAuth{Authenticator: Authenticator{ID: f.next("pw"), IdentityID: req.ID, Kind: KindPassword, State: StateActive}, password: req.Password})
+		}
+		return f.identityJSON(id), nil
+	case len(parts) < 3 || parts[0] != "v1" || parts[1] != "identities":
+		return nil, errf(404, "not_found")
+	}
+	id, ok := f.identities[parts[2]]
+	if !ok {
+		return nil, errf(404, "not_found")
+	}
+	if len(parts) == 3 && r.Method == "GET" {
+		if err := f.auth(r, id.id); err != nil {
+			return nil, err
+		}
+		return f.identityJSON(id), nil
+	}
+	if len(parts) == 4 && parts[3] == "authenticators" && r.Method == "POST" {
+		if err := f.auth(r, id.id); err != nil {
+			return nil, err
+		}
+		var req AddRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		return f.add(id, req)
+	}
+	if len(parts) < 6 || parts[3] != "authenticators" {
+		return nil, errf(404, "not_found")
+	}
+	var a *fakeAuth
+	for _, x := range id.auths {
+		if x.ID == parts[4] {
+			a = x
+		}
+	}
+	if a == nil {
+		return nil, errf(404, "not_found")
+	}
+	switch strings.Join(parts[5:], "/") {
+	case "activate":
+		if err := f.auth(r, id.id); err != nil {
+			return nil, err
+		}
+		var req ActivateRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		if err := f.activate(a, req); err != nil {
+			return nil, err
+		}
+		return a.Authenticator, nil
+	case "login/begin":
+		if string(body) != "{}" {
+			return nil, fmt.Errorf("login/begin body %q", body)
+		}
+		return f.begin(a)
+	case "login/finish":
+		var req FinishLoginRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		return f.finish(a, req)
+	case "block":
+		if err := f.auth(r, id.id); err != nil {
+			return nil, err
+		}
+		a.State = StateBlocked
+		a.Element = Element{Wiped: true}
+		return a.Authenticator, nil
+	}
+	return nil, errf(404, "not_found")
+}
+
+func (f *fake) identityJSON(id *fakeIdentity) Identity {
+	out := Identity{ID: id.id, State: "active", Authenticators: []Authenticator{}}
+	for _, a := range id.auths {
+		out.Authenticators = append(out.Authenticators, a.Authenticator)
+	}
+	return out
+}
+
+func (f *fake) add(id *fakeIdentity, req AddRequest) (any, error) {
+	a := &fakeAuth{Authenticator: Authenticator{ID: f.next("auth"), IdentityID: id.id, Kind: req.Kind, State: StatePending, Label: req.Label, Serial: req.Serial}}
+	out := Added{}
+	switch req.Kind {
+	case KindChip:
+		cer := f.next("cer")
+		challenge := []byte("chip challenge " + cer)
+		f.ceremonies[cer] = &fakeCeremony{identity: id.id, auth: a.ID, kind: KindChip, challenge: challenge}
+		opts := &CreationOptions{
+			Challenge:              challenge,
+			RP:                     RPEntity{ID: f.rpID, Name: "MitID test"},
+			User:                   UserEntity{ID: []byte(id.id), Name: id.id, DisplayName: id.id},
+			PubKeyCredParams:       []CredentialParameters{{Type: "public-key", Alg: -7}},
+			Timeout:                60000,
+			Attestation:            "direct",
+			AuthenticatorSelection: &AuthenticatorSelection{UserVerification: "discouraged"},
+		}
+		for _, x := range id.auths {
+			if x.Kind == KindChip && x.CredentialID != "" {
+				var raw Bytes
+				json.Unmarshal([]byte(`"`+x.CredentialID+`"`), &raw)
+				opts.ExcludeCredentials = append(opts.ExcludeCredentials, CredentialDescriptor{Type: "public-key", ID: raw})
+			}
+		}
+		out.Activation = Activation{Ceremony: cer, PublicKey: opts}
+	case KindCodeDisplay, KindAudioCodeReader:
+		s, ok := f.secrets[req.Serial]
+		if !ok {
+			return nil, errf(404, "not_found")
+		}
+		a.totp = s
+		out.Activation = Activation{Needs: "code"}
+	case KindApp:
+		pub, err := x509.ParsePKIXPublicKey(req.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		if len(req.PIN) != 6 {
+			return nil, errf(400, "bad_request")
+		}
+		a.pub, a.pin = pub, req.PIN
+		cer := f.next("cer")
+		challenge := []byte("app challenge " + cer)
+		f.ceremonies[cer] = &fakeCeremony{identity: id.id, auth: a.ID, kind: KindApp, challenge: challenge}
+		out.Activation = Activation{Ceremony: cer, Challenge: challenge}
+	case KindPassword:
+		a.password, a.State = req.Password, StateActive
+	default:
+		return nil, errf(400, "bad_request")
+	}
+	id.auths = append(id.auths, a)
+	out.Authenticator = a.Authenticator
+	return out, nil
+}
+
+// ceremony takes (uses up) ceremony name for a.
+func (f *fake) ceremony(name string, a *fakeAuth, login bool) (*fakeCeremony, error) {
+	c, ok := f.ceremonies[name]
+	if !ok || c.auth != a.ID || c.login != login {
+		return nil, errf(410, "ceremony_expired")
+	}
+	delete(f.ceremonies, name)
+	return c, nil
+}
+
+// checkClientData checks clientDataJSON as WebAuthn §7.1 steps 7 to 9 (and
+// §7.2 steps 11 to 13) do, and that it is serialised as §5.8.1.1 asks.
+func (f *fake) checkClientData(raw []byte, typ string, challenge []byte) error {
+	var cd ClientData
+	if err := decodeStrict(raw, &cd); err != nil {
+		return err
+	}
+	if cd.Type != typ || cd.Challenge != Bytes(challenge).String() || cd.Origin != f.origin || cd.CrossOrigin {
+		return fmt.Errorf("client data %s", raw)
+	}
+	if want := NewClientData(typ, challenge, f.origin); !bytes.Equal(raw, want) {
+		return fmt.Errorf("client data %s, want %s", raw, want)
+	}
+	return nil
+}
+
+func (f *fake) activate(a *fakeAuth, req ActivateRequest) error {
+	if a.State != StatePending {
+		return errf(409, "conflict")
+	}
+	switch a.Kind {
+	case KindChip:
+		c, err := f.ceremony(req.Ceremony, a, false)
+		if err != nil {
+			return err
+		}
+		cred := req.Credential
+		if cred == nil || cred.Type != "public-key" || cred.ID != cred.RawID.String() || cred.ClientExtensionResults == nil {
+			return fmt.Errorf("credential %+v", cred)
+		}
+		if err := f.checkClientData(cred.Response.ClientDataJSON, ClientDataCreate, c.challenge); err != nil {
+			return err
+		}
+		att, err := DecodeAttestationObject(cred.Response.AttestationObject)
+		if err != nil {
+			return err
+		}
+		again, err := EncodeAttestationObject(att)
+		if err != nil || !bytes.Equal(again, cred.Response.AttestationObject) {
+			return fmt.Errorf("attestation object not canonical: %v", err)
+		}
+		ad, err := ctap2.ParseAuthData(att.AuthData)
+		if err != nil {
+			return err
+		}
+		if ad.RPIDHash != ctap2.RPIDHash(f.rpID) || ad.Flags&ctap2.FlagUP == 0 || ad.AttestedCredential == nil ||
+			!bytes.Equal(ad.AttestedCredential.CredentialID, cred.RawID) {
+			return errf(400, "bad_request")
+		}
+		h := sha256.Sum256(cred.Response.ClientDataJSON)
+		trusted := false
+		if att.Format == "packed" && len(att.Statement.X5C) > 0 {
+			leaf, err := x509.ParseCertificate(att.Statement.X5C[0])
+			if err != nil {
+				return err
+			}
+			if err := ctap2.VerifySignature(leaf.PublicKey, att.AuthData, h[:], att.Statement.Sig); err != nil {
+				return errf(401, "bad_signature")
+			}
+			roots := x509.NewCertPool()
+			roots.AppendCertsFromPEM(chip.TestCACertPEM())
+			_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+			trusted = err == nil
+		}
+		if !trusted {
+			return errf(400, "attestation_untrusted")
+		}
+		a.pub = ad.AttestedCredential.PublicKey
+		a.CredentialID = cred.ID
+		a.Element = Element{AAGUID: fmt.Sprintf("%x", ad.AttestedCredential.AAGUID), SignCount: ad.SignCount, AttestationFormat: att.Format, AttestationTrusted: &trusted}
+	case KindCodeDisplay, KindAudioCodeReader:
+		m, err := a.totp.Verify(req.Code, time.Now(), 1, a.highest)
+		if err != nil {
+			return errf(401, "wrong_code")
+		}
+		a.highest = m.Step
+	case KindApp:
+		c, err := f.ceremony(req.Ceremony, a, false)
+		if err != nil {
+			return err
+		}
+		h := sha256.Sum256(c.challenge)
+		if !ecdsa.VerifyASN1(a.pub.(*ecdsa.PublicKey), h[:], req.Signature) {
+			return errf(401, "bad_signature")
+		}
+	}
+	a.State = StateActive
+	return nil
+}
+
+func (f *fake) begin(a *fakeAuth) (any, error) {
+	switch a.State {
+	case StateSuspended:
+		return nil, errf(403, "authenticator_suspended")
+	case StateBlocked:
+		return nil, errf(403, "authenticator_blocked")
+	case StatePending:
+		return nil, errf(403, "authenticator_pending")
+	}
+	cer := f.next("cer")
+	challenge := []byte("login challenge " + cer)
+	f.ceremonies[cer] = &fakeCeremony{identity: a.IdentityID, auth: a.ID, kind: a.Kind, challenge: challenge, login: true}
+	out := LoginChallenge{Ceremony: cer, ExpiresAt: time.Now().Add(time.Minute).UTC()}
+	switch a.Kind {
+	case KindChip:
+		var raw Bytes
+		json.Unmarshal([]byte(`"`+a.CredentialID+`"`), &raw)
+		out.PublicKey = &RequestOptions{Challenge: challenge, RPID: f.rpID, Timeout: 60000, UserVerification: "discouraged",
+			AllowCredentials: []CredentialDescriptor{{Type: "public-key", ID: raw}}}
+	case KindApp:
+		out.Challenge = challenge
+	}
+	return out, nil
+}
+
+// failed records a failed attempt as the contract describes it.
+func (f *fake) failed(a *fakeAuth, code string) error {
+	a.Failures++
+	if a.Failures >= 3 {
+		a.State, a.Failures = StateSuspended, 0
+		a.Suspensions++
+	}
+	return &apiErr{status: 401, code: code, details: map[string]any{"failures": a.Failures, "state": a.State}}
+}
+
+func (f *fake) finish(a *fakeAuth, req FinishLoginRequest) (any, error) {
+	c, err := f.ceremony(req.Ceremony, a, true)
+	if err != nil {
+		return nil, err
+	}
+	switch a.Kind {
+	case KindChip:
+		cred := req.Credential
+		if cred == nil || cred.ID != a.CredentialID {
+			return nil, errf(400, "bad_request")
+		}
+		if err := f.checkClientData(cred.Response.ClientDataJSON, ClientDataGet, c.challenge); err != nil {
+			return nil, err
+		}
+		h := sha256.Sum256(cred.Response.ClientDataJSON)
+		if err := ctap2.VerifyAssertion(a.pub.([]byte), cred.Response.AuthenticatorData, h[:], cred.Response.Signature); err != nil {
+			return nil, f.failed(a, "bad_signature")
+		}
+		ad, err := ctap2.ParseAuthData(cred.Response.AuthenticatorData)
+		if err != nil {
+			return nil, err
+		}
+		if ad.SignCount != 0 && ad.SignCount <= a.Element.SignCount {
+			return nil, f.failed(a, "sign_count")
+		}
+		a.Element.SignCount = ad.SignCount
+	case KindCodeDisplay, KindAudioCodeReader:
+		m, err := a.totp.Verify(req.Code, time.Now(), 1, a.highest)
+		if errors.Is(err, otp.ErrReplayed) {
+			return nil, errf(401, "code_replayed")
+		}
+		if err != nil {
+			return nil, f.failed(a, "wrong_code")
+		}
+		a.highest = m.Step
+	case KindApp:
+		h := sha256.Sum256(c.challenge)
+		if !ecdsa.VerifyASN1(a.pub.(*ecdsa.PublicKey), h[:], req.Signature) {
+			return nil, f.failed(a, "bad_signature")
+		}
+		if req.PIN != a.pin {
+			return nil, f.failed(a, "wrong_pin")
+		}
+	case KindPassword:
+		if req.Password != a.password {
+			return nil, f.failed(a, "wrong_password")
+		}
+	}
+	a.Failures = 0
+	tok := f.next("session")
+	f.sessions[tok] = a.IdentityID
+	return Session{Token: tok, ExpiresAt: time.Now().Add(15 * time.Minute).UTC(), Authenticator: a.Authenticator}, nil
+}
+
+// requests returns the method and path of every request the fake saw.
+func (f *fake) requests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, r := range f.seen {
+		out = append(out, r.Method+" "+r.URL.Path)
+	}
+	return out
+}
