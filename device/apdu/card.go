@@ -58,6 +58,28 @@ type CardOptions struct {
 	// the cancellation (CTAP2_ERR_KEEPALIVE_CANCEL) is returned, so Process
 	// never blocks for longer (default 30 s, the usual user-presence timeout).
 	MaxWait time.Duration
+
+	// The two storm knobs below make the card legal but tiresome, to test
+	// that hosts cope with the long exchanges that ISO/IEC 7816-4 and
+	// CTAP 2.1 §11.3 allow and stop when their context ends. 0 turns each
+	// off.
+
+	// ChunkLimit, when positive, caps every response at ChunkLimit data
+	// bytes, even when the command's Le asked for more: the rest waits
+	// behind 61xx for GET RESPONSE (ISO/IEC 7816-4 §7.6.1), which gets at
+	// most ChunkLimit bytes again. A 2 KiB answer with ChunkLimit 1 takes
+	// about 2000 GET RESPONSE commands: a 61xx storm.
+	ChunkLimit int
+	// UpdateStorm, when positive, makes NFCCTAP_MSG and NFCCTAP_GETRESPONSE
+	// answer SW 9100 (CTAP 2.1 §11.3.4, with the last keepalive status,
+	// PROCESSING unless the handler reported another) at least UpdateStorm
+	// times for each request before its result, even when the handler has
+	// already answered; a negative value answers 9100 forever, so a host
+	// only gets out through its own deadline. While the handler has not
+	// answered, each 9100 still waits up to StatusAfter as usual; after
+	// that, storm updates come at once. It applies only to NFCCTAP_MSG with
+	// P1 bit 0x80 set (a host that polls): a 9100 storm.
+	UpdateStorm int
 }
 
 // Card is the device side of CTAP over ISO 7816 (CTAP 2.1 §11.3): a FIDO
@@ -113,10 +135,11 @@ type chain struct {
 }
 
 type operation struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when result is set
-	result []byte
-	status atomic.Uint32 // last ctap2.KeepaliveStatus reported
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when result is set
+	result  []byte
+	status  atomic.Uint32 // last ctap2.KeepaliveStatus reported
+	updates int           // 9100 answers given for it; guarded by Card.mu
 }
 
 // NewCard returns a powered, unselected card serving h.
@@ -321,9 +344,18 @@ func (c *Card) cancelOp() {
 
 // await waits for op with c.mu released: up to StatusAfter when update is
 // set, else until it ends. A finished CTAP2 answer (okSW != 0) is returned
-// with status word okSW; a finished U2F answer (okSW == 0) carries its own.
-// c.mu is held on entry and on return.
+// with status word okSW, unless an UpdateStorm still owes updates; a
+// finished U2F answer (okSW == 0) carries its own. c.mu is held on entry and
+// on return.
 func (c *Card) await(ctx context.Context, op *operation, update bool, okSW uint16, ne int) []byte {
+	if update && c.storming(op) {
+		select {
+		case <-op.done:
+			op.updates++
+			return append([]byte{byte(op.status.Load())}, sw(SWStatusUpdate)...)
+		default:
+		}
+	}
 	wait := c.opts.MaxWait
 	if update {
 		wait = c.opts.StatusAfter
@@ -351,12 +383,17 @@ func (c *Card) await(ctx context.Context, op *operation, update bool, okSW uint1
 	if c.op != op { // reset, closed or replaced while we waited
 		return sw(SWUnknown)
 	}
+	finished := false
 	select {
 	case <-op.done:
+		finished = true
 	default:
-		if okSW == 0 { // U2F has no status updates
-			return sw(SWUnknown)
-		}
+	}
+	switch {
+	case !finished && okSW == 0: // U2F has no status updates
+		return sw(SWUnknown)
+	case !finished || update && c.storming(op):
+		op.updates++
 		return append([]byte{byte(op.status.Load())}, sw(SWStatusUpdate)...)
 	}
 	c.op = nil
@@ -374,12 +411,23 @@ func (c *Card) await(ctx context.Context, op *operation, update bool, okSW uint1
 	return c.respond(res, okSW, ne)
 }
 
-// respond returns at most ne bytes of data (256 when ne is 0) with status
-// status, keeping the rest for GET RESPONSE behind 61xx. c.mu is held.
+// storming reports whether UpdateStorm still owes op a 9100 answer.
+// c.mu is held.
+func (c *Card) storming(op *operation) bool {
+	n := c.opts.UpdateStorm
+	return n < 0 || op.updates < n
+}
+
+// respond returns at most ne bytes of data (256 when ne is 0; at most
+// ChunkLimit when set) with status status, keeping the rest for GET
+// RESPONSE behind 61xx. c.mu is held.
 func (c *Card) respond(data []byte, status uint16, ne int) []byte {
 	limit := ne
 	if limit == 0 {
 		limit = MaxShortNe
+	}
+	if c.opts.ChunkLimit > 0 {
+		limit = min(limit, c.opts.ChunkLimit)
 	}
 	if len(data) <= limit {
 		return binary.BigEndian.AppendUint16(append([]byte(nil), data...), status)

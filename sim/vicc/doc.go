@@ -16,4 +16,10 @@
 // is reported present until pcscd polls again, so a new connection counts as
 // ready only after vpcd's first message arrived. When pcscd goes away the
 // card reconnects until its context ends.
+//
+// For tests of PC/SC hosts, Options.Fault makes the card misbehave on chosen
+// APDUs: leave mid-command (FaultRemove), never answer (FaultMute), answer
+// late (FaultDelay), answer noise (FaultGarbage) or a response cut inside
+// its status word (FaultTruncate). Package sim/faults shows what
+// driver/pcsc reports for each.
 package vicc

@@ -2,6 +2,7 @@ package vicc
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -56,7 +57,17 @@ type Options struct {
 
 	// Fault, when set, is consulted before each APDU; see Fault.
 	Fault func(n int, apdu []byte) Fault
+	// Delay is how long FaultDelay holds an answer; 0 means DefaultDelay.
+	Delay time.Duration
+	// Rand supplies the bytes of FaultGarbage answers; nil means
+	// crypto/rand. Tests pass a seeded reader to get the same garbage on
+	// every run.
+	Rand io.Reader
 }
+
+// DefaultDelay is how long FaultDelay holds an answer when Options.Delay is
+// 0: longer than a host's usual status interval, shorter than its patience.
+const DefaultDelay = 500 * time.Millisecond
 
 // Fault is what the card does with the n-th APDU of a connection.
 type Fault int
@@ -66,7 +77,38 @@ const (
 	FaultNone   Fault = iota // answer normally
 	FaultRemove              // close the connection instead of answering: the card is pulled mid-command
 	FaultMute                // never answer; vpcd times out
+	// FaultDelay: the card processes the APDU at once but holds its answer
+	// for Options.Delay, as a slow card or reader does. If the Conn's
+	// context ends meanwhile, the connection closes without the answer.
+	FaultDelay
+	// FaultGarbage: the card processes the APDU, and the answer is
+	// replaced on the way by as many random bytes (from Options.Rand),
+	// status word included: noise on the line.
+	FaultGarbage
+	// FaultTruncate: the card processes the APDU, and only the first byte
+	// of the answer's status word (SW1, without the data) arrives: a
+	// response cut short, which no well-formed response APDU is.
+	FaultTruncate
 )
+
+// String returns the fault's name ("FaultDelay").
+func (f Fault) String() string {
+	switch f {
+	case FaultNone:
+		return "FaultNone"
+	case FaultRemove:
+		return "FaultRemove"
+	case FaultMute:
+		return "FaultMute"
+	case FaultDelay:
+		return "FaultDelay"
+	case FaultGarbage:
+		return "FaultGarbage"
+	case FaultTruncate:
+		return "FaultTruncate"
+	}
+	return fmt.Sprintf("Fault(%d)", int(f))
+}
 
 // Stats counts what a Conn has seen.
 type Stats struct {
@@ -99,6 +141,12 @@ func New(addr string, card Card, opts Options) *Conn {
 	}
 	if opts.Retry <= 0 {
 		opts.Retry = 200 * time.Millisecond
+	}
+	if opts.Delay <= 0 {
+		opts.Delay = DefaultDelay
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
 	}
 	log := opts.Logger
 	if log == nil {
@@ -224,6 +272,10 @@ func (c *Conn) serve(ctx context.Context, conn net.Conn) error {
 			c.mu.Lock()
 			c.stats.APDUs++
 			c.mu.Unlock()
+			var err error
+			if resp, err = c.spoil(ctx, f, n, resp); err != nil {
+				return err
+			}
 		}
 		if len(resp) > maxMessage {
 			return fmt.Errorf("vicc: response of %d bytes exceeds the vpcd limit", len(resp))
@@ -235,6 +287,32 @@ func (c *Conn) serve(ctx context.Context, conn net.Conn) error {
 			return fmt.Errorf("vicc: write: %w", err)
 		}
 	}
+}
+
+// spoil applies the answer faults FaultDelay, FaultGarbage and
+// FaultTruncate to resp, the card's answer to APDU n.
+func (c *Conn) spoil(ctx context.Context, f Fault, n int, resp []byte) ([]byte, error) {
+	switch f {
+	case FaultDelay:
+		t := time.NewTimer(c.opts.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	case FaultGarbage:
+		g := make([]byte, len(resp))
+		if _, err := io.ReadFull(c.opts.Rand, g); err != nil {
+			return nil, fmt.Errorf("vicc: garbage for APDU %d: %w", n, err)
+		}
+		return g, nil
+	case FaultTruncate:
+		if len(resp) >= 2 {
+			return resp[len(resp)-2 : len(resp)-1], nil
+		}
+	}
+	return resp, nil
 }
 
 func (c *Conn) markReady() {

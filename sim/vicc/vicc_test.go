@@ -195,3 +195,82 @@ print("%02x%02x%02x" % (d[0], s1, s2))
 	cancel()
 	<-done
 }
+
+// TestAnswerFaults: what vpcd receives for the second APDU under each fault
+// that spoils an answer; the first and third are answered normally.
+func TestAnswerFaults(t *testing.T) {
+	tests := []struct {
+		fault Fault
+		opts  Options
+		want  []byte
+	}{
+		{FaultNone, Options{}, []byte{0x02, 0x90, 0x00}},
+		{FaultDelay, Options{Delay: time.Millisecond}, []byte{0x02, 0x90, 0x00}},
+		{FaultGarbage, Options{Rand: bytes.NewReader([]byte{0xDE, 0xAD, 0xBE, 0xEF})}, []byte{0xDE, 0xAD, 0xBE}},
+		{FaultTruncate, Options{}, []byte{0x90}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fault.String(), func(t *testing.T) {
+			card := &echoCard{}
+			opts := tt.opts
+			opts.Fault = func(n int, _ []byte) Fault {
+				if n == 2 {
+					return tt.fault
+				}
+				return FaultNone
+			}
+			c := New("unused", card, opts)
+			a, b := net.Pipe()
+			done := make(chan error, 1)
+			go func() { done <- c.RunOnce(context.Background(), a) }()
+			v := vpcdSide{b}
+			for i, want := range [][]byte{{0x01, 0x90, 0x00}, tt.want, {0x03, 0x90, 0x00}} {
+				v.send(t, []byte{0x00, byte(i + 1), 0x00, 0x00})
+				if got := v.recv(t); !bytes.Equal(got, want) {
+					t.Fatalf("APDU %d answered % x, want % x", i+1, got, want)
+				}
+			}
+			b.Close()
+			<-done
+			if st := c.Stats(); st.APDUs != 3 {
+				t.Fatalf("stats %+v: the card processed %d APDUs, want 3", st, st.APDUs)
+			}
+		})
+	}
+}
+
+// TestFaultDelayEndsWithContext: a Conn whose context ends while it holds a
+// delayed answer closes the connection without answering.
+func TestFaultDelayEndsWithContext(t *testing.T) {
+	c := New("unused", &echoCard{}, Options{Delay: time.Hour, Fault: func(int, []byte) Fault { return FaultDelay }})
+	a, b := net.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.RunOnce(ctx, a) }()
+	v := vpcdSide{b}
+	v.send(t, []byte{0x00, 0x01, 0x00, 0x00})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("RunOnce = %v, want context.Canceled", err)
+	}
+	if _, err := io.ReadFull(b, make([]byte, 2)); err == nil {
+		t.Fatal("vpcd read an answer")
+	}
+}
+
+// TestFaultGarbageRandFails: when Options.Rand runs dry the connection ends
+// with an error rather than an invented answer.
+func TestFaultGarbageRandFails(t *testing.T) {
+	c := New("unused", &echoCard{}, Options{Rand: bytes.NewReader(nil), Fault: func(int, []byte) Fault { return FaultGarbage }})
+	a, b := net.Pipe()
+	defer b.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.RunOnce(context.Background(), a) }()
+	vpcdSide{b}.send(t, []byte{0x00, 0x01, 0x00, 0x00})
+	if err := <-done; !errors.Is(err, io.EOF) {
+		t.Fatalf("RunOnce = %v, want the reader's EOF", err)
+	}
+	if got := Fault(42).String(); got != "Fault(42)" {
+		t.Fatalf("String = %q", got)
+	}
+}

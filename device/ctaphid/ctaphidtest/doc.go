@@ -1,7 +1,7 @@
 // Package ctaphidtest holds fakes for CTAPHID report transports
 // (CTAP 2.1 §11.2): a Recorder that writes down every report crossing a real
 // transport, a strict Playback that replays such a transcript to a host, and
-// Faulty, a wrapper that drops, duplicates, corrupts, reorders or
+// Faulty, a wrapper that drops, duplicates, corrupts, delays, reorders or
 // misaddresses chosen reports. Simulators and driver tests use them on top of
 // the in-memory transports of package ctaphid.
 //

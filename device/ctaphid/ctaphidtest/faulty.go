@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -37,15 +38,24 @@ const (
 	// WrongCID replaces the channel identifier (the first 4 bytes) with
 	// Fault.CID, or with the original CID's bits inverted when Fault.CID is 0.
 	WrongCID
+	// Delay holds the report for Fault.Delay, as a slow or congested bus
+	// does; the reports after it wait behind it, in order. A written report
+	// is held by Write, which returns when the report has been passed on. A
+	// read report is held by Read after it arrived; if the read deadline
+	// (SetReadDeadline) passes meanwhile, Read fails with an error wrapping
+	// os.ErrDeadlineExceeded and the next Read returns the report at once.
+	// Close ends the wait early.
+	Delay
 )
 
 // Fault is one fault to inject.
 type Fault struct {
-	Dir  Direction
-	N    int // which report: 1 for the first one in direction Dir
-	Kind FaultKind
-	Byte int    // Corrupt: the index of the byte to invert
-	CID  uint32 // WrongCID: the channel to write in, 0 for the inverted CID
+	Dir   Direction
+	N     int // which report: 1 for the first one in direction Dir
+	Kind  FaultKind
+	Byte  int           // Corrupt: the index of the byte to invert
+	CID   uint32        // WrongCID: the channel to write in, 0 for the inverted CID
+	Delay time.Duration // Delay: how long the report is held
 }
 
 // Faulty wraps a report transport and injects faults into chosen reports,
@@ -62,11 +72,71 @@ type Faulty struct {
 	rmu    sync.Mutex
 	nr     int
 	queueR [][]byte
+
+	dmu       sync.Mutex
+	deadline  time.Time     // the last read deadline set
+	dlChanged chan struct{} // closed and replaced when deadline changes
+	closeOnce sync.Once
+	closed    chan struct{} // closed by Close
 }
 
 // NewFaulty returns rw with faults injected.
 func NewFaulty(rw io.ReadWriter, faults ...Fault) *Faulty {
-	return &Faulty{rw: rw, faults: append([]Fault(nil), faults...)}
+	return &Faulty{
+		rw:        rw,
+		faults:    append([]Fault(nil), faults...),
+		dlChanged: make(chan struct{}),
+		closed:    make(chan struct{}),
+	}
+}
+
+var errFaultyClosed = fmt.Errorf("ctaphidtest: faulty transport: %w", device.ErrClosed)
+
+// hold waits d before a report is passed on. It returns errFaultyClosed
+// when Close is called first.
+func (f *Faulty) hold(d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-f.closed:
+		return errFaultyClosed
+	}
+}
+
+// holdRead waits d before a read report is returned. It returns an error
+// wrapping os.ErrDeadlineExceeded when the read deadline passes first, and
+// errFaultyClosed when Close is called first.
+func (f *Faulty) holdRead(d time.Duration) error {
+	until := time.NewTimer(d)
+	defer until.Stop()
+	for {
+		f.dmu.Lock()
+		dl, changed := f.deadline, f.dlChanged
+		f.dmu.Unlock()
+		var expired <-chan time.Time
+		stop := func() bool { return false }
+		if !dl.IsZero() {
+			left := time.Until(dl)
+			if left <= 0 {
+				return fmt.Errorf("ctaphidtest: faulty read: %w", os.ErrDeadlineExceeded)
+			}
+			t := time.NewTimer(left)
+			expired, stop = t.C, t.Stop
+		}
+		select {
+		case <-until.C:
+			stop()
+			return nil
+		case <-expired:
+		case <-changed:
+			stop()
+		case <-f.closed:
+			stop()
+			return errFaultyClosed
+		}
+	}
 }
 
 func (f *Faulty) fault(dir Direction, n int) *Fault {
@@ -99,7 +169,8 @@ func (ft *Fault) apply(r []byte) []byte {
 }
 
 // Write writes b to the transport, or does to it what its fault says. It
-// reports success for dropped and held reports; other errors are the
+// reports success for dropped and held reports; it returns an error wrapping
+// device.ErrClosed when Close ends a Delay; other errors are the
 // transport's.
 func (f *Faulty) Write(b []byte) (int, error) {
 	f.wmu.Lock()
@@ -117,6 +188,11 @@ func (f *Faulty) Write(b []byte) (int, error) {
 		out = [][]byte{b, b}
 	case Corrupt, WrongCID:
 		out = [][]byte{ft.apply(b)}
+	case Delay:
+		if err := f.hold(ft.Delay); err != nil {
+			return 0, err
+		}
+		out = [][]byte{b}
 	case Reorder:
 		if f.heldW != nil {
 			out = [][]byte{f.heldW}
@@ -138,8 +214,9 @@ func (f *Faulty) Write(b []byte) (int, error) {
 }
 
 // Read returns the next report, after applying its fault. Errors are the
-// transport's, or one wrapping io.ErrShortBuffer when b is too small for a
-// queued report.
+// transport's, one wrapping io.ErrShortBuffer when b is too small for a
+// queued report, and for a Delay one wrapping os.ErrDeadlineExceeded or
+// device.ErrClosed (see Delay).
 func (f *Faulty) Read(b []byte) (int, error) {
 	f.rmu.Lock()
 	defer f.rmu.Unlock()
@@ -170,6 +247,12 @@ func (f *Faulty) Read(b []byte) (int, error) {
 			return n, nil
 		case Corrupt, WrongCID:
 			return copy(b, ft.apply(r)), nil
+		case Delay:
+			if err := f.holdRead(ft.Delay); err != nil {
+				f.queueR = append(f.queueR, r) // nothing else is queued: the head
+				return 0, err
+			}
+			return n, nil
 		case Reorder:
 			n, err := f.rw.Read(b)
 			if err != nil {
@@ -184,9 +267,10 @@ func (f *Faulty) Read(b []byte) (int, error) {
 	}
 }
 
-// Close closes the transport when it is an io.Closer and returns its error;
-// otherwise it returns nil.
+// Close ends Delay waits in progress, and closes the transport when it is an
+// io.Closer and returns its error; otherwise it returns nil.
 func (f *Faulty) Close() error {
+	f.closeOnce.Do(func() { close(f.closed) })
 	if c, ok := f.rw.(io.Closer); ok {
 		return c.Close()
 	}
@@ -196,6 +280,11 @@ func (f *Faulty) Close() error {
 // SetReadDeadline passes t on to the transport; it returns an error wrapping
 // device.ErrNotSupported when the transport has no read deadline.
 func (f *Faulty) SetReadDeadline(t time.Time) error {
+	f.dmu.Lock()
+	f.deadline = t
+	close(f.dlChanged)
+	f.dlChanged = make(chan struct{})
+	f.dmu.Unlock()
 	if d, ok := f.rw.(readDeadliner); ok {
 		return d.SetReadDeadline(t)
 	}

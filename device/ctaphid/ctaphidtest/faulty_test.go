@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -74,6 +75,9 @@ func TestFaultsOnTheWire(t *testing.T) {
 	r := func(n int, k ctaphidtest.FaultKind) ctaphidtest.Fault {
 		return ctaphidtest.Fault{Dir: ctaphidtest.Reads, N: n, Kind: k, Byte: 10}
 	}
+	delayed := func(dir ctaphidtest.Direction, n int, d time.Duration) ctaphidtest.Fault {
+		return ctaphidtest.Fault{Dir: dir, N: n, Kind: ctaphidtest.Delay, Delay: d}
+	}
 	tests := []struct {
 		name  string
 		fault ctaphidtest.Fault
@@ -90,6 +94,11 @@ func TestFaultsOnTheWire(t *testing.T) {
 		{"answer swapped", r(2, ctaphidtest.Reorder), 200, device.ErrProtocol},
 		{"answer corrupted", r(2, ctaphidtest.Corrupt), 100, device.ErrProtocol},
 		{"answer on a wrong channel", r(2, ctaphidtest.WrongCID), 100, context.DeadlineExceeded},
+		// A continuation held past the device's transaction timeout: the
+		// device drops the request and answers ERR_MSG_TIMEOUT (§11.2.5.2).
+		{"continuation late", delayed(ctaphidtest.Writes, 3, 50*time.Millisecond), 100, device.ErrTimeout},
+		{"answer late, within the deadline", delayed(ctaphidtest.Reads, 2, 20*time.Millisecond), 100, nil},
+		{"answer later than the deadline", delayed(ctaphidtest.Reads, 2, time.Hour), 100, context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,4 +129,93 @@ func TestFaultsOnTheWire(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFaultyDelay: a delayed report arrives after the ones before it and
+// before the ones after it; a read deadline or Close ends the wait.
+func TestFaultyDelay(t *testing.T) {
+	for _, dir := range []ctaphidtest.Direction{ctaphidtest.Writes, ctaphidtest.Reads} {
+		t.Run(map[ctaphidtest.Direction]string{ctaphidtest.Writes: "writes", ctaphidtest.Reads: "reads"}[dir], func(t *testing.T) {
+			leakCheck(t)
+			a, b := ctaphid.NewPipe()
+			defer a.Close()
+			f := ctaphidtest.Fault{Dir: dir, N: 2, Kind: ctaphidtest.Delay, Delay: time.Millisecond}
+			var w interface{ Write([]byte) (int, error) } = a
+			var r interface{ Read([]byte) (int, error) } = b
+			if dir == ctaphidtest.Writes {
+				w = ctaphidtest.NewFaulty(a, f)
+			} else {
+				r = ctaphidtest.NewFaulty(b, f)
+			}
+			for _, m := range []byte{1, 2, 3} {
+				if _, err := w.Write([]byte{m}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			buf := make([]byte, 64)
+			for _, want := range []byte{1, 2, 3} {
+				if n, err := r.Read(buf); err != nil || n != 1 || buf[0] != want {
+					t.Fatalf("read %x, %v; want %02x", buf[:n], err, want)
+				}
+			}
+		})
+	}
+	t.Run("read deadline", func(t *testing.T) {
+		leakCheck(t)
+		a, b := ctaphid.NewPipe()
+		defer a.Close()
+		got := make(chan struct{})
+		r := ctaphidtest.NewFaulty(signalRead{b, got}, ctaphidtest.Fault{Dir: ctaphidtest.Reads, N: 1, Kind: ctaphidtest.Delay, Delay: time.Hour})
+		a.Write([]byte{7})
+		errc := make(chan error, 1)
+		go func() {
+			_, err := r.Read(make([]byte, 64))
+			errc <- err
+		}()
+		<-got // the report has arrived and is being held
+		r.SetReadDeadline(time.Unix(1, 0))
+		if err := <-errc; !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Read: %v, want a deadline error", err)
+		}
+		r.SetReadDeadline(time.Time{})
+		buf := make([]byte, 64)
+		if n, err := r.Read(buf); err != nil || n != 1 || buf[0] != 7 {
+			t.Fatalf("next Read: %x, %v", buf[:n], err)
+		}
+	})
+	t.Run("close", func(t *testing.T) {
+		leakCheck(t)
+		a, b := ctaphid.NewPipe()
+		defer b.Close()
+		f := ctaphidtest.NewFaulty(a,
+			ctaphidtest.Fault{Dir: ctaphidtest.Writes, N: 1, Kind: ctaphidtest.Delay, Delay: time.Hour},
+			ctaphidtest.Fault{Dir: ctaphidtest.Reads, N: 1, Kind: ctaphidtest.Delay, Delay: time.Hour})
+		b.Write([]byte{1})
+		werr, rerr := make(chan error, 1), make(chan error, 1)
+		go func() { _, err := f.Write([]byte{1}); werr <- err }()
+		go func() { _, err := f.Read(make([]byte, 64)); rerr <- err }()
+		// Both calls may not have started their hold yet; Close ends the
+		// hold whenever it begins, and closes the pipe under the Read.
+		f.Close()
+		if err := <-werr; !errors.Is(err, device.ErrClosed) {
+			t.Fatalf("Write: %v", err)
+		}
+		if err := <-rerr; !errors.Is(err, device.ErrClosed) {
+			t.Fatalf("Read: %v", err)
+		}
+	})
+}
+
+// signalRead closes got after its first successful Read.
+type signalRead struct {
+	*ctaphid.PipeEnd
+	got chan struct{}
+}
+
+func (s signalRead) Read(b []byte) (int, error) {
+	n, err := s.PipeEnd.Read(b)
+	if err == nil {
+		close(s.got)
+	}
+	return n, err
 }

@@ -3,7 +3,8 @@
 //
 //   - Pipe: an in-memory, buffered, full-duplex stream with read deadlines,
 //     like a pty pair whose writes never block.
-//   - Faults: a wrapper that drops or corrupts chosen writes.
+//   - Faults: a wrapper that drops, duplicates, corrupts, delays or
+//     reorders chosen writes, or gives a frame a wrong SEQ or a bad CRC.
 //   - Recorder and Playback: record the bytes written and read through a
 //     real stream into a text transcript, and play one back strictly: a
 //     write that differs from the transcript fails, and Close fails when
