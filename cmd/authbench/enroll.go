@@ -191,7 +191,7 @@ func runEnroll(ctx context.Context, e *env, args []string) error {
 	var sf serverFlags
 	sf.register(fs, true)
 	identity := fs.String("identity", "", "the identity (person) to enrol the chip for")
-	sel := fs.String("device", "", "the chip (see `authbench help check` for selectors: pcsc:N, usb, udp:HOST:PORT, sim:chip)")
+	sel := fs.String("device", "", "the `SELECTOR` of the chip: pcsc:N, pcsc:READER, usb[:VID:PID], udp:HOST:PORT or sim:chip (see authbench help check)")
 	label := fs.String("label", "", "a label for the new authenticator")
 	if err := parse(fs, args); err != nil {
 		return err

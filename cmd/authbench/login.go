@@ -46,7 +46,7 @@ func runLogin(ctx context.Context, e *env, args []string) error {
 	sf.register(fs, false)
 	identity := fs.String("identity", "", "the identity (person)")
 	aid := fs.String("authenticator", "", "the authenticator's ID (see `authbench status`)")
-	sel := fs.String("device", "", "a chip or code device to log in with (selectors of `authbench help check`)")
+	sel := fs.String("device", "", "the `SELECTOR` of a chip or code device to log in with (see authbench help check)")
 	code := fs.String("code", "", "a one-time `CODE` read from a code display or audio code reader")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
 	var appSeed hexFlag
