@@ -1,0 +1,29 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/authbench/authbench/server/embedded"
+	"github.com/authbench/authbench/server/secrets"
+)
+
+func TestIdentityCreate(t *testing.T) {
+	srv, err := embedded.Start(context.Background(), embedded.Options{Hasher: secrets.FastParams()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	code, out := runCmd(t, "identity", "create", "--server", srv.URL, "--token", srv.SupportToken, "--identity", "bob")
+	if code != 0 || !strings.Contains(out, "identity bob: active") {
+		t.Fatalf("identity create exited %d:\n%s", code, out)
+	}
+	code, out = runCmd(t, "identity", "create", "--server", srv.URL, "--token", "wrong", "--identity", "carol")
+	if code == 0 {
+		t.Fatalf("identity create with a wrong token succeeded:\n%s", out)
+	}
+	if code, _ := runCmd(t, "identity", "remove"); code != 2 {
+		t.Fatalf("unknown subcommand exited %d, want 2", code)
+	}
+}
