@@ -19,6 +19,7 @@ import (
 	"github.com/authbench/authbench/device/ctaphid"
 	"github.com/authbench/authbench/device/devicetest"
 	"github.com/authbench/authbench/device/frame"
+	"github.com/authbench/authbench/device/voice"
 	"github.com/authbench/authbench/driver/pcsc"
 	"github.com/authbench/authbench/driver/usb"
 	"github.com/authbench/authbench/sim/chip"
@@ -306,8 +307,20 @@ func openTarget(ctx context.Context, sel string, roots *x509.CertPool, secret []
 	return t, nil
 }
 
-// decodeAudio returns the recogniser of spoken digits, or nil when the
-// reference prompts are not available.
+// decodeAudio returns the recogniser of spoken digits: voice.DefaultDecoder,
+// which knows the prompts of the simulated reader in Danish and English. It
+// returns nil, and the audio is then not decoded, when the embedded prompts
+// cannot be loaded.
 func decodeAudio() func(ctx context.Context, a *device.Audio) (string, error) {
-	return nil
+	dec, err := voice.DefaultDecoder()
+	if err != nil {
+		return nil
+	}
+	return func(ctx context.Context, a *device.Audio) (string, error) {
+		r, err := dec.DecodeAudio(ctx, a)
+		if err != nil {
+			return "", err
+		}
+		return r.Digits, nil
+	}
 }

@@ -30,7 +30,6 @@ import (
 	"github.com/authbench/authbench/sim/app"
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/code"
-	simvoice "github.com/authbench/authbench/sim/code/voice"
 	"github.com/authbench/authbench/sim/udphid"
 )
 
@@ -613,21 +612,7 @@ func (d *demo) codeStory(ctx context.Context) {
 
 // newDecoder returns a recogniser of the digits the simulated audio code
 // reader speaks, built from its reference prompts.
-func newDecoder() (*voice.Decoder, error) {
-	p := &voice.Prompts{SampleRate: simvoice.SampleRate, Languages: map[string][10][]int16{}}
-	for _, lang := range simvoice.Languages {
-		var digits [10][]int16
-		for i := range digits {
-			w, err := simvoice.Prompt(lang, byte('0'+i))
-			if err != nil {
-				return nil, err
-			}
-			digits[i] = w.Samples
-		}
-		p.Languages[lang] = digits
-	}
-	return voice.NewDecoder(p, nil)
-}
+func newDecoder() (*voice.Decoder, error) { return voice.DefaultDecoder() }
 
 // listen presses the audio reader's button and decodes what it says.
 func (d *demo) listen(ctx context.Context) (heard, shown string, err error) {

@@ -2,7 +2,6 @@ package devicetest_test
 
 import (
 	"context"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -29,15 +28,15 @@ func newSimCode(t *testing.T, kind device.Kind, faults code.Faults) *code.Device
 	return d
 }
 
-// decoder returns a speech decoder loaded with the simulator's prompts.
+// decoder returns a speech decoder of the embedded prompts, which the
+// simulator speaks.
 func decoder(t *testing.T) func(context.Context, *device.Audio) (string, error) {
 	t.Helper()
-	p, err := voice.LoadPrompts(os.DirFS("../../sim/code/voice"))
+	p, err := voice.DefaultPrompts()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dec, err := voice.NewDecoder(p, &voice.Options{Language: "da"}) // the simulator's default
-
 	if err != nil {
 		t.Fatal(err)
 	}

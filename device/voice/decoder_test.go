@@ -1,4 +1,4 @@
-package voice
+package voice_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/device/voice"
 )
 
 // allDigits is said in every accuracy case, so that each digit of each
@@ -80,7 +81,7 @@ func TestDecodeAccuracy(t *testing.T) {
 		}
 	})
 	t.Logf("accuracy: %d of %d digits (%.1f %%) over %d recordings; largest distance %.2f (limit %.1f), smallest runner-up ratio %.2f (limit %.1f)",
-		right, total, 100*float64(right)/float64(max(total, 1)), len(conds), worst, DefaultMaxDistance, minRatio, DefaultMinRatio)
+		right, total, 100*float64(right)/float64(max(total, 1)), len(conds), worst, voice.DefaultMaxDistance, minRatio, voice.DefaultMinRatio)
 }
 
 // TestDecodeCodes decodes codes as a reader says them, at speeds and
@@ -148,20 +149,20 @@ func TestDecodeCodes(t *testing.T) {
 
 // upsample returns s at rate to instead of from, by linear interpolation.
 func upsample(s []int16, from, to int) []int16 {
-	x := resample(toFloatTest(s), float64(from)/float64(to), 0)
-	out := make([]int16, len(x))
-	for i, v := range x {
+	if len(s) == 0 {
+		return nil
+	}
+	out := make([]int16, (len(s)-1)*to/from+1)
+	for i := range out {
+		pos := float64(i) * float64(from) / float64(to)
+		j := int(pos)
+		v := float64(s[j])
+		if j+1 < len(s) {
+			v += (float64(s[j+1]) - v) * (pos - float64(j))
+		}
 		out[i] = int16(math.Round(v))
 	}
 	return out
-}
-
-func toFloatTest(s []int16) []float64 {
-	x := make([]float64, len(s))
-	for i, v := range s {
-		x[i] = float64(v)
-	}
-	return x
 }
 
 // TestDecodeRejects checks that damaged or foreign recordings give an
@@ -189,18 +190,18 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	var cases []tc
 	cases = append(cases,
-		tc{"silence", make([]int16, 16000), ErrNoSpeech},
-		tc{"empty", nil, ErrNoSpeech},
-		tc{"volume 0", speak(t, "924071", "da", 100, 0, 1), ErrNoSpeech},
-		tc{"random samples", randomSamples(16000), ErrUnrecognised},
-		tc{"steady tone", tone(16000, 440, 8000), ErrUnrecognised},
+		tc{"silence", make([]int16, 16000), voice.ErrNoSpeech},
+		tc{"empty", nil, voice.ErrNoSpeech},
+		tc{"volume 0", speak(t, "924071", "da", 100, 0, 1), voice.ErrNoSpeech},
+		tc{"random samples", randomSamples(16000), voice.ErrUnrecognised},
+		tc{"steady tone", tone(16000, 440, 8000), voice.ErrUnrecognised},
 	)
 	for _, lang := range []string{"da", "en"} {
 		for _, speed := range []int{50, 100, 200} {
 			pre := fmt.Sprintf("%s/speed%d/", lang, speed)
 			// sim/code's CorruptAudio: the middle third of the bytes
 			// replaced by noise.
-			b := PCM(speak(t, "01234567", lang, speed, 100, 1))
+			b := voice.PCM(speak(t, "01234567", lang, speed, 100, 1))
 			x := uint32(0x9E3779B9)
 			for i := len(b) / 3; i < 2*len(b)/3; i++ {
 				x ^= x << 13
@@ -208,8 +209,8 @@ func TestDecodeRejects(t *testing.T) {
 				x ^= x << 5
 				b[i] = byte(x)
 			}
-			corrupt, _ := Samples(b)
-			cases = append(cases, tc{pre + "middle third noise", corrupt, ErrUnrecognised})
+			corrupt, _ := voice.Samples(b)
+			cases = append(cases, tc{pre + "middle third noise", corrupt, voice.ErrUnrecognised})
 
 			lo, hi := wordRange(lang, speed)
 			s := speak(t, "0123", lang, speed, 100, 1)
@@ -218,11 +219,11 @@ func TestDecodeRejects(t *testing.T) {
 			for i := lo; i < hi; i++ {
 				noisy[i] = int16(max(-32768, min(32767, rng.NormFloat64()*rms)))
 			}
-			cases = append(cases, tc{pre + "a digit replaced by noise", noisy, ErrUnrecognised})
+			cases = append(cases, tc{pre + "a digit replaced by noise", noisy, voice.ErrUnrecognised})
 			toned := append([]int16(nil), s...)
 			copy(toned[lo:hi], tone(hi-lo, 440, rms*math.Sqrt2))
-			cases = append(cases, tc{pre + "a digit replaced by a tone", toned, ErrUnrecognised})
-			cases = append(cases, tc{pre + "cut in the middle of a digit", s[:lo+(hi-lo)/2], ErrUnrecognised})
+			cases = append(cases, tc{pre + "a digit replaced by a tone", toned, voice.ErrUnrecognised})
+			cases = append(cases, tc{pre + "cut in the middle of a digit", s[:lo+(hi-lo)/2], voice.ErrUnrecognised})
 		}
 	}
 	for _, c := range sample(cases, 10, 0) {
@@ -235,7 +236,7 @@ func TestDecodeRejects(t *testing.T) {
 			if !errors.Is(err, c.want) {
 				t.Fatalf("Decode: %v, want %v", err, c.want)
 			}
-			var de *DecodeError
+			var de *voice.DecodeError
 			if !errors.As(err, &de) || de.End < de.Start || de.End > len(c.pcm) {
 				t.Errorf("error %#v: want a *DecodeError within the recording", err)
 			}
@@ -267,10 +268,10 @@ func TestDecodeErrors(t *testing.T) {
 	if _, err := d.Decode(ctx, s, 0); !errors.Is(err, device.ErrNotSupported) {
 		t.Errorf("rate 0: %v, want ErrNotSupported", err)
 	}
-	if _, err := d.Decode(ctx, s, MaxSampleRate+1); !errors.Is(err, device.ErrNotSupported) {
+	if _, err := d.Decode(ctx, s, voice.MaxSampleRate+1); !errors.Is(err, device.ErrNotSupported) {
 		t.Errorf("rate too high: %v, want ErrNotSupported", err)
 	}
-	short, err := NewDecoder(testPrompts(t), &Options{MaxDuration: time.Second})
+	short, err := voice.NewDecoder(testPrompts(t), &voice.Options{MaxDuration: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,13 +283,13 @@ func TestDecodeErrors(t *testing.T) {
 	if _, err := d.Decode(cctx, s, 8000); !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled: %v, want context.Canceled", err)
 	}
-	if _, err := d.DecodeAudio(ctx, &device.Audio{SampleRate: 8000, PCM: []byte{1, 2, 3}}); !errors.Is(err, ErrFormat) {
+	if _, err := d.DecodeAudio(ctx, &device.Audio{SampleRate: 8000, PCM: []byte{1, 2, 3}}); !errors.Is(err, voice.ErrFormat) {
 		t.Errorf("odd PCM: %v, want ErrFormat", err)
 	}
-	if _, err := d.DecodeAudio(ctx, nil); !errors.Is(err, ErrNoSpeech) {
+	if _, err := d.DecodeAudio(ctx, nil); !errors.Is(err, voice.ErrNoSpeech) {
 		t.Errorf("nil audio: %v, want ErrNoSpeech", err)
 	}
-	r, err := d.DecodeAudio(ctx, &device.Audio{SampleRate: 8000, PCM: PCM(s)})
+	r, err := d.DecodeAudio(ctx, &device.Audio{SampleRate: 8000, PCM: voice.PCM(s)})
 	if err != nil || r.Digits != "924071" {
 		t.Errorf("DecodeAudio: %+v, %v", r, err)
 	}
@@ -296,25 +297,25 @@ func TestDecodeErrors(t *testing.T) {
 
 func TestNewDecoder(t *testing.T) {
 	p := testPrompts(t)
-	if _, err := NewDecoder(nil, nil); err == nil {
+	if _, err := voice.NewDecoder(nil, nil); err == nil {
 		t.Error("NewDecoder(nil): no error")
 	}
-	if _, err := NewDecoder(&Prompts{SampleRate: 8000}, nil); err == nil {
+	if _, err := voice.NewDecoder(&voice.Prompts{SampleRate: 8000}, nil); err == nil {
 		t.Error("NewDecoder(no languages): no error")
 	}
-	if _, err := NewDecoder(&Prompts{SampleRate: 0, Languages: p.Languages}, nil); err == nil {
+	if _, err := voice.NewDecoder(&voice.Prompts{SampleRate: 0, Languages: p.Languages}, nil); err == nil {
 		t.Error("NewDecoder(rate 0): no error")
 	}
-	if _, err := NewDecoder(p, &Options{Language: "fr"}); !errors.Is(err, device.ErrNotSupported) {
+	if _, err := voice.NewDecoder(p, &voice.Options{Language: "fr"}); !errors.Is(err, device.ErrNotSupported) {
 		t.Errorf("NewDecoder(fr): %v, want ErrNotSupported", err)
 	}
 	empty := map[string][10][]int16{"da": {}}
-	if _, err := NewDecoder(&Prompts{SampleRate: 8000, Languages: empty}, nil); err == nil {
+	if _, err := voice.NewDecoder(&voice.Prompts{SampleRate: 8000, Languages: empty}, nil); err == nil {
 		t.Error("NewDecoder(empty prompt): no error")
 	}
 
 	// One language only: English speech is then not recognised.
-	da, err := NewDecoder(p, &Options{Language: "da"})
+	da, err := voice.NewDecoder(p, &voice.Options{Language: "da"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +326,7 @@ func TestNewDecoder(t *testing.T) {
 	if r, err := da.Decode(ctx, speak(t, "924071", "da", 100, 100, 1), 8000); err != nil || r.Digits != "924071" {
 		t.Errorf("Danish decoder, Danish speech: %+v, %v", r, err)
 	}
-	if r, err := da.Decode(ctx, speak(t, "924071", "en", 100, 100, 1), 8000); !errors.Is(err, ErrUnrecognised) {
+	if r, err := da.Decode(ctx, speak(t, "924071", "en", 100, 100, 1), 8000); !errors.Is(err, voice.ErrUnrecognised) {
 		t.Errorf("Danish decoder, English speech: %+v, %v; want ErrUnrecognised", r, err)
 	}
 }
@@ -333,7 +334,7 @@ func TestNewDecoder(t *testing.T) {
 // TestDecodeConcurrent runs decoders in parallel (for the race detector
 // and the shared template cache).
 func TestDecodeConcurrent(t *testing.T) {
-	d, err := NewDecoder(testPrompts(t), nil)
+	d, err := voice.NewDecoder(testPrompts(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

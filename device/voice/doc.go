@@ -8,9 +8,11 @@
 // reported; benches save recordings with WriteWAV. The package is pure
 // computation: no I/O except through the io.Reader, io.Writer and fs.FS it
 // is given, and no dependency on a particular reader. The reference
-// recordings of the ten digits in each language are passed in (Prompts,
-// LoadPrompts), so the same decoder serves the simulator of sim/code and,
-// with its own prompts, a real reader.
+// recordings of the ten digits in each language are data (Prompts): the
+// package embeds those of the simulated reader (prompts/da, prompts/en;
+// DefaultPrompts, DefaultDecoder), which sim/code/voice also speaks from,
+// and LoadPrompts reads others, so that with its own prompts the same
+// decoder serves a real reader.
 //
 // WAV (ParseWAV, EncodeWAV, ReadWAV, WriteWAV): the RIFF/WAVE form of
 // Microsoft/IBM "Multimedia Programming Interface and Data Specifications

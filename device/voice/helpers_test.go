@@ -1,45 +1,33 @@
-package voice
+package voice_test
 
 import (
 	"math"
 	"math/rand/v2"
-	"os"
-	"sync"
 	"testing"
 
+	"github.com/authbench/authbench/device/voice"
 	simvoice "github.com/authbench/authbench/sim/code/voice"
 )
 
-// promptDir is where the simulator keeps its prompts (see
-// sim/code/voice/README.md).
-const promptDir = "../../sim/code/voice"
+// These tests are outside package voice so that they can hear the
+// simulated reader (sim/code/voice imports this package).
 
-var loadPrompts = sync.OnceValues(func() (*Prompts, error) {
-	return LoadPrompts(os.DirFS(promptDir), "da", "en")
-})
-
-func testPrompts(tb testing.TB) *Prompts {
+// testPrompts returns the embedded prompts.
+func testPrompts(tb testing.TB) *voice.Prompts {
 	tb.Helper()
-	p, err := loadPrompts()
+	p, err := voice.DefaultPrompts()
 	if err != nil {
-		tb.Fatalf("LoadPrompts(%s): %v", promptDir, err)
+		tb.Fatalf("DefaultPrompts: %v", err)
 	}
 	return p
 }
 
-var sharedDecoder = sync.OnceValues(func() (*Decoder, error) {
-	p, err := loadPrompts()
-	if err != nil {
-		return nil, err
-	}
-	return NewDecoder(p, nil)
-})
-
-func testDecoder(tb testing.TB) *Decoder {
+// testDecoder returns the shared default decoder.
+func testDecoder(tb testing.TB) *voice.Decoder {
 	tb.Helper()
-	d, err := sharedDecoder()
+	d, err := voice.DefaultDecoder()
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("DefaultDecoder: %v", err)
 	}
 	return d
 }
@@ -51,7 +39,7 @@ func speak(tb testing.TB, code, lang string, speed, volume, repeat int) []int16 
 	if err != nil {
 		tb.Fatalf("Speak(%s, %s, %d%%, %d%%): %v", code, lang, speed, volume, err)
 	}
-	s, err := Samples(pcm)
+	s, err := voice.Samples(pcm)
 	if err != nil {
 		tb.Fatal(err)
 	}

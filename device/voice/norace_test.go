@@ -1,5 +1,5 @@
 //go:build !race
 
-package voice
+package voice_test
 
 const raceEnabled = false

@@ -1,11 +1,72 @@
 package voice
 
 import (
+	"embed"
 	"fmt"
 	"io/fs"
 	"path"
 	"sort"
+	"sync"
 )
+
+// promptFiles holds the reference prompts: prompts/LANG/0.wav to 9.wav,
+// the digits as the simulated audio code reader says them (see
+// prompts/README.md for how they were made).
+//
+//go:embed prompts/*/*.wav
+var promptFiles embed.FS
+
+// defaultPrompts parses the embedded prompts once.
+var defaultPrompts = sync.OnceValues(func() (*Prompts, error) {
+	sub, err := fs.Sub(promptFiles, "prompts")
+	if err != nil {
+		return nil, fmt.Errorf("voice: embedded prompts: %w", err)
+	}
+	return LoadPrompts(sub)
+})
+
+// defaultDecoder builds the decoder of the embedded prompts once.
+var defaultDecoder = sync.OnceValues(func() (*Decoder, error) {
+	p, err := defaultPrompts()
+	if err != nil {
+		return nil, err
+	}
+	return NewDecoder(p, nil)
+})
+
+// DefaultPrompts returns the reference prompts embedded in the package:
+// the digits 0 to 9 in Danish ("da") and English ("en"), 16-bit mono PCM
+// at 8000 Hz, as the simulated audio code reader of sim/code speaks them.
+// They are parsed on the first call; each call returns a fresh copy, which
+// the caller may change.
+//
+// It returns LoadPrompts' errors, which can only happen if the embedded
+// files are damaged (a broken build).
+func DefaultPrompts() (*Prompts, error) {
+	p, err := defaultPrompts()
+	if err != nil {
+		return nil, err
+	}
+	c := &Prompts{SampleRate: p.SampleRate, Languages: make(map[string][10][]int16, len(p.Languages))}
+	for lang, digits := range p.Languages {
+		for i := range digits {
+			digits[i] = append([]int16(nil), digits[i]...)
+		}
+		c.Languages[lang] = digits
+	}
+	return c, nil
+}
+
+// DefaultDecoder returns a Decoder of DefaultPrompts with the default
+// Options: it recognises the digits of the simulated audio code reader in
+// either language. The decoder is built on the first call and shared by
+// every caller (a Decoder is safe for concurrent use). For other Options,
+// such as one Language, call NewDecoder with DefaultPrompts.
+//
+// It returns DefaultPrompts' errors.
+func DefaultDecoder() (*Decoder, error) {
+	return defaultDecoder()
+}
 
 // Prompts are the reference recordings a Decoder compares speech with: for
 // each language, the ten digits 0 to 9 as the device says them, all at one
@@ -16,7 +77,7 @@ type Prompts struct {
 }
 
 // LoadPrompts reads prompts from fsys laid out as LANG/0.wav to LANG/9.wav,
-// as sim/code/voice keeps them. With no langs it loads every top-level
+// as the package's own prompts directory holds them (DefaultPrompts). With no langs it loads every top-level
 // directory that holds 0.wav; otherwise exactly the languages named.
 //
 // Every file must be a WAV file ParseWAV accepts, all at the same sample

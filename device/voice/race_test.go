@@ -1,6 +1,6 @@
 //go:build race
 
-package voice
+package voice_test
 
 // raceEnabled is true when the race detector is on. It slows the
 // decoder's arithmetic some thirty times, so the long tables of cases run

@@ -242,17 +242,81 @@ func TestSamples(t *testing.T) {
 	}
 }
 
+// embeddedPrompts returns the embedded prompts directory as an fs.FS.
+func embeddedPrompts(tb testing.TB) fs.FS {
+	tb.Helper()
+	sub, err := fs.Sub(promptFiles, "prompts")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sub
+}
+
+func TestDefaultPrompts(t *testing.T) {
+	p, err := DefaultPrompts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.SampleRate != 8000 || len(p.Languages) != 2 {
+		t.Fatalf("DefaultPrompts: %d Hz, %d languages", p.SampleRate, len(p.Languages))
+	}
+	total := 0
+	for _, lang := range []string{"da", "en"} {
+		digits, ok := p.Languages[lang]
+		if !ok {
+			t.Fatalf("DefaultPrompts: no %q", lang)
+		}
+		for d, s := range digits {
+			// Between 0.1 s and 1 s of speech.
+			if len(s) < 800 || len(s) > 8000 {
+				t.Errorf("%s/%d: %d samples", lang, d, len(s))
+			}
+			total += 2 * len(s)
+		}
+	}
+	if total > 300_000 {
+		t.Errorf("prompts hold %d bytes of PCM, want < 300 KB", total)
+	}
+	// Each call returns its own copy.
+	p.Languages["da"][1][0] = 12345
+	delete(p.Languages, "en")
+	q, err := DefaultPrompts()
+	if err != nil || q.Languages["da"][1][0] == 12345 || len(q.Languages) != 2 {
+		t.Errorf("DefaultPrompts shares its result with an earlier caller")
+	}
+
+	d1, err := DefaultDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, _ := DefaultDecoder()
+	if d1 != d2 {
+		t.Error("DefaultDecoder built twice")
+	}
+	if got := d1.Languages(); len(got) != 2 || got[0] != "da" || got[1] != "en" {
+		t.Errorf("DefaultDecoder languages %q, want [da en]", got)
+	}
+}
+
 func TestLoadPrompts(t *testing.T) {
-	p := testPrompts(t)
+	p, err := LoadPrompts(embeddedPrompts(t), "da", "en")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if p.SampleRate != 8000 || len(p.Languages) != 2 {
 		t.Fatalf("LoadPrompts: %d Hz, %d languages", p.SampleRate, len(p.Languages))
 	}
-	all, err := LoadPrompts(os.DirFS(promptDir))
+	all, err := LoadPrompts(embeddedPrompts(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := all.Languages["da"]; !ok || len(all.Languages) != 2 {
 		t.Errorf("LoadPrompts without languages found %d", len(all.Languages))
+	}
+	// The files on disk are the ones embedded.
+	disk, err := LoadPrompts(os.DirFS("prompts"))
+	if err != nil || disk.SampleRate != all.SampleRate || len(disk.Languages) != len(all.Languages) {
+		t.Errorf("LoadPrompts(prompts directory) = %+v, %v", disk, err)
 	}
 
 	wav := func(rate int) *fstest.MapFile {

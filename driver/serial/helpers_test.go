@@ -16,11 +16,10 @@ import (
 	"github.com/authbench/authbench/sim/code"
 )
 
-// promptDir is where the simulated reader's prompts are (sim/code/voice).
-const promptDir = "../../sim/code/voice"
-
+// sharedVoice is a decoder of its own (not voice.DefaultDecoder), for the
+// tests that pass Options.Voice.
 var sharedVoice = sync.OnceValues(func() (*voice.Decoder, error) {
-	p, err := voice.LoadPrompts(os.DirFS(promptDir), "da", "en")
+	p, err := voice.DefaultPrompts()
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +30,7 @@ func testVoice(tb testing.TB) *voice.Decoder {
 	tb.Helper()
 	d, err := sharedVoice()
 	if err != nil {
-		tb.Fatalf("voice decoder from %s: %v", promptDir, err)
+		tb.Fatalf("voice decoder of the embedded prompts: %v", err)
 	}
 	return d
 }

@@ -34,9 +34,14 @@ type Options struct {
 	// out; 0 means frame.DefaultRetries, a negative number none.
 	Retries int
 	// Voice checks what an audio code reader says on Press: the digits of
-	// its speech must be the code it reports. nil fetches the audio
-	// without checking it.
+	// its speech must be the code it reports. nil means voice.DefaultDecoder,
+	// which knows the prompts of the simulated reader (sim/code) in Danish
+	// and English; a real reader with another voice needs a Decoder of its
+	// own prompts (voice.LoadPrompts, voice.NewDecoder).
 	Voice *voice.Decoder
+	// NoVoiceCheck makes Press fetch an audio reader's speech into
+	// Code.Audio without decoding it; Voice is then ignored.
+	NoVoiceCheck bool
 	// Logger receives debug records of resends and ignored frames; nil
 	// discards them.
 	Logger *slog.Logger
@@ -74,7 +79,9 @@ var _ device.CodeDevice = (*CodeDevice)(nil)
 // device.ErrNotSupported for a device of a kind or protocol version this
 // driver does not know; device.ErrBusy or fs.ErrPermission when the port
 // cannot be opened; a *frame.StatusError when the device refuses
-// IDENTIFY; ctx.Err(), wrapped, when ctx ends first.
+// IDENTIFY; ctx.Err(), wrapped, when ctx ends first; for an audio reader
+// with neither Voice nor NoVoiceCheck set, voice.DefaultDecoder's error
+// (only if the embedded prompts are damaged).
 func Open(ctx context.Context, path string, opts Options) (*CodeDevice, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("serial: open %s: %w", path, err)
@@ -119,6 +126,15 @@ func Open(ctx context.Context, path string, opts Options) (*CodeDevice, error) {
 		return nil, err
 	}
 	d.id = id.Info()
+	switch {
+	case opts.NoVoiceCheck || d.id.Kind != device.KindAudioCodeReader:
+		d.voice = nil
+	case d.voice == nil:
+		if d.voice, err = voice.DefaultDecoder(); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("serial: %s: %w", path, err)
+		}
+	}
 	d.info = device.Info{
 		Kind:      d.id.Kind,
 		Transport: "serial",
@@ -153,7 +169,7 @@ func Probe(ctx context.Context, path string, timeout time.Duration) (*device.Cod
 	if timeout <= 0 {
 		timeout = DefaultProbeTimeout
 	}
-	d, err := Open(ctx, path, Options{Timeout: timeout, Retries: -1})
+	d, err := Open(ctx, path, Options{Timeout: timeout, Retries: -1, NoVoiceCheck: true})
 	if err != nil {
 		return nil, err
 	}
@@ -188,8 +204,9 @@ func (d *CodeDevice) Identify(ctx context.Context) (*device.CodeDeviceInfo, erro
 
 // Press presses the button with PRESS (CDP/1 CMD 0x02) and returns the
 // code. On an audio code reader it fetches what was said with AUDIO
-// (CMD 0x04) into Code.Audio and, when Options.Voice is set, decodes the
-// spoken digits: every repetition must say the reported code.
+// (CMD 0x04) into Code.Audio and, unless Options.NoVoiceCheck is set,
+// decodes the spoken digits with Options.Voice (voice.DefaultDecoder when
+// nil): every repetition must say the reported code.
 //
 // Errors: those of Identify; a *frame.StatusError unwrapping to
 // device.ErrBusy or device.ErrNoCode, or with StatusBatteryLow; an error

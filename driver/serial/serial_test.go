@@ -80,7 +80,7 @@ func TestCodeDisplay(t *testing.T) {
 func TestAudioReader(t *testing.T) {
 	checkGoroutines(t)
 	sim, p := simPTY(t, code.Options{Kind: device.KindAudioCodeReader, Seed: []byte("audio"), Digits: 8})
-	d := open(t, p.Path, Options{Voice: testVoice(t)})
+	d := open(t, p.Path, Options{}) // voice.DefaultDecoder checks the speech
 	if d.Info().Kind != device.KindAudioCodeReader {
 		t.Fatalf("Info() = %+v", d.Info())
 	}
@@ -102,7 +102,7 @@ func TestAudioReader(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			c, err := d.Press(ctx) // which checks the speech with the decoder
+			c, err := d.Press(ctx) // which checks the speech with the default decoder
 			if err != nil {
 				t.Fatalf("Press: %v", err)
 			}
@@ -124,26 +124,37 @@ func TestAudioReader(t *testing.T) {
 
 func TestAudioUnchecked(t *testing.T) {
 	_, p := simPTY(t, code.Options{Kind: device.KindAudioCodeReader, Faults: code.Faults{CorruptAudio: true}})
-	d := open(t, p.Path, Options{})
+	// NoVoiceCheck wins over Voice.
+	d := open(t, p.Path, Options{Voice: testVoice(t), NoVoiceCheck: true})
 	c, err := d.Press(context.Background())
 	if err != nil || c.Audio == nil {
-		t.Fatalf("Press without a decoder: %+v, %v; want the code and its audio", c, err)
+		t.Fatalf("Press with NoVoiceCheck: %+v, %v; want the code and its audio", c, err)
 	}
 }
 
 func TestAudioCorrupt(t *testing.T) {
-	checkGoroutines(t)
-	_, p := simPTY(t, code.Options{Kind: device.KindAudioCodeReader, Faults: code.Faults{CorruptAudio: true}})
-	d := open(t, p.Path, Options{Voice: testVoice(t)})
-	c, err := d.Press(context.Background())
-	var me *AudioMismatchError
-	if c != nil || !errors.As(err, &me) || !errors.Is(err, ErrAudioMismatch) || !errors.Is(err, voice.ErrUnrecognised) {
-		t.Fatalf("Press of corrupt audio: %+v, %v; want an *AudioMismatchError wrapping voice.ErrUnrecognised", c, err)
+	for _, tc := range []struct {
+		name string
+		opts func() Options
+	}{
+		{"default decoder", func() Options { return Options{} }},
+		{"own decoder", func() Options { return Options{Voice: testVoice(t)} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkGoroutines(t)
+			_, p := simPTY(t, code.Options{Kind: device.KindAudioCodeReader, Faults: code.Faults{CorruptAudio: true}})
+			d := open(t, p.Path, tc.opts())
+			c, err := d.Press(context.Background())
+			var me *AudioMismatchError
+			if c != nil || !errors.As(err, &me) || !errors.Is(err, ErrAudioMismatch) || !errors.Is(err, voice.ErrUnrecognised) {
+				t.Fatalf("Press of corrupt audio: %+v, %v; want an *AudioMismatchError wrapping voice.ErrUnrecognised", c, err)
+			}
+			if me.Code == nil || me.Code.Audio == nil || me.Returned != me.Code.Digits || me.Spoken != "" {
+				t.Errorf("error carries %+v", me)
+			}
+			t.Log(err)
+		})
 	}
-	if me.Code == nil || me.Code.Audio == nil || me.Returned != me.Code.Digits || me.Spoken != "" {
-		t.Errorf("error carries %+v", me)
-	}
-	t.Log(err)
 }
 
 // mismatched is an audio reader whose speech says other digits than its

@@ -1,18 +1,20 @@
 // Package voice is the speech of the simulated audio code reader
-// (kodeoplæser, DESIGN.md §1): recorded prompts for the digits 0 to 9 in
-// Danish and English, and the synthesis that strings them into the words a
-// reader says when its button is pressed (the PCM that CDP/1 AUDIO serves,
-// DESIGN.md §4).
+// (kodeoplæser, DESIGN.md §1): the synthesis that strings recorded prompts
+// of the digits 0 to 9, in Danish or English, into the words a reader says
+// when its button is pressed (the PCM that CDP/1 AUDIO serves, DESIGN.md
+// §4), at the reader's speed, volume and repeat count (Settings).
 //
 // It sits under sim/code, which calls Speak on every press of a simulated
 // audio reader. It is pure computation on embedded data: no I/O.
 //
-// The prompts (da/*.wav, en/*.wav) were made once with espeak-ng and sox;
-// README.md and generate.sh in this folder say exactly how. They are
-// RIFF/WAVE files holding 16-bit mono PCM at 8000 Hz. DecodeWAV and
-// WAV.Encode read and write that format (the canonical 44-byte header form
-// of the Microsoft RIFF/WAVE "fmt " and "data" chunks, WAVE_FORMAT_PCM), so
-// that a bench can also save what a reader said as a .wav file.
+// The prompts are not kept here: they are the reference prompts embedded
+// in device/voice (device/voice/prompts/da, .../en; voice.DefaultPrompts),
+// made once with espeak-ng and sox as device/voice/prompts/README.md and
+// generate.sh say, RIFF/WAVE files of 16-bit mono PCM at 8000 Hz. Sharing
+// them means the default decoder (voice.DefaultDecoder) compares speech
+// with exactly what the simulator says. device/voice also reads and writes
+// WAV files (ParseWAV, EncodeWAV), for a bench that saves what a reader
+// said.
 //
 // Synthesis is deliberately simple and deterministic: the same code and
 // Settings always give the same bytes. Speed is applied by linear

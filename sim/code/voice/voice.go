@@ -1,13 +1,13 @@
 package voice
 
 import (
-	"embed"
 	"errors"
 	"fmt"
 	"math"
 	"sync"
 
 	"github.com/authbench/authbench/device"
+	dvoice "github.com/authbench/authbench/device/voice"
 )
 
 // SampleRate is the rate of the prompts and of everything Speak returns.
@@ -32,9 +32,6 @@ const (
 // ErrInvalidSettings is wrapped by Speak errors for a speed, volume or
 // repeat count out of range, or a code that is not all digits.
 var ErrInvalidSettings = errors.New("voice: invalid settings")
-
-//go:embed da/*.wav en/*.wav
-var files embed.FS
 
 // Settings say how a code is spoken.
 type Settings struct {
@@ -77,48 +74,27 @@ func knownLanguage(lang string) bool {
 	return false
 }
 
-// prompts holds the decoded prompts, per language, per digit.
+// prompts holds the reader's prompts, per language, per digit: the
+// reference prompts embedded in device/voice, so that what the simulator
+// says is exactly what the default decoder compares speech with.
 var prompts = sync.OnceValues(func() (map[string]*[10][]int16, error) {
-	m := make(map[string]*[10][]int16, len(Languages))
-	for _, lang := range Languages {
-		var p [10][]int16
-		for d := range p {
-			name := fmt.Sprintf("%s/%d.wav", lang, d)
-			b, err := files.ReadFile(name)
-			if err != nil {
-				return nil, fmt.Errorf("voice: prompt %s: %w", name, err)
-			}
-			w, err := DecodeWAV(b)
-			if err != nil {
-				return nil, fmt.Errorf("voice: prompt %s: %w", name, err)
-			}
-			if w.SampleRate != SampleRate {
-				return nil, fmt.Errorf("voice: prompt %s: %d Hz, want %d", name, w.SampleRate, SampleRate)
-			}
-			p[d] = w.Samples
-		}
-		m[lang] = &p
-	}
-	return m, nil
-})
-
-// Prompt returns the recording of one digit ('0' to '9') in lang, as a fresh
-// copy. It returns an error wrapping device.ErrNotSupported for an unknown
-// language, ErrInvalidSettings for a byte that is not a digit, or ErrFormat
-// if an embedded prompt is damaged.
-func Prompt(lang string, digit byte) (*WAV, error) {
-	if !knownLanguage(lang) {
-		return nil, fmt.Errorf("voice: language %q: %w", lang, device.ErrNotSupported)
-	}
-	if digit < '0' || digit > '9' {
-		return nil, fmt.Errorf("%w: %q is not a digit", ErrInvalidSettings, digit)
-	}
-	p, err := prompts()
+	p, err := dvoice.DefaultPrompts()
 	if err != nil {
 		return nil, err
 	}
-	return &WAV{SampleRate: SampleRate, Samples: append([]int16(nil), p[lang][digit-'0']...)}, nil
-}
+	if p.SampleRate != SampleRate {
+		return nil, fmt.Errorf("voice: prompts at %d Hz, want %d: %w", p.SampleRate, SampleRate, dvoice.ErrFormat)
+	}
+	m := make(map[string]*[10][]int16, len(Languages))
+	for _, lang := range Languages {
+		digits, ok := p.Languages[lang]
+		if !ok {
+			return nil, fmt.Errorf("voice: no prompts for language %q: %w", lang, dvoice.ErrFormat)
+		}
+		m[lang] = &digits
+	}
+	return m, nil
+})
 
 // Speak returns what a reader with settings s says for code: the digit
 // prompts with a 120 ms pause between digits and 600 ms between
@@ -128,8 +104,8 @@ func Prompt(lang string, digit byte) (*WAV, error) {
 //
 // It returns an error wrapping device.ErrNotSupported for an unknown
 // language, ErrInvalidSettings for settings out of range or a code that is
-// empty or not all ASCII digits, or ErrFormat if an embedded prompt is
-// damaged.
+// empty or not all ASCII digits, or an error wrapping device/voice's
+// ErrFormat if an embedded prompt is damaged.
 func Speak(code string, s Settings) ([]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -166,7 +142,7 @@ func Speak(code string, s Settings) ([]byte, error) {
 	}
 	buf = resample(buf, s.Speed)
 	scale(buf, s.Volume)
-	return PCM(buf), nil
+	return dvoice.PCM(buf), nil
 }
 
 // resample plays in at speed percent of its rate, by linear interpolation

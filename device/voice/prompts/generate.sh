@@ -2,7 +2,7 @@
 # Regenerates the digit prompts in da/ and en/ (see README.md).
 #
 # Needs espeak-ng (voices "da" and "en") and sox. Run from anywhere:
-#   sim/code/voice/generate.sh
+#   device/voice/prompts/generate.sh
 # The output depends on the espeak-ng and sox versions; README.md records the
 # versions the committed files were made with.
 set -euo pipefail
