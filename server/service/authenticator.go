@@ -190,20 +190,32 @@ func trim(v string) string {
 	return v
 }
 
+// newAuth is an authenticator to add: what domain.Policy.Add needs besides
+// the identity and the actor.
+type newAuth struct {
+	id       string
+	kind     device.Kind
+	ref      domain.Ref
+	label    string
+	activate bool // activated in the same store write (passwords, verified chips)
+}
+
 // candidates returns what domain.Policy.CheckAdd needs: the identity's
-// authenticators with those of any identity that share ref, and the
-// tombstones of ref.
-func (s *Service) candidates(ctx context.Context, identityID string, ref domain.Ref) ([]domain.Authenticator, []domain.Tombstone, error) {
-	own, err := s.st.ListAuthenticators(ctx, identityID)
+// authenticators with those of any identity that share ref, the
+// tombstones of ref, and the version of the identity's authenticator set,
+// which store.CreateAuthenticatorAt checks.
+func (s *Service) candidates(ctx context.Context, identityID string, ref domain.Ref) ([]domain.Authenticator, []domain.Tombstone, uint64, error) {
+	set, err := s.st.AuthenticatorSet(ctx, identityID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, storeErr(err, "identity "+identityID)
 	}
+	own := set.Authenticators
 	if ref.Serial == "" && ref.CredentialID == "" {
-		return own, nil, nil
+		return own, nil, set.Version, nil
 	}
 	found, err := s.st.FindAuthenticators(ctx, ref)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	seen := map[string]bool{}
 	for _, a := range own {
@@ -216,47 +228,78 @@ func (s *Service) candidates(ctx context.Context, identityID string, ref domain.
 	}
 	tombs, err := s.st.FindTombstones(ctx, ref)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	return own, tombs, nil
+	return own, tombs, set.Version, nil
 }
 
-// addChange runs domain.Policy.Add for a new authenticator, auditing a
-// refusal.
-func (s *Service) addChange(ctx context.Context, id domain.Identity, aid string, kind device.Kind, ref domain.Ref, label string, by domain.Actor) (domain.Change, error) {
-	existing, tombs, err := s.candidates(ctx, id.ID, ref)
+// addChange runs domain.Policy.Add for n (and domain.Policy.Activate when
+// n.activate), auditing a refusal. It returns the change with the version
+// of the identity's authenticator set it was checked against.
+func (s *Service) addChange(ctx context.Context, id domain.Identity, n newAuth, by domain.Actor) (domain.Change, uint64, error) {
+	existing, tombs, version, err := s.candidates(ctx, id.ID, n.ref)
 	if err != nil {
-		return domain.Change{}, err
+		return domain.Change{}, 0, err
 	}
-	c, err := s.policy.Add(id, existing, tombs, domain.AddRequest{ID: aid, Kind: kind, Ref: ref, Label: label}, by, s.clock())
+	now := s.clock()
+	c, err := s.policy.Add(id, existing, tombs, domain.AddRequest{ID: n.id, Kind: n.kind, Ref: n.ref, Label: n.label}, by, now)
 	if err != nil {
 		s.auditRefusal(ctx, err, by)
-		return domain.Change{}, err
+		return domain.Change{}, 0, err
 	}
-	return c, nil
+	if !n.activate {
+		return c, version, nil
+	}
+	act, err := s.policy.Activate(id, c.Authenticator, by, now)
+	if err != nil {
+		s.auditRefusal(ctx, err, by)
+		return domain.Change{}, 0, err
+	}
+	return domain.Change{Authenticator: act.Authenticator, Events: append(c.Events, act.Events...)}, version, nil
 }
 
-// create stores the authenticator of c with its element. A uniqueness
-// conflict the checks did not see (a concurrent add) is reported as the
+// create stores c, the change addChange made for n from the authenticator
+// set at version, with its element, and returns the change stored.
+//
+// Quotas (DESIGN §1) hold under concurrent adds, also across replicas:
+// the store refuses c with store.ErrConflict when another authenticator
+// was created for the identity after the set was read; create then reloads
+// the identity and the set, runs the domain checks again (which now count
+// the other add, so the quota may refuse this one with
+// domain.ErrQuotaExceeded), and tries again, up to Options.MaxRetries
+// times. A uniqueness conflict the checks did not see (a concurrent add of
+// the same serial or credential to another identity) is reported as the
 // domain error the checks give now.
-func (s *Service) create(ctx context.Context, id domain.Identity, c domain.Change, el store.Element, by domain.Actor) error {
-	err := s.st.CreateAuthenticator(ctx, c, el)
-	if err == nil {
-		s.logChange(ctx, c.Events)
-		return nil
-	}
-	if !errors.Is(err, store.ErrDuplicate) {
-		return storeErr(err, "identity "+id.ID)
-	}
-	a := c.Authenticator
-	existing, tombs, cerr := s.candidates(ctx, id.ID, a.Ref)
-	if cerr == nil {
-		if cerr = s.policy.CheckAdd(id, existing, a.Kind, a.Ref, tombs); cerr != nil {
-			s.auditRefusal(ctx, cerr, by)
-			return cerr
+func (s *Service) create(ctx context.Context, id domain.Identity, n newAuth, c domain.Change, version uint64, el store.Element, by domain.Actor) (domain.Change, error) {
+	for try := 0; ; try++ {
+		err := s.st.CreateAuthenticatorAt(ctx, c, el, version)
+		if err == nil {
+			s.logChange(ctx, c.Events)
+			return c, nil
 		}
+		switch {
+		case errors.Is(err, store.ErrConflict) && try < s.retries:
+			identityID := id.ID
+			if id, err = s.st.Identity(ctx, identityID); err != nil {
+				return domain.Change{}, storeErr(err, "identity "+identityID)
+			}
+			if c, version, err = s.addChange(ctx, id, n, by); err != nil {
+				return domain.Change{}, err
+			}
+			continue
+		case !errors.Is(err, store.ErrDuplicate):
+			return domain.Change{}, storeErr(err, "identity "+id.ID)
+		}
+		a := c.Authenticator
+		existing, tombs, _, cerr := s.candidates(ctx, id.ID, a.Ref)
+		if cerr == nil {
+			if cerr = s.policy.CheckAdd(id, existing, a.Kind, a.Ref, tombs); cerr != nil {
+				s.auditRefusal(ctx, cerr, by)
+				return domain.Change{}, cerr
+			}
+		}
+		return domain.Change{}, fmt.Errorf("service: %w: %v", domain.ErrAlreadyAdded, err)
 	}
-	return fmt.Errorf("service: %w: %v", domain.ErrAlreadyAdded, err)
 }
 
 // createActive adds and activates an authenticator in one store write
@@ -268,20 +311,15 @@ func (s *Service) createActive(ctx context.Context, id domain.Identity, aid stri
 			return domain.Authenticator{}, err
 		}
 	}
-	c, err := s.addChange(ctx, id, aid, kind, ref, label, by)
+	n := newAuth{id: aid, kind: kind, ref: ref, label: label, activate: true}
+	c, version, err := s.addChange(ctx, id, n, by)
 	if err != nil {
 		return domain.Authenticator{}, err
 	}
-	act, err := s.policy.Activate(id, c.Authenticator, by, s.clock())
-	if err != nil {
-		s.auditRefusal(ctx, err, by)
+	if c, err = s.create(ctx, id, n, c, version, el, by); err != nil {
 		return domain.Authenticator{}, err
 	}
-	merged := domain.Change{Authenticator: act.Authenticator, Events: append(c.Events, act.Events...)}
-	if err := s.create(ctx, id, merged, el, by); err != nil {
-		return domain.Authenticator{}, err
-	}
-	return merged.Authenticator, nil
+	return c.Authenticator, nil
 }
 
 // putCeremony stores a new ceremony and returns its ID.
@@ -309,7 +347,9 @@ func (s *Service) takeCeremony(ctx context.Context, key, purpose, identityID, ai
 	if key == "" {
 		return ceremonyData{}, invalid("ceremony is missing")
 	}
-	if len(key) > 64 {
+	if len(key) > 64 || strings.ContainsRune(key, ':') {
+		// A colon marks a spent login token (spentKey), never a
+		// ceremony that can be taken.
 		return ceremonyData{}, fmt.Errorf("service: %w", ErrCeremonyExpired)
 	}
 	c, err := s.st.TakeCeremony(ctx, key, s.clock())
@@ -334,7 +374,7 @@ func (s *Service) beginChip(ctx context.Context, by domain.Actor, id domain.Iden
 	// The credential ID is not known yet; a placeholder lets the domain
 	// check the actor, the identity's state and the quota now. Activate
 	// checks again with the real credential.
-	c, err := s.addChange(ctx, id, aid, device.KindChip, domain.Ref{CredentialID: "pending:" + aid}, label, by)
+	c, _, err := s.addChange(ctx, id, newAuth{id: aid, kind: device.KindChip, ref: domain.Ref{CredentialID: "pending:" + aid}, label: label}, by)
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -362,8 +402,8 @@ func (s *Service) beginChip(ctx context.Context, by domain.Actor, id domain.Iden
 
 // addCode adds a pending code device whose secret was imported.
 func (s *Service) addCode(ctx context.Context, by domain.Actor, id domain.Identity, aid string, kind device.Kind, req AddRequest) (AddResult, error) {
-	ref := domain.Ref{Serial: req.Serial}
-	c, err := s.addChange(ctx, id, aid, kind, ref, req.Label, by)
+	n := newAuth{id: aid, kind: kind, ref: domain.Ref{Serial: req.Serial}, label: req.Label}
+	c, version, err := s.addChange(ctx, id, n, by)
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -387,7 +427,7 @@ func (s *Service) addCode(ctx context.Context, by domain.Actor, id domain.Identi
 		Secret:    store.Sealed{KeyID: sealed.KeyID, Blob: sealed.Blob},
 		OTPParams: im.OTPParams,
 	}}
-	if err := s.create(ctx, id, c, el, by); err != nil {
+	if c, err = s.create(ctx, id, n, c, version, el, by); err != nil {
 		return AddResult{}, err
 	}
 	v, err := s.view(ctx, &c.Authenticator)
@@ -443,11 +483,12 @@ func (s *Service) addApp(ctx context.Context, by domain.Actor, id domain.Identit
 	case err != nil:
 		return AddResult{}, err
 	}
-	c, err := s.addChange(ctx, id, aid, device.KindApp, domain.Ref{CredentialID: appKeyID(der)}, req.Label, by)
+	n := newAuth{id: aid, kind: device.KindApp, ref: domain.Ref{CredentialID: appKeyID(der)}, label: req.Label}
+	c, version, err := s.addChange(ctx, id, n, by)
 	if err != nil {
 		return AddResult{}, err
 	}
-	if err := s.create(ctx, id, c, store.Element{App: &store.AppElement{PublicKey: der, PINVerifier: verifier}}, by); err != nil {
+	if c, err = s.create(ctx, id, n, c, version, store.Element{App: &store.AppElement{PublicKey: der, PINVerifier: verifier}}, by); err != nil {
 		return AddResult{}, err
 	}
 	challenge, err := s.random(32)

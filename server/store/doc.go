@@ -22,6 +22,12 @@
 //     (domain transitions increment it); otherwise the store changes nothing
 //     and returns ErrConflict. The caller then reloads, re-runs the pure
 //     domain transition and applies it again.
+//   - Quotas (DESIGN §1: three apps, one code device, one chip) are
+//     domain.Policy's numbers, checked by domain.Policy.CheckAdd against
+//     an AuthenticatorSet; Authenticators.CreateAuthenticatorAt stores the
+//     new authenticator only if no other was created for the identity
+//     since that set was read (ErrConflict otherwise), so concurrent adds
+//     never overrun a quota.
 //   - One-time codes are single use (RFC 6238 §5.2): Elements.AdvanceOTPStep
 //     raises the highest used time step only if the new step is higher, in
 //     one statement; the code is accepted only when it returns true.

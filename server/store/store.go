@@ -78,7 +78,27 @@ type Authenticators interface {
 	// the same quota that is not blocked, or a tombstone revokes the code
 	// device serial. Call domain.Policy.CheckAdd first for the person's
 	// error message; these checks are what keeps concurrent adds honest.
+	//
+	// CreateAuthenticator does not guard the quotas (it raises the
+	// identity's AuthenticatorSet.Version all the same); adding on behalf
+	// of a person goes through CreateAuthenticatorAt.
 	CreateAuthenticator(ctx context.Context, c domain.Change, el Element) error
+	// CreateAuthenticatorAt is CreateAuthenticator guarded by the version
+	// of the identity's authenticator set that c was computed from
+	// (AuthenticatorSet.Version): it stores nothing and returns an error
+	// wrapping ErrConflict when another authenticator was created for the
+	// identity since. This keeps the quotas of domain.Policy.CheckAdd exact
+	// under concurrent adds, also across replicas: of two adds computed
+	// from one version, at most one is stored; the other reloads the set
+	// with AuthenticatorSet, re-runs domain.Policy.Add, and tries again.
+	// It returns the errors of CreateAuthenticator too.
+	CreateAuthenticatorAt(ctx context.Context, c domain.Change, el Element, version uint64) error
+	// AuthenticatorSet returns the authenticators of identity identityID
+	// (as ListAuthenticators) with the version of the set, the value
+	// CreateAuthenticatorAt checks. The version is read first: the list is
+	// at least as new as it. It returns an error wrapping ErrNotFound (no
+	// such identity).
+	AuthenticatorSet(ctx context.Context, identityID string) (AuthenticatorSet, error)
 	// Authenticator returns the authenticator with ID id, or an error
 	// wrapping ErrNotFound.
 	Authenticator(ctx context.Context, id string) (domain.Authenticator, error)

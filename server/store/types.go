@@ -174,6 +174,23 @@ func (e *Element) Check(k device.Kind) error {
 
 const maxInt63 = 1<<63 - 1
 
+// AuthenticatorSet is what domain.Policy.CheckAdd counts for one identity:
+// its authenticators, and the version that CreateAuthenticatorAt checks.
+//
+// Version counts the authenticators ever created for the identity (0 for a
+// new identity); it is raised by CreateAuthenticator and
+// CreateAuthenticatorAt in the transaction that stores the authenticator.
+// Nothing else changes it, because no other change can break a quota:
+// every other transition keeps an authenticator within its quota (pending,
+// active and suspended all count, DESIGN §1) or takes it out for good
+// (blocked is terminal; a cancelled one is deleted). An add computed from
+// a set that is older only by such changes counted too many, never too
+// few, so storing it keeps the quota.
+type AuthenticatorSet struct {
+	Version        uint64
+	Authenticators []domain.Authenticator
+}
+
 // Import is a code-device secret imported from a PSKC document (RFC 6030
 // §4 KeyPackage), waiting for the device to be added to an identity.
 type Import struct {

@@ -21,6 +21,21 @@ func isCodeDevice(k device.Kind) bool {
 
 // CreateAuthenticator implements store.Authenticators.
 func (s *Store) CreateAuthenticator(ctx context.Context, c domain.Change, el store.Element) error {
+	return s.createAuthenticator(ctx, c, el, -1)
+}
+
+// CreateAuthenticatorAt implements store.Authenticators.
+func (s *Store) CreateAuthenticatorAt(ctx context.Context, c domain.Change, el store.Element, version uint64) error {
+	v, err := u63(version, "authenticator set version")
+	if err != nil {
+		return err
+	}
+	return s.createAuthenticator(ctx, c, el, v)
+}
+
+// createAuthenticator stores a new authenticator, raising the version of
+// its identity's authenticator set from version (-1: from any version).
+func (s *Store) createAuthenticator(ctx context.Context, c domain.Change, el store.Element, version int64) error {
 	if err := store.CheckChange(&c); err != nil {
 		return err
 	}
@@ -42,6 +57,9 @@ func (s *Store) CreateAuthenticator(ctx context.Context, c domain.Change, el sto
 	consumed := false
 	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		consumed = false
+		if err := bumpSetVersion(ctx, tx, a, version); err != nil {
+			return err
+		}
 		if isCodeDevice(a.Kind) {
 			var n int
 			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tombstones
@@ -82,6 +100,55 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		s.scrub(ctx)
 	}
 	return err
+}
+
+// bumpSetVersion raises the authenticator set version of the identity of
+// the new authenticator a by one if it is version (any version when
+// version < 0). It returns an error wrapping store.ErrNotFound (no such
+// identity) or store.ErrConflict (the version moved).
+func bumpSetVersion(ctx context.Context, tx *sql.Tx, a *domain.Authenticator, version int64) error {
+	identityID := a.IdentityID
+	what := "add authenticator " + a.ID + ": identity " + identityID
+	var have int64
+	err := tx.QueryRowContext(ctx, `UPDATE identities SET authenticators_version = authenticators_version + 1
+WHERE id = ? AND (? < 0 OR authenticators_version = ?)
+RETURNING authenticators_version`, identityID, version, version).Scan(&have)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return dbErr(err, what)
+	}
+	err = tx.QueryRowContext(ctx, `SELECT authenticators_version FROM identities WHERE id = ?`, identityID).Scan(&have)
+	if err != nil {
+		return dbErr(err, what) // sql.ErrNoRows: store.ErrNotFound
+	}
+	return fmt.Errorf("sqlite: %s: %w: its authenticator set is at version %d, the add was checked at version %d",
+		what, store.ErrConflict, have, version)
+}
+
+// AuthenticatorSet implements store.Authenticators.
+func (s *Store) AuthenticatorSet(ctx context.Context, identityID string) (store.AuthenticatorSet, error) {
+	db, err := s.reader()
+	if err != nil {
+		return store.AuthenticatorSet{}, err
+	}
+	// The version first: the list read after it is at least as new, so a
+	// create the list misses is one the version guard will see.
+	var v int64
+	err = db.QueryRowContext(ctx, `SELECT authenticators_version FROM identities WHERE id = ?`, identityID).Scan(&v)
+	if err != nil {
+		return store.AuthenticatorSet{}, dbErr(err, "identity "+identityID)
+	}
+	ver, err := fromI64(v, "authenticator set version")
+	if err != nil {
+		return store.AuthenticatorSet{}, err
+	}
+	list, err := s.ListAuthenticators(ctx, identityID)
+	if err != nil {
+		return store.AuthenticatorSet{}, err
+	}
+	return store.AuthenticatorSet{Version: ver, Authenticators: list}, nil
 }
 
 // explainAuthUnique names the unique value an INSERT into authenticators

@@ -39,7 +39,10 @@
 // writer: the busy_timeout (Options.BusyTimeout) makes each side wait for
 // the other's lock. The guards (AdvanceOTPStep, AdvanceSignCount,
 // TakeCeremony, TakeImport) are single conditional UPDATE/DELETE
-// statements, so they hold across processes too. The audit chain's head is
+// statements, so they hold across processes too; so is the quota guard of
+// CreateAuthenticatorAt, which raises identities.authenticators_version
+// only from the version the add was checked against (migration 0002), in
+// the transaction that inserts the authenticator. The audit chain's head is
 // read inside the write transaction that appends to it, and seq is the
 // primary key, so the chain has one head whatever the locking; an append
 // that loses a race for a seq is retried.

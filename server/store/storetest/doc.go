@@ -17,6 +17,12 @@
 //     tombstone and the audit events in one transaction, and a failure in
 //     any step (an injected audit failure, a duplicate tombstone, a changed
 //     reference) leaves everything as it was.
+//   - Quotas: every create raises the version of the identity's
+//     authenticator set (AuthenticatorSet); CreateAuthenticatorAt refuses a
+//     stale version with ErrConflict, so of concurrent creates from one
+//     version exactly one is stored, and the read-check-create-retry loop
+//     of a server stores exactly the quota of domain.Policy when 100
+//     goroutines add at once.
 //   - Uniqueness: credential IDs are unique forever (also after a block or
 //     a cancel), a code device serial is unique while in use and revoked
 //     forever after a block.
