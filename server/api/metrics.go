@@ -261,6 +261,16 @@ func (s *instrumented) CreateAuthenticator(ctx context.Context, c domain.Change,
 	return err
 }
 
+func (s *instrumented) CreateAuthenticatorAt(ctx context.Context, c domain.Change, el store.Element, version uint64) error {
+	t := time.Now()
+	err := s.Store.CreateAuthenticatorAt(ctx, c, el, version)
+	s.time("create_authenticator", t, err)
+	if err == nil {
+		s.m.events(c.Events)
+	}
+	return err
+}
+
 func (s *instrumented) Authenticator(ctx context.Context, id string) (domain.Authenticator, error) {
 	t := time.Now()
 	v, err := s.Store.Authenticator(ctx, id)
