@@ -1,85 +1,284 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/authbench/authbench/server/embedded"
+
 	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/server/service/servicetest"
+	"github.com/authbench/authbench/sim/chip"
 )
 
-// BenchmarkChipLogin measures a chip login end to end through HTTP (begin
-// and finish over a loopback connection, the simulated chip's assertion,
-// the server's WebAuthn verification, the signature counter and the
-// session, all on a durable SQLite file with synchronous=FULL), next to
-// one raw ECDSA P-256 verification in the same run. The http
-// sub-benchmark reports the ratio as x-ecdsa-verify.
+// The login benchmarks measure what DESIGN §7 sets targets for: logins
+// end to end over HTTP (begin and finish on a loopback connection, the
+// server's verification, the replay guard, the success transition with its
+// audit event and the session, on a durable SQLite file with
+// synchronous=FULL). "seq" is one client after another; "par" is
+// benchParallelism clients per GOMAXPROCS at once, which is how throughput
+// is had on two cores (the store commits concurrent logins together).
+// Each reports logins/s; BenchmarkChipLogin also runs a raw ECDSA P-256
+// verification the same way, in the same run, and reports the ratio of
+// the login throughput to it (target ≥ 0.5); its "assert" sub-benchmark is
+// the client side alone (the simulated chip's assertion), which runs in
+// the same process and so takes from the same two cores.
+//
+//	go test -run '^$' -bench Login ./server/api
+
+// benchParallelism is the number of concurrent clients per GOMAXPROCS.
+const benchParallelism = 16
+
+// benchClient is an HTTP client that keeps a connection per concurrent
+// client (http.DefaultClient keeps only 2 idle ones per host).
+type embeddedOptions = embedded.Options
+
+var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0}}
+
+// post sends a JSON body and decodes a JSON answer into out; it returns the
+// status.
+func (s *server) post(b *testing.B, path string, body, out any) int {
+	j, err := json.Marshal(body)
+	if err != nil {
+		b.Error(err)
+		return 0
+	}
+	req, err := http.NewRequest("POST", s.srv.URL+path, bytes.NewReader(j))
+	if err != nil {
+		b.Error(err)
+		return 0
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := benchClient.Do(req)
+	if err != nil {
+		b.Error(err)
+		return 0
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Error(err)
+		return 0
+	}
+	if m, ok := out.(*[]byte); ok {
+		*m = raw
+	} else if resp.StatusCode == 200 && out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			b.Errorf("%s: %v", raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func reportRate(b *testing.B) float64 {
+	ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(1e9/ns, "logins/s")
+	return ns
+}
+
+// benchChip is one client: an identity with its chip.
+type benchChip struct {
+	id, aid string
+	c       *chip.Chip
+}
+
+func (s *server) chipLoginFast(b *testing.B, bc *benchChip) {
+	base := "/v1/identities/" + bc.id + "/authenticators/" + bc.aid + "/login/"
+	var bl service.BeginLoginResult
+	if st := s.post(b, base+"begin", map[string]any{}, &bl); st != 200 {
+		b.Errorf("begin: %d", st)
+		return
+	}
+	resp, err := servicetest.Assert(context.Background(), bc.c, origin, bl.PublicKey)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	var raw []byte
+	if st := s.post(b, base+"finish", map[string]any{"ceremony": bl.Ceremony, "credential": resp}, &raw); st != 200 {
+		b.Errorf("finish: %d %s", st, raw)
+	}
+}
+
 func BenchmarkChipLogin(b *testing.B) {
-	var verifyNs float64
-	b.Run("ecdsa-p256-verify", func(b *testing.B) {
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		h := sha256.Sum256([]byte("authenticator data and client data hash"))
-		sig, _ := ecdsa.SignASN1(rand.Reader, k, h[:])
-		b.ResetTimer()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	h := sha256.Sum256([]byte("authenticator data and client data hash"))
+	sig, _ := ecdsa.SignASN1(rand.Reader, k, h[:])
+	var verifySeq, verifyPar float64
+	b.Run("ecdsa-p256-verify/seq", func(b *testing.B) {
 		for b.Loop() {
 			if !ecdsa.VerifyASN1(&k.PublicKey, h[:], sig) {
 				b.Fatal("verify")
 			}
 		}
-		verifyNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		verifySeq = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(1e9/verifySeq, "verifies/s")
 	})
-	b.Run("http", func(b *testing.B) {
-		s := start(b)
-		s.createIdentity("alice", "correct horse")
-		c := newChip(b, "bench-chip")
-		ch := s.addChip("alice", supportToken, c)
-		ctx := context.Background()
-		b.ResetTimer()
-		for b.Loop() {
-			r := s.login("alice", ch.ID, map[string]any{"sign": func(bl service.BeginLoginResult) map[string]any {
-				resp, err := servicetest.Assert(ctx, c, origin, bl.PublicKey)
-				if err != nil {
-					b.Fatal(err)
+	b.Run("ecdsa-p256-verify/par", func(b *testing.B) {
+		b.SetParallelism(benchParallelism)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if !ecdsa.VerifyASN1(&k.PublicKey, h[:], sig) {
+					b.Error("verify")
+					return
 				}
-				return map[string]any{"credential": resp}
-			}})
-			if r.status != 200 {
-				b.Fatalf("%d %s", r.status, r.raw)
+			}
+		})
+		verifyPar = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(1e9/verifyPar, "verifies/s")
+	})
+
+	s := start(b)
+	n := benchParallelism * max(2, runtime.GOMAXPROCS(0))
+	chips := make([]*benchChip, n)
+	for i := range chips {
+		id := fmt.Sprintf("bench-%d", i)
+		s.createIdentity(id, "correct horse")
+		c := newChip(b, id)
+		chips[i] = &benchChip{id: id, aid: s.addChip(id, supportToken, c).ID, c: c}
+	}
+	b.Run("assert", func(b *testing.B) {
+		bc := chips[len(chips)-1]
+		var bl service.BeginLoginResult
+		if st := s.post(b, "/v1/identities/"+bc.id+"/authenticators/"+bc.aid+"/login/begin", map[string]any{}, &bl); st != 200 {
+			b.Fatalf("begin: %d", st)
+		}
+		for b.Loop() {
+			if _, err := servicetest.Assert(context.Background(), bc.c, origin, bl.PublicKey); err != nil {
+				b.Fatal(err)
 			}
 		}
-		loginNs := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-		if verifyNs > 0 {
-			b.ReportMetric(loginNs/verifyNs, "x-ecdsa-verify")
+	})
+	b.Run("http/seq", func(b *testing.B) {
+		for b.Loop() {
+			s.chipLoginFast(b, chips[0])
 		}
+		ns := reportRate(b)
+		b.ReportMetric(verifySeq/ns, "x-verify-throughput")
+	})
+	b.Run("http/par", func(b *testing.B) {
+		var next atomic.Int32
+		b.SetParallelism(benchParallelism)
+		b.RunParallel(func(pb *testing.PB) {
+			bc := chips[int(next.Add(1)-1)%len(chips)]
+			for pb.Next() {
+				s.chipLoginFast(b, bc)
+			}
+		})
+		ns := reportRate(b)
+		b.ReportMetric(verifyPar/ns, "x-verify-throughput")
 	})
 }
 
-// BenchmarkOTPLogin measures a code-device login end to end through HTTP:
-// begin and finish, TOTP verification with ±1 step, the atomic watermark
-// update, failure bookkeeping and the session, on a durable SQLite file.
-// The virtual clock moves one step per login, as codes are single use.
+// benchCode is one code device of one identity, with the last time step
+// it was used for.
+type benchCode struct {
+	id, aid string
+	dev     servicetest.CodeDevice
+	last    uint64
+}
+
+// stepClock is the virtual clock of the OTP benchmark: the clients move it
+// one period on when each has used all its devices in the current step,
+// by compare-and-swap, so that it never moves twice under one login
+// (the server accepts the step before and after its own).
+type stepClock struct{ step atomic.Uint64 }
+
+func (c *stepClock) now() time.Time { return time.Unix(int64(c.step.Load())*30, 0).UTC() }
+
+// BenchmarkOTPLogin measures code-device logins end to end (see the
+// comment on benchParallelism). Codes are single use, so every client owns
+// several identities with a code device each, and the virtual clock moves
+// one step whenever a client has used all of its devices in the current
+// one. A code that misses because the clock moved twice while it was on
+// the way is counted as a miss/op, not as an error.
 func BenchmarkOTPLogin(b *testing.B) {
-	s := start(b)
-	s.createIdentity("alice", "correct horse")
-	dev := servicetest.CodeDevice{Serial: "KV-BENCH", Secret: []byte("12345678901234567890")}
-	doc, _ := servicetest.PSKC(pskcKey, dev)
-	s.want(s.do("POST", "/v1/pskc", supportToken, doc, "application/pskc+xml"), 200, "")
-	r := s.do("POST", "/v1/identities/alice/authenticators", supportToken, map[string]any{"kind": "code-display", "serial": dev.Serial})
-	var add service.AddResult
-	r.decode(b, &add)
-	s.want(s.do("POST", "/v1/identities/alice/authenticators/"+add.Authenticator.ID+"/activate", supportToken,
-		map[string]any{"code": dev.Code(s.clk.Now())}), 200, "")
-	b.ResetTimer()
-	for b.Loop() {
-		s.clk.Advance(30 * time.Second)
-		r := s.login("alice", add.Authenticator.ID, map[string]any{"code": dev.Code(s.clk.Now())})
-		if r.status != 200 {
-			b.Fatalf("%d %s", r.status, r.raw)
+	clk := &stepClock{}
+	clk.step.Store(uint64(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC).Unix() / 30))
+	s := start(b, func(o *embeddedOptions) { o.Now = clk.now })
+	const perClient = 4
+	clients := make([][]*benchCode, benchParallelism*max(2, runtime.GOMAXPROCS(0)))
+	var devs []servicetest.CodeDevice
+	for i := range clients {
+		for j := range perClient {
+			secret := sha256.Sum256(fmt.Appendf(nil, "%d/%d", i, j))
+			devs = append(devs, servicetest.CodeDevice{Serial: fmt.Sprintf("KV-%d-%d", i, j), Secret: secret[:20]})
 		}
 	}
+	doc, _ := servicetest.PSKC(pskcKey, devs...)
+	s.want(s.do("POST", "/v1/pskc", supportToken, doc, "application/pskc+xml"), 200, "")
+	for i := range clients {
+		for j := range perClient {
+			dev := devs[i*perClient+j]
+			id := fmt.Sprintf("otp-%d-%d", i, j)
+			s.createIdentity(id, "correct horse")
+			r := s.do("POST", "/v1/identities/"+id+"/authenticators", supportToken, map[string]any{"kind": "code-display", "serial": dev.Serial})
+			var add service.AddResult
+			r.decode(b, &add)
+			s.want(s.do("POST", "/v1/identities/"+id+"/authenticators/"+add.Authenticator.ID+"/activate", supportToken,
+				map[string]any{"code": dev.Code(clk.now())}), 200, "")
+			clients[i] = append(clients[i], &benchCode{id: id, aid: add.Authenticator.ID, dev: dev, last: clk.step.Load()})
+		}
+	}
+	var misses atomic.Int64
+	login := func(b *testing.B, devs []*benchCode) {
+		for {
+			step := clk.step.Load()
+			for _, d := range devs {
+				if d.last >= step {
+					continue
+				}
+				d.last = step
+				base := "/v1/identities/" + d.id + "/authenticators/" + d.aid + "/login/"
+				var bl service.BeginLoginResult
+				if st := s.post(b, base+"begin", map[string]any{}, &bl); st != 200 {
+					b.Errorf("begin: %d", st)
+					return
+				}
+				var raw []byte
+				switch st := s.post(b, base+"finish", map[string]any{"ceremony": bl.Ceremony, "code": d.dev.Code(time.Unix(int64(step)*30, 0))}, &raw); st {
+				case 200:
+				case 401:
+					misses.Add(1)
+				default:
+					b.Errorf("finish: %d %s", st, raw)
+				}
+				return
+			}
+			clk.step.CompareAndSwap(step, step+1)
+		}
+	}
+	b.Run("http/seq", func(b *testing.B) {
+		misses.Store(0)
+		for b.Loop() {
+			login(b, clients[0])
+		}
+		reportRate(b)
+		b.ReportMetric(float64(misses.Load())/float64(b.N), "miss/op")
+	})
+	b.Run("http/par", func(b *testing.B) {
+		misses.Store(0)
+		var next atomic.Int32
+		b.SetParallelism(benchParallelism)
+		b.RunParallel(func(pb *testing.PB) {
+			devs := clients[int(next.Add(1)-1)%len(clients)]
+			for pb.Next() {
+				login(b, devs)
+			}
+		})
+		reportRate(b)
+		b.ReportMetric(float64(misses.Load())/float64(b.N), "miss/op")
+	})
 }

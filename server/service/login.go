@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -66,11 +67,17 @@ func (s *Service) BeginLogin(ctx context.Context, identityID, aid string) (Begin
 			return BeginLoginResult{}, err
 		}
 	}
-	key, err := s.putCeremony(ctx, d)
+	exp := s.clock().Add(s.ceremonyTT)
+	var key string
+	if statelessLogin(a.Kind) {
+		key, err = s.sealLoginToken(d, exp)
+	} else {
+		key, err = s.putCeremony(ctx, d)
+	}
 	if err != nil {
 		return BeginLoginResult{}, err
 	}
-	r := BeginLoginResult{Ceremony: key, ExpiresAt: s.clock().Add(s.ceremonyTT)}
+	r := BeginLoginResult{Ceremony: key, ExpiresAt: exp}
 	switch a.Kind {
 	case device.KindChip:
 		r.PublicKey = &RequestOptions{
@@ -119,7 +126,17 @@ func (s *Service) FinishLogin(ctx context.Context, identityID, aid string, req F
 	if err := checkLoginFields(req); err != nil {
 		return LoginResult{}, err
 	}
-	d, err := s.takeCeremony(ctx, req.Ceremony, purposeLogin, identityID, aid)
+	var (
+		d         ceremonyData
+		exp       time.Time
+		stateless = strings.HasPrefix(req.Ceremony, tokenPrefix)
+		err       error
+	)
+	if stateless {
+		d, exp, err = s.openLoginToken(req.Ceremony, identityID, aid)
+	} else {
+		d, err = s.takeCeremony(ctx, req.Ceremony, purposeLogin, identityID, aid)
+	}
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -128,22 +145,30 @@ func (s *Service) FinishLogin(ctx context.Context, identityID, aid string, req F
 		return LoginResult{}, err
 	}
 	if err := s.policy.CanLogin(id, a, s.clock()); err != nil {
+		if stateless {
+			if serr := s.spend(ctx, d, exp); serr != nil {
+				return LoginResult{}, serr
+			}
+		}
 		s.auditRefusal(ctx, err, loginActor)
 		return LoginResult{}, err
 	}
 	if a.Kind != d.Kind {
 		return LoginResult{}, invalid("the ceremony was for another kind of authenticator")
 	}
-	var f *domain.Failure
+	var (
+		f *domain.Failure
+		p proof
+	)
 	switch a.Kind {
 	case device.KindPassword:
 		f, err = s.checkPassword(ctx, &a, req)
 	case device.KindApp:
 		f, err = s.checkApp(ctx, &a, d.Challenge, req)
 	case device.KindCodeDisplay, device.KindAudioCodeReader:
-		f, err = s.checkCode(ctx, &a, req)
+		f, p, err = s.checkCode(ctx, &a, req)
 	case device.KindChip:
-		f, err = s.checkChip(ctx, &a, d.Challenge, req)
+		f, p, err = s.checkChip(ctx, &a, d.Challenge, req)
 	default:
 		err = invalid("unknown kind %q", a.Kind)
 	}
@@ -151,25 +176,143 @@ func (s *Service) FinishLogin(ctx context.Context, identityID, aid string, req F
 		return LoginResult{}, err
 	}
 	if f != nil {
+		if stateless {
+			if err := s.spend(ctx, d, exp); err != nil {
+				return LoginResult{}, err
+			}
+		}
 		return LoginResult{}, s.recordFailure(ctx, aid, *f)
-	}
-	c, err := s.applyAuth(ctx, aid, loginActor, func(a domain.Authenticator) (domain.Change, error) {
-		return s.policy.RecordSuccess(a, s.clock())
-	})
-	if err != nil {
-		return LoginResult{}, err
 	}
 	token, hash := secrets.NewToken()
 	now := s.clock()
 	sess := store.Session{TokenHash: hash, IdentityID: identityID, Via: aid, CreatedAt: now, ExpiresAt: now.Add(s.sessionTTL)}
-	if err := s.st.PutSession(ctx, sess); err != nil {
-		return LoginResult{}, err
+	var c domain.Change
+	lc, fast := s.st.(loginCommitter)
+	switch {
+	case fast && (isCodeKind(a.Kind) || a.Kind == device.KindChip && stateless):
+		c, err = s.commitLogin(ctx, lc, a, sess, d, exp, p)
+	default:
+		c, err = s.commitLoginSlowly(ctx, a, sess, d, exp, stateless, p)
 	}
-	v, err := s.view(ctx, &c.Authenticator)
 	if err != nil {
 		return LoginResult{}, err
 	}
+	var v AuthenticatorView
+	switch {
+	case p.el.Code != nil:
+		p.el.Code.HighestStep, p.el.Code.Drift = p.step, p.drift
+		v = viewAuthenticator(&c.Authenticator, &p.el)
+	case p.el.Chip != nil:
+		p.el.Chip.SignCount = p.count
+		v = viewAuthenticator(&c.Authenticator, &p.el)
+	default:
+		if v, err = s.view(ctx, &c.Authenticator); err != nil {
+			return LoginResult{}, err
+		}
+	}
 	return LoginResult{Session: token, ExpiresAt: sess.ExpiresAt, Authenticator: v}, nil
+}
+
+func isCodeKind(k device.Kind) bool {
+	return k == device.KindCodeDisplay || k == device.KindAudioCodeReader
+}
+
+// commitLogin writes the success of a verified chip or code-device login
+// with proof p through the store's loginCommitter: the replay guard, the
+// success transition of a (domain.Policy.RecordSuccess, retried on
+// store.ErrConflict) and session sess in one transaction. A guard that
+// does not move is the failure it means (a replayed code, a possible
+// clone). It returns the change stored, or the errors of FinishLogin.
+func (s *Service) commitLogin(ctx context.Context, lc loginCommitter, a domain.Authenticator, sess store.Session, d ceremonyData, exp time.Time, p proof) (domain.Change, error) {
+	chip := a.Kind == device.KindChip
+	for try := 0; ; try++ {
+		c, err := s.policy.RecordSuccess(a, s.clock())
+		if err != nil {
+			s.auditRefusal(ctx, err, loginActor)
+			return domain.Change{}, err
+		}
+		var ok bool
+		if chip {
+			ok, err = lc.CommitChipLogin(ctx, c, sess, spentCeremony(d, exp), p.count)
+		} else {
+			ok, err = lc.CommitOTPLogin(ctx, c, sess, p.step, p.drift)
+		}
+		switch {
+		case err == nil && ok:
+			s.logChange(ctx, c.Events)
+			return c, nil
+		case err == nil && chip:
+			return domain.Change{}, s.cloneFailure(ctx, a.ID, d, exp, p)
+		case err == nil:
+			// Another request (or replica) accepted this step a moment ago.
+			return domain.Change{}, s.recordFailure(ctx, a.ID, *failure(domain.CauseReplayedCode, ""))
+		case chip && errors.Is(err, store.ErrDuplicate):
+			return domain.Change{}, fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
+		case errors.Is(err, store.ErrConflict) && try < s.retries:
+			if a, err = s.st.Authenticator(ctx, a.ID); err != nil {
+				return domain.Change{}, storeErr(err, "authenticator "+a.ID)
+			}
+		default:
+			return domain.Change{}, storeErr(err, "authenticator "+a.ID)
+		}
+	}
+}
+
+// commitLoginSlowly is commitLogin for stores without a loginCommitter,
+// and for apps and passwords: the guard, the transition and the session
+// one after the other.
+func (s *Service) commitLoginSlowly(ctx context.Context, a domain.Authenticator, sess store.Session, d ceremonyData, exp time.Time, stateless bool, p proof) (domain.Change, error) {
+	switch {
+	case isCodeKind(a.Kind):
+		ok, err := s.st.AdvanceOTPStep(ctx, a.ID, p.step, p.drift)
+		if err != nil {
+			return domain.Change{}, storeErr(err, "code device "+a.ID)
+		}
+		if !ok {
+			return domain.Change{}, s.recordFailure(ctx, a.ID, *failure(domain.CauseReplayedCode, ""))
+		}
+	case a.Kind == device.KindChip:
+		if stateless {
+			if err := s.spend(ctx, d, exp); err != nil {
+				return domain.Change{}, err
+			}
+		}
+		ok, err := s.st.AdvanceSignCount(ctx, a.CredentialID, p.count)
+		if err != nil {
+			return domain.Change{}, storeErr(err, "chip "+a.ID)
+		}
+		if !ok {
+			return domain.Change{}, s.cloneFailure(ctx, a.ID, ceremonyData{}, exp, p)
+		}
+	}
+	c, err := s.applyAuth(ctx, a.ID, loginActor, func(a domain.Authenticator) (domain.Change, error) {
+		return s.policy.RecordSuccess(a, s.clock())
+	})
+	if err != nil {
+		return domain.Change{}, err
+	}
+	if err := s.st.PutSession(ctx, sess); err != nil {
+		return domain.Change{}, err
+	}
+	return c, nil
+}
+
+// cloneFailure spends the chip login ceremony d (when it is a login token)
+// and records the failure of a signature counter that did not increase
+// (WebAuthn Level 2 §6.1.1: a possible clone). The stored counter may have
+// moved on meanwhile; the one read at verification is reported.
+func (s *Service) cloneFailure(ctx context.Context, aid string, d ceremonyData, exp time.Time, p proof) error {
+	if d.Challenge != nil {
+		if err := s.spend(ctx, d, exp); err != nil {
+			return err
+		}
+	}
+	var stored uint32
+	if p.el.Chip != nil {
+		stored = p.el.Chip.SignCount
+	}
+	se := &domain.SignCountError{Stored: stored, Received: p.count}
+	return s.recordFailure(ctx, aid, se.Failure())
 }
 
 // checkLoginFields refuses a request that mixes the proofs of several
@@ -301,45 +444,38 @@ func (s *Service) checkApp(ctx context.Context, a *domain.Authenticator, challen
 	return nil, nil
 }
 
-func (s *Service) checkCode(ctx context.Context, a *domain.Authenticator, req FinishLoginRequest) (*domain.Failure, error) {
+// checkCode checks the code of a login with code device a; the watermark
+// is raised when the success is written.
+func (s *Service) checkCode(ctx context.Context, a *domain.Authenticator, req FinishLoginRequest) (*domain.Failure, proof, error) {
 	if req.Code == "" {
-		return nil, invalid("code is missing")
+		return nil, proof{}, invalid("code is missing")
 	}
-	cause, err := s.verifyCode(ctx, a, req.Code)
+	cause, p, err := s.matchCode(ctx, a, req.Code)
 	if err != nil || cause == "" {
-		return nil, err
+		return nil, p, err
 	}
-	return failure(cause, ""), nil
+	return failure(cause, ""), proof{}, nil
 }
 
-func (s *Service) checkChip(ctx context.Context, a *domain.Authenticator, challenge []byte, req FinishLoginRequest) (*domain.Failure, error) {
+// checkChip verifies the assertion of a login with chip a; the signature
+// counter is advanced when the success is written.
+func (s *Service) checkChip(ctx context.Context, a *domain.Authenticator, challenge []byte, req FinishLoginRequest) (*domain.Failure, proof, error) {
 	if req.Credential == nil {
-		return nil, invalid("credential is missing")
+		return nil, proof{}, invalid("credential is missing")
 	}
 	el, err := s.st.Element(ctx, a.ID)
 	if err != nil || el.Chip == nil || len(el.Chip.PublicKey) == 0 {
-		return nil, storeErr(errOr(err, store.ErrNotFound), "the credential of chip "+a.ID)
+		return nil, proof{}, storeErr(errOr(err, store.ErrNotFound), "the credential of chip "+a.ID)
 	}
 	as, err := s.verifyAssertion(req.Credential, challenge, a.CredentialID, el.Chip.PublicKey, el.Chip.BackupEligible)
 	var fail *errAssertion
 	if errors.As(err, &fail) {
-		return failure(domain.CauseBadSignature, fail.check), nil
+		return failure(domain.CauseBadSignature, fail.check), proof{}, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, proof{}, err
 	}
-	ok, err := s.st.AdvanceSignCount(ctx, a.CredentialID, as.SignCount)
-	if err != nil {
-		return nil, storeErr(err, "chip "+a.ID)
-	}
-	if !ok {
-		// WebAuthn Level 2 §6.1.1: a possible clone. The stored counter
-		// may have moved on meanwhile; the one read above is reported.
-		se := &domain.SignCountError{Stored: el.Chip.SignCount, Received: as.SignCount}
-		f := se.Failure()
-		return &f, nil
-	}
-	return nil, nil
+	return nil, proof{el: el, count: as.SignCount}, nil
 }
 
 // Authenticate returns the owner actor of the self-service session whose

@@ -22,34 +22,11 @@ const otpSkew = 1
 // an error wrapping ErrInvalid when code is not Digits digits; or an error
 // of the store or the keyring.
 func (s *Service) verifyCode(ctx context.Context, a *domain.Authenticator, code string) (domain.Cause, error) {
-	el, err := s.st.Element(ctx, a.ID)
-	if err != nil || el.Code == nil || el.Code.Secret.IsZero() {
-		return "", storeErr(errOr(err, store.ErrNotFound), "the secret of code device "+a.ID)
+	cause, p, err := s.matchCode(ctx, a, code)
+	if err != nil || cause != "" {
+		return cause, err
 	}
-	c := el.Code
-	digits := c.Digits
-	if digits == 0 {
-		digits = otp.DefaultDigits
-	}
-	if len(code) != digits || !allDigits(code) {
-		return "", invalid("the code must be %d digits", digits)
-	}
-	secret, err := s.keys.Open(secrets.Sealed{KeyID: c.Secret.KeyID, Blob: c.Secret.Blob}, otpAD(a.ID))
-	if err != nil {
-		return "", fmt.Errorf("service: the secret of code device %s: %w", a.ID, err)
-	}
-	defer clear(secret)
-	t := otp.TOTP{Secret: secret, Digits: c.Digits, Period: c.Period, Algorithm: c.Algorithm}
-	m, err := t.Verify(code, s.clock(), otpSkew, c.HighestStep)
-	switch {
-	case errors.Is(err, otp.ErrMismatch):
-		return domain.CauseWrongCode, nil
-	case errors.Is(err, otp.ErrReplayed):
-		return domain.CauseReplayedCode, nil
-	case err != nil:
-		return "", fmt.Errorf("service: code device %s: %w", a.ID, err)
-	}
-	ok, err := s.st.AdvanceOTPStep(ctx, a.ID, m.Step, m.Drift)
+	ok, err := s.st.AdvanceOTPStep(ctx, a.ID, p.step, p.drift)
 	if err != nil {
 		return "", storeErr(err, "code device "+a.ID)
 	}
@@ -58,6 +35,41 @@ func (s *Service) verifyCode(ctx context.Context, a *domain.Authenticator, code 
 		return domain.CauseReplayedCode, nil
 	}
 	return "", nil
+}
+
+// matchCode is verifyCode without raising the watermark: on success the
+// proof holds the matched step and drift, and the element as read. The
+// caller must raise the watermark (AdvanceOTPStep, or CommitOTPLogin)
+// before accepting the code.
+func (s *Service) matchCode(ctx context.Context, a *domain.Authenticator, code string) (domain.Cause, proof, error) {
+	el, err := s.st.Element(ctx, a.ID)
+	if err != nil || el.Code == nil || el.Code.Secret.IsZero() {
+		return "", proof{}, storeErr(errOr(err, store.ErrNotFound), "the secret of code device "+a.ID)
+	}
+	c := el.Code
+	digits := c.Digits
+	if digits == 0 {
+		digits = otp.DefaultDigits
+	}
+	if len(code) != digits || !allDigits(code) {
+		return "", proof{}, invalid("the code must be %d digits", digits)
+	}
+	secret, err := s.keys.Open(secrets.Sealed{KeyID: c.Secret.KeyID, Blob: c.Secret.Blob}, otpAD(a.ID))
+	if err != nil {
+		return "", proof{}, fmt.Errorf("service: the secret of code device %s: %w", a.ID, err)
+	}
+	defer clear(secret)
+	t := otp.TOTP{Secret: secret, Digits: c.Digits, Period: c.Period, Algorithm: c.Algorithm}
+	m, err := t.Verify(code, s.clock(), otpSkew, c.HighestStep)
+	switch {
+	case errors.Is(err, otp.ErrMismatch):
+		return domain.CauseWrongCode, proof{}, nil
+	case errors.Is(err, otp.ErrReplayed):
+		return domain.CauseReplayedCode, proof{}, nil
+	case err != nil:
+		return "", proof{}, fmt.Errorf("service: code device %s: %w", a.ID, err)
+	}
+	return "", proof{el: el, step: m.Step, drift: m.Drift}, nil
 }
 
 func allDigits(s string) bool {

@@ -1,0 +1,110 @@
+package service_test
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/service"
+	"github.com/authbench/authbench/server/service/servicetest"
+)
+
+// Chip and code-device logins use sealed login tokens instead of stored
+// ceremonies. A chip's token is single use (also under concurrency, also
+// after a failure) and bound to its authenticator; a code device's token
+// may be finished again, but each code is accepted once.
+func TestLoginTokens(t *testing.T) {
+	e := newEnv(t)
+	e.identity("alice")
+	e.identity("bob")
+	c := newChip(t, "token-chip", chipOpts())
+	ch := must[service.AuthenticatorView](t)(e.addChip("alice", support, c, nil))
+
+	b := must[service.BeginLoginResult](t)(e.svc.BeginLogin(e.ctx, "alice", ch.ID))
+	resp, err := servicetest.Assert(e.ctx, c, origin, b.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp}
+	var ok, expired int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			_, err := e.svc.FinishLogin(e.ctx, "alice", ch.ID, req)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, service.ErrCeremonyExpired):
+				expired++
+			default:
+				t.Errorf("concurrent finish: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok != 1 || expired != 7 {
+		t.Fatalf("one chip token finished 8 times at once: %d successes, %d expired; want 1 and 7", ok, expired)
+	}
+	if a := e.auth(ch.ID); a.Failures != 0 {
+		t.Fatalf("replays were counted as failures: %+v", a)
+	}
+
+	// A failed finish spends the token too.
+	b = must[service.BeginLoginResult](t)(e.svc.BeginLogin(e.ctx, "alice", ch.ID))
+	bad := *resp
+	if _, err := e.svc.FinishLogin(e.ctx, "alice", ch.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: &bad}); err == nil {
+		t.Fatal("an assertion over another challenge was accepted")
+	}
+	resp, err = servicetest.Assert(e.ctx, c, origin, b.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.FinishLogin(e.ctx, "alice", ch.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp}); !errors.Is(err, service.ErrCeremonyExpired) {
+		t.Fatalf("a token finished after a failure: %v", err)
+	}
+
+	// Bound to identity and authenticator, tamper-evident, and it expires.
+	b = must[service.BeginLoginResult](t)(e.svc.BeginLogin(e.ctx, "alice", ch.ID))
+	if !strings.HasPrefix(b.Ceremony, "t1.") {
+		t.Fatalf("chip ceremony %q is not a login token", b.Ceremony)
+	}
+	for _, tc := range []struct{ id, aid, cer string }{
+		{"bob", ch.ID, b.Ceremony},
+		{"alice", ch.ID, b.Ceremony[:len(b.Ceremony)-2] + "AA"},
+		{"alice", ch.ID, "spent:" + b.Ceremony},
+		{"alice", ch.ID, "t1.x"},
+	} {
+		_, err := e.svc.FinishLogin(e.ctx, tc.id, tc.aid, service.FinishLoginRequest{Ceremony: tc.cer, Credential: resp})
+		if !errors.Is(err, service.ErrCeremonyExpired) && !errors.Is(err, service.ErrNotFound) {
+			t.Errorf("%s %q: %v", tc.id, tc.cer, err)
+		}
+	}
+	e.clk.Advance(service.DefaultCeremonyTTL + time.Second)
+	resp, _ = servicetest.Assert(e.ctx, c, origin, b.PublicKey)
+	if _, err := e.svc.FinishLogin(e.ctx, "alice", ch.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp}); !errors.Is(err, service.ErrCeremonyExpired) {
+		t.Fatalf("expired token: %v", err)
+	}
+
+	// Code device: the token can be reused, a code cannot.
+	dev := codeDevice("KV-TOKEN")
+	kv := must[service.AuthenticatorView](t)(e.addCode("bob", support, dev))
+	e.clk.Advance(30 * time.Second)
+	b = must[service.BeginLoginResult](t)(e.svc.BeginLogin(e.ctx, "bob", kv.ID))
+	code := dev.Code(e.clk.Now())
+	if _, err := e.svc.FinishLogin(e.ctx, "bob", kv.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Code: code}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.FinishLogin(e.ctx, "bob", kv.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Code: code}); failure(t, err).Cause != domain.CauseReplayedCode {
+		t.Fatalf("replayed code: %v", err)
+	}
+	e.clk.Advance(30 * time.Second)
+	if _, err := e.svc.FinishLogin(e.ctx, "bob", kv.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Code: dev.Code(e.clk.Now())}); err != nil {
+		t.Fatalf("the next code with the same token: %v", err)
+	}
+}
