@@ -12,7 +12,7 @@ BIN       := bin/authbench
 
 # Debian packages: to build (cgo drivers), and what the tests talk to.
 BUILD_DEBS := libpcsclite-dev libusb-1.0-0-dev pkg-config
-TEST_DEBS  := $(BUILD_DEBS) pcscd vsmartcard-vpcd pcsc-tools python3-fido2 python3-pyscard espeak-ng
+TEST_DEBS  := $(BUILD_DEBS) pcscd vsmartcard-vpcd pcsc-tools python3-fido2 python3-pyscard espeak-ng postgresql
 
 .PHONY: all build demo test bench fuzz vet deps test-deps clean
 
@@ -33,6 +33,8 @@ demo: build
 
 test: test-deps
 	$(GO) vet ./...
+	@# PostgreSQL tests use a local server when one can be started (as root).
+	$(eval export AUTHBENCH_POSTGRES_URL := $(shell .ci/postgres))
 	CGO_ENABLED=0 $(GO) build ./device/... ./sim/... ./server/... ./cmd/...
 	$(GO) test -timeout 12m $(TESTFLAGS) ./...
 
