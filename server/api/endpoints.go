@@ -1,88 +1,31 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
 
+	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/service"
 )
 
-// Each endpoint below checks the request, calls one service method and
-// writes its answer; a returned error is written by Handler.fail.
+// Most endpoints below differ only in the service method they call; the
+// steps around it live in three helpers, one per shape of request:
+//
+//   - serveJSON: bearer token and a JSON body (the POSTs);
+//   - serveGet: bearer token and no body (the GETs);
+//   - serveLogin: no token, a JSON body, and the login rate limit.
+//
+// Each checks, in this order: the path IDs, the query, the token, the body
+// (for login, the rate limit after the body); then it calls the service and
+// writes its result. A returned error is written by Handler.fail.
 
-// POST /v1/identities (support).
-func (h *Handler) createIdentity(w http.ResponseWriter, r *http.Request) error {
-	if err := noQuery(r); err != nil {
-		return err
-	}
-	by, err := h.actor(r)
-	if err != nil {
-		return err
-	}
-	var req service.CreateIdentityRequest
-	if err := decodeJSON(w, r, h.maxBody, &req); err != nil {
-		return err
-	}
-	v, err := h.svc.CreateIdentity(r.Context(), by, req)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Location", "/v1/identities/"+url.PathEscape(v.ID))
-	writeJSON(w, http.StatusCreated, v)
-	return nil
-}
-
-// GET /v1/identities/{id} (support, or a session of {id}).
-func (h *Handler) getIdentity(w http.ResponseWriter, r *http.Request) error {
-	id, _, err := ids(r)
-	if err != nil {
-		return err
-	}
-	if err := noQuery(r); err != nil {
-		return err
-	}
-	by, err := h.actor(r)
-	if err != nil {
-		return err
-	}
-	v, err := h.svc.Identity(r.Context(), by, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
-}
-
-// POST /v1/identities/{id}/authenticators (support, or a session of {id}).
-func (h *Handler) addAuthenticator(w http.ResponseWriter, r *http.Request) error {
-	id, _, err := ids(r)
-	if err != nil {
-		return err
-	}
-	if err := noQuery(r); err != nil {
-		return err
-	}
-	by, err := h.actor(r)
-	if err != nil {
-		return err
-	}
-	var req service.AddRequest
-	if err := decodeJSON(w, r, h.maxBody, &req); err != nil {
-		return err
-	}
-	res, err := h.svc.AddAuthenticator(r.Context(), by, id, req)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Location", "/v1/identities/"+url.PathEscape(id))
-	writeJSON(w, http.StatusCreated, res)
-	return nil
-}
-
-// POST /v1/identities/{id}/authenticators/{aid}/activate (support, or a
-// session of {id}).
-func (h *Handler) activate(w http.ResponseWriter, r *http.Request) error {
+// serveJSON serves an endpoint that needs a bearer token and takes a JSON
+// body, answering status with call's result. id and aid are the path
+// parameters, "" where the route has none.
+func serveJSON[Req, Res any](h *Handler, w http.ResponseWriter, r *http.Request, status int,
+	call func(ctx context.Context, by domain.Actor, id, aid string, req Req) (Res, error)) error {
 	id, aid, err := ids(r)
 	if err != nil {
 		return err
@@ -94,16 +37,106 @@ func (h *Handler) activate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req service.ActivateRequest
+	var req Req
 	if err := decodeJSON(w, r, h.maxBody, &req); err != nil {
 		return err
 	}
-	v, err := h.svc.Activate(r.Context(), by, id, aid, req)
+	res, err := call(r.Context(), by, id, aid, req)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, status, res)
 	return nil
+}
+
+// serveGet serves a GET that needs a bearer token, answering 200 with
+// call's result. query checks the query string before the token is; q is
+// what it returns.
+func serveGet[Q, Res any](h *Handler, w http.ResponseWriter, r *http.Request, query func(*http.Request) (Q, error),
+	call func(ctx context.Context, by domain.Actor, id string, q Q) (Res, error)) error {
+	id, _, err := ids(r)
+	if err != nil {
+		return err
+	}
+	q, err := query(r)
+	if err != nil {
+		return err
+	}
+	by, err := h.actor(r)
+	if err != nil {
+		return err
+	}
+	res, err := call(r.Context(), by, id, q)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// serveLogin serves a login step: no bearer token, a JSON body, then the
+// login rate limits keyed on the source and on {id}; it answers 200 with
+// call's result.
+func serveLogin[Req, Res any](h *Handler, w http.ResponseWriter, r *http.Request,
+	call func(ctx context.Context, id, aid string, req Req) (Res, error)) error {
+	id, aid, err := ids(r)
+	if err != nil {
+		return err
+	}
+	if err := noQuery(r); err != nil {
+		return err
+	}
+	var req Req
+	if err := decodeJSON(w, r, h.maxBody, &req); err != nil {
+		return err
+	}
+	if err := h.limit(w, r, id); err != nil {
+		return err
+	}
+	res, err := call(r.Context(), id, aid, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// noParams is the query of a GET that takes none.
+func noParams(r *http.Request) (struct{}, error) { return struct{}{}, noQuery(r) }
+
+// POST /v1/identities (support).
+func (h *Handler) createIdentity(w http.ResponseWriter, r *http.Request) error {
+	return serveJSON(h, w, r, http.StatusCreated, func(ctx context.Context, by domain.Actor, _, _ string, req service.CreateIdentityRequest) (service.IdentityView, error) {
+		v, err := h.svc.CreateIdentity(ctx, by, req)
+		if err == nil {
+			w.Header().Set("Location", "/v1/identities/"+url.PathEscape(v.ID))
+		}
+		return v, err
+	})
+}
+
+// GET /v1/identities/{id} (support, or a session of {id}).
+func (h *Handler) getIdentity(w http.ResponseWriter, r *http.Request) error {
+	return serveGet(h, w, r, noParams, func(ctx context.Context, by domain.Actor, id string, _ struct{}) (service.IdentityView, error) {
+		return h.svc.Identity(ctx, by, id)
+	})
+}
+
+// POST /v1/identities/{id}/authenticators (support, or a session of {id}).
+func (h *Handler) addAuthenticator(w http.ResponseWriter, r *http.Request) error {
+	return serveJSON(h, w, r, http.StatusCreated, func(ctx context.Context, by domain.Actor, id, _ string, req service.AddRequest) (service.AddResult, error) {
+		res, err := h.svc.AddAuthenticator(ctx, by, id, req)
+		if err == nil {
+			w.Header().Set("Location", "/v1/identities/"+url.PathEscape(id))
+		}
+		return res, err
+	})
+}
+
+// POST /v1/identities/{id}/authenticators/{aid}/activate (support, or a
+// session of {id}).
+func (h *Handler) activate(w http.ResponseWriter, r *http.Request) error {
+	return serveJSON(h, w, r, http.StatusOK, h.svc.Activate)
 }
 
 // loginBegin is the (empty) body of login/begin.
@@ -111,76 +144,20 @@ type loginBegin struct{}
 
 // POST /v1/identities/{id}/authenticators/{aid}/login/begin (no auth).
 func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request) error {
-	id, aid, err := ids(r)
-	if err != nil {
-		return err
-	}
-	if err := noQuery(r); err != nil {
-		return err
-	}
-	var req loginBegin
-	if err := decodeJSON(w, r, h.maxBody, &req); err != nil {
-		return err
-	}
-	if err := h.limit(w, r, id); err != nil {
-		return err
-	}
-	res, err := h.svc.BeginLogin(r.Context(), id, aid)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
+	return serveLogin(h, w, r, func(ctx context.Context, id, aid string, _ loginBegin) (service.BeginLoginResult, error) {
+		return h.svc.BeginLogin(ctx, id, aid)
+	})
 }
 
 // POST /v1/identities/{id}/authenticators/{aid}/login/finish (no auth).
 func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request) error {
-	id, aid, err := ids(r)
-	if err != nil {
-		return err
-	}
-	if err := noQuery(r); err != nil {
-		return err
-	}
-	var req service.FinishLoginRequest
-	if err := decodeJSON(w, r, h.maxBody, &req); err != nil {
-		return err
-	}
-	if err := h.limit(w, r, id); err != nil {
-		return err
-	}
-	res, err := h.svc.FinishLogin(r.Context(), id, aid, req)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
+	return serveLogin(h, w, r, h.svc.FinishLogin)
 }
 
 // POST /v1/identities/{id}/authenticators/{aid}/block (support, or a
 // session of {id}).
 func (h *Handler) blockAuthenticator(w http.ResponseWriter, r *http.Request) error {
-	id, aid, err := ids(r)
-	if err != nil {
-		return err
-	}
-	if err := noQuery(r); err != nil {
-		return err
-	}
-	by, err := h.actor(r)
-	if err != nil {
-		return err
-	}
-	var req service.BlockRequest
-	if err := decodeJSON(w, r, h.maxBody, &req); err != nil {
-		return err
-	}
-	v, err := h.svc.Block(r.Context(), by, id, aid, req)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return serveJSON(h, w, r, http.StatusOK, h.svc.Block)
 }
 
 // reactivateRequest is the (empty) body of reactivate.
@@ -189,146 +166,82 @@ type reactivateRequest struct{}
 // POST /v1/identities/{id}/authenticators/{aid}/reactivate (support, or a
 // session of {id} proven with another authenticator).
 func (h *Handler) reactivate(w http.ResponseWriter, r *http.Request) error {
-	id, aid, err := ids(r)
-	if err != nil {
-		return err
-	}
-	if err := noQuery(r); err != nil {
-		return err
-	}
-	by, err := h.actor(r)
-	if err != nil {
-		return err
-	}
-	var req reactivateRequest
-	if err := decodeJSON(w, r, h.maxBody, &req); err != nil {
-		return err
-	}
-	v, err := h.svc.Reactivate(r.Context(), by, id, aid)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return serveJSON(h, w, r, http.StatusOK, func(ctx context.Context, by domain.Actor, id, aid string, _ reactivateRequest) (service.AuthenticatorView, error) {
+		return h.svc.Reactivate(ctx, by, id, aid)
+	})
 }
 
 type blockIdentityRequest struct {
 	Reason string `json:"reason"`
 }
 
+// POST /v1/identities/{id}/block (support).
+func (h *Handler) blockIdentity(w http.ResponseWriter, r *http.Request) error {
+	return serveJSON(h, w, r, http.StatusOK, func(ctx context.Context, by domain.Actor, id, _ string, req blockIdentityRequest) (service.IdentityView, error) {
+		return h.svc.BlockIdentity(ctx, by, id, req.Reason)
+	})
+}
+
 type unblockIdentityRequest struct {
 	Note string `json:"note,omitempty"`
 }
 
-// POST /v1/identities/{id}/block (support).
-func (h *Handler) blockIdentity(w http.ResponseWriter, r *http.Request) error {
-	id, _, err := ids(r)
-	if err != nil {
-		return err
-	}
-	if err := noQuery(r); err != nil {
-		return err
-	}
-	by, err := h.actor(r)
-	if err != nil {
-		return err
-	}
-	var req blockIdentityRequest
-	if err := decodeJSON(w, r, h.maxBody, &req); err != nil {
-		return err
-	}
-	v, err := h.svc.BlockIdentity(r.Context(), by, id, req.Reason)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
-}
-
 // POST /v1/identities/{id}/unblock (support).
 func (h *Handler) unblockIdentity(w http.ResponseWriter, r *http.Request) error {
-	id, _, err := ids(r)
+	return serveJSON(h, w, r, http.StatusOK, func(ctx context.Context, by domain.Actor, id, _ string, req unblockIdentityRequest) (service.IdentityView, error) {
+		return h.svc.UnblockIdentity(ctx, by, id, req.Note)
+	})
+}
+
+// auditQuery is the query of the audit listing.
+type auditQuery struct {
+	after uint64
+	limit int // 0: the service's default
+}
+
+// parseAuditQuery reads after=SEQ and limit=N, each at most once, and
+// refuses any other parameter.
+func parseAuditQuery(r *http.Request) (auditQuery, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return err
+		return auditQuery{}, badRequest("The query string is malformed.")
 	}
-	if err := noQuery(r); err != nil {
-		return err
+	var aq auditQuery
+	for k, vs := range q {
+		if len(vs) != 1 {
+			return auditQuery{}, badRequest("The query parameter %q is given more than once.", k)
+		}
+		switch k {
+		case "after":
+			if aq.after, err = strconv.ParseUint(vs[0], 10, 63); err != nil {
+				return auditQuery{}, badRequest("after must be a sequence number.")
+			}
+		case "limit":
+			n, err := strconv.ParseUint(vs[0], 10, 16)
+			if err != nil || n == 0 {
+				return auditQuery{}, badRequest("limit must be a number from 1 to 1000.")
+			}
+			aq.limit = int(n)
+		default:
+			return auditQuery{}, badRequest("Unknown query parameter; use after and limit.")
+		}
 	}
-	by, err := h.actor(r)
-	if err != nil {
-		return err
-	}
-	var req unblockIdentityRequest
-	if err := decodeJSON(w, r, h.maxBody, &req); err != nil {
-		return err
-	}
-	v, err := h.svc.UnblockIdentity(r.Context(), by, id, req.Note)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return aq, nil
 }
 
 // GET /v1/identities/{id}/audit?after=SEQ&limit=N (support, or a session
 // of {id}).
 func (h *Handler) listAudit(w http.ResponseWriter, r *http.Request) error {
-	id, _, err := ids(r)
-	if err != nil {
-		return err
-	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return badRequest("The query string is malformed.")
-	}
-	var after uint64
-	limit := 0
-	for k, vs := range q {
-		if len(vs) != 1 {
-			return badRequest("The query parameter %q is given more than once.", k)
-		}
-		switch k {
-		case "after":
-			if after, err = strconv.ParseUint(vs[0], 10, 63); err != nil {
-				return badRequest("after must be a sequence number.")
-			}
-		case "limit":
-			n, err := strconv.ParseUint(vs[0], 10, 16)
-			if err != nil || n == 0 {
-				return badRequest("limit must be a number from 1 to 1000.")
-			}
-			limit = int(n)
-		default:
-			return badRequest("Unknown query parameter; use after and limit.")
-		}
-	}
-	by, err := h.actor(r)
-	if err != nil {
-		return err
-	}
-	p, err := h.svc.ListAudit(r.Context(), by, id, after, limit)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, p)
-	return nil
+	return serveGet(h, w, r, parseAuditQuery, func(ctx context.Context, by domain.Actor, id string, q auditQuery) (service.AuditPage, error) {
+		return h.svc.ListAudit(ctx, by, id, q.after, q.limit)
+	})
 }
 
 // GET /v1/audit/verify (support).
 func (h *Handler) verifyAudit(w http.ResponseWriter, r *http.Request) error {
-	if err := noQuery(r); err != nil {
-		return err
-	}
-	by, err := h.actor(r)
-	if err != nil {
-		return err
-	}
-	v, err := h.svc.VerifyAudit(r.Context(), by)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return serveGet(h, w, r, noParams, func(ctx context.Context, by domain.Actor, _ string, _ struct{}) (service.AuditVerification, error) {
+		return h.svc.VerifyAudit(ctx, by)
+	})
 }
 
 // POST /v1/pskc (support; application/pskc+xml or application/xml).
