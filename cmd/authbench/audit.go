@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/service"
+	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/postgres"
 	"github.com/authbench/authbench/server/store/sqlite"
 )
 
@@ -15,7 +18,7 @@ func init() {
 	register(&command{
 		name:    "audit",
 		summary: "verify the tamper-evident audit chain of a server's database",
-		usage:   "verify [--db FILE] [--json]",
+		usage:   "verify [--db FILE|postgres://URL] [--json]",
 		run:     runAudit,
 	})
 }
@@ -30,17 +33,27 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 		return usageError{errors.New(`the only subcommand is "verify"`)}
 	}
 	fs := newFlags(c, e)
-	db := fs.String("db", "authbench.db", "the SQLite database `FILE` of `authbench serve`")
+	db := fs.String("db", "authbench.db", "the SQLite database `FILE`, or the postgres:// URL, of `authbench serve`")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*db); err != nil {
-		return fmt.Errorf("database %s: %w", *db, err)
-	}
-	st, err := sqlite.Open(ctx, *db, sqlite.Options{Chain: service.Chain{}})
-	if err != nil {
-		return err
+	var st store.Store
+	if embedded.IsPostgresURL(*db) {
+		pg, err := postgres.Open(ctx, *db, postgres.Options{Chain: service.Chain{}})
+		if err != nil {
+			return fmt.Errorf("--db %s: %w", redactURL(*db), err)
+		}
+		st = pg
+	} else {
+		if _, err := os.Stat(*db); err != nil {
+			return fmt.Errorf("database %s: %w", *db, err)
+		}
+		lite, err := sqlite.Open(ctx, *db, sqlite.Options{Chain: service.Chain{}})
+		if err != nil {
+			return err
+		}
+		st = lite
 	}
 	defer st.Close()
 	v, err := service.VerifyAuditLog(ctx, st)

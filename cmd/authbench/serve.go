@@ -22,8 +22,8 @@ import (
 func init() {
 	register(&command{
 		name:    "serve",
-		summary: "run the authbench server: HTTP JSON API over an SQLite store",
-		usage:   "[--addr HOST:PORT] [--db FILE] [--master-key FILE] [--support-token-file FILE] [--attestation-roots PEM] [flags]",
+		summary: "run the authbench server: HTTP JSON API over an SQLite or PostgreSQL store",
+		usage:   "[--addr HOST:PORT] [--db FILE|postgres://URL] [--master-key FILE] [--support-token-file FILE] [--attestation-roots PEM] [flags]",
 		run:     runServe,
 	})
 }
@@ -43,7 +43,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(c, e)
 	var cfg serveConfig
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "`HOST:PORT` to listen on (port 0 picks a free one)")
-	fs.StringVar(&cfg.db, "db", "./authbench.db", "SQLite database `FILE` (created if missing); a postgres:// URL is not supported yet")
+	fs.StringVar(&cfg.db, "db", "./authbench.db", "SQLite database `FILE` (created if missing), or the postgres://USER:PASSWORD@HOST/DB URL of a PostgreSQL database that several servers share")
 	fs.StringVar(&cfg.masterKey, "master-key", "./authbench-master.key", "master key `FILE` that seals OTP secrets; created on the first run (back it up!). $"+secrets.EnvVar+" overrides it")
 	fs.StringVar(&cfg.tokenFile, "support-token-file", "./authbench-support-tokens", "`FILE` of support tokens, one \"operator-id token\" per line; created with one random token when missing")
 	fs.StringVar(&cfg.rpID, "rp-id", "localhost", "WebAuthn relying party `ID` (a domain)")
@@ -71,7 +71,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	srv, err := embedded.Start(ctx, opts)
 	if err != nil {
 		if errors.Is(err, embedded.ErrPostgres) {
-			return fmt.Errorf("--db %s: PostgreSQL support arrives with the scale-out store; give an SQLite file path for now", redactURL(cfg.db))
+			// The URL is not in err: pgx names the host, user and
+			// database, never the password.
+			return fmt.Errorf("--db %s: %w", redactURL(cfg.db), err)
 		}
 		return err
 	}
@@ -107,11 +109,8 @@ func serveOptions(cfg serveConfig, log *slog.Logger) (embedded.Options, error) {
 	if n := len(cfg.pskcKey); n != 0 && n != 16 && n != 24 && n != 32 {
 		return o, usageError{fmt.Errorf("--pskc-key: an AES key has 16, 24 or 32 bytes, not %d", n)}
 	}
-	if strings.HasPrefix(cfg.db, "postgres://") || strings.HasPrefix(cfg.db, "postgresql://") {
-		return o, fmt.Errorf("--db %s: PostgreSQL support arrives with the scale-out store; give an SQLite file path for now", redactURL(cfg.db))
-	}
 	if cfg.db == "" {
-		return o, usageError{errors.New("--db: a database file is needed")}
+		return o, usageError{errors.New("--db: a database file or postgres:// URL is needed")}
 	}
 	if cfg.origin != "" {
 		for _, s := range strings.Split(cfg.origin, ",") {

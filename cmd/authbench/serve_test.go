@@ -169,7 +169,7 @@ func TestServeRefusals(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"postgres", []string{"--db", "postgres://user:hunter2@db/authbench"}, 1, "PostgreSQL support arrives with the scale-out store"},
+		{"postgres", []string{"--db", "postgres://user:hunter2@db/authbench"}, 1, "cannot open the PostgreSQL store"},
 		{"log level", []string{"--log-level", "loud"}, 2, "--log-level"},
 		{"argument", []string{"extra"}, 2, "unexpected argument"},
 		{"token file", []string{"--support-token-file", badTokens}, 1, "operator-id token"},

@@ -1,13 +1,13 @@
-// Package embedded starts a complete authbench server in-process: an
-// SQLite store, the service, the HTTP API, on a TCP listener. The
-// `authbench serve` command runs through it, and so do the demo and the
-// tests that need a real server (by default on 127.0.0.1:0 with a
-// temporary database).
+// Package embedded starts a complete authbench server in-process: a store
+// (SQLite, or PostgreSQL for a postgres:// URL), the service, the HTTP
+// API, on a TCP listener. The `authbench serve` command runs through it,
+// and so do the demo and the tests that need a real server (by default on
+// 127.0.0.1:0 with a temporary database).
 //
 // It sits on top of the server packages (DESIGN §2, §5): server/api over
-// server/service over server/store/sqlite, with the keys of
-// server/secrets. It opens the database and the listener itself; Close
-// releases both and stops the background sweeper.
+// server/service over server/store/sqlite or server/store/postgres, with
+// the keys of server/secrets. It opens the database and the listener
+// itself; Close releases both and stops the background sweeper.
 package embedded
 
 import (
@@ -31,12 +31,24 @@ import (
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/postgres"
 	"github.com/authbench/authbench/server/store/sqlite"
 )
 
-// ErrPostgres: a postgres:// database URL was given; this build has only
-// the SQLite store.
-var ErrPostgres = errors.New("embedded: PostgreSQL support arrives with the scale-out store; use an SQLite file path for now")
+// ErrPostgres: the PostgreSQL database of a postgres:// URL could not be
+// opened (unreachable, refused, or at a newer schema). Start's error wraps
+// it together with the cause.
+var ErrPostgres = errors.New("embedded: cannot open the PostgreSQL store")
+
+// IsPostgresURL reports whether db names a PostgreSQL database (a
+// postgres:// or postgresql:// URL) rather than an SQLite file.
+func IsPostgresURL(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// postgresOpenTimeout bounds connecting to PostgreSQL and migrating when
+// the caller's ctx has no deadline.
+const postgresOpenTimeout = 30 * time.Second
 
 // DefaultOperator is the operator ID of the support token Start makes
 // when Options.SupportTokens is empty.
@@ -51,9 +63,10 @@ type Options struct {
 	// Listener, when set, is used instead of listening on Addr; Close
 	// closes it.
 	Listener net.Listener
-	// DB is the SQLite database path. "" means a new database in a
+	// DB is the SQLite database path, or a postgres:// (postgresql://)
+	// URL of a PostgreSQL database that several servers may share
+	// (server/store/postgres). "" means a new SQLite database in a
 	// temporary directory that Close removes; ":memory:" an in-memory one.
-	// A postgres:// URL fails with ErrPostgres.
 	DB string
 	// Keyring is the master keyring; nil means a new random one (secrets
 	// sealed under it die with the process: fine for tests and the demo).
@@ -100,6 +113,7 @@ type Server struct {
 	srv     *http.Server
 	st      store.Store
 	tmpDir  string
+	dbName  string
 	log     *slog.Logger
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -112,16 +126,14 @@ type Server struct {
 // Start opens the store, builds the service and API, and serves HTTP in
 // the background until Close or Shutdown. ctx bounds the startup only.
 //
-// It returns ErrPostgres for a postgres:// DB, an error wrapping
-// service.ErrInvalid for bad service options, or the error of opening the
-// database, the temporary directory or the listener.
+// It returns an error wrapping ErrPostgres when a postgres:// DB cannot be
+// opened, an error wrapping service.ErrInvalid for bad service options, or
+// the error of opening the database, the temporary directory or the
+// listener.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if strings.HasPrefix(opts.DB, "postgres://") || strings.HasPrefix(opts.DB, "postgresql://") {
-		return nil, ErrPostgres
 	}
 	s := &Server{log: log, done: make(chan struct{})}
 	ok := false
@@ -130,29 +142,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			s.release()
 		}
 	}()
-	path := opts.DB
-	if path == "" {
-		dir, err := os.MkdirTemp("", "authbench-server-")
-		if err != nil {
-			return nil, fmt.Errorf("embedded: %w", err)
-		}
-		s.tmpDir = dir
-		path = filepath.Join(dir, "authbench.db")
-	}
-	if path != ":memory:" {
-		// The database holds sealed secrets and verifiers: create it
-		// readable by its owner only (SQLite gives its -wal and -shm
-		// files the same mode). An empty file is an empty database.
-		if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-			f.Close()
-		}
-	}
-	metrics := api.NewMetrics()
-	st, err := sqlite.Open(ctx, path, sqlite.Options{Chain: service.Chain{}, Now: opts.Now, Logger: log})
+	st, err := s.openStore(ctx, opts, log)
 	if err != nil {
-		return nil, fmt.Errorf("embedded: store: %w", err)
+		return nil, err
 	}
 	s.st = st
+	metrics := api.NewMetrics()
 	keys := opts.Keyring
 	if keys == nil {
 		if keys, err = secrets.GenerateKeyring(nil); err != nil {
@@ -236,7 +231,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		sweep(bg, st, now, every, log)
 	}()
 	ok = true
-	log.Info("authbench server listening", "url", s.URL, "db", displayDB(path, s.tmpDir))
+	log.Info("authbench server listening", "url", s.URL, "db", s.dbName)
 	return s, nil
 }
 
@@ -333,9 +328,45 @@ func firstToken(tokens map[string]string) string {
 	return first
 }
 
-func displayDB(path, tmp string) string {
-	if tmp != "" {
-		return "temporary"
+// openStore opens the store opts.DB names: PostgreSQL for a postgres://
+// URL, else SQLite (in a temporary directory when DB is empty). It sets
+// s.tmpDir and s.dbName (for the log, without a password).
+func (s *Server) openStore(ctx context.Context, opts Options, log *slog.Logger) (store.Store, error) {
+	if IsPostgresURL(opts.DB) {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, postgresOpenTimeout)
+			defer cancel()
+		}
+		s.dbName = "postgresql"
+		st, err := postgres.Open(ctx, opts.DB, postgres.Options{Chain: service.Chain{}, Now: opts.Now, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrPostgres, err)
+		}
+		return st, nil
 	}
-	return path
+	path := opts.DB
+	s.dbName = path
+	if path == "" {
+		dir, err := os.MkdirTemp("", "authbench-server-")
+		if err != nil {
+			return nil, fmt.Errorf("embedded: %w", err)
+		}
+		s.tmpDir = dir
+		s.dbName = "temporary"
+		path = filepath.Join(dir, "authbench.db")
+	}
+	if path != ":memory:" {
+		// The database holds sealed secrets and verifiers: create it
+		// readable by its owner only (SQLite gives its -wal and -shm
+		// files the same mode). An empty file is an empty database.
+		if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			f.Close()
+		}
+	}
+	st, err := sqlite.Open(ctx, path, sqlite.Options{Chain: service.Chain{}, Now: opts.Now, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("embedded: store: %w", err)
+	}
+	return st, nil
 }

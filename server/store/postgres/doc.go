@@ -1,0 +1,98 @@
+// Package postgres is the scale-out store of the authbench server (DESIGN
+// §5): store.Store on a PostgreSQL database, through pgx (pure Go, so the
+// server still builds with CGO_ENABLED=0). Several replicas of the server,
+// each with its own Store, share one database.
+//
+// It sits under the server's HTTP API and ceremonies, beside the embedded
+// SQLite store (server/store/sqlite); both pass the conformance suite
+// server/store/storetest, and the tables are the same, in PostgreSQL types.
+//
+// # Concurrency across replicas
+//
+// Nothing is read, changed in Go, and written back. Every guard is one
+// statement or one short READ COMMITTED transaction whose correctness
+// rests on PostgreSQL's row locks: an UPDATE or DELETE that finds its row
+// locked by another transaction waits for it to end and then evaluates its
+// WHERE clause again on the committed row.
+//
+//   - AdvanceOTPStep and AdvanceSignCount are one conditional UPDATE each
+//     (WHERE highest_step < $step; the counter rule of WebAuthn Level 2
+//     §6.1.1): of replicas presenting one time step at once, exactly one
+//     sees a changed row (RFC 6238 §5.2).
+//   - ApplyChange, UpdateAuthenticator and UpdateIdentity are
+//     UPDATE ... WHERE version = $old (compare-and-swap) in a transaction
+//     with the wipe, the tombstone and the audit events.
+//   - CreateAuthenticatorAt raises identities.authenticators_version only
+//     from the version the quota was checked against, in the transaction
+//     that inserts the authenticator (store.AuthenticatorSet).
+//   - TakeCeremony and TakeImport are DELETE ... RETURNING.
+//   - Adding a code device and writing the tombstone that revokes its
+//     serial both take a transaction advisory lock on the serial first, so
+//     a concurrent add cannot miss a block that commits meanwhile.
+//   - The audit chain has one head: an append locks the single row of
+//     audit_head (SELECT ... FOR UPDATE) before it reads the last record,
+//     and seq is the primary key. The lock is held to the commit, so
+//     audited writes commit one after another across all replicas; the
+//     unaudited guards above do not take it.
+//
+// A transaction that PostgreSQL aborts with a serialization failure
+// (SQLSTATE 40001) or a deadlock (40P01) is run again, a few times.
+//
+// # Durability
+//
+// Commits wait for the write-ahead log to be flushed (synchronous_commit =
+// on, PostgreSQL's default), so a change the store has acknowledged
+// survives a crash of the database server, and kill -9 of the server
+// process. If the database or role is configured with synchronous_commit =
+// off, Open turns it on for the store's own sessions and logs a warning.
+// With synchronous standbys (synchronous_standby_names), "on" also waits
+// for the standby's flush.
+//
+// # Wiping secrets
+//
+// A wipe (Change.WipeSecret) sets the key material columns to NULL in the
+// transaction that records the permanent block; consumed imports are
+// deleted. PostgreSQL's MVCC keeps the old row version, secret included, in
+// the table file as a dead tuple until VACUUM removes it, and so does every
+// UPDATE of an element row (an OTP watermark, a sign counter) for the row
+// it replaces. VACUUM cannot run inside a transaction, so the store cannot
+// run it as part of the wipe. Even then, a plain VACUUM (and autovacuum)
+// only marks the space free: the bytes stay in the page until the space is
+// reused. Only a rewrite of the table (VACUUM (FULL), or CLUSTER) leaves a
+// table file without them. The trade-off and what an operator should do:
+//
+//   - Keep autovacuum on (the default): dead versions are pruned soon, and
+//     their space gets reused by new rows.
+//   - Where a wiped secret must be gone from the database files, run
+//     Store.Vacuum(ctx, true) (VACUUM (FULL) of the tables that hold key
+//     material) periodically, say nightly, or after a permanent block. It
+//     takes an ACCESS EXCLUSIVE lock on each of those tables while it
+//     rewrites them (short for these small tables, but it blocks logins
+//     meanwhile).
+//   - The write-ahead log, WAL archives, base backups and replicas hold
+//     copies as well until they are recycled or expire; plan their
+//     retention accordingly. Secrets are sealed by server/secrets under a
+//     master key for that reason: a leftover copy is ciphertext.
+//
+// # Schema
+//
+// Migrations are SQL files embedded from migrations/, numbered from 0001
+// without gaps, each applied in its own transaction and recorded in
+// schema_migrations (version, name, applied_at). Open holds a session
+// advisory lock (pg_advisory_lock, keyed by the schema name) while it
+// migrates, so replicas starting together migrate once. It refuses a
+// database whose recorded version is newer than the newest migration it
+// knows (*SchemaError, ErrSchemaTooNew). Options.Schema puts the tables in
+// a schema of their own (tests use one per run).
+//
+// Times are BIGINT Unix nanoseconds in UTC, NULL for the zero time.Time (so
+// from 1677-09-21 to 2262-04-11). Tombstones, registered credential IDs and
+// audit records are protected by triggers against UPDATE, DELETE and
+// TRUNCATE.
+//
+// # Connections
+//
+// The Store runs every call on a connection of a pgxpool.Pool of at most
+// Options.MaxConns connections, dialled on demand; pgxpool drops the ones a
+// cancelled call has broken.
+package postgres

@@ -1,0 +1,167 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// migrationFiles holds the schema migrations, applied in the order of the
+// number that starts each name (0001_init.sql, 0002_....sql). A migration
+// is never edited once released; a change is a new file.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// ErrSchemaTooNew: the database was migrated by a newer program than this
+// one; using it could corrupt it.
+var ErrSchemaTooNew = errors.New("the database schema is newer than this program")
+
+// SchemaError reports a database whose schema version this program does not
+// know. It unwraps to ErrSchemaTooNew.
+type SchemaError struct {
+	Version int // the version recorded in the database
+	Known   int // the newest version this program knows
+}
+
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("postgres: %v: it is at version %d, this program knows up to %d; run a newer authbench (or restore a backup made with this version)",
+		ErrSchemaTooNew, e.Version, e.Known)
+}
+
+func (e *SchemaError) Unwrap() error { return ErrSchemaTooNew }
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in order.
+func migrations() ([]migration, error) { return loadMigrations(migrationFiles, "migrations") }
+
+// loadMigrations reads the migrations in dir of fsys. It fails on a name
+// without a number, on duplicate numbers, and on gaps.
+func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	ents, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: migrations: %w", err)
+	}
+	var ms []migration
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("postgres: migration %s: the name must start with a positive number and '_'", name)
+		}
+		b, err := fs.ReadFile(fsys, dir+"/"+name)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: migration %s: %w", name, err)
+		}
+		ms = append(ms, migration{version: v, name: strings.TrimSuffix(name, ".sql"), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("postgres: migration %s: expected version %d (versions start at 1, without gaps or duplicates)", m.name, i+1)
+		}
+	}
+	return ms, nil
+}
+
+// lockKey is the key of the session advisory lock (pg_advisory_lock) that
+// serialises the migrations of schema across processes.
+func lockKey(schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("authbench schema migration\x00" + schema))
+	return int64(h.Sum64())
+}
+
+// migrate brings the schema up to date on c. It holds a session advisory
+// lock for the whole run, so several replicas starting together migrate
+// once: the first applies the migrations, the others wait and then find
+// nothing to do. Each migration runs in its own transaction (PostgreSQL
+// DDL is transactional) together with its row in schema_migrations.
+func migrate(ctx context.Context, c *pgx.Conn, schema string, now time.Time) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	return migrateWith(ctx, c, schema, ms, now)
+}
+
+func migrateWith(ctx context.Context, c *pgx.Conn, schema string, ms []migration, now time.Time) (err error) {
+	key := lockKey(schema)
+	if _, err := c.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		return fmt.Errorf("postgres: migrate: lock: %w", err)
+	}
+	defer func() {
+		// If unlocking fails the connection is in doubt; closing it
+		// releases the lock on the server.
+		if _, uerr := c.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", key); uerr != nil {
+			_ = c.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if schema != "" {
+		if _, err := c.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+			return fmt.Errorf("postgres: create schema %s: %w", schema, dbErr(err, "schema"))
+		}
+	}
+	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER NOT NULL PRIMARY KEY,
+	name       TEXT    NOT NULL,
+	applied_at BIGINT  NOT NULL
+)`
+	if _, err := c.Exec(ctx, create); err != nil {
+		return fmt.Errorf("postgres: create schema_migrations: %w", err)
+	}
+	var v int
+	if err := c.QueryRow(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v); err != nil {
+		return fmt.Errorf("postgres: read the schema version: %w", err)
+	}
+	if v > len(ms) {
+		return &SchemaError{Version: v, Known: len(ms)}
+	}
+	for _, m := range ms[v:] {
+		err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return fmt.Errorf("postgres: migration %s: %w", m.name, err)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+				m.version, m.name, now.UnixNano()); err != nil {
+				return fmt.Errorf("postgres: record migration %s: %w", m.name, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the schema version of the database (the highest
+// version in schema_migrations), or the database error.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.read(ctx, func(db dbtx) error {
+		return db.QueryRow(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("postgres: read the schema version: %w", err)
+	}
+	return v, nil
+}

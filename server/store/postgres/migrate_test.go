@@ -1,0 +1,161 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/postgres"
+	"github.com/authbench/authbench/server/store/storetest"
+)
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	if _, err := postgres.Open(ctx, "postgres://127.0.0.1/x", postgres.Options{}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("no Chain: %v", err)
+	}
+	if _, err := postgres.Open(ctx, "postgres://u:hunter2@[::1/x", postgres.Options{Chain: storetest.Chain{}}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("bad URL: %v", err)
+	} else if errors.Is(err, store.ErrInvalid) && strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+}
+
+// TestMigrateRefusesNewer: a database migrated by a newer program is
+// refused, and reopening an up-to-date one changes nothing.
+func TestMigrateRefusesNewer(t *testing.T) {
+	url := dbURL(t)
+	schema := newSchema(t, url)
+	ctx := context.Background()
+	s := open(t, url, schema)
+	v, err := s.SchemaVersion(ctx)
+	must(t, err)
+	must(t, s.Close())
+	s = open(t, url, schema) // idempotent
+	if v2, err := s.SchemaVersion(ctx); err != nil || v2 != v {
+		t.Fatalf("after reopening: version %d, %v; want %d", v2, err, v)
+	}
+	must(t, s.Close())
+
+	c, err := pgx.Connect(ctx, url)
+	must(t, err)
+	defer c.Close(ctx)
+	_, err = c.Exec(ctx, "INSERT INTO "+pgx.Identifier{schema, "schema_migrations"}.Sanitize()+" VALUES ($1, 'future', 0)", v+1)
+	must(t, err)
+	_, err = postgres.Open(ctx, url, postgres.Options{Chain: storetest.Chain{}, Schema: schema})
+	var se *postgres.SchemaError
+	if !errors.As(err, &se) || !errors.Is(err, postgres.ErrSchemaTooNew) || se.Version != v+1 || se.Known != v {
+		t.Fatalf("Open of a newer schema: %v", err)
+	}
+}
+
+// TestAppendOnly: the triggers refuse to change or delete audit records,
+// tombstones and registered credential IDs, even with SQL from outside
+// the store.
+func TestAppendOnly(t *testing.T) {
+	url := dbURL(t)
+	schema := newSchema(t, url)
+	ctx := context.Background()
+	s := open(t, url, schema)
+	defer s.Close()
+	id := newIdentity(t, s, "id-1")
+	a := domain.Authenticator{ID: "app-1", IdentityID: id.ID, Kind: device.KindApp, State: domain.StatePending,
+		Ref: ref(device.KindApp, "1"), CreatedAt: t0, Version: 1}
+	must(t, s.CreateAuthenticator(ctx, domain.Change{Authenticator: a}, element(device.KindApp, "1")))
+	must(t, s.PutTombstone(ctx, domain.Tombstone{AuthenticatorID: "old", IdentityID: id.ID, Kind: device.KindChip, BlockedAt: t0}))
+
+	c, err := pgx.Connect(ctx, url)
+	must(t, err)
+	defer c.Close(ctx)
+	for _, q := range []string{
+		"UPDATE audit SET event_type = 'x'", "DELETE FROM audit", "TRUNCATE audit",
+		"UPDATE tombstones SET reason = 'x'", "DELETE FROM tombstones", "TRUNCATE tombstones",
+		"UPDATE credential_ids SET authenticator_id = 'x'", "DELETE FROM credential_ids", "TRUNCATE credential_ids",
+		"DELETE FROM audit_head",
+	} {
+		tb := pgx.Identifier{schema}.Sanitize()
+		_, err := c.Exec(ctx, "SET search_path = "+tb+"; "+q)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "P0001" {
+			t.Errorf("%s: %v, want the trigger's refusal", q, err)
+		}
+	}
+}
+
+// TestCommitLogin checks the login abilities the service finds by type
+// assertion: one transaction, and nothing written when the guard refuses.
+func TestCommitLogin(t *testing.T) {
+	url := dbURL(t)
+	s := open(t, url, newSchema(t, url))
+	defer s.Close()
+	ctx := context.Background()
+	p := domain.DefaultPolicy()
+	id := newIdentity(t, s, "id-1")
+	add := func(aid string, kind device.Kind) domain.Authenticator {
+		a := domain.Authenticator{ID: aid, IdentityID: id.ID, Kind: kind, State: domain.StatePending, Ref: ref(kind, aid), CreatedAt: t0, Version: 1}
+		must(t, s.CreateAuthenticator(ctx, domain.Change{Authenticator: a}, element(kind, aid)))
+		c, err := p.Activate(id, a, sys, t0)
+		must(t, err)
+		must(t, s.ApplyChange(ctx, c))
+		return c.Authenticator
+	}
+	kv, chip := add("kv-1", device.KindCodeDisplay), add("chip-1", device.KindChip)
+	sess := func(tok string) store.Session {
+		return store.Session{TokenHash: []byte(tok), IdentityID: id.ID, Via: "x", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	}
+	head := func() uint64 {
+		h, err := s.AuditHead(ctx)
+		must(t, err)
+		return h.Seq
+	}
+
+	c, err := p.RecordSuccess(kv, t0)
+	must(t, err)
+	if ok, err := s.CommitOTPLogin(ctx, c, sess("t1"), 7, 1); !ok || err != nil {
+		t.Fatalf("first OTP login: %v %v", ok, err)
+	}
+	h := head()
+	c2, err := p.RecordSuccess(c.Authenticator, t0)
+	must(t, err)
+	if ok, err := s.CommitOTPLogin(ctx, c2, sess("t2"), 7, 1); ok || err != nil {
+		t.Fatalf("replayed step: %v %v, want false, nil", ok, err)
+	}
+	if _, err := s.Session(ctx, []byte("t2"), t0); !errors.Is(err, store.ErrNotFound) || head() != h {
+		t.Errorf("a refused login wrote something: session %v, head %d (was %d)", err, head(), h)
+	}
+	if _, err := s.CommitOTPLogin(ctx, c, sess("t3"), 8, 1); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("stale version: %v", err)
+	}
+	if el, err := s.Element(ctx, "kv-1"); err != nil || el.Code.HighestStep != 7 {
+		t.Errorf("after a conflict the watermark moved: %+v %v", el.Code, err)
+	}
+
+	spent := func(k string) store.Ceremony { return store.Ceremony{Key: k, ExpiresAt: t0.Add(time.Minute)} }
+	c, err = p.RecordSuccess(chip, t0)
+	must(t, err)
+	if ok, err := s.CommitChipLogin(ctx, c, sess("c1"), spent("ch-1"), 5); !ok || err != nil {
+		t.Fatalf("first chip login: %v %v", ok, err)
+	}
+	c2, err = p.RecordSuccess(c.Authenticator, t0)
+	must(t, err)
+	if _, err := s.CommitChipLogin(ctx, c2, sess("c2"), spent("ch-1"), 6); !errors.Is(err, store.ErrDuplicate) {
+		t.Errorf("a spent challenge: %v", err)
+	}
+	if ok, err := s.CommitChipLogin(ctx, c2, sess("c2"), spent("ch-2"), 5); ok || err != nil {
+		t.Errorf("a counter that did not increase: %v %v", ok, err)
+	}
+	if _, err := s.TakeCeremony(ctx, "ch-2", t0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused chip login stored its spent challenge: %v", err)
+	}
+	if ok, err := s.CommitChipLogin(ctx, c2, sess("c2"), spent("ch-2"), 6); !ok || err != nil {
+		t.Errorf("next chip login: %v %v", ok, err)
+	}
+}

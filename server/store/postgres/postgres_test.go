@@ -1,0 +1,76 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authbench/authbench/internal/testenv"
+	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/postgres"
+	"github.com/authbench/authbench/server/store/storetest"
+)
+
+const hint = "set AUTHBENCH_POSTGRES_URL=postgres://…; see .ci/run"
+
+// dbURL returns the URL of the test server, or skips (fails in CI) when
+// it is not set or the server cannot be reached.
+func dbURL(t testing.TB) string {
+	t.Helper()
+	url := os.Getenv("AUTHBENCH_POSTGRES_URL")
+	if url == "" {
+		testenv.Missing(t, "postgresql", hint)
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		testenv.Missing(t, "postgresql", "cannot connect ("+err.Error()+"); "+hint)
+		return ""
+	}
+	c.Close(ctx)
+	return url
+}
+
+// newSchema returns the name of a schema of its own for this test, dropped
+// at cleanup, so that parallel test processes never share tables.
+func newSchema(t testing.TB, url string) string {
+	t.Helper()
+	b := make([]byte, 8)
+	rand.Read(b)
+	name := "test_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+func open(t testing.TB, url, schema string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), url, postgres.Options{Chain: storetest.Chain{}, Schema: schema})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	url := dbURL(t)
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, url, newSchema(t, url)) })
+}
