@@ -271,6 +271,26 @@ func (s *instrumented) CreateAuthenticatorAt(ctx context.Context, c domain.Chang
 	return err
 }
 
+func (s *instrumented) CommitOTPLogin(ctx context.Context, c domain.Change, sess store.Session, step uint64, drift int) (bool, error) {
+	t := time.Now()
+	ok, err := s.Store.CommitOTPLogin(ctx, c, sess, step, drift)
+	s.time("commit_otp_login", t, err)
+	if ok && err == nil {
+		s.m.events(c.Events)
+	}
+	return ok, err
+}
+
+func (s *instrumented) CommitChipLogin(ctx context.Context, c domain.Change, sess store.Session, spent store.Ceremony, count uint32) (bool, error) {
+	t := time.Now()
+	ok, err := s.Store.CommitChipLogin(ctx, c, sess, spent, count)
+	s.time("commit_chip_login", t, err)
+	if ok && err == nil {
+		s.m.events(c.Events)
+	}
+	return ok, err
+}
+
 func (s *instrumented) Authenticator(ctx context.Context, id string) (domain.Authenticator, error) {
 	t := time.Now()
 	v, err := s.Store.Authenticator(ctx, id)

@@ -156,6 +156,9 @@ func (s *Service) FinishLogin(ctx context.Context, identityID, aid string, req F
 	if a.Kind != d.Kind {
 		return LoginResult{}, invalid("the ceremony was for another kind of authenticator")
 	}
+	if statelessLogin(a.Kind) != stateless {
+		return LoginResult{}, fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
+	}
 	var (
 		f *domain.Failure
 		p proof
@@ -187,12 +190,10 @@ func (s *Service) FinishLogin(ctx context.Context, identityID, aid string, req F
 	now := s.clock()
 	sess := store.Session{TokenHash: hash, IdentityID: identityID, Via: aid, CreatedAt: now, ExpiresAt: now.Add(s.sessionTTL)}
 	var c domain.Change
-	lc, fast := s.st.(loginCommitter)
-	switch {
-	case fast && (isCodeKind(a.Kind) || a.Kind == device.KindChip && stateless):
-		c, err = s.commitLogin(ctx, lc, a, sess, d, exp, p)
-	default:
-		c, err = s.commitLoginSlowly(ctx, a, sess, d, exp, stateless, p)
+	if statelessLogin(a.Kind) {
+		c, err = s.commitLogin(ctx, a, sess, d, exp, p)
+	} else {
+		c, err = s.commitPlainLogin(ctx, a, sess)
 	}
 	if err != nil {
 		return LoginResult{}, err
@@ -218,12 +219,12 @@ func isCodeKind(k device.Kind) bool {
 }
 
 // commitLogin writes the success of a verified chip or code-device login
-// with proof p through the store's loginCommitter: the replay guard, the
+// with proof p through the store's Logins: the replay guard, the
 // success transition of a (domain.Policy.RecordSuccess, retried on
 // store.ErrConflict) and session sess in one transaction. A guard that
 // does not move is the failure it means (a replayed code, a possible
 // clone). It returns the change stored, or the errors of FinishLogin.
-func (s *Service) commitLogin(ctx context.Context, lc loginCommitter, a domain.Authenticator, sess store.Session, d ceremonyData, exp time.Time, p proof) (domain.Change, error) {
+func (s *Service) commitLogin(ctx context.Context, a domain.Authenticator, sess store.Session, d ceremonyData, exp time.Time, p proof) (domain.Change, error) {
 	chip := a.Kind == device.KindChip
 	for try := 0; ; try++ {
 		c, err := s.policy.RecordSuccess(a, s.clock())
@@ -233,9 +234,9 @@ func (s *Service) commitLogin(ctx context.Context, lc loginCommitter, a domain.A
 		}
 		var ok bool
 		if chip {
-			ok, err = lc.CommitChipLogin(ctx, c, sess, spentCeremony(d, exp), p.count)
+			ok, err = s.st.CommitChipLogin(ctx, c, sess, spentCeremony(d, exp), p.count)
 		} else {
-			ok, err = lc.CommitOTPLogin(ctx, c, sess, p.step, p.drift)
+			ok, err = s.st.CommitOTPLogin(ctx, c, sess, p.step, p.drift)
 		}
 		switch {
 		case err == nil && ok:
@@ -258,33 +259,10 @@ func (s *Service) commitLogin(ctx context.Context, lc loginCommitter, a domain.A
 	}
 }
 
-// commitLoginSlowly is commitLogin for stores without a loginCommitter,
-// and for apps and passwords: the guard, the transition and the session
-// one after the other.
-func (s *Service) commitLoginSlowly(ctx context.Context, a domain.Authenticator, sess store.Session, d ceremonyData, exp time.Time, stateless bool, p proof) (domain.Change, error) {
-	switch {
-	case isCodeKind(a.Kind):
-		ok, err := s.st.AdvanceOTPStep(ctx, a.ID, p.step, p.drift)
-		if err != nil {
-			return domain.Change{}, storeErr(err, "code device "+a.ID)
-		}
-		if !ok {
-			return domain.Change{}, s.recordFailure(ctx, a.ID, *failure(domain.CauseReplayedCode, ""))
-		}
-	case a.Kind == device.KindChip:
-		if stateless {
-			if err := s.spend(ctx, d, exp); err != nil {
-				return domain.Change{}, err
-			}
-		}
-		ok, err := s.st.AdvanceSignCount(ctx, a.CredentialID, p.count)
-		if err != nil {
-			return domain.Change{}, storeErr(err, "chip "+a.ID)
-		}
-		if !ok {
-			return domain.Change{}, s.cloneFailure(ctx, a.ID, ceremonyData{}, exp, p)
-		}
-	}
+// commitPlainLogin writes the success of an app or password login, which
+// have no replay guard of their own (their ceremony was taken once): the
+// success transition, then the session.
+func (s *Service) commitPlainLogin(ctx context.Context, a domain.Authenticator, sess store.Session) (domain.Change, error) {
 	c, err := s.applyAuth(ctx, a.ID, loginActor, func(a domain.Authenticator) (domain.Change, error) {
 		return s.policy.RecordSuccess(a, s.clock())
 	})

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/device"
-	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
 )
@@ -135,14 +134,6 @@ func (s *Service) spend(ctx context.Context, d ceremonyData, exp time.Time) erro
 
 func spentCeremony(d ceremonyData, exp time.Time) store.Ceremony {
 	return store.Ceremony{Key: spentKey(d.Challenge), IdentityID: d.IdentityID, ExpiresAt: exp}
-}
-
-// loginCommitter is the optional ability of a store (sqlite.Store has it)
-// to write a successful login in one transaction: the replay guard, the
-// domain change with its audit event, and the session.
-type loginCommitter interface {
-	CommitOTPLogin(ctx context.Context, c domain.Change, sess store.Session, step uint64, drift int) (bool, error)
-	CommitChipLogin(ctx context.Context, c domain.Change, sess store.Session, spent store.Ceremony, count uint32) (bool, error)
 }
 
 // proof is what a verified login still has to write: the new value of the

@@ -43,6 +43,7 @@ type Store interface {
 	Ceremonies
 	Sessions
 	AuditLog
+	Logins
 	// Close releases the database. Calls made after Close fail.
 	Close() error
 }
@@ -252,4 +253,32 @@ type AuditLog interface {
 	// AuditHead returns the last record, or a zero AuditRecord (Seq 0) when
 	// the log is empty.
 	AuditHead(ctx context.Context) (AuditRecord, error)
+}
+
+// Logins writes a successful chip or code-device login in one transaction:
+// the replay guard, the success transition with its audit event, and the
+// session. Doing the three apart would let a crash or a racing replica
+// leave a counter moved without a login, or count failures around a
+// success.
+type Logins interface {
+	// CommitOTPLogin raises the OTP watermark of c.Authenticator to step
+	// with drift exactly as AdvanceOTPStep does, applies c as ApplyChange
+	// does, and inserts sess as PutSession does. When the watermark is
+	// already at or above step (the code was used, perhaps a moment ago by
+	// another replica) it writes nothing and returns false. c must be a
+	// plain update (no Remove, WipeSecret or Tombstone). It returns the
+	// errors of AdvanceOTPStep, ApplyChange (ErrConflict: reload, recompute
+	// and call again) and PutSession; nothing is written when it returns an
+	// error.
+	CommitOTPLogin(ctx context.Context, c domain.Change, sess Session, step uint64, drift int) (bool, error)
+	// CommitChipLogin inserts spent (a ceremony record marking a login
+	// challenge as used; its key must be new), advances the signature
+	// counter of c.Authenticator's credential to count exactly as
+	// AdvanceSignCount does, applies c as ApplyChange does, and inserts sess
+	// as PutSession does. When the counter rule refuses count (a possible
+	// clone) it writes nothing, not even spent, and returns false. It
+	// returns an error wrapping ErrDuplicate when spent's key is taken (the
+	// challenge was used), or the errors of AdvanceSignCount, ApplyChange
+	// and PutSession; nothing is written when it returns an error.
+	CommitChipLogin(ctx context.Context, c domain.Change, sess Session, spent Ceremony, count uint32) (bool, error)
 }
