@@ -230,9 +230,9 @@ func (s *instrumented) time(op string, start time.Time, err error) {
 	s.m.storeCall(op, time.Since(start), err)
 }
 
-func (s *instrumented) CreateIdentity(ctx context.Context, c domain.IdentityChange) error {
+func (s *instrumented) CreateIdentity(ctx context.Context, c domain.IdentityChange, first ...store.NewAuthenticator) error {
 	t := time.Now()
-	err := s.Store.CreateIdentity(ctx, c)
+	err := s.Store.CreateIdentity(ctx, c, first...)
 	s.time("create_identity", t, err)
 	return err
 }

@@ -31,14 +31,6 @@ const (
 	minAcksPerKill = 8 // the kill waits for this many acknowledgements in its round
 )
 
-// knownHalfCreatedIdentity tolerates (and logs as a known bug) an identity
-// whose creation with a password was cut by the kill between its two
-// transactions: server/service.CreateIdentity stores the identity, then
-// adds the password in a second transaction, so a crash in between leaves
-// an identity without a password, and the client's retry gets 409
-// conflict. Set it to false once the two are stored atomically.
-const knownHalfCreatedIdentity = true
-
 // TestKillNine kills the server (SIGKILL) in the middle of a load of
 // wrong codes and passwords, blocks, reactivations and identity creations,
 // AUTHBENCH_KILLS times (default 5), and checks after each restart that
@@ -76,9 +68,6 @@ func TestKillNine(t *testing.T) {
 			}
 		}
 		t.Logf("authenticators at the end: %d active, %d suspended, %d blocked", states[client.StateActive], states[client.StateSuspended], states[client.StateBlocked])
-		if w.halfCreated > 0 {
-			t.Logf("KNOWN BUG: %d identities were created without their password by a kill between the two transactions of POST /v1/identities", w.halfCreated)
-		}
 	})
 }
 
@@ -158,11 +147,10 @@ type world struct {
 	rnd    *rand.Rand // setup and kill timing; workers have their own
 	people []*person
 
-	verified    int // acknowledged changes found after a restart
-	halfCreated int // identities left without their password (knownHalfCreatedIdentity)
-	resolved    int // in-flight operations whose outcome was settled
-	nextID      atomic.Int64
-	prefix      string
+	verified int // acknowledged changes found after a restart
+	resolved int // in-flight operations whose outcome was settled
+	nextID   atomic.Int64
+	prefix   string
 }
 
 func newWorld(t *testing.T, ctx context.Context, c *cluster, rnd *rand.Rand) *world {
@@ -477,13 +465,7 @@ func (w *world) check(round int) {
 		fatal(t, err)
 		if !p.created { // created just before the kill
 			if len(id.Authenticators) != 1 || id.Authenticators[0].State != client.StateActive {
-				msg := fmt.Sprintf("round %d: identity %s, created as the server died, has %d authenticators; want one active password (the identity and its password must be created together or not at all)", round, p.id, len(id.Authenticators))
-				if knownHalfCreatedIdentity && len(id.Authenticators) == 0 {
-					w.halfCreated++
-					t.Log("KNOWN BUG: " + msg)
-				} else {
-					t.Error(msg)
-				}
+				t.Errorf("round %d: identity %s, created as the server died, has %d authenticators; want one active password (the identity and its password must be created together or not at all)", round, p.id, len(id.Authenticators))
 			}
 			p.created = true
 			p.auths = nil

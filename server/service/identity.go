@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
@@ -54,20 +55,50 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 	if err != nil {
 		return IdentityView{}, err
 	}
-	if err := s.st.CreateIdentity(ctx, c); err != nil {
+	// The password is stored in the transaction that stores the identity:
+	// a crash between two writes would leave an identity without its
+	// password, and the client's retry would find the ID taken.
+	var first []store.NewAuthenticator
+	if verifier != "" {
+		pw, err := s.firstAuthenticator(ctx, c.Identity, device.KindPassword, by, now)
+		if err != nil {
+			return IdentityView{}, err
+		}
+		first = append(first, store.NewAuthenticator{Change: pw,
+			Element: store.Element{Password: &store.PasswordElement{Verifier: verifier}}})
+	}
+	if err := s.st.CreateIdentity(ctx, c, first...); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
 			return IdentityView{}, fmt.Errorf("service: %w: the identity ID %s is taken", domain.ErrAlreadyAdded, id)
 		}
 		return IdentityView{}, err
 	}
 	s.logChange(ctx, c.Events)
-	if verifier != "" {
-		if _, err := s.createActive(ctx, c.Identity, "", device.KindPassword, domain.Ref{}, "", by,
-			store.Element{Password: &store.PasswordElement{Verifier: verifier}}); err != nil {
-			return IdentityView{}, err
-		}
+	for i := range first {
+		s.logChange(ctx, first[i].Change.Events)
 	}
 	return s.identityView(ctx, id)
+}
+
+// firstAuthenticator returns the change that adds and activates a new
+// authenticator of kind kind (without a reference: a password) to the
+// identity id that is being created, which has no authenticators yet.
+func (s *Service) firstAuthenticator(ctx context.Context, id domain.Identity, kind device.Kind, by domain.Actor, now time.Time) (domain.Change, error) {
+	aid, err := s.newID(idPrefix[kind])
+	if err != nil {
+		return domain.Change{}, err
+	}
+	c, err := s.policy.Add(id, nil, nil, domain.AddRequest{ID: aid, Kind: kind}, by, now)
+	if err != nil {
+		s.auditRefusal(ctx, err, by)
+		return domain.Change{}, err
+	}
+	act, err := s.policy.Activate(id, c.Authenticator, by, now)
+	if err != nil {
+		s.auditRefusal(ctx, err, by)
+		return domain.Change{}, err
+	}
+	return domain.Change{Authenticator: act.Authenticator, Events: append(c.Events, act.Events...)}, nil
 }
 
 // Identity returns identity id with its authenticators, to support or to

@@ -51,10 +51,17 @@ type Store interface {
 // Identities keeps domain.Identity records.
 type Identities interface {
 	// CreateIdentity stores the new identity c.Identity and appends
-	// c.Events to the audit log, atomically. It returns an error wrapping
-	// ErrInvalid (no ID, unknown state, Version 0) or ErrDuplicate (the ID
-	// is taken), or the error of the Chainer.
-	CreateIdentity(ctx context.Context, c domain.IdentityChange) error
+	// c.Events to the audit log, and then stores each of the identity's
+	// first authenticators as CreateAuthenticator does (raising the
+	// identity's AuthenticatorSet.Version once per authenticator, with the
+	// same uniqueness checks) and appends its events, in order; all in one
+	// transaction, so that a crash or an error leaves either all of it or
+	// nothing. It returns an error wrapping ErrInvalid (no ID, unknown
+	// state, Version 0; an authenticator of another identity, or one
+	// CreateAuthenticator would refuse as invalid) or ErrDuplicate (the
+	// identity ID is taken, or a unique value of an authenticator is, as
+	// for CreateAuthenticator), or the error of the Chainer.
+	CreateIdentity(ctx context.Context, c domain.IdentityChange, first ...NewAuthenticator) error
 	// Identity returns the identity with ID id, or an error wrapping
 	// ErrNotFound.
 	Identity(ctx context.Context, id string) (domain.Identity, error)
@@ -63,6 +70,15 @@ type Identities interface {
 	// returns an error wrapping ErrConflict (the stored Version differs),
 	// ErrNotFound or ErrInvalid.
 	UpdateIdentity(ctx context.Context, c domain.IdentityChange) error
+}
+
+// NewAuthenticator is an authenticator to create together with its
+// identity (Identities.CreateIdentity): Change is the change of
+// domain.Policy.Add (possibly followed by Activate) and Element its
+// security element, as for Authenticators.CreateAuthenticator.
+type NewAuthenticator struct {
+	Change  domain.Change
+	Element Element
 }
 
 // Authenticators keeps domain.Authenticator records together with their

@@ -49,66 +49,99 @@ func (s *Store) CreateAuthenticatorAt(ctx context.Context, c domain.Change, el s
 // createAuthenticator stores a new authenticator, raising the version of
 // its identity's authenticator set from version (-1: from any version).
 func (s *Store) createAuthenticator(ctx context.Context, c domain.Change, el store.Element, version int64) error {
-	if err := store.CheckChange(&c); err != nil {
-		return err
-	}
-	a := &c.Authenticator
-	if c.Remove || c.WipeSecret || c.Tombstone != nil {
-		return fmt.Errorf("postgres: %w: authenticator %s: a new authenticator cannot be removed, wiped or tombstoned", store.ErrInvalid, a.ID)
-	}
-	if err := el.Check(a.Kind); err != nil {
-		return err
-	}
-	args, err := authArgs(a)
-	if err != nil {
-		return err
-	}
-	now, err := tm(s.now())
+	n, err := s.prepareAuthenticator(c, el)
 	if err != nil {
 		return err
 	}
 	return s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if isCodeDevice(a.Kind) {
-			if err := lockSerial(ctx, tx, a.Serial); err != nil {
-				return err
-			}
-		}
-		if err := bumpSetVersion(ctx, tx, a, version); err != nil {
+		if err := s.insertAuthenticator(ctx, tx, n, version); err != nil {
 			return err
 		}
-		if isCodeDevice(a.Kind) {
-			var n int
-			err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM tombstones
-WHERE serial = $1 AND kind IN ('code-display', 'audio-code-reader')`, a.Serial).Scan(&n)
-			if err != nil {
-				return dbErr(err, "check tombstones")
-			}
-			if n > 0 {
-				return fmt.Errorf("postgres: add authenticator %s: %w: serial %s was permanently blocked (revoked)", a.ID, store.ErrDuplicate, a.Serial)
-			}
-		}
-		if a.CredentialID != "" {
-			_, err := tx.Exec(ctx, `INSERT INTO credential_ids (credential_id, authenticator_id, registered_at) VALUES ($1, $2, $3)`,
-				a.CredentialID, a.ID, now)
-			if err != nil {
-				return dbErr(err, "add authenticator "+a.ID+": credential ID "+a.CredentialID+" (credential IDs are unique forever)")
-			}
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO authenticators (`+authCols+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, args...)
-		if err != nil {
-			return dbErr(err, "add authenticator "+a.ID+explainAuthUnique(err, a))
-		}
-		if err := insertElement(ctx, tx, a.ID, &el); err != nil {
-			return err
-		}
-		if isCodeDevice(a.Kind) {
-			if _, err := tx.Exec(ctx, `DELETE FROM imports WHERE serial = $1`, a.Serial); err != nil {
-				return dbErr(err, "consume the import of serial "+a.Serial)
-			}
-		}
-		return s.appendAudit(ctx, tx, c.Events)
+		return s.appendAudit(ctx, tx, n.c.Events) // the audit lock last
 	})
+}
+
+// newAuth is a new authenticator checked and converted to column values by
+// prepareAuthenticator, ready for insertAuthenticator.
+type newAuth struct {
+	c    domain.Change
+	el   store.Element
+	args []any
+	now  any
+}
+
+// prepareAuthenticator checks the change c that creates an authenticator
+// with element el and computes its column values, outside the
+// transaction.
+func (s *Store) prepareAuthenticator(c domain.Change, el store.Element) (*newAuth, error) {
+	if err := store.CheckChange(&c); err != nil {
+		return nil, err
+	}
+	a := &c.Authenticator
+	if c.Remove || c.WipeSecret || c.Tombstone != nil {
+		return nil, fmt.Errorf("postgres: %w: authenticator %s: a new authenticator cannot be removed, wiped or tombstoned", store.ErrInvalid, a.ID)
+	}
+	if err := el.Check(a.Kind); err != nil {
+		return nil, err
+	}
+	args, err := authArgs(a)
+	if err != nil {
+		return nil, err
+	}
+	now, err := tm(s.now())
+	if err != nil {
+		return nil, err
+	}
+	return &newAuth{c: c, el: el, args: args, now: now}, nil
+}
+
+// insertAuthenticator stores the prepared authenticator n in tx: it locks
+// a code device serial, raises the identity's authenticator set version
+// from version (-1: any), checks the tombstones of the serial, registers
+// the credential ID, inserts the record and its element, and consumes a
+// waiting import. The caller appends n.c.Events afterwards, taking the
+// audit head lock last (see appendAudit).
+func (s *Store) insertAuthenticator(ctx context.Context, tx pgx.Tx, n *newAuth, version int64) error {
+	a := &n.c.Authenticator
+	if isCodeDevice(a.Kind) {
+		if err := lockSerial(ctx, tx, a.Serial); err != nil {
+			return err
+		}
+	}
+	if err := bumpSetVersion(ctx, tx, a, version); err != nil {
+		return err
+	}
+	if isCodeDevice(a.Kind) {
+		var k int
+		err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM tombstones
+WHERE serial = $1 AND kind IN ('code-display', 'audio-code-reader')`, a.Serial).Scan(&k)
+		if err != nil {
+			return dbErr(err, "check tombstones")
+		}
+		if k > 0 {
+			return fmt.Errorf("postgres: add authenticator %s: %w: serial %s was permanently blocked (revoked)", a.ID, store.ErrDuplicate, a.Serial)
+		}
+	}
+	if a.CredentialID != "" {
+		_, err := tx.Exec(ctx, `INSERT INTO credential_ids (credential_id, authenticator_id, registered_at) VALUES ($1, $2, $3)`,
+			a.CredentialID, a.ID, n.now)
+		if err != nil {
+			return dbErr(err, "add authenticator "+a.ID+": credential ID "+a.CredentialID+" (credential IDs are unique forever)")
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO authenticators (`+authCols+`)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, n.args...); err != nil {
+		return dbErr(err, "add authenticator "+a.ID+explainAuthUnique(err, a))
+	}
+	if err := insertElement(ctx, tx, a.ID, &n.el); err != nil {
+		return err
+	}
+	if isCodeDevice(a.Kind) {
+		if _, err := tx.Exec(ctx, `DELETE FROM imports WHERE serial = $1`, a.Serial); err != nil {
+			return dbErr(err, "consume the import of serial "+a.Serial)
+		}
+	}
+	return nil
 }
 
 // bumpSetVersion raises the authenticator set version of the identity of

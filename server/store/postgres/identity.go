@@ -14,7 +14,7 @@ import (
 const identityCols = `id, state, blocked_reason, blocked_at, blocked_by_kind, blocked_by_id, blocked_by_via, created_at, version`
 
 // CreateIdentity implements store.Identities.
-func (s *Store) CreateIdentity(ctx context.Context, c domain.IdentityChange) error {
+func (s *Store) CreateIdentity(ctx context.Context, c domain.IdentityChange, first ...store.NewAuthenticator) error {
 	if err := store.CheckIdentityChange(&c); err != nil {
 		return err
 	}
@@ -23,12 +23,32 @@ func (s *Store) CreateIdentity(ctx context.Context, c domain.IdentityChange) err
 	if err != nil {
 		return err
 	}
+	auths := make([]*newAuth, len(first))
+	for i := range first {
+		f := &first[i]
+		if f.Change.Authenticator.IdentityID != id.ID {
+			return fmt.Errorf("postgres: %w: create identity %s: authenticator %s belongs to identity %q", store.ErrInvalid,
+				id.ID, f.Change.Authenticator.ID, f.Change.Authenticator.IdentityID)
+		}
+		if auths[i], err = s.prepareAuthenticator(f.Change, f.Element); err != nil {
+			return err
+		}
+	}
 	return s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO identities (`+identityCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, args...)
 		if err != nil {
 			return dbErr(err, "create identity "+id.ID)
 		}
-		return s.appendAudit(ctx, tx, c.Events)
+		events := c.Events
+		for _, n := range auths {
+			if err := s.insertAuthenticator(ctx, tx, n, -1); err != nil {
+				return err
+			}
+			events = append(events[:len(events):len(events)], n.c.Events...)
+		}
+		// The events of the identity, then of each authenticator, in
+		// order; the audit lock last.
+		return s.appendAudit(ctx, tx, events)
 	})
 }
 

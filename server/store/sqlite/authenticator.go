@@ -36,70 +36,103 @@ func (s *Store) CreateAuthenticatorAt(ctx context.Context, c domain.Change, el s
 // createAuthenticator stores a new authenticator, raising the version of
 // its identity's authenticator set from version (-1: from any version).
 func (s *Store) createAuthenticator(ctx context.Context, c domain.Change, el store.Element, version int64) error {
-	if err := store.CheckChange(&c); err != nil {
-		return err
-	}
-	a := &c.Authenticator
-	if c.Remove || c.WipeSecret || c.Tombstone != nil {
-		return fmt.Errorf("sqlite: %w: authenticator %s: a new authenticator cannot be removed, wiped or tombstoned", store.ErrInvalid, a.ID)
-	}
-	if err := el.Check(a.Kind); err != nil {
-		return err
-	}
-	args, err := authArgs(a)
-	if err != nil {
-		return err
-	}
-	now, err := tm(s.now())
+	n, err := s.prepareAuthenticator(c, el)
 	if err != nil {
 		return err
 	}
 	consumed := false
 	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		consumed = false
-		if err := bumpSetVersion(ctx, tx, a, version); err != nil {
+		var err error
+		if consumed, err = s.insertAuthenticator(ctx, tx, n, version); err != nil {
 			return err
 		}
-		if isCodeDevice(a.Kind) {
-			var n int
-			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tombstones
-WHERE serial = ? AND kind IN ('code-display', 'audio-code-reader')`, a.Serial).Scan(&n)
-			if err != nil {
-				return dbErr(err, "check tombstones")
-			}
-			if n > 0 {
-				return fmt.Errorf("sqlite: add authenticator %s: %w: serial %s was permanently blocked (revoked)", a.ID, store.ErrDuplicate, a.Serial)
-			}
-		}
-		if a.CredentialID != "" {
-			_, err := tx.ExecContext(ctx, `INSERT INTO credential_ids (credential_id, authenticator_id, registered_at) VALUES (?, ?, ?)`,
-				a.CredentialID, a.ID, now)
-			if err != nil {
-				return dbErr(err, "add authenticator "+a.ID+": credential ID "+a.CredentialID+" (credential IDs are unique forever)")
-			}
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO authenticators (`+authCols+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
-		if err != nil {
-			return dbErr(err, "add authenticator "+a.ID+explainAuthUnique(err, a))
-		}
-		if err := insertElement(ctx, tx, a.ID, &el); err != nil {
-			return err
-		}
-		if isCodeDevice(a.Kind) {
-			res, err := tx.ExecContext(ctx, `DELETE FROM imports WHERE serial = ?`, a.Serial)
-			if err != nil {
-				return dbErr(err, "consume the import of serial "+a.Serial)
-			}
-			n, _ := res.RowsAffected()
-			consumed = n > 0
-		}
-		return s.appendAudit(ctx, tx, c.Events)
+		return s.appendAudit(ctx, tx, n.c.Events)
 	})
 	if err == nil && consumed {
 		s.scrub(ctx)
 	}
 	return err
+}
+
+// newAuth is a new authenticator checked and converted to column values by
+// prepareAuthenticator, ready for insertAuthenticator.
+type newAuth struct {
+	c    domain.Change
+	el   store.Element
+	args []any
+	now  any
+}
+
+// prepareAuthenticator checks the change c that creates an authenticator
+// with element el and computes its column values, outside the
+// transaction.
+func (s *Store) prepareAuthenticator(c domain.Change, el store.Element) (*newAuth, error) {
+	if err := store.CheckChange(&c); err != nil {
+		return nil, err
+	}
+	a := &c.Authenticator
+	if c.Remove || c.WipeSecret || c.Tombstone != nil {
+		return nil, fmt.Errorf("sqlite: %w: authenticator %s: a new authenticator cannot be removed, wiped or tombstoned", store.ErrInvalid, a.ID)
+	}
+	if err := el.Check(a.Kind); err != nil {
+		return nil, err
+	}
+	args, err := authArgs(a)
+	if err != nil {
+		return nil, err
+	}
+	now, err := tm(s.now())
+	if err != nil {
+		return nil, err
+	}
+	return &newAuth{c: c, el: el, args: args, now: now}, nil
+}
+
+// insertAuthenticator stores the prepared authenticator n in tx: it raises
+// the identity's authenticator set version from version (-1: any), checks
+// the tombstones of a code device serial, registers the credential ID,
+// inserts the record and its element, and consumes a waiting import; the
+// caller appends n.c.Events. It reports whether an import was consumed (its
+// secret then needs scrubbing after the commit).
+func (s *Store) insertAuthenticator(ctx context.Context, tx *sql.Tx, n *newAuth, version int64) (consumed bool, err error) {
+	a := &n.c.Authenticator
+	if err := bumpSetVersion(ctx, tx, a, version); err != nil {
+		return false, err
+	}
+	if isCodeDevice(a.Kind) {
+		var k int
+		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tombstones
+WHERE serial = ? AND kind IN ('code-display', 'audio-code-reader')`, a.Serial).Scan(&k)
+		if err != nil {
+			return false, dbErr(err, "check tombstones")
+		}
+		if k > 0 {
+			return false, fmt.Errorf("sqlite: add authenticator %s: %w: serial %s was permanently blocked (revoked)", a.ID, store.ErrDuplicate, a.Serial)
+		}
+	}
+	if a.CredentialID != "" {
+		_, err := tx.ExecContext(ctx, `INSERT INTO credential_ids (credential_id, authenticator_id, registered_at) VALUES (?, ?, ?)`,
+			a.CredentialID, a.ID, n.now)
+		if err != nil {
+			return false, dbErr(err, "add authenticator "+a.ID+": credential ID "+a.CredentialID+" (credential IDs are unique forever)")
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO authenticators (`+authCols+`)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n.args...); err != nil {
+		return false, dbErr(err, "add authenticator "+a.ID+explainAuthUnique(err, a))
+	}
+	if err := insertElement(ctx, tx, a.ID, &n.el); err != nil {
+		return false, err
+	}
+	if isCodeDevice(a.Kind) {
+		res, err := tx.ExecContext(ctx, `DELETE FROM imports WHERE serial = ?`, a.Serial)
+		if err != nil {
+			return false, dbErr(err, "consume the import of serial "+a.Serial)
+		}
+		k, _ := res.RowsAffected()
+		consumed = k > 0
+	}
+	return consumed, nil
 }
 
 // bumpSetVersion raises the authenticator set version of the identity of

@@ -13,7 +13,7 @@ import (
 const identityCols = `id, state, blocked_reason, blocked_at, blocked_by_kind, blocked_by_id, blocked_by_via, created_at, version`
 
 // CreateIdentity implements store.Identities.
-func (s *Store) CreateIdentity(ctx context.Context, c domain.IdentityChange) error {
+func (s *Store) CreateIdentity(ctx context.Context, c domain.IdentityChange, first ...store.NewAuthenticator) error {
 	if err := store.CheckIdentityChange(&c); err != nil {
 		return err
 	}
@@ -22,13 +22,39 @@ func (s *Store) CreateIdentity(ctx context.Context, c domain.IdentityChange) err
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	auths := make([]*newAuth, len(first))
+	for i := range first {
+		f := &first[i]
+		if f.Change.Authenticator.IdentityID != id.ID {
+			return fmt.Errorf("sqlite: %w: create identity %s: authenticator %s belongs to identity %q", store.ErrInvalid,
+				id.ID, f.Change.Authenticator.ID, f.Change.Authenticator.IdentityID)
+		}
+		if auths[i], err = s.prepareAuthenticator(f.Change, f.Element); err != nil {
+			return err
+		}
+	}
+	consumed := false
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		consumed = false
 		_, err := tx.ExecContext(ctx, `INSERT INTO identities (`+identityCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if err != nil {
 			return dbErr(err, "create identity "+id.ID)
 		}
-		return s.appendAudit(ctx, tx, c.Events)
+		events := c.Events
+		for _, n := range auths {
+			took, err := s.insertAuthenticator(ctx, tx, n, -1)
+			if err != nil {
+				return err
+			}
+			consumed = consumed || took
+			events = append(events[:len(events):len(events)], n.c.Events...)
+		}
+		return s.appendAudit(ctx, tx, events)
 	})
+	if err == nil && consumed {
+		s.scrub(ctx)
+	}
+	return err
 }
 
 // Identity implements store.Identities.

@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Identity/Errors", testIdentityErrors},
 		{"Identity/Update", testIdentityUpdate},
 		{"Identity/ConcurrentUpdate", testIdentityConcurrentUpdate},
+		{"Identity/CreateWithAuthenticators", testIdentityCreateWith},
 		{"Authenticator/CreateGetList", testAuthCreateGetList},
 		{"Authenticator/CreateErrors", testAuthCreateErrors},
 		{"Authenticator/Find", testAuthFind},
