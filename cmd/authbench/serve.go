@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/service"
@@ -36,6 +38,40 @@ type serveConfig struct {
 	pskcKey                        hexFlag
 	pskcPass                       string
 	logLevel                       string
+	limitSource, limitIdentity     rateFlag
+}
+
+// rateFlag is a login rate limit written BURST/EVERY ("30/200ms": bursts
+// of 30, then one every 200 ms), or "off". The zero value keeps the
+// server's default.
+type rateFlag api.Rate
+
+func (r *rateFlag) String() string {
+	switch {
+	case r.Burst == 0 && r.Every == 0:
+		return ""
+	case r.Every < 0:
+		return "off"
+	}
+	return fmt.Sprintf("%d/%v", r.Burst, r.Every)
+}
+
+func (r *rateFlag) Set(v string) error {
+	if v == "off" {
+		*r = rateFlag{Every: -1}
+		return nil
+	}
+	b, e, ok := strings.Cut(v, "/")
+	burst, err := strconv.Atoi(b)
+	if !ok || err != nil || burst < 1 {
+		return fmt.Errorf("want BURST/EVERY such as 30/200ms, or off")
+	}
+	every, err := time.ParseDuration(e)
+	if err != nil || every <= 0 {
+		return fmt.Errorf("want BURST/EVERY such as 30/200ms, or off")
+	}
+	*r = rateFlag{Burst: burst, Every: every}
+	return nil
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -52,6 +88,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&cfg.allowNone, "allow-none-attestation", false, "accept chips without a trusted attestation (recorded as untrusted); for development only")
 	fs.Var(&cfg.pskcKey, "pskc-key", "pre-shared AES key, in `HEX`, that protects imported PSKC documents (RFC 6030 §6.1)")
 	fs.StringVar(&cfg.pskcPass, "pskc-passphrase", "", "`PASSPHRASE` of PBKDF2-protected PSKC documents (RFC 6030 §6.2); $AUTHBENCH_PSKC_PASSPHRASE works too and is not visible to other users")
+	fs.Var(&cfg.limitSource, "login-limit-source", "login requests allowed per client address, as `BURST/EVERY` (default 60/100ms), or off")
+	fs.Var(&cfg.limitIdentity, "login-limit-identity", "login requests allowed per identity, as `BURST/EVERY` (default 30/200ms), or off; a refused request is not a failed attempt")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log `LEVEL` on stderr: debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -102,6 +140,7 @@ func serveOptions(cfg serveConfig, log *slog.Logger) (embedded.Options, error) {
 		PSKCKey:              cfg.pskcKey,
 		PSKCPassphrase:       cfg.pskcPass,
 		Logger:               log,
+		RateLimit:            api.RateLimit{PerSource: api.Rate(cfg.limitSource), PerIdentity: api.Rate(cfg.limitIdentity)},
 	}
 	if o.PSKCPassphrase == "" {
 		o.PSKCPassphrase = os.Getenv("AUTHBENCH_PSKC_PASSPHRASE")

@@ -13,13 +13,13 @@ import (
 	"github.com/authbench/authbench/server/client"
 )
 
-// The servers' login endpoints are rate limited per identity (server/api:
-// bursts of 30, then one every 200 ms, per replica) and `authbench serve`
-// has no flag to change that. A rate-limited request is refused before
-// anything is checked ("a rate-limited attempt is not a failed attempt"),
-// so the tests send it again until it gets a real answer, and before a
-// burst they give the buckets time to fill up so that as many attempts as
-// the limit allows are in flight at the same instant.
+// The servers' login endpoints are rate limited per identity and per
+// source. The test servers run with limits far above any burst here
+// (serverConfig.args), so every attempt of a burst reaches the lockout
+// logic at once. Should a request still be refused with 429 — refused
+// before anything is checked: "a rate-limited attempt is not a failed
+// attempt" — the tests send it again until it gets a real answer, and
+// before a burst they give the buckets time to fill up.
 const (
 	identityBurst  = 30
 	identityRefill = identityBurst * 200 * time.Millisecond

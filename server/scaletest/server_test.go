@@ -139,6 +139,9 @@ func (cfg serverConfig) args() []string {
 		"--pskc-key", cfg.PSKCKeyHex,
 		"--rp-id", "localhost",
 		"--log-level", "warn",
+		// Every attempt of a burst must reach the lockout logic at once.
+		"--login-limit-source", "100000/1ms",
+		"--login-limit-identity", "100000/1ms",
 	}
 }
 
