@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"testing"
 
@@ -139,6 +140,7 @@ func TestHostileInputCorpus(t *testing.T) {
 	var m strings.Builder
 	h.Metrics().WriteTo(&m)
 	total := 0
+	byStatus := map[string]int{}
 	for _, line := range strings.Split(m.String(), "\n") {
 		if strings.HasPrefix(line, "authbench_http_requests_total{") {
 			if strings.Contains(line, `status="5`) {
@@ -147,12 +149,24 @@ func TestHostileInputCorpus(t *testing.T) {
 			var n int
 			fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%d", &n)
 			total += n
+			if i := strings.Index(line, `status="`); i >= 0 {
+				byStatus[line[i+8:i+11]] += n
+			}
 		}
 	}
 	if total < 1500 {
 		t.Errorf("only %d requests counted", total)
 	}
-	t.Logf("%d hostile requests, no 5xx", total)
+	codes := make([]string, 0, len(byStatus))
+	for c := range byStatus {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	var dist strings.Builder
+	for _, c := range codes {
+		fmt.Fprintf(&dist, " %s×%d", c, byStatus[c])
+	}
+	t.Logf("%d hostile requests, no 5xx; by status:%s", total, dist.String())
 }
 
 // WebAuthn payloads that are broken in each place a parser looks: bad
