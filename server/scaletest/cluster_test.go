@@ -26,11 +26,11 @@ type backend struct {
 	replicas int
 	// open returns the database for one test (an SQLite path, a fresh
 	// PostgreSQL database URL) or skips the test.
-	open func(t *testing.T) string
+	open func(t testing.TB) string
 }
 
 var backends = []backend{
-	{name: "sqlite", replicas: 1, open: func(t *testing.T) string { return filepath.Join(t.TempDir(), "authbench.db") }},
+	{name: "sqlite", replicas: 1, open: func(t testing.TB) string { return filepath.Join(t.TempDir(), "authbench.db") }},
 	{name: "postgres", replicas: 3, open: freshPostgres},
 }
 
@@ -59,7 +59,7 @@ func concurrently(t *testing.T, n int, name func(i int) string, fn func(t *testi
 // cluster is the servers of one test on one database, with the files
 // they share.
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	backend string
 	cfg     serverConfig
 	pskcKey []byte
@@ -73,7 +73,7 @@ type cluster struct {
 // newCluster starts n replicas of `authbench serve` on db, one after the
 // other, sharing one master key, one support-token file and the test
 // attestation CA. They are stopped at the end of the test.
-func newCluster(t *testing.T, name, db string, n int) *cluster {
+func newCluster(t testing.TB, name, db string, n int) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	keys, err := secrets.GenerateKeyring(nil)

@@ -31,7 +31,7 @@ const postgresStoreDir = "server/store/postgres"
 // PostgreSQL is configured (testenv.Missing: a failure under
 // AUTHBENCH_REQUIRE). newCluster does the same when `authbench serve`
 // refuses the postgres:// URL.
-func freshPostgres(t *testing.T) string {
+func freshPostgres(t testing.TB) string {
 	t.Helper()
 	authbench(t) // sets modRoot
 	if _, err := os.Stat(filepath.Join(modRoot, filepath.FromSlash(postgresStoreDir))); errors.Is(err, fs.ErrNotExist) {
@@ -62,7 +62,7 @@ func freshPostgres(t *testing.T) string {
 }
 
 // dropDatabase drops database name on the server of base.
-func dropDatabase(t *testing.T, base, name string) {
+func dropDatabase(t testing.TB, base, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
