@@ -10,6 +10,7 @@ import (
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
 const auditCols = `seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body`
@@ -50,7 +51,7 @@ func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, events []domain.Even
 		if err != nil {
 			return err
 		}
-		args, err := auditArgs(&r)
+		args, err := col.AuditArgs(&r)
 		if err != nil {
 			return err
 		}
@@ -80,7 +81,7 @@ func (s *Store) ListAudit(ctx context.Context, identityID string, after uint64, 
 	if limit <= 0 {
 		limit = 100
 	}
-	a, err := u63(after, "seq")
+	a, err := col.U63(after, "seq")
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +92,7 @@ func (s *Store) ListAudit(ctx context.Context, identityID string, after uint64, 
 // AuditRecords implements store.AuditLog.
 func (s *Store) AuditRecords(ctx context.Context, from uint64) iter.Seq2[store.AuditRecord, error] {
 	return func(yield func(store.AuditRecord, error) bool) {
-		next, err := u63(from, "seq")
+		next, err := col.U63(from, "seq")
 		if err != nil {
 			yield(store.AuditRecord{}, err)
 			return
@@ -147,37 +148,10 @@ func (s *Store) queryAudit(ctx context.Context, query string, args ...any) ([]st
 	return out, nil
 }
 
-// auditArgs returns the values of the columns auditCols for r, in order.
-func auditArgs(r *store.AuditRecord) ([]any, error) {
-	seq, err := u63(r.Seq, "audit seq")
-	if err != nil {
-		return nil, err
-	}
-	at, err := tm(r.At)
-	if err != nil {
-		return nil, err
-	}
-	return []any{seq, at, string(r.Type), r.IdentityID, r.AuthenticatorID, nonNil(r.PrevHash), nonNil(r.Hash), nonNil(r.Body)}, nil
-}
-
 func scanAudit(sc scanner) (store.AuditRecord, error) {
-	var (
-		r    store.AuditRecord
-		seq  int64
-		at   *int64
-		typ  string
-		body []byte
-	)
-	if err := sc.Scan(&seq, &at, &typ, &r.IdentityID, &r.AuthenticatorID, &r.PrevHash, &r.Hash, &body); err != nil {
+	var r columns.AuditRow
+	if err := sc.Scan(r.Dest()...); err != nil {
 		return store.AuditRecord{}, err
 	}
-	var err error
-	if r.Seq, err = fromI64(seq, "audit seq"); err != nil {
-		return store.AuditRecord{}, err
-	}
-	r.PrevHash, r.Hash = nonNil(r.PrevHash), nonNil(r.Hash)
-	r.At = fromNanos(at)
-	r.Type = domain.EventType(typ)
-	r.Body = nonNil(body)
-	return r, nil
+	return col.Audit(&r)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
 const authCols = `id, identity_id, kind, state, serial, credential_id, label, failures, suspensions,
@@ -39,7 +40,7 @@ func (s *Store) CreateAuthenticator(ctx context.Context, c domain.Change, el sto
 // lock it takes orders concurrent adds for one identity, and of two adds
 // from one version the second finds the version moved.
 func (s *Store) CreateAuthenticatorAt(ctx context.Context, c domain.Change, el store.Element, version uint64) error {
-	v, err := u63(version, "authenticator set version")
+	v, err := col.U63(version, "authenticator set version")
 	if err != nil {
 		return err
 	}
@@ -74,21 +75,11 @@ type newAuth struct {
 // with element el and computes its column values, outside the
 // transaction.
 func (s *Store) prepareAuthenticator(c domain.Change, el store.Element) (*newAuth, error) {
-	if err := store.CheckChange(&c); err != nil {
-		return nil, err
-	}
-	a := &c.Authenticator
-	if c.Remove || c.WipeSecret || c.Tombstone != nil {
-		return nil, fmt.Errorf("postgres: %w: authenticator %s: a new authenticator cannot be removed, wiped or tombstoned", store.ErrInvalid, a.ID)
-	}
-	if err := el.Check(a.Kind); err != nil {
-		return nil, err
-	}
-	args, err := authArgs(a)
+	args, err := col.NewAuthenticator(&c, &el)
 	if err != nil {
 		return nil, err
 	}
-	now, err := tm(s.now())
+	now, err := col.Time(s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +170,7 @@ func (s *Store) AuthenticatorSet(ctx context.Context, identityID string) (store.
 		if err := db.QueryRow(ctx, `SELECT authenticators_version FROM identities WHERE id = $1`, identityID).Scan(&v); err != nil {
 			return err
 		}
-		ver, err := fromI64(v, "authenticator set version")
+		ver, err := col.FromI64(v, "authenticator set version")
 		if err != nil {
 			return err
 		}
@@ -280,24 +271,18 @@ func (s *Store) UpdateAuthenticator(ctx context.Context, a domain.Authenticator)
 // UPDATE (or DELETE) ... WHERE version = $old itself; the wipe, the
 // tombstone and the audit events follow in the same transaction.
 func (s *Store) ApplyChange(ctx context.Context, c domain.Change) error {
-	if err := store.CheckChange(&c); err != nil {
-		return err
-	}
-	a := &c.Authenticator
-	if a.Version < 2 {
-		return fmt.Errorf("postgres: %w: authenticator %s: a change needs version 2 or more, not %d", store.ErrInvalid, a.ID, a.Version)
-	}
-	ts, err := times(a.ActivatedAt, a.LastUsedAt, a.SuspendedAt, a.BlockedAt)
+	ts, err := col.Change(&c)
 	if err != nil {
 		return err
 	}
+	a := &c.Authenticator
 	var tomb []any
 	if t := c.Tombstone; t != nil {
-		if tomb, err = times(t.BlockedAt); err != nil {
+		if tomb, err = col.Times(t.BlockedAt); err != nil {
 			return err
 		}
 	}
-	wipedAt, err := tm(s.now())
+	wipedAt, err := col.Time(s.now())
 	if err != nil {
 		return err
 	}
@@ -346,54 +331,10 @@ RETURNING identity_id, kind, serial, credential_id`,
 	})
 }
 
-// authArgs returns the values of the columns authCols for a, in order.
-func authArgs(a *domain.Authenticator) ([]any, error) {
-	ts, err := times(a.CreatedAt, a.ActivatedAt, a.LastUsedAt, a.SuspendedAt, a.BlockedAt)
-	if err != nil {
-		return nil, err
-	}
-	v, err := u63(a.Version, "version")
-	if err != nil {
-		return nil, err
-	}
-	return []any{a.ID, a.IdentityID, string(a.Kind), string(a.State), a.Serial, a.CredentialID, a.Label,
-		int64(a.Failures), int64(a.Suspensions), ts[0], ts[1], ts[2], ts[3], string(a.SuspendReason), ts[4], string(a.BlockReason),
-		v}, nil
-}
-
 func scanAuthenticator(sc scanner) (domain.Authenticator, error) {
-	var (
-		a                                           domain.Authenticator
-		kind, state, suspendReason, blockReason     string
-		created, activated, used, suspended, blockd *int64
-		failures, suspensions, version              int64
-	)
-	err := sc.Scan(&a.ID, &a.IdentityID, &kind, &state, &a.Serial, &a.CredentialID, &a.Label, &failures, &suspensions,
-		&created, &activated, &used, &suspended, &suspendReason, &blockd, &blockReason, &version)
-	if err != nil {
+	var r columns.AuthenticatorRow
+	if err := sc.Scan(r.Dest()...); err != nil {
 		return domain.Authenticator{}, err
 	}
-	ver, err := fromI64(version, "version")
-	if err != nil {
-		return domain.Authenticator{}, err
-	}
-	if failures < 0 || failures > 1<<31-1 || suspensions < 0 || suspensions > 1<<31-1 {
-		return domain.Authenticator{}, fmt.Errorf("postgres: %w: authenticator %s: counters out of range", store.ErrInvalid, a.ID)
-	}
-	a.Kind = device.Kind(kind)
-	a.State = domain.State(state)
-	a.Failures = int(failures)
-	a.Suspensions = int(suspensions)
-	a.CreatedAt = fromNanos(created)
-	a.ActivatedAt = fromNanos(activated)
-	a.LastUsedAt = fromNanos(used)
-	a.SuspendedAt = fromNanos(suspended)
-	a.SuspendReason = domain.Reason(suspendReason)
-	a.BlockedAt = fromNanos(blockd)
-	a.BlockReason = domain.Reason(blockReason)
-	a.Version = ver
-	if err := a.Validate(); err != nil {
-		return domain.Authenticator{}, fmt.Errorf("postgres: %w: stored %w", store.ErrInvalid, err)
-	}
-	return a, nil
+	return col.Authenticator(&r)
 }

@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authbench/authbench/device"
-	"github.com/authbench/authbench/device/otp"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
 // insertElement stores el (already checked) for authenticator id.
@@ -21,7 +21,7 @@ func insertElement(ctx context.Context, tx pgx.Tx, id string, el *store.Element)
 		c := el.Chip
 		_, err = tx.Exec(ctx, `INSERT INTO chip_elements
 (authenticator_id, public_key, aaguid, sign_count, attestation_format, backup_eligible, backup_state) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			id, c.PublicKey, nilIfEmpty(c.AAGUID), int64(c.SignCount), c.AttestationFormat, c.BackupEligible, c.BackupState)
+			id, c.PublicKey, columns.NilIfEmpty(c.AAGUID), int64(c.SignCount), c.AttestationFormat, c.BackupEligible, c.BackupState)
 	case el.Code != nil:
 		c := el.Code
 		_, err = tx.Exec(ctx, `INSERT INTO code_elements
@@ -99,7 +99,7 @@ FROM chip_elements WHERE authenticator_id = $1`, authenticatorID).Scan(&pub, &aa
 			if count < 0 || count > 1<<32-1 {
 				return store.Element{}, fmt.Errorf("postgres: %w: %s: sign count %d", store.ErrInvalid, what, count)
 			}
-			c.PublicKey, c.AAGUID = nilIfEmpty(pub), nilIfEmpty(aagid)
+			c.PublicKey, c.AAGUID = columns.NilIfEmpty(pub), columns.NilIfEmpty(aagid)
 			c.SignCount = uint32(count)
 			el.Chip = &c
 		}
@@ -114,14 +114,14 @@ FROM chip_elements WHERE authenticator_id = $1`, authenticatorID).Scan(&pub, &aa
 		err = db.QueryRow(ctx, `SELECT secret, key_id, digits, period_s, algorithm, drift, highest_step, wiped_at
 FROM code_elements WHERE authenticator_id = $1`, authenticatorID).Scan(&blob, &keyID, &digits, &period, &alg, &drift, &highest, &wiped)
 		if err == nil {
-			c.Secret.Blob = nilIfEmpty(blob)
+			c.Secret.Blob = columns.NilIfEmpty(blob)
 			if keyID != nil {
 				c.Secret.KeyID = *keyID
 			}
-			if c.OTPParams, err = otpParams(digits, period, alg); err != nil {
+			if c.OTPParams, err = columns.OTPParams(digits, period, alg); err != nil {
 				return store.Element{}, fmt.Errorf("postgres: %s: %w", what, err)
 			}
-			if c.HighestStep, err = fromI64(highest, "highest step"); err != nil {
+			if c.HighestStep, err = col.FromI64(highest, "highest step"); err != nil {
 				return store.Element{}, err
 			}
 			if drift < -(1<<31) || drift > 1<<31-1 {
@@ -138,7 +138,7 @@ FROM code_elements WHERE authenticator_id = $1`, authenticatorID).Scan(&blob, &k
 		)
 		err = db.QueryRow(ctx, `SELECT public_key, pin_verifier, wiped_at FROM app_elements WHERE authenticator_id = $1`,
 			authenticatorID).Scan(&pub, &pin, &wiped)
-		c.PublicKey = nilIfEmpty(pub)
+		c.PublicKey = columns.NilIfEmpty(pub)
 		if pin != nil {
 			c.PINVerifier = *pin
 		}
@@ -157,20 +157,8 @@ FROM code_elements WHERE authenticator_id = $1`, authenticatorID).Scan(&blob, &k
 	if err != nil {
 		return store.Element{}, err
 	}
-	el.WipedAt = fromNanos(wiped)
+	el.WipedAt = columns.FromNanos(wiped)
 	return el, nil
-}
-
-// otpParams converts stored OTP parameters, refusing values out of range.
-func otpParams(digits, period, alg int64) (store.OTPParams, error) {
-	if digits < 0 || digits > 8 || period < 0 || period > 1<<16 || alg < 0 || alg > 255 {
-		return store.OTPParams{}, fmt.Errorf("%w: stored OTP parameters out of range", store.ErrInvalid)
-	}
-	p := store.OTPParams{Digits: int(digits), Period: time.Duration(period) * time.Second, Algorithm: otp.Algorithm(alg)}
-	if err := p.Check(); err != nil {
-		return store.OTPParams{}, err
-	}
-	return p, nil
 }
 
 const (
@@ -190,7 +178,7 @@ WHERE a.credential_id = $1 AND a.kind = 'chip'`
 // committed row, so of many replicas raising to one step exactly one
 // succeeds.
 func (s *Store) AdvanceOTPStep(ctx context.Context, authenticatorID string, step uint64, drift int) (bool, error) {
-	st, err := u63(step, "time step")
+	st, err := col.U63(step, "time step")
 	if err != nil {
 		return false, err
 	}
@@ -250,7 +238,7 @@ func (s *Store) UpdateSecret(ctx context.Context, authenticatorID string, from, 
 	return s.read(ctx, func(db dbtx) error {
 		tag, err := db.Exec(ctx, `UPDATE code_elements SET secret = $1, key_id = $2
 WHERE authenticator_id = $3 AND wiped_at IS NULL AND key_id = $4 AND secret = $5`,
-			to.Blob, to.KeyID, authenticatorID, from.KeyID, nonNil(from.Blob))
+			to.Blob, to.KeyID, authenticatorID, from.KeyID, columns.NonNil(from.Blob))
 		if err != nil {
 			return dbErr(err, "replace the secret of "+authenticatorID)
 		}

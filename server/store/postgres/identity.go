@@ -9,6 +9,7 @@ import (
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
 const identityCols = `id, state, blocked_reason, blocked_at, blocked_by_kind, blocked_by_id, blocked_by_via, created_at, version`
@@ -19,7 +20,7 @@ func (s *Store) CreateIdentity(ctx context.Context, c domain.IdentityChange, fir
 		return err
 	}
 	id := &c.Identity
-	args, err := identityArgs(id)
+	args, err := col.IdentityArgs(id)
 	if err != nil {
 		return err
 	}
@@ -77,7 +78,7 @@ func (s *Store) UpdateIdentity(ctx context.Context, c domain.IdentityChange) err
 	if id.Version < 2 {
 		return fmt.Errorf("postgres: %w: identity %s: an update needs version 2 or more, not %d", store.ErrInvalid, id.ID, id.Version)
 	}
-	ts, err := times(id.BlockedAt)
+	ts, err := col.Times(id.BlockedAt)
 	if err != nil {
 		return err
 	}
@@ -113,48 +114,10 @@ func missingOrConflict(ctx context.Context, tx pgx.Tx, table, what, id string, w
 	return fmt.Errorf("postgres: %s %s: %w: stored at version %d, the change was made from version %d", what, id, store.ErrConflict, have, want)
 }
 
-// identityArgs returns the values of the columns identityCols for id, in
-// order.
-func identityArgs(id *domain.Identity) ([]any, error) {
-	ts, err := times(id.BlockedAt, id.CreatedAt)
-	if err != nil {
-		return nil, err
-	}
-	v, err := u63(id.Version, "version")
-	if err != nil {
-		return nil, err
-	}
-	return []any{id.ID, string(id.State), string(id.BlockedReason), ts[0],
-		string(id.BlockedBy.Kind), id.BlockedBy.ID, id.BlockedBy.Via, ts[1], v}, nil
-}
-
 func scanIdentity(sc scanner) (domain.Identity, error) {
-	var (
-		v                  domain.Identity
-		state, reason      string
-		byKind, byID, byVi string
-		blockedAt, created *int64
-		version            int64
-	)
-	if err := sc.Scan(&v.ID, &state, &reason, &blockedAt, &byKind, &byID, &byVi, &created, &version); err != nil {
+	var r columns.IdentityRow
+	if err := sc.Scan(r.Dest()...); err != nil {
 		return domain.Identity{}, err
 	}
-	st, err := domain.ParseIdentityState(state)
-	if err != nil {
-		return domain.Identity{}, fmt.Errorf("postgres: %w: identity %s: %w", store.ErrInvalid, v.ID, err)
-	}
-	ver, err := fromI64(version, "version")
-	if err != nil {
-		return domain.Identity{}, err
-	}
-	v.State = st
-	v.BlockedReason = domain.Reason(reason)
-	v.BlockedAt = fromNanos(blockedAt)
-	v.BlockedBy = domain.Actor{Kind: domain.ActorKind(byKind), ID: byID, Via: byVi}
-	v.CreatedAt = fromNanos(created)
-	v.Version = ver
-	if err := v.Validate(); err != nil {
-		return domain.Identity{}, fmt.Errorf("postgres: %w: stored %w", store.ErrInvalid, err)
-	}
-	return v, nil
+	return col.Identity(&r)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
 // The writes of a successful login, in one transaction: the replay guard
@@ -32,7 +33,7 @@ var errGuard = errors.New("postgres: replay guard not advanced")
 // (store.ErrConflict: reload, recompute and call again) and PutSession;
 // nothing is written when it returns an error.
 func (s *Store) CommitOTPLogin(ctx context.Context, c domain.Change, sess store.Session, step uint64, drift int) (bool, error) {
-	st, err := u63(step, "time step")
+	st, err := col.U63(step, "time step")
 	if err != nil {
 		return false, err
 	}
@@ -67,14 +68,14 @@ func (s *Store) CommitChipLogin(ctx context.Context, c domain.Change, sess store
 	if err := spent.Check(); err != nil {
 		return false, err
 	}
-	exp, err := tm(spent.ExpiresAt)
+	exp, err := col.Time(spent.ExpiresAt)
 	if err != nil {
 		return false, err
 	}
 	cred := c.Authenticator.CredentialID
 	return s.commitLogin(ctx, c, sess, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO ceremonies (ckey, identity_id, data, expires_at) VALUES ($1, $2, $3, $4)`,
-			spent.Key, spent.IdentityID, nonNil(spent.Data), exp)
+			spent.Key, spent.IdentityID, columns.NonNil(spent.Data), exp)
 		if err != nil {
 			return dbErr(err, "ceremony "+spent.Key)
 		}
@@ -95,27 +96,11 @@ func (s *Store) CommitChipLogin(ctx context.Context, c domain.Change, sess store
 // commitLogin runs guard, the update of c and the insert of sess in one
 // transaction. errGuard from guard becomes (false, nil).
 func (s *Store) commitLogin(ctx context.Context, c domain.Change, sess store.Session, guard func(context.Context, pgx.Tx) error) (bool, error) {
-	if err := store.CheckChange(&c); err != nil {
+	ts, sts, err := col.LoginChange(&c, &sess)
+	if err != nil {
 		return false, err
 	}
 	a := &c.Authenticator
-	if c.Remove || c.WipeSecret || c.Tombstone != nil {
-		return false, fmt.Errorf("postgres: %w: authenticator %s: a login change only updates the record", store.ErrInvalid, a.ID)
-	}
-	if a.Version < 2 {
-		return false, fmt.Errorf("postgres: %w: authenticator %s: a change needs version 2 or more, not %d", store.ErrInvalid, a.ID, a.Version)
-	}
-	if err := sess.Check(); err != nil {
-		return false, err
-	}
-	ts, err := times(a.ActivatedAt, a.LastUsedAt, a.SuspendedAt, a.BlockedAt)
-	if err != nil {
-		return false, err
-	}
-	sts, err := times(sess.CreatedAt, sess.ExpiresAt)
-	if err != nil {
-		return false, err
-	}
 	from := int64(a.Version - 1)
 	err = s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if err := guard(ctx, tx); err != nil {

@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/authbench/authbench/server/store/internal/migration"
 )
 
 // migrationFiles holds the schema migrations, applied in the order of the
@@ -40,46 +39,12 @@ func (e *SchemaError) Error() string {
 
 func (e *SchemaError) Unwrap() error { return ErrSchemaTooNew }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // migrations returns the embedded migrations in order.
-func migrations() ([]migration, error) { return loadMigrations(migrationFiles, "migrations") }
+func migrations() ([]migration.File, error) { return loadMigrations(migrationFiles, "migrations") }
 
-// loadMigrations reads the migrations in dir of fsys. It fails on a name
-// without a number, on duplicate numbers, and on gaps.
-func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
-	ents, err := fs.ReadDir(fsys, dir)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: migrations: %w", err)
-	}
-	var ms []migration
-	for _, e := range ents {
-		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".sql") {
-			continue
-		}
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("postgres: migration %s: the name must start with a positive number and '_'", name)
-		}
-		b, err := fs.ReadFile(fsys, dir+"/"+name)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: migration %s: %w", name, err)
-		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(name, ".sql"), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("postgres: migration %s: expected version %d (versions start at 1, without gaps or duplicates)", m.name, i+1)
-		}
-	}
-	return ms, nil
+// loadMigrations reads the migrations in dir of fsys; see migration.Load.
+func loadMigrations(fsys fs.FS, dir string) ([]migration.File, error) {
+	return migration.Load(fsys, dir, "postgres")
 }
 
 // lockKey is the key of the session advisory lock (pg_advisory_lock) that
@@ -103,7 +68,7 @@ func migrate(ctx context.Context, c *pgx.Conn, schema string, now time.Time) err
 	return migrateWith(ctx, c, schema, ms, now)
 }
 
-func migrateWith(ctx context.Context, c *pgx.Conn, schema string, ms []migration, now time.Time) (err error) {
+func migrateWith(ctx context.Context, c *pgx.Conn, schema string, ms []migration.File, now time.Time) (err error) {
 	key := lockKey(schema)
 	if _, err := c.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
 		return fmt.Errorf("postgres: migrate: lock: %w", err)
@@ -137,12 +102,12 @@ func migrateWith(ctx context.Context, c *pgx.Conn, schema string, ms []migration
 	}
 	for _, m := range ms[v:] {
 		err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("postgres: migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("postgres: migration %s: %w", m.Name, err)
 			}
 			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-				m.version, m.name, now.UnixNano()); err != nil {
-				return fmt.Errorf("postgres: record migration %s: %w", m.name, err)
+				m.Version, m.Name, now.UnixNano()); err != nil {
+				return fmt.Errorf("postgres: record migration %s: %w", m.Name, err)
 			}
 			return nil
 		})

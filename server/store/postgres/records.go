@@ -11,6 +11,7 @@ import (
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
 // Tombstones.
@@ -29,7 +30,7 @@ func (s *Store) PutTombstone(ctx context.Context, t domain.Tombstone) error {
 	if t.AuthenticatorID == "" || t.IdentityID == "" || !t.Kind.Valid() {
 		return fmt.Errorf("postgres: %w: a tombstone needs an authenticator, an identity and a kind", store.ErrInvalid)
 	}
-	at, err := tm(t.BlockedAt)
+	at, err := col.Time(t.BlockedAt)
 	if err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ ORDER BY blocked_at, authenticator_id`, ref.Serial, ref.CredentialID)
 				return fmt.Errorf("postgres: %w: tombstone of %s has unknown kind %q", store.ErrInvalid, t.AuthenticatorID, kind)
 			}
 			t.Reason = domain.Reason(reason)
-			t.BlockedAt = fromNanos(at)
+			t.BlockedAt = columns.FromNanos(at)
 			t.By = domain.Actor{Kind: domain.ActorKind(byKind), ID: byID, Via: byVia}
 			out = append(out, t)
 		}
@@ -94,7 +95,7 @@ func (s *Store) PutImport(ctx context.Context, im store.Import) error {
 	if err := im.Check(); err != nil {
 		return err
 	}
-	at, err := tm(im.ImportedAt)
+	at, err := col.Time(im.ImportedAt)
 	if err != nil {
 		return err
 	}
@@ -144,12 +145,12 @@ func scanImport(sc scanner) (store.Import, error) {
 	if err := sc.Scan(&im.Serial, &im.Secret.Blob, &im.Secret.KeyID, &digits, &period, &alg, &at); err != nil {
 		return store.Import{}, err
 	}
-	p, err := otpParams(digits, period, alg)
+	p, err := columns.OTPParams(digits, period, alg)
 	if err != nil {
 		return store.Import{}, fmt.Errorf("postgres: import of serial %s: %w", im.Serial, err)
 	}
 	im.OTPParams = p
-	im.ImportedAt = fromNanos(at)
+	im.ImportedAt = columns.FromNanos(at)
 	return im, nil
 }
 
@@ -160,13 +161,13 @@ func (s *Store) PutCeremony(ctx context.Context, c store.Ceremony) error {
 	if err := c.Check(); err != nil {
 		return err
 	}
-	exp, err := tm(c.ExpiresAt)
+	exp, err := col.Time(c.ExpiresAt)
 	if err != nil {
 		return err
 	}
 	err = s.read(ctx, func(db dbtx) error {
 		_, err := db.Exec(ctx, `INSERT INTO ceremonies (ckey, identity_id, data, expires_at) VALUES ($1, $2, $3, $4)`,
-			c.Key, c.IdentityID, nonNil(c.Data), exp)
+			c.Key, c.IdentityID, columns.NonNil(c.Data), exp)
 		return err
 	})
 	return dbErr(err, "ceremony "+c.Key)
@@ -185,7 +186,7 @@ func (s *Store) TakeCeremony(ctx context.Context, key string, now time.Time) (st
 	if err != nil {
 		return store.Ceremony{}, dbErr(err, "ceremony "+key)
 	}
-	c.Data = nonNil(c.Data)
+	c.Data = columns.NonNil(c.Data)
 	c.ExpiresAt = time.Unix(0, exp).UTC()
 	if !now.Before(c.ExpiresAt) {
 		return store.Ceremony{}, fmt.Errorf("postgres: ceremony %s: %w (expired at %s)", key, store.ErrNotFound, c.ExpiresAt.Format(time.RFC3339))
@@ -195,7 +196,7 @@ func (s *Store) TakeCeremony(ctx context.Context, key string, now time.Time) (st
 
 // SweepCeremonies implements store.Ceremonies.
 func (s *Store) SweepCeremonies(ctx context.Context, now time.Time) (int, error) {
-	n, err := s.exec(ctx, `DELETE FROM ceremonies WHERE expires_at <= $1`, clampNanos(now))
+	n, err := s.exec(ctx, `DELETE FROM ceremonies WHERE expires_at <= $1`, columns.ClampNanos(now))
 	if err != nil {
 		return 0, dbErr(err, "sweep ceremonies")
 	}
@@ -221,7 +222,7 @@ func (s *Store) PutSession(ctx context.Context, se store.Session) error {
 	if err := se.Check(); err != nil {
 		return err
 	}
-	ts, err := times(se.CreatedAt, se.ExpiresAt)
+	ts, err := col.Times(se.CreatedAt, se.ExpiresAt)
 	if err != nil {
 		return err
 	}
@@ -239,7 +240,7 @@ func (s *Store) Session(ctx context.Context, tokenHash []byte, now time.Time) (s
 	)
 	err := s.read(ctx, func(db dbtx) error {
 		return db.QueryRow(ctx, `SELECT identity_id, via, created_at, expires_at FROM sessions
-WHERE token_hash = $1 AND expires_at > $2`, nonNil(tokenHash), clampNanos(now)).Scan(&se.IdentityID, &se.Via, &created, &expires)
+WHERE token_hash = $1 AND expires_at > $2`, columns.NonNil(tokenHash), columns.ClampNanos(now)).Scan(&se.IdentityID, &se.Via, &created, &expires)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Session{}, fmt.Errorf("postgres: session: %w (unknown or expired)", store.ErrNotFound)
@@ -247,20 +248,20 @@ WHERE token_hash = $1 AND expires_at > $2`, nonNil(tokenHash), clampNanos(now)).
 	if err != nil {
 		return store.Session{}, dbErr(err, "session")
 	}
-	se.CreatedAt = fromNanos(created)
+	se.CreatedAt = columns.FromNanos(created)
 	se.ExpiresAt = time.Unix(0, expires).UTC()
 	return se, nil
 }
 
 // DeleteSession implements store.Sessions.
 func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
-	_, err := s.exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, nonNil(tokenHash))
+	_, err := s.exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, columns.NonNil(tokenHash))
 	return dbErr(err, "delete session")
 }
 
 // SweepSessions implements store.Sessions.
 func (s *Store) SweepSessions(ctx context.Context, now time.Time) (int, error) {
-	n, err := s.exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, clampNanos(now))
+	n, err := s.exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, columns.ClampNanos(now))
 	if err != nil {
 		return 0, dbErr(err, "sweep sessions")
 	}

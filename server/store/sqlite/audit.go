@@ -9,6 +9,7 @@ import (
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
 const auditCols = `seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body`
@@ -38,7 +39,7 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, events []domain.Eve
 		if err != nil {
 			return err
 		}
-		args, err := auditArgs(&r)
+		args, err := col.AuditArgs(&r)
 		if err != nil {
 			return err
 		}
@@ -68,7 +69,7 @@ func (s *Store) ListAudit(ctx context.Context, identityID string, after uint64, 
 	if limit <= 0 {
 		limit = 100
 	}
-	a, err := u63(after, "seq")
+	a, err := col.U63(after, "seq")
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func (s *Store) ListAudit(ctx context.Context, identityID string, after uint64, 
 // AuditRecords implements store.AuditLog.
 func (s *Store) AuditRecords(ctx context.Context, from uint64) iter.Seq2[store.AuditRecord, error] {
 	return func(yield func(store.AuditRecord, error) bool) {
-		next, err := u63(from, "seq")
+		next, err := col.U63(from, "seq")
 		if err != nil {
 			yield(store.AuditRecord{}, err)
 			return
@@ -136,56 +137,10 @@ func (s *Store) queryAudit(ctx context.Context, query string, args ...any) ([]st
 	return out, nil
 }
 
-// auditArgs returns the values of the columns auditCols for r, in order.
-func auditArgs(r *store.AuditRecord) ([]any, error) {
-	seq, err := u63(r.Seq, "audit seq")
-	if err != nil {
-		return nil, err
-	}
-	at, err := tm(r.At)
-	if err != nil {
-		return nil, err
-	}
-	ph, h, body := r.PrevHash, r.Hash, r.Body
-	if ph == nil {
-		ph = []byte{} // a genesis without a value; NULL is refused
-	}
-	if h == nil {
-		h = []byte{}
-	}
-	if body == nil {
-		body = []byte{}
-	}
-	return []any{seq, at, string(r.Type), r.IdentityID, r.AuthenticatorID, ph, h, body}, nil
-}
-
 func scanAudit(sc scanner) (store.AuditRecord, error) {
-	var (
-		r    store.AuditRecord
-		seq  int64
-		at   sql.NullInt64
-		typ  string
-		body []byte
-	)
-	if err := sc.Scan(&seq, &at, &typ, &r.IdentityID, &r.AuthenticatorID, &r.PrevHash, &r.Hash, &body); err != nil {
+	var r columns.AuditRow
+	if err := sc.Scan(r.Dest()...); err != nil {
 		return store.AuditRecord{}, err
 	}
-	var err error
-	if r.Seq, err = fromI64(seq, "audit seq"); err != nil {
-		return store.AuditRecord{}, err
-	}
-	// An empty BLOB reads back as nil; the columns are NOT NULL.
-	if r.PrevHash == nil {
-		r.PrevHash = []byte{}
-	}
-	if r.Hash == nil {
-		r.Hash = []byte{}
-	}
-	if body == nil {
-		body = []byte{}
-	}
-	r.At = fromNanos(at)
-	r.Type = domain.EventType(typ)
-	r.Body = body
-	return r, nil
+	return col.Audit(&r)
 }

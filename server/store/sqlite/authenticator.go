@@ -10,6 +10,7 @@ import (
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
 const authCols = `id, identity_id, kind, state, serial, credential_id, label, failures, suspensions,
@@ -26,7 +27,7 @@ func (s *Store) CreateAuthenticator(ctx context.Context, c domain.Change, el sto
 
 // CreateAuthenticatorAt implements store.Authenticators.
 func (s *Store) CreateAuthenticatorAt(ctx context.Context, c domain.Change, el store.Element, version uint64) error {
-	v, err := u63(version, "authenticator set version")
+	v, err := col.U63(version, "authenticator set version")
 	if err != nil {
 		return err
 	}
@@ -67,21 +68,11 @@ type newAuth struct {
 // with element el and computes its column values, outside the
 // transaction.
 func (s *Store) prepareAuthenticator(c domain.Change, el store.Element) (*newAuth, error) {
-	if err := store.CheckChange(&c); err != nil {
-		return nil, err
-	}
-	a := &c.Authenticator
-	if c.Remove || c.WipeSecret || c.Tombstone != nil {
-		return nil, fmt.Errorf("sqlite: %w: authenticator %s: a new authenticator cannot be removed, wiped or tombstoned", store.ErrInvalid, a.ID)
-	}
-	if err := el.Check(a.Kind); err != nil {
-		return nil, err
-	}
-	args, err := authArgs(a)
+	args, err := col.NewAuthenticator(&c, &el)
 	if err != nil {
 		return nil, err
 	}
-	now, err := tm(s.now())
+	now, err := col.Time(s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +164,7 @@ func (s *Store) AuthenticatorSet(ctx context.Context, identityID string) (store.
 	if err != nil {
 		return store.AuthenticatorSet{}, dbErr(err, "identity "+identityID)
 	}
-	ver, err := fromI64(v, "authenticator set version")
+	ver, err := col.FromI64(v, "authenticator set version")
 	if err != nil {
 		return store.AuthenticatorSet{}, err
 	}
@@ -260,24 +251,18 @@ func (s *Store) UpdateAuthenticator(ctx context.Context, a domain.Authenticator)
 
 // ApplyChange implements store.Authenticators.
 func (s *Store) ApplyChange(ctx context.Context, c domain.Change) error {
-	if err := store.CheckChange(&c); err != nil {
-		return err
-	}
-	a := &c.Authenticator
-	if a.Version < 2 {
-		return fmt.Errorf("sqlite: %w: authenticator %s: a change needs version 2 or more, not %d", store.ErrInvalid, a.ID, a.Version)
-	}
-	ts, err := times(a.ActivatedAt, a.LastUsedAt, a.SuspendedAt, a.BlockedAt)
+	ts, err := col.Change(&c)
 	if err != nil {
 		return err
 	}
+	a := &c.Authenticator
 	var tomb []any
 	if t := c.Tombstone; t != nil {
-		if tomb, err = times(t.BlockedAt); err != nil {
+		if tomb, err = col.Times(t.BlockedAt); err != nil {
 			return err
 		}
 	}
-	wipedAt, err := tm(s.now())
+	wipedAt, err := col.Time(s.now())
 	if err != nil {
 		return err
 	}
@@ -337,49 +322,10 @@ func missingOrConflict(ctx context.Context, tx *sql.Tx, id string, want uint64) 
 	return fmt.Errorf("sqlite: authenticator %s: %w: stored at version %d, the change was made from version %d", id, store.ErrConflict, have, want)
 }
 
-// authArgs returns the values of the columns authCols for a, in order.
-func authArgs(a *domain.Authenticator) ([]any, error) {
-	ts, err := times(a.CreatedAt, a.ActivatedAt, a.LastUsedAt, a.SuspendedAt, a.BlockedAt)
-	if err != nil {
-		return nil, err
-	}
-	v, err := u63(a.Version, "version")
-	if err != nil {
-		return nil, err
-	}
-	return []any{a.ID, a.IdentityID, string(a.Kind), string(a.State), a.Serial, a.CredentialID, a.Label,
-		int64(a.Failures), int64(a.Suspensions), ts[0], ts[1], ts[2], ts[3], string(a.SuspendReason), ts[4], string(a.BlockReason),
-		v}, nil
-}
-
 func scanAuthenticator(sc scanner) (domain.Authenticator, error) {
-	var (
-		a                                           domain.Authenticator
-		kind, state, suspendReason, blockReason     string
-		created, activated, used, suspended, blockd sql.NullInt64
-		version                                     int64
-	)
-	err := sc.Scan(&a.ID, &a.IdentityID, &kind, &state, &a.Serial, &a.CredentialID, &a.Label, &a.Failures, &a.Suspensions,
-		&created, &activated, &used, &suspended, &suspendReason, &blockd, &blockReason, &version)
-	if err != nil {
+	var r columns.AuthenticatorRow
+	if err := sc.Scan(r.Dest()...); err != nil {
 		return domain.Authenticator{}, err
 	}
-	ver, err := fromI64(version, "version")
-	if err != nil {
-		return domain.Authenticator{}, err
-	}
-	a.Kind = device.Kind(kind)
-	a.State = domain.State(state)
-	a.CreatedAt = fromNanos(created)
-	a.ActivatedAt = fromNanos(activated)
-	a.LastUsedAt = fromNanos(used)
-	a.SuspendedAt = fromNanos(suspended)
-	a.SuspendReason = domain.Reason(suspendReason)
-	a.BlockedAt = fromNanos(blockd)
-	a.BlockReason = domain.Reason(blockReason)
-	a.Version = ver
-	if err := a.Validate(); err != nil {
-		return domain.Authenticator{}, fmt.Errorf("sqlite: %w: stored %w", store.ErrInvalid, err)
-	}
-	return a, nil
+	return col.Authenticator(&r)
 }

@@ -1,69 +1,10 @@
 package sqlite
 
-import (
-	"database/sql"
-	"fmt"
-	"math"
-	"time"
+import "github.com/authbench/authbench/server/store/internal/columns"
 
-	"github.com/authbench/authbench/server/store"
-)
-
-// Times are stored as INTEGER Unix nanoseconds (UTC); the zero time.Time is
-// NULL. That covers what int64 nanoseconds cover (1677-09-21 to
-// 2262-04-11); other times are refused.
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// tm converts t for storing: nil for the zero time.
-func tm(t time.Time) (any, error) {
-	if t.IsZero() {
-		return nil, nil
-	}
-	if t.Before(minTime) || t.After(maxTime) {
-		return nil, fmt.Errorf("sqlite: %w: time %v out of range (1677-09-21 to 2262-04-11)", store.ErrInvalid, t)
-	}
-	return t.UnixNano(), nil
-}
-
-// times converts several times for storing, stopping at the first error.
-func times(ts ...time.Time) ([]any, error) {
-	out := make([]any, len(ts))
-	for i, t := range ts {
-		v, err := tm(t)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = v
-	}
-	return out, nil
-}
-
-// fromNanos converts a stored time back.
-func fromNanos(n sql.NullInt64) time.Time {
-	if !n.Valid {
-		return time.Time{}
-	}
-	return time.Unix(0, n.Int64).UTC()
-}
-
-// u63 converts a uint64 for storing in an INTEGER column.
-func u63(v uint64, what string) (int64, error) {
-	if v > math.MaxInt64 {
-		return 0, fmt.Errorf("sqlite: %w: %s %d out of range", store.ErrInvalid, what, v)
-	}
-	return int64(v), nil
-}
-
-// fromI64 converts a stored INTEGER that must not be negative.
-func fromI64(v int64, what string) (uint64, error) {
-	if v < 0 {
-		return 0, fmt.Errorf("sqlite: %w: stored %s %d is negative", store.ErrInvalid, what, v)
-	}
-	return uint64(v), nil
-}
+// col converts values to and from columns. Times are stored as INTEGER
+// Unix nanoseconds (UTC), NULL for the zero time.Time; see package columns.
+var col = columns.Codec{Name: "sqlite"}
 
 func b2i(b bool) int64 {
 	if b {

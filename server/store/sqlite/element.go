@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/device"
-	"github.com/authbench/authbench/device/otp"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
 // insertElement stores el (already checked) for authenticator id.
@@ -20,7 +20,7 @@ func insertElement(ctx context.Context, tx *sql.Tx, id string, el *store.Element
 		c := el.Chip
 		_, err = tx.ExecContext(ctx, `INSERT INTO chip_elements
 (authenticator_id, public_key, aaguid, sign_count, attestation_format, backup_eligible, backup_state) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			id, c.PublicKey, nilIfEmpty(c.AAGUID), int64(c.SignCount), c.AttestationFormat, b2i(c.BackupEligible), b2i(c.BackupState))
+			id, c.PublicKey, columns.NilIfEmpty(c.AAGUID), int64(c.SignCount), c.AttestationFormat, b2i(c.BackupEligible), b2i(c.BackupState))
 	case el.Code != nil:
 		c := el.Code
 		_, err = tx.ExecContext(ctx, `INSERT INTO code_elements
@@ -34,13 +34,6 @@ func insertElement(ctx context.Context, tx *sql.Tx, id string, el *store.Element
 			id, el.Password.Verifier)
 	}
 	return dbErr(err, "store the element of "+id)
-}
-
-func nilIfEmpty(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
 }
 
 // wipeElement deletes the key material of the element of authenticator id
@@ -76,7 +69,7 @@ func (s *Store) Element(ctx context.Context, authenticatorID string) (store.Elem
 	}
 	var (
 		el    store.Element
-		wiped sql.NullInt64
+		wiped *int64
 	)
 	k := device.Kind(kind)
 	switch {
@@ -93,7 +86,7 @@ FROM chip_elements WHERE authenticator_id = ?`, authenticatorID).Scan(&pub, &aag
 			if count < 0 || count > 1<<32-1 {
 				return store.Element{}, fmt.Errorf("sqlite: %w: %s: sign count %d", store.ErrInvalid, what, count)
 			}
-			c.PublicKey, c.AAGUID = nilIfEmpty(pub), nilIfEmpty(aagid)
+			c.PublicKey, c.AAGUID = columns.NilIfEmpty(pub), columns.NilIfEmpty(aagid)
 			c.SignCount, c.BackupEligible, c.BackupState = uint32(count), be != 0, bs != 0
 			el.Chip = &c
 		}
@@ -109,11 +102,11 @@ FROM chip_elements WHERE authenticator_id = ?`, authenticatorID).Scan(&pub, &aag
 		err = db.QueryRowContext(ctx, `SELECT secret, key_id, digits, period_s, algorithm, drift, highest_step, wiped_at
 FROM code_elements WHERE authenticator_id = ?`, authenticatorID).Scan(&blob, &keyID, &digits, &period, &alg, &drft, &highest, &wiped)
 		if err == nil {
-			c.Secret = store.Sealed{KeyID: keyID.String, Blob: nilIfEmpty(blob)}
-			if c.OTPParams, err = otpParams(digits, period, alg); err != nil {
+			c.Secret = store.Sealed{KeyID: keyID.String, Blob: columns.NilIfEmpty(blob)}
+			if c.OTPParams, err = columns.OTPParams(digits, period, alg); err != nil {
 				return store.Element{}, fmt.Errorf("sqlite: %s: %w", what, err)
 			}
-			if c.HighestStep, err = fromI64(highest, "highest step"); err != nil {
+			if c.HighestStep, err = col.FromI64(highest, "highest step"); err != nil {
 				return store.Element{}, err
 			}
 			c.Drift = int(drft)
@@ -127,7 +120,7 @@ FROM code_elements WHERE authenticator_id = ?`, authenticatorID).Scan(&blob, &ke
 		)
 		err = db.QueryRowContext(ctx, `SELECT public_key, pin_verifier, wiped_at FROM app_elements WHERE authenticator_id = ?`,
 			authenticatorID).Scan(&pub, &pin, &wiped)
-		c.PublicKey, c.PINVerifier = nilIfEmpty(pub), pin.String
+		c.PublicKey, c.PINVerifier = columns.NilIfEmpty(pub), pin.String
 		el.App = &c
 	case k == device.KindPassword:
 		var v sql.NullString
@@ -140,25 +133,13 @@ FROM code_elements WHERE authenticator_id = ?`, authenticatorID).Scan(&blob, &ke
 	if err != nil {
 		return store.Element{}, dbErr(err, what)
 	}
-	el.WipedAt = fromNanos(wiped)
+	el.WipedAt = columns.FromNanos(wiped)
 	return el, nil
-}
-
-// otpParams converts stored OTP parameters, refusing values out of range.
-func otpParams(digits, period, alg int64) (store.OTPParams, error) {
-	if digits < 0 || digits > 8 || period < 0 || period > 1<<16 || alg < 0 || alg > 255 {
-		return store.OTPParams{}, fmt.Errorf("%w: stored OTP parameters out of range", store.ErrInvalid)
-	}
-	p := store.OTPParams{Digits: int(digits), Period: time.Duration(period) * time.Second, Algorithm: otp.Algorithm(alg)}
-	if err := p.Check(); err != nil {
-		return store.OTPParams{}, err
-	}
-	return p, nil
 }
 
 // AdvanceOTPStep implements store.Elements.
 func (s *Store) AdvanceOTPStep(ctx context.Context, authenticatorID string, step uint64, drift int) (bool, error) {
-	st, err := u63(step, "time step")
+	st, err := col.U63(step, "time step")
 	if err != nil {
 		return false, err
 	}
@@ -210,14 +191,14 @@ func changedOne(res sql.Result) (bool, error) {
 // live returns nil when query (selecting wiped_at of one element) finds an
 // element that was not wiped, else an error wrapping store.ErrNotFound.
 func live(ctx context.Context, tx *sql.Tx, query, arg, what string) error {
-	var wiped sql.NullInt64
+	var wiped *int64
 	err := tx.QueryRowContext(ctx, query, arg).Scan(&wiped)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("sqlite: %s: %w", what, store.ErrNotFound)
 	case err != nil:
 		return dbErr(err, what)
-	case wiped.Valid:
+	case wiped != nil:
 		return fmt.Errorf("sqlite: %s: %w (its key material was wiped)", what, store.ErrNotFound)
 	}
 	return nil

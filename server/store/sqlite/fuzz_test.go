@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
 // row is a scanner over fixed values, as the database would return them
@@ -37,6 +38,13 @@ func (r row) Scan(dest ...any) error {
 			*d, ok = v.(int64)
 		case *sql.NullInt64:
 			ok = d.Scan(v) == nil
+		case **int64:
+			switch n := v.(type) {
+			case nil:
+				*d, ok = nil, true
+			case int64:
+				*d, ok = &n, true
+			}
 		case *[]byte:
 			switch b := v.(type) {
 			case nil:
@@ -82,7 +90,7 @@ func FuzzScanAuthenticator(f *testing.F) {
 			}
 			return
 		}
-		args, err := authArgs(&a)
+		args, err := col.AuthenticatorArgs(&a)
 		if err != nil {
 			t.Fatalf("a decoded authenticator does not encode: %v (%+v)", err, a)
 		}
@@ -107,7 +115,7 @@ func FuzzScanIdentity(f *testing.F) {
 			}
 			return
 		}
-		args, err := identityArgs(&v)
+		args, err := col.IdentityArgs(&v)
 		if err != nil {
 			t.Fatalf("a decoded identity does not encode: %v (%+v)", err, v)
 		}
@@ -136,7 +144,7 @@ func FuzzScanAudit(f *testing.F) {
 			}
 			return
 		}
-		args, err := auditArgs(&rec)
+		args, err := col.AuditArgs(&rec)
 		if err != nil {
 			t.Fatalf("a decoded record does not encode: %v (%+v)", err, rec)
 		}
@@ -155,7 +163,7 @@ func FuzzOTPParams(f *testing.F) {
 	f.Add(int64(5), int64(-1), int64(4))
 	f.Add(int64(math.MaxInt64), int64(math.MaxInt64), int64(math.MinInt64))
 	f.Fuzz(func(t *testing.T, digits, period, alg int64) {
-		p, err := otpParams(digits, period, alg)
+		p, err := columns.OTPParams(digits, period, alg)
 		if err != nil {
 			if !errors.Is(err, store.ErrInvalid) {
 				t.Fatalf("error %v does not wrap ErrInvalid", err)

@@ -7,10 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/authbench/authbench/server/store/internal/migration"
 )
 
 // migrationFiles holds the schema migrations, applied in the order of the
@@ -38,47 +37,15 @@ func (e *SchemaError) Error() string {
 
 func (e *SchemaError) Unwrap() error { return ErrSchemaTooNew }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // migrations returns the embedded migrations in order. It fails on a name
 // without a number, on duplicate numbers, and on gaps.
-func migrations() ([]migration, error) {
+func migrations() ([]migration.File, error) {
 	return loadMigrations(migrationFiles, "migrations")
 }
 
-func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
-	ents, err := fs.ReadDir(fsys, dir)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: migrations: %w", err)
-	}
-	var ms []migration
-	for _, e := range ents {
-		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".sql") {
-			continue
-		}
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("sqlite: migration %s: the name must start with a positive number and '_'", name)
-		}
-		b, err := fs.ReadFile(fsys, dir+"/"+name)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: migration %s: %w", name, err)
-		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(name, ".sql"), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("sqlite: migration %s: expected version %d (versions start at 1, without gaps or duplicates)", m.name, i+1)
-		}
-	}
-	return ms, nil
+// loadMigrations reads the migrations in dir of fsys; see migration.Load.
+func loadMigrations(fsys fs.FS, dir string) ([]migration.File, error) {
+	return migration.Load(fsys, dir, "sqlite")
 }
 
 // migrate brings the schema of db up to date, in one write transaction per
@@ -92,7 +59,7 @@ func migrate(ctx context.Context, db *sql.DB, now time.Time) error {
 	return migrateWith(ctx, db, ms, now)
 }
 
-func migrateWith(ctx context.Context, db *sql.DB, ms []migration, now time.Time) error {
+func migrateWith(ctx context.Context, db *sql.DB, ms []migration.File, now time.Time) error {
 	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	version    INTEGER NOT NULL PRIMARY KEY,
 	name       TEXT    NOT NULL,
@@ -113,7 +80,7 @@ func migrateWith(ctx context.Context, db *sql.DB, ms []migration, now time.Time)
 // whether the schema is up to date. The version is read inside the write
 // transaction, so two processes opening one database at once apply each
 // migration once.
-func migrateStep(ctx context.Context, db *sql.DB, ms []migration, now time.Time) (bool, error) {
+func migrateStep(ctx context.Context, db *sql.DB, ms []migration.File, now time.Time) (bool, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: migrate: %w", err)
@@ -130,15 +97,15 @@ func migrateStep(ctx context.Context, db *sql.DB, ms []migration, now time.Time)
 		return true, nil
 	}
 	m := ms[v]
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return false, fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return false, fmt.Errorf("sqlite: migration %s: %w", m.Name, err)
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-		m.version, m.name, now.UnixNano()); err != nil {
-		return false, fmt.Errorf("sqlite: record migration %s: %w", m.name, err)
+		m.Version, m.Name, now.UnixNano()); err != nil {
+		return false, fmt.Errorf("sqlite: record migration %s: %w", m.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("sqlite: migration %s: commit: %w", m.name, err)
+		return false, fmt.Errorf("sqlite: migration %s: commit: %w", m.Name, err)
 	}
 	return false, nil
 }

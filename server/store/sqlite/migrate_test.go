@@ -12,6 +12,7 @@ import (
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/migration"
 )
 
 type nopChain struct{}
@@ -30,7 +31,7 @@ func TestLoadMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatalf("embedded migrations: %v", err)
 	}
-	if len(ms) == 0 || ms[0].version != 1 || ms[0].name != "0001_init" {
+	if len(ms) == 0 || ms[0].Version != 1 || ms[0].Name != "0001_init" {
 		t.Fatalf("embedded migrations: %+v", ms)
 	}
 	for _, tc := range []struct {
@@ -52,7 +53,7 @@ func TestLoadMigrations(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 		case tc.err == "" && len(ms) != tc.n:
 			t.Errorf("%s: %d migrations, want %d", tc.name, len(ms), tc.n)
-		case tc.err == "" && (ms[0].sql != "A" || ms[1].sql != "B"):
+		case tc.err == "" && (ms[0].SQL != "A" || ms[1].SQL != "B"):
 			t.Errorf("%s: wrong order %+v", tc.name, ms)
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.err)
@@ -112,9 +113,9 @@ func TestMigrateSteps(t *testing.T) {
 	}
 	defer db.Close()
 	limitPool(db, 1)
-	ms := []migration{
-		{1, "0001_a", "CREATE TABLE a (x INTEGER) STRICT; INSERT INTO a VALUES (1);"},
-		{2, "0002_b", "ALTER TABLE a ADD COLUMN y TEXT NOT NULL DEFAULT 'b';"},
+	ms := []migration.File{
+		{Version: 1, Name: "0001_a", SQL: "CREATE TABLE a (x INTEGER) STRICT; INSERT INTO a VALUES (1);"},
+		{Version: 2, Name: "0002_b", SQL: "ALTER TABLE a ADD COLUMN y TEXT NOT NULL DEFAULT 'b';"},
 	}
 	now := time.Unix(1700000000, 0)
 	if err := migrateWith(ctx, db, ms[:1], now); err != nil {
@@ -128,7 +129,7 @@ func TestMigrateSteps(t *testing.T) {
 		t.Fatalf("after two migrations: %q, %v", y, err)
 	}
 	// A failing migration leaves the version where it was.
-	bad := append(ms, migration{3, "0003_bad", "CREATE TABLE c (x INTEGER); SELECT nonsense FROM nowhere;"})
+	bad := append(ms, migration.File{Version: 3, Name: "0003_bad", SQL: "CREATE TABLE c (x INTEGER); SELECT nonsense FROM nowhere;"})
 	if err := migrateWith(ctx, db, bad, now); err == nil || !strings.Contains(err.Error(), "0003_bad") {
 		t.Fatalf("a failing migration: %v", err)
 	}

@@ -5,12 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
 // Tombstones.
@@ -29,7 +29,7 @@ func (s *Store) PutTombstone(ctx context.Context, t domain.Tombstone) error {
 	if t.AuthenticatorID == "" || t.IdentityID == "" || !t.Kind.Valid() {
 		return fmt.Errorf("sqlite: %w: a tombstone needs an authenticator, an identity and a kind", store.ErrInvalid)
 	}
-	at, err := tm(t.BlockedAt)
+	at, err := col.Time(t.BlockedAt)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ ORDER BY blocked_at, authenticator_id`, ref.Serial, ref.CredentialID)
 			t                   domain.Tombstone
 			kind, reason        string
 			byKind, byID, byVia string
-			at                  sql.NullInt64
+			at                  *int64
 		)
 		if err := rows.Scan(&t.AuthenticatorID, &t.IdentityID, &kind, &t.Serial, &t.CredentialID, &reason, &at,
 			&byKind, &byID, &byVia); err != nil {
@@ -69,7 +69,7 @@ ORDER BY blocked_at, authenticator_id`, ref.Serial, ref.CredentialID)
 			return nil, fmt.Errorf("sqlite: %w: tombstone of %s has unknown kind %q", store.ErrInvalid, t.AuthenticatorID, kind)
 		}
 		t.Reason = domain.Reason(reason)
-		t.BlockedAt = fromNanos(at)
+		t.BlockedAt = columns.FromNanos(at)
 		t.By = domain.Actor{Kind: domain.ActorKind(byKind), ID: byID, Via: byVia}
 		out = append(out, t)
 	}
@@ -86,7 +86,7 @@ func (s *Store) PutImport(ctx context.Context, im store.Import) error {
 	if err := im.Check(); err != nil {
 		return err
 	}
-	at, err := tm(im.ImportedAt)
+	at, err := col.Time(im.ImportedAt)
 	if err != nil {
 		return err
 	}
@@ -130,17 +130,17 @@ func scanImport(sc scanner) (store.Import, error) {
 	var (
 		im                  store.Import
 		digits, period, alg int64
-		at                  sql.NullInt64
+		at                  *int64
 	)
 	if err := sc.Scan(&im.Serial, &im.Secret.Blob, &im.Secret.KeyID, &digits, &period, &alg, &at); err != nil {
 		return store.Import{}, err
 	}
-	p, err := otpParams(digits, period, alg)
+	p, err := columns.OTPParams(digits, period, alg)
 	if err != nil {
 		return store.Import{}, fmt.Errorf("sqlite: import of serial %s: %w", im.Serial, err)
 	}
 	im.OTPParams = p
-	im.ImportedAt = fromNanos(at)
+	im.ImportedAt = columns.FromNanos(at)
 	return im, nil
 }
 
@@ -151,7 +151,7 @@ func (s *Store) PutCeremony(ctx context.Context, c store.Ceremony) error {
 	if err := c.Check(); err != nil {
 		return err
 	}
-	exp, err := tm(c.ExpiresAt)
+	exp, err := col.Time(c.ExpiresAt)
 	if err != nil {
 		return err
 	}
@@ -186,23 +186,11 @@ func (s *Store) TakeCeremony(ctx context.Context, key string, now time.Time) (st
 
 // SweepCeremonies implements store.Ceremonies.
 func (s *Store) SweepCeremonies(ctx context.Context, now time.Time) (int, error) {
-	n, err := s.exec(ctx, `DELETE FROM ceremonies WHERE expires_at <= ?`, clampNanos(now))
+	n, err := s.exec(ctx, `DELETE FROM ceremonies WHERE expires_at <= ?`, columns.ClampNanos(now))
 	if err != nil {
 		return 0, dbErr(err, "sweep ceremonies")
 	}
 	return int(n), nil
-}
-
-// clampNanos returns now in Unix nanoseconds, clamped to the storable range,
-// for comparisons.
-func clampNanos(now time.Time) int64 {
-	switch {
-	case now.Before(minTime):
-		return math.MinInt64
-	case now.After(maxTime):
-		return math.MaxInt64
-	}
-	return now.UnixNano()
 }
 
 // Sessions.
@@ -212,7 +200,7 @@ func (s *Store) PutSession(ctx context.Context, se store.Session) error {
 	if err := se.Check(); err != nil {
 		return err
 	}
-	ts, err := times(se.CreatedAt, se.ExpiresAt)
+	ts, err := col.Times(se.CreatedAt, se.ExpiresAt)
 	if err != nil {
 		return err
 	}
@@ -229,18 +217,18 @@ func (s *Store) Session(ctx context.Context, tokenHash []byte, now time.Time) (s
 	}
 	var (
 		se           = store.Session{TokenHash: append([]byte(nil), tokenHash...)}
-		created      sql.NullInt64
+		created      *int64
 		expiresNanos int64
 	)
 	err = db.QueryRowContext(ctx, `SELECT identity_id, via, created_at, expires_at FROM sessions
-WHERE token_hash = ? AND expires_at > ?`, tokenHash, clampNanos(now)).Scan(&se.IdentityID, &se.Via, &created, &expiresNanos)
+WHERE token_hash = ? AND expires_at > ?`, tokenHash, columns.ClampNanos(now)).Scan(&se.IdentityID, &se.Via, &created, &expiresNanos)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Session{}, fmt.Errorf("sqlite: session: %w (unknown or expired)", store.ErrNotFound)
 	}
 	if err != nil {
 		return store.Session{}, dbErr(err, "session")
 	}
-	se.CreatedAt = fromNanos(created)
+	se.CreatedAt = columns.FromNanos(created)
 	se.ExpiresAt = time.Unix(0, expiresNanos).UTC()
 	return se, nil
 }
@@ -253,7 +241,7 @@ func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
 
 // SweepSessions implements store.Sessions.
 func (s *Store) SweepSessions(ctx context.Context, now time.Time) (int, error) {
-	n, err := s.exec(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, clampNanos(now))
+	n, err := s.exec(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, columns.ClampNanos(now))
 	if err != nil {
 		return 0, dbErr(err, "sweep sessions")
 	}
