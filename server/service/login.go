@@ -445,6 +445,20 @@ func (s *Service) checkChip(ctx context.Context, a *domain.Authenticator, challe
 	if err != nil || el.Chip == nil || len(el.Chip.PublicKey) == 0 {
 		return nil, proof{}, storeErr(errOr(err, store.ErrNotFound), "the credential of chip "+a.ID)
 	}
+	if id := req.Credential.RawID; id != "" && id != a.CredentialID {
+		// A credential of this chip that was blocked for good: say so
+		// rather than "not this authenticator's".
+		ts, err := s.st.FindTombstones(ctx, domain.Ref{CredentialID: id})
+		if err != nil {
+			return nil, proof{}, storeErr(err, "tombstones")
+		}
+		for _, t := range ts {
+			if t.IdentityID == a.IdentityID {
+				return nil, proof{}, fmt.Errorf("service: %w: blocked on %s; log in with the chip's new credential",
+					domain.ErrCredentialRevoked, t.BlockedAt.UTC().Format("2006-01-02"))
+			}
+		}
+	}
 	as, err := s.verifyAssertion(req.Credential, challenge, a.CredentialID, el.Chip.PublicKey, el.Chip.BackupEligible)
 	var fail *errAssertion
 	if errors.As(err, &fail) {
