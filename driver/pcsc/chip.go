@@ -65,6 +65,8 @@ type Chip struct {
 	// Guarded by sem.
 	needSelect bool // the applet must be selected before the next command
 	probing    bool // the open-time getInfo probe is running
+	reused     bool // the command runs in the previous one's lingering transaction
+	sent       int  // APDUs of the command that reached the card
 
 	// Used on w only.
 	inTx   bool   // a transaction is open
@@ -318,7 +320,10 @@ func (ch *Chip) notU2F(what string) error {
 // the answer (status byte and CBOR). Keepalives are reported through
 // ctap2.Keepalive(ctx, ...). A card that answers 6D00 (the applet is no
 // longer selected: another program selected something else) is selected
-// again and the request sent once more.
+// again and the request sent once more; with Options.TxLinger, in a fresh
+// transaction. Likewise a card found reset by another program
+// (SCARD_W_RESET_CARD) before the command's first APDU reached it is
+// reconnected, selected again and sent the request.
 //
 // Errors:
 //   - *apdu.StatusError when the card refuses with a status word;
@@ -335,7 +340,9 @@ func (ch *Chip) CBOR(ctx context.Context, req []byte) ([]byte, error) {
 		resp, err := cl.CBOR(ctx, req)
 		var se *apdu.StatusError
 		if errors.As(err, &se) && se.SW == apdu.SWINSNotSupported && !ch.probing && !ch.u2fOnly {
-			if _, serr := cl.Select(ctx); serr == nil {
+			if ok, rerr := ch.reselect(ctx, cl); rerr != nil {
+				return nil, rerr
+			} else if ok {
 				resp, err = cl.CBOR(ctx, req)
 			}
 		}
@@ -354,7 +361,9 @@ func (ch *Chip) APDU(ctx context.Context, req []byte) ([]byte, error) {
 	return ch.exchange(ctx, func(ctx context.Context, cl *apdu.Client) ([]byte, error) {
 		resp, err := cl.APDU(ctx, req)
 		if err == nil && len(resp) >= 2 && resp[len(resp)-2] == 0x6D && resp[len(resp)-1] == 0x00 {
-			if _, serr := cl.Select(ctx); serr == nil {
+			if ok, rerr := ch.reselect(ctx, cl); rerr != nil {
+				return nil, rerr
+			} else if ok {
 				resp, err = cl.APDU(ctx, req)
 			}
 		}
@@ -376,6 +385,13 @@ func (ch *Chip) usable() error {
 // previous command to be over (on the card, not just for its caller), begins
 // a transaction, selects the applet if needed, runs f with an apdu.Client
 // whose Transmit honours ctx, and queues the end of the transaction.
+//
+// A command that carries on the previous one's lingering transaction
+// (Options.TxLinger) and finds the card reset before any of its APDUs got
+// through starts over as after a fresh begin: the transaction is ended, the
+// card reconnected, a transaction begun, the applet selected and f run
+// again. A command that fails other than with the card's status word ends
+// its transaction at once instead of letting it linger.
 func (ch *Chip) exchange(ctx context.Context, f func(context.Context, *apdu.Client) ([]byte, error)) ([]byte, error) {
 	if err := ch.usable(); err != nil {
 		return nil, err
@@ -389,36 +405,73 @@ func (ch *Chip) exchange(ctx context.Context, f func(context.Context, *apdu.Clie
 	case <-ctx.Done():
 		return nil, ctxError("wait for the card", ch.reader, ctx)
 	}
-	defer ch.release()
+	clean := false // the command ended with the card's answer: its transaction may linger
+	defer func() { ch.release(clean) }()
 	if err := ch.usable(); err != nil {
 		return nil, err
 	}
-	if err := ch.begin(ctx); err != nil {
+	reused, err := ch.begin(ctx)
+	if err != nil {
 		return nil, ch.failed(ctx, err)
 	}
+	ch.reused, ch.sent = reused, 0
 	cl := apdu.NewClient(transmitter{ch, ctx}, ch.apduOpts)
-	if ch.needSelect {
-		v, err := cl.Select(ctx)
-		if err != nil {
-			return nil, ch.failed(ctx, err)
+	resp, err := ch.run(ctx, cl, f)
+	if err != nil && ch.reused && ch.sent == 0 && ctx.Err() == nil && isCode(err, CodeResetCard) {
+		ch.opts.Logger.Debug("pcsc: card reset by another program while the transaction lingered", "reader", ch.reader, "err", err)
+		if err = ch.renew(ctx, true); err == nil {
+			resp, err = ch.run(ctx, cl, f)
 		}
-		ch.opts.Logger.Debug("pcsc: applet selected again", "reader", ch.reader, "version", v)
-		ch.needSelect = false
 	}
-	resp, err := f(ctx, cl)
+	var se *apdu.StatusError
+	clean = err == nil || (ctx.Err() == nil && errors.As(err, &se))
 	if err != nil {
 		return nil, ch.failed(ctx, err)
 	}
 	return resp, nil
 }
 
+// run selects the applet if needed, then runs f.
+func (ch *Chip) run(ctx context.Context, cl *apdu.Client, f func(context.Context, *apdu.Client) ([]byte, error)) ([]byte, error) {
+	if ch.needSelect {
+		v, err := cl.Select(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ch.opts.Logger.Debug("pcsc: applet selected again", "reader", ch.reader, "version", v)
+		ch.needSelect = false
+	}
+	return f(ctx, cl)
+}
+
+// reselect selects the applet again after a 6D00 answer, in a fresh
+// transaction when the command carried on a lingering one. It reports
+// whether the applet is selected; the error is that of beginning the
+// transaction, as the command's own.
+func (ch *Chip) reselect(ctx context.Context, cl *apdu.Client) (bool, error) {
+	if ch.reused {
+		ch.opts.Logger.Debug("pcsc: applet deselected while the transaction lingered", "reader", ch.reader)
+		if err := ch.renew(ctx, false); err != nil {
+			return false, err
+		}
+	}
+	if _, err := cl.Select(ctx); err != nil {
+		return false, nil
+	}
+	ch.needSelect = false
+	return true, nil
+}
+
 // release queues the end of the command behind whatever the worker still
 // has to do for it: the end of the transaction (at once, or after
 // Options.TxLinger if no command follows) and the release of sem.
-func (ch *Chip) release() {
+//
+// A command that did not end cleanly (see exchange) ends its transaction at
+// once, lingering or not.
+func (ch *Chip) release(clean bool) {
 	ok := ch.w.post(func() {
 		ch.active = false
-		if ch.opts.TxLinger <= 0 {
+		if ch.opts.TxLinger <= 0 || !clean {
 			ch.endTx()
 		} else if ch.inTx {
 			gen := ch.gen
@@ -449,33 +502,65 @@ func (ch *Chip) endTx() {
 }
 
 // begin starts the transaction, unless the previous command's transaction
-// is still open (Options.TxLinger). A card that another program reset is
-// reconnected (SCardReconnect) and its applet selected again.
-func (ch *Chip) begin(ctx context.Context) error {
-	reset, err := call(ctx, ch.w, opBegin, ch.reader, func() (bool, error) {
+// is still open (Options.TxLinger): then it reports reused. A card that
+// another program reset is reconnected (SCardReconnect) and its applet
+// selected again.
+func (ch *Chip) begin(ctx context.Context) (reused bool, err error) {
+	type result struct{ reused, reset bool }
+	r, err := call(ctx, ch.w, opBegin, ch.reader, func() (result, error) {
 		ch.active = true
 		ch.gen++
-		if ch.inTx || ch.opts.Exclusive {
-			return false, nil // exclusive access needs no transaction
+		if ch.opts.Exclusive {
+			return result{}, nil // exclusive access needs no transaction
 		}
-		reset := false
-		err := ch.card.Begin()
-		if isCode(err, CodeResetCard) {
-			reset = true
-			if err = ch.card.Reconnect(ch.opts.Exclusive); err == nil {
-				err = ch.card.Begin()
-			}
+		if ch.inTx {
+			return result{reused: true}, nil
 		}
-		if err == nil {
-			ch.inTx = true
-		}
-		return reset, err
+		reset, err := ch.beginTx(false)
+		return result{reset: reset}, err
+	})
+	if r.reset {
+		ch.opts.Logger.Debug("pcsc: card was reset by another program; reconnected", "reader", ch.reader)
+		ch.needSelect = true
+	}
+	return r.reused, err
+}
+
+// renew ends the lingering transaction the command carried on and begins a
+// fresh one as begin does; reset says the card is known to have been reset,
+// so it is reconnected without asking first. Later failures of the command
+// are its own: no second renewal.
+func (ch *Chip) renew(ctx context.Context, reset bool) error {
+	ch.reused = false
+	reset, err := call(ctx, ch.w, opBegin, ch.reader, func() (bool, error) {
+		ch.endTx()
+		return ch.beginTx(reset)
 	})
 	if reset {
 		ch.opts.Logger.Debug("pcsc: card was reset by another program; reconnected", "reader", ch.reader)
 		ch.needSelect = true
 	}
 	return err
+}
+
+// beginTx runs on the worker: SCardBeginTransaction, with SCardReconnect
+// first when the card was reset (known before, or as Begin's answer). It
+// reports whether the card was reset.
+func (ch *Chip) beginTx(reset bool) (bool, error) {
+	var err error
+	if !reset {
+		err = ch.card.Begin()
+		reset = isCode(err, CodeResetCard)
+	}
+	if reset {
+		if err = ch.card.Reconnect(ch.opts.Exclusive); err == nil {
+			err = ch.card.Begin()
+		}
+	}
+	if err == nil {
+		ch.inTx = true
+	}
+	return reset, err
 }
 
 // failed looks at the error of a command and updates the chip: after a
@@ -565,9 +650,13 @@ type transmitter struct {
 
 func (t transmitter) Transmit(cmd []byte) ([]byte, error) {
 	cmd = append([]byte(nil), cmd...)
-	return call(t.ctx, t.ch.w, opTransmit, t.ch.reader, func() ([]byte, error) {
+	resp, err := call(t.ctx, t.ch.w, opTransmit, t.ch.reader, func() ([]byte, error) {
 		return t.ch.card.Transmit(cmd)
 	})
+	if err == nil {
+		t.ch.sent++
+	}
+	return resp, err
 }
 
 // Close ends the chip: commands in progress give up at once (with errors

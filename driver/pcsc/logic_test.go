@@ -311,7 +311,22 @@ func (b *blocker) unblock() {
 }
 
 func TestFakeDeadlineDuringTransmit(t *testing.T) {
-	fs, pc, _ := fakeSetup(t, newSim(t, "fake deadline"), apdu.CardOptions{}, Options{RemovalCheck: 10 * time.Millisecond})
+	want := map[string][2]string{
+		"per command": {"begin, transmit 80 10", "end, begin, transmit 00 A4, transmit 80 10, end"},
+		// A failed command ends its transaction at once: no lingering.
+		"linger": {"transmit 80 10", "end, begin, transmit 00 A4, transmit 80 10"},
+	}
+	for _, m := range lingerModes {
+		t.Run(m.name, func(t *testing.T) {
+			opts := m.opts
+			opts.RemovalCheck = 10 * time.Millisecond
+			testDeadlineDuringTransmit(t, opts, want[m.name][0], want[m.name][1])
+		})
+	}
+}
+
+func testDeadlineDuringTransmit(t *testing.T, opts Options, stuck, after string) {
+	fs, pc, _ := fakeSetup(t, newSim(t, "fake deadline"), apdu.CardOptions{}, opts)
 	b := newBlocker(t)
 	fs.onTransmit = b.hook
 	ch := openFakeChip(t, pc)
@@ -332,8 +347,8 @@ func TestFakeDeadlineDuringTransmit(t *testing.T) {
 	if _, err := ch.Info(ctx2); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "wait for the card") {
 		t.Fatalf("second Info while the first is stuck: %v", err)
 	}
-	if got := joined(fs.calls()); got != "begin, transmit 80 10" {
-		t.Fatalf("calls while stuck: %s", got)
+	if got := joined(fs.calls()); got != stuck {
+		t.Fatalf("calls while stuck: %s, want %s", got, stuck)
 	}
 	b.unblock()
 	if _, err := ch.Info(testCtx(t)); err != nil {
@@ -342,8 +357,8 @@ func TestFakeDeadlineDuringTransmit(t *testing.T) {
 	settle(t, ch)
 	// The stuck command's transaction ended after its transmit; the next
 	// command selected the applet again before its request.
-	if got, want := joined(fs.calls()), "end, begin, transmit 00 A4, transmit 80 10, end"; got != want {
-		t.Fatalf("calls = %s, want %s", got, want)
+	if got := joined(fs.calls()); got != after {
+		t.Fatalf("calls = %s, want %s", got, after)
 	}
 }
 
@@ -435,42 +450,114 @@ func TestFakeExchangeFailedCardStillThere(t *testing.T) {
 	}
 }
 
+// lingerModes are the transaction modes the recovery tests run in: one
+// transaction per command, and a linger longer than the test, so that every
+// command after OpenChip carries on the transaction OpenChip began.
+var lingerModes = []struct {
+	name string
+	opts Options
+}{
+	{"per command", Options{}},
+	{"linger", Options{TxLinger: time.Hour}},
+}
+
 func TestFakeResetByAnotherProgram(t *testing.T) {
-	fs, pc, card := fakeSetup(t, newSim(t, "fake reset"), apdu.CardOptions{}, Options{})
+	want := map[string]string{
+		"per command": "begin, reconnect, begin, transmit 00 A4, transmit 80 10, end",
+		// The reset shows on the first transmit: the lingering transaction
+		// ends and the command starts over as after a fresh begin.
+		"linger": "transmit 80 10, end, reconnect, begin, transmit 00 A4, transmit 80 10",
+	}
+	for _, m := range lingerModes {
+		t.Run(m.name, func(t *testing.T) {
+			fs, pc, card := fakeSetup(t, newSim(t, "fake reset"), apdu.CardOptions{}, m.opts)
+			ch := openFakeChip(t, pc)
+			fs.resetCard(fakeReaderName)
+			card.Reset() // the power cycle makes the card forget its selection
+			settle(t, ch)
+			fs.calls()
+			if _, err := ch.Info(testCtx(t)); err != nil {
+				t.Fatalf("Info after a reset by another program: %v", err)
+			}
+			settle(t, ch)
+			if got := joined(fs.calls()); got != want[m.name] {
+				t.Fatalf("calls = %s, want %s", got, want[m.name])
+			}
+			if _, err := ch.Info(testCtx(t)); err != nil {
+				t.Fatalf("second Info: %v", err)
+			}
+		})
+	}
+}
+
+// TestFakeResetMidCommandLinger: a reset after some of a command's APDUs
+// got through fails that command (the card lost what it had been sent),
+// ends the lingering transaction at once, and the next command reconnects.
+func TestFakeResetMidCommandLinger(t *testing.T) {
+	fs, pc, card := fakeSetup(t, newSim(t, "fake reset mid"), apdu.CardOptions{}, Options{TxLinger: time.Hour})
 	ch := openFakeChip(t, pc)
-	fs.resetCard(fakeReaderName)
-	card.Reset() // the power cycle makes the card forget its selection
-	settle(t, ch)
-	fs.calls()
-	if _, err := ch.Info(testCtx(t)); err != nil {
-		t.Fatalf("Info after a reset by another program: %v", err)
+	var n atomic.Int32
+	fs.onTransmit = func(reader string, cmd []byte) error {
+		if n.Add(1) == 3 { // the third piece of the chained request
+			fs.resetCard(reader)
+			card.Reset()
+			return CodeResetCard
+		}
+		return nil
+	}
+	_, err := ch.MakeCredential(testCtx(t), bigMakeCredential(t))
+	if !errors.Is(err, device.ErrRemoved) || !isCode(err, CodeResetCard) {
+		t.Fatalf("MakeCredential with a reset mid-command: %v", err)
 	}
 	settle(t, ch)
-	if got, want := joined(fs.calls()), "begin, reconnect, begin, transmit 00 A4, transmit 80 10, end"; got != want {
+	if got := fs.calls(); len(got) == 0 || got[len(got)-1] != "end" {
+		t.Fatalf("the failed command's transaction still lingers: %v", got)
+	}
+	if _, err := ch.Info(testCtx(t)); err != nil {
+		t.Fatalf("Info after the reset: %v", err)
+	}
+	settle(t, ch)
+	if got, want := joined(fs.calls()), "begin, reconnect, begin, transmit 00 A4, transmit 80 10"; got != want {
 		t.Fatalf("calls = %s, want %s", got, want)
 	}
 }
 
 func TestFakeOtherAppletSelected(t *testing.T) {
-	fs, pc, card := fakeSetup(t, newSim(t, "fake other applet"), apdu.CardOptions{}, Options{})
-	ch := openFakeChip(t, pc)
-	// Another program selects some other application between our commands.
-	other := &apdu.Command{INS: apdu.INSSelect, P1: 0x04, Data: []byte{0xA0, 0x00, 0x00, 0x03, 0x08}}
-	raw, _ := other.Encode()
-	if resp, _ := card.Transmit(raw); len(resp) != 2 || resp[0] != 0x6A {
-		t.Fatalf("select of another applet: % X", resp)
+	want := map[string]string{
+		"per command": "begin, transmit 80 10, transmit 00 A4, transmit 80 10, end",
+		"linger":      "transmit 80 10, end, begin, transmit 00 A4, transmit 80 10",
 	}
-	settle(t, ch)
-	fs.calls()
-	if _, err := ch.Info(testCtx(t)); err != nil {
-		t.Fatalf("Info after another applet was selected: %v", err)
-	}
-	settle(t, ch)
-	if got, want := joined(fs.calls()), "begin, transmit 80 10, transmit 00 A4, transmit 80 10, end"; got != want {
-		t.Fatalf("calls = %s, want %s", got, want)
-	}
-	if _, err := ch.U2F().Version(testCtx(t)); err != nil {
-		t.Fatalf("U2F version: %v", err)
+	for _, m := range lingerModes {
+		t.Run(m.name, func(t *testing.T) {
+			fs, pc, card := fakeSetup(t, newSim(t, "fake other applet"), apdu.CardOptions{}, m.opts)
+			ch := openFakeChip(t, pc)
+			// Another program selects some other application between our commands.
+			other := &apdu.Command{INS: apdu.INSSelect, P1: 0x04, Data: []byte{0xA0, 0x00, 0x00, 0x03, 0x08}}
+			raw, _ := other.Encode()
+			if resp, _ := card.Transmit(raw); len(resp) != 2 || resp[0] != 0x6A {
+				t.Fatalf("select of another applet: % X", resp)
+			}
+			settle(t, ch)
+			fs.calls()
+			if _, err := ch.Info(testCtx(t)); err != nil {
+				t.Fatalf("Info after another applet was selected: %v", err)
+			}
+			settle(t, ch)
+			if got := joined(fs.calls()); got != want[m.name] {
+				t.Fatalf("calls = %s, want %s", got, want[m.name])
+			}
+			// The same for a U2F APDU, whose 6D00 is an answer, not an error.
+			if _, err := card.Transmit(raw); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ch.U2F().Version(testCtx(t)); err != nil {
+				t.Fatalf("U2F version: %v", err)
+			}
+			settle(t, ch)
+			if got := joined(fs.calls()); !strings.Contains(got, "transmit 00 A4") {
+				t.Fatalf("U2F calls without a new SELECT: %s", got)
+			}
+		})
 	}
 }
 
@@ -625,48 +712,64 @@ func waitEnd(t *testing.T, fs *fakeSystem) string {
 	return joined(got)
 }
 
+// transmitCodeCase is a PC/SC code met by a command's first transmit.
+type transmitCodeCase struct {
+	code     Code
+	want     error
+	nextWork bool // the next command succeeds
+	// With a lingering transaction the command itself recovers: the code
+	// came with its first APDU, which never reached the card.
+	lingerRecovers bool
+}
+
 // TestFakeTransmitCodes: what a command returns, and what the next one does,
-// for each PC/SC code a transmit can meet.
+// for each PC/SC code a transmit can meet, per command and lingering.
 func TestFakeTransmitCodes(t *testing.T) {
-	tests := []struct {
-		code     Code
-		want     error
-		nextWork bool // the next command succeeds
-	}{
-		{CodeServiceStopped, ErrNoService, false},
-		{CodeNoService, ErrNoService, false},
-		{CodeReaderUnavailable, device.ErrNotFound, false},
-		{CodeRemovedCard, device.ErrRemoved, false},
-		{CodeResetCard, device.ErrRemoved, true}, // reconnected before the next command
-		{CodeTimeout, device.ErrTimeout, true},
+	tests := []transmitCodeCase{
+		{CodeServiceStopped, ErrNoService, false, false},
+		{CodeNoService, ErrNoService, false, false},
+		{CodeReaderUnavailable, device.ErrNotFound, false, false},
+		{CodeRemovedCard, device.ErrRemoved, false, false},
+		{CodeResetCard, device.ErrRemoved, true, true}, // reconnected before the next command
+		{CodeTimeout, device.ErrTimeout, true, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.code.String(), func(t *testing.T) {
-			fs, pc, card := fakeSetup(t, newSim(t, "fake codes"), apdu.CardOptions{}, Options{})
-			ch := openFakeChip(t, pc)
-			var once atomic.Bool
-			fs.onTransmit = func(reader string, cmd []byte) error {
-				if once.CompareAndSwap(false, true) {
-					if tt.code == CodeResetCard {
-						fs.resetCard(reader)
-						card.Reset()
-					}
-					return tt.code
-				}
-				return nil
+	for _, m := range lingerModes {
+		for _, tt := range tests {
+			t.Run(m.name+"/"+tt.code.String(), func(t *testing.T) {
+				testTransmitCode(t, m.opts, tt)
+			})
+		}
+	}
+}
+
+func testTransmitCode(t *testing.T, opts Options, tt transmitCodeCase) {
+	fs, pc, card := fakeSetup(t, newSim(t, "fake codes"), apdu.CardOptions{}, opts)
+	ch := openFakeChip(t, pc)
+	var once atomic.Bool
+	fs.onTransmit = func(reader string, cmd []byte) error {
+		if once.CompareAndSwap(false, true) {
+			if tt.code == CodeResetCard {
+				fs.resetCard(reader)
+				card.Reset()
 			}
-			_, err := ch.Info(testCtx(t))
-			var pe *Error
-			if !errors.Is(err, tt.want) || !errors.As(err, &pe) || pe.Code != tt.code || pe.Op != opTransmit {
-				t.Fatalf("Info = %v, want %v from %s", err, tt.want, tt.code)
-			}
-			_, err = ch.Info(testCtx(t))
-			if tt.nextWork && err != nil {
-				t.Fatalf("next Info: %v", err)
-			}
-			if !tt.nextWork && !errors.Is(err, tt.want) {
-				t.Fatalf("next Info = %v, want the same error again", err)
-			}
-		})
+			return tt.code
+		}
+		return nil
+	}
+	_, err := ch.Info(testCtx(t))
+	var pe *Error
+	if tt.lingerRecovers && opts.TxLinger > 0 {
+		if err != nil {
+			t.Fatalf("Info = %v, want it to recover from %s", err, tt.code)
+		}
+	} else if !errors.Is(err, tt.want) || !errors.As(err, &pe) || pe.Code != tt.code || pe.Op != opTransmit {
+		t.Fatalf("Info = %v, want %v from %s", err, tt.want, tt.code)
+	}
+	_, err = ch.Info(testCtx(t))
+	if tt.nextWork && err != nil {
+		t.Fatalf("next Info: %v", err)
+	}
+	if !tt.nextWork && !errors.Is(err, tt.want) {
+		t.Fatalf("next Info = %v, want the same error again", err)
 	}
 }
