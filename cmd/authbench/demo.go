@@ -52,11 +52,6 @@ type timeline struct {
 
 func (tl *timeline) section(title string) { fmt.Fprintf(tl.w, "\n== %s\n", title) }
 
-// note prints a line of narration under the current step.
-func (tl *timeline) note(format string, args ...any) {
-	fmt.Fprintf(tl.w, "      %s\n", fmt.Sprintf(format, args...))
-}
-
 // step runs f and prints its outcome: ✓ with what it returned, or ✗ with
 // the error.
 func (tl *timeline) step(what string, f func() (string, error)) bool {

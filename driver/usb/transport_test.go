@@ -20,10 +20,9 @@ const guard = 10 * time.Second
 // fakeIn is an IN endpoint that hands out the packets in ch, or blocks
 // until ctx ends (and then fails as gousb does, with its own error).
 type fakeIn struct {
-	ch     chan []byte
-	err    error // returned instead of a packet when set
-	asked  atomic.Int64
-	cancel error // what a cancelled read returns
+	ch    chan []byte
+	err   error // returned instead of a packet when set
+	asked atomic.Int64
 }
 
 var errCancelled = errors.New("fake: transfer was cancelled")

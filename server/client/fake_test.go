@@ -39,7 +39,6 @@ type fake struct {
 	identities map[string]*fakeIdentity
 	ceremonies map[string]*fakeCeremony
 	sessions   map[string]string // token -> identity
-	seen       []*http.Request   // every request, body read
 	bodies     [][]byte
 }
 
@@ -110,7 +109,6 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.seen = append(f.seen, r)
 	f.bodies = append(f.bodies, body)
 	out, err := f.route(r, body)
 	w.Header().Set("Content-Type", "application/json")
@@ -495,15 +493,4 @@ func (f *fake) finish(a *fakeAuth, req FinishLoginRequest) (any, error) {
 	tok := f.next("session")
 	f.sessions[tok] = a.IdentityID
 	return Session{Token: tok, ExpiresAt: time.Now().Add(15 * time.Minute).UTC(), Authenticator: a.Authenticator}, nil
-}
-
-// requests returns the method and path of every request the fake saw.
-func (f *fake) requests() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for _, r := range f.seen {
-		out = append(out, r.Method+" "+r.URL.Path)
-	}
-	return out
 }

@@ -88,17 +88,6 @@ func (t *tally) get(code string) int {
 	return t.n[code]
 }
 
-// total returns the number of answers.
-func (t *tally) total() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for _, v := range t.n {
-		n += v
-	}
-	return n
-}
-
 // others returns the codes outside allowed, with their counts.
 func (t *tally) others(allowed ...string) map[string]int {
 	t.mu.Lock()

@@ -214,10 +214,6 @@ func (s *Service) FinishLogin(ctx context.Context, identityID, aid string, req F
 	return LoginResult{Session: token, ExpiresAt: sess.ExpiresAt, Authenticator: v}, nil
 }
 
-func isCodeKind(k device.Kind) bool {
-	return k == device.KindCodeDisplay || k == device.KindAudioCodeReader
-}
-
 // commitLogin writes the success of a verified chip or code-device login
 // with proof p through the store's Logins: the replay guard, the
 // success transition of a (domain.Policy.RecordSuccess, retried on
