@@ -153,12 +153,7 @@ func ChipSuite(opts ChipOptions) Suite {
 	return Suite{
 		Name:   "chip",
 		Checks: checks,
-		Accept: func(target any) error {
-			if _, ok := target.(device.Chip); !ok {
-				return fmt.Errorf("%T is not a device.Chip", target)
-			}
-			return nil
-		},
+		Accept: accepts[device.Chip]("device.Chip"),
 	}
 }
 
@@ -171,9 +166,9 @@ type chipRun struct {
 
 func (o *ChipOptions) check(name, desc, spec string, f func(ctx context.Context, c *chipRun) error) Check {
 	return Check{Name: name, Description: desc, Spec: spec, Run: func(ctx context.Context, r *Run) error {
-		chip, ok := r.Target.(device.Chip)
-		if !ok {
-			return fmt.Errorf("%T is not a device.Chip", r.Target)
+		chip, err := targetAs[device.Chip](r.Target, "device.Chip")
+		if err != nil {
+			return err
 		}
 		c := &chipRun{Run: r, chip: chip, o: o}
 		if o.TouchNeeded != nil {

@@ -90,12 +90,7 @@ func CodeDeviceSuite(opts CodeOptions) Suite {
 	return Suite{
 		Name:   "code-device",
 		Checks: checks,
-		Accept: func(target any) error {
-			if _, ok := target.(device.CodeDevice); !ok {
-				return fmt.Errorf("%T is not a device.CodeDevice", target)
-			}
-			return nil
-		},
+		Accept: accepts[device.CodeDevice]("device.CodeDevice"),
 	}
 }
 
@@ -108,9 +103,9 @@ type codeRun struct {
 
 func (o *CodeOptions) check(name, desc, spec string, f func(ctx context.Context, c *codeRun) error) Check {
 	return Check{Name: name, Description: desc, Spec: spec, Run: func(ctx context.Context, r *Run) error {
-		dev, ok := r.Target.(device.CodeDevice)
-		if !ok {
-			return fmt.Errorf("%T is not a device.CodeDevice", r.Target)
+		dev, err := targetAs[device.CodeDevice](r.Target, "device.CodeDevice")
+		if err != nil {
+			return err
 		}
 		return f(ctx, &codeRun{Run: r, dev: dev, o: o})
 	}}

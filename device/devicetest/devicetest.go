@@ -448,3 +448,22 @@ func runCheck(ctx context.Context, c Check, r *Run, timeout time.Duration) error
 	}
 	return err
 }
+
+// targetAs returns target as a T, or an error naming what the suite needs
+// (what, e.g. "device.Chip"). Suites use it both in Accept and in their
+// checks.
+func targetAs[T any](target any, what string) (T, error) {
+	t, ok := target.(T)
+	if !ok {
+		return t, fmt.Errorf("%T is not a %s", target, what)
+	}
+	return t, nil
+}
+
+// accepts is a Suite.Accept that takes the targets that are a T.
+func accepts[T any](what string) func(any) error {
+	return func(target any) error {
+		_, err := targetAs[T](target, what)
+		return err
+	}
+}
