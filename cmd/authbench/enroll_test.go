@@ -211,7 +211,7 @@ func TestEnrollPCSC(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	select {
 	case <-conn.Ready():
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("vpcd did not connect")
 	}
 	waitCard(t, reader)

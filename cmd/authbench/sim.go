@@ -281,8 +281,8 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 		case <-conn.Ready():
 		case <-ctx.Done():
 			return d, ctx.Err()
-		case <-time.After(10 * time.Second):
-			return d, fmt.Errorf("chip %d: pcscd's vpcd did not answer on %s in 10 s: is pcscd running (pcscd -f) with vsmartcard-vpcd installed?", i, addr)
+		case <-time.After(vpcdWait):
+			return d, fmt.Errorf("chip %d: pcscd's vpcd did not answer on %s in %v: is pcscd running (pcscd -f) with vsmartcard-vpcd installed?", i, addr, vpcdWait)
 		}
 		d.Transport, d.Addr = "pcsc", addr
 		d.Reader = vpcdReaderName(addr)
@@ -311,6 +311,11 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 	}
 	return d, nil
 }
+
+// vpcdWait bounds the wait for pcscd's first message to a new simulated
+// card. pcscd polls its readers on its own schedule, which a loaded
+// machine stretches; a missing pcscd is reported when it passes.
+const vpcdWait = 30 * time.Second
 
 // vpcdReaderName names the reader pcscd shows for a vpcd port: the default
 // configuration maps 35963 to "Virtual PCD 00 00" and 35964 to "00 01".

@@ -299,7 +299,7 @@ func (c *fakeCard) Disconnect() error {
 
 // Helpers shared by the fake tests and the pcscd tests.
 
-const guard = 20 * time.Second
+const guard = 30 * time.Second
 
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), guard)

@@ -46,7 +46,7 @@ func TestPythonFido2Interop(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	select {
 	case <-conn.Ready():
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("vpcd never spoke to the simulated card")
 	}
 

@@ -173,7 +173,7 @@ func TestThroughPCSCD(t *testing.T) {
 	go func() { done <- c.Run(ctx) }()
 	select {
 	case <-c.Ready():
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("vpcd never spoke to the card")
 	}
 	script := `
