@@ -68,7 +68,9 @@
 //     material) periodically, say nightly, or after a permanent block. It
 //     takes an ACCESS EXCLUSIVE lock on each of those tables while it
 //     rewrites them (short for these small tables, but it blocks logins
-//     meanwhile).
+//     meanwhile). A rewrite keeps the row versions that a transaction still
+//     open in the database may see, so run it again if a long transaction
+//     was running.
 //   - The write-ahead log, WAL archives, base backups and replicas hold
 //     copies as well until they are recycled or expire; plan their
 //     retention accordingly. Secrets are sealed by server/secrets under a
