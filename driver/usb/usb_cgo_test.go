@@ -35,6 +35,10 @@ func TestClassify(t *testing.T) {
 		{gousb.TransferOverflow, device.ErrProtocol},
 		{gousb.TransferCancelled, nil},
 		{fmt.Errorf("claim: %w", gousb.ErrorBusy), device.ErrBusy},
+		// gousb's Config.Interface formats the libusb error with %v.
+		{fmt.Errorf("failed to claim interface 0 on vid=1209,pid=0001,bus=1,addr=2,config=1: %v", gousb.ErrorBusy), device.ErrBusy},
+		{fmt.Errorf("set config: %v", gousb.ErrorNoDevice), device.ErrRemoved},
+		{errors.New("libusb: something [code 5]"), nil},
 		{errors.New("something else"), nil},
 	}
 	for _, tt := range tests {

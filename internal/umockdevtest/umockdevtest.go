@@ -1,0 +1,119 @@
+// Package umockdevtest runs tests against simulated chips that programs
+// reach as USB keys through umockdev (package sim/umockdev): in
+// subprocesses given the testbed's environment, or in the test process
+// itself, which then must run with umockdev's preload library.
+//
+// A package whose tests use libusb in-process (driver/usb) calls Main from
+// its TestMain: the test binary executes itself again with
+// LD_PRELOAD=libumockdev-preload.so.0. Until a test calls Use, the preload
+// sees no testbed and passes every call through. The component name for
+// AUTHBENCH_REQUIRE is "umockdev".
+package umockdevtest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/authbench/authbench/internal/testenv"
+	"github.com/authbench/authbench/sim/umockdev"
+)
+
+// Component is the name AUTHBENCH_REQUIRE uses for the umockdev testbed.
+const Component = "umockdev"
+
+// reexecMark is set in the environment of the test binary executed again
+// by Main, so that it does not do so twice.
+const reexecMark = "AUTHBENCH_UMOCKDEV_PRELOADED"
+
+// Main runs m with umockdev's preload library loaded: unless that is
+// already so, it executes the test binary again with the library added to
+// LD_PRELOAD. Without the library it runs m as it is, and Use then skips
+// (or fails under AUTHBENCH_REQUIRE).
+func Main(m *testing.M) {
+	if os.Getenv(reexecMark) == "" && !preloaded() {
+		if _, err := os.Stat(preloadPath()); err == nil {
+			env := append(os.Environ(), reexecMark+"=1")
+			env = setPreload(env)
+			exe, err := os.Executable()
+			if err == nil {
+				err = syscall.Exec(exe, os.Args, env)
+			}
+			// Exec returns only when it failed: run without the preload.
+			os.Stderr.WriteString("umockdevtest: cannot execute the tests again with the preload: " + err.Error() + "\n")
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// preloaded reports whether umockdev's preload library is mapped into this
+// process.
+func preloaded() bool {
+	maps, err := os.ReadFile("/proc/self/maps")
+	return err == nil && strings.Contains(string(maps), "libumockdev-preload")
+}
+
+// preloadPath is where Debian's umockdev installs the library for this
+// machine's architecture, found through the dynamic linker's directories.
+func preloadPath() string {
+	for _, dir := range []string{"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu"} {
+		p := dir + "/" + umockdev.Preload
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return umockdev.Preload
+}
+
+func setPreload(env []string) []string {
+	out := env[:0:0]
+	preload := umockdev.Preload
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "LD_PRELOAD="); ok {
+			if v != "" {
+				preload += ":" + v
+			}
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, "LD_PRELOAD="+preload)
+}
+
+// Start starts a testbed with keys for the test and closes it at cleanup.
+// It skips the test (or fails it under AUTHBENCH_REQUIRE) when the testbed
+// cannot run here.
+func Start(t testing.TB, keys ...umockdev.Key) *umockdev.Testbed {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // failure guard: a loaded machine starts Python slowly
+	defer cancel()
+	tb, err := umockdev.Start(ctx, keys, umockdev.Options{})
+	if errors.Is(err, umockdev.ErrMissing) {
+		testenv.Missing(t, Component, err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tb.Close(); err != nil {
+			t.Errorf("testbed: %v", err)
+		}
+	})
+	return tb
+}
+
+// Use points this process at tb for the rest of the test (it sets
+// UMOCKDEV_DIR, so tests that call it cannot run in parallel). It skips
+// the test (or fails it under AUTHBENCH_REQUIRE) when the process runs
+// without umockdev's preload library: call Main from TestMain.
+func Use(t *testing.T, tb *umockdev.Testbed) {
+	t.Helper()
+	if !preloaded() {
+		testenv.Missing(t, Component, "the test process runs without "+umockdev.Preload+" (apt-get install umockdev; TestMain must call umockdevtest.Main)")
+	}
+	t.Setenv("UMOCKDEV_DIR", tb.Dir())
+}

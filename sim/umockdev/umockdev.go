@@ -1,0 +1,477 @@
+package umockdev
+
+import (
+	"bufio"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/device/ctaphid"
+	"github.com/authbench/authbench/sim/udphid"
+)
+
+//go:embed testbed.py
+var script []byte
+
+// Preload is the library a program must load to see the testbed instead of
+// the real /sys and /dev (Debian package umockdev).
+const Preload = "libumockdev-preload.so.0"
+
+// DefaultPython runs the testbed; python3-gi and gir1.2-umockdev-1.0 are
+// Debian packages for the system's Python.
+const DefaultPython = "/usr/bin/python3"
+
+// Default USB identity of an emulated key: pid.codes' vendor ID with the
+// product ID it keeps for tests, release 1.00.
+const (
+	DefaultVendorID  = 0x1209
+	DefaultProductID = 0x0001
+	DefaultRelease   = 0x0100
+)
+
+// DefaultStartTimeout bounds Start when its context has no deadline.
+const DefaultStartTimeout = 30 * time.Second
+
+// Packages names the Debian packages the testbed needs.
+const Packages = "umockdev gir1.2-umockdev-1.0 python3-gi"
+
+// Key is one emulated USB security key.
+type Key struct {
+	// Chip answers the key's CTAP2 and U2F requests (a *chip.Chip).
+	Chip ctaphid.Handler
+	// Serve configures the key's CTAPHID (ServeOptions.NoCBOR makes it
+	// U2F-only at the HID level). Major defaults to 1.
+	Serve ctaphid.ServeOptions
+
+	// VendorID, ProductID and Release (bcdDevice) default to
+	// DefaultVendorID, DefaultProductID and DefaultRelease.
+	VendorID, ProductID, Release uint16
+	// Manufacturer, Product and Serial are the USB strings; Manufacturer
+	// defaults to "authbench" and Product to "authbench simulated chip".
+	Manufacturer, Product, Serial string
+}
+
+// Options configure Start. The zero value is the default.
+type Options struct {
+	// Python is the interpreter that runs the testbed (default
+	// DefaultPython).
+	Python string
+	// Log receives the testbed's diagnostics (default: discarded).
+	Log *slog.Logger
+}
+
+// Device is where an emulated key appears.
+type Device struct {
+	Path    string // sysfs name of the HID interface, as driver/usb's Info.Path: "1-1:1.0"
+	USB     string // usbfs node libusb opens: "/dev/bus/usb/001/002"
+	Hidraw  string // hidraw node: "/dev/hidraw0"
+	Bus     int    // USB bus number (1)
+	Address int    // USB device address on the bus
+	Serial  string // the USB serial number string
+}
+
+// Testbed is a running umockdev testbed with emulated keys.
+type Testbed struct {
+	dir     string
+	devices []Device
+	log     *slog.Logger
+
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	replies chan string
+	exited  chan struct{}
+	waitErr error
+	stderr  *tail
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	links  []*udphid.Conn
+
+	mu        sync.Mutex // serializes commands
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// ErrMissing is wrapped by Start's error when the testbed cannot run here:
+// the Python interpreter, python3-gi, UMockdev's typelib or the preload
+// library is missing.
+var ErrMissing = fmt.Errorf("umockdev: %w: install %s", device.ErrNotSupported, Packages)
+
+// config is what testbed.py reads from its argument.
+type config struct {
+	Keys []keyConfig `json:"keys"`
+}
+
+type keyConfig struct {
+	Chip         string `json:"chip"`
+	Vendor       uint16 `json:"vendor"`
+	Product      uint16 `json:"product"`
+	Release      uint16 `json:"release"`
+	Manufacturer string `json:"manufacturer"`
+	ProductName  string `json:"product_name"`
+	Serial       string `json:"serial"`
+}
+
+// ready is testbed.py's first line on stdout.
+type ready struct {
+	Dir   string `json:"dir"`
+	Error string `json:"error"`
+	Keys  []struct {
+		USBFS   string `json:"usbfs"`
+		Hidraw  string `json:"hidraw"`
+		Path    string `json:"path"`
+		Bus     int    `json:"bus"`
+		Address int    `json:"address"`
+	} `json:"keys"`
+}
+
+// Start serves each key's chip and builds a testbed in which the keys are
+// plugged in. Close the Testbed to unplug everything and remove the
+// testbed's directory.
+//
+// Errors: one wrapping ErrMissing (and so device.ErrNotSupported) when the
+// testbed cannot run here; ctx's error, with device.ErrTimeout for a
+// deadline (DefaultStartTimeout when ctx has none), when it does not come
+// up in time; otherwise the testbed's own report of what failed.
+func Start(ctx context.Context, keys []Key, opts Options) (*Testbed, error) {
+	if len(keys) == 0 || len(keys) > 100 {
+		return nil, fmt.Errorf("umockdev: %d keys, want 1 to 100", len(keys))
+	}
+	python := opts.Python
+	if python == "" {
+		python = DefaultPython
+	}
+	if _, err := exec.LookPath(python); err != nil {
+		return nil, fmt.Errorf("%w (%v)", ErrMissing, err)
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultStartTimeout)
+		defer cancel()
+	}
+
+	sctx, cancel := context.WithCancel(context.Background())
+	t := &Testbed{log: log, cancel: cancel, replies: make(chan string, 1), exited: make(chan struct{}), stderr: &tail{max: 8 << 10}}
+	cfg := config{}
+	for i, k := range keys {
+		if k.Chip == nil {
+			t.stopServing()
+			return nil, fmt.Errorf("umockdev: key %d has no chip", i)
+		}
+		link, err := udphid.Listen("127.0.0.1:0", "127.0.0.1:0")
+		if err != nil {
+			t.stopServing()
+			return nil, fmt.Errorf("umockdev: key %d: %w", i, err)
+		}
+		t.links = append(t.links, link)
+		so := k.Serve
+		if so.Major == 0 && so.Minor == 0 && so.Build == 0 {
+			so.Major = 1
+		}
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			err := ctaphid.Serve(sctx, link, k.Chip, so)
+			if err != nil && sctx.Err() == nil && !errors.Is(err, device.ErrClosed) {
+				log.Error("umockdev: serving key", "key", i, "err", err)
+			}
+		}()
+		cfg.Keys = append(cfg.Keys, keyConfig{
+			Chip:         link.LocalAddr().String(),
+			Vendor:       or(k.VendorID, DefaultVendorID),
+			Product:      or(k.ProductID, DefaultProductID),
+			Release:      or(k.Release, DefaultRelease),
+			Manufacturer: orString(k.Manufacturer, "authbench"),
+			ProductName:  orString(k.Product, "authbench simulated chip"),
+			Serial:       k.Serial,
+		})
+	}
+	arg, err := json.Marshal(cfg)
+	if err != nil {
+		t.stopServing()
+		return nil, err
+	}
+
+	// The script reaches Python through a pipe, so that nothing is
+	// written to disk and ps shows a short command line.
+	sr, sw, err := os.Pipe()
+	if err != nil {
+		t.stopServing()
+		return nil, fmt.Errorf("umockdev: %w", err)
+	}
+	go func() {
+		sw.Write(script)
+		sw.Close()
+	}()
+	t.cmd = exec.Command(python, "/dev/fd/3", string(arg))
+	t.cmd.ExtraFiles = []*os.File{sr}
+	t.cmd.Env = helperEnv(os.Environ())
+	t.cmd.Stderr = t.stderr
+	t.stdin, err = t.cmd.StdinPipe()
+	if err == nil {
+		var stdout io.ReadCloser
+		stdout, err = t.cmd.StdoutPipe()
+		if err == nil {
+			err = t.cmd.Start()
+		}
+		sr.Close()
+		if err == nil {
+			go t.readReplies(stdout)
+			go func() {
+				t.waitErr = t.cmd.Wait()
+				close(t.exited)
+			}()
+		}
+	}
+	if err != nil {
+		t.stopServing()
+		return nil, fmt.Errorf("umockdev: start %s: %w", python, err)
+	}
+
+	var line string
+	select {
+	case line = <-t.replies:
+	case <-t.exited:
+		t.stopServing()
+		return nil, t.startFailure()
+	case <-ctx.Done():
+		t.Close()
+		err := ctx.Err()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("umockdev: testbed did not come up: %w: %w", device.ErrTimeout, err)
+		}
+		return nil, fmt.Errorf("umockdev: testbed did not come up: %w", err)
+	}
+	var r ready
+	if err := json.Unmarshal([]byte(line), &r); err != nil || r.Dir == "" || len(r.Keys) != len(keys) {
+		t.Close()
+		if r.Error != "" {
+			return nil, fmt.Errorf("%w: %s", ErrMissing, r.Error)
+		}
+		return nil, fmt.Errorf("umockdev: testbed said %q", line)
+	}
+	t.dir = r.Dir
+	for i, k := range r.Keys {
+		t.devices = append(t.devices, Device{Path: k.Path, USB: k.USBFS, Hidraw: k.Hidraw, Bus: k.Bus, Address: k.Address, Serial: cfg.Keys[i].Serial})
+	}
+	log.Debug("umockdev: testbed up", "dir", t.dir, "keys", len(keys))
+	return t, nil
+}
+
+// startFailure explains why testbed.py ended before it was ready.
+func (t *Testbed) startFailure() error {
+	msg := strings.TrimSpace(t.stderr.String())
+	for _, missing := range []string{"No module named 'gi'", "Namespace UMockdev not available", "Typelib file for namespace 'UMockdev'"} {
+		if strings.Contains(msg, missing) {
+			return fmt.Errorf("%w (%s)", ErrMissing, lastLine(msg))
+		}
+	}
+	return fmt.Errorf("umockdev: testbed ended before it was ready (%v): %s", t.waitErr, msg)
+}
+
+func (t *Testbed) readReplies(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		select {
+		case t.replies <- sc.Text():
+		case <-t.exited:
+			return
+		}
+	}
+}
+
+// Dir returns the testbed's directory: UMOCKDEV_DIR for the programs.
+func (t *Testbed) Dir() string { return t.dir }
+
+// Devices returns where each key appears, in the order given to Start.
+func (t *Testbed) Devices() []Device { return append([]Device(nil), t.devices...) }
+
+// Environ returns env (as os.Environ gives it) with the preload library
+// added to LD_PRELOAD and UMOCKDEV_DIR set to the testbed, for a program
+// that should see the emulated keys.
+func (t *Testbed) Environ(env []string) []string {
+	out := make([]string, 0, len(env)+2)
+	preload := Preload
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "UMOCKDEV_DIR":
+			continue
+		case "LD_PRELOAD":
+			if v != "" && !strings.Contains(v, Preload) {
+				preload = Preload + ":" + v
+			}
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, "LD_PRELOAD="+preload, "UMOCKDEV_DIR="+t.dir)
+}
+
+// helperEnv is env without what would put testbed.py itself into a
+// testbed.
+func helperEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "UMOCKDEV_DIR":
+			continue
+		case "LD_PRELOAD":
+			var keep []string
+			for _, lib := range strings.FieldsFunc(v, func(r rune) bool { return r == ':' || r == ' ' }) {
+				if !strings.Contains(filepath.Base(lib), "umockdev") {
+					keep = append(keep, lib)
+				}
+			}
+			if len(keep) > 0 {
+				out = append(out, "LD_PRELOAD="+strings.Join(keep, ":"))
+			}
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// Unplug pulls key i (in Start's order) out of the bus: its chip stops
+// being served, programs that have it open see it gone (libusb:
+// LIBUSB_ERROR_NO_DEVICE and LIBUSB_TRANSFER_NO_DEVICE; hidraw: EIO, ENODEV
+// and a hang-up), and it leaves sysfs and /dev. Unplugging a key twice does
+// nothing more.
+//
+// Errors: one wrapping device.ErrClosed after Close or when the testbed
+// ended; ctx's error when the testbed does not confirm in time.
+func (t *Testbed) Unplug(ctx context.Context, i int) error {
+	if i < 0 || i >= len(t.devices) {
+		return fmt.Errorf("umockdev: no key %d", i)
+	}
+	if err := t.command(ctx, fmt.Sprintf("unplug %d", i)); err != nil {
+		return err
+	}
+	return t.links[i].Close()
+}
+
+// command sends one line to testbed.py and waits for its answer.
+func (t *Testbed) command(ctx context.Context, line string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case <-t.exited:
+		return fmt.Errorf("umockdev: %s: %w: the testbed ended: %s", line, device.ErrClosed, lastLine(t.stderr.String()))
+	default:
+	}
+	if _, err := io.WriteString(t.stdin, line+"\n"); err != nil {
+		return fmt.Errorf("umockdev: %s: %w: %v", line, device.ErrClosed, err)
+	}
+	select {
+	case reply := <-t.replies:
+		if reply != "ok" {
+			return fmt.Errorf("umockdev: %s: %s", line, reply)
+		}
+		return nil
+	case <-t.exited:
+		return fmt.Errorf("umockdev: %s: %w: the testbed ended: %s", line, device.ErrClosed, lastLine(t.stderr.String()))
+	case <-ctx.Done():
+		return fmt.Errorf("umockdev: %s: %w", line, ctx.Err())
+	}
+}
+
+// Close unplugs every key, ends the testbed, stops serving the chips and
+// removes the testbed's directory. Programs still using the keys see them
+// gone. It returns what went wrong, once; later calls return the same.
+func (t *Testbed) Close() error {
+	t.closeOnce.Do(func() {
+		var errs []error
+		if t.cmd != nil && t.cmd.Process != nil {
+			t.stdin.Close() // end of input ends testbed.py
+			select {
+			case <-t.exited:
+			case <-time.After(10 * time.Second):
+				t.cmd.Process.Kill()
+				<-t.exited
+				errs = append(errs, fmt.Errorf("umockdev: the testbed did not end in 10 s; killed it"))
+			}
+			if t.waitErr != nil && len(errs) == 0 {
+				errs = append(errs, fmt.Errorf("umockdev: testbed: %v: %s", t.waitErr, lastLine(t.stderr.String())))
+			}
+		}
+		t.stopServing()
+		if t.dir != "" && strings.HasPrefix(filepath.Base(t.dir), "umockdev.") {
+			os.RemoveAll(t.dir) // testbed.py removes it too; this covers a kill
+		}
+		t.closeErr = errors.Join(errs...)
+	})
+	return t.closeErr
+}
+
+func (t *Testbed) stopServing() {
+	if t.cancel != nil {
+		t.cancel()
+	}
+	for _, l := range t.links {
+		l.Close()
+	}
+	t.wg.Wait()
+}
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (w *tail) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	if len(w.b) > w.max {
+		w.b = w.b[len(w.b)-w.max:]
+	}
+	return len(p), nil
+}
+
+func (w *tail) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.b)
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+func or(v, def uint16) uint16 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func orString(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
