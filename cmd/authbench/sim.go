@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -21,14 +24,15 @@ import (
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/code"
 	"github.com/authbench/authbench/sim/udphid"
+	"github.com/authbench/authbench/sim/umockdev"
 	"github.com/authbench/authbench/sim/vicc"
 )
 
 func init() {
 	register(&command{
 		name:    "sim",
-		summary: "run simulated chips, code displays and audio code readers until interrupted",
-		usage:   "[--chip pcsc[=HOST:PORT]]... [--chip udp[=PORT]]... [--code-display pty] [--audio-reader pty] [flags]",
+		summary: "run simulated chips, code displays and audio code readers until interrupted, or while a command runs",
+		usage:   "[--chip pcsc[=HOST:PORT]|udp[=PORT]|usb]... [--code-display pty] [--audio-reader pty] [flags] [-- CMD [ARGS...]]",
 		run:     runSim,
 	})
 }
@@ -76,6 +80,9 @@ type simDevice struct {
 	Path      string      `json:"path,omitempty"`
 	Serial    string      `json:"serial"`
 	Reader    string      `json:"reader,omitempty"`
+	Hidraw    string      `json:"hidraw,omitempty"`       // usb: the hidraw node
+	USBFS     string      `json:"usbfs,omitempty"`        // usb: the node libusb opens
+	Testbed   string      `json:"umockdev_dir,omitempty"` // usb: UMOCKDEV_DIR of the emulated bus
 }
 
 func runSim(ctx context.Context, e *env, args []string) error {
@@ -90,7 +97,7 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		jsonOut                  bool
 		verbose                  bool
 	)
-	fs.Var(&chips, "chip", "a simulated chip: `pcsc[=HOST:PORT]` (vpcd; default 127.0.0.1:35963) or udp[=PORT] (CTAPHID over UDP; default 8111); repeatable")
+	fs.Var(&chips, "chip", "a simulated chip: `pcsc[=HOST:PORT]` (vpcd; default 127.0.0.1:35963), udp[=PORT] (CTAPHID over UDP; default 8111) or usb (a USB key on a umockdev bus, for programs run with its LD_PRELOAD and UMOCKDEV_DIR, or for CMD; needs "+umockdev.Packages+"); repeatable")
 	fs.Var(&displays, "code-display", "a simulated code display on a new pty (`pty`); repeatable")
 	fs.Var(&readers, "audio-reader", "a simulated audio code reader on a new pty (`pty`); repeatable")
 	fs.Var(&seed, "seed", "`HEX` seed: the same seed gives the same devices (default random)")
@@ -107,9 +114,7 @@ func runSim(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
+	command := fs.Args() // after "--" (or the first argument that is no flag)
 	cfg.chips, cfg.codeDisplays, cfg.audioReaders = chips, displays, readers
 	cfg.seed, cfg.otpSecret = seed, secret
 	cfg.otpPeriod = time.Duration(periodSecs) * time.Second
@@ -142,11 +147,15 @@ func runSim(ctx context.Context, e *env, args []string) error {
 	s := newSimulation(log)
 	defer s.close()
 	var started []simDevice
+	out := e.stdout
+	if len(command) > 0 {
+		out = e.stderr // stdout is the command's
+	}
 	announce := func(d simDevice) {
 		started = append(started, d)
 		if jsonOut {
 			b, _ := json.Marshal(d)
-			fmt.Fprintln(e.stdout, string(b))
+			fmt.Fprintln(out, string(b))
 			return
 		}
 		where := d.Addr
@@ -157,12 +166,21 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		if d.Reader != "" {
 			extra = fmt.Sprintf(" (reader %q)", d.Reader)
 		}
-		fmt.Fprintf(e.stdout, "%-18s %-6s %-22s serial %s%s\n", d.Kind, d.Transport, where, d.Serial, extra)
+		if d.Hidraw != "" {
+			extra = fmt.Sprintf(" (%s, %s)", d.Hidraw, d.USBFS)
+		}
+		fmt.Fprintf(out, "%-18s %-6s %-22s serial %s%s\n", d.Kind, d.Transport, where, d.Serial, extra)
 	}
 	if err := s.start(ctx, cfg, announce); err != nil {
 		return err
 	}
 	defer registerSim(started)()
+	if len(command) > 0 {
+		return s.runCommand(ctx, e, command)
+	}
+	if s.bus != nil && !jsonOut {
+		fmt.Fprintf(e.stdout, "USB keys: run programs with %s\n", strings.Join(s.bus.Environ(nil), " "))
+	}
 	if jsonOut {
 		fmt.Fprintln(e.stdout, `{"ready":true}`)
 	} else {
@@ -185,6 +203,9 @@ type simulation struct {
 	closers []io.Closer
 	errs    []error
 	closed  bool
+
+	usbKeys []umockdev.Key    // chips waiting for the emulated bus
+	bus     *umockdev.Testbed // the emulated USB bus, once started
 }
 
 // newSimulation returns an empty simulation; log may be nil.
@@ -214,12 +235,26 @@ func (s *simulation) goServe(ctx context.Context, what string, f func(ctx contex
 func (s *simulation) start(parent context.Context, cfg simConfig, announce func(simDevice)) error {
 	ctx, cancel := context.WithCancel(parent)
 	s.cancel = cancel
+	var onBus []simDevice
 	for i, spec := range cfg.chips {
 		d, err := s.startChip(ctx, cfg, i, spec)
 		if err != nil {
 			return err
 		}
+		if d.Transport == "usb" {
+			onBus = append(onBus, d) // announced once the bus is up
+			continue
+		}
 		announce(d)
+	}
+	if len(onBus) > 0 {
+		devs, err := s.startBus(ctx, onBus)
+		if err != nil {
+			return err
+		}
+		for _, d := range devs {
+			announce(d)
+		}
 	}
 	n := 0
 	for _, spec := range cfg.codeDisplays {
@@ -306,8 +341,14 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 			return ctaphid.Serve(ctx, conn, c, ctaphid.ServeOptions{Major: 1})
 		})
 		d.Transport, d.Addr = "udp", conn.LocalAddr().String()
+	case "usb":
+		if arg != "" {
+			return d, usageError{fmt.Errorf("--chip %q: usb takes no argument", spec)}
+		}
+		s.usbKeys = append(s.usbKeys, umockdev.Key{Chip: c, Serial: c.Serial()})
+		d.Transport = "usb"
 	default:
-		return d, usageError{fmt.Errorf("--chip %q: want pcsc[=HOST:PORT] or udp[=PORT]", spec)}
+		return d, usageError{fmt.Errorf("--chip %q: want pcsc[=HOST:PORT], udp[=PORT] or usb", spec)}
 	}
 	return d, nil
 }
@@ -380,4 +421,42 @@ func (s *simulation) close() error {
 	}
 	s.wg.Wait()
 	return errors.Join(s.errs...)
+}
+
+// commandStopWait is how long a command has to end after it was asked to
+// (SIGTERM, when authbench itself is interrupted) before it is killed.
+const commandStopWait = 10 * time.Second
+
+// runCommand runs the command a user gave after "--" while the devices
+// run, with the emulated USB bus (if any) in its environment, and returns
+// its exit status as an exitError (0 is nil).
+func (s *simulation) runCommand(ctx context.Context, e *env, args []string) error {
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Env = os.Environ()
+	if s.bus != nil {
+		cmd.Env = s.bus.Environ(cmd.Env)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, e.stdout, e.stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = commandStopWait
+	err := cmd.Run()
+	simErr := s.close()
+	var xe *exec.ExitError
+	switch {
+	case errors.As(err, &xe):
+		if ws, ok := xe.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return exitError{128 + int(ws.Signal())}
+		}
+		return exitError{xe.ExitCode()}
+	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist):
+		fmt.Fprintf(e.stderr, "authbench sim: %v\n", err)
+		return exitError{127}
+	case err != nil:
+		fmt.Fprintf(e.stderr, "authbench sim: %v\n", err)
+		return exitError{126}
+	}
+	if simErr != nil {
+		return fmt.Errorf("the command succeeded, but a simulated device failed: %w", simErr)
+	}
+	return nil
 }

@@ -36,7 +36,7 @@ const reexecMark = "AUTHBENCH_UMOCKDEV_PRELOADED"
 // (or fails under AUTHBENCH_REQUIRE).
 func Main(m *testing.M) {
 	if os.Getenv(reexecMark) == "" && !preloaded() {
-		if _, err := os.Stat(preloadPath()); err == nil {
+		if _, err := os.Stat(findLib(umockdev.Preload)); err == nil {
 			env := append(os.Environ(), reexecMark+"=1")
 			env = setPreload(env)
 			exe, err := os.Executable()
@@ -57,16 +57,19 @@ func preloaded() bool {
 	return err == nil && strings.Contains(string(maps), "libumockdev-preload")
 }
 
-// preloadPath is where Debian's umockdev installs the library for this
-// machine's architecture, found through the dynamic linker's directories.
-func preloadPath() string {
-	for _, dir := range []string{"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu"} {
-		p := dir + "/" + umockdev.Preload
-		if _, err := os.Stat(p); err == nil {
-			return p
+// libDirs are where Debian installs libraries, for the architectures CI and
+// benches use.
+var libDirs = []string{"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu"}
+
+// findLib returns the first of libDirs joined with rel that exists, or rel
+// itself.
+func findLib(rel string) string {
+	for _, dir := range libDirs {
+		if _, err := os.Stat(dir + "/" + rel); err == nil {
+			return dir + "/" + rel
 		}
 	}
-	return umockdev.Preload
+	return rel
 }
 
 func setPreload(env []string) []string {
@@ -82,6 +85,20 @@ func setPreload(env []string) []string {
 		out = append(out, kv)
 	}
 	return append(out, "LD_PRELOAD="+preload)
+}
+
+// Require skips the test (or fails it under AUTHBENCH_REQUIRE) unless what
+// the testbed needs is installed: the system's Python with python3-gi,
+// UMockdev's typelib and the preload library. Tests that start a testbed
+// through other code (authbench sim --chip usb) call it first.
+func Require(t testing.TB) {
+	t.Helper()
+	for _, p := range []string{umockdev.DefaultPython, "/usr/lib/python3/dist-packages/gi",
+		findLib("girepository-1.0/UMockdev-1.0.typelib"), findLib(umockdev.Preload)} {
+		if _, err := os.Stat(p); err != nil {
+			testenv.Missing(t, Component, p+" not found; apt-get install "+umockdev.Packages)
+		}
+	}
 }
 
 // Start starts a testbed with keys for the test and closes it at cleanup.

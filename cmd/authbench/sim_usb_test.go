@@ -1,0 +1,131 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/authbench/authbench/internal/testenv"
+	"github.com/authbench/authbench/internal/umockdevtest"
+)
+
+// TestMain lets the test binary stand in for the authbench binary: run with
+// AUTHBENCH_TEST_MAIN=1 it is authbench (main exits), so that tests can
+// give it to `authbench sim -- CMD` as CMD.
+func TestMain(m *testing.M) {
+	if os.Getenv("AUTHBENCH_TEST_MAIN") == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// asAuthbench returns the path of a program that is authbench, for the
+// commands of this test only.
+func asAuthbench(t *testing.T) string {
+	t.Helper()
+	t.Setenv("AUTHBENCH_TEST_MAIN", "1")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// TestSimUSBCommand: `authbench sim --chip usb -- CMD` runs CMD with the
+// simulated key visible on the emulated bus, ends with it and exits with
+// its status.
+func TestSimUSBCommand(t *testing.T) {
+	umockdevtest.Require(t)
+	testenv.LookPath(t, "fido2-tools", "fido2-token", "apt-get install fido2-tools")
+
+	code, out := runCmd(t, "sim", "--chip", "usb", "--chip", "usb", "--seed", "01", "--", "fido2-token", "-L")
+	if code != 0 || !strings.Contains(out, "/dev/hidraw0: vendor=0x1209, product=0x0001") || !strings.Contains(out, "/dev/hidraw1:") {
+		t.Fatalf("sim -- fido2-token -L exited %d:\n%s", code, out)
+	}
+	// libusb sees the keys too: authbench's own driver lists them.
+	exe := asAuthbench(t)
+	code, out = runCmd(t, "sim", "--chip", "usb", "--seed", "01", "--", exe, "devices", "--json")
+	if code != 0 || !strings.Contains(out, `"transport": "usb"`) || !strings.Contains(out, `"path": "1-1:1.0"`) {
+		t.Fatalf("sim -- authbench devices exited %d:\n%s", code, out)
+	}
+	for _, tc := range []struct {
+		cmd  []string
+		want int
+	}{
+		{[]string{"sh", "-c", "exit 7"}, 7},
+		{[]string{"sh", "-c", `kill -TERM $$`}, 128 + 15},
+		{[]string{"no-such-program-authbench"}, 127},
+		{[]string{"sh", "-c", `test -e "$UMOCKDEV_DIR/dev/hidraw0" && case "$LD_PRELOAD" in *libumockdev-preload*) exit 0;; esac; exit 1`}, 0},
+	} {
+		code, out := runCmd(t, append([]string{"sim", "--chip", "usb", "--"}, tc.cmd...)...)
+		if code != tc.want {
+			t.Errorf("sim -- %q exited %d, want %d:\n%s", tc.cmd, code, tc.want, out)
+		}
+	}
+}
+
+// TestCheckUSB: `authbench check --device usb` passes against a simulated
+// chip that it reaches through libusb on the emulated bus, as a separate
+// program run by `authbench sim --chip usb --`.
+func TestCheckUSB(t *testing.T) {
+	umockdevtest.Require(t)
+	exe := asAuthbench(t)
+	dir := t.TempDir()
+	junit := filepath.Join(dir, "junit.xml")
+	code, out := runCmd(t, "sim", "--chip", "usb", "--seed", "02", "--",
+		exe, "check", "--device", "usb:1209:0001", "--report", junit, "--html", filepath.Join(dir, "report.html"))
+	if code != 0 {
+		t.Fatalf("check over emulated USB exited %d:\n%s", code, out)
+	}
+	cases := junitCases(t, junit)
+	if len(cases) < 15 {
+		t.Fatalf("JUnit lists %d checks:\n%s", len(cases), out)
+	}
+	for name, st := range cases {
+		if st == "fail" {
+			t.Errorf("check %s failed", name)
+		}
+	}
+}
+
+// TestEnrollUSB: a developer enrols a chip found on USB, logs in with it
+// and enrols it again after blocking it; each command is its own program
+// run by `authbench sim --chip usb --`, and the chip keeps its credentials
+// in a state file between them, as a real key keeps them between plugs.
+func TestEnrollUSB(t *testing.T) {
+	umockdevtest.Require(t)
+	exe := asAuthbench(t)
+	cs := startCLIServer(t)
+	state := filepath.Join(t.TempDir(), "chip.state")
+	withChip := func(args ...string) (int, string) {
+		return runCmd(t, append([]string{"sim", "--chip", "usb", "--seed", "03", "--state", state, "--", exe}, args...)...)
+	}
+	code, out := withChip(cs.args("enroll", "--device", "usb")...)
+	if code != 0 {
+		t.Fatalf("enroll over emulated USB exited %d:\n%s", code, out)
+	}
+	first := chipOf(t, cs)
+	session := filepath.Join(t.TempDir(), "session")
+	code, out = withChip("login", "--server", cs.URL, "--identity", cs.person, "--authenticator", first.ID,
+		"--device", "usb", "--session-file", session)
+	if code != 0 || !strings.Contains(out, "logged in") {
+		t.Fatalf("login over emulated USB exited %d:\n%s", code, out)
+	}
+	code, out = runCmd(t, "block", "--server", cs.URL, "--token-file", session, "--identity", cs.person,
+		"--authenticator", first.ID, "--reason", "lost")
+	if code != 0 {
+		t.Fatalf("block exited %d:\n%s", code, out)
+	}
+	code, out = withChip(cs.args("enroll", "--device", "usb")...)
+	if code != 0 {
+		t.Fatalf("enrolling the blocked chip again exited %d:\n%s", code, out)
+	}
+	if second := chipOf(t, cs); second.CredentialID == first.CredentialID {
+		t.Errorf("re-added chip kept its credential %s", first.CredentialID)
+	}
+	code, out = withChip("login", "--server", cs.URL, "--identity", cs.person, "--authenticator", first.ID, "--device", "usb")
+	if code != 1 || !strings.Contains(out, "permanently blocked") {
+		t.Errorf("login with the blocked element exited %d:\n%s", code, out)
+	}
+}
