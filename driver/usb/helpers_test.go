@@ -150,10 +150,7 @@ func settleGoroutines(tb testing.TB, base int) {
 // left with requests waiting.
 func startEmulated(tb testing.TB, sc *chip.Chip, serve ctaphid.ServeOptions, opts usb.Options) *sim {
 	tb.Helper()
-	t, ok := tb.(*testing.T)
-	if !ok {
-		tb.Skip("the emulated bus needs a *testing.T")
-	}
+	t := tb
 	if _, err := usb.List(context.Background()); errors.Is(err, device.ErrNotSupported) {
 		sc.Close()
 		t.Skipf("no libusb: %v", err)

@@ -127,7 +127,7 @@ func Start(t testing.TB, keys ...umockdev.Key) *umockdev.Testbed {
 // UMOCKDEV_DIR, so tests that call it cannot run in parallel). It skips
 // the test (or fails it under AUTHBENCH_REQUIRE) when the process runs
 // without umockdev's preload library: call Main from TestMain.
-func Use(t *testing.T, tb *umockdev.Testbed) {
+func Use(t testing.TB, tb *umockdev.Testbed) {
 	t.Helper()
 	if !preloaded() {
 		testenv.Missing(t, Component, "the test process runs without "+umockdev.Preload+" (apt-get install umockdev; TestMain must call umockdevtest.Main)")

@@ -1,16 +1,22 @@
 package umockdev_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,5 +179,153 @@ func TestFido2Tools(t *testing.T) {
 				t.Errorf("fido2-assert -V accepted a signature over other data:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestFido2ToolsBadAttestation shows the interop check can fail: a chip
+// whose signatures cover other bytes makes fido2-cred -V refuse its
+// credential.
+func TestFido2ToolsBadAttestation(t *testing.T) {
+	testenv.LookPath(t, "fido2-tools", "fido2-cred", "apt-get install fido2-tools")
+	c, err := chip.New(chip.Options{Seed: []byte("bad attestation"), Faults: chip.Faults{BadSignature: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	tb := umockdevtest.Start(t, umockdev.Key{Chip: c, Serial: c.Serial()})
+	cdh := sha256.Sum256([]byte("fido2-cred bad"))
+	made := host(t, tb, strings.Join([]string{b64(cdh[:]), "fido2.authbench.test", "alice", b64([]byte("user-1"))}, "\n")+"\n",
+		"fido2-cred", "-M", tb.Devices()[0].Hidraw, "es256")
+	if out, err := hostResult(t, tb, made, "fido2-cred", "-V", "es256"); err == nil {
+		t.Fatalf("fido2-cred -V accepted a bad attestation signature:\n%s", out)
+	}
+}
+
+// python runs testdata/interop/fido2_hid.py with the keys visible.
+func python(t *testing.T) string {
+	t.Helper()
+	py := testenv.LookPath(t, "python3-fido2", "/usr/bin/python3", "apt-get install python3-fido2")
+	if err := exec.Command(py, "-c", "import fido2.hid").Run(); err != nil {
+		testenv.Missing(t, "python3-fido2", "python-fido2 does not import; apt-get install python3-fido2")
+	}
+	return py
+}
+
+const fido2Script = "../../testdata/interop/fido2_hid.py"
+
+// TestPythonFido2 drives the chip with python-fido2's hidraw backend:
+// makeCredential with a packed attestation its own verifier accepts, and
+// assertions whose signatures it checks.
+func TestPythonFido2(t *testing.T) {
+	py := python(t)
+	c := newChip(t, "python-fido2")
+	tb := umockdevtest.Start(t, umockdev.Key{Chip: c, Serial: c.Serial()})
+	out := host(t, tb, "", py, fido2Script, "register", "3")
+	var got struct {
+		Path     string
+		VID, PID int
+		Versions []string
+		AAGUID   string
+		Fmt      string
+		X5C      int
+		Counters []int
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("fido2_hid.py printed %q: %v", out, err)
+	}
+	aaguid := c.AAGUID()
+	if got.Path != "/dev/hidraw0" || got.VID != 0x1209 || got.PID != 1 || got.Fmt != "packed" || got.X5C != 1 ||
+		got.AAGUID != hex.EncodeToString(aaguid[:]) || len(got.Counters) != 3 {
+		t.Errorf("python-fido2 saw %+v", got)
+	}
+}
+
+// TestHidrawUnplugWhileWaiting unplugs the key while python-fido2 waits
+// for it to be touched: its read fails with EIO, as on a departed hidraw
+// device, well before its deadline; afterwards no host finds the key.
+func TestHidrawUnplugWhileWaiting(t *testing.T) {
+	py := python(t)
+	testenv.LookPath(t, "fido2-tools", "fido2-token", "apt-get install fido2-tools")
+	asked := make(chan struct{})
+	var once sync.Once
+	c, err := chip.New(chip.Options{Seed: []byte("unplug hidraw"), PresenceFunc: func(chip.Op) chip.Presence {
+		once.Do(func() { close(asked) })
+		return chip.Never
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	tb := umockdevtest.Start(t, umockdev.Key{Chip: c, Serial: c.Serial()})
+
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, fido2Script, "wait")
+	cmd.Env = tb.Environ(os.Environ())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	select {
+	case <-asked:
+	case <-ctx.Done():
+		t.Fatalf("the chip was never asked for a touch: %s", stderr.String())
+	}
+	start := time.Now()
+	if err := tb.Unplug(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for lines.Scan() {
+		last = lines.Text()
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("fido2_hid.py wait: %v: %s", err, stderr.String())
+	}
+	took := time.Since(start)
+	var ended struct {
+		Error string
+		Errno int
+	}
+	if err := json.Unmarshal([]byte(last), &ended); err != nil || ended.Errno != int(syscall.EIO) {
+		t.Fatalf("python-fido2 after unplugging: %q (%v)", last, err)
+	}
+	t.Logf("python-fido2 saw the key leave after %v: %s", took, ended.Error)
+
+	if _, err := os.Lstat(tb.Dir() + "/dev/hidraw0"); !os.IsNotExist(err) {
+		t.Errorf("hidraw node still there: %v", err)
+	}
+	if list := host(t, tb, "", "fido2-token", "-L"); strings.TrimSpace(list) != "" {
+		t.Errorf("fido2-token -L after unplugging:\n%s", list)
+	}
+}
+
+// BenchmarkStart measures what a testbed with one key costs to bring up
+// and take down: Python with GObject introspection, the testbed's sysfs
+// and nodes, and the chip's UDP link.
+func BenchmarkStart(b *testing.B) {
+	c, err := chip.New(chip.Options{Seed: []byte("bench")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for b.Loop() {
+		tb, err := umockdev.Start(ctx, []umockdev.Key{{Chip: c, Serial: c.Serial()}}, umockdev.Options{})
+		if errors.Is(err, umockdev.ErrMissing) {
+			b.Skip(err)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := tb.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

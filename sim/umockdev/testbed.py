@@ -728,7 +728,10 @@ class Bed:
                     except OSError:
                         break  # e.g. ECONNREFUSED from an earlier send: the chip is not up
                     if len(report) == REPORT:
-                        k.report_in(report)
+                        try:
+                            k.report_in(report)
+                        except Exception:
+                            log("key %d: report from the chip:\n%s" % (k.index, traceback.format_exc()))
 
     def describe(self):
         return {
@@ -768,7 +771,7 @@ def main():
             line = line.strip()
             if line:
                 print(bed.command(line), flush=True)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BrokenPipeError):
         pass
     finally:
         bed.close()
@@ -776,4 +779,8 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    # Skip the interpreter's teardown: GObjects that umockdev's worker thread
+    # still uses must not be finalized under it.
+    os._exit(code)

@@ -207,38 +207,7 @@ func Start(ctx context.Context, keys []Key, opts Options) (*Testbed, error) {
 		return nil, err
 	}
 
-	// The script reaches Python through a pipe, so that nothing is
-	// written to disk and ps shows a short command line.
-	sr, sw, err := os.Pipe()
-	if err != nil {
-		t.stopServing()
-		return nil, fmt.Errorf("umockdev: %w", err)
-	}
-	go func() {
-		sw.Write(script)
-		sw.Close()
-	}()
-	t.cmd = exec.Command(python, "/dev/fd/3", string(arg))
-	t.cmd.ExtraFiles = []*os.File{sr}
-	t.cmd.Env = helperEnv(os.Environ())
-	t.cmd.Stderr = t.stderr
-	t.stdin, err = t.cmd.StdinPipe()
-	if err == nil {
-		var stdout io.ReadCloser
-		stdout, err = t.cmd.StdoutPipe()
-		if err == nil {
-			err = t.cmd.Start()
-		}
-		sr.Close()
-		if err == nil {
-			go t.readReplies(stdout)
-			go func() {
-				t.waitErr = t.cmd.Wait()
-				close(t.exited)
-			}()
-		}
-	}
-	if err != nil {
+	if err := t.launch(python, arg); err != nil {
 		t.stopServing()
 		return nil, fmt.Errorf("umockdev: start %s: %w", python, err)
 	}
@@ -271,6 +240,41 @@ func Start(ctx context.Context, keys []Key, opts Options) (*Testbed, error) {
 	}
 	log.Debug("umockdev: testbed up", "dir", t.dir, "keys", len(keys))
 	return t, nil
+}
+
+// launch starts testbed.py with its configuration. The script reaches
+// Python through a pipe, so that nothing is written to disk and ps shows a
+// short command line.
+func (t *Testbed) launch(python string, arg []byte) error {
+	sr, sw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer sr.Close() // the child has its own copy
+	go func() {
+		sw.Write(script) // fails at once if the child is gone
+		sw.Close()
+	}()
+	t.cmd = exec.Command(python, "/dev/fd/3", string(arg))
+	t.cmd.ExtraFiles = []*os.File{sr}
+	t.cmd.Env = helperEnv(os.Environ())
+	t.cmd.Stderr = t.stderr
+	if t.stdin, err = t.cmd.StdinPipe(); err != nil {
+		return err
+	}
+	stdout, err := t.cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := t.cmd.Start(); err != nil {
+		return err
+	}
+	go t.readReplies(stdout)
+	go func() {
+		t.waitErr = t.cmd.Wait()
+		close(t.exited)
+	}()
+	return nil
 }
 
 // startFailure explains why testbed.py ended before it was ready.
