@@ -129,3 +129,25 @@ func TestEnrollUSB(t *testing.T) {
 		t.Errorf("login with the blocked element exited %d:\n%s", code, out)
 	}
 }
+
+// TestSimUSBKeepsRunning: without a command, sim says where the key is and
+// how programs reach it, and `authbench devices` run without that
+// environment still lists the key with the same hint.
+func TestSimUSBKeepsRunning(t *testing.T) {
+	umockdevtest.Require(t)
+	devs := startSim(t, "--chip", "usb", "--seed", "04")
+	if len(devs) != 1 {
+		t.Fatalf("sim printed %+v", devs)
+	}
+	d := devs[0]
+	if d.Transport != "usb" || d.Path != "1-1:1.0" || d.Hidraw != "/dev/hidraw0" || d.USBFS != "/dev/bus/usb/001/002" || d.Testbed == "" {
+		t.Fatalf("sim printed %+v", d)
+	}
+	if fi, err := os.Lstat(d.Testbed + d.Hidraw); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("hidraw node in the testbed: %v", err)
+	}
+	code, out := runCmd(t, "devices", "--json")
+	if code != 0 || !strings.Contains(out, `"serial": "`+d.Serial+`"`) || !strings.Contains(out, "UMOCKDEV_DIR="+d.Testbed) {
+		t.Errorf("devices exited %d:\n%s", code, out)
+	}
+}

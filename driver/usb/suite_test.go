@@ -21,8 +21,12 @@ func TestChipSuiteEmulated(t *testing.T) {
 		serve ctaphid.ServeOptions
 	}{
 		{"fido2", ctaphid.ServeOptions{}},
+		{"u2f-only", ctaphid.ServeOptions{NoCBOR: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.serve.NoCBOR {
+				t.Skip("missing: the chip suite's U2F-only profile and driver/usb's CTAP 2.1 §10 translation for keys without CTAPHID CBOR (branch u2f); TestEmulatedU2FOnly covers U2F over CTAPHID_MSG meanwhile")
+			}
 			var hold atomic.Bool
 			sc, err := chip.New(chip.Options{
 				Seed: []byte("driver/usb suite " + tc.name),
