@@ -3,7 +3,10 @@ package usb_test
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/ctaphid"
 	"github.com/authbench/authbench/driver/usb"
+	"github.com/authbench/authbench/internal/testenv"
 	"github.com/authbench/authbench/internal/umockdevtest"
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/umockdev"
@@ -201,4 +205,44 @@ func TestEmulatedU2FOnly(t *testing.T) {
 		t.Fatalf("capabilities %v", s.chip.HIDInfo().Capabilities)
 	}
 	checkChip(t, s.chip)
+}
+
+// TestEmulatedKernelDriver: as on Linux, the key's HID interface belongs to
+// usbhid, which offers it as a hidraw node, until Open detaches the driver
+// to claim the interface; Close gives it back. fido2-token (libfido2,
+// hidraw) sees the node come and go.
+func TestEmulatedKernelDriver(t *testing.T) {
+	testenv.LookPath(t, "fido2-tools", "fido2-token", "apt-get install fido2-tools")
+	bed, _ := emulatedBus(t, 1, ctaphid.ServeOptions{})
+	hidraw := func() string {
+		t.Helper()
+		cmd := exec.Command("fido2-token", "-L")
+		cmd.Env = bed.Environ(os.Environ())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("fido2-token -L: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := hidraw(); !strings.HasPrefix(got, "/dev/hidraw0:") {
+		t.Fatalf("before Open, fido2-token -L = %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	ch, err := usb.Open(ctx, usb.Selector{}, usb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hidraw(); got != "" {
+		t.Errorf("while the key is open through libusb, fido2-token -L = %q", got)
+	}
+	if _, err := ch.Info(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := hidraw(); !strings.HasPrefix(got, "/dev/hidraw0:") {
+		t.Errorf("after Close, fido2-token -L = %q", got)
+	}
 }

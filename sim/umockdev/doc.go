@@ -23,11 +23,16 @@
 // interrupt endpoints 0x81 and 0x01, its HID device, and its hidraw node.
 // Control transfers are answered from the descriptors; an interrupt OUT
 // URB sends a report to the chip; an IN URB waits for the chip's next
-// report. Claiming the interface, detaching and attaching the kernel driver
-// and discarding URBs behave as the kernel's usbdevfs does, so does
-// unplugging (Testbed.Unplug): waiting URBs complete with ESHUTDOWN, later
-// calls fail with ENODEV, hidraw readers get EIO and a hang-up, and the key
-// leaves sysfs with a "remove" uevent.
+// report. The kernel's usbhid holds the interface at first, and its HID
+// device and hidraw node exist while it does: claiming the interface fails
+// with EBUSY until a program detaches the driver (USBDEVFS_DISCONNECT, or
+// DISCONNECT_CLAIM as libusb's auto-detach does), which makes the hidraw
+// node leave (its open files fail as on a departed device); attaching the
+// driver again (USBDEVFS_CONNECT) brings a new one. Discarding URBs and
+// claiming behave as the kernel's usbdevfs does, so does unplugging
+// (Testbed.Unplug): waiting URBs complete with ESHUTDOWN, later calls fail
+// with ENODEV, hidraw readers get EIO and a hang-up, and the key leaves
+// sysfs with "remove" uevents.
 //
 // Waiting costs nothing: umockdev does not emulate poll(), and a plain file
 // as device node is always ready, which makes libusb spin on

@@ -14,7 +14,9 @@
 #     reports, claim/release, kernel-driver detach);
 #   - a hidraw node /dev/hidrawN under its HID device, for libfido2 and
 #     python-fido2: report descriptor and device information ioctls,
-#     read() and write() of reports.
+#     read() and write() of reports. As on Linux it exists while usbhid
+#     holds the interface, that is until a libusb program detaches the
+#     kernel driver to claim the interface, and again once it attaches it.
 #
 # Waiting without spinning: libusb waits for POLLOUT on the usbfs node and
 # hidraw clients wait for POLLIN, and poll() is not emulated by umockdev. So
@@ -225,8 +227,8 @@ class Key:
         self.usb_clients = {}  # IoctlClient -> UsbClient
         self.claimed = None  # UsbClient holding interface 0
         self.in_buffer = []  # reports for the claimed interface with no IN URB pending
-        self.hid_clients = {}  # IoctlClient -> [reports]
-        self.hid_waiting = {}  # IoctlClient -> IoctlClient blocked in read()
+        self.driver = None  # kernel driver bound to interface 0: "usbhid" or None
+        self.hid = None  # HidrawHandler of the hidraw node while usbhid is bound
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         host, port = self.chip.rsplit(":", 1)
@@ -279,22 +281,6 @@ class Key:
                 "PRODUCT", "%x/%x/%x" % (d.vendor, d.product, d.release), "TYPE", "0/0/0",
                 "MODALIAS", modalias,
             ])
-        hid_name = "0003:%04X:%04X.%04X" % (d.vendor, d.product, self.index + 1)
-        hid_path = bed.add_device(
-            "hid", self._name(self.iface_path, hid_name), None,
-            [],
-            [
-                "DRIVER", "hid-generic", "HID_ID", "0003:%08X:%08X" % (d.vendor, d.product),
-                "HID_NAME", "%s %s" % (d.strings[1], d.strings[2]),
-                "HID_PHYS", "usb-umockdev-%d/input0" % self.port, "HID_UNIQ", serial,
-                "MODALIAS", "hid:b0003g0001v%08Xp%08X" % (d.vendor, d.product),
-            ])
-        bed.set_attribute_binary(hid_path, "report_descriptor", list(REPORT_DESCRIPTOR))
-        self.hidraw_path = bed.add_device(
-            "hidraw", self._name(hid_path, "hidraw/hidraw%d" % self.index), None,
-            ["dev", "%d:%d" % (self.bed.hidraw_major, self.index)],
-            ["DEVNAME", self.hidraw, "MAJOR", str(self.bed.hidraw_major), "MINOR", str(self.index)])
-
         root = self.bed.root
         # usbfs node: a FIFO of one page; empty means "a URB can be reaped".
         node = root + self.usbfs
@@ -306,16 +292,47 @@ class Key:
         self._set_reapable(False)
         self.usb_handler = UsbHandler(self)
         bed.attach_ioctl(self.usbfs, self.usb_handler)
+        self.bind_usbhid()
 
-        # hidraw node: a pty; a byte in its input means "a report waits".
-        self.pty_master, self.pty_slave = os.openpty()
-        tty.setraw(self.pty_slave)
-        for fd in (self.pty_master, self.pty_slave):
-            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
-            os.set_inheritable(fd, False)
-        os.symlink(os.ttyname(self.pty_slave), root + self.hidraw)
-        self.hid_handler = HidrawHandler(self)
-        bed.attach_ioctl(self.hidraw, self.hid_handler)
+    # --- the kernel's usbhid driver on interface 0 (call with the lock held) ---
+
+    def bind_usbhid(self):
+        """usbhid takes the interface: a HID device and its hidraw node appear."""
+        bed, d = self.bed.testbed, self.desc
+        self.driver = "usbhid"
+        hid_name = "0003:%04X:%04X.%04X" % (d.vendor, d.product, self.bed.next_hid())
+        hid_path = bed.add_device(
+            "hid", self._name(self.iface_path, hid_name), None,
+            [],
+            [
+                "DRIVER", "hid-generic", "HID_ID", "0003:%08X:%08X" % (d.vendor, d.product),
+                "HID_NAME", "%s %s" % (d.strings[1], d.strings[2]),
+                "HID_PHYS", "usb-umockdev-%d/input0" % self.port, "HID_UNIQ", d.strings[3],
+                "MODALIAS", "hid:b0003g0001v%08Xp%08X" % (d.vendor, d.product),
+            ])
+        bed.set_attribute_binary(hid_path, "report_descriptor", list(REPORT_DESCRIPTOR))
+        hidraw_path = bed.add_device(
+            "hidraw", self._name(hid_path, "hidraw/hidraw%d" % self.index), None,
+            ["dev", "%d:%d" % (self.bed.hidraw_major, self.index)],
+            ["DEVNAME", self.hidraw, "MAJOR", str(self.bed.hidraw_major), "MINOR", str(self.index)])
+        self.hid = HidrawHandler(self, hid_path, hidraw_path)
+        bed.attach_ioctl(self.hidraw, self.hid)
+        if self.bed.ready:
+            bed.uevent(hid_path, "add")
+            bed.uevent(hidraw_path, "add")
+
+    def unbind_usbhid(self):
+        """usbhid lets the interface go: its HID device and hidraw node leave."""
+        self.driver = None
+        h, self.hid = self.hid, None
+        if h is None:
+            return
+        h.gone()
+        bed = self.bed.testbed
+        bed.detach_ioctl(self.hidraw)
+        for path in (h.hidraw_path, h.hid_path):
+            bed.uevent(path, "remove")
+            bed.remove_device(path)
 
     # --- readiness of the nodes (call with the lock held) ---
 
@@ -334,18 +351,6 @@ class Key:
     def _update_reapable(self):
         self._set_reapable(any(c.done for c in self.usb_clients.values()))
 
-    def _update_readable(self):
-        if any(self.hid_clients.values()):
-            try:
-                os.write(self.pty_master, b"\0")
-            except OSError:
-                pass
-        else:
-            try:
-                termios.tcflush(self.pty_slave, termios.TCIFLUSH)
-            except OSError:
-                pass
-
     # --- reports from the chip (UDP thread) ---
 
     def report_in(self, report):
@@ -362,15 +367,8 @@ class Key:
                     self._update_reapable()
                 elif len(self.in_buffer) < IN_BUFFER:
                     self.in_buffer.append(report)
-            for client, queue in self.hid_clients.items():
-                waiting = self.hid_waiting.pop(client, None)
-                if waiting is not None:
-                    n = len(client.get_arg().retrieve())
-                    client.get_arg().update(0, list(report[:n]))
-                    client.complete(min(n, len(report)), 0)
-                elif len(queue) < HIDRAW_BUFFER:
-                    queue.append(report)
-            self._update_readable()
+            if self.hid is not None:
+                self.hid.report_in(report)
 
     def report_out(self, report):
         """Sends one output report to the chip (lock held)."""
@@ -394,23 +392,16 @@ class Key:
                 c.pending = []
             self.in_buffer = []
             self._update_reapable()
-            for client, waiting in list(self.hid_waiting.items()):
-                waiting.complete(-1, errno.EIO)
-            self.hid_waiting.clear()
-            for queue in self.hid_clients.values():
-                queue.clear()
-            # Clients that opened the nodes keep them; new opens fail.
-            for node in (self.usbfs, self.hidraw):
-                try:
-                    os.unlink(self.bed.root + node)
-                except OSError:
-                    pass
-        # A hung-up pty gives hidraw pollers POLLHUP, as a departed hidraw does.
-        os.close(self.pty_master)
-        bed = self.bed.testbed
-        for path in (self.hidraw_path, self.dev_path):
-            bed.uevent(path, "remove")
-        bed.remove_device(self.dev_path)
+            self.unbind_usbhid()
+            # Clients that opened the node keep it; new opens fail.
+            try:
+                os.unlink(self.bed.root + self.usbfs)
+            except OSError:
+                pass
+            bed = self.bed.testbed
+            for path in (self.iface_path, self.dev_path):
+                bed.uevent(path, "remove")
+            bed.remove_device(self.dev_path)
 
 
 class UsbHandler(UMockdev.IoctlBase):
@@ -486,9 +477,18 @@ class UsbHandler(UMockdev.IoctlBase):
         if req == USBDEVFS_CONNECTINFO:
             arg.resolve(0, 8).update(0, list(struct.pack("<IB3x", key.devnum, 0)))
             return 0, 0
-        if req in (USBDEVFS_CLAIMINTERFACE, USBDEVFS_DISCONNECT_CLAIM):
+        if req == USBDEVFS_CLAIMINTERFACE:
             iface = struct.unpack("<I", bytes(arg.resolve(0, 4).retrieve()))[0]
-            return self._claim(c, iface)
+            return self._claim(c, iface, False)
+        if req == USBDEVFS_DISCONNECT_CLAIM:
+            d = arg.resolve(0, 264)
+            iface, flags = struct.unpack("<II", bytes(d.retrieve()[:8]))
+            driver = bytes(d.retrieve()[8:264]).split(b"\0", 1)[0].decode(errors="replace")
+            # Flags: 1 detach only if the driver is the named one, 2 only if it is not.
+            bound = "usbfs" if key.claimed is not None else key.driver
+            if bound is not None and ((flags & 1 and bound != driver) or (flags & 2 and bound == driver)):
+                return -1, errno.EBUSY
+            return self._claim(c, iface, True)
         if req == USBDEVFS_RELEASEINTERFACE:
             iface = struct.unpack("<I", bytes(arg.resolve(0, 4).retrieve()))[0]
             if iface != 0 or key.claimed is not c:
@@ -501,18 +501,29 @@ class UsbHandler(UMockdev.IoctlBase):
             iface = struct.unpack("<I", bytes(d.retrieve()[:4]))[0]
             if iface != 0:
                 return -1, errno.EINVAL
-            name = b"usbfs" if key.claimed is not None else b"usbhid"
-            d.update(4, list(name + b"\0"))
+            name = "usbfs" if key.claimed is not None else key.driver
+            if name is None:
+                return -1, errno.ENODATA
+            d.update(4, list(name.encode() + b"\0"))
             return 0, 0
         if req == USBDEVFS_IOCTL:
             d = arg.resolve(0, 16)
             ifno, code = struct.unpack("<ii", bytes(d.retrieve()[:8]))
             if ifno != 0:
                 return -1, errno.EINVAL
-            if code == USBDEVFS_DISCONNECT:
-                return (0, 0) if key.claimed is None else (-1, errno.ENODATA)
-            if code == USBDEVFS_CONNECT:
-                return (-1, errno.EBUSY) if key.claimed is not None else (0, 0)
+            if code == USBDEVFS_DISCONNECT:  # detach the kernel driver
+                if key.claimed is not None:
+                    return -1, errno.EINVAL  # usbfs's own claim: release it instead
+                if key.driver is None:
+                    return -1, errno.ENODATA
+                key.unbind_usbhid()
+                return 0, 0
+            if code == USBDEVFS_CONNECT:  # let the kernel bind a driver again
+                if key.claimed is not None:
+                    return -1, errno.EBUSY
+                if key.driver is None:
+                    key.bind_usbhid()
+                return 1, 0
             return -1, errno.ENOTTY
         if req in (USBDEVFS_SETCONFIGURATION, USBDEVFS_SETINTERFACE, USBDEVFS_CLEAR_HALT, USBDEVFS_RESET):
             return 0, 0
@@ -530,14 +541,21 @@ class UsbHandler(UMockdev.IoctlBase):
             return self._submit(c, arg)
         return -1, errno.ENOTTY
 
-    def _claim(self, c, iface):
+    def _claim(self, c, iface, detach):
+        """Claims interface 0 for c; the kernel refuses while another file or
+        a kernel driver holds it, unless detach lets it unbind the driver."""
         key = self.key
         if iface != 0:
-            return -1, errno.EINVAL
-        if key.claimed is not None and key.claimed is not c:
+            return -1, errno.ENOENT
+        if key.claimed is c:
+            return 0, 0
+        if key.claimed is not None:
             return -1, errno.EBUSY
-        if key.claimed is None:
-            key.in_buffer = []
+        if key.driver is not None:
+            if not detach:
+                return -1, errno.EBUSY
+            key.unbind_usbhid()
+        key.in_buffer = []
         key.claimed = c
         return 0, 0
 
@@ -560,10 +578,9 @@ class UsbHandler(UMockdev.IoctlBase):
             return 0, 0
         if kind not in (URB_TYPE_INTERRUPT, URB_TYPE_BULK) or endpoint not in (0x01, 0x81):
             return -1, errno.ENOENT
-        if key.claimed is None:
-            key.claimed = c  # usbfs claims an interface on its first use
-        elif key.claimed is not c:
-            return -1, errno.EBUSY
+        res, err = self._claim(c, 0, False)  # usbfs claims an interface on its first use
+        if res < 0:
+            return res, err
         if endpoint == 0x01:
             key.report_out(bytes(buf.retrieve()) if buf else b"")
             urb.finish(0, None, length)
@@ -579,30 +596,91 @@ class UsbHandler(UMockdev.IoctlBase):
 
 
 class HidrawHandler(UMockdev.IoctlBase):
-    """hidraw ioctls, read() and write() on /dev/hidrawN."""
+    """hidraw ioctls, read() and write() on /dev/hidrawN, for as long as
+    usbhid holds the interface: each binding has its own handler, node and
+    pty, and files opened on an earlier one fail as on a departed device."""
 
-    def __init__(self, key):
+    def __init__(self, key, hid_path, hidraw_path):
         super().__init__()
         self.key = key
+        self.hid_path = hid_path
+        self.hidraw_path = hidraw_path
+        self.alive = True
+        self.clients = {}  # IoctlClient -> reports waiting to be read
+        self.waiting = set()  # IoctlClients blocked in read()
+        # The node is a pty: a byte in its input means "a report waits".
+        self.pty_master, self.pty_slave = os.openpty()
+        tty.setraw(self.pty_slave)
+        for fd in (self.pty_master, self.pty_slave):
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+            os.set_inheritable(fd, False)
+        os.symlink(os.ttyname(self.pty_slave), key.bed.root + key.hidraw)
+
+    # --- called with the key's lock held ---
+
+    def _update_readable(self):
+        if not self.alive:
+            return
+        if any(self.clients.values()):
+            try:
+                os.write(self.pty_master, b"\0")
+            except OSError:
+                pass
+        else:
+            try:
+                termios.tcflush(self.pty_slave, termios.TCIFLUSH)
+            except OSError:
+                pass
+
+    def report_in(self, report):
+        """Gives an input report to every open file, as hidraw does."""
+        for client, queue in self.clients.items():
+            if client in self.waiting:
+                self.waiting.discard(client)
+                arg = client.get_arg()
+                n = min(len(arg.retrieve()), len(report))
+                arg.update(0, list(report[:n]))
+                client.complete(n, 0)
+            elif len(queue) < HIDRAW_BUFFER:
+                queue.append(report)
+        self._update_readable()
+
+    def gone(self):
+        """The device left: blocked reads fail with EIO, pollers get a
+        hang-up, the node goes away."""
+        self.alive = False
+        for client in self.waiting:
+            client.complete(-1, errno.EIO)
+        self.waiting.clear()
+        for queue in self.clients.values():
+            queue.clear()
+        try:
+            os.unlink(self.key.bed.root + self.key.hidraw)
+        except OSError:
+            pass
+        os.close(self.pty_master)  # a hung-up pty: POLLHUP, as a departed hidraw
+        os.close(self.pty_slave)
+        self.pty_master = self.pty_slave = -1
+
+    # --- umockdev's calls (worker thread) ---
 
     def do_client_connected(self, client):
         with self.key.lock:
-            self.key.hid_clients[client] = []
+            self.clients[client] = []
         client.connect("notify::connected", self._closed)
 
     def _closed(self, client, _pspec):
         if client.get_connected():
             return
-        key = self.key
-        with key.lock:
-            key.hid_clients.pop(client, None)
-            key.hid_waiting.pop(client, None)
-            key._update_readable()
+        with self.key.lock:
+            self.clients.pop(client, None)
+            self.waiting.discard(client)
+            self._update_readable()
 
     def do_handle_ioctl(self, client):
-        key = self.key
         try:
-            res, err = self._ioctl(client)
+            with self.key.lock:
+                res, err = self._ioctl(client)
         except Exception:
             log("hidraw ioctl %#x:\n%s" % (client.get_request(), traceback.format_exc()))
             res, err = -1, errno.EIO
@@ -611,7 +689,7 @@ class HidrawHandler(UMockdev.IoctlBase):
 
     def _ioctl(self, client):
         key = self.key
-        if not key.present:
+        if not self.alive:
             return -1, errno.ENODEV
         req = client.get_request()
         arg = client.get_arg()
@@ -646,7 +724,7 @@ class HidrawHandler(UMockdev.IoctlBase):
         key = self.key
         data = bytes(client.get_arg().retrieve())
         with key.lock:
-            if not key.present:
+            if not self.alive:
                 res, err = -1, errno.ENODEV
             elif len(data) < 1 or data[0] != 0 or len(data) > REPORT + 1:
                 res, err = -1, errno.EINVAL
@@ -657,20 +735,19 @@ class HidrawHandler(UMockdev.IoctlBase):
         return True
 
     def do_handle_read(self, client):
-        key = self.key
-        with key.lock:
-            queue = key.hid_clients.setdefault(client, [])
+        with self.key.lock:
+            queue = self.clients.setdefault(client, [])
             if queue:
                 report = queue.pop(0)
                 arg = client.get_arg()
                 n = min(len(arg.retrieve()), len(report))
                 arg.update(0, list(report[:n]))
-                key._update_readable()
+                self._update_readable()
                 client.complete(n, 0)
-            elif not key.present:
+            elif not self.alive:
                 client.complete(-1, errno.EIO)
             else:
-                key.hid_waiting[client] = client  # answered when a report comes
+                self.waiting.add(client)  # answered when a report comes
         return True
 
 
@@ -680,6 +757,8 @@ class Bed:
         self.testbed = UMockdev.Testbed.new()
         self.root = self.testbed.get_root_dir()
         self.hidraw_major = 241
+        self.hid_count = 0
+        self.ready = False  # uevents go out once programs may be listening
         self.hub_name = "usb1"
         self.hub = self.testbed.add_device(
             "usb", self.hub_name, None,
@@ -705,10 +784,16 @@ class Bed:
         os.makedirs(os.path.dirname(hub_node), exist_ok=True)
         with open(hub_node, "wb"):
             pass
-        self.keys = [Key(self, i, k) for i, k in enumerate(cfg["keys"])]
+        with self.lock:
+            self.keys = [Key(self, i, k) for i, k in enumerate(cfg["keys"])]
+        self.ready = True
         self.stop_r, self.stop_w = os.pipe()
         self.relay = threading.Thread(target=self._relay, name="udp relay", daemon=True)
         self.relay.start()
+
+    def next_hid(self):
+        self.hid_count += 1
+        return self.hid_count
 
     def _relay(self):
         sel = selectors.DefaultSelector()
