@@ -2,6 +2,7 @@ package umockdev
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -193,11 +194,11 @@ func Start(ctx context.Context, keys []Key, opts Options) (*Testbed, error) {
 		}()
 		cfg.Keys = append(cfg.Keys, keyConfig{
 			Chip:         link.LocalAddr().String(),
-			Vendor:       or(k.VendorID, DefaultVendorID),
-			Product:      or(k.ProductID, DefaultProductID),
-			Release:      or(k.Release, DefaultRelease),
-			Manufacturer: orString(k.Manufacturer, "authbench"),
-			ProductName:  orString(k.Product, "authbench simulated chip"),
+			Vendor:       cmp.Or(k.VendorID, DefaultVendorID),
+			Product:      cmp.Or(k.ProductID, DefaultProductID),
+			Release:      cmp.Or(k.Release, DefaultRelease),
+			Manufacturer: cmp.Or(k.Manufacturer, "authbench"),
+			ProductName:  cmp.Or(k.Product, "authbench simulated chip"),
 			Serial:       k.Serial,
 		})
 	}
@@ -464,18 +465,4 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
-}
-
-func or(v, def uint16) uint16 {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
-func orString(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
