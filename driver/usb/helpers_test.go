@@ -33,8 +33,9 @@ func TestMain(m *testing.M) { umockdevtest.Main(m) }
 type sim struct {
 	chip   *usb.Chip
 	sc     *chip.Chip
-	unplug func() // takes the chip away: closes the device end, or pulls the emulated key
-	stop   func() // closes everything, once; also run by Cleanup
+	unplug func()            // takes the chip away: closes the device end, or pulls the emulated key
+	stop   func()            // closes everything, once; also run by Cleanup
+	bus    *umockdev.Testbed // the emulated bus, if the chip is on one
 }
 
 // transport is one way to carry reports between the host and the simulated
@@ -164,7 +165,7 @@ func startEmulated(tb testing.TB, sc *chip.Chip, serve ctaphid.ServeOptions, opt
 		sc.Close()
 		t.Fatal(err)
 	}
-	s := &sim{chip: ch, sc: sc, unplug: func() {
+	s := &sim{chip: ch, sc: sc, bus: bed, unplug: func() {
 		ctx, cancel := context.WithTimeout(context.Background(), guard)
 		defer cancel()
 		if err := bed.Unplug(ctx, 0); err != nil {

@@ -304,6 +304,10 @@ func (t *Testbed) readReplies(r io.Reader) {
 // Dir returns the testbed's directory: UMOCKDEV_DIR for the programs.
 func (t *Testbed) Dir() string { return t.dir }
 
+// PID returns the process ID of the testbed's handler (the Python program),
+// for monitoring.
+func (t *Testbed) PID() int { return t.cmd.Process.Pid }
+
 // Devices returns where each key appears, in the order given to Start.
 func (t *Testbed) Devices() []Device { return append([]Device(nil), t.devices...) }
 
