@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/device/ctaphid"
 	"github.com/authbench/authbench/driver/usb"
 	"github.com/authbench/authbench/internal/testenv"
@@ -160,8 +161,8 @@ func TestEmulatedUnplugBetweenCommands(t *testing.T) {
 	}
 }
 
-// TestEmulatedWatch: Watch reports the key when it starts and its
-// departure when it is unplugged.
+// TestEmulatedWatch: Watch reports the key when it starts, its departure
+// when it is unplugged and its arrival when it is plugged in again.
 func TestEmulatedWatch(t *testing.T) {
 	bed, chips := emulatedBus(t, 1, ctaphid.ServeOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
@@ -169,27 +170,93 @@ func TestEmulatedWatch(t *testing.T) {
 	events := make(chan usb.Event, 4)
 	done := make(chan error, 1)
 	go func() { done <- usb.Watch(ctx, 20*time.Millisecond, func(ev usb.Event) { events <- ev }) }()
-	ev := <-events
-	if ev.Kind != usb.Arrived || ev.Info.Serial != chips[0].Serial() {
+	next := func(what string) usb.Event {
+		t.Helper()
+		select {
+		case ev := <-events:
+			return ev
+		case <-ctx.Done():
+			t.Fatalf("no %s seen", what)
+			return usb.Event{}
+		}
+	}
+	if ev := next("arrival"); ev.Kind != usb.Arrived || ev.Info.Serial != chips[0].Serial() {
 		t.Fatalf("first event %v %+v", ev, ev.Info)
 	}
-	var once sync.Once
-	once.Do(func() {
-		if err := bed.Unplug(ctx, 0); err != nil {
-			t.Error(err)
-		}
-	})
-	select {
-	case ev = <-events:
-		if ev.Kind != usb.Departed || ev.Info.Path != "1-1:1.0" {
-			t.Errorf("second event %v", ev)
-		}
-	case <-ctx.Done():
-		t.Fatal("no departure seen")
+	if err := bed.Unplug(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next("departure"); ev.Kind != usb.Departed || ev.Info.Path != "1-1:1.0" {
+		t.Errorf("second event %v", ev)
+	}
+	if err := bed.Plug(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next("arrival after plugging in again"); ev.Kind != usb.Arrived || ev.Info.Path != "1-1:1.0" || ev.Info.Serial != chips[0].Serial() {
+		t.Errorf("third event %v %+v", ev, ev.Info)
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Watch = %v", err)
+	}
+}
+
+// TestEmulatedReplug: a Chip whose key was unplugged stays removed when
+// the key comes back (at a new address, as on a real bus); a new Open
+// reaches the chip again, which was powered up anew: authenticatorReset,
+// refused 10 s after power-up (CTAP 2.1 §6.6), is allowed again.
+func TestEmulatedReplug(t *testing.T) {
+	if _, err := usb.List(context.Background()); errors.Is(err, device.ErrNotSupported) {
+		t.Skipf("no libusb: %v", err)
+	}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	sc, err := chip.New(chip.Options{Seed: []byte("replug"), Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close() })
+	bed := umockdevtest.Start(t, umockdev.Key{Chip: sc, Serial: sc.Serial()})
+	umockdevtest.Use(t, bed)
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+
+	old, err := usb.Open(ctx, usb.Selector{}, usb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	mu.Lock()
+	now = now.Add(11 * time.Second)
+	mu.Unlock()
+	if err := old.Reset(ctx); !errors.Is(err, ctap2.ErrNotAllowed) {
+		t.Fatalf("reset 11 s after power-up = %v, want CTAP2_ERR_NOT_ALLOWED", err)
+	}
+	first := bed.Devices()[0]
+	if err := bed.Unplug(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := bed.Plug(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	again := bed.Devices()[0]
+	if again.Address == first.Address || again.USB == first.USB || again.Path != first.Path || again.Hidraw != first.Hidraw {
+		t.Errorf("plugged in again at %+v, first at %+v", again, first)
+	}
+	if _, err := old.Info(ctx); !errors.Is(err, device.ErrRemoved) {
+		t.Errorf("the Chip of the first plug = %v, want device.ErrRemoved", err)
+	}
+	ch, err := usb.Open(ctx, usb.Selector{}, usb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	if err := ch.Reset(ctx); err != nil {
+		t.Errorf("reset right after plugging in = %v", err)
+	}
+	if err := bed.Plug(ctx, 0); err == nil {
+		t.Error("plugging in a key that is plugged in succeeded")
 	}
 }
 

@@ -32,7 +32,8 @@
 // claiming behave as the kernel's usbdevfs does, so does unplugging
 // (Testbed.Unplug): waiting URBs complete with ESHUTDOWN, later calls fail
 // with ENODEV, hidraw readers get EIO and a hang-up, and the key leaves
-// sysfs with "remove" uevents.
+// sysfs with "remove" uevents; Testbed.Plug brings it back at the bus's
+// next address, powered up anew.
 //
 // Waiting costs nothing: umockdev does not emulate poll(), and a plain file
 // as device node is always ready, which makes libusb spin on

@@ -27,8 +27,10 @@
 # Protocol with the parent: argv[1] is the JSON configuration; once the
 # testbed stands, one JSON line describing it goes to stdout. Commands come
 # on stdin, one per line: "unplug N" (key N leaves the bus; its clients see
-# ENODEV, ESHUTDOWN and EIO as from the kernel). Each command is answered on
-# stdout with "ok" or "error: why". End of stdin ends the process.
+# ENODEV, ESHUTDOWN and EIO as from the kernel) and "plug N HOST:PORT" (key
+# N comes back, with the bus's next address, its chip now at HOST:PORT).
+# Each command is answered on stdout with "ok", "ok JSON" (plug: where the
+# key is now) or "error: why". End of stdin ends the process.
 
 import ctypes.util
 import errno
@@ -209,46 +211,103 @@ class UsbClient:
 
 
 class Key:
-    """One emulated key: its sysfs devices, its nodes and its state."""
+    """One emulated key: what stays the same across plugs (its port, its
+    identity, its link to the chip) and, while it is plugged in, the
+    UsbHandler of its USB device."""
 
     def __init__(self, bed, index, cfg):
         self.bed = bed
         self.index = index
         self.desc = Descriptors(cfg)
         self.lock = bed.lock
-        self.present = True
         self.port = index + 1
-        self.devnum = index + 2  # 1 is the root hub
         self.sysname = "1-%d" % self.port
         self.iface = self.sysname + ":1.0"
-        self.usbfs = "/dev/bus/usb/001/%03d" % self.devnum
         self.hidraw = "/dev/hidraw%d" % index
-        self.chip = cfg["chip"]
-        self.usb_clients = {}  # IoctlClient -> UsbClient
-        self.claimed = None  # UsbClient holding interface 0
-        self.in_buffer = []  # reports for the claimed interface with no IN URB pending
-        self.driver = None  # kernel driver bound to interface 0: "usbhid" or None
-        self.hid = None  # HidrawHandler of the hidraw node while usbhid is bound
+        self.usb = None  # UsbHandler while plugged in
+        self.retired = []  # handlers of earlier plugs: files opened on them stay served
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
-        host, port = self.chip.rsplit(":", 1)
-        self.sock.connect((host, int(port)))
         self.sock.setblocking(False)
-        self._add_devices()
+        self.plug(cfg["chip"])
+
+    def plug(self, chip):
+        """Plugs the key in (again), reaching its chip at chip (host:port):
+        it gets the bus's next address, as a replugged key does."""
+        self.chip = chip
+        host, port = chip.rsplit(":", 1)
+        self.sock.connect((host, int(port)))
+        self.usb = UsbHandler(self, self.bed.next_address())
+        self.bed.testbed.attach_ioctl(self.usb.usbfs, self.usb)
+        self.usb.bind_usbhid()
+        if self.bed.ready:
+            for path in (self.usb.dev_path, self.usb.iface_path):
+                self.bed.testbed.uevent(path, "add")
+
+    def unplug(self):
+        """Pulls the key out: see UsbHandler.gone."""
+        usb, self.usb = self.usb, None
+        if usb is None:
+            return False
+        self.retired.append(usb)
+        usb.gone()
+        return True
+
+    def report_in(self, report):
+        """An input report from the chip (UDP thread)."""
+        with self.lock:
+            if self.usb is not None:
+                self.usb.report_in(report)
+
+    def report_out(self, report):
+        """Sends one output report to the chip (lock held)."""
+        report = bytes(report[:REPORT]).ljust(REPORT, b"\0")
+        try:
+            self.sock.send(report)
+        except OSError as e:
+            log("key %d: sending a report to %s: %s" % (self.index, self.chip, e))
 
     @staticmethod
-    def _name(parent, name):
+    def name(parent, name):
         # umockdev checks a parent's directory in the real /sys unless it runs
         # under its own preload; a name with slashes puts the device below it.
         return parent[len("/sys/devices/"):] + "/" + name
 
+
+class UsbHandler(UMockdev.IoctlBase):
+    """One plug of a key: its USB device and interface in sysfs, its usbfs
+    node, and the usbdevfs ioctls on it; and the kernel's usbhid driver on
+    its interface, with the HID device and hidraw node that come with it."""
+
+    def __init__(self, key, address):
+        super().__init__()
+        self.key = key
+        self.address = address
+        self.usbfs = "/dev/bus/usb/001/%03d" % address
+        self.alive = True
+        self.clients = {}  # IoctlClient -> UsbClient
+        self.claimed = None  # UsbClient holding interface 0
+        self.in_buffer = []  # reports for the claimed interface with no IN URB pending
+        self.driver = None  # kernel driver bound to interface 0: "usbhid" or None
+        self.hid = None  # HidrawHandler while usbhid is bound
+        self._add_devices()
+        # The node is a FIFO of one page; empty means "a URB can be reaped".
+        node = key.bed.root + self.usbfs
+        os.makedirs(os.path.dirname(node), exist_ok=True)
+        os.mkfifo(node, 0o666)
+        self.fifo = os.open(node, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        fcntl.fcntl(self.fifo, fcntl.F_SETPIPE_SZ, 4096)
+        self.reapable = True
+        self._set_reapable(False)
+
     def _add_devices(self):
-        bed, d = self.bed.testbed, self.desc
+        key = self.key
+        bed, d = key.bed.testbed, key.desc
         serial = d.strings[3]
         self.dev_path = bed.add_device(
-            "usb", self.bed.hub_name + "/" + self.sysname, None,
+            "usb", key.bed.hub_name + "/" + key.sysname, None,
             [
-                "busnum", "1", "devnum", str(self.devnum), "devpath", str(self.port),
+                "busnum", "1", "devnum", str(self.address), "devpath", str(key.port),
                 "speed", "12", "version", " 2.00", "maxchild", "0",
                 "idVendor", "%04x" % d.vendor, "idProduct", "%04x" % d.product,
                 "bcdDevice", "%04x" % d.release, "bDeviceClass", "00",
@@ -257,12 +316,12 @@ class Key:
                 "bmAttributes", "80", "bMaxPower", "100mA", "authorized", "1",
                 "removable", "removable",
                 "manufacturer", d.strings[1], "product", d.strings[2], "serial", serial,
-                "dev", "189:%d" % (self.devnum - 1),
+                "dev", "189:%d" % (self.address - 1),
             ],
             [
                 "DEVTYPE", "usb_device", "DRIVER", "usb", "DEVNAME", self.usbfs,
-                "BUSNUM", "001", "DEVNUM", "%03d" % self.devnum,
-                "MAJOR", "189", "MINOR", str(self.devnum - 1),
+                "BUSNUM", "001", "DEVNUM", "%03d" % self.address,
+                "MAJOR", "189", "MINOR", str(self.address - 1),
                 "PRODUCT", "%x/%x/%x" % (d.vendor, d.product, d.release), "TYPE", "0/0/0",
                 "ID_VENDOR_ID", "%04x" % d.vendor, "ID_MODEL_ID", "%04x" % d.product,
                 "ID_SERIAL_SHORT", serial, "ID_FIDO_TOKEN", "1",
@@ -270,7 +329,7 @@ class Key:
         bed.set_attribute_binary(self.dev_path, "descriptors", list(d.device + d.config))
         modalias = "usb:v%04Xp%04Xd%04Xdc00dsc00dp00ic03isc00ip00in00" % (d.vendor, d.product, d.release)
         self.iface_path = bed.add_device(
-            "usb", self._name(self.dev_path, self.iface), None,
+            "usb", Key.name(self.dev_path, key.iface), None,
             [
                 "bInterfaceClass", "03", "bInterfaceSubClass", "00", "bInterfaceProtocol", "00",
                 "bInterfaceNumber", "00", "bAlternateSetting", " 0", "bNumEndpoints", "02",
@@ -281,43 +340,32 @@ class Key:
                 "PRODUCT", "%x/%x/%x" % (d.vendor, d.product, d.release), "TYPE", "0/0/0",
                 "MODALIAS", modalias,
             ])
-        root = self.bed.root
-        # usbfs node: a FIFO of one page; empty means "a URB can be reaped".
-        node = root + self.usbfs
-        os.makedirs(os.path.dirname(node), exist_ok=True)
-        os.mkfifo(node, 0o666)
-        self.fifo = os.open(node, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        fcntl.fcntl(self.fifo, fcntl.F_SETPIPE_SZ, 4096)
-        self.reapable = True
-        self._set_reapable(False)
-        self.usb_handler = UsbHandler(self)
-        bed.attach_ioctl(self.usbfs, self.usb_handler)
-        self.bind_usbhid()
 
-    # --- the kernel's usbhid driver on interface 0 (call with the lock held) ---
+    # --- called with the key's lock held ---
 
     def bind_usbhid(self):
         """usbhid takes the interface: a HID device and its hidraw node appear."""
-        bed, d = self.bed.testbed, self.desc
+        key = self.key
+        bed, d = key.bed.testbed, key.desc
         self.driver = "usbhid"
-        hid_name = "0003:%04X:%04X.%04X" % (d.vendor, d.product, self.bed.next_hid())
+        hid_name = "0003:%04X:%04X.%04X" % (d.vendor, d.product, key.bed.next_hid())
         hid_path = bed.add_device(
-            "hid", self._name(self.iface_path, hid_name), None,
+            "hid", Key.name(self.iface_path, hid_name), None,
             [],
             [
                 "DRIVER", "hid-generic", "HID_ID", "0003:%08X:%08X" % (d.vendor, d.product),
                 "HID_NAME", "%s %s" % (d.strings[1], d.strings[2]),
-                "HID_PHYS", "usb-umockdev-%d/input0" % self.port, "HID_UNIQ", d.strings[3],
+                "HID_PHYS", "usb-umockdev-%d/input0" % key.port, "HID_UNIQ", d.strings[3],
                 "MODALIAS", "hid:b0003g0001v%08Xp%08X" % (d.vendor, d.product),
             ])
         bed.set_attribute_binary(hid_path, "report_descriptor", list(REPORT_DESCRIPTOR))
         hidraw_path = bed.add_device(
-            "hidraw", self._name(hid_path, "hidraw/hidraw%d" % self.index), None,
-            ["dev", "%d:%d" % (self.bed.hidraw_major, self.index)],
-            ["DEVNAME", self.hidraw, "MAJOR", str(self.bed.hidraw_major), "MINOR", str(self.index)])
-        self.hid = HidrawHandler(self, hid_path, hidraw_path)
-        bed.attach_ioctl(self.hidraw, self.hid)
-        if self.bed.ready:
+            "hidraw", Key.name(hid_path, "hidraw/hidraw%d" % key.index), None,
+            ["dev", "%d:%d" % (key.bed.hidraw_major, key.index)],
+            ["DEVNAME", key.hidraw, "MAJOR", str(key.bed.hidraw_major), "MINOR", str(key.index)])
+        self.hid = HidrawHandler(key, hid_path, hidraw_path)
+        bed.attach_ioctl(key.hidraw, self.hid)
+        if key.bed.ready:
             bed.uevent(hid_path, "add")
             bed.uevent(hidraw_path, "add")
 
@@ -327,14 +375,13 @@ class Key:
         h, self.hid = self.hid, None
         if h is None:
             return
+        self.key.retired.append(h)
         h.gone()
-        bed = self.bed.testbed
-        bed.detach_ioctl(self.hidraw)
+        bed = self.key.bed.testbed
+        bed.detach_ioctl(self.key.hidraw)
         for path in (h.hidraw_path, h.hid_path):
             bed.uevent(path, "remove")
             bed.remove_device(path)
-
-    # --- readiness of the nodes (call with the lock held) ---
 
     def _set_reapable(self, ready):
         if ready == self.reapable:
@@ -349,84 +396,62 @@ class Key:
             pass
 
     def _update_reapable(self):
-        self._set_reapable(any(c.done for c in self.usb_clients.values()))
-
-    # --- reports from the chip (UDP thread) ---
+        self._set_reapable(any(c.done for c in self.clients.values()))
 
     def report_in(self, report):
-        with self.lock:
-            if not self.present:
-                return
-            if self.claimed is not None:
-                c = self.claimed
-                urb = next((u for u in c.pending if u.endpoint == 0x81), None)
-                if urb is not None:
-                    c.pending.remove(urb)
-                    urb.finish(0, report[:urb.length])
-                    c.done.append(urb)
-                    self._update_reapable()
-                elif len(self.in_buffer) < IN_BUFFER:
-                    self.in_buffer.append(report)
-            if self.hid is not None:
-                self.hid.report_in(report)
+        if self.claimed is not None:
+            c = self.claimed
+            urb = next((u for u in c.pending if u.endpoint == 0x81), None)
+            if urb is not None:
+                c.pending.remove(urb)
+                urb.finish(0, report[:urb.length])
+                c.done.append(urb)
+                self._update_reapable()
+            elif len(self.in_buffer) < IN_BUFFER:
+                self.in_buffer.append(report)
+        if self.hid is not None:
+            self.hid.report_in(report)
 
-    def report_out(self, report):
-        """Sends one output report to the chip (lock held)."""
-        report = bytes(report[:REPORT]).ljust(REPORT, b"\0")
+    def gone(self):
+        """The key was pulled out: waiting URBs complete with ESHUTDOWN, later
+        calls fail with ENODEV, the hidraw node leaves too, and the devices
+        leave sysfs with "remove" uevents. Files opened on the node keep
+        it; new opens fail."""
+        self.alive = False
+        for c in self.clients.values():
+            for urb in c.pending:
+                urb.finish(-errno.ESHUTDOWN)
+                c.done.append(urb)
+            c.pending = []
+        self.in_buffer = []
+        self._update_reapable()
+        self.unbind_usbhid()
+        bed = self.key.bed.testbed
+        bed.detach_ioctl(self.usbfs)
         try:
-            self.sock.send(report)
-        except OSError as e:
-            log("key %d: sending a report to %s: %s" % (self.index, self.chip, e))
+            os.unlink(self.key.bed.root + self.usbfs)
+        except OSError:
+            pass
+        for path in (self.iface_path, self.dev_path):  # children first: each has its links
+            bed.uevent(path, "remove")
+            bed.remove_device(path)
 
-    # --- unplugging ---
-
-    def unplug(self):
-        with self.lock:
-            if not self.present:
-                return
-            self.present = False
-            for c in self.usb_clients.values():
-                for urb in c.pending:
-                    urb.finish(-errno.ESHUTDOWN)
-                    c.done.append(urb)
-                c.pending = []
-            self.in_buffer = []
-            self._update_reapable()
-            self.unbind_usbhid()
-            # Clients that opened the node keep it; new opens fail.
-            try:
-                os.unlink(self.bed.root + self.usbfs)
-            except OSError:
-                pass
-            bed = self.bed.testbed
-            for path in (self.iface_path, self.dev_path):
-                bed.uevent(path, "remove")
-            bed.remove_device(self.dev_path)
-
-
-class UsbHandler(UMockdev.IoctlBase):
-    """usbdevfs ioctls on /dev/bus/usb/001/DDD."""
-
-    def __init__(self, key):
-        super().__init__()
-        self.key = key
+    # --- umockdev's calls (worker thread) ---
 
     def do_client_connected(self, client):
-        key = self.key
-        with key.lock:
-            key.usb_clients[client] = UsbClient(client)
+        with self.key.lock:
+            self.clients[client] = UsbClient(client)
         client.connect("notify::connected", self._closed)
 
     def _closed(self, client, _pspec):
-        key = self.key
         if client.get_connected():
             return
-        with key.lock:
-            c = key.usb_clients.pop(client, None)
-            if c is not None and key.claimed is c:
-                key.claimed = None
-                key.in_buffer = []
-            key._update_reapable()
+        with self.key.lock:
+            c = self.clients.pop(client, None)
+            if c is not None and self.claimed is c:
+                self.claimed = None
+                self.in_buffer = []
+            self._update_reapable()
 
     def do_handle_ioctl(self, client):
         try:
@@ -435,24 +460,22 @@ class UsbHandler(UMockdev.IoctlBase):
         except Exception:
             log("usbfs ioctl %#x:\n%s" % (client.get_request(), traceback.format_exc()))
             res, err = -1, errno.EIO
-        if res is not None:
-            client.complete(res, err)
+        client.complete(res, err)
         return True
 
     def _ioctl(self, client):
-        key = self.key
         req = client.get_request()
         arg = client.get_arg()
-        c = key.usb_clients.get(client)
+        c = self.clients.get(client)
         if c is None:
-            c = key.usb_clients[client] = UsbClient(client)
+            c = self.clients[client] = UsbClient(client)
         if req in (USBDEVFS_REAPURB, USBDEVFS_REAPURBNDELAY):
             if c.done:
                 urb = c.done.pop(0)
-                key._update_reapable()
+                self._update_reapable()
                 arg.resolve(0, 8).set_ptr(0, urb.data)
                 return 0, 0
-            if not key.present:
+            if not self.alive:
                 return -1, errno.ENODEV
             if req == USBDEVFS_REAPURB:
                 log("blocking REAPURB is not emulated; answering EAGAIN")
@@ -464,10 +487,10 @@ class UsbHandler(UMockdev.IoctlBase):
                     c.pending.remove(urb)
                     urb.finish(-errno.ENOENT)
                     c.done.append(urb)
-                    key._update_reapable()
+                    self._update_reapable()
                     return 0, 0
             return -1, errno.EINVAL
-        if not key.present:
+        if not self.alive:
             return -1, errno.ENODEV
         if req == USBDEVFS_GET_CAPABILITIES:
             arg.resolve(0, 4).update(0, list(struct.pack("<I", CAPS)))
@@ -475,7 +498,7 @@ class UsbHandler(UMockdev.IoctlBase):
         if req == USBDEVFS_GET_SPEED:
             return SPEED_FULL, 0
         if req == USBDEVFS_CONNECTINFO:
-            arg.resolve(0, 8).update(0, list(struct.pack("<IB3x", key.devnum, 0)))
+            arg.resolve(0, 8).update(0, list(struct.pack("<IB3x", self.address, 0)))
             return 0, 0
         if req == USBDEVFS_CLAIMINTERFACE:
             iface = struct.unpack("<I", bytes(arg.resolve(0, 4).retrieve()))[0]
@@ -485,23 +508,23 @@ class UsbHandler(UMockdev.IoctlBase):
             iface, flags = struct.unpack("<II", bytes(d.retrieve()[:8]))
             driver = bytes(d.retrieve()[8:264]).split(b"\0", 1)[0].decode(errors="replace")
             # Flags: 1 detach only if the driver is the named one, 2 only if it is not.
-            bound = "usbfs" if key.claimed is not None else key.driver
+            bound = "usbfs" if self.claimed is not None else self.driver
             if bound is not None and ((flags & 1 and bound != driver) or (flags & 2 and bound == driver)):
                 return -1, errno.EBUSY
             return self._claim(c, iface, True)
         if req == USBDEVFS_RELEASEINTERFACE:
             iface = struct.unpack("<I", bytes(arg.resolve(0, 4).retrieve()))[0]
-            if iface != 0 or key.claimed is not c:
+            if iface != 0 or self.claimed is not c:
                 return -1, errno.EINVAL
-            key.claimed = None
-            key.in_buffer = []
+            self.claimed = None
+            self.in_buffer = []
             return 0, 0
         if req == USBDEVFS_GETDRIVER:
             d = arg.resolve(0, 260)
             iface = struct.unpack("<I", bytes(d.retrieve()[:4]))[0]
             if iface != 0:
                 return -1, errno.EINVAL
-            name = "usbfs" if key.claimed is not None else key.driver
+            name = "usbfs" if self.claimed is not None else self.driver
             if name is None:
                 return -1, errno.ENODATA
             d.update(4, list(name.encode() + b"\0"))
@@ -512,17 +535,17 @@ class UsbHandler(UMockdev.IoctlBase):
             if ifno != 0:
                 return -1, errno.EINVAL
             if code == USBDEVFS_DISCONNECT:  # detach the kernel driver
-                if key.claimed is not None:
+                if self.claimed is not None:
                     return -1, errno.EINVAL  # usbfs's own claim: release it instead
-                if key.driver is None:
+                if self.driver is None:
                     return -1, errno.ENODATA
-                key.unbind_usbhid()
+                self.unbind_usbhid()
                 return 0, 0
             if code == USBDEVFS_CONNECT:  # let the kernel bind a driver again
-                if key.claimed is not None:
+                if self.claimed is not None:
                     return -1, errno.EBUSY
-                if key.driver is None:
-                    key.bind_usbhid()
+                if self.driver is None:
+                    self.bind_usbhid()
                 return 1, 0
             return -1, errno.ENOTTY
         if req in (USBDEVFS_SETCONFIGURATION, USBDEVFS_SETINTERFACE, USBDEVFS_CLEAR_HALT, USBDEVFS_RESET):
@@ -531,7 +554,7 @@ class UsbHandler(UMockdev.IoctlBase):
             d = arg.resolve(0, 24)
             raw = bytes(d.retrieve())
             setup, length = raw[:8], struct.unpack("<H", raw[6:8])[0]
-            answer, err = key.desc.control(setup)
+            answer, err = self.key.desc.control(setup)
             if err is not None:
                 return -1, -err
             if length and answer:
@@ -544,23 +567,21 @@ class UsbHandler(UMockdev.IoctlBase):
     def _claim(self, c, iface, detach):
         """Claims interface 0 for c; the kernel refuses while another file or
         a kernel driver holds it, unless detach lets it unbind the driver."""
-        key = self.key
         if iface != 0:
             return -1, errno.ENOENT
-        if key.claimed is c:
+        if self.claimed is c:
             return 0, 0
-        if key.claimed is not None:
+        if self.claimed is not None:
             return -1, errno.EBUSY
-        if key.driver is not None:
+        if self.driver is not None:
             if not detach:
                 return -1, errno.EBUSY
-            key.unbind_usbhid()
-        key.in_buffer = []
-        key.claimed = c
+            self.unbind_usbhid()
+        self.in_buffer = []
+        self.claimed = c
         return 0, 0
 
     def _submit(self, c, arg):
-        key = self.key
         u = arg.resolve(0, URB_SIZE)
         kind, endpoint, _status, _flags, _buf, length = struct.unpack("<BBxxiI4xQi", bytes(u.retrieve()[:28]))
         buf = u.resolve(16, length) if length > 0 else None
@@ -568,13 +589,13 @@ class UsbHandler(UMockdev.IoctlBase):
         if kind == URB_TYPE_CONTROL:
             if length < 8:
                 return -1, errno.EINVAL
-            answer, err = key.desc.control(bytes(buf.retrieve()[:8]))
+            answer, err = self.key.desc.control(bytes(buf.retrieve()[:8]))
             if err is not None:
                 urb.finish(err)
             else:
                 urb.finish(0, answer, len(answer))
             c.done.append(urb)
-            key._update_reapable()
+            self._update_reapable()
             return 0, 0
         if kind not in (URB_TYPE_INTERRUPT, URB_TYPE_BULK) or endpoint not in (0x01, 0x81):
             return -1, errno.ENOENT
@@ -582,16 +603,16 @@ class UsbHandler(UMockdev.IoctlBase):
         if res < 0:
             return res, err
         if endpoint == 0x01:
-            key.report_out(bytes(buf.retrieve()) if buf else b"")
+            self.key.report_out(bytes(buf.retrieve()) if buf else b"")
             urb.finish(0, None, length)
             c.done.append(urb)
-        elif key.in_buffer:
-            report = key.in_buffer.pop(0)
+        elif self.in_buffer:
+            report = self.in_buffer.pop(0)
             urb.finish(0, report[:length])
             c.done.append(urb)
         else:
             c.pending.append(urb)
-        key._update_reapable()
+        self._update_reapable()
         return 0, 0
 
 
@@ -758,6 +779,7 @@ class Bed:
         self.root = self.testbed.get_root_dir()
         self.hidraw_major = 241
         self.hid_count = 0
+        self.last_address = 1  # the root hub's
         self.ready = False  # uevents go out once programs may be listening
         self.hub_name = "usb1"
         self.hub = self.testbed.add_device(
@@ -795,6 +817,12 @@ class Bed:
         self.hid_count += 1
         return self.hid_count
 
+    def next_address(self):
+        """The address the kernel gives the next device: one more than the
+        last, wrapping after 127 (USB 2.0 §9.4.6)."""
+        self.last_address = self.last_address % 127 + 1
+        return self.last_address
+
     def _relay(self):
         sel = selectors.DefaultSelector()
         for k in self.keys:
@@ -818,21 +846,27 @@ class Bed:
                         except Exception:
                             log("key %d: report from the chip:\n%s" % (k.index, traceback.format_exc()))
 
+    @staticmethod
+    def describe_key(k):
+        return {"usbfs": k.usb.usbfs, "hidraw": k.hidraw, "path": k.iface, "bus": 1, "address": k.usb.address}
+
     def describe(self):
-        return {
-            "dir": self.root,
-            "keys": [
-                {"usbfs": k.usbfs, "hidraw": k.hidraw, "path": k.iface,
-                 "bus": 1, "address": k.devnum, "udp": "%s:%d" % k.sock.getsockname()}
-                for k in self.keys
-            ],
-        }
+        return {"dir": self.root, "keys": [self.describe_key(k) for k in self.keys]}
 
     def command(self, line):
         words = line.split()
-        if len(words) == 2 and words[0] == "unplug" and words[1].isdigit() and int(words[1]) < len(self.keys):
-            self.keys[int(words[1])].unplug()
-            return "ok"
+        if len(words) < 2 or not words[1].isdigit() or int(words[1]) >= len(self.keys):
+            return "error: unknown command %r" % line
+        k = self.keys[int(words[1])]
+        with self.lock:
+            if words[0] == "unplug" and len(words) == 2:
+                k.unplug()
+                return "ok"
+            if words[0] == "plug" and len(words) == 3:
+                if k.usb is not None:
+                    return "error: key %d is plugged in" % k.index
+                k.plug(words[2])
+                return "ok " + json.dumps(self.describe_key(k))
         return "error: unknown command %r" % line
 
     def close(self):

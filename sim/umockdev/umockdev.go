@@ -84,9 +84,8 @@ type Device struct {
 
 // Testbed is a running umockdev testbed with emulated keys.
 type Testbed struct {
-	dir     string
-	devices []Device
-	log     *slog.Logger
+	dir string
+	log *slog.Logger
 
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
@@ -95,13 +94,22 @@ type Testbed struct {
 	waitErr error
 	stderr  *tail
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	links  []*udphid.Conn
+	keys []Key
 
-	mu        sync.Mutex // serializes commands
+	mu        sync.Mutex     // serializes commands and guards what follows
+	devices   []Device       // where each key is, or was last
+	links     []*udphid.Conn // each key's link to testbed.py; nil while unplugged
+	wg        sync.WaitGroup // the goroutines serving the chips
+	closed    bool
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// PowerCycler is the optional ability of a Key's Chip to be switched off
+// and on (as *chip.Chip is): Plug power-cycles the chip, as plugging a key
+// in powers it up.
+type PowerCycler interface {
+	PowerCycle()
 }
 
 // ErrMissing is wrapped by Start's error when the testbed cannot run here:
@@ -126,15 +134,9 @@ type keyConfig struct {
 
 // ready is testbed.py's first line on stdout.
 type ready struct {
-	Dir   string `json:"dir"`
-	Error string `json:"error"`
-	Keys  []struct {
-		USBFS   string `json:"usbfs"`
-		Hidraw  string `json:"hidraw"`
-		Path    string `json:"path"`
-		Bus     int    `json:"bus"`
-		Address int    `json:"address"`
-	} `json:"keys"`
+	Dir   string  `json:"dir"`
+	Error string  `json:"error"`
+	Keys  []where `json:"keys"`
 }
 
 // Start serves each key's chip and builds a testbed in which the keys are
@@ -166,34 +168,21 @@ func Start(ctx context.Context, keys []Key, opts Options) (*Testbed, error) {
 		defer cancel()
 	}
 
-	sctx, cancel := context.WithCancel(context.Background())
-	t := &Testbed{log: log, cancel: cancel, replies: make(chan string, 1), exited: make(chan struct{}), stderr: &tail{max: 8 << 10}}
+	t := &Testbed{log: log, keys: keys, replies: make(chan string, 1), exited: make(chan struct{}), stderr: &tail{max: 8 << 10}}
+	t.links = make([]*udphid.Conn, len(keys))
 	cfg := config{}
 	for i, k := range keys {
 		if k.Chip == nil {
 			t.stopServing()
 			return nil, fmt.Errorf("umockdev: key %d has no chip", i)
 		}
-		link, err := udphid.Listen("127.0.0.1:0", "127.0.0.1:0")
+		addr, err := t.serve(i)
 		if err != nil {
 			t.stopServing()
-			return nil, fmt.Errorf("umockdev: key %d: %w", i, err)
+			return nil, err
 		}
-		t.links = append(t.links, link)
-		so := k.Serve
-		if so.Major == 0 && so.Minor == 0 && so.Build == 0 {
-			so.Major = 1
-		}
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			err := ctaphid.Serve(sctx, link, k.Chip, so)
-			if err != nil && sctx.Err() == nil && !errors.Is(err, device.ErrClosed) {
-				log.Error("umockdev: serving key", "key", i, "err", err)
-			}
-		}()
 		cfg.Keys = append(cfg.Keys, keyConfig{
-			Chip:         link.LocalAddr().String(),
+			Chip:         addr,
 			Vendor:       cmp.Or(k.VendorID, DefaultVendorID),
 			Product:      cmp.Or(k.ProductID, DefaultProductID),
 			Release:      cmp.Or(k.Release, DefaultRelease),
@@ -237,10 +226,48 @@ func Start(ctx context.Context, keys []Key, opts Options) (*Testbed, error) {
 	}
 	t.dir = r.Dir
 	for i, k := range r.Keys {
-		t.devices = append(t.devices, Device{Path: k.Path, USB: k.USBFS, Hidraw: k.Hidraw, Bus: k.Bus, Address: k.Address, Serial: cfg.Keys[i].Serial})
+		t.devices = append(t.devices, k.device(cfg.Keys[i].Serial))
 	}
 	log.Debug("umockdev: testbed up", "dir", t.dir, "keys", len(keys))
 	return t, nil
+}
+
+// where is how testbed.py describes a key's place on the bus.
+type where struct {
+	USBFS   string `json:"usbfs"`
+	Hidraw  string `json:"hidraw"`
+	Path    string `json:"path"`
+	Bus     int    `json:"bus"`
+	Address int    `json:"address"`
+}
+
+func (w where) device(serial string) Device {
+	return Device{Path: w.Path, USB: w.USBFS, Hidraw: w.Hidraw, Bus: w.Bus, Address: w.Address, Serial: serial}
+}
+
+// serve opens key i's link to testbed.py and serves its chip there, with
+// a CTAPHID state of its own, until the link is closed. It returns the
+// address testbed.py sends the key's reports to.
+func (t *Testbed) serve(i int) (string, error) {
+	link, err := udphid.Listen("127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("umockdev: key %d: %w", i, err)
+	}
+	t.links[i] = link
+	k := t.keys[i]
+	so := k.Serve
+	if so.Major == 0 && so.Minor == 0 && so.Build == 0 {
+		so.Major = 1
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		err := ctaphid.Serve(context.Background(), link, k.Chip, so)
+		if err != nil && !errors.Is(err, device.ErrClosed) {
+			t.log.Error("umockdev: serving key", "key", i, "err", err)
+		}
+	}()
+	return link.LocalAddr().String(), nil
 }
 
 // launch starts testbed.py with its configuration. The script reaches
@@ -308,8 +335,13 @@ func (t *Testbed) Dir() string { return t.dir }
 // for monitoring.
 func (t *Testbed) PID() int { return t.cmd.Process.Pid }
 
-// Devices returns where each key appears, in the order given to Start.
-func (t *Testbed) Devices() []Device { return append([]Device(nil), t.devices...) }
+// Devices returns where each key appears (or last appeared, while it is
+// unplugged), in the order given to Start.
+func (t *Testbed) Devices() []Device {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Device(nil), t.devices...)
+}
 
 // Environ returns env (as os.Environ gives it) with the preload library
 // added to LD_PRELOAD and UMOCKDEV_DIR set to the testbed, for a program
@@ -362,43 +394,93 @@ func helperEnv(env []string) []string {
 // Unplug pulls key i (in Start's order) out of the bus: its chip stops
 // being served, programs that have it open see it gone (libusb:
 // LIBUSB_ERROR_NO_DEVICE and LIBUSB_TRANSFER_NO_DEVICE; hidraw: EIO, ENODEV
-// and a hang-up), and it leaves sysfs and /dev. Unplugging a key twice does
-// nothing more.
+// and a hang-up), and it leaves sysfs and /dev. Unplugging a key that is
+// out does nothing.
 //
 // Errors: one wrapping device.ErrClosed after Close or when the testbed
 // ended; ctx's error when the testbed does not confirm in time.
 func (t *Testbed) Unplug(ctx context.Context, i int) error {
-	if i < 0 || i >= len(t.devices) {
-		return fmt.Errorf("umockdev: no key %d", i)
-	}
-	if err := t.command(ctx, fmt.Sprintf("unplug %d", i)); err != nil {
-		return err
-	}
-	return t.links[i].Close()
-}
-
-// command sends one line to testbed.py and waits for its answer.
-func (t *Testbed) command(ctx context.Context, line string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if i < 0 || i >= len(t.keys) {
+		return fmt.Errorf("umockdev: no key %d", i)
+	}
+	if t.links[i] == nil {
+		return nil
+	}
+	if _, err := t.command(ctx, fmt.Sprintf("unplug %d", i)); err != nil {
+		return err
+	}
+	err := t.links[i].Close() // ends serving the chip
+	t.links[i] = nil
+	return err
+}
+
+// Plug puts key i back into the bus after Unplug, as a person plugs a key
+// in again: the chip is switched on anew (a PowerCycler is power-cycled,
+// and its CTAPHID channels start afresh), and the key gets the bus's next
+// address, so Devices reports a new USB node. Its port, its sysfs path and
+// its hidraw node are the same as before.
+//
+// Errors: one when the key is plugged in; those of Unplug.
+func (t *Testbed) Plug(ctx context.Context, i int) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i < 0 || i >= len(t.keys) {
+		return fmt.Errorf("umockdev: no key %d", i)
+	}
+	if t.closed {
+		return fmt.Errorf("umockdev: plug %d: %w", i, device.ErrClosed)
+	}
+	if t.links[i] != nil {
+		return fmt.Errorf("umockdev: key %d is plugged in", i)
+	}
+	if pc, ok := t.keys[i].Chip.(PowerCycler); ok {
+		pc.PowerCycle()
+	}
+	addr, err := t.serve(i)
+	if err != nil {
+		return err
+	}
+	reply, err := t.command(ctx, fmt.Sprintf("plug %d %s", i, addr))
+	if err != nil {
+		t.links[i].Close()
+		t.links[i] = nil
+		return err
+	}
+	var w where
+	if err := json.Unmarshal([]byte(reply), &w); err != nil {
+		return fmt.Errorf("umockdev: plug %d: the testbed said %q", i, reply)
+	}
+	t.devices[i] = w.device(t.devices[i].Serial)
+	return nil
+}
+
+// command sends one line to testbed.py and waits for its answer, which
+// starts with "ok"; it returns the rest. Call with t.mu held.
+func (t *Testbed) command(ctx context.Context, line string) (string, error) {
 	select {
 	case <-t.exited:
-		return fmt.Errorf("umockdev: %s: %w: the testbed ended: %s", line, device.ErrClosed, lastLine(t.stderr.String()))
+		return "", fmt.Errorf("umockdev: %s: %w: the testbed ended: %s", line, device.ErrClosed, lastLine(t.stderr.String()))
 	default:
 	}
+	if t.closed {
+		return "", fmt.Errorf("umockdev: %s: %w", line, device.ErrClosed)
+	}
 	if _, err := io.WriteString(t.stdin, line+"\n"); err != nil {
-		return fmt.Errorf("umockdev: %s: %w: %v", line, device.ErrClosed, err)
+		return "", fmt.Errorf("umockdev: %s: %w: %v", line, device.ErrClosed, err)
 	}
 	select {
 	case reply := <-t.replies:
-		if reply != "ok" {
-			return fmt.Errorf("umockdev: %s: %s", line, reply)
+		rest, ok := strings.CutPrefix(reply, "ok")
+		if !ok {
+			return "", fmt.Errorf("umockdev: %s: %s", line, reply)
 		}
-		return nil
+		return strings.TrimSpace(rest), nil
 	case <-t.exited:
-		return fmt.Errorf("umockdev: %s: %w: the testbed ended: %s", line, device.ErrClosed, lastLine(t.stderr.String()))
+		return "", fmt.Errorf("umockdev: %s: %w: the testbed ended: %s", line, device.ErrClosed, lastLine(t.stderr.String()))
 	case <-ctx.Done():
-		return fmt.Errorf("umockdev: %s: %w", line, ctx.Err())
+		return "", fmt.Errorf("umockdev: %s: %w", line, ctx.Err())
 	}
 }
 
@@ -407,6 +489,9 @@ func (t *Testbed) command(ctx context.Context, line string) error {
 // gone. It returns what went wrong, once; later calls return the same.
 func (t *Testbed) Close() error {
 	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		t.closed = true
+		t.mu.Unlock()
 		var errs []error
 		if t.cmd != nil && t.cmd.Process != nil {
 			t.stdin.Close() // end of input ends testbed.py
@@ -430,13 +515,17 @@ func (t *Testbed) Close() error {
 	return t.closeErr
 }
 
+// stopServing closes every link, which ends serving the chips, and waits
+// for that.
 func (t *Testbed) stopServing() {
-	if t.cancel != nil {
-		t.cancel()
+	t.mu.Lock()
+	for i, l := range t.links {
+		if l != nil {
+			l.Close()
+			t.links[i] = nil
+		}
 	}
-	for _, l := range t.links {
-		l.Close()
-	}
+	t.mu.Unlock()
 	t.wg.Wait()
 }
 
