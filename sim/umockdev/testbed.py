@@ -819,9 +819,12 @@ class Bed:
 
     def next_address(self):
         """The address the kernel gives the next device: one more than the
-        last, wrapping after 127 (USB 2.0 §9.4.6)."""
-        self.last_address = self.last_address % 127 + 1
-        return self.last_address
+        last, wrapping after 127 (USB 2.0 §9.4.6), skipping those in use."""
+        used = {1} | {k.usb.address for k in getattr(self, "keys", []) if k.usb is not None}
+        while True:
+            self.last_address = self.last_address % 127 + 1
+            if self.last_address not in used:
+                return self.last_address
 
     def _relay(self):
         sel = selectors.DefaultSelector()
