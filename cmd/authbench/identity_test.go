@@ -15,11 +15,13 @@ func TestIdentityCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	code, out := runCmd(t, "identity", "create", "--server", srv.URL, "--token", srv.SupportToken, "--identity", "bob")
+	t.Setenv("AUTHBENCH_TOKEN", srv.SupportToken)
+	code, out := runCmd(t, "identity", "create", "--server", srv.URL, "--identity", "bob")
 	if code != 0 || !strings.Contains(out, "identity bob: active") {
 		t.Fatalf("identity create exited %d:\n%s", code, out)
 	}
-	code, out = runCmd(t, "identity", "create", "--server", srv.URL, "--token", "wrong", "--identity", "carol")
+	t.Setenv("AUTHBENCH_TOKEN", "wrong")
+	code, out = runCmd(t, "identity", "create", "--server", srv.URL, "--identity", "carol")
 	if code == 0 {
 		t.Fatalf("identity create with a wrong token succeeded:\n%s", out)
 	}

@@ -161,6 +161,8 @@ func TestServeRefusals(t *testing.T) {
 	dir := t.TempDir()
 	badTokens := filepath.Join(dir, "bad-tokens")
 	os.WriteFile(badTokens, []byte("support\n"), 0o600)
+	shortKey := filepath.Join(dir, "short-key")
+	os.WriteFile(shortKey, []byte("0011\n"), 0o600)
 	shortTokens := filepath.Join(dir, "short-tokens")
 	os.WriteFile(shortTokens, []byte("support abc\n"), 0o600)
 	tests := []struct {
@@ -175,7 +177,8 @@ func TestServeRefusals(t *testing.T) {
 		{"token file", []string{"--support-token-file", badTokens}, 1, "operator-id token"},
 		{"short token", []string{"--support-token-file", shortTokens}, 1, "at least"},
 		{"roots", []string{"--attestation-roots", filepath.Join(dir, "none.pem")}, 1, "--attestation-roots"},
-		{"pskc key", []string{"--pskc-key", "0011"}, 2, "--pskc-key"},
+		{"pskc key", []string{"--pskc-key-file", shortKey}, 2, "PSKC key"},
+		{"pskc key on the command line", []string{"--pskc-key", "00112233445566778899aabbccddeeff"}, 2, "unknown flag --pskc-key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
