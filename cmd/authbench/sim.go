@@ -251,7 +251,7 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 		// reported at once instead of after vpcdWait.
 		first, err := net.DialTimeout("tcp", addr, 2*time.Second)
 		if err != nil {
-			return d, unreachableError{fmt.Errorf("chip %d: nothing listens on %s, where pcscd's vpcd reader should: start pcscd with `pcscd -f &` (or `systemctl start pcscd`), with vsmartcard-vpcd installed (apt-get install pcscd vsmartcard-vpcd)\n  (%v)", i, addr, err)}
+			return d, unreachableError{fmt.Errorf("chip %d: nothing listens on %s, where pcscd's vpcd reader should be listening: start pcscd with `pcscd -f &` (or `systemctl start pcscd`), with vsmartcard-vpcd installed (apt-get install pcscd vsmartcard-vpcd)\n  (%v)", i, addr, err)}
 		}
 		conn := vicc.New(addr, card, vicc.Options{Logger: s.log})
 		s.goServe(ctx, "chip on vpcd "+addr, func(ctx context.Context) error {
