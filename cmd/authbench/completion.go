@@ -115,7 +115,7 @@ _authbench_words() {
 		}
 		words = append(words, argWords(s, specs)...)
 		if len(words) > 0 {
-			fmt.Fprintf(w, "\t%q) echo %q ;;\n", s.path, strings.Join(words, " "))
+			fmt.Fprintf(w, "\t%q) printf '%%s\\n' %q ;;\n", s.path, strings.Join(words, " "))
 		}
 	}
 	fmt.Fprintln(w, "\tesac\n}")
@@ -128,7 +128,7 @@ _authbench_flags() {
 		for _, f := range s.flags {
 			words = append(words, flagNames(f)...)
 		}
-		fmt.Fprintf(w, "\t%q) echo %q ;;\n", s.path, strings.Join(words, " "))
+		fmt.Fprintf(w, "\t%q) printf '%%s\\n' %q ;;\n", s.path, strings.Join(words, " "))
 	}
 	fmt.Fprintln(w, "\tesac\n}")
 
@@ -151,12 +151,12 @@ _authbench_value() {
 			case takesFile(f):
 				v = "@file"
 			}
-			fmt.Fprintf(w, "\t%s) echo %q ;;\n", strings.Join(pats, "|"), v)
+			fmt.Fprintf(w, "\t%s) printf '%%s\\n' %q ;;\n", strings.Join(pats, "|"), v)
 		}
 	}
-	fmt.Fprintln(w, "\t*) echo - ;;\n\tesac\n}")
+	io.WriteString(w, "\t*) printf '%s\\n' - ;;\n\tesac\n}\n")
 
-	fmt.Fprintln(w, `# _authbench_path WORD...: the command path the words name, skipping flags
+	io.WriteString(w, `# _authbench_path WORD...: the command path the words name, skipping flags
 # and their values.
 _authbench_path() {
 	local path="" skip="" w v
@@ -173,8 +173,9 @@ _authbench_path() {
 			esac ;;
 		esac
 	done
-	echo "$path"
-}`)
+	printf '%s\n' "$path"
+}
+`)
 }
 
 func writeBashCompletion(w io.Writer, specs []cmdSpec) {
@@ -289,7 +290,7 @@ end`)
 	}
 	fmt.Fprintf(w, "set -g __authbench_paths %s\n", quoteAll(paths))
 	for _, s := range specs {
-		cond := fmt.Sprintf("-n '__authbench_at %s'", fishQuote(s.path))
+		cond := "-n " + fishQuote("__authbench_at "+fishQuote(s.path))
 		for _, c := range s.subs {
 			fmt.Fprintf(w, "complete -c authbench %s -a %s -d %s\n", cond, fishQuote(c.Name), fishQuote(strings.TrimSuffix(c.Help, ".")))
 		}

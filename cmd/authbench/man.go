@@ -86,6 +86,9 @@ func writeManPage(w io.Writer, specs []cmdSpec, only *cmdSpec) error {
 		fmt.Fprintln(w, roffEscape("authbench is the one binary of the authbench toolkit: drivers for MitID-style chips, code displays and audio code readers, simulators that behave like them, a conformance suite, and a server that owns each person's authenticators and their security elements."))
 		fmt.Fprintln(w, ".PP")
 		fmt.Fprintln(w, roffEscape(`Flags are long (--device) with short forms for a few (-q, -v, -h); a flag takes its value as --flag VALUE or --flag=VALUE. Unknown flags and stray arguments are errors. "authbench help COMMAND" shows the flags of one command.`))
+		fmt.Fprintln(w, ".SH OPTIONS")
+		fmt.Fprintf(w, ".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\n%s\n", roffEscape("Show the help of authbench, or of the command it follows."))
+		manArgsAndFlags(w, specs[0])
 		fmt.Fprintln(w, ".SH COMMANDS")
 	}
 	for i := range specs[1:] {
