@@ -84,6 +84,11 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 	}
 	// Self-service: a password login (password on stdin) gives the session.
 	session := filepath.Join(t.TempDir(), "session")
+	// Without --session-file or --show-token the token is not printed.
+	if code, out := runCmdIn(t, cs.password+"\n", "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", cs.pwAuth,
+		"--password-stdin"); code != 0 || strings.Contains(out, "session token:") || !strings.Contains(out, "not shown") {
+		t.Errorf("password login exited %d, or printed the token:\n%s", code, out)
+	}
 	if code, out := runCmdIn(t, cs.password+"\n", "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", cs.pwAuth,
 		"--password-stdin", "--session-file", session); code != 0 {
 		t.Fatalf("password login exited %d:\n%s", code, out)

@@ -194,3 +194,60 @@ func TestServeRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestServeSettings: serve takes its settings from a JSON --config file,
+// the environment over the file, and flags over both; a key that names no
+// flag is an error; the secrets have no flag.
+func TestServeSettings(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "serve.json")
+	write := func(v string) {
+		if err := os.WriteFile(cfg, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"addr": "127.0.0.1:0", "db": "` + filepath.Join(dir, "cfg.db") + `", "master-key": "` + filepath.Join(dir, "master.key") +
+		`", "support-token-file": "` + filepath.Join(dir, "tokens") + `", "attestation-roots": "../../testdata/attestation/ca.pem", "log-level": "error"}`)
+
+	// The file alone: its paths are used, and at level error the warning
+	// about the new token file is not logged.
+	url, stop, stderr := startServe(t, "--config", cfg)
+	if code, body := request(t, "GET", url+"/healthz", "", ""); code != 200 {
+		t.Fatalf("healthz %d %s", code, body)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{"cfg.db", "master.key", "tokens"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("the config file's %s was not used: %v", f, err)
+		}
+	}
+	if strings.Contains(stderr.String(), "level=WARN") {
+		t.Errorf("log-level error from the file was not used:\n%s", stderr)
+	}
+
+	// The environment wins over the file.
+	os.Remove(filepath.Join(dir, "tokens"))
+	t.Setenv("AUTHBENCH_LOG_LEVEL", "info")
+	_, stop, stderr = startServe(t, "--config", cfg)
+	stop()
+	if !strings.Contains(stderr.String(), "created a support token file") {
+		t.Errorf("$AUTHBENCH_LOG_LEVEL=info did not win over the file:\n%s", stderr)
+	}
+
+	// A flag wins over both.
+	os.Remove(filepath.Join(dir, "tokens"))
+	_, stop, stderr = startServe(t, "--config", cfg, "--log-level", "error")
+	stop()
+	if strings.Contains(stderr.String(), "level=WARN") {
+		t.Errorf("--log-level error did not win over the environment:\n%s", stderr)
+	}
+
+	// A misspelt key is an error, not silently ignored.
+	write(`{"adr": "127.0.0.1:0"}`)
+	var out bytes.Buffer
+	if code := run(context.Background(), &env{stdout: &out, stderr: &out}, []string{"serve", "--config", cfg}); code != exitUsage || !strings.Contains(out.String(), "no flag named adr") {
+		t.Errorf("a misspelt key exited %d:\n%s", code, out.String())
+	}
+}

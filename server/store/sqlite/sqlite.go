@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -180,6 +181,12 @@ func (s *Store) openReadOnly(ctx context.Context, path string, common url.Values
 	q.Del("_txlock")
 	q.Set("mode", "ro")
 	q.Add("_pragma", "query_only(1)")
+	// A database without a write-ahead log is not in use by a server:
+	// opened immutable, SQLite creates no -wal or -shm file beside it. One
+	// in use is read through its log, whose files exist already.
+	if _, err := os.Stat(abs + "-wal"); errors.Is(err, fs.ErrNotExist) {
+		q.Set("immutable", "1")
+	}
 	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
