@@ -61,7 +61,7 @@ func startSim(t *testing.T, args ...string) []simDevice {
 // the same code.
 func TestSimCodeDisplayRFC6238(t *testing.T) {
 	devs := startSim(t, "--code-display", "pty", "--factory",
-		"--otp-secret", "3132333435363738393031323334353637383930", "--otp-digits", "8")
+		"--otp-secret-file", secretFile(t, rfc6238Secret), "--otp-digits", "8")
 	if len(devs) != 1 || devs[0].Kind != "code-display" || devs[0].Transport != "serial" || !strings.HasPrefix(devs[0].Path, "/dev/") {
 		t.Fatalf("devices = %+v", devs)
 	}
@@ -182,6 +182,7 @@ func TestSimUsage(t *testing.T) {
 		{"sim", "--chip", "udp", "--otp-alg", "md5"},
 		{"sim", "--chip", "usb=2"},
 		{"sim", "--", "true"},
+		{"sim", "--chip", "udp=0", "--"},
 	} {
 		out.Reset()
 		if code := run(context.Background(), &env{stdout: &out, stderr: &out}, args); code != 2 {

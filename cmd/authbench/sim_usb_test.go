@@ -10,28 +10,6 @@ import (
 	"github.com/authbench/authbench/internal/umockdevtest"
 )
 
-// TestMain lets the test binary stand in for the authbench binary: run with
-// AUTHBENCH_TEST_MAIN=1 it is authbench (main exits), so that tests can
-// give it to `authbench sim -- CMD` as CMD.
-func TestMain(m *testing.M) {
-	if os.Getenv("AUTHBENCH_TEST_MAIN") == "1" {
-		main()
-	}
-	os.Exit(m.Run())
-}
-
-// asAuthbench returns the path of a program that is authbench, for the
-// commands of this test only.
-func asAuthbench(t *testing.T) string {
-	t.Helper()
-	t.Setenv("AUTHBENCH_TEST_MAIN", "1")
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return exe
-}
-
 // TestSimUSBCommand: `authbench sim --chip usb -- CMD` runs CMD with the
 // simulated key visible on the emulated bus, ends with it and exits with
 // its status.
@@ -44,7 +22,7 @@ func TestSimUSBCommand(t *testing.T) {
 		t.Fatalf("sim -- fido2-token -L exited %d:\n%s", code, out)
 	}
 	// libusb sees the keys too: authbench's own driver lists them.
-	exe := asAuthbench(t)
+	exe := binary(t)
 	code, out = runCmd(t, "sim", "--chip", "usb", "--seed", "01", "--", exe, "devices", "--json")
 	if code != 0 || !strings.Contains(out, `"transport": "usb"`) || !strings.Contains(out, `"path": "1-1:1.0"`) {
 		t.Fatalf("sim -- authbench devices exited %d:\n%s", code, out)
@@ -70,7 +48,7 @@ func TestSimUSBCommand(t *testing.T) {
 // program run by `authbench sim --chip usb --`.
 func TestCheckUSB(t *testing.T) {
 	umockdevtest.Require(t)
-	exe := asAuthbench(t)
+	exe := binary(t)
 	dir := t.TempDir()
 	junit := filepath.Join(dir, "junit.xml")
 	code, out := runCmd(t, "sim", "--chip", "usb", "--seed", "02", "--",
@@ -95,7 +73,7 @@ func TestCheckUSB(t *testing.T) {
 // in a state file between them, as a real key keeps them between plugs.
 func TestEnrollUSB(t *testing.T) {
 	umockdevtest.Require(t)
-	exe := asAuthbench(t)
+	exe := binary(t)
 	cs := startCLIServer(t)
 	state := filepath.Join(t.TempDir(), "chip.state")
 	withChip := func(args ...string) (int, string) {
