@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/authbench/authbench/internal/testenv"
@@ -127,5 +128,25 @@ func TestSimUSBKeepsRunning(t *testing.T) {
 	code, out := runCmd(t, "devices", "--json")
 	if code != 0 || !strings.Contains(out, `"serial": "`+d.Serial+`"`) || !strings.Contains(out, "UMOCKDEV_DIR="+d.Testbed) {
 		t.Errorf("devices exited %d:\n%s", code, out)
+	}
+}
+
+// TestSimUSBInterrupted: interrupting `authbench sim --chip usb -- CMD`
+// asks CMD to stop, takes the emulated bus down (nothing is left in
+// TMPDIR) and exits 130.
+func TestSimUSBInterrupted(t *testing.T) {
+	umockdevtest.Require(t)
+	tmp := t.TempDir()
+	cmd, sc, seen := startBinary(t, tmp, "sim", "--chip", "usb", "--", "sh", "-c", `test -d "$UMOCKDEV_DIR" && echo started && exec sleep 60`)
+	waitLine(t, sc, seen, "started")
+	if left, _ := filepath.Glob(filepath.Join(tmp, "umockdev.*")); len(left) != 1 {
+		t.Fatalf("testbeds in TMPDIR: %v", left)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := waitExit(t, cmd, sc); code != exitInterrupted {
+		t.Fatalf("exit %d, want 130:\n%s", code, seen)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "umockdev.*")); len(left) != 0 {
+		t.Errorf("left in TMPDIR after the interruption: %v", left)
 	}
 }
