@@ -25,7 +25,7 @@ func init() {
 	register(&command{
 		name:    "serve",
 		summary: "run the authbench server: HTTP JSON API over an SQLite or PostgreSQL store",
-		usage:   "[--addr HOST:PORT] [--db FILE|postgres://URL] [--master-key FILE] [--support-token-file FILE] [--attestation-roots PEM] [flags]",
+		usage:   "[--addr HOST:PORT] [--db FILE|postgres://URL] [--master-key FILE] [--support-token-file FILE] [--pskc-key-file FILE] [--attestation-roots PEM] [flags]",
 		run:     runServe,
 	})
 }
@@ -36,7 +36,9 @@ type serveConfig struct {
 	rpID, origin, roots            string
 	allowNone                      bool
 	pskcKey                        hexFlag
-	pskcPass                       string
+	pskcKeyFile, pskcPass          string
+	argon2Budget                   uint64 // MiB
+	argon2Wait                     time.Duration
 	logLevel                       string
 	limitSource, limitIdentity     rateFlag
 }
@@ -79,15 +81,18 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(c, e)
 	var cfg serveConfig
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "`HOST:PORT` to listen on (port 0 picks a free one)")
-	fs.StringVar(&cfg.db, "db", "./authbench.db", "SQLite database `FILE` (created if missing), or the postgres://USER:PASSWORD@HOST/DB URL of a PostgreSQL database that several servers share")
-	fs.StringVar(&cfg.masterKey, "master-key", "./authbench-master.key", "master key `FILE` that seals OTP secrets; created on the first run (back it up!). $"+secrets.EnvVar+" overrides it")
-	fs.StringVar(&cfg.tokenFile, "support-token-file", "./authbench-support-tokens", "`FILE` of support tokens, one \"operator-id token\" per line; created with one random token when missing")
+	fs.StringVar(&cfg.db, "db", "./authbench.db", "SQLite database `FILE` (created if missing), or the postgres://USER@HOST/DB URL of a PostgreSQL database that several servers share (its password in $PGPASSWORD or ~/.pgpass, not on the command line)")
+	fs.StringVar(&cfg.masterKey, "master-key", "./authbench-master.key", "master key `FILE` that seals OTP secrets; created on the first run, while the store holds nothing sealed (back it up!); a missing or wrong key for a store with sealed secrets stops the start. $"+secrets.EnvVar+" overrides it")
+	fs.StringVar(&cfg.tokenFile, "support-token-file", "./authbench-support-tokens", "`FILE` of support tokens, one \"operator-id token\" per line, readable by its owner only (chmod 600); created with one random token when missing")
 	fs.StringVar(&cfg.rpID, "rp-id", "localhost", "WebAuthn relying party `ID` (a domain)")
 	fs.StringVar(&cfg.origin, "origin", "", "WebAuthn `ORIGIN`s accepted in client data, comma separated (default https://RP-ID)")
 	fs.StringVar(&cfg.roots, "attestation-roots", "", "`PEM` file of the CA certificates a chip's attestation must chain to; without it no chip is trusted (e.g. testdata/attestation/ca.pem trusts simulated chips)")
 	fs.BoolVar(&cfg.allowNone, "allow-none-attestation", false, "accept chips without a trusted attestation (recorded as untrusted); for development only")
-	fs.Var(&cfg.pskcKey, "pskc-key", "pre-shared AES key, in `HEX`, that protects imported PSKC documents (RFC 6030 §6.1)")
+	fs.StringVar(&cfg.pskcKeyFile, "pskc-key-file", "", "`FILE` (mode 0600) holding the pre-shared AES key, in hex, that protects imported PSKC documents (RFC 6030 §6.1); $"+pskcKeyEnv+" works too")
+	fs.Var(&cfg.pskcKey, "pskc-key", "the pre-shared PSKC key in `HEX` on the command line, where every user can read it: prefer --pskc-key-file or $"+pskcKeyEnv)
 	fs.StringVar(&cfg.pskcPass, "pskc-passphrase", "", "`PASSPHRASE` of PBKDF2-protected PSKC documents (RFC 6030 §6.2); $AUTHBENCH_PSKC_PASSPHRASE works too and is not visible to other users")
+	fs.Uint64Var(&cfg.argon2Budget, "argon2-memory-budget", secrets.DefaultBudget()>>10, "`MiB` of memory that password and PIN hashes (argon2id, 19 MiB each) may hold at once; a request that finds no room is answered 503 busy with Retry-After")
+	fs.DurationVar(&cfg.argon2Wait, "argon2-wait", secrets.DefaultWait, "how long a password or PIN hash waits for room under --argon2-memory-budget before the request is answered 503 busy (0: at once)")
 	fs.Var(&cfg.limitSource, "login-limit-source", "login requests allowed per client address, as `BURST/EVERY` (default 60/100ms), or off")
 	fs.Var(&cfg.limitIdentity, "login-limit-identity", "login requests allowed per identity, as `BURST/EVERY` (default 30/200ms), or off; a refused request is not a failed attempt")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log `LEVEL` on stderr: debug, info, warn or error")
@@ -107,6 +112,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	srv, err := embedded.Start(ctx, opts)
+	if errors.Is(err, service.ErrMasterKey) {
+		return masterKeyHelp(err, cfg.masterKey, redactURL(cfg.db), os.Getenv(secrets.EnvVar) != "", opts.Keyring == nil)
+	}
 	if err != nil {
 		if errors.Is(err, embedded.ErrPostgres) {
 			// The URL is not in err: pgx names the host, user and
@@ -137,7 +145,6 @@ func serveOptions(cfg serveConfig, log *slog.Logger) (embedded.Options, error) {
 		DB:                   cfg.db,
 		RPID:                 cfg.rpID,
 		AllowNoneAttestation: cfg.allowNone,
-		PSKCKey:              cfg.pskcKey,
 		PSKCPassphrase:       cfg.pskcPass,
 		Logger:               log,
 		RateLimit:            api.RateLimit{PerSource: api.Rate(cfg.limitSource), PerIdentity: api.Rate(cfg.limitIdentity)},
@@ -145,9 +152,24 @@ func serveOptions(cfg serveConfig, log *slog.Logger) (embedded.Options, error) {
 	if o.PSKCPassphrase == "" {
 		o.PSKCPassphrase = os.Getenv("AUTHBENCH_PSKC_PASSPHRASE")
 	}
-	if n := len(cfg.pskcKey); n != 0 && n != 16 && n != 24 && n != 32 {
-		return o, usageError{fmt.Errorf("--pskc-key: an AES key has 16, 24 or 32 bytes, not %d", n)}
+	key, fromFlag, err := pskcKey(cfg.pskcKeyFile, os.Getenv(pskcKeyEnv), cfg.pskcKey)
+	if err != nil {
+		return o, err
 	}
+	if cfg.pskcPass != "" {
+		log.Warn("the PSKC passphrase was given with --pskc-passphrase, where every user of this machine can read it (/proc/PID/cmdline): use $AUTHBENCH_PSKC_PASSPHRASE")
+	}
+	if fromFlag {
+		log.Warn("the PSKC key was given with --pskc-key, where every user of this machine can read it (/proc/PID/cmdline): use --pskc-key-file or $" + pskcKeyEnv)
+	}
+	o.PSKCKey = key
+	if cfg.argon2Budget == 0 || cfg.argon2Budget > 1<<20 {
+		return o, usageError{fmt.Errorf("--argon2-memory-budget %d: give 1 to %d MiB", cfg.argon2Budget, 1<<20)}
+	}
+	lim := secrets.NewLimiter(cfg.argon2Budget<<10, cfg.argon2Wait)
+	secrets.SetLimiter(lim)
+	log.Info("password and PIN hashing bounded", "argon2id_memory_budget_mib", cfg.argon2Budget,
+		"concurrent_hashes", lim.Slots(secrets.DefaultParams().Memory), "wait", cfg.argon2Wait)
 	if cfg.db == "" {
 		return o, usageError{errors.New("--db: a database file or postgres:// URL is needed")}
 	}
@@ -174,11 +196,17 @@ func serveOptions(cfg serveConfig, log *slog.Logger) (embedded.Options, error) {
 	} else if !cfg.allowNone {
 		log.Warn("no --attestation-roots: no chip will be trusted, so no chip can be added (give a CA file, or --allow-none-attestation for development)")
 	}
-	keys, err := secrets.LoadOrCreate(cfg.masterKey, os.Getenv(secrets.EnvVar), log)
-	if err != nil {
+	// A missing key file is made by embedded.Start, and only for a store
+	// that holds nothing sealed.
+	keys, err := secrets.Load(cfg.masterKey, os.Getenv(secrets.EnvVar), log)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		o.NewMasterKeyFile = cfg.masterKey
+	case err != nil:
 		return o, err
+	default:
+		o.Keyring = keys
 	}
-	o.Keyring = keys
 	tokens, created, err := loadSupportTokens(cfg.tokenFile)
 	if err != nil {
 		return o, err
@@ -201,7 +229,8 @@ func loadSupportTokens(path string) (tokens map[string]string, created bool, err
 	if path == "" {
 		return nil, false, usageError{errors.New("--support-token-file: a file is needed")}
 	}
-	data, err := os.ReadFile(path)
+	data, err := readSecretFile("--support-token-file", path)
+	defer clear(data)
 	if errors.Is(err, fs.ErrNotExist) {
 		tok, err := embedded.NewToken()
 		if err != nil {
@@ -215,7 +244,7 @@ func loadSupportTokens(path string) (tokens map[string]string, created bool, err
 		return map[string]string{tok: embedded.DefaultOperator}, true, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("--support-token-file: %w", err)
+		return nil, false, err
 	}
 	tokens = map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
