@@ -134,3 +134,29 @@ func TestBusyHashingCountsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPINsAreASCIIDigits: an app PIN is six ASCII digits, not text: other
+// digits (fullwidth, Arabic-Indic), invalid bytes and U+FFFD are refused
+// with ErrInvalid when the PIN is set and when it is tried, and a refused
+// login counts nothing.
+func TestPINsAreASCIIDigits(t *testing.T) {
+	e := newEnv(t)
+	e.identity("alice")
+	app, key, err := e.addApp("alice", support, "246810")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pin := range []string{"\uff12\uff14\uff16\uff18\uff11\uff10", "\u0662\u0664\u0666\u0668\u0661\u0660", "24681\xff", "2468\ufffd", "24681"} {
+		_, pub := appKey(t)
+		_, err := e.svc.AddAuthenticator(e.ctx, support, "alice", service.AddRequest{Kind: "app", PublicKey: pub, PIN: pin})
+		if !errors.Is(err, service.ErrInvalid) {
+			t.Fatalf("adding an app with PIN %+q: %v, want ErrInvalid", pin, err)
+		}
+		if _, err := e.loginApp("alice", app.ID, key, pin); !errors.Is(err, service.ErrInvalid) {
+			t.Fatalf("logging in with PIN %+q: %v, want ErrInvalid", pin, err)
+		}
+	}
+	if a := e.auth(app.ID); a.Failures != 0 {
+		t.Fatalf("%d failures counted for refused PINs", a.Failures)
+	}
+}
