@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -250,5 +251,23 @@ func TestSampleIndexes(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestLoadReusedDB: a second run on the database of the first, whose OTP
+// secrets are sealed under the first run's key, is refused with a clear
+// error instead of running on secrets it cannot open.
+func TestLoadReusedDB(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "load.db")
+	args := []string{"load", "--scenario", "otp", "--concurrency", "2", "--devices", "4", "--duration", "200ms", "--baseline", "20ms", "--sample", "1", "--db", db}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), &env{stdout: &out, stderr: &errOut}, args); code != 0 {
+		t.Fatalf("first run exited %d:\n%s%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	code := run(context.Background(), &env{stdout: &out, stderr: &errOut}, args)
+	if code != 1 || !strings.Contains(errOut.String(), "holds secrets sealed by an earlier run") {
+		t.Fatalf("second run exited %d:\n%s%s", code, out.String(), errOut.String())
 	}
 }
