@@ -92,7 +92,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Var(&cfg.pskcKey, "pskc-key", "the pre-shared PSKC key in `HEX` on the command line, where every user can read it: prefer --pskc-key-file or $"+pskcKeyEnv)
 	fs.StringVar(&cfg.pskcPass, "pskc-passphrase", "", "`PASSPHRASE` of PBKDF2-protected PSKC documents (RFC 6030 §6.2); $AUTHBENCH_PSKC_PASSPHRASE works too and is not visible to other users")
 	fs.Uint64Var(&cfg.argon2Budget, "argon2-memory-budget", secrets.DefaultBudget()>>10, "`MiB` of memory that password and PIN hashes (argon2id, 19 MiB each) may hold at once; a request that finds no room is answered 503 busy with Retry-After")
-	fs.DurationVar(&cfg.argon2Wait, "argon2-wait", secrets.DefaultWait, "how long a password or PIN hash waits for room under --argon2-memory-budget before the request is answered 503 busy (0: at once)")
+	fs.DurationVar(&cfg.argon2Wait, "argon2-wait", secrets.DefaultWait, "how long a password or PIN hash waits for room under --argon2-memory-budget before the request is answered 503 busy (0: at once; at most 20s)")
 	fs.Var(&cfg.limitSource, "login-limit-source", "login requests allowed per client address, as `BURST/EVERY` (default 60/100ms), or off")
 	fs.Var(&cfg.limitIdentity, "login-limit-identity", "login requests allowed per identity, as `BURST/EVERY` (default 30/200ms), or off; a refused request is not a failed attempt")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log `LEVEL` on stderr: debug, info, warn or error")
@@ -165,6 +165,9 @@ func serveOptions(cfg serveConfig, log *slog.Logger) (embedded.Options, error) {
 	o.PSKCKey = key
 	if cfg.argon2Budget == 0 || cfg.argon2Budget > 1<<20 {
 		return o, usageError{fmt.Errorf("--argon2-memory-budget %d: give 1 to %d MiB", cfg.argon2Budget, 1<<20)}
+	}
+	if cfg.argon2Wait < 0 || cfg.argon2Wait > maxArgon2Wait {
+		return o, usageError{fmt.Errorf("--argon2-wait %v: give 0 to %v, so that a waiting request is still answered within the server's write timeout", cfg.argon2Wait, maxArgon2Wait)}
 	}
 	lim := secrets.NewLimiter(cfg.argon2Budget<<10, cfg.argon2Wait)
 	secrets.SetLimiter(lim)

@@ -8,11 +8,16 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/server/store"
 )
+
+// maxArgon2Wait bounds --argon2-wait: a request that waited longer would
+// not be answered before the server's 30 s write timeout.
+const maxArgon2Wait = 20 * time.Second
 
 // maxSecretFile bounds what is read from a file of secrets.
 const maxSecretFile = 1 << 20

@@ -186,3 +186,26 @@ func supportToken(t *testing.T, path string) string {
 	t.Fatalf("no token in %s", path)
 	return ""
 }
+
+// TestServeArgon2Flags: the argon2id budget and wait are checked and
+// logged at start.
+func TestServeArgon2Flags(t *testing.T) {
+	for _, tt := range []struct{ args []string }{
+		{[]string{"--argon2-memory-budget", "0"}},
+		{[]string{"--argon2-wait", "1m"}},
+		{[]string{"--argon2-wait", "-1s"}},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(refusalContext(t), &env{stdout: &stdout, stderr: &stderr}, append([]string{"serve"}, append(serveArgs(t.TempDir()), tt.args...)...))
+		if code != 2 || !strings.Contains(stderr.String(), tt.args[0]) {
+			t.Fatalf("%v: exit %d, stderr %q", tt.args, code, stderr.String())
+		}
+	}
+	_, stop, stderr := startServe(t, append(serveArgs(t.TempDir()), "--argon2-memory-budget", "57", "--argon2-wait", "5s")...)
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if log := stderr.String(); !strings.Contains(log, "argon2id_memory_budget_mib=57") || !strings.Contains(log, "concurrent_hashes=3") || !strings.Contains(log, "wait=5s") {
+		t.Fatalf("the start did not log the budget: %s", log)
+	}
+}

@@ -75,7 +75,7 @@ type Options struct {
 	// NewMasterKeyFile is where a new master key is written (secrets.Create)
 	// when Keyring is nil. Start makes a new key only for a store that
 	// holds nothing sealed: when the store holds sealed secrets, a new key
-	// could open none of them, and Start fails with a
+	// could open none of them, and Start fails with an error wrapping a
 	// *service.MasterKeyError instead.
 	NewMasterKeyFile string
 	// SupportTokens maps support tokens to operator IDs; empty means one
@@ -134,9 +134,9 @@ type Server struct {
 // the background until Close or Shutdown. ctx bounds the startup only.
 //
 // It returns an error wrapping ErrPostgres when a postgres:// DB cannot be
-// opened, a *service.MasterKeyError (service.ErrMasterKey) when the master
-// keyring does not open the secrets sealed in the store (or none was given
-// for a store that holds some), an error wrapping service.ErrInvalid for
+// opened, one wrapping a *service.MasterKeyError (service.ErrMasterKey)
+// when the master keyring does not open the secrets sealed in the store (or
+// none was given for a store that holds some), an error wrapping service.ErrInvalid for
 // bad service options, or the error of opening the database, the temporary
 // directory, the key file or the listener.
 func Start(ctx context.Context, opts Options) (*Server, error) {
@@ -244,9 +244,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 // masterKeys returns the master keyring for opts (Options.Keyring,
 // Options.NewMasterKeyFile) after checking that it opens what st holds
-// sealed (service.CheckKeyring). It returns a *service.MasterKeyError when
-// it does not, or when a new key would be made for a store that holds
-// sealed secrets.
+// sealed (service.CheckKeyring). It returns an error wrapping a
+// *service.MasterKeyError when it does not, or when a new key would be made
+// for a store that holds sealed secrets.
 func masterKeys(ctx context.Context, st store.Store, opts Options, log *slog.Logger) (*secrets.Keyring, error) {
 	keys := opts.Keyring
 	if keys == nil {

@@ -145,11 +145,11 @@ func (cfg serverConfig) args() []string {
 		// Every attempt of a burst must reach the lockout logic at once.
 		"--login-limit-source", "100000/1ms",
 		"--login-limit-identity", "100000/1ms",
-		// And none may be answered 503 busy: a burst of 64 wrong PINs or
-		// passwords queues for the argon2id budget (the default, two hashes
-		// per CPU) for as long as the shared test machine takes. The
-		// argon2id tests give their own budget and wait in Extra.
-		"--argon2-wait", "2m",
+		// And none should be answered 503 busy: a burst of 64 wrong PINs
+		// or passwords queues for the argon2id budget (the default, two
+		// hashes per CPU) as long as serve allows. The argon2id tests give
+		// their own budget and wait in Extra.
+		"--argon2-wait", argon2Wait,
 	}, cfg.Extra...)
 }
 

@@ -37,9 +37,9 @@ const RetryAfter = time.Second
 // not with the number of requests.
 //
 // Hash, Verify, VerifyPassword, VerifyPIN and Verifier.Check run under the
-// process-wide limiter (SetLimiter; DefaultLimiter until then), so that
-// every caller in the process shares one budget, whichever Service or
-// replica it belongs to.
+// process-wide limiter (SetLimiter; until then one with DefaultBudget and
+// DefaultWait, see CurrentLimiter), so that every caller in the process
+// shares one budget, whichever Service or replica it belongs to.
 type Limiter struct {
 	budget int64 // KiB
 	wait   time.Duration
