@@ -137,10 +137,7 @@ func (s *Service) AddAuthenticator(ctx context.Context, by domain.Actor, identit
 	}
 	verifier, err := s.hasher.Hash(req.Password)
 	if err != nil {
-		if errors.Is(err, secrets.ErrBadPassword) {
-			return AddResult{}, invalid("the password is empty or longer than %d bytes", secrets.MaxPasswordLen)
-		}
-		return AddResult{}, err
+		return AddResult{}, passwordErr(err)
 	}
 	a, err := s.createActive(ctx, id, aid, device.KindPassword, domain.Ref{}, req.Label, by,
 		store.Element{Password: &store.PasswordElement{Verifier: verifier}})

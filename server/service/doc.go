@@ -49,4 +49,15 @@
 // authenticator; PINs and passwords are argon2id verifiers; session tokens
 // are kept as SHA-256 hashes. No secret is put into an error, an audit
 // event or a log line.
+//
+// Passwords are Unicode text compared in Normalization Form C (NIST SP
+// 800-63B §5.1.1.2); one that is not valid UTF-8 is refused with
+// ErrInvalid, before any attempt is counted. Every method that hashes a
+// password or PIN (CreateIdentity, AddAuthenticator, FinishLogin) may
+// return a *BusyError (ErrBusy) when the process's argon2id memory budget
+// stays taken (secrets.Limiter); nothing is checked, counted or stored
+// then.
+//
+// A server checks with CheckKeyring, before it serves, that its master
+// keyring opens what the store holds sealed.
 package service
