@@ -43,17 +43,21 @@ func (c *Chip) Info(ctx context.Context) (*ctap2.Info, error) {
 	}, nil
 }
 
-// checkPINUVAuth handles pinUvAuthParam (CTAP 2.1 §6.1.2 steps 1-2, §6.2.2
-// steps 1-2) for an authenticator without PIN or built-in UV: every
-// protocol is unsupported.
-func checkPINUVAuth(param []byte, protocol uint64) error {
-	if len(param) == 0 {
+// checkPINUVAuth handles pinUvAuthParam for an authenticator that supports
+// neither clientPin nor pinUvAuthToken, so that step 1 of CTAP 2.1 §6.1.2
+// and §6.2.2 (the zero-length pinUvAuthParam that asks for a touch) does
+// not apply to it, and step 2 does: a present pinUvAuthParam, even a
+// zero-length one, is answered CTAP2_ERR_MISSING_PARAMETER when
+// pinUvAuthProtocol is absent and CTAP1_ERR_INVALID_PARAMETER when it is
+// present (no protocol is supported).
+func checkPINUVAuth(param []byte, protocol *uint64) error {
+	switch {
+	case param == nil:
 		return nil
+	case protocol == nil:
+		return fmt.Errorf("chip: pinUvAuthParam (%d bytes) without pinUvAuthProtocol: %w", len(param), ctap2.ErrMissingParameter)
 	}
-	if protocol == 0 {
-		return fmt.Errorf("chip: pinUvAuthParam without pinUvAuthProtocol: %w", ctap2.ErrMissingParameter)
-	}
-	return fmt.Errorf("chip: pinUvAuthProtocol %d not supported: %w", protocol, ctap2.ErrInvalidParameter)
+	return fmt.Errorf("chip: pinUvAuthProtocol %d not supported (no clientPin, no pinUvAuthToken): %w", *protocol, ctap2.ErrInvalidParameter)
 }
 
 // MakeCredential answers authenticatorMakeCredential (CTAP 2.1 §6.1.2).

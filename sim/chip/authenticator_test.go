@@ -186,7 +186,7 @@ func TestStatus(t *testing.T) {
 			r.PINUVAuthParam = make([]byte, 16)
 		})},
 		{name: "pinUvAuthProtocol 1", want: ctap2.ErrInvalidParameter, call: withOpts(func(r *ctap2.MakeCredentialRequest) {
-			r.PINUVAuthParam, r.PINUVAuthProtocol = make([]byte, 16), 1
+			r.PINUVAuthParam, r.PINUVAuthProtocol = make([]byte, 16), protocol(1)
 		})},
 		{name: "makeCredential denied", presence: Deny, want: ctap2.ErrOperationDenied, call: withOpts(func(r *ctap2.MakeCredentialRequest) {})},
 		{name: "excluded", setup: oneResident, want: ctap2.ErrCredentialExcluded, call: func(ctx context.Context, e *env) error {
@@ -234,7 +234,7 @@ func TestStatus(t *testing.T) {
 			r.Options = map[string]bool{"rk": true}
 		})},
 		{name: "getAssertion pinUvAuthProtocol 2", setup: oneResident, want: ctap2.ErrInvalidParameter, call: getWith(func(r *ctap2.GetAssertionRequest) {
-			r.PINUVAuthParam, r.PINUVAuthProtocol = make([]byte, 32), 2
+			r.PINUVAuthParam, r.PINUVAuthProtocol = make([]byte, 32), protocol(2)
 		})},
 		{name: "getAssertion denied", setup: oneResident, presence: Deny, want: ctap2.ErrOperationDenied, call: getWith(func(r *ctap2.GetAssertionRequest) {})},
 		{name: "getAssertion up false denied", setup: oneResident, presence: Deny, call: getWith(func(r *ctap2.GetAssertionRequest) {
