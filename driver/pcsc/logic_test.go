@@ -13,6 +13,7 @@ import (
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/apdu"
 	"github.com/authbench/authbench/device/ctap2"
+	"github.com/authbench/authbench/sim/chip"
 )
 
 // Tests of the logic above the seam, with the fake PC/SC of fake_test.go.
@@ -217,7 +218,7 @@ func TestWorkerSkipsAbandonedCalls(t *testing.T) {
 func TestFakeCTAP2(t *testing.T) {
 	fs, pc, _ := fakeSetup(t, newSim(t, "fake ctap2"), apdu.CardOptions{}, Options{})
 	ch := openFakeChip(t, pc)
-	if got := ch.DeviceInfo(); got.Kind != device.KindChip || got.Transport != "pcsc" || got.Path != fakeReaderName || !strings.Contains(got.Model, "FIDO_2_0") {
+	if got := ch.DeviceInfo(); got.Kind != device.KindChip || got.Transport != "pcsc" || got.Path != fakeReaderName || got.Model != "FIDO2 applet U2F_V2 (ATR 3B80800101)" || ch.Protocols() != device.ProfileFIDO2 {
 		t.Fatalf("DeviceInfo = %+v", got)
 	}
 	settle(t, ch)
@@ -253,7 +254,7 @@ func TestFakeCTAP2(t *testing.T) {
 }
 
 func TestFakeU2FOnly(t *testing.T) {
-	_, pc, _ := fakeSetup(t, newSim(t, "fake u2f"), apdu.CardOptions{Version: apdu.VersionU2F}, Options{U2FPollInterval: time.Millisecond})
+	_, pc, _ := fakeSetup(t, newProfileSim(t, "fake u2f", chip.ProfileU2F), apdu.CardOptions{}, Options{U2FPollInterval: time.Millisecond})
 	checkU2FOnly(t, openFakeChip(t, pc))
 }
 

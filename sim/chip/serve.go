@@ -3,6 +3,7 @@ package chip
 import (
 	"context"
 
+	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/device/u2f"
 )
@@ -33,8 +34,13 @@ func (c *Chip) ServeCTAP2(ctx context.Context, req []byte) []byte {
 }
 
 // ServeU2F answers one U2F request APDU (FIDO U2F Raw Message Formats §3)
-// with response data and SW1 SW2, through u2f.Handler.
+// with response data and SW1 SW2, through u2f.Handler. A CTAP2-only chip
+// answers every request, U2F_VERSION too, with 6D00 (instruction not
+// supported).
 func (c *Chip) ServeU2F(ctx context.Context, req []byte) []byte {
+	if !c.opts.Profile.Protocols().Has(device.ProtocolU2F) {
+		return []byte{0x6D, 0x00} // u2f.SWINSNotSupported
+	}
 	return c.serve().u2f.ServeU2F(ctx, req)
 }
 
