@@ -2,6 +2,7 @@ package chip
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
@@ -265,3 +266,40 @@ func TestProfileOnTheWire(t *testing.T) {
 		})
 	}
 }
+
+// TestHost: in-process, a FIDO2 chip is its own host view; a U2F-only
+// chip's goes through the CTAP 2.1 §10 translation and gives fido-u2f
+// attestations.
+func TestHost(t *testing.T) {
+	c := testChip(t, Options{})
+	if c.Host() != device.Chip(c) {
+		t.Error("a FIDO2 chip's host view is not the chip")
+	}
+	u := testChip(t, Options{Profile: ProfileU2F})
+	h := u.Host()
+	m := mustMake(t, authenticatorOf(h), makeReq("example.dk", "alice", false))
+	if m.att.Format != ctap2.FormatFIDOU2F {
+		t.Fatalf("format %q", m.att.Format)
+	}
+	mustAssert(t, authenticatorOf(h), getReq("example.dk", m.id), m.pub)
+	if p, ok := h.(device.ProtocolReporter); !ok || p.Protocols() != device.ProfileU2FOnly {
+		t.Error("the host view does not report U2F-only")
+	}
+	if s, ok := h.(interface {
+		ServeU2F(context.Context, []byte) []byte
+	}); !ok || len(s.ServeU2F(testCtx(t), []byte{0, 3, 0, 0, 0})) != 8 {
+		t.Error("the host view does not offer ServeU2F")
+	}
+}
+
+// authenticatorOf gives a device.Chip the optional methods the test
+// helpers want, refusing them.
+func authenticatorOf(c device.Chip) authenticator { return hostOnly{c} }
+
+type hostOnly struct{ device.Chip }
+
+func (hostOnly) GetNextAssertion(context.Context) (*ctap2.Assertion, error) {
+	return nil, device.ErrNotSupported
+}
+func (hostOnly) Reset(context.Context) error     { return device.ErrNotSupported }
+func (hostOnly) Selection(context.Context) error { return device.ErrNotSupported }
