@@ -28,7 +28,7 @@ func init() {
 	register(&command{
 		name:    "sim",
 		summary: "run simulated chips, code displays and audio code readers until interrupted",
-		usage:   "[--chip pcsc[=HOST:PORT]]... [--chip udp[=PORT]]... [--code-display pty] [--audio-reader pty] [flags]",
+		usage:   "[--chip pcsc[=HOST:PORT]]... [--chip udp[=PORT]]... [--u2f-only] [--attestation KIND] [--code-display pty] [--audio-reader pty] [flags]",
 		run:     runSim,
 	})
 }
@@ -65,6 +65,8 @@ type simConfig struct {
 	otpAlg       otp.Algorithm
 	factory      bool
 	presence     chip.Presence
+	profile      chip.Profile
+	attestation  chip.Attestation
 	language     string
 }
 
@@ -76,6 +78,7 @@ type simDevice struct {
 	Path      string      `json:"path,omitempty"`
 	Serial    string      `json:"serial"`
 	Reader    string      `json:"reader,omitempty"`
+	Profile   string      `json:"profile,omitempty"` // chips: "FIDO2", "U2F-only"
 }
 
 func runSim(ctx context.Context, e *env, args []string) error {
@@ -85,7 +88,8 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		chips, displays, readers listFlag
 		seed, secret             hexFlag
 		cfg                      simConfig
-		alg, presence            string
+		alg, presence, att       string
+		u2fOnly                  bool
 		periodSecs               int
 		jsonOut                  bool
 		verbose                  bool
@@ -101,6 +105,8 @@ func runSim(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&alg, "otp-alg", "sha1", "OTP hash: sha1, sha256 or sha512")
 	fs.BoolVar(&cfg.factory, "factory", false, "code devices start in factory mode (PROVISION, SET_CLOCK, SEAL work)")
 	fs.StringVar(&presence, "presence", "auto", "what the simulated user does when a chip asks for a touch: auto, deny or never")
+	fs.BoolVar(&u2fOnly, "u2f-only", false, "the chips speak U2F (CTAP1) only, as many MitID chips: SELECT answers U2F_V2, NFCCTAP_MSG 6D00, CTAPHID_INIT has no CBOR flag")
+	fs.StringVar(&att, "attestation", "batch", "the chips' attestation: batch (the model's certificate, no serial number), serial (a certificate with the chip's serial), self or none (not with --u2f-only)")
 	fs.StringVar(&cfg.language, "language", "da", "language of the audio code readers: da or en")
 	fs.BoolVar(&jsonOut, "json", false, "print one JSON object per device once it is reachable, then {\"ready\":true}")
 	fs.BoolVar(&verbose, "v", false, "log connection events to stderr")
@@ -126,6 +132,15 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		cfg.presence = chip.Never
 	default:
 		return usageError{fmt.Errorf("--presence %q: want auto, deny or never", presence)}
+	}
+	if cfg.attestation, err = chip.ParseAttestation(att); err != nil {
+		return usageError{fmt.Errorf("--attestation %q: want batch, serial, self or none", att)}
+	}
+	if u2fOnly {
+		cfg.profile = chip.ProfileU2F
+		if cfg.attestation == chip.AttestationNone {
+			return usageError{errors.New("--attestation none with --u2f-only: a U2F registration always carries an attestation certificate; use batch, serial or self")}
+		}
 	}
 	if len(chips)+len(displays)+len(readers) == 0 {
 		return usageError{errors.New("nothing to simulate: give at least one --chip, --code-display or --audio-reader")}
@@ -153,9 +168,16 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		if d.Path != "" {
 			where = d.Path
 		}
-		extra := ""
+		var notes []string
+		if d.Profile != "" {
+			notes = append(notes, d.Profile)
+		}
 		if d.Reader != "" {
-			extra = fmt.Sprintf(" (reader %q)", d.Reader)
+			notes = append(notes, fmt.Sprintf("reader %q", d.Reader))
+		}
+		extra := ""
+		if len(notes) > 0 {
+			extra = " (" + strings.Join(notes, ", ") + ")"
 		}
 		fmt.Fprintf(e.stdout, "%-18s %-6s %-22s serial %s%s\n", d.Kind, d.Transport, where, d.Serial, extra)
 	}
@@ -252,7 +274,7 @@ func deviceSeed(seed []byte, label string, i int) []byte {
 
 func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec string) (simDevice, error) {
 	transport, arg, _ := strings.Cut(spec, "=")
-	opts := chip.Options{Seed: deviceSeed(cfg.seed, "chip", i), Presence: cfg.presence}
+	opts := chip.Options{Seed: deviceSeed(cfg.seed, "chip", i), Presence: cfg.presence, Profile: cfg.profile, Attestation: cfg.attestation}
 	var (
 		c   *chip.Chip
 		err error
@@ -266,7 +288,9 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 		return simDevice{}, fmt.Errorf("chip %d: %w", i, err)
 	}
 	s.addCloser(c)
-	d := simDevice{Kind: device.KindChip, Serial: c.Serial()}
+	// The transports announce what the chip speaks (it reports its
+	// protocols to apdu.NewCard and ctaphid.Serve).
+	d := simDevice{Kind: device.KindChip, Serial: c.Serial(), Profile: c.Protocols().String()}
 	switch transport {
 	case "pcsc":
 		addr := vicc.DefaultAddr
