@@ -154,3 +154,120 @@ func BenchmarkGetAssertionPythonFido2(b *testing.B) {
 	}
 	b.ReportMetric(r.Seconds*1e9/float64(b.N), "ns/assertion")
 }
+
+// BenchmarkGetAssertionAnchored measures, in one run, getAssertion through
+// pcscd and vpcd against its floor (DESIGN §7): one bare SCardTransmit
+// round trip to the same card (an NFCCTAP_GETRESPONSE with nothing
+// pending, which the card answers at once) plus the chip's own time (an
+// identical chip answering the same getAssertion APDU in-process). It
+// reports each, and "x-floor", the ratio of an assertion to the floor; the
+// target for the default options is at most 1.25. The floor is measured
+// after each mode's assertions, for as many rounds, once its connection is
+// closed (a transaction must not hold up the bare transmits).
+//
+//	go test -run '^$' -bench GetAssertionAnchored -benchtime 2000x ./driver/pcsc
+func BenchmarkGetAssertionAnchored(b *testing.B) {
+	pcscdTest(b)
+	pc := openContext(b, Options{})
+	s := insert(b, pc, 0, newSim(b, benchChip+" anchored"), apdu.CardOptions{}, vicc.Options{})
+	ctx := testCtx(b)
+
+	// The same chip in-process, with the same credential.
+	twin := apdu.NewCard(newSim(b, benchChip+" anchored"), apdu.CardOptions{})
+	defer twin.Close()
+	if got := twin.Process(ctx, []byte{0x00, 0xA4, 0x04, 0x00, 0x08, 0xA0, 0x00, 0x00, 0x06, 0x47, 0x2F, 0x00, 0x01}); len(got) < 2 {
+		b.Fatal("SELECT")
+	}
+	mc := &ctap2.MakeCredentialRequest{
+		ClientDataHash:   hash("bench registration"),
+		RP:               ctap2.RPEntity{ID: testRP},
+		User:             ctap2.UserEntity{ID: []byte("bench-user")},
+		PubKeyCredParams: es256(),
+	}
+	ch, err := pc.OpenChip(ctx, s.reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	att, err := ch.MakeCredential(ctx, mc)
+	ch.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := ctap2.NewClient(apdu.NewClient(twin, apdu.ClientOptions{})).MakeCredential(ctx, mc); err != nil {
+		b.Fatal(err)
+	}
+	ad, err := ctap2.ParseAuthData(att.AuthData)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &ctap2.GetAssertionRequest{
+		RPID:           testRP,
+		ClientDataHash: hash("bench login"),
+		AllowList:      []ctap2.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: ad.AttestedCredential.CredentialID}},
+	}
+	msg, err := ctap2.EncodeRequest(ctap2.CmdGetAssertion, req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	getAssertion, err := (&apdu.Command{CLA: apdu.CLAProprietary, INS: apdu.INSNFCCTAPMsg, P1: apdu.P1GetResponseSupported, Data: msg, Ne: apdu.MaxShortNe}).Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if resp := twin.Process(ctx, getAssertion); len(resp) < 3 || resp[0] != 0 || resp[len(resp)-2] != 0x90 {
+		b.Fatalf("in-process getAssertion answered % X", resp)
+	}
+
+	// A bare connection for the transmit round trips.
+	sc, err := pc.sys.Establish()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sc.Release()
+	raw, err := sc.Connect(s.reader, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Disconnect()
+	getResponse := []byte{apdu.CLAProprietary, apdu.INSNFCCTAPGetResponse, 0x00, 0x00, 0x00}
+
+	for _, bb := range []struct {
+		name string
+		opts Options
+	}{
+		{"default", Options{}},
+		{"tx=command", Options{TxLinger: -1}},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			ch, err := openContext(b, bb.opts).OpenChip(ctx, s.reader)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			for b.Loop() {
+				if _, err := ch.GetAssertion(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			assertion := b.Elapsed()
+			b.StopTimer()
+			ch.Close()
+			t0 := time.Now()
+			for range n {
+				if _, err := raw.Transmit(getResponse); err != nil {
+					b.Fatal(err)
+				}
+			}
+			t1 := time.Now()
+			for range n {
+				twin.Process(ctx, getAssertion)
+			}
+			transmit, chip := t1.Sub(t0), time.Since(t1)
+			per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(n) }
+			b.ReportMetric(per(transmit), "ns/transmit")
+			b.ReportMetric(per(chip), "ns/chip")
+			b.ReportMetric(per(assertion), "ns/assertion")
+			b.ReportMetric(per(assertion)/(per(transmit)+per(chip)), "x-floor")
+		})
+	}
+}

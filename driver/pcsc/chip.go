@@ -23,9 +23,10 @@ import (
 // RESPONSE, 9100 keepalive polls; or one U2F APDU) runs inside a PC/SC
 // transaction, so other programs sharing the card cannot slip an APDU in
 // between. The transaction begins before the command's first APDU and ends
-// after its last (or, with Options.TxLinger, when no command follows
-// within that time); with Options.Exclusive there is none, as no other
-// program can reach the card. Commands are serialised; a Chip may be
+// when no command follows within Options.TxLinger (DefaultTxLinger), so
+// that back-to-back commands share it, or, with a negative TxLinger, after
+// each command's last APDU; with Options.Exclusive there is none, as no
+// other program can reach the card. Commands are serialised; a Chip may be
 // shared by goroutines.
 //
 // Deadlines: every method honours its context. A PC/SC call cannot be

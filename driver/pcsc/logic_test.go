@@ -216,7 +216,7 @@ func TestWorkerSkipsAbandonedCalls(t *testing.T) {
 }
 
 func TestFakeCTAP2(t *testing.T) {
-	fs, pc, _ := fakeSetup(t, newSim(t, "fake ctap2"), apdu.CardOptions{}, Options{})
+	fs, pc, _ := fakeSetup(t, newSim(t, "fake ctap2"), apdu.CardOptions{}, Options{TxLinger: -1})
 	ch := openFakeChip(t, pc)
 	if got := ch.DeviceInfo(); got.Kind != device.KindChip || got.Transport != "pcsc" || got.Path != fakeReaderName || got.Model != "FIDO2 applet U2F_V2 (ATR 3B80800101)" || ch.Protocols() != device.ProfileFIDO2 {
 		t.Fatalf("DeviceInfo = %+v", got)
@@ -225,7 +225,7 @@ func TestFakeCTAP2(t *testing.T) {
 	fs.calls()
 	checkCTAP2(t, ch)
 	settle(t, ch)
-	// Every command is one transaction, with all its APDUs inside.
+	// Every command is one transaction (TxLinger -1), with all its APDUs inside.
 	in := false
 	sawChaining, sawGetResponse := false, false
 	for _, c := range fs.calls() {
@@ -458,7 +458,7 @@ var lingerModes = []struct {
 	name string
 	opts Options
 }{
-	{"per command", Options{}},
+	{"per command", Options{TxLinger: -1}},
 	{"linger", Options{TxLinger: time.Hour}},
 }
 
@@ -654,7 +654,7 @@ func TestFakeTransactionModes(t *testing.T) {
 		opts           Options
 		commands, last string
 	}{
-		{"per command", Options{}, "begin, transmit 80 10, end, begin, transmit 80 10, end", "disconnect"},
+		{"per command", Options{TxLinger: -1}, "begin, transmit 80 10, end, begin, transmit 80 10, end", "disconnect"},
 		// A linger longer than the test: the burst, from OpenChip on, shares
 		// one transaction, which Close ends.
 		{"linger", Options{TxLinger: time.Hour}, "transmit 80 10, transmit 80 10", "end, disconnect"},
@@ -682,6 +682,17 @@ func TestFakeTransactionModes(t *testing.T) {
 				t.Fatalf("calls of Close = %s, want %s", got, tt.last)
 			}
 		})
+	}
+}
+
+// TestDefaultTxLinger: by default a transaction lingers (back-to-back
+// commands share it); a negative TxLinger ends it after every command.
+func TestDefaultTxLinger(t *testing.T) {
+	if got := (Options{}).withDefaults().TxLinger; got != DefaultTxLinger || got <= 0 {
+		t.Errorf("default TxLinger %v", got)
+	}
+	if got := (Options{TxLinger: -1}).withDefaults().TxLinger; got >= 0 {
+		t.Errorf("TxLinger -1 became %v", got)
 	}
 }
 
