@@ -28,8 +28,8 @@ import (
 const benchChip = "bench"
 
 // BenchmarkGetAssertionPCSC measures the driver with the default options
-// (one PC/SC transaction per command), with Options.TxLinger (one
-// transaction for the whole burst) and with Options.Exclusive (none).
+// (a transaction that lingers, shared by the burst), with a transaction per
+// command (TxLinger -1) and with Options.Exclusive (none).
 func BenchmarkGetAssertionPCSC(b *testing.B) {
 	pcscdTest(b)
 	pc := openContext(b, Options{})
@@ -38,8 +38,8 @@ func BenchmarkGetAssertionPCSC(b *testing.B) {
 		name string
 		opts Options
 	}{
-		{"tx=command", Options{}},
-		{"tx=linger", Options{TxLinger: 5 * time.Millisecond}},
+		{"default", Options{}},
+		{"tx=command", Options{TxLinger: -1}},
 		{"exclusive", Options{Exclusive: true}},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
@@ -161,9 +161,11 @@ func BenchmarkGetAssertionPythonFido2(b *testing.B) {
 // pending, which the card answers at once) plus the chip's own time (an
 // identical chip answering the same getAssertion APDU in-process). It
 // reports each, and "x-floor", the ratio of an assertion to the floor; the
-// target for the default options is at most 1.25. The floor is measured
-// after each mode's assertions, for as many rounds, once its connection is
-// closed (a transaction must not hold up the bare transmits).
+// target for the default options is at most 1.25. The three are
+// interleaved, one of each per round, so that a machine whose load changes
+// during the run slows all of them alike; the bare transmit goes through
+// the chip's own card handle, so that the chip's lingering transaction does
+// not hold it up.
 //
 //	go test -run '^$' -bench GetAssertionAnchored -benchtime 2000x ./driver/pcsc
 func BenchmarkGetAssertionAnchored(b *testing.B) {
@@ -217,19 +219,7 @@ func BenchmarkGetAssertionAnchored(b *testing.B) {
 		b.Fatalf("in-process getAssertion answered % X", resp)
 	}
 
-	// A bare connection for the transmit round trips.
-	sc, err := pc.sys.Establish()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sc.Release()
-	raw, err := sc.Connect(s.reader, false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer raw.Disconnect()
 	getResponse := []byte{apdu.CLAProprietary, apdu.INSNFCCTAPGetResponse, 0x00, 0x00, 0x00}
-
 	for _, bb := range []struct {
 		name string
 		opts Options
@@ -242,27 +232,38 @@ func BenchmarkGetAssertionAnchored(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			defer ch.Close()
+			// The worker may still be ending the previous command's
+			// transaction (without linger); the bare round trip starts when
+			// it is idle.
+			idle := func() error {
+				_, err := call(ctx, ch.w, "idle", ch.reader, func() (struct{}, error) { return struct{}{}, nil })
+				return err
+			}
+			bare := func() error {
+				_, err := call(ctx, ch.w, opTransmit, ch.reader, func() ([]byte, error) { return ch.card.Transmit(getResponse) })
+				return err
+			}
+			var transmit, chip, assertion time.Duration
 			n := 0
 			for b.Loop() {
+				if err := idle(); err != nil {
+					b.Fatal(err)
+				}
+				t0 := time.Now()
+				if err := bare(); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				twin.Process(ctx, getAssertion)
+				t2 := time.Now()
 				if _, err := ch.GetAssertion(ctx, req); err != nil {
 					b.Fatal(err)
 				}
+				t3 := time.Now()
+				transmit, chip, assertion = transmit+t1.Sub(t0), chip+t2.Sub(t1), assertion+t3.Sub(t2)
 				n++
 			}
-			assertion := b.Elapsed()
-			b.StopTimer()
-			ch.Close()
-			t0 := time.Now()
-			for range n {
-				if _, err := raw.Transmit(getResponse); err != nil {
-					b.Fatal(err)
-				}
-			}
-			t1 := time.Now()
-			for range n {
-				twin.Process(ctx, getAssertion)
-			}
-			transmit, chip := t1.Sub(t0), time.Since(t1)
 			per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(n) }
 			b.ReportMetric(per(transmit), "ns/transmit")
 			b.ReportMetric(per(chip), "ns/chip")

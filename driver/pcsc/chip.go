@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -71,9 +72,15 @@ type Chip struct {
 	sent       int  // APDUs of the command that reached the card
 
 	// Used on w only.
-	inTx   bool   // a transaction is open
-	active bool   // a command is between begin and release
-	gen    uint64 // counts commands, so a lingering end knows if one came
+	inTx    bool   // a transaction is open
+	periods uint64 // numbers the times a transaction was left open to linger
+
+	// The period of the transaction left open after the last command (see
+	// release), 0 when there is none. The next command claims it with a
+	// compare-and-swap, without a trip to the worker; the end of the
+	// period, on the worker, ends the transaction only if it claims it
+	// first.
+	lingering atomic.Uint64
 
 	mu     sync.Mutex
 	closed bool
@@ -503,14 +510,15 @@ func (ch *Chip) reselect(ctx context.Context, cl *apdu.Client) (bool, error) {
 // once, lingering or not.
 func (ch *Chip) release(clean bool) {
 	ok := ch.w.post(func() {
-		ch.active = false
 		if ch.opts.TxLinger <= 0 || !clean {
 			ch.endTx()
 		} else if ch.inTx {
-			gen := ch.gen
+			ch.periods++
+			p := ch.periods
+			ch.lingering.Store(p)
 			time.AfterFunc(ch.opts.TxLinger, func() {
 				ch.w.post(func() {
-					if !ch.active && ch.gen == gen {
+					if ch.lingering.CompareAndSwap(p, 0) {
 						ch.endTx()
 					}
 				})
@@ -525,6 +533,7 @@ func (ch *Chip) release(clean bool) {
 
 // endTx runs on the worker.
 func (ch *Chip) endTx() {
+	ch.lingering.Store(0)
 	if !ch.inTx {
 		return
 	}
@@ -535,18 +544,20 @@ func (ch *Chip) endTx() {
 }
 
 // begin starts the transaction, unless the previous command's transaction
-// is still open (Options.TxLinger): then it reports reused. A card that
-// another program reset is reconnected (SCardReconnect) and its applet
-// selected again.
+// is still open (Options.TxLinger): then it reports reused, and takes no
+// trip to the worker. A card that another program reset is reconnected
+// (SCardReconnect) and its applet selected again.
 func (ch *Chip) begin(ctx context.Context) (reused bool, err error) {
+	if ch.opts.Exclusive {
+		return false, nil // exclusive access needs no transaction
+	}
+	if p := ch.lingering.Load(); p != 0 && ch.lingering.CompareAndSwap(p, 0) {
+		return true, nil
+	}
 	type result struct{ reused, reset bool }
 	r, err := call(ctx, ch.w, opBegin, ch.reader, func() (result, error) {
-		ch.active = true
-		ch.gen++
-		if ch.opts.Exclusive {
-			return result{}, nil // exclusive access needs no transaction
-		}
 		if ch.inTx {
+			ch.lingering.Store(0)
 			return result{reused: true}, nil
 		}
 		reset, err := ch.beginTx(false)
