@@ -67,7 +67,6 @@ type Chip struct {
 
 	// Guarded by sem.
 	needSelect bool // the applet must be selected before the next command
-	probing    bool // the open-time getInfo probe is running
 	reused     bool // the command runs in the previous one's lingering transaction
 	sent       int  // APDUs of the command that reached the card
 
@@ -196,9 +195,7 @@ func (ch *Chip) identify(ctx context.Context) error {
 		ch.protocols = device.ProfileCTAP2Only
 		return nil
 	}
-	ch.probing = true
 	speaks, err := ch.probeCTAP2(ctx)
-	ch.probing = false
 	if err != nil {
 		return err
 	}
@@ -379,7 +376,7 @@ func (ch *Chip) CBOR(ctx context.Context, req []byte) ([]byte, error) {
 	return ch.exchange(ctx, func(ctx context.Context, cl *apdu.Client) ([]byte, error) {
 		resp, err := cl.CBOR(ctx, req)
 		var se *apdu.StatusError
-		if errors.As(err, &se) && se.SW == apdu.SWINSNotSupported && !ch.probing && ch.u2fChip == nil {
+		if errors.As(err, &se) && se.SW == apdu.SWINSNotSupported && ch.u2fChip == nil {
 			if ok, rerr := ch.reselect(ctx, cl); rerr != nil {
 				return nil, rerr
 			} else if ok {
