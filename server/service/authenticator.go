@@ -593,7 +593,11 @@ func (s *Service) finishChip(ctx context.Context, by domain.Actor, identityID, a
 		BackupEligible:    reg.BackupEligible,
 		BackupState:       reg.BackupState,
 	}}
-	ref := domain.Ref{CredentialID: domain.EncodeCredentialID(reg.CredentialID), Serial: reg.ChipSerial}
+	// A chip is told apart by its credential ID, which the store keeps
+	// unique forever. A serial number in the attestation certificate is
+	// not used: by default a certificate is a batch certificate shared by
+	// every chip of a model (FIDO's privacy rules), so it names no chip.
+	ref := domain.Ref{CredentialID: domain.EncodeCredentialID(reg.CredentialID)}
 	a, err := s.createActive(ctx, id, aid, device.KindChip, ref, d.Label, by, el)
 	if err != nil {
 		return AuthenticatorView{}, err

@@ -32,7 +32,11 @@
 //     requires user presence, and refuses a credential ID that was ever
 //     registered. A pending chip is not stored until its attestation is
 //     verified, because the credential ID, which identifies it, exists only
-//     then. Login verifies the assertion and the signature counter
+//     then. Chips are told apart by that credential ID alone (unique
+//     forever): the AAGUID and the attestation name only the model, since
+//     attestation certificates are batch certificates shared by many chips
+//     (FIDO's privacy rules), and a serial number in one is not recorded;
+//     people tell their chips apart by the label they give. Login verifies the assertion and the signature counter
 //     (WebAuthn Level 2 §6.1.1): a non-zero counter that does not increase
 //     is a failed attempt and is audited.
 //   - code-display and audio-code-reader (RFC 6238): the secret comes from a
