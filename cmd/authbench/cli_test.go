@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authbench/authbench/internal/umockdevtest"
 )
 
 var (
@@ -32,7 +34,11 @@ var (
 	binDir  string
 )
 
+// TestMain runs the tests with umockdev's preload library, so that the
+// commands they run in-process reach the keys of an emulated USB bus
+// through libusb (see chipTransports).
 func TestMain(m *testing.M) {
+	umockdevtest.Preload()
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)

@@ -45,26 +45,44 @@ func TestSimUSBCommand(t *testing.T) {
 }
 
 // TestCheckUSB: `authbench check --device usb` passes against a simulated
-// chip that it reaches through libusb on the emulated bus, as a separate
-// program run by `authbench sim --chip usb --`.
+// chip of each profile that it reaches through libusb on the emulated bus,
+// as a separate program run by `authbench sim --chip usb --`.
 func TestCheckUSB(t *testing.T) {
 	umockdevtest.Require(t)
 	exe := binary(t)
-	dir := t.TempDir()
-	junit := filepath.Join(dir, "junit.xml")
-	code, out := runCmd(t, "sim", "--chip", "usb", "--seed", "02", "--",
-		exe, "check", "--device", "usb:1209:0001", "--report", junit, "--html", filepath.Join(dir, "report.html"))
-	if code != 0 {
-		t.Fatalf("check over emulated USB exited %d:\n%s", code, out)
-	}
-	cases := junitCases(t, junit)
-	if len(cases) < 15 {
-		t.Fatalf("JUnit lists %d checks:\n%s", len(cases), out)
-	}
-	for name, st := range cases {
-		if st == "fail" {
-			t.Errorf("check %s failed", name)
-		}
+	for _, tc := range []struct {
+		profile string
+		simArgs []string
+	}{
+		{"FIDO2", nil},
+		{"U2F-only", []string{"--u2f-only"}},
+	} {
+		t.Run(tc.profile, func(t *testing.T) {
+			dir := t.TempDir()
+			junit := filepath.Join(dir, "junit.xml")
+			args := append(append([]string{"sim", "--chip", "usb", "--seed", "02"}, tc.simArgs...), "--",
+				exe, "check", "--device", "usb:1209:0001", "--report", junit)
+			code, out := runCmd(t, args...)
+			if code != 0 {
+				t.Fatalf("check over emulated USB exited %d:\n%s", code, out)
+			}
+			if got := junitProfile(t, junit); got != tc.profile {
+				t.Errorf("profile %q, want %q", got, tc.profile)
+			}
+			cases := junitCases(t, junit)
+			passed := 0
+			for name, st := range cases {
+				switch st {
+				case "fail":
+					t.Errorf("check %s failed", name)
+				case "pass":
+					passed++
+				}
+			}
+			if passed < 10 {
+				t.Errorf("%d checks passed:\n%s", passed, out)
+			}
+		})
 	}
 }
 

@@ -45,7 +45,7 @@ func emulatedBus(t *testing.T, n int, serve ctaphid.ServeOptions) (*umockdev.Tes
 		keys = append(keys, umockdev.Key{Chip: sc, Serve: serve, Serial: sc.Serial(), ProductID: 0x0001 + uint16(i)})
 	}
 	bed := umockdevtest.Start(t, keys...)
-	umockdevtest.Use(t, bed)
+	umockdevtest.Use(t, bed.Dir())
 	return bed, chips
 }
 
@@ -218,7 +218,7 @@ func TestEmulatedReplug(t *testing.T) {
 	}
 	t.Cleanup(func() { sc.Close() })
 	bed := umockdevtest.Start(t, umockdev.Key{Chip: sc, Serial: sc.Serial()})
-	umockdevtest.Use(t, bed)
+	umockdevtest.Use(t, bed.Dir())
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
 
@@ -258,20 +258,6 @@ func TestEmulatedReplug(t *testing.T) {
 	if err := bed.Plug(ctx, 0); err == nil {
 		t.Error("plugging in a key that is plugged in succeeded")
 	}
-}
-
-// TestEmulatedU2FOnly: a key without the CBOR capability (U2F-only at the
-// CTAPHID level) is driven over CTAPHID_MSG.
-func TestEmulatedU2FOnly(t *testing.T) {
-	sc, err := chip.New(chip.Options{Seed: []byte("driver/usb u2f-only")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := startEmulated(t, sc, ctaphid.ServeOptions{NoCBOR: true}, usb.Options{})
-	if s.chip.HIDInfo().Capabilities.Has(ctaphid.CapCBOR) {
-		t.Fatalf("capabilities %v", s.chip.HIDInfo().Capabilities)
-	}
-	checkChip(t, s.chip)
 }
 
 // TestEmulatedKernelDriver: as on Linux, the key's HID interface belongs to

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -26,7 +27,10 @@ var hw = flag.String("hw", "", "run the chip checks against a real key: usb[:VID
 // reached when the code works.
 const guard = 10 * time.Second
 
-func TestMain(m *testing.M) { umockdevtest.Main(m) }
+func TestMain(m *testing.M) {
+	umockdevtest.Preload()
+	os.Exit(m.Run())
+}
 
 // sim is a simulated chip served by ctaphid.Serve on the device end of a
 // report transport, and a usb.Chip on the host end.
@@ -157,7 +161,7 @@ func startEmulated(tb testing.TB, sc *chip.Chip, serve ctaphid.ServeOptions, opt
 		t.Skipf("no libusb: %v", err)
 	}
 	bed := umockdevtest.Start(t, umockdev.Key{Chip: sc, Serve: serve, Serial: sc.Serial()})
-	umockdevtest.Use(t, bed)
+	umockdevtest.Use(t, bed.Dir())
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
 	ch, err := usb.Open(ctx, usb.Selector{Serial: sc.Serial()}, opts)

@@ -92,7 +92,7 @@ func TestClaimWithoutDetach(t *testing.T) {
 	}
 	defer sc.Close()
 	bed := umockdevtest.Start(t, umockdev.Key{Chip: sc, Serial: sc.Serial()})
-	umockdevtest.Use(t, bed)
+	umockdevtest.Use(t, bed.Dir())
 	uc, err := newContext()
 	if err != nil {
 		t.Fatal(err)

@@ -3,10 +3,11 @@
 // subprocesses given the testbed's environment, or in the test process
 // itself, which then must run with umockdev's preload library.
 //
-// A package whose tests use libusb in-process (driver/usb) calls Main from
-// its TestMain: the test binary executes itself again with
-// LD_PRELOAD=libumockdev-preload.so.0. Until a test calls Use, the preload
-// sees no testbed and passes every call through. The component name for
+// A package whose tests use libusb in-process (driver/usb, cmd/authbench)
+// calls Preload from its TestMain: the test binary executes itself again
+// with LD_PRELOAD=libumockdev-preload.so.0. Until a test calls Use, the
+// preload sees no testbed and passes every call through, in the test
+// process and in the programs it starts. The component name for
 // AUTHBENCH_REQUIRE is "umockdev".
 package umockdevtest
 
@@ -30,24 +31,25 @@ const Component = "umockdev"
 // by Main, so that it does not do so twice.
 const reexecMark = "AUTHBENCH_UMOCKDEV_PRELOADED"
 
-// Main runs m with umockdev's preload library loaded: unless that is
-// already so, it executes the test binary again with the library added to
-// LD_PRELOAD. Without the library it runs m as it is, and Use then skips
-// (or fails under AUTHBENCH_REQUIRE).
-func Main(m *testing.M) {
-	if os.Getenv(reexecMark) == "" && !preloaded() {
-		if _, err := os.Stat(findLib(umockdev.Preload)); err == nil {
-			env := append(os.Environ(), reexecMark+"=1")
-			env = setPreload(env)
-			exe, err := os.Executable()
-			if err == nil {
-				err = syscall.Exec(exe, os.Args, env)
-			}
-			// Exec returns only when it failed: run without the preload.
-			os.Stderr.WriteString("umockdevtest: cannot execute the tests again with the preload: " + err.Error() + "\n")
-		}
+// Preload makes the test process run with umockdev's preload library:
+// unless it already does, it executes the test binary again with the
+// library added to LD_PRELOAD, and does not return. Call it first thing in
+// TestMain. Without the library it returns, and Use then skips (or fails
+// under AUTHBENCH_REQUIRE).
+func Preload() {
+	if os.Getenv(reexecMark) != "" || preloaded() {
+		return
 	}
-	os.Exit(m.Run())
+	if _, err := os.Stat(findLib(umockdev.Preload)); err != nil {
+		return
+	}
+	env := setPreload(append(os.Environ(), reexecMark+"=1"))
+	exe, err := os.Executable()
+	if err == nil {
+		err = syscall.Exec(exe, os.Args, env)
+	}
+	// Exec returns only when it failed: run without the preload.
+	os.Stderr.WriteString("umockdevtest: cannot execute the tests again with the preload: " + err.Error() + "\n")
 }
 
 // preloaded reports whether umockdev's preload library is mapped into this
@@ -123,14 +125,15 @@ func Start(t testing.TB, keys ...umockdev.Key) *umockdev.Testbed {
 	return tb
 }
 
-// Use points this process at tb for the rest of the test (it sets
-// UMOCKDEV_DIR, so tests that call it cannot run in parallel). It skips
-// the test (or fails it under AUTHBENCH_REQUIRE) when the process runs
-// without umockdev's preload library: call Main from TestMain.
-func Use(t testing.TB, tb *umockdev.Testbed) {
+// Use points this process at the testbed in dir (Testbed.Dir, or the
+// umockdev_dir authbench sim prints) for the rest of the test: it sets
+// UMOCKDEV_DIR, so tests that call it cannot run in parallel. It skips the
+// test (or fails it under AUTHBENCH_REQUIRE) when the process runs without
+// umockdev's preload library: call Preload from TestMain.
+func Use(t testing.TB, dir string) {
 	t.Helper()
 	if !preloaded() {
-		testenv.Missing(t, Component, "the test process runs without "+umockdev.Preload+" (apt-get install umockdev; TestMain must call umockdevtest.Main)")
+		testenv.Missing(t, Component, "the test process runs without "+umockdev.Preload+" (apt-get install umockdev; TestMain must call umockdevtest.Preload)")
 	}
-	t.Setenv("UMOCKDEV_DIR", tb.Dir())
+	t.Setenv("UMOCKDEV_DIR", dir)
 }

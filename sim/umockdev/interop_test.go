@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authbench/authbench/device/ctaphid"
 	"github.com/authbench/authbench/internal/testenv"
 	"github.com/authbench/authbench/internal/umockdevtest"
 	"github.com/authbench/authbench/sim/chip"
@@ -32,9 +31,9 @@ import (
 const guard = time.Minute
 
 // newChip makes a deterministic simulated chip, closed at cleanup.
-func newChip(t *testing.T, seed string) *chip.Chip {
+func newChip(t *testing.T, seed string, profile chip.Profile) *chip.Chip {
 	t.Helper()
-	c, err := chip.New(chip.Options{Seed: []byte(seed)})
+	c, err := chip.New(chip.Options{Seed: []byte(seed), Profile: profile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,24 +89,23 @@ func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // TestFido2Tools drives the simulated chip with libfido2's command-line
 // tools through the emulated hidraw node, in both profiles: FIDO2, and
-// U2F-only at the HID level (no CBOR capability), which libfido2 drives
+// U2F-only (no CBOR capability in CTAPHID_INIT), which libfido2 drives
 // over CTAPHID_MSG with U2F register and authenticate. fido2-cred -V
 // checks the attestation signature, the test checks its certificate chains
 // to the test CA, and fido2-assert -V checks every assertion with the
 // public key fido2-cred reported.
 func TestFido2Tools(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		serve  ctaphid.ServeOptions
-		format string
+		profile chip.Profile
+		format  string
 	}{
-		{"fido2", ctaphid.ServeOptions{}, "packed"},
-		{"u2f-only", ctaphid.ServeOptions{NoCBOR: true}, "fido-u2f"},
+		{chip.ProfileFIDO2, "packed"},
+		{chip.ProfileU2F, "fido-u2f"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(tc.profile.String(), func(t *testing.T) {
 			testenv.LookPath(t, "fido2-tools", "fido2-token", "apt-get install fido2-tools")
-			c := newChip(t, "fido2-tools "+tc.name)
-			tb := umockdevtest.Start(t, umockdev.Key{Chip: c, Serve: tc.serve, Serial: c.Serial()})
+			c := newChip(t, "fido2-tools "+tc.profile.String(), tc.profile)
+			tb := umockdevtest.Start(t, umockdev.Key{Chip: c, Serial: c.Serial()})
 			node := tb.Devices()[0].Hidraw
 
 			list := host(t, tb, "", "fido2-token", "-L")
@@ -125,7 +123,7 @@ func TestFido2Tools(t *testing.T) {
 			}
 
 			dir := t.TempDir()
-			cdh := sha256.Sum256([]byte("fido2-cred " + tc.name))
+			cdh := sha256.Sum256([]byte("fido2-cred " + tc.profile.String()))
 			made := host(t, tb, strings.Join([]string{b64(cdh[:]), "fido2.authbench.test", "alice", b64([]byte("user-1"))}, "\n")+"\n",
 				"fido2-cred", "-M", node, "es256")
 			lines := strings.Split(strings.TrimSpace(made), "\n")
@@ -155,7 +153,7 @@ func TestFido2Tools(t *testing.T) {
 
 			var counters []string
 			for i := range 2 {
-				cdh := sha256.Sum256(fmt.Appendf(nil, "fido2-assert %s %d", tc.name, i))
+				cdh := sha256.Sum256(fmt.Appendf(nil, "fido2-assert %v %d", tc.profile, i))
 				got := host(t, tb, strings.Join([]string{b64(cdh[:]), "fido2.authbench.test", lines[4]}, "\n")+"\n",
 					"fido2-assert", "-G", "-p", node)
 				host(t, tb, got, "fido2-assert", "-V", "-p", pub, "es256")
@@ -218,7 +216,7 @@ const fido2Script = "../../testdata/interop/fido2_hid.py"
 // assertions whose signatures it checks.
 func TestPythonFido2(t *testing.T) {
 	py := python(t)
-	c := newChip(t, "python-fido2")
+	c := newChip(t, "python-fido2", chip.ProfileFIDO2)
 	tb := umockdevtest.Start(t, umockdev.Key{Chip: c, Serial: c.Serial()})
 	out := host(t, tb, "", py, fido2Script, "register", "3")
 	var got struct {

@@ -51,8 +51,9 @@ const Packages = "umockdev gir1.2-umockdev-1.0 python3-gi"
 type Key struct {
 	// Chip answers the key's CTAP2 and U2F requests (a *chip.Chip).
 	Chip ctaphid.Handler
-	// Serve configures the key's CTAPHID (ServeOptions.NoCBOR makes it
-	// U2F-only at the HID level). Major defaults to 1.
+	// Serve configures the key's CTAPHID; Major defaults to 1. A chip that
+	// reports its protocols (a U2F-only *chip.Chip) is served as such
+	// without options.
 	Serve ctaphid.ServeOptions
 
 	// VendorID, ProductID and Release (bcdDevice) default to
