@@ -237,8 +237,12 @@ class Key:
         self.chip = chip
         host, port = chip.rsplit(":", 1)
         self.sock.connect((host, int(port)))
+        # The node and its handler first, then sysfs: a program that finds
+        # the device can open it at once, as the kernel's devtmpfs has the
+        # node before udev announces the device.
         self.usb = UsbHandler(self, self.bed.next_address())
         self.bed.testbed.attach_ioctl(self.usb.usbfs, self.usb)
+        self.usb.add_devices()
         self.usb.bind_usbhid()
         if self.bed.ready:
             for path in (self.usb.dev_path, self.usb.iface_path):
@@ -290,7 +294,6 @@ class UsbHandler(UMockdev.IoctlBase):
         self.in_buffer = []  # reports for the claimed interface with no IN URB pending
         self.driver = None  # kernel driver bound to interface 0: "usbhid" or None
         self.hid = None  # HidrawHandler while usbhid is bound
-        self._add_devices()
         # The node is a FIFO of one page; empty means "a URB can be reaped".
         node = key.bed.root + self.usbfs
         os.makedirs(os.path.dirname(node), exist_ok=True)
@@ -300,7 +303,8 @@ class UsbHandler(UMockdev.IoctlBase):
         self.reapable = True
         self._set_reapable(False)
 
-    def _add_devices(self):
+    def add_devices(self):
+        """The USB device and its interface appear in sysfs."""
         key = self.key
         bed, d = key.bed.testbed, key.desc
         serial = d.strings[3]
@@ -348,6 +352,8 @@ class UsbHandler(UMockdev.IoctlBase):
         key = self.key
         bed, d = key.bed.testbed, key.desc
         self.driver = "usbhid"
+        self.hid = HidrawHandler(key)  # the node and its handler first, as in plug
+        bed.attach_ioctl(key.hidraw, self.hid)
         hid_name = "0003:%04X:%04X.%04X" % (d.vendor, d.product, key.bed.next_hid())
         hid_path = bed.add_device(
             "hid", Key.name(self.iface_path, hid_name), None,
@@ -363,8 +369,7 @@ class UsbHandler(UMockdev.IoctlBase):
             "hidraw", Key.name(hid_path, "hidraw/hidraw%d" % key.index), None,
             ["dev", "%d:%d" % (key.bed.hidraw_major, key.index)],
             ["DEVNAME", key.hidraw, "MAJOR", str(key.bed.hidraw_major), "MINOR", str(key.index)])
-        self.hid = HidrawHandler(key, hid_path, hidraw_path)
-        bed.attach_ioctl(key.hidraw, self.hid)
+        self.hid.hid_path, self.hid.hidraw_path = hid_path, hidraw_path
         if key.bed.ready:
             bed.uevent(hid_path, "add")
             bed.uevent(hidraw_path, "add")
@@ -621,11 +626,10 @@ class HidrawHandler(UMockdev.IoctlBase):
     usbhid holds the interface: each binding has its own handler, node and
     pty, and files opened on an earlier one fail as on a departed device."""
 
-    def __init__(self, key, hid_path, hidraw_path):
+    def __init__(self, key):
         super().__init__()
         self.key = key
-        self.hid_path = hid_path
-        self.hidraw_path = hidraw_path
+        self.hid_path = self.hidraw_path = None  # in sysfs, once there
         self.alive = True
         self.clients = {}  # IoctlClient -> reports waiting to be read
         self.waiting = set()  # IoctlClients blocked in read()
