@@ -22,6 +22,7 @@ import (
 	"github.com/authbench/authbench/device/ctaphid"
 	"github.com/authbench/authbench/device/frame"
 	"github.com/authbench/authbench/device/voice"
+	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
@@ -794,12 +795,8 @@ func (d *demo) chipBlockStory(ctx context.Context) {
 		if err != nil {
 			return "", err
 		}
-		var old client.Bytes
-		if err := old.UnmarshalJSON([]byte(`"` + d.oldCred + `"`)); err != nil {
-			return "", err
-		}
 		opts := *lc.PublicKey
-		opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: old}}
+		opts.AllowCredentials = []webauthn.CredentialDescriptor{{Type: webauthn.TypePublicKey, ID: d.oldCred}}
 		cred, err := client.ChipAssertion(ctx, d.chipHost, &opts, d.srv.Origin)
 		if err != nil {
 			return "", fmt.Errorf("the chip no longer signs with its old credential: %w", err)

@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/device"
-	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/device/otp"
+	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
@@ -670,12 +670,8 @@ func checkOldCredential(ctx context.Context, srv *loadServer, lc *loadChip) (str
 	if lcg.PublicKey == nil {
 		return fail("old credential: begin", errors.New("no request options for a chip"))
 	}
-	var old client.Bytes
-	if err := old.UnmarshalJSON([]byte(strconv.Quote(lc.old.CredentialID))); err != nil {
-		return fail("old credential: decode its ID", err)
-	}
 	opts := *lcg.PublicKey
-	opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: old}}
+	opts.AllowCredentials = []webauthn.CredentialDescriptor{{Type: webauthn.TypePublicKey, ID: lc.old.CredentialID}}
 	cred, err := client.ChipAssertion(ctx, lc.c, &opts, loadOrigin)
 	if err != nil {
 		return fail("old credential: the chip signs with it", err)

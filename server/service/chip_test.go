@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/authbench/authbench/device/ctap2"
+	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/server/service/servicetest"
@@ -199,12 +200,12 @@ func selfAttest(a *ctap2.Attestation) {
 func TestChipRegistrationClientData(t *testing.T) {
 	tests := []struct {
 		name string
-		edit func(cd *service.ClientData)
+		edit func(cd *webauthn.ClientData)
 	}{
-		{"origin", func(cd *service.ClientData) { cd.Origin = "https://evil.example" }},
-		{"type", func(cd *service.ClientData) { cd.Type = "webauthn.get" }},
-		{"challenge", func(cd *service.ClientData) { cd.Challenge = b64.EncodeToString([]byte("another challenge")) }},
-		{"cross origin", func(cd *service.ClientData) { cd.CrossOrigin = true }},
+		{"origin", func(cd *webauthn.ClientData) { cd.Origin = "https://evil.example" }},
+		{"type", func(cd *webauthn.ClientData) { cd.Type = "webauthn.get" }},
+		{"challenge", func(cd *webauthn.ClientData) { cd.Challenge = b64.EncodeToString([]byte("another challenge")) }},
+		{"cross origin", func(cd *webauthn.ClientData) { cd.CrossOrigin = true }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,7 +215,7 @@ func TestChipRegistrationClientData(t *testing.T) {
 			res := must[service.AddResult](t)(e.svc.AddAuthenticator(e.ctx, support, "alice", service.AddRequest{Kind: "chip"}))
 			act := res.Activation.(service.ChipActivation)
 			o := act.PublicKey
-			cd := service.ClientData{Type: "webauthn.create", Challenge: o.Challenge, Origin: origin}
+			cd := webauthn.ClientData{Type: "webauthn.create", Challenge: o.Challenge, Origin: origin}
 			tt.edit(&cd)
 			// Register with the edited client data: sign its hash.
 			reg := registerWithClientData(t, e, c, o, cd)
@@ -226,7 +227,7 @@ func TestChipRegistrationClientData(t *testing.T) {
 	}
 }
 
-func registerWithClientData(t *testing.T, e *env, c *chip.Chip, o service.CreationOptions, cd service.ClientData) *service.RegistrationResponse {
+func registerWithClientData(t *testing.T, e *env, c *chip.Chip, o service.CreationOptions, cd webauthn.ClientData) *service.RegistrationResponse {
 	t.Helper()
 	raw, _ := json.Marshal(cd)
 	reg, err := servicetest.Register(e.ctx, c, origin, o, nil)
