@@ -2,9 +2,15 @@ package service_test
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"testing"
+
+	"github.com/go-webauthn/webauthn/metadata"
+	"github.com/go-webauthn/webauthn/metadata/providers/memory"
+	"github.com/google/uuid"
 
 	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/device/webauthn"
@@ -276,5 +282,47 @@ func TestChipAssertionFailuresCount(t *testing.T) {
 	}
 	if e2.auth(v2.ID).Failures != 0 {
 		t.Fatal("malformed input counted")
+	}
+}
+
+// Options.AttestationMetadata (FIDO MDS3, as go-webauthn's providers give
+// it) makes a chip whose model's entry holds its CA trusted without
+// AttestationRoots, and refuses a model whose entry reports it revoked.
+func TestChipAttestationMetadata(t *testing.T) {
+	block, _ := pem.Decode(chip.TestCACertPEM())
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		status metadata.AuthenticatorStatus
+		err    error
+	}{{metadata.FidoCertifiedL1, nil}, {metadata.Revoked, service.ErrAttestationUntrusted}} {
+		t.Run(string(tt.status), func(t *testing.T) {
+			c := newChip(t, "chip-1", chipOpts())
+			info, err := c.Info(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			aaguid := uuid.UUID(info.AAGUID)
+			p, err := memory.New(memory.WithMetadata(map[uuid.UUID]*metadata.Entry{aaguid: {
+				AaGUID: aaguid,
+				MetadataStatement: metadata.Statement{AaGUID: aaguid, AttestationTypes: metadata.AuthenticatorAttestationTypes{metadata.BasicFull},
+					AttestationRootCertificates: []*x509.Certificate{ca}},
+				StatusReports: []metadata.StatusReport{{Status: tt.status}},
+			}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newEnv(t, noRoots(), func(o *service.Options) { o.AttestationMetadata = p })
+			e.identity("alice")
+			v, err := e.addChip("alice", support, c, nil)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("got %v, want %v", err, tt.err)
+			}
+			if err == nil && !v.Element.(service.ChipSummary).AttestationTrusted {
+				t.Fatalf("%+v", v)
+			}
+		})
 	}
 }
