@@ -3,9 +3,6 @@ package webauthn_test
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,42 +13,15 @@ import (
 	"github.com/authbench/authbench/sim/chip"
 )
 
-// readHex reads a testdata .hex file: hex digits, whitespace ignored, "#"
-// comments to the end of the line.
-func readHex(t testing.TB, path string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	for _, line := range strings.Split(string(raw), "\n") {
-		line, _, _ = strings.Cut(line, "#")
-		sb.WriteString(strings.Join(strings.Fields(line), ""))
-	}
-	b, err := hex.DecodeString(sb.String())
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return b
-}
-
-// attestationObjects returns the attestation objects of the CTAP2
-// makeCredential answers in testdata/ctap2 and of the §16 vectors.
+// attestationObjects returns attestation objects of simulated chips
+// (packed, none) and of the §16 vectors.
 func attestationObjects(t testing.TB) [][]byte {
-	files, err := filepath.Glob("../../testdata/ctap2/makecredential-response-*.hex")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no makeCredential vectors: %v", err)
-	}
 	var out [][]byte
-	for _, f := range files {
-		att, err := ctap2.DecodeAttestation(readHex(t, f))
+	for _, opts := range []chip.Options{{}, {AttestationNone: true}} {
+		r := register(t, newChip(t, "seed", opts), nil, nil)
+		obj, err := webauthn.Decode("", r.Response.AttestationObject)
 		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		obj, err := webauthn.EncodeAttestationObject(att)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
+			t.Fatal(err)
 		}
 		out = append(out, obj)
 	}

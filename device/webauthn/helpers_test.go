@@ -136,13 +136,18 @@ func wantErr(t testing.TB, err, kind error, check string) {
 	}
 }
 
-// clientData returns the JSON of cd.
-func clientData(cd webauthn.ClientData) []byte {
-	b, err := json.Marshal(cd)
-	if err != nil {
-		panic(err)
+// clientDataWith returns a function that makes the client data of a
+// ceremony of type typ with challenge from origin, changed by f.
+func clientDataWith(typ string, challenge []byte) func(f func(*webauthn.ClientData)) []byte {
+	return func(f func(*webauthn.ClientData)) []byte {
+		cd := webauthn.ClientData{Type: typ, Challenge: webauthn.Encode(challenge), Origin: origin}
+		f(&cd)
+		b, err := json.Marshal(cd)
+		if err != nil {
+			panic(err)
+		}
+		return b
 	}
-	return b
 }
 
 func errorIs(err, target error) bool { return errors.Is(err, target) }

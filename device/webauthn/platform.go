@@ -31,20 +31,14 @@ func Create(ctx context.Context, chip device.Chip, opts *CreationOptions, origin
 	if opts == nil {
 		return nil, invalidf("no creation options")
 	}
-	challenge, err := Decode("publicKey.challenge", opts.Challenge)
-	if err != nil {
-		return nil, err
-	}
 	uid, err := Decode("publicKey.user.id", opts.User.ID)
 	if err != nil {
 		return nil, err
 	}
-	exclude, err := descriptors("publicKey.excludeCredentials", opts.ExcludeCredentials)
+	cd, h, exclude, err := clientPart(TypeCreate, opts.Challenge, origin, "publicKey.excludeCredentials", opts.ExcludeCredentials)
 	if err != nil {
 		return nil, err
 	}
-	cd := NewClientData(TypeCreate, challenge, origin)
-	h := sha256.Sum256(cd)
 	req := &ctap2.MakeCredentialRequest{
 		ClientDataHash: h[:],
 		RP:             ctap2.RPEntity{ID: opts.RP.ID, Name: opts.RP.Name},
@@ -107,16 +101,10 @@ func Get(ctx context.Context, chip device.Chip, opts *RequestOptions, origin str
 	if opts == nil {
 		return nil, invalidf("no request options")
 	}
-	challenge, err := Decode("publicKey.challenge", opts.Challenge)
+	cd, h, allow, err := clientPart(TypeGet, opts.Challenge, origin, "publicKey.allowCredentials", opts.AllowCredentials)
 	if err != nil {
 		return nil, err
 	}
-	allow, err := descriptors("publicKey.allowCredentials", opts.AllowCredentials)
-	if err != nil {
-		return nil, err
-	}
-	cd := NewClientData(TypeGet, challenge, origin)
-	h := sha256.Sum256(cd)
 	as, err := chip.GetAssertion(ctx, &ctap2.GetAssertionRequest{RPID: opts.RPID, ClientDataHash: h[:], AllowList: allow})
 	if err != nil {
 		return nil, err
@@ -145,6 +133,22 @@ func Get(ctx context.Context, chip device.Chip, opts *RequestOptions, origin str
 		r.Response.UserHandle = Encode(as.User.ID)
 	}
 	return r, nil
+}
+
+// clientPart collects the client data of a ceremony of type typ with the
+// options' challenge, as sent from origin (WebAuthn Level 3 §5.8.1.1), and
+// returns it, its hash for CTAP, and the options' credential list (field).
+func clientPart(typ, challenge, origin, field string, list []CredentialDescriptor) ([]byte, [32]byte, []ctap2.CredentialDescriptor, error) {
+	raw, err := Decode("publicKey.challenge", challenge)
+	if err != nil {
+		return nil, [32]byte{}, nil, err
+	}
+	creds, err := descriptors(field, list)
+	if err != nil {
+		return nil, [32]byte{}, nil, err
+	}
+	cd := NewClientData(typ, raw, origin)
+	return cd, sha256.Sum256(cd), creds, nil
 }
 
 // descriptors turns credential descriptors into CTAP's; those of other

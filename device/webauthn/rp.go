@@ -215,25 +215,11 @@ func (rp *RelyingParty) VerifyRegistration(ctx context.Context, r *RegistrationR
 	if r == nil {
 		return nil, invalidf("credential is missing")
 	}
-	if r.Type != TypePublicKey {
-		return nil, invalidf("credential.type must be %q", TypePublicKey)
-	}
-	rawID, err := Decode("credential.rawId", r.RawID)
-	if err != nil {
-		return nil, err
-	}
-	if r.ID != r.RawID {
-		return nil, invalidf("credential.id and credential.rawId differ")
-	}
-	cdRaw, err := Decode("credential.response.clientDataJSON", r.Response.ClientDataJSON)
+	rawID, cdRaw, cd, err := commonPart(r.Type, r.ID, r.RawID, r.Response.ClientDataJSON)
 	if err != nil {
 		return nil, err
 	}
 	aoRaw, err := Decode("credential.response.attestationObject", r.Response.AttestationObject)
-	if err != nil {
-		return nil, err
-	}
-	cd, err := ParseClientData(cdRaw)
 	if err != nil {
 		return nil, err
 	}
@@ -349,19 +335,12 @@ func (rp *RelyingParty) VerifyAssertion(r *AuthenticationResponse, challenge []b
 	if r == nil {
 		return nil, invalidf("credential is missing")
 	}
-	if r.Type != TypePublicKey {
-		return nil, invalidf("credential.type must be %q", TypePublicKey)
-	}
-	rawID, err := Decode("credential.rawId", r.RawID)
+	rawID, cdRaw, cd, err := commonPart(r.Type, r.ID, r.RawID, r.Response.ClientDataJSON)
 	if err != nil {
 		return nil, err
 	}
-	if r.ID != r.RawID || !bytes.Equal(rawID, cred.ID) {
+	if !bytes.Equal(rawID, cred.ID) {
 		return nil, invalidf("the credential is not the one registered for this authenticator")
-	}
-	cdRaw, err := Decode("credential.response.clientDataJSON", r.Response.ClientDataJSON)
-	if err != nil {
-		return nil, err
 	}
 	adRaw, err := Decode("credential.response.authenticatorData", r.Response.AuthenticatorData)
 	if err != nil {
@@ -383,10 +362,6 @@ func (rp *RelyingParty) VerifyAssertion(r *AuthenticationResponse, challenge []b
 	ad, err := ctap2.ParseAuthData(adRaw)
 	if err != nil {
 		return nil, invalidf("the authenticator data: %v", err)
-	}
-	cd, err := ParseClientData(cdRaw)
-	if err != nil {
-		return nil, err
 	}
 	if err := rp.checkClientData(cd, TypeGet, challenge); err != nil {
 		return nil, err
@@ -432,6 +407,30 @@ func (rp *RelyingParty) VerifyAssertion(r *AuthenticationResponse, challenge []b
 		BackupState:    ad.Flags&ctap2.FlagBS != 0,
 		UserHandle:     handle,
 	}, nil
+}
+
+// commonPart checks and decodes what every response has (WebAuthn Level 3
+// §5.1: type, id, rawId, and clientDataJSON, which it parses).
+func commonPart(typ, id, rawID, clientDataJSON string) ([]byte, []byte, *ClientData, error) {
+	if typ != TypePublicKey {
+		return nil, nil, nil, invalidf("credential.type must be %q", TypePublicKey)
+	}
+	raw, err := Decode("credential.rawId", rawID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if id != rawID {
+		return nil, nil, nil, invalidf("credential.id and credential.rawId differ")
+	}
+	cdRaw, err := Decode("credential.response.clientDataJSON", clientDataJSON)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cd, err := ParseClientData(cdRaw)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return raw, cdRaw, cd, nil
 }
 
 // checkClientData checks the client data of a ceremony of type typ

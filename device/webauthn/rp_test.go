@@ -96,12 +96,7 @@ func TestBrowserResponse(t *testing.T) {
 // Every check of a registration, with the error a caller branches on and
 // the name of the failed check.
 func TestRegistrationChecks(t *testing.T) {
-	good := webauthn.ClientData{Type: webauthn.TypeCreate, Challenge: webauthn.Encode(regChallenge), Origin: origin}
-	with := func(f func(*webauthn.ClientData)) []byte {
-		cd := good
-		f(&cd)
-		return clientData(cd)
-	}
+	with := clientDataWith(webauthn.TypeCreate, regChallenge)
 	tests := []struct {
 		name   string
 		cfg    webauthn.Config
@@ -120,11 +115,11 @@ func TestRegistrationChecks(t *testing.T) {
 		{name: "cross origin", cd: with(func(c *webauthn.ClientData) { c.CrossOrigin = true }), err: webauthn.ErrMismatch, check: webauthn.CheckCrossOrigin},
 		{name: "top origin", cd: with(func(c *webauthn.ClientData) { c.TopOrigin = "https://evil.example" }), err: webauthn.ErrMismatch, check: webauthn.CheckTopOrigin},
 		{name: "rp id", chip: chip.Options{Faults: chip.Faults{WrongRPIDHash: true}}, err: webauthn.ErrMismatch, check: webauthn.CheckRPID},
-		{name: "no user presence", edit: clearFlags(ctap2.FlagUP), err: webauthn.ErrMismatch, check: webauthn.CheckUserPresence},
-		{name: "backup state without eligibility", edit: setFlags(ctap2.FlagBS), err: webauthn.ErrMismatch, check: webauthn.CheckBackupState},
-		{name: "backup eligible", edit: setFlags(ctap2.FlagBE), err: webauthn.ErrUntrusted},
-		{name: "backup eligible allowed, then the signature", cfg: webauthn.Config{AllowBackupEligible: true}, edit: setFlags(ctap2.FlagBE), err: webauthn.ErrUntrusted},
-		{name: "backup eligible allowed", cfg: webauthn.Config{AllowBackupEligible: true, AllowUntrusted: true}, chip: chip.Options{AttestationNone: true}, edit: setFlags(ctap2.FlagBE)},
+		{name: "no user presence", edit: func(a *ctap2.Attestation) { a.AuthData[32] &^= ctap2.FlagUP }, err: webauthn.ErrMismatch, check: webauthn.CheckUserPresence},
+		{name: "backup state without eligibility", edit: func(a *ctap2.Attestation) { a.AuthData[32] |= ctap2.FlagBS }, err: webauthn.ErrMismatch, check: webauthn.CheckBackupState},
+		{name: "backup eligible", edit: beFlag, err: webauthn.ErrUntrusted},
+		{name: "backup eligible allowed, then the signature", cfg: webauthn.Config{AllowBackupEligible: true}, edit: beFlag, err: webauthn.ErrUntrusted},
+		{name: "backup eligible allowed", cfg: webauthn.Config{AllowBackupEligible: true, AllowUntrusted: true}, chip: chip.Options{AttestationNone: true}, edit: beFlag},
 		{name: "forged attestation signature", chip: chip.Options{Faults: chip.Faults{BadSignature: true}}, err: webauthn.ErrUntrusted},
 		{name: "forged signature, untrusted allowed", cfg: webauthn.Config{AllowUntrusted: true}, chip: chip.Options{Faults: chip.Faults{BadSignature: true}}, err: webauthn.ErrUntrusted},
 		{name: "format tpm", edit: func(a *ctap2.Attestation) { a.Format = "tpm" }, err: webauthn.ErrUntrusted},
@@ -134,7 +129,9 @@ func TestRegistrationChecks(t *testing.T) {
 			edit: func(a *ctap2.Attestation) { a.Statement.Sig = []byte{1} }, err: webauthn.ErrUntrusted},
 		{name: "no roots", cfg: webauthn.Config{Roots: nil}, err: webauthn.ErrUntrusted},
 		{name: "no roots, untrusted allowed", cfg: webauthn.Config{AllowUntrusted: true}},
-		{name: "self attestation, bad signature", cfg: webauthn.Config{AllowUntrusted: true}, chip: chip.Options{AttestationNone: true}, edit: selfAttest, err: webauthn.ErrUntrusted},
+		{name: "self attestation, bad signature", cfg: webauthn.Config{AllowUntrusted: true}, chip: chip.Options{AttestationNone: true}, edit: func(a *ctap2.Attestation) {
+			a.Format, a.Statement = "packed", ctap2.AttestationStatement{Alg: -7, Sig: []byte{0x30, 0x00}}
+		}, err: webauthn.ErrUntrusted},
 		{name: "packed without alg", edit: func(a *ctap2.Attestation) { a.Statement.Alg = 0 }, err: webauthn.ErrUntrusted},
 		{name: "algorithm not offered", cfg: webauthn.Config{Algorithms: []int64{webauthn.AlgEdDSA}}, err: webauthn.ErrInvalid},
 		{name: "ids differ", mutate: func(r *webauthn.RegistrationResponse) { r.ID = "AAAA" }, err: webauthn.ErrInvalid},
@@ -187,12 +184,7 @@ func TestAssertionChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	cred := webauthn.Credential{ID: reg.CredentialID, PublicKey: reg.PublicKey}
-	good := webauthn.ClientData{Type: webauthn.TypeGet, Challenge: webauthn.Encode(loginChallenge), Origin: origin}
-	with := func(f func(*webauthn.ClientData)) []byte {
-		cd := good
-		f(&cd)
-		return clientData(cd)
-	}
+	with := clientDataWith(webauthn.TypeGet, loginChallenge)
 	tests := []struct {
 		name   string
 		cd     []byte
@@ -269,17 +261,5 @@ func TestNewConfig(t *testing.T) {
 	}
 }
 
-func setFlags(f byte) func(*ctap2.Attestation) {
-	return func(a *ctap2.Attestation) { a.AuthData[32] |= f }
-}
-
-func clearFlags(f byte) func(*ctap2.Attestation) {
-	return func(a *ctap2.Attestation) { a.AuthData[32] &^= f }
-}
-
-// selfAttest turns a none attestation into a packed one with a bogus
-// signature and no x5c.
-func selfAttest(a *ctap2.Attestation) {
-	a.Format = "packed"
-	a.Statement = ctap2.AttestationStatement{Alg: ctap2.AlgES256, Sig: []byte{0x30, 0x00}}
-}
+// beFlag sets the BE flag of the attestation's authenticator data.
+func beFlag(a *ctap2.Attestation) { a.AuthData[32] |= ctap2.FlagBE }
