@@ -22,7 +22,6 @@ import (
 	"github.com/authbench/authbench/device/ctaphid"
 	"github.com/authbench/authbench/device/frame"
 	"github.com/authbench/authbench/device/voice"
-	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
@@ -796,7 +795,7 @@ func (d *demo) chipBlockStory(ctx context.Context) {
 			return "", err
 		}
 		opts := *lc.PublicKey
-		opts.AllowCredentials = []webauthn.CredentialDescriptor{{Type: webauthn.TypePublicKey, ID: d.oldCred}}
+		opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: d.oldCred}}
 		cred, err := client.ChipAssertion(ctx, d.chipHost, &opts, d.srv.Origin)
 		if err != nil {
 			return "", fmt.Errorf("the chip no longer signs with its old credential: %w", err)

@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/device/otp"
-	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
@@ -671,7 +671,7 @@ func checkOldCredential(ctx context.Context, srv *loadServer, lc *loadChip) (str
 		return fail("old credential: begin", errors.New("no request options for a chip"))
 	}
 	opts := *lcg.PublicKey
-	opts.AllowCredentials = []webauthn.CredentialDescriptor{{Type: webauthn.TypePublicKey, ID: lc.old.CredentialID}}
+	opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: lc.old.CredentialID}}
 	cred, err := client.ChipAssertion(ctx, lc.c, &opts, loadOrigin)
 	if err != nil {
 		return fail("old credential: the chip signs with it", err)

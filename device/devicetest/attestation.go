@@ -50,19 +50,23 @@ func checkAttestation(ctx context.Context, c *chipRun) error {
 	}
 	leaf := a.Chain[0]
 	c.Logf("%s attestation (%s) by %q, issued by %q", a.Format, a.Type, leaf.Subject, leaf.Issuer)
-	return c.verifyChain(a.Chain)
+	if err := c.verifyChain(leaf, a.Chain[1:]); err != nil {
+		return fmt.Errorf("attestation certificate %q %v", leaf.Subject, err)
+	}
+	return nil
 }
 
-// verifyChain checks that chain (leaf first) leads to the configured
-// roots. Without roots it only notes the issuer.
-func (c *chipRun) verifyChain(chain []*x509.Certificate) error {
-	leaf := chain[0]
+// verifyChain checks that cert chains to the configured roots at
+// ChipOptions.Now, through intermediates. Without roots it only notes the
+// issuer. (go-webauthn has checked the validity period of an attestation
+// certificate against the real time already.)
+func (c *chipRun) verifyChain(cert *x509.Certificate, intermediates []*x509.Certificate) error {
 	if c.o.Roots == nil {
-		c.Logf("no attestation roots configured: the chain of %q (issuer %q) was not checked", leaf.Subject, leaf.Issuer)
+		c.Logf("no attestation roots configured: the chain of %q (issuer %q) was not checked", cert.Subject, cert.Issuer)
 		return nil
 	}
-	if err := webauthn.VerifyChain(chain, c.o.Roots, c.o.Now()); err != nil {
-		return fmt.Errorf("attestation certificate %q does not chain to the configured attestation roots: %v", leaf.Subject, err)
+	if err := webauthn.VerifyChain(append([]*x509.Certificate{cert}, intermediates...), c.o.Roots, c.o.Now()); err != nil {
+		return fmt.Errorf("does not chain to the configured attestation roots: %v", err)
 	}
 	return nil
 }

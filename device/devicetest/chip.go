@@ -56,9 +56,8 @@ type ChipOptions struct {
 	// Rand is the source of client data hashes, user IDs and made-up
 	// credential IDs (nil means crypto/rand).
 	Rand io.Reader
-	// Now is the time attestation certificate chains are checked at (nil
-	// means time.Now); go-webauthn checks the attestation certificate's
-	// validity period against the real time.
+	// Now is the time attestation certificates are checked at (nil means
+	// time.Now).
 	Now func() time.Time
 }
 
@@ -995,7 +994,7 @@ func checkU2F(ctx context.Context, c *chipRun) error {
 	if err != nil {
 		return fmt.Errorf("U2F registration does not verify: %w", err)
 	}
-	if err := c.verifyChain([]*x509.Certificate{cert}); err != nil {
+	if err := c.verifyChain(cert, nil); err != nil {
 		return fmt.Errorf("U2F attestation certificate: %w", err)
 	}
 	pub, err := reg.Key()

@@ -66,6 +66,17 @@ func (c *Client) chipContext(ctx context.Context, timeoutMS int64) (context.Cont
 	return context.WithCancel(ctx)
 }
 
+// The WebAuthn types of the API are those of device/webauthn, the one
+// WebAuthn package of the tree (WebAuthn Level 3 §5.1 JSON forms; binary
+// members are base64url strings).
+type (
+	CreationOptions        = webauthn.CreationOptions        // PublicKeyCredentialCreationOptionsJSON
+	RequestOptions         = webauthn.RequestOptions         // PublicKeyCredentialRequestOptionsJSON
+	CredentialDescriptor   = webauthn.CredentialDescriptor   // PublicKeyCredentialDescriptorJSON
+	RegistrationResponse   = webauthn.RegistrationResponse   // RegistrationResponseJSON
+	AuthenticationResponse = webauthn.AuthenticationResponse // AuthenticationResponseJSON
+)
+
 // ChipRegistration is webauthn.Create, the client platform's part of
 // WebAuthn §5.1.3 for a chip, with creation options from the server: it
 // returns RegistrationResponseJSON for opts' challenge as sent from origin.
@@ -77,7 +88,7 @@ func (c *Client) chipContext(ctx context.Context, timeoutMS int64) (context.Cont
 // credential, ctap2.ErrOperationDenied when the touch was refused,
 // ctap2.ErrKeepaliveCancel or a context error when nobody touched it in
 // time, device.ErrRemoved and the like from the transport).
-func ChipRegistration(ctx context.Context, chip device.Chip, opts *webauthn.CreationOptions, origin string) (*webauthn.RegistrationResponse, error) {
+func ChipRegistration(ctx context.Context, chip device.Chip, opts *CreationOptions, origin string) (*RegistrationResponse, error) {
 	r, err := webauthn.Create(ctx, chip, opts, origin)
 	return r, badOptions(err)
 }
@@ -90,7 +101,7 @@ func ChipRegistration(ctx context.Context, chip device.Chip, opts *webauthn.Crea
 // hold IDs that are not base64url; otherwise those of webauthn.Get
 // (ctap2.ErrNoCredentials when the chip holds none of the allowed
 // credentials, and those listed on ChipRegistration).
-func ChipAssertion(ctx context.Context, chip device.Chip, opts *webauthn.RequestOptions, origin string) (*webauthn.AuthenticationResponse, error) {
+func ChipAssertion(ctx context.Context, chip device.Chip, opts *RequestOptions, origin string) (*AuthenticationResponse, error) {
 	r, err := webauthn.Get(ctx, chip, opts, origin)
 	return r, badOptions(err)
 }

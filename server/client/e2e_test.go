@@ -14,7 +14,6 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/ctap2"
-	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
@@ -431,7 +430,7 @@ func TestRuleChipReadded(t *testing.T) {
 	lc, err := w.anon.BeginLogin(ctx, "p1", second.ID)
 	fatal(t, err)
 	opts := *lc.PublicKey
-	opts.AllowCredentials = []webauthn.CredentialDescriptor{{Type: "public-key", ID: first.CredentialID}}
+	opts.AllowCredentials = []client.CredentialDescriptor{{Type: "public-key", ID: first.CredentialID}}
 	cred, err := client.ChipAssertion(ctx, ch, &opts, origin)
 	fatal(t, err)
 	if _, err := w.anon.FinishLogin(ctx, "p1", second.ID, client.FinishLoginRequest{Ceremony: lc.Ceremony, Credential: cred}); !errors.Is(err, client.ErrCredentialRevoked) {

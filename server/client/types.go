@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/authbench/authbench/device/webauthn"
 )
 
 // Bytes is binary data, written in JSON as unpadded base64url (RFC 4648
@@ -196,42 +194,42 @@ type Added struct {
 // Ceremony and WebAuthn creation options, a code device Needs "code", an
 // app a Ceremony and a Challenge to sign; a password needs nothing.
 type Activation struct {
-	Ceremony  string                    `json:"ceremony,omitempty"`
-	PublicKey *webauthn.CreationOptions `json:"publicKey,omitempty"`
-	Needs     string                    `json:"needs,omitempty"`
-	Challenge Bytes                     `json:"challenge,omitempty"`
+	Ceremony  string           `json:"ceremony,omitempty"`
+	PublicKey *CreationOptions `json:"publicKey,omitempty"`
+	Needs     string           `json:"needs,omitempty"`
+	Challenge Bytes            `json:"challenge,omitempty"`
 }
 
 // ActivateRequest is the body of POST .../activate. Fill the fields of the
 // authenticator's kind: chip Ceremony and Credential; code device Code; app
 // Ceremony and Signature.
 type ActivateRequest struct {
-	Ceremony   string                         `json:"ceremony,omitempty"`
-	Credential *webauthn.RegistrationResponse `json:"credential,omitempty"`
-	Code       string                         `json:"code,omitempty"`
-	Signature  Bytes                          `json:"signature,omitempty"`
+	Ceremony   string                `json:"ceremony,omitempty"`
+	Credential *RegistrationResponse `json:"credential,omitempty"`
+	Code       string                `json:"code,omitempty"`
+	Signature  Bytes                 `json:"signature,omitempty"`
 }
 
 // LoginChallenge is the answer of POST .../login/begin: a ceremony that
 // ends at ExpiresAt, with WebAuthn request options for a chip and a
 // challenge to sign for an app.
 type LoginChallenge struct {
-	Ceremony  string                   `json:"ceremony"`
-	ExpiresAt time.Time                `json:"expires_at"`
-	PublicKey *webauthn.RequestOptions `json:"publicKey,omitempty"`
-	Challenge Bytes                    `json:"challenge,omitempty"`
+	Ceremony  string          `json:"ceremony"`
+	ExpiresAt time.Time       `json:"expires_at"`
+	PublicKey *RequestOptions `json:"publicKey,omitempty"`
+	Challenge Bytes           `json:"challenge,omitempty"`
 }
 
 // FinishLoginRequest is the body of POST .../login/finish. Ceremony always;
 // then chip Credential; code device Code; app PIN and Signature; password
 // Password.
 type FinishLoginRequest struct {
-	Ceremony   string                           `json:"ceremony"`
-	Credential *webauthn.AuthenticationResponse `json:"credential,omitempty"`
-	Code       string                           `json:"code,omitempty"`
-	PIN        string                           `json:"pin,omitempty"`
-	Signature  Bytes                            `json:"signature,omitempty"`
-	Password   string                           `json:"password,omitempty"`
+	Ceremony   string                  `json:"ceremony"`
+	Credential *AuthenticationResponse `json:"credential,omitempty"`
+	Code       string                  `json:"code,omitempty"`
+	PIN        string                  `json:"pin,omitempty"`
+	Signature  Bytes                   `json:"signature,omitempty"`
+	Password   string                  `json:"password,omitempty"`
 }
 
 // Session is a successful login: a self-service session token acting for

@@ -214,7 +214,7 @@ func chipCloneLogins(t *testing.T, ctx context.Context, c *cluster) {
 	var state bytes.Buffer
 	fatal(t, original.Save(&state))
 	n := chipClones
-	resps := make([]*webauthn.AuthenticationResponse, n)
+	resps := make([]*client.AuthenticationResponse, n)
 	ceremonies := make([]string, n)
 	counts := make([]uint32, n)
 	limited, err := prepare(ctx, n, 8, func(i int) error {
