@@ -135,20 +135,24 @@ type AssertionResponse struct {
 	AttestationObject string `json:"attestationObject,omitempty"`
 }
 
-var b64 = base64.RawURLEncoding
+var (
+	b64       = base64.RawURLEncoding
+	b64Strict = base64.RawURLEncoding.Strict() // refuses bits set after the last byte
+)
 
 // Encode returns b in unpadded base64url (RFC 4648 §5), the form of every
 // binary value in WebAuthn JSON.
 func Encode(b []byte) string { return b64.EncodeToString(b) }
 
-// Decode decodes an unpadded base64url value; field names it in the error.
-// It returns an error wrapping ErrInvalid when v is empty, padded or not
+// Decode decodes an unpadded base64url value, strictly (so that one value
+// has one spelling); field names it in the error. It returns an error
+// wrapping ErrInvalid when v is empty, padded, holds a line break or is not
 // base64url.
 func Decode(field, v string) ([]byte, error) {
 	if v == "" {
 		return nil, invalidf("%s is missing", field)
 	}
-	b, err := b64.Strict().DecodeString(v)
+	b, err := b64Strict.DecodeString(v)
 	if err != nil || strings.ContainsAny(v, "\r\n") {
 		return nil, invalidf("%s is not unpadded base64url", field)
 	}

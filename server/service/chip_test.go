@@ -326,3 +326,26 @@ func TestChipAttestationMetadata(t *testing.T) {
 		})
 	}
 }
+
+// A browser on a local server sends its own origin (scheme, host and
+// port): the service takes what Options.RPOrigins lists, and nothing else.
+func TestChipBrowserOrigin(t *testing.T) {
+	e := newEnv(t, func(o *service.Options) { o.RPOrigins = []string{"http://localhost:8080"} })
+	e.identity("alice")
+	c := newChip(t, "chip-1", chipOpts())
+	for _, tt := range []struct {
+		origin string
+		err    error
+	}{{"https://localhost", service.ErrInvalid}, {"http://localhost:8081", service.ErrInvalid}, {"http://localhost:8080", nil}} {
+		res := must[service.AddResult](t)(e.svc.AddAuthenticator(e.ctx, support, "alice", service.AddRequest{Kind: "chip"}))
+		act := res.Activation.(service.ChipActivation)
+		reg, err := servicetest.Register(e.ctx, c, tt.origin, act.PublicKey, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Activate(e.ctx, support, "alice", res.Authenticator.ID, service.ActivateRequest{Ceremony: act.Ceremony, Credential: reg})
+		if !errors.Is(err, tt.err) {
+			t.Fatalf("%s: %v, want %v", tt.origin, err, tt.err)
+		}
+	}
+}
