@@ -2,10 +2,12 @@ package devicetest
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
 
+	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/device/webauthn"
 )
 
@@ -50,6 +52,16 @@ func checkAttestation(ctx context.Context, c *chipRun) error {
 	}
 	leaf := a.Chain[0]
 	c.Logf("%s attestation (%s) by %q, issued by %q", a.Format, a.Type, leaf.Subject, leaf.Issuer)
+	if a.Format == webauthn.FormatFIDOU2F {
+		// A U2F-only chip may attest with a self-signed certificate of
+		// the credential key (self attestation) rather than a chain.
+		key, err := ctap2.ParsePublicKey(cred.pub)
+		ek, ok := key.(*ecdsa.PublicKey)
+		if err != nil || !ok {
+			return fmt.Errorf("fido-u2f attestation of a credential key that is not P-256: %v", err)
+		}
+		return c.u2fCertificate(leaf, ek)
+	}
 	if err := c.verifyChain(leaf, a.Chain[1:]); err != nil {
 		return fmt.Errorf("attestation certificate %q %v", leaf.Subject, err)
 	}

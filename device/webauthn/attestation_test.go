@@ -17,7 +17,7 @@ import (
 // (packed, none) and of the §16 vectors.
 func attestationObjects(t testing.TB) [][]byte {
 	var out [][]byte
-	for _, opts := range []chip.Options{{}, {AttestationNone: true}} {
+	for _, opts := range []chip.Options{{}, {Attestation: chip.AttestationNone}} {
 		r := register(t, newChip(t, "seed", opts), nil, nil)
 		obj, err := webauthn.Decode("", r.Response.AttestationObject)
 		if err != nil {
@@ -137,7 +137,7 @@ func TestVerifyAttestation(t *testing.T) {
 	if err != nil || a.Trusted || !strings.Contains(a.Why, "does not chain") {
 		t.Fatalf("no roots: %+v %v", a, err)
 	}
-	a, err = webauthn.VerifyAttestation(t.Context(), attest(chip.Options{AttestationNone: true}), cdh, trust)
+	a, err = webauthn.VerifyAttestation(t.Context(), attest(chip.Options{Attestation: chip.AttestationNone}), cdh, trust)
 	if err != nil || a.Trusted || a.Format != "none" {
 		t.Fatalf("none: %+v %v", a, err)
 	}

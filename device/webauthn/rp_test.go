@@ -119,17 +119,20 @@ func TestRegistrationChecks(t *testing.T) {
 		{name: "backup state without eligibility", edit: func(a *ctap2.Attestation) { a.AuthData[32] |= ctap2.FlagBS }, err: webauthn.ErrMismatch, check: webauthn.CheckBackupState},
 		{name: "backup eligible", edit: beFlag, err: webauthn.ErrUntrusted},
 		{name: "backup eligible allowed, then the signature", cfg: webauthn.Config{AllowBackupEligible: true}, edit: beFlag, err: webauthn.ErrUntrusted},
-		{name: "backup eligible allowed", cfg: webauthn.Config{AllowBackupEligible: true, AllowUntrusted: true}, chip: chip.Options{AttestationNone: true}, edit: beFlag},
+		{name: "backup eligible allowed", cfg: webauthn.Config{AllowBackupEligible: true, AllowUntrusted: true}, chip: chip.Options{Attestation: chip.AttestationNone}, edit: beFlag},
 		{name: "forged attestation signature", chip: chip.Options{Faults: chip.Faults{BadSignature: true}}, err: webauthn.ErrUntrusted},
 		{name: "forged signature, untrusted allowed", cfg: webauthn.Config{AllowUntrusted: true}, chip: chip.Options{Faults: chip.Faults{BadSignature: true}}, err: webauthn.ErrUntrusted},
 		{name: "format tpm", edit: func(a *ctap2.Attestation) { a.Format = "tpm" }, err: webauthn.ErrUntrusted},
-		{name: "none", chip: chip.Options{AttestationNone: true}, err: webauthn.ErrUntrusted},
-		{name: "none allowed", cfg: webauthn.Config{AllowUntrusted: true}, chip: chip.Options{AttestationNone: true}},
-		{name: "none with a statement", cfg: webauthn.Config{AllowUntrusted: true}, chip: chip.Options{AttestationNone: true},
+		{name: "none", chip: chip.Options{Attestation: chip.AttestationNone}, err: webauthn.ErrUntrusted},
+		{name: "self attestation", chip: chip.Options{Attestation: chip.AttestationSelf}, err: webauthn.ErrUntrusted},
+		{name: "self attestation allowed", cfg: webauthn.Config{AllowUntrusted: true}, chip: chip.Options{Attestation: chip.AttestationSelf}},
+		{name: "serial attestation", chip: chip.Options{Attestation: chip.AttestationSerial}},
+		{name: "none allowed", cfg: webauthn.Config{AllowUntrusted: true}, chip: chip.Options{Attestation: chip.AttestationNone}},
+		{name: "none with a statement", cfg: webauthn.Config{AllowUntrusted: true}, chip: chip.Options{Attestation: chip.AttestationNone},
 			edit: func(a *ctap2.Attestation) { a.Statement.Sig = []byte{1} }, err: webauthn.ErrUntrusted},
 		{name: "no roots", cfg: webauthn.Config{Roots: nil}, err: webauthn.ErrUntrusted},
 		{name: "no roots, untrusted allowed", cfg: webauthn.Config{AllowUntrusted: true}},
-		{name: "self attestation, bad signature", cfg: webauthn.Config{AllowUntrusted: true}, chip: chip.Options{AttestationNone: true}, edit: func(a *ctap2.Attestation) {
+		{name: "self attestation, bad signature", cfg: webauthn.Config{AllowUntrusted: true}, chip: chip.Options{Attestation: chip.AttestationNone}, edit: func(a *ctap2.Attestation) {
 			a.Format, a.Statement = "packed", ctap2.AttestationStatement{Alg: -7, Sig: []byte{0x30, 0x00}}
 		}, err: webauthn.ErrUntrusted},
 		{name: "packed without alg", edit: func(a *ctap2.Attestation) { a.Statement.Alg = 0 }, err: webauthn.ErrUntrusted},
@@ -166,7 +169,8 @@ func TestRegistrationChecks(t *testing.T) {
 			if err != nil && reg != nil {
 				t.Fatal("a registration with an error")
 			}
-			if err == nil && reg.Trusted != (cfg.Roots != nil && !tt.chip.AttestationNone) {
+			want := cfg.Roots != nil && tt.chip.Attestation != chip.AttestationNone && tt.chip.Attestation != chip.AttestationSelf
+			if err == nil && reg.Trusted != want {
 				t.Fatalf("trusted %v", reg.Trusted)
 			}
 		})

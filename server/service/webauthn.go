@@ -51,7 +51,6 @@ type registration struct {
 	SignCount      uint32
 	Format         string
 	Trusted        bool
-	ChipSerial     string // the attestation certificate's subject serialNumber, if any
 	BackupEligible bool
 	BackupState    bool
 }
@@ -66,7 +65,7 @@ func (s *Service) verifyRegistration(r *RegistrationResponse, challenge []byte) 
 	if err != nil {
 		return nil, fromWebAuthn(err)
 	}
-	out := &registration{
+	return &registration{
 		CredentialID:   reg.CredentialID,
 		PublicKey:      reg.PublicKey,
 		AAGUID:         reg.AAGUID,
@@ -75,11 +74,7 @@ func (s *Service) verifyRegistration(r *RegistrationResponse, challenge []byte) 
 		Trusted:        reg.Trusted,
 		BackupEligible: reg.BackupEligible,
 		BackupState:    reg.BackupState,
-	}
-	if len(reg.Chain) > 0 {
-		out.ChipSerial = reg.Chain[0].Subject.SerialNumber
-	}
-	return out, nil
+	}, nil
 }
 
 // assertion is a verified chip assertion.
