@@ -837,12 +837,8 @@ func (d *demo) chipBlockStory(ctx context.Context) {
 		if err != nil {
 			return "", err
 		}
-		var old client.Bytes
-		if err := old.UnmarshalJSON([]byte(`"` + d.oldCred + `"`)); err != nil {
-			return "", err
-		}
 		opts := *lc.PublicKey
-		opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: old}}
+		opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: d.oldCred}}
 		cred, err := client.ChipAssertion(ctx, d.chipHost, &opts, d.srv.Origin)
 		if err != nil {
 			return "", fmt.Errorf("the chip no longer signs with its old credential: %w", err)

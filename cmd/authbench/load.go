@@ -717,12 +717,8 @@ func checkOldCredential(ctx context.Context, srv *loadServer, lc *loadChip) (str
 	if lcg.PublicKey == nil {
 		return fail("old credential: begin", errors.New("no request options for a chip"))
 	}
-	var old client.Bytes
-	if err := old.UnmarshalJSON([]byte(strconv.Quote(lc.old.CredentialID))); err != nil {
-		return fail("old credential: decode its ID", err)
-	}
 	opts := *lcg.PublicKey
-	opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: old}}
+	opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: lc.old.CredentialID}}
 	cred, err := client.ChipAssertion(ctx, lc.c, &opts, loadOrigin)
 	if err != nil {
 		return fail("old credential: the chip signs with it", err)

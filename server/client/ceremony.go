@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/ctap2"
+	"github.com/authbench/authbench/device/webauthn"
 )
 
 // Kinds of authenticator, as the API names them (device.Kind values).
@@ -66,131 +66,53 @@ func (c *Client) chipContext(ctx context.Context, timeoutMS int64) (context.Cont
 	return context.WithCancel(ctx)
 }
 
-func descriptors(in []CredentialDescriptor) []ctap2.CredentialDescriptor {
-	var out []ctap2.CredentialDescriptor
-	for _, d := range in {
-		if d.Type != ctap2.CredentialTypePublicKey || len(d.ID) == 0 {
-			continue // WebAuthn §5.1.3 step 20 / §6.3.2: unknown types are ignored
-		}
-		out = append(out, ctap2.CredentialDescriptor{Type: d.Type, ID: d.ID})
-	}
-	return out
-}
+// The WebAuthn types of the API are those of device/webauthn, the one
+// WebAuthn package of the tree (WebAuthn Level 3 §5.1 JSON forms; binary
+// members are base64url strings).
+type (
+	CreationOptions        = webauthn.CreationOptions        // PublicKeyCredentialCreationOptionsJSON
+	RequestOptions         = webauthn.RequestOptions         // PublicKeyCredentialRequestOptionsJSON
+	CredentialDescriptor   = webauthn.CredentialDescriptor   // PublicKeyCredentialDescriptorJSON
+	RegistrationResponse   = webauthn.RegistrationResponse   // RegistrationResponseJSON
+	AuthenticationResponse = webauthn.AuthenticationResponse // AuthenticationResponseJSON
+)
 
-// ChipRegistration plays the client platform's part of WebAuthn §5.1.3
-// (create) for a chip: it builds the client data of opts' challenge as sent
-// from origin, asks the chip for a credential (CTAP 2.1 §6.1
-// authenticatorMakeCredential) with the RP, user, algorithms and exclude
-// list of opts, and returns RegistrationResponseJSON. The chip call is
-// bounded by opts.Timeout and reports keepalives through ctx
-// (ctap2.WithKeepalive).
+// ChipRegistration is webauthn.Create, the client platform's part of
+// WebAuthn §5.1.3 for a chip, with creation options from the server: it
+// returns RegistrationResponseJSON for opts' challenge as sent from origin.
 //
-// Errors: the chip's error, wrapped (a *ctap2.StatusError such as
+// Errors: an error wrapping ErrBadResponse when opts lack a challenge or
+// hold IDs that are not base64url; otherwise those of webauthn.Create: the
+// chip's error, wrapped (a *ctap2.StatusError such as
 // ctap2.ErrCredentialExcluded when the chip already holds an excluded
 // credential, ctap2.ErrOperationDenied when the touch was refused,
 // ctap2.ErrKeepaliveCancel or a context error when nobody touched it in
-// time, device.ErrRemoved and the like from the transport); an error
-// wrapping ctap2.ErrInvalidAuthData when its answer holds no credential.
+// time, device.ErrRemoved and the like from the transport).
 func ChipRegistration(ctx context.Context, chip device.Chip, opts *CreationOptions, origin string) (*RegistrationResponse, error) {
-	if opts == nil || len(opts.Challenge) == 0 {
-		return nil, fmt.Errorf("client: %w: creation options without a challenge", ErrBadResponse)
-	}
-	cd := NewClientData(ClientDataCreate, opts.Challenge, origin)
-	h := sha256.Sum256(cd)
-	req := &ctap2.MakeCredentialRequest{
-		ClientDataHash: h[:],
-		RP:             ctap2.RPEntity{ID: opts.RP.ID, Name: opts.RP.Name},
-		User:           ctap2.UserEntity{ID: opts.User.ID, Name: opts.User.Name, DisplayName: opts.User.DisplayName},
-		ExcludeList:    descriptors(opts.ExcludeCredentials),
-	}
-	for _, p := range opts.PubKeyCredParams {
-		if p.Type == ctap2.CredentialTypePublicKey {
-			req.PubKeyCredParams = append(req.PubKeyCredParams, ctap2.CredentialParameters{Type: p.Type, Alg: p.Alg})
-		}
-	}
-	if len(opts.PubKeyCredParams) == 0 {
-		// WebAuthn §5.4: an empty list means ES256 (and RS256, which the
-		// chips of this project do not have).
-		req.PubKeyCredParams = []ctap2.CredentialParameters{{Type: ctap2.CredentialTypePublicKey, Alg: ctap2.AlgES256}}
-	}
-	if s := opts.AuthenticatorSelection; s != nil && (s.ResidentKey == "required" || s.RequireResidentKey) {
-		req.Options = map[string]bool{"rk": true}
-	}
-	att, err := chip.MakeCredential(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	ad, err := ctap2.ParseAuthData(att.AuthData)
-	if err != nil {
-		return nil, fmt.Errorf("client: the chip's authenticator data: %w", err)
-	}
-	if ad.AttestedCredential == nil {
-		return nil, fmt.Errorf("client: %w: the chip returned no credential", ctap2.ErrInvalidAuthData)
-	}
-	obj, err := EncodeAttestationObject(att)
-	if err != nil {
-		return nil, err
-	}
-	id := ad.AttestedCredential.CredentialID
-	return &RegistrationResponse{
-		ID:    Bytes(id).String(),
-		RawID: Bytes(id),
-		Type:  ctap2.CredentialTypePublicKey,
-		Response: AuthenticatorAttestationResponse{
-			ClientDataJSON:    cd,
-			AttestationObject: obj,
-		},
-		ClientExtensionResults: map[string]any{},
-	}, nil
+	r, err := webauthn.Create(ctx, chip, opts, origin)
+	return r, badOptions(err)
 }
 
-// ChipAssertion plays the client platform's part of WebAuthn §5.1.4 (get)
-// for a chip: it builds the client data of opts' challenge as sent from
-// origin, asks the chip for an assertion (CTAP 2.1 §6.2
-// authenticatorGetAssertion) over opts' RP ID and allow list, and returns
-// AuthenticationResponseJSON. The chip call is bounded by opts.Timeout and
-// reports keepalives through ctx.
+// ChipAssertion is webauthn.Get, the client platform's part of WebAuthn
+// §5.1.4 for a chip, with request options from the server: it returns
+// AuthenticationResponseJSON for opts' challenge as sent from origin.
 //
-// Errors: the chip's error, wrapped (ctap2.ErrNoCredentials when the chip
-// holds none of the allowed credentials, and those listed on
-// ChipRegistration); an error wrapping ctap2.ErrInvalidResponse when the
-// chip does not say which credential it used and the allow list does not
-// tell either.
+// Errors: an error wrapping ErrBadResponse when opts lack a challenge or
+// hold IDs that are not base64url; otherwise those of webauthn.Get
+// (ctap2.ErrNoCredentials when the chip holds none of the allowed
+// credentials, and those listed on ChipRegistration).
 func ChipAssertion(ctx context.Context, chip device.Chip, opts *RequestOptions, origin string) (*AuthenticationResponse, error) {
-	if opts == nil || len(opts.Challenge) == 0 {
-		return nil, fmt.Errorf("client: %w: request options without a challenge", ErrBadResponse)
+	r, err := webauthn.Get(ctx, chip, opts, origin)
+	return r, badOptions(err)
+}
+
+// badOptions reports WebAuthn options the server sent that cannot be used
+// as ErrBadResponse.
+func badOptions(err error) error {
+	if errors.Is(err, webauthn.ErrInvalid) {
+		return fmt.Errorf("client: %w: %v", ErrBadResponse, err)
 	}
-	cd := NewClientData(ClientDataGet, opts.Challenge, origin)
-	h := sha256.Sum256(cd)
-	allow := descriptors(opts.AllowCredentials)
-	as, err := chip.GetAssertion(ctx, &ctap2.GetAssertionRequest{RPID: opts.RPID, ClientDataHash: h[:], AllowList: allow})
-	if err != nil {
-		return nil, err
-	}
-	var id []byte
-	switch {
-	case as.Credential != nil && len(as.Credential.ID) > 0:
-		id = as.Credential.ID
-	case len(allow) == 1:
-		id = allow[0].ID // CTAP 2.1 §6.2.2: may be omitted when the list had one
-	default:
-		return nil, fmt.Errorf("client: %w: the chip did not say which credential signed", ctap2.ErrInvalidResponse)
-	}
-	r := &AuthenticationResponse{
-		ID:    Bytes(id).String(),
-		RawID: Bytes(id),
-		Type:  ctap2.CredentialTypePublicKey,
-		Response: AuthenticatorAssertionResponse{
-			ClientDataJSON:    cd,
-			AuthenticatorData: as.AuthData,
-			Signature:         as.Signature,
-		},
-		ClientExtensionResults: map[string]any{},
-	}
-	if as.User != nil && len(as.User.ID) > 0 {
-		r.Response.UserHandle = as.User.ID
-	}
-	return r, nil
+	return err
 }
 
 // EnrollChip adds a chip to an identity and activates it (WebAuthn §7.1

@@ -430,9 +430,7 @@ func TestRuleChipReadded(t *testing.T) {
 	lc, err := w.anon.BeginLogin(ctx, "p1", second.ID)
 	fatal(t, err)
 	opts := *lc.PublicKey
-	var old client.Bytes
-	old.UnmarshalJSON([]byte(`"` + first.CredentialID + `"`))
-	opts.AllowCredentials = []client.CredentialDescriptor{{Type: "public-key", ID: old}}
+	opts.AllowCredentials = []client.CredentialDescriptor{{Type: "public-key", ID: first.CredentialID}}
 	cred, err := client.ChipAssertion(ctx, ch, &opts, origin)
 	fatal(t, err)
 	if _, err := w.anon.FinishLogin(ctx, "p1", second.ID, client.FinishLoginRequest{Ceremony: lc.Ceremony, Credential: cred}); !errors.Is(err, client.ErrCredentialRevoked) {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -16,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/device/otp"
+	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/sim/chip"
 )
 
@@ -31,6 +32,7 @@ type fake struct {
 	srv     *httptest.Server
 	rpID    string
 	origin  string
+	rp      *webauthn.RelyingParty // the server's WebAuthn checks
 	support string
 	secrets map[string]otp.TOTP // serial -> code device secret (as a PSKC import would give)
 
@@ -72,6 +74,13 @@ func newFake(t *testing.T) *fake {
 		ceremonies: map[string]*fakeCeremony{},
 		sessions:   map[string]string{},
 	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(chip.TestCACertPEM())
+	rp, err := webauthn.New(webauthn.Config{ID: f.rpID, Name: "MitID test", Origins: []string{f.origin}, Roots: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rp = rp
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -259,22 +268,14 @@ func (f *fake) add(id *fakeIdentity, req AddRequest) (any, error) {
 		cer := f.next("cer")
 		challenge := []byte("chip challenge " + cer)
 		f.ceremonies[cer] = &fakeCeremony{identity: id.id, auth: a.ID, kind: KindChip, challenge: challenge}
-		opts := &CreationOptions{
-			Challenge:              challenge,
-			RP:                     RPEntity{ID: f.rpID, Name: "MitID test"},
-			User:                   UserEntity{ID: []byte(id.id), Name: id.id, DisplayName: id.id},
-			PubKeyCredParams:       []CredentialParameters{{Type: "public-key", Alg: -7}},
-			Timeout:                60000,
-			Attestation:            "direct",
-			AuthenticatorSelection: &AuthenticatorSelection{UserVerification: "discouraged"},
-		}
+		var exclude []webauthn.CredentialDescriptor
 		for _, x := range id.auths {
 			if x.Kind == KindChip && x.CredentialID != "" {
-				var raw Bytes
-				json.Unmarshal([]byte(`"`+x.CredentialID+`"`), &raw)
-				opts.ExcludeCredentials = append(opts.ExcludeCredentials, CredentialDescriptor{Type: "public-key", ID: raw})
+				exclude = append(exclude, webauthn.CredentialDescriptor{Type: webauthn.TypePublicKey, ID: x.CredentialID})
 			}
 		}
+		o := f.rp.CreationOptions(challenge, webauthn.UserEntity{ID: webauthn.Encode([]byte(id.id)), Name: id.id, DisplayName: id.id}, exclude, time.Minute)
+		opts := &o
 		out.Activation = Activation{Ceremony: cer, PublicKey: opts}
 	case KindCodeDisplay, KindAudioCodeReader:
 		s, ok := f.secrets[req.Serial]
@@ -316,18 +317,27 @@ func (f *fake) ceremony(name string, a *fakeAuth, login bool) (*fakeCeremony, er
 	return c, nil
 }
 
-// checkClientData checks clientDataJSON as WebAuthn §7.1 steps 7 to 9 (and
-// §7.2 steps 11 to 13) do, and that it is serialised as §5.8.1.1 asks.
-func (f *fake) checkClientData(raw []byte, typ string, challenge []byte) error {
-	var cd ClientData
-	if err := decodeStrict(raw, &cd); err != nil {
+// checkEncoding checks that the client serialised the client data as
+// WebAuthn §5.8.1.1 asks, and (for a registration) the attestation object
+// in the CTAP2 canonical form; the WebAuthn checks themselves are f.rp's.
+func (f *fake) checkEncoding(clientData, attObj, typ string, challenge []byte) error {
+	if want := webauthn.Encode(webauthn.NewClientData(typ, challenge, f.origin)); clientData != want {
+		return fmt.Errorf("client data %s, want %s", clientData, want)
+	}
+	if attObj == "" {
+		return nil
+	}
+	raw, err := webauthn.Decode("attestationObject", attObj)
+	if err != nil {
 		return err
 	}
-	if cd.Type != typ || cd.Challenge != Bytes(challenge).String() || cd.Origin != f.origin || cd.CrossOrigin {
-		return fmt.Errorf("client data %s", raw)
+	ao, err := webauthn.ParseAttestationObject(raw)
+	if err != nil {
+		return err
 	}
-	if want := NewClientData(typ, challenge, f.origin); !bytes.Equal(raw, want) {
-		return fmt.Errorf("client data %s, want %s", raw, want)
+	again, err := ao.Encode()
+	if err != nil || !bytes.Equal(again, raw) {
+		return fmt.Errorf("attestation object not canonical: %v", err)
 	}
 	return nil
 }
@@ -343,49 +353,22 @@ func (f *fake) activate(a *fakeAuth, req ActivateRequest) error {
 			return err
 		}
 		cred := req.Credential
-		if cred == nil || cred.Type != "public-key" || cred.ID != cred.RawID.String() || cred.ClientExtensionResults == nil {
+		if cred == nil || cred.ClientExtensionResults == nil {
 			return fmt.Errorf("credential %+v", cred)
 		}
-		if err := f.checkClientData(cred.Response.ClientDataJSON, ClientDataCreate, c.challenge); err != nil {
+		if err := f.checkEncoding(cred.Response.ClientDataJSON, cred.Response.AttestationObject, webauthn.TypeCreate, c.challenge); err != nil {
 			return err
 		}
-		att, err := DecodeAttestationObject(cred.Response.AttestationObject)
-		if err != nil {
-			return err
-		}
-		again, err := EncodeAttestationObject(att)
-		if err != nil || !bytes.Equal(again, cred.Response.AttestationObject) {
-			return fmt.Errorf("attestation object not canonical: %v", err)
-		}
-		ad, err := ctap2.ParseAuthData(att.AuthData)
-		if err != nil {
-			return err
-		}
-		if ad.RPIDHash != ctap2.RPIDHash(f.rpID) || ad.Flags&ctap2.FlagUP == 0 || ad.AttestedCredential == nil ||
-			!bytes.Equal(ad.AttestedCredential.CredentialID, cred.RawID) {
-			return errf(400, "bad_request")
-		}
-		h := sha256.Sum256(cred.Response.ClientDataJSON)
-		trusted := false
-		if att.Format == "packed" && len(att.Statement.X5C) > 0 {
-			leaf, err := x509.ParseCertificate(att.Statement.X5C[0])
-			if err != nil {
-				return err
-			}
-			if err := ctap2.VerifySignature(leaf.PublicKey, att.AuthData, h[:], att.Statement.Sig); err != nil {
-				return errf(401, "bad_signature")
-			}
-			roots := x509.NewCertPool()
-			roots.AppendCertsFromPEM(chip.TestCACertPEM())
-			_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-			trusted = err == nil
-		}
-		if !trusted {
+		reg, err := f.rp.VerifyRegistration(context.Background(), cred, c.challenge)
+		switch {
+		case errors.Is(err, webauthn.ErrUntrusted):
 			return errf(400, "attestation_untrusted")
+		case err != nil:
+			return err
 		}
-		a.pub = ad.AttestedCredential.PublicKey
+		a.pub = reg.PublicKey
 		a.CredentialID = cred.ID
-		a.Element = Element{AAGUID: fmt.Sprintf("%x", ad.AttestedCredential.AAGUID), SignCount: ad.SignCount, AttestationFormat: att.Format, AttestationTrusted: &trusted}
+		a.Element = Element{AAGUID: fmt.Sprintf("%x", reg.AAGUID), SignCount: reg.SignCount, AttestationFormat: reg.Format, AttestationTrusted: &reg.Trusted}
 	case KindCodeDisplay, KindAudioCodeReader:
 		m, err := a.totp.Verify(req.Code, time.Now(), 1, a.highest)
 		if err != nil {
@@ -421,10 +404,8 @@ func (f *fake) begin(a *fakeAuth) (any, error) {
 	out := LoginChallenge{Ceremony: cer, ExpiresAt: time.Now().Add(time.Minute).UTC()}
 	switch a.Kind {
 	case KindChip:
-		var raw Bytes
-		json.Unmarshal([]byte(`"`+a.CredentialID+`"`), &raw)
-		out.PublicKey = &RequestOptions{Challenge: challenge, RPID: f.rpID, Timeout: 60000, UserVerification: "discouraged",
-			AllowCredentials: []CredentialDescriptor{{Type: "public-key", ID: raw}}}
+		o := f.rp.RequestOptions(challenge, []webauthn.CredentialDescriptor{{Type: webauthn.TypePublicKey, ID: a.CredentialID}}, time.Minute)
+		out.PublicKey = &o
 	case KindApp:
 		out.Challenge = challenge
 	}
@@ -449,19 +430,19 @@ func (f *fake) finish(a *fakeAuth, req FinishLoginRequest) (any, error) {
 	switch a.Kind {
 	case KindChip:
 		cred := req.Credential
-		if cred == nil || cred.ID != a.CredentialID {
+		if cred == nil {
 			return nil, errf(400, "bad_request")
 		}
-		if err := f.checkClientData(cred.Response.ClientDataJSON, ClientDataGet, c.challenge); err != nil {
+		if err := f.checkEncoding(cred.Response.ClientDataJSON, "", webauthn.TypeGet, c.challenge); err != nil {
 			return nil, err
 		}
-		h := sha256.Sum256(cred.Response.ClientDataJSON)
-		if err := ctap2.VerifyAssertion(a.pub.([]byte), cred.Response.AuthenticatorData, h[:], cred.Response.Signature); err != nil {
+		id, _ := webauthn.Decode("id", a.CredentialID)
+		ad, err := f.rp.VerifyAssertion(cred, c.challenge, webauthn.Credential{ID: id, PublicKey: a.pub.([]byte)})
+		switch {
+		case errors.Is(err, webauthn.ErrMismatch):
 			return nil, f.failed(a, "bad_signature")
-		}
-		ad, err := ctap2.ParseAuthData(cred.Response.AuthenticatorData)
-		if err != nil {
-			return nil, err
+		case err != nil:
+			return nil, errf(400, "bad_request")
 		}
 		if ad.SignCount != 0 && ad.SignCount <= a.Element.SignCount {
 			return nil, f.failed(a, "sign_count")

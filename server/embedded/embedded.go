@@ -27,6 +27,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-webauthn/webauthn/metadata"
+
 	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/secrets"
@@ -88,6 +90,7 @@ type Options struct {
 	RPID                 string
 	RPOrigins            []string
 	AttestationRoots     *x509.CertPool
+	AttestationMetadata  metadata.Provider // FIDO MDS3 of real keys (see device/webauthn)
 	AllowNoneAttestation bool
 	SessionTTL           time.Duration
 	Hasher               secrets.Params
@@ -182,6 +185,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		RPID:                 opts.RPID,
 		RPOrigins:            opts.RPOrigins,
 		AttestationRoots:     opts.AttestationRoots,
+		AttestationMetadata:  opts.AttestationMetadata,
 		AllowNoneAttestation: opts.AllowNoneAttestation,
 		SessionTTL:           opts.SessionTTL,
 		Now:                  opts.Now,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/device/ctap2"
+	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/service/servicetest"
 	"github.com/authbench/authbench/sim/app"
@@ -230,7 +231,11 @@ func chipCloneLogins(t *testing.T, ctx context.Context, c *cluster) {
 		if err != nil {
 			return err
 		}
-		ad, err := ctap2.ParseAuthData(r.Response.AuthenticatorData)
+		raw, err := webauthn.Decode("authenticatorData", r.Response.AuthenticatorData)
+		if err != nil {
+			return err
+		}
+		ad, err := ctap2.ParseAuthData(raw)
 		if err != nil {
 			return err
 		}

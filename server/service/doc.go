@@ -23,14 +23,16 @@
 //
 // # Authenticators
 //
-//   - chip (WebAuthn Level 3 §7.1, §7.2): registration returns
+//   - chip (WebAuthn Level 3 §7.1, §7.2, checked by device/webauthn on
+//     go-webauthn): registration returns
 //     PublicKeyCredentialCreationOptions; activation verifies the
 //     attestation object (packed with an x5c chain to
-//     Options.AttestationRoots, fido-u2f likewise; "none" and self
+//     Options.AttestationRoots or to the roots of the chip's entry in
+//     Options.AttestationMetadata, fido-u2f likewise; "none" and self
 //     attestation only with Options.AllowNoneAttestation), refuses a
 //     backup-eligible credential (a MitID chip is not a synced passkey),
 //     requires user presence, and refuses a credential ID that was ever
-//     registered. A pending chip is not stored until its attestation is
+//     registered (the service's own check, against the store). A pending chip is not stored until its attestation is
 //     verified, because the credential ID, which identifies it, exists only
 //     then. Chips are told apart by that credential ID alone (unique
 //     forever): the AAGUID and the attestation name only the model, since

@@ -10,10 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
-	"strings"
 	"time"
 
+	"github.com/go-webauthn/webauthn/metadata"
+
+	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
@@ -59,6 +60,11 @@ type Options struct {
 	// AttestationRoots are the CAs a chip's attestation certificate must
 	// chain to (packed and fido-u2f x5c). nil trusts none.
 	AttestationRoots *x509.CertPool
+	// AttestationMetadata is a FIDO Metadata Service (MDS3) provider of
+	// go-webauthn for real keys (see device/webauthn, Config.Metadata): a
+	// chip its entry reports compromised is refused, and one that chains
+	// to the entry's attestation roots is trusted. nil uses none.
+	AttestationMetadata metadata.Provider
 	// AllowNoneAttestation accepts chips without a trusted attestation
 	// ("none", self attestation, or an x5c chain to no configured root);
 	// they are recorded as not trusted.
@@ -97,10 +103,7 @@ type Service struct {
 	keys       *secrets.Keyring
 	policy     domain.Policy
 	rpID       string
-	rpName     string
-	origins    map[string]bool
-	roots      *x509.CertPool
-	allowNone  bool
+	rp         *webauthn.RelyingParty
 	sessionTTL time.Duration
 	ceremonyTT time.Duration
 	now        func() time.Time
@@ -123,10 +126,6 @@ func New(opts Options) (*Service, error) {
 		keys:       opts.Keyring,
 		policy:     opts.Policy,
 		rpID:       opts.RPID,
-		rpName:     opts.RPName,
-		origins:    map[string]bool{},
-		roots:      opts.AttestationRoots,
-		allowNone:  opts.AllowNoneAttestation,
 		sessionTTL: opts.SessionTTL,
 		ceremonyTT: opts.CeremonyTTL,
 		now:        opts.Now,
@@ -140,20 +139,24 @@ func New(opts Options) (*Service, error) {
 	if s.rpID == "" {
 		s.rpID = "localhost"
 	}
-	if s.rpName == "" {
-		s.rpName = DefaultRPName
+	rpName := opts.RPName
+	if rpName == "" {
+		rpName = DefaultRPName
 	}
-	origins := opts.RPOrigins
-	if len(origins) == 0 {
-		origins = []string{"https://" + s.rpID}
+	rp, err := webauthn.New(webauthn.Config{
+		ID:             s.rpID,
+		Name:           rpName,
+		Origins:        opts.RPOrigins,
+		Roots:          opts.AttestationRoots,
+		Metadata:       opts.AttestationMetadata,
+		AllowUntrusted: opts.AllowNoneAttestation,
+		Algorithms:     []int64{webauthn.AlgES256, webauthn.AlgEdDSA},
+		Now:            s.clock,
+	})
+	if err != nil {
+		return nil, fromWebAuthn(err)
 	}
-	for _, o := range origins {
-		u, err := url.Parse(o)
-		if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" && u.Path != "/" {
-			return nil, fmt.Errorf("service: %w: origin %q is not scheme://host[:port]", ErrInvalid, o)
-		}
-		s.origins[strings.TrimSuffix(o, "/")] = true
-	}
+	s.rp = rp
 	if s.sessionTTL <= 0 {
 		s.sessionTTL = DefaultSessionTTL
 	}
