@@ -57,10 +57,12 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 	}
 
 	login := func(more ...string) (int, string) {
-		return runCmd(t, append([]string{"login", "--server", cs.URL, "--identity", cs.person, "--authenticator", a.ID}, more...)...)
+		stdin = strings.NewReader(cs.password + "\n")
+		defer func() { stdin = os.Stdin }()
+		return runCmd(t, append([]string{"login", "--server", cs.URL, "--identity", cs.person, "--password-stdin"}, more...)...)
 	}
 	cs.clock.Advance(30 * time.Second)
-	if code, out := login("--device", "serial:"+p.Path); code != 0 || !strings.Contains(out, "logged in to "+cs.person+" with code-display") {
+	if code, out := login("--device", "serial:"+p.Path); code != 0 || !strings.Contains(out, "logged in to "+cs.person+" with two factors ("+cs.pwAuth+" and "+a.ID+")") {
 		t.Fatalf("login over the pty exited %d:\n%s", code, out)
 	}
 	// The same step again: replayed.
@@ -74,7 +76,7 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 		}
 	}
 	for i := 1; i <= 3; i++ {
-		code, out := login("--code", wrong)
+		code, out := login("--code", wrong, "--authenticator", a.ID)
 		want := fmt.Sprintf("%d failed attempt", i)
 		if i == 3 {
 			want = "now temporarily blocked"
@@ -83,13 +85,24 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 			t.Errorf("wrong code %d exited %d, want %q:\n%s", i, code, want, out)
 		}
 	}
-	// Self-service: a password login (password on stdin) gives the session.
+	// The password alone is not enough.
+	if code, out := login(); code != 2 || !strings.Contains(out, "second factor") {
+		t.Errorf("the password alone exited %d:\n%s", code, out)
+	}
+	// Self-service: the app's login gives a session of two other factors.
+	seed := []byte("cli pty app")
+	ap, err := app.New(app.Options{Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	au, err := client.EnrollApp(ctx, cs.support, cs.person, "phone", ap, ap.PIN())
+	if err != nil {
+		t.Fatal(err)
+	}
 	session := filepath.Join(t.TempDir(), "session")
-	stdin = strings.NewReader(cs.password + "\n")
-	defer func() { stdin = os.Stdin }()
-	if code, out := runCmd(t, "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", cs.pwAuth,
-		"--password-stdin", "--session-file", session); code != 0 {
-		t.Fatalf("password login exited %d:\n%s", code, out)
+	if code, out := runCmd(t, "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", au.ID,
+		"--app-seed", fmt.Sprintf("%x", seed), "--pin", ap.PIN(), "--session-file", session); code != 0 {
+		t.Fatalf("app login exited %d:\n%s", code, out)
 	}
 	if code, out := runCmd(t, "reactivate", "--server", cs.URL, "--token-file", session, "--identity", cs.person, "--authenticator", a.ID); code != 0 || !strings.Contains(out, "state active") {
 		t.Fatalf("reactivate exited %d:\n%s", code, out)
@@ -101,6 +114,12 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 	code, out := runCmd(t, cs.args("status")...)
 	if code != 0 || !strings.Contains(out, dev.Serial()) || !strings.Contains(out, "code-display") || !strings.Contains(out, "6 digits/30s sha1") {
 		t.Errorf("status exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "logout", "--server", cs.URL, "--token-file", session); code != 0 || !strings.Contains(out, "logged out") {
+		t.Errorf("logout exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "logout", "--server", cs.URL, "--token-file", session); code != 1 || !strings.Contains(out, "ended already") {
+		t.Errorf("logout twice exited %d:\n%s", code, out)
 	}
 }
 
@@ -153,8 +172,12 @@ func TestLoginUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"login", "--identity", "p"},
 		{"login", "--identity", "p", "--authenticator", "a"},
-		{"login", "--identity", "p", "--authenticator", "a", "--code", "1", "--password-stdin"},
+		{"login", "--identity", "p", "--code", "1"},
+		{"login", "--identity", "p", "--password-stdin"},
+		{"login", "--identity", "p", "--password-stdin", "--code", "1", "--device", "sim:chip"},
 		{"login", "--identity", "p", "--authenticator", "a", "--app-seed", "00"},
+		{"login", "--identity", "p", "--authenticator", "a", "--app-seed", "00", "--pin", "123456", "--password-stdin"},
+		{"login", "--identity", "p", "--pin", "123456"},
 		{"block", "--token", "x", "--identity", "p", "--authenticator", "a"},
 		{"status", "--token", "x"},
 	} {

@@ -38,7 +38,7 @@ type serveConfig struct {
 	pskcKey                        hexFlag
 	pskcPass                       string
 	logLevel                       string
-	limitSource, limitIdentity     rateFlag
+	limitSource, limitAuth         rateFlag
 }
 
 // rateFlag is a login rate limit written BURST/EVERY ("30/200ms": bursts
@@ -88,8 +88,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&cfg.allowNone, "allow-none-attestation", false, "accept chips without a trusted attestation (recorded as untrusted); for development only")
 	fs.Var(&cfg.pskcKey, "pskc-key", "pre-shared AES key, in `HEX`, that protects imported PSKC documents (RFC 6030 §6.1)")
 	fs.StringVar(&cfg.pskcPass, "pskc-passphrase", "", "`PASSPHRASE` of PBKDF2-protected PSKC documents (RFC 6030 §6.2); $AUTHBENCH_PSKC_PASSPHRASE works too and is not visible to other users")
-	fs.Var(&cfg.limitSource, "login-limit-source", "login requests allowed per client address, as `BURST/EVERY` (default 60/100ms), or off")
-	fs.Var(&cfg.limitIdentity, "login-limit-identity", "login requests allowed per identity, as `BURST/EVERY` (default 30/200ms), or off; a refused request is not a failed attempt")
+	fs.Var(&cfg.limitSource, "login-limit-source", "login and activation requests allowed per client address, as `BURST/EVERY` (default 60/100ms), or off")
+	fs.Var(&cfg.limitAuth, "login-limit-authenticator", "checks of one authenticator's secret allowed, per identity and authenticator once they are known to exist, as `BURST/EVERY` (default 30/200ms), or off; a refused request is not a failed attempt")
+	fs.Var(&cfg.limitAuth, "login-limit-identity", "the former name of --login-limit-authenticator")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log `LEVEL` on stderr: debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -140,7 +141,7 @@ func serveOptions(cfg serveConfig, log *slog.Logger) (embedded.Options, error) {
 		PSKCKey:              cfg.pskcKey,
 		PSKCPassphrase:       cfg.pskcPass,
 		Logger:               log,
-		RateLimit:            api.RateLimit{PerSource: api.Rate(cfg.limitSource), PerIdentity: api.Rate(cfg.limitIdentity)},
+		RateLimit:            api.RateLimit{PerSource: api.Rate(cfg.limitSource), PerAuthenticator: api.Rate(cfg.limitAuth)},
 	}
 	if o.PSKCPassphrase == "" {
 		o.PSKCPassphrase = os.Getenv("AUTHBENCH_PSKC_PASSPHRASE")

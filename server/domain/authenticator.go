@@ -237,7 +237,7 @@ func (p Policy) checkSelfService(id *Identity, a *Authenticator, by Actor, other
 	}
 	switch by.Via {
 	case "":
-		return refuse(a, op, ErrSelfServiceRefused, "prove who you are with another active authenticator")
+		return refuse(a, op, ErrSelfServiceRefused, "log in with other authenticators first")
 	case a.ID:
 		return refuse(a, op, ErrSelfServiceRefused, "an authenticator cannot vouch for itself; use another active authenticator")
 	}

@@ -40,7 +40,8 @@
 //     A success resets the consecutive count (RecordSuccess).
 //   - "A temporarily suspended app can be reactivated on MitID.dk or you can
 //     contact MitID support": Reactivate by the owner (self-service, proven
-//     with another active authenticator of the same identity) or by a
+//     with other active authenticators of the same identity: the session
+//     they logged in with) or by a
 //     support operator. Self-service only undoes suspensions caused by
 //     failed attempts; a suspension that support or the system imposed is
 //     lifted by support. MitID suspensions do not lift by themselves, so

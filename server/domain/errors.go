@@ -237,7 +237,7 @@ func refuseState(a *Authenticator, op Op) *TransitionError {
 // suspendedAdvice says how a suspended authenticator comes back.
 func suspendedAdvice(a *Authenticator) string {
 	if a.SuspendReason == ReasonFailures {
-		return "reactivate it on self-service with another active authenticator, or contact support"
+		return "reactivate it on self-service, logged in with other authenticators, or contact support"
 	}
 	return "contact support to have it reactivated"
 }

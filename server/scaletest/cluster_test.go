@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -252,4 +253,25 @@ func testContext(t *testing.T) context.Context {
 // names that must not collide between runs.
 func uniqueName(t testing.TB, prefix string) string {
 	return prefix + strings.ToLower(hex.EncodeToString(random(t, 6)))
+}
+
+// checks returns how many guesses at the secrets of authenticators of kind
+// the servers have evaluated (authbench_verifier_checks_total, summed over
+// the replicas).
+func (c *cluster) checks(t testing.TB, ctx context.Context, kind string) int {
+	t.Helper()
+	n := 0
+	prefix := `authbench_verifier_checks_total{kind="` + kind + `"} `
+	for i := range c.replicas() {
+		m, err := c.anon(i).Metrics(ctx)
+		fatal(t, err)
+		for _, line := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				k, err := strconv.Atoi(strings.TrimSpace(v))
+				fatal(t, err)
+				n += k
+			}
+		}
+	}
+	return n
 }

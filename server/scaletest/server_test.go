@@ -141,7 +141,7 @@ func (cfg serverConfig) args() []string {
 		"--log-level", "warn",
 		// Every attempt of a burst must reach the lockout logic at once.
 		"--login-limit-source", "100000/1ms",
-		"--login-limit-identity", "100000/1ms",
+		"--login-limit-authenticator", "100000/1ms",
 	}
 }
 

@@ -39,6 +39,12 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 	if err := CheckID("the identity ID", id); err != nil {
 		return IdentityView{}, err
 	}
+	// A taken ID is refused before the password is hashed.
+	if _, err := s.st.Identity(ctx, id); err == nil {
+		return IdentityView{}, fmt.Errorf("service: %w: the identity ID %s is taken", domain.ErrAlreadyAdded, id)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return IdentityView{}, storeErr(err, "identity "+id)
+	}
 	var verifier string
 	if req.Password != "" {
 		v, err := s.hasher.Hash(req.Password)
@@ -71,7 +77,7 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 		if errors.Is(err, store.ErrDuplicate) {
 			return IdentityView{}, fmt.Errorf("service: %w: the identity ID %s is taken", domain.ErrAlreadyAdded, id)
 		}
-		return IdentityView{}, err
+		return IdentityView{}, storeErr(err, "identity "+id)
 	}
 	s.logChange(ctx, c.Events)
 	for i := range first {
@@ -118,7 +124,7 @@ func (s *Service) identityView(ctx context.Context, id string) (IdentityView, er
 	}
 	list, err := s.st.ListAuthenticators(ctx, id)
 	if err != nil {
-		return IdentityView{}, err
+		return IdentityView{}, storeErr(err, "authenticators of "+id)
 	}
 	v := IdentityView{
 		ID:             i.ID,
@@ -145,7 +151,7 @@ func (s *Service) view(ctx context.Context, a *domain.Authenticator) (Authentica
 	case errors.Is(err, store.ErrNotFound):
 		return viewAuthenticator(a, nil), nil
 	case err != nil:
-		return AuthenticatorView{}, err
+		return AuthenticatorView{}, storeErr(err, "the element of "+a.ID)
 	}
 	return viewAuthenticator(a, &el), nil
 }

@@ -91,7 +91,7 @@ func TestCreateIdentityWithPasswordIsOneWrite(t *testing.T) {
 	if pw == "" {
 		t.Fatal("alice has no password")
 	}
-	if _, err := e.loginPassword("alice", pw, "correct horse"); err != nil {
+	if _, err := e.loginPassword("alice", "correct horse"); err != nil {
 		t.Errorf("login with the new password: %v", err)
 	}
 	page := must[service.AuditPage](t)(e.svc.ListAudit(e.ctx, support, "alice", 0, 10))
