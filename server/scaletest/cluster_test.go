@@ -74,7 +74,7 @@ type cluster struct {
 // newCluster starts n replicas of `authbench serve` on db, one after the
 // other, sharing one master key, one support-token file and the test
 // attestation CA. They are stopped at the end of the test.
-func newCluster(t testing.TB, name, db string, n int) *cluster {
+func newCluster(t testing.TB, name, db string, n int, opts ...func(*serverConfig)) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	keys, err := secrets.GenerateKeyring(nil)
@@ -89,6 +89,9 @@ func newCluster(t testing.TB, name, db string, n int) *cluster {
 		RootsFile:  filepath.Join(dir, "attestation-ca.pem"),
 		PSKCKeyHex: hex.EncodeToString(c.pskcKey),
 	}
+	for _, o := range opts {
+		o(&c.cfg)
+	}
 	fatal(t, os.WriteFile(c.cfg.MasterKey, keyFile, 0o600))
 	fatal(t, os.WriteFile(c.cfg.TokenFile, []byte("scaletest "+c.token+"\n"), 0o600))
 	fatal(t, os.WriteFile(c.cfg.RootsFile, chip.TestCACertPEM(), 0o600))
@@ -102,6 +105,24 @@ func newCluster(t testing.TB, name, db string, n int) *cluster {
 		c.servers = append(c.servers, s)
 	}
 	return c
+}
+
+// withDefaultLimits runs the cluster's servers with their default login
+// rate limits (serverConfig.DefaultLimits).
+func withDefaultLimits(cfg *serverConfig) { cfg.DefaultLimits = true }
+
+// clientAt returns a client without credentials of server i whose
+// connections come from source address slot.
+func (c *cluster) clientAt(i, slot int) *client.Client {
+	c.mu.Lock()
+	s := c.servers[i%len(c.servers)]
+	c.mu.Unlock()
+	cl, err := client.New(s.URL, client.Options{
+		HTTPClient: &http.Client{Transport: c.srcs.transport(slot), Timeout: 30 * time.Second},
+		Origin:     origin,
+	})
+	fatal(c.t, err)
+	return cl
 }
 
 // close stops the servers (their logs go to the test log when it failed)

@@ -126,11 +126,14 @@ type serverConfig struct {
 	TokenFile  string // support token file
 	RootsFile  string // attestation roots (PEM)
 	PSKCKeyHex string // pre-shared PSKC key
+	// DefaultLimits runs the servers with their default login rate
+	// limits instead of limits far above any burst of the tests.
+	DefaultLimits bool
 }
 
 // args returns the command line of `authbench serve` for cfg.
 func (cfg serverConfig) args() []string {
-	return []string{"serve",
+	a := []string{"serve",
 		"--addr", "127.0.0.1:0",
 		"--db", cfg.DB,
 		"--master-key", cfg.MasterKey,
@@ -139,10 +142,12 @@ func (cfg serverConfig) args() []string {
 		"--pskc-key", cfg.PSKCKeyHex,
 		"--rp-id", "localhost",
 		"--log-level", "warn",
-		// Every attempt of a burst must reach the lockout logic at once.
-		"--login-limit-source", "100000/1ms",
-		"--login-limit-authenticator", "100000/1ms",
 	}
+	if cfg.DefaultLimits {
+		return a
+	}
+	// Every attempt of a burst must reach the lockout logic at once.
+	return append(a, "--login-limit-source", "100000/1ms", "--login-limit-authenticator", "100000/1ms")
 }
 
 // listening is the line `authbench serve` prints on stdout once it serves.
