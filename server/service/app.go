@@ -119,7 +119,9 @@ func (k *appKind) check(ctx context.Context, a *domain.Authenticator, c *loginCe
 		return verdict{}, err
 	}
 	s.checked(device.KindApp)
-	ok, rehash, err := secrets.VerifyPIN(el.App.PINVerifier, p.pin)
+	// appProof checked the PIN's form; rehash is relative to the
+	// server's parameters, as for a password.
+	ok, rehash, err := s.hasher.Verify(el.App.PINVerifier, p.pin)
 	if err != nil {
 		return verdict{}, fmt.Errorf("service: the PIN verifier of app %s: %w", a.ID, err)
 	}

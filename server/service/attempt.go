@@ -174,6 +174,14 @@ func (s *Service) ready(ctx context.Context, identityID, aid string) (domain.Ide
 	if err != nil {
 		return id, a, err
 	}
+	return s.readyAs(ctx, id, a)
+}
+
+// readyAs is ready for identity id and its authenticator a as the caller
+// has just loaded them. It needs no reload: the reservation that comes
+// next checks in the store that a is still active.
+func (s *Service) readyAs(ctx context.Context, id domain.Identity, a domain.Authenticator) (domain.Identity, domain.Authenticator, error) {
+	identityID, aid := id.ID, a.ID
 	if err := s.refusal(ctx, id, a); err != nil {
 		return id, a, err
 	}
@@ -219,7 +227,7 @@ func (s *Service) refusal(ctx context.Context, id domain.Identity, a domain.Auth
 // *FailureError, the errors of check, or the store's error.
 func (s *Service) prove(ctx context.Context, id domain.Identity, a domain.Authenticator, anonymous bool,
 	check func(reserve func() error) (verdict, error)) (verdict, *attempt, error) {
-	id, a, err := s.ready(ctx, id.ID, a.ID)
+	id, a, err := s.readyAs(ctx, id, a)
 	if err != nil {
 		return verdict{}, nil, err
 	}

@@ -73,7 +73,11 @@ func (k *passwordKind) check(ctx context.Context, a *domain.Authenticator, _ *lo
 		return verdict{}, storeErr(errOr(err, store.ErrNotFound), "the verifier of password "+a.ID)
 	}
 	s.checked(device.KindPassword)
-	ok, rehash, err := secrets.VerifyPassword(el.Password.Verifier, p.password)
+	// Verified under the server's own parameters: a verifier made with
+	// them needs no rehash (with secrets.VerifyPassword, a server that
+	// hashes with other parameters than the defaults rewrote the verifier
+	// at every login).
+	ok, rehash, err := s.hasher.Verify(el.Password.Verifier, p.password)
 	if err != nil {
 		return verdict{}, fmt.Errorf("service: the verifier of password %s: %w", a.ID, err)
 	}
