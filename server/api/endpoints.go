@@ -27,14 +27,7 @@ import (
 // parameters, "" where the route has none.
 func serveJSON[Req, Res any](h *Handler, w http.ResponseWriter, r *http.Request, status int,
 	call func(ctx context.Context, by domain.Actor, id, aid string, req Req) (Res, error)) error {
-	id, aid, err := ids(r)
-	if err != nil {
-		return err
-	}
-	if err := noQuery(r); err != nil {
-		return err
-	}
-	by, err := h.actor(r)
+	id, aid, by, err := h.target(r)
 	if err != nil {
 		return err
 	}
@@ -48,6 +41,19 @@ func serveJSON[Req, Res any](h *Handler, w http.ResponseWriter, r *http.Request,
 	}
 	writeJSON(w, status, res)
 	return nil
+}
+
+// target checks the path IDs, that there is no query, and the bearer
+// token, in that order, and returns them.
+func (h *Handler) target(r *http.Request) (id, aid string, by domain.Actor, err error) {
+	if id, aid, err = ids(r); err != nil {
+		return "", "", domain.Actor{}, err
+	}
+	if err = noQuery(r); err != nil {
+		return "", "", domain.Actor{}, err
+	}
+	by, err = h.actor(r)
+	return id, aid, by, err
 }
 
 // serveGet serves a GET that needs a bearer token, answering 200 with
@@ -188,14 +194,7 @@ func (h *Handler) listSessions(w http.ResponseWriter, r *http.Request) error {
 // DELETE /v1/identities/{id}/sessions/{sid} (support, or a session of
 // {id}).
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) error {
-	id, sid, err := ids(r)
-	if err != nil {
-		return err
-	}
-	if err := noQuery(r); err != nil {
-		return err
-	}
-	by, err := h.actor(r)
+	id, sid, by, err := h.target(r)
 	if err != nil {
 		return err
 	}

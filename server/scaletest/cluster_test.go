@@ -113,17 +113,7 @@ func withDefaultLimits(cfg *serverConfig) { cfg.DefaultLimits = true }
 
 // clientAt returns a client without credentials of server i whose
 // connections come from source address slot.
-func (c *cluster) clientAt(i, slot int) *client.Client {
-	c.mu.Lock()
-	s := c.servers[i%len(c.servers)]
-	c.mu.Unlock()
-	cl, err := client.New(s.URL, client.Options{
-		HTTPClient: &http.Client{Transport: c.srcs.transport(slot), Timeout: 30 * time.Second},
-		Origin:     origin,
-	})
-	fatal(c.t, err)
-	return cl
-}
+func (c *cluster) clientAt(i, slot int) *client.Client { return c.dial(i, slot, "") }
 
 // close stops the servers (their logs go to the test log when it failed)
 // and the clients' connections.
@@ -150,13 +140,18 @@ func (c *cluster) replicas() int {
 // client returns a client of server i (mod the number of servers), whose
 // connections come from source address slot i, with token (""
 // for none).
-func (c *cluster) client(i int, token string) *client.Client {
+func (c *cluster) client(i int, token string) *client.Client { return c.dial(i, i, token) }
+
+// dial returns a client of server i (mod the number of servers) with
+// token ("" for none), whose connections come from source address slot.
+func (c *cluster) dial(i, slot int, token string) *client.Client {
 	c.mu.Lock()
 	s := c.servers[i%len(c.servers)]
 	c.mu.Unlock()
 	cl, err := client.New(s.URL, client.Options{
-		HTTPClient: &http.Client{Transport: c.srcs.transport(i), Timeout: 30 * time.Second},
+		HTTPClient: &http.Client{Transport: c.srcs.transport(slot), Timeout: 30 * time.Second},
 		Token:      token,
+		Origin:     origin,
 	})
 	fatal(c.t, err)
 	return cl
