@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 
@@ -14,62 +12,60 @@ import (
 	"github.com/authbench/authbench/server/store/sqlite"
 )
 
-func init() {
-	register(&command{
-		name:    "audit",
-		summary: "verify the tamper-evident audit chain of a server's database",
-		usage:   "verify [--db FILE|postgres://URL] [--json]",
-		run:     runAudit,
-	})
+// auditCmd is `authbench audit`: one subcommand per action.
+type auditCmd struct {
+	Verify auditVerifyCmd `cmd:"" help:"Verify the hash chain of the audit log, opening the database read-only."`
 }
 
-func runAudit(ctx context.Context, e *env, args []string) error {
-	c := commands["audit"]
-	if len(args) == 0 || args[0] != "verify" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			fmt.Fprintf(e.stderr, "usage: authbench audit %s\n\n%s\n", c.usage, c.summary)
-			return nil
-		}
-		return usageError{errors.New(`the only subcommand is "verify"`)}
-	}
-	fs := newFlags(c, e)
-	db := fs.String("db", "authbench.db", "the SQLite database `FILE`, or the postgres:// URL, of `authbench serve`")
-	jsonOut := fs.Bool("json", false, "print the result as JSON")
-	if err := parse(fs, args[1:]); err != nil {
+// auditVerifyCmd is `authbench audit verify`.
+type auditVerifyCmd struct {
+	DB   string `default:"authbench.db" placeholder:"FILE|URL" env:"AUTHBENCH_DB" help:"The SQLite database file, or the postgres:// URL, of authbench serve."`
+	JSON bool   `help:"Print the result as JSON."`
+}
+
+func (c *auditVerifyCmd) Run(ctx context.Context, e *env) error {
+	st, err := openReadOnly(ctx, c.DB)
+	if err != nil {
 		return err
-	}
-	var st store.Store
-	if embedded.IsPostgresURL(*db) {
-		pg, err := postgres.Open(ctx, *db, postgres.Options{Chain: service.Chain{}})
-		if err != nil {
-			return fmt.Errorf("--db %s: %w", redactURL(*db), err)
-		}
-		st = pg
-	} else {
-		if _, err := os.Stat(*db); err != nil {
-			return fmt.Errorf("database %s: %w", *db, err)
-		}
-		lite, err := sqlite.Open(ctx, *db, sqlite.Options{Chain: service.Chain{}})
-		if err != nil {
-			return err
-		}
-		st = lite
 	}
 	defer st.Close()
 	v, err := service.VerifyAuditLog(ctx, st)
 	if err != nil {
 		return err
 	}
-	if *jsonOut {
-		b, _ := json.Marshal(v)
-		fmt.Fprintln(e.stdout, string(b))
-	} else if v.OK {
+	switch {
+	case c.JSON:
+		if err := printJSON(e.stdout, v); err != nil {
+			return err
+		}
+	case v.OK:
 		fmt.Fprintf(e.stdout, "audit chain intact: %d records, each carrying the hash of the one before\n", v.Records)
-	} else {
+	default:
 		fmt.Fprintf(e.stdout, "audit chain BROKEN at record %d (after %d good records): %s\n", v.Break.Seq, v.Records, v.Break.Problem)
 	}
 	if !v.OK {
-		return exitError{1}
+		return exitError{exitFailed}
 	}
 	return nil
+}
+
+// openReadOnly opens the store of a server for reading only: nothing is
+// created or migrated, and a database that is missing, empty or of
+// another schema version is an error.
+func openReadOnly(ctx context.Context, db string) (store.Store, error) {
+	if embedded.IsPostgresURL(db) {
+		pg, err := postgres.Open(ctx, db, postgres.Options{Chain: service.Chain{}, ReadOnly: true})
+		if err != nil {
+			return nil, fmt.Errorf("--db %s: %w", redactURL(db), err)
+		}
+		return pg, nil
+	}
+	if _, err := os.Stat(db); err != nil {
+		return nil, fmt.Errorf("database %s: %w", db, err)
+	}
+	lite, err := sqlite.Open(ctx, db, sqlite.Options{Chain: service.Chain{}, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", db, err)
+	}
+	return lite, nil
 }

@@ -32,6 +32,7 @@ const (
 	CodeSerialRevoked          = "serial_revoked"
 	CodeCredentialRevoked      = "credential_revoked"
 	CodeAlreadyRegistered      = "already_registered"
+	CodeIdentityTaken          = "identity_taken"
 	CodeAttestationUntrusted   = "attestation_untrusted"
 	CodeWrongCode              = "wrong_code"
 	CodeCodeReplayed           = "code_replayed"
@@ -68,6 +69,7 @@ var errorTable = []struct {
 	{service.ErrAttestationUntrusted, http.StatusForbidden, CodeAttestationUntrusted},
 	{service.ErrPSKCMAC, http.StatusBadRequest, CodePSKCMAC},
 	{service.ErrPSKCInvalid, http.StatusBadRequest, CodePSKCInvalid},
+	{service.ErrIdentityTaken, http.StatusConflict, CodeIdentityTaken},
 	{domain.ErrIdentityBlocked, http.StatusForbidden, CodeIdentityBlocked},
 	{domain.ErrNotActive, http.StatusForbidden, CodeAuthenticatorPending},
 	{domain.ErrSuspended, http.StatusForbidden, CodeAuthenticatorSuspended},

@@ -17,6 +17,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -86,6 +87,10 @@ type Options struct {
 	PSKCKey              []byte
 	PSKCPassphrase       string
 	Now                  func() time.Time
+	// Rand is the service's source of randomness (IDs, challenges,
+	// session tokens); nil means crypto/rand. The demo passes a seeded
+	// stream so that a seed gives the same IDs.
+	Rand io.Reader
 
 	// RateLimit configures the login rate limits (see api.RateLimit).
 	RateLimit api.RateLimit
@@ -175,6 +180,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		AllowNoneAttestation: opts.AllowNoneAttestation,
 		SessionTTL:           opts.SessionTTL,
 		Now:                  opts.Now,
+		Rand:                 opts.Rand,
 		Logger:               log,
 		Hasher:               opts.Hasher,
 		PSKCKey:              opts.PSKCKey,

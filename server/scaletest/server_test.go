@@ -125,7 +125,7 @@ type serverConfig struct {
 	MasterKey  string // master key file
 	TokenFile  string // support token file
 	RootsFile  string // attestation roots (PEM)
-	PSKCKeyHex string // pre-shared PSKC key
+	PSKCKeyHex string // pre-shared PSKC key, passed in $AUTHBENCH_PSKC_KEY (a key never goes on a command line)
 	// DefaultLimits runs the servers with their default login rate
 	// limits instead of limits far above any burst of the tests.
 	DefaultLimits bool
@@ -139,7 +139,6 @@ func (cfg serverConfig) args() []string {
 		"--master-key", cfg.MasterKey,
 		"--support-token-file", cfg.TokenFile,
 		"--attestation-roots", cfg.RootsFile,
-		"--pskc-key", cfg.PSKCKeyHex,
 		"--rp-id", "localhost",
 		"--log-level", "warn",
 	}
@@ -171,7 +170,7 @@ func startServer(t testing.TB, cfg serverConfig) (*server, error) {
 	t.Helper()
 	bin := authbench(t)
 	cmd := exec.Command(bin, cfg.args()...)
-	cmd.Env = childEnv()
+	cmd.Env = append(childEnv(), "AUTHBENCH_PSKC_KEY="+cfg.PSKCKeyHex)
 	s := &server{cmd: cmd, out: newLineWatcher(listening), log: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = s.out
 	cmd.Stderr = s.log

@@ -48,6 +48,8 @@ var (
 	// be decrypted with the configured key, or names a serial that cannot
 	// be imported.
 	ErrPSKCInvalid = errors.New("the PSKC document cannot be imported")
+	// ErrIdentityTaken: an identity with the requested ID exists already.
+	ErrIdentityTaken = errors.New("an identity with this ID exists already")
 	// ErrUnavailable: the store cannot be reached.
 	ErrUnavailable = errors.New("the store is unavailable")
 	// ErrConflict: the record changed meanwhile (retries ran out), or a

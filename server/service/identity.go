@@ -23,7 +23,7 @@ type CreateIdentityRequest struct {
 // CreateIdentity creates an identity (support only), with an active
 // password authenticator when req.Password is set. It returns the
 // identity, or an error wrapping ErrForbidden, ErrInvalid (a malformed ID
-// or an unacceptable password), domain.ErrAlreadyAdded (the ID is taken),
+// or an unacceptable password), ErrIdentityTaken (the ID is taken),
 // or the store's error.
 func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req CreateIdentityRequest) (IdentityView, error) {
 	if err := authorize(by, req.ID, true); err != nil {
@@ -41,7 +41,7 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 	}
 	// A taken ID is refused before the password is hashed.
 	if _, err := s.st.Identity(ctx, id); err == nil {
-		return IdentityView{}, fmt.Errorf("service: %w: the identity ID %s is taken", domain.ErrAlreadyAdded, id)
+		return IdentityView{}, fmt.Errorf("service: %w: %s", ErrIdentityTaken, id)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return IdentityView{}, storeErr(err, "identity "+id)
 	}
@@ -75,7 +75,7 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 	}
 	if err := s.st.CreateIdentity(ctx, c, first...); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
-			return IdentityView{}, fmt.Errorf("service: %w: the identity ID %s is taken", domain.ErrAlreadyAdded, id)
+			return IdentityView{}, fmt.Errorf("service: %w: %s", ErrIdentityTaken, id)
 		}
 		return IdentityView{}, storeErr(err, "identity "+id)
 	}

@@ -33,7 +33,7 @@ type pskcKeys struct {
 
 func (k pskcKeys) PreSharedKey(name string) ([]byte, error) {
 	if len(k.key) == 0 {
-		return nil, fmt.Errorf("%w: the server has no pre-shared PSKC key (start it with --pskc-key)", pskc.ErrNoKey)
+		return nil, fmt.Errorf("%w: the server has no pre-shared PSKC key (start it with --pskc-key-file FILE or $AUTHBENCH_PSKC_KEY)", pskc.ErrNoKey)
 	}
 	return append([]byte(nil), k.key...), nil
 }
