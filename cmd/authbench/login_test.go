@@ -116,6 +116,37 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 	if code != 0 || !strings.Contains(out, dev.Serial()) || !strings.Contains(out, "code-display") || !strings.Contains(out, "6 digits/30s sha1") {
 		t.Errorf("status exited %d:\n%s", code, out)
 	}
+	// The person lists their sessions (the app's, and the one of the
+	// password and the code display above) and ends the other one.
+	list := func() []client.SessionInfo {
+		t.Helper()
+		var v []client.SessionInfo
+		runJSON(t, "", &v, "sessions", "list", "--server", cs.URL, "--token-file", session, "--identity", cs.person, "--json")
+		return v
+	}
+	var other string
+	for _, s := range list() {
+		if !s.Current && strings.Join(s.Authenticators, "+") == cs.pwAuth+"+"+a.ID {
+			other = s.ID
+		}
+	}
+	if other == "" {
+		t.Fatalf("sessions list lacks the session of the password and the code display: %+v", list())
+	}
+	if code, out := runCmd(t, "sessions", "list", "--server", cs.URL, "--token-file", session, "--identity", cs.person); code != 0 || !strings.Contains(out, "(this one)") || !strings.Contains(out, other) {
+		t.Errorf("sessions list exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "sessions", "end", "--server", cs.URL, "--token-file", session, "--identity", cs.person, "--session", other); code != 0 || !strings.Contains(out, "ended session "+other) {
+		t.Errorf("sessions end exited %d:\n%s", code, out)
+	}
+	for _, s := range list() {
+		if s.ID == other {
+			t.Errorf("session %s is still listed after it was ended", other)
+		}
+	}
+	if code, out := runCmd(t, "sessions", "end", "--server", cs.URL, "--token-file", session, "--identity", cs.person, "--session", other); code != 1 || !strings.Contains(out, "ended already") {
+		t.Errorf("ending it twice exited %d:\n%s", code, out)
+	}
 	if code, out := runCmd(t, "logout", "--server", cs.URL, "--token-file", session); code != 0 || !strings.Contains(out, "logged out") {
 		t.Errorf("logout exited %d:\n%s", code, out)
 	}

@@ -40,6 +40,7 @@ type cli struct {
 	Enroll     enrollCmd     `cmd:"" help:"Enrol a chip (physical or simulated) as a MitID chip of an identity on a running server."`
 	Login      loginCmd      `cmd:"" help:"Log in as MitID does (the password and a chip or code device, or the app alone) and keep the two-factor session."`
 	Logout     logoutCmd     `cmd:"" help:"End a session (its token from --token-file or $AUTHBENCH_TOKEN)."`
+	Sessions   sessionsCmd   `cmd:"" help:"List or end the sessions of an identity."`
 	Block      blockCmd      `cmd:"" help:"Block an authenticator permanently (lost or compromised); its security element is deleted."`
 	Reactivate reactivateCmd `cmd:"" help:"Reactivate a suspended authenticator (support token, or a two-factor session proven with other authenticators)."`
 	Cancel     cancelCmd     `cmd:"" help:"Withdraw a pending authenticator (added, never activated); nothing is revoked."`
