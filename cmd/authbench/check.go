@@ -18,7 +18,6 @@ import (
 	"go.bug.st/serial"
 
 	"github.com/authbench/authbench/device"
-	"github.com/authbench/authbench/device/ctaphid"
 	"github.com/authbench/authbench/device/devicetest"
 	"github.com/authbench/authbench/device/frame"
 	"github.com/authbench/authbench/device/voice"
@@ -50,8 +49,10 @@ const selectorHelp = `selectors:
   usb[:VID:PID[:N]]           a FIDO HID chip on USB
   udp[:HOST:PORT]             a chip speaking CTAPHID over UDP (authbench sim --chip udp)
   serial:PATH                 a code display or audio code reader on a serial port or pty
-  sim:chip | sim:code-display | sim:audio-code-reader
-                              an in-process simulator`
+  sim:chip[:fido2|u2f|ctap2] | sim:code-display | sim:audio-code-reader
+                              an in-process simulator (sim:chip:u2f is a U2F-only chip)
+A chip's profile (FIDO2, U2F-only, CTAP2-only) is found when it is opened;
+U2F-only chips are driven through the CTAP 2.1 §10 translation.`
 
 // checkJSON is what `authbench check --json` prints.
 type checkJSON struct {
@@ -129,7 +130,11 @@ func (c *checkCmd) Run(ctx context.Context, e *env) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(e.stdout, "%s: %d passed, %d failed, %d skipped in %v\n", t.name, pass, fail, skip, rep.Duration.Round(time.Millisecond))
+		name := t.name
+		if rep.Profile != "" {
+			name += " (" + rep.Profile + " profile)"
+		}
+		fmt.Fprintf(e.stdout, "%s: %d passed, %d failed, %d skipped in %v\n", name, pass, fail, skip, rep.Duration.Round(time.Millisecond))
 	}
 	if fail > 0 {
 		return exitError{exitFailed}
@@ -225,10 +230,19 @@ func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget,
 	}
 	switch kind {
 	case "sim":
-		switch device.Kind(arg) {
+		simKind, profileName, _ := strings.Cut(arg, ":")
+		switch device.Kind(simKind) {
 		case device.KindChip:
+			profile := chip.ProfileFIDO2
+			if profileName != "" {
+				p, err := chip.ParseProfile(profileName)
+				if err != nil {
+					return nil, usageError{fmt.Errorf("%s: %v", sel, err)}
+				}
+				profile = p
+			}
 			var hold atomic.Bool
-			c, err := chip.New(chip.Options{Seed: []byte("authbench check"), PresenceFunc: func(chip.Op) chip.Presence {
+			c, err := chip.New(chip.Options{Seed: []byte("authbench check"), Profile: profile, PresenceFunc: func(chip.Op) chip.Presence {
 				if hold.Load() {
 					return chip.Never
 				}
@@ -238,10 +252,13 @@ func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget,
 				return nil, err
 			}
 			t.closers = append(t.closers, func() { c.Close() })
-			t.target = c
+			t.target = c.Host() // a U2F-only chip through the CTAP 2.1 §10 translation
 			t.chip(devicetest.ChipOptions{Roots: testRoots(), RequireAttestation: true, WithholdPresence: hold.Store})
 		case device.KindCodeDisplay, device.KindAudioCodeReader:
-			d, err := code.New(code.Options{Kind: device.Kind(arg), Seed: []byte("authbench check")})
+			if profileName != "" {
+				return nil, usageError{fmt.Errorf("%s: only chips have profiles", sel)}
+			}
+			d, err := code.New(code.Options{Kind: device.Kind(simKind), Seed: []byte("authbench check")})
 			if err != nil {
 				return nil, err
 			}
@@ -255,7 +272,7 @@ func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget,
 			t.target = devicetest.NewCDPTarget(a, nil)
 			t.code(devicetest.CodeOptions{Secret: d.TOTP().Secret, DecodeAudio: decodeAudio()})
 		default:
-			return nil, usageError{fmt.Errorf("unknown simulator %q: want sim:chip, sim:code-display or sim:audio-code-reader", arg)}
+			return nil, usageError{fmt.Errorf("unknown simulator %q: want sim:chip[:fido2|u2f|ctap2], sim:code-display or sim:audio-code-reader", arg)}
 		}
 	case "udp":
 		addr := udphid.DefaultDeviceAddr
@@ -266,13 +283,15 @@ func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget,
 		if err != nil {
 			return nil, err
 		}
-		hid, err := ctaphid.Open(ctx, conn, ctaphid.Options{})
+		// The same CTAPHID host as for a USB key: a key without CBOR in its
+		// INIT capabilities is driven over CTAPHID_MSG.
+		ch, err := usb.NewChip(ctx, conn, device.Info{Kind: device.KindChip, Transport: "udp", Path: addr}, usb.Options{})
 		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("no CTAPHID answer from %s: %w", addr, err)
 		}
-		t.closers = append(t.closers, func() { hid.Close(); conn.Close() })
-		t.target = devicetest.NewMessengerChip(hid)
+		t.closers = append(t.closers, func() { ch.Close(); conn.Close() })
+		t.target = ch
 		t.chip(devicetest.ChipOptions{Roots: testRoots()})
 	case "pcsc":
 		pc, err := pcsc.Open(ctx, pcsc.Options{})

@@ -590,8 +590,8 @@ func (d *demo) chipStory(ctx context.Context) {
 			return "", fmt.Errorf("chip %s is %s, attestation trusted %v", a.ID, a.State, a.Element.AttestationTrusted)
 		}
 		d.chipAuth = a
-		return fmt.Sprintf("%s, credential %s, %s attestation trusted (test CA), chip serial %s",
-			a.ID, short(a.CredentialID), a.Element.AttestationFormat, a.Element.ChipSerial), nil
+		return fmt.Sprintf("%s, credential %s, %s attestation trusted (test CA: the model's batch certificate), model AAGUID %s",
+			a.ID, short(a.CredentialID), a.Element.AttestationFormat, a.Element.AAGUID), nil
 	})
 	if d.chipAuth == nil {
 		return

@@ -186,7 +186,11 @@ func probeUDP(ctx context.Context, addr string, timeout time.Duration) (device.I
 	}
 	di := hid.DeviceInfo()
 	hid.Close()
-	return device.Info{Kind: device.KindChip, Transport: "udp", Path: addr, Model: "CTAPHID over UDP",
+	model := "CTAPHID over UDP"
+	if !di.Capabilities.Has(ctaphid.CapCBOR) {
+		model += ", U2F-only" // no CBOR in INIT (CTAP 2.1 §11.2.9.1.3)
+	}
+	return device.Info{Kind: device.KindChip, Transport: "udp", Path: addr, Model: model,
 		Firmware: fmt.Sprintf("%d.%d.%d", di.Major, di.Minor, di.Build)}, nil
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/pskc"
 	"github.com/authbench/authbench/server/secrets"
+	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/code"
 )
@@ -416,6 +417,10 @@ func (l *loader) startServer(ctx context.Context, now func() time.Time) (*loadSe
 		Now:              now,
 		RateLimit:        api.RateLimit{PerSource: api.Rate{Every: -1}, PerAuthenticator: api.Rate{Every: -1}},
 	})
+	if errors.Is(err, service.ErrMasterKey) {
+		// Each run seals under a new random key.
+		return nil, fmt.Errorf("load: --db %s holds secrets sealed by an earlier run, under a key that is gone: give a new file, or none for a temporary one", l.cfg.db)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load: starting the server: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -291,5 +292,24 @@ func TestSampleIndexes(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestLoadReusedDB: a second run on the database of the first, whose OTP
+// secrets are sealed under the first run's key, is refused with a clear
+// error instead of running on secrets it cannot open.
+func TestLoadReusedDB(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "load.db")
+	args := []string{"load", "--scenario", "otp", "--concurrency", "2", "--devices", "4", "--duration", "200ms", "--baseline", "20ms", "--sample", "1", "--db", db}
+	var out, errOut bytes.Buffer
+	// A short run may miss its targets (exit 1); it must not fail otherwise.
+	if code := run(context.Background(), &env{stdout: &out, stderr: &errOut}, args); code > 1 || strings.Contains(errOut.String(), "sealed") {
+		t.Fatalf("first run exited %d:\n%s%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	code := run(context.Background(), &env{stdout: &out, stderr: &errOut}, args)
+	if code != 1 || !strings.Contains(errOut.String(), "holds secrets sealed by an earlier run") {
+		t.Fatalf("second run exited %d:\n%s%s", code, out.String(), errOut.String())
 	}
 }

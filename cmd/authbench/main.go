@@ -20,10 +20,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/authbench/authbench/server/secrets"
 )
 
 // cli is the whole command line: one field per command. To add a command,
@@ -139,7 +142,8 @@ func newParser(c *cli, e *env) (*kong.Kong, error) {
 		kong.ValueFormatter(helpValue),
 		kong.ConfigureHelp(helpOptions),
 		kong.Configuration(strictJSON),
-		kong.Vars{"version": versionString(), "default_server": defaultServer},
+		kong.Vars{"version": versionString(), "default_server": defaultServer,
+			"argon2_budget": strconv.FormatUint(secrets.DefaultBudget()>>10, 10), "argon2_wait": secrets.DefaultWait.String()},
 		kong.Bind(e),
 	)
 }

@@ -29,7 +29,7 @@ type serveCmd struct {
 	Config               kong.ConfigFlag `placeholder:"FILE" help:"JSON file of settings whose keys are the long flag names, such as {\"addr\": \"0.0.0.0:8080\", \"log-level\": \"debug\"}; flags and environment variables win over it."`
 	Addr                 string          `default:"127.0.0.1:8080" env:"AUTHBENCH_ADDR" placeholder:"HOST:PORT" help:"Address to listen on (port 0 picks a free one)."`
 	DB                   string          `default:"./authbench.db" env:"AUTHBENCH_DB" placeholder:"FILE|URL" help:"SQLite database file (created if missing), or the postgres://USER:PASSWORD@HOST/DB URL of a PostgreSQL database that several servers share."`
-	MasterKey            string          `default:"./authbench-master.key" env:"AUTHBENCH_MASTER_KEY_FILE" placeholder:"FILE" help:"Master key file that seals OTP secrets; created on the first run (back it up!). $AUTHBENCH_MASTER_KEY, holding the key itself, overrides it."`
+	MasterKey            string          `default:"./authbench-master.key" env:"AUTHBENCH_MASTER_KEY_FILE" placeholder:"FILE" help:"Master key file that seals OTP secrets; created on the first run, and only while the store holds nothing sealed (back it up!); a missing or wrong key for a store with sealed secrets stops the start. $AUTHBENCH_MASTER_KEY, holding the key itself, overrides it."`
 	SupportTokenFile     string          `default:"./authbench-support-tokens" env:"AUTHBENCH_SUPPORT_TOKEN_FILE" placeholder:"FILE" help:"File of support tokens, one \"operator-id token\" per line; created with one random token when missing."`
 	RPID                 string          `name:"rp-id" default:"localhost" env:"AUTHBENCH_RP_ID" placeholder:"DOMAIN" help:"WebAuthn relying party ID (a domain)."`
 	Origin               string          `env:"AUTHBENCH_ORIGIN" placeholder:"ORIGIN[,ORIGIN...]" help:"WebAuthn origins accepted in client data, comma separated (default: https://RP-ID)."`
@@ -37,6 +37,8 @@ type serveCmd struct {
 	AllowNoneAttestation bool            `env:"AUTHBENCH_ALLOW_NONE_ATTESTATION" help:"Accept chips without a trusted attestation (recorded as untrusted); for development only."`
 	PSKCKeyFile          string          `name:"pskc-key-file" env:"AUTHBENCH_PSKC_KEY_FILE" placeholder:"FILE" help:"File holding, in hex, the pre-shared AES key that protects imported PSKC documents (RFC 6030 §6.1). $AUTHBENCH_PSKC_KEY may hold the hex instead."`
 	PSKCPassphraseFile   string          `name:"pskc-passphrase-file" env:"AUTHBENCH_PSKC_PASSPHRASE_FILE" placeholder:"FILE" help:"File whose first line is the passphrase of PBKDF2-protected PSKC documents (RFC 6030 §6.2). $AUTHBENCH_PSKC_PASSPHRASE may hold it instead."`
+	Argon2MemoryBudget   uint64          `name:"argon2-memory-budget" default:"${argon2_budget}" env:"AUTHBENCH_ARGON2_MEMORY_BUDGET" placeholder:"MiB" help:"MiB of memory that password and PIN hashes (argon2id, 19 MiB each) may hold at once; a request that finds no room within --argon2-wait is answered 503 busy with Retry-After."`
+	Argon2Wait           time.Duration   `name:"argon2-wait" default:"${argon2_wait}" env:"AUTHBENCH_ARGON2_WAIT" placeholder:"DURATION" help:"How long a password or PIN hash waits for room under --argon2-memory-budget before the request is answered 503 busy (0: at once; at most 20s)."`
 	LoginLimitSource     rateFlag        `env:"AUTHBENCH_LOGIN_LIMIT_SOURCE" placeholder:"BURST/EVERY" help:"Login and activation requests allowed per client address, such as 60/100ms (the default), or off."`
 	LoginLimitAuth       rateFlag        `name:"login-limit-authenticator" aliases:"login-limit-identity" env:"AUTHBENCH_LOGIN_LIMIT_AUTHENTICATOR,AUTHBENCH_LOGIN_LIMIT_IDENTITY" placeholder:"BURST/EVERY" help:"Checks of one authenticator's secret allowed, per identity and authenticator once they are known to exist, such as 30/200ms (the default), or off; a refused request is not a failed attempt. (--login-limit-identity is its former name.)"`
 	LogLevel             string          `default:"info" enum:"debug,info,warn,error" env:"AUTHBENCH_LOG_LEVEL" help:"Log level on stderr."`
@@ -90,6 +92,9 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	srv, err := embedded.Start(ctx, opts)
+	if errors.Is(err, service.ErrMasterKey) {
+		return masterKeyHelp(err, cfg.MasterKey, redactURL(cfg.DB), os.Getenv(secrets.EnvVar) != "", opts.Keyring == nil)
+	}
 	if err != nil {
 		if errors.Is(err, embedded.ErrPostgres) {
 			// The URL is not in err: pgx names the host, user and
@@ -123,27 +128,34 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 		Logger:               log,
 		RateLimit:            api.RateLimit{PerSource: api.Rate(cfg.LoginLimitSource), PerAuthenticator: api.Rate(cfg.LoginLimitAuth)},
 	}
-	key, err := readHexSecret(cfg.PSKCKeyFile, "AUTHBENCH_PSKC_KEY")
+	key, err := pskcKey(cfg.PSKCKeyFile, os.Getenv(pskcKeyEnv))
 	if err != nil {
 		return o, err
-	}
-	if n := len(key); n != 0 && n != 16 && n != 24 && n != 32 {
-		return o, usageError{fmt.Errorf("PSKC key: an AES key has 16, 24 or 32 bytes, not %d", n)}
 	}
 	o.PSKCKey = key
 	o.PSKCPassphrase = os.Getenv("AUTHBENCH_PSKC_PASSPHRASE")
 	if cfg.PSKCPassphraseFile != "" {
-		f, err := os.Open(cfg.PSKCPassphraseFile)
+		b, err := readSecretFile("--pskc-passphrase-file", cfg.PSKCPassphraseFile)
 		if err != nil {
-			return o, fmt.Errorf("--pskc-passphrase-file: %w", err)
+			return o, err
 		}
-		pass, err := readLine(f, "the passphrase")
-		f.Close()
-		if err != nil || pass == "" {
+		pass, _, _ := strings.Cut(string(b), "\n")
+		clear(b)
+		if pass = strings.TrimRight(pass, "\r"); pass == "" {
 			return o, fmt.Errorf("--pskc-passphrase-file %s: no passphrase in it", cfg.PSKCPassphraseFile)
 		}
 		o.PSKCPassphrase = pass
 	}
+	if cfg.Argon2MemoryBudget == 0 || cfg.Argon2MemoryBudget > 1<<20 {
+		return o, usageError{fmt.Errorf("--argon2-memory-budget %d: give 1 to %d MiB", cfg.Argon2MemoryBudget, 1<<20)}
+	}
+	if cfg.Argon2Wait < 0 || cfg.Argon2Wait > maxArgon2Wait {
+		return o, usageError{fmt.Errorf("--argon2-wait %v: give 0 to %v, so that a waiting request is still answered within the server's write timeout", cfg.Argon2Wait, maxArgon2Wait)}
+	}
+	lim := secrets.NewLimiter(cfg.Argon2MemoryBudget<<10, cfg.Argon2Wait)
+	secrets.SetLimiter(lim)
+	log.Info("password and PIN hashing bounded", "argon2id_memory_budget_mib", cfg.Argon2MemoryBudget,
+		"concurrent_hashes", lim.Slots(secrets.DefaultParams().Memory), "wait", cfg.Argon2Wait)
 	if cfg.DB == "" {
 		return o, usageError{errors.New("--db: a database file or postgres:// URL is needed")}
 	}
@@ -170,11 +182,17 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 	} else if !cfg.AllowNoneAttestation {
 		log.Warn("no --attestation-roots: no chip will be trusted, so no chip can be added (give a CA file, or --allow-none-attestation for development)")
 	}
-	keys, err := secrets.LoadOrCreate(cfg.MasterKey, os.Getenv(secrets.EnvVar), log)
-	if err != nil {
+	// A missing key file is made by embedded.Start, and only for a store
+	// that holds nothing sealed.
+	keys, err := secrets.Load(cfg.MasterKey, os.Getenv(secrets.EnvVar), log)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		o.NewMasterKeyFile = cfg.MasterKey
+	case err != nil:
 		return o, err
+	default:
+		o.Keyring = keys
 	}
-	o.Keyring = keys
 	tokens, created, err := loadSupportTokens(cfg.SupportTokenFile)
 	if err != nil {
 		return o, err
@@ -197,7 +215,8 @@ func loadSupportTokens(path string) (tokens map[string]string, created bool, err
 	if path == "" {
 		return nil, false, usageError{errors.New("--support-token-file: a file is needed")}
 	}
-	data, err := os.ReadFile(path)
+	data, err := readSecretFile("--support-token-file", path)
+	defer clear(data)
 	if errors.Is(err, fs.ErrNotExist) {
 		tok, err := embedded.NewToken()
 		if err != nil {
@@ -211,7 +230,7 @@ func loadSupportTokens(path string) (tokens map[string]string, created bool, err
 		return map[string]string{tok: embedded.DefaultOperator}, true, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("--support-token-file: %w", err)
+		return nil, false, err
 	}
 	tokens = map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))

@@ -177,7 +177,7 @@ func TestServeRefusals(t *testing.T) {
 		{"token file", []string{"--support-token-file", badTokens}, 1, "operator-id token"},
 		{"short token", []string{"--support-token-file", shortTokens}, 1, "at least"},
 		{"roots", []string{"--attestation-roots", filepath.Join(dir, "none.pem")}, 1, "--attestation-roots"},
-		{"pskc key", []string{"--pskc-key-file", shortKey}, 2, "PSKC key"},
+		{"pskc key", []string{"--pskc-key-file", shortKey}, 2, "16, 24 or 32 bytes"},
 		{"pskc key on the command line", []string{"--pskc-key", "00112233445566778899aabbccddeeff"}, 2, "unknown flag --pskc-key"},
 	}
 	for _, tt := range tests {

@@ -38,6 +38,8 @@ type simCmd struct {
 	OTPAlg        string   `name:"otp-alg" default:"sha1" enum:"sha1,sha256,sha512" help:"OTP hash."`
 	Factory       bool     `help:"Code devices start in factory mode (PROVISION, SET_CLOCK, SEAL work)."`
 	Presence      string   `default:"auto" enum:"auto,deny,never" help:"What the simulated user does when a chip asks for a touch."`
+	U2FOnly       bool     `name:"u2f-only" help:"The chips speak U2F (CTAP1) only, as many MitID chips: SELECT answers U2F_V2, NFCCTAP_MSG 6D00, CTAPHID_INIT has no CBOR flag."`
+	Attestation   string   `default:"batch" enum:"batch,serial,self,none" help:"The chips' attestation: batch (the model's certificate, no serial number), serial (a certificate with the chip's serial), self or none (not with --u2f-only)."`
 	Language      string   `default:"da" enum:"da,en" help:"Language of the audio code readers."`
 	JSON          bool     `help:"Print one JSON object per device once it is reachable, then {\"ready\":true}."`
 	Verbose       bool     `short:"v" help:"Log connection events to stderr."`
@@ -70,6 +72,8 @@ type simConfig struct {
 	otpAlg       otp.Algorithm
 	factory      bool
 	presence     chip.Presence
+	profile      chip.Profile
+	attestation  chip.Attestation
 	language     string
 }
 
@@ -81,6 +85,7 @@ type simDevice struct {
 	Path      string      `json:"path,omitempty"`
 	Serial    string      `json:"serial"`
 	Reader    string      `json:"reader,omitempty"`
+	Profile   string      `json:"profile,omitempty"` // chips: "FIDO2", "U2F-only"
 }
 
 func (c *simCmd) Run(ctx context.Context, e *env) error {
@@ -98,6 +103,15 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 		return usageError{err}
 	}
 	cfg.presence = map[string]chip.Presence{"auto": chip.Auto, "deny": chip.Deny, "never": chip.Never}[c.Presence]
+	if cfg.attestation, err = chip.ParseAttestation(c.Attestation); err != nil {
+		return usageError{fmt.Errorf("--attestation %q: want batch, serial, self or none", c.Attestation)}
+	}
+	if c.U2FOnly {
+		cfg.profile = chip.ProfileU2F
+		if cfg.attestation == chip.AttestationNone {
+			return usageError{errors.New("--attestation none with --u2f-only: a U2F registration always carries an attestation certificate; use batch, serial or self")}
+		}
+	}
 	if len(c.Chip)+len(c.CodeDisplay)+len(c.AudioReader) == 0 {
 		return usageError{errors.New("nothing to simulate: give at least one --chip, --code-display or --audio-reader")}
 	}
@@ -125,9 +139,16 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 		if d.Path != "" {
 			where = d.Path
 		}
-		extra := ""
+		var notes []string
+		if d.Profile != "" {
+			notes = append(notes, d.Profile)
+		}
 		if d.Reader != "" {
-			extra = fmt.Sprintf(" (reader %q)", d.Reader)
+			notes = append(notes, fmt.Sprintf("reader %q", d.Reader))
+		}
+		extra := ""
+		if len(notes) > 0 {
+			extra = " (" + strings.Join(notes, ", ") + ")"
 		}
 		fmt.Fprintf(e.stdout, "%-18s %-6s %-22s serial %s%s\n", d.Kind, d.Transport, where, d.Serial, extra)
 	}
@@ -224,7 +245,7 @@ func deviceSeed(seed []byte, label string, i int) []byte {
 
 func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec string) (simDevice, error) {
 	transport, arg, _ := strings.Cut(spec, "=")
-	opts := chip.Options{Seed: deviceSeed(cfg.seed, "chip", i), Presence: cfg.presence}
+	opts := chip.Options{Seed: deviceSeed(cfg.seed, "chip", i), Presence: cfg.presence, Profile: cfg.profile, Attestation: cfg.attestation}
 	var (
 		c   *chip.Chip
 		err error
@@ -238,7 +259,9 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 		return simDevice{}, fmt.Errorf("chip %d: %w", i, err)
 	}
 	s.addCloser(c)
-	d := simDevice{Kind: device.KindChip, Serial: c.Serial()}
+	// The transports announce what the chip speaks (it reports its
+	// protocols to apdu.NewCard and ctaphid.Serve).
+	d := simDevice{Kind: device.KindChip, Serial: c.Serial(), Profile: c.Protocols().String()}
 	switch transport {
 	case "pcsc":
 		addr := vicc.DefaultAddr

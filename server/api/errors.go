@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/service"
@@ -45,6 +47,7 @@ const (
 	CodePSKCMAC                = "pskc_mac"
 	CodePSKCInvalid            = "pskc_invalid"
 	CodeUnavailable            = "unavailable"
+	CodeBusy                   = "busy"
 	CodeInternal               = "internal"
 )
 
@@ -111,6 +114,12 @@ type errorBody struct {
 // classify returns the status and error body for err. Unknown errors are
 // 500 internal with a message that reveals nothing.
 func classify(err error) (int, Error) {
+	var be *service.BusyError
+	if errors.As(err, &be) {
+		return http.StatusServiceUnavailable, Error{Code: CodeBusy, Message: fmt.Sprintf(
+			"The server is busy hashing other passwords and PINs; nothing was checked or counted. Try again in %d second%s.",
+			retryAfter(be), plural(retryAfter(be)))}
+	}
 	var fe *service.FailureError
 	if errors.As(err, &fe) {
 		code, ok := failureCodes[fe.Cause]
@@ -129,6 +138,19 @@ func classify(err error) (int, Error) {
 		return http.StatusServiceUnavailable, Error{Code: CodeUnavailable, Message: "The request was cancelled or timed out."}
 	}
 	return http.StatusInternalServerError, Error{Code: CodeInternal, Message: "An internal error occurred; it was logged."}
+}
+
+// retryAfter is the Retry-After of a busy answer, in whole seconds (at
+// least 1).
+func retryAfter(be *service.BusyError) int {
+	return max(1, int((be.RetryAfter+time.Second-1)/time.Second))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // message turns an error into a sentence for a person: the package

@@ -277,7 +277,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status, body = classify(err)
 	}
 	switch {
-	case status >= 500:
+	case status >= 500 && body.Code != CodeBusy: // busy is load, not a failure
 		h.log.ErrorContext(r.Context(), "api: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	default:
 		h.log.DebugContext(r.Context(), "api: request refused", "method", r.Method, "path", r.URL.Path, "code", body.Code)
@@ -286,11 +286,15 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="authbench"`)
 	}
 	var rl *service.RateLimitError
+	be := (*service.BusyError)(nil)
 	switch {
 	case errors.As(err, &rl):
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((rl.RetryAfter+time.Second-1)/time.Second))))
 	case body.Code == CodeAttemptsInFlight:
 		w.Header().Set("Retry-After", "1")
+	case errors.As(err, &be):
+		// RFC 9110 §10.2.3: when to send the request again.
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(be)))
 	}
 	writeError(w, status, body)
 }

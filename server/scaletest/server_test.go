@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,11 +122,13 @@ func moduleRoot() (string, error) {
 
 // serverConfig is what every replica of one test shares.
 type serverConfig struct {
-	DB         string // SQLite file or postgres:// URL
-	MasterKey  string // master key file
-	TokenFile  string // support token file
-	RootsFile  string // attestation roots (PEM)
-	PSKCKeyHex string // pre-shared PSKC key, passed in $AUTHBENCH_PSKC_KEY (a key never goes on a command line)
+	DB          string   // SQLite file or postgres:// URL
+	MasterKey   string   // master key file
+	TokenFile   string   // support token file
+	RootsFile   string   // attestation roots (PEM)
+	PSKCKeyFile string   // pre-shared PSKC key (hex), mode 0600
+	Extra       []string // more arguments
+	Env         []string // more environment variables (NAME=VALUE)
 	// DefaultLimits runs the servers with their default login rate
 	// limits instead of limits far above any burst of the tests.
 	DefaultLimits bool
@@ -139,14 +142,20 @@ func (cfg serverConfig) args() []string {
 		"--master-key", cfg.MasterKey,
 		"--support-token-file", cfg.TokenFile,
 		"--attestation-roots", cfg.RootsFile,
+		"--pskc-key-file", cfg.PSKCKeyFile,
 		"--rp-id", "localhost",
 		"--log-level", "warn",
+		// No burst should be answered 503 busy: a burst of 64 wrong PINs
+		// or passwords queues for the argon2id budget (the default, two
+		// hashes per CPU) as long as serve allows. The argon2id tests give
+		// their own budget and wait in Extra.
+		"--argon2-wait", argon2Wait,
 	}
-	if cfg.DefaultLimits {
-		return a
+	if !cfg.DefaultLimits {
+		// Every attempt of a burst must reach the lockout logic at once.
+		a = append(a, "--login-limit-source", "100000/1ms", "--login-limit-authenticator", "100000/1ms")
 	}
-	// Every attempt of a burst must reach the lockout logic at once.
-	return append(a, "--login-limit-source", "100000/1ms", "--login-limit-authenticator", "100000/1ms")
+	return append(a, cfg.Extra...)
 }
 
 // listening is the line `authbench serve` prints on stdout once it serves.
@@ -169,8 +178,18 @@ type server struct {
 func startServer(t testing.TB, cfg serverConfig) (*server, error) {
 	t.Helper()
 	bin := authbench(t)
+	// The database password goes in $PGPASSWORD (which pgx reads), not on
+	// the command line, where every user could read it.
+	env := append(childEnv(), cfg.Env...)
+	if u, err := url.Parse(cfg.DB); err == nil && u.User != nil && strings.HasPrefix(u.Scheme, "postgres") {
+		if pw, ok := u.User.Password(); ok {
+			env = append(env, "PGPASSWORD="+pw)
+			u.User = url.User(u.User.Username())
+			cfg.DB = u.String()
+		}
+	}
 	cmd := exec.Command(bin, cfg.args()...)
-	cmd.Env = append(childEnv(), "AUTHBENCH_PSKC_KEY="+cfg.PSKCKeyHex)
+	cmd.Env = env
 	s := &server{cmd: cmd, out: newLineWatcher(listening), log: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = s.out
 	cmd.Stderr = s.log
@@ -202,11 +221,12 @@ func startServer(t testing.TB, cfg serverConfig) (*server, error) {
 var errNotSupported = errors.New("authbench serve does not support this database")
 
 // childEnv is the test's environment without the variables that would
-// override the flags the tests give (a master key, a PSKC passphrase).
+// override the flags the tests give (a master key, a PSKC key or
+// passphrase).
 func childEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, secrets.EnvVar+"=") || strings.HasPrefix(kv, "AUTHBENCH_PSKC_PASSPHRASE=") {
+		if strings.HasPrefix(kv, secrets.EnvVar+"=") || strings.HasPrefix(kv, "AUTHBENCH_PSKC_") {
 			continue
 		}
 		env = append(env, kv)

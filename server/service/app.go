@@ -118,13 +118,15 @@ func (k *appKind) check(ctx context.Context, a *domain.Authenticator, c *loginCe
 	if err := reserve(); err != nil {
 		return verdict{}, err
 	}
-	s.checked(device.KindApp)
 	// appProof checked the PIN's form; rehash is relative to the
 	// server's parameters, as for a password.
 	ok, rehash, err := s.hasher.Verify(el.App.PINVerifier, p.pin)
 	if err != nil {
 		return verdict{}, fmt.Errorf("service: the PIN verifier of app %s: %w", a.ID, err)
 	}
+	// Counted once evaluated: a *BusyError (no room under the argon2id
+	// memory budget) evaluated nothing.
+	s.checked(device.KindApp)
 	if !ok {
 		return failed(domain.CauseWrongPIN, ""), nil
 	}

@@ -85,7 +85,11 @@ func (k *chipKind) activate(ctx context.Context, by domain.Actor, id domain.Iden
 		BackupEligible:    reg.BackupEligible,
 		BackupState:       reg.BackupState,
 	}}
-	ref := domain.Ref{CredentialID: domain.EncodeCredentialID(reg.CredentialID), Serial: reg.ChipSerial}
+	// A chip is told apart by its credential ID, which the store keeps
+	// unique forever. A serial number in the attestation certificate is
+	// not used: by default a certificate is a batch certificate shared by
+	// every chip of a model (FIDO's privacy rules), so it names no chip.
+	ref := domain.Ref{CredentialID: domain.EncodeCredentialID(reg.CredentialID)}
 	n, err := s.createActive(ctx, id, aid, device.KindChip, ref, d.Label, by, el)
 	if err != nil {
 		return AuthenticatorView{}, err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/secrets"
 )
 
 // Sentinel errors callers branch on with errors.Is. The service also
@@ -71,6 +72,15 @@ var (
 	// needed for a session (DESIGN §1), but the identity has no active
 	// chip or code device. Log in with the app, or ask support.
 	ErrSecondFactor = errors.New("no second factor to log in with")
+	// ErrBusy: too many argon2id computations (password and PIN hashes)
+	// at once for the process's memory budget (secrets.Limiter); nothing
+	// was checked, counted or stored. The error is a *BusyError, whose
+	// RetryAfter says when to try again.
+	ErrBusy = secrets.ErrBusy
+	// ErrMasterKey: the master keyring does not open the secrets the store
+	// holds sealed, or there is no keyring for them. The error is a
+	// *MasterKeyError.
+	ErrMasterKey = errors.New("the master key does not open the sealed secrets in the store")
 )
 
 var _ error = (*RateLimitError)(nil)
@@ -92,6 +102,21 @@ func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
 // retrySeconds rounds d up to whole seconds, at least 1.
 func retrySeconds(d time.Duration) int {
 	return max(1, int((d+time.Second-1)/time.Second))
+}
+
+// BusyError is a request refused because the argon2id memory budget was
+// taken (see ErrBusy).
+type BusyError = secrets.BusyError
+
+// passwordErr turns a password that secrets refuses (a
+// *secrets.PasswordError) into an error wrapping ErrInvalid that says why;
+// other errors (a *BusyError) pass through.
+func passwordErr(err error) error {
+	var pe *secrets.PasswordError
+	if errors.As(err, &pe) {
+		return invalid("the password %s", pe.Reason)
+	}
+	return err
 }
 
 // The causes of a failed login attempt map to these sentinels.

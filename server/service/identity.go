@@ -8,7 +8,6 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
-	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
 )
 
@@ -49,10 +48,7 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 	if req.Password != "" {
 		v, err := s.hasher.Hash(req.Password)
 		if err != nil {
-			if errors.Is(err, secrets.ErrBadPassword) {
-				return IdentityView{}, invalid("the password is empty or longer than %d bytes", secrets.MaxPasswordLen)
-			}
-			return IdentityView{}, err
+			return IdentityView{}, passwordErr(err)
 		}
 		verifier = v
 	}

@@ -132,8 +132,8 @@ func (s *Service) LoginPassword(ctx context.Context, identityID string, req Pass
 	if req.Password == "" {
 		return PasswordLoginResult{}, invalid("password is missing")
 	}
-	if len(req.Password) > secrets.MaxPasswordLen {
-		return PasswordLoginResult{}, invalid("the password is longer than %d bytes", secrets.MaxPasswordLen)
+	if _, err := secrets.NormalizePassword(req.Password); err != nil {
+		return PasswordLoginResult{}, passwordErr(err)
 	}
 	if req.Second != "" {
 		if err := CheckID("second", req.Second); err != nil {

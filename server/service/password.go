@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/authbench/authbench/device"
@@ -23,8 +22,10 @@ var _ kind = (*passwordKind)(nil)
 // so a refused request costs no argon2id work.
 func (k *passwordKind) add(ctx context.Context, by domain.Actor, id domain.Identity, aid string, req AddRequest) (AddResult, error) {
 	s := k.s
-	if len(req.Password) > secrets.MaxPasswordLen {
-		return AddResult{}, invalid("the password is empty or longer than %d bytes", secrets.MaxPasswordLen)
+	// The text is checked (NFC, valid UTF-8, length) before anything else;
+	// it is hashed only once the add is allowed.
+	if _, err := secrets.NormalizePassword(req.Password); err != nil {
+		return AddResult{}, passwordErr(err)
 	}
 	n := newAuth{id: aid, kind: device.KindPassword, label: req.Label, activate: true}
 	c, version, err := s.addChange(ctx, id, n, by)
@@ -33,10 +34,7 @@ func (k *passwordKind) add(ctx context.Context, by domain.Actor, id domain.Ident
 	}
 	verifier, err := s.hasher.Hash(req.Password)
 	if err != nil {
-		if errors.Is(err, secrets.ErrBadPassword) {
-			return AddResult{}, invalid("the password is empty or longer than %d bytes", secrets.MaxPasswordLen)
-		}
-		return AddResult{}, err
+		return AddResult{}, passwordErr(err)
 	}
 	if c, err = s.create(ctx, id, n, c, version, store.Element{Password: &store.PasswordElement{Verifier: verifier}}, by); err != nil {
 		return AddResult{}, err
@@ -62,8 +60,10 @@ func (k *passwordKind) check(ctx context.Context, a *domain.Authenticator, _ *lo
 	if p.password == "" {
 		return verdict{}, invalid("password is missing")
 	}
-	if len(p.password) > secrets.MaxPasswordLen {
-		return verdict{}, invalid("the password is longer than %d bytes", secrets.MaxPasswordLen)
+	// Text the server would never hash (not UTF-8, too long) is refused
+	// before an attempt is reserved: it is no guess and counts nothing.
+	if _, err := secrets.NormalizePassword(p.password); err != nil {
+		return verdict{}, passwordErr(err)
 	}
 	if err := reserve(); err != nil {
 		return verdict{}, err
@@ -72,7 +72,6 @@ func (k *passwordKind) check(ctx context.Context, a *domain.Authenticator, _ *lo
 	if err != nil || el.Password == nil || el.Password.Verifier == "" {
 		return verdict{}, storeErr(errOr(err, store.ErrNotFound), "the verifier of password "+a.ID)
 	}
-	s.checked(device.KindPassword)
 	// Verified under the server's own parameters: a verifier made with
 	// them needs no rehash (with secrets.VerifyPassword, a server that
 	// hashes with other parameters than the defaults rewrote the verifier
@@ -81,6 +80,9 @@ func (k *passwordKind) check(ctx context.Context, a *domain.Authenticator, _ *lo
 	if err != nil {
 		return verdict{}, fmt.Errorf("service: the verifier of password %s: %w", a.ID, err)
 	}
+	// Counted once evaluated: a *BusyError (no room under the argon2id
+	// memory budget) evaluated nothing.
+	s.checked(device.KindPassword)
 	if !ok {
 		return failed(domain.CauseWrongPassword, ""), nil
 	}

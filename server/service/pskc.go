@@ -40,7 +40,7 @@ func (k pskcKeys) PreSharedKey(name string) ([]byte, error) {
 
 func (k pskcKeys) Passphrase() ([]byte, error) {
 	if k.pass == "" {
-		return nil, fmt.Errorf("%w: the server has no PSKC passphrase (start it with --pskc-passphrase)", pskc.ErrNoKey)
+		return nil, fmt.Errorf("%w: the server has no PSKC passphrase (start it with $AUTHBENCH_PSKC_PASSPHRASE)", pskc.ErrNoKey)
 	}
 	return []byte(k.pass), nil
 }
