@@ -4,10 +4,16 @@
 // It sits between the server and the devices (DESIGN.md §2): a Client speaks
 // JSON over HTTP to the server's /v1 endpoints, one method per endpoint,
 // with typed requests and answers that mirror the API contract; the
-// ceremony functions (EnrollChip, LoginChip, EnrollCodeDevice, LoginCode,
-// EnrollApp, LoginApp, AddPassword, LoginPassword) take a device.Chip, a
-// device.CodeDevice or an app key and play the part a browser or the MitID
-// app plays.
+// ceremony functions (EnrollChip, EnrollCodeDevice, EnrollApp, AddPassword;
+// LoginPasswordChip, LoginPasswordCode, LoginPasswordCodeDevice, LoginApp)
+// take a device.Chip, a device.CodeDevice or an app key and play the part
+// a browser or the MitID app plays.
+//
+// Logins are MitID's (DESIGN §1): the password and then a second factor,
+// a chip or a code device (PasswordLogin, SecondFactorLogin, FinishLogin),
+// or the app alone (AppLogin, FinishLogin); each yields a two-factor
+// Session that records what proved it. Sessions, EndSession and Logout
+// list and end them.
 //
 // Chip ceremonies follow WebAuthn Level 3 as a client platform would:
 // §5.1.3 / §7.1 (registration) and §5.1.4 / §7.2 (authentication), with

@@ -41,6 +41,7 @@ type fake struct {
 	identities map[string]*fakeIdentity
 	ceremonies map[string]*fakeCeremony
 	sessions   map[string]string // token -> identity
+	sessionIDs map[string]string // token -> session ID
 	bodies     [][]byte
 }
 
@@ -63,6 +64,8 @@ type fakeCeremony struct {
 	kind           string
 	challenge      []byte
 	login          bool
+	password       string // the password proven (a password ceremony, or a factor after it)
+	stage          string // "password" or "factor" for logins
 }
 
 func newFake(t *testing.T) *fake {
@@ -73,6 +76,7 @@ func newFake(t *testing.T) *fake {
 		identities: map[string]*fakeIdentity{},
 		ceremonies: map[string]*fakeCeremony{},
 		sessions:   map[string]string{},
+		sessionIDs: map[string]string{},
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(chip.TestCACertPEM())
@@ -182,6 +186,14 @@ func (f *fake) route(r *http.Request, body []byte) (any, error) {
 			id.auths = append(id.auths, &fakeAuth{Authenticator: Authenticator{ID: f.next("pw"), IdentityID: req.ID, Kind: KindPassword, State: StateActive}, password: req.Password})
 		}
 		return f.identityJSON(id), nil
+	case r.Method == "POST" && r.URL.Path == "/v1/logout":
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if _, ok := f.sessions[tok]; !ok {
+			return nil, errf(401, "unauthorized")
+		}
+		sid := f.sessionIDs[tok]
+		delete(f.sessions, tok)
+		return map[string]string{"ended": sid}, nil
 	case len(parts) < 3 || parts[0] != "v1" || parts[1] != "identities":
 		return nil, errf(404, "not_found")
 	}
@@ -204,6 +216,15 @@ func (f *fake) route(r *http.Request, body []byte) (any, error) {
 			return nil, err
 		}
 		return f.add(id, req)
+	}
+	if len(parts) == 5 && parts[3] == "login" && r.Method == "POST" {
+		return f.login(id, parts[4], body)
+	}
+	if parts[3] == "sessions" {
+		if err := f.auth(r, id.id); err != nil {
+			return nil, err
+		}
+		return f.sessionOps(r, id, parts)
 	}
 	if len(parts) < 6 || parts[3] != "authenticators" {
 		return nil, errf(404, "not_found")
@@ -230,17 +251,20 @@ func (f *fake) route(r *http.Request, body []byte) (any, error) {
 			return nil, err
 		}
 		return a.Authenticator, nil
-	case "login/begin":
-		if string(body) != "{}" {
-			return nil, fmt.Errorf("login/begin body %q", body)
-		}
-		return f.begin(a)
-	case "login/finish":
-		var req FinishLoginRequest
-		if err := decodeStrict(body, &req); err != nil {
+	case "cancel":
+		if err := f.auth(r, id.id); err != nil {
 			return nil, err
 		}
-		return f.finish(a, req)
+		if a.State != StatePending {
+			return nil, errf(409, "conflict")
+		}
+		for i, x := range id.auths {
+			if x == a {
+				id.auths = append(id.auths[:i], id.auths[i+1:]...)
+				break
+			}
+		}
+		return map[string]any{"id": a.ID, "cancelled": true}, nil
 	case "block":
 		if err := f.auth(r, id.id); err != nil {
 			return nil, err
@@ -389,19 +413,127 @@ func (f *fake) activate(a *fakeAuth, req ActivateRequest) error {
 	return nil
 }
 
-func (f *fake) begin(a *fakeAuth) (any, error) {
+// login serves the login endpoints: password, second, app, finish.
+func (f *fake) login(id *fakeIdentity, step string, body []byte) (any, error) {
+	find := func(aid string) *fakeAuth {
+		for _, x := range id.auths {
+			if x.ID == aid {
+				return x
+			}
+		}
+		return nil
+	}
+	switch step {
+	case "password":
+		var req struct {
+			Password string `json:"password"`
+			Second   string `json:"second,omitempty"`
+		}
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		var pw *fakeAuth
+		for _, x := range id.auths {
+			if x.Kind == KindPassword {
+				pw = x
+			}
+		}
+		if pw == nil {
+			return nil, errf(404, "not_found")
+		}
+		if err := refusal(pw); err != nil {
+			return nil, err
+		}
+		if req.Password != pw.password {
+			return nil, f.failed(pw, "wrong_password")
+		}
+		pw.Failures = 0
+		cer := f.next("pwcer")
+		f.ceremonies[cer] = &fakeCeremony{identity: id.id, auth: pw.ID, kind: KindPassword, login: true, stage: "password", password: pw.ID}
+		out := PasswordStep{Ceremony: cer, ExpiresAt: time.Now().Add(time.Minute).UTC(), SecondFactors: []SecondFactor{}}
+		for _, x := range id.auths {
+			if (x.Kind == KindChip || x.Kind == KindCodeDisplay || x.Kind == KindAudioCodeReader) && (x.State == StateActive || x.State == StateSuspended) {
+				out.SecondFactors = append(out.SecondFactors, SecondFactor{ID: x.ID, Kind: x.Kind, State: x.State, Serial: x.Serial})
+			}
+		}
+		if req.Second != "" {
+			a := find(req.Second)
+			if a == nil {
+				return nil, errf(404, "not_found")
+			}
+			next, err := f.beginFactor(id, a, pw.ID)
+			if err != nil {
+				return nil, err
+			}
+			out.Next = next
+		}
+		return out, nil
+	case "second":
+		var req struct {
+			Ceremony      string `json:"ceremony"`
+			Authenticator string `json:"authenticator"`
+		}
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		c, ok := f.ceremonies[req.Ceremony]
+		if !ok || c.stage != "password" || c.identity != id.id {
+			return nil, errf(410, "ceremony_expired")
+		}
+		a := find(req.Authenticator)
+		if a == nil {
+			return nil, errf(404, "not_found")
+		}
+		return f.beginFactor(id, a, c.password)
+	case "app":
+		var req struct {
+			Authenticator string `json:"authenticator"`
+		}
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		a := find(req.Authenticator)
+		if a == nil || a.Kind != KindApp {
+			return nil, errf(404, "not_found")
+		}
+		return f.beginFactor(id, a, "")
+	case "finish":
+		var req FinishLoginRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		c, ok := f.ceremonies[req.Ceremony]
+		if !ok || c.stage != "factor" || c.identity != id.id {
+			return nil, errf(410, "ceremony_expired")
+		}
+		return f.finish(find(c.auth), c.password, req)
+	}
+	return nil, errf(404, "not_found")
+}
+
+// refusal is the answer for an authenticator that takes no attempts.
+func refusal(a *fakeAuth) error {
 	switch a.State {
 	case StateSuspended:
-		return nil, errf(403, "authenticator_suspended")
+		return errf(403, "authenticator_suspended")
 	case StateBlocked:
-		return nil, errf(403, "authenticator_blocked")
+		return errf(403, "authenticator_blocked")
 	case StatePending:
-		return nil, errf(403, "authenticator_pending")
+		return errf(403, "authenticator_pending")
+	}
+	return nil
+}
+
+// beginFactor starts the check of factor a (after password pw, "" for an
+// app).
+func (f *fake) beginFactor(id *fakeIdentity, a *fakeAuth, pw string) (*FactorChallenge, error) {
+	if err := refusal(a); err != nil {
+		return nil, err
 	}
 	cer := f.next("cer")
 	challenge := []byte("login challenge " + cer)
-	f.ceremonies[cer] = &fakeCeremony{identity: a.IdentityID, auth: a.ID, kind: a.Kind, challenge: challenge, login: true}
-	out := LoginChallenge{Ceremony: cer, ExpiresAt: time.Now().Add(time.Minute).UTC()}
+	f.ceremonies[cer] = &fakeCeremony{identity: id.id, auth: a.ID, kind: a.Kind, challenge: challenge, login: true, stage: "factor", password: pw}
+	out := &FactorChallenge{Ceremony: cer, ExpiresAt: time.Now().Add(time.Minute).UTC(), Authenticator: a.ID, Kind: a.Kind}
 	switch a.Kind {
 	case KindChip:
 		o := f.rp.RequestOptions(challenge, []webauthn.CredentialDescriptor{{Type: webauthn.TypePublicKey, ID: a.CredentialID}}, time.Minute)
@@ -410,6 +542,30 @@ func (f *fake) begin(a *fakeAuth) (any, error) {
 		out.Challenge = challenge
 	}
 	return out, nil
+}
+
+// sessionOps serves GET .../sessions and DELETE .../sessions/{sid}.
+func (f *fake) sessionOps(r *http.Request, id *fakeIdentity, parts []string) (any, error) {
+	switch {
+	case len(parts) == 4 && r.Method == "GET":
+		out := struct {
+			Sessions []SessionInfo `json:"sessions"`
+		}{Sessions: []SessionInfo{}}
+		for tok, who := range f.sessions {
+			if who == id.id {
+				out.Sessions = append(out.Sessions, SessionInfo{ID: f.sessionIDs[tok], Level: LevelTwoFactor})
+			}
+		}
+		return out, nil
+	case len(parts) == 5 && r.Method == "DELETE":
+		for tok, sid := range f.sessionIDs {
+			if sid == parts[4] && f.sessions[tok] == id.id {
+				delete(f.sessions, tok)
+				return map[string]string{"ended": sid}, nil
+			}
+		}
+	}
+	return nil, errf(404, "not_found")
 }
 
 // failed records a failed attempt as the contract describes it.
@@ -422,9 +578,15 @@ func (f *fake) failed(a *fakeAuth, code string) error {
 	return &apiErr{status: 401, code: code, details: map[string]any{"failures": a.Failures, "state": a.State}}
 }
 
-func (f *fake) finish(a *fakeAuth, req FinishLoginRequest) (any, error) {
+func (f *fake) finish(a *fakeAuth, pw string, req FinishLoginRequest) (any, error) {
+	if a == nil {
+		return nil, errf(404, "not_found")
+	}
 	c, err := f.ceremony(req.Ceremony, a, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := refusal(a); err != nil {
 		return nil, err
 	}
 	switch a.Kind {
@@ -460,18 +622,21 @@ func (f *fake) finish(a *fakeAuth, req FinishLoginRequest) (any, error) {
 	case KindApp:
 		h := sha256.Sum256(c.challenge)
 		if !ecdsa.VerifyASN1(a.pub.(*ecdsa.PublicKey), h[:], req.Signature) {
-			return nil, f.failed(a, "bad_signature")
+			return nil, errf(401, "bad_signature") // not counted
 		}
 		if req.PIN != a.pin {
 			return nil, f.failed(a, "wrong_pin")
 		}
-	case KindPassword:
-		if req.Password != a.password {
-			return nil, f.failed(a, "wrong_password")
-		}
 	}
 	a.Failures = 0
 	tok := f.next("session")
+	sid := f.next("ses")
 	f.sessions[tok] = a.IdentityID
-	return Session{Token: tok, ExpiresAt: time.Now().Add(15 * time.Minute).UTC(), Authenticator: a.Authenticator}, nil
+	f.sessionIDs[tok] = sid
+	proofs := []string{a.ID}
+	if pw != "" {
+		proofs = []string{pw, a.ID}
+	}
+	return Session{Token: tok, ID: sid, Level: LevelTwoFactor, ExpiresAt: time.Now().Add(15 * time.Minute).UTC(),
+		Authenticators: proofs, Authenticator: a.Authenticator}, nil
 }

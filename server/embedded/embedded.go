@@ -179,7 +179,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.SupportToken = firstToken(tokens)
 	svc, err := service.New(service.Options{
-		Store:                metrics.InstrumentStore(st),
+		Store:                st,
+		Metrics:              metrics,
+		LoginLimit:           opts.RateLimit.PerAuthenticator,
 		Keyring:              keys,
 		Policy:               opts.Policy,
 		RPID:                 opts.RPID,
@@ -334,8 +336,8 @@ func (s *Server) release() error {
 	return err
 }
 
-// sweep deletes expired ceremonies and sessions every interval until ctx
-// ends.
+// sweep deletes expired ceremonies, sessions and lapsed attempts every
+// interval until ctx ends.
 func sweep(ctx context.Context, st store.Store, now func() time.Time, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -349,6 +351,9 @@ func sweep(ctx context.Context, st store.Store, now func() time.Time, every time
 			}
 			if _, err := st.SweepSessions(ctx, now()); err != nil && ctx.Err() == nil {
 				log.Warn("embedded: sweeping sessions", "err", err)
+			}
+			if _, err := st.SweepAttempts(ctx, now()); err != nil && ctx.Err() == nil {
+				log.Warn("embedded: sweeping lapsed attempts", "err", err)
 			}
 		}
 	}

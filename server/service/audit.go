@@ -40,7 +40,7 @@ func (s *Service) ListAudit(ctx context.Context, by domain.Actor, identityID str
 	}
 	recs, err := s.st.ListAudit(ctx, identityID, after, limit)
 	if err != nil {
-		return AuditPage{}, err
+		return AuditPage{}, storeErr(err, "audit of "+identityID)
 	}
 	p := AuditPage{Events: make([]EventView, 0, len(recs))}
 	for i := range recs {
@@ -93,7 +93,7 @@ func VerifyAuditLog(ctx context.Context, st store.AuditLog) (AuditVerification, 
 	n := 0
 	for r, err := range st.AuditRecords(ctx, 1) {
 		if err != nil {
-			return AuditVerification{}, err
+			return AuditVerification{}, storeErr(err, "audit record")
 		}
 		if p := recordProblem(&r); p != "" {
 			return AuditVerification{Records: n, Break: &AuditBreak{Seq: r.Seq, Problem: p}}, nil

@@ -106,11 +106,10 @@ func TestChipRestoredCopyIsRefused(t *testing.T) {
 // again with a new credential; the old credential ID is refused forever.
 func TestChipBlockAndReAdd(t *testing.T) {
 	e := newEnv(t)
-	pw := password(e.identity("alice"))
+	e.identity("alice")
 	c := newChip(t, "chip-1", chipOpts())
 	old := must[service.AuthenticatorView](t)(e.addChip("alice", support, c, nil))
-	sess := must[service.LoginResult](t)(e.loginPassword("alice", pw, "correct horse"))
-	owner := must[domain.Actor](t)(e.svc.Authenticate(e.ctx, sess.Session))
+	_, owner := e.owner("alice")
 	if _, err := e.svc.Block(e.ctx, owner, "alice", old.ID, service.BlockRequest{Reason: "misuse"}); !errors.Is(err, service.ErrInvalid) {
 		t.Fatalf("owner reason misuse: %v", err)
 	}
@@ -118,7 +117,7 @@ func TestChipBlockAndReAdd(t *testing.T) {
 	if b.State != domain.StateBlocked || b.Element != (service.WipedSummary{Wiped: true}) {
 		t.Fatalf("%+v", b)
 	}
-	if _, err := e.svc.BeginLogin(e.ctx, "alice", old.ID); !errors.Is(err, domain.ErrBlocked) {
+	if _, err := e.svc.LoginPassword(e.ctx, "alice", service.PasswordLoginRequest{Password: thePassword, Second: old.ID}); !errors.Is(err, domain.ErrBlocked) {
 		t.Fatalf("login with blocked chip: %v", err)
 	}
 	// The same physical chip: a new credential, a new element.
@@ -252,7 +251,7 @@ func TestChipAssertionFailuresCount(t *testing.T) {
 	c := newChip(t, "chip-1", chipOpts())
 	v := must[service.AuthenticatorView](t)(e.addChip("alice", support, c, nil))
 	for i := 1; i <= 3; i++ {
-		b := must[service.BeginLoginResult](t)(e.svc.BeginLogin(e.ctx, "alice", v.ID))
+		b := e.factor("alice", v.ID)
 		resp, err := servicetest.Assert(e.ctx, c, origin, b.PublicKey)
 		if err != nil {
 			t.Fatal(err)
@@ -260,7 +259,7 @@ func TestChipAssertionFailuresCount(t *testing.T) {
 		sig, _ := b64.DecodeString(resp.Response.Signature)
 		sig[len(sig)-1] ^= 0x55
 		resp.Response.Signature = b64.EncodeToString(sig)
-		_, err = e.svc.FinishLogin(e.ctx, "alice", v.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp})
+		_, err = e.svc.FinishLogin(e.ctx, "alice", service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp})
 		fe := failure(t, err)
 		if fe.Cause != domain.CauseBadSignature || fe.Failures != i {
 			t.Fatalf("attempt %d: %v", i, err)
@@ -274,10 +273,10 @@ func TestChipAssertionFailuresCount(t *testing.T) {
 	e2.identity("bob")
 	c2 := newChip(t, "chip-2", chipOpts())
 	v2 := must[service.AuthenticatorView](t)(e2.addChip("bob", support, c2, nil))
-	b := must[service.BeginLoginResult](t)(e2.svc.BeginLogin(e2.ctx, "bob", v2.ID))
+	b := e2.factor("bob", v2.ID)
 	resp, _ := servicetest.Assert(e2.ctx, c2, origin, b.PublicKey)
 	resp.Response.AuthenticatorData = "@@@"
-	if _, err := e2.svc.FinishLogin(e2.ctx, "bob", v2.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp}); !errors.Is(err, service.ErrInvalid) {
+	if _, err := e2.svc.FinishLogin(e2.ctx, "bob", service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp}); !errors.Is(err, service.ErrInvalid) {
 		t.Fatalf("%v", err)
 	}
 	if e2.auth(v2.ID).Failures != 0 {
