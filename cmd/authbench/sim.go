@@ -453,7 +453,7 @@ func (s *simulation) runCommand(ctx context.Context, e *env, args []string) erro
 	if s.bus != nil {
 		cmd.Env = s.bus.Environ(cmd.Env)
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, e.stdout, e.stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = e.in(), e.stdout, e.stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = commandStopWait
 	err := cmd.Run()

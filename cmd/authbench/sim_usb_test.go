@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/authbench/authbench/internal/testenv"
 	"github.com/authbench/authbench/internal/umockdevtest"
@@ -95,8 +96,10 @@ func TestEnrollUSB(t *testing.T) {
 	exe := binary(t)
 	cs := startCLIServer(t)
 	state := filepath.Join(t.TempDir(), "chip.state")
+	// The command reads its standard input through sim: the password for
+	// the two-factor login.
 	withChip := func(args ...string) (int, string) {
-		return runCmd(t, append([]string{"sim", "--chip", "usb", "--seed", "03", "--state", state, "--", exe}, args...)...)
+		return runCmdIn(t, cs.password+"\n", append([]string{"sim", "--chip", "usb", "--seed", "03", "--state", state, "--", exe}, args...)...)
 	}
 	code, out := withChip(cs.args("enroll", "--device", "usb")...)
 	if code != 0 {
@@ -104,9 +107,9 @@ func TestEnrollUSB(t *testing.T) {
 	}
 	first := chipOf(t, cs)
 	session := filepath.Join(t.TempDir(), "session")
-	code, out = withChip("login", "--server", cs.URL, "--identity", cs.person, "--authenticator", first.ID,
-		"--device", "usb", "--session-file", session)
-	if code != 0 || !strings.Contains(out, "logged in") {
+	code, out = withChip("login", "--server", cs.URL, "--identity", cs.person, "--password-stdin",
+		"--authenticator", first.ID, "--device", "usb", "--session-file", session)
+	if code != 0 || !strings.Contains(out, "logged in to "+cs.person+" with two factors (") {
 		t.Fatalf("login over emulated USB exited %d:\n%s", code, out)
 	}
 	code, out = runCmd(t, "block", "--server", cs.URL, "--token-file", session, "--identity", cs.person,
@@ -121,7 +124,7 @@ func TestEnrollUSB(t *testing.T) {
 	if second := chipOf(t, cs); second.CredentialID == first.CredentialID {
 		t.Errorf("re-added chip kept its credential %s", first.CredentialID)
 	}
-	code, out = withChip("login", "--server", cs.URL, "--identity", cs.person, "--authenticator", first.ID, "--device", "usb")
+	code, out = withChip("login", "--server", cs.URL, "--identity", cs.person, "--password-stdin", "--authenticator", first.ID, "--device", "usb")
 	if code != 1 || !strings.Contains(out, "permanently blocked") {
 		t.Errorf("login with the blocked element exited %d:\n%s", code, out)
 	}
@@ -143,9 +146,11 @@ func TestSimUSBKeepsRunning(t *testing.T) {
 	if fi, err := os.Lstat(d.Testbed + d.Hidraw); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("hidraw node in the testbed: %v", err)
 	}
-	code, out := runCmd(t, "devices", "--json")
-	if code != 0 || !strings.Contains(out, `"serial": "`+d.Serial+`"`) || !strings.Contains(out, "UMOCKDEV_DIR="+d.Testbed) {
-		t.Errorf("devices exited %d:\n%s", code, out)
+	// A program of its own: this test process does not touch PC/SC, which
+	// libpcsclite would tie to the system's pcscd (see pcscdtest).
+	r := runBinary(t, time.Minute, nil, "devices", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"serial": "`+d.Serial+`"`) || !strings.Contains(r.stdout, "UMOCKDEV_DIR="+d.Testbed) {
+		t.Errorf("devices exited %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 
