@@ -39,6 +39,7 @@ type serveConfig struct {
 	pskcPass                       string
 	logLevel                       string
 	limitSource, limitIdentity     rateFlag
+	checkpointEvery                time.Duration
 }
 
 // rateFlag is a login rate limit written BURST/EVERY ("30/200ms": bursts
@@ -91,6 +92,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Var(&cfg.limitSource, "login-limit-source", "login requests allowed per client address, as `BURST/EVERY` (default 60/100ms), or off")
 	fs.Var(&cfg.limitIdentity, "login-limit-identity", "login requests allowed per identity, as `BURST/EVERY` (default 30/200ms), or off; a refused request is not a failed attempt")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log `LEVEL` on stderr: debug, info, warn or error")
+	fs.DurationVar(&cfg.checkpointEvery, "audit-checkpoint-every", embedded.DefaultCheckpointEvery, "seal the audit chains' heads in a MACed checkpoint this often (`DURATION`), and at shutdown; records newer than the last checkpoint can be cut without `audit verify` noticing")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -141,6 +143,10 @@ func serveOptions(cfg serveConfig, log *slog.Logger) (embedded.Options, error) {
 		PSKCPassphrase:       cfg.pskcPass,
 		Logger:               log,
 		RateLimit:            api.RateLimit{PerSource: api.Rate(cfg.limitSource), PerIdentity: api.Rate(cfg.limitIdentity)},
+		CheckpointEvery:      cfg.checkpointEvery,
+	}
+	if cfg.checkpointEvery <= 0 {
+		return o, usageError{errors.New("--audit-checkpoint-every: a positive duration such as 1m")}
 	}
 	if o.PSKCPassphrase == "" {
 		o.PSKCPassphrase = os.Getenv("AUTHBENCH_PSKC_PASSPHRASE")

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authbench/authbench/server/audit"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
@@ -110,6 +111,7 @@ type Service struct {
 	pskcKey    []byte
 	pskcPass   string
 	retries    int
+	sealer     *audit.Sealer
 }
 
 // New returns a Service. It returns an error wrapping ErrInvalid when
@@ -172,6 +174,7 @@ func New(opts Options) (*Service, error) {
 	if s.retries <= 0 {
 		s.retries = DefaultMaxRetries
 	}
+	s.sealer = &audit.Sealer{Log: s.st, Keys: s.keys, Now: s.now, Logger: s.log}
 	return s, nil
 }
 
@@ -184,7 +187,7 @@ func (s *Service) RPID() string { return s.rpID }
 // Ping reports whether the store answers. It returns an error wrapping
 // ErrUnavailable when it does not.
 func (s *Service) Ping(ctx context.Context) error {
-	if _, err := s.st.AuditHead(ctx); err != nil {
+	if _, err := s.st.LastAuditCheckpoint(ctx); err != nil {
 		return fmt.Errorf("service: %w: %v", ErrUnavailable, err)
 	}
 	return nil
