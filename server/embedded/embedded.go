@@ -7,7 +7,9 @@
 // It sits on top of the server packages (DESIGN §2, §5): server/api over
 // server/service over server/store/sqlite or server/store/postgres, with
 // the keys of server/secrets. It opens the database and the listener
-// itself; Close releases both and stops the background sweeper.
+// itself; Close releases both and stops the background work (sweeping
+// expired ceremonies and sessions, sealing audit checkpoints), after one
+// last checkpoint.
 package embedded
 
 import (
