@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -36,7 +35,7 @@ func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, events []domain.Even
 	if len(events) == 0 {
 		return nil
 	}
-	chains := chainsOf(events)
+	chains := columns.AuditChains(events)
 	heads := make(map[string]*store.AuditRecord, len(chains))
 	for _, id := range chains {
 		h, err := lockAuditHead(ctx, tx, id)
@@ -92,16 +91,6 @@ func lockAuditHead(ctx context.Context, tx pgx.Tx, id string) (*store.AuditRecor
 		return nil, err
 	}
 	return &h, nil
-}
-
-// chainsOf returns the identity IDs of events, each once, in byte order.
-func chainsOf(events []domain.Event) []string {
-	ids := make([]string, 0, 1)
-	for _, e := range events {
-		ids = append(ids, e.IdentityID)
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids)
 }
 
 // AppendAudit implements store.AuditLog.
@@ -218,16 +207,12 @@ func scanAudit(sc scanner) (store.AuditRecord, error) {
 
 // PutAuditCheckpoint implements store.AuditCheckpoints.
 func (s *Store) PutAuditCheckpoint(ctx context.Context, c store.AuditCheckpoint) error {
-	if err := c.Check(); err != nil {
-		return err
-	}
-	at, err := col.Time(c.At)
+	args, err := col.CheckpointArgs(&c)
 	if err != nil {
 		return err
 	}
 	err = s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (seq, at, key_id, body, mac) VALUES ($1, $2, $3, $4, $5)`,
-			int64(c.Seq), at, c.KeyID, c.Body, c.MAC)
+		_, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (`+columns.CheckpointCols+`) VALUES ($1, $2, $3, $4, $5)`, args...)
 		return err
 	})
 	return dbErr(err, fmt.Sprintf("audit checkpoint %d", c.Seq))
@@ -242,7 +227,7 @@ func (s *Store) AuditCheckpoints(ctx context.Context, from uint64) iter.Seq2[sto
 			return
 		}
 		for {
-			page, err := s.queryCheckpoints(ctx, `SELECT seq, at, key_id, body, mac FROM audit_checkpoints
+			page, err := s.queryCheckpoints(ctx, `SELECT `+columns.CheckpointCols+` FROM audit_checkpoints
 				WHERE seq >= $1 ORDER BY seq LIMIT $2`, next, checkpointPage)
 			if err != nil {
 				yield(store.AuditCheckpoint{}, err)
@@ -267,7 +252,7 @@ const checkpointPage = 16
 
 // LastAuditCheckpoint implements store.AuditCheckpoints.
 func (s *Store) LastAuditCheckpoint(ctx context.Context) (store.AuditCheckpoint, error) {
-	cs, err := s.queryCheckpoints(ctx, `SELECT seq, at, key_id, body, mac FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`)
+	cs, err := s.queryCheckpoints(ctx, `SELECT `+columns.CheckpointCols+` FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`)
 	if err != nil || len(cs) == 0 {
 		return store.AuditCheckpoint{}, err
 	}
@@ -284,16 +269,14 @@ func (s *Store) queryCheckpoints(ctx context.Context, query string, args ...any)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var c store.AuditCheckpoint
-			var seq int64
-			var at *int64
-			if err := rows.Scan(&seq, &at, &c.KeyID, &c.Body, &c.MAC); err != nil {
+			var r columns.CheckpointRow
+			if err := rows.Scan(r.Dest()...); err != nil {
 				return err
 			}
-			if c.Seq, err = col.FromI64(seq, "checkpoint seq"); err != nil {
+			c, err := col.Checkpoint(&r)
+			if err != nil {
 				return err
 			}
-			c.At = columns.FromNanos(at)
 			out = append(out, c)
 		}
 		return rows.Err()

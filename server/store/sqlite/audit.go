@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"slices"
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
@@ -29,13 +28,17 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, events []domain.Eve
 	if len(events) == 0 {
 		return nil
 	}
-	heads, err := s.auditHeadsOf(ctx, tx, events)
-	if err != nil {
-		return err
+	chains := columns.AuditChains(events)
+	heads := make(map[string]*store.AuditRecord, len(chains))
+	for _, id := range chains {
+		h, err := readAuditHead(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		heads[id] = h
 	}
 	for _, e := range events {
-		prev := heads[e.IdentityID]
-		r, err := store.Link(s.chain, prev, e)
+		r, err := store.Link(s.chain, heads[e.IdentityID], e)
 		if err != nil {
 			return err
 		}
@@ -53,7 +56,7 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, events []domain.Eve
 		}
 		heads[e.IdentityID] = &r
 	}
-	for _, id := range chainsOf(events) {
+	for _, id := range chains {
 		h := heads[id]
 		_, err := tx.ExecContext(ctx, `INSERT INTO audit_heads (identity_id, seq, hash) VALUES (?, ?, ?)
 			ON CONFLICT (identity_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, id, int64(h.Seq), h.Hash)
@@ -64,37 +67,22 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, events []domain.Eve
 	return nil
 }
 
-// chainsOf returns the identity IDs of events, each once, in byte order.
-func chainsOf(events []domain.Event) []string {
-	ids := make([]string, 0, 1)
-	for _, e := range events {
-		ids = append(ids, e.IdentityID)
+// readAuditHead returns the head of the chain of identity id, nil for a
+// chain without records yet.
+func readAuditHead(ctx context.Context, tx *sql.Tx, id string) (*store.AuditRecord, error) {
+	h := store.AuditRecord{IdentityID: id}
+	var seq int64
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_heads WHERE identity_id = ?`, id).Scan(&seq, &h.Hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, dbErr(err, fmt.Sprintf("audit head of %q", id))
 	}
-	slices.Sort(ids)
-	return slices.Compact(ids)
-}
-
-// auditHeadsOf reads the heads of the chains of events (nil for a chain
-// without records yet).
-func (s *Store) auditHeadsOf(ctx context.Context, tx *sql.Tx, events []domain.Event) (map[string]*store.AuditRecord, error) {
-	heads := make(map[string]*store.AuditRecord, 1)
-	for _, id := range chainsOf(events) {
-		h := store.AuditRecord{IdentityID: id}
-		var seq int64
-		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_heads WHERE identity_id = ?`, id).Scan(&seq, &h.Hash)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			heads[id] = nil
-			continue
-		case err != nil:
-			return nil, dbErr(err, fmt.Sprintf("audit head of %q", id))
-		}
-		if h.Seq, err = col.FromI64(seq, "audit head seq"); err != nil {
-			return nil, err
-		}
-		heads[id] = &h
+	if h.Seq, err = col.FromI64(seq, "audit head seq"); err != nil {
+		return nil, err
 	}
-	return heads, nil
+	return &h, nil
 }
 
 // AppendAudit implements store.AuditLog.
@@ -212,15 +200,11 @@ func scanAudit(sc scanner) (store.AuditRecord, error) {
 
 // PutAuditCheckpoint implements store.AuditCheckpoints.
 func (s *Store) PutAuditCheckpoint(ctx context.Context, c store.AuditCheckpoint) error {
-	if err := c.Check(); err != nil {
-		return err
-	}
-	at, err := col.Time(c.At)
+	args, err := col.CheckpointArgs(&c)
 	if err != nil {
 		return err
 	}
-	_, err = s.exec(ctx, `INSERT INTO audit_checkpoints (seq, at, key_id, body, mac) VALUES (?, ?, ?, ?, ?)`,
-		int64(c.Seq), at, c.KeyID, c.Body, c.MAC)
+	_, err = s.exec(ctx, `INSERT INTO audit_checkpoints (`+columns.CheckpointCols+`) VALUES (?, ?, ?, ?, ?)`, args...)
 	return dbErr(err, fmt.Sprintf("audit checkpoint %d", c.Seq))
 }
 
@@ -233,7 +217,7 @@ func (s *Store) AuditCheckpoints(ctx context.Context, from uint64) iter.Seq2[sto
 			return
 		}
 		for {
-			page, err := s.queryCheckpoints(ctx, `SELECT seq, at, key_id, body, mac FROM audit_checkpoints
+			page, err := s.queryCheckpoints(ctx, `SELECT `+columns.CheckpointCols+` FROM audit_checkpoints
 				WHERE seq >= ? ORDER BY seq LIMIT ?`, next, checkpointPage)
 			if err != nil {
 				yield(store.AuditCheckpoint{}, err)
@@ -258,7 +242,7 @@ const checkpointPage = 16
 
 // LastAuditCheckpoint implements store.AuditCheckpoints.
 func (s *Store) LastAuditCheckpoint(ctx context.Context) (store.AuditCheckpoint, error) {
-	cs, err := s.queryCheckpoints(ctx, `SELECT seq, at, key_id, body, mac FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`)
+	cs, err := s.queryCheckpoints(ctx, `SELECT `+columns.CheckpointCols+` FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`)
 	if err != nil || len(cs) == 0 {
 		return store.AuditCheckpoint{}, err
 	}
@@ -277,16 +261,14 @@ func (s *Store) queryCheckpoints(ctx context.Context, query string, args ...any)
 	defer rows.Close()
 	var out []store.AuditCheckpoint
 	for rows.Next() {
-		var c store.AuditCheckpoint
-		var seq int64
-		var at *int64
-		if err := rows.Scan(&seq, &at, &c.KeyID, &c.Body, &c.MAC); err != nil {
+		var r columns.CheckpointRow
+		if err := rows.Scan(r.Dest()...); err != nil {
 			return nil, dbErr(err, "read the audit checkpoints")
 		}
-		if c.Seq, err = col.FromI64(seq, "checkpoint seq"); err != nil {
+		c, err := col.Checkpoint(&r)
+		if err != nil {
 			return nil, err
 		}
-		c.At = columns.FromNanos(at)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
