@@ -185,27 +185,28 @@ func (v *verifier) checkpoints(ctx context.Context, log Log) error {
 			expect, prev = c.Seq+1, hash
 			continue
 		}
-		trusted := true
+		if c.Seq != expect {
+			v.unsure = true // the replayed heads miss what the missing ones sealed
+		}
 		if cp.Seq == expect && cp.Prev != prev {
-			trusted = false
+			v.unsure = true
 			if cp.Seq == 1 {
 				bad(ProblemCheckpointLink, "prev is not the genesis value: checkpoints before it were removed")
 			} else {
 				bad(ProblemCheckpointLink, "does not follow checkpoint %d: that one was altered or replaced (or this one forged)", cp.Seq-1)
 			}
 		}
+		// A checkpoint whose MAC checks was written by the server, whatever
+		// happened to the ones around it: what it sealed counts.
 		if err := v.keys.CheckMAC(cp.KeyID, MACPurpose, c.Body, c.MAC); err != nil {
-			trusted = false
+			v.unsure = true
 			if errors.Is(err, secrets.ErrUnknownKey) {
 				bad(ProblemCheckpointMAC, "its MAC key (master key %s) is not in the keyring: %v", cp.KeyID, err)
 			} else {
 				bad(ProblemCheckpointMAC, "the MAC does not match (master key %s): forged or altered", cp.KeyID)
 			}
-		}
-		if trusted {
-			v.apply(cp)
 		} else {
-			v.unsure = true
+			v.apply(cp)
 		}
 		expect, prev = max(expect, c.Seq+1), hash
 		last = cp

@@ -60,10 +60,25 @@ func sealedStore(t *testing.T, keys *secrets.Keyring) (*sqlite.Store, *audit.Sea
 	return s, seal
 }
 
-// alteredLog is a store whose checkpoints are read through edit.
+// alteredLog is a store whose checkpoints are read through edit, and
+// whose records skip those drop says.
 type alteredLog struct {
 	audit.Log
 	edit func([]store.AuditCheckpoint) []store.AuditCheckpoint
+	drop func(store.AuditRecord) bool
+}
+
+func (a alteredLog) AuditRecords(ctx context.Context) iter.Seq2[store.AuditRecord, error] {
+	return func(yield func(store.AuditRecord, error) bool) {
+		for r, err := range a.Log.AuditRecords(ctx) {
+			if err == nil && a.drop != nil && a.drop(r) {
+				continue
+			}
+			if !yield(r, err) || err != nil {
+				return
+			}
+		}
+	}
 }
 
 func (a alteredLog) AuditCheckpoints(ctx context.Context, from uint64) iter.Seq2[store.AuditCheckpoint, error] {
@@ -172,6 +187,39 @@ func TestVerifyCheckpoints(t *testing.T) {
 				t.Fatalf("first problem %s %q, want %s saying %q", p.Kind, p.Message, tc.kind, tc.says)
 			}
 		})
+	}
+}
+
+// TestVerifyCutBehindForgery: bob's newest records are cut and the
+// checkpoint before the one that sealed them is forged: the last
+// checkpoint's own MAC still holds, so what it sealed still counts.
+func TestVerifyCutBehindForgery(t *testing.T) {
+	keys := newKeys(t, 1)
+	s, _ := sealedStore(t, keys)
+	log := alteredLog{Log: s,
+		edit: func(cs []store.AuditCheckpoint) []store.AuditCheckpoint {
+			cp, _ := audit.ParseCheckpoint(cs[1].Body)
+			cp.Heads = cp.Heads[:1]
+			cs[1].Body, _ = cp.MarshalBinary()
+			return cs
+		},
+		drop: func(r store.AuditRecord) bool { return r.IdentityID == "bob" && r.Seq > 4 },
+	}
+	rep, err := audit.VerifyLog(context.Background(), log, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []audit.ProblemKind
+	for _, p := range rep.Problems {
+		t.Logf("problem: %s", p.Message)
+		kinds = append(kinds, p.Kind)
+	}
+	want := []audit.ProblemKind{audit.ProblemCheckpointMAC, audit.ProblemCheckpointLink, audit.ProblemTruncated}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("problems %v, want %v", kinds, want)
+	}
+	if p := rep.Problems[2]; p.Chain != "bob" || p.Seq != 6 || p.Checkpoint != 3 {
+		t.Fatalf("truncation reported as %+v", p)
 	}
 }
 
