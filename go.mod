@@ -3,6 +3,7 @@ module github.com/authbench/authbench
 go 1.26.0
 
 require (
+	github.com/alecthomas/kong v1.17.0
 	github.com/creack/pty v1.1.24
 	github.com/ebfe/scard v0.0.0-20241214075232-7af069cabc25
 	github.com/fxamacker/cbor/v2 v2.10.0
@@ -10,7 +11,9 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	go.bug.st/serial v1.6.4
 	golang.org/x/crypto v0.59.0
+	golang.org/x/sync v0.25.0
 	golang.org/x/sys v0.50.0
+	golang.org/x/text v0.44.0
 	modernc.org/sqlite v1.62.0
 )
 
@@ -26,8 +29,6 @@ require (
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	github.com/stretchr/testify v1.12.1 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
-	golang.org/x/sync v0.25.0 // indirect
-	golang.org/x/text v0.44.0 // indirect
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,65 +18,41 @@ import (
 	"github.com/authbench/authbench/server/store/sqlite"
 )
 
-func init() {
-	register(&command{
-		name:    "audit",
-		summary: "verify the tamper-evident audit chains and checkpoints of a server's database",
-		usage:   "verify [--db FILE|postgres://URL] [--master-key FILE] [--json]",
-		run:     runAudit,
-	})
+// auditCmd is `authbench audit`: one subcommand per action.
+type auditCmd struct {
+	Verify auditVerifyCmd `cmd:"" help:"Verify every identity's audit hash chain and the MACed checkpoints of their heads, opening the database read-only."`
 }
 
-func runAudit(ctx context.Context, e *env, args []string) error {
-	c := commands["audit"]
-	if len(args) == 0 || args[0] != "verify" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			fmt.Fprintf(e.stderr, "usage: authbench audit %s\n\n%s\n", c.usage, c.summary)
-			return nil
-		}
-		return usageError{errors.New(`the only subcommand is "verify"`)}
-	}
-	fs := newFlags(c, e)
-	db := fs.String("db", "authbench.db", "the SQLite database `FILE`, or the postgres:// URL, of `authbench serve`")
-	jsonOut := fs.Bool("json", false, "print the result as JSON")
-	keyFile := fs.String("master-key", "./authbench-master.key", "the master key `FILE` of `authbench serve`, to check the checkpoints' MACs; $"+secrets.EnvVar+" overrides it")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	keys, err := auditKeys(*keyFile)
+// auditVerifyCmd is `authbench audit verify`.
+type auditVerifyCmd struct {
+	DB        string `default:"authbench.db" placeholder:"FILE|URL" env:"AUTHBENCH_DB" help:"The SQLite database file, or the postgres:// URL, of authbench serve."`
+	MasterKey string `default:"./authbench-master.key" env:"AUTHBENCH_MASTER_KEY_FILE" placeholder:"FILE" help:"The master key file of authbench serve, to check the MACs of the audit checkpoints (never created). $AUTHBENCH_MASTER_KEY, holding the key itself, overrides it."`
+	JSON      bool   `help:"Print the result as JSON."`
+}
+
+func (c *auditVerifyCmd) Run(ctx context.Context, e *env) error {
+	st, err := openReadOnly(ctx, c.DB)
 	if err != nil {
 		return err
 	}
-	var st store.Store
-	if embedded.IsPostgresURL(*db) {
-		pg, err := postgres.Open(ctx, *db, postgres.Options{Chain: service.Chain{}})
-		if err != nil {
-			return fmt.Errorf("--db %s: %w", redactURL(*db), err)
-		}
-		st = pg
-	} else {
-		if _, err := os.Stat(*db); err != nil {
-			return fmt.Errorf("database %s: %w", *db, err)
-		}
-		lite, err := sqlite.Open(ctx, *db, sqlite.Options{Chain: service.Chain{}})
-		if err != nil {
-			return err
-		}
-		st = lite
-	}
 	defer st.Close()
+	keys, err := auditKeys(c.MasterKey)
+	if err != nil {
+		return err
+	}
 	v, err := service.VerifyAuditLog(ctx, st, keys)
 	if err != nil {
 		return err
 	}
-	if *jsonOut {
-		b, _ := json.Marshal(v)
-		fmt.Fprintln(e.stdout, string(b))
+	if c.JSON {
+		if err := printJSON(e.stdout, v); err != nil {
+			return err
+		}
 	} else {
 		printAuditVerification(e.stdout, &v)
 	}
 	if !v.OK {
-		return exitError{1}
+		return exitError{exitFailed}
 	}
 	return nil
 }
@@ -140,4 +115,25 @@ func plural(n int, thing string) string {
 		return fmt.Sprintf("%d %ss are", n, noun)
 	}
 	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// openReadOnly opens the store of a server for reading only: nothing is
+// created or migrated, and a database that is missing, empty or of
+// another schema version is an error.
+func openReadOnly(ctx context.Context, db string) (store.Store, error) {
+	if embedded.IsPostgresURL(db) {
+		pg, err := postgres.Open(ctx, db, postgres.Options{Chain: service.Chain{}, ReadOnly: true})
+		if err != nil {
+			return nil, fmt.Errorf("--db %s: %w", redactURL(db), err)
+		}
+		return pg, nil
+	}
+	if _, err := os.Stat(db); err != nil {
+		return nil, fmt.Errorf("database %s: %w", db, err)
+	}
+	lite, err := sqlite.Open(ctx, db, sqlite.Options{Chain: service.Chain{}, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", db, err)
+	}
+	return lite, nil
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"maps"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,4 +77,96 @@ func TestAuditVerify(t *testing.T) {
 		t.Fatalf("verify of a tampered chain exited %d: %s", code, out)
 	}
 	t.Log(strings.TrimSpace(out))
+}
+
+// TestAuditVerifyReadOnly: the verifier only reads. A missing file is not
+// created, an empty file gets no schema, a database of an older schema is
+// not migrated, and an intact database is left byte for byte as it was.
+func TestAuditVerifyReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.db")
+	if code, out := runCmd(t, "audit", "verify", "--db", missing); code != exitFailed {
+		t.Errorf("verify of a missing file exited %d:\n%s", code, out)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("verify created %s: %v", missing, err)
+	}
+
+	empty := filepath.Join(dir, "empty.db")
+	os.WriteFile(empty, nil, 0o600)
+	if code, out := runCmd(t, "audit", "verify", "--db", empty); code != exitFailed || !strings.Contains(out, "not an authbench database") {
+		t.Errorf("verify of an empty file exited %d:\n%s", code, out)
+	}
+	if fi, err := os.Stat(empty); err != nil || fi.Size() != 0 {
+		t.Errorf("verify wrote into the empty file: %v %v", fi.Size(), err)
+	}
+
+	db := filepath.Join(t.TempDir(), "authbench.db")
+	keys, err := secrets.GenerateKeyring(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "master.key")
+	if err := keys.WriteFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := embedded.Start(context.Background(), embedded.Options{DB: db, Keyring: keys, Hasher: secrets.FastParams()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := client.New(srv.URL, client.Options{Token: srv.SupportToken})
+	if _, err := c.CreateIdentity(context.Background(), client.CreateIdentityRequest{ID: "ro", Password: "correct horse battery ro"}); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseIdleConnections()
+	srv.Close()
+
+	before := snapshotDir(t, filepath.Dir(db))
+	if code, out := runCmd(t, "audit", "verify", "--db", db, "--master-key", keyFile); code != 0 {
+		t.Fatalf("verify exited %d:\n%s", code, out)
+	}
+	if after := snapshotDir(t, filepath.Dir(db)); !maps.Equal(before, after) {
+		t.Errorf("verify changed the database's directory:\nbefore %v\nafter  %v", before, after)
+	}
+
+	// An older schema: verify refuses it and leaves it as it is.
+	raw, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last int
+	raw.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&last)
+	if _, err := raw.Exec(`DELETE FROM schema_migrations WHERE version = ?`, last); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	code, out := runCmd(t, "audit", "verify", "--db", db, "--master-key", keyFile)
+	if code != exitFailed || !strings.Contains(out, "older") {
+		t.Errorf("verify of an older schema exited %d:\n%s", code, out)
+	}
+	raw, _ = sql.Open("sqlite", db)
+	defer raw.Close()
+	var now int
+	raw.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&now)
+	if now != last-1 {
+		t.Errorf("verify migrated the database: version %d, was %d", now, last-1)
+	}
+}
+
+// snapshotDir returns the SHA-256 of every file in dir, by name.
+func snapshotDir(t *testing.T, dir string) map[string][32]byte {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string][32]byte{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = sha256.Sum256(b)
+	}
+	return m
 }

@@ -33,75 +33,113 @@ import (
 	"github.com/authbench/authbench/sim/udphid"
 )
 
-func init() {
-	register(&command{
-		name:    "demo",
-		summary: "tell the MitID authenticator story end to end: an embedded server, simulated devices, every step over HTTP",
-		usage:   "[--seed HEX] [--keep DIR]",
-		run:     runDemo,
-	})
+// demoCmd is `authbench demo`.
+type demoCmd struct {
+	Seed hexBytes `placeholder:"HEX" help:"Seed of the simulated devices and of the server's randomness: the same seed gives the same devices and IDs (default: the bytes of \"authbench demo\")."`
+	Keep string   `placeholder:"DIR" type:"path" help:"Keep the server's SQLite database in DIR instead of a temporary directory."`
+	JSON bool     `help:"Print the steps as JSON instead of text."`
 }
 
-// timeline prints numbered steps and remembers which failed.
+// timeline prints numbered steps and remembers which failed; with JSON it
+// prints nothing and keeps the steps for the JSON report.
 type timeline struct {
-	w      io.Writer
-	n      int
-	failed []string
-	start  time.Time
+	w       io.Writer
+	n       int
+	failed  []string
+	start   time.Time
+	json    bool
+	section string
+	steps   []demoStep
 }
 
-func (tl *timeline) section(title string) { fmt.Fprintf(tl.w, "\n== %s\n", title) }
+// demoStep is one step of `authbench demo --json`.
+type demoStep struct {
+	N       int    `json:"n"`
+	Section string `json:"section"`
+	What    string `json:"what"`
+	OK      bool   `json:"ok"`
+	Detail  string `json:"detail,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+func (tl *timeline) printf(format string, args ...any) {
+	if !tl.json {
+		fmt.Fprintf(tl.w, format, args...)
+	}
+}
+
+func (tl *timeline) sectionf(title string) {
+	tl.section = title
+	tl.printf("\n== %s\n", title)
+}
 
 // step runs f and prints its outcome: ✓ with what it returned, or ✗ with
 // the error.
 func (tl *timeline) step(what string, f func() (string, error)) bool {
 	tl.n++
 	detail, err := f()
+	st := demoStep{N: tl.n, Section: tl.section, What: what, OK: err == nil, Detail: detail}
 	if err != nil {
+		st.Error = err.Error()
+		tl.steps = append(tl.steps, st)
 		tl.failed = append(tl.failed, fmt.Sprintf("%d. %s: %v", tl.n, what, err))
-		fmt.Fprintf(tl.w, "%3d ✗ %s\n      %v\n", tl.n, what, err)
+		tl.printf("%3d ✗ %s\n      %v\n", tl.n, what, err)
 		return false
 	}
+	tl.steps = append(tl.steps, st)
 	if detail != "" {
 		detail = " — " + detail
 	}
-	fmt.Fprintf(tl.w, "%3d ✓ %s%s\n", tl.n, what, detail)
+	tl.printf("%3d ✓ %s%s\n", tl.n, what, detail)
 	return true
 }
 
-func runDemo(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(commands["demo"], e)
-	seed := hexFlag("authbench demo")
-	fs.Var(&seed, "seed", "`HEX` seed of the simulated devices and the server's randomness")
-	keep := fs.String("keep", "", "keep the server's SQLite database in `DIR` instead of a temporary directory")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+// demoJSON is what `authbench demo --json` prints.
+type demoJSON struct {
+	OK         bool       `json:"ok"`
+	Steps      []demoStep `json:"steps"`
+	DurationMS int64      `json:"duration_ms"`
+}
+
+func (c *demoCmd) Run(ctx context.Context, e *env) error {
+	seed := []byte(c.Seed)
+	if seed == nil {
+		seed = []byte("authbench demo")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if *keep != "" {
-		if err := os.MkdirAll(*keep, 0o700); err != nil {
+	if c.Keep != "" {
+		if err := os.MkdirAll(c.Keep, 0o700); err != nil {
 			return err
 		}
 	}
-	tl := &timeline{w: e.stdout, start: time.Now()}
-	fmt.Fprintln(e.stdout, "authbench demo: a person's MitID authenticators, on simulated devices, through the server's HTTP API")
-	d := &demo{tl: tl, seed: seed, dir: *keep, clock: newDemoClock(time.Now())}
-	defer d.close()
+	tl := &timeline{w: e.stdout, start: time.Now(), json: c.JSON}
+	tl.printf("authbench demo: a person's MitID authenticators, on simulated devices, through the server's HTTP API\n")
+	d := &demo{tl: tl, seed: seed, dir: c.Keep, clock: newDemoClock(time.Now())}
 	d.run(ctx)
-
-	fmt.Fprintf(e.stdout, "\n%d steps in %v: ", tl.n, time.Since(tl.start).Round(time.Millisecond))
-	if len(tl.failed) > 0 {
-		fmt.Fprintf(e.stdout, "%d did not behave as the rules say:\n", len(tl.failed))
-		for _, f := range tl.failed {
-			fmt.Fprintln(e.stdout, "  "+f)
-		}
-		return exitError{1}
+	d.close()
+	if ctx.Err() != nil && context.Cause(ctx) != context.DeadlineExceeded {
+		return context.Cause(ctx)
 	}
-	fmt.Fprintln(e.stdout, "every step behaved as the rules say")
+
+	if c.JSON {
+		if err := printJSON(e.stdout, demoJSON{OK: len(tl.failed) == 0, Steps: tl.steps, DurationMS: time.Since(tl.start).Milliseconds()}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(e.stdout, "\n%d steps in %v: ", tl.n, time.Since(tl.start).Round(time.Millisecond))
+		if len(tl.failed) > 0 {
+			fmt.Fprintf(e.stdout, "%d did not behave as the rules say:\n", len(tl.failed))
+			for _, f := range tl.failed {
+				fmt.Fprintln(e.stdout, "  "+f)
+			}
+		} else {
+			fmt.Fprintln(e.stdout, "every step behaved as the rules say")
+		}
+	}
+	if len(tl.failed) > 0 {
+		return exitError{exitFailed}
+	}
 	return nil
 }
 
@@ -149,6 +187,10 @@ func startDemoServer(ctx context.Context, dir string, now func() time.Time, seed
 	if err != nil {
 		return nil, err
 	}
+	// The server's own randomness (IDs, challenges, session tokens) comes
+	// from the seed too, so that the same seed tells the same story.
+	var srvSeed [32]byte
+	rnd.Read(srvSeed[:])
 	db := ""
 	if dir != "" {
 		db = filepath.Join(dir, "authbench.db")
@@ -165,6 +207,7 @@ func startDemoServer(ctx context.Context, dir string, now func() time.Time, seed
 		Hasher:           secrets.FastParams(),
 		PSKCKey:          s.PSKCKey,
 		Now:              now,
+		Rand:             &lockedReader{r: rand.NewChaCha8(srvSeed)},
 		// The story logs in more often than a person would.
 		RateLimit: api.RateLimit{PerSource: api.Rate{Every: -1}, PerIdentity: api.Rate{Every: -1}},
 	})
@@ -284,7 +327,7 @@ func failure(err, want error, failures int, state string) (string, error) {
 
 func (d *demo) personStory(ctx context.Context) bool {
 	tl := d.tl
-	tl.section("The person and their MitID password")
+	tl.sectionf("The person and their MitID password")
 	d.person = "person-1"
 	d.password = "correct horse battery staple"
 	ok := tl.step("support creates the person with a password", func() (string, error) {
@@ -313,7 +356,7 @@ func (d *demo) personStory(ctx context.Context) bool {
 // packed attestation, and used.
 func (d *demo) chipStory(ctx context.Context) {
 	tl := d.tl
-	tl.section("MitID chip (simulated FIDO key over USB HID, carried in UDP)")
+	tl.sectionf("MitID chip (simulated FIDO key over USB HID, carried in UDP)")
 	if !tl.step("plug the chip in and open it", func() (string, error) {
 		c, err := chip.New(chip.Options{Seed: d.seed})
 		if err != nil {
@@ -358,8 +401,8 @@ func (d *demo) chipStory(ctx context.Context) {
 			return "", fmt.Errorf("chip %s is %s, attestation trusted %v", a.ID, a.State, a.Element.AttestationTrusted)
 		}
 		d.chipAuth = a
-		return fmt.Sprintf("%s, credential %s, %s attestation trusted (test CA), chip serial %s",
-			a.ID, short(a.CredentialID), a.Element.AttestationFormat, a.Element.ChipSerial), nil
+		return fmt.Sprintf("%s, credential %s, %s attestation trusted (test CA: the model's batch certificate), model AAGUID %s",
+			a.ID, short(a.CredentialID), a.Element.AttestationFormat, a.Element.AAGUID), nil
 	})
 	if d.chipAuth == nil {
 		return
@@ -486,7 +529,7 @@ func (d *demo) nextStep() { d.clock.Advance(30 * time.Second) }
 // third suspension it is blocked for good and its serial is revoked.
 func (d *demo) codeStory(ctx context.Context) {
 	tl := d.tl
-	tl.section("MitID code display (simulated, CDP/1 on a serial port)")
+	tl.sectionf("MitID code display (simulated, CDP/1 on a serial port)")
 	if !tl.step("the factory makes a code display and an audio code reader and sends their secrets to the server as PSKC", func() (string, error) {
 		var err error
 		if d.display, d.displayHost, _, err = d.codeDevice(ctx, device.KindCodeDisplay, "display"); err != nil {
@@ -634,7 +677,7 @@ func (d *demo) audioStory(ctx context.Context) {
 	if d.reader == nil {
 		return
 	}
-	tl.section("MitID audio code reader (simulated, speaks Danish, CDP/1 on a serial port)")
+	tl.sectionf("MitID audio code reader (simulated, speaks Danish, CDP/1 on a serial port)")
 	if !tl.step("prepare the listener: device/voice recognises the reader's spoken digits", func() (string, error) {
 		dec, err := newDecoder()
 		if err != nil {
@@ -698,7 +741,7 @@ func (d *demo) audioStory(ctx context.Context) {
 // appStory: a MitID app (a key pair and a PIN) is registered and used.
 func (d *demo) appStory(ctx context.Context) {
 	tl := d.tl
-	tl.section("MitID app (simulated: a P-256 device key and a six-digit PIN)")
+	tl.sectionf("MitID app (simulated: a P-256 device key and a six-digit PIN)")
 	anon := d.support.WithToken("")
 	tl.step("the person registers the app: the server keeps its public key and a verifier of the PIN", func() (string, error) {
 		a, err := app.New(app.Options{Seed: append(append([]byte(nil), d.seed...), "app"...)})
@@ -753,7 +796,7 @@ func (d *demo) chipBlockStory(ctx context.Context) {
 	if d.chipAuth == nil {
 		return
 	}
-	tl.section("The chip is lost, found again, and added again")
+	tl.sectionf("The chip is lost, found again, and added again")
 	anon := d.support.WithToken("")
 	tl.step("the owner blocks the chip (lost): its security element in the solution is deleted", func() (string, error) {
 		a, err := d.owner.Block(ctx, d.person, d.chipAuth.ID, client.ReasonLost)
@@ -819,7 +862,7 @@ func (d *demo) chipBlockStory(ctx context.Context) {
 // identityStory: support blocks the whole identity on suspected misuse.
 func (d *demo) identityStory(ctx context.Context) {
 	tl := d.tl
-	tl.section("The whole identity")
+	tl.sectionf("The whole identity")
 	tl.step("support blocks the identity temporarily (suspected misuse): no authenticator can log in", func() (string, error) {
 		id, err := d.support.BlockIdentity(ctx, d.person, "suspected misuse")
 		if err != nil {
@@ -851,7 +894,7 @@ func (d *demo) identityStory(ctx context.Context) {
 // auditStory: what happened is in the tamper-evident audit chain.
 func (d *demo) auditStory(ctx context.Context) {
 	tl := d.tl
-	tl.section("Audit")
+	tl.sectionf("Audit")
 	tl.step("every change is in the person's audit trail, with who did it and how", func() (string, error) {
 		ev, err := d.support.AllAudit(ctx, d.person)
 		if err != nil {
@@ -884,4 +927,17 @@ func (d *demo) auditStory(ctx context.Context) {
 		}
 		return fmt.Sprintf("%d records, chain intact", v.Records), nil
 	})
+}
+
+// lockedReader makes a deterministic random stream safe for the server's
+// concurrent handlers.
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
 }

@@ -61,19 +61,3 @@ func TestDemo(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
-func TestHelpListsCommands(t *testing.T) {
-	var out bytes.Buffer
-	if code := run(context.Background(), &env{stdout: &out, stderr: &out}, []string{"help"}); code != 0 {
-		t.Fatalf("help exited %d", code)
-	}
-	for _, name := range []string{"demo", "sim", "version", "enroll", "login", "block", "reactivate", "status"} {
-		if !strings.Contains(out.String(), "  "+name+" ") {
-			t.Errorf("help does not list %q:\n%s", name, out.String())
-		}
-	}
-	out.Reset()
-	if code := run(context.Background(), &env{stdout: &out, stderr: &out}, []string{"nosuch"}); code != 2 {
-		t.Errorf("unknown command exited %d, want 2", code)
-	}
-}

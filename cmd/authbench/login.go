@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -16,54 +13,32 @@ import (
 	"github.com/authbench/authbench/sim/app"
 )
 
-func init() {
-	register(&command{
-		name:    "login",
-		summary: "log in with one authenticator (chip, code device, code, password or simulated app) and print the session",
-		usage:   "--server URL --identity ID --authenticator AID (--device SELECTOR | --code CODE | --password-stdin | --app-seed HEX --pin PIN) [--session-file FILE]",
-		run:     runLogin,
-	})
-	register(&command{
-		name:    "block",
-		summary: "block an authenticator permanently (lost or compromised); its security element is deleted",
-		usage:   "--server URL --identity ID --authenticator AID --reason lost|compromised [--token TOKEN | --token-file FILE]",
-		run:     runBlock,
-	})
-	register(&command{
-		name:    "reactivate",
-		summary: "reactivate a suspended authenticator (support token, or a session from another authenticator)",
-		usage:   "--server URL --identity ID --authenticator AID [--token TOKEN | --token-file FILE]",
-		run:     runReactivate,
-	})
+// loginCmd is `authbench login`.
+type loginCmd struct {
+	serverFlags
+	Identity      string   `required:"" placeholder:"ID" help:"The identity (person)."`
+	Authenticator string   `required:"" placeholder:"AID" help:"The authenticator's ID (see authbench status)."`
+	Device        string   `placeholder:"SELECTOR" help:"The chip or code device to log in with (see authbench help check)."`
+	Code          string   `placeholder:"CODE" help:"A one-time code read from a code display or audio code reader."`
+	PasswordStdin bool     `help:"Read the password from the first line of standard input."`
+	AppSeed       hexBytes `placeholder:"HEX" help:"Seed of a simulated MitID app (sim/app); its PIN comes from the first line of standard input, or $AUTHBENCH_PIN."`
+	SessionFile   string   `placeholder:"FILE" type:"path" help:"Write the session token to FILE (mode 0600), for --token-file of later commands."`
+	ShowToken     bool     `help:"Print the session token (it is a secret: by default it is only written to --session-file)."`
+	JSON          bool     `help:"Print the session as JSON (the token only with --show-token)."`
 }
 
-// stdin is what --password-stdin reads; tests replace it.
-var stdin io.Reader = os.Stdin
+// loginJSON is what `authbench login --json` prints.
+type loginJSON struct {
+	Identity      string                `json:"identity"`
+	Authenticator *client.Authenticator `json:"authenticator"`
+	ExpiresAt     time.Time             `json:"expires_at"`
+	SessionFile   string                `json:"session_file,omitempty"`
+	Token         string                `json:"session,omitempty"`
+}
 
-func runLogin(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(commands["login"], e)
-	var sf serverFlags
-	sf.register(fs, false)
-	identity := fs.String("identity", "", "the identity (person)")
-	aid := fs.String("authenticator", "", "the authenticator's ID (see `authbench status`)")
-	sel := fs.String("device", "", "the `SELECTOR` of a chip or code device to log in with (see authbench help check)")
-	code := fs.String("code", "", "a one-time `CODE` read from a code display or audio code reader")
-	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
-	var appSeed hexFlag
-	fs.Var(&appSeed, "app-seed", "`HEX` seed of a simulated MitID app (sim/app); use with --pin")
-	pin := fs.String("pin", "", "the app's six-digit `PIN`")
-	sessionFile := fs.String("session-file", "", "write the session token to `FILE` (mode 0600) for --token-file")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	if *identity == "" || *aid == "" {
-		return usageError{errors.New("--identity and --authenticator are required")}
-	}
+func (c *loginCmd) Run(ctx context.Context, e *env) error {
 	ways := 0
-	for _, set := range []bool{*sel != "", *code != "", *pwStdin, appSeed != nil} {
+	for _, set := range []bool{c.Device != "", c.Code != "", c.PasswordStdin, c.AppSeed != nil} {
 		if set {
 			ways++
 		}
@@ -71,65 +46,84 @@ func runLogin(ctx context.Context, e *env, args []string) error {
 	if ways != 1 {
 		return usageError{errors.New("give exactly one of --device, --code, --password-stdin and --app-seed")}
 	}
-	if (appSeed != nil) != (*pin != "") {
-		return usageError{errors.New("--app-seed and --pin go together")}
+	out := e.stdout
+	if c.JSON {
+		out = e.stderr
 	}
-	prompt := &touchPrompt{w: e.stdout}
-	c, err := sf.client(prompt.keepalive)
+	prompt := &touchPrompt{w: out}
+	cl, err := c.client("", prompt.keepalive)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, sf.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 
 	var s *client.Session
 	switch {
-	case *code != "":
-		s, err = client.LoginCode(ctx, c, *identity, *aid, *code)
-	case *pwStdin:
-		line, rerr := bufio.NewReader(stdin).ReadString('\n')
-		if rerr != nil && (rerr != io.EOF || line == "") {
-			return fmt.Errorf("reading the password from standard input: %w", rerr)
+	case c.Code != "":
+		s, err = client.LoginCode(ctx, cl, c.Identity, c.Authenticator, c.Code)
+	case c.PasswordStdin:
+		pw, rerr := readLine(e.in(), "the password")
+		if rerr != nil {
+			return rerr
 		}
-		s, err = client.LoginPassword(ctx, c, *identity, *aid, strings.TrimRight(line, "\r\n"))
-	case appSeed != nil:
-		a, aerr := app.New(app.Options{Seed: appSeed, PIN: *pin})
+		s, err = client.LoginPassword(ctx, cl, c.Identity, c.Authenticator, pw)
+	case c.AppSeed != nil:
+		pin := os.Getenv("AUTHBENCH_PIN")
+		if pin == "" {
+			if pin, err = readLine(e.in(), "the PIN"); err != nil || pin == "" {
+				return usageError{errors.New("--app-seed: the app's PIN goes on the first line of standard input, or in $AUTHBENCH_PIN")}
+			}
+		}
+		a, aerr := app.New(app.Options{Seed: c.AppSeed, PIN: pin})
 		if aerr != nil {
 			// The PIN is checked by the server; a malformed one still goes
 			// there, so that it counts as the attempt it is.
-			a, aerr = app.New(app.Options{Seed: appSeed})
+			a, aerr = app.New(app.Options{Seed: c.AppSeed})
 			if aerr != nil {
 				return aerr
 			}
 		}
-		s, err = client.LoginApp(ctx, c, *identity, *aid, a, *pin)
+		s, err = client.LoginApp(ctx, cl, c.Identity, c.Authenticator, a, pin)
 	default:
-		t, oerr := openDevice(ctx, *sel)
+		t, oerr := openDevice(ctx, c.Device, targetOptions{})
 		if oerr != nil {
 			return oerr
 		}
 		defer t.close()
 		switch d := t.target.(type) {
 		case device.Chip:
-			s, err = client.LoginChip(ctx, c, *identity, *aid, d)
+			s, err = client.LoginChip(ctx, cl, c.Identity, c.Authenticator, d)
 			prompt.done()
 		case device.CodeDevice:
-			s, err = client.LoginCodeDevice(ctx, c, *identity, *aid, d)
+			s, err = client.LoginCodeDevice(ctx, cl, c.Identity, c.Authenticator, d)
 		default:
-			return usageError{fmt.Errorf("--device %s is neither a chip nor a code device", *sel)}
+			return usageError{fmt.Errorf("--device %s is neither a chip nor a code device", c.Device)}
 		}
 	}
 	if err != nil {
-		return explainLogin(&sf, *identity, *sel, err)
+		return explainLogin(&c.serverFlags, c.Identity, c.Device, err)
 	}
-	fmt.Fprintf(e.stdout, "logged in to %s with %s %s; the session ends at %s\n", *identity, s.Authenticator.Kind, s.Authenticator.ID, s.ExpiresAt.Local().Format(time.DateTime))
-	if *sessionFile != "" {
-		if err := os.WriteFile(*sessionFile, []byte(s.Token+"\n"), 0o600); err != nil {
+	if c.SessionFile != "" {
+		if err := os.WriteFile(c.SessionFile, []byte(s.Token+"\n"), 0o600); err != nil {
 			return fmt.Errorf("session file: %w", err)
 		}
-		fmt.Fprintf(e.stdout, "session token written to %s (use --token-file %s)\n", *sessionFile, *sessionFile)
-	} else {
+	}
+	if c.JSON {
+		j := loginJSON{Identity: c.Identity, Authenticator: &s.Authenticator, ExpiresAt: s.ExpiresAt, SessionFile: c.SessionFile}
+		if c.ShowToken {
+			j.Token = s.Token
+		}
+		return printJSON(e.stdout, j)
+	}
+	fmt.Fprintf(e.stdout, "logged in to %s with %s %s; the session ends at %s\n", c.Identity, s.Authenticator.Kind, s.Authenticator.ID, s.ExpiresAt.Local().Format(time.DateTime))
+	switch {
+	case c.ShowToken:
 		fmt.Fprintf(e.stdout, "session token: %s\n", s.Token)
+	case c.SessionFile != "":
+		fmt.Fprintf(e.stdout, "session token written to %s (use --token-file %s)\n", c.SessionFile, c.SessionFile)
+	default:
+		fmt.Fprintln(e.stdout, "the session token is not shown: give --session-file FILE to keep it (or --show-token to print it)")
 	}
 	return nil
 }
@@ -176,45 +170,52 @@ func explainLogin(sf *serverFlags, identity, sel string, err error) error {
 	return explainServer(sf, identity, err)
 }
 
-// runAuthenticatorChange runs block or reactivate.
-func runAuthenticatorChange(ctx context.Context, e *env, name string, args []string) error {
-	fs := newFlags(commands[name], e)
-	var sf serverFlags
-	sf.register(fs, true)
-	identity := fs.String("identity", "", "the identity (person)")
-	aid := fs.String("authenticator", "", "the authenticator's ID (see `authbench status`)")
-	var reason *string
-	if name == "block" {
-		reason = fs.String("reason", "", "why: lost or compromised")
-	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	if *identity == "" || *aid == "" {
-		return usageError{errors.New("--identity and --authenticator are required")}
-	}
-	if reason != nil && *reason != client.ReasonLost && *reason != client.ReasonCompromised {
-		return usageError{errors.New("--reason must be lost or compromised")}
-	}
-	c, err := sf.client(nil)
+// blockCmd is `authbench block`.
+type blockCmd struct {
+	serverFlags
+	tokenFlags
+	Identity      string `required:"" placeholder:"ID" help:"The identity (person)."`
+	Authenticator string `required:"" placeholder:"AID" help:"The authenticator's ID (see authbench status)."`
+	Reason        string `required:"" enum:"lost,compromised" placeholder:"REASON" help:"Why: lost or compromised."`
+	JSON          bool   `help:"Print the blocked authenticator as JSON."`
+}
+
+// reactivateCmd is `authbench reactivate`.
+type reactivateCmd struct {
+	serverFlags
+	tokenFlags
+	Identity      string `required:"" placeholder:"ID" help:"The identity (person)."`
+	Authenticator string `required:"" placeholder:"AID" help:"The authenticator's ID (see authbench status)."`
+	JSON          bool   `help:"Print the reactivated authenticator as JSON."`
+}
+
+func (c *blockCmd) Run(ctx context.Context, e *env) error {
+	return changeAuthenticator(ctx, e, &c.serverFlags, &c.tokenFlags, c.Identity, c.Authenticator, c.Reason, c.JSON)
+}
+
+func (c *reactivateCmd) Run(ctx context.Context, e *env) error {
+	return changeAuthenticator(ctx, e, &c.serverFlags, &c.tokenFlags, c.Identity, c.Authenticator, "", c.JSON)
+}
+
+// changeAuthenticator blocks an authenticator for reason, or reactivates
+// it when reason is "".
+func changeAuthenticator(ctx context.Context, e *env, sf *serverFlags, tf *tokenFlags, identity, aid, reason string, jsonOut bool) error {
+	c, err := sf.authedClient(tf, nil)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, sf.timeout)
+	ctx, cancel := context.WithTimeout(ctx, sf.Timeout)
 	defer cancel()
 	var a *client.Authenticator
-	if name == "block" {
-		a, err = c.Block(ctx, *identity, *aid, *reason)
+	if reason != "" {
+		a, err = c.Block(ctx, identity, aid, reason)
 	} else {
-		a, err = c.Reactivate(ctx, *identity, *aid)
+		a, err = c.Reactivate(ctx, identity, aid)
 	}
 	if err != nil {
 		switch {
 		case errors.Is(err, client.ErrSelfServiceRefused):
-			return fmt.Errorf("refused on self-service: log in with ANOTHER active authenticator of %s and use that session, or ask support\n  (%v)", *identity, err)
+			return fmt.Errorf("refused on self-service: log in with ANOTHER active authenticator of %s and use that session, or ask support\n  (%v)", identity, err)
 		case errors.Is(err, client.ErrBlocked):
 			return fmt.Errorf("the authenticator is permanently blocked already\n  (%v)", err)
 		case errors.Is(err, client.ErrConflict):
@@ -222,10 +223,13 @@ func runAuthenticatorChange(ctx context.Context, e *env, name string, args []str
 		case errors.Is(err, client.ErrNotFound):
 			return fmt.Errorf("the server knows no such identity or authenticator: see `authbench status`\n  (%v)", err)
 		}
-		return explainServer(&sf, *identity, err)
+		return explainServer(sf, identity, err)
 	}
-	if name == "block" {
-		fmt.Fprintf(e.stdout, "blocked %s %s for good (%s); its security element is deleted\n", a.Kind, a.ID, *reason)
+	if jsonOut {
+		return printJSON(e.stdout, a)
+	}
+	if reason != "" {
+		fmt.Fprintf(e.stdout, "blocked %s %s for good (%s); its security element is deleted\n", a.Kind, a.ID, reason)
 		switch a.Kind {
 		case client.KindChip:
 			fmt.Fprintln(e.stdout, "the same chip can be added again: it then gets a new security element")
@@ -241,12 +245,4 @@ func runAuthenticatorChange(ctx context.Context, e *env, name string, args []str
 	}
 	printAuthenticator(e.stdout, a)
 	return nil
-}
-
-func runBlock(ctx context.Context, e *env, args []string) error {
-	return runAuthenticatorChange(ctx, e, "block", args)
-}
-
-func runReactivate(ctx context.Context, e *env, args []string) error {
-	return runAuthenticatorChange(ctx, e, "reactivate", args)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,9 +84,12 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 	}
 	// Self-service: a password login (password on stdin) gives the session.
 	session := filepath.Join(t.TempDir(), "session")
-	stdin = strings.NewReader(cs.password + "\n")
-	defer func() { stdin = os.Stdin }()
-	if code, out := runCmd(t, "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", cs.pwAuth,
+	// Without --session-file or --show-token the token is not printed.
+	if code, out := runCmdIn(t, cs.password+"\n", "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", cs.pwAuth,
+		"--password-stdin"); code != 0 || strings.Contains(out, "session token:") || !strings.Contains(out, "not shown") {
+		t.Errorf("password login exited %d, or printed the token:\n%s", code, out)
+	}
+	if code, out := runCmdIn(t, cs.password+"\n", "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", cs.pwAuth,
 		"--password-stdin", "--session-file", session); code != 0 {
 		t.Fatalf("password login exited %d:\n%s", code, out)
 	}
@@ -105,7 +107,7 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 }
 
 // TestLoginAppAndBlock: the simulated app logs in with --app-seed and
-// --pin; a wrong PIN counts; the owner blocks it for good.
+// the PIN on standard input; a wrong PIN counts; the owner blocks it for good.
 func TestLoginAppAndBlock(t *testing.T) {
 	cs := startCLIServer(t)
 	seed := []byte("cli app")
@@ -118,26 +120,26 @@ func TestLoginAppAndBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := []string{"login", "--server", cs.URL, "--identity", cs.person, "--authenticator", au.ID, "--app-seed", fmt.Sprintf("%x", seed)}
-	if code, out := runCmd(t, append(base, "--pin", a.PIN())...); code != 0 || !strings.Contains(out, "session token: ") {
+	if code, out := runCmdIn(t, a.PIN()+"\n", append(base, "--show-token")...); code != 0 || !strings.Contains(out, "session token: ") {
 		t.Fatalf("app login exited %d:\n%s", code, out)
 	}
 	wrong := "000000"
 	if a.PIN() == wrong {
 		wrong = "111111"
 	}
-	if code, out := runCmd(t, append(base, "--pin", wrong)...); code != 1 || !strings.Contains(out, "1 failed attempt") {
+	if code, out := runCmdIn(t, wrong+"\n", base...); code != 1 || !strings.Contains(out, "1 failed attempt") {
 		t.Errorf("wrong PIN exited %d:\n%s", code, out)
 	}
-	if code, out := runCmd(t, append(base, "--pin", "12")...); code != 1 {
+	if code, out := runCmdIn(t, "12\n", base...); code != 1 {
 		t.Errorf("malformed PIN exited %d:\n%s", code, out)
 	}
-	if code, out := runCmd(t, cs.args("block", "--authenticator", au.ID, "--reason", "stolen")...); code != 2 || !strings.Contains(out, "lost or compromised") {
+	if code, out := runCmd(t, cs.args("block", "--authenticator", au.ID, "--reason", "stolen")...); code != 2 || !strings.Contains(out, "lost") || !strings.Contains(out, "compromised") {
 		t.Errorf("bad reason exited %d:\n%s", code, out)
 	}
 	if code, out := runCmd(t, cs.args("block", "--authenticator", au.ID, "--reason", "compromised")...); code != 0 || !strings.Contains(out, "new MitID app") {
 		t.Errorf("block exited %d:\n%s", code, out)
 	}
-	if code, out := runCmd(t, append(base, "--pin", a.PIN())...); code != 1 || !strings.Contains(out, "permanently blocked") {
+	if code, out := runCmdIn(t, a.PIN()+"\n", base...); code != 1 || !strings.Contains(out, "permanently blocked") {
 		t.Errorf("login with the blocked app exited %d:\n%s", code, out)
 	}
 	if code, out := runCmd(t, cs.args("reactivate", "--authenticator", au.ID)...); code != 1 || !strings.Contains(out, "permanently blocked") {
@@ -155,8 +157,9 @@ func TestLoginUsage(t *testing.T) {
 		{"login", "--identity", "p", "--authenticator", "a"},
 		{"login", "--identity", "p", "--authenticator", "a", "--code", "1", "--password-stdin"},
 		{"login", "--identity", "p", "--authenticator", "a", "--app-seed", "00"},
-		{"block", "--token", "x", "--identity", "p", "--authenticator", "a"},
-		{"status", "--token", "x"},
+		{"block", "--token-file", "/dev/null", "--identity", "p", "--authenticator", "a"},
+		{"status", "--token-file", "/dev/null"},
+		{"login", "--identity", "p", "--authenticator", "a", "--code", "123456", "--pin", "123456"},
 	} {
 		if code, out := runCmd(t, args...); code != 2 {
 			t.Errorf("%v exited %d, want 2:\n%s", args, code, out)

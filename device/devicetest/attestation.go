@@ -209,5 +209,6 @@ func (c *chipRun) verifyFIDOU2F(cred *credential) error {
 	if !ecdsa.VerifyASN1(leaf, digest[:], st.Sig) {
 		return errors.New("fido-u2f attestation signature does not verify with its certificate")
 	}
-	return c.verifyChain(certs[0], nil)
+	c.Logf("fido-u2f attestation by %q, issued by %q", certs[0].Subject, certs[0].Issuer)
+	return c.u2fCertificate(certs[0], ek)
 }

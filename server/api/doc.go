@@ -17,7 +17,15 @@
 //	{"error":{"code":"snake_case_code","message":"...","details":{...}}}
 //
 // with a stable code (see the table in errors.go). Bad input is always a
-// 4xx; a 500 means a bug or a broken store and is logged.
+// 4xx; a 500 means a bug or a broken store and is logged. A JSON body
+// must be UTF-8 (RFC 8259 §8.1): other bytes are refused with 400 rather
+// than read as U+FFFD, so that no two byte strings become one password.
+//
+// Password and PIN hashes (argon2id) share a memory budget
+// (secrets.Limiter): a request that finds it taken for longer than the
+// limiter's wait is answered 503 busy with Retry-After (RFC 9110
+// §10.2.3), having checked, counted and stored nothing, so that many
+// concurrent password requests cannot grow the server's memory.
 //
 // # Credentials
 //

@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/service"
@@ -30,6 +32,7 @@ const (
 	CodeSerialRevoked          = "serial_revoked"
 	CodeCredentialRevoked      = "credential_revoked"
 	CodeAlreadyRegistered      = "already_registered"
+	CodeIdentityTaken          = "identity_taken"
 	CodeAttestationUntrusted   = "attestation_untrusted"
 	CodeWrongCode              = "wrong_code"
 	CodeCodeReplayed           = "code_replayed"
@@ -42,6 +45,7 @@ const (
 	CodePSKCMAC                = "pskc_mac"
 	CodePSKCInvalid            = "pskc_invalid"
 	CodeUnavailable            = "unavailable"
+	CodeBusy                   = "busy"
 	CodeInternal               = "internal"
 )
 
@@ -63,6 +67,7 @@ var errorTable = []struct {
 	{service.ErrAttestationUntrusted, http.StatusForbidden, CodeAttestationUntrusted},
 	{service.ErrPSKCMAC, http.StatusBadRequest, CodePSKCMAC},
 	{service.ErrPSKCInvalid, http.StatusBadRequest, CodePSKCInvalid},
+	{service.ErrIdentityTaken, http.StatusConflict, CodeIdentityTaken},
 	{domain.ErrIdentityBlocked, http.StatusForbidden, CodeIdentityBlocked},
 	{domain.ErrNotActive, http.StatusForbidden, CodeAuthenticatorPending},
 	{domain.ErrSuspended, http.StatusForbidden, CodeAuthenticatorSuspended},
@@ -104,6 +109,12 @@ type errorBody struct {
 // classify returns the status and error body for err. Unknown errors are
 // 500 internal with a message that reveals nothing.
 func classify(err error) (int, Error) {
+	var be *service.BusyError
+	if errors.As(err, &be) {
+		return http.StatusServiceUnavailable, Error{Code: CodeBusy, Message: fmt.Sprintf(
+			"The server is busy hashing other passwords and PINs; nothing was checked or counted. Try again in %d second%s.",
+			retryAfter(be), plural(retryAfter(be)))}
+	}
 	var fe *service.FailureError
 	if errors.As(err, &fe) {
 		code, ok := failureCodes[fe.Cause]
@@ -122,6 +133,19 @@ func classify(err error) (int, Error) {
 		return http.StatusServiceUnavailable, Error{Code: CodeUnavailable, Message: "The request was cancelled or timed out."}
 	}
 	return http.StatusInternalServerError, Error{Code: CodeInternal, Message: "An internal error occurred; it was logged."}
+}
+
+// retryAfter is the Retry-After of a busy answer, in whole seconds (at
+// least 1).
+func retryAfter(be *service.BusyError) int {
+	return max(1, int((be.RetryAfter+time.Second-1)/time.Second))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // message turns an error into a sentence for a person: the package

@@ -272,13 +272,17 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status, body = classify(err)
 	}
 	switch {
-	case status >= 500:
+	case status >= 500 && body.Code != CodeBusy: // busy is load, not a failure
 		h.log.ErrorContext(r.Context(), "api: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	default:
 		h.log.DebugContext(r.Context(), "api: request refused", "method", r.Method, "path", r.URL.Path, "code", body.Code)
 	}
 	if status == http.StatusUnauthorized && body.Code == CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="authbench"`)
+	}
+	if be := (*service.BusyError)(nil); errors.As(err, &be) {
+		// RFC 9110 §10.2.3: when to send the request again.
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(be)))
 	}
 	writeError(w, status, body)
 }

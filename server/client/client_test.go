@@ -27,6 +27,13 @@ func TestNewRejectsBadURLs(t *testing.T) {
 	if c.BaseURL() != "http://127.0.0.1:1/prefix" {
 		t.Errorf("BaseURL %q", c.BaseURL())
 	}
+	// The API's own address works as well: the client adds /v1 itself.
+	for _, u := range []string{"http://127.0.0.1:1/v1", "http://127.0.0.1:1/v1/"} {
+		c, err := New(u, Options{})
+		if err != nil || c.BaseURL() != "http://127.0.0.1:1" {
+			t.Errorf("New(%q): BaseURL %q, %v", u, c.BaseURL(), err)
+		}
+	}
 }
 
 // TestAPIErrors checks that every error code of the contract maps to its

@@ -401,7 +401,7 @@ func TestRuleChipReadded(t *testing.T) {
 	ch := w.chip("e2e chip")
 	first, err := client.EnrollChip(ctx, owner, "p1", "", ch)
 	fatal(t, err)
-	if first.Element.AttestationTrusted == nil || !*first.Element.AttestationTrusted || first.Element.ChipSerial != ch.Serial() {
+	if first.Element.AttestationTrusted == nil || !*first.Element.AttestationTrusted || first.Element.ChipSerial != "" {
 		t.Errorf("first element %+v", first.Element)
 	}
 	// One active chip: the same chip cannot be enrolled twice.

@@ -29,6 +29,7 @@ var (
 	ErrSerialRevoked        = errors.New("the serial number was permanently blocked; order a new authenticator")
 	ErrCredentialRevoked    = errors.New("the credential was permanently blocked")
 	ErrAlreadyRegistered    = errors.New("the authenticator is already registered")
+	ErrIdentityTaken        = errors.New("an identity with this ID exists already")
 	ErrAttestationUntrusted = errors.New("the chip's attestation is not trusted")
 	ErrWrongCode            = errors.New("wrong one-time code")
 	ErrCodeReplayed         = errors.New("the one-time code was already used")
@@ -79,6 +80,7 @@ var codeSentinels = map[string]error{
 	"serial_revoked":          ErrSerialRevoked,
 	"credential_revoked":      ErrCredentialRevoked,
 	"already_registered":      ErrAlreadyRegistered,
+	"identity_taken":          ErrIdentityTaken,
 	"attestation_untrusted":   ErrAttestationUntrusted,
 	"wrong_code":              ErrWrongCode,
 	"code_replayed":           ErrCodeReplayed,

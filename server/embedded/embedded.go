@@ -19,6 +19,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -70,9 +71,16 @@ type Options struct {
 	// (server/store/postgres). "" means a new SQLite database in a
 	// temporary directory that Close removes; ":memory:" an in-memory one.
 	DB string
-	// Keyring is the master keyring; nil means a new random one (secrets
-	// sealed under it die with the process: fine for tests and the demo).
+	// Keyring is the master keyring. nil means a new one: written to
+	// NewMasterKeyFile when that is set, else a random one that dies with
+	// the process (fine for tests and the demo).
 	Keyring *secrets.Keyring
+	// NewMasterKeyFile is where a new master key is written (secrets.Create)
+	// when Keyring is nil. Start makes a new key only for a store that
+	// holds nothing sealed: when the store holds sealed secrets, a new key
+	// could open none of them, and Start fails with an error wrapping a
+	// *service.MasterKeyError instead.
+	NewMasterKeyFile string
 	// SupportTokens maps support tokens to operator IDs; empty means one
 	// random token for DefaultOperator (Server.SupportToken).
 	SupportTokens map[string]string
@@ -88,6 +96,10 @@ type Options struct {
 	PSKCKey              []byte
 	PSKCPassphrase       string
 	Now                  func() time.Time
+	// Rand is the service's source of randomness (IDs, challenges,
+	// session tokens); nil means crypto/rand. The demo passes a seeded
+	// stream so that a seed gives the same IDs.
+	Rand io.Reader
 
 	// RateLimit configures the login rate limits (see api.RateLimit).
 	RateLimit api.RateLimit
@@ -140,9 +152,11 @@ type Server struct {
 // the background until Close or Shutdown. ctx bounds the startup only.
 //
 // It returns an error wrapping ErrPostgres when a postgres:// DB cannot be
-// opened, an error wrapping service.ErrInvalid for bad service options, or
-// the error of opening the database, the temporary directory or the
-// listener.
+// opened, one wrapping a *service.MasterKeyError (service.ErrMasterKey)
+// when the master keyring does not open the secrets sealed in the store (or
+// none was given for a store that holds some), an error wrapping service.ErrInvalid for
+// bad service options, or the error of opening the database, the temporary
+// directory, the key file or the listener.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
@@ -161,11 +175,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.st = st
 	metrics := api.NewMetrics()
-	keys := opts.Keyring
-	if keys == nil {
-		if keys, err = secrets.GenerateKeyring(nil); err != nil {
-			return nil, err
-		}
+	keys, err := masterKeys(ctx, st, opts, log)
+	if err != nil {
+		return nil, err
 	}
 	tokens := opts.SupportTokens
 	if len(tokens) == 0 {
@@ -186,6 +198,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		AllowNoneAttestation: opts.AllowNoneAttestation,
 		SessionTTL:           opts.SessionTTL,
 		Now:                  opts.Now,
+		Rand:                 opts.Rand,
 		Logger:               log,
 		Hasher:               opts.Hasher,
 		PSKCKey:              opts.PSKCKey,
@@ -257,6 +270,35 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	ok = true
 	log.Info("authbench server listening", "url", s.URL, "db", s.dbName)
 	return s, nil
+}
+
+// masterKeys returns the master keyring for opts (Options.Keyring,
+// Options.NewMasterKeyFile) after checking that it opens what st holds
+// sealed (service.CheckKeyring). It returns an error wrapping a
+// *service.MasterKeyError when it does not, or when a new key would be made
+// for a store that holds sealed secrets.
+func masterKeys(ctx context.Context, st store.Store, opts Options, log *slog.Logger) (*secrets.Keyring, error) {
+	keys := opts.Keyring
+	if keys == nil {
+		// A new key opens nothing sealed under another: make one only for
+		// a store that holds nothing sealed.
+		if err := service.CheckKeyring(ctx, st, nil); err != nil {
+			return nil, fmt.Errorf("embedded: no master key: %w", err)
+		}
+		var err error
+		if opts.NewMasterKeyFile != "" {
+			keys, err = secrets.Create(opts.NewMasterKeyFile, log)
+		} else {
+			keys, err = secrets.GenerateKeyring(nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := service.CheckKeyring(ctx, st, keys); err != nil {
+		return nil, fmt.Errorf("embedded: %w", err)
+	}
+	return keys, nil
 }
 
 // Done is closed when the HTTP server stops serving (after Shutdown, or

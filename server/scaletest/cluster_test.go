@@ -71,36 +71,61 @@ type cluster struct {
 }
 
 // newCluster starts n replicas of `authbench serve` on db, one after the
-// other, sharing one master key, one support-token file and the test
-// attestation CA. They are stopped at the end of the test.
+// other, sharing one master key, one support-token file, one PSKC key file
+// and the test attestation CA. They are stopped at the end of the test.
 func newCluster(t testing.TB, name, db string, n int) *cluster {
 	t.Helper()
-	dir := t.TempDir()
+	return newClusterWith(t, name, db, n)
+}
+
+// newClusterWith is newCluster with extra command line arguments for
+// `authbench serve`.
+func newClusterWith(t testing.TB, name, db string, n int, extra ...string) *cluster {
+	t.Helper()
+	c := newClusterFiles(t, name, db, extra...)
 	keys, err := secrets.GenerateKeyring(nil)
 	fatal(t, err)
 	keyFile, err := keys.MarshalKeyFile()
 	fatal(t, err)
-	c := &cluster{t: t, backend: name, pskcKey: random(t, 16), token: hex.EncodeToString(random(t, 24)), srcs: newSources()}
-	c.cfg = serverConfig{
-		DB:         db,
-		MasterKey:  filepath.Join(dir, "master.key"),
-		TokenFile:  filepath.Join(dir, "support-tokens"),
-		RootsFile:  filepath.Join(dir, "attestation-ca.pem"),
-		PSKCKeyHex: hex.EncodeToString(c.pskcKey),
-	}
 	fatal(t, os.WriteFile(c.cfg.MasterKey, keyFile, 0o600))
-	fatal(t, os.WriteFile(c.cfg.TokenFile, []byte("scaletest "+c.token+"\n"), 0o600))
-	fatal(t, os.WriteFile(c.cfg.RootsFile, chip.TestCACertPEM(), 0o600))
-	t.Cleanup(c.close)
 	for range n {
 		s, err := startServer(t, c.cfg)
 		if errors.Is(err, errNotSupported) {
 			testenv.Missing(t, "postgresql", err.Error())
 		}
 		fatal(t, err)
-		c.servers = append(c.servers, s)
+		c.add(s)
 	}
 	return c
+}
+
+// newClusterFiles returns a cluster without servers on db, with its
+// support-token file, PSKC key file and attestation CA written; the master
+// key file is named but not written.
+func newClusterFiles(t testing.TB, name, db string, extra ...string) *cluster {
+	t.Helper()
+	dir := t.TempDir()
+	c := &cluster{t: t, backend: name, pskcKey: random(t, 16), token: hex.EncodeToString(random(t, 24)), srcs: newSources()}
+	c.cfg = serverConfig{
+		DB:          db,
+		MasterKey:   filepath.Join(dir, "master.key"),
+		TokenFile:   filepath.Join(dir, "support-tokens"),
+		RootsFile:   filepath.Join(dir, "attestation-ca.pem"),
+		PSKCKeyFile: filepath.Join(dir, "pskc.key"),
+		Extra:       extra,
+	}
+	fatal(t, os.WriteFile(c.cfg.TokenFile, []byte("scaletest "+c.token+"\n"), 0o600))
+	fatal(t, os.WriteFile(c.cfg.RootsFile, chip.TestCACertPEM(), 0o600))
+	fatal(t, os.WriteFile(c.cfg.PSKCKeyFile, []byte(hex.EncodeToString(c.pskcKey)+"\n"), 0o600))
+	t.Cleanup(c.close)
+	return c
+}
+
+// add makes s one of the cluster's servers.
+func (c *cluster) add(s *server) {
+	c.mu.Lock()
+	c.servers = append(c.servers, s)
+	c.mu.Unlock()
 }
 
 // close stops the servers (their logs go to the test log when it failed)

@@ -137,10 +137,7 @@ func (s *Service) AddAuthenticator(ctx context.Context, by domain.Actor, identit
 	}
 	verifier, err := s.hasher.Hash(req.Password)
 	if err != nil {
-		if errors.Is(err, secrets.ErrBadPassword) {
-			return AddResult{}, invalid("the password is empty or longer than %d bytes", secrets.MaxPasswordLen)
-		}
-		return AddResult{}, err
+		return AddResult{}, passwordErr(err)
 	}
 	a, err := s.createActive(ctx, id, aid, device.KindPassword, domain.Ref{}, req.Label, by,
 		store.Element{Password: &store.PasswordElement{Verifier: verifier}})
@@ -596,7 +593,11 @@ func (s *Service) finishChip(ctx context.Context, by domain.Actor, identityID, a
 		BackupEligible:    reg.BackupEligible,
 		BackupState:       reg.BackupState,
 	}}
-	ref := domain.Ref{CredentialID: domain.EncodeCredentialID(reg.CredentialID), Serial: reg.ChipSerial}
+	// A chip is told apart by its credential ID, which the store keeps
+	// unique forever. A serial number in the attestation certificate is
+	// not used: by default a certificate is a batch certificate shared by
+	// every chip of a model (FIDO's privacy rules), so it names no chip.
+	ref := domain.Ref{CredentialID: domain.EncodeCredentialID(reg.CredentialID)}
 	a, err := s.createActive(ctx, id, aid, device.KindChip, ref, d.Label, by, el)
 	if err != nil {
 		return AuthenticatorView{}, err

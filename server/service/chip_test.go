@@ -33,7 +33,7 @@ func TestChipRegistrationAndLogin(t *testing.T) {
 	}
 	sum, ok := v.Element.(service.ChipSummary)
 	if v.State != domain.StateActive || !ok || !sum.AttestationTrusted || sum.AttestationFormat != "packed" ||
-		sum.ChipSerial != c.Serial() || v.CredentialID != reg.ID || v.Label != "keys" {
+		sum.ChipSerial != "" || v.CredentialID != reg.ID || v.Label != "keys" {
 		t.Fatalf("%+v", v)
 	}
 	for i := 1; i <= 3; i++ {

@@ -32,7 +32,11 @@
 //     requires user presence, and refuses a credential ID that was ever
 //     registered. A pending chip is not stored until its attestation is
 //     verified, because the credential ID, which identifies it, exists only
-//     then. Login verifies the assertion and the signature counter
+//     then. Chips are told apart by that credential ID alone (unique
+//     forever): the AAGUID and the attestation name only the model, since
+//     attestation certificates are batch certificates shared by many chips
+//     (FIDO's privacy rules), and a serial number in one is not recorded;
+//     people tell their chips apart by the label they give. Login verifies the assertion and the signature counter
 //     (WebAuthn Level 2 §6.1.1): a non-zero counter that does not increase
 //     is a failed attempt and is audited.
 //   - code-display and audio-code-reader (RFC 6238): the secret comes from a
@@ -49,4 +53,15 @@
 // authenticator; PINs and passwords are argon2id verifiers; session tokens
 // are kept as SHA-256 hashes. No secret is put into an error, an audit
 // event or a log line.
+//
+// Passwords are Unicode text compared in Normalization Form C (NIST SP
+// 800-63B §5.1.1.2); one that is not valid UTF-8 is refused with
+// ErrInvalid, before any attempt is counted. Every method that hashes a
+// password or PIN (CreateIdentity, AddAuthenticator, FinishLogin) may
+// return a *BusyError (ErrBusy) when the process's argon2id memory budget
+// stays taken (secrets.Limiter); nothing is checked, counted or stored
+// then.
+//
+// A server checks with CheckKeyring, before it serves, that its master
+// keyring opens what the store holds sealed.
 package service

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/secrets"
 )
 
 // Sentinel errors callers branch on with errors.Is. The service also
@@ -47,9 +48,35 @@ var (
 	// be decrypted with the configured key, or names a serial that cannot
 	// be imported.
 	ErrPSKCInvalid = errors.New("the PSKC document cannot be imported")
+	// ErrIdentityTaken: an identity with the requested ID exists already.
+	ErrIdentityTaken = errors.New("an identity with this ID exists already")
 	// ErrUnavailable: the store cannot be reached.
 	ErrUnavailable = errors.New("the store is unavailable")
+	// ErrBusy: too many argon2id computations (password and PIN hashes)
+	// at once for the process's memory budget (secrets.Limiter); nothing
+	// was checked, counted or stored. The error is a *BusyError, whose
+	// RetryAfter says when to try again.
+	ErrBusy = secrets.ErrBusy
+	// ErrMasterKey: the master keyring does not open the secrets the store
+	// holds sealed, or there is no keyring for them. The error is a
+	// *MasterKeyError.
+	ErrMasterKey = errors.New("the master key does not open the sealed secrets in the store")
 )
+
+// BusyError is a request refused because the argon2id memory budget was
+// taken (see ErrBusy).
+type BusyError = secrets.BusyError
+
+// passwordErr turns a password that secrets refuses (a
+// *secrets.PasswordError) into an error wrapping ErrInvalid that says why;
+// other errors (a *BusyError) pass through.
+func passwordErr(err error) error {
+	var pe *secrets.PasswordError
+	if errors.As(err, &pe) {
+		return invalid("the password %s", pe.Reason)
+	}
+	return err
+}
 
 // The causes of a failed login attempt map to these sentinels.
 var causeErrors = map[domain.Cause]error{

@@ -8,7 +8,6 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
-	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
 )
 
@@ -23,7 +22,7 @@ type CreateIdentityRequest struct {
 // CreateIdentity creates an identity (support only), with an active
 // password authenticator when req.Password is set. It returns the
 // identity, or an error wrapping ErrForbidden, ErrInvalid (a malformed ID
-// or an unacceptable password), domain.ErrAlreadyAdded (the ID is taken),
+// or an unacceptable password), ErrIdentityTaken (the ID is taken),
 // or the store's error.
 func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req CreateIdentityRequest) (IdentityView, error) {
 	if err := authorize(by, req.ID, true); err != nil {
@@ -43,10 +42,7 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 	if req.Password != "" {
 		v, err := s.hasher.Hash(req.Password)
 		if err != nil {
-			if errors.Is(err, secrets.ErrBadPassword) {
-				return IdentityView{}, invalid("the password is empty or longer than %d bytes", secrets.MaxPasswordLen)
-			}
-			return IdentityView{}, err
+			return IdentityView{}, passwordErr(err)
 		}
 		verifier = v
 	}
@@ -69,7 +65,7 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 	}
 	if err := s.st.CreateIdentity(ctx, c, first...); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
-			return IdentityView{}, fmt.Errorf("service: %w: the identity ID %s is taken", domain.ErrAlreadyAdded, id)
+			return IdentityView{}, fmt.Errorf("service: %w: %s", ErrIdentityTaken, id)
 		}
 		return IdentityView{}, err
 	}

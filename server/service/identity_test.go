@@ -120,7 +120,7 @@ func TestCreateIdentityWithPasswordIsOneWrite(t *testing.T) {
 	if len(v.Authenticators) != 1 || v.Authenticators[0].Kind != "password" || v.Authenticators[0].State != domain.StateActive {
 		t.Errorf("carol after the retry: %+v, want one active password", v.Authenticators)
 	}
-	if _, err := e.svc.CreateIdentity(e.ctx, support, service.CreateIdentityRequest{ID: "carol", Password: "x"}); !errors.Is(err, domain.ErrAlreadyAdded) {
-		t.Errorf("CreateIdentity(carol) a third time: %v, want ErrAlreadyAdded", err)
+	if _, err := e.svc.CreateIdentity(e.ctx, support, service.CreateIdentityRequest{ID: "carol", Password: "x"}); !errors.Is(err, service.ErrIdentityTaken) {
+		t.Errorf("CreateIdentity(carol) a third time: %v, want ErrIdentityTaken", err)
 	}
 }

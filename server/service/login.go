@@ -358,8 +358,8 @@ func (s *Service) checkPassword(ctx context.Context, a *domain.Authenticator, re
 	if req.Password == "" {
 		return nil, invalid("password is missing")
 	}
-	if len(req.Password) > secrets.MaxPasswordLen {
-		return nil, invalid("the password is longer than %d bytes", secrets.MaxPasswordLen)
+	if _, err := secrets.NormalizePassword(req.Password); err != nil {
+		return nil, passwordErr(err)
 	}
 	el, err := s.st.Element(ctx, a.ID)
 	if err != nil || el.Password == nil || el.Password.Verifier == "" {

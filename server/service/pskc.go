@@ -33,14 +33,14 @@ type pskcKeys struct {
 
 func (k pskcKeys) PreSharedKey(name string) ([]byte, error) {
 	if len(k.key) == 0 {
-		return nil, fmt.Errorf("%w: the server has no pre-shared PSKC key (start it with --pskc-key)", pskc.ErrNoKey)
+		return nil, fmt.Errorf("%w: the server has no pre-shared PSKC key (start it with --pskc-key-file FILE or $AUTHBENCH_PSKC_KEY)", pskc.ErrNoKey)
 	}
 	return append([]byte(nil), k.key...), nil
 }
 
 func (k pskcKeys) Passphrase() ([]byte, error) {
 	if k.pass == "" {
-		return nil, fmt.Errorf("%w: the server has no PSKC passphrase (start it with --pskc-passphrase)", pskc.ErrNoKey)
+		return nil, fmt.Errorf("%w: the server has no PSKC passphrase (start it with $AUTHBENCH_PSKC_PASSPHRASE)", pskc.ErrNoKey)
 	}
 	return []byte(k.pass), nil
 }

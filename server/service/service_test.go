@@ -367,7 +367,7 @@ func TestInvalidInput(t *testing.T) {
 			t.Errorf("identity ID %q: %v", id, err)
 		}
 	}
-	if _, err := e.svc.CreateIdentity(e.ctx, support, service.CreateIdentityRequest{ID: "alice"}); !errors.Is(err, domain.ErrAlreadyAdded) {
+	if _, err := e.svc.CreateIdentity(e.ctx, support, service.CreateIdentityRequest{ID: "alice"}); !errors.Is(err, service.ErrIdentityTaken) {
 		t.Errorf("duplicate identity: %v", err)
 	}
 	if _, err := e.svc.Identity(e.ctx, support, "nobody"); !errors.Is(err, service.ErrNotFound) {

@@ -43,7 +43,9 @@ type ChipSummary struct {
 	SignCount          uint32 `json:"sign_count"`
 	AttestationFormat  string `json:"attestation_format"`
 	AttestationTrusted bool   `json:"attestation_trusted"`
-	ChipSerial         string `json:"chip_serial,omitempty"`
+	// ChipSerial is set only for chips enrolled before the server stopped
+	// recording the serial number of a chip's attestation certificate.
+	ChipSerial string `json:"chip_serial,omitempty"`
 }
 
 // CodeSummary describes a code device's OTP generator.

@@ -45,6 +45,7 @@ type Store interface {
 	AuditLog
 	AuditCheckpoints
 	Logins
+	Sealing
 	// Close releases the database. Calls made after Close fail.
 	Close() error
 }
@@ -187,6 +188,17 @@ type Elements interface {
 	// wrapping ErrConflict, ErrNotFound (no password or app element, or
 	// wiped) or ErrInvalid (to is empty).
 	UpdateVerifier(ctx context.Context, authenticatorID string, from, to string) error
+}
+
+// Sealing tells what the store holds sealed under master keys
+// (server/secrets), so that a server can check before it serves that its
+// keyring opens it (DESIGN §5, "Secrets at rest").
+type Sealing interface {
+	// SealedKeys returns, for each master key ID that sealed values in
+	// the store name, how many values name it and one of them, in key ID
+	// order: the OTP secrets of code devices (not wiped) and the secrets of
+	// PSKC imports. An empty result means the store holds nothing sealed.
+	SealedKeys(ctx context.Context) ([]SealedKey, error)
 }
 
 // Tombstones keeps what remains of permanently blocked authenticators. They

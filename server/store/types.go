@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -28,6 +30,36 @@ func (s Sealed) check(what string) error {
 		return fmt.Errorf("store: %w: %s needs a key ID and a sealed blob", ErrInvalid, what)
 	}
 	return nil
+}
+
+// SealedKey is what the store holds sealed under one master key
+// (Sealing.SealedKeys): how many values, and one of them with the record
+// it belongs to (its associated data names that record).
+type SealedKey struct {
+	KeyID string
+	Count int
+	// Sample is one of the values: the OTP secret of code device
+	// AuthenticatorID, or else the secret of the PSKC import of Serial.
+	Sample          Sealed
+	AuthenticatorID string
+	Serial          string
+}
+
+// MergeSealedKeys adds the counts of b to a by key ID (the sample of a
+// comes first) and returns them in key ID order: a store that counts per
+// table combines its answers with it.
+func MergeSealedKeys(a, b []SealedKey) []SealedKey {
+	out := append([]SealedKey(nil), a...)
+	for _, k := range b {
+		i := slices.IndexFunc(out, func(o SealedKey) bool { return o.KeyID == k.KeyID })
+		if i < 0 {
+			out = append(out, k)
+			continue
+		}
+		out[i].Count += k.Count
+	}
+	slices.SortFunc(out, func(x, y SealedKey) int { return strings.Compare(x.KeyID, y.KeyID) })
+	return out
 }
 
 // OTPParams are the parameters of a code device's TOTP generator (RFC 6238

@@ -190,3 +190,51 @@ func TestMigrateAuditChains(t *testing.T) {
 	}
 	storetest.CheckMigrated(t, s, &storetest.SQLTamperer{DB: db, Numbered: true, Unlock: []string{"DROP TRIGGER IF EXISTS audit_append_only ON audit"}})
 }
+
+// TestOpenReadOnly: a read-only store creates and migrates nothing: it
+// refuses a schema without tables (and does not create it) and an older
+// schema (and leaves it older), reads a current one, and cannot write.
+func TestOpenReadOnly(t *testing.T) {
+	url := dbURL(t)
+	schema := newSchema(t, url)
+	ctx := context.Background()
+	ro := postgres.Options{Chain: storetest.Chain{}, Schema: schema, ReadOnly: true}
+	if _, err := postgres.Open(ctx, url, ro); !errors.Is(err, postgres.ErrNotAStore) {
+		t.Fatalf("read-only Open of an empty schema: %v", err)
+	}
+	c, err := pgx.Connect(ctx, url)
+	must(t, err)
+	defer c.Close(ctx)
+	var n int
+	must(t, c.QueryRow(ctx, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1", schema).Scan(&n))
+	if n != 0 {
+		t.Fatal("the read-only Open created the schema")
+	}
+
+	s := open(t, url, schema)
+	v, err := s.SchemaVersion(ctx)
+	must(t, err)
+	must(t, s.Close())
+	s, err = postgres.Open(ctx, url, ro)
+	must(t, err)
+	if _, err := s.SchemaVersion(ctx); err != nil {
+		t.Errorf("read-only store cannot read: %v", err)
+	}
+	ic, err := domain.NewIdentity("read-only", sys, t0)
+	must(t, err)
+	if err := s.CreateIdentity(ctx, ic); err == nil {
+		t.Error("a read-only store wrote")
+	}
+	must(t, s.Close())
+
+	table := pgx.Identifier{schema, "schema_migrations"}.Sanitize()
+	_, err = c.Exec(ctx, "DELETE FROM "+table+" WHERE version = $1", v)
+	must(t, err)
+	if _, err := postgres.Open(ctx, url, ro); !errors.Is(err, postgres.ErrSchemaOld) {
+		t.Fatalf("read-only Open of an older schema: %v", err)
+	}
+	must(t, c.QueryRow(ctx, "SELECT COALESCE(MAX(version), 0) FROM "+table).Scan(&n))
+	if n != v-1 {
+		t.Errorf("the read-only Open migrated: version %d, want %d", n, v-1)
+	}
+}

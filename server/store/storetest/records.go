@@ -243,3 +243,53 @@ func testClose(f *fixture) {
 		break
 	}
 }
+
+// testSealedKeys: SealedKeys counts the OTP secrets of code devices and the
+// secrets of PSKC imports by master key ID, with one sample each, and
+// forgets wiped secrets and taken imports.
+func testSealedKeys(f *fixture) {
+	keys, err := f.s.SealedKeys(f.ctx)
+	f.ok(err, "SealedKeys of an empty store")
+	if len(keys) != 0 {
+		f.t.Fatalf("SealedKeys of an empty store = %+v, want none", keys)
+	}
+	id := f.identity("id-1")
+	f.active(id, "pw-1", device.KindPassword)
+	f.active(id, "app-1", device.KindApp)
+	f.active(id, "chip-1", device.KindChip)
+	keys, err = f.s.SealedKeys(f.ctx)
+	f.ok(err, "SealedKeys")
+	if len(keys) != 0 {
+		f.t.Fatalf("SealedKeys with a password, an app and a chip (nothing sealed) = %+v, want none", keys)
+	}
+
+	f.active(id, "kv-1", device.KindCodeDisplay)                // k1, see elementFor
+	blocked := f.active(id, "kv-2", device.KindAudioCodeReader) // k1, then wiped
+	for _, im := range []store.Import{
+		{Serial: "S-2", Secret: store.Sealed{KeyID: "k2", Blob: []byte("SEALED-S-2")}},
+		{Serial: "S-1", Secret: store.Sealed{KeyID: "k2", Blob: []byte("SEALED-S-1")}},
+		{Serial: "S-3", Secret: store.Sealed{KeyID: "k1", Blob: []byte("SEALED-S-3")}},
+		{Serial: "S-4", Secret: store.Sealed{KeyID: "k3", Blob: []byte("SEALED-S-4")}},
+	} {
+		f.ok(f.s.PutImport(f.ctx, im), "PutImport %s", im.Serial)
+	}
+	_, err = f.s.TakeImport(f.ctx, "S-4")
+	f.ok(err, "TakeImport")
+	f.apply(f.p.Block(blocked, sys, domain.ReasonLost, f.now))
+
+	keys, err = f.s.SealedKeys(f.ctx)
+	f.ok(err, "SealedKeys")
+	want := []store.SealedKey{
+		{KeyID: "k1", Count: 2, Sample: store.Sealed{KeyID: "k1", Blob: []byte("SEALED-OTP-kv-1")}, AuthenticatorID: "kv-1"},
+		{KeyID: "k2", Count: 2, Sample: store.Sealed{KeyID: "k2", Blob: []byte("SEALED-S-1")}, Serial: "S-1"},
+	}
+	if len(keys) != len(want) {
+		f.t.Fatalf("SealedKeys = %+v, want %+v", keys, want)
+	}
+	for i := range want {
+		g, w := keys[i], want[i]
+		if g.KeyID != w.KeyID || g.Count != w.Count || !g.Sample.Equal(w.Sample) || g.AuthenticatorID != w.AuthenticatorID || g.Serial != w.Serial {
+			f.t.Errorf("SealedKeys[%d] = %+v, want %+v", i, g, w)
+		}
+	}
+}

@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Tombstones", testTombstones},
 		{"Imports", testImports},
 		{"Imports/ConcurrentTake", testImportsConcurrentTake},
+		{"SealedKeys", testSealedKeys},
 		{"Ceremonies", testCeremonies},
 		{"Ceremonies/ConcurrentTake", testCeremoniesConcurrentTake},
 		{"Sessions", testSessions},
