@@ -177,9 +177,11 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func checkGolden(t *testing.T, name string, r *Record) {
+// checkGolden compares what m marshals to with the hex in file name, or
+// writes it there with -update.
+func checkGolden(t *testing.T, name string, m interface{ MarshalBinary() ([]byte, error) }) {
 	t.Helper()
-	b, _ := r.MarshalBinary()
+	b, _ := m.MarshalBinary()
 	if *update {
 		if err := os.WriteFile(name, []byte(hex.EncodeToString(b)+"\n"), 0o644); err != nil {
 			t.Fatal(err)
