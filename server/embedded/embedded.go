@@ -29,6 +29,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-webauthn/webauthn/metadata"
+
 	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/secrets"
@@ -90,6 +92,7 @@ type Options struct {
 	RPID                 string
 	RPOrigins            []string
 	AttestationRoots     *x509.CertPool
+	AttestationMetadata  metadata.Provider // FIDO MDS3 of real keys (see device/webauthn)
 	AllowNoneAttestation bool
 	SessionTTL           time.Duration
 	Hasher               secrets.Params
@@ -189,12 +192,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.SupportToken = firstToken(tokens)
 	svc, err := service.New(service.Options{
-		Store:                metrics.InstrumentStore(st),
+		Store:                st,
+		Metrics:              metrics,
+		LoginLimit:           opts.RateLimit.PerAuthenticator,
 		Keyring:              keys,
 		Policy:               opts.Policy,
 		RPID:                 opts.RPID,
 		RPOrigins:            opts.RPOrigins,
 		AttestationRoots:     opts.AttestationRoots,
+		AttestationMetadata:  opts.AttestationMetadata,
 		AllowNoneAttestation: opts.AllowNoneAttestation,
 		SessionTTL:           opts.SessionTTL,
 		Now:                  opts.Now,
@@ -386,8 +392,8 @@ func (s *Server) release() error {
 	return err
 }
 
-// sweep deletes expired ceremonies and sessions every interval until ctx
-// ends.
+// sweep deletes expired ceremonies, sessions and lapsed attempts every
+// interval until ctx ends.
 func sweep(ctx context.Context, st store.Store, now func() time.Time, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -401,6 +407,9 @@ func sweep(ctx context.Context, st store.Store, now func() time.Time, every time
 			}
 			if _, err := st.SweepSessions(ctx, now()); err != nil && ctx.Err() == nil {
 				log.Warn("embedded: sweeping sessions", "err", err)
+			}
+			if _, err := st.SweepAttempts(ctx, now()); err != nil && ctx.Err() == nil {
+				log.Warn("embedded: sweeping lapsed attempts", "err", err)
 			}
 		}
 	}

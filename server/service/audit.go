@@ -38,7 +38,7 @@ func (s *Service) ListAudit(ctx context.Context, by domain.Actor, identityID str
 	}
 	recs, err := s.st.ListAudit(ctx, identityID, after, limit)
 	if err != nil {
-		return AuditPage{}, err
+		return AuditPage{}, storeErr(err, "audit of "+identityID)
 	}
 	p := AuditPage{Events: make([]EventView, 0, len(recs))}
 	for i := range recs {

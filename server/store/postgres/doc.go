@@ -29,7 +29,7 @@
 //   - Adding a code device and writing the tombstone that revokes its
 //     serial both take a transaction advisory lock on the serial first, so
 //     a concurrent add cannot miss a block that commits meanwhile.
-//   - The audit log is one hash chain per identity (migration 0002): an
+//   - The audit log is one hash chain per identity (migration 0003): an
 //     append locks the audit_heads rows of the chains it appends to (an
 //     upsert, in byte order of the identity ID), links its records to
 //     them and moves them, and (identity_id, seq) is the primary key. The

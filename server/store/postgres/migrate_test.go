@@ -110,8 +110,9 @@ func TestCommitLogin(t *testing.T) {
 		return c.Authenticator
 	}
 	kv, chip := add("kv-1", device.KindCodeDisplay), add("chip-1", device.KindChip)
-	sess := func(tok string) store.Session {
-		return store.Session{TokenHash: []byte(tok), IdentityID: id.ID, Via: "x", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	sess := func(tok string) *store.Session {
+		return &store.Session{TokenHash: []byte(tok), ID: "ses-" + tok, IdentityID: id.ID, Level: store.LevelTwoFactor,
+			Authenticators: []string{"kv-1", "chip-1"}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 	}
 	head := func() uint64 { // the number of audit records
 		n := uint64(0)
@@ -124,19 +125,19 @@ func TestCommitLogin(t *testing.T) {
 
 	c, err := p.RecordSuccess(kv, t0)
 	must(t, err)
-	if ok, err := s.CommitOTPLogin(ctx, c, sess("t1"), 7, 1); !ok || err != nil {
+	if ok, err := s.CommitLogin(ctx, store.Login{Change: c, Session: sess("t1"), OTP: &store.OTPGuard{Step: 7, Drift: 1}}); !ok || err != nil {
 		t.Fatalf("first OTP login: %v %v", ok, err)
 	}
 	h := head()
 	c2, err := p.RecordSuccess(c.Authenticator, t0)
 	must(t, err)
-	if ok, err := s.CommitOTPLogin(ctx, c2, sess("t2"), 7, 1); ok || err != nil {
+	if ok, err := s.CommitLogin(ctx, store.Login{Change: c2, Session: sess("t2"), OTP: &store.OTPGuard{Step: 7, Drift: 1}}); ok || err != nil {
 		t.Fatalf("replayed step: %v %v, want false, nil", ok, err)
 	}
 	if _, err := s.Session(ctx, []byte("t2"), t0); !errors.Is(err, store.ErrNotFound) || head() != h {
 		t.Errorf("a refused login wrote something: session %v, head %d (was %d)", err, head(), h)
 	}
-	if _, err := s.CommitOTPLogin(ctx, c, sess("t3"), 8, 1); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.CommitLogin(ctx, store.Login{Change: c, Session: sess("t3"), OTP: &store.OTPGuard{Step: 8, Drift: 1}}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("stale version: %v", err)
 	}
 	if el, err := s.Element(ctx, "kv-1"); err != nil || el.Code.HighestStep != 7 {
@@ -146,27 +147,27 @@ func TestCommitLogin(t *testing.T) {
 	spent := func(k string) store.Ceremony { return store.Ceremony{Key: k, ExpiresAt: t0.Add(time.Minute)} }
 	c, err = p.RecordSuccess(chip, t0)
 	must(t, err)
-	if ok, err := s.CommitChipLogin(ctx, c, sess("c1"), spent("ch-1"), 5); !ok || err != nil {
+	if ok, err := s.CommitLogin(ctx, store.Login{Change: c, Session: sess("c1"), Chip: &store.ChipGuard{Spent: spent("ch-1"), Count: 5}}); !ok || err != nil {
 		t.Fatalf("first chip login: %v %v", ok, err)
 	}
 	c2, err = p.RecordSuccess(c.Authenticator, t0)
 	must(t, err)
-	if _, err := s.CommitChipLogin(ctx, c2, sess("c2"), spent("ch-1"), 6); !errors.Is(err, store.ErrDuplicate) {
+	if _, err := s.CommitLogin(ctx, store.Login{Change: c2, Session: sess("c2"), Chip: &store.ChipGuard{Spent: spent("ch-1"), Count: 6}}); !errors.Is(err, store.ErrDuplicate) {
 		t.Errorf("a spent challenge: %v", err)
 	}
-	if ok, err := s.CommitChipLogin(ctx, c2, sess("c2"), spent("ch-2"), 5); ok || err != nil {
+	if ok, err := s.CommitLogin(ctx, store.Login{Change: c2, Session: sess("c2"), Chip: &store.ChipGuard{Spent: spent("ch-2"), Count: 5}}); ok || err != nil {
 		t.Errorf("a counter that did not increase: %v %v", ok, err)
 	}
 	if _, err := s.TakeCeremony(ctx, "ch-2", t0); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a refused chip login stored its spent challenge: %v", err)
 	}
-	if ok, err := s.CommitChipLogin(ctx, c2, sess("c2"), spent("ch-2"), 6); !ok || err != nil {
+	if ok, err := s.CommitLogin(ctx, store.Login{Change: c2, Session: sess("c2"), Chip: &store.ChipGuard{Spent: spent("ch-2"), Count: 6}}); !ok || err != nil {
 		t.Errorf("next chip login: %v %v", ok, err)
 	}
 }
 
 // TestMigrateAuditChains: a database holding the single audit chain of
-// before per-identity chains (schema before 0002_audit_chains) is
+// before per-identity chains (schema before the audit_chains migration) is
 // migrated when a store opens it, and its records keep verifying.
 func TestMigrateAuditChains(t *testing.T) {
 	url := dbURL(t)

@@ -43,7 +43,7 @@
 // CreateAuthenticatorAt, which raises identities.authenticators_version
 // only from the version the add was checked against (migration 0002), in
 // the transaction that inserts the authenticator. The audit log is one
-// hash chain per identity (migration 0003): an append reads the heads of
+// hash chain per identity (migration 0004): an append reads the heads of
 // its chains (audit_heads) inside the write transaction, links its records
 // to them and moves them, and (identity_id, seq) is the primary key, so
 // every chain has one head whatever the locking; an append that loses a

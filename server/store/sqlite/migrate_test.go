@@ -145,7 +145,7 @@ func TestMigrateSteps(t *testing.T) {
 }
 
 // TestMigrateAuditChains: a database holding the single audit chain of
-// before per-identity chains (schema before 0003_audit_chains) is
+// before per-identity chains (schema before the audit_chains migration) is
 // migrated when a store opens it, and its records keep verifying.
 func TestMigrateAuditChains(t *testing.T) {
 	ctx := context.Background()

@@ -293,9 +293,15 @@ func testSerialInUseAndRevoked(f *fixture) {
 	id := f.identity("id-1")
 	f.identity("id-2")
 	kv := f.active(id, "kv-1", device.KindCodeDisplay)
-	for _, k := range []device.Kind{device.KindCodeDisplay, device.KindAudioCodeReader} {
-		c := f.pending("id-2", "kv-2", k, domain.Ref{Serial: kv.Serial})
-		f.wantErr(f.s.CreateAuthenticator(f.ctx, c, elementFor(k, "kv-2")), store.ErrDuplicate, "a %s with a serial in use", k)
+	for i, k := range []device.Kind{device.KindCodeDisplay, device.KindAudioCodeReader} {
+		// Another identity may add the serial (pending: it proves
+		// nothing yet), but never make it active beside kv.
+		c := f.pending("id-2", fmt.Sprintf("kv-2%d", i), k, domain.Ref{Serial: kv.Serial})
+		f.ok(f.s.CreateAuthenticator(f.ctx, c, elementFor(k, "kv-2")), "a pending %s with a serial in use", k)
+		act, err := f.p.Activate(domain.Identity{ID: "id-2", State: domain.IdentityActive, Version: 1}, c.Authenticator, sys, f.now)
+		f.ok(err, "Activate")
+		f.wantErr(f.s.ApplyChange(f.ctx, act), store.ErrDuplicate, "activating a %s with a serial in use", k)
+		f.apply(f.p.Cancel(c.Authenticator, sys, f.now))
 	}
 	// Another quota may carry the same serial text (a chip's serial).
 	chip := f.pending("id-2", "chip-1", device.KindChip, domain.Ref{CredentialID: "c-1", Serial: kv.Serial})

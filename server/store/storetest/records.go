@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"time"
 
@@ -179,20 +180,28 @@ func testCeremoniesConcurrentTake(f *fixture) {
 }
 
 func testSessions(f *fixture) {
-	f.identity("id-1")
+	id := f.identity("id-1")
+	f.active(id, "pw-1", device.KindPassword)
+	f.active(id, "kv-1", device.KindCodeDisplay)
 	hash := bytes.Repeat([]byte{0x42}, 32)
-	s := store.Session{TokenHash: hash, IdentityID: "id-1", Via: "pw-1", CreatedAt: f.now, ExpiresAt: f.now.Add(15 * time.Minute)}
+	s := store.Session{TokenHash: hash, ID: "ses-1", IdentityID: "id-1", Level: store.LevelTwoFactor,
+		Authenticators: []string{"pw-1", "kv-1"}, CreatedAt: f.now, ExpiresAt: f.now.Add(15 * time.Minute)}
 	f.ok(f.s.PutSession(f.ctx, s), "PutSession")
 	f.wantErr(f.s.PutSession(f.ctx, s), store.ErrDuplicate, "PutSession twice")
 	other := s
 	other.TokenHash = bytes.Repeat([]byte{0x43}, 32)
+	other.ID = "ses-other"
 	other.IdentityID = "nobody"
 	f.wantErr(f.s.PutSession(f.ctx, other), store.ErrNotFound, "PutSession for an unknown identity")
 	f.wantErr(f.s.PutSession(f.ctx, store.Session{IdentityID: "id-1", ExpiresAt: f.now}), store.ErrInvalid, "PutSession without a token hash")
+	noProof := s
+	noProof.TokenHash, noProof.ID, noProof.Authenticators = []byte{9}, "ses-9", nil
+	f.wantErr(f.s.PutSession(f.ctx, noProof), store.ErrInvalid, "PutSession without proving authenticators")
 
 	got, err := f.s.Session(f.ctx, hash, f.now.Add(time.Minute))
 	f.ok(err, "Session")
-	if !bytes.Equal(got.TokenHash, hash) || got.IdentityID != "id-1" || got.Via != "pw-1" || !got.CreatedAt.Equal(s.CreatedAt) || !got.ExpiresAt.Equal(s.ExpiresAt) {
+	if !bytes.Equal(got.TokenHash, hash) || got.ID != "ses-1" || got.IdentityID != "id-1" || got.Level != store.LevelTwoFactor ||
+		got.Via() != "pw-1+kv-1" || !got.CreatedAt.Equal(s.CreatedAt) || !got.ExpiresAt.Equal(s.ExpiresAt) {
 		f.t.Errorf("Session = %+v, want %+v", got, s)
 	}
 	_, err = f.s.Session(f.ctx, hash, s.ExpiresAt)
@@ -208,6 +217,7 @@ func testSessions(f *fixture) {
 	for i := range 4 {
 		x := s
 		x.TokenHash = []byte{byte(i)}
+		x.ID = fmt.Sprintf("ses-x%d", i)
 		x.ExpiresAt = f.now.Add(time.Duration(i+1) * time.Minute)
 		f.ok(f.s.PutSession(f.ctx, x), "PutSession %d", i)
 	}
@@ -218,6 +228,17 @@ func testSessions(f *fixture) {
 	}
 	if _, err := f.s.Session(f.ctx, []byte{3}, f.now); err != nil {
 		f.t.Errorf("a live session was swept: %v", err)
+	}
+	list, err := f.s.ListSessions(f.ctx, "id-1", f.now)
+	f.ok(err, "ListSessions")
+	if len(list) != 2 || list[0].ID != "ses-x2" || list[1].ID != "ses-x3" {
+		f.t.Errorf("ListSessions = %+v, want ses-x2 and ses-x3", list)
+	}
+	f.wantErr(f.s.EndSession(f.ctx, "id-2", "ses-x2"), store.ErrNotFound, "EndSession of another identity's session")
+	f.ok(f.s.EndSession(f.ctx, "id-1", "ses-x2"), "EndSession")
+	f.wantErr(f.s.EndSession(f.ctx, "id-1", "ses-x2"), store.ErrNotFound, "EndSession twice")
+	if _, err := f.s.Session(f.ctx, []byte{2}, f.now); !errors.Is(err, store.ErrNotFound) {
+		f.t.Errorf("Session after EndSession: %v", err)
 	}
 }
 

@@ -1,4 +1,4 @@
--- 0002: one audit hash chain per identity, and checkpoints of the chains'
+-- 0003: one audit hash chain per identity, and checkpoints of the chains'
 -- heads.
 --
 -- The audit log was one chain: every append locked the one row of

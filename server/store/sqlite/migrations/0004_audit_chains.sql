@@ -1,4 +1,4 @@
--- 0003: one audit hash chain per identity, and checkpoints of the chains'
+-- 0004: one audit hash chain per identity, and checkpoints of the chains'
 -- heads.
 --
 -- The audit log was one chain: every append read and extended the same head,
