@@ -237,7 +237,6 @@ func TestReplicasAuditChain(t *testing.T) {
 	}
 }
 
-
 // TestReplicasMigrateOnce opens four Stores on a new schema at once: the
 // advisory lock lets one of them migrate, and the others find it done.
 func TestReplicasMigrateOnce(t *testing.T) {
