@@ -781,6 +781,15 @@ class Bed:
         self.lock = threading.RLock()
         self.testbed = UMockdev.Testbed.new()
         self.root = self.testbed.get_root_dir()
+        try:
+            self._build(cfg)
+        except BaseException:
+            # Nobody else knows the directory yet: the testbed removes it
+            # when it goes.
+            self.testbed = None
+            raise
+
+    def _build(self, cfg):
         self.hidraw_major = 241
         self.hid_count = 0
         self.last_address = 1  # the root hub's
@@ -890,7 +899,11 @@ def main():
     if ctypes.util.find_library("umockdev-preload") is None:
         print(json.dumps({"error": "libumockdev-preload.so.0 not found (Debian package umockdev)"}), flush=True)
         return 1
-    bed = Bed(cfg)
+    try:
+        bed = Bed(cfg)
+    except Exception:
+        log("setting up the testbed:\n" + traceback.format_exc())
+        return 1
     print(json.dumps(bed.describe()), flush=True)
     try:
         for line in sys.stdin:
