@@ -31,7 +31,7 @@ func init() {
 	register(&command{
 		name:    "check",
 		summary: "run the conformance checks against one device and write reports",
-		usage:   "--device SELECTOR [--report junit.xml] [--html report.html] [--markdown report.md] [--audio-dir DIR]",
+		usage:   "--device SELECTOR [--report junit.xml] [--html report.html] [--markdown report.md] [--audio-dir DIR] [--prompts DIR]",
 		run:     runCheck,
 	})
 }
@@ -49,6 +49,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(c, e)
 	var (
 		sel, junit, html, md, audioDir, roots, only string
+		prompts                                     string
 		secret                                      hexFlag
 		timeout                                     time.Duration
 		destructive, quiet                          bool
@@ -58,6 +59,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&html, "html", "", "write an HTML report to `FILE`")
 	fs.StringVar(&md, "markdown", "", "write a Markdown report to `FILE`")
 	fs.StringVar(&audioDir, "audio-dir", "", "save what audio code readers said (WAV) and other artifacts in `DIR`")
+	fs.StringVar(&prompts, "prompts", "", "recognise an audio code reader's speech with the prompts learnt from it in `DIR` (authbench voice learn); default: the simulated reader's voice")
 	fs.StringVar(&roots, "roots", "", "PEM `FILE` of trusted attestation roots (default for simulators: the test CA)")
 	fs.Var(&secret, "otp-secret", "`HEX` OTP secret of a code device, when known: codes are then checked against TOTP")
 	fs.StringVar(&only, "run", "", "run only the checks whose names contain this `TEXT`")
@@ -87,7 +89,14 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
-	t, err := openTarget(ctx, sel, pool, secret)
+	dec, desc, err := loadDecoder(prompts)
+	if err != nil {
+		return err
+	}
+	if prompts != "" && !quiet {
+		fmt.Fprintf(e.stdout, "prompts %s: %s\n", prompts, desc)
+	}
+	t, err := openTarget(ctx, sel, pool, secret, dec)
 	if err != nil {
 		return err
 	}
@@ -193,7 +202,9 @@ func (t *checkTarget) code(opts devicetest.CodeOptions) {
 }
 
 // openTarget opens the device a selector names.
-func openTarget(ctx context.Context, sel string, roots *x509.CertPool, secret []byte) (*checkTarget, error) {
+// dec recognises what audio code readers say; nil means the simulated
+// reader's voice (voice.DefaultDecoder).
+func openTarget(ctx context.Context, sel string, roots *x509.CertPool, secret []byte, dec *voice.Decoder) (*checkTarget, error) {
 	kind, arg, _ := strings.Cut(sel, ":")
 	t := &checkTarget{name: sel}
 	testRoots := func() *x509.CertPool {
@@ -232,7 +243,7 @@ func openTarget(ctx context.Context, sel string, roots *x509.CertPool, secret []
 			go func() { frame.Serve(sctx, b, d); close(done) }()
 			t.closers = append(t.closers, func() { cancel(); a.Close(); b.Close(); <-done })
 			t.target = devicetest.NewCDPTarget(a, nil)
-			t.code(devicetest.CodeOptions{Secret: d.TOTP().Secret, DecodeAudio: decodeAudio()})
+			t.code(devicetest.CodeOptions{Secret: d.TOTP().Secret, CheckAudio: checkAudio(dec)})
 		default:
 			return nil, usageError{fmt.Errorf("unknown simulator %q: want sim:chip, sim:code-display or sim:audio-code-reader", arg)}
 		}
@@ -300,27 +311,29 @@ func openTarget(ctx context.Context, sel string, roots *x509.CertPool, secret []
 		}
 		t.closers = append(t.closers, func() { port.Close() })
 		t.target = devicetest.NewCDPTarget(port, nil)
-		t.code(devicetest.CodeOptions{Secret: secret, DecodeAudio: decodeAudio()})
+		t.code(devicetest.CodeOptions{Secret: secret, CheckAudio: checkAudio(dec)})
 	default:
 		return nil, usageError{fmt.Errorf("unknown selector %q\n%s", sel, selectorHelp)}
 	}
 	return t, nil
 }
 
-// decodeAudio returns the recogniser of spoken digits: voice.DefaultDecoder,
-// which knows the prompts of the simulated reader in Danish and English. It
-// returns nil, and the audio is then not decoded, when the embedded prompts
-// cannot be loaded.
-func decodeAudio() func(ctx context.Context, a *device.Audio) (string, error) {
-	dec, err := voice.DefaultDecoder()
-	if err != nil {
-		return nil
+// checkAudio returns the check of spoken digits with dec, or with
+// voice.DefaultDecoder (the simulated reader's prompts in Danish and
+// English) when dec is nil. It returns nil, and the audio is then not
+// decoded, when the embedded prompts cannot be loaded.
+func checkAudio(dec *voice.Decoder) func(ctx context.Context, a *device.Audio, code string) (string, error) {
+	if dec == nil {
+		var err error
+		if dec, err = voice.DefaultDecoder(); err != nil {
+			return nil
+		}
 	}
-	return func(ctx context.Context, a *device.Audio) (string, error) {
-		r, err := dec.DecodeAudio(ctx, a)
-		if err != nil {
+	return func(ctx context.Context, a *device.Audio, code string) (string, error) {
+		r, err := dec.Check(ctx, a, code)
+		if r == nil {
 			return "", err
 		}
-		return r.Digits, nil
+		return strings.Join(r.Utterances, " "), err
 	}
 }

@@ -609,7 +609,8 @@ func (d *demo) codeStory(ctx context.Context) {
 // reader speaks, built from its reference prompts.
 func newDecoder() (*voice.Decoder, error) { return voice.DefaultDecoder() }
 
-// listen presses the audio reader's button and decodes what it says.
+// listen presses the audio reader's button and decodes what it says,
+// which must be the code it reports.
 func (d *demo) listen(ctx context.Context) (heard, shown string, err error) {
 	c, err := d.readerHost.Press(ctx)
 	if err != nil {
@@ -618,11 +619,11 @@ func (d *demo) listen(ctx context.Context) (heard, shown string, err error) {
 	if c.Audio == nil {
 		return "", "", errors.New("the audio code reader said nothing")
 	}
-	r, err := d.decoder.DecodeAudio(ctx, c.Audio)
+	r, err := d.decoder.Check(ctx, c.Audio, c.Digits)
 	if err != nil {
 		return "", "", err
 	}
-	return r.Digits, c.Digits, nil
+	return r.Utterances[0], c.Digits, nil
 }
 
 func spaced(s string) string { return strings.Join(strings.Split(s, ""), " ") }

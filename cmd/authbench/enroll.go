@@ -158,7 +158,7 @@ const openTimeout = 10 * time.Second
 func openDevice(ctx context.Context, sel string) (*checkTarget, error) {
 	octx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
-	t, err := openTarget(octx, sel, nil, nil)
+	t, err := openTarget(octx, sel, nil, nil, nil)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {

@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +22,7 @@ import (
 	"github.com/authbench/authbench/device/otp"
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/code"
+	simvoice "github.com/authbench/authbench/sim/code/voice"
 	"github.com/authbench/authbench/sim/udphid"
 	"github.com/authbench/authbench/sim/vicc"
 )
@@ -66,6 +69,7 @@ type simConfig struct {
 	factory      bool
 	presence     chip.Presence
 	language     string
+	voice        simvoice.Voice // how audio readers speak; nil: their own voice
 }
 
 // simDevice is one running simulated device, as printed by `authbench sim`.
@@ -101,7 +105,12 @@ func runSim(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&alg, "otp-alg", "sha1", "OTP hash: sha1, sha256 or sha512")
 	fs.BoolVar(&cfg.factory, "factory", false, "code devices start in factory mode (PROVISION, SET_CLOCK, SEAL work)")
 	fs.StringVar(&presence, "presence", "auto", "what the simulated user does when a chip asks for a touch: auto, deny or never")
-	fs.StringVar(&cfg.language, "language", "da", "language of the audio code readers: da or en")
+	fs.StringVar(&cfg.language, "language", "da", "language of the audio code readers: da or en (default: the language of --voice or --prompts, else da)")
+	var voiceName, promptsDir string
+	var voiceGap time.Duration
+	fs.StringVar(&voiceName, "voice", "", "audio code readers speak with espeak-ng in `VOICE` (en+f3, en+m3, da+m3, da+klatt, en-us, ...): connected speech, as a reader with a speech synthesiser")
+	fs.DurationVar(&voiceGap, "voice-gap", 0, "with --voice, a pause of `DURATION` between digits (0: none)")
+	fs.StringVar(&promptsDir, "prompts", "", "audio code readers speak the prompts in `DIR` (authbench voice learn, or LANG/0.wav to 9.wav)")
 	fs.BoolVar(&jsonOut, "json", false, "print one JSON object per device once it is reachable, then {\"ready\":true}")
 	fs.BoolVar(&verbose, "v", false, "log connection events to stderr")
 	if err := parse(fs, args); err != nil {
@@ -126,6 +135,14 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		cfg.presence = chip.Never
 	default:
 		return usageError{fmt.Errorf("--presence %q: want auto, deny or never", presence)}
+	}
+	languageSet := false
+	fs.Visit(func(f *flag.Flag) { languageSet = languageSet || f.Name == "language" })
+	if cfg.voice, err = simVoice(voiceName, voiceGap, promptsDir); err != nil {
+		return err
+	}
+	if !languageSet {
+		cfg.language = simVoiceLanguage(cfg.voice, voiceName)
 	}
 	if len(chips)+len(displays)+len(readers) == 0 {
 		return usageError{errors.New("nothing to simulate: give at least one --chip, --code-display or --audio-reader")}
@@ -343,7 +360,7 @@ func (s *simulation) startCode(ctx context.Context, cfg simConfig, kind device.K
 		Factory:   cfg.factory,
 	}
 	if kind == device.KindAudioCodeReader {
-		opts.Language = cfg.language
+		opts.Language, opts.Voice = cfg.language, cfg.voice
 	}
 	d, err := code.New(opts)
 	if err != nil {
@@ -380,4 +397,44 @@ func (s *simulation) close() error {
 	}
 	s.wg.Wait()
 	return errors.Join(s.errs...)
+}
+
+// simVoice returns the voice that --voice or --prompts ask for, or nil
+// for the reader's own. An espeak-ng voice is tried once, so that a
+// missing espeak-ng or an unknown voice is reported at start.
+func simVoice(name string, gap time.Duration, dir string) (simvoice.Voice, error) {
+	switch {
+	case name != "" && dir != "":
+		return nil, usageError{errors.New("give --voice or --prompts, not both")}
+	case name != "":
+		v := &simvoice.Espeak{Voice: name, Gap: gap}
+		lang := simVoiceLanguage(v, name)
+		if _, err := v.Say("0", simvoice.Settings{Language: lang, Speed: 100, Volume: 100, Repeat: 1}); err != nil {
+			return nil, fmt.Errorf("--voice %s: %w", name, err)
+		}
+		return v, nil
+	case gap != 0:
+		return nil, usageError{errors.New("--voice-gap needs --voice")}
+	case dir != "":
+		p, _, err := loadPrompts(dir)
+		if err != nil {
+			return nil, err
+		}
+		return simvoice.NewPromptVoice(p)
+	}
+	return nil, nil
+}
+
+// simVoiceLanguage is the language a reader with voice v starts in: that
+// of the espeak-ng voice name, or the first the voice speaks, "da" first.
+func simVoiceLanguage(v simvoice.Voice, name string) string {
+	if l, _, _ := strings.Cut(strings.SplitN(name, "+", 2)[0], "-"); name != "" && slices.Contains(simvoice.Languages, l) {
+		return l
+	}
+	for _, l := range simvoice.Languages {
+		if v == nil || v.Speaks(l) {
+			return l
+		}
+	}
+	return simvoice.Languages[0]
 }
