@@ -31,7 +31,7 @@ func init() {
 	register(&command{
 		name:    "sim",
 		summary: "run simulated chips, code displays and audio code readers until interrupted",
-		usage:   "[--chip pcsc[=HOST:PORT]]... [--chip udp[=PORT]]... [--code-display pty] [--audio-reader pty] [flags]",
+		usage:   "[--chip pcsc[=HOST:PORT]]... [--chip udp[=PORT]]... [--code-display pty] [--audio-reader pty [--voice VOICE | --prompts DIR]] [flags]",
 		run:     runSim,
 	})
 }
@@ -407,6 +407,9 @@ func simVoice(name string, gap time.Duration, dir string) (simvoice.Voice, error
 	case name != "" && dir != "":
 		return nil, usageError{errors.New("give --voice or --prompts, not both")}
 	case name != "":
+		if l, _, _ := strings.Cut(strings.SplitN(name, "+", 2)[0], "-"); !slices.Contains(simvoice.Languages, l) {
+			return nil, usageError{fmt.Errorf("--voice %s: want an espeak-ng voice of %s, such as en+f3 or da+klatt", name, strings.Join(simvoice.Languages, " or "))}
+		}
 		v := &simvoice.Espeak{Voice: name, Gap: gap}
 		lang := simVoiceLanguage(v, name)
 		if _, err := v.Say("0", simvoice.Settings{Language: lang, Speed: 100, Volume: 100, Repeat: 1}); err != nil {

@@ -87,3 +87,30 @@ func TestVoiceUsage(t *testing.T) {
 		t.Errorf("check --prompts of an empty folder exited %d:\n%s", code, out)
 	}
 }
+
+// TestSimPrompts: `authbench sim --prompts DIR` speaks the prompts of a
+// folder (here the English half of the simulator's own, so it starts in
+// English), and `check --prompts DIR` understands it.
+func TestSimPrompts(t *testing.T) {
+	p, err := voice.DefaultPrompts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Sets = []voice.PromptSet{*p.Set("en", 100)}
+	files, err := p.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := writePrompts(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	devs := startSim(t, "--audio-reader", "pty", "--prompts", dir)
+	checkPasses(t, "serial:"+devs[0].Path, 5, "--prompts", dir, "--run", "audio")
+	if code, out := runCmd(t, "sim", "--audio-reader", "pty", "--prompts", dir, "--voice", "en"); code != 2 {
+		t.Errorf("sim with --prompts and --voice exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "sim", "--audio-reader", "pty", "--voice", "fr+m3"); code != 2 {
+		t.Errorf("sim with a voice of another language exited %d:\n%s", code, out)
+	}
+}

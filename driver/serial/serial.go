@@ -37,7 +37,8 @@ type Options struct {
 	// its speech must be the code it reports. nil means voice.DefaultDecoder,
 	// which knows the prompts of the simulated reader (sim/code) in Danish
 	// and English; a real reader with another voice needs a Decoder of its
-	// own prompts (voice.LoadPrompts, voice.NewDecoder).
+	// own prompts, learnt from it (voice.Learn, `authbench voice learn`,
+	// then voice.LoadPrompts and voice.NewDecoder).
 	Voice *voice.Decoder
 	// NoVoiceCheck makes Press fetch an audio reader's speech into
 	// Code.Audio without decoding it; Voice is then ignored.
