@@ -205,7 +205,7 @@ type Segment struct {
 	Digit          byte    // '0' to '9'
 	Start, End     int     // where it was heard, as a sample range of the recording
 	Distance       float64 // mean distance to the digit's example, dB per frame (see Options.MaxDistance)
-	Runner         byte    // the next nearest digit, or ' ' when that is no word at all
+	Runner         byte    // the next nearest digit; ' ' when that is no word at all, '+' two words
 	RunnerDistance float64 // its distance, as if it had been heard instead
 	Tempo          float64 // its length relative to the digit's examples (the median, at the speed found)
 }
@@ -413,6 +413,13 @@ func (d *Decoder) decode(ctx context.Context, pcm []int16, sampleRate, digits in
 				seg.Runner, seg.RunnerDistance = byte('0'+o), (a-base)/n
 			}
 		}
+		if digits <= 0 && seg.Tempo > splitTempo {
+			// Two words run together? (When the length of a code is known,
+			// a word lost makes the count wrong, which is refused anyway.)
+			if two := (sc.split(w, pc, t0, t1, own+farMargin*n) - base) / n; two < seg.RunnerDistance {
+				seg.Runner, seg.RunnerDistance = '+', two
+			}
+		}
 		res.Segments = append(res.Segments, seg)
 		c := seg.Digit
 		if n/shortest < minTempo || n/longest > maxTempo {
@@ -427,8 +434,11 @@ func (d *Decoder) decode(ctx context.Context, pcm []int16, sampleRate, digits in
 				reason := fmt.Sprintf("a word matches no digit (nearest %c at %.1f dB, limit %.1f)", seg.Digit, dist, d.opts.MaxDistance)
 				if dist <= d.opts.MaxDistance {
 					what := fmt.Sprintf("%c", seg.Runner)
-					if seg.Runner == ' ' {
+					switch seg.Runner {
+					case ' ':
 						what = "no word"
+					case '+':
+						what = "two words"
 					}
 					reason = fmt.Sprintf("a word is ambiguous (%c at %.1f dB, %s at %.1f dB)", seg.Digit, dist, what, seg.RunnerDistance)
 				}

@@ -823,6 +823,74 @@ func (sc *scene) alternatives(w word, pc []float64, t0, t1 int) (base, own float
 	return base, own, alt, none
 }
 
+// split returns the cost of the window of alternatives with two words
+// (any digits, with or without a pause between them) where the path has
+// w: a word that may be two run together. It counts the second word's
+// wordCost, which the path saved.
+func (sc *scene) split(w word, pc []float64, t0, t1 int, limit float64) float64 {
+	n := w.end - w.start + 1
+	a, b := max(t0, w.start-n/2-3), min(t1-1, w.end+n/2+3)
+	outside := func(u int) float64 {
+		if u >= w.start && u <= w.end {
+			return sc.gapD[u]
+		}
+		return pc[u]
+	}
+	pre := make([]float64, b-a+2)
+	for u := a; u <= b; u++ {
+		pre[u-a+1] = pre[u-a] + outside(u)
+	}
+	lastEntry, firstExit := w.start+n/3, w.end-n/3
+	inf := math.Inf(1)
+	// first[u-a]: the best cost up to frame u with the first word ended at
+	// u or before (the frames after it as background).
+	first := make([]float64, b-a+1)
+	for u := range first {
+		first[u] = inf
+	}
+	cs := make([]*cells, len(sc.b.ex))
+	for e := range sc.b.ex {
+		cs[e] = newCells(len(sc.model(e)))
+	}
+	for u := a; u <= b; u++ {
+		entry := inf
+		if u <= lastEntry {
+			entry = pre[u-a]
+		}
+		for e, c := range cs {
+			if !c.active && !(entry <= limit) {
+				continue
+			}
+			end, _ := c.step(sc.model(e), &sc.rdB[u], u, entry, limit)
+			first[u-a] = min(first[u-a], end)
+		}
+		if u > a {
+			first[u-a] = min(first[u-a], first[u-a-1]+sc.gapD[u])
+		}
+	}
+	best := inf
+	for e := range sc.b.ex {
+		cs[e] = newCells(len(sc.model(e)))
+	}
+	for u := a + 1; u <= b; u++ {
+		entry := first[u-a-1] + wordCost
+		for e, c := range cs {
+			if !c.active && !(entry <= limit) {
+				continue
+			}
+			end, _ := c.step(sc.model(e), &sc.rdB[u], u, entry, limit)
+			if u >= firstExit {
+				best = min(best, end+pre[b-a+1]-pre[u-a+1])
+			}
+		}
+	}
+	return min(best, limit)
+}
+
+// splitTempo: a word this much longer than the median example of its
+// digit is checked for being two words run together.
+const splitTempo = 1.15
+
 // farMargin (dB per frame) is how much worse than the path a competing
 // word may fit before alternatives stops measuring it: far beyond any
 // threshold of Options.
