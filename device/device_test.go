@@ -66,3 +66,25 @@ func TestOTPAlgorithmText(t *testing.T) {
 		t.Error("ParseAlgorithm(md5) succeeded")
 	}
 }
+
+func TestProtocolsOf(t *testing.T) {
+	for _, tt := range []struct {
+		versions []string
+		want     device.Protocols
+		name     string
+	}{
+		{[]string{"U2F_V2"}, device.ProfileU2FOnly, "U2F-only"},
+		{[]string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"}, device.ProfileFIDO2, "FIDO2"},
+		{[]string{"FIDO_2_1_PRE"}, device.ProfileCTAP2Only, "CTAP2-only"},
+		{[]string{"FIDO_2"}, 0, "none"},
+		{nil, 0, "none"},
+	} {
+		got := device.ProtocolsOf(tt.versions)
+		if got != tt.want || got.String() != tt.name {
+			t.Errorf("ProtocolsOf(%q) = %v (%s), want %v (%s)", tt.versions, uint8(got), got, uint8(tt.want), tt.name)
+		}
+	}
+	if !device.ProfileFIDO2.Has(device.ProtocolU2F) || device.ProfileU2FOnly.Has(device.ProtocolCTAP2) {
+		t.Error("Has")
+	}
+}

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,7 +18,6 @@ import (
 	"go.bug.st/serial"
 
 	"github.com/authbench/authbench/device"
-	"github.com/authbench/authbench/device/ctaphid"
 	"github.com/authbench/authbench/device/devicetest"
 	"github.com/authbench/authbench/device/frame"
 	"github.com/authbench/authbench/device/voice"
@@ -27,13 +28,21 @@ import (
 	"github.com/authbench/authbench/sim/udphid"
 )
 
-func init() {
-	register(&command{
-		name:    "check",
-		summary: "run the conformance checks against one device and write reports",
-		usage:   "--device SELECTOR [--report junit.xml] [--html report.html] [--markdown report.md] [--audio-dir DIR] [--prompts DIR]",
-		run:     runCheck,
-	})
+// checkCmd is `authbench check`.
+type checkCmd struct {
+	Device        string        `required:"" placeholder:"SELECTOR" help:"The device to check: pcsc:N or pcsc:READER, usb[:VID:PID[:N]], udp[:HOST:PORT], serial:PATH, sim:chip, sim:code-display or sim:audio-code-reader."`
+	Report        string        `placeholder:"FILE" type:"path" help:"Write a JUnit XML report to FILE."`
+	HTML          string        `placeholder:"FILE" type:"path" help:"Write an HTML report to FILE."`
+	Markdown      string        `placeholder:"FILE" type:"path" help:"Write a Markdown report to FILE."`
+	AudioDir      string        `placeholder:"DIR" type:"path" help:"Save what audio code readers said (WAV) and other artifacts in DIR."`
+	Prompts       string        `placeholder:"DIR" type:"path" help:"Recognise an audio code reader's speech with the prompts learnt from it in DIR (authbench voice learn); default: the simulated reader's own voice."`
+	Roots         string        `placeholder:"FILE" type:"existingfile" help:"PEM file of trusted attestation roots (default for simulators: the test CA)."`
+	OTPSecretFile string        `name:"otp-secret-file" placeholder:"FILE" type:"existingfile" help:"File holding the OTP secret of a code device in hex, when known: codes are then checked against TOTP. $AUTHBENCH_OTP_SECRET may hold the hex instead."`
+	Only          string        `name:"run" placeholder:"TEXT" help:"Run only the checks whose names contain TEXT."`
+	Timeout       time.Duration `default:"30s" placeholder:"DURATION" help:"Limit for each check."`
+	Destructive   bool          `help:"Allow checks that erase a chip or seal a code device."`
+	Quiet         bool          `short:"q" help:"Print only the summary."`
+	JSON          bool          `help:"Print the report as JSON instead of text."`
 }
 
 const selectorHelp = `selectors:
@@ -41,96 +50,81 @@ const selectorHelp = `selectors:
   usb[:VID:PID[:N]]           a FIDO HID chip on USB
   udp[:HOST:PORT]             a chip speaking CTAPHID over UDP (authbench sim --chip udp)
   serial:PATH                 a code display or audio code reader on a serial port or pty
-  sim:chip | sim:code-display | sim:audio-code-reader
-                              an in-process simulator`
+  sim:chip[:fido2|u2f|ctap2] | sim:code-display | sim:audio-code-reader
+                              an in-process simulator (sim:chip:u2f is a U2F-only chip)
+A chip's profile (FIDO2, U2F-only, CTAP2-only) is found when it is opened;
+U2F-only chips are driven through the CTAP 2.1 §10 translation.`
 
-func runCheck(ctx context.Context, e *env, args []string) error {
-	c := commands["check"]
-	fs := newFlags(c, e)
-	var (
-		sel, junit, html, md, audioDir, roots, only string
-		prompts                                     string
-		secret                                      hexFlag
-		timeout                                     time.Duration
-		destructive, quiet                          bool
-	)
-	fs.StringVar(&sel, "device", "", "the device to check (see below)")
-	fs.StringVar(&junit, "report", "", "write a JUnit XML report to `FILE`")
-	fs.StringVar(&html, "html", "", "write an HTML report to `FILE`")
-	fs.StringVar(&md, "markdown", "", "write a Markdown report to `FILE`")
-	fs.StringVar(&audioDir, "audio-dir", "", "save what audio code readers said (WAV) and other artifacts in `DIR`")
-	fs.StringVar(&prompts, "prompts", "", "recognise an audio code reader's speech with the prompts learnt from it in `DIR` (authbench voice learn); default: the simulated reader's voice")
-	fs.StringVar(&roots, "roots", "", "PEM `FILE` of trusted attestation roots (default for simulators: the test CA)")
-	fs.Var(&secret, "otp-secret", "`HEX` OTP secret of a code device, when known: codes are then checked against TOTP")
-	fs.StringVar(&only, "run", "", "run only the checks whose names contain this `TEXT`")
-	fs.DurationVar(&timeout, "timeout", 30*time.Second, "limit for each check")
-	fs.BoolVar(&destructive, "destructive", false, "allow checks that erase a chip or seal a code device")
-	fs.BoolVar(&quiet, "q", false, "print only the summary")
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: authbench check %s\n\n%s\n\nflags:\n", c.usage, c.summary)
-		fs.PrintDefaults()
-		fmt.Fprintln(e.stderr, "\n"+selectorHelp)
-	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if sel == "" {
-		return usageError{errors.New("--device is required")}
-	}
-	var pool *x509.CertPool
-	if roots != "" {
-		b, err := os.ReadFile(roots)
+// checkJSON is what `authbench check --json` prints.
+type checkJSON struct {
+	Passed  int `json:"passed"`
+	Failed  int `json:"failed"`
+	Skipped int `json:"skipped"`
+	*devicetest.Report
+}
+
+func (c *checkCmd) Run(ctx context.Context, e *env) error {
+	var o targetOptions
+	if c.Roots != "" {
+		b, err := os.ReadFile(c.Roots)
 		if err != nil {
 			return err
 		}
-		pool = x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(b) {
-			return fmt.Errorf("%s: no PEM certificates", roots)
+		o.roots = x509.NewCertPool()
+		if !o.roots.AppendCertsFromPEM(b) {
+			return fmt.Errorf("%s: no PEM certificates", c.Roots)
 		}
 	}
-
-	dec, desc, err := loadDecoder(prompts)
+	secret, err := readHexSecret(c.OTPSecretFile, "AUTHBENCH_OTP_SECRET")
 	if err != nil {
 		return err
 	}
-	if prompts != "" && !quiet {
-		fmt.Fprintf(e.stdout, "prompts %s: %s\n", prompts, desc)
+	o.secret = secret
+	var desc string
+	if o.voice, desc, err = loadDecoder(c.Prompts); err != nil {
+		return err
 	}
-	t, err := openTarget(ctx, sel, pool, secret, dec)
+	if c.Prompts != "" && !c.Quiet && !c.JSON {
+		fmt.Fprintf(e.stdout, "prompts %s: %s\n", c.Prompts, desc)
+	}
+
+	t, err := openDevice(ctx, c.Device, o)
 	if err != nil {
 		return err
 	}
 	defer t.close()
+	if c.Destructive {
+		t.setDestructive()
+	}
+	runOpts := devicetest.RunOptions{
+		Timeout:     c.Timeout,
+		ArtifactDir: c.AudioDir,
+		TargetName:  t.name,
+	}
+	if c.Only != "" {
+		only := c.Only
+		runOpts.Select = func(name string) bool { return strings.Contains(name, only) }
+		if !slices.ContainsFunc(t.suite.Names(), runOpts.Select) {
+			return usageError{fmt.Errorf("--run %q matches none of the checks of %s: %s", c.Only, t.suite.Name, strings.Join(t.suite.Names(), ", "))}
+		}
+	}
+	quiet := c.Quiet || c.JSON
 	if !quiet {
 		fmt.Fprintf(e.stdout, "checking %s (%s)\n", t.name, t.suite.Name)
-	}
-	opts := devicetest.RunOptions{
-		Timeout:     timeout,
-		ArtifactDir: audioDir,
-		TargetName:  t.name,
-		Progress: func(r devicetest.Result) {
-			if quiet {
-				return
-			}
+		runOpts.Progress = func(r devicetest.Result) {
 			mark := map[devicetest.Status]string{devicetest.Pass: "PASS", devicetest.Fail: "FAIL", devicetest.Skip: "SKIP"}[r.Status]
 			fmt.Fprintf(e.stdout, "  %-4s %-40s %6s", mark, r.Name, r.Duration.Round(time.Millisecond))
 			if r.Message != "" && r.Status != devicetest.Pass {
 				fmt.Fprintf(e.stdout, "  %s", r.Message)
 			}
 			fmt.Fprintln(e.stdout)
-		},
+		}
 	}
-	if only != "" {
-		opts.Select = func(name string) bool { return strings.Contains(name, only) }
-	}
-	if destructive {
-		t.setDestructive()
-	}
-	rep := devicetest.RunSuite(ctx, t.suite, t.target, opts)
+	rep := devicetest.RunSuite(ctx, t.suite, t.target, runOpts)
 	for _, w := range []struct {
 		path  string
 		write func(io.Writer, ...*devicetest.Report) error
-	}{{junit, devicetest.WriteJUnit}, {html, devicetest.WriteHTML}, {md, devicetest.WriteMarkdown}} {
+	}{{c.Report, devicetest.WriteJUnit}, {c.HTML, devicetest.WriteHTML}, {c.Markdown, devicetest.WriteMarkdown}} {
 		if w.path == "" {
 			continue
 		}
@@ -138,26 +132,48 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	pass, fail, skip := count(rep)
-	fmt.Fprintf(e.stdout, "%s: %d passed, %d failed, %d skipped in %v\n", t.name, pass, fail, skip, rep.Duration.Round(time.Millisecond))
+	pass, fail, skip := rep.Counts()
+	if c.JSON {
+		if err := printJSON(e.stdout, checkJSON{Passed: pass, Failed: fail, Skipped: skip, Report: rep}); err != nil {
+			return err
+		}
+	} else {
+		name := t.name
+		if rep.Profile != "" {
+			name += " (" + rep.Profile + " profile)"
+		}
+		fmt.Fprintf(e.stdout, "%s: %d passed, %d failed, %d skipped in %v\n", name, pass, fail, skip, rep.Duration.Round(time.Millisecond))
+	}
 	if fail > 0 {
-		return exitError{1}
+		return exitError{exitFailed}
 	}
 	return nil
 }
 
-func count(r *devicetest.Report) (pass, fail, skip int) {
-	for _, res := range r.Results {
-		switch res.Status {
-		case devicetest.Pass:
-			pass++
-		case devicetest.Fail:
-			fail++
-		default:
-			skip++
+// readHexSecret reads a secret written in hex from file, or else from the
+// environment variable env; nil when neither is given. Secrets never come
+// from the command line, where other users of the machine can read them.
+func readHexSecret(file, env string) ([]byte, error) {
+	src, text := "$"+env, os.Getenv(env)
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
 		}
+		src, text = file, string(b)
 	}
-	return
+	text = strings.TrimPrefix(strings.TrimSpace(text), "0x")
+	if text == "" {
+		if file != "" {
+			return nil, fmt.Errorf("%s is empty", file)
+		}
+		return nil, nil
+	}
+	b, err := hex.DecodeString(text)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("%s: not hex: %v", src, err)}
+	}
+	return b, nil
 }
 
 func writeFile(path string, f func(io.Writer) error) error {
@@ -201,10 +217,16 @@ func (t *checkTarget) code(opts devicetest.CodeOptions) {
 	t.setDestructive = func() { t.codeOpts.Destructive = true; t.suite = devicetest.CodeDeviceSuite(*t.codeOpts) }
 }
 
+// targetOptions are what a check knows about a device beforehand.
+type targetOptions struct {
+	roots  *x509.CertPool // trusted attestation roots; nil: none (the test CA for simulators)
+	secret []byte         // a code device's OTP secret, when known
+	voice  *voice.Decoder // what an audio reader's speech is checked with; nil: the simulated reader's voice
+}
+
 // openTarget opens the device a selector names.
-// dec recognises what audio code readers say; nil means the simulated
-// reader's voice (voice.DefaultDecoder).
-func openTarget(ctx context.Context, sel string, roots *x509.CertPool, secret []byte, dec *voice.Decoder) (*checkTarget, error) {
+func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget, error) {
+	roots, secret := o.roots, o.secret
 	kind, arg, _ := strings.Cut(sel, ":")
 	t := &checkTarget{name: sel}
 	testRoots := func() *x509.CertPool {
@@ -217,10 +239,19 @@ func openTarget(ctx context.Context, sel string, roots *x509.CertPool, secret []
 	}
 	switch kind {
 	case "sim":
-		switch device.Kind(arg) {
+		simKind, profileName, _ := strings.Cut(arg, ":")
+		switch device.Kind(simKind) {
 		case device.KindChip:
+			profile := chip.ProfileFIDO2
+			if profileName != "" {
+				p, err := chip.ParseProfile(profileName)
+				if err != nil {
+					return nil, usageError{fmt.Errorf("%s: %v", sel, err)}
+				}
+				profile = p
+			}
 			var hold atomic.Bool
-			c, err := chip.New(chip.Options{Seed: []byte("authbench check"), PresenceFunc: func(chip.Op) chip.Presence {
+			c, err := chip.New(chip.Options{Seed: []byte("authbench check"), Profile: profile, PresenceFunc: func(chip.Op) chip.Presence {
 				if hold.Load() {
 					return chip.Never
 				}
@@ -230,22 +261,27 @@ func openTarget(ctx context.Context, sel string, roots *x509.CertPool, secret []
 				return nil, err
 			}
 			t.closers = append(t.closers, func() { c.Close() })
-			t.target = c
+			t.target = c.Host() // a U2F-only chip through the CTAP 2.1 §10 translation
 			t.chip(devicetest.ChipOptions{Roots: testRoots(), RequireAttestation: true, WithholdPresence: hold.Store})
 		case device.KindCodeDisplay, device.KindAudioCodeReader:
-			d, err := code.New(code.Options{Kind: device.Kind(arg), Seed: []byte("authbench check")})
+			if profileName != "" {
+				return nil, usageError{fmt.Errorf("%s: only chips have profiles", sel)}
+			}
+			d, err := code.New(code.Options{Kind: device.Kind(simKind), Seed: []byte("authbench check")})
 			if err != nil {
 				return nil, err
 			}
 			a, b := net.Pipe()
-			sctx, cancel := context.WithCancel(ctx)
+			// The device lives until the target is closed, past the
+			// deadline of opening it.
+			sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 			done := make(chan struct{})
 			go func() { frame.Serve(sctx, b, d); close(done) }()
 			t.closers = append(t.closers, func() { cancel(); a.Close(); b.Close(); <-done })
 			t.target = devicetest.NewCDPTarget(a, nil)
-			t.code(devicetest.CodeOptions{Secret: d.TOTP().Secret, CheckAudio: checkAudio(dec)})
+			t.code(devicetest.CodeOptions{Secret: d.TOTP().Secret, CheckAudio: checkAudio(o.voice)})
 		default:
-			return nil, usageError{fmt.Errorf("unknown simulator %q: want sim:chip, sim:code-display or sim:audio-code-reader", arg)}
+			return nil, usageError{fmt.Errorf("unknown simulator %q: want sim:chip[:fido2|u2f|ctap2], sim:code-display or sim:audio-code-reader", arg)}
 		}
 	case "udp":
 		addr := udphid.DefaultDeviceAddr
@@ -256,13 +292,15 @@ func openTarget(ctx context.Context, sel string, roots *x509.CertPool, secret []
 		if err != nil {
 			return nil, err
 		}
-		hid, err := ctaphid.Open(ctx, conn, ctaphid.Options{})
+		// The same CTAPHID host as for a USB key: a key without CBOR in its
+		// INIT capabilities is driven over CTAPHID_MSG.
+		ch, err := usb.NewChip(ctx, conn, device.Info{Kind: device.KindChip, Transport: "udp", Path: addr}, usb.Options{})
 		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("no CTAPHID answer from %s: %w", addr, err)
 		}
-		t.closers = append(t.closers, func() { hid.Close(); conn.Close() })
-		t.target = devicetest.NewMessengerChip(hid)
+		t.closers = append(t.closers, func() { ch.Close(); conn.Close() })
+		t.target = ch
 		t.chip(devicetest.ChipOptions{Roots: testRoots()})
 	case "pcsc":
 		pc, err := pcsc.Open(ctx, pcsc.Options{})
@@ -311,7 +349,7 @@ func openTarget(ctx context.Context, sel string, roots *x509.CertPool, secret []
 		}
 		t.closers = append(t.closers, func() { port.Close() })
 		t.target = devicetest.NewCDPTarget(port, nil)
-		t.code(devicetest.CodeOptions{Secret: secret, CheckAudio: checkAudio(dec)})
+		t.code(devicetest.CodeOptions{Secret: secret, CheckAudio: checkAudio(o.voice)})
 	default:
 		return nil, usageError{fmt.Errorf("unknown selector %q\n%s", sel, selectorHelp)}
 	}

@@ -21,6 +21,29 @@ func runCmd(t *testing.T, args ...string) (int, string) {
 	return code, out.String()
 }
 
+// runCmdIn runs one authbench command line in-process with stdin as its
+// standard input.
+func runCmdIn(t *testing.T, stdin string, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	code := run(context.Background(), &env{stdout: &out, stderr: &out, stdin: strings.NewReader(stdin)}, args)
+	return code, out.String()
+}
+
+// rfc6238Secret is the secret of RFC 6238 Appendix B (SHA-1), in hex.
+const rfc6238Secret = "3132333435363738393031323334353637383930"
+
+// secretFile writes a hex secret to a file of mode 0600 and returns its
+// path.
+func secretFile(t *testing.T, hexSecret string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(hexSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // junitCases parses a JUnit report and returns its test cases by name with
 // "pass", "fail" or "skip".
 func junitCases(t *testing.T, path string) map[string]string {
@@ -90,14 +113,15 @@ func TestCheckSimulators(t *testing.T) {
 }
 
 func TestCheckUDPAndSerial(t *testing.T) {
+	secret := secretFile(t, rfc6238Secret)
 	devs := startSim(t, "--chip", "udp=0", "--code-display", "pty", "--audio-reader", "pty",
-		"--otp-secret", "3132333435363738393031323334353637383930")
+		"--otp-secret-file", secret)
 	for _, d := range devs {
 		switch d.Transport {
 		case "udp":
 			checkPasses(t, "udp:"+d.Addr, 15)
 		case "serial":
-			checkPasses(t, "serial:"+d.Path, 5, "--otp-secret", "3132333435363738393031323334353637383930")
+			checkPasses(t, "serial:"+d.Path, 5, "--otp-secret-file", secret)
 		}
 	}
 }
@@ -118,7 +142,7 @@ func TestCheckBadSelector(t *testing.T) {
 			t.Errorf("check %s exited %d, want 2:\n%s", sel, code, out)
 		}
 	}
-	if code, out := runCmd(t, "check", "--device", "serial:/dev/nonexistent"); code != 1 || !strings.Contains(out, "/dev/nonexistent") {
+	if code, out := runCmd(t, "check", "--device", "serial:/dev/nonexistent"); code != exitUnreachable || !strings.Contains(out, "/dev/nonexistent") {
 		t.Errorf("check of a missing port exited %d:\n%s", code, out)
 	}
 }

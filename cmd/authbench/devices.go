@@ -24,13 +24,10 @@ import (
 	"github.com/authbench/authbench/sim/udphid"
 )
 
-func init() {
-	register(&command{
-		name:    "devices",
-		summary: "list chips on PC/SC and USB, and CDP/1 code devices on serial ports",
-		usage:   "[--json] [--timeout D]",
-		run:     runDevices,
-	})
+// devicesCmd is `authbench devices`.
+type devicesCmd struct {
+	JSON    bool          `help:"Print a JSON array."`
+	Timeout time.Duration `default:"500ms" placeholder:"DURATION" help:"How long to wait for each device to answer a probe."`
 }
 
 // listedDevice is one row of `authbench devices`.
@@ -39,13 +36,8 @@ type listedDevice struct {
 	Note string `json:"note,omitempty"`
 }
 
-func runDevices(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(commands["devices"], e)
-	jsonOut := fs.Bool("json", false, "print a JSON array")
-	timeout := fs.Duration("timeout", 500*time.Millisecond, "how long to wait for each device to answer a probe")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
+func (c *devicesCmd) Run(ctx context.Context, e *env) error {
+	jsonOut, timeout := &c.JSON, &c.Timeout
 	var (
 		found    []listedDevice
 		problems []string
@@ -194,7 +186,11 @@ func probeUDP(ctx context.Context, addr string, timeout time.Duration) (device.I
 	}
 	di := hid.DeviceInfo()
 	hid.Close()
-	return device.Info{Kind: device.KindChip, Transport: "udp", Path: addr, Model: "CTAPHID over UDP",
+	model := "CTAPHID over UDP"
+	if !di.Capabilities.Has(ctaphid.CapCBOR) {
+		model += ", U2F-only" // no CBOR in INIT (CTAP 2.1 §11.2.9.1.3)
+	}
+	return device.Info{Kind: device.KindChip, Transport: "udp", Path: addr, Model: model,
 		Firmware: fmt.Sprintf("%d.%d.%d", di.Major, di.Minor, di.Build)}, nil
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,13 +17,14 @@ import (
 	"github.com/authbench/authbench/server/client"
 )
 
-func init() {
-	register(&command{
-		name:    "enroll",
-		summary: "enrol a chip (physical or simulated) as a MitID chip of an identity on a running server",
-		usage:   "--server URL --identity ID --device SELECTOR [--token TOKEN | --token-file FILE] [--label TEXT]",
-		run:     runEnroll,
-	})
+// enrollCmd is `authbench enroll`.
+type enrollCmd struct {
+	serverFlags
+	tokenFlags
+	Identity string `required:"" placeholder:"ID" help:"The identity (person) to enrol the chip for."`
+	Device   string `required:"" placeholder:"SELECTOR" help:"The chip: pcsc:N, pcsc:READER, usb[:VID:PID], udp:HOST:PORT or sim:chip (see authbench help check)."`
+	Label    string `placeholder:"TEXT" help:"A label for the new authenticator."`
+	JSON     bool   `help:"Print the new authenticator as JSON."`
 }
 
 // defaultServer is the server the developer commands talk to when neither
@@ -33,53 +33,34 @@ const defaultServer = "http://127.0.0.1:8080"
 
 // serverFlags are the flags every command that talks to a server shares.
 type serverFlags struct {
-	server    string
-	token     string
-	tokenFile string
-	origin    string
-	timeout   time.Duration
-	needToken bool
+	Server  string        `placeholder:"URL" default:"${default_server}" env:"AUTHBENCH_SERVER" help:"URL of the authbench server (with or without the /v1 of the API)."`
+	Origin  string        `placeholder:"ORIGIN" help:"WebAuthn origin put into the client data (default: https://RP-ID)."`
+	Timeout time.Duration `default:"2m" placeholder:"DURATION" help:"Give up after this long (touching the chip included)."`
 }
 
-func (sf *serverFlags) register(fs *flag.FlagSet, needToken bool) {
-	sf.needToken = needToken
-	def := os.Getenv("AUTHBENCH_SERVER")
-	if def == "" {
-		def = defaultServer
-	}
-	fs.StringVar(&sf.server, "server", def, "`URL` of the authbench server (default $AUTHBENCH_SERVER or "+defaultServer+")")
-	if needToken {
-		fs.StringVar(&sf.token, "token", "", "support or session `TOKEN` (prefer --token-file or $AUTHBENCH_TOKEN: a flag is visible to other users)")
-		fs.StringVar(&sf.tokenFile, "token-file", "", "read the token from `FILE`: a session file of `authbench login`, or the support token file of `authbench serve` (its first token)")
-	}
-	fs.StringVar(&sf.origin, "origin", "", "WebAuthn `ORIGIN` put into the client data (default https://RP-ID)")
-	fs.DurationVar(&sf.timeout, "timeout", 2*time.Minute, "give up after this long (touching the chip included)")
+// tokenFlags are the flags of commands that need a support or session
+// token. The token itself never goes on the command line, where other
+// users could read it: it comes from a file or the environment.
+type tokenFlags struct {
+	TokenFile string `placeholder:"FILE" env:"AUTHBENCH_TOKEN_FILE" help:"Read the support or session token from FILE: a session file of authbench login, or the support token file of authbench serve (its first token). Without it, $AUTHBENCH_TOKEN holds the token."`
 }
 
-// readToken returns the token of --token, --token-file or $AUTHBENCH_TOKEN.
-func (sf *serverFlags) readToken() (string, error) {
-	if !sf.needToken {
-		return "", nil
-	}
-	switch {
-	case sf.token != "" && sf.tokenFile != "":
-		return "", usageError{errors.New("give --token or --token-file, not both")}
-	case sf.token != "":
-		return sf.token, nil
-	case sf.tokenFile != "":
-		b, err := os.ReadFile(sf.tokenFile)
+// readToken returns the token of --token-file or $AUTHBENCH_TOKEN.
+func (tf *tokenFlags) readToken() (string, error) {
+	if tf.TokenFile != "" {
+		b, err := os.ReadFile(tf.TokenFile)
 		if err != nil {
 			return "", fmt.Errorf("token file: %w", err)
 		}
 		if tok := tokenFromFile(string(b)); tok != "" {
 			return tok, nil
 		}
-		return "", fmt.Errorf("token file %s holds no token", sf.tokenFile)
+		return "", fmt.Errorf("token file %s holds no token", tf.TokenFile)
 	}
 	if tok := os.Getenv("AUTHBENCH_TOKEN"); tok != "" {
 		return tok, nil
 	}
-	return "", usageError{errors.New("a token is needed: give --token-file FILE (or --token, or set $AUTHBENCH_TOKEN)")}
+	return "", usageError{errors.New("a token is needed: give --token-file FILE, or set $AUTHBENCH_TOKEN")}
 }
 
 // tokenFromFile returns the token in a token file: the first line that is
@@ -97,18 +78,23 @@ func tokenFromFile(content string) string {
 	return ""
 }
 
-// client returns a client of the server with the token; keepalive may be
-// nil.
-func (sf *serverFlags) client(keepalive func(ctap2.KeepaliveStatus)) (*client.Client, error) {
-	tok, err := sf.readToken()
-	if err != nil {
-		return nil, err
-	}
-	c, err := client.New(sf.server, client.Options{Token: tok, Origin: sf.origin, Keepalive: keepalive})
+// client returns a client of the server with token ("" for none);
+// keepalive may be nil.
+func (sf *serverFlags) client(token string, keepalive func(ctap2.KeepaliveStatus)) (*client.Client, error) {
+	c, err := client.New(sf.Server, client.Options{Token: token, Origin: sf.Origin, Keepalive: keepalive})
 	if err != nil {
 		return nil, usageError{err}
 	}
 	return c, nil
+}
+
+// authedClient returns a client of the server with the token of tf.
+func (sf *serverFlags) authedClient(tf *tokenFlags, keepalive func(ctap2.KeepaliveStatus)) (*client.Client, error) {
+	tok, err := tf.readToken()
+	if err != nil {
+		return nil, err
+	}
+	return sf.client(tok, keepalive)
 }
 
 // touchPrompt prints "Touch your chip…" when a chip first asks for
@@ -150,84 +136,92 @@ func (p *touchPrompt) done() {
 }
 
 // openTimeout bounds opening a device: a chip that does not answer its
-// first command within it is not there.
-const openTimeout = 10 * time.Second
+// first command within it is not there. A chip on UDP, which is always a
+// simulator on this or a nearby machine, gets udpOpenTimeout.
+const (
+	openTimeout    = 10 * time.Second
+	udpOpenTimeout = 2 * time.Second
+)
 
-// openDevice opens the device a selector names (the selectors of
-// `authbench check`), and explains the errors a developer meets.
-func openDevice(ctx context.Context, sel string) (*checkTarget, error) {
-	octx, cancel := context.WithTimeout(ctx, openTimeout)
+// openDevice opens the device a selector names (see selectorHelp) with
+// the options of a check, and explains the errors a developer meets. An
+// error opening the device is an unreachableError (exit status 3); a bad
+// selector a usageError.
+func openDevice(ctx context.Context, sel string, o targetOptions) (*checkTarget, error) {
+	limit := openTimeout
+	if strings.HasPrefix(sel, "udp") {
+		limit = udpOpenTimeout
+	}
+	octx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	t, err := openTarget(octx, sel, nil, nil, nil)
+	start := time.Now()
+	t, err := openTarget(octx, sel, o)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
 			return nil, err
 		}
-		if octx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("nothing answered at %s in time: is the device connected (and `authbench sim` running, for udp:)?\n  (%v)", sel, err)
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.DeadlineExceeded) {
+			return nil, cause // interrupted
 		}
-		return nil, explainDevice(sel, err)
+		if octx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+			what := "is the device connected?"
+			if strings.HasPrefix(sel, "udp") {
+				what = "is `authbench sim --chip udp` running there, and is the address right?"
+			}
+			return nil, unreachableError{fmt.Errorf("nothing answered at %s within %v: %s\n  (%v)", sel, time.Since(start).Round(100*time.Millisecond), what, err)}
+		}
+		return nil, unreachableError{explainDevice(sel, err)}
 	}
 	return t, nil
 }
 
 // openChip opens the chip a selector names.
 func openChip(ctx context.Context, sel string) (device.Chip, func(), error) {
-	t, err := openDevice(ctx, sel)
+	t, err := openDevice(ctx, sel, targetOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
 	ch, ok := t.target.(device.Chip)
 	if !ok {
 		t.close()
-		return nil, nil, usageError{fmt.Errorf("--device %s is not a chip: enrol code devices through a PSKC import and `authbench login --device`", sel)}
+		return nil, nil, usageError{fmt.Errorf("--device %s is not a chip: a code device is added by its serial, once support imported its secret (PSKC), and activated with a code it shows (the API's add and activate)", sel)}
 	}
 	return ch, t.close, nil
 }
 
-func runEnroll(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(commands["enroll"], e)
-	var sf serverFlags
-	sf.register(fs, true)
-	identity := fs.String("identity", "", "the identity (person) to enrol the chip for")
-	sel := fs.String("device", "", "the `SELECTOR` of the chip: pcsc:N, pcsc:READER, usb[:VID:PID], udp:HOST:PORT or sim:chip (see authbench help check)")
-	label := fs.String("label", "", "a label for the new authenticator")
-	if err := parse(fs, args); err != nil {
-		return err
+func (c *enrollCmd) Run(ctx context.Context, e *env) error {
+	out := e.stdout
+	if c.JSON {
+		out = e.stderr
 	}
-	switch {
-	case fs.NArg() > 0:
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	case *identity == "":
-		return usageError{errors.New("--identity is required")}
-	case *sel == "":
-		return usageError{errors.New("--device is required")}
-	}
-	prompt := &touchPrompt{w: e.stdout}
-	c, err := sf.client(prompt.keepalive)
+	prompt := &touchPrompt{w: out}
+	cl, err := c.authedClient(&c.tokenFlags, prompt.keepalive)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, sf.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 
 	// Ask the server first, so that a wrong token or an unreachable server
 	// is reported before anyone is asked to touch anything.
-	if _, err := c.Identity(ctx, *identity); err != nil {
-		return explainServer(&sf, *identity, err)
+	if _, err := cl.Identity(ctx, c.Identity); err != nil {
+		return explainServer(&c.serverFlags, c.Identity, err)
 	}
-	chip, closeChip, err := openChip(ctx, *sel)
+	chip, closeChip, err := openChip(ctx, c.Device)
 	if err != nil {
 		return err
 	}
 	defer closeChip()
-	a, err := client.EnrollChip(ctx, c, *identity, *label, chip)
+	a, err := client.EnrollChip(ctx, cl, c.Identity, c.Label, chip)
 	prompt.done()
 	if err != nil {
-		return explainEnroll(&sf, *identity, *sel, err)
+		return explainEnroll(&c.serverFlags, c.Identity, c.Device, err)
 	}
-	fmt.Fprintf(e.stdout, "enrolled the chip as a MitID chip of %s: a new security element in the chip and on the server\n", *identity)
+	if c.JSON {
+		return printJSON(e.stdout, a)
+	}
+	fmt.Fprintf(e.stdout, "enrolled the chip as a MitID chip of %s: a new security element in the chip and on the server\n", c.Identity)
 	printAuthenticator(e.stdout, a)
 	return nil
 }
@@ -274,15 +268,15 @@ func explainServer(sf *serverFlags, identity string, err error) error {
 	var ae *client.APIError
 	switch {
 	case errors.Is(err, client.ErrUnreachable):
-		return fmt.Errorf("cannot reach the server at %s: is it running (authbench serve) and is --server right?\n  (%v)", sf.server, err)
+		return unreachableError{fmt.Errorf("cannot reach the server at %s: is it running (authbench serve) and is --server right?\n  (%v)", sf.Server, err)}
 	case errors.Is(err, client.ErrUnauthorized):
-		return fmt.Errorf("the server refused the token (wrong or expired): check --token-file / --token / $AUTHBENCH_TOKEN\n  (%v)", err)
+		return fmt.Errorf("the server refused the token (wrong or expired): check --token-file or $AUTHBENCH_TOKEN\n  (%v)", err)
 	case errors.Is(err, client.ErrForbidden):
 		return fmt.Errorf("the token may not act for identity %q: use a support token or a session of that identity\n  (%v)", identity, err)
 	case errors.Is(err, client.ErrNotFound) && errors.As(err, &ae) && strings.HasSuffix(ae.Path, "/identities/"+identity):
 		return fmt.Errorf("the server has no identity %q\n  (%v)", identity, err)
 	case errors.Is(err, client.ErrBadResponse):
-		return fmt.Errorf("the server at %s does not answer like an authbench server: is --server right?\n  (%v)", sf.server, err)
+		return fmt.Errorf("the server at %s does not answer like an authbench server: is --server right?\n  (%v)", sf.Server, err)
 	}
 	return err
 }

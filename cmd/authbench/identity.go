@@ -5,56 +5,69 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"strings"
 
 	"github.com/authbench/authbench/server/client"
 )
 
-func init() {
-	register(&command{
-		name:    "identity",
-		summary: "create an identity (a person) on a running server, optionally with a password (support token needed)",
-		usage:   "create --identity ID [--password-stdin] [--server URL] [--token-file FILE]",
-		run:     runIdentity,
-	})
+// identityCmd is `authbench identity`: one subcommand per action.
+type identityCmd struct {
+	Create identityCreateCmd `cmd:"" help:"Create an identity (a person), optionally with a password (support token needed)."`
 }
 
-func runIdentity(ctx context.Context, e *env, args []string) error {
-	c := commands["identity"]
-	if len(args) == 0 || args[0] != "create" {
-		if len(args) > 0 && strings.TrimLeft(args[0], "-") == "h" || len(args) > 0 && strings.TrimLeft(args[0], "-") == "help" {
-			fmt.Fprintf(e.stderr, "usage: authbench identity %s\n\n%s\n", c.usage, c.summary)
-			return nil
+// identityCreateCmd is `authbench identity create`.
+type identityCreateCmd struct {
+	serverFlags
+	tokenFlags
+	// A pointer: an empty --identity "" is an error, not "let the server
+	// pick".
+	Identity      *string `placeholder:"ID" help:"The new identity's ID (default: the server picks one)."`
+	PasswordStdin bool    `help:"Read an initial password from the first line of standard input."`
+	JSON          bool    `help:"Print the new identity as JSON."`
+}
+
+func (c *identityCreateCmd) Run(ctx context.Context, e *env) error {
+	var req client.CreateIdentityRequest
+	if c.Identity != nil {
+		if *c.Identity == "" {
+			return usageError{errors.New("--identity: an empty ID; leave the flag out to let the server pick one")}
 		}
-		return usageError{errors.New(`the only subcommand is "create"`)}
+		req.ID = *c.Identity
 	}
-	fs := newFlags(c, e)
-	var sf serverFlags
-	sf.register(fs, true)
-	identity := fs.String("identity", "", "the new identity's `ID` (default: the server picks one)")
-	pwStdin := fs.Bool("password-stdin", false, "read an initial password from the first line of standard input")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	req := client.CreateIdentityRequest{ID: *identity}
-	if *pwStdin {
-		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
-		if err != nil && line == "" {
-			return fmt.Errorf("reading the password from standard input: %w", err)
+	if c.PasswordStdin {
+		pw, err := readLine(e.in(), "the password")
+		if err != nil {
+			return err
 		}
-		req.Password = strings.TrimRight(line, "\r\n")
+		req.Password = pw
 	}
-	cl, err := sf.client(nil)
+	cl, err := c.authedClient(&c.tokenFlags, nil)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, sf.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	id, err := cl.CreateIdentity(ctx, req)
 	if err != nil {
-		return explainServer(&sf, *identity, err)
+		if errors.Is(err, client.ErrIdentityTaken) {
+			return fmt.Errorf("the identity %q exists already: choose another ID, or leave --identity out to let the server pick one\n  (%v)", req.ID, err)
+		}
+		return explainServer(&c.serverFlags, req.ID, err)
+	}
+	if c.JSON {
+		return printJSON(e.stdout, id)
 	}
 	printIdentity(e.stdout, id)
 	return nil
+}
+
+// readLine reads the first line of r (a secret typed or piped in), without
+// its line end.
+func readLine(r io.Reader, what string) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && (err != io.EOF || line == "") {
+		return "", fmt.Errorf("reading %s from standard input: %w", what, err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }

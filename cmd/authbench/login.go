@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -16,121 +14,158 @@ import (
 	"github.com/authbench/authbench/sim/app"
 )
 
-func init() {
-	register(&command{
-		name:    "login",
-		summary: "log in with one authenticator (chip, code device, code, password or simulated app) and print the session",
-		usage:   "--server URL --identity ID --authenticator AID (--device SELECTOR | --code CODE | --password-stdin | --app-seed HEX --pin PIN) [--session-file FILE]",
-		run:     runLogin,
-	})
-	register(&command{
-		name:    "block",
-		summary: "block an authenticator permanently (lost or compromised); its security element is deleted",
-		usage:   "--server URL --identity ID --authenticator AID --reason lost|compromised [--token TOKEN | --token-file FILE]",
-		run:     runBlock,
-	})
-	register(&command{
-		name:    "reactivate",
-		summary: "reactivate a suspended authenticator (support token, or a session from another authenticator)",
-		usage:   "--server URL --identity ID --authenticator AID [--token TOKEN | --token-file FILE]",
-		run:     runReactivate,
-	})
+// loginCmd is `authbench login`: MitID's combinations only, the password
+// and a second factor (a chip or code device, or a code read from one), or
+// the app alone (docs/login.md).
+type loginCmd struct {
+	serverFlags
+	Identity      string   `required:"" placeholder:"ID" help:"The identity (person)."`
+	PasswordStdin bool     `help:"Read the password from the first line of standard input; the second factor is --device or --code."`
+	Device        string   `placeholder:"SELECTOR" help:"The chip or code device that is the second factor, after the password (see authbench help check)."`
+	Code          string   `placeholder:"CODE" help:"A one-time code read from a code display or audio code reader: the second factor, after the password."`
+	Authenticator string   `placeholder:"AID" help:"With --app-seed, the app's ID; after the password, the chip or code device to use when the identity has several (see authbench status)."`
+	AppSeed       hexBytes `placeholder:"HEX" help:"Seed of a simulated MitID app (sim/app), which logs in alone (its key and its PIN are two factors); the PIN comes from the first line of standard input, or $AUTHBENCH_PIN."`
+	SessionFile   string   `placeholder:"FILE" type:"path" help:"Write the session token to FILE (mode 0600), for --token-file of later commands."`
+	ShowToken     bool     `help:"Print the session token (it is a secret: by default it is only written to --session-file)."`
+	JSON          bool     `help:"Print the session as JSON (the token only with --show-token)."`
 }
 
-// stdin is what --password-stdin reads; tests replace it.
-var stdin io.Reader = os.Stdin
+// loginJSON is what `authbench login --json` prints.
+type loginJSON struct {
+	Identity       string                `json:"identity"`
+	SessionID      string                `json:"session_id"`
+	Level          string                `json:"level"`
+	Authenticators []string              `json:"authenticators"`
+	Authenticator  *client.Authenticator `json:"authenticator"`
+	ExpiresAt      time.Time             `json:"expires_at"`
+	SessionFile    string                `json:"session_file,omitempty"`
+	Token          string                `json:"session,omitempty"`
+}
 
-func runLogin(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(commands["login"], e)
-	var sf serverFlags
-	sf.register(fs, false)
-	identity := fs.String("identity", "", "the identity (person)")
-	aid := fs.String("authenticator", "", "the authenticator's ID (see `authbench status`)")
-	sel := fs.String("device", "", "the `SELECTOR` of a chip or code device to log in with (see authbench help check)")
-	code := fs.String("code", "", "a one-time `CODE` read from a code display or audio code reader")
-	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
-	var appSeed hexFlag
-	fs.Var(&appSeed, "app-seed", "`HEX` seed of a simulated MitID app (sim/app); use with --pin")
-	pin := fs.String("pin", "", "the app's six-digit `PIN`")
-	sessionFile := fs.String("session-file", "", "write the session token to `FILE` (mode 0600) for --token-file")
-	if err := parse(fs, args); err != nil {
+// check refuses the combinations MitID does not log in with.
+func (c *loginCmd) check() error {
+	useApp := c.AppSeed != nil
+	switch {
+	case useApp && (c.PasswordStdin || c.Device != "" || c.Code != ""):
+		return usageError{errors.New("the app logs in alone: give --app-seed and --authenticator, without --password-stdin, --device or --code")}
+	case useApp && c.Authenticator == "":
+		return usageError{errors.New("--app-seed goes with --authenticator (the app's ID)")}
+	case !useApp && !c.PasswordStdin:
+		return usageError{errors.New("MitID logs in with the password and a second factor (--password-stdin with --device or --code), or with the app (--app-seed, --authenticator)")}
+	case !useApp && (c.Device == "") == (c.Code == ""):
+		return usageError{errors.New("after the password, give one second factor: --device SELECTOR (a chip or code device) or --code CODE")}
+	}
+	return nil
+}
+
+func (c *loginCmd) Run(ctx context.Context, e *env) error {
+	if err := c.check(); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	out := e.stdout
+	if c.JSON {
+		out = e.stderr
 	}
-	if *identity == "" || *aid == "" {
-		return usageError{errors.New("--identity and --authenticator are required")}
-	}
-	ways := 0
-	for _, set := range []bool{*sel != "", *code != "", *pwStdin, appSeed != nil} {
-		if set {
-			ways++
-		}
-	}
-	if ways != 1 {
-		return usageError{errors.New("give exactly one of --device, --code, --password-stdin and --app-seed")}
-	}
-	if (appSeed != nil) != (*pin != "") {
-		return usageError{errors.New("--app-seed and --pin go together")}
-	}
-	prompt := &touchPrompt{w: e.stdout}
-	c, err := sf.client(prompt.keepalive)
+	prompt := &touchPrompt{w: out}
+	cl, err := c.client("", prompt.keepalive)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, sf.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 
 	var s *client.Session
 	switch {
-	case *code != "":
-		s, err = client.LoginCode(ctx, c, *identity, *aid, *code)
-	case *pwStdin:
-		line, rerr := bufio.NewReader(stdin).ReadString('\n')
-		if rerr != nil && (rerr != io.EOF || line == "") {
-			return fmt.Errorf("reading the password from standard input: %w", rerr)
+	case c.AppSeed != nil:
+		pin := os.Getenv("AUTHBENCH_PIN")
+		if pin == "" {
+			if pin, err = readLine(e.in(), "the PIN"); err != nil || pin == "" {
+				return usageError{errors.New("--app-seed: the app's PIN goes on the first line of standard input, or in $AUTHBENCH_PIN")}
+			}
 		}
-		s, err = client.LoginPassword(ctx, c, *identity, *aid, strings.TrimRight(line, "\r\n"))
-	case appSeed != nil:
-		a, aerr := app.New(app.Options{Seed: appSeed, PIN: *pin})
+		a, aerr := app.New(app.Options{Seed: c.AppSeed, PIN: pin})
 		if aerr != nil {
 			// The PIN is checked by the server; a malformed one still goes
 			// there, so that it counts as the attempt it is.
-			a, aerr = app.New(app.Options{Seed: appSeed})
+			a, aerr = app.New(app.Options{Seed: c.AppSeed})
 			if aerr != nil {
 				return aerr
 			}
 		}
-		s, err = client.LoginApp(ctx, c, *identity, *aid, a, *pin)
+		s, err = client.LoginApp(ctx, cl, c.Identity, c.Authenticator, a, pin)
 	default:
-		t, oerr := openDevice(ctx, *sel)
+		pw, rerr := readLine(e.in(), "the password")
+		if rerr != nil {
+			return rerr
+		}
+		if c.Code != "" {
+			s, err = client.LoginPasswordCode(ctx, cl, c.Identity, pw, c.Authenticator, c.Code)
+			break
+		}
+		t, oerr := openDevice(ctx, c.Device, targetOptions{})
 		if oerr != nil {
 			return oerr
 		}
 		defer t.close()
 		switch d := t.target.(type) {
 		case device.Chip:
-			s, err = client.LoginChip(ctx, c, *identity, *aid, d)
+			s, err = client.LoginPasswordChip(ctx, cl, c.Identity, pw, c.Authenticator, d)
 			prompt.done()
 		case device.CodeDevice:
-			s, err = client.LoginCodeDevice(ctx, c, *identity, *aid, d)
+			s, err = client.LoginPasswordCodeDevice(ctx, cl, c.Identity, pw, d)
 		default:
-			return usageError{fmt.Errorf("--device %s is neither a chip nor a code device", *sel)}
+			return usageError{fmt.Errorf("--device %s is neither a chip nor a code device", c.Device)}
 		}
 	}
 	if err != nil {
-		return explainLogin(&sf, *identity, *sel, err)
+		return explainLogin(&c.serverFlags, c.Identity, c.Device, err)
 	}
-	fmt.Fprintf(e.stdout, "logged in to %s with %s %s; the session ends at %s\n", *identity, s.Authenticator.Kind, s.Authenticator.ID, s.ExpiresAt.Local().Format(time.DateTime))
-	if *sessionFile != "" {
-		if err := os.WriteFile(*sessionFile, []byte(s.Token+"\n"), 0o600); err != nil {
+	if c.SessionFile != "" {
+		if err := os.WriteFile(c.SessionFile, []byte(s.Token+"\n"), 0o600); err != nil {
 			return fmt.Errorf("session file: %w", err)
 		}
-		fmt.Fprintf(e.stdout, "session token written to %s (use --token-file %s)\n", *sessionFile, *sessionFile)
-	} else {
-		fmt.Fprintf(e.stdout, "session token: %s\n", s.Token)
 	}
+	if c.JSON {
+		j := loginJSON{Identity: c.Identity, SessionID: s.ID, Level: s.Level, Authenticators: s.Authenticators,
+			Authenticator: &s.Authenticator, ExpiresAt: s.ExpiresAt, SessionFile: c.SessionFile}
+		if c.ShowToken {
+			j.Token = s.Token
+		}
+		return printJSON(e.stdout, j)
+	}
+	fmt.Fprintf(e.stdout, "logged in to %s with two factors (%s); the session %s ends at %s\n", c.Identity,
+		strings.Join(s.Authenticators, " and "), s.ID, s.ExpiresAt.Local().Format(time.DateTime))
+	switch {
+	case c.ShowToken:
+		fmt.Fprintf(e.stdout, "session token: %s\n", s.Token)
+	case c.SessionFile != "":
+		fmt.Fprintf(e.stdout, "session token written to %s (use --token-file %s)\n", c.SessionFile, c.SessionFile)
+	default:
+		fmt.Fprintln(e.stdout, "the session token is not shown: give --session-file FILE to keep it (or --show-token to print it)")
+	}
+	return nil
+}
+
+// logoutCmd is `authbench logout`.
+type logoutCmd struct {
+	serverFlags
+	tokenFlags
+}
+
+func (c *logoutCmd) Run(ctx context.Context, e *env) error {
+	cl, err := c.authedClient(&c.tokenFlags, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	if err := cl.Logout(ctx); err != nil {
+		if errors.Is(err, client.ErrUnauthorized) {
+			return fmt.Errorf("no such session: it ended already (logout, expiry, or an authenticator that proved it is no longer active)\n  (%v)", err)
+		}
+		return explainServer(&c.serverFlags, "", err)
+	}
+	fmt.Fprintln(e.stdout, "logged out: the session has ended")
 	return nil
 }
 
@@ -151,7 +186,7 @@ func explainLogin(sf *serverFlags, identity, sel string, err error) error {
 	}
 	switch {
 	case errors.Is(err, client.ErrFailedAttempt) && ae != nil && ae.State() == client.StateSuspended:
-		return fmt.Errorf("refused, and the authenticator is now temporarily blocked: %s\n  to reactivate it, log in with another authenticator and run `authbench reactivate --token-file SESSION`, or ask support", ae.Message)
+		return fmt.Errorf("refused, and the authenticator is now temporarily blocked: %s\n  to reactivate it, log in with two other factors (or the app) and run `authbench reactivate --token-file SESSION`, or ask support", ae.Message)
 	case errors.Is(err, client.ErrFailedAttempt) && ae != nil && ae.State() == client.StateBlocked:
 		return fmt.Errorf("refused, and the authenticator is now permanently blocked: %s", ae.Message)
 	case errors.Is(err, client.ErrSignCount):
@@ -161,7 +196,11 @@ func explainLogin(sf *serverFlags, identity, sel string, err error) error {
 	case errors.Is(err, client.ErrCodeReplayed):
 		return fmt.Errorf("that code was already used: wait for the next one\n  (%v)", err)
 	case errors.Is(err, client.ErrSuspended):
-		return fmt.Errorf("the authenticator is temporarily blocked: reactivate it with another authenticator (authbench reactivate) or ask support\n  (%v)", err)
+		return fmt.Errorf("the authenticator is temporarily blocked: reactivate it with a session of two other factors (authbench reactivate) or ask support\n  (%v)", err)
+	case errors.Is(err, client.ErrSecondFactor):
+		return fmt.Errorf("the password was right, but there is no second factor to log in with here: log in with the MitID app, or give the right --device/--code\n  (%v)", err)
+	case errors.Is(err, client.ErrAttemptsInFlight), errors.Is(err, client.ErrRateLimited):
+		return fmt.Errorf("too many attempts right now: nothing was checked; try again in a moment\n  (%v)", err)
 	case errors.Is(err, client.ErrBlocked):
 		return fmt.Errorf("the authenticator is permanently blocked and cannot be used again\n  (%v)", err)
 	case errors.Is(err, client.ErrPending):
@@ -176,56 +215,94 @@ func explainLogin(sf *serverFlags, identity, sel string, err error) error {
 	return explainServer(sf, identity, err)
 }
 
-// runAuthenticatorChange runs block or reactivate.
-func runAuthenticatorChange(ctx context.Context, e *env, name string, args []string) error {
-	fs := newFlags(commands[name], e)
-	var sf serverFlags
-	sf.register(fs, true)
-	identity := fs.String("identity", "", "the identity (person)")
-	aid := fs.String("authenticator", "", "the authenticator's ID (see `authbench status`)")
-	var reason *string
-	if name == "block" {
-		reason = fs.String("reason", "", "why: lost or compromised")
-	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	if *identity == "" || *aid == "" {
-		return usageError{errors.New("--identity and --authenticator are required")}
-	}
-	if reason != nil && *reason != client.ReasonLost && *reason != client.ReasonCompromised {
-		return usageError{errors.New("--reason must be lost or compromised")}
-	}
-	c, err := sf.client(nil)
+// blockCmd is `authbench block`.
+type blockCmd struct {
+	serverFlags
+	tokenFlags
+	Identity      string `required:"" placeholder:"ID" help:"The identity (person)."`
+	Authenticator string `required:"" placeholder:"AID" help:"The authenticator's ID (see authbench status)."`
+	Reason        string `required:"" enum:"lost,compromised" placeholder:"REASON" help:"Why: lost or compromised."`
+	JSON          bool   `help:"Print the blocked authenticator as JSON."`
+}
+
+// reactivateCmd is `authbench reactivate`.
+type reactivateCmd struct {
+	serverFlags
+	tokenFlags
+	Identity      string `required:"" placeholder:"ID" help:"The identity (person)."`
+	Authenticator string `required:"" placeholder:"AID" help:"The authenticator's ID (see authbench status)."`
+	JSON          bool   `help:"Print the reactivated authenticator as JSON."`
+}
+
+// cancelCmd is `authbench cancel`.
+type cancelCmd struct {
+	serverFlags
+	tokenFlags
+	Identity      string `required:"" placeholder:"ID" help:"The identity (person)."`
+	Authenticator string `required:"" placeholder:"AID" help:"The pending authenticator's ID (see authbench status)."`
+	JSON          bool   `help:"Print the outcome as JSON."`
+}
+
+func (c *blockCmd) Run(ctx context.Context, e *env) error {
+	return changeAuthenticator(ctx, e, &c.serverFlags, &c.tokenFlags, c.Identity, c.Authenticator, "block", c.Reason, c.JSON)
+}
+
+func (c *reactivateCmd) Run(ctx context.Context, e *env) error {
+	return changeAuthenticator(ctx, e, &c.serverFlags, &c.tokenFlags, c.Identity, c.Authenticator, "reactivate", "", c.JSON)
+}
+
+func (c *cancelCmd) Run(ctx context.Context, e *env) error {
+	return changeAuthenticator(ctx, e, &c.serverFlags, &c.tokenFlags, c.Identity, c.Authenticator, "cancel", "", c.JSON)
+}
+
+// changeAuthenticator blocks an authenticator for reason (op "block"),
+// reactivates it ("reactivate") or cancels its pending add ("cancel").
+func changeAuthenticator(ctx context.Context, e *env, sf *serverFlags, tf *tokenFlags, identity, aid, op, reason string, jsonOut bool) error {
+	c, err := sf.authedClient(tf, nil)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, sf.timeout)
+	ctx, cancel := context.WithTimeout(ctx, sf.Timeout)
 	defer cancel()
 	var a *client.Authenticator
-	if name == "block" {
-		a, err = c.Block(ctx, *identity, *aid, *reason)
-	} else {
-		a, err = c.Reactivate(ctx, *identity, *aid)
+	switch op {
+	case "block":
+		a, err = c.Block(ctx, identity, aid, reason)
+	case "cancel":
+		err = c.Cancel(ctx, identity, aid)
+	default:
+		a, err = c.Reactivate(ctx, identity, aid)
 	}
 	if err != nil {
 		switch {
 		case errors.Is(err, client.ErrSelfServiceRefused):
-			return fmt.Errorf("refused on self-service: log in with ANOTHER active authenticator of %s and use that session, or ask support\n  (%v)", *identity, err)
+			return fmt.Errorf("refused on self-service: log in with ANOTHER active authenticator of %s and use that session, or ask support\n  (%v)", identity, err)
 		case errors.Is(err, client.ErrBlocked):
 			return fmt.Errorf("the authenticator is permanently blocked already\n  (%v)", err)
+		case errors.Is(err, client.ErrConflict) && op == "cancel":
+			return fmt.Errorf("only a pending authenticator can be cancelled; block an active one instead\n  (%v)", err)
 		case errors.Is(err, client.ErrConflict):
 			return fmt.Errorf("not possible in the authenticator's current state: see `authbench status`\n  (%v)", err)
 		case errors.Is(err, client.ErrNotFound):
 			return fmt.Errorf("the server knows no such identity or authenticator: see `authbench status`\n  (%v)", err)
 		}
-		return explainServer(&sf, *identity, err)
+		return explainServer(sf, identity, err)
 	}
-	if name == "block" {
-		fmt.Fprintf(e.stdout, "blocked %s %s for good (%s); its security element is deleted\n", a.Kind, a.ID, *reason)
+	if op == "cancel" {
+		if jsonOut {
+			return printJSON(e.stdout, struct {
+				ID        string `json:"id"`
+				Cancelled bool   `json:"cancelled"`
+			}{aid, true})
+		}
+		fmt.Fprintf(e.stdout, "cancelled %s: the pending add is withdrawn and nothing is revoked\n", aid)
+		return nil
+	}
+	if jsonOut {
+		return printJSON(e.stdout, a)
+	}
+	if op == "block" {
+		fmt.Fprintf(e.stdout, "blocked %s %s for good (%s); its security element is deleted\n", a.Kind, a.ID, reason)
 		switch a.Kind {
 		case client.KindChip:
 			fmt.Fprintln(e.stdout, "the same chip can be added again: it then gets a new security element")
@@ -241,12 +318,4 @@ func runAuthenticatorChange(ctx context.Context, e *env, name string, args []str
 	}
 	printAuthenticator(e.stdout, a)
 	return nil
-}
-
-func runBlock(ctx context.Context, e *env, args []string) error {
-	return runAuthenticatorChange(ctx, e, "block", args)
-}
-
-func runReactivate(ctx context.Context, e *env, args []string) error {
-	return runAuthenticatorChange(ctx, e, "reactivate", args)
 }

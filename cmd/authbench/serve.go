@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/alecthomas/kong"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -21,25 +22,30 @@ import (
 	"github.com/authbench/authbench/server/service"
 )
 
-func init() {
-	register(&command{
-		name:    "serve",
-		summary: "run the authbench server: HTTP JSON API over an SQLite or PostgreSQL store",
-		usage:   "[--addr HOST:PORT] [--db FILE|postgres://URL] [--master-key FILE] [--support-token-file FILE] [--attestation-roots PEM] [flags]",
-		run:     runServe,
-	})
+// serveCmd is `authbench serve`. Every setting comes from its flag, else
+// its environment variable, else the --config file, else the default.
+// Secrets come only from files or the environment.
+type serveCmd struct {
+	Config               kong.ConfigFlag `placeholder:"FILE" help:"JSON file of settings whose keys are the long flag names, such as {\"addr\": \"0.0.0.0:8080\", \"log-level\": \"debug\"}; flags and environment variables win over it."`
+	Addr                 string          `default:"127.0.0.1:8080" env:"AUTHBENCH_ADDR" placeholder:"HOST:PORT" help:"Address to listen on (port 0 picks a free one)."`
+	DB                   string          `default:"./authbench.db" env:"AUTHBENCH_DB" placeholder:"FILE|URL" help:"SQLite database file (created if missing), or the postgres://USER:PASSWORD@HOST/DB URL of a PostgreSQL database that several servers share."`
+	MasterKey            string          `default:"./authbench-master.key" env:"AUTHBENCH_MASTER_KEY_FILE" placeholder:"FILE" help:"Master key file that seals OTP secrets; created on the first run, and only while the store holds nothing sealed (back it up!); a missing or wrong key for a store with sealed secrets stops the start. $AUTHBENCH_MASTER_KEY, holding the key itself, overrides it."`
+	SupportTokenFile     string          `default:"./authbench-support-tokens" env:"AUTHBENCH_SUPPORT_TOKEN_FILE" placeholder:"FILE" help:"File of support tokens, one \"operator-id token\" per line; created with one random token when missing."`
+	RPID                 string          `name:"rp-id" default:"localhost" env:"AUTHBENCH_RP_ID" placeholder:"DOMAIN" help:"WebAuthn relying party ID (a domain)."`
+	Origin               string          `env:"AUTHBENCH_ORIGIN" placeholder:"ORIGIN[,ORIGIN...]" help:"WebAuthn origins accepted in client data, comma separated (default: https://RP-ID)."`
+	AttestationRoots     string          `env:"AUTHBENCH_ATTESTATION_ROOTS" placeholder:"PEM-FILE" help:"CA certificates a chip's attestation must chain to; without them no chip is trusted (testdata/attestation/ca.pem trusts simulated chips)."`
+	AllowNoneAttestation bool            `env:"AUTHBENCH_ALLOW_NONE_ATTESTATION" help:"Accept chips without a trusted attestation (recorded as untrusted); for development only."`
+	PSKCKeyFile          string          `name:"pskc-key-file" env:"AUTHBENCH_PSKC_KEY_FILE" placeholder:"FILE" help:"File holding, in hex, the pre-shared AES key that protects imported PSKC documents (RFC 6030 §6.1). $AUTHBENCH_PSKC_KEY may hold the hex instead."`
+	PSKCPassphraseFile   string          `name:"pskc-passphrase-file" env:"AUTHBENCH_PSKC_PASSPHRASE_FILE" placeholder:"FILE" help:"File whose first line is the passphrase of PBKDF2-protected PSKC documents (RFC 6030 §6.2). $AUTHBENCH_PSKC_PASSPHRASE may hold it instead."`
+	Argon2MemoryBudget   uint64          `name:"argon2-memory-budget" default:"${argon2_budget}" env:"AUTHBENCH_ARGON2_MEMORY_BUDGET" placeholder:"MiB" help:"MiB of memory that password and PIN hashes (argon2id, 19 MiB each) may hold at once; a request that finds no room within --argon2-wait is answered 503 busy with Retry-After."`
+	Argon2Wait           time.Duration   `name:"argon2-wait" default:"${argon2_wait}" env:"AUTHBENCH_ARGON2_WAIT" placeholder:"DURATION" help:"How long a password or PIN hash waits for room under --argon2-memory-budget before the request is answered 503 busy (0: at once; at most 20s)."`
+	LoginLimitSource     rateFlag        `env:"AUTHBENCH_LOGIN_LIMIT_SOURCE" placeholder:"BURST/EVERY" help:"Login and activation requests allowed per client address, such as 60/100ms (the default), or off."`
+	LoginLimitAuth       rateFlag        `name:"login-limit-authenticator" aliases:"login-limit-identity" env:"AUTHBENCH_LOGIN_LIMIT_AUTHENTICATOR,AUTHBENCH_LOGIN_LIMIT_IDENTITY" placeholder:"BURST/EVERY" help:"Checks of one authenticator's secret allowed, per identity and authenticator once they are known to exist, such as 30/200ms (the default), or off; a refused request is not a failed attempt. (--login-limit-identity is its former name.)"`
+	LogLevel             string          `default:"info" enum:"debug,info,warn,error" env:"AUTHBENCH_LOG_LEVEL" help:"Log level on stderr."`
+	AuditCheckpointEvery time.Duration   `name:"audit-checkpoint-every" default:"${checkpoint_every}" env:"AUTHBENCH_AUDIT_CHECKPOINT_EVERY" placeholder:"DURATION" help:"How often the heads of the audit chains are sealed in a MACed checkpoint (and once more at shutdown); records newer than the last checkpoint could be cut without audit verify noticing."`
 }
 
-// serveConfig is what `authbench serve` was asked to run.
-type serveConfig struct {
-	addr, db, masterKey, tokenFile string
-	rpID, origin, roots            string
-	allowNone                      bool
-	pskcKey                        hexFlag
-	pskcPass                       string
-	logLevel                       string
-	limitSource, limitIdentity     rateFlag
-}
+func (*serveCmd) runsUntilInterrupted() {}
 
 // rateFlag is a login rate limit written BURST/EVERY ("30/200ms": bursts
 // of 30, then one every 200 ms), or "off". The zero value keeps the
@@ -56,13 +62,14 @@ func (r *rateFlag) String() string {
 	return fmt.Sprintf("%d/%v", r.Burst, r.Every)
 }
 
-func (r *rateFlag) Set(v string) error {
+func (r *rateFlag) UnmarshalText(b []byte) error {
+	v := string(b)
 	if v == "off" {
 		*r = rateFlag{Every: -1}
 		return nil
 	}
-	b, e, ok := strings.Cut(v, "/")
-	burst, err := strconv.Atoi(b)
+	bs, e, ok := strings.Cut(v, "/")
+	burst, err := strconv.Atoi(bs)
 	if !ok || err != nil || burst < 1 {
 		return fmt.Errorf("want BURST/EVERY such as 30/200ms, or off")
 	}
@@ -74,32 +81,11 @@ func (r *rateFlag) Set(v string) error {
 	return nil
 }
 
-func runServe(ctx context.Context, e *env, args []string) error {
-	c := commands["serve"]
-	fs := newFlags(c, e)
-	var cfg serveConfig
-	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "`HOST:PORT` to listen on (port 0 picks a free one)")
-	fs.StringVar(&cfg.db, "db", "./authbench.db", "SQLite database `FILE` (created if missing), or the postgres://USER:PASSWORD@HOST/DB URL of a PostgreSQL database that several servers share")
-	fs.StringVar(&cfg.masterKey, "master-key", "./authbench-master.key", "master key `FILE` that seals OTP secrets; created on the first run (back it up!). $"+secrets.EnvVar+" overrides it")
-	fs.StringVar(&cfg.tokenFile, "support-token-file", "./authbench-support-tokens", "`FILE` of support tokens, one \"operator-id token\" per line; created with one random token when missing")
-	fs.StringVar(&cfg.rpID, "rp-id", "localhost", "WebAuthn relying party `ID` (a domain)")
-	fs.StringVar(&cfg.origin, "origin", "", "WebAuthn `ORIGIN`s accepted in client data, comma separated (default https://RP-ID)")
-	fs.StringVar(&cfg.roots, "attestation-roots", "", "`PEM` file of the CA certificates a chip's attestation must chain to; without it no chip is trusted (e.g. testdata/attestation/ca.pem trusts simulated chips)")
-	fs.BoolVar(&cfg.allowNone, "allow-none-attestation", false, "accept chips without a trusted attestation (recorded as untrusted); for development only")
-	fs.Var(&cfg.pskcKey, "pskc-key", "pre-shared AES key, in `HEX`, that protects imported PSKC documents (RFC 6030 §6.1)")
-	fs.StringVar(&cfg.pskcPass, "pskc-passphrase", "", "`PASSPHRASE` of PBKDF2-protected PSKC documents (RFC 6030 §6.2); $AUTHBENCH_PSKC_PASSPHRASE works too and is not visible to other users")
-	fs.Var(&cfg.limitSource, "login-limit-source", "login requests allowed per client address, as `BURST/EVERY` (default 60/100ms), or off")
-	fs.Var(&cfg.limitIdentity, "login-limit-identity", "login requests allowed per identity, as `BURST/EVERY` (default 30/200ms), or off; a refused request is not a failed attempt")
-	fs.StringVar(&cfg.logLevel, "log-level", "info", "log `LEVEL` on stderr: debug, info, warn or error")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
+func (c *serveCmd) Run(ctx context.Context, e *env) error {
+	cfg := *c
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
-		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.logLevel)}
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.LogLevel)}
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	opts, err := serveOptions(cfg, log)
@@ -107,16 +93,19 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	srv, err := embedded.Start(ctx, opts)
+	if errors.Is(err, service.ErrMasterKey) {
+		return masterKeyHelp(err, cfg.MasterKey, redactURL(cfg.DB), os.Getenv(secrets.EnvVar) != "", opts.Keyring == nil)
+	}
 	if err != nil {
 		if errors.Is(err, embedded.ErrPostgres) {
 			// The URL is not in err: pgx names the host, user and
 			// database, never the password.
-			return fmt.Errorf("--db %s: %w", redactURL(cfg.db), err)
+			return fmt.Errorf("--db %s: %w", redactURL(cfg.DB), err)
 		}
 		return err
 	}
 	fmt.Fprintf(e.stdout, "authbench server listening on %s\n", srv.URL)
-	fmt.Fprintf(e.stdout, "support tokens: %s\n", cfg.tokenFile)
+	fmt.Fprintf(e.stdout, "support tokens: %s\n", cfg.SupportTokenFile)
 	select {
 	case <-ctx.Done():
 	case <-srv.Done():
@@ -131,60 +120,90 @@ func runServe(ctx context.Context, e *env, args []string) error {
 // serveOptions turns the command line into the server's options: it loads
 // (or creates) the master key and the support tokens and reads the trust
 // roots.
-func serveOptions(cfg serveConfig, log *slog.Logger) (embedded.Options, error) {
+func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 	o := embedded.Options{
-		Addr:                 cfg.addr,
-		DB:                   cfg.db,
-		RPID:                 cfg.rpID,
-		AllowNoneAttestation: cfg.allowNone,
-		PSKCKey:              cfg.pskcKey,
-		PSKCPassphrase:       cfg.pskcPass,
+		Addr:                 cfg.Addr,
+		DB:                   cfg.DB,
+		RPID:                 cfg.RPID,
+		AllowNoneAttestation: cfg.AllowNoneAttestation,
 		Logger:               log,
-		RateLimit:            api.RateLimit{PerSource: api.Rate(cfg.limitSource), PerIdentity: api.Rate(cfg.limitIdentity)},
+		RateLimit:            api.RateLimit{PerSource: api.Rate(cfg.LoginLimitSource), PerAuthenticator: api.Rate(cfg.LoginLimitAuth)},
+		CheckpointEvery:      cfg.AuditCheckpointEvery,
 	}
-	if o.PSKCPassphrase == "" {
-		o.PSKCPassphrase = os.Getenv("AUTHBENCH_PSKC_PASSPHRASE")
+	if cfg.AuditCheckpointEvery <= 0 {
+		return o, usageError{errors.New("--audit-checkpoint-every: a positive duration such as 1m")}
 	}
-	if n := len(cfg.pskcKey); n != 0 && n != 16 && n != 24 && n != 32 {
-		return o, usageError{fmt.Errorf("--pskc-key: an AES key has 16, 24 or 32 bytes, not %d", n)}
+	key, err := pskcKey(cfg.PSKCKeyFile, os.Getenv(pskcKeyEnv))
+	if err != nil {
+		return o, err
 	}
-	if cfg.db == "" {
+	o.PSKCKey = key
+	o.PSKCPassphrase = os.Getenv("AUTHBENCH_PSKC_PASSPHRASE")
+	if cfg.PSKCPassphraseFile != "" {
+		b, err := readSecretFile("--pskc-passphrase-file", cfg.PSKCPassphraseFile)
+		if err != nil {
+			return o, err
+		}
+		pass, _, _ := strings.Cut(string(b), "\n")
+		clear(b)
+		if pass = strings.TrimRight(pass, "\r"); pass == "" {
+			return o, fmt.Errorf("--pskc-passphrase-file %s: no passphrase in it", cfg.PSKCPassphraseFile)
+		}
+		o.PSKCPassphrase = pass
+	}
+	if cfg.Argon2MemoryBudget == 0 || cfg.Argon2MemoryBudget > 1<<20 {
+		return o, usageError{fmt.Errorf("--argon2-memory-budget %d: give 1 to %d MiB", cfg.Argon2MemoryBudget, 1<<20)}
+	}
+	if cfg.Argon2Wait < 0 || cfg.Argon2Wait > maxArgon2Wait {
+		return o, usageError{fmt.Errorf("--argon2-wait %v: give 0 to %v, so that a waiting request is still answered within the server's write timeout", cfg.Argon2Wait, maxArgon2Wait)}
+	}
+	lim := secrets.NewLimiter(cfg.Argon2MemoryBudget<<10, cfg.Argon2Wait)
+	secrets.SetLimiter(lim)
+	log.Info("password and PIN hashing bounded", "argon2id_memory_budget_mib", cfg.Argon2MemoryBudget,
+		"concurrent_hashes", lim.Slots(secrets.DefaultParams().Memory), "wait", cfg.Argon2Wait)
+	if cfg.DB == "" {
 		return o, usageError{errors.New("--db: a database file or postgres:// URL is needed")}
 	}
-	if cfg.origin != "" {
-		for _, s := range strings.Split(cfg.origin, ",") {
+	if cfg.Origin != "" {
+		for _, s := range strings.Split(cfg.Origin, ",") {
 			if s = strings.TrimSpace(s); s != "" {
 				o.RPOrigins = append(o.RPOrigins, s)
 			}
 		}
 	}
-	if id := cfg.rpID; id == "" || strings.ContainsAny(id, "/: ") {
+	if id := cfg.RPID; id == "" || strings.ContainsAny(id, "/: ") {
 		return o, usageError{fmt.Errorf("--rp-id %q: a relying party ID is a domain such as localhost or example.com", id)}
 	}
-	if cfg.roots != "" {
-		pem, err := os.ReadFile(cfg.roots)
+	if cfg.AttestationRoots != "" {
+		pem, err := os.ReadFile(cfg.AttestationRoots)
 		if err != nil {
 			return o, fmt.Errorf("--attestation-roots: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return o, fmt.Errorf("--attestation-roots %s: no PEM certificate in it", cfg.roots)
+			return o, fmt.Errorf("--attestation-roots %s: no PEM certificate in it", cfg.AttestationRoots)
 		}
 		o.AttestationRoots = pool
-	} else if !cfg.allowNone {
+	} else if !cfg.AllowNoneAttestation {
 		log.Warn("no --attestation-roots: no chip will be trusted, so no chip can be added (give a CA file, or --allow-none-attestation for development)")
 	}
-	keys, err := secrets.LoadOrCreate(cfg.masterKey, os.Getenv(secrets.EnvVar), log)
-	if err != nil {
+	// A missing key file is made by embedded.Start, and only for a store
+	// that holds nothing sealed.
+	keys, err := secrets.Load(cfg.MasterKey, os.Getenv(secrets.EnvVar), log)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		o.NewMasterKeyFile = cfg.MasterKey
+	case err != nil:
 		return o, err
+	default:
+		o.Keyring = keys
 	}
-	o.Keyring = keys
-	tokens, created, err := loadSupportTokens(cfg.tokenFile)
+	tokens, created, err := loadSupportTokens(cfg.SupportTokenFile)
 	if err != nil {
 		return o, err
 	}
 	if created {
-		log.Warn("created a support token file with one random token; keep it secret", "path", cfg.tokenFile, "operator", embedded.DefaultOperator)
+		log.Warn("created a support token file with one random token; keep it secret", "path", cfg.SupportTokenFile, "operator", embedded.DefaultOperator)
 	}
 	o.SupportTokens = tokens
 	return o, nil
@@ -201,7 +220,8 @@ func loadSupportTokens(path string) (tokens map[string]string, created bool, err
 	if path == "" {
 		return nil, false, usageError{errors.New("--support-token-file: a file is needed")}
 	}
-	data, err := os.ReadFile(path)
+	data, err := readSecretFile("--support-token-file", path)
+	defer clear(data)
 	if errors.Is(err, fs.ErrNotExist) {
 		tok, err := embedded.NewToken()
 		if err != nil {
@@ -215,7 +235,7 @@ func loadSupportTokens(path string) (tokens map[string]string, created bool, err
 		return map[string]string{tok: embedded.DefaultOperator}, true, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("--support-token-file: %w", err)
+		return nil, false, err
 	}
 	tokens = map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))

@@ -161,6 +161,8 @@ func TestServeRefusals(t *testing.T) {
 	dir := t.TempDir()
 	badTokens := filepath.Join(dir, "bad-tokens")
 	os.WriteFile(badTokens, []byte("support\n"), 0o600)
+	shortKey := filepath.Join(dir, "short-key")
+	os.WriteFile(shortKey, []byte("0011\n"), 0o600)
 	shortTokens := filepath.Join(dir, "short-tokens")
 	os.WriteFile(shortTokens, []byte("support abc\n"), 0o600)
 	tests := []struct {
@@ -175,7 +177,8 @@ func TestServeRefusals(t *testing.T) {
 		{"token file", []string{"--support-token-file", badTokens}, 1, "operator-id token"},
 		{"short token", []string{"--support-token-file", shortTokens}, 1, "at least"},
 		{"roots", []string{"--attestation-roots", filepath.Join(dir, "none.pem")}, 1, "--attestation-roots"},
-		{"pskc key", []string{"--pskc-key", "0011"}, 2, "--pskc-key"},
+		{"pskc key", []string{"--pskc-key-file", shortKey}, 2, "16, 24 or 32 bytes"},
+		{"pskc key on the command line", []string{"--pskc-key", "00112233445566778899aabbccddeeff"}, 2, "unknown flag --pskc-key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,5 +192,62 @@ func TestServeRefusals(t *testing.T) {
 				t.Fatal("the database password was printed")
 			}
 		})
+	}
+}
+
+// TestServeSettings: serve takes its settings from a JSON --config file,
+// the environment over the file, and flags over both; a key that names no
+// flag is an error; the secrets have no flag.
+func TestServeSettings(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "serve.json")
+	write := func(v string) {
+		if err := os.WriteFile(cfg, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"addr": "127.0.0.1:0", "db": "` + filepath.Join(dir, "cfg.db") + `", "master-key": "` + filepath.Join(dir, "master.key") +
+		`", "support-token-file": "` + filepath.Join(dir, "tokens") + `", "attestation-roots": "../../testdata/attestation/ca.pem", "log-level": "error"}`)
+
+	// The file alone: its paths are used, and at level error the warning
+	// about the new token file is not logged.
+	url, stop, stderr := startServe(t, "--config", cfg)
+	if code, body := request(t, "GET", url+"/healthz", "", ""); code != 200 {
+		t.Fatalf("healthz %d %s", code, body)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{"cfg.db", "master.key", "tokens"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("the config file's %s was not used: %v", f, err)
+		}
+	}
+	if strings.Contains(stderr.String(), "level=WARN") {
+		t.Errorf("log-level error from the file was not used:\n%s", stderr)
+	}
+
+	// The environment wins over the file.
+	os.Remove(filepath.Join(dir, "tokens"))
+	t.Setenv("AUTHBENCH_LOG_LEVEL", "info")
+	_, stop, stderr = startServe(t, "--config", cfg)
+	stop()
+	if !strings.Contains(stderr.String(), "created a support token file") {
+		t.Errorf("$AUTHBENCH_LOG_LEVEL=info did not win over the file:\n%s", stderr)
+	}
+
+	// A flag wins over both.
+	os.Remove(filepath.Join(dir, "tokens"))
+	_, stop, stderr = startServe(t, "--config", cfg, "--log-level", "error")
+	stop()
+	if strings.Contains(stderr.String(), "level=WARN") {
+		t.Errorf("--log-level error did not win over the environment:\n%s", stderr)
+	}
+
+	// A misspelt key is an error, not silently ignored.
+	write(`{"adr": "127.0.0.1:0"}`)
+	var out bytes.Buffer
+	if code := run(context.Background(), &env{stdout: &out, stderr: &out}, []string{"serve", "--config", cfg}); code != exitUsage || !strings.Contains(out.String(), "no flag named adr") {
+		t.Errorf("a misspelt key exited %d:\n%s", code, out.String())
 	}
 }

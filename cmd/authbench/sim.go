@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,27 +27,36 @@ import (
 	"github.com/authbench/authbench/sim/vicc"
 )
 
-func init() {
-	register(&command{
-		name:    "sim",
-		summary: "run simulated chips, code displays and audio code readers until interrupted",
-		usage:   "[--chip pcsc[=HOST:PORT]]... [--chip udp[=PORT]]... [--code-display pty] [--audio-reader pty [--voice VOICE | --prompts DIR]] [flags]",
-		run:     runSim,
-	})
+// simCmd is `authbench sim`.
+type simCmd struct {
+	Chip          []string      `placeholder:"pcsc[=HOST:PORT]|udp[=PORT]" help:"A simulated chip: pcsc[=HOST:PORT] (through pcscd's vpcd; default 127.0.0.1:35963) or udp[=PORT] (CTAPHID over UDP; default 8111). Repeatable."`
+	CodeDisplay   []string      `placeholder:"pty" enum:"pty" help:"A simulated code display on a new pty. Repeatable."`
+	AudioReader   []string      `placeholder:"pty" enum:"pty" help:"A simulated audio code reader on a new pty. Repeatable."`
+	Seed          hexBytes      `placeholder:"HEX" help:"Seed: the same seed gives the same devices (default: random)."`
+	State         string        `placeholder:"FILE" type:"path" help:"File holding the first chip's state, so that it survives restarts (created if missing)."`
+	OTPSecretFile string        `name:"otp-secret-file" placeholder:"FILE" type:"existingfile" help:"File holding the OTP secret of the code devices in hex (default: derived from the seed). $AUTHBENCH_OTP_SECRET may hold the hex instead."`
+	OTPDigits     int           `name:"otp-digits" default:"6" placeholder:"N" help:"Digits of a code (6-8)."`
+	OTPPeriod     int           `name:"otp-period" default:"30" placeholder:"SECONDS" help:"TOTP period in seconds."`
+	OTPAlg        string        `name:"otp-alg" default:"sha1" enum:"sha1,sha256,sha512" help:"OTP hash."`
+	Factory       bool          `help:"Code devices start in factory mode (PROVISION, SET_CLOCK, SEAL work)."`
+	Presence      string        `default:"auto" enum:"auto,deny,never" help:"What the simulated user does when a chip asks for a touch."`
+	U2FOnly       bool          `name:"u2f-only" help:"The chips speak U2F (CTAP1) only, as many MitID chips: SELECT answers U2F_V2, NFCCTAP_MSG 6D00, CTAPHID_INIT has no CBOR flag."`
+	Attestation   string        `default:"batch" enum:"batch,serial,self,none" help:"The chips' attestation: batch (the model's certificate, no serial number), serial (a certificate with the chip's serial), self or none (not with --u2f-only)."`
+	Language      string        `placeholder:"da|en" help:"Language of the audio code readers: da or en (default: the language of --voice or --prompts, else da)."`
+	Voice         string        `placeholder:"VOICE" help:"The audio code readers speak with espeak-ng in VOICE (en+f3, en+m3, da+m3, da+klatt, en-us, ...), as connected speech: a reader with a speech synthesiser."`
+	VoiceGap      time.Duration `name:"voice-gap" placeholder:"DURATION" help:"With --voice, a pause of DURATION between digits (default: none)."`
+	Prompts       string        `placeholder:"DIR" type:"existingdir" help:"The audio code readers speak the prompts in DIR (authbench voice learn, or LANG/0.wav to 9.wav)."`
+	JSON          bool          `help:"Print one JSON object per device once it is reachable, then {\"ready\":true}."`
+	Verbose       bool          `short:"v" help:"Log connection events to stderr."`
 }
 
-// listFlag collects a repeatable flag.
-type listFlag []string
+func (*simCmd) runsUntilInterrupted() {}
 
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+// hexBytes is a flag holding bytes written in hex.
+type hexBytes []byte
 
-// hexFlag is a flag holding bytes written in hex.
-type hexFlag []byte
-
-func (h *hexFlag) String() string { return hex.EncodeToString(*h) }
-func (h *hexFlag) Set(v string) error {
-	b, err := hex.DecodeString(strings.TrimPrefix(v, "0x"))
+func (h *hexBytes) UnmarshalText(v []byte) error {
+	b, err := hex.DecodeString(strings.TrimPrefix(string(v), "0x"))
 	if err != nil {
 		return fmt.Errorf("not hex: %v", err)
 	}
@@ -68,6 +77,8 @@ type simConfig struct {
 	otpAlg       otp.Algorithm
 	factory      bool
 	presence     chip.Presence
+	profile      chip.Profile
+	attestation  chip.Attestation
 	language     string
 	voice        simvoice.Voice // how audio readers speak; nil: their own voice
 }
@@ -80,77 +91,50 @@ type simDevice struct {
 	Path      string      `json:"path,omitempty"`
 	Serial    string      `json:"serial"`
 	Reader    string      `json:"reader,omitempty"`
+	Profile   string      `json:"profile,omitempty"` // chips: "FIDO2", "U2F-only"
 }
 
-func runSim(ctx context.Context, e *env, args []string) error {
-	c := commands["sim"]
-	fs := newFlags(c, e)
-	var (
-		chips, displays, readers listFlag
-		seed, secret             hexFlag
-		cfg                      simConfig
-		alg, presence            string
-		periodSecs               int
-		jsonOut                  bool
-		verbose                  bool
-	)
-	fs.Var(&chips, "chip", "a simulated chip: `pcsc[=HOST:PORT]` (vpcd; default 127.0.0.1:35963) or udp[=PORT] (CTAPHID over UDP; default 8111); repeatable")
-	fs.Var(&displays, "code-display", "a simulated code display on a new pty (`pty`); repeatable")
-	fs.Var(&readers, "audio-reader", "a simulated audio code reader on a new pty (`pty`); repeatable")
-	fs.Var(&seed, "seed", "`HEX` seed: the same seed gives the same devices (default random)")
-	fs.StringVar(&cfg.state, "state", "", "`FILE` holding the first chip's state, so it survives restarts (created if missing)")
-	fs.Var(&secret, "otp-secret", "`HEX` OTP secret of the code devices (default derived from the seed)")
-	fs.IntVar(&cfg.otpDigits, "otp-digits", 6, "digits of a code (6-8)")
-	fs.IntVar(&periodSecs, "otp-period", 30, "TOTP period in `seconds`")
-	fs.StringVar(&alg, "otp-alg", "sha1", "OTP hash: sha1, sha256 or sha512")
-	fs.BoolVar(&cfg.factory, "factory", false, "code devices start in factory mode (PROVISION, SET_CLOCK, SEAL work)")
-	fs.StringVar(&presence, "presence", "auto", "what the simulated user does when a chip asks for a touch: auto, deny or never")
-	fs.StringVar(&cfg.language, "language", "da", "language of the audio code readers: da or en (default: the language of --voice or --prompts, else da)")
-	var voiceName, promptsDir string
-	var voiceGap time.Duration
-	fs.StringVar(&voiceName, "voice", "", "audio code readers speak with espeak-ng in `VOICE` (en+f3, en+m3, da+m3, da+klatt, en-us, ...): connected speech, as a reader with a speech synthesiser")
-	fs.DurationVar(&voiceGap, "voice-gap", 0, "with --voice, a pause of `DURATION` between digits (0: none)")
-	fs.StringVar(&promptsDir, "prompts", "", "audio code readers speak the prompts in `DIR` (authbench voice learn, or LANG/0.wav to 9.wav)")
-	fs.BoolVar(&jsonOut, "json", false, "print one JSON object per device once it is reachable, then {\"ready\":true}")
-	fs.BoolVar(&verbose, "v", false, "log connection events to stderr")
-	if err := parse(fs, args); err != nil {
+func (c *simCmd) Run(ctx context.Context, e *env) error {
+	cfg := simConfig{
+		chips: c.Chip, codeDisplays: c.CodeDisplay, audioReaders: c.AudioReader,
+		seed: c.Seed, state: c.State, otpDigits: c.OTPDigits,
+		otpPeriod: time.Duration(c.OTPPeriod) * time.Second,
+		factory:   c.Factory, language: c.Language,
+	}
+	var err error
+	if cfg.otpSecret, err = readHexSecret(c.OTPSecretFile, "AUTHBENCH_OTP_SECRET"); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	cfg.chips, cfg.codeDisplays, cfg.audioReaders = chips, displays, readers
-	cfg.seed, cfg.otpSecret = seed, secret
-	cfg.otpPeriod = time.Duration(periodSecs) * time.Second
-	var err error
-	if cfg.otpAlg, err = otp.ParseAlgorithm(alg); err != nil {
+	if cfg.otpAlg, err = otp.ParseAlgorithm(c.OTPAlg); err != nil {
 		return usageError{err}
 	}
-	switch presence {
-	case "auto":
-		cfg.presence = chip.Auto
-	case "deny":
-		cfg.presence = chip.Deny
-	case "never":
-		cfg.presence = chip.Never
-	default:
-		return usageError{fmt.Errorf("--presence %q: want auto, deny or never", presence)}
+	cfg.presence = map[string]chip.Presence{"auto": chip.Auto, "deny": chip.Deny, "never": chip.Never}[c.Presence]
+	if cfg.attestation, err = chip.ParseAttestation(c.Attestation); err != nil {
+		return usageError{fmt.Errorf("--attestation %q: want batch, serial, self or none", c.Attestation)}
 	}
-	languageSet := false
-	fs.Visit(func(f *flag.Flag) { languageSet = languageSet || f.Name == "language" })
-	if cfg.voice, err = simVoice(voiceName, voiceGap, promptsDir); err != nil {
+	if c.U2FOnly {
+		cfg.profile = chip.ProfileU2F
+		if cfg.attestation == chip.AttestationNone {
+			return usageError{errors.New("--attestation none with --u2f-only: a U2F registration always carries an attestation certificate; use batch, serial or self")}
+		}
+	}
+	if cfg.voice, err = simVoice(c.Voice, c.VoiceGap, c.Prompts); err != nil {
 		return err
 	}
-	if !languageSet {
-		cfg.language = simVoiceLanguage(cfg.voice, voiceName)
+	switch {
+	case cfg.language == "":
+		cfg.language = simVoiceLanguage(cfg.voice, c.Voice)
+	case !slices.Contains(simvoice.Languages, cfg.language):
+		return usageError{fmt.Errorf("--language %q: want da or en", cfg.language)}
 	}
-	if len(chips)+len(displays)+len(readers) == 0 {
+	if len(c.Chip)+len(c.CodeDisplay)+len(c.AudioReader) == 0 {
 		return usageError{errors.New("nothing to simulate: give at least one --chip, --code-display or --audio-reader")}
 	}
 	if cfg.seed == nil {
 		cfg.seed = make([]byte, 16)
 		rand.Read(cfg.seed)
 	}
+	jsonOut, verbose := c.JSON, c.Verbose
 	log := slog.New(slog.DiscardHandler)
 	if verbose {
 		log = slog.New(slog.NewTextHandler(e.stderr, nil))
@@ -170,9 +154,16 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		if d.Path != "" {
 			where = d.Path
 		}
-		extra := ""
+		var notes []string
+		if d.Profile != "" {
+			notes = append(notes, d.Profile)
+		}
 		if d.Reader != "" {
-			extra = fmt.Sprintf(" (reader %q)", d.Reader)
+			notes = append(notes, fmt.Sprintf("reader %q", d.Reader))
+		}
+		extra := ""
+		if len(notes) > 0 {
+			extra = " (" + strings.Join(notes, ", ") + ")"
 		}
 		fmt.Fprintf(e.stdout, "%-18s %-6s %-22s serial %s%s\n", d.Kind, d.Transport, where, d.Serial, extra)
 	}
@@ -269,7 +260,7 @@ func deviceSeed(seed []byte, label string, i int) []byte {
 
 func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec string) (simDevice, error) {
 	transport, arg, _ := strings.Cut(spec, "=")
-	opts := chip.Options{Seed: deviceSeed(cfg.seed, "chip", i), Presence: cfg.presence}
+	opts := chip.Options{Seed: deviceSeed(cfg.seed, "chip", i), Presence: cfg.presence, Profile: cfg.profile, Attestation: cfg.attestation}
 	var (
 		c   *chip.Chip
 		err error
@@ -283,7 +274,9 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 		return simDevice{}, fmt.Errorf("chip %d: %w", i, err)
 	}
 	s.addCloser(c)
-	d := simDevice{Kind: device.KindChip, Serial: c.Serial()}
+	// The transports announce what the chip speaks (it reports its
+	// protocols to apdu.NewCard and ctaphid.Serve).
+	d := simDevice{Kind: device.KindChip, Serial: c.Serial(), Profile: c.Protocols().String()}
 	switch transport {
 	case "pcsc":
 		addr := vicc.DefaultAddr
@@ -292,8 +285,21 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 		}
 		card := apdu.NewCard(c, apdu.CardOptions{})
 		s.addCloser(card)
+		// Connect once here, so that a pcscd that is not running is
+		// reported at once instead of after vpcdWait.
+		first, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			return d, unreachableError{fmt.Errorf("chip %d: nothing listens on %s, where pcscd's vpcd reader should be listening: start pcscd with `pcscd -f &` (or `systemctl start pcscd`), with vsmartcard-vpcd installed (apt-get install pcscd vsmartcard-vpcd)\n  (%v)", i, addr, err)}
+		}
 		conn := vicc.New(addr, card, vicc.Options{Logger: s.log})
-		s.goServe(ctx, "chip on vpcd "+addr, conn.Run)
+		s.goServe(ctx, "chip on vpcd "+addr, func(ctx context.Context) error {
+			err := conn.RunOnce(ctx, first)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.log.Info("vpcd connection ended; reconnecting", "addr", addr, "err", err)
+			return conn.Run(ctx)
+		})
 		select {
 		case <-conn.Ready():
 		case <-ctx.Done():
@@ -401,7 +407,7 @@ func (s *simulation) close() error {
 
 // simVoice returns the voice that --voice or --prompts ask for, or nil
 // for the reader's own. An espeak-ng voice is tried once, so that a
-// missing espeak-ng or an unknown voice is reported at start.
+// missing espeak-ng is reported at start.
 func simVoice(name string, gap time.Duration, dir string) (simvoice.Voice, error) {
 	switch {
 	case name != "" && dir != "":

@@ -61,7 +61,7 @@ func startSim(t *testing.T, args ...string) []simDevice {
 // the same code.
 func TestSimCodeDisplayRFC6238(t *testing.T) {
 	devs := startSim(t, "--code-display", "pty", "--factory",
-		"--otp-secret", "3132333435363738393031323334353637383930", "--otp-digits", "8")
+		"--otp-secret-file", secretFile(t, rfc6238Secret), "--otp-digits", "8")
 	if len(devs) != 1 || devs[0].Kind != "code-display" || devs[0].Transport != "serial" || !strings.HasPrefix(devs[0].Path, "/dev/") {
 		t.Fatalf("devices = %+v", devs)
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -13,44 +11,27 @@ import (
 	"github.com/authbench/authbench/server/client"
 )
 
-func init() {
-	register(&command{
-		name:    "status",
-		summary: "show an identity's authenticators: kind, state, failures, suspensions, security element",
-		usage:   "--server URL --identity ID [--token TOKEN | --token-file FILE] [--json]",
-		run:     runStatus,
-	})
+// statusCmd is `authbench status`.
+type statusCmd struct {
+	serverFlags
+	tokenFlags
+	Identity string `required:"" placeholder:"ID" help:"The identity (person)."`
+	JSON     bool   `help:"Print the identity as JSON."`
 }
 
-func runStatus(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(commands["status"], e)
-	var sf serverFlags
-	sf.register(fs, true)
-	identity := fs.String("identity", "", "the identity (person)")
-	jsonOut := fs.Bool("json", false, "print the identity as JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	if *identity == "" {
-		return usageError{errors.New("--identity is required")}
-	}
-	c, err := sf.client(nil)
+func (c *statusCmd) Run(ctx context.Context, e *env) error {
+	cl, err := c.authedClient(&c.tokenFlags, nil)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, sf.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	id, err := c.Identity(ctx, *identity)
+	id, err := cl.Identity(ctx, c.Identity)
 	if err != nil {
-		return explainServer(&sf, *identity, err)
+		return explainServer(&c.serverFlags, c.Identity, err)
 	}
-	if *jsonOut {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(id)
+	if c.JSON {
+		return printJSON(e.stdout, id)
 	}
 	printIdentity(e.stdout, id)
 	return nil

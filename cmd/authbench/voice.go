@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,36 +16,29 @@ import (
 	"github.com/authbench/authbench/driver/serial"
 )
 
-func init() {
-	register(&command{
-		name:    "voice",
-		summary: "learn an audio code reader's voice from the reader, and decode recordings with it",
-		usage:   "learn --device serial:PATH --out DIR [flags] | decode --prompts DIR FILE.wav...",
-		run:     runVoice,
-	})
+// voiceCmd is `authbench voice`: one subcommand per action.
+type voiceCmd struct {
+	Learn  voiceLearnCmd  `cmd:"" help:"Press an audio code reader until every digit has been heard enough times, cut what it said into words and write its prompts (WAV files and manifest.json) to a folder."`
+	Decode voiceDecodeCmd `cmd:"" help:"Say which digits recordings (WAV, 16-bit mono PCM) hold, with the prompts learnt from a reader."`
 }
 
-func runVoice(ctx context.Context, e *env, args []string) error {
-	c := commands["voice"]
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-		fmt.Fprintf(e.stderr, "usage: authbench voice %s\n\n%s\n\n", c.usage, c.summary)
-		fmt.Fprintln(e.stderr, `  learn    press the reader until every digit has been heard enough times, cut what it
-           said into words and write the prompts (WAV files and manifest.json) to DIR
-  decode   say which digits recordings hold, with the prompts in DIR
+// voiceLearnCmd is `authbench voice learn`.
+type voiceLearnCmd struct {
+	Device   string   `required:"" placeholder:"serial:PATH" help:"The audio code reader: serial:PATH (a serial port or pty)."`
+	Out      string   `required:"" placeholder:"DIR" type:"path" help:"Write the prompts to DIR (created if missing)."`
+	Presses  int      `default:"20" placeholder:"N" help:"At most N codes in each language and speed."`
+	Language []string `default:"da" placeholder:"LANG" help:"The language settings to learn (da, en), comma separated."`
+	Speed    []int    `default:"100" placeholder:"PERCENT" help:"The speed settings to learn, percent (50 to 200), comma separated."`
+	Volume   int      `default:"100" placeholder:"PERCENT" help:"The volume setting, percent (1 to 100)."`
+	Examples int      `default:"4" placeholder:"N" help:"Hear every digit at least N times."`
+	Force    bool     `help:"Replace prompts already in DIR."`
+}
 
-Run "authbench voice learn -h" or "authbench voice decode -h" for the flags.`)
-		if len(args) == 0 {
-			return exitError{2}
-		}
-		return nil
-	}
-	switch args[0] {
-	case "learn":
-		return runVoiceLearn(ctx, e, args[1:])
-	case "decode":
-		return runVoiceDecode(ctx, e, args[1:])
-	}
-	return usageError{fmt.Errorf("unknown voice command %q: want learn or decode", args[0])}
+func (c *voiceLearnCmd) Run(ctx context.Context, e *env) error {
+	return voiceLearn(ctx, e.stdout, voiceLearnConfig{
+		device: c.Device, out: c.Out, languages: c.Language, speeds: c.Speed, volume: c.Volume,
+		examples: c.Examples, presses: c.Presses, force: c.Force,
+	})
 }
 
 // voiceLearnConfig is what `authbench voice learn` was asked to do.
@@ -59,44 +51,6 @@ type voiceLearnConfig struct {
 	examples  int
 	presses   int
 	force     bool
-}
-
-func runVoiceLearn(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(&command{name: "voice learn", summary: "learn an audio code reader's voice from the reader",
-		usage: "--device serial:PATH --out DIR [--presses N] [--language da,en] [--speed 100,150] [--volume N] [--examples N]"}, e)
-	var (
-		cfg             voiceLearnConfig
-		langs, speeds   string
-		examples, press int
-	)
-	fs.StringVar(&cfg.device, "device", "", "the audio code reader: `serial:PATH` (a serial port or pty)")
-	fs.StringVar(&cfg.out, "out", "", "write the prompts to `DIR` (created if missing)")
-	fs.IntVar(&press, "presses", voice.DefaultMaxPresses, "at most `N` codes in each language and speed")
-	fs.StringVar(&langs, "language", "da", "the language settings to learn, comma separated (`da,en`)")
-	fs.StringVar(&speeds, "speed", "100", "the speed settings to learn, percent, comma separated (`100,150`)")
-	fs.IntVar(&cfg.volume, "volume", 100, "the volume setting, `percent`")
-	fs.IntVar(&examples, "examples", voice.DefaultExamples, "hear every digit at least `N` times")
-	fs.BoolVar(&cfg.force, "force", false, "replace prompts already in DIR")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	cfg.presses, cfg.examples = press, examples
-	for _, l := range strings.Split(langs, ",") {
-		if l = strings.TrimSpace(l); l != "" {
-			cfg.languages = append(cfg.languages, l)
-		}
-	}
-	for _, s := range strings.Split(speeds, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil {
-			return usageError{fmt.Errorf("--speed %q: not a list of percentages", speeds)}
-		}
-		cfg.speeds = append(cfg.speeds, n)
-	}
-	return voiceLearn(ctx, e.stdout, cfg)
 }
 
 // voiceLearn learns the prompts of the reader cfg names and writes them to
@@ -117,7 +71,10 @@ func voiceLearn(ctx context.Context, w io.Writer, cfg voiceLearnConfig) error {
 	}
 	dev, err := serial.Open(ctx, path, serial.Options{NoVoiceCheck: true})
 	if err != nil {
-		return err
+		if cause := context.Cause(ctx); cause != nil {
+			return cause // interrupted
+		}
+		return unreachableError{explainDevice(cfg.device, err)}
 	}
 	defer dev.Close()
 	info := dev.Info()
@@ -214,30 +171,25 @@ func (r serialReader) SetSpeech(ctx context.Context, lang string, speed, volume 
 	return r.Host().Settings(ctx, &frame.Settings{Language: lang, Speed: uint8(speed), Volume: uint8(volume)})
 }
 
-func runVoiceDecode(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(&command{name: "voice decode", summary: "say which digits recordings (WAV, 16-bit mono PCM) hold",
-		usage: "--prompts DIR [--digits N] FILE.wav..."}, e)
-	var dir string
-	var digits int
-	fs.StringVar(&dir, "prompts", "", "the prompts learnt from the reader (`DIR`); default: the simulated reader's voice")
-	fs.IntVar(&digits, "digits", 0, "refuse a repetition that is not `N` digits (0: any)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return usageError{errors.New("no recordings given")}
-	}
-	p, desc, err := loadPrompts(dir)
+// voiceDecodeCmd is `authbench voice decode`.
+type voiceDecodeCmd struct {
+	Prompts string   `placeholder:"DIR" type:"path" help:"The prompts learnt from the reader (authbench voice learn); default: the simulated reader's own voice."`
+	Digits  int      `placeholder:"N" help:"Refuse a recording that is not a whole number of N-digit codes (0: any)."`
+	Files   []string `arg:"" type:"existingfile" placeholder:"FILE.wav" help:"The recordings."`
+}
+
+func (c *voiceDecodeCmd) Run(ctx context.Context, e *env) error {
+	p, desc, err := loadPrompts(c.Prompts)
 	if err != nil {
 		return err
 	}
-	dec, err := voice.NewDecoder(p, &voice.Options{Digits: digits})
+	dec, err := voice.NewDecoder(p, &voice.Options{Digits: c.Digits})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "prompts: %s\n", desc)
 	refused := 0
-	for _, name := range fs.Args() {
+	for _, name := range c.Files {
 		f, err := os.Open(name)
 		if err != nil {
 			return err
@@ -263,7 +215,7 @@ func runVoiceDecode(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "%s: %s (%s, speed %d %%, %s)\n", name, strings.Join(r.Utterances, " "), r.Language, r.Speed, pitch)
 	}
 	if refused > 0 {
-		return exitError{1}
+		return exitError{exitFailed}
 	}
 	return nil
 }

@@ -18,7 +18,8 @@ import (
 func TestVoiceLearnThenCheck(t *testing.T) {
 	testenv.LookPath(t, "espeak-ng", "espeak-ng", "install the Debian package espeak-ng (make test-deps)")
 	const secret = "3132333435363738393031323334353637383930"
-	devs := startSim(t, "--audio-reader", "pty", "--voice", "en+f3", "--otp-period", "1", "--otp-secret", secret)
+	secretPath := secretFile(t, secret)
+	devs := startSim(t, "--audio-reader", "pty", "--voice", "en+f3", "--otp-period", "1", "--otp-secret-file", secretPath)
 	if len(devs) != 1 || devs[0].Transport != "serial" {
 		t.Fatalf("devices %+v", devs)
 	}
@@ -48,7 +49,7 @@ func TestVoiceLearnThenCheck(t *testing.T) {
 	}
 
 	audio := filepath.Join(dir, "audio")
-	checkPasses(t, sel, 5, "--otp-secret", secret, "--prompts", prompts, "--audio-dir", audio)
+	checkPasses(t, sel, 5, "--otp-secret-file", secretPath, "--prompts", prompts, "--audio-dir", audio)
 
 	wavs, _ := filepath.Glob(filepath.Join(audio, "*.wav"))
 	if len(wavs) == 0 {
@@ -77,11 +78,18 @@ func TestVoiceUsage(t *testing.T) {
 			t.Errorf("%q exited %d, want 2:\n%s", args, code, out)
 		}
 	}
-	if code, out := runCmd(t, "voice", "learn", "--device", "serial:/dev/nonexistent", "--out", t.TempDir()); code != 1 || !strings.Contains(out, "/dev/nonexistent") {
+	if code, out := runCmd(t, "voice", "learn", "--device", "serial:/dev/nonexistent", "--out", t.TempDir()); code != exitUnreachable || !strings.Contains(out, "/dev/nonexistent") {
 		t.Errorf("voice learn of a missing port exited %d:\n%s", code, out)
 	}
-	if code, out := runCmd(t, "voice", "decode", "--prompts", t.TempDir(), "x.wav"); code != 1 || !strings.Contains(out, "no prompts") {
+	wav := filepath.Join(t.TempDir(), "x.wav")
+	if err := os.WriteFile(wav, []byte("RIFF"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runCmd(t, "voice", "decode", "--prompts", t.TempDir(), wav); code != 1 || !strings.Contains(out, "no prompts") {
 		t.Errorf("voice decode without prompts exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "voice", "decode", wav); code != 1 || !strings.Contains(out, "x.wav") {
+		t.Errorf("voice decode of a damaged file exited %d:\n%s", code, out)
 	}
 	if code, out := runCmd(t, "check", "--device", "sim:audio-code-reader", "--prompts", t.TempDir()); code != 1 || !strings.Contains(out, "no prompts") {
 		t.Errorf("check --prompts of an empty folder exited %d:\n%s", code, out)

@@ -37,10 +37,16 @@ const (
 
 // CardOptions configures a Card. The zero value gives the defaults.
 type CardOptions struct {
-	// Version is what SELECT answers: VersionFIDO2 (default) or VersionU2F.
-	// A VersionU2F card answers 6D00 to NFCCTAP_MSG and NFCCTAP_GETRESPONSE,
-	// as a U2F-only card does; python-fido2 then falls back to U2F.
-	Version string
+	// Protocols is what the applet implements; zero means what the Handler
+	// reports through device.ProtocolReporter, and U2F and CTAP2 when it
+	// reports nothing. It decides the answer to SELECT, as CTAP 2.1
+	// §11.3.3 (Applet selection) asks: "U2F_V2" when the applet implements
+	// U2F, whether or not it also implements CTAP2, and "FIDO_2_0" only
+	// for a CTAP2-only applet (hosts then learn from authenticatorGetInfo
+	// whether a "U2F_V2" applet speaks CTAP2, as python-fido2 does). Without
+	// CTAP2, NFCCTAP_MSG and NFCCTAP_GETRESPONSE are answered 6D00, as by
+	// a U2F-only card; without U2F, the U2F instructions are.
+	Protocols device.Protocols
 	// StatusAfter is how long NFCCTAP_MSG and NFCCTAP_GETRESPONSE wait for
 	// the handler's answer before answering 9100 with the last keepalive
 	// status (default 100 ms: quick operations answer at once, and a polling
@@ -87,8 +93,9 @@ type CardOptions struct {
 // and hands requests to a Handler.
 //
 // It implements:
-//   - SELECT of FIDOAID (00 A4 04 00), answering the configured version;
-//     another AID deselects and gets 6A82. Before a successful SELECT every
+//   - SELECT of FIDOAID (00 A4 04 00), answering the version that follows
+//     from CardOptions.Protocols (CTAP 2.1 §11.3.3); another AID deselects
+//     and gets 6A82. Before a successful SELECT every
 //     other command gets 6D00, as on a card with no application that knows
 //     the instruction; this answer cannot be mistaken for U2F's 6985 "touch
 //     required".
@@ -144,8 +151,11 @@ type operation struct {
 
 // NewCard returns a powered, unselected card serving h.
 func NewCard(h Handler, opts CardOptions) *Card {
-	if opts.Version == "" {
-		opts.Version = VersionFIDO2
+	if opts.Protocols == 0 {
+		opts.Protocols = device.ProfileFIDO2
+		if r, ok := h.(device.ProtocolReporter); ok && r.Protocols() != 0 {
+			opts.Protocols = r.Protocols()
+		}
 	}
 	if opts.StatusAfter <= 0 {
 		opts.StatusAfter = DefaultStatusAfter
@@ -258,10 +268,21 @@ func (c *Card) Process(ctx context.Context, raw []byte) []byte {
 		return sw(SWINSNotSupported)
 	case cla == CLAProprietary && (cmd.INS == INSNFCCTAPMsg || cmd.INS == INSNFCCTAPGetResponse):
 		return c.nfcctap(ctx, cmd)
-	case cla == 0x00 && cmd.INS >= 0x01 && cmd.INS <= 0x03:
+	case cla == 0x00 && cmd.INS >= 0x01 && cmd.INS <= 0x03 && c.opts.Protocols.Has(device.ProtocolU2F):
 		return c.u2f(ctx, cmd)
 	}
 	return sw(SWINSNotSupported)
+}
+
+// SelectVersion returns what a FIDO applet implementing protocols answers to
+// SELECT (CTAP 2.1 §11.3.3, Applet selection): VersionU2F when it
+// implements U2F (CTAP1), also together with CTAP2, so that U2F-only hosts
+// keep working; VersionFIDO2 only when it implements CTAP2 alone.
+func SelectVersion(protocols device.Protocols) string {
+	if protocols.Has(device.ProtocolU2F) {
+		return VersionU2F
+	}
+	return VersionFIDO2
 }
 
 // selectApplet answers SELECT by DF name (ISO/IEC 7816-4 §11.1.1,
@@ -275,12 +296,12 @@ func (c *Card) selectApplet(cmd *Command) []byte {
 		return sw(SWFileNotFound)
 	}
 	c.selected = true
-	return c.respond([]byte(c.opts.Version), SWOK, cmd.Ne)
+	return c.respond([]byte(SelectVersion(c.opts.Protocols)), SWOK, cmd.Ne)
 }
 
 // nfcctap handles NFCCTAP_MSG and NFCCTAP_GETRESPONSE (CTAP 2.1 §11.3.4).
 func (c *Card) nfcctap(ctx context.Context, cmd *Command) []byte {
-	if c.opts.Version == VersionU2F {
+	if !c.opts.Protocols.Has(device.ProtocolCTAP2) {
 		return sw(SWINSNotSupported)
 	}
 	if cmd.INS == INSNFCCTAPGetResponse {

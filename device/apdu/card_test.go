@@ -178,7 +178,7 @@ func TestRoundTrip3000(t *testing.T) {
 			wire := &tap{t: card}
 			c := apdu.NewClient(wire, tt.opts)
 			ctx := context.Background()
-			if v, err := c.Select(ctx); err != nil || v != apdu.VersionFIDO2 {
+			if v, err := c.Select(ctx); err != nil || v != apdu.VersionU2F {
 				t.Fatalf("Select = %q, %v", v, err)
 			}
 			for _, r := range [][]byte{req, {0x40}} {
@@ -321,7 +321,7 @@ func TestCardNoGetResponse(t *testing.T) {
 	h := newWaitHandler()
 	card := newCard(t, h, apdu.CardOptions{StatusAfter: time.Millisecond})
 	ctx := context.Background()
-	if got := card.Process(ctx, unhex(t, "00a4040008a0000006472f0001")); !bytes.Equal(got, []byte("FIDO_2_0\x90\x00")) {
+	if got := card.Process(ctx, unhex(t, "00a4040008a0000006472f0001")); !bytes.Equal(got, []byte("U2F_V2\x90\x00")) {
 		t.Fatalf("SELECT: %x", got)
 	}
 	done := make(chan []byte)
@@ -366,7 +366,7 @@ func TestU2FOverCard(t *testing.T) {
 	for _, ext := range []bool{false, true} {
 		noLeak(t)
 		h := &testHandler{}
-		card := newCard(t, h, apdu.CardOptions{Version: apdu.VersionU2F})
+		card := newCard(t, h, apdu.CardOptions{Protocols: device.ProfileU2FOnly})
 		c := apdu.NewClient(card, apdu.ClientOptions{Extended: ext})
 		ctx := context.Background()
 		if v, err := c.Select(ctx); err != nil || v != apdu.VersionU2F {
@@ -407,37 +407,37 @@ func TestCardStatusWords(t *testing.T) {
 		opts  apdu.CardOptions
 		steps []step
 	}{
-		{"select with Le", apdu.CardOptions{}, []step{{sel + "00", "4649444f5f325f30 9000"}}},
-		{"select U2F card", apdu.CardOptions{Version: apdu.VersionU2F}, []step{{sel, "5532465f5632 9000"}}},
-		{"select other AID", apdu.CardOptions{}, []step{{sel, "4649444f5f325f30 9000"}, {"00a4040007a0000000030000", "6a82"}, {"80108000010400", "6d00"}}},
+		{"select with Le", apdu.CardOptions{}, []step{{sel + "00", "5532465f5632 9000"}}},
+		{"select U2F card", apdu.CardOptions{Protocols: device.ProfileU2FOnly}, []step{{sel, "5532465f5632 9000"}}},
+		{"select other AID", apdu.CardOptions{}, []step{{sel, "5532465f5632 9000"}, {"00a4040007a0000000030000", "6a82"}, {"80108000010400", "6d00"}}},
 		{"select wrong P1", apdu.CardOptions{}, []step{{"00a4000008a0000006472f0001", "6a86"}}},
-		{"select Le 4 gets pieces", apdu.CardOptions{}, []step{{sel + "04", "4649444f 6104"}, {"00c0000004", "5f325f30 9000"}}},
+		{"select Le 4 gets pieces", apdu.CardOptions{}, []step{{sel + "04", "5532465f 6102"}, {"00c0000004", "5632 9000"}}},
 		{"before select", apdu.CardOptions{}, []step{{"80108000010400", "6d00"}, {"8011000000", "6d00"}, {"00010300 000040" + long(64) + "0000", "6d00"}}},
 		{"garbage", apdu.CardOptions{}, []step{{"", "6700"}, {"00", "6700"}, {"00a40400 08 a000", "6700"}}},
 		{"class", apdu.CardOptions{}, []step{{"40a4040008a0000006472f0001", "6e00"}, {"ffca000000", "6e00"}}},
-		{"unknown instruction", apdu.CardOptions{}, []step{{sel, "4649444f5f325f30 9000"}, {"00b0000000", "6d00"}, {"80120000", "6d00"}}},
-		{"nothing to get", apdu.CardOptions{}, []step{{sel, "4649444f5f325f30 9000"}, {"00c0000000", "6985"}, {"8011000000", "6985"}}},
-		{"GET RESPONSE P1", apdu.CardOptions{}, []step{{sel + "04", "4649444f 6104"}, {"00c0010004", "6a86"}, {"00c0000004", "6985"}}},
-		{"GET RESPONSE chained", apdu.CardOptions{}, []step{{sel + "04", "4649444f 6104"}, {"10c0000004", "6884"}}},
-		{"NFCCTAP bad P1 P2", apdu.CardOptions{}, []step{{sel, "4649444f5f325f30 9000"}, {"80104000010400", "6a86"}, {"80108001010400", "6a86"}, {"8011010000", "6a86"}}},
-		{"NFCCTAP empty", apdu.CardOptions{}, []step{{sel, "4649444f5f325f30 9000"}, {"8010800000", "6700"}}},
-		{"NFCCTAP on U2F card", apdu.CardOptions{Version: apdu.VersionU2F}, []step{{sel, "5532465f5632 9000"}, {"80108000010400", "6d00"}}},
-		{"getInfo", apdu.CardOptions{}, []step{{sel, "4649444f5f325f30 9000"}, {"80108000010400", string(hexOf(getInfoAnswer)) + "9000"}}},
-		{"chained getInfo", apdu.CardOptions{}, []step{{sel, "4649444f5f325f30 9000"}, {"90108000 00", "9000"}, {"80108000010400", string(hexOf(getInfoAnswer)) + "9000"}}},
+		{"unknown instruction", apdu.CardOptions{}, []step{{sel, "5532465f5632 9000"}, {"00b0000000", "6d00"}, {"80120000", "6d00"}}},
+		{"nothing to get", apdu.CardOptions{}, []step{{sel, "5532465f5632 9000"}, {"00c0000000", "6985"}, {"8011000000", "6985"}}},
+		{"GET RESPONSE P1", apdu.CardOptions{}, []step{{sel + "04", "5532465f 6102"}, {"00c0010004", "6a86"}, {"00c0000004", "6985"}}},
+		{"GET RESPONSE chained", apdu.CardOptions{}, []step{{sel + "04", "5532465f 6102"}, {"10c0000004", "6884"}}},
+		{"NFCCTAP bad P1 P2", apdu.CardOptions{}, []step{{sel, "5532465f5632 9000"}, {"80104000010400", "6a86"}, {"80108001010400", "6a86"}, {"8011010000", "6a86"}}},
+		{"NFCCTAP empty", apdu.CardOptions{}, []step{{sel, "5532465f5632 9000"}, {"8010800000", "6700"}}},
+		{"NFCCTAP on U2F card", apdu.CardOptions{Protocols: device.ProfileU2FOnly}, []step{{sel, "5532465f5632 9000"}, {"80108000010400", "6d00"}}},
+		{"getInfo", apdu.CardOptions{}, []step{{sel, "5532465f5632 9000"}, {"80108000010400", string(hexOf(getInfoAnswer)) + "9000"}}},
+		{"chained getInfo", apdu.CardOptions{}, []step{{sel, "5532465f5632 9000"}, {"90108000 00", "9000"}, {"80108000010400", string(hexOf(getInfoAnswer)) + "9000"}}},
 		{"chain too long", apdu.CardOptions{MaxMessage: 300}, []step{
-			{sel, "4649444f5f325f30 9000"},
+			{sel, "5532465f5632 9000"},
 			{"90108000 c8" + long(200), "9000"},
 			{"90108000 c8" + long(200), "6700"},
 			{"80108000 01 04 00", string(hexOf(getInfoAnswer)) + "9000"}}},
 		{"extended too long", apdu.CardOptions{MaxMessage: 300}, []step{
-			{sel, "4649444f5f325f30 9000"}, {"80108000 00012d" + long(301) + "0000", "6700"}}},
+			{sel, "5532465f5632 9000"}, {"80108000 00012d" + long(301) + "0000", "6700"}}},
 		{"chain abandoned by another command", apdu.CardOptions{}, []step{
-			{sel, "4649444f5f325f30 9000"}, {"90108000 02 4142", "9000"}, {sel, "4649444f5f325f30 9000"},
+			{sel, "5532465f5632 9000"}, {"90108000 02 4142", "9000"}, {sel, "5532465f5632 9000"},
 			{"80108000 01 04 00", string(hexOf(getInfoAnswer)) + "9000"}}},
 		{"chain continued", apdu.CardOptions{}, []step{
-			{sel, "4649444f5f325f30 9000"}, {"90108000 02 4142", "9000"}, {"80108000 01 43 00", "00414243 9000"}}},
+			{sel, "5532465f5632 9000"}, {"90108000 02 4142", "9000"}, {"80108000 01 43 00", "00414243 9000"}}},
 		{"U2F short, chained", apdu.CardOptions{}, []step{
-			{sel, "4649444f5f325f30 9000"}, {"10020300 03 010203", "9000"}, {"00020300 02 0405 00", "0102030405 9000"}}},
+			{sel, "5532465f5632 9000"}, {"10020300 03 010203", "9000"}, {"00020300 02 0405 00", "0102030405 9000"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -515,3 +515,70 @@ func headerComments(text []byte) []byte {
 func TestCardTransmitterIsCard(t *testing.T) {
 	var _ apdu.Transmitter = (*apdu.Card)(nil)
 }
+
+// TestSelectFollowsProtocols: the answer to SELECT, and which instructions
+// the applet answers, follow what it implements (CTAP 2.1 §11.3.3, Applet
+// selection): a dual-mode applet (U2F and CTAP2) answers "U2F_V2", as a
+// U2F-only one does, so that U2F-only hosts keep working; only a CTAP2-only
+// applet answers "FIDO_2_0". A U2F-only applet answers 6D00 to NFCCTAP_MSG
+// (§11.3.7.1 is a CTAP2 command), a CTAP2-only one to U2F_VERSION.
+func TestSelectFollowsProtocols(t *testing.T) {
+	const (
+		sel        = "00a4040008a0000006472f0001"
+		getInfo    = "80108000010400"
+		u2fVersion = "0003000000"
+	)
+	tests := []struct {
+		name      string
+		protocols device.Protocols // in CardOptions
+		reported  device.Protocols // by the handler (device.ProtocolReporter)
+		selectSW  string
+		getInfo   string // status of NFCCTAP_MSG(getInfo)
+		version   string // answer to U2F_VERSION
+	}{
+		{"default: dual-mode", 0, 0, "5532465f5632 9000", "9000", "5532465f5632 9000"},
+		{"dual-mode", device.ProfileFIDO2, 0, "5532465f5632 9000", "9000", "5532465f5632 9000"},
+		{"U2F-only", device.ProfileU2FOnly, 0, "5532465f5632 9000", "6d00", "5532465f5632 9000"},
+		{"CTAP2-only", device.ProfileCTAP2Only, 0, "4649444f5f325f30 9000", "9000", "6d00"},
+		{"U2F-only handler", 0, device.ProfileU2FOnly, "5532465f5632 9000", "6d00", "5532465f5632 9000"},
+		{"CTAP2-only handler", 0, device.ProfileCTAP2Only, "4649444f5f325f30 9000", "9000", "6d00"},
+		{"options win over the handler", device.ProfileFIDO2, device.ProfileU2FOnly, "5532465f5632 9000", "9000", "5532465f5632 9000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h apdu.Handler = protocolHandler{&testHandler{}, tt.reported}
+			card := newCard(t, h, apdu.CardOptions{Protocols: tt.protocols})
+			ctx := context.Background()
+			if got := card.Process(ctx, unhex(t, sel)); !bytes.Equal(got, unhex(t, tt.selectSW)) {
+				t.Errorf("SELECT answered %x, want %s", got, tt.selectSW)
+			}
+			if got := card.Process(ctx, unhex(t, getInfo)); !bytes.HasSuffix(got, unhex(t, tt.getInfo)) {
+				t.Errorf("NFCCTAP_MSG answered %x, want status %s", got, tt.getInfo)
+			}
+			if got := card.Process(ctx, unhex(t, u2fVersion)); !bytes.Equal(got, unhex(t, tt.version)) {
+				t.Errorf("U2F_VERSION answered %x, want %s", got, tt.version)
+			}
+			if want := tt.selectSW[:len(tt.selectSW)-5]; apdu.SelectVersion(cardProtocols(tt.protocols, tt.reported)) != string(unhex(t, want)) {
+				t.Errorf("SelectVersion disagrees with the card")
+			}
+		})
+	}
+}
+
+func cardProtocols(opts, reported device.Protocols) device.Protocols {
+	switch {
+	case opts != 0:
+		return opts
+	case reported != 0:
+		return reported
+	}
+	return device.ProfileFIDO2
+}
+
+// protocolHandler reports protocols when p is not zero.
+type protocolHandler struct {
+	apdu.Handler
+	p device.Protocols
+}
+
+func (h protocolHandler) Protocols() device.Protocols { return h.p }

@@ -28,8 +28,8 @@ var FIDOAID = [8]byte{0xA0, 0x00, 0x00, 0x06, 0x47, 0x2F, 0x00, 0x01}
 
 // Versions a FIDO applet answers to SELECT (CTAP 2.1 §11.3.3).
 const (
-	VersionU2F   = "U2F_V2"   // U2F (CTAP1) only
-	VersionFIDO2 = "FIDO_2_0" // CTAP2, usually with CTAP1 too
+	VersionU2F   = "U2F_V2"   // U2F (CTAP1), alone or with CTAP2
+	VersionFIDO2 = "FIDO_2_0" // CTAP2 without U2F
 )
 
 // Defaults of ClientOptions.
@@ -108,8 +108,9 @@ func (c *Client) unlock() { <-c.sem }
 // Select selects the FIDO applet (CTAP 2.1 §11.3.3) and returns the version
 // it answers: VersionU2F, VersionFIDO2, or another "FIDO_2_" string that some
 // CTAP 2.1 cards send ("FIDO_2_1", "FIDO_2_1_PRE"), returned as it is;
-// anything but VersionU2F means CTAP2. (A card that answers VersionU2F may
-// still speak CTAP2; try getInfo.) The SELECT carries Le = 00; a card that
+// anything but VersionU2F means CTAP2. A card that answers VersionU2F
+// implements U2F and may implement CTAP2 too (§11.3.3 asks every dual-mode
+// card to answer so): authenticatorGetInfo tells. The SELECT carries Le = 00; a card that
 // answers 6700 to that gets the same SELECT without Le.
 //
 // Errors: a *StatusError when the card refuses (6A82, unwrapping to

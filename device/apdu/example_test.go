@@ -17,7 +17,9 @@ var (
 )
 
 // A Card is itself a Transmitter, so a Client can talk to a simulated chip
-// in-process, with the same bytes it would send through PC/SC.
+// in-process, with the same bytes it would send through PC/SC. The test
+// handler speaks U2F and CTAP2, so SELECT answers U2F_V2 (CTAP 2.1 §11.3.3)
+// and getInfo tells that it speaks CTAP2 too.
 func Example() {
 	card := apdu.NewCard(&testHandler{}, apdu.CardOptions{})
 	defer card.Close()
@@ -39,6 +41,6 @@ func Example() {
 	_, err = c.CBOR(ctx, []byte{}) // nothing to send
 	fmt.Println(err)
 	// Output:
-	// FIDO_2_0, getInfo status 0x00, 41 bytes of CBOR
+	// U2F_V2, getInfo status 0x00, 41 bytes of CBOR
 	// apdu: empty CTAP2 request: protocol violation
 }

@@ -88,7 +88,7 @@ func TestChunkLimit(t *testing.T) {
 			wire := &counter{t: card}
 			c := apdu.NewClient(wire, tt.opts)
 			ctx := context.Background()
-			if v, err := c.Select(ctx); err != nil || v != apdu.VersionFIDO2 {
+			if v, err := c.Select(ctx); err != nil || v != apdu.VersionU2F {
 				t.Fatalf("Select = %q, %v", v, err)
 			}
 			wire.reset()
@@ -201,7 +201,7 @@ func TestUpdateStormEndless(t *testing.T) {
 		t.Errorf("%d polls before the deadline", n)
 	}
 	// The abandoned request is cancelled by the next command.
-	if v, err := c.Select(context.Background()); err != nil || v != apdu.VersionFIDO2 {
+	if v, err := c.Select(context.Background()); err != nil || v != apdu.VersionU2F {
 		t.Fatalf("Select after the storm = %q, %v", v, err)
 	}
 }
@@ -215,9 +215,8 @@ func TestStormCardLevel(t *testing.T) {
 		steps [][2][]byte // command, expected response (nil: any)
 	}{
 		{"chunk limit on SELECT", apdu.CardOptions{ChunkLimit: 3}, [][2][]byte{
-			{sel, []byte("FID\x61\x05")},
-			{[]byte{0x00, 0xC0, 0x00, 0x00, 0x05}, []byte("O_2\x61\x02")},
-			{[]byte{0x00, 0xC0, 0x00, 0x00, 0x02}, []byte("_0\x90\x00")},
+			{sel, []byte("U2F\x61\x03")},
+			{[]byte{0x00, 0xC0, 0x00, 0x00, 0x03}, []byte("_V2\x90\x00")},
 		}},
 		{"storm: a host that cannot poll gets the answer", apdu.CardOptions{UpdateStorm: -1}, [][2][]byte{
 			{sel, nil},

@@ -2,6 +2,7 @@ package ctap2
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"reflect"
 	"strings"
@@ -243,8 +244,9 @@ func TestDecodeResponsesErrors(t *testing.T) {
 }
 
 // TestUnknownKeysDropped documents the one way a decode and re-encode is not
-// exact: unknown keys, and optional fields sent with their zero value, are
-// dropped.
+// exact: unknown keys, and most optional fields sent with their zero value,
+// are dropped (pinUvAuthParam and pinUvAuthProtocol are kept: present is
+// not absent for them).
 func TestUnknownKeysDropped(t *testing.T) {
 	base := "01" + hexCDH + "02" + hexRP + "03" + hexUser + "04" + hexAlgs
 	in := mustHex(t, "a7"+base+"09 00"+"0f 6178"+"6178 f5") // pinUvAuthProtocol 0, 15: "x", "x": true
@@ -256,7 +258,9 @@ func TestUnknownKeysDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := mustHex(t, "a4"+base); !bytes.Equal(out, want) {
+	// The present pinUvAuthProtocol 0 is kept: it is a value, not an
+	// absence (see TestPINUVAuthPresence).
+	if want := mustHex(t, "a5"+base+"0900"); !bytes.Equal(out, want) {
 		t.Fatalf("re-encoded %x, want %x", out, want)
 	}
 	if !subsetOf(out, in) {
@@ -325,5 +329,78 @@ func TestCommandName(t *testing.T) {
 		if got := CommandName(cmd); got != want {
 			t.Errorf("CommandName(%#x) = %q", cmd, got)
 		}
+	}
+}
+
+// TestPINUVAuthPresence: a zero-length pinUvAuthParam is a present
+// parameter (CTAP 2.1 §6.1.2 steps 1 and 2, §6.2.2 steps 1 and 2 treat it
+// so), and so is a pinUvAuthProtocol of 0. Both survive encoding and
+// decoding, distinct from absent ones.
+func TestPINUVAuthPresence(t *testing.T) {
+	zero := uint64(0)
+	one := uint64(1)
+	base := func() *MakeCredentialRequest {
+		return &MakeCredentialRequest{
+			ClientDataHash:   make([]byte, 32),
+			RP:               RPEntity{ID: "example.dk"},
+			User:             UserEntity{ID: []byte{1}},
+			PubKeyCredParams: []CredentialParameters{{Type: CredentialTypePublicKey, Alg: AlgES256}},
+		}
+	}
+	for _, tt := range []struct {
+		name     string
+		param    []byte
+		protocol *uint64
+		keys     map[int]string // keys 8 and 9 as encoded, in hex
+	}{
+		{"both absent", nil, nil, map[int]string{}},
+		{"zero-length param", []byte{}, nil, map[int]string{8: "40"}},
+		{"zero-length param, protocol 1", []byte{}, &one, map[int]string{8: "40", 9: "01"}},
+		{"protocol 0 alone", nil, &zero, map[int]string{9: "00"}},
+		{"two-byte param, protocol 1", []byte{1, 2}, &one, map[int]string{8: "420102", 9: "01"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := base()
+			r.PINUVAuthParam, r.PINUVAuthProtocol = tt.param, tt.protocol
+			b, err := EncodeMakeCredentialRequest(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[int]cbor.RawMessage
+			if err := Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			got := map[int]string{}
+			for _, k := range []int{8, 9} {
+				if v, ok := m[k]; ok {
+					got[k] = hex.EncodeToString(v)
+				}
+			}
+			if !reflect.DeepEqual(got, tt.keys) {
+				t.Errorf("keys 8 and 9 encoded as %v, want %v", got, tt.keys)
+			}
+			d, err := DecodeMakeCredentialRequest(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (d.PINUVAuthParam == nil) != (tt.param == nil) || !bytes.Equal(d.PINUVAuthParam, tt.param) {
+				t.Errorf("pinUvAuthParam decoded as %#v, want %#v", d.PINUVAuthParam, tt.param)
+			}
+			if (d.PINUVAuthProtocol == nil) != (tt.protocol == nil) || tt.protocol != nil && *d.PINUVAuthProtocol != *tt.protocol {
+				t.Errorf("pinUvAuthProtocol decoded as %v, want %v", d.PINUVAuthProtocol, tt.protocol)
+			}
+			g := &GetAssertionRequest{RPID: "example.dk", ClientDataHash: make([]byte, 32), PINUVAuthParam: tt.param, PINUVAuthProtocol: tt.protocol}
+			gb, err := EncodeGetAssertionRequest(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gd, err := DecodeGetAssertionRequest(gb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (gd.PINUVAuthParam == nil) != (tt.param == nil) || (gd.PINUVAuthProtocol == nil) != (tt.protocol == nil) {
+				t.Errorf("getAssertion: decoded %#v / %v", gd.PINUVAuthParam, gd.PINUVAuthProtocol)
+			}
+		})
 	}
 }

@@ -76,15 +76,21 @@ type Info struct {
 // MakeCredentialRequest holds the parameters of authenticatorMakeCredential
 // (CTAP 2.1 §6.1).
 type MakeCredentialRequest struct {
-	ClientDataHash    []byte                     `cbor:"1,keyasint"` // 32 bytes
-	RP                RPEntity                   `cbor:"2,keyasint"`
-	User              UserEntity                 `cbor:"3,keyasint"`
-	PubKeyCredParams  []CredentialParameters     `cbor:"4,keyasint"`
-	ExcludeList       []CredentialDescriptor     `cbor:"5,keyasint,omitempty"`
-	Extensions        map[string]cbor.RawMessage `cbor:"6,keyasint,omitempty"`
-	Options           map[string]bool            `cbor:"7,keyasint,omitempty"` // "rk", "up", "uv"
-	PINUVAuthParam    []byte                     `cbor:"8,keyasint,omitempty"`
-	PINUVAuthProtocol uint64                     `cbor:"9,keyasint,omitempty"`
+	ClientDataHash   []byte                     `cbor:"1,keyasint"` // 32 bytes
+	RP               RPEntity                   `cbor:"2,keyasint"`
+	User             UserEntity                 `cbor:"3,keyasint"`
+	PubKeyCredParams []CredentialParameters     `cbor:"4,keyasint"`
+	ExcludeList      []CredentialDescriptor     `cbor:"5,keyasint,omitempty"`
+	Extensions       map[string]cbor.RawMessage `cbor:"6,keyasint,omitempty"`
+	Options          map[string]bool            `cbor:"7,keyasint,omitempty"` // "rk", "up", "uv"
+	// PINUVAuthParam is nil when absent. A present one may be empty: a
+	// zero-length pinUvAuthParam is how a platform asks for a touch to
+	// pick an authenticator (CTAP 2.1 §6.1.2 step 1), and it is sent and
+	// decoded as present.
+	PINUVAuthParam []byte `cbor:"8,keyasint,omitzero"`
+	// PINUVAuthProtocol is nil when absent; a present 0 is a value (an
+	// unsupported protocol), not an absence.
+	PINUVAuthProtocol *uint64 `cbor:"9,keyasint,omitempty"`
 	// EnterpriseAttestation asks for enterprise attestation (1 or 2).
 	EnterpriseAttestation uint64 `cbor:"10,keyasint,omitempty"`
 }
@@ -112,13 +118,16 @@ type Attestation struct {
 // GetAssertionRequest holds the parameters of authenticatorGetAssertion
 // (CTAP 2.1 §6.2).
 type GetAssertionRequest struct {
-	RPID              string                     `cbor:"1,keyasint"`
-	ClientDataHash    []byte                     `cbor:"2,keyasint"` // 32 bytes
-	AllowList         []CredentialDescriptor     `cbor:"3,keyasint,omitempty"`
-	Extensions        map[string]cbor.RawMessage `cbor:"4,keyasint,omitempty"`
-	Options           map[string]bool            `cbor:"5,keyasint,omitempty"` // "up", "uv"
-	PINUVAuthParam    []byte                     `cbor:"6,keyasint,omitempty"`
-	PINUVAuthProtocol uint64                     `cbor:"7,keyasint,omitempty"`
+	RPID           string                     `cbor:"1,keyasint"`
+	ClientDataHash []byte                     `cbor:"2,keyasint"` // 32 bytes
+	AllowList      []CredentialDescriptor     `cbor:"3,keyasint,omitempty"`
+	Extensions     map[string]cbor.RawMessage `cbor:"4,keyasint,omitempty"`
+	Options        map[string]bool            `cbor:"5,keyasint,omitempty"` // "up", "uv"
+	// PINUVAuthParam is nil when absent; present, it may be empty (see
+	// MakeCredentialRequest).
+	PINUVAuthParam []byte `cbor:"6,keyasint,omitzero"`
+	// PINUVAuthProtocol is nil when absent.
+	PINUVAuthProtocol *uint64 `cbor:"7,keyasint,omitempty"`
 }
 
 // Assertion is the authenticatorGetAssertion / authenticatorGetNextAssertion

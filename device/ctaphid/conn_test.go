@@ -642,3 +642,45 @@ func TestChannelLostAfterDeviceReset(t *testing.T) {
 		t.Errorf("new channel %08X, want 00000001", c.CID())
 	}
 }
+
+// profiled is a handler that reports the protocols it speaks.
+type profiled struct {
+	*handler
+	p device.Protocols
+}
+
+func (h profiled) Protocols() device.Protocols { return h.p }
+
+// TestCapabilitiesFollowProtocols: a handler that reports its protocols
+// (device.ProtocolReporter) is announced as what it is in the INIT
+// response (CTAP 2.1 §11.2.9.1.3): CBOR only with CTAP2, NMSG without U2F;
+// the command it lacks is answered ERR_INVALID_CMD.
+func TestCapabilitiesFollowProtocols(t *testing.T) {
+	for _, tt := range []struct {
+		p        device.Protocols
+		caps     ctaphid.Capabilities
+		cbor, u2 bool
+	}{
+		{device.ProfileFIDO2, ctaphid.CapCBOR, true, true},
+		{device.ProfileU2FOnly, 0, false, true},
+		{device.ProfileCTAP2Only, ctaphid.CapCBOR | ctaphid.CapNMSG, true, false},
+		{0, ctaphid.CapCBOR, true, true}, // reports nothing: both
+	} {
+		t.Run(tt.p.String(), func(t *testing.T) {
+			leakCheck(t)
+			host := startDevice(t, profiled{&handler{}, tt.p}, ctaphid.ServeOptions{})
+			c := open(t, host, ctaphid.Options{})
+			if caps := c.DeviceInfo().Capabilities; caps != tt.caps {
+				t.Errorf("capabilities %s, want %s", caps, tt.caps)
+			}
+			_, err := c.CBOR(ctxGuard(t), []byte{0x04})
+			if (err == nil) != tt.cbor || err != nil && !errors.Is(err, device.ErrNotSupported) {
+				t.Errorf("CBOR: %v", err)
+			}
+			_, err = c.APDU(ctxGuard(t), []byte{0, 3, 0, 0})
+			if (err == nil) != tt.u2 || err != nil && !errors.Is(err, device.ErrNotSupported) {
+				t.Errorf("APDU: %v", err)
+			}
+		})
+	}
+}

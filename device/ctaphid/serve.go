@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/ctap2"
 )
 
@@ -48,10 +49,13 @@ type ServeOptions struct {
 	Major, Minor, Build byte
 
 	// NoCBOR makes a U2F-only device: the CBOR capability flag is clear and
-	// CTAPHID_CBOR is answered with ERR_INVALID_CMD.
+	// CTAPHID_CBOR is answered with ERR_INVALID_CMD. A handler that
+	// reports protocols without CTAP2 (device.ProtocolReporter) gets this
+	// without asking.
 	NoCBOR bool
 	// NoMSG makes a CTAP2-only device: the NMSG capability flag is set and
-	// CTAPHID_MSG is answered with ERR_INVALID_CMD.
+	// CTAPHID_MSG is answered with ERR_INVALID_CMD. A handler that reports
+	// protocols without U2F gets this without asking.
 	NoMSG bool
 
 	// KeepaliveInterval is the time between two CTAPHID_KEEPALIVE packets
@@ -74,7 +78,9 @@ type ServeOptions struct {
 //     on an allocated channel by resynchronizing it: the request in progress
 //     there is cancelled and its answer dropped (§11.2.9.1.3). Channels are
 //     numbered from 1, so transcripts are repeatable. The capability flags
-//     are CBOR (unless NoCBOR), NMSG (if NoMSG) and WINK (if h is a Winker).
+//     are CBOR (unless NoCBOR), NMSG (if NoMSG) and WINK (if h is a Winker);
+//     a handler that is a device.ProtocolReporter sets NoCBOR and NoMSG
+//     by what it speaks, so a U2F-only chip is served as one.
 //   - PING with an echo, WINK by calling h.Wink when h is a Winker (and
 //     with an empty answer in any case), CANCEL by cancelling the request in
 //     progress on that channel (CANCEL itself is never answered).
@@ -99,6 +105,12 @@ type ServeOptions struct {
 // afterwards; otherwise it waits until that Read returns, so close rw to let
 // Serve return. Writes to rw are expected not to block for long.
 func Serve(ctx context.Context, rw io.ReadWriter, h Handler, opts ServeOptions) error {
+	if r, ok := h.(device.ProtocolReporter); ok {
+		if p := r.Protocols(); p != 0 {
+			opts.NoCBOR = opts.NoCBOR || !p.Has(device.ProtocolCTAP2)
+			opts.NoMSG = opts.NoMSG || !p.Has(device.ProtocolU2F)
+		}
+	}
 	s := &server{rw: rw, h: h, opts: opts, nextCID: 1}
 	s.ra.Timeout = opts.MessageTimeout
 	return s.run(ctx)

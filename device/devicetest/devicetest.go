@@ -49,6 +49,10 @@ type Check struct {
 	// to this target, and any other error for a failure, whose text is
 	// what the report shows: write it for a bench operator.
 	Run func(ctx context.Context, r *Run) error
+	// Profiles, when not empty, names the profiles the check belongs to
+	// (see Suite.Profile); against a target of another profile it is
+	// skipped, and the report says why. Empty means every profile.
+	Profiles []string
 }
 
 // Suite is an ordered list of checks run against one target.
@@ -58,6 +62,12 @@ type Suite struct {
 	// Accept, when not nil, tells whether a target fits the suite; when it
 	// returns an error every check fails with it.
 	Accept func(target any) error
+	// Profile, when not nil, finds out which profile the target has (for
+	// chips: "FIDO2", "U2F-only" or "CTAP2-only"), once, before the first
+	// check; the report records it, and the checks whose Profiles do not
+	// name it are skipped. It may leave fixtures for the checks with
+	// r.Memo. When it returns an error every check fails with it.
+	Profile func(ctx context.Context, r *Run) (string, error)
 }
 
 // Names returns the names of the suite's checks, in order.
@@ -94,6 +104,7 @@ type Artifact struct {
 type Report struct {
 	Suite    string        `json:"suite"`
 	Target   string        `json:"target"`
+	Profile  string        `json:"profile,omitempty"` // what Suite.Profile found
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration"`
 	Results  []Result      `json:"results"`
@@ -338,6 +349,7 @@ func RunSuite(ctx context.Context, s Suite, target any, opts RunOptions) *Report
 // runner runs the checks of one suite against one target and collects the
 // report; RunSuite and RunT share it.
 type runner struct {
+	suite     Suite
 	target    any
 	opts      RunOptions
 	now       func() time.Time
@@ -345,10 +357,13 @@ type runner struct {
 	acceptErr error
 	shared    *shared
 	rep       *Report
+
+	profiled   bool  // Suite.Profile has run
+	profileErr error // what it returned
 }
 
 func newRunner(s Suite, target any, opts RunOptions) *runner {
-	rn := &runner{target: target, opts: opts, now: opts.Now, timeout: opts.Timeout,
+	rn := &runner{suite: s, target: target, opts: opts, now: opts.Now, timeout: opts.Timeout,
 		shared: &shared{vals: make(map[string]*memoEntry)}}
 	if rn.now == nil {
 		rn.now = time.Now
@@ -367,9 +382,29 @@ func newRunner(s Suite, target any, opts RunOptions) *runner {
 	return rn
 }
 
+// profile runs Suite.Profile once, as a check is run (its own deadline,
+// panics caught), and records what it found in the report.
+func (rn *runner) profile(ctx context.Context) {
+	if rn.profiled || rn.suite.Profile == nil || rn.acceptErr != nil || ctx.Err() != nil {
+		return
+	}
+	rn.profiled = true
+	r := &Run{Target: rn.target, name: "profile", dir: rn.opts.ArtifactDir, shared: rn.shared}
+	var found string
+	rn.profileErr = runCheck(ctx, Check{Name: "profile", Run: func(ctx context.Context, r *Run) error {
+		p, err := rn.suite.Profile(ctx, r)
+		found = p
+		return err
+	}}, r, rn.timeout)
+	if rn.profileErr == nil {
+		rn.rep.Profile = found
+	}
+}
+
 // one runs check c, adds its result to the report and returns it.
 func (rn *runner) one(ctx context.Context, c Check) Result {
 	res := Result{Name: c.Name, Description: c.Description, Spec: c.Spec}
+	rn.profile(ctx)
 	switch {
 	case rn.opts.Select != nil && !rn.opts.Select(c.Name):
 		res.Status, res.Message = Skip, "not selected"
@@ -377,6 +412,10 @@ func (rn *runner) one(ctx context.Context, c Check) Result {
 		res.Status, res.Message = Fail, "not run: the run was interrupted ("+context.Cause(ctx).Error()+")"
 	case rn.acceptErr != nil:
 		res.Status, res.Message = Fail, "target does not fit the suite: "+rn.acceptErr.Error()
+	case rn.profileErr != nil:
+		res.Status, res.Message = Fail, "the target's profile could not be found: "+rn.profileErr.Error()
+	case len(c.Profiles) > 0 && rn.rep.Profile != "" && !slices.Contains(c.Profiles, rn.rep.Profile):
+		res.Status, res.Message = Skip, fmt.Sprintf("not part of the %s profile (the check is for %s)", rn.rep.Profile, strings.Join(c.Profiles, ", "))
 	default:
 		r := &Run{Target: rn.target, name: c.Name, dir: rn.opts.ArtifactDir, shared: rn.shared}
 		start := rn.now()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -295,5 +296,59 @@ func TestReports(t *testing.T) {
 	}
 	if !strings.Contains(page, `<audio controls src="data:audio/wav;base64,UklGRi4uLi4=">`) {
 		t.Errorf("HTML report does not embed the WAV artifact")
+	}
+}
+
+// TestProfile: a suite's Profile runs once before the checks; the report
+// says which profile the checks ran in (also in JUnit, Markdown and HTML),
+// and checks of other profiles are skipped, naming the profile. A profile
+// that cannot be found fails every check with the reason.
+func TestProfile(t *testing.T) {
+	calls := 0
+	s := devicetest.Suite{Name: "profiled", Checks: []devicetest.Check{
+		{Name: "every", Run: func(ctx context.Context, r *devicetest.Run) error {
+			v, err := r.Memo("found", func() (any, error) { return nil, errors.New("the profile left no fixture") })
+			if err != nil || v != "left by Profile" {
+				return fmt.Errorf("memo %v, %v", v, err)
+			}
+			return nil
+		}},
+		{Name: "mine", Run: pass, Profiles: []string{"A", "B"}},
+		{Name: "theirs", Run: pass, Profiles: []string{"B"}},
+	}, Profile: func(ctx context.Context, r *devicetest.Run) (string, error) {
+		calls++
+		r.Memo("found", func() (any, error) { return "left by Profile", nil })
+		return "A", nil
+	}}
+	rep := devicetest.RunSuite(t.Context(), s, "target", devicetest.RunOptions{})
+	if calls != 1 || rep.Profile != "A" || !rep.Passed() {
+		t.Fatalf("Profile called %d times, report profile %q, failed %q", calls, rep.Profile, rep.Failed())
+	}
+	if r := rep.Result("theirs"); r.Status != devicetest.Skip || r.Message != "not part of the A profile (the check is for B)" {
+		t.Errorf("theirs: %s %q", r.Status, r.Message)
+	}
+	if r := rep.Result("mine"); r.Status != devicetest.Pass {
+		t.Errorf("mine: %s %q", r.Status, r.Message)
+	}
+	var buf bytes.Buffer
+	devicetest.WriteJUnit(&buf, rep)
+	if !strings.Contains(buf.String(), `<property name="profile" value="A"></property>`) {
+		t.Errorf("JUnit lacks the profile:\n%s", buf.String())
+	}
+	buf.Reset()
+	devicetest.WriteMarkdown(&buf, rep)
+	if !strings.Contains(buf.String(), "- Profile: A (checks of other profiles are skipped)") {
+		t.Errorf("Markdown lacks the profile:\n%s", buf.String())
+	}
+	buf.Reset()
+	devicetest.WriteHTML(&buf, rep)
+	if !strings.Contains(buf.String(), `Profile: <b class="profile">A</b>`) {
+		t.Errorf("HTML lacks the profile")
+	}
+
+	s.Profile = func(context.Context, *devicetest.Run) (string, error) { return "", errors.New("getInfo failed") }
+	rep = devicetest.RunSuite(t.Context(), s, "target", devicetest.RunOptions{})
+	if f := rep.Failed(); len(f) != 3 || !strings.Contains(rep.Results[0].Message, "getInfo failed") || rep.Profile != "" {
+		t.Errorf("failed %q: %q", f, rep.Results[0].Message)
 	}
 }

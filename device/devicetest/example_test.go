@@ -28,6 +28,7 @@ func ExampleRunSuite() {
 	// Output:
 	// info.fields                          pass
 	// info.canonical                       pass
+	// transport.profile                    skip
 	// makecredential.authdata              pass
 	// makecredential.attestation           pass
 	// getassertion.signature               pass
@@ -38,13 +39,17 @@ func ExampleRunSuite() {
 	// makecredential.long-message          pass
 	// error.client-data-hash-length        pass
 	// error.missing-parameter              pass
+	// error.pin-uv-auth-param              pass
 	// error.wrong-type                     pass
 	// error.invalid-command                pass
 	// error.next-without-assertion         pass
 	// resident.replace                     pass
 	// getassertion.next                    pass
 	// cancel.presence                      skip
+	// u2f.version                          pass
 	// u2f.register-authenticate            pass
+	// u2f.check-only                       pass
+	// u2f.errors                           pass
 	// selection                            pass
 	// reset                                skip
 }

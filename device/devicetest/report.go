@@ -62,7 +62,8 @@ func seconds(d time.Duration) string {
 }
 
 // WriteJUnit writes the reports as one JUnit XML document: a <testsuite>
-// per report (named after the suite, with the target as a property) and a
+// per report (named after the suite, with the target and the profile the
+// checks ran in as properties) and a
 // <testcase> per check, with a <failure> or <skipped> child carrying the
 // message, and the check's notes and artifacts in <system-out>. It returns
 // w's error.
@@ -81,6 +82,9 @@ func WriteJUnit(w io.Writer, reports ...*Report) error {
 			Properties: []junitProperty{
 				{Name: "target", Value: rep.Target},
 			},
+		}
+		if rep.Profile != "" {
+			s.Properties = append(s.Properties, junitProperty{Name: "profile", Value: rep.Profile})
 		}
 		for _, res := range rep.Results {
 			c := junitCase{
@@ -142,7 +146,7 @@ func artifactWhere(a Artifact) string {
 }
 
 // WriteMarkdown writes the reports as Markdown: per report a heading, the
-// target and totals, a table of every check, then the messages and notes of
+// target, the profile the checks ran in, and totals, a table of every check, then the messages and notes of
 // the checks that did not pass. It returns w's error.
 func WriteMarkdown(w io.Writer, reports ...*Report) error {
 	bw := bufio.NewWriter(w)
@@ -153,6 +157,9 @@ func WriteMarkdown(w io.Writer, reports ...*Report) error {
 		pass, fail, skip := rep.Counts()
 		fmt.Fprintf(bw, "# %s conformance: %s\n\n", mdText(rep.Suite), verdict(rep))
 		fmt.Fprintf(bw, "- Target: %s\n", mdText(rep.Target))
+		if rep.Profile != "" {
+			fmt.Fprintf(bw, "- Profile: %s (checks of other profiles are skipped)\n", mdText(rep.Profile))
+		}
 		fmt.Fprintf(bw, "- Started: %s, took %v\n", rep.Started.UTC().Format(time.RFC3339), rep.Duration.Round(time.Millisecond))
 		fmt.Fprintf(bw, "- %d passed, %d failed, %d skipped\n\n", pass, fail, skip)
 		bw.WriteString("| Check | Result | Time | Message |\n| --- | --- | ---: | --- |\n")
@@ -218,7 +225,7 @@ func mdText(s string) string {
 }
 
 // WriteHTML writes the reports as one self-contained HTML page (no external
-// files): totals, a table per report with every check, and the notes of
+// files): target, profile and totals, a table per report with every check, and the notes of
 // each. Artifacts kept in memory that are WAV recordings (up to 4 MiB) are
 // embedded as audio players; written ones are linked. Everything is escaped
 // by html/template. It returns w's error.
@@ -289,7 +296,7 @@ details { margin-top: 0.3em; } pre { white-space: pre-wrap; margin: 0.3em 0; }
 <body>
 {{range .}}
 <h1>{{.Suite}} conformance: <span class="verdict-{{.Verdict}}">{{.Verdict}}</span></h1>
-<p>Target: <b>{{.Target}}</b><br>Started {{.Started}}, took {{.Took}}<br>
+<p>Target: <b>{{.Target}}</b><br>{{if .Profile}}Profile: <b class="profile">{{.Profile}}</b> (checks of other profiles are skipped)<br>{{end}}Started {{.Started}}, took {{.Took}}<br>
 {{.Pass}} passed, {{.Fail}} failed, {{.Skip}} skipped</p>
 <table>
 <tr><th>Check</th><th>Result</th><th>Time</th><th>Details</th></tr>

@@ -52,3 +52,19 @@ func (c *MessengerChip) CBOR(ctx context.Context, req []byte) ([]byte, error) {
 // U2F returns a U2F client over the same messenger, or nil when the
 // messenger does not carry U2F.
 func (c *MessengerChip) U2F() *u2f.Client { return c.u2f }
+
+// APDU sends a raw U2F request APDU through the messenger, unchecked, and
+// returns the response data and status word. It returns an error wrapping
+// device.ErrNotSupported when the messenger does not carry U2F, and the
+// messenger's error wrapped.
+func (c *MessengerChip) APDU(ctx context.Context, req []byte) ([]byte, error) {
+	m, ok := c.m.(u2f.Messenger)
+	if !ok {
+		return nil, fmt.Errorf("devicetest: %T carries no U2F messages: %w", c.m, device.ErrNotSupported)
+	}
+	resp, err := m.APDU(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("devicetest: %w", err)
+	}
+	return resp, nil
+}

@@ -8,9 +8,13 @@
 // as ISO 7816-4 APDUs after selecting the FIDO applet over NFC or a contact
 // reader (CTAP 2.1 §11.3, package apdu). Both transports offer the
 // one-method Messenger that Client needs, and both call a Handler's ServeU2F
-// on the device side. Above it, drivers and the server use Client to
-// register and authenticate with chips that speak only U2F (CTAP 2.1 §10
-// describes how CTAP2 platforms fall back to it). Simulators implement
+// on the device side. Above it, every host transport drives a chip that
+// speaks only U2F through Chip, the one place of the CTAP 2.1 §10
+// translation (makeCredential and getAssertion to U2F_REGISTER and
+// U2F_AUTHENTICATE, "fido-u2f" attestation, authenticator data built from
+// the U2F responses): driver/usb for a key without CBOR in its CTAPHID_INIT
+// capabilities, driver/pcsc for a "U2F_V2" card that refuses getInfo, and
+// in-process hosts of a simulated U2F-only chip. Simulators implement
 // Authenticator and serve it with NewHandler.
 //
 // What it implements, by section of the Raw Message Formats:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -23,9 +24,10 @@ import (
 // RESPONSE, 9100 keepalive polls; or one U2F APDU) runs inside a PC/SC
 // transaction, so other programs sharing the card cannot slip an APDU in
 // between. The transaction begins before the command's first APDU and ends
-// after its last (or, with Options.TxLinger, when no command follows
-// within that time); with Options.Exclusive there is none, as no other
-// program can reach the card. Commands are serialised; a Chip may be
+// when no command follows within Options.TxLinger (DefaultTxLinger), so
+// that back-to-back commands share it, or, with a negative TxLinger, after
+// each command's last APDU; with Options.Exclusive there is none, as no
+// other program can reach the card. Commands are serialised; a Chip may be
 // shared by goroutines.
 //
 // Deadlines: every method honours its context. A PC/SC call cannot be
@@ -39,10 +41,10 @@ import (
 // with their own deadlines, and Close gives up after Options.CloseWait.
 //
 // U2F-only cards (the applet answers "U2F_V2" to SELECT and refuses a
-// CTAP2 authenticatorGetInfo) are served through U2F, as CTAP 2.1 §10
-// describes: MakeCredential becomes U2F_REGISTER and returns a "fido-u2f"
-// attestation, GetAssertion becomes U2F_AUTHENTICATE, and Info describes
-// what such a card can do; see U2FOnly.
+// CTAP2 authenticatorGetInfo) are served through U2F, with the CTAP 2.1 §10
+// translation of u2f.Chip: MakeCredential becomes U2F_REGISTER and returns
+// a "fido-u2f" attestation, GetAssertion becomes U2F_AUTHENTICATE, and Info
+// describes what such a card can do; see U2FOnly and Protocols.
 type Chip struct {
 	reader string
 	opts   Options
@@ -55,23 +57,29 @@ type Chip struct {
 	sem      chan struct{} // held by one command, released on w after its transaction ended
 
 	// Set while opening, read-only afterwards.
-	atr      []byte
-	version  string
-	u2fOnly  bool
-	apduOpts apdu.ClientOptions
-	ctap     *ctap2.Client
-	u2f      *u2f.Client
+	atr       []byte
+	version   string
+	protocols device.Protocols
+	u2fChip   *u2f.Chip // the CTAP 2.1 §10 translation, for a U2F-only card
+	apduOpts  apdu.ClientOptions
+	ctap      *ctap2.Client
+	u2f       *u2f.Client
 
 	// Guarded by sem.
 	needSelect bool // the applet must be selected before the next command
-	probing    bool // the open-time getInfo probe is running
 	reused     bool // the command runs in the previous one's lingering transaction
 	sent       int  // APDUs of the command that reached the card
 
 	// Used on w only.
-	inTx   bool   // a transaction is open
-	active bool   // a command is between begin and release
-	gen    uint64 // counts commands, so a lingering end knows if one came
+	inTx    bool   // a transaction is open
+	periods uint64 // numbers the times a transaction was left open to linger
+
+	// The period of the transaction left open after the last command (see
+	// release), 0 when there is none. The next command claims it with a
+	// compare-and-swap, without a trip to the worker; the end of the
+	// period, on the worker, ends the transaction only if it claims it
+	// first.
+	lingering atomic.Uint64
 
 	mu     sync.Mutex
 	closed bool
@@ -79,12 +87,13 @@ type Chip struct {
 }
 
 var (
-	_ device.Chip            = (*Chip)(nil)
-	_ device.NextAssertioner = (*Chip)(nil)
-	_ device.Resetter        = (*Chip)(nil)
-	_ device.Selector        = (*Chip)(nil)
-	_ ctap2.Messenger        = (*Chip)(nil)
-	_ u2f.Messenger          = (*Chip)(nil)
+	_ device.Chip             = (*Chip)(nil)
+	_ device.NextAssertioner  = (*Chip)(nil)
+	_ device.Resetter         = (*Chip)(nil)
+	_ device.Selector         = (*Chip)(nil)
+	_ ctap2.Messenger         = (*Chip)(nil)
+	_ u2f.Messenger           = (*Chip)(nil)
+	_ device.ProtocolReporter = (*Chip)(nil)
 )
 
 // errChipClosed is the cause given to commands cut short by Close.
@@ -164,6 +173,9 @@ func (c *Context) OpenChip(ctx context.Context, reader string) (*Chip, error) {
 }
 
 // identify selects the applet and, for a "U2F_V2" applet, probes for CTAP2.
+// Since CTAP 2.1 §11.3.3 asks every applet that implements U2F to answer
+// "U2F_V2", also one that speaks CTAP2 too, only authenticatorGetInfo tells
+// a U2F-only card from a dual-mode one.
 func (ch *Chip) identify(ctx context.Context) error {
 	_, err := ch.exchange(ctx, func(ctx context.Context, cl *apdu.Client) ([]byte, error) {
 		v, err := cl.Select(ctx)
@@ -180,28 +192,47 @@ func (ch *Chip) identify(ctx context.Context) error {
 		return err
 	}
 	if ch.version != apdu.VersionU2F {
+		ch.protocols = device.ProfileCTAP2Only
 		return nil
 	}
-	ch.probing = true
-	_, err = ch.ctap.Info(ctx)
-	ch.probing = false
-	switch {
-	case err == nil:
-	case refused(err):
-		ch.u2fOnly = true
-		ch.opts.Logger.Debug("pcsc: U2F-only card", "reader", ch.reader, "getInfo", err)
-	default:
+	speaks, err := ch.probeCTAP2(ctx)
+	if err != nil {
 		return err
+	}
+	ch.protocols = device.ProfileFIDO2
+	if !speaks {
+		ch.protocols = device.ProfileU2FOnly
+		ch.u2fChip = u2f.NewChip(ch.u2f)
+		ch.opts.Logger.Debug("pcsc: U2F-only card", "reader", ch.reader)
 	}
 	return nil
 }
 
-// refused reports whether err is the card's answer (a status word, a CTAP2
-// status, or an answer that is not CTAP2) rather than a transport failure.
-func refused(err error) bool {
-	var se *apdu.StatusError
-	var ce *ctap2.StatusError
-	return errors.As(err, &se) || errors.As(err, &ce) || errors.Is(err, ctap2.ErrInvalidResponse)
+// probeCTAP2 sends authenticatorGetInfo in NFCCTAP_MSG (CTAP 2.1 §11.3.7.1),
+// allowing status updates, and reports whether the card speaks CTAP2: a
+// getInfo answer, or a status update (9100: the card is working on it),
+// says yes; a refusal (6D00 from a U2F-only card, or any other status word,
+// or an answer that is not a getInfo answer) says no. After a status update
+// the applet is selected again before the next command, which drops the
+// getInfo the card is still working on. It returns transport errors only.
+func (ch *Chip) probeCTAP2(ctx context.Context) (bool, error) {
+	var yes bool
+	_, err := ch.exchange(ctx, func(ctx context.Context, cl *apdu.Client) ([]byte, error) {
+		resp, err := cl.Transceive(ctx, &apdu.Command{CLA: apdu.CLAProprietary, INS: apdu.INSNFCCTAPMsg,
+			P1: apdu.P1GetResponseSupported, Data: []byte{ctap2.CmdGetInfo}, Ne: apdu.MaxShortNe})
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.SW == apdu.SWStatusUpdate:
+			yes, ch.needSelect = true, true
+		case resp.SW == apdu.SWOK && len(resp.Data) > 0 && resp.Data[0] == ctap2.CodeOK:
+			_, derr := ctap2.DecodeInfo(resp.Data[1:])
+			yes = derr == nil
+		}
+		return nil, nil
+	})
+	return yes, err
 }
 
 // Reader returns the name of the reader the card is in.
@@ -217,16 +248,22 @@ func (ch *Chip) Version() string { return ch.version }
 // U2FOnly reports whether the card speaks only U2F (CTAP1): its applet
 // answered "U2F_V2" and it refused authenticatorGetInfo. The CTAP2 methods of
 // such a chip are translated to U2F (CTAP 2.1 §10).
-func (ch *Chip) U2FOnly() bool { return ch.u2fOnly }
+func (ch *Chip) U2FOnly() bool { return ch.u2fChip != nil }
+
+// Protocols reports what the card speaks, as found when it was opened:
+// device.ProfileU2FOnly, device.ProfileFIDO2 (a "U2F_V2" applet that
+// answers getInfo) or device.ProfileCTAP2Only (a "FIDO_2_..." applet).
+func (ch *Chip) Protocols() device.Protocols { return ch.protocols }
 
 // DeviceInfo describes the chip: kind chip, transport "pcsc", the reader as
-// Path, and as Model the applet's version with the card's ATR.
+// Path, and as Model its profile, the applet's answer to SELECT and the
+// card's ATR, e.g. "FIDO2 applet U2F_V2 (ATR 3B80800101)".
 func (ch *Chip) DeviceInfo() device.Info {
 	return device.Info{
 		Kind:      device.KindChip,
 		Transport: "pcsc",
 		Path:      ch.reader,
-		Model:     fmt.Sprintf("%s (ATR %X)", ch.version, ch.atr),
+		Model:     fmt.Sprintf("%s applet %s (ATR %X)", ch.protocols, ch.version, ch.atr),
 	}
 }
 
@@ -242,11 +279,11 @@ func (ch *Chip) U2F() *u2f.Client { return ch.u2f }
 // Errors: those of ctap2.Client, with the transport errors described on
 // CBOR.
 func (ch *Chip) Info(ctx context.Context) (*ctap2.Info, error) {
-	if ch.u2fOnly {
+	if ch.u2fChip != nil {
 		if err := ch.usable(); err != nil {
 			return nil, err
 		}
-		return u2fInfo(), nil
+		return ch.u2fChip.Info(ctx)
 	}
 	return ch.ctap.Info(ctx)
 }
@@ -260,8 +297,8 @@ func (ch *Chip) Info(ctx context.Context) (*ctap2.Info, error) {
 // (no ES256 in pubKeyCredParams), ctap2.ErrUnsupportedOption (rk or uv
 // asked for) and ctap2.ErrCredentialExcluded.
 func (ch *Chip) MakeCredential(ctx context.Context, req *ctap2.MakeCredentialRequest) (*ctap2.Attestation, error) {
-	if ch.u2fOnly {
-		return ch.u2fMakeCredential(ctx, req)
+	if ch.u2fChip != nil {
+		return ch.u2fChip.MakeCredential(ctx, req)
 	}
 	return ch.ctap.MakeCredential(ctx, req)
 }
@@ -273,8 +310,8 @@ func (ch *Chip) MakeCredential(ctx context.Context, req *ctap2.MakeCredentialReq
 // described on CBOR; for a U2F-only chip also ctap2.ErrNoCredentials (empty
 // allowList, or no key handle known) and ctap2.ErrUnsupportedOption (uv).
 func (ch *Chip) GetAssertion(ctx context.Context, req *ctap2.GetAssertionRequest) (*ctap2.Assertion, error) {
-	if ch.u2fOnly {
-		return ch.u2fGetAssertion(ctx, req)
+	if ch.u2fChip != nil {
+		return ch.u2fChip.GetAssertion(ctx, req)
 	}
 	return ch.ctap.GetAssertion(ctx, req)
 }
@@ -283,7 +320,7 @@ func (ch *Chip) GetAssertion(ctx context.Context, req *ctap2.GetAssertionRequest
 //
 // Errors: those of ctap2.Client; device.ErrNotSupported for a U2F-only chip.
 func (ch *Chip) GetNextAssertion(ctx context.Context) (*ctap2.Assertion, error) {
-	if ch.u2fOnly {
+	if ch.u2fChip != nil {
 		return nil, ch.notU2F("authenticatorGetNextAssertion")
 	}
 	return ch.ctap.GetNextAssertion(ctx)
@@ -294,7 +331,7 @@ func (ch *Chip) GetNextAssertion(ctx context.Context) (*ctap2.Assertion, error) 
 //
 // Errors: those of ctap2.Client; device.ErrNotSupported for a U2F-only chip.
 func (ch *Chip) Reset(ctx context.Context) error {
-	if ch.u2fOnly {
+	if ch.u2fChip != nil {
 		return ch.notU2F("authenticatorReset")
 	}
 	return ch.ctap.Reset(ctx)
@@ -304,7 +341,7 @@ func (ch *Chip) Reset(ctx context.Context) error {
 //
 // Errors: those of ctap2.Client; device.ErrNotSupported for a U2F-only chip.
 func (ch *Chip) Selection(ctx context.Context) error {
-	if ch.u2fOnly {
+	if ch.u2fChip != nil {
 		return ch.notU2F("authenticatorSelection")
 	}
 	return ch.ctap.Selection(ctx)
@@ -339,7 +376,7 @@ func (ch *Chip) CBOR(ctx context.Context, req []byte) ([]byte, error) {
 	return ch.exchange(ctx, func(ctx context.Context, cl *apdu.Client) ([]byte, error) {
 		resp, err := cl.CBOR(ctx, req)
 		var se *apdu.StatusError
-		if errors.As(err, &se) && se.SW == apdu.SWINSNotSupported && !ch.probing && !ch.u2fOnly {
+		if errors.As(err, &se) && se.SW == apdu.SWINSNotSupported && ch.u2fChip == nil {
 			if ok, rerr := ch.reselect(ctx, cl); rerr != nil {
 				return nil, rerr
 			} else if ok {
@@ -470,14 +507,15 @@ func (ch *Chip) reselect(ctx context.Context, cl *apdu.Client) (bool, error) {
 // once, lingering or not.
 func (ch *Chip) release(clean bool) {
 	ok := ch.w.post(func() {
-		ch.active = false
 		if ch.opts.TxLinger <= 0 || !clean {
 			ch.endTx()
 		} else if ch.inTx {
-			gen := ch.gen
+			ch.periods++
+			p := ch.periods
+			ch.lingering.Store(p)
 			time.AfterFunc(ch.opts.TxLinger, func() {
 				ch.w.post(func() {
-					if !ch.active && ch.gen == gen {
+					if ch.lingering.CompareAndSwap(p, 0) {
 						ch.endTx()
 					}
 				})
@@ -492,6 +530,7 @@ func (ch *Chip) release(clean bool) {
 
 // endTx runs on the worker.
 func (ch *Chip) endTx() {
+	ch.lingering.Store(0)
 	if !ch.inTx {
 		return
 	}
@@ -502,18 +541,20 @@ func (ch *Chip) endTx() {
 }
 
 // begin starts the transaction, unless the previous command's transaction
-// is still open (Options.TxLinger): then it reports reused. A card that
-// another program reset is reconnected (SCardReconnect) and its applet
-// selected again.
+// is still open (Options.TxLinger): then it reports reused, and takes no
+// trip to the worker. A card that another program reset is reconnected
+// (SCardReconnect) and its applet selected again.
 func (ch *Chip) begin(ctx context.Context) (reused bool, err error) {
+	if ch.opts.Exclusive {
+		return false, nil // exclusive access needs no transaction
+	}
+	if p := ch.lingering.Load(); p != 0 && ch.lingering.CompareAndSwap(p, 0) {
+		return true, nil
+	}
 	type result struct{ reused, reset bool }
 	r, err := call(ctx, ch.w, opBegin, ch.reader, func() (result, error) {
-		ch.active = true
-		ch.gen++
-		if ch.opts.Exclusive {
-			return result{}, nil // exclusive access needs no transaction
-		}
 		if ch.inTx {
+			ch.lingering.Store(0)
 			return result{reused: true}, nil
 		}
 		reset, err := ch.beginTx(false)

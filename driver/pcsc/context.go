@@ -18,6 +18,11 @@ const (
 	DefaultWaitSlice    = 250 * time.Millisecond
 	DefaultRemovalCheck = time.Second
 	DefaultCloseWait    = 2 * time.Second
+	// DefaultTxLinger is how long a chip's PC/SC transaction stays open
+	// after a command by default: long enough for the commands of one
+	// ceremony or a burst to share it, short enough that another program
+	// waiting for the card hardly notices.
+	DefaultTxLinger = 50 * time.Millisecond
 )
 
 // Options configure a Context and the chips opened through it. The zero
@@ -25,15 +30,18 @@ const (
 type Options struct {
 	// Exclusive connects to cards in exclusive mode (SCARD_SHARE_EXCLUSIVE),
 	// so that no other program can talk to the card while a Chip is open,
-	// and no transactions are needed. The default is shared mode, with a
-	// PC/SC transaction around each command.
+	// and no transactions are needed. The default is shared mode, with
+	// every command inside a PC/SC transaction.
 	Exclusive bool
 	// TxLinger keeps a chip's PC/SC transaction open for this long after a
-	// command, so that a burst of back-to-back commands (a login right
-	// after a registration, a benchmark) shares one transaction instead of
-	// paying SCardBeginTransaction and SCardEndTransaction each time. Other
-	// programs then wait up to TxLinger after the burst. The default, 0,
-	// ends the transaction after every command.
+	// command, so that a burst of back-to-back commands (the getInfo and
+	// makeCredential of an enrolment, a benchmark) shares one transaction
+	// instead of paying the SCardBeginTransaction and SCardEndTransaction
+	// round trips to pcscd each time; the end is not on any command's path.
+	// Other programs then wait up to TxLinger after the burst. A card reset
+	// or another applet's selection while it lingers is recovered from as
+	// after a fresh begin. 0 means DefaultTxLinger; a negative value ends
+	// the transaction after every command.
 	TxLinger time.Duration
 	// Extended sends long commands as one extended-length APDU instead of
 	// chaining, and asks for whole answers at once (apdu.ClientOptions).
@@ -64,6 +72,9 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
+	if o.TxLinger == 0 {
+		o.TxLinger = DefaultTxLinger
+	}
 	if o.WaitSlice <= 0 {
 		o.WaitSlice = DefaultWaitSlice
 	}

@@ -13,9 +13,9 @@
 //	Context.Readers      SCardListReaders + SCardGetStatusChange
 //	Context.Wait / Diff  SCardGetStatusChange in short slices, SCardCancel on ctx end
 //	Context.OpenChip     SCardConnect (shared, T=0|T=1), SELECT A0000006472F0001
-//	Chip (device.Chip)   one PC/SC transaction per command (SCardBeginTransaction ..
-//	                     SCardEndTransaction) around all of its APDUs; per burst
-//	                     of commands with Options.TxLinger; none if Exclusive
+//	Chip (device.Chip)   every command inside a PC/SC transaction (SCardBeginTransaction ..
+//	                     SCardEndTransaction) around all of its APDUs, shared by
+//	                     a burst of commands (Options.TxLinger); none if Exclusive
 //
 // Deadlines: every method takes a context and returns when it ends, even
 // though PC/SC calls cannot be interrupted: the calls run on a goroutine per

@@ -13,6 +13,7 @@ import (
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/apdu"
 	"github.com/authbench/authbench/device/ctap2"
+	"github.com/authbench/authbench/sim/chip"
 )
 
 // Tests of the logic above the seam, with the fake PC/SC of fake_test.go.
@@ -215,16 +216,16 @@ func TestWorkerSkipsAbandonedCalls(t *testing.T) {
 }
 
 func TestFakeCTAP2(t *testing.T) {
-	fs, pc, _ := fakeSetup(t, newSim(t, "fake ctap2"), apdu.CardOptions{}, Options{})
+	fs, pc, _ := fakeSetup(t, newSim(t, "fake ctap2"), apdu.CardOptions{}, Options{TxLinger: -1})
 	ch := openFakeChip(t, pc)
-	if got := ch.DeviceInfo(); got.Kind != device.KindChip || got.Transport != "pcsc" || got.Path != fakeReaderName || !strings.Contains(got.Model, "FIDO_2_0") {
+	if got := ch.DeviceInfo(); got.Kind != device.KindChip || got.Transport != "pcsc" || got.Path != fakeReaderName || got.Model != "FIDO2 applet U2F_V2 (ATR 3B80800101)" || ch.Protocols() != device.ProfileFIDO2 {
 		t.Fatalf("DeviceInfo = %+v", got)
 	}
 	settle(t, ch)
 	fs.calls()
 	checkCTAP2(t, ch)
 	settle(t, ch)
-	// Every command is one transaction, with all its APDUs inside.
+	// Every command is one transaction (TxLinger -1), with all its APDUs inside.
 	in := false
 	sawChaining, sawGetResponse := false, false
 	for _, c := range fs.calls() {
@@ -253,7 +254,7 @@ func TestFakeCTAP2(t *testing.T) {
 }
 
 func TestFakeU2FOnly(t *testing.T) {
-	_, pc, _ := fakeSetup(t, newSim(t, "fake u2f"), apdu.CardOptions{Version: apdu.VersionU2F}, Options{U2FPollInterval: time.Millisecond})
+	_, pc, _ := fakeSetup(t, newProfileSim(t, "fake u2f", chip.ProfileU2F), apdu.CardOptions{}, Options{U2FPollInterval: time.Millisecond})
 	checkU2FOnly(t, openFakeChip(t, pc))
 }
 
@@ -457,7 +458,7 @@ var lingerModes = []struct {
 	name string
 	opts Options
 }{
-	{"per command", Options{}},
+	{"per command", Options{TxLinger: -1}},
 	{"linger", Options{TxLinger: time.Hour}},
 }
 
@@ -653,7 +654,7 @@ func TestFakeTransactionModes(t *testing.T) {
 		opts           Options
 		commands, last string
 	}{
-		{"per command", Options{}, "begin, transmit 80 10, end, begin, transmit 80 10, end", "disconnect"},
+		{"per command", Options{TxLinger: -1}, "begin, transmit 80 10, end, begin, transmit 80 10, end", "disconnect"},
 		// A linger longer than the test: the burst, from OpenChip on, shares
 		// one transaction, which Close ends.
 		{"linger", Options{TxLinger: time.Hour}, "transmit 80 10, transmit 80 10", "end, disconnect"},
@@ -681,6 +682,17 @@ func TestFakeTransactionModes(t *testing.T) {
 				t.Fatalf("calls of Close = %s, want %s", got, tt.last)
 			}
 		})
+	}
+}
+
+// TestDefaultTxLinger: by default a transaction lingers (back-to-back
+// commands share it); a negative TxLinger ends it after every command.
+func TestDefaultTxLinger(t *testing.T) {
+	if got := (Options{}).withDefaults().TxLinger; got != DefaultTxLinger || got <= 0 {
+		t.Errorf("default TxLinger %v", got)
+	}
+	if got := (Options{TxLinger: -1}).withDefaults().TxLinger; got >= 0 {
+		t.Errorf("TxLinger -1 became %v", got)
 	}
 }
 

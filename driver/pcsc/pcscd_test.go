@@ -15,6 +15,7 @@ import (
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/apdu"
 	"github.com/authbench/authbench/internal/pcscdtest"
+	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/vicc"
 	"github.com/ebfe/scard"
 )
@@ -165,7 +166,7 @@ func TestPCSCChip(t *testing.T) {
 	var log apduLog
 	s := insert(t, pc, 0, newSim(t, "pcscd ctap2"), apdu.CardOptions{}, vicc.Options{Fault: log.fault})
 	ch := openPCSCChip(t, pc, s.reader)
-	if ch.Reader() != s.reader || string(ch.ATR()) != string(vicc.DefaultATR) || ch.Version() != apdu.VersionFIDO2 {
+	if ch.Reader() != s.reader || string(ch.ATR()) != string(vicc.DefaultATR) || ch.Version() != apdu.VersionU2F {
 		t.Fatalf("reader %q, ATR % X, version %q", ch.Reader(), ch.ATR(), ch.Version())
 	}
 	checkCTAP2(t, ch)
@@ -177,7 +178,7 @@ func TestPCSCChip(t *testing.T) {
 func TestPCSCU2FOnly(t *testing.T) {
 	pcscdTest(t)
 	pc := openContext(t, Options{U2FPollInterval: 5 * time.Millisecond})
-	s := insert(t, pc, 0, newSim(t, "pcscd u2f"), apdu.CardOptions{Version: apdu.VersionU2F}, vicc.Options{})
+	s := insert(t, pc, 0, newProfileSim(t, "pcscd u2f", chip.ProfileU2F), apdu.CardOptions{}, vicc.Options{})
 	checkU2FOnly(t, openPCSCChip(t, pc, s.reader))
 }
 

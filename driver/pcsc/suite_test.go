@@ -26,7 +26,13 @@ func es256() []ctap2.CredentialParameters {
 // newSim makes a deterministic simulated chip, closed at cleanup.
 func newSim(t testing.TB, name string) *chip.Chip {
 	t.Helper()
-	c, err := chip.New(chip.Options{Seed: hash("pcsc test chip " + name)})
+	return newProfileSim(t, name, chip.ProfileFIDO2)
+}
+
+// newProfileSim is newSim for a chip of profile p.
+func newProfileSim(t testing.TB, name string, p chip.Profile) *chip.Chip {
+	t.Helper()
+	c, err := chip.New(chip.Options{Seed: hash("pcsc test chip " + name), Profile: p})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,8 +160,8 @@ func checkLogins(t *testing.T, ch *Chip, credID, coseKey []byte, n int) {
 func checkU2FOnly(t *testing.T, ch *Chip) {
 	t.Helper()
 	ctx := testCtx(t)
-	if !ch.U2FOnly() || ch.Version() != "U2F_V2" {
-		t.Fatalf("U2FOnly = %v, version %q", ch.U2FOnly(), ch.Version())
+	if !ch.U2FOnly() || ch.Version() != "U2F_V2" || ch.Protocols() != device.ProfileU2FOnly {
+		t.Fatalf("U2FOnly = %v, version %q, protocols %v", ch.U2FOnly(), ch.Version(), ch.Protocols())
 	}
 	info, err := ch.Info(ctx)
 	if err != nil || !slices.Equal(info.Versions, []string{"U2F_V2"}) {

@@ -51,13 +51,19 @@ type Options struct {
 // (CBOR: CTAPHID_CBOR) and u2f.Messenger (APDU: CTAPHID_MSG), and offers a
 // U2F client. Calls run one at a time; a Chip is safe for concurrent use.
 //
+// A key whose CTAPHID_INIT capabilities lack the CBOR flag speaks only U2F
+// (CTAP 2.1 §11.2.9.1.3): its Info, MakeCredential and GetAssertion go over
+// CTAPHID_MSG through the CTAP 2.1 §10 translation of u2f.Chip (a
+// "fido-u2f" attestation; no discoverable credentials), and
+// GetNextAssertion, Reset and Selection return device.ErrNotSupported.
+//
 // Errors from every method: a *ctap2.StatusError (errors.Is with the ctap2
 // sentinels) when the key answered with a CTAP2 status; an error wrapping
 // ctx.Err() and, for a deadline (including Options.Timeout),
 // device.ErrTimeout when the key did not answer in time; *ctaphid.Error
 // when the key answered CTAPHID_ERROR (ERR_CHANNEL_BUSY unwraps to
 // device.ErrBusy, ERR_INVALID_CMD to device.ErrNotSupported, for instance a
-// U2F-only key asked for CTAP2); device.ErrRemoved when the transport
+// U2F-only key sent CBOR); device.ErrRemoved when the transport
 // failed (the key was unplugged); device.ErrProtocol for malformed
 // answers; device.ErrClosed after Close. Each error starts with "usb:" and
 // the key's path.
@@ -67,6 +73,7 @@ type Chip struct {
 	conn    *ctaphid.Conn
 	ctap    *ctap2.Client
 	u2f     *u2f.Client
+	u2fChip *u2f.Chip    // the CTAP 2.1 §10 translation, for a key without CBOR
 	release func() error // frees what Open opened, after the Conn stopped
 
 	closeOnce sync.Once
@@ -74,12 +81,13 @@ type Chip struct {
 }
 
 var (
-	_ device.Chip            = (*Chip)(nil)
-	_ device.NextAssertioner = (*Chip)(nil)
-	_ device.Resetter        = (*Chip)(nil)
-	_ device.Selector        = (*Chip)(nil)
-	_ ctap2.Messenger        = (*Chip)(nil)
-	_ u2f.Messenger          = (*Chip)(nil)
+	_ device.Chip             = (*Chip)(nil)
+	_ device.NextAssertioner  = (*Chip)(nil)
+	_ device.Resetter         = (*Chip)(nil)
+	_ device.Selector         = (*Chip)(nil)
+	_ ctap2.Messenger         = (*Chip)(nil)
+	_ u2f.Messenger           = (*Chip)(nil)
+	_ device.ProtocolReporter = (*Chip)(nil)
 )
 
 // NewChip starts CTAPHID on a report transport (CTAPHID_INIT on the
@@ -125,6 +133,9 @@ func newChip(ctx context.Context, rw io.ReadWriter, info device.Info, opts Optio
 	c.conn = conn
 	c.ctap = ctap2.NewClient(conn)
 	c.u2f = u2f.NewClient(boundAPDU{c}, &u2f.Options{PollInterval: opts.U2FPollInterval})
+	if conn.DeviceInfo().Capabilities&ctaphid.CapCBOR == 0 {
+		c.u2fChip = u2f.NewChip(c.u2f)
+	}
 	return c, nil
 }
 
@@ -176,8 +187,32 @@ func (c *Chip) DeviceInfo() device.Info { return c.info }
 
 // HIDInfo returns the CTAPHID version and capabilities from the key's INIT
 // response (CTAP 2.1 §11.2.9.1.3). A key without ctaphid.CapCBOR speaks
-// only U2F; use U2F for it.
+// only U2F.
 func (c *Chip) HIDInfo() ctaphid.DeviceInfo { return c.conn.DeviceInfo() }
+
+// Protocols reports what the key speaks, from its INIT capabilities: CTAP2
+// with the CBOR flag, U2F without the NMSG flag (CTAP 2.1 §11.2.9.1.3).
+func (c *Chip) Protocols() device.Protocols {
+	caps := c.conn.DeviceInfo().Capabilities
+	var p device.Protocols
+	if caps&ctaphid.CapCBOR != 0 {
+		p |= device.ProtocolCTAP2
+	}
+	if caps&ctaphid.CapNMSG == 0 {
+		p |= device.ProtocolU2F
+	}
+	return p
+}
+
+// U2FOnly reports whether the key speaks only U2F: its INIT capabilities
+// lack the CBOR flag. Its CTAP2 methods are then translated to U2F (CTAP
+// 2.1 §10).
+func (c *Chip) U2FOnly() bool { return c.u2fChip != nil }
+
+// notU2F is the error of a CTAP2-only command on a U2F-only key.
+func (c *Chip) notU2F(op string) error {
+	return c.wrap(op, fmt.Errorf("a U2F-only key (no CBOR in its CTAPHID_INIT capabilities) has no such command: %w", device.ErrNotSupported))
+}
 
 // U2F returns a U2F (CTAP1) client that talks to the key through
 // CTAPHID_MSG (FIDO U2F Raw Message Formats; CTAP 2.1 §11.2.9.1.1). Its
@@ -214,6 +249,10 @@ func (c *Chip) APDU(ctx context.Context, req []byte) ([]byte, error) {
 func (c *Chip) Info(ctx context.Context) (*ctap2.Info, error) {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
+	if c.u2fChip != nil {
+		info, err := c.u2fChip.Info(ctx)
+		return info, c.wrap("getInfo", err)
+	}
 	info, err := c.ctap.Info(ctx)
 	return info, c.wrap("getInfo", err)
 }
@@ -225,6 +264,10 @@ func (c *Chip) Info(ctx context.Context) (*ctap2.Info, error) {
 func (c *Chip) MakeCredential(ctx context.Context, req *ctap2.MakeCredentialRequest) (*ctap2.Attestation, error) {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
+	if c.u2fChip != nil {
+		att, err := c.u2fChip.MakeCredential(ctx, req)
+		return att, c.wrap("makeCredential", err)
+	}
 	att, err := c.ctap.MakeCredential(ctx, req)
 	return att, c.wrap("makeCredential", err)
 }
@@ -235,6 +278,10 @@ func (c *Chip) MakeCredential(ctx context.Context, req *ctap2.MakeCredentialRequ
 func (c *Chip) GetAssertion(ctx context.Context, req *ctap2.GetAssertionRequest) (*ctap2.Assertion, error) {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
+	if c.u2fChip != nil {
+		as, err := c.u2fChip.GetAssertion(ctx, req)
+		return as, c.wrap("getAssertion", err)
+	}
 	as, err := c.ctap.GetAssertion(ctx, req)
 	return as, c.wrap("getAssertion", err)
 }
@@ -245,6 +292,9 @@ func (c *Chip) GetAssertion(ctx context.Context, req *ctap2.GetAssertionRequest)
 func (c *Chip) GetNextAssertion(ctx context.Context) (*ctap2.Assertion, error) {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
+	if c.u2fChip != nil {
+		return nil, c.notU2F("getNextAssertion")
+	}
 	as, err := c.ctap.GetNextAssertion(ctx)
 	return as, c.wrap("getNextAssertion", err)
 }
@@ -257,6 +307,9 @@ func (c *Chip) GetNextAssertion(ctx context.Context) (*ctap2.Assertion, error) {
 func (c *Chip) Reset(ctx context.Context) error {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
+	if c.u2fChip != nil {
+		return c.notU2F("reset")
+	}
 	return c.wrap("reset", c.ctap.Reset(ctx))
 }
 
@@ -267,6 +320,9 @@ func (c *Chip) Reset(ctx context.Context) error {
 func (c *Chip) Selection(ctx context.Context) error {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
+	if c.u2fChip != nil {
+		return c.notU2F("selection")
+	}
 	return c.wrap("selection", c.ctap.Selection(ctx))
 }
 

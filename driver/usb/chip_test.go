@@ -33,23 +33,31 @@ func checkChip(t *testing.T, ch *usb.Chip) {
 	})
 	hi := ch.HIDInfo()
 
+	u2fOnly := !hi.Capabilities.Has(ctaphid.CapCBOR)
+	if ch.U2FOnly() != u2fOnly || (ch.Protocols() == device.ProfileU2FOnly) != u2fOnly {
+		t.Errorf("U2FOnly %v, Protocols %v, capabilities %s", ch.U2FOnly(), ch.Protocols(), hi.Capabilities)
+	}
+
 	t.Run("getInfo", func(t *testing.T) {
-		if !hi.Capabilities.Has(ctaphid.CapCBOR) {
-			t.Skip("U2F-only key")
-		}
 		info, err := ch.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if u2fOnly {
+			// What the CTAP 2.1 §10 translation says of a U2F-only key.
+			if !slices.Equal(info.Versions, []string{"U2F_V2"}) || info.Options["rk"] {
+				t.Errorf("getInfo of a U2F-only key: versions %v, options %v", info.Versions, info.Options)
+			}
+			return
 		}
 		if !slices.Contains(info.Versions, "FIDO_2_0") || len(info.AAGUID) != 16 {
 			t.Errorf("getInfo: versions %v, AAGUID %x", info.Versions, info.AAGUID)
 		}
 	})
 
+	// A U2F-only key makes credentials and signs through CTAP 2.1 §10, over
+	// CTAPHID_MSG, with a fido-u2f attestation.
 	t.Run("makeCredential and getAssertion", func(t *testing.T) {
-		if !hi.Capabilities.Has(ctaphid.CapCBOR) {
-			t.Skip("U2F-only key")
-		}
 		cdh := sha256.Sum256([]byte("driver/usb register"))
 		att, err := ch.MakeCredential(ctx, &ctap2.MakeCredentialRequest{
 			ClientDataHash:   cdh[:],
@@ -66,6 +74,9 @@ func checkChip(t *testing.T, ch *usb.Chip) {
 		}
 		if ad.AttestedCredential == nil || ad.RPIDHash != ctap2.RPIDHash(rpID) || ad.Flags&ctap2.FlagUP == 0 {
 			t.Fatalf("authenticator data %+v", ad)
+		}
+		if u2fOnly != (att.Format == ctap2.FormatFIDOU2F) {
+			t.Errorf("attestation format %q of a key with capabilities %s", att.Format, hi.Capabilities)
 		}
 		cred := ad.AttestedCredential
 		last := ad.SignCount
@@ -94,14 +105,12 @@ func checkChip(t *testing.T, ch *usb.Chip) {
 	})
 
 	t.Run("getAssertion without credential", func(t *testing.T) {
-		if !hi.Capabilities.Has(ctaphid.CapCBOR) {
-			t.Skip("U2F-only key")
-		}
 		cdh := sha256.Sum256([]byte("nothing"))
 		_, err := ch.GetAssertion(ctx, &ctap2.GetAssertionRequest{
 			RPID:           "nothing-registered.authbench.test",
 			ClientDataHash: cdh[:],
 			Options:        map[string]bool{"up": false},
+			AllowList:      []ctap2.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: cdh[:]}},
 		})
 		if !errors.Is(err, ctap2.ErrNoCredentials) {
 			t.Fatalf("getAssertion = %v, want CTAP2_ERR_NO_CREDENTIALS", err)
@@ -150,16 +159,38 @@ func checkChip(t *testing.T, ch *usb.Chip) {
 	})
 }
 
+// TestChip runs checkChip against a simulated chip of each profile on each
+// transport: a U2F-only chip (no CBOR in its INIT capabilities) is driven
+// over CTAPHID_MSG.
 func TestChip(t *testing.T) {
 	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			s := startSim(t, tr, chip.Options{}, usb.Options{})
-			info := s.chip.DeviceInfo()
-			if info.Kind != device.KindChip || info.Transport != tr.name {
-				t.Errorf("DeviceInfo = %+v", info)
-			}
-			checkChip(t, s.chip)
-		})
+		for _, p := range []chip.Profile{chip.ProfileFIDO2, chip.ProfileU2F} {
+			t.Run(tr.name+"/"+p.String(), func(t *testing.T) {
+				s := startSim(t, tr, chip.Options{Profile: p}, usb.Options{U2FPollInterval: 5 * time.Millisecond})
+				info := s.chip.DeviceInfo()
+				if info.Kind != device.KindChip || info.Transport != tr.name {
+					t.Errorf("DeviceInfo = %+v", info)
+				}
+				if s.chip.Protocols() != p.Protocols() {
+					t.Errorf("Protocols %v, want %v", s.chip.Protocols(), p.Protocols())
+				}
+				checkChip(t, s.chip)
+				if p == chip.ProfileU2F {
+					ctx := context.Background()
+					for name, err := range map[string]error{
+						"reset":     s.chip.Reset(ctx),
+						"selection": s.chip.Selection(ctx),
+					} {
+						if !errors.Is(err, device.ErrNotSupported) {
+							t.Errorf("%s of a U2F-only key: %v", name, err)
+						}
+					}
+					if _, err := s.chip.GetNextAssertion(ctx); !errors.Is(err, device.ErrNotSupported) {
+						t.Errorf("getNextAssertion of a U2F-only key: %v", err)
+					}
+				}
+			})
+		}
 	}
 }
 

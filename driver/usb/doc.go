@@ -8,7 +8,9 @@
 //	List, Open       gousb: enumerate, read descriptors, claim the interface
 //	endpoints        interrupt IN/OUT endpoints as an io.ReadWriter of reports
 //	NewChip          ctaphid.Open (CTAPHID_INIT) -> ctaphid.Conn
-//	Chip             ctap2.Client (device.Chip) and u2f.Client over the Conn
+//	Chip             ctap2.Client (device.Chip) and u2f.Client over the Conn;
+//	                 for a key without CBOR (U2F-only), u2f.Chip: the CTAP 2.1
+//	                 §10 translation over CTAPHID_MSG
 //
 // Only usb_cgo.go touches gousb. Everything above it takes an io.ReadWriter
 // report transport (one whole report per Read and Write, no report-ID byte),

@@ -12,7 +12,9 @@
 package pcscdtest
 
 import (
+	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -65,27 +67,49 @@ func Start(t testenv.TB) *Daemon {
 	return shared
 }
 
+// startWait bounds the start of pcscd; a starved machine (many test
+// processes at once) has taken more than 10 s.
+const startWait = 30 * time.Second
+
+// start starts the daemon, on another pair of ports when the vpcd driver
+// finds its ports taken (another process took them between freePortPair
+// and pcscd's bind).
 func start() (*Daemon, error) {
+	var err error
+	for range 5 {
+		var d *Daemon
+		var taken bool
+		d, taken, err = startOnce()
+		if err == nil || !taken {
+			return d, err
+		}
+	}
+	return nil, err
+}
+
+// startOnce starts pcscd on a fresh pair of ports; taken reports a failure
+// because the ports were taken.
+func startOnce() (d *Daemon, taken bool, err error) {
 	dir, err := os.MkdirTemp("", "authbench-pcscd-")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	port, err := freePortPair()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	conf := filepath.Join(dir, "reader.conf.d")
 	if err := os.MkdirAll(conf, 0o755); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	cfg := fmt.Sprintf("FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:0x%04X\nLIBPATH %s\nCHANNELID 0x%04X\n", port, VPCDDriver, port)
 	if err := os.WriteFile(filepath.Join(conf, "vpcd"), []byte(cfg), 0o644); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	logPath := filepath.Join(dir, "pcscd.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer logf.Close()
 	script := "mkdir -p /run/pcscd && mount -t tmpfs tmpfs /run/pcscd && exec pcscd -f -c " + conf
@@ -94,16 +118,16 @@ func start() (*Daemon, error) {
 	// The daemon dies with the test process.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start pcscd: %w", err)
+		return nil, false, fmt.Errorf("start pcscd: %w", err)
 	}
 	go cmd.Wait()
-	d := &Daemon{
+	d = &Daemon{
 		Socket: fmt.Sprintf("/proc/%d/root/run/pcscd/pcscd.comm", cmd.Process.Pid),
 		Addrs:  [2]string{"127.0.0.1:" + strconv.Itoa(port), "127.0.0.1:" + strconv.Itoa(port+1)},
 		Log:    logPath,
 		PID:    cmd.Process.Pid,
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(startWait)
 	for {
 		_, serr := os.Stat(d.Socket)
 		c, derr := net.DialTimeout("tcp", d.Addrs[0], 100*time.Millisecond)
@@ -111,15 +135,19 @@ func start() (*Daemon, error) {
 			c.Close()
 			break
 		}
-		if time.Now().After(deadline) {
-			out, _ := os.ReadFile(logPath)
+		out, _ := os.ReadFile(logPath)
+		if bytes.Contains(out, []byte("Address already in use")) {
 			cmd.Process.Kill()
-			return nil, fmt.Errorf("pcscd did not come up in 10 s (socket: %v, vpcd: %v); its log:\n%s", serr, derr, out)
+			return nil, true, fmt.Errorf("pcscd: the vpcd ports %d and %d were taken:\n%s", port, port+1, out)
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			return nil, false, fmt.Errorf("pcscd did not come up in %v (socket: %v, vpcd: %v); its log:\n%s", startWait, serr, derr, out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	os.Setenv("PCSCLITE_CSOCK_NAME", d.Socket)
-	return d, nil
+	return d, false, nil
 }
 
 // Env returns the environment for a child process (python-fido2, pcsc_scan)
@@ -128,17 +156,19 @@ func (d *Daemon) Env() []string {
 	return append(os.Environ(), "PCSCLITE_CSOCK_NAME="+d.Socket)
 }
 
-// freePortPair finds p such that p and p+1 are both free on loopback.
+// freePortPair finds p such that p and p+1 are both free on loopback. It
+// looks below Linux's ephemeral range (32768-60999), where the local ports
+// of outgoing connections, many in a test run, would take them first.
 func freePortPair() (int, error) {
-	for range 50 {
-		l1, err := net.Listen("tcp", "127.0.0.1:0")
+	for range 100 {
+		p := 20000 + 2*rand.IntN(6000)
+		l1, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
-			return 0, err
+			continue
 		}
-		p := l1.Addr().(*net.TCPAddr).Port
 		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
 		l1.Close()
-		if err != nil || p+1 > 0xFFFF {
+		if err != nil {
 			continue
 		}
 		l2.Close()

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // requestError is a problem with the request itself, answered before the
@@ -69,6 +70,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 	}
 	if len(body) == 0 {
 		body = []byte("{}")
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would put U+FFFD in place of the bad bytes, and
+		// two different passwords could then match one verifier.
+		return badRequest("The request body is not valid UTF-8; JSON text is UTF-8 (RFC 8259 §8.1).")
 	}
 	return unmarshalStrict(body, v)
 }

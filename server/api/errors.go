@@ -3,12 +3,13 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/service"
-	"github.com/authbench/authbench/server/store"
 )
 
 // Stable error codes of the API contract.
@@ -22,6 +23,9 @@ const (
 	CodeTooLarge               = "too_large"
 	CodeUnsupportedMediaType   = "unsupported_media_type"
 	CodeRateLimited            = "rate_limited"
+	CodeAttemptsInFlight       = "attempts_in_flight"
+	CodeSerialLocked           = "serial_locked"
+	CodePendingExpired         = "pending_expired"
 	CodeIdentityBlocked        = "identity_blocked"
 	CodeAuthenticatorPending   = "authenticator_pending"
 	CodeAuthenticatorSuspended = "authenticator_suspended"
@@ -30,6 +34,7 @@ const (
 	CodeSerialRevoked          = "serial_revoked"
 	CodeCredentialRevoked      = "credential_revoked"
 	CodeAlreadyRegistered      = "already_registered"
+	CodeIdentityTaken          = "identity_taken"
 	CodeAttestationUntrusted   = "attestation_untrusted"
 	CodeWrongCode              = "wrong_code"
 	CodeCodeReplayed           = "code_replayed"
@@ -42,6 +47,7 @@ const (
 	CodePSKCMAC                = "pskc_mac"
 	CodePSKCInvalid            = "pskc_invalid"
 	CodeUnavailable            = "unavailable"
+	CodeBusy                   = "busy"
 	CodeInternal               = "internal"
 )
 
@@ -55,14 +61,18 @@ var errorTable = []struct {
 }{
 	{service.ErrInvalid, http.StatusBadRequest, CodeBadRequest},
 	{domain.ErrInvalid, http.StatusBadRequest, CodeBadRequest},
-	{store.ErrInvalid, http.StatusBadRequest, CodeBadRequest},
+	{service.ErrRateLimited, http.StatusTooManyRequests, CodeRateLimited},
+	{service.ErrAttemptsInFlight, http.StatusTooManyRequests, CodeAttemptsInFlight},
 	{service.ErrUnauthorized, http.StatusUnauthorized, CodeUnauthorized},
+	{service.ErrBadSignature, http.StatusUnauthorized, CodeBadSignature},
+	{service.ErrSerialLocked, http.StatusForbidden, CodeSerialLocked},
 	{service.ErrForbidden, http.StatusForbidden, CodeForbidden},
 	{service.ErrNotFound, http.StatusNotFound, CodeNotFound},
 	{service.ErrCeremonyExpired, http.StatusGone, CodeCeremonyExpired},
 	{service.ErrAttestationUntrusted, http.StatusForbidden, CodeAttestationUntrusted},
 	{service.ErrPSKCMAC, http.StatusBadRequest, CodePSKCMAC},
 	{service.ErrPSKCInvalid, http.StatusBadRequest, CodePSKCInvalid},
+	{service.ErrIdentityTaken, http.StatusConflict, CodeIdentityTaken},
 	{domain.ErrIdentityBlocked, http.StatusForbidden, CodeIdentityBlocked},
 	{domain.ErrNotActive, http.StatusForbidden, CodeAuthenticatorPending},
 	{domain.ErrSuspended, http.StatusForbidden, CodeAuthenticatorSuspended},
@@ -75,8 +85,8 @@ var errorTable = []struct {
 	{domain.ErrAlreadyAdded, http.StatusConflict, CodeAlreadyRegistered},
 	{domain.ErrInvalidTransition, http.StatusConflict, CodeConflict},
 	{domain.ErrTooEarly, http.StatusConflict, CodeConflict},
-	{store.ErrConflict, http.StatusConflict, CodeConflict},
-	{store.ErrDuplicate, http.StatusConflict, CodeConflict},
+	{domain.ErrExpired, http.StatusConflict, CodePendingExpired},
+	{service.ErrConflict, http.StatusConflict, CodeConflict},
 	{service.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
 }
 
@@ -104,6 +114,12 @@ type errorBody struct {
 // classify returns the status and error body for err. Unknown errors are
 // 500 internal with a message that reveals nothing.
 func classify(err error) (int, Error) {
+	var be *service.BusyError
+	if errors.As(err, &be) {
+		return http.StatusServiceUnavailable, Error{Code: CodeBusy, Message: fmt.Sprintf(
+			"The server is busy hashing other passwords and PINs; nothing was checked or counted. Try again in %d second%s.",
+			retryAfter(be), plural(retryAfter(be)))}
+	}
 	var fe *service.FailureError
 	if errors.As(err, &fe) {
 		code, ok := failureCodes[fe.Cause]
@@ -122,6 +138,19 @@ func classify(err error) (int, Error) {
 		return http.StatusServiceUnavailable, Error{Code: CodeUnavailable, Message: "The request was cancelled or timed out."}
 	}
 	return http.StatusInternalServerError, Error{Code: CodeInternal, Message: "An internal error occurred; it was logged."}
+}
+
+// retryAfter is the Retry-After of a busy answer, in whole seconds (at
+// least 1).
+func retryAfter(be *service.BusyError) int {
+	return max(1, int((be.RetryAfter+time.Second-1)/time.Second))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // message turns an error into a sentence for a person: the package

@@ -52,7 +52,7 @@ type Client struct {
 }
 
 // New returns a client of the server at baseURL (e.g.
-// "http://127.0.0.1:8080"; a path prefix is kept).
+// "http://127.0.0.1:8080"; a path prefix is kept, a trailing /v1 dropped).
 //
 // Errors: an error when baseURL is not an absolute http or https URL.
 func New(baseURL string, opts Options) (*Client, error) {
@@ -63,7 +63,9 @@ func New(baseURL string, opts Options) (*Client, error) {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("client: server URL %q: want http://HOST[:PORT] or https://HOST[:PORT]", baseURL)
 	}
-	u.Path = strings.TrimRight(u.Path, "/")
+	// The client adds the API's /v1 itself: a URL copied from the API's
+	// address ("http://host:8080/v1") works too.
+	u.Path = strings.TrimSuffix(strings.TrimRight(u.Path, "/"), "/v1")
 	u.RawQuery, u.Fragment = "", ""
 	hc := opts.HTTPClient
 	if hc == nil {

@@ -21,6 +21,9 @@ var (
 	ErrTooLarge             = errors.New("request body too large")
 	ErrUnsupportedMediaType = errors.New("unsupported media type")
 	ErrRateLimited          = errors.New("too many requests")
+	ErrAttemptsInFlight     = errors.New("the attempts left are being checked; try again in a moment")
+	ErrSerialLocked         = errors.New("the serial is locked after too many wrong activation codes; support imports it again")
+	ErrPendingExpired       = errors.New("the pending authenticator expired; cancel it and add it again")
 	ErrIdentityBlocked      = errors.New("the identity is temporarily blocked")
 	ErrPending              = errors.New("the authenticator is not activated yet")
 	ErrSuspended            = errors.New("the authenticator is temporarily blocked")
@@ -29,6 +32,7 @@ var (
 	ErrSerialRevoked        = errors.New("the serial number was permanently blocked; order a new authenticator")
 	ErrCredentialRevoked    = errors.New("the credential was permanently blocked")
 	ErrAlreadyRegistered    = errors.New("the authenticator is already registered")
+	ErrIdentityTaken        = errors.New("an identity with this ID exists already")
 	ErrAttestationUntrusted = errors.New("the chip's attestation is not trusted")
 	ErrWrongCode            = errors.New("wrong one-time code")
 	ErrCodeReplayed         = errors.New("the one-time code was already used")
@@ -71,6 +75,9 @@ var codeSentinels = map[string]error{
 	"too_large":               ErrTooLarge,
 	"unsupported_media_type":  ErrUnsupportedMediaType,
 	"rate_limited":            ErrRateLimited,
+	"attempts_in_flight":      ErrAttemptsInFlight,
+	"serial_locked":           ErrSerialLocked,
+	"pending_expired":         ErrPendingExpired,
 	"identity_blocked":        ErrIdentityBlocked,
 	"authenticator_pending":   ErrPending,
 	"authenticator_suspended": ErrSuspended,
@@ -79,6 +86,7 @@ var codeSentinels = map[string]error{
 	"serial_revoked":          ErrSerialRevoked,
 	"credential_revoked":      ErrCredentialRevoked,
 	"already_registered":      ErrAlreadyRegistered,
+	"identity_taken":          ErrIdentityTaken,
 	"attestation_untrusted":   ErrAttestationUntrusted,
 	"wrong_code":              ErrWrongCode,
 	"code_replayed":           ErrCodeReplayed,

@@ -7,7 +7,9 @@
 // It sits on top of the server packages (DESIGN §2, §5): server/api over
 // server/service over server/store/sqlite or server/store/postgres, with
 // the keys of server/secrets. It opens the database and the listener
-// itself; Close releases both and stops the background sweeper.
+// itself; Close releases both and stops the background work (sweeping
+// expired ceremonies and sessions, sealing audit checkpoints), after one
+// last checkpoint.
 package embedded
 
 import (
@@ -17,6 +19,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +28,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-webauthn/webauthn/metadata"
 
 	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/domain"
@@ -68,9 +73,16 @@ type Options struct {
 	// (server/store/postgres). "" means a new SQLite database in a
 	// temporary directory that Close removes; ":memory:" an in-memory one.
 	DB string
-	// Keyring is the master keyring; nil means a new random one (secrets
-	// sealed under it die with the process: fine for tests and the demo).
+	// Keyring is the master keyring. nil means a new one: written to
+	// NewMasterKeyFile when that is set, else a random one that dies with
+	// the process (fine for tests and the demo).
 	Keyring *secrets.Keyring
+	// NewMasterKeyFile is where a new master key is written (secrets.Create)
+	// when Keyring is nil. Start makes a new key only for a store that
+	// holds nothing sealed: when the store holds sealed secrets, a new key
+	// could open none of them, and Start fails with an error wrapping a
+	// *service.MasterKeyError instead.
+	NewMasterKeyFile string
 	// SupportTokens maps support tokens to operator IDs; empty means one
 	// random token for DefaultOperator (Server.SupportToken).
 	SupportTokens map[string]string
@@ -80,12 +92,17 @@ type Options struct {
 	RPID                 string
 	RPOrigins            []string
 	AttestationRoots     *x509.CertPool
+	AttestationMetadata  metadata.Provider // FIDO MDS3 of real keys (see device/webauthn)
 	AllowNoneAttestation bool
 	SessionTTL           time.Duration
 	Hasher               secrets.Params
 	PSKCKey              []byte
 	PSKCPassphrase       string
 	Now                  func() time.Time
+	// Rand is the service's source of randomness (IDs, challenges,
+	// session tokens); nil means crypto/rand. The demo passes a seeded
+	// stream so that a seed gives the same IDs.
+	Rand io.Reader
 
 	// RateLimit configures the login rate limits (see api.RateLimit).
 	RateLimit api.RateLimit
@@ -94,7 +111,17 @@ type Options struct {
 	// SweepEvery is how often expired ceremonies and sessions are
 	// deleted; default 1 min.
 	SweepEvery time.Duration
+	// CheckpointEvery is how often the server seals the heads of the
+	// audit chains in a MACed checkpoint (server/audit), when any moved;
+	// default DefaultCheckpointEvery. Records appended since the newest
+	// checkpoint can be cut without `audit verify` noticing, so this is
+	// that window. Shutdown seals once more. Negative turns periodic
+	// checkpoints off (the one at shutdown stays).
+	CheckpointEvery time.Duration
 }
+
+// DefaultCheckpointEvery is the default of Options.CheckpointEvery.
+const DefaultCheckpointEvery = time.Minute
 
 // Server is a running server.
 type Server struct {
@@ -112,6 +139,7 @@ type Server struct {
 
 	srv     *http.Server
 	st      store.Store
+	svc     *service.Service
 	tmpDir  string
 	dbName  string
 	log     *slog.Logger
@@ -127,9 +155,11 @@ type Server struct {
 // the background until Close or Shutdown. ctx bounds the startup only.
 //
 // It returns an error wrapping ErrPostgres when a postgres:// DB cannot be
-// opened, an error wrapping service.ErrInvalid for bad service options, or
-// the error of opening the database, the temporary directory or the
-// listener.
+// opened, one wrapping a *service.MasterKeyError (service.ErrMasterKey)
+// when the master keyring does not open the secrets sealed in the store (or
+// none was given for a store that holds some), an error wrapping service.ErrInvalid for
+// bad service options, or the error of opening the database, the temporary
+// directory, the key file or the listener.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
@@ -148,11 +178,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.st = st
 	metrics := api.NewMetrics()
-	keys := opts.Keyring
-	if keys == nil {
-		if keys, err = secrets.GenerateKeyring(nil); err != nil {
-			return nil, err
-		}
+	keys, err := masterKeys(ctx, st, opts, log)
+	if err != nil {
+		return nil, err
 	}
 	tokens := opts.SupportTokens
 	if len(tokens) == 0 {
@@ -164,15 +192,19 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.SupportToken = firstToken(tokens)
 	svc, err := service.New(service.Options{
-		Store:                metrics.InstrumentStore(st),
+		Store:                st,
+		Metrics:              metrics,
+		LoginLimit:           opts.RateLimit.PerAuthenticator,
 		Keyring:              keys,
 		Policy:               opts.Policy,
 		RPID:                 opts.RPID,
 		RPOrigins:            opts.RPOrigins,
 		AttestationRoots:     opts.AttestationRoots,
+		AttestationMetadata:  opts.AttestationMetadata,
 		AllowNoneAttestation: opts.AllowNoneAttestation,
 		SessionTTL:           opts.SessionTTL,
 		Now:                  opts.Now,
+		Rand:                 opts.Rand,
 		Logger:               log,
 		Hasher:               opts.Hasher,
 		PSKCKey:              opts.PSKCKey,
@@ -181,7 +213,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Service = svc
+	s.Service, s.svc = svc, svc
 	s.Handler = api.NewHandler(svc, api.Options{SupportTokens: tokens, Logger: log, Metrics: metrics, RateLimit: opts.RateLimit, Now: opts.Now})
 	ln := opts.Listener
 	if ln == nil {
@@ -214,6 +246,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if now == nil {
 		now = time.Now
 	}
+	cpEvery := opts.CheckpointEvery
+	if cpEvery == 0 {
+		cpEvery = DefaultCheckpointEvery
+	}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -230,9 +266,45 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		defer s.wg.Done()
 		sweep(bg, st, now, every, log)
 	}()
+	if cpEvery > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			sealEvery(bg, svc, cpEvery, log)
+		}()
+	}
 	ok = true
 	log.Info("authbench server listening", "url", s.URL, "db", s.dbName)
 	return s, nil
+}
+
+// masterKeys returns the master keyring for opts (Options.Keyring,
+// Options.NewMasterKeyFile) after checking that it opens what st holds
+// sealed (service.CheckKeyring). It returns an error wrapping a
+// *service.MasterKeyError when it does not, or when a new key would be made
+// for a store that holds sealed secrets.
+func masterKeys(ctx context.Context, st store.Store, opts Options, log *slog.Logger) (*secrets.Keyring, error) {
+	keys := opts.Keyring
+	if keys == nil {
+		// A new key opens nothing sealed under another: make one only for
+		// a store that holds nothing sealed.
+		if err := service.CheckKeyring(ctx, st, nil); err != nil {
+			return nil, fmt.Errorf("embedded: no master key: %w", err)
+		}
+		var err error
+		if opts.NewMasterKeyFile != "" {
+			keys, err = secrets.Create(opts.NewMasterKeyFile, log)
+		} else {
+			keys, err = secrets.GenerateKeyring(nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := service.CheckKeyring(ctx, st, keys); err != nil {
+		return nil, fmt.Errorf("embedded: %w", err)
+	}
+	return keys, nil
 }
 
 // Done is closed when the HTTP server stops serving (after Shutdown, or
@@ -264,7 +336,39 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.stop()
 	s.wg.Wait()
+	s.seal(ctx)
 	return errors.Join(err, s.release())
+}
+
+// seal writes a last audit checkpoint, so that a clean shutdown leaves no
+// record unsealed. It gets at least 5 seconds, whatever is left of ctx.
+func (s *Server) seal(ctx context.Context) {
+	if s.svc == nil || s.st == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := s.svc.SealAudit(ctx, 0); err != nil {
+		s.log.Warn("embedded: the audit checkpoint at shutdown failed; the records since the last one are unsealed", "err", err)
+	}
+}
+
+// sealEvery writes an audit checkpoint every interval until ctx ends. A
+// checkpoint another replica wrote less than half an interval ago counts
+// as this one's.
+func sealEvery(ctx context.Context, svc *service.Service, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := svc.SealAudit(ctx, every/2); err != nil && ctx.Err() == nil {
+				log.Warn("embedded: audit checkpoint", "err", err)
+			}
+		}
+	}
 }
 
 // Close shuts the server down, giving requests in flight 5 seconds.
@@ -288,8 +392,8 @@ func (s *Server) release() error {
 	return err
 }
 
-// sweep deletes expired ceremonies and sessions every interval until ctx
-// ends.
+// sweep deletes expired ceremonies, sessions and lapsed attempts every
+// interval until ctx ends.
 func sweep(ctx context.Context, st store.Store, now func() time.Time, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -303,6 +407,9 @@ func sweep(ctx context.Context, st store.Store, now func() time.Time, every time
 			}
 			if _, err := st.SweepSessions(ctx, now()); err != nil && ctx.Err() == nil {
 				log.Warn("embedded: sweeping sessions", "err", err)
+			}
+			if _, err := st.SweepAttempts(ctx, now()); err != nil && ctx.Err() == nil {
+				log.Warn("embedded: sweeping lapsed attempts", "err", err)
 			}
 		}
 	}

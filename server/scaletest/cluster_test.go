@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -71,36 +72,73 @@ type cluster struct {
 }
 
 // newCluster starts n replicas of `authbench serve` on db, one after the
-// other, sharing one master key, one support-token file and the test
-// attestation CA. They are stopped at the end of the test.
-func newCluster(t testing.TB, name, db string, n int) *cluster {
+// other, sharing one master key, one support-token file, one PSKC key file
+// and the test attestation CA; opts change their configuration first. They
+// are stopped at the end of the test.
+func newCluster(t testing.TB, name, db string, n int, opts ...func(*serverConfig)) *cluster {
 	t.Helper()
-	dir := t.TempDir()
+	c := newClusterFiles(t, name, db)
 	keys, err := secrets.GenerateKeyring(nil)
 	fatal(t, err)
 	keyFile, err := keys.MarshalKeyFile()
 	fatal(t, err)
-	c := &cluster{t: t, backend: name, pskcKey: random(t, 16), token: hex.EncodeToString(random(t, 24)), srcs: newSources()}
-	c.cfg = serverConfig{
-		DB:         db,
-		MasterKey:  filepath.Join(dir, "master.key"),
-		TokenFile:  filepath.Join(dir, "support-tokens"),
-		RootsFile:  filepath.Join(dir, "attestation-ca.pem"),
-		PSKCKeyHex: hex.EncodeToString(c.pskcKey),
+	for _, o := range opts {
+		o(&c.cfg)
 	}
 	fatal(t, os.WriteFile(c.cfg.MasterKey, keyFile, 0o600))
-	fatal(t, os.WriteFile(c.cfg.TokenFile, []byte("scaletest "+c.token+"\n"), 0o600))
-	fatal(t, os.WriteFile(c.cfg.RootsFile, chip.TestCACertPEM(), 0o600))
-	t.Cleanup(c.close)
 	for range n {
 		s, err := startServer(t, c.cfg)
 		if errors.Is(err, errNotSupported) {
 			testenv.Missing(t, "postgresql", err.Error())
 		}
 		fatal(t, err)
-		c.servers = append(c.servers, s)
+		c.add(s)
 	}
 	return c
+}
+
+// newClusterWith is newCluster with extra command line arguments for
+// `authbench serve`.
+func newClusterWith(t testing.TB, name, db string, n int, extra ...string) *cluster {
+	t.Helper()
+	return newCluster(t, name, db, n, func(cfg *serverConfig) { cfg.Extra = append(cfg.Extra, extra...) })
+}
+
+// withDefaultLimits runs the cluster's servers with their default login
+// rate limits (serverConfig.DefaultLimits).
+func withDefaultLimits(cfg *serverConfig) { cfg.DefaultLimits = true }
+
+// clientAt returns a client without credentials of server i whose
+// connections come from source address slot.
+func (c *cluster) clientAt(i, slot int) *client.Client { return c.dial(i, slot, "") }
+
+// newClusterFiles returns a cluster without servers on db, with its
+// support-token file, PSKC key file and attestation CA written; the master
+// key file is named but not written.
+func newClusterFiles(t testing.TB, name, db string, extra ...string) *cluster {
+	t.Helper()
+	dir := t.TempDir()
+	c := &cluster{t: t, backend: name, pskcKey: random(t, 16), token: hex.EncodeToString(random(t, 24)), srcs: newSources()}
+	c.cfg = serverConfig{
+		DB:          db,
+		MasterKey:   filepath.Join(dir, "master.key"),
+		TokenFile:   filepath.Join(dir, "support-tokens"),
+		RootsFile:   filepath.Join(dir, "attestation-ca.pem"),
+		PSKCKeyFile: filepath.Join(dir, "pskc.key"),
+		Extra:       extra,
+	}
+	fatal(t, os.WriteFile(c.cfg.TokenFile, []byte("scaletest "+c.token+"\n"), 0o600))
+	fatal(t, os.WriteFile(c.cfg.RootsFile, chip.TestCACertPEM(), 0o600))
+	fatal(t, os.WriteFile(c.cfg.PSKCKeyFile, []byte(hex.EncodeToString(c.pskcKey)+"\n"), 0o600))
+	t.Cleanup(c.close)
+	return c
+}
+
+// add makes s one of the cluster's servers.
+func (c *cluster) add(s *server) {
+	c.mu.Lock()
+	c.servers = append(c.servers, s)
+	c.mu.Unlock()
 }
 
 // close stops the servers (their logs go to the test log when it failed)
@@ -128,13 +166,18 @@ func (c *cluster) replicas() int {
 // client returns a client of server i (mod the number of servers), whose
 // connections come from source address slot i, with token (""
 // for none).
-func (c *cluster) client(i int, token string) *client.Client {
+func (c *cluster) client(i int, token string) *client.Client { return c.dial(i, i, token) }
+
+// dial returns a client of server i (mod the number of servers) with
+// token ("" for none), whose connections come from source address slot.
+func (c *cluster) dial(i, slot int, token string) *client.Client {
 	c.mu.Lock()
 	s := c.servers[i%len(c.servers)]
 	c.mu.Unlock()
 	cl, err := client.New(s.URL, client.Options{
-		HTTPClient: &http.Client{Transport: c.srcs.transport(i), Timeout: 30 * time.Second},
+		HTTPClient: &http.Client{Transport: c.srcs.transport(slot), Timeout: 30 * time.Second},
 		Token:      token,
+		Origin:     origin,
 	})
 	fatal(c.t, err)
 	return cl
@@ -252,4 +295,25 @@ func testContext(t *testing.T) context.Context {
 // names that must not collide between runs.
 func uniqueName(t testing.TB, prefix string) string {
 	return prefix + strings.ToLower(hex.EncodeToString(random(t, 6)))
+}
+
+// checks returns how many guesses at the secrets of authenticators of kind
+// the servers have evaluated (authbench_verifier_checks_total, summed over
+// the replicas).
+func (c *cluster) checks(t testing.TB, ctx context.Context, kind string) int {
+	t.Helper()
+	n := 0
+	prefix := `authbench_verifier_checks_total{kind="` + kind + `"} `
+	for i := range c.replicas() {
+		m, err := c.anon(i).Metrics(ctx)
+		fatal(t, err)
+		for _, line := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				k, err := strconv.Atoi(strings.TrimSpace(v))
+				fatal(t, err)
+				n += k
+			}
+		}
+	}
+	return n
 }

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,28 +123,40 @@ func moduleRoot() (string, error) {
 
 // serverConfig is what every replica of one test shares.
 type serverConfig struct {
-	DB         string // SQLite file or postgres:// URL
-	MasterKey  string // master key file
-	TokenFile  string // support token file
-	RootsFile  string // attestation roots (PEM)
-	PSKCKeyHex string // pre-shared PSKC key
+	DB          string   // SQLite file or postgres:// URL
+	MasterKey   string   // master key file
+	TokenFile   string   // support token file
+	RootsFile   string   // attestation roots (PEM)
+	PSKCKeyFile string   // pre-shared PSKC key (hex), mode 0600
+	Extra       []string // more arguments
+	Env         []string // more environment variables (NAME=VALUE)
+	// DefaultLimits runs the servers with their default login rate
+	// limits instead of limits far above any burst of the tests.
+	DefaultLimits bool
 }
 
 // args returns the command line of `authbench serve` for cfg.
 func (cfg serverConfig) args() []string {
-	return []string{"serve",
+	a := []string{"serve",
 		"--addr", "127.0.0.1:0",
 		"--db", cfg.DB,
 		"--master-key", cfg.MasterKey,
 		"--support-token-file", cfg.TokenFile,
 		"--attestation-roots", cfg.RootsFile,
-		"--pskc-key", cfg.PSKCKeyHex,
+		"--pskc-key-file", cfg.PSKCKeyFile,
 		"--rp-id", "localhost",
 		"--log-level", "warn",
-		// Every attempt of a burst must reach the lockout logic at once.
-		"--login-limit-source", "100000/1ms",
-		"--login-limit-identity", "100000/1ms",
+		// No burst should be answered 503 busy: a burst of 64 wrong PINs
+		// or passwords queues for the argon2id budget (the default, two
+		// hashes per CPU) as long as serve allows. The argon2id tests give
+		// their own budget and wait in Extra.
+		"--argon2-wait", argon2Wait,
 	}
+	if !cfg.DefaultLimits {
+		// Every attempt of a burst must reach the lockout logic at once.
+		a = append(a, "--login-limit-source", "100000/1ms", "--login-limit-authenticator", "100000/1ms")
+	}
+	return append(a, cfg.Extra...)
 }
 
 // listening is the line `authbench serve` prints on stdout once it serves.
@@ -165,8 +179,18 @@ type server struct {
 func startServer(t testing.TB, cfg serverConfig) (*server, error) {
 	t.Helper()
 	bin := authbench(t)
+	// The database password goes in $PGPASSWORD (which pgx reads), not on
+	// the command line, where every user could read it.
+	env := append(childEnv(), cfg.Env...)
+	if u, err := url.Parse(cfg.DB); err == nil && u.User != nil && strings.HasPrefix(u.Scheme, "postgres") {
+		if pw, ok := u.User.Password(); ok {
+			env = append(env, "PGPASSWORD="+pw)
+			u.User = url.User(u.User.Username())
+			cfg.DB = u.String()
+		}
+	}
 	cmd := exec.Command(bin, cfg.args()...)
-	cmd.Env = childEnv()
+	cmd.Env = env
 	s := &server{cmd: cmd, out: newLineWatcher(listening), log: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = s.out
 	cmd.Stderr = s.log
@@ -198,11 +222,12 @@ func startServer(t testing.TB, cfg serverConfig) (*server, error) {
 var errNotSupported = errors.New("authbench serve does not support this database")
 
 // childEnv is the test's environment without the variables that would
-// override the flags the tests give (a master key, a PSKC passphrase).
+// override the flags the tests give (a master key, a PSKC key or
+// passphrase).
 func childEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, secrets.EnvVar+"=") || strings.HasPrefix(kv, "AUTHBENCH_PSKC_PASSPHRASE=") {
+		if strings.HasPrefix(kv, secrets.EnvVar+"=") || strings.HasPrefix(kv, "AUTHBENCH_PSKC_") {
 			continue
 		}
 		env = append(env, kv)
@@ -326,8 +351,23 @@ func (b *syncBuffer) String() string {
 // and returns its combined output.
 func runCommand(ctx context.Context, t testing.TB, args ...string) (string, error) {
 	t.Helper()
+	args = slices.Clone(args)
+	env := childEnv()
+	// As for serve: a database password goes in $PGPASSWORD, not on the
+	// command line.
+	for i := 1; i < len(args); i++ {
+		u, err := url.Parse(args[i])
+		if args[i-1] != "--db" || err != nil || u.User == nil || !strings.HasPrefix(u.Scheme, "postgres") {
+			continue
+		}
+		if pw, ok := u.User.Password(); ok {
+			env = append(env, "PGPASSWORD="+pw)
+			u.User = url.User(u.User.Username())
+			args[i] = u.String()
+		}
+	}
 	cmd := exec.CommandContext(ctx, authbench(t), args...)
-	cmd.Env = childEnv()
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

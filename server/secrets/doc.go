@@ -7,7 +7,7 @@
 // It sits beside server/domain, under the HTTP API and the ceremonies, and
 // above server/store, which keeps what this package produces (Sealed blobs,
 // verifier strings, token hashes) as opaque values. Apart from the key file
-// functions (LoadOrCreate, LoadFile, WriteFile) it does no I/O.
+// functions (Load, LoadFile, Create, WriteFile) it does no I/O.
 //
 // # Sealing
 //
@@ -38,9 +38,11 @@
 //
 // A single key is named by its fingerprint, "k-" and 8 hex digits of a
 // SHA-256 over the key (see KeyID): the fingerprint reveals nothing useful
-// about the key and is what logs show. LoadOrCreate creates a JSON key file
-// with mode 0600 on the first run and logs a warning that the new key must
-// be backed up; losing it makes every sealed secret unreadable.
+// about the key and is what logs show. Create writes a new JSON key file
+// with mode 0600 and logs a warning that the new key must be backed up;
+// losing it makes every sealed secret unreadable. A server creates a key
+// only for a store that holds nothing sealed, and refuses to start when its
+// keyring does not open what is sealed (service.CheckKeyring).
 //
 // # Verifiers
 //
@@ -51,7 +53,17 @@
 //
 // with salt and hash in unpadded standard base64. DefaultParams follow the
 // OWASP Password Storage Cheat Sheet's first argon2id setting (19 MiB, two
-// passes, one lane): a login costs a bounded 19 MiB however many run at once.
+// passes, one lane). Passwords are hashed in Unicode Normalization Form C,
+// and refused when they are not valid UTF-8 text (NormalizePassword, as
+// NIST SP 800-63B §5.1.1.2 asks).
+//
+// Every argon2id computation runs under the process-wide Limiter, a
+// semaphore weighted by memory cost: at most its budget of argon2id memory
+// is in use at once (by default two DefaultParams computations per CPU, at
+// least 64 MiB); a computation that finds no room within the limiter's wait
+// fails with a *BusyError (ErrBusy), which the HTTP API answers with 503
+// and Retry-After, instead of the process growing with the number of
+// requests.
 // FastParams are for tests and the demo only. ParseVerifier refuses
 // parameters above MaxParams, so a tampered database cannot make the server
 // spend gigabytes or minutes on one login.

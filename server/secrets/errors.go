@@ -26,14 +26,35 @@ var (
 	ErrBadPIN = errors.New("a PIN is exactly 6 digits")
 	// ErrWeakPIN: a PIN is too easy to guess (CheckPIN says which ones).
 	ErrWeakPIN = errors.New("the PIN is too easy to guess")
-	// ErrBadPassword: a password is empty or longer than MaxPasswordLen.
+	// ErrBadPassword: a password is empty, longer than MaxPasswordLen, or
+	// not valid UTF-8 text (NormalizePassword says which).
 	ErrBadPassword = errors.New("unacceptable password")
+	// ErrBusy: an argon2id computation found no room under the memory
+	// budget of the Limiter in time; the error is a *BusyError.
+	ErrBusy = errors.New("too many password hashes at once")
 )
 
 var (
 	_ error = (*OpenError)(nil)
 	_ error = (*KeyFileError)(nil)
+	_ error = (*PasswordError)(nil)
+	_ error = (*BusyError)(nil)
 )
+
+// PasswordError is a password (or PIN) that cannot be hashed: empty, too
+// long, or not valid UTF-8 text (NormalizePassword). It never quotes the
+// password. It unwraps to ErrBadPassword.
+type PasswordError struct {
+	Reason string // what is wrong, after "the password": "is empty"
+}
+
+// Error says what is wrong with the password.
+func (e *PasswordError) Error() string {
+	return "secrets: " + ErrBadPassword.Error() + ": the password " + e.Reason
+}
+
+// Unwrap returns ErrBadPassword.
+func (e *PasswordError) Unwrap() error { return ErrBadPassword }
 
 // OpenError is a Sealed value that Keyring.Open could not open. It unwraps
 // to ErrUnknownKey or ErrOpen.

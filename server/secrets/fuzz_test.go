@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // seeds adds every file matching pattern under the repository's
@@ -123,6 +126,37 @@ func FuzzOpen(f *testing.F) {
 		}
 		if pt != nil || !errors.Is(err, ErrOpen) {
 			t.Fatalf("Open = %q, %v", pt, err)
+		}
+	})
+}
+
+// FuzzNormalizePassword: NormalizePassword never panics; it refuses with a
+// *PasswordError exactly what is empty, too long, not UTF-8 or holds
+// U+FFFD, and what it returns is valid UTF-8 in Normalization Form C,
+// within MaxPasswordLen, and a fixed point.
+func FuzzNormalizePassword(f *testing.F) {
+	for _, s := range []string{"correct horse", "cafe\u0301", "caf\u00e9", "\u212b", "\u1100\u1161\u11a8",
+		"pass\xffword", "\xed\xa0\x80", "\xc0\xaf", "\ufffd", "", strings.Repeat("\u0301", 400)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := NormalizePassword(s)
+		bad := s == "" || len(s) > MaxPasswordLen || !utf8.ValidString(s) || strings.ContainsRune(s, utf8.RuneError)
+		if err != nil {
+			var pe *PasswordError
+			if n != "" || !errors.As(err, &pe) || !errors.Is(err, ErrBadPassword) {
+				t.Fatalf("NormalizePassword(%+q) = %+q, %v", s, n, err)
+			}
+			if !bad && len(norm.NFC.String(s)) <= MaxPasswordLen {
+				t.Fatalf("NormalizePassword(%+q) refused acceptable text: %v", s, err)
+			}
+			return
+		}
+		if bad || !utf8.ValidString(n) || !norm.NFC.IsNormalString(n) || len(n) > MaxPasswordLen {
+			t.Fatalf("NormalizePassword(%+q) = %+q", s, n)
+		}
+		if again, err := NormalizePassword(n); err != nil || again != n {
+			t.Fatalf("NormalizePassword is not idempotent on %+q: %+q, %v", n, again, err)
 		}
 	})
 }

@@ -17,7 +17,7 @@ import (
 
 // EnvVar is the environment variable that may hold the master key (in any
 // key file format). The caller reads it and passes its value to
-// LoadOrCreate.
+// Load.
 const EnvVar = "AUTHBENCH_MASTER_KEY"
 
 // maxKeyFileSize bounds what is read from a key file.
@@ -266,19 +266,17 @@ func LoadFile(path string, logger *slog.Logger) (*Keyring, error) {
 	return parseKeyring(data, path)
 }
 
-// LoadOrCreate returns the server's master keyring. env is the value of
-// the EnvVar environment variable (the caller passes
-// os.Getenv(secrets.EnvVar)); when it is not empty it is parsed and path
-// is not read. Otherwise the key file at path is loaded (LoadFile); when
-// there is none, a new random key is generated and written to path with
-// mode 0600 (creating its directory with mode 0700), and a warning is
-// logged that the key must be backed up. Key material is never logged;
-// key IDs are.
+// Load returns the server's master keyring. env is the value of the
+// EnvVar environment variable (the caller passes os.Getenv(secrets.EnvVar));
+// when it is not empty it is parsed and path is not read. Otherwise the key
+// file at path is loaded (LoadFile). Key material is never logged; key IDs
+// are.
 //
 // It returns a *KeyFileError (wrapping ErrKeyFile) when env or the file is
-// malformed, and the file system's errors; an error also when both env and
-// path are empty.
-func LoadOrCreate(path, env string, logger *slog.Logger) (*Keyring, error) {
+// malformed, an error wrapping fs.ErrNotExist when there is no key file (a
+// caller may then Create one, if nothing was ever sealed), the file
+// system's other errors, and an error when both env and path are empty.
+func Load(path, env string, logger *slog.Logger) (*Keyring, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -294,14 +292,26 @@ func LoadOrCreate(path, env string, logger *slog.Logger) (*Keyring, error) {
 		return nil, fmt.Errorf("secrets: no master key: set %s or give a key file path", EnvVar)
 	}
 	k, err := LoadFile(path, logger)
-	if err == nil {
-		logger.Info("master key loaded", "path", path, "current", k.Current(), "keys", k.IDs())
-		return k, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	if err != nil {
 		return nil, err
 	}
-	k, err = GenerateKeyring(nil)
+	logger.Info("master key loaded", "path", path, "current", k.Current(), "keys", k.IDs())
+	return k, nil
+}
+
+// Create generates a new random master key and writes it to a new key
+// file at path with mode 0600 (creating its directory with mode 0700), and
+// logs a warning that the key must be backed up. When the file appears
+// meanwhile (another replica created it first), that file's keyring is
+// loaded and returned instead. Call it only when nothing was ever sealed:
+// a new key opens nothing sealed under another.
+//
+// It returns the errors of GenerateKeyring, LoadFile and the file system.
+func Create(path string, logger *slog.Logger) (*Keyring, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	k, err := GenerateKeyring(nil)
 	if err != nil {
 		return nil, err
 	}

@@ -111,12 +111,15 @@ func logBuffer() (*slog.Logger, *bytes.Buffer) {
 	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), &buf
 }
 
-func TestLoadOrCreate(t *testing.T) {
+func TestLoadCreate(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "conf", "master.key")
 
 	logger, logs := logBuffer()
-	k1, err := LoadOrCreate(path, "", logger)
+	if _, err := Load(path, "", logger); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Load of a missing key file: %v, want fs.ErrNotExist", err)
+	}
+	k1, err := Create(path, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +152,7 @@ func TestLoadOrCreate(t *testing.T) {
 
 	// The second run loads the same key, quietly.
 	logger, logs = logBuffer()
-	k2, err := LoadOrCreate(path, "", logger)
+	k2, err := Load(path, "", logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +169,7 @@ func TestLoadOrCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger, logs = logBuffer()
-	if _, err := LoadOrCreate(path, "", logger); err != nil {
+	if _, err := Load(path, "", logger); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "chmod 600") {
@@ -176,7 +179,7 @@ func TestLoadOrCreate(t *testing.T) {
 	// The environment wins over the file.
 	envKey := testKey(50)
 	logger, logs = logBuffer()
-	k3, err := LoadOrCreate(path, hex.EncodeToString(envKey), logger)
+	k3, err := Load(path, hex.EncodeToString(envKey), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,25 +189,25 @@ func TestLoadOrCreate(t *testing.T) {
 	assertNoKey(t, "env log", logs.String(), envKey)
 
 	// Malformed: clear errors, no key material.
-	if _, err := LoadOrCreate(path, "not a key", logger); !errors.Is(err, ErrKeyFile) || !strings.Contains(err.Error(), EnvVar) {
+	if _, err := Load(path, "not a key", logger); !errors.Is(err, ErrKeyFile) || !strings.Contains(err.Error(), EnvVar) {
 		t.Fatalf("malformed env: %v", err)
 	}
 	bad := filepath.Join(dir, "bad.key")
 	os.WriteFile(bad, []byte(hex.EncodeToString(k1key)[:40]+"\n"), 0o600)
-	_, err = LoadOrCreate(bad, "", logger)
+	_, err = Load(bad, "", logger)
 	if !errors.Is(err, ErrKeyFile) || !strings.Contains(err.Error(), bad) {
 		t.Fatalf("malformed file: %v", err)
 	}
 	assertNoKey(t, "error", err.Error(), k1key)
-	if _, err := LoadOrCreate(dir, "", logger); !errors.Is(err, ErrKeyFile) {
+	if _, err := Load(dir, "", logger); !errors.Is(err, ErrKeyFile) {
 		t.Fatalf("a directory as key file: %v", err)
 	}
 	big := filepath.Join(dir, "big.key")
 	os.WriteFile(big, bytes.Repeat([]byte(" "), maxKeyFileSize+1), 0o600)
-	if _, err := LoadOrCreate(big, "", logger); !errors.Is(err, ErrKeyFile) {
+	if _, err := Load(big, "", logger); !errors.Is(err, ErrKeyFile) {
 		t.Fatalf("a huge key file: %v", err)
 	}
-	if _, err := LoadOrCreate("", "", logger); err == nil {
+	if _, err := Load("", "", logger); err == nil {
 		t.Fatal("no path and no env gave a keyring")
 	}
 	if _, err := LoadFile(filepath.Join(dir, "none"), logger); !errors.Is(err, fs.ErrNotExist) {
@@ -250,9 +253,9 @@ func TestWriteFile(t *testing.T) {
 	}
 }
 
-// TestLoadOrCreateRace: replicas starting together on one file system all
+// TestCreateRace: replicas starting together on one file system all
 // end up with the same key, and none reads a half-written file.
-func TestLoadOrCreateRace(t *testing.T) {
+func TestCreateRace(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "master.key")
 	const n = 8
 	rings := make([]*Keyring, n)
@@ -260,7 +263,7 @@ func TestLoadOrCreateRace(t *testing.T) {
 	done := make(chan int)
 	for i := range n {
 		go func() {
-			rings[i], errs[i] = LoadOrCreate(path, "", slog.New(slog.DiscardHandler))
+			rings[i], errs[i] = Create(path, slog.New(slog.DiscardHandler))
 			done <- i
 		}()
 	}

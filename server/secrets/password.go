@@ -10,8 +10,9 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
-	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Bounds on argon2id parameters (RFC 9106 §3.1 allows far more). Hash
@@ -106,17 +107,21 @@ func (p Params) String() string {
 
 // Hash returns an argon2id verifier of secret under p (zero fields take
 // DefaultParams) with a random salt from crypto/rand, in the PHC string
-// format.
+// format. The secret is hashed in Unicode Normalization Form C
+// (NormalizePassword), so that every spelling of one password gives one
+// verifier. It runs under the process-wide Limiter.
 //
-// It returns an error wrapping ErrBadPassword when secret is empty or
-// longer than MaxPasswordLen bytes, and one wrapping ErrBadParams when p is
-// out of bounds.
+// It returns an error wrapping ErrBadPassword when secret is empty, longer
+// than MaxPasswordLen bytes or not valid UTF-8 text (see
+// NormalizePassword), one wrapping ErrBadParams when p is out of bounds,
+// and a *BusyError (ErrBusy) when the Limiter had no room in time.
 func (p Params) Hash(secret string) (string, error) {
 	return p.hash(secret, rand.Reader)
 }
 
 func (p Params) hash(secret string, r io.Reader) (string, error) {
-	if err := checkPassword(secret); err != nil {
+	secret, err := NormalizePassword(secret)
+	if err != nil {
 		return "", err
 	}
 	p = p.withDefaults()
@@ -128,16 +133,45 @@ func (p Params) hash(secret string, r io.Reader) (string, error) {
 		return "", fmt.Errorf("secrets: reading a salt: %w", err)
 	}
 	v := Verifier{params: p, b: &verifierBytes{salt: salt}}
-	v.b.hash = argon2.IDKey([]byte(secret), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	if v.b.hash, err = idKey([]byte(secret), salt, p); err != nil {
+		return "", err
+	}
 	return v.Encode(), nil
+}
+
+// NormalizePassword returns pw in Unicode Normalization Form C (Unicode
+// Standard Annex #15), as NIST SP 800-63B §5.1.1.2 asks of memorized
+// secrets before they are hashed: "é" typed as one code point (U+00E9) or
+// as "e" and a combining accent (U+0065 U+0301) is one password.
+//
+// It returns a *PasswordError (wrapping ErrBadPassword), saying why, when
+// pw is empty, longer than MaxPasswordLen bytes (before or after normalizing),
+// not valid UTF-8, or contains U+FFFD, the replacement character a decoder
+// puts where bytes were not valid text (so that no two different byte
+// strings could come to match one password).
+func NormalizePassword(pw string) (string, error) {
+	if err := checkPassword(pw); err != nil {
+		return "", err
+	}
+	if !utf8.ValidString(pw) {
+		return "", &PasswordError{Reason: "is not valid UTF-8 text"}
+	}
+	if strings.ContainsRune(pw, utf8.RuneError) {
+		return "", &PasswordError{Reason: "contains U+FFFD, the replacement character that stands for bytes that were not valid text"}
+	}
+	n := norm.NFC.String(pw)
+	if len(n) > MaxPasswordLen {
+		return "", &PasswordError{Reason: fmt.Sprintf("is longer than %d bytes", MaxPasswordLen)}
+	}
+	return n, nil
 }
 
 func checkPassword(pw string) error {
 	switch {
 	case pw == "":
-		return fmt.Errorf("secrets: %w: empty", ErrBadPassword)
+		return &PasswordError{Reason: "is empty"}
 	case len(pw) > MaxPasswordLen:
-		return fmt.Errorf("secrets: %w: longer than %d bytes", ErrBadPassword, MaxPasswordLen)
+		return &PasswordError{Reason: fmt.Sprintf("is longer than %d bytes", MaxPasswordLen)}
 	}
 	return nil
 }
@@ -145,18 +179,32 @@ func checkPassword(pw string) error {
 // Verify reports whether secret matches the verifier encoded, comparing in
 // constant time, and, when it does, whether the verifier should be
 // replaced by a new Hash because its parameters differ from p's (with
-// defaults) or its salt is shorter. needsRehash is false when ok is.
+// defaults), its salt is shorter, or it was made from a spelling of the
+// password that was not in Normalization Form C (before passwords were
+// normalized). needsRehash is false when ok is.
 //
 // It returns an error wrapping ErrBadVerifier when encoded is malformed or
-// its parameters are outside the bounds; an empty or over-long secret
+// its parameters are outside the bounds, and a *BusyError (ErrBusy) when
+// the Limiter had no room in time; a secret NormalizePassword refuses
 // simply does not match.
 func (p Params) Verify(encoded, secret string) (ok, needsRehash bool, err error) {
 	v, err := ParseVerifier(encoded)
 	if err != nil {
 		return false, false, err
 	}
-	if !v.Check(secret) {
-		return false, false, nil
+	ok, err = v.Check(secret)
+	if err != nil {
+		return false, false, err
+	}
+	if !ok {
+		if n, err := NormalizePassword(secret); err != nil || n == secret {
+			return false, false, nil
+		}
+		// A verifier made before normalization, of these very bytes.
+		if ok, err = v.check(secret); !ok || err != nil {
+			return false, false, err
+		}
+		return true, true, nil
 	}
 	want, got := p.withDefaults(), v.params
 	needsRehash = got.Memory != want.Memory || got.Time != want.Time ||
@@ -281,17 +329,32 @@ func (v *Verifier) Encode() string {
 	return "$argon2id$v=19$" + v.params.String() + "$" + enc.EncodeToString(v.b.salt) + "$" + enc.EncodeToString(v.b.hash)
 }
 
-// Check reports whether secret matches v, comparing the hashes in constant
-// time. An empty secret, or one longer than MaxPasswordLen bytes, does not
-// match and is not hashed. v's parameters are used as they are; a v from
-// ParseVerifier is within the bounds.
-func (v *Verifier) Check(secret string) bool {
+// Check reports whether secret, in Normalization Form C
+// (NormalizePassword), matches v, comparing the hashes in constant time. A
+// secret NormalizePassword refuses does not match and is not hashed. v's
+// parameters are used as they are; a v from ParseVerifier is within the
+// bounds. The computation runs under the process-wide Limiter: it returns
+// a *BusyError (ErrBusy) when there was no room in time.
+func (v *Verifier) Check(secret string) (bool, error) {
+	n, err := NormalizePassword(secret)
+	if err != nil {
+		return false, nil
+	}
+	return v.check(n)
+}
+
+// check hashes secret as it is and compares.
+func (v *Verifier) check(secret string) (bool, error) {
 	if checkPassword(secret) != nil || v.b == nil || len(v.b.hash) == 0 {
-		return false
+		return false, nil
 	}
 	p := v.params
-	got := argon2.IDKey([]byte(secret), v.b.salt, p.Time, p.Memory, p.Threads, uint32(len(v.b.hash)))
-	return subtle.ConstantTimeCompare(got, v.b.hash) == 1
+	p.KeyLen = uint32(len(v.b.hash))
+	got, err := idKey([]byte(secret), v.b.salt, p)
+	if err != nil {
+		return false, err
+	}
+	return subtle.ConstantTimeCompare(got, v.b.hash) == 1, nil
 }
 
 // String shows the parameters only: "argon2id(m=19456,t=2,p=1, salt and hash redacted)".

@@ -185,7 +185,92 @@ func TestParseVerifier(t *testing.T) {
 		})
 	}
 	var zero Verifier
-	if zero.Encode() != "" || zero.Check("password") {
+	if ok, _ := zero.Check("password"); zero.Encode() != "" || ok {
 		t.Fatal("the zero Verifier encodes or matches")
+	}
+}
+
+// TestNormalizePassword: passwords are hashed in Normalization Form C
+// (NIST SP 800-63B §5.1.1.2) and must be valid UTF-8 text.
+func TestNormalizePassword(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		why            string // part of the error, "" for none
+	}{
+		{"ASCII", "correct horse", "correct horse", ""},
+		{"NFC stays", "caf\u00e9", "caf\u00e9", ""},
+		{"NFD composes", "cafe\u0301", "caf\u00e9", ""},
+		{"Angstrom sign", "\u212b", "\u00c5", ""},
+		{"Hangul jamo", "\u1100\u1161\u11a8", "\uac01", ""},
+		{"compatibility forms stay (NFC, not NFKC)", "\uff41\ufb01", "\uff41\ufb01", ""},
+		{"empty", "", "", "is empty"},
+		{"too long", strings.Repeat("x", MaxPasswordLen+1), "", "longer than"},
+		{"invalid byte", "pass\xffword", "", "not valid UTF-8"},
+		{"truncated", "caf\xc3", "", "not valid UTF-8"},
+		{"overlong", "\xc0\xaf", "", "not valid UTF-8"},
+		{"encoded surrogate", "\xed\xa0\x80", "", "not valid UTF-8"},
+		{"replacement character", "pass\ufffdword", "", "U+FFFD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := NormalizePassword(tt.in)
+			if tt.why == "" {
+				if err != nil || got != tt.want {
+					t.Fatalf("NormalizePassword(%+q) = %+q, %v; want %+q", tt.in, got, err, tt.want)
+				}
+				return
+			}
+			var pe *PasswordError
+			if !errors.Is(err, ErrBadPassword) || !errors.As(err, &pe) || !strings.Contains(err.Error(), tt.why) {
+				t.Fatalf("NormalizePassword(%+q) = %v, want a *PasswordError saying %q", tt.in, err, tt.why)
+			}
+			if tt.in != "" && strings.Contains(err.Error(), tt.in) {
+				t.Fatalf("the error quotes the password: %v", err)
+			}
+			if _, err := FastParams().Hash(tt.in); !errors.Is(err, ErrBadPassword) {
+				t.Fatalf("Hash(%+q) = %v, want ErrBadPassword", tt.in, err)
+			}
+		})
+	}
+}
+
+// TestVerifyNormalizes: a verifier of one spelling matches every
+// canonically equivalent one; invalid text matches nothing; a verifier made
+// of non-NFC bytes before normalization still matches those bytes and asks
+// for a rehash.
+func TestVerifyNormalizes(t *testing.T) {
+	fast := FastParams()
+	nfc, nfd := "r\u00f8d gr\u00f8d med fl\u00f8de \u00e9", "r\u00f8d gr\u00f8d med fl\u00f8de e\u0301"
+	enc, err := fast.Hash(nfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{nfc, nfd} {
+		if ok, rehash, err := fast.Verify(enc, pw); !ok || rehash || err != nil {
+			t.Fatalf("Verify(%+q) = %v, %v, %v", pw, ok, rehash, err)
+		}
+	}
+	for _, pw := range []string{"r\u00f8d gr\u00f8d med fl\u00f8de e", nfc + "\xff", nfc[:len(nfc)-1]} {
+		if ok, _, err := fast.Verify(enc, pw); ok || err != nil {
+			t.Fatalf("Verify(%+q) = %v, %v; want no match", pw, ok, err)
+		}
+	}
+	// Two invalid byte strings no longer meet in U+FFFD.
+	bad, err := fast.Hash("pass\ufffd")
+	if err == nil {
+		t.Fatalf("Hash of U+FFFD = %s", bad)
+	}
+
+	// A verifier of the NFD bytes themselves, as made before passwords
+	// were normalized.
+	salt := []byte("0123456789abcdef")
+	p := fast.withDefaults()
+	legacy := Verifier{params: p, b: &verifierBytes{salt: salt}}
+	legacy.b.hash, err = idKey([]byte(nfd), salt, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, rehash, err := fast.Verify(legacy.Encode(), nfd); !ok || !rehash || err != nil {
+		t.Fatalf("Verify of a pre-normalization verifier = %v, %v, %v; want a match that needs a rehash", ok, rehash, err)
 	}
 }

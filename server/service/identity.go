@@ -8,7 +8,6 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
-	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
 )
 
@@ -23,7 +22,7 @@ type CreateIdentityRequest struct {
 // CreateIdentity creates an identity (support only), with an active
 // password authenticator when req.Password is set. It returns the
 // identity, or an error wrapping ErrForbidden, ErrInvalid (a malformed ID
-// or an unacceptable password), domain.ErrAlreadyAdded (the ID is taken),
+// or an unacceptable password), ErrIdentityTaken (the ID is taken),
 // or the store's error.
 func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req CreateIdentityRequest) (IdentityView, error) {
 	if err := authorize(by, req.ID, true); err != nil {
@@ -39,14 +38,17 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 	if err := CheckID("the identity ID", id); err != nil {
 		return IdentityView{}, err
 	}
+	// A taken ID is refused before the password is hashed.
+	if _, err := s.st.Identity(ctx, id); err == nil {
+		return IdentityView{}, fmt.Errorf("service: %w: %s", ErrIdentityTaken, id)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return IdentityView{}, storeErr(err, "identity "+id)
+	}
 	var verifier string
 	if req.Password != "" {
 		v, err := s.hasher.Hash(req.Password)
 		if err != nil {
-			if errors.Is(err, secrets.ErrBadPassword) {
-				return IdentityView{}, invalid("the password is empty or longer than %d bytes", secrets.MaxPasswordLen)
-			}
-			return IdentityView{}, err
+			return IdentityView{}, passwordErr(err)
 		}
 		verifier = v
 	}
@@ -69,9 +71,9 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 	}
 	if err := s.st.CreateIdentity(ctx, c, first...); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
-			return IdentityView{}, fmt.Errorf("service: %w: the identity ID %s is taken", domain.ErrAlreadyAdded, id)
+			return IdentityView{}, fmt.Errorf("service: %w: %s", ErrIdentityTaken, id)
 		}
-		return IdentityView{}, err
+		return IdentityView{}, storeErr(err, "identity "+id)
 	}
 	s.logChange(ctx, c.Events)
 	for i := range first {
@@ -118,7 +120,7 @@ func (s *Service) identityView(ctx context.Context, id string) (IdentityView, er
 	}
 	list, err := s.st.ListAuthenticators(ctx, id)
 	if err != nil {
-		return IdentityView{}, err
+		return IdentityView{}, storeErr(err, "authenticators of "+id)
 	}
 	v := IdentityView{
 		ID:             i.ID,
@@ -145,7 +147,7 @@ func (s *Service) view(ctx context.Context, a *domain.Authenticator) (Authentica
 	case errors.Is(err, store.ErrNotFound):
 		return viewAuthenticator(a, nil), nil
 	case err != nil:
-		return AuthenticatorView{}, err
+		return AuthenticatorView{}, storeErr(err, "the element of "+a.ID)
 	}
 	return viewAuthenticator(a, &el), nil
 }

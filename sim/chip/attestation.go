@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	_ "embed"
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
+	"time"
 )
 
 // The test attestation CA, generated once by
@@ -31,8 +33,9 @@ var (
 	testCAKeyPEM []byte
 )
 
-// CA is an attestation certificate authority: it issues the per-chip
-// attestation certificate when a chip is made (WebAuthn §8.2.1).
+// CA is an attestation certificate authority: it issues the batch
+// certificate of a model, or a chip's own certificate when the chip is made
+// with AttestationSerial (WebAuthn §8.2.1).
 type CA struct {
 	Cert *x509.Certificate
 	Key  crypto.Signer
@@ -131,32 +134,46 @@ var (
 )
 
 // Subject of every simulated chip's attestation certificate (WebAuthn
-// §8.2.1: C, O, OU "Authenticator Attestation", CN; we add serialNumber).
+// §8.2.1: C, O, OU "Authenticator Attestation", CN the model; a serial
+// certificate adds serialNumber).
 const (
 	certCountry      = "DK"
 	certOrganization = "authbench"
 	certOrgUnit      = "Authenticator Attestation"
-	certCommonName   = "authbench simulated MitID chip"
 )
 
-// issueCertificate makes the chip's attestation certificate, signed by ca,
-// following the packed attestation certificate requirements of WebAuthn
-// §8.2.1: version 3, the subject above with the chip serial as the
-// serialNumber attribute, basic constraints CA=false, and the AAGUID
-// extension. It also carries the U2F transports extension (USB and NFC).
-// Its validity is that of the CA, so it does not depend on the clock.
-func issueCertificate(ca *CA, seed []byte, serial string, aaguid [16]byte, pub *ecdsa.PublicKey) ([]byte, error) {
-	aaguidExt, err := asn1.Marshal(aaguid[:])
-	if err != nil {
-		return nil, fmt.Errorf("chip: AAGUID extension: %w", err)
-	}
+// certSpec is what an attestation certificate says.
+type certSpec struct {
+	model  string    // CN
+	serial string    // subject serialNumber; "" for a batch certificate
+	sn     []byte    // X.509 serial number (positive, made non-zero)
+	aaguid *[16]byte // id-fido-gen-ce-aaguid; nil for none (U2F)
+}
+
+// issueCertificate makes an attestation certificate for pub, signed by
+// ca, following the packed attestation certificate requirements of
+// WebAuthn §8.2.1: version 3, the subject above, basic constraints
+// CA=false, the AAGUID extension when the model has an AAGUID, and the U2F
+// transports extension (USB and NFC). Its validity is that of the CA, so it
+// does not depend on the clock. The signature is deterministic where the
+// CA's key allows (RFC 6979 for ECDSA), so that a batch certificate is the
+// same bytes in every process.
+func issueCertificate(ca *CA, spec certSpec, pub *ecdsa.PublicKey) ([]byte, error) {
 	// Named bits: bluetoothRadio(0), bluetoothLowEnergyRadio(1), uSB(2),
 	// nFC(3), uSBInternal(4).
 	transports, err := asn1.Marshal(asn1.BitString{Bytes: []byte{0x30}, BitLength: 4})
 	if err != nil {
 		return nil, fmt.Errorf("chip: transports extension: %w", err)
 	}
-	sn := derive(seed, "certificate serial", 0, 16)
+	exts := []pkix.Extension{{Id: oidTransports, Value: transports}}
+	if spec.aaguid != nil {
+		v, err := asn1.Marshal(spec.aaguid[:])
+		if err != nil {
+			return nil, fmt.Errorf("chip: AAGUID extension: %w", err)
+		}
+		exts = append([]pkix.Extension{{Id: oidAAGUID, Value: v}}, exts...)
+	}
+	sn := append([]byte(nil), spec.sn...)
 	sn[0] &= 0x7f
 	sn[0] |= 0x01 // positive and never zero (RFC 5280 §4.1.2.2)
 	tmpl := &x509.Certificate{
@@ -165,25 +182,126 @@ func issueCertificate(ca *CA, seed []byte, serial string, aaguid [16]byte, pub *
 			Country:            []string{certCountry},
 			Organization:       []string{certOrganization},
 			OrganizationalUnit: []string{certOrgUnit},
-			CommonName:         certCommonName,
-			SerialNumber:       serial,
+			CommonName:         spec.model,
+			SerialNumber:       spec.serial,
 		},
 		NotBefore:             ca.Cert.NotBefore,
 		NotAfter:              ca.Cert.NotAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  false,
-		ExtraExtensions: []pkix.Extension{
-			{Id: oidAAGUID, Value: aaguidExt},
-			{Id: oidTransports, Value: transports},
-		},
+		ExtraExtensions:       exts,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
+	der, err := x509.CreateCertificate(nil, tmpl, ca.Cert, pub, ca.Key)
+	if err != nil {
+		// A signer that needs randomness (RSA-PSS, a hardware key).
+		der, err = x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chip: issue attestation certificate: %w", err)
 	}
 	return der, nil
 }
+
+// batchSeed is what a model's batch attestation key is derived from: the
+// model, never a chip, so that every chip of the model holds the same key.
+func batchSeed(p Profile) []byte { return []byte("authbench batch attestation: " + p.Model()) }
+
+// batch is a model's batch attestation key and certificate.
+type batch struct {
+	key  []byte // raw P-256 scalar
+	cert []byte // DER
+}
+
+// batches caches the batch certificates per CA and profile.
+var batches sync.Map // batchKey -> *batch
+
+type batchKey struct {
+	ca      string // the CA certificate, DER
+	profile Profile
+}
+
+// batchAttestation returns the batch attestation key and certificate of
+// profile p's model under ca (AttestationBatch): a key derived from the
+// model, and a certificate without a serial number whose X.509 serial and
+// signature are the same for every chip of the model.
+func batchAttestation(ca *CA, p Profile) (*batch, error) {
+	k := batchKey{string(ca.Cert.Raw), p}
+	if b, ok := batches.Load(k); ok {
+		return b.(*batch), nil
+	}
+	seed := batchSeed(p)
+	key, err := deriveKey(seed, "attestation key", 0)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := key.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("chip: batch attestation key: %w", err)
+	}
+	spec := certSpec{model: p.Model(), sn: derive(seed, "certificate serial", 0, 16)}
+	if a := p.AAGUID(); a != ([16]byte{}) {
+		spec.aaguid = &a
+	}
+	cert, err := issueCertificate(ca, spec, &key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := batches.LoadOrStore(k, &batch{key: raw, cert: cert})
+	return b.(*batch), nil
+}
+
+// serialAttestation returns a chip's own attestation key and certificate
+// (AttestationSerial): a key derived from the chip's seed, and a
+// certificate carrying its serial number.
+func serialAttestation(ca *CA, p Profile, seed []byte, serial string) (*batch, error) {
+	key, err := deriveKey(seed, "attestation key", 0)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := key.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("chip: attestation key: %w", err)
+	}
+	spec := certSpec{model: p.Model(), serial: serial, sn: derive(seed, "certificate serial", 0, 16)}
+	if a := p.AAGUID(); a != ([16]byte{}) {
+		spec.aaguid = &a
+	}
+	cert, err := issueCertificate(ca, spec, &key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return &batch{key: raw, cert: cert}, nil
+}
+
+// selfSignedCertificate returns a certificate of key signed by itself, as
+// U2F keys without an attestation CA send (AttestationSelf on U2F): it
+// names the model and nothing else, and chains to nothing.
+func selfSignedCertificate(model string, key *ecdsa.PrivateKey) ([]byte, error) {
+	pub := rawPublicKey(&key.PublicKey)
+	sn := sha256.Sum256(pub)
+	sn[0] = sn[0]&0x7f | 0x01
+	tmpl := &x509.Certificate{
+		SerialNumber:          new(big.Int).SetBytes(sn[:16]),
+		Subject:               pkix.Name{CommonName: model + " (self attestation)"},
+		NotBefore:             selfNotBefore,
+		NotAfter:              selfNotAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(nil, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("chip: self-signed attestation certificate: %w", err)
+	}
+	return der, nil
+}
+
+// The validity of self-signed certificates: fixed, so that they do not
+// depend on the clock.
+var (
+	selfNotBefore = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	selfNotAfter  = time.Date(2060, 1, 1, 0, 0, 0, 0, time.UTC)
+)
 
 // certificateAAGUID returns the AAGUID carried by an attestation certificate's
 // id-fido-gen-ce-aaguid extension (WebAuthn §8.2.1). ok is false when the

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/ctap2"
+	"github.com/authbench/authbench/device/u2f"
 )
 
 var p256 = elliptic.P256()
@@ -18,20 +20,42 @@ var p256 = elliptic.P256()
 // Versions the chip reports in getInfo (CTAP 2.1 §6.4).
 var versions = []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"}
 
-// Info answers authenticatorGetInfo (CTAP 2.1 §6.4): versions U2F_V2,
-// FIDO_2_0 and FIDO_2_1; no extensions; the chip's AAGUID; options rk, up
-// (true) and plat (false), and neither clientPin nor uv (a MitID chip has no
-// PIN and no biometrics); maxMsgSize 1200; ES256 only; transports nfc and
-// usb.
-//
-// It returns an error wrapping device.ErrClosed after Close.
-func (c *Chip) Info(ctx context.Context) (*ctap2.Info, error) {
+// errNoCTAP2 is a U2F-only chip's answer to any CTAP2 command: it does not
+// know the command (CTAP1_ERR_INVALID_COMMAND; its transports refuse CTAP2
+// before it gets that far).
+var errNoCTAP2 = fmt.Errorf("chip: a U2F-only chip speaks no CTAP2: %w", ctap2.ErrInvalidCommand)
+
+// ctap2Begin starts a CTAP2 command: as begin, and errNoCTAP2 for a
+// U2F-only chip.
+func (c *Chip) ctap2Begin() error {
 	if err := c.begin(); err != nil {
+		return err
+	}
+	if !c.opts.Profile.Protocols().Has(device.ProtocolCTAP2) {
+		return errNoCTAP2
+	}
+	return nil
+}
+
+// Info answers authenticatorGetInfo (CTAP 2.1 §6.4): versions U2F_V2 (not
+// for ProfileCTAP2Only), FIDO_2_0 and FIDO_2_1; no extensions; the chip's
+// AAGUID; options rk, up (true) and plat (false), and neither clientPin nor
+// uv (a MitID chip has no PIN and no biometrics); maxMsgSize 1200; ES256
+// only; transports nfc and usb.
+//
+// It returns an error wrapping device.ErrClosed after Close, and
+// ctap2.ErrInvalidCommand for a U2F-only chip (as every CTAP2 method).
+func (c *Chip) Info(ctx context.Context) (*ctap2.Info, error) {
+	if err := c.ctap2Begin(); err != nil {
 		return nil, err
+	}
+	vs := slices.Clone(versions)
+	if !c.opts.Profile.Protocols().Has(device.ProtocolU2F) {
+		vs = slices.DeleteFunc(vs, func(v string) bool { return v == u2f.Version })
 	}
 	aaguid := c.AAGUID()
 	return &ctap2.Info{
-		Versions:                 slices.Clone(versions),
+		Versions:                 vs,
 		AAGUID:                   aaguid[:],
 		Options:                  map[string]bool{"rk": true, "up": true, "plat": false},
 		MaxMsgSize:               maxMsgSize,
@@ -43,23 +67,28 @@ func (c *Chip) Info(ctx context.Context) (*ctap2.Info, error) {
 	}, nil
 }
 
-// checkPINUVAuth handles pinUvAuthParam (CTAP 2.1 §6.1.2 steps 1-2, §6.2.2
-// steps 1-2) for an authenticator without PIN or built-in UV: every
-// protocol is unsupported.
-func checkPINUVAuth(param []byte, protocol uint64) error {
-	if len(param) == 0 {
+// checkPINUVAuth handles pinUvAuthParam for an authenticator that supports
+// neither clientPin nor pinUvAuthToken, so that step 1 of CTAP 2.1 §6.1.2
+// and §6.2.2 (the zero-length pinUvAuthParam that asks for a touch) does
+// not apply to it, and step 2 does: a present pinUvAuthParam, even a
+// zero-length one, is answered CTAP2_ERR_MISSING_PARAMETER when
+// pinUvAuthProtocol is absent and CTAP1_ERR_INVALID_PARAMETER when it is
+// present (no protocol is supported).
+func checkPINUVAuth(param []byte, protocol *uint64) error {
+	switch {
+	case param == nil:
 		return nil
+	case protocol == nil:
+		return fmt.Errorf("chip: pinUvAuthParam (%d bytes) without pinUvAuthProtocol: %w", len(param), ctap2.ErrMissingParameter)
 	}
-	if protocol == 0 {
-		return fmt.Errorf("chip: pinUvAuthParam without pinUvAuthProtocol: %w", ctap2.ErrMissingParameter)
-	}
-	return fmt.Errorf("chip: pinUvAuthProtocol %d not supported: %w", protocol, ctap2.ErrInvalidParameter)
+	return fmt.Errorf("chip: pinUvAuthProtocol %d not supported (no clientPin, no pinUvAuthToken): %w", *protocol, ctap2.ErrInvalidParameter)
 }
 
 // MakeCredential answers authenticatorMakeCredential (CTAP 2.1 §6.1.2).
 // It creates a P-256 credential (ES256 is the only algorithm), resident when
-// option "rk" is true, after a touch, and returns a "packed" attestation
-// with the chip's certificate (or "none" with Options.AttestationNone).
+// option "rk" is true, after a touch, and returns the attestation of
+// Options.Attestation: "packed" with the batch or the chip's own
+// certificate, "packed" self attestation, or "none".
 //
 // Errors (each a *ctap2.StatusError, matched by the ctap2 sentinels):
 // ErrMissingParameter or ErrInvalidLength for malformed parameters;
@@ -72,7 +101,7 @@ func checkPINUVAuth(param []byte, protocol uint64) error {
 // ErrKeyStoreFull when a resident credential does not fit. After Close the
 // error wraps device.ErrClosed.
 func (c *Chip) MakeCredential(ctx context.Context, req *ctap2.MakeCredentialRequest) (*ctap2.Attestation, error) {
-	if err := c.begin(); err != nil {
+	if err := c.ctap2Begin(); err != nil {
 		return nil, err
 	}
 	if err := req.Validate(); err != nil {
@@ -136,8 +165,21 @@ func (c *Chip) MakeCredential(ctx context.Context, req *ctap2.MakeCredentialRequ
 	if err != nil {
 		return nil, fmt.Errorf("chip: %w", err)
 	}
-	if c.opts.AttestationNone {
+	switch c.opts.attestation() {
+	case AttestationNone:
 		return &ctap2.Attestation{Format: ctap2.FormatNone, AuthData: authData}, nil
+	case AttestationSelf:
+		// WebAuthn §8.2, self attestation: signed by the credential key,
+		// no x5c.
+		sig, err := c.sign(cr.key, authData, req.ClientDataHash)
+		if err != nil {
+			return nil, err
+		}
+		return &ctap2.Attestation{
+			Format:    ctap2.FormatPacked,
+			AuthData:  authData,
+			Statement: ctap2.AttestationStatement{Alg: ctap2.AlgES256, Sig: sig},
+		}, nil
 	}
 	sig, err := c.sign(c.attKey, authData, req.ClientDataHash)
 	if err != nil {
@@ -228,7 +270,7 @@ func (c *Chip) createLocked(req *ctap2.MakeCredentialRequest, rpIDHash [32]byte,
 // ErrOperationDenied when the user refuses; ErrKeepaliveCancel when ctx ends.
 // After Close the error wraps device.ErrClosed.
 func (c *Chip) GetAssertion(ctx context.Context, req *ctap2.GetAssertionRequest) (*ctap2.Assertion, error) {
-	if err := c.begin(); err != nil {
+	if err := c.ctap2Begin(); err != nil {
 		return nil, err
 	}
 	if err := req.Validate(); err != nil {
@@ -368,6 +410,9 @@ func (c *Chip) assertion(cr *credential, rpIDHash [32]byte, count uint32, up boo
 // used, or more than 30 s passed since the previous assertion (any other
 // command, and PowerCycle, drop the state), and device.ErrClosed after Close.
 func (c *Chip) GetNextAssertion(ctx context.Context) (*ctap2.Assertion, error) {
+	if !c.opts.Profile.Protocols().Has(device.ProtocolCTAP2) {
+		return nil, errNoCTAP2
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -403,7 +448,7 @@ func (c *Chip) GetNextAssertion(ctx context.Context) (*ctap2.Assertion, error) {
 // ctap2.ErrOperationDenied when the user refuses, ctap2.ErrKeepaliveCancel
 // when ctx ends, and device.ErrClosed after Close.
 func (c *Chip) Reset(ctx context.Context) error {
-	if err := c.begin(); err != nil {
+	if err := c.ctap2Begin(); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -431,7 +476,7 @@ func (c *Chip) Reset(ctx context.Context) error {
 // ctap2.ErrOperationDenied when the user refuses, ctap2.ErrKeepaliveCancel
 // when ctx ends, and device.ErrClosed after Close.
 func (c *Chip) Selection(ctx context.Context) error {
-	if err := c.begin(); err != nil {
+	if err := c.ctap2Begin(); err != nil {
 		return err
 	}
 	return c.waitPresence(ctx, OpSelection)

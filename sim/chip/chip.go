@@ -30,16 +30,26 @@ const (
 	maxUserIDLen       = 64   // WebAuthn §5.4.3: a user handle is at most 64 bytes
 	firmwareVersion    = 0x010000
 	firmwareVersionStr = "1.0.0"
-	model              = "authbench simulated MitID chip"
 )
 
 // Options configures a new chip. The zero value is a random chip with the
-// defaults: 25 resident slots, presence Auto, the embedded test attestation
-// CA, packed attestation, and no faults.
+// defaults: a FIDO2 chip (CTAP 2.1 and U2F), 25 resident slots, presence
+// Auto, "packed" batch attestation from the embedded test attestation CA,
+// and no faults.
 type Options struct {
+	// Profile is what the chip speaks: ProfileFIDO2 (the zero value),
+	// ProfileU2F or ProfileCTAP2Only. It is the chip's model: it decides
+	// the AAGUID and the batch attestation certificate.
+	Profile Profile
+	// Attestation is the attestation the chip gives: AttestationBatch (the
+	// zero value; the model's certificate, no serial number),
+	// AttestationSerial, AttestationSelf or AttestationNone (not for
+	// ProfileU2F).
+	Attestation Attestation
+
 	// Seed makes the chip deterministic: the same seed gives the same
-	// serial number, AAGUID, attestation key and the same sequence of
-	// credential keys and IDs. Nil means a random seed.
+	// serial number, attestation key (with AttestationSerial) and the same
+	// sequence of credential keys and IDs. Nil means a random seed.
 	Seed []byte
 	// Serial overrides the printed serial number (default "AB-" and ten
 	// digits derived from the seed).
@@ -60,14 +70,13 @@ type Options struct {
 	// the getNextAssertion window, so tests move a virtual clock.
 	Now func() time.Time
 
-	// CA issues the chip's attestation certificate when the chip is made
-	// (default: TestCA, the embedded authbench test CA).
+	// CA issues the model's batch certificate, or with AttestationSerial
+	// the chip's own certificate (default: TestCA, the embedded authbench
+	// test CA).
 	CA *CA
-	// AttestationNone makes makeCredential answer with the "none"
-	// attestation format (WebAuthn §8.7) instead of "packed". CTAP 2.1 has
-	// no request parameter for this, so a host that wants no attestation
-	// uses a chip made with this option; the AAGUID stays in the
-	// authenticator data.
+	// AttestationNone is the old spelling of Attestation: AttestationNone.
+	//
+	// Deprecated: set Attestation.
 	AttestationNone bool
 
 	// Faults make the chip misbehave so that conformance checks can be
@@ -96,13 +105,18 @@ type Faults struct {
 }
 
 // Chip is a simulated MitID chip: a FIDO security key that speaks CTAP 2.1
-// and U2F (CTAP1), with a button for user presence and no PIN. It holds its
-// credentials like a real chip would and signs with their keys.
+// and U2F (CTAP1), or one of them (Options.Profile), with a button for user
+// presence and no PIN. It holds its credentials like a real chip would and
+// signs with their keys.
 //
 // A Chip implements device.Chip and the optional NextAssertioner, Resetter
 // and Selector interfaces in-process, u2f's Authenticator, and the
 // device-side Handler of device/ctaphid and device/apdu (ServeCTAP2,
-// ServeU2F). It is safe for concurrent use.
+// ServeU2F); it reports its protocols (device.ProtocolReporter), so that
+// ctaphid.Serve and apdu.NewCard announce what it speaks. A U2F-only chip
+// answers its CTAP2 methods with CTAP1_ERR_INVALID_COMMAND, as its wire
+// would; hosts reach it through u2f.Chip (the CTAP 2.1 §10 translation)
+// over ServeU2F. It is safe for concurrent use.
 type Chip struct {
 	opts Options
 	now  func() time.Time
@@ -128,10 +142,11 @@ type Chip struct {
 }
 
 var (
-	_ device.Chip            = (*Chip)(nil)
-	_ device.NextAssertioner = (*Chip)(nil)
-	_ device.Resetter        = (*Chip)(nil)
-	_ device.Selector        = (*Chip)(nil)
+	_ device.Chip             = (*Chip)(nil)
+	_ device.NextAssertioner  = (*Chip)(nil)
+	_ device.Resetter         = (*Chip)(nil)
+	_ device.Selector         = (*Chip)(nil)
+	_ device.ProtocolReporter = (*Chip)(nil)
 )
 
 // state is what a chip keeps across power cycles: its identity and its
@@ -172,11 +187,16 @@ type nextAssertions struct {
 	last           time.Time
 }
 
-// New makes a chip. It returns an error if opts.Slots is negative, if the CA
-// cannot issue the attestation certificate, or if no random seed can be had.
+// New makes a chip. It returns an error if opts.Slots is negative, the
+// profile or attestation unknown, AttestationNone asked of a U2F-only chip,
+// if the CA cannot issue the attestation certificate, or if no random seed
+// can be had.
 func New(opts Options) (*Chip, error) {
 	if opts.Slots < 0 {
 		return nil, fmt.Errorf("chip: negative slot count %d", opts.Slots)
+	}
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
 	seed := append([]byte(nil), opts.Seed...)
 	if opts.Seed == nil {
@@ -188,7 +208,7 @@ func New(opts Options) (*Chip, error) {
 	st := &state{
 		seed:     seed,
 		serial:   opts.Serial,
-		aaguid:   deriveAAGUID(seed),
+		aaguid:   opts.Profile.AAGUID(),
 		slots:    opts.Slots,
 		credByID: map[string]*credential{},
 	}
@@ -198,15 +218,9 @@ func New(opts Options) (*Chip, error) {
 	if st.slots == 0 {
 		st.slots = DefaultSlots
 	}
-	attKey, err := deriveKey(seed, "attestation key", 0)
-	if err != nil {
-		return nil, err
-	}
-	if st.attKey, err = attKey.Bytes(); err != nil {
-		return nil, fmt.Errorf("chip: attestation key: %w", err)
-	}
 	ca := opts.CA
 	if ca == nil {
+		var err error
 		if ca, err = TestCA(); err != nil {
 			return nil, err
 		}
@@ -214,14 +228,51 @@ func New(opts Options) (*Chip, error) {
 	if ca.Cert == nil || ca.Key == nil {
 		return nil, errors.New("chip: CA without certificate or key")
 	}
-	if st.attCert, err = issueCertificate(ca, seed, st.serial, st.aaguid, &attKey.PublicKey); err != nil {
+	var (
+		att *batch
+		err error
+	)
+	if opts.attestation() == AttestationSerial {
+		att, err = serialAttestation(ca, opts.Profile, seed, st.serial)
+	} else {
+		// Self and none attestation leave the certificate unused by CTAP2;
+		// a FIDO2 chip's U2F side still sends it.
+		att, err = batchAttestation(ca, opts.Profile)
+	}
+	if err != nil {
 		return nil, err
 	}
+	st.attKey, st.attCert = att.key, att.cert
 	return newChip(st, opts)
+}
+
+// check refuses options that make no chip.
+func (o *Options) check() error {
+	switch {
+	case !o.Profile.valid():
+		return fmt.Errorf("chip: unknown profile %d", int(o.Profile))
+	case !o.Attestation.valid():
+		return fmt.Errorf("chip: unknown attestation %d", int(o.Attestation))
+	case o.Profile == ProfileU2F && o.attestation() == AttestationNone:
+		return errors.New(`chip: a U2F-only chip cannot leave out its attestation: a U2F registration always carries a certificate (FIDO U2F Raw Message Formats §4.3); use batch, serial or self`)
+	}
+	return nil
+}
+
+// attestation returns the attestation asked for, the deprecated
+// AttestationNone included.
+func (o *Options) attestation() Attestation {
+	if o.AttestationNone {
+		return AttestationNone
+	}
+	return o.Attestation
 }
 
 // newChip makes a powered chip from its state.
 func newChip(st *state, opts Options) (*Chip, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	attKey, err := ecdsa.ParseRawPrivateKey(p256, st.attKey)
 	if err != nil {
 		return nil, fmt.Errorf("chip: attestation key: %w", err)
@@ -250,22 +301,26 @@ func newChip(st *state, opts Options) (*Chip, error) {
 	return c, nil
 }
 
-// Serial returns the chip's serial number, as printed on it and as the
-// serialNumber attribute of its attestation certificate.
+// Serial returns the chip's serial number, as printed on it (and, with
+// AttestationSerial, as the serialNumber attribute of its attestation
+// certificate).
 func (c *Chip) Serial() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.st.serial
 }
 
-// AAGUID returns the chip's AAGUID (WebAuthn §6.5.1).
+// AAGUID returns the chip's AAGUID (WebAuthn §6.5.1): its model's, the
+// same for every chip of the profile (Profile.AAGUID); zero for a U2F-only
+// chip.
 func (c *Chip) AAGUID() [16]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.st.aaguid
 }
 
-// Certificate returns the chip's attestation certificate.
+// Certificate returns the chip's attestation certificate: the model's batch
+// certificate, or with AttestationSerial the chip's own.
 func (c *Chip) Certificate() *x509.Certificate {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -278,10 +333,17 @@ func (c *Chip) DeviceInfo() device.Info {
 		Kind:      device.KindChip,
 		Transport: "sim",
 		Serial:    c.Serial(),
-		Model:     model,
+		Model:     c.opts.Profile.Model(),
 		Firmware:  firmwareVersionStr,
 	}
 }
+
+// Profile returns what the chip speaks (Options.Profile).
+func (c *Chip) Profile() Profile { return c.opts.Profile }
+
+// Protocols returns the protocols of the chip's profile, for the transports
+// that serve it (device.ProtocolReporter).
+func (c *Chip) Protocols() device.Protocols { return c.opts.Profile.Protocols() }
 
 // PowerCycle unplugs and replugs the chip: requests waiting for presence
 // end with CTAP2_ERR_KEEPALIVE_CANCEL, the getNextAssertion state is

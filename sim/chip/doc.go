@@ -1,5 +1,7 @@
 // Package chip simulates a MitID chip: a FIDO security key with a button and
-// no PIN, that speaks CTAP 2.1 and U2F (CTAP1). It is device logic only; the
+// no PIN, that speaks CTAP 2.1 and U2F (CTAP1), or only one of them
+// (Options.Profile: ProfileFIDO2, ProfileU2F, ProfileCTAP2Only). It is
+// device logic only; the
 // wire protocols come from the device packages, so the same chip serves
 // in-process callers (it implements device.Chip and its optional
 // interfaces, and u2f.Authenticator), CTAPHID (ctaphid.Serve, over a pipe or
@@ -15,13 +17,26 @@
 //     authenticatorSelection, with the status codes of §8.2.
 //   - FIDO U2F Raw Message Formats v1.2 §4 registration and §5
 //     authentication; credentials are shared with CTAP2 (CTAP 2.1 §10.3).
-//   - WebAuthn §8.2.1: the per-chip attestation certificate, issued when the
-//     chip is made, carries the chip's serial number and AAGUID.
+//   - Profiles, as real keys come: a U2F-only chip reports its protocols
+//     (device.ProtocolReporter), so ctaphid.Serve leaves CBOR out of its
+//     CTAPHID_INIT capabilities and answers CTAPHID_CBOR with
+//     ERR_INVALID_CMD, and apdu.NewCard answers SELECT with "U2F_V2" and
+//     NFCCTAP_MSG with 6D00. A FIDO2 chip's SELECT answers "U2F_V2" too
+//     (CTAP 2.1 §11.3.3); only a CTAP2-only one answers "FIDO_2_0".
+//   - Attestation like real keys (Options.Attestation): the AAGUID names the
+//     model, the same for every chip of a profile (Profile.AAGUID); by
+//     default the chip signs with its model's batch key, certified by a
+//     batch certificate without a serial number (WebAuthn §8.2.1, FIDO's
+//     privacy rules). AttestationSerial gives the chip a certificate of its
+//     own with its serial number; AttestationSelf and AttestationNone give
+//     self attestation and "none".
 //
-// Determinism: everything secret or identifying (serial, AAGUID, attestation
-// key, each credential's key pair and ID) is derived with HKDF-SHA256 from
-// Options.Seed, so tests get the same chip every run. Signatures are ECDSA
-// and so differ each time, as on real hardware.
+// Determinism: everything secret or identifying (serial, a serial
+// attestation key, each credential's key pair and ID) is derived with
+// HKDF-SHA256 from Options.Seed, so tests get the same chip every run; a
+// model's batch key is derived from the model's name, and its certificate
+// is signed deterministically (RFC 6979). Other signatures are ECDSA and so
+// differ each time, as on real hardware.
 //
 // Presence: Options.Presence is what the simulated user does (Auto, Delay,
 // Deny, Never, Manual with Chip.Touch); Options.PresenceFunc scripts it per

@@ -125,6 +125,7 @@ type authenticator interface {
 type link struct {
 	ctap authenticator
 	u2f  *u2f.Client
+	caps ctaphid.Capabilities // CTAPHID only: the INIT capabilities
 }
 
 type transport struct {
@@ -180,7 +181,7 @@ func connectHID(t testing.TB, c *Chip) link {
 		<-served
 		host.Close()
 	})
-	return link{ctap: ctap2.NewClient(conn), u2f: u2f.NewClient(conn, fastPoll)}
+	return link{ctap: ctap2.NewClient(conn), u2f: u2f.NewClient(conn, fastPoll), caps: conn.DeviceInfo().Capabilities}
 }
 
 func connectAPDU(t testing.TB, c *Chip) link {

@@ -12,8 +12,9 @@ import (
 
 // Everything a chip creates is derived from its seed with HKDF-SHA256
 // (RFC 5869), one label per purpose, so that two chips made from the same
-// seed hold the same serial number, AAGUID, attestation key and the same
-// sequence of credential keys and IDs.
+// seed hold the same serial number, attestation key and the same sequence
+// of credential keys and IDs. A model's batch attestation key is derived the
+// same way from the model's name (batchSeed).
 const hkdfSalt = "authbench sim/chip v1"
 
 // Lengths of derived values.
@@ -60,16 +61,6 @@ func deriveKey(seed []byte, label string, counter uint64) (*ecdsa.PrivateKey, er
 func deriveSerial(seed []byte) string {
 	v := binary.BigEndian.Uint64(derive(seed, "serial", 0, 8))
 	return fmt.Sprintf("AB-%010d", v%10_000_000_000)
-}
-
-// deriveAAGUID returns a 16-byte AAGUID shaped as a random (version 4,
-// RFC 9562 §5.4) UUID.
-func deriveAAGUID(seed []byte) [16]byte {
-	var a [16]byte
-	copy(a[:], derive(seed, "aaguid", 0, 16))
-	a[6] = a[6]&0x0f | 0x40
-	a[8] = a[8]&0x3f | 0x80
-	return a
 }
 
 // deriveCredential returns the key pair and ID of the n-th credential the

@@ -112,10 +112,12 @@ func (c *Chip) Save(w io.Writer) error {
 // is far below it).
 const maxStateSize = 1 << 30
 
-// Load makes a chip from state written by Save. The identity, slot count,
-// attestation certificate and credentials come from the state; opts supplies
-// the rest (presence, clock, attestation format, faults); opts.Seed,
-// opts.Serial, opts.Slots and opts.CA are ignored. The chip is freshly
+// Load makes a chip from state written by Save. The identity (serial,
+// AAGUID), slot count, attestation key and certificate and credentials come
+// from the state; opts supplies the rest (profile, presence, clock, faults,
+// and whether the chip answers with self or none attestation instead of its
+// certificate); opts.Seed, opts.Serial, opts.Slots and opts.CA are ignored,
+// and so is the difference between AttestationBatch and AttestationSerial. The chip is freshly
 // powered. It returns an error for malformed state or another version.
 func Load(r io.Reader, opts Options) (*Chip, error) {
 	b, err := io.ReadAll(io.LimitReader(r, maxStateSize))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/device/u2f"
 )
@@ -14,6 +15,22 @@ var _ u2f.Authenticator = (*Chip)(nil)
 
 // errNoPresence is U2F's "test of user presence required" (SW 6985).
 var errNoPresence = fmt.Errorf("chip: no touch yet: %w", u2f.ErrPresenceRequired)
+
+// errNoU2F is a CTAP2-only chip's answer to a U2F request: the instruction
+// is not supported (SW 6D00).
+var errNoU2F = fmt.Errorf("chip: a CTAP2-only chip speaks no U2F: %w", &u2f.StatusError{SW: u2f.SWINSNotSupported})
+
+// u2fBegin starts a U2F command: as begin, and errNoU2F for a CTAP2-only
+// chip.
+func (c *Chip) u2fBegin() error {
+	if err := c.begin(); err != nil {
+		return err
+	}
+	if !c.opts.Profile.Protocols().Has(device.ProtocolU2F) {
+		return errNoU2F
+	}
+	return nil
+}
 
 func isDenied(err error) bool { return errors.Is(err, ctap2.ErrOperationDenied) }
 
@@ -30,14 +47,17 @@ func (c *Chip) u2fPresence(ctx context.Context, op Op) error {
 // Register answers U2F_REGISTER (FIDO U2F Raw Message Formats §4): after a
 // touch it creates a P-256 credential for the application parameter, with
 // the credential ID as key handle, and signs the registration with the
-// chip's attestation key. The credential is usable by CTAP2 getAssertion
-// through an allowList, with rpIdHash = application (CTAP 2.1 §10.3).
+// chip's attestation key and certificate (with AttestationSelf, with the
+// credential key and a self-signed certificate of it). The credential is
+// usable by CTAP2 getAssertion through an allowList, with rpIdHash =
+// application (CTAP 2.1 §10.3).
 //
 // It returns an error wrapping u2f.ErrPresenceRequired when the user has not
 // touched the chip (the host retries), ctap2.ErrKeepaliveCancel when ctx
-// ends during a Delay, and device.ErrClosed after Close.
+// ends during a Delay, a *u2f.StatusError 6D00 for a CTAP2-only chip, and
+// device.ErrClosed after Close.
 func (c *Chip) Register(ctx context.Context, req *u2f.RegisterRequest) (*u2f.RegisterResponse, error) {
-	if err := c.begin(); err != nil {
+	if err := c.u2fBegin(); err != nil {
 		return nil, err
 	}
 	if req == nil {
@@ -69,9 +89,17 @@ func (c *Chip) Register(ctx context.Context, req *u2f.RegisterRequest) (*u2f.Reg
 		KeyHandle:       bytes.Clone(cr.id),
 		AttestationCert: bytes.Clone(c.attCert.Raw),
 	}
+	attKey := c.attKey
+	if c.opts.attestation() == AttestationSelf {
+		cert, err := selfSignedCertificate(c.opts.Profile.Model(), cr.key)
+		if err != nil {
+			return nil, err
+		}
+		resp.AttestationCert, attKey = cert, cr.key
+	}
 	copy(resp.PublicKey[:], rawPublicKey(&cr.key.PublicKey))
 	app := c.reportedRPIDHash(req.Application)
-	sig, err := c.sign(c.attKey, u2f.RegisterSignedData(app, req.Challenge, resp.KeyHandle, resp.PublicKey))
+	sig, err := c.sign(attKey, u2f.RegisterSignedData(app, req.Challenge, resp.KeyHandle, resp.PublicKey))
 	if err != nil {
 		return nil, err
 	}
@@ -89,10 +117,10 @@ func (c *Chip) Register(ctx context.Context, req *u2f.RegisterRequest) (*u2f.Reg
 // It returns an error wrapping u2f.ErrBadKeyHandle for a key handle that is
 // not ours for this application, u2f.ErrPresenceRequired for a known key
 // handle with control 0x07 or when the user has not touched the chip,
-// ctap2.ErrKeepaliveCancel when ctx ends during a Delay, and
-// device.ErrClosed after Close.
+// ctap2.ErrKeepaliveCancel when ctx ends during a Delay, a *u2f.StatusError
+// 6D00 for a CTAP2-only chip, and device.ErrClosed after Close.
 func (c *Chip) Authenticate(ctx context.Context, req *u2f.AuthenticateRequest) (*u2f.AuthenticateResponse, error) {
-	if err := c.begin(); err != nil {
+	if err := c.u2fBegin(); err != nil {
 		return nil, err
 	}
 	if req == nil {

@@ -93,7 +93,7 @@ func newAPDURig(t *testing.T, c *chip.Chip, co apdu.CardOptions, cl apdu.ClientO
 	})
 	w := &wire{card: card}
 	ac := apdu.NewClient(w, cl)
-	if v, err := ac.Select(context.Background()); err != nil || v != apdu.VersionFIDO2 {
+	if v, err := ac.Select(context.Background()); err != nil || v != apdu.VersionU2F {
 		t.Fatalf("Select: %q, %v", v, err)
 	}
 	return &apduRig{client: ctap2.NewClient(ac), apdu: ac, wire: w}

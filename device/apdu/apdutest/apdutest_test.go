@@ -12,6 +12,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/apdu"
 	"github.com/authbench/authbench/device/apdu/apdutest"
 	"github.com/authbench/authbench/device/ctap2"
@@ -54,7 +55,7 @@ func TestSelectGetInfoTranscript(t *testing.T) {
 	var rec *apdutest.Recorder
 	var play *apdutest.Playback
 	if *update {
-		card := apdu.NewCard(infoHandler{}, apdu.CardOptions{})
+		card := apdu.NewCard(infoHandler{}, apdu.CardOptions{Protocols: device.ProfileCTAP2Only})
 		defer card.Close()
 		rec = apdutest.NewRecorder(card)
 		tr = rec
@@ -105,7 +106,7 @@ func TestSelectGetInfoTranscript(t *testing.T) {
 }
 
 func TestRecorder(t *testing.T) {
-	card := apdu.NewCard(infoHandler{}, apdu.CardOptions{})
+	card := apdu.NewCard(infoHandler{}, apdu.CardOptions{Protocols: device.ProfileCTAP2Only})
 	defer card.Close()
 	rec := apdutest.NewRecorder(card)
 	cmds := [][]byte{

@@ -25,6 +25,40 @@ var migrationFiles embed.FS
 // one; using it could corrupt it.
 var ErrSchemaTooNew = errors.New("the database schema is newer than this program")
 
+// ErrSchemaOld: a database opened read-only has an older schema than this
+// program's; only a store that may write migrates it.
+var ErrSchemaOld = errors.New("the database schema is older than this program; it is not migrated when opened read-only")
+
+// ErrNotAStore: the database holds no authbench store.
+var ErrNotAStore = errors.New("not an authbench database")
+
+// checkSchema checks, reading only, that the database is at this
+// program's schema version.
+func checkSchema(ctx context.Context, c *pgx.Conn) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	var exists bool
+	if err := c.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+		return fmt.Errorf("postgres: %w: %v", ErrNotAStore, err)
+	}
+	if !exists {
+		return fmt.Errorf("postgres: %w: it has no schema_migrations table", ErrNotAStore)
+	}
+	var v int
+	if err := c.QueryRow(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v); err != nil {
+		return fmt.Errorf("postgres: read the schema version: %w", err)
+	}
+	switch {
+	case v > len(ms):
+		return &SchemaError{Version: v, Known: len(ms)}
+	case v < len(ms):
+		return fmt.Errorf("postgres: %w (version %d, this program's %d)", ErrSchemaOld, v, len(ms))
+	}
+	return nil
+}
+
 // SchemaError reports a database whose schema version this program does not
 // know. It unwraps to ErrSchemaTooNew.
 type SchemaError struct {

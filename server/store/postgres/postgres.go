@@ -38,6 +38,11 @@ type Options struct {
 	// "" leaves the search_path of the URL or the server (normally
 	// "public").
 	Schema string
+	// ReadOnly opens the store for reading only, as a verifier does:
+	// every transaction is read-only, nothing is created or migrated, and
+	// the schema must be this program's (an error wrapping ErrSchemaOld,
+	// or a *SchemaError, otherwise).
+	ReadOnly bool
 }
 
 // Store is a store.Store on a PostgreSQL database. It is safe for
@@ -74,6 +79,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		}
 		cfg.RuntimeParams["search_path"] = pgx.Identifier{opts.Schema}.Sanitize()
 	}
+	if opts.ReadOnly {
+		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	n := opts.MaxConns
 	if n <= 0 {
 		n = max(4, runtime.GOMAXPROCS(0))
@@ -90,6 +98,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	err = s.pool.with(ctx, func(c *pgx.Conn) error {
+		if opts.ReadOnly {
+			return checkSchema(ctx, c)
+		}
 		if err := s.checkDurability(ctx, c, cfg); err != nil {
 			return err
 		}

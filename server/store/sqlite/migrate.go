@@ -23,6 +23,40 @@ var migrationFiles embed.FS
 // one; opening it could corrupt it.
 var ErrSchemaTooNew = errors.New("the database schema is newer than this program")
 
+// ErrSchemaOld: a database opened read-only has an older schema than this
+// program's; only a store that may write migrates it.
+var ErrSchemaOld = errors.New("the database schema is older than this program; it is not migrated when opened read-only")
+
+// ErrNotAStore: the file is not a database of an authbench store.
+var ErrNotAStore = errors.New("not an authbench database")
+
+// checkSchema checks, reading only, that db is at this program's schema
+// version.
+func checkSchema(ctx context.Context, db *sql.DB) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'").Scan(&n); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotAStore, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: it has no schema_migrations table", ErrNotAStore)
+	}
+	var v int
+	if err := db.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v); err != nil {
+		return fmt.Errorf("read the schema version: %w", err)
+	}
+	switch {
+	case v > len(ms):
+		return &SchemaError{Version: v, Known: len(ms)}
+	case v < len(ms):
+		return fmt.Errorf("%w (version %d, this program's %d)", ErrSchemaOld, v, len(ms))
+	}
+	return nil
+}
+
 // SchemaError reports a database whose schema version this program does not
 // know. It unwraps to ErrSchemaTooNew.
 type SchemaError struct {

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -43,6 +45,11 @@ type Options struct {
 	// Logger receives warnings (a checkpoint after a wipe that could not
 	// complete). nil discards them.
 	Logger *slog.Logger
+	// ReadOnly opens an existing database file for reading only, as a
+	// verifier does: nothing is created or migrated, the schema must be
+	// this program's (an error wrapping ErrSchemaOld, or a *SchemaError,
+	// otherwise), and every write fails.
+	ReadOnly bool
 }
 
 // Store is a store.Store on an SQLite database. It is safe for concurrent
@@ -51,6 +58,7 @@ type Store struct {
 	w      *sql.DB // one connection; every write, BEGIN IMMEDIATE
 	r      *sql.DB // read connections (w itself for an in-memory database)
 	mem    bool
+	ro     bool
 	chain  store.Chainer
 	now    func() time.Time
 	log    *slog.Logger
@@ -91,6 +99,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	common.Add("_pragma", "secure_delete(1)")
 	common.Set("_txlock", "immediate")
 
+	if opts.ReadOnly {
+		if err := s.openReadOnly(ctx, path, common, opts.ReadConns); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 	if path == "" || path == ":memory:" {
 		// One connection: with database/sql every connection to :memory:
 		// would be a database of its own. It is never closed while the
@@ -145,6 +159,50 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// openReadOnly opens the existing database file at path with
+// SQLite's mode=ro and query_only, and checks its schema version without
+// changing anything.
+func (s *Store) openReadOnly(ctx context.Context, path string, common url.Values, conns int) error {
+	if path == "" || path == ":memory:" {
+		return fmt.Errorf("sqlite: %w: a read-only store needs a database file", store.ErrInvalid)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	if fi.Size() == 0 {
+		return fmt.Errorf("sqlite: %s is empty: %w", path, ErrNotAStore)
+	}
+	q := cloneValues(common)
+	q.Del("_txlock")
+	q.Set("mode", "ro")
+	q.Add("_pragma", "query_only(1)")
+	// A database without a write-ahead log is not in use by a server:
+	// opened immutable, SQLite creates no -wal or -shm file beside it. One
+	// in use is read through its log, whose files exist already.
+	if _, err := os.Stat(abs + "-wal"); errors.Is(err, fs.ErrNotExist) {
+		q.Set("immutable", "1")
+	}
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if conns <= 0 {
+		conns = max(4, runtime.GOMAXPROCS(0))
+	}
+	limitPool(db, conns)
+	s.w, s.r, s.ro = db, db, true
+	if err := checkSchema(ctx, db); err != nil {
+		db.Close()
+		return fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	return nil
+}
+
 func cloneValues(v url.Values) url.Values {
 	c := url.Values{}
 	for k, vs := range v {
@@ -169,7 +227,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
-	if !s.mem {
+	if !s.mem && !s.ro {
 		if _, err := s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 			errs = append(errs, fmt.Errorf("sqlite: checkpoint: %w", err))
 		}

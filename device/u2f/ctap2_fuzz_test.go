@@ -1,41 +1,15 @@
-package pcsc
+package u2f
 
 import (
 	"bytes"
-	"encoding/hex"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/authbench/authbench/device/ctap2"
-	"github.com/authbench/authbench/device/u2f"
 )
 
-// The driver decodes nothing of its own, but the U2F fallback turns wire
-// bytes (U2F responses from the card) into CTAP2 values; these targets
-// check that whatever a card answers, the translation neither panics nor
-// builds data that does not round-trip.
-
-// readHex reads a hex file of the shared testdata ("#" lines are comments).
-func readHex(t testing.TB, name string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "u2f", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	for _, line := range strings.Split(string(raw), "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
-			sb.WriteString(strings.Join(strings.Fields(line), ""))
-		}
-	}
-	b, err := hex.DecodeString(sb.String())
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return b
-}
+// The CTAP 2.1 §10 translation turns wire bytes (U2F responses from an
+// authenticator) into CTAP2 values; whatever an authenticator answers, it
+// neither panics nor builds data that does not round-trip.
 
 func FuzzU2FRegisterToAttestation(f *testing.F) {
 	reg := readHex(f, "register_response.hex")
@@ -44,13 +18,13 @@ func FuzzU2FRegisterToAttestation(f *testing.F) {
 	zeroKH := append([]byte{}, reg...)
 	zeroKH[66] = 0
 	f.Add(zeroKH)
-	app := ctap2.RPIDHash(testRP)
+	app := ctap2.RPIDHash("example.dk")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		resp, err := u2f.ParseRegisterResponse(b)
+		resp, err := ParseRegisterResponse(b)
 		if err != nil {
 			return
 		}
-		att, err := attestationFromU2F(app, resp)
+		att, err := AttestationFromRegister(app, resp)
 		if err != nil {
 			if att != nil {
 				t.Fatal("attestation returned with an error")
@@ -89,14 +63,14 @@ func FuzzU2FAuthenticateToAssertion(f *testing.F) {
 	f.Add(readHex(f, "authenticate_response.hex"))
 	f.Add([]byte{0x41, 0, 0, 0, 1, 0x30, 0x06, 2, 1, 1, 2, 1, 1})
 	f.Add([]byte{0x81, 0, 0, 0, 1, 0x30, 0x06, 2, 1, 1, 2, 1, 1})
-	app := ctap2.RPIDHash(testRP)
+	app := ctap2.RPIDHash("example.dk")
 	kh := []byte("key handle")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		resp, err := u2f.ParseAuthenticateResponse(b)
+		resp, err := ParseAuthenticateResponse(b)
 		if err != nil {
 			return
 		}
-		as, err := assertionFromU2F(app, kh, resp)
+		as, err := AssertionFromAuthenticate(app, kh, resp)
 		if err != nil {
 			if as != nil {
 				t.Fatal("assertion returned with an error")
@@ -105,7 +79,7 @@ func FuzzU2FAuthenticateToAssertion(f *testing.F) {
 		}
 		// The authenticator data is exactly what U2F signed, minus the challenge.
 		var cdh [32]byte
-		signed := u2f.AuthenticateSignedData(app, resp.UserPresence, resp.Counter, cdh)
+		signed := AuthenticateSignedData(app, resp.UserPresence, resp.Counter, cdh)
 		if !bytes.Equal(append(append([]byte{}, as.AuthData...), cdh[:]...), signed) {
 			t.Fatalf("authData % X is not the U2F signed prefix", as.AuthData)
 		}

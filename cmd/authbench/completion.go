@@ -1,0 +1,330 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/alecthomas/kong"
+)
+
+// completionCmd is `authbench completion SHELL`.
+type completionCmd struct {
+	Shell string `arg:"" enum:"bash,zsh,fish" help:"The shell: bash, zsh or fish."`
+}
+
+func (c *completionCmd) Run(kctx *kong.Context, e *env) error {
+	specs := commandSpecs(kctx.Model)
+	switch c.Shell {
+	case "bash":
+		writeBashCompletion(e.stdout, specs)
+	case "zsh":
+		writeZshCompletion(e.stdout, specs)
+	case "fish":
+		writeFishCompletion(e.stdout, specs)
+	}
+	return nil
+}
+
+// cmdSpec is one command of the model, as completion and the manual page
+// see it.
+type cmdSpec struct {
+	path  string // "identity create"; "" for authbench itself
+	node  *kong.Node
+	subs  []*kong.Node
+	flags []*kong.Flag // its own, visible; --help is added by the writers
+	args  []*kong.Positional
+}
+
+// commandSpecs walks the model depth first: authbench itself, then each
+// command before its subcommands.
+func commandSpecs(app *kong.Application) []cmdSpec {
+	var out []cmdSpec
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		s := cmdSpec{path: strings.TrimSpace(n.Path()), node: n, args: n.Positional}
+		if n.Type == kong.ApplicationNode {
+			s.path = ""
+		}
+		for _, f := range n.Flags {
+			if !f.Hidden && f.Name != "help" {
+				s.flags = append(s.flags, f)
+			}
+		}
+		for _, c := range n.Children {
+			if !c.Hidden && c.Type == kong.CommandNode {
+				s.subs = append(s.subs, c)
+			}
+		}
+		out = append(out, s)
+		for _, c := range s.subs {
+			walk(c)
+		}
+	}
+	walk(app.Node)
+	return out
+}
+
+// flagNames returns "--name" and, when it has one, "-x".
+func flagNames(f *kong.Flag) []string {
+	names := []string{"--" + f.Name}
+	if f.Short != 0 {
+		names = append(names, "-"+string(f.Short))
+	}
+	return names
+}
+
+// takesFile reports whether a flag's value is a file or directory path.
+func takesFile(f *kong.Flag) bool {
+	switch f.Tag.Type {
+	case "path", "existingfile", "existingdir", "file":
+		return true
+	}
+	return strings.Contains(f.PlaceHolder, "FILE") || strings.Contains(f.PlaceHolder, "DIR") || strings.Contains(f.PlaceHolder, "PATH")
+}
+
+// argWords returns what completes a command's positional argument: the
+// values of an enum, or, for "help", the commands.
+func argWords(s cmdSpec, specs []cmdSpec) []string {
+	for _, a := range s.args {
+		if a.Enum != "" {
+			return a.EnumSlice()
+		}
+	}
+	if s.path == "help" {
+		var w []string
+		for _, c := range specs[0].subs {
+			w = append(w, c.Name)
+		}
+		return w
+	}
+	return nil
+}
+
+// shellCase writes the bodies of the shell functions shared by bash and
+// zsh: each maps a command path ($1), or a path and a flag ($1 $2), to
+// words.
+func shellCase(w io.Writer, specs []cmdSpec) {
+	fmt.Fprintln(w, `# _authbench_words PATH: the subcommands and arguments that may follow PATH.
+_authbench_words() {
+	case "$1" in`)
+	for _, s := range specs {
+		var words []string
+		for _, c := range s.subs {
+			words = append(words, c.Name)
+		}
+		words = append(words, argWords(s, specs)...)
+		if len(words) > 0 {
+			fmt.Fprintf(w, "\t%q) printf '%%s\\n' %q ;;\n", s.path, strings.Join(words, " "))
+		}
+	}
+	fmt.Fprintln(w, "\tesac\n}")
+
+	fmt.Fprintln(w, `# _authbench_flags PATH: the flags of the command PATH.
+_authbench_flags() {
+	case "$1" in`)
+	for _, s := range specs {
+		words := []string{"--help"}
+		for _, f := range s.flags {
+			words = append(words, flagNames(f)...)
+		}
+		fmt.Fprintf(w, "\t%q) printf '%%s\\n' %q ;;\n", s.path, strings.Join(words, " "))
+	}
+	fmt.Fprintln(w, "\tesac\n}")
+
+	fmt.Fprintln(w, `# _authbench_value PATH FLAG: how the value of FLAG completes: "-" when FLAG
+# takes no value, "@file" for a path, else the values it accepts (maybe none).
+_authbench_value() {
+	case "$1 $2" in`)
+	for _, s := range specs {
+		for _, f := range s.flags {
+			var pats []string
+			for _, n := range flagNames(f) {
+				pats = append(pats, fmt.Sprintf("%q", s.path+" "+n))
+			}
+			var v string
+			switch {
+			case f.IsBool() || f.IsCounter():
+				v = "-"
+			case f.Enum != "":
+				v = strings.Join(f.EnumSlice(), " ")
+			case takesFile(f):
+				v = "@file"
+			}
+			fmt.Fprintf(w, "\t%s) printf '%%s\\n' %q ;;\n", strings.Join(pats, "|"), v)
+		}
+	}
+	io.WriteString(w, "\t*) printf '%s\\n' - ;;\n\tesac\n}\n")
+
+	io.WriteString(w, `# _authbench_path WORD...: the command path the words name, skipping flags
+# and their values.
+_authbench_path() {
+	local path="" skip="" w v
+	for w in "$@"; do
+		if [ -n "$skip" ]; then skip=""; continue; fi
+		case "$w" in
+		--*=*) ;;
+		-*)
+			v=$(_authbench_value "$path" "$w")
+			[ "$v" = "-" ] || skip=1 ;;
+		*)
+			case " $(_authbench_words "$path") " in
+			*" $w "*) path="${path:+$path }$w" ;;
+			esac ;;
+		esac
+	done
+	printf '%s\n' "$path"
+}
+`)
+}
+
+func writeBashCompletion(w io.Writer, specs []cmdSpec) {
+	fmt.Fprintln(w, "# bash completion for authbench; generated by `authbench completion bash`.")
+	fmt.Fprintln(w, "# Load it with: source <(authbench completion bash)")
+	shellCase(w, specs)
+	fmt.Fprintln(w, `_authbench() {
+	local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
+	local path v
+	path=$(_authbench_path "${COMP_WORDS[@]:1:COMP_CWORD-1}")
+	COMPREPLY=()
+	if [ "$COMP_CWORD" -gt 1 ] && [[ "$prev" == -* ]] && [[ "$prev" != *=* ]]; then
+		v=$(_authbench_value "$path" "$prev")
+		case "$v" in
+		-) ;;
+		@file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+		*) COMPREPLY=($(compgen -W "$v" -- "$cur")); return ;;
+		esac
+	fi
+	if [[ "$cur" == -* ]]; then
+		COMPREPLY=($(compgen -W "$(_authbench_flags "$path")" -- "$cur"))
+	else
+		COMPREPLY=($(compgen -W "$(_authbench_words "$path")" -- "$cur"))
+	fi
+}
+complete -F _authbench authbench`)
+}
+
+func writeZshCompletion(w io.Writer, specs []cmdSpec) {
+	fmt.Fprintln(w, "#compdef authbench")
+	fmt.Fprintln(w, "# zsh completion for authbench; generated by `authbench completion zsh`.")
+	fmt.Fprintln(w, "# Load it with: source <(authbench completion zsh), or save it as _authbench in $fpath.")
+	shellCase(w, specs)
+	fmt.Fprintln(w, `# _authbench_describe PATH: "name:help" of the subcommands of PATH.
+_authbench_describe() {
+	case "$1" in`)
+	for _, s := range specs {
+		if len(s.subs) == 0 {
+			continue
+		}
+		var lines []string
+		for _, c := range s.subs {
+			lines = append(lines, c.Name+":"+strings.TrimSuffix(c.Help, "."))
+		}
+		fmt.Fprintf(w, "\t%q) print -rl -- %s ;;\n", s.path, quoteAll(lines))
+	}
+	fmt.Fprintln(w, `	esac
+}
+_authbench() {
+	local cur="${words[CURRENT]}" prev="${words[CURRENT-1]}" path v
+	local -a descs
+	path=$(_authbench_path "${(@)words[2,CURRENT-1]}")
+	if (( CURRENT > 2 )) && [[ "$prev" == -* && "$prev" != *=* ]]; then
+		v=$(_authbench_value "$path" "$prev")
+		case "$v" in
+		-) ;;
+		@file) _files; return ;;
+		*) compadd -- ${=v}; return ;;
+		esac
+	fi
+	if [[ "$cur" == -* ]]; then
+		compadd -- ${=$(_authbench_flags "$path")}
+		return
+	fi
+	descs=("${(@f)$(_authbench_describe "$path")}")
+	if [[ -n "${descs[1]}" ]]; then
+		_describe 'command' descs
+	else
+		compadd -- ${=$(_authbench_words "$path")}
+	fi
+}
+if (( $+functions[compdef] )); then
+	compdef _authbench authbench
+fi`)
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
+
+func writeFishCompletion(w io.Writer, specs []cmdSpec) {
+	fmt.Fprintln(w, "# fish completion for authbench; generated by `authbench completion fish`.")
+	fmt.Fprintln(w, "# Load it with: authbench completion fish | source")
+	fmt.Fprintln(w, "complete -c authbench -e")
+	fmt.Fprintln(w, "complete -c authbench -f")
+	// __authbench_path prints the command path of the words typed so far:
+	// the words that name a subcommand of the path before them.
+	fmt.Fprintln(w, `function __authbench_path
+	set -l path ""
+	for w in (commandline -opc)[2..-1]
+		switch $w
+		case '-*'
+			continue
+		end
+		set -l next (string trim -- "$path $w")
+		if contains -- $next $__authbench_paths
+			set path $next
+		end
+	end
+	echo $path
+end
+function __authbench_at
+	test (__authbench_path) = "$argv[1]"
+end`)
+	var paths []string
+	for _, s := range specs[1:] {
+		paths = append(paths, s.path)
+	}
+	fmt.Fprintf(w, "set -g __authbench_paths %s\n", quoteAll(paths))
+	for _, s := range specs {
+		cond := "-n " + fishQuote("__authbench_at "+fishQuote(s.path))
+		for _, c := range s.subs {
+			fmt.Fprintf(w, "complete -c authbench %s -a %s -d %s\n", cond, fishQuote(c.Name), fishQuote(strings.TrimSuffix(c.Help, ".")))
+		}
+		if words := argWords(s, specs); len(words) > 0 && len(s.subs) == 0 {
+			fmt.Fprintf(w, "complete -c authbench %s -a %s\n", cond, fishQuote(strings.Join(words, " ")))
+		}
+		for _, f := range s.flags {
+			line := fmt.Sprintf("complete -c authbench %s -l %s", cond, f.Name)
+			if f.Short != 0 {
+				line += " -s " + string(f.Short)
+			}
+			switch {
+			case f.IsBool() || f.IsCounter():
+			case f.Enum != "":
+				line += " -x -a " + fishQuote(strings.Join(f.EnumSlice(), " "))
+			case takesFile(f):
+				line += " -r -F"
+			default:
+				line += " -x"
+			}
+			fmt.Fprintf(w, "%s -d %s\n", line, fishQuote(firstSentence(f.Help)))
+		}
+	}
+}
+
+func fishQuote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// firstSentence shortens a help text to its first sentence, for the
+// one-line descriptions of completion menus.
+func firstSentence(s string) string {
+	if i := strings.Index(s, ". "); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSuffix(s, ".")
+}
