@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/authbench/authbench/device/otp"
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/code"
+	simvoice "github.com/authbench/authbench/sim/code/voice"
 	"github.com/authbench/authbench/sim/udphid"
 	"github.com/authbench/authbench/sim/umockdev"
 	"github.com/authbench/authbench/sim/vicc"
@@ -31,23 +33,26 @@ import (
 
 // simCmd is `authbench sim`.
 type simCmd struct {
-	Chip          []string `placeholder:"pcsc[=HOST:PORT]|udp[=PORT]|usb" help:"A simulated chip: pcsc[=HOST:PORT] (through pcscd's vpcd; default 127.0.0.1:35963), udp[=PORT] (CTAPHID over UDP; default 8111) or usb (a USB key on an emulated bus, for CMD or for programs run with the LD_PRELOAD and UMOCKDEV_DIR sim prints; needs the Debian packages umockdev, gir1.2-umockdev-1.0 and python3-gi). Repeatable."`
-	CodeDisplay   []string `placeholder:"pty" enum:"pty" help:"A simulated code display on a new pty. Repeatable."`
-	AudioReader   []string `placeholder:"pty" enum:"pty" help:"A simulated audio code reader on a new pty. Repeatable."`
-	Seed          hexBytes `placeholder:"HEX" help:"Seed: the same seed gives the same devices (default: random)."`
-	State         string   `placeholder:"FILE" type:"path" help:"File holding the first chip's state, so that it survives restarts (created if missing)."`
-	OTPSecretFile string   `name:"otp-secret-file" placeholder:"FILE" type:"existingfile" help:"File holding the OTP secret of the code devices in hex (default: derived from the seed). $AUTHBENCH_OTP_SECRET may hold the hex instead."`
-	OTPDigits     int      `name:"otp-digits" default:"6" placeholder:"N" help:"Digits of a code (6-8)."`
-	OTPPeriod     int      `name:"otp-period" default:"30" placeholder:"SECONDS" help:"TOTP period in seconds."`
-	OTPAlg        string   `name:"otp-alg" default:"sha1" enum:"sha1,sha256,sha512" help:"OTP hash."`
-	Factory       bool     `help:"Code devices start in factory mode (PROVISION, SET_CLOCK, SEAL work)."`
-	Presence      string   `default:"auto" enum:"auto,deny,never" help:"What the simulated user does when a chip asks for a touch."`
-	U2FOnly       bool     `name:"u2f-only" help:"The chips speak U2F (CTAP1) only, as many MitID chips: SELECT answers U2F_V2, NFCCTAP_MSG 6D00, CTAPHID_INIT has no CBOR flag."`
-	Attestation   string   `default:"batch" enum:"batch,serial,self,none" help:"The chips' attestation: batch (the model's certificate, no serial number), serial (a certificate with the chip's serial), self or none (not with --u2f-only)."`
-	Language      string   `default:"da" enum:"da,en" help:"Language of the audio code readers."`
-	JSON          bool     `help:"Print one JSON object per device once it is reachable, then {\"ready\":true}."`
-	Verbose       bool     `short:"v" help:"Log connection events to stderr."`
-	Command       []string `arg:"" name:"cmd" optional:"" passthrough:"" help:"A command to run (after --) while the devices run, with the emulated USB bus in its environment; sim ends when it ends, with its exit status."`
+	Chip          []string      `placeholder:"pcsc[=HOST:PORT]|udp[=PORT]|usb" help:"A simulated chip: pcsc[=HOST:PORT] (through pcscd's vpcd; default 127.0.0.1:35963), udp[=PORT] (CTAPHID over UDP; default 8111) or usb (a USB key on an emulated bus, for CMD or for programs run with the LD_PRELOAD and UMOCKDEV_DIR sim prints; needs the Debian packages umockdev, gir1.2-umockdev-1.0 and python3-gi). Repeatable."`
+	CodeDisplay   []string      `placeholder:"pty" enum:"pty" help:"A simulated code display on a new pty. Repeatable."`
+	AudioReader   []string      `placeholder:"pty" enum:"pty" help:"A simulated audio code reader on a new pty. Repeatable."`
+	Seed          hexBytes      `placeholder:"HEX" help:"Seed: the same seed gives the same devices (default: random)."`
+	State         string        `placeholder:"FILE" type:"path" help:"File holding the first chip's state, so that it survives restarts (created if missing)."`
+	OTPSecretFile string        `name:"otp-secret-file" placeholder:"FILE" type:"existingfile" help:"File holding the OTP secret of the code devices in hex (default: derived from the seed). $AUTHBENCH_OTP_SECRET may hold the hex instead."`
+	OTPDigits     int           `name:"otp-digits" default:"6" placeholder:"N" help:"Digits of a code (6-8)."`
+	OTPPeriod     int           `name:"otp-period" default:"30" placeholder:"SECONDS" help:"TOTP period in seconds."`
+	OTPAlg        string        `name:"otp-alg" default:"sha1" enum:"sha1,sha256,sha512" help:"OTP hash."`
+	Factory       bool          `help:"Code devices start in factory mode (PROVISION, SET_CLOCK, SEAL work)."`
+	Presence      string        `default:"auto" enum:"auto,deny,never" help:"What the simulated user does when a chip asks for a touch."`
+	U2FOnly       bool          `name:"u2f-only" help:"The chips speak U2F (CTAP1) only, as many MitID chips: SELECT answers U2F_V2, NFCCTAP_MSG 6D00, CTAPHID_INIT has no CBOR flag."`
+	Attestation   string        `default:"batch" enum:"batch,serial,self,none" help:"The chips' attestation: batch (the model's certificate, no serial number), serial (a certificate with the chip's serial), self or none (not with --u2f-only)."`
+	Language      string        `placeholder:"da|en" help:"Language of the audio code readers: da or en (default: the language of --voice or --prompts, else da)."`
+	Voice         string        `placeholder:"VOICE" help:"The audio code readers speak with espeak-ng in VOICE (en+f3, en+m3, da+m3, da+klatt, en-us, ...), as connected speech: a reader with a speech synthesiser."`
+	VoiceGap      time.Duration `name:"voice-gap" placeholder:"DURATION" help:"With --voice, a pause of DURATION between digits (default: none)."`
+	Prompts       string        `placeholder:"DIR" type:"existingdir" help:"The audio code readers speak the prompts in DIR (authbench voice learn, or LANG/0.wav to 9.wav)."`
+	JSON          bool          `help:"Print one JSON object per device once it is reachable, then {\"ready\":true}."`
+	Verbose       bool          `short:"v" help:"Log connection events to stderr."`
+	Command       []string      `arg:"" name:"cmd" optional:"" passthrough:"" help:"A command to run (after --) while the devices run, with the emulated USB bus in its environment; sim ends when it ends, with its exit status."`
 }
 
 func (*simCmd) runsUntilInterrupted() {}
@@ -80,6 +85,7 @@ type simConfig struct {
 	profile      chip.Profile
 	attestation  chip.Attestation
 	language     string
+	voice        simvoice.Voice // how audio readers speak; nil: their own voice
 }
 
 // simDevice is one running simulated device, as printed by `authbench sim`.
@@ -119,6 +125,15 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 		if cfg.attestation == chip.AttestationNone {
 			return usageError{errors.New("--attestation none with --u2f-only: a U2F registration always carries an attestation certificate; use batch, serial or self")}
 		}
+	}
+	if cfg.voice, err = simVoice(c.Voice, c.VoiceGap, c.Prompts); err != nil {
+		return err
+	}
+	switch {
+	case cfg.language == "":
+		cfg.language = simVoiceLanguage(cfg.voice, c.Voice)
+	case !slices.Contains(simvoice.Languages, cfg.language):
+		return usageError{fmt.Errorf("--language %q: want da or en", cfg.language)}
 	}
 	if len(c.Chip)+len(c.CodeDisplay)+len(c.AudioReader) == 0 {
 		return usageError{errors.New("nothing to simulate: give at least one --chip, --code-display or --audio-reader")}
@@ -401,7 +416,7 @@ func (s *simulation) startCode(ctx context.Context, cfg simConfig, kind device.K
 		Factory:   cfg.factory,
 	}
 	if kind == device.KindAudioCodeReader {
-		opts.Language = cfg.language
+		opts.Language, opts.Voice = cfg.language, cfg.voice
 	}
 	d, err := code.New(opts)
 	if err != nil {
@@ -476,4 +491,47 @@ func (s *simulation) runCommand(ctx context.Context, e *env, args []string) erro
 		return fmt.Errorf("the command succeeded, but a simulated device failed: %w", simErr)
 	}
 	return nil
+}
+
+// simVoice returns the voice that --voice or --prompts ask for, or nil
+// for the reader's own. An espeak-ng voice is tried once, so that a
+// missing espeak-ng is reported at start.
+func simVoice(name string, gap time.Duration, dir string) (simvoice.Voice, error) {
+	switch {
+	case name != "" && dir != "":
+		return nil, usageError{errors.New("give --voice or --prompts, not both")}
+	case name != "":
+		if l, _, _ := strings.Cut(strings.SplitN(name, "+", 2)[0], "-"); !slices.Contains(simvoice.Languages, l) {
+			return nil, usageError{fmt.Errorf("--voice %s: want an espeak-ng voice of %s, such as en+f3 or da+klatt", name, strings.Join(simvoice.Languages, " or "))}
+		}
+		v := &simvoice.Espeak{Voice: name, Gap: gap}
+		lang := simVoiceLanguage(v, name)
+		if _, err := v.Say("0", simvoice.Settings{Language: lang, Speed: 100, Volume: 100, Repeat: 1}); err != nil {
+			return nil, fmt.Errorf("--voice %s: %w", name, err)
+		}
+		return v, nil
+	case gap != 0:
+		return nil, usageError{errors.New("--voice-gap needs --voice")}
+	case dir != "":
+		p, _, err := loadPrompts(dir)
+		if err != nil {
+			return nil, err
+		}
+		return simvoice.NewPromptVoice(p)
+	}
+	return nil, nil
+}
+
+// simVoiceLanguage is the language a reader with voice v starts in: that
+// of the espeak-ng voice name, or the first the voice speaks, "da" first.
+func simVoiceLanguage(v simvoice.Voice, name string) string {
+	if l, _, _ := strings.Cut(strings.SplitN(name, "+", 2)[0], "-"); name != "" && slices.Contains(simvoice.Languages, l) {
+		return l
+	}
+	for _, l := range simvoice.Languages {
+		if v == nil || v.Speaks(l) {
+			return l
+		}
+	}
+	return simvoice.Languages[0]
 }
