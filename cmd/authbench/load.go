@@ -47,7 +47,7 @@ type loadCmd struct {
 	JSON        bool          `help:"Print the results as JSON instead of text."`
 }
 
-// The DESIGN §7 targets the load command reports against.
+// The targets the load command reports against.
 const (
 	targetChips        = 10000 // simulated chips through enroll → login → block → re-add ...
 	targetChipsSeconds = 10.0  // ... in at most this many seconds
@@ -143,7 +143,7 @@ func (c *loadCmd) Run(ctx context.Context, e *env) error {
 	return nil
 }
 
-// targetResult is one DESIGN §7 target and whether the run met it.
+// targetResult is one target and whether the run met it.
 type targetResult struct {
 	Name     string  `json:"name"`
 	Want     string  `json:"want"` // "<=" or ">="
@@ -156,7 +156,7 @@ func (t targetResult) String() string {
 	return fmt.Sprintf("%s %.3g, target %s %.3g", t.Name, t.Measured, t.Want, t.Target)
 }
 
-// targets judges the report against the DESIGN §7 targets. A run of fewer
+// targets judges the report against the targets. A run of fewer
 // chips than the target's count is judged by the time the target's count
 // would take at the measured rate.
 func (r *loadReport) targets() []targetResult {
@@ -699,7 +699,7 @@ func chipLifecycle(ctx context.Context, srv *loadServer, lc *loadChip, stats []p
 	return nil
 }
 
-// checkOldCredential checks what DESIGN §1 says of a chip added again
+// checkOldCredential checks the lifecycle rule (server/domain) for a chip added again
 // after a permanent block: the blocked authenticator cannot log in, the
 // old credential is refused even when the chip signs with it, and the new
 // one logs in. It returns the error code of the refusal of the old

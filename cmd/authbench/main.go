@@ -46,7 +46,7 @@ type cli struct {
 	Reactivate reactivateCmd `cmd:"" help:"Reactivate a suspended authenticator (support token, or a session from another authenticator)."`
 	Status     statusCmd     `cmd:"" help:"Show an identity's authenticators: kind, state, failures, suspensions, security element."`
 	Audit      auditCmd      `cmd:"" help:"Check the tamper-evident audit log of a server's database."`
-	Load       loadCmd       `cmd:"" help:"Measure the server against the DESIGN §7 targets, as ratios to raw-crypto baselines measured in the same run."`
+	Load       loadCmd       `cmd:"" help:"Measure the server against its performance targets, as ratios to raw-crypto baselines measured in the same run."`
 	Version    versionCmd    `cmd:"" help:"Print the version of authbench and of Go it was built with."`
 	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 	Man        manCmd        `cmd:"" help:"Print the manual page, or write one page per command into a directory."`

@@ -24,7 +24,7 @@
 //     configured roots), §11.2 and §11.3 (long messages over HID and
 //     chained APDUs, cancel), and FIDO U2F Raw Message Formats §4 and §5.
 //   - CodeDeviceSuite: code displays and audio code readers
-//     (device.CodeDevice) speaking CDP/1 (DESIGN.md §4): IDENTIFY, RFC 6238
+//     (device.CodeDevice) speaking CDP/1 (docs/cdp1.md): IDENTIFY, RFC 6238
 //     §4 codes against the device clock, one code per press, the
 //     repeated-SEQ cache, resynchronisation after noise and bad CRCs, the
 //     factory commands after SEAL, and the speech of audio readers.

@@ -1,6 +1,6 @@
-// Package voice reads what an audio code reader (kodeoplæser, DESIGN.md §1)
+// Package voice reads what an audio code reader (kodeoplæser)
 // says: it decodes the spoken digits of a one-time code from the PCM that
-// CDP/1 AUDIO returns (DESIGN.md §4), and reads and writes that PCM as WAV
+// CDP/1 AUDIO returns (CDP/1 §4, docs/cdp1.md), and reads and writes that PCM as WAV
 // files, so that a test bench can check a reader and keep what it said.
 //
 // Where it sits: driver/serial fetches the audio of a PRESS and calls

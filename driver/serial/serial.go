@@ -18,7 +18,7 @@ import (
 	"github.com/authbench/authbench/device/voice"
 )
 
-// The line settings of the CDP/1 test UART (DESIGN.md §4): 115200 baud,
+// The line settings of the CDP/1 test UART (CDP/1 §1, docs/cdp1.md): 115200 baud,
 // 8 data bits, no parity, 1 stop bit, no flow control.
 const BaudRate = 115200
 
@@ -50,7 +50,7 @@ type Options struct {
 }
 
 // CodeDevice is a code display (kodeviser) or an audio code reader
-// (kodeoplæser) on a serial port, spoken to in CDP/1 (DESIGN.md §4). It
+// (kodeoplæser) on a serial port, spoken to in CDP/1 (docs/cdp1.md). It
 // implements device.CodeDevice; one command runs at a time, and it is safe
 // for concurrent use. Close it when done: it owns the port.
 type CodeDevice struct {

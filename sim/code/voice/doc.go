@@ -1,8 +1,8 @@
 // Package voice is the speech of the simulated audio code reader
-// (kodeoplæser, DESIGN.md §1): the synthesis that strings recorded prompts
+// (kodeoplæser): the synthesis that strings recorded prompts
 // of the digits 0 to 9, in Danish or English, into the words a reader says
-// when its button is pressed (the PCM that CDP/1 AUDIO serves, DESIGN.md
-// §4), at the reader's speed, volume and repeat count (Settings).
+// when its button is pressed (the PCM that CDP/1 AUDIO serves, CDP/1
+// §4 in docs/cdp1.md), at the reader's speed, volume and repeat count (Settings).
 //
 // It sits under sim/code, which calls Speak on every press of a simulated
 // audio reader. It is pure computation on embedded data: no I/O.
