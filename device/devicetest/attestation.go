@@ -156,7 +156,7 @@ func packedCertProblems(cert *x509.Certificate, aaguid []byte) []string {
 // intermediates. Without roots it only notes the issuer.
 func (c *chipRun) verifyChain(cert *x509.Certificate, intermediates []*x509.Certificate) error {
 	if c.o.Roots == nil {
-		c.Logf("no attestation roots configured: the chain of %q (issuer %q) was not checked", cert.Subject, cert.Issuer)
+		c.NotChecked(fmt.Sprintf("no attestation roots given (--roots FILE): the certificate chain of %q (issuer %q) was not checked", cert.Subject, cert.Issuer))
 		return nil
 	}
 	pool := x509.NewCertPool()

@@ -88,9 +88,11 @@ func CodeDeviceSuite(opts CodeOptions) Suite {
 			"CDP/1 §4.3 PROVISION, SET_CLOCK, SEAL", checkFactorySealed),
 	}
 	return Suite{
-		Name:   "code-device",
-		Checks: checks,
-		Accept: accepts[device.CodeDevice]("device.CodeDevice"),
+		Name:     "code-device",
+		Checks:   checks,
+		Accept:   accepts[device.CodeDevice]("device.CodeDevice"),
+		Describe: describeCodeDevice,
+		Probe:    probeCodeDevice,
 	}
 }
 
@@ -256,7 +258,7 @@ func stepOf(t uint64, period time.Duration) uint64 {
 
 func checkTOTP(ctx context.Context, c *codeRun) error {
 	if len(c.o.Secret) == 0 {
-		return Skipf("the device's OTP secret is not known (CodeOptions.Secret)")
+		return Skipf("the device's OTP secret is not known: give it with --otp-secret-file FILE (hex) or $AUTHBENCH_OTP_SECRET")
 	}
 	id, err := c.identity(ctx)
 	if err != nil {
@@ -448,7 +450,7 @@ func checkAudio(ctx context.Context, c *codeRun) error {
 	}
 	c.Logf("code %s: %v of audio at %d Hz, kept as %s", code.Digits, a.Duration().Round(time.Millisecond), a.SampleRate, name)
 	if c.o.DecodeAudio == nil {
-		c.Logf("the speech was not decoded: no decoder configured (CodeOptions.DecodeAudio); listen to %s", name)
+		c.NotChecked(fmt.Sprintf("the speech was not decoded (no voice prompts to recognise it with): listen to %s", name))
 		return nil
 	}
 	heard, err := c.o.DecodeAudio(ctx, a)
@@ -613,7 +615,7 @@ func checkFactorySealed(ctx context.Context, c *codeRun) error {
 	}
 	if st.FactoryMode {
 		if !c.o.Destructive {
-			return Skipf("the device is in factory mode; sealing it is for good, so this check needs destructive checks enabled")
+			return Skipf("the device is in factory mode; sealing it is for good, so this check runs only with --destructive")
 		}
 		s, _, err := cmd.Do(ctx, frame.CmdSeal, nil)
 		if err != nil {
