@@ -12,7 +12,7 @@ BIN       := bin/authbench
 
 # Debian packages: to build (cgo drivers), and what the tests talk to.
 BUILD_DEBS := libpcsclite-dev libusb-1.0-0-dev pkg-config
-TEST_DEBS  := $(BUILD_DEBS) pcscd vsmartcard-vpcd pcsc-tools python3-fido2 python3-pyscard espeak-ng postgresql zsh fish mandoc
+TEST_DEBS  := $(BUILD_DEBS) pcscd vsmartcard-vpcd pcsc-tools python3-fido2 python3-pyscard espeak-ng postgresql zsh fish mandoc libxml2-utils
 
 .PHONY: all build demo test bench fuzz vet deps test-deps clean
 

@@ -24,3 +24,13 @@ func keyMode(f *os.File) (restore func(), err error) {
 	}
 	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
 }
+
+// isTerminal reports whether r is a terminal someone can answer on.
+func isTerminal(r any) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

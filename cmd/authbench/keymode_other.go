@@ -12,3 +12,7 @@ import (
 func keyMode(f *os.File) (restore func(), err error) {
 	return nil, errors.ErrUnsupported
 }
+
+// isTerminal reports whether r is a terminal; elsewhere than on Linux it
+// says no, so that destructive commands need --yes.
+func isTerminal(r any) bool { return false }

@@ -307,7 +307,7 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 		if err != nil {
 			return d, unreachableError{fmt.Errorf("chip %d: nothing listens on %s, where pcscd's vpcd reader should be listening: start pcscd with `pcscd -f &` (or `systemctl start pcscd`), with vsmartcard-vpcd installed (apt-get install pcscd vsmartcard-vpcd)\n  (%v)", i, addr, err)}
 		}
-		vopts, cardCtl := cfg.faults.viccOptions(vicc.Options{Logger: s.log}, serial, note)
+		vopts, cardCtl := cfg.faults.viccOptions(vicc.Options{Logger: s.log}, c, note)
 		conn := vicc.New(addr, card, vopts)
 		s.goServe(ctx, "chip on vpcd "+addr, func(ctx context.Context) error {
 			return cardCtl.runCard(ctx, conn, first, s.log)

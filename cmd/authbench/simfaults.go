@@ -516,9 +516,10 @@ func apduCommand(b []byte, chained *bool) string {
 
 // cardControl is the state of the faults of one card behind pcscd.
 type cardControl struct {
-	f      *simFaults
-	serial string
-	log    func(string)
+	f          *simFaults
+	serial     string
+	powerCycle func() // the chip loses power when its card is pulled
+	log        func(string)
 
 	mu      sync.Mutex
 	n       int
@@ -528,10 +529,10 @@ type cardControl struct {
 	pull    context.CancelFunc // ends the vpcd connection for good (removed)
 }
 
-// viccOptions returns the vicc options of a card with the faults, and the
-// control that pulls the card.
-func (f *simFaults) viccOptions(opts vicc.Options, serial string, log func(string)) (vicc.Options, *cardControl) {
-	cc := &cardControl{f: f, serial: serial, log: log, fired: map[*timedFault]bool{}}
+// viccOptions returns the vicc options of the card of chip c with the
+// faults, and the control that pulls the card.
+func (f *simFaults) viccOptions(opts vicc.Options, c *chip.Chip, log func(string)) (vicc.Options, *cardControl) {
+	cc := &cardControl{f: f, serial: c.Serial(), powerCycle: c.PowerCycle, log: log, fired: map[*timedFault]bool{}}
 	if len(f.cardAt) == 0 {
 		return opts, cc
 	}
@@ -624,6 +625,7 @@ func (cc *cardControl) runCard(ctx context.Context, conn *vicc.Conn, first net.C
 			return ctx.Err()
 		case <-time.After(cc.f.reinsert):
 		}
+		cc.powerCycle() // a card out of the reader has no power: the reset window opens again
 		cc.log(fmt.Sprintf("chip %s: card put back in the reader", cc.serial))
 	}
 }
