@@ -23,4 +23,7 @@
 //   - PC/SC: driver/pcsc through a private pcscd with vpcd (needs root and
 //     cgo; internal/pcscdtest) to sim/vicc with its Fault options: a card
 //     pulled mid-command, answers that are late, garbled or cut short.
+//
+// `authbench sim --fault` offers these faults on the command line (see
+// `authbench help sim`), and `authbench check` reports what a bench sees.
 package faults
