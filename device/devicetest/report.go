@@ -270,7 +270,7 @@ type specRef struct {
 // page, at the section where its anchors follow the section numbers (RFCs).
 func specRefs(spec string) []specRef {
 	var refs []specRef
-	for _, part := range strings.Split(spec, ";") {
+	for _, part := range splitSpec(spec) {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue
@@ -297,6 +297,27 @@ func specRefs(spec string) []specRef {
 	return refs
 }
 
+// splitSpec splits a spec at the semicolons between its references, not
+// at those inside parentheses.
+func splitSpec(spec string) []string {
+	var parts []string
+	depth, start := 0, 0
+	for i, r := range spec {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ';':
+			if depth == 0 {
+				parts = append(parts, spec[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(parts, spec[start:])
+}
+
 // references lists the documents the reports cite, in a stable order.
 func references(reports []*Report) []specRef {
 	seen := map[string]bool{}
@@ -318,7 +339,7 @@ func references(reports []*Report) []specRef {
 	}
 	for _, rep := range reports {
 		for _, res := range rep.Results {
-			for _, part := range strings.Split(res.Spec, ";") {
+			for _, part := range splitSpec(res.Spec) {
 				if m := rfcRef.FindStringSubmatch(strings.TrimSpace(part)); m != nil {
 					addDoc("RFC "+m[1], "https://www.rfc-editor.org/rfc/rfc"+m[1])
 				}
