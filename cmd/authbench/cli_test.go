@@ -335,7 +335,7 @@ func TestHelp(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("help exited %d", code)
 	}
-	for _, name := range []string{"demo", "sim", "check", "serve", "identity", "enroll", "login", "block", "reactivate", "status", "audit", "load", "version", "completion", "man"} {
+	for _, name := range []string{"demo", "sim", "check", "serve", "identity", "enroll", "login", "logout", "block", "reactivate", "cancel", "status", "audit", "load", "version", "completion", "man"} {
 		if !strings.Contains(out, "\n  "+name+" ") {
 			t.Errorf("help does not list %q:\n%s", name, out)
 		}

@@ -209,7 +209,7 @@ func startDemoServer(ctx context.Context, dir string, now func() time.Time, seed
 		Now:              now,
 		Rand:             &lockedReader{r: rand.NewChaCha8(srvSeed)},
 		// The story logs in more often than a person would.
-		RateLimit: api.RateLimit{PerSource: api.Rate{Every: -1}, PerIdentity: api.Rate{Every: -1}},
+		RateLimit: api.RateLimit{PerSource: api.Rate{Every: -1}, PerAuthenticator: api.Rate{Every: -1}},
 	})
 	if err != nil {
 		return nil, err
@@ -229,7 +229,10 @@ type demo struct {
 	srv   *demoServer
 
 	support *client.Client // a support operator
-	owner   *client.Client // the person, with the session of a password login
+	anon    *client.Client // no credential: the login ceremonies, and the attacker
+	owner   *client.Client // the person, with a two-factor session (password and a second factor)
+	ownerS  *client.Session
+	appS    *client.Session // the person's session from the app alone
 
 	person   string
 	password string
@@ -273,6 +276,7 @@ func (d *demo) run(ctx context.Context) {
 		if err != nil {
 			return "", err
 		}
+		d.anon = d.support.WithToken("")
 		if err := d.support.Health(ctx); err != nil {
 			return "", err
 		}
@@ -284,10 +288,15 @@ func (d *demo) run(ctx context.Context) {
 	if !d.personStory(ctx) {
 		return
 	}
+	if !d.firstDeviceStory(ctx) {
+		return
+	}
 	d.chipStory(ctx)
 	d.codeStory(ctx)
 	d.audioStory(ctx)
 	d.appStory(ctx)
+	d.attackerStory(ctx)
+	d.sessionStory(ctx)
 	d.chipBlockStory(ctx)
 	d.identityStory(ctx)
 	d.auditStory(ctx)
@@ -323,133 +332,6 @@ func failure(err, want error, failures int, state string) (string, error) {
 		return "", fmt.Errorf("failures %d (reported: %v), state %q; want %d, %q", n, ok, ae.State(), failures, state)
 	}
 	return msg, nil
-}
-
-func (d *demo) personStory(ctx context.Context) bool {
-	tl := d.tl
-	tl.sectionf("The person and their MitID password")
-	d.person = "person-1"
-	d.password = "correct horse battery staple"
-	ok := tl.step("support creates the person with a password", func() (string, error) {
-		id, err := d.support.CreateIdentity(ctx, client.CreateIdentityRequest{ID: d.person, Password: d.password})
-		if err != nil {
-			return "", err
-		}
-		if len(id.Authenticators) != 1 || id.Authenticators[0].Kind != client.KindPassword || id.Authenticators[0].State != client.StateActive {
-			return "", fmt.Errorf("identity %+v: want one active password", id)
-		}
-		d.pwAuth = id.Authenticators[0].ID
-		return fmt.Sprintf("identity %s, password %s (active)", id.ID, d.pwAuth), nil
-	})
-	ok = ok && tl.step("the person logs in with the password and gets a self-service session", func() (string, error) {
-		s, err := client.LoginPassword(ctx, d.support.WithToken(""), d.person, d.pwAuth, d.password)
-		if err != nil {
-			return "", err
-		}
-		d.owner = d.support.WithToken(s.Token)
-		return "session until " + s.ExpiresAt.Format(time.TimeOnly), nil
-	})
-	return ok
-}
-
-// chipStory: a chip over CTAPHID (UDP HID) is added, activated with its
-// packed attestation, and used.
-func (d *demo) chipStory(ctx context.Context) {
-	tl := d.tl
-	tl.sectionf("MitID chip (simulated FIDO key over USB HID, carried in UDP)")
-	if !tl.step("plug the chip in and open it", func() (string, error) {
-		c, err := chip.New(chip.Options{Seed: d.seed})
-		if err != nil {
-			return "", err
-		}
-		d.chipDev = c
-		d.sim.addCloser(c)
-		dev, err := udphid.Listen("127.0.0.1:0", "127.0.0.1:1")
-		if err != nil {
-			return "", err
-		}
-		d.sim.addCloser(dev)
-		d.sim.goServe(ctx, "demo chip", func(ctx context.Context) error {
-			return ctaphid.Serve(ctx, dev, c, ctaphid.ServeOptions{Major: 1})
-		})
-		host, err := udphid.Dial(dev.LocalAddr().String(), "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		d.sim.addCloser(host)
-		conn, err := ctaphid.Open(ctx, host, ctaphid.Options{})
-		if err != nil {
-			return "", err
-		}
-		d.sim.addCloser(conn)
-		cl := ctap2.NewClient(conn)
-		info, err := cl.Info(ctx)
-		if err != nil {
-			return "", err
-		}
-		d.chipHost = cl
-		return fmt.Sprintf("serial %s, %v, AAGUID %x", c.Serial(), info.Versions, info.AAGUID), nil
-	}) {
-		return
-	}
-	tl.step("the person adds the chip: a security element is created in the chip and in the solution", func() (string, error) {
-		a, err := client.EnrollChip(ctx, d.owner, d.person, "key ring", d.chipHost)
-		if err != nil {
-			return "", err
-		}
-		if a.State != client.StateActive || a.Element.AttestationTrusted == nil || !*a.Element.AttestationTrusted {
-			return "", fmt.Errorf("chip %s is %s, attestation trusted %v", a.ID, a.State, a.Element.AttestationTrusted)
-		}
-		d.chipAuth = a
-		return fmt.Sprintf("%s, credential %s, %s attestation trusted (test CA: the model's batch certificate), model AAGUID %s",
-			a.ID, short(a.CredentialID), a.Element.AttestationFormat, a.Element.AAGUID), nil
-	})
-	if d.chipAuth == nil {
-		return
-	}
-	tl.step("log in with the chip twice: the signatures verify and the sign counter rises", func() (string, error) {
-		s1, err := client.LoginChip(ctx, d.support.WithToken(""), d.person, d.chipAuth.ID, d.chipHost)
-		if err != nil {
-			return "", err
-		}
-		s2, err := client.LoginChip(ctx, d.support.WithToken(""), d.person, d.chipAuth.ID, d.chipHost)
-		if err != nil {
-			return "", err
-		}
-		n1, n2 := s1.Authenticator.Element.SignCount, s2.Authenticator.Element.SignCount
-		if n2 <= n1 {
-			return "", fmt.Errorf("sign counter %d then %d", n1, n2)
-		}
-		return fmt.Sprintf("sign counter %d then %d", n1, n2), nil
-	})
-	tl.step("a cloned chip is caught: its sign counter does not rise, and the server says so", func() (string, error) {
-		var saved bytes.Buffer
-		if err := d.chipDev.Save(&saved); err != nil {
-			return "", err
-		}
-		clone, err := chip.Load(&saved, chip.Options{})
-		if err != nil {
-			return "", err
-		}
-		defer clone.Close()
-		// The original moves on; the clone, restored from the same state,
-		// replays an old count.
-		if _, err := client.LoginChip(ctx, d.support.WithToken(""), d.person, d.chipAuth.ID, d.chipHost); err != nil {
-			return "", err
-		}
-		_, err = client.LoginChip(ctx, d.support.WithToken(""), d.person, d.chipAuth.ID, clone)
-		return failure(err, client.ErrSignCount, 1, client.StateActive)
-	})
-	tl.step("the genuine chip logs in again and the failure count is back to zero", func() (string, error) {
-		s, err := client.LoginChip(ctx, d.support.WithToken(""), d.person, d.chipAuth.ID, d.chipHost)
-		if err != nil {
-			return "", err
-		}
-		if s.Authenticator.Failures != 0 {
-			return "", fmt.Errorf("failures %d after a success", s.Authenticator.Failures)
-		}
-		return fmt.Sprintf("sign counter %d, failures 0", s.Authenticator.Element.SignCount), nil
-	})
 }
 
 // codeDevice starts a simulated code device on a pty and opens its serial
@@ -524,10 +406,77 @@ func (d *demo) provision(ctx context.Context, devs ...*code.Device) (string, err
 // person waited for a new code.
 func (d *demo) nextStep() { d.clock.Advance(30 * time.Second) }
 
-// codeStory: a code display on a serial port (a pty): codes are used once,
-// three wrong codes suspend it, the person reactivates it, and after the
-// third suspension it is blocked for good and its serial is revoked.
-func (d *demo) codeStory(ctx context.Context) {
+// newDecoder returns a recogniser of the digits the simulated audio code
+// reader speaks, built from its reference prompts.
+func newDecoder() (*voice.Decoder, error) { return voice.DefaultDecoder() }
+
+func spaced(s string) string { return strings.Join(strings.Split(s, ""), " ") }
+
+// loginCode logs the person in with the password and a code read from the
+// code device whose host is h.
+func (d *demo) loginCode(ctx context.Context, h *frame.Host) (*client.Session, error) {
+	return client.LoginPasswordCodeDevice(ctx, d.anon, d.person, d.password, h)
+}
+
+// loginChip logs the person in with the password and chip c.
+func (d *demo) loginChip(ctx context.Context, c device.Chip) (*client.Session, error) {
+	return client.LoginPasswordChip(ctx, d.anon, d.person, d.password, "", c)
+}
+
+// useSession makes s the person's self-service session.
+func (d *demo) useSession(s *client.Session) {
+	d.ownerS = s
+	d.owner = d.support.WithToken(s.Token)
+}
+
+// ended checks that the session of c has ended: every use is refused 401.
+func ended(ctx context.Context, c *client.Client, person string) error {
+	_, err := c.Identity(ctx, person)
+	if !errors.Is(err, client.ErrUnauthorized) {
+		return fmt.Errorf("the session still works (%v)", err)
+	}
+	return nil
+}
+
+func (d *demo) personStory(ctx context.Context) bool {
+	tl := d.tl
+	tl.sectionf("The person and their MitID password")
+	d.person = "person-1"
+	d.password = "correct horse battery staple"
+	ok := tl.step("support creates the person with a password", func() (string, error) {
+		id, err := d.support.CreateIdentity(ctx, client.CreateIdentityRequest{ID: d.person, Password: d.password})
+		if err != nil {
+			return "", err
+		}
+		if len(id.Authenticators) != 1 || id.Authenticators[0].Kind != client.KindPassword || id.Authenticators[0].State != client.StateActive {
+			return "", fmt.Errorf("identity %+v: want one active password", id)
+		}
+		d.pwAuth = id.Authenticators[0].ID
+		return fmt.Sprintf("identity %s, password %s (active)", id.ID, d.pwAuth), nil
+	})
+	ok = ok && tl.step("the password alone gives no session: MitID asks for a second factor, and the person has none yet", func() (string, error) {
+		step, err := d.anon.PasswordLogin(ctx, d.person, d.password, "")
+		if err != nil {
+			return "", err
+		}
+		if len(step.SecondFactors) != 0 {
+			return "", fmt.Errorf("second factors %+v", step.SecondFactors)
+		}
+		// What the password step hands out is no session.
+		_, err = d.support.WithToken(step.Ceremony).Identity(ctx, d.person)
+		msg, err := expect(err, client.ErrUnauthorized)
+		if err != nil {
+			return "", err
+		}
+		return "the password was right; using its ceremony as a session is " + msg, nil
+	})
+	return ok
+}
+
+// firstDeviceStory: the person gets a code display at the support desk,
+// which proves possession with its first code; somebody else who adds
+// the same serial gets nothing.
+func (d *demo) firstDeviceStory(ctx context.Context) bool {
 	tl := d.tl
 	tl.sectionf("MitID code display (simulated, CDP/1 on a serial port)")
 	if !tl.step("the factory makes a code display and an audio code reader and sends their secrets to the server as PSKC", func() (string, error) {
@@ -540,44 +489,188 @@ func (d *demo) codeStory(ctx context.Context) {
 		}
 		return d.provision(ctx, d.display, d.reader)
 	}) {
-		return
+		return false
 	}
-	tl.step("the person adds the code display with its serial number and activates it with a code", func() (string, error) {
-		a, err := client.EnrollCodeDevice(ctx, d.owner, d.person, "desk drawer", d.displayHost)
+	var other *client.Added
+	tl.step("somebody else adds the display's serial: a pending add that holds nothing, and a wrong code counts against the serial", func() (string, error) {
+		if _, err := d.support.CreateIdentity(ctx, client.CreateIdentityRequest{ID: "person-2", Password: "another long password"}); err != nil {
+			return "", err
+		}
+		var err error
+		if other, err = d.support.AddAuthenticator(ctx, "person-2", client.AddRequest{Kind: client.KindCodeDisplay, Serial: d.display.Serial()}); err != nil {
+			return "", err
+		}
+		_, err = d.support.Activate(ctx, "person-2", other.Authenticator.ID, client.ActivateRequest{Code: wrongCode(d.display)})
+		return failure(err, client.ErrWrongCode, 1, client.StatePending)
+	})
+	ok := tl.step("at the support desk the person adds the code display and proves possession with its first code", func() (string, error) {
+		a, err := client.EnrollCodeDevice(ctx, d.support, d.person, "desk drawer", d.displayHost)
 		if err != nil {
 			return "", err
 		}
 		d.displayAuth = a
 		return fmt.Sprintf("%s, serial %s, %d digits every %d s, state %s", a.ID, a.Serial, a.Element.Digits, a.Element.PeriodSeconds, a.State), nil
 	})
-	if d.displayAuth == nil {
+	if other != nil {
+		tl.step("the other add can never be activated now, and support cancels it without revoking the serial", func() (string, error) {
+			d.nextStep()
+			c, err := d.displayHost.Press(ctx)
+			if err != nil {
+				return "", err
+			}
+			_, err = d.support.Activate(ctx, "person-2", other.Authenticator.ID, client.ActivateRequest{Code: c.Digits})
+			msg, err := expect(err, client.ErrAlreadyRegistered)
+			if err != nil {
+				return "", err
+			}
+			if err := d.support.Cancel(ctx, "person-2", other.Authenticator.ID); err != nil {
+				return "", err
+			}
+			return msg, nil
+		})
+	}
+	ok = ok && tl.step("the person logs in with the password and a code from the display: a two-factor session", func() (string, error) {
+		d.nextStep()
+		s, err := d.loginCode(ctx, d.displayHost)
+		if err != nil {
+			return "", err
+		}
+		d.useSession(s)
+		return fmt.Sprintf("session %s (%s, proven by %s) until %s", s.ID, s.Level, strings.Join(s.Authenticators, " and "), s.ExpiresAt.Format(time.TimeOnly)), nil
+	})
+	return ok
+}
+
+// chipStory: a chip over CTAPHID (UDP HID) is added, activated with its
+// packed attestation, and used as the second factor.
+func (d *demo) chipStory(ctx context.Context) {
+	tl := d.tl
+	tl.sectionf("MitID chip (simulated FIDO key over USB HID, carried in UDP)")
+	if !tl.step("plug the chip in and open it", func() (string, error) {
+		c, err := chip.New(chip.Options{Seed: d.seed})
+		if err != nil {
+			return "", err
+		}
+		d.chipDev = c
+		d.sim.addCloser(c)
+		dev, err := udphid.Listen("127.0.0.1:0", "127.0.0.1:1")
+		if err != nil {
+			return "", err
+		}
+		d.sim.addCloser(dev)
+		d.sim.goServe(ctx, "demo chip", func(ctx context.Context) error {
+			return ctaphid.Serve(ctx, dev, c, ctaphid.ServeOptions{Major: 1})
+		})
+		host, err := udphid.Dial(dev.LocalAddr().String(), "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		d.sim.addCloser(host)
+		conn, err := ctaphid.Open(ctx, host, ctaphid.Options{})
+		if err != nil {
+			return "", err
+		}
+		d.sim.addCloser(conn)
+		cl := ctap2.NewClient(conn)
+		info, err := cl.Info(ctx)
+		if err != nil {
+			return "", err
+		}
+		d.chipHost = cl
+		return fmt.Sprintf("serial %s, %v, AAGUID %x", c.Serial(), info.Versions, info.AAGUID), nil
+	}) {
 		return
 	}
+	tl.step("the person adds the chip with their session: a security element is created in the chip and in the solution", func() (string, error) {
+		a, err := client.EnrollChip(ctx, d.owner, d.person, "key ring", d.chipHost)
+		if err != nil {
+			return "", err
+		}
+		if a.State != client.StateActive || a.Element.AttestationTrusted == nil || !*a.Element.AttestationTrusted {
+			return "", fmt.Errorf("chip %s is %s, attestation trusted %v", a.ID, a.State, a.Element.AttestationTrusted)
+		}
+		d.chipAuth = a
+		return fmt.Sprintf("%s, credential %s, %s attestation trusted (test CA: the model's batch certificate), model AAGUID %s",
+			a.ID, short(a.CredentialID), a.Element.AttestationFormat, a.Element.AAGUID), nil
+	})
+	if d.chipAuth == nil {
+		return
+	}
+	tl.step("log in with the password and the chip twice: the signatures verify and the sign counter rises", func() (string, error) {
+		s1, err := d.loginChip(ctx, d.chipHost)
+		if err != nil {
+			return "", err
+		}
+		s2, err := d.loginChip(ctx, d.chipHost)
+		if err != nil {
+			return "", err
+		}
+		n1, n2 := s1.Authenticator.Element.SignCount, s2.Authenticator.Element.SignCount
+		if n2 <= n1 {
+			return "", fmt.Errorf("sign counter %d then %d", n1, n2)
+		}
+		return fmt.Sprintf("sign counter %d then %d", n1, n2), nil
+	})
+	tl.step("a cloned chip is caught: its sign counter does not rise, and the server says so", func() (string, error) {
+		var saved bytes.Buffer
+		if err := d.chipDev.Save(&saved); err != nil {
+			return "", err
+		}
+		clone, err := chip.Load(&saved, chip.Options{})
+		if err != nil {
+			return "", err
+		}
+		defer clone.Close()
+		// The original moves on; the clone, restored from the same state,
+		// replays an old count.
+		if _, err := d.loginChip(ctx, d.chipHost); err != nil {
+			return "", err
+		}
+		_, err = d.loginChip(ctx, clone)
+		return failure(err, client.ErrSignCount, 1, client.StateActive)
+	})
+	tl.step("the genuine chip logs in again and the failure count is back to zero", func() (string, error) {
+		s, err := d.loginChip(ctx, d.chipHost)
+		if err != nil {
+			return "", err
+		}
+		if s.Authenticator.Failures != 0 {
+			return "", fmt.Errorf("failures %d after a success", s.Authenticator.Failures)
+		}
+		return fmt.Sprintf("sign counter %d, failures 0", s.Authenticator.Element.SignCount), nil
+	})
+}
+
+// codeStory: codes are used once; after the right password three wrong
+// codes suspend the display, which ends the sessions it proved; the
+// person reactivates it; the third suspension blocks it for good and its
+// serial is revoked.
+func (d *demo) codeStory(ctx context.Context) {
+	tl := d.tl
+	if d.displayAuth == nil || d.chipAuth == nil {
+		return
+	}
+	tl.sectionf("The code display: single-use codes, wrong codes after the right password")
 	aid := d.displayAuth.ID
-	anon := d.support.WithToken("")
-	tl.step("the code that activated it cannot be used again (RFC 6238 §5.2)", func() (string, error) {
+	tl.step("a code that was used cannot be used again (RFC 6238 §5.2)", func() (string, error) {
+		d.nextStep()
 		c, err := d.displayHost.Press(ctx)
 		if err != nil {
 			return "", err
 		}
-		_, err = client.LoginCode(ctx, anon, d.person, aid, c.Digits)
-		return expect(err, client.ErrCodeReplayed)
-	})
-	tl.step("thirty seconds later a new code logs in", func() (string, error) {
-		d.nextStep()
-		s, err := client.LoginCodeDevice(ctx, anon, d.person, aid, d.displayHost)
-		if err != nil {
+		if _, err := client.LoginPasswordCode(ctx, d.anon, d.person, d.password, aid, c.Digits); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("last step %d, drift %+d", s.Authenticator.Element.LastStep, s.Authenticator.Element.DriftSteps), nil
+		_, err = client.LoginPasswordCode(ctx, d.anon, d.person, d.password, aid, c.Digits)
+		return expect(err, client.ErrCodeReplayed)
 	})
-	wrongRound := func() (string, error) {
+	wrongRound := func(last string) (string, error) {
 		var msg string
 		for i := 1; i <= 3; i++ {
-			_, err := client.LoginCode(ctx, anon, d.person, aid, wrongCode(d.display))
+			_, err := client.LoginPasswordCode(ctx, d.anon, d.person, d.password, aid, wrongCode(d.display))
 			state := client.StateActive
 			if i == 3 {
-				state = client.StateSuspended
+				state = last
 			}
 			m, e := failure(err, client.ErrWrongCode, i, state)
 			if e != nil {
@@ -587,13 +680,26 @@ func (d *demo) codeStory(ctx context.Context) {
 		}
 		return msg, nil
 	}
-	tl.step("three wrong codes in a row: the third answer says the code display is suspended", wrongRound)
+	tl.step("after the right password, three wrong codes in a row: the third answer says the code display is suspended", func() (string, error) {
+		return wrongRound(client.StateSuspended)
+	})
+	tl.step("the session the display proved has ended with it", func() (string, error) {
+		if err := ended(ctx, d.owner, d.person); err != nil {
+			return "", err
+		}
+		return "the session of the password and the display is refused (401)", nil
+	})
 	tl.step("while suspended even a right code is refused", func() (string, error) {
 		d.nextStep()
-		_, err := client.LoginCodeDevice(ctx, anon, d.person, aid, d.displayHost)
+		_, err := d.loginCode(ctx, d.displayHost)
 		return expect(err, client.ErrSuspended)
 	})
-	tl.step("the person reactivates it on self-service, proving who they are with the password session", func() (string, error) {
+	tl.step("the person logs in with the password and the chip and reactivates the display on self-service", func() (string, error) {
+		s, err := d.loginChip(ctx, d.chipHost)
+		if err != nil {
+			return "", err
+		}
+		d.useSession(s)
 		a, err := d.owner.Reactivate(ctx, d.person, aid)
 		if err != nil {
 			return "", err
@@ -605,11 +711,11 @@ func (d *demo) codeStory(ctx context.Context) {
 	})
 	tl.step("a right code after reactivation logs in", func() (string, error) {
 		d.nextStep()
-		_, err := client.LoginCodeDevice(ctx, anon, d.person, aid, d.displayHost)
+		_, err := d.loginCode(ctx, d.displayHost)
 		return "", err
 	})
 	tl.step("another round of wrong codes: second suspension; support reactivates it this time", func() (string, error) {
-		if _, err := wrongRound(); err != nil {
+		if _, err := wrongRound(client.StateSuspended); err != nil {
 			return "", err
 		}
 		a, err := d.support.Reactivate(ctx, d.person, aid)
@@ -621,18 +727,11 @@ func (d *demo) codeStory(ctx context.Context) {
 		}
 		return fmt.Sprintf("state %s, suspensions %d", a.State, a.Suspensions), nil
 	})
-	tl.step("a third round: the third suspension blocks the code display for good and deletes its secret", func() (string, error) {
-		for i := 1; i <= 3; i++ {
-			_, err := client.LoginCode(ctx, anon, d.person, aid, wrongCode(d.display))
-			state := client.StateActive
-			if i == 3 {
-				state = client.StateBlocked
-			}
-			if _, e := failure(err, client.ErrWrongCode, i, state); e != nil {
-				return "", fmt.Errorf("wrong code %d: %w", i, e)
-			}
+	tl.step("a third round by someone who knows the password: the third suspension blocks the display for good and deletes its secret", func() (string, error) {
+		if _, err := wrongRound(client.StateBlocked); err != nil {
+			return "", err
 		}
-		id, err := d.owner.Identity(ctx, d.person)
+		id, err := d.support.Identity(ctx, d.person)
 		if err != nil {
 			return "", err
 		}
@@ -647,10 +746,6 @@ func (d *demo) codeStory(ctx context.Context) {
 		return expect(err, client.ErrSerialRevoked)
 	})
 }
-
-// newDecoder returns a recogniser of the digits the simulated audio code
-// reader speaks, built from its reference prompts.
-func newDecoder() (*voice.Decoder, error) { return voice.DefaultDecoder() }
 
 // listen presses the audio reader's button and decodes what it says.
 func (d *demo) listen(ctx context.Context) (heard, shown string, err error) {
@@ -668,13 +763,11 @@ func (d *demo) listen(ctx context.Context) (heard, shown string, err error) {
 	return r.Digits, c.Digits, nil
 }
 
-func spaced(s string) string { return strings.Join(strings.Split(s, ""), " ") }
-
 // audioStory: the audio code reader the person ordered is added while the
 // quota allows one code device.
 func (d *demo) audioStory(ctx context.Context) {
 	tl := d.tl
-	if d.reader == nil {
+	if d.reader == nil || d.owner == nil {
 		return
 	}
 	tl.sectionf("MitID audio code reader (simulated, speaks Danish, CDP/1 on a serial port)")
@@ -725,24 +818,27 @@ func (d *demo) audioStory(ctx context.Context) {
 		_, err = d.owner.AddAuthenticator(ctx, d.person, client.AddRequest{Kind: client.KindCodeDisplay, Serial: spare.Serial()})
 		return expect(err, client.ErrQuotaExceeded)
 	})
-	tl.step("log in with what the reader says", func() (string, error) {
+	tl.step("log in with the password and what the reader says", func() (string, error) {
 		d.nextStep()
 		heard, _, err := d.listen(ctx)
 		if err != nil {
 			return "", err
 		}
-		if _, err := client.LoginCode(ctx, d.support.WithToken(""), d.person, d.readerAuth.ID, heard); err != nil {
+		if _, err := client.LoginPasswordCode(ctx, d.anon, d.person, d.password, d.readerAuth.ID, heard); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("it said “%s”", spaced(heard)), nil
 	})
 }
 
-// appStory: a MitID app (a key pair and a PIN) is registered and used.
+// appStory: a MitID app (a key pair and a PIN) is registered and logs in
+// alone.
 func (d *demo) appStory(ctx context.Context) {
 	tl := d.tl
-	tl.sectionf("MitID app (simulated: a P-256 device key and a six-digit PIN)")
-	anon := d.support.WithToken("")
+	if d.owner == nil {
+		return
+	}
+	tl.sectionf("MitID app (simulated: a P-256 device key and a six-digit PIN, two factors in one)")
 	tl.step("the person registers the app: the server keeps its public key and a verifier of the PIN", func() (string, error) {
 		a, err := app.New(app.Options{Seed: append(append([]byte(nil), d.seed...), "app"...)})
 		if err != nil {
@@ -763,29 +859,179 @@ func (d *demo) appStory(ctx context.Context) {
 	if d.app.PIN() == wrongPIN {
 		wrongPIN = "111111"
 	}
-	tl.step("two wrong PINs, then the right one: the success resets the count", func() (string, error) {
+	tl.step("the app logs in alone: two wrong PINs, then the right one, and the success resets the count", func() (string, error) {
 		for i := 1; i <= 2; i++ {
-			_, err := client.LoginApp(ctx, anon, d.person, d.appAuth.ID, d.app, wrongPIN)
+			_, err := client.LoginApp(ctx, d.anon, d.person, d.appAuth.ID, d.app, wrongPIN)
 			if _, e := failure(err, client.ErrWrongPIN, i, client.StateActive); e != nil {
 				return "", e
 			}
 		}
-		s, err := client.LoginApp(ctx, anon, d.person, d.appAuth.ID, d.app, d.app.PIN())
+		s, err := client.LoginApp(ctx, d.anon, d.person, d.appAuth.ID, d.app, d.app.PIN())
 		if err != nil {
 			return "", err
 		}
-		if s.Authenticator.Failures != 0 {
-			return "", fmt.Errorf("failures %d after a success", s.Authenticator.Failures)
+		if s.Authenticator.Failures != 0 || s.Level != client.LevelTwoFactor {
+			return "", fmt.Errorf("failures %d, level %s after a success", s.Authenticator.Failures, s.Level)
 		}
-		return "failures back to 0", nil
+		d.appS = s
+		return "failures back to 0; session " + s.ID + " (" + s.Level + ")", nil
 	})
-	tl.step("a copy of the app on another phone (another key) is refused even with the right PIN", func() (string, error) {
+	tl.step("a copy of the app on another phone (another key) is refused even with the right PIN, and counts against nothing", func() (string, error) {
 		other, err := app.New(app.Options{Seed: []byte("another phone"), PIN: d.app.PIN()})
 		if err != nil {
 			return "", err
 		}
-		_, err = client.LoginApp(ctx, anon, d.person, d.appAuth.ID, other, d.app.PIN())
-		return failure(err, client.ErrBadSignature, 1, client.StateActive)
+		_, err = client.LoginApp(ctx, d.anon, d.person, d.appAuth.ID, other, d.app.PIN())
+		msg, err := expect(err, client.ErrBadSignature)
+		if err != nil {
+			return "", err
+		}
+		id, err := d.support.Identity(ctx, d.person)
+		if err != nil {
+			return "", err
+		}
+		if a := id.Authenticator(d.appAuth.ID); a == nil || a.Failures != 0 {
+			return "", fmt.Errorf("the app's failures after a foreign signature: %+v", a)
+		}
+		return msg, nil
+	})
+}
+
+// attackerStory: somebody who knows only the person's identity ID guesses
+// passwords. They can suspend the password for a while (the seed's rule),
+// never block it for good.
+func (d *demo) attackerStory(ctx context.Context) {
+	tl := d.tl
+	if d.appS == nil || d.chipAuth == nil {
+		return
+	}
+	tl.sectionf("An attacker who knows only the identity ID")
+	app := d.support.WithToken(d.appS.Token)
+	var before *client.Session
+	round := func() error {
+		for i := 1; i <= 3; i++ {
+			_, err := d.anon.PasswordLogin(ctx, d.person, fmt.Sprintf("guess number %d", i), "")
+			state := client.StateActive
+			if i == 3 {
+				state = client.StateSuspended
+			}
+			if _, e := failure(err, client.ErrWrongPassword, i, state); e != nil {
+				return fmt.Errorf("guess %d: %w", i, e)
+			}
+		}
+		return nil
+	}
+	tl.step("three wrong passwords suspend the password for a while, and the sessions it proved end", func() (string, error) {
+		var err error
+		if before, err = d.loginChip(ctx, d.chipHost); err != nil {
+			return "", err
+		}
+		if err := round(); err != nil {
+			return "", err
+		}
+		if err := ended(ctx, d.support.WithToken(before.Token), d.person); err != nil {
+			return "", fmt.Errorf("the password and chip session: %w", err)
+		}
+		if _, err := app.Identity(ctx, d.person); err != nil {
+			return "", fmt.Errorf("the app session: %w", err)
+		}
+		return "the session of the password and the chip ended; the app's lives on", nil
+	})
+	tl.step("from now on every guess, the right password too, gets the very same answer", func() (string, error) {
+		var bodies []string
+		for _, pw := range []string{"another guess", d.password} {
+			_, err := d.anon.PasswordLogin(ctx, d.person, pw, "")
+			var ae *client.APIError
+			if !errors.As(err, &ae) || !errors.Is(err, client.ErrSuspended) {
+				return "", fmt.Errorf("answer %v", err)
+			}
+			bodies = append(bodies, fmt.Sprintf("%d %s %s", ae.Status, ae.Code, ae.Message))
+		}
+		if bodies[0] != bodies[1] {
+			return "", fmt.Errorf("the answers differ:\n  %s\n  %s", bodies[0], bodies[1])
+		}
+		return "both: " + bodies[0], nil
+	})
+	tl.step("the person reactivates the password with the app's session; the attacker tries twice more; it is still only suspended", func() (string, error) {
+		for r := 0; r < 2; r++ {
+			if _, err := app.Reactivate(ctx, d.person, d.pwAuth); err != nil {
+				return "", err
+			}
+			if err := round(); err != nil {
+				return "", err
+			}
+		}
+		id, err := d.support.Identity(ctx, d.person)
+		if err != nil {
+			return "", err
+		}
+		pw := id.Authenticator(d.pwAuth)
+		if pw == nil || pw.State != client.StateSuspended || pw.Element.Wiped {
+			return "", fmt.Errorf("the password after three rounds: %+v", pw)
+		}
+		if _, err := app.Reactivate(ctx, d.person, d.pwAuth); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("three rounds of anonymous guesses, %d suspensions counted toward a permanent block: guesses without another factor never block for good", pw.Suspensions), nil
+	})
+}
+
+// sessionStory: the person sees their sessions and ends them.
+func (d *demo) sessionStory(ctx context.Context) {
+	tl := d.tl
+	if d.appS == nil {
+		return
+	}
+	tl.sectionf("Sessions")
+	app := d.support.WithToken(d.appS.Token)
+	var other *client.Session
+	tl.step("the person lists their sessions: each says what proved it", func() (string, error) {
+		var err error
+		if other, err = d.loginChip(ctx, d.chipHost); err != nil {
+			return "", err
+		}
+		list, err := app.Sessions(ctx, d.person)
+		if err != nil {
+			return "", err
+		}
+		var parts []string
+		for _, s := range list {
+			p := s.ID + " (" + strings.Join(s.Authenticators, "+") + ")"
+			if s.Current {
+				p += " this one"
+			}
+			parts = append(parts, p)
+		}
+		if len(list) < 2 {
+			return "", fmt.Errorf("sessions %+v", list)
+		}
+		return strings.Join(parts, ", "), nil
+	})
+	if other == nil {
+		return
+	}
+	tl.step("they end the password-and-chip session from the app's, and it is gone", func() (string, error) {
+		if err := app.EndSession(ctx, d.person, other.ID); err != nil {
+			return "", err
+		}
+		if err := ended(ctx, d.support.WithToken(other.Token), d.person); err != nil {
+			return "", err
+		}
+		return "session " + other.ID + " ended", nil
+	})
+	tl.step("logging in again, then out: the session ends at logout", func() (string, error) {
+		s, err := d.loginChip(ctx, d.chipHost)
+		if err != nil {
+			return "", err
+		}
+		c := d.support.WithToken(s.Token)
+		if err := c.Logout(ctx); err != nil {
+			return "", err
+		}
+		if err := ended(ctx, c, d.person); err != nil {
+			return "", err
+		}
+		return "session " + s.ID + " logged out", nil
 	})
 }
 
@@ -793,29 +1039,37 @@ func (d *demo) appStory(ctx context.Context) {
 // element; the old credential stays refused.
 func (d *demo) chipBlockStory(ctx context.Context) {
 	tl := d.tl
-	if d.chipAuth == nil {
+	if d.chipAuth == nil || d.appS == nil {
 		return
 	}
 	tl.sectionf("The chip is lost, found again, and added again")
-	anon := d.support.WithToken("")
-	tl.step("the owner blocks the chip (lost): its security element in the solution is deleted", func() (string, error) {
-		a, err := d.owner.Block(ctx, d.person, d.chipAuth.ID, client.ReasonLost)
+	app := d.support.WithToken(d.appS.Token)
+	var chipS *client.Session
+	tl.step("the owner blocks the chip (lost) from the app's session: its security element is deleted, and its sessions end", func() (string, error) {
+		var err error
+		if chipS, err = d.loginChip(ctx, d.chipHost); err != nil {
+			return "", err
+		}
+		a, err := app.Block(ctx, d.person, d.chipAuth.ID, client.ReasonLost)
 		if err != nil {
 			return "", err
 		}
 		if a.State != client.StateBlocked || !a.Element.Wiped {
 			return "", fmt.Errorf("chip %s: state %s, wiped %v", a.ID, a.State, a.Element.Wiped)
 		}
+		if err := ended(ctx, d.support.WithToken(chipS.Token), d.person); err != nil {
+			return "", fmt.Errorf("the chip's session: %w", err)
+		}
 		d.oldCred = d.chipAuth.CredentialID
-		return fmt.Sprintf("state %s (%s), element deleted, credential %s kept as a tombstone", a.State, a.BlockReason, short(d.oldCred)), nil
+		return fmt.Sprintf("state %s (%s), element deleted, credential %s kept as a tombstone; the chip's session ended", a.State, a.BlockReason, short(d.oldCred)), nil
 	})
 	tl.step("the blocked chip cannot log in", func() (string, error) {
-		_, err := client.LoginChip(ctx, anon, d.person, d.chipAuth.ID, d.chipHost)
+		_, err := client.LoginPasswordChip(ctx, d.anon, d.person, d.password, d.chipAuth.ID, d.chipHost)
 		return expect(err, client.ErrBlocked)
 	})
 	var again *client.Authenticator
 	tl.step("the same physical chip is added again: a new security element in the chip and in the solution", func() (string, error) {
-		a, err := client.EnrollChip(ctx, d.owner, d.person, "key ring (again)", d.chipHost)
+		a, err := client.EnrollChip(ctx, app, d.person, "key ring (again)", d.chipHost)
 		if err != nil {
 			return "", err
 		}
@@ -828,26 +1082,22 @@ func (d *demo) chipBlockStory(ctx context.Context) {
 	if again == nil {
 		return
 	}
-	tl.step("the new element logs in", func() (string, error) {
-		_, err := client.LoginChip(ctx, anon, d.person, again.ID, d.chipHost)
+	tl.step("the new element logs in with the password", func() (string, error) {
+		_, err := client.LoginPasswordChip(ctx, d.anon, d.person, d.password, again.ID, d.chipHost)
 		return "", err
 	})
 	tl.step("the old credential stays refused: the chip still holds it, but the server does not accept it any more", func() (string, error) {
-		lc, err := anon.BeginLogin(ctx, d.person, again.ID)
+		step, err := d.anon.PasswordLogin(ctx, d.person, d.password, again.ID)
 		if err != nil {
 			return "", err
 		}
-		var old client.Bytes
-		if err := old.UnmarshalJSON([]byte(`"` + d.oldCred + `"`)); err != nil {
-			return "", err
-		}
-		opts := *lc.PublicKey
-		opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: old}}
+		opts := *step.Next.PublicKey
+		opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: d.oldCred}}
 		cred, err := client.ChipAssertion(ctx, d.chipHost, &opts, d.srv.Origin)
 		if err != nil {
 			return "", fmt.Errorf("the chip no longer signs with its old credential: %w", err)
 		}
-		_, err = anon.FinishLogin(ctx, d.person, again.ID, client.FinishLoginRequest{Ceremony: lc.Ceremony, Credential: cred})
+		_, err = d.anon.FinishLogin(ctx, d.person, client.FinishLoginRequest{Ceremony: step.Next.Ceremony, Credential: cred})
 		if err == nil {
 			return "", errors.New("the old credential was accepted")
 		}
@@ -862,32 +1112,41 @@ func (d *demo) chipBlockStory(ctx context.Context) {
 // identityStory: support blocks the whole identity on suspected misuse.
 func (d *demo) identityStory(ctx context.Context) {
 	tl := d.tl
+	if d.appS == nil {
+		return
+	}
 	tl.sectionf("The whole identity")
-	tl.step("support blocks the identity temporarily (suspected misuse): no authenticator can log in", func() (string, error) {
+	app := d.support.WithToken(d.appS.Token)
+	tl.step("support blocks the identity temporarily (suspected misuse): every session ends, and nothing logs in", func() (string, error) {
 		id, err := d.support.BlockIdentity(ctx, d.person, "suspected misuse")
 		if err != nil {
 			return "", err
 		}
-		_, err = client.LoginPassword(ctx, d.support.WithToken(""), d.person, d.pwAuth, d.password)
+		if err := ended(ctx, app, d.person); err != nil {
+			return "", fmt.Errorf("the app's session: %w", err)
+		}
+		_, err = d.anon.PasswordLogin(ctx, d.person, d.password, "")
 		msg, err := expect(err, client.ErrIdentityBlocked)
 		if err != nil {
 			return "", err
 		}
-		return "state " + id.State + "; password " + msg, nil
+		return "state " + id.State + "; the app's session ended; the password " + msg, nil
 	})
-	tl.step("only support can lift it: the person's own session is refused", func() (string, error) {
-		_, err := d.owner.UnblockIdentity(ctx, d.person, "")
-		return expect(err, client.ErrForbidden)
-	})
-	tl.step("support lifts the block and the password works again", func() (string, error) {
+	tl.step("only support can lift it; then the app logs in again, and the person's own session may not lift blocks", func() (string, error) {
 		id, err := d.support.UnblockIdentity(ctx, d.person, "checked with the person")
 		if err != nil {
 			return "", err
 		}
-		if _, err := client.LoginPassword(ctx, d.support.WithToken(""), d.person, d.pwAuth, d.password); err != nil {
+		s, err := client.LoginApp(ctx, d.anon, d.person, d.appAuth.ID, d.app, d.app.PIN())
+		if err != nil {
 			return "", err
 		}
-		return "state " + id.State, nil
+		own := d.support.WithToken(s.Token)
+		_, err = own.UnblockIdentity(ctx, d.person, "")
+		if _, err := expect(err, client.ErrForbidden); err != nil {
+			return "", fmt.Errorf("the person's own session lifting a block: %w", err)
+		}
+		return "state " + id.State + "; the person's own session may not lift blocks (403)", nil
 	})
 }
 
@@ -912,10 +1171,10 @@ func (d *demo) auditStory(ctx context.Context) {
 				reactivations = append(reactivations, who)
 			}
 		}
-		if len(reactivations) != 2 {
-			return "", fmt.Errorf("%d reactivations audited, want 2 (event types %v)", len(reactivations), types)
+		if len(reactivations) != 5 {
+			return "", fmt.Errorf("%d reactivations audited, want 5 (event types %v)", len(reactivations), types)
 		}
-		return fmt.Sprintf("%d events; reactivations by %s", len(ev), strings.Join(reactivations, " and by ")), nil
+		return fmt.Sprintf("%d events; reactivations by %s", len(ev), strings.Join(reactivations, ", ")), nil
 	})
 	tl.step("the audit chain verifies (each record carries the hash of the one before)", func() (string, error) {
 		v, err := d.support.VerifyAudit(ctx)

@@ -29,6 +29,11 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{
 		"== MitID chip", "== MitID code display", "== MitID audio code reader", "== MitID app",
 		"== The chip is lost", "== The whole identity", "== Audit",
+		"== An attacker who knows only the identity ID", "== Sessions",
+		"two-factor",                  // every session
+		"403 authenticator_suspended", // the attacker's guesses, all answered alike
+		"409 already_registered",      // somebody else's add of the display's serial
+		"never block for good",
 		"401 sign_count",            // the clone
 		"401 code_replayed",         // codes are single use
 		"409 serial_revoked",        // order a new authenticator

@@ -185,7 +185,7 @@ func openChip(ctx context.Context, sel string) (device.Chip, func(), error) {
 	ch, ok := t.target.(device.Chip)
 	if !ok {
 		t.close()
-		return nil, nil, usageError{fmt.Errorf("--device %s is not a chip: enrol code devices through a PSKC import and `authbench login --device`", sel)}
+		return nil, nil, usageError{fmt.Errorf("--device %s is not a chip: a code device is added by its serial, once support imported its secret (PSKC), and activated with a code it shows (the API's add and activate)", sel)}
 	}
 	return ch, t.close, nil
 }

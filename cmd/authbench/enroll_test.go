@@ -225,12 +225,13 @@ func TestEnrollPCSC(t *testing.T) {
 	}
 	first := chipOf(t, cs)
 	session := filepath.Join(t.TempDir(), "session")
-	code, out = runCmd(t, "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", first.ID,
+	code, out = runCmdIn(t, cs.password+"\n", "login", "--server", cs.URL, "--identity", cs.person, "--password-stdin",
 		"--device", "pcsc:"+reader, "--session-file", session)
 	if code != 0 || !strings.Contains(out, "logged in") {
 		t.Fatalf("login through pcscd exited %d:\n%s", code, out)
 	}
-	// The person blocks the chip with the session of the chip's login.
+	// The person blocks the chip with the session of the password and
+	// the chip (which ends with the block).
 	code, out = runCmd(t, "block", "--server", cs.URL, "--token-file", session, "--identity", cs.person,
 		"--authenticator", first.ID, "--reason", "lost")
 	if code != 0 || !strings.Contains(out, "can be added again") {
@@ -244,7 +245,7 @@ func TestEnrollPCSC(t *testing.T) {
 	if second.ID == first.ID || second.CredentialID == first.CredentialID {
 		t.Errorf("re-added chip: %+v after %+v", second, first)
 	}
-	code, out = runCmd(t, "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", first.ID, "--device", "pcsc:"+reader)
+	code, out = runCmdIn(t, cs.password+"\n", "login", "--server", cs.URL, "--identity", cs.person, "--password-stdin", "--authenticator", first.ID, "--device", "pcsc:"+reader)
 	if code != 1 || !strings.Contains(out, "permanently blocked") {
 		t.Errorf("login with the blocked element exited %d:\n%s", code, out)
 	}

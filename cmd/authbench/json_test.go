@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -77,13 +78,15 @@ func TestJSONOutput(t *testing.T) {
 		}
 	})
 	var chipAuth client.Authenticator
+	// The chip enrolled here is the second factor of the login below.
+	c, err := chip.New(chip.Options{Seed: []byte("json enroll")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	chipSel := serveUDPChip(t, c)
 	t.Run("enroll", func(t *testing.T) {
-		c, err := chip.New(chip.Options{Seed: []byte("json enroll")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		runJSON(t, "", &chipAuth, cs.args("enroll", "--device", serveUDPChip(t, c), "--json")...)
+		runJSON(t, "", &chipAuth, cs.args("enroll", "--device", chipSel, "--json")...)
 		if chipAuth.Kind != client.KindChip || chipAuth.State != client.StateActive || chipAuth.CredentialID == "" {
 			t.Errorf("%+v", chipAuth)
 		}
@@ -91,16 +94,19 @@ func TestJSONOutput(t *testing.T) {
 	t.Run("login", func(t *testing.T) {
 		session := filepath.Join(t.TempDir(), "session")
 		var v map[string]any
-		runJSON(t, cs.password+"\n", &v, "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", cs.pwAuth,
+		runJSON(t, cs.password+"\n", &v, "login", "--server", cs.URL, "--identity", cs.person, "--device", chipSel,
 			"--password-stdin", "--session-file", session, "--json")
 		tok, _ := os.ReadFile(session)
 		if v["identity"] != cs.person || v["session_file"] != session || v["expires_at"] == nil || len(bytes.TrimSpace(tok)) == 0 {
 			t.Errorf("%v", v)
 		}
+		if v["level"] != "two-factor" || fmt.Sprint(v["authenticators"]) != fmt.Sprint([]any{cs.pwAuth, chipAuth.ID}) {
+			t.Errorf("the session's level and authenticators: %v", v)
+		}
 		if _, ok := v["session"]; ok {
 			t.Errorf("the token is in the JSON without --show-token: %v", v)
 		}
-		runJSON(t, cs.password+"\n", &v, "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", cs.pwAuth,
+		runJSON(t, cs.password+"\n", &v, "login", "--server", cs.URL, "--identity", cs.person, "--device", chipSel,
 			"--password-stdin", "--show-token", "--json")
 		if s, _ := v["session"].(string); s == "" {
 			t.Errorf("no token with --show-token: %v", v)
@@ -147,7 +153,7 @@ func TestJSONOutput(t *testing.T) {
 			OK      bool `json:"ok"`
 			Records int  `json:"records"`
 		}
-		runJSON(t, "", &v, "audit", "verify", "--db", db, "--json")
+		runJSON(t, "", &v, "audit", "verify", "--db", db, "--master-key", filepath.Join(dir, "master.key"), "--json")
 		if !v.OK {
 			t.Errorf("%+v", v)
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/pskc"
+	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/code"
@@ -60,6 +61,10 @@ const (
 	loadRPID   = "load.authbench.test"
 	loadOrigin = "https://load.authbench.test"
 )
+
+// loadPassword is the password of every load identity: chips and code
+// devices are second factors, used after it.
+const loadPassword = "the load identities' password"
 
 // loadConfig is what `authbench load` was asked to do.
 type loadConfig struct {
@@ -389,7 +394,9 @@ type loadServer struct {
 }
 
 // startServer starts the embedded server on a loopback port, with the
-// configured database, the real (default) password hasher, the test
+// configured database, cheap argon2id parameters (secrets.FastParams, the
+// documented setting for load: every login checks a password first, and
+// the argon2id cost is not what these scenarios measure), the test
 // attestation CA as its trusted root, the login rate limits switched off
 // (all the load comes from one address), and the clock now (nil for the
 // real one).
@@ -406,8 +413,9 @@ func (l *loader) startServer(ctx context.Context, now func() time.Time) (*loadSe
 		RPOrigins:        []string{loadOrigin},
 		AttestationRoots: roots,
 		PSKCKey:          s.pskcKey,
+		Hasher:           secrets.FastParams(),
 		Now:              now,
-		RateLimit:        api.RateLimit{PerSource: api.Rate{Every: -1}, PerIdentity: api.Rate{Every: -1}},
+		RateLimit:        api.RateLimit{PerSource: api.Rate{Every: -1}, PerAuthenticator: api.Rate{Every: -1}},
 	})
 	if errors.Is(err, service.ErrMasterKey) {
 		// Each run seals under a new random key.
@@ -539,8 +547,9 @@ func (l *loader) chips(ctx context.Context) (_ *chipsResult, err error) {
 		}
 	}()
 
-	// Setup: the chips and their identities (no password: the hasher is
-	// not what this scenario measures).
+	// Setup: the chips and their identities, each with a password (a chip
+	// logs in after the password, docs/login.md; the load server hashes with
+	// cheap argon2id parameters, see startServer).
 	var done atomic.Int64
 	fmt.Fprintf(l.progress, "load: chips: making %d simulated chips and their identities...\n", cfg.n)
 	stop := l.startProgress(func(el time.Duration) string {
@@ -554,7 +563,7 @@ func (l *loader) chips(ctx context.Context) (_ *chipsResult, err error) {
 		}
 		lc := &loadChip{id: fmt.Sprintf("%s-chip-%d", l.tag, i), c: c}
 		chips[i] = lc
-		if _, err := srv.support.CreateIdentity(ctx, client.CreateIdentityRequest{ID: lc.id}); err != nil {
+		if _, err := srv.support.CreateIdentity(ctx, client.CreateIdentityRequest{ID: lc.id, Password: loadPassword}); err != nil {
 			return &loadError{What: fmt.Sprintf("chip %d (identity %s)", i, lc.id), Step: "create identity", Err: err}
 		}
 		done.Add(1)
@@ -664,7 +673,7 @@ func chipLifecycle(ctx context.Context, srv *loadServer, lc *loadChip, stats []p
 	}
 	lc.old = a
 	t1 := time.Now()
-	s, err := client.LoginChip(ctx, srv.anon, lc.id, a.ID, lc.c)
+	s, err := client.LoginPasswordChip(ctx, srv.anon, lc.id, loadPassword, a.ID, lc.c)
 	if err != nil {
 		return fail("login", err)
 	}
@@ -706,28 +715,25 @@ func chipLifecycle(ctx context.Context, srv *loadServer, lc *loadChip, stats []p
 // credential.
 func checkOldCredential(ctx context.Context, srv *loadServer, lc *loadChip) (string, *loadError) {
 	fail := func(step string, err error) (string, *loadError) { return "", &loadError{Step: step, Err: err} }
-	_, err := client.LoginChip(ctx, srv.anon, lc.id, lc.old.ID, lc.c)
+	_, err := client.LoginPasswordChip(ctx, srv.anon, lc.id, loadPassword, lc.old.ID, lc.c)
 	if !errors.Is(err, client.ErrBlocked) {
 		return fail("log in with the blocked authenticator", fmt.Errorf("want %q, got %v", client.ErrBlocked, err))
 	}
-	lcg, err := srv.anon.BeginLogin(ctx, lc.id, lc.cur.ID)
+	step, err := srv.anon.PasswordLogin(ctx, lc.id, loadPassword, lc.cur.ID)
 	if err != nil {
-		return fail("old credential: begin", err)
+		return fail("old credential: password", err)
 	}
-	if lcg.PublicKey == nil {
-		return fail("old credential: begin", errors.New("no request options for a chip"))
-	}
-	var old client.Bytes
-	if err := old.UnmarshalJSON([]byte(strconv.Quote(lc.old.CredentialID))); err != nil {
-		return fail("old credential: decode its ID", err)
+	lcg := step.Next
+	if lcg == nil || lcg.PublicKey == nil {
+		return fail("old credential: password", errors.New("no request options for the chip"))
 	}
 	opts := *lcg.PublicKey
-	opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: old}}
+	opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: lc.old.CredentialID}}
 	cred, err := client.ChipAssertion(ctx, lc.c, &opts, loadOrigin)
 	if err != nil {
 		return fail("old credential: the chip signs with it", err)
 	}
-	_, err = srv.anon.FinishLogin(ctx, lc.id, lc.cur.ID, client.FinishLoginRequest{Ceremony: lcg.Ceremony, Credential: cred})
+	_, err = srv.anon.FinishLogin(ctx, lc.id, client.FinishLoginRequest{Ceremony: lcg.Ceremony, Credential: cred})
 	var ae *client.APIError
 	switch {
 	case err == nil:
@@ -735,7 +741,7 @@ func checkOldCredential(ctx context.Context, srv *loadServer, lc *loadChip) (str
 	case !errors.As(err, &ae) || ae.Status/100 != 4:
 		return fail("old credential: finish", fmt.Errorf("want a refusal (4xx), got: %w", err))
 	}
-	if _, err := client.LoginChip(ctx, srv.anon, lc.id, lc.cur.ID, lc.c); err != nil {
+	if _, err := client.LoginPasswordChip(ctx, srv.anon, lc.id, loadPassword, lc.cur.ID, lc.c); err != nil {
 		return fail("log in with the new credential", err)
 	}
 	return fmt.Sprintf("%d %s", ae.Status, ae.Code), nil
@@ -853,7 +859,7 @@ func (l *loader) otp(ctx context.Context) (_ *otpResult, err error) {
 	err = forEach(ctx, len(devs), cfg.concurrency, func(ctx context.Context, _, i int) error {
 		d := devs[i]
 		what := fmt.Sprintf("code device %d (identity %s)", i, d.id)
-		if _, err := srv.support.CreateIdentity(ctx, client.CreateIdentityRequest{ID: d.id}); err != nil {
+		if _, err := srv.support.CreateIdentity(ctx, client.CreateIdentityRequest{ID: d.id, Password: loadPassword}); err != nil {
 			return &loadError{What: what, Step: "create identity", Err: err}
 		}
 		a, err := client.EnrollCodeDevice(ctx, srv.support, d.id, "load", d.dev)
@@ -972,7 +978,7 @@ func otpLogin(ctx context.Context, srv *loadServer, d *loadCode) error {
 		return &loadError{What: what, Step: "press", Err: fmt.Errorf("the device shows step %d, already used %d", c.Step, d.last)}
 	}
 	d.last = c.Step
-	if _, err := client.LoginCode(ctx, srv.anon, d.id, d.aid, c.Digits); err != nil {
+	if _, err := client.LoginPasswordCode(ctx, srv.anon, d.id, loadPassword, d.aid, c.Digits); err != nil {
 		return &loadError{What: what, Step: fmt.Sprintf("login with the code of step %d", c.Step), Err: err}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -13,15 +14,17 @@ import (
 	"github.com/authbench/authbench/sim/app"
 )
 
-// loginCmd is `authbench login`.
+// loginCmd is `authbench login`: MitID's combinations only, the password
+// and a second factor (a chip or code device, or a code read from one), or
+// the app alone (docs/login.md).
 type loginCmd struct {
 	serverFlags
 	Identity      string   `required:"" placeholder:"ID" help:"The identity (person)."`
-	Authenticator string   `required:"" placeholder:"AID" help:"The authenticator's ID (see authbench status)."`
-	Device        string   `placeholder:"SELECTOR" help:"The chip or code device to log in with (see authbench help check)."`
-	Code          string   `placeholder:"CODE" help:"A one-time code read from a code display or audio code reader."`
-	PasswordStdin bool     `help:"Read the password from the first line of standard input."`
-	AppSeed       hexBytes `placeholder:"HEX" help:"Seed of a simulated MitID app (sim/app); its PIN comes from the first line of standard input, or $AUTHBENCH_PIN."`
+	PasswordStdin bool     `help:"Read the password from the first line of standard input; the second factor is --device or --code."`
+	Device        string   `placeholder:"SELECTOR" help:"The chip or code device that is the second factor, after the password (see authbench help check)."`
+	Code          string   `placeholder:"CODE" help:"A one-time code read from a code display or audio code reader: the second factor, after the password."`
+	Authenticator string   `placeholder:"AID" help:"With --app-seed, the app's ID; after the password, the chip or code device to use when the identity has several (see authbench status)."`
+	AppSeed       hexBytes `placeholder:"HEX" help:"Seed of a simulated MitID app (sim/app), which logs in alone (its key and its PIN are two factors); the PIN comes from the first line of standard input, or $AUTHBENCH_PIN."`
 	SessionFile   string   `placeholder:"FILE" type:"path" help:"Write the session token to FILE (mode 0600), for --token-file of later commands."`
 	ShowToken     bool     `help:"Print the session token (it is a secret: by default it is only written to --session-file)."`
 	JSON          bool     `help:"Print the session as JSON (the token only with --show-token)."`
@@ -29,22 +32,35 @@ type loginCmd struct {
 
 // loginJSON is what `authbench login --json` prints.
 type loginJSON struct {
-	Identity      string                `json:"identity"`
-	Authenticator *client.Authenticator `json:"authenticator"`
-	ExpiresAt     time.Time             `json:"expires_at"`
-	SessionFile   string                `json:"session_file,omitempty"`
-	Token         string                `json:"session,omitempty"`
+	Identity       string                `json:"identity"`
+	SessionID      string                `json:"session_id"`
+	Level          string                `json:"level"`
+	Authenticators []string              `json:"authenticators"`
+	Authenticator  *client.Authenticator `json:"authenticator"`
+	ExpiresAt      time.Time             `json:"expires_at"`
+	SessionFile    string                `json:"session_file,omitempty"`
+	Token          string                `json:"session,omitempty"`
+}
+
+// check refuses the combinations MitID does not log in with.
+func (c *loginCmd) check() error {
+	useApp := c.AppSeed != nil
+	switch {
+	case useApp && (c.PasswordStdin || c.Device != "" || c.Code != ""):
+		return usageError{errors.New("the app logs in alone: give --app-seed and --authenticator, without --password-stdin, --device or --code")}
+	case useApp && c.Authenticator == "":
+		return usageError{errors.New("--app-seed goes with --authenticator (the app's ID)")}
+	case !useApp && !c.PasswordStdin:
+		return usageError{errors.New("MitID logs in with the password and a second factor (--password-stdin with --device or --code), or with the app (--app-seed, --authenticator)")}
+	case !useApp && (c.Device == "") == (c.Code == ""):
+		return usageError{errors.New("after the password, give one second factor: --device SELECTOR (a chip or code device) or --code CODE")}
+	}
+	return nil
 }
 
 func (c *loginCmd) Run(ctx context.Context, e *env) error {
-	ways := 0
-	for _, set := range []bool{c.Device != "", c.Code != "", c.PasswordStdin, c.AppSeed != nil} {
-		if set {
-			ways++
-		}
-	}
-	if ways != 1 {
-		return usageError{errors.New("give exactly one of --device, --code, --password-stdin and --app-seed")}
+	if err := c.check(); err != nil {
+		return err
 	}
 	out := e.stdout
 	if c.JSON {
@@ -60,14 +76,6 @@ func (c *loginCmd) Run(ctx context.Context, e *env) error {
 
 	var s *client.Session
 	switch {
-	case c.Code != "":
-		s, err = client.LoginCode(ctx, cl, c.Identity, c.Authenticator, c.Code)
-	case c.PasswordStdin:
-		pw, rerr := readLine(e.in(), "the password")
-		if rerr != nil {
-			return rerr
-		}
-		s, err = client.LoginPassword(ctx, cl, c.Identity, c.Authenticator, pw)
 	case c.AppSeed != nil:
 		pin := os.Getenv("AUTHBENCH_PIN")
 		if pin == "" {
@@ -86,6 +94,14 @@ func (c *loginCmd) Run(ctx context.Context, e *env) error {
 		}
 		s, err = client.LoginApp(ctx, cl, c.Identity, c.Authenticator, a, pin)
 	default:
+		pw, rerr := readLine(e.in(), "the password")
+		if rerr != nil {
+			return rerr
+		}
+		if c.Code != "" {
+			s, err = client.LoginPasswordCode(ctx, cl, c.Identity, pw, c.Authenticator, c.Code)
+			break
+		}
 		t, oerr := openDevice(ctx, c.Device, targetOptions{})
 		if oerr != nil {
 			return oerr
@@ -93,10 +109,10 @@ func (c *loginCmd) Run(ctx context.Context, e *env) error {
 		defer t.close()
 		switch d := t.target.(type) {
 		case device.Chip:
-			s, err = client.LoginChip(ctx, cl, c.Identity, c.Authenticator, d)
+			s, err = client.LoginPasswordChip(ctx, cl, c.Identity, pw, c.Authenticator, d)
 			prompt.done()
 		case device.CodeDevice:
-			s, err = client.LoginCodeDevice(ctx, cl, c.Identity, c.Authenticator, d)
+			s, err = client.LoginPasswordCodeDevice(ctx, cl, c.Identity, pw, d)
 		default:
 			return usageError{fmt.Errorf("--device %s is neither a chip nor a code device", c.Device)}
 		}
@@ -110,13 +126,15 @@ func (c *loginCmd) Run(ctx context.Context, e *env) error {
 		}
 	}
 	if c.JSON {
-		j := loginJSON{Identity: c.Identity, Authenticator: &s.Authenticator, ExpiresAt: s.ExpiresAt, SessionFile: c.SessionFile}
+		j := loginJSON{Identity: c.Identity, SessionID: s.ID, Level: s.Level, Authenticators: s.Authenticators,
+			Authenticator: &s.Authenticator, ExpiresAt: s.ExpiresAt, SessionFile: c.SessionFile}
 		if c.ShowToken {
 			j.Token = s.Token
 		}
 		return printJSON(e.stdout, j)
 	}
-	fmt.Fprintf(e.stdout, "logged in to %s with %s %s; the session ends at %s\n", c.Identity, s.Authenticator.Kind, s.Authenticator.ID, s.ExpiresAt.Local().Format(time.DateTime))
+	fmt.Fprintf(e.stdout, "logged in to %s with two factors (%s); the session %s ends at %s\n", c.Identity,
+		strings.Join(s.Authenticators, " and "), s.ID, s.ExpiresAt.Local().Format(time.DateTime))
 	switch {
 	case c.ShowToken:
 		fmt.Fprintf(e.stdout, "session token: %s\n", s.Token)
@@ -125,6 +143,29 @@ func (c *loginCmd) Run(ctx context.Context, e *env) error {
 	default:
 		fmt.Fprintln(e.stdout, "the session token is not shown: give --session-file FILE to keep it (or --show-token to print it)")
 	}
+	return nil
+}
+
+// logoutCmd is `authbench logout`.
+type logoutCmd struct {
+	serverFlags
+	tokenFlags
+}
+
+func (c *logoutCmd) Run(ctx context.Context, e *env) error {
+	cl, err := c.authedClient(&c.tokenFlags, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	if err := cl.Logout(ctx); err != nil {
+		if errors.Is(err, client.ErrUnauthorized) {
+			return fmt.Errorf("no such session: it ended already (logout, expiry, or an authenticator that proved it is no longer active)\n  (%v)", err)
+		}
+		return explainServer(&c.serverFlags, "", err)
+	}
+	fmt.Fprintln(e.stdout, "logged out: the session has ended")
 	return nil
 }
 
@@ -145,7 +186,7 @@ func explainLogin(sf *serverFlags, identity, sel string, err error) error {
 	}
 	switch {
 	case errors.Is(err, client.ErrFailedAttempt) && ae != nil && ae.State() == client.StateSuspended:
-		return fmt.Errorf("refused, and the authenticator is now temporarily blocked: %s\n  to reactivate it, log in with another authenticator and run `authbench reactivate --token-file SESSION`, or ask support", ae.Message)
+		return fmt.Errorf("refused, and the authenticator is now temporarily blocked: %s\n  to reactivate it, log in with two other factors (or the app) and run `authbench reactivate --token-file SESSION`, or ask support", ae.Message)
 	case errors.Is(err, client.ErrFailedAttempt) && ae != nil && ae.State() == client.StateBlocked:
 		return fmt.Errorf("refused, and the authenticator is now permanently blocked: %s", ae.Message)
 	case errors.Is(err, client.ErrSignCount):
@@ -155,7 +196,11 @@ func explainLogin(sf *serverFlags, identity, sel string, err error) error {
 	case errors.Is(err, client.ErrCodeReplayed):
 		return fmt.Errorf("that code was already used: wait for the next one\n  (%v)", err)
 	case errors.Is(err, client.ErrSuspended):
-		return fmt.Errorf("the authenticator is temporarily blocked: reactivate it with another authenticator (authbench reactivate) or ask support\n  (%v)", err)
+		return fmt.Errorf("the authenticator is temporarily blocked: reactivate it with a session of two other factors (authbench reactivate) or ask support\n  (%v)", err)
+	case errors.Is(err, client.ErrSecondFactor):
+		return fmt.Errorf("the password was right, but there is no second factor to log in with here: log in with the MitID app, or give the right --device/--code\n  (%v)", err)
+	case errors.Is(err, client.ErrAttemptsInFlight), errors.Is(err, client.ErrRateLimited):
+		return fmt.Errorf("too many attempts right now: nothing was checked; try again in a moment\n  (%v)", err)
 	case errors.Is(err, client.ErrBlocked):
 		return fmt.Errorf("the authenticator is permanently blocked and cannot be used again\n  (%v)", err)
 	case errors.Is(err, client.ErrPending):
@@ -189,17 +234,30 @@ type reactivateCmd struct {
 	JSON          bool   `help:"Print the reactivated authenticator as JSON."`
 }
 
+// cancelCmd is `authbench cancel`.
+type cancelCmd struct {
+	serverFlags
+	tokenFlags
+	Identity      string `required:"" placeholder:"ID" help:"The identity (person)."`
+	Authenticator string `required:"" placeholder:"AID" help:"The pending authenticator's ID (see authbench status)."`
+	JSON          bool   `help:"Print the outcome as JSON."`
+}
+
 func (c *blockCmd) Run(ctx context.Context, e *env) error {
-	return changeAuthenticator(ctx, e, &c.serverFlags, &c.tokenFlags, c.Identity, c.Authenticator, c.Reason, c.JSON)
+	return changeAuthenticator(ctx, e, &c.serverFlags, &c.tokenFlags, c.Identity, c.Authenticator, "block", c.Reason, c.JSON)
 }
 
 func (c *reactivateCmd) Run(ctx context.Context, e *env) error {
-	return changeAuthenticator(ctx, e, &c.serverFlags, &c.tokenFlags, c.Identity, c.Authenticator, "", c.JSON)
+	return changeAuthenticator(ctx, e, &c.serverFlags, &c.tokenFlags, c.Identity, c.Authenticator, "reactivate", "", c.JSON)
 }
 
-// changeAuthenticator blocks an authenticator for reason, or reactivates
-// it when reason is "".
-func changeAuthenticator(ctx context.Context, e *env, sf *serverFlags, tf *tokenFlags, identity, aid, reason string, jsonOut bool) error {
+func (c *cancelCmd) Run(ctx context.Context, e *env) error {
+	return changeAuthenticator(ctx, e, &c.serverFlags, &c.tokenFlags, c.Identity, c.Authenticator, "cancel", "", c.JSON)
+}
+
+// changeAuthenticator blocks an authenticator for reason (op "block"),
+// reactivates it ("reactivate") or cancels its pending add ("cancel").
+func changeAuthenticator(ctx context.Context, e *env, sf *serverFlags, tf *tokenFlags, identity, aid, op, reason string, jsonOut bool) error {
 	c, err := sf.authedClient(tf, nil)
 	if err != nil {
 		return err
@@ -207,9 +265,12 @@ func changeAuthenticator(ctx context.Context, e *env, sf *serverFlags, tf *token
 	ctx, cancel := context.WithTimeout(ctx, sf.Timeout)
 	defer cancel()
 	var a *client.Authenticator
-	if reason != "" {
+	switch op {
+	case "block":
 		a, err = c.Block(ctx, identity, aid, reason)
-	} else {
+	case "cancel":
+		err = c.Cancel(ctx, identity, aid)
+	default:
 		a, err = c.Reactivate(ctx, identity, aid)
 	}
 	if err != nil {
@@ -218,6 +279,8 @@ func changeAuthenticator(ctx context.Context, e *env, sf *serverFlags, tf *token
 			return fmt.Errorf("refused on self-service: log in with ANOTHER active authenticator of %s and use that session, or ask support\n  (%v)", identity, err)
 		case errors.Is(err, client.ErrBlocked):
 			return fmt.Errorf("the authenticator is permanently blocked already\n  (%v)", err)
+		case errors.Is(err, client.ErrConflict) && op == "cancel":
+			return fmt.Errorf("only a pending authenticator can be cancelled; block an active one instead\n  (%v)", err)
 		case errors.Is(err, client.ErrConflict):
 			return fmt.Errorf("not possible in the authenticator's current state: see `authbench status`\n  (%v)", err)
 		case errors.Is(err, client.ErrNotFound):
@@ -225,10 +288,20 @@ func changeAuthenticator(ctx context.Context, e *env, sf *serverFlags, tf *token
 		}
 		return explainServer(sf, identity, err)
 	}
+	if op == "cancel" {
+		if jsonOut {
+			return printJSON(e.stdout, struct {
+				ID        string `json:"id"`
+				Cancelled bool   `json:"cancelled"`
+			}{aid, true})
+		}
+		fmt.Fprintf(e.stdout, "cancelled %s: the pending add is withdrawn and nothing is revoked\n", aid)
+		return nil
+	}
 	if jsonOut {
 		return printJSON(e.stdout, a)
 	}
-	if reason != "" {
+	if op == "block" {
 		fmt.Fprintf(e.stdout, "blocked %s %s for good (%s); its security element is deleted\n", a.Kind, a.ID, reason)
 		switch a.Kind {
 		case client.KindChip:

@@ -56,10 +56,10 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 	}
 
 	login := func(more ...string) (int, string) {
-		return runCmd(t, append([]string{"login", "--server", cs.URL, "--identity", cs.person, "--authenticator", a.ID}, more...)...)
+		return runCmdIn(t, cs.password+"\n", append([]string{"login", "--server", cs.URL, "--identity", cs.person, "--password-stdin"}, more...)...)
 	}
 	cs.clock.Advance(30 * time.Second)
-	if code, out := login("--device", "serial:"+p.Path); code != 0 || !strings.Contains(out, "logged in to "+cs.person+" with code-display") {
+	if code, out := login("--device", "serial:"+p.Path); code != 0 || !strings.Contains(out, "logged in to "+cs.person+" with two factors ("+cs.pwAuth+" and "+a.ID+")") {
 		t.Fatalf("login over the pty exited %d:\n%s", code, out)
 	}
 	// The same step again: replayed.
@@ -73,7 +73,7 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 		}
 	}
 	for i := 1; i <= 3; i++ {
-		code, out := login("--code", wrong)
+		code, out := login("--code", wrong, "--authenticator", a.ID)
 		want := fmt.Sprintf("%d failed attempt", i)
 		if i == 3 {
 			want = "now temporarily blocked"
@@ -82,16 +82,28 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 			t.Errorf("wrong code %d exited %d, want %q:\n%s", i, code, want, out)
 		}
 	}
-	// Self-service: a password login (password on stdin) gives the session.
-	session := filepath.Join(t.TempDir(), "session")
-	// Without --session-file or --show-token the token is not printed.
-	if code, out := runCmdIn(t, cs.password+"\n", "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", cs.pwAuth,
-		"--password-stdin"); code != 0 || strings.Contains(out, "session token:") || !strings.Contains(out, "not shown") {
-		t.Errorf("password login exited %d, or printed the token:\n%s", code, out)
+	// The password alone is not enough.
+	if code, out := login(); code != 2 || !strings.Contains(out, "second factor") {
+		t.Errorf("the password alone exited %d:\n%s", code, out)
 	}
-	if code, out := runCmdIn(t, cs.password+"\n", "login", "--server", cs.URL, "--identity", cs.person, "--authenticator", cs.pwAuth,
-		"--password-stdin", "--session-file", session); code != 0 {
-		t.Fatalf("password login exited %d:\n%s", code, out)
+	// Self-service: the app's login gives a session of two other factors.
+	seed := []byte("cli pty app")
+	ap, err := app.New(app.Options{Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	au, err := client.EnrollApp(ctx, cs.support, cs.person, "phone", ap, ap.PIN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := filepath.Join(t.TempDir(), "session")
+	appLogin := []string{"login", "--server", cs.URL, "--identity", cs.person, "--authenticator", au.ID, "--app-seed", fmt.Sprintf("%x", seed)}
+	// Without --session-file or --show-token the token is not printed.
+	if code, out := runCmdIn(t, ap.PIN()+"\n", appLogin...); code != 0 || strings.Contains(out, "session token:") || !strings.Contains(out, "not shown") {
+		t.Errorf("app login exited %d, or printed the token:\n%s", code, out)
+	}
+	if code, out := runCmdIn(t, ap.PIN()+"\n", append(appLogin, "--session-file", session)...); code != 0 {
+		t.Fatalf("app login exited %d:\n%s", code, out)
 	}
 	if code, out := runCmd(t, "reactivate", "--server", cs.URL, "--token-file", session, "--identity", cs.person, "--authenticator", a.ID); code != 0 || !strings.Contains(out, "state active") {
 		t.Fatalf("reactivate exited %d:\n%s", code, out)
@@ -103,6 +115,43 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 	code, out := runCmd(t, cs.args("status")...)
 	if code != 0 || !strings.Contains(out, dev.Serial()) || !strings.Contains(out, "code-display") || !strings.Contains(out, "6 digits/30s sha1") {
 		t.Errorf("status exited %d:\n%s", code, out)
+	}
+	// The person lists their sessions (the app's, and the one of the
+	// password and the code display above) and ends the other one.
+	list := func() []client.SessionInfo {
+		t.Helper()
+		var v []client.SessionInfo
+		runJSON(t, "", &v, "sessions", "list", "--server", cs.URL, "--token-file", session, "--identity", cs.person, "--json")
+		return v
+	}
+	var other string
+	for _, s := range list() {
+		if !s.Current && strings.Join(s.Authenticators, "+") == cs.pwAuth+"+"+a.ID {
+			other = s.ID
+		}
+	}
+	if other == "" {
+		t.Fatalf("sessions list lacks the session of the password and the code display: %+v", list())
+	}
+	if code, out := runCmd(t, "sessions", "list", "--server", cs.URL, "--token-file", session, "--identity", cs.person); code != 0 || !strings.Contains(out, "(this one)") || !strings.Contains(out, other) {
+		t.Errorf("sessions list exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "sessions", "end", "--server", cs.URL, "--token-file", session, "--identity", cs.person, "--session", other); code != 0 || !strings.Contains(out, "ended session "+other) {
+		t.Errorf("sessions end exited %d:\n%s", code, out)
+	}
+	for _, s := range list() {
+		if s.ID == other {
+			t.Errorf("session %s is still listed after it was ended", other)
+		}
+	}
+	if code, out := runCmd(t, "sessions", "end", "--server", cs.URL, "--token-file", session, "--identity", cs.person, "--session", other); code != 1 || !strings.Contains(out, "ended already") {
+		t.Errorf("ending it twice exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "logout", "--server", cs.URL, "--token-file", session); code != 0 || !strings.Contains(out, "logged out") {
+		t.Errorf("logout exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "logout", "--server", cs.URL, "--token-file", session); code != 1 || !strings.Contains(out, "ended already") {
+		t.Errorf("logout twice exited %d:\n%s", code, out)
 	}
 }
 
@@ -155,8 +204,12 @@ func TestLoginUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"login", "--identity", "p"},
 		{"login", "--identity", "p", "--authenticator", "a"},
-		{"login", "--identity", "p", "--authenticator", "a", "--code", "1", "--password-stdin"},
+		{"login", "--identity", "p", "--code", "1"},
+		{"login", "--identity", "p", "--password-stdin"},
+		{"login", "--identity", "p", "--password-stdin", "--code", "1", "--device", "sim:chip"},
 		{"login", "--identity", "p", "--authenticator", "a", "--app-seed", "00"},
+		{"login", "--identity", "p", "--authenticator", "a", "--app-seed", "00", "--password-stdin"},
+		{"login", "--identity", "p", "--app-seed", "00"},
 		{"block", "--token-file", "/dev/null", "--identity", "p", "--authenticator", "a"},
 		{"status", "--token-file", "/dev/null"},
 		{"login", "--identity", "p", "--authenticator", "a", "--code", "123456", "--pin", "123456"},

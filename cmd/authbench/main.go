@@ -26,6 +26,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
 )
 
@@ -45,9 +46,12 @@ type cli struct {
 	Serve       serveCmd       `cmd:"" help:"Run the authbench server: HTTP JSON API over an SQLite or PostgreSQL store."`
 	Identity    identityCmd    `cmd:"" help:"Manage identities (persons) on a running server."`
 	Enroll      enrollCmd      `cmd:"" help:"Enrol a chip (physical or simulated) as a MitID chip of an identity on a running server."`
-	Login       loginCmd       `cmd:"" help:"Log in with one authenticator (chip, code device, code, password or simulated app)."`
+	Login       loginCmd       `cmd:"" help:"Log in as MitID does (the password and a chip or code device, or the app alone) and keep the two-factor session."`
+	Logout      logoutCmd      `cmd:"" help:"End a session (its token from --token-file or $AUTHBENCH_TOKEN)."`
+	Sessions    sessionsCmd    `cmd:"" help:"List or end the sessions of an identity."`
 	Block       blockCmd       `cmd:"" help:"Block an authenticator permanently (lost or compromised); its security element is deleted."`
-	Reactivate  reactivateCmd  `cmd:"" help:"Reactivate a suspended authenticator (support token, or a session from another authenticator)."`
+	Reactivate  reactivateCmd  `cmd:"" help:"Reactivate a suspended authenticator (support token, or a two-factor session proven with other authenticators)."`
+	Cancel      cancelCmd      `cmd:"" help:"Withdraw a pending authenticator (added, never activated); nothing is revoked."`
 	Status      statusCmd      `cmd:"" help:"Show an identity's authenticators: kind, state, failures, suspensions, security element."`
 	Audit       auditCmd       `cmd:"" help:"Check the tamper-evident audit log of a server's database."`
 	Load        loadCmd        `cmd:"" help:"Measure the server against its performance targets, as ratios to raw-crypto baselines measured in the same run."`
@@ -158,7 +162,8 @@ func newParser(c *cli, e *env) (*kong.Kong, error) {
 		kong.ConfigureHelp(helpOptions),
 		kong.Configuration(strictJSON),
 		kong.Vars{"version": versionString(), "default_server": defaultServer,
-			"argon2_budget": strconv.FormatUint(secrets.DefaultBudget()>>10, 10), "argon2_wait": secrets.DefaultWait.String()},
+			"argon2_budget": strconv.FormatUint(secrets.DefaultBudget()>>10, 10), "argon2_wait": secrets.DefaultWait.String(),
+			"checkpoint_every": embedded.DefaultCheckpointEvery.String()},
 		kong.Bind(e),
 	)
 }

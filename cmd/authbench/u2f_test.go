@@ -158,10 +158,15 @@ func serveForCLI(t *testing.T, extra ...string) (url, tokens string) {
 	return url, filepath.Join(dir, "tokens")
 }
 
-// createIdentity creates an identity with `authbench identity create`.
+// identityPassword is the password of the identities createIdentity
+// creates: the first factor of their logins.
+const identityPassword = "the password of a chip's owner"
+
+// createIdentity creates an identity with a password (identityPassword)
+// with `authbench identity create`.
 func createIdentity(t *testing.T, url, tokens, id string) {
 	t.Helper()
-	if code, out := runCmd(t, "identity", "create", "--server", url, "--token-file", tokens, "--identity", id); code != 0 {
+	if code, out := runCmdIn(t, identityPassword+"\n", "identity", "create", "--server", url, "--token-file", tokens, "--identity", id, "--password-stdin"); code != 0 {
 		t.Fatalf("identity create %s exited %d:\n%s", id, code, out)
 	}
 }
@@ -169,8 +174,8 @@ func createIdentity(t *testing.T, url, tokens, id string) {
 var authenticatorLine = regexp.MustCompile(`authenticator\s+(chip-\S+)`)
 
 // enrollAndLogin enrols the chip at sel for id with `authbench enroll`,
-// checks the attestation line, and logs in with it twice with `authbench
-// login`. It returns the enroll output.
+// checks the attestation line, and logs in with the password and the chip
+// twice with `authbench login`. It returns the enroll output.
 func enrollAndLogin(t *testing.T, url, tokens, id, sel, attestation string) string {
 	t.Helper()
 	code, out := runCmd(t, "enroll", "--server", url, "--token-file", tokens, "--identity", id, "--device", sel)
@@ -185,8 +190,8 @@ func enrollAndLogin(t *testing.T, url, tokens, id, sel, attestation string) stri
 		t.Fatalf("no authenticator in:\n%s", out)
 	}
 	for i := range 2 {
-		code, lout := runCmd(t, "login", "--server", url, "--identity", id, "--authenticator", m[1], "--device", sel)
-		if code != 0 || !strings.Contains(lout, "logged in to "+id+" with chip "+m[1]) {
+		code, lout := runCmdIn(t, identityPassword+"\n", "login", "--server", url, "--identity", id, "--password-stdin", "--authenticator", m[1], "--device", sel)
+		if code != 0 || !strings.Contains(lout, "logged in to "+id+" with two factors (") || !strings.Contains(lout, " and "+m[1]+")") {
 			t.Fatalf("login %d with %s exited %d:\n%s", i+1, sel, code, lout)
 		}
 	}

@@ -25,36 +25,35 @@ func TestLifecycleOverHTTP(t *testing.T) {
 	r := s.do("GET", "/v1/identities/alice", supportToken, nil)
 	s.want(r, 200, "")
 
-	// Owner session from the password.
-	sess := s.session("alice", pw, "correct horse")
+	// The password alone: no session, no second factor yet.
+	r = s.passwordLogin("alice", "correct horse", "")
+	s.want(r, 200, "")
+	if !strings.Contains(string(r.raw), `"second_factors":[]`) || strings.Contains(string(r.raw), `"session"`) {
+		t.Fatalf("%s", r.raw)
+	}
+
+	// An app, added and activated by support; the owner logs in with it.
+	appID, key := s.addApp("alice", supportToken, appPIN)
+	r = s.appLogin("alice", appID, key, appPIN)
+	s.want(r, 200, "")
+	var login service.LoginResult
+	r.decode(t, &login)
+	sess := login.Session
+	if login.Level != "two-factor" || len(login.Authenticators) != 1 || login.Authenticators[0] != appID || login.SessionID == "" {
+		t.Fatalf("%s", r.raw)
+	}
 	s.want(s.do("GET", "/v1/identities/alice", sess, nil), 200, "")
 
-	// An app, added and activated by the owner.
-	key, pub := newAppKey(t)
-	r = s.do("POST", "/v1/identities/alice/authenticators", sess, map[string]any{"kind": "app", "public_key": pub, "pin": "428613", "label": "phone"})
-	s.want(r, 201, "")
-	var addApp struct {
-		Authenticator service.AuthenticatorView
-		Activation    service.AppActivation
-	}
-	r.decode(t, &addApp)
-	sig, _ := servicetest.SignChallenge(key, addApp.Activation.Challenge)
-	r = s.do("POST", "/v1/identities/alice/authenticators/"+addApp.Authenticator.ID+"/activate", sess,
-		map[string]any{"ceremony": addApp.Activation.Ceremony, "signature": sig})
-	s.want(r, 200, "")
-	appID := addApp.Authenticator.ID
-	appLogin := func(pin string) *response {
-		return s.login("alice", appID, map[string]any{"sign": func(b service.BeginLoginResult) map[string]any {
-			sig, _ := servicetest.SignChallenge(key, b.Challenge)
-			return map[string]any{"pin": pin, "signature": sig}
-		}})
-	}
-	s.want(appLogin("428613"), 200, "")
-
-	// A chip.
+	// A chip, added by the owner, the second factor after the password.
 	c := newChip(t, "chip-1")
-	ch := s.addChip("alice", supportToken, c)
-	s.want(s.chipLogin("alice", ch.ID, c), 200, "")
+	ch := s.addChip("alice", sess, c)
+	r = s.chipLogin("alice", "correct horse", ch.ID, c)
+	s.want(r, 200, "")
+	var viaChip service.LoginResult
+	r.decode(t, &viaChip)
+	if len(viaChip.Authenticators) != 2 || viaChip.Authenticators[0] != pw || viaChip.Authenticators[1] != ch.ID {
+		t.Fatalf("%s", r.raw)
+	}
 
 	// A code display: import, add, activate, log in.
 	dev := servicetest.CodeDevice{Serial: "KV-1", Secret: []byte("12345678901234567890")}
@@ -64,7 +63,7 @@ func TestLifecycleOverHTTP(t *testing.T) {
 	if !strings.Contains(string(r.raw), `"imported":1`) {
 		t.Fatalf("%s", r.raw)
 	}
-	r = s.do("POST", "/v1/identities/alice/authenticators", supportToken, map[string]any{"kind": "code-display", "serial": "KV-1"})
+	r = s.do("POST", "/v1/identities/alice/authenticators", sess, map[string]any{"kind": "code-display", "serial": "KV-1"})
 	s.want(r, 201, "")
 	if !strings.Contains(string(r.raw), `"activation":{"needs":"code"}`) {
 		t.Fatalf("%s", r.raw)
@@ -72,16 +71,20 @@ func TestLifecycleOverHTTP(t *testing.T) {
 	var addCode service.AddResult
 	r.decode(t, &addCode)
 	codeID := addCode.Authenticator.ID
-	s.want(s.do("POST", "/v1/identities/alice/authenticators/"+codeID+"/activate", supportToken,
+	s.want(s.do("POST", "/v1/identities/alice/authenticators/"+codeID+"/activate", sess,
+		map[string]any{"code": "000000"}), 401, "wrong_code")
+	s.want(s.do("POST", "/v1/identities/alice/authenticators/"+codeID+"/activate", sess,
 		map[string]any{"code": dev.Code(s.clk.Now())}), 200, "")
 	s.clk.Advance(30 * time.Second)
-	s.want(s.login("alice", codeID, map[string]any{"code": dev.Code(s.clk.Now())}), 200, "")
-	r = s.login("alice", codeID, map[string]any{"code": dev.Code(s.clk.Now())})
-	s.want(r, 401, "code_replayed")
+	s.want(s.codeLogin("alice", "correct horse", codeID, dev.Code(s.clk.Now())), 200, "")
+	s.want(s.codeLogin("alice", "correct horse", codeID, dev.Code(s.clk.Now())), 401, "code_replayed")
+	// A wrong password never gets as far as the code.
+	s.want(s.codeLogin("alice", "wrong horse", codeID, dev.Code(s.clk.Now())), 401, "wrong_password")
 
-	// Three wrong PINs suspend the app; the third answer says so.
+	// Three wrong PINs suspend the app; the third answer says so; the
+	// app's session ends with it.
 	for i := 1; i <= 3; i++ {
-		r = appLogin("000001")
+		r = s.appLogin("alice", appID, key, "000001")
 		s.want(r, 401, "wrong_pin")
 		if r.detail("failures") != float64(i) {
 			t.Fatalf("attempt %d: %s", i, r.raw)
@@ -90,26 +93,51 @@ func TestLifecycleOverHTTP(t *testing.T) {
 	if r.detail("state") != "suspended" {
 		t.Fatalf("%s", r.raw)
 	}
-	s.want(appLogin("428613"), 403, "authenticator_suspended")
-	// Self-service with the password session (another authenticator).
+	s.want(s.appLogin("alice", appID, key, appPIN), 403, "authenticator_suspended")
+	s.want(s.do("GET", "/v1/identities/alice", sess, nil), 401, "unauthorized")
+	// Self-service with the password and chip session.
+	sess = viaChip.Session
 	r = s.do("POST", "/v1/identities/alice/authenticators/"+appID+"/reactivate", sess, nil)
 	s.want(r, 200, "")
-	s.want(appLogin("428613"), 200, "")
+	s.want(s.appLogin("alice", appID, key, appPIN), 200, "")
 
-	// Block the chip: wiped; re-add the same chip.
-	r = s.do("POST", "/v1/identities/alice/authenticators/"+ch.ID+"/block", sess, map[string]any{"reason": "lost"})
+	// Sessions: listed, one ended, then logout.
+	r = s.do("GET", "/v1/identities/alice/sessions", sess, nil)
+	s.want(r, 200, "")
+	var list service.SessionList
+	r.decode(t, &list)
+	if len(list.Sessions) < 2 {
+		t.Fatalf("%s", r.raw)
+	}
+	var other string
+	for _, x := range list.Sessions {
+		if !x.Current {
+			other = x.ID
+		}
+	}
+	s.want(s.do("DELETE", "/v1/identities/alice/sessions/"+other, sess, nil), 200, "")
+	s.want(s.do("DELETE", "/v1/identities/alice/sessions/"+other, sess, nil), 404, "not_found")
+
+	// Block the chip: wiped, and the chip's session ends; re-add the same
+	// chip with an app session.
+	app := s.session("alice")
+	r = s.do("POST", "/v1/identities/alice/authenticators/"+ch.ID+"/block", app, map[string]any{"reason": "lost"})
 	s.want(r, 200, "")
 	if !strings.Contains(string(r.raw), `"element":{"wiped":true}`) {
 		t.Fatalf("%s", r.raw)
 	}
+	s.want(s.do("GET", "/v1/identities/alice", sess, nil), 401, "unauthorized")
+	sess = app
 	ch2 := s.addChip("alice", sess, c)
-	s.want(s.chipLogin("alice", ch2.ID, c), 200, "")
+	s.want(s.chipLogin("alice", "correct horse", ch2.ID, c), 200, "")
 
 	// Identity block by support.
 	s.want(s.do("POST", "/v1/identities/alice/block", sess, map[string]any{"reason": "misuse"}), 403, "forbidden")
 	s.want(s.do("POST", "/v1/identities/alice/block", supportToken, map[string]any{"reason": "misuse"}), 200, "")
-	s.want(s.login("alice", pw, map[string]any{"password": "correct horse"}), 403, "identity_blocked")
+	s.want(s.passwordLogin("alice", "correct horse", ""), 403, "identity_blocked")
+	s.want(s.do("GET", "/v1/identities/alice", sess, nil), 401, "unauthorized")
 	s.want(s.do("POST", "/v1/identities/alice/unblock", supportToken, map[string]any{"note": "ok"}), 200, "")
+	sess = s.session("alice")
 
 	// Audit.
 	r = s.do("GET", "/v1/identities/alice/audit?limit=5", sess, nil)
@@ -126,16 +154,19 @@ func TestLifecycleOverHTTP(t *testing.T) {
 	if !strings.Contains(string(r.raw), `"ok":true`) {
 		t.Fatalf("%s", r.raw)
 	}
+	s.want(s.do("POST", "/v1/logout", sess, nil), 200, "")
+	s.want(s.do("POST", "/v1/logout", sess, nil), 401, "unauthorized")
 
 	// Health, metrics, OpenAPI.
 	s.want(s.do("GET", "/healthz", "", nil), 200, "")
 	r = s.do("GET", "/metrics", "", nil)
 	for _, m := range []string{
-		`authbench_http_requests_total{route="/v1/identities/{id}/authenticators/{aid}/login/finish",status="401"}`,
+		`authbench_http_requests_total{route="/v1/identities/{id}/login/finish",status="401"}`,
 		`authbench_logins_total{kind="app",outcome="wrong-pin"} 3`,
 		`authbench_logins_total{kind="chip",outcome="success"} 2`,
 		`authbench_suspensions_total{kind="app"} 1`,
 		`authbench_blocks_total{kind="chip",reason="lost"} 1`,
+		`authbench_verifier_checks_total{kind="password"}`,
 		`authbench_store_duration_seconds_bucket{op="apply_change",le="+Inf"}`,
 		`authbench_http_request_duration_seconds_count{route="/v1/pskc"} 1`,
 	} {
@@ -161,15 +192,18 @@ func TestAuthFailures(t *testing.T) {
 	s := start(t)
 	pw := passwordID(s.createIdentity("alice", "correct horse"))
 	s.createIdentity("bob", "battery staple")
-	sess := s.session("alice", pw, "correct horse")
+	sess := s.session("alice")
 	type req struct{ method, path, body string }
 	owned := []req{
 		{"GET", "/v1/identities/alice", ""},
 		{"POST", "/v1/identities/alice/authenticators", `{"kind":"chip"}`},
 		{"POST", "/v1/identities/alice/authenticators/" + pw + "/activate", `{}`},
+		{"POST", "/v1/identities/alice/authenticators/" + pw + "/cancel", `{}`},
 		{"POST", "/v1/identities/alice/authenticators/" + pw + "/block", `{"reason":"lost"}`},
 		{"POST", "/v1/identities/alice/authenticators/" + pw + "/reactivate", `{}`},
 		{"GET", "/v1/identities/alice/audit", ""},
+		{"GET", "/v1/identities/alice/sessions", ""},
+		{"DELETE", "/v1/identities/alice/sessions/ses-1", ""},
 	}
 	supportOnly := []req{
 		{"POST", "/v1/identities", `{"id":"carol"}`},
@@ -269,24 +303,46 @@ func TestMethodNotAllowed(t *testing.T) {
 	}
 }
 
+// The per-source limit applies before anything is looked up; the limit
+// per identity and authenticator only once they are found, so made-up IDs
+// cost the owner nothing. A limited attempt is counted nowhere.
 func TestRateLimit(t *testing.T) {
-	s := start(t, withRateLimit(api.RateLimit{PerSource: api.Rate{Every: -1}, PerIdentity: api.Rate{Burst: 3, Every: time.Hour}}))
-	pw := passwordID(s.createIdentity("alice", "correct horse"))
-	for range 3 {
-		s.want(s.do("POST", "/v1/identities/alice/authenticators/"+pw+"/login/begin", "", nil), 200, "")
+	s := start(t, withRateLimit(api.RateLimit{PerSource: api.Rate{Burst: 1000, Every: time.Hour}, PerAuthenticator: api.Rate{Burst: 2, Every: time.Hour}}))
+	s.createIdentity("alice", "correct horse")
+	for range 2 {
+		s.want(s.passwordLogin("alice", "wrong", ""), 401, "wrong_password")
 	}
-	r := s.do("POST", "/v1/identities/alice/authenticators/"+pw+"/login/begin", "", nil)
+	r := s.passwordLogin("alice", "wrong", "")
 	s.want(r, 429, "rate_limited")
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("no Retry-After")
 	}
-	// Another identity is not affected; a limited attempt counted nothing.
-	pwb := passwordID(s.createIdentity("bob", "battery staple"))
-	s.want(s.do("POST", "/v1/identities/bob/authenticators/"+pwb+"/login/begin", "", nil), 200, "")
-	r = s.do("GET", "/v1/identities/alice", supportToken, nil)
-	if strings.Contains(string(r.raw), `"failures":1`) {
-		t.Fatal("a rate-limited attempt was counted")
+	// Made-up app IDs of alice are answered like a real one and take
+	// nothing from alice's limits; another identity is not affected.
+	for i := range 20 {
+		s.want(s.do("POST", "/v1/identities/alice/login/app", "", map[string]any{"authenticator": "app-" + jsonNum(uint64(i))}), 200, "")
 	}
+	s.createIdentity("bob", "battery staple")
+	s.want(s.passwordLogin("bob", "battery staple", ""), 200, "")
+	if id := s.identity("alice"); id.Authenticators[0].Failures != 2 {
+		t.Fatalf("failures %d after 2 wrong and 1 limited attempt", id.Authenticators[0].Failures)
+	}
+	// The per-source limit answers 429 before anything is looked up.
+	s2 := start(t, withRateLimit(api.RateLimit{PerSource: api.Rate{Burst: 2, Every: time.Hour}, PerAuthenticator: api.Rate{Every: -1}}))
+	s2.createIdentity("alice", "correct horse")
+	s2.want(s2.passwordLogin("alice", "correct horse", ""), 200, "")
+	s2.want(s2.passwordLogin("alice", "correct horse", ""), 200, "")
+	s2.want(s2.passwordLogin("nobody", "x", ""), 429, "rate_limited")
+}
+
+// identity returns identity id as support sees it.
+func (s *server) identity(id string) service.IdentityView {
+	s.t.Helper()
+	r := s.do("GET", "/v1/identities/"+id, supportToken, nil)
+	s.want(r, 200, "")
+	var v service.IdentityView
+	r.decode(s.t, &v)
+	return v
 }
 
 // A panic in a handler is a 500 JSON answer, logged, and the server goes

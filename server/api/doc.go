@@ -31,34 +31,42 @@
 //
 // "Authorization: Bearer TOKEN" carries either a support token (compared
 // in constant time with every configured one) or a self-service session
-// token returned by a login, which acts for its identity only.
+// token returned by a login, which acts for its identity only. Every
+// session is two-factor (MitID's logins: the password and a chip or code
+// device, or the app alone); it ends at logout (/v1/logout), at expiry,
+// when an authenticator that proved it stops being active, and when the
+// identity is blocked. The intermediate ceremony of a right password is
+// not a session.
 //
 // # Rate limiting, lockout and denial of service
 //
-// The lifecycle rules already stop guessing: the third wrong PIN, password
-// or code suspends the authenticator, and the third suspension blocks it
-// for good. That same rule lets anyone who knows an identity and
-// authenticator ID suspend it on purpose (a denial of service against the
-// owner, who must then reactivate it). The login endpoints are therefore
-// rate limited with token buckets, per source address and per identity:
+// The lifecycle rules stop guessing: the third wrong PIN, password or code
+// suspends the authenticator, and attempts are reserved before they are
+// checked, so that however many guesses arrive at once only the attempts
+// left are evaluated (the service's rule). Those same rules could let
+// anybody who knows an identity ID lock its owner out, so:
 //
-//   - per source (default: bursts of 60, then 10 per second) slows one
-//     client that sprays many identities, and bounds the argon2id work it
-//     can cause;
-//   - per identity (default: bursts of 30, then 5 per second) slows a
-//     distributed attack on one person.
+//   - the second factor is asked for only after the right password, and an
+//     app's PIN only after its key's valid signature: without them nobody
+//     can make a code device, a chip or an app fail;
+//   - wrong passwords, which anybody can send, suspend the password but
+//     never block it for good (domain.Failure.Anonymous);
+//   - the per-source limit (default: bursts of 60, then 10 per second)
+//     applies here, before anything is looked up; the limit per identity
+//     and authenticator (default: bursts of 30, then 5 per second) is the
+//     service's, applied once they are found and only to attempts that
+//     reach a secret, so requests with made-up IDs cost the owner nothing
+//     and are answered like real ones.
 //
 // An exhausted bucket answers 429 rate_limited with Retry-After, before
 // any credential is checked: a rate-limited attempt is not a failed
-// attempt and cannot suspend anything. Hitting the per-identity limit only
-// delays the owner for a moment, whereas a failed attempt counts toward a
-// lockout that lasts until reactivation; so the limits are set above what
-// a person or a test needs and well below what would make lockouts cheap
-// to cause at scale. Buckets live in memory per replica.
+// attempt and cannot suspend anything. Buckets live in memory per replica.
 //
 // # Metrics
 //
 // /metrics writes the Prometheus text format (version 0.0.4) by hand:
 // requests by route and status, request durations, login outcomes by kind,
-// suspensions, blocks, and store call latencies (Metrics.InstrumentStore).
+// suspensions, blocks, the guesses evaluated against a secret
+// (authbench_verifier_checks_total, each after its attempt was reserved),
+// and store call latencies; Metrics implements service.Metrics.
 package api

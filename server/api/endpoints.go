@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,7 +16,7 @@ import (
 //
 //   - serveJSON: bearer token and a JSON body (the POSTs);
 //   - serveGet: bearer token and no body (the GETs);
-//   - serveLogin: no token, a JSON body, and the login rate limit.
+//   - serveLogin: no token, a JSON body, and the per-source rate limit.
 //
 // Each checks, in this order: the path IDs, the query, the token, the body
 // (for login, the rate limit after the body); then it calls the service and
@@ -26,14 +27,7 @@ import (
 // parameters, "" where the route has none.
 func serveJSON[Req, Res any](h *Handler, w http.ResponseWriter, r *http.Request, status int,
 	call func(ctx context.Context, by domain.Actor, id, aid string, req Req) (Res, error)) error {
-	id, aid, err := ids(r)
-	if err != nil {
-		return err
-	}
-	if err := noQuery(r); err != nil {
-		return err
-	}
-	by, err := h.actor(r)
+	id, aid, by, err := h.target(r)
 	if err != nil {
 		return err
 	}
@@ -47,6 +41,19 @@ func serveJSON[Req, Res any](h *Handler, w http.ResponseWriter, r *http.Request,
 	}
 	writeJSON(w, status, res)
 	return nil
+}
+
+// target checks the path IDs, that there is no query, and the bearer
+// token, in that order, and returns them.
+func (h *Handler) target(r *http.Request) (id, aid string, by domain.Actor, err error) {
+	if id, aid, err = ids(r); err != nil {
+		return "", "", domain.Actor{}, err
+	}
+	if err = noQuery(r); err != nil {
+		return "", "", domain.Actor{}, err
+	}
+	by, err = h.actor(r)
+	return id, aid, by, err
 }
 
 // serveGet serves a GET that needs a bearer token, answering 200 with
@@ -75,11 +82,12 @@ func serveGet[Q, Res any](h *Handler, w http.ResponseWriter, r *http.Request, qu
 }
 
 // serveLogin serves a login step: no bearer token, a JSON body, then the
-// login rate limits keyed on the source and on {id}; it answers 200 with
-// call's result.
+// per-source rate limit; it answers 200 with call's result. The limit per
+// identity and authenticator is applied by the service once it has looked
+// them up.
 func serveLogin[Req, Res any](h *Handler, w http.ResponseWriter, r *http.Request,
-	call func(ctx context.Context, id, aid string, req Req) (Res, error)) error {
-	id, aid, err := ids(r)
+	call func(ctx context.Context, id string, req Req) (Res, error)) error {
+	id, _, err := ids(r)
 	if err != nil {
 		return err
 	}
@@ -90,10 +98,10 @@ func serveLogin[Req, Res any](h *Handler, w http.ResponseWriter, r *http.Request
 	if err := decodeJSON(w, r, h.maxBody, &req); err != nil {
 		return err
 	}
-	if err := h.limit(w, r, id); err != nil {
+	if err := h.limit(w, r); err != nil {
 		return err
 	}
-	res, err := call(r.Context(), id, aid, req)
+	res, err := call(r.Context(), id, req)
 	if err != nil {
 		return err
 	}
@@ -134,24 +142,92 @@ func (h *Handler) addAuthenticator(w http.ResponseWriter, r *http.Request) error
 }
 
 // POST /v1/identities/{id}/authenticators/{aid}/activate (support, or a
-// session of {id}).
+// two-factor session of {id}); rate limited per source, and per
+// authenticator by the service.
 func (h *Handler) activate(w http.ResponseWriter, r *http.Request) error {
+	if err := h.limit(w, r); err != nil {
+		return err
+	}
 	return serveJSON(h, w, r, http.StatusOK, h.svc.Activate)
 }
 
-// loginBegin is the (empty) body of login/begin.
-type loginBegin struct{}
+// cancelRequest is the (empty) body of cancel.
+type cancelRequest struct{}
 
-// POST /v1/identities/{id}/authenticators/{aid}/login/begin (no auth).
-func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request) error {
-	return serveLogin(h, w, r, func(ctx context.Context, id, aid string, _ loginBegin) (service.BeginLoginResult, error) {
-		return h.svc.BeginLogin(ctx, id, aid)
+// POST /v1/identities/{id}/authenticators/{aid}/cancel (support, or a
+// two-factor session of {id}).
+func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) error {
+	return serveJSON(h, w, r, http.StatusOK, func(ctx context.Context, by domain.Actor, id, aid string, _ cancelRequest) (service.CancelResult, error) {
+		return h.svc.Cancel(ctx, by, id, aid)
 	})
 }
 
-// POST /v1/identities/{id}/authenticators/{aid}/login/finish (no auth).
+// POST /v1/identities/{id}/login/password (no auth).
+func (h *Handler) loginPassword(w http.ResponseWriter, r *http.Request) error {
+	return serveLogin(h, w, r, h.svc.LoginPassword)
+}
+
+// POST /v1/identities/{id}/login/second (no auth; the ceremony of a right
+// password).
+func (h *Handler) loginSecond(w http.ResponseWriter, r *http.Request) error {
+	return serveLogin(h, w, r, h.svc.BeginSecondFactor)
+}
+
+// POST /v1/identities/{id}/login/app (no auth).
+func (h *Handler) loginApp(w http.ResponseWriter, r *http.Request) error {
+	return serveLogin(h, w, r, h.svc.BeginApp)
+}
+
+// POST /v1/identities/{id}/login/finish (no auth).
 func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request) error {
 	return serveLogin(h, w, r, h.svc.FinishLogin)
+}
+
+// GET /v1/identities/{id}/sessions (support, or a session of {id}).
+func (h *Handler) listSessions(w http.ResponseWriter, r *http.Request) error {
+	return serveGet(h, w, r, noParams, func(ctx context.Context, by domain.Actor, id string, _ struct{}) (service.SessionList, error) {
+		token, _ := bearer(r)
+		return h.svc.Sessions(ctx, by, id, token)
+	})
+}
+
+// DELETE /v1/identities/{id}/sessions/{sid} (support, or a session of
+// {id}).
+func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) error {
+	id, sid, by, err := h.target(r)
+	if err != nil {
+		return err
+	}
+	res, err := h.svc.EndSession(r.Context(), by, id, sid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// POST /v1/logout (a session's bearer token): ends that session.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
+	if err := noQuery(r); err != nil {
+		return err
+	}
+	token, err := bearer(r)
+	if err != nil {
+		return err
+	}
+	var req struct{}
+	if err := decodeJSON(w, r, h.maxBody, &req); err != nil {
+		return err
+	}
+	res, err := h.svc.Logout(r.Context(), token)
+	if errors.Is(err, service.ErrUnauthorized) {
+		return &requestError{http.StatusUnauthorized, CodeUnauthorized, "The bearer token is not a session, or its session ended already."}
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
 }
 
 // POST /v1/identities/{id}/authenticators/{aid}/block (support, or a

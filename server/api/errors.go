@@ -10,7 +10,6 @@ import (
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/service"
-	"github.com/authbench/authbench/server/store"
 )
 
 // Stable error codes of the API contract.
@@ -24,6 +23,9 @@ const (
 	CodeTooLarge               = "too_large"
 	CodeUnsupportedMediaType   = "unsupported_media_type"
 	CodeRateLimited            = "rate_limited"
+	CodeAttemptsInFlight       = "attempts_in_flight"
+	CodeSerialLocked           = "serial_locked"
+	CodePendingExpired         = "pending_expired"
 	CodeIdentityBlocked        = "identity_blocked"
 	CodeAuthenticatorPending   = "authenticator_pending"
 	CodeAuthenticatorSuspended = "authenticator_suspended"
@@ -59,8 +61,11 @@ var errorTable = []struct {
 }{
 	{service.ErrInvalid, http.StatusBadRequest, CodeBadRequest},
 	{domain.ErrInvalid, http.StatusBadRequest, CodeBadRequest},
-	{store.ErrInvalid, http.StatusBadRequest, CodeBadRequest},
+	{service.ErrRateLimited, http.StatusTooManyRequests, CodeRateLimited},
+	{service.ErrAttemptsInFlight, http.StatusTooManyRequests, CodeAttemptsInFlight},
 	{service.ErrUnauthorized, http.StatusUnauthorized, CodeUnauthorized},
+	{service.ErrBadSignature, http.StatusUnauthorized, CodeBadSignature},
+	{service.ErrSerialLocked, http.StatusForbidden, CodeSerialLocked},
 	{service.ErrForbidden, http.StatusForbidden, CodeForbidden},
 	{service.ErrNotFound, http.StatusNotFound, CodeNotFound},
 	{service.ErrCeremonyExpired, http.StatusGone, CodeCeremonyExpired},
@@ -80,8 +85,8 @@ var errorTable = []struct {
 	{domain.ErrAlreadyAdded, http.StatusConflict, CodeAlreadyRegistered},
 	{domain.ErrInvalidTransition, http.StatusConflict, CodeConflict},
 	{domain.ErrTooEarly, http.StatusConflict, CodeConflict},
-	{store.ErrConflict, http.StatusConflict, CodeConflict},
-	{store.ErrDuplicate, http.StatusConflict, CodeConflict},
+	{domain.ErrExpired, http.StatusConflict, CodePendingExpired},
+	{service.ErrConflict, http.StatusConflict, CodeConflict},
 	{service.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
 }
 

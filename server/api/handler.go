@@ -40,7 +40,8 @@ type Options struct {
 	MaxPSKCBody int64
 	// Metrics collects what /metrics shows; nil means a new Metrics.
 	Metrics *Metrics
-	// RateLimit limits the login endpoints.
+	// RateLimit limits the login and activation endpoints per source;
+	// RateLimit.PerAuthenticator is the service's (see RateLimit).
 	RateLimit RateLimit
 	// Now is the clock of the rate limiter; nil means time.Now.
 	Now func() time.Time
@@ -54,8 +55,7 @@ type Handler struct {
 	maxBody int64
 	maxPSKC int64
 	metrics *Metrics
-	bySrc   *limiter
-	byID    *limiter
+	bySrc   *service.Limiter
 	mux     *http.ServeMux
 	routes  []Route
 }
@@ -100,8 +100,7 @@ func NewHandler(svc *service.Service, opts Options) *Handler {
 	if now == nil {
 		now = time.Now
 	}
-	h.bySrc = newLimiter(opts.RateLimit.PerSource.or(Rate{Burst: 60, Every: 100 * time.Millisecond}), now)
-	h.byID = newLimiter(opts.RateLimit.PerIdentity.or(Rate{Burst: 30, Every: 200 * time.Millisecond}), now)
+	h.bySrc = service.NewLimiter(opts.RateLimit.PerSource.Or(DefaultPerSource), now)
 	ops := make([]string, 0, len(opts.SupportTokens))
 	for tok := range opts.SupportTokens {
 		ops = append(ops, tok)
@@ -141,10 +140,16 @@ func routes() []Route {
 		{"GET", "/v1/identities/{id}", (*Handler).getIdentity},
 		{"POST", "/v1/identities/{id}/authenticators", (*Handler).addAuthenticator},
 		{"POST", "/v1/identities/{id}/authenticators/{aid}/activate", (*Handler).activate},
-		{"POST", "/v1/identities/{id}/authenticators/{aid}/login/begin", (*Handler).beginLogin},
-		{"POST", "/v1/identities/{id}/authenticators/{aid}/login/finish", (*Handler).finishLogin},
+		{"POST", "/v1/identities/{id}/authenticators/{aid}/cancel", (*Handler).cancel},
 		{"POST", "/v1/identities/{id}/authenticators/{aid}/block", (*Handler).blockAuthenticator},
 		{"POST", "/v1/identities/{id}/authenticators/{aid}/reactivate", (*Handler).reactivate},
+		{"POST", "/v1/identities/{id}/login/password", (*Handler).loginPassword},
+		{"POST", "/v1/identities/{id}/login/second", (*Handler).loginSecond},
+		{"POST", "/v1/identities/{id}/login/app", (*Handler).loginApp},
+		{"POST", "/v1/identities/{id}/login/finish", (*Handler).finishLogin},
+		{"GET", "/v1/identities/{id}/sessions", (*Handler).listSessions},
+		{"DELETE", "/v1/identities/{id}/sessions/{sid}", (*Handler).endSession},
+		{"POST", "/v1/logout", (*Handler).logout},
 		{"POST", "/v1/identities/{id}/block", (*Handler).blockIdentity},
 		{"POST", "/v1/identities/{id}/unblock", (*Handler).unblockIdentity},
 		{"GET", "/v1/identities/{id}/audit", (*Handler).listAudit},
@@ -280,7 +285,14 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized && body.Code == CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="authbench"`)
 	}
-	if be := (*service.BusyError)(nil); errors.As(err, &be) {
+	var rl *service.RateLimitError
+	be := (*service.BusyError)(nil)
+	switch {
+	case errors.As(err, &rl):
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((rl.RetryAfter+time.Second-1)/time.Second))))
+	case body.Code == CodeAttemptsInFlight:
+		w.Header().Set("Retry-After", "1")
+	case errors.As(err, &be):
 		// RFC 9110 §10.2.3: when to send the request again.
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(be)))
 	}
@@ -306,17 +318,26 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// actor returns who the request's bearer token belongs to: a support
-// operator or the owner of a self-service session.
-func (h *Handler) actor(r *http.Request) (domain.Actor, error) {
+// bearer returns the request's bearer token.
+func bearer(r *http.Request) (string, error) {
 	auth := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(auth, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return domain.Actor{}, &requestError{http.StatusUnauthorized, CodeUnauthorized, "A bearer token is required (Authorization: Bearer TOKEN)."}
+		return "", &requestError{http.StatusUnauthorized, CodeUnauthorized, "A bearer token is required (Authorization: Bearer TOKEN)."}
 	}
 	token = strings.TrimSpace(token)
 	if token == "" || len(token) > 256 {
-		return domain.Actor{}, &requestError{http.StatusUnauthorized, CodeUnauthorized, "The bearer token is not valid."}
+		return "", &requestError{http.StatusUnauthorized, CodeUnauthorized, "The bearer token is not valid."}
+	}
+	return token, nil
+}
+
+// actor returns who the request's bearer token belongs to: a support
+// operator or the owner of a two-factor self-service session.
+func (h *Handler) actor(r *http.Request) (domain.Actor, error) {
+	token, err := bearer(r)
+	if err != nil {
+		return domain.Actor{}, err
 	}
 	sum := sha256.Sum256([]byte(token))
 	operator, found := "", 0
@@ -334,15 +355,22 @@ func (h *Handler) actor(r *http.Request) (domain.Actor, error) {
 	}
 	a, err := h.svc.Authenticate(r.Context(), token)
 	if errors.Is(err, service.ErrUnauthorized) {
-		return domain.Actor{}, &requestError{http.StatusUnauthorized, CodeUnauthorized, "The bearer token is unknown or its session expired."}
+		return domain.Actor{}, &requestError{http.StatusUnauthorized, CodeUnauthorized,
+			"The bearer token is unknown or its session ended (logout, expiry, or an authenticator that proved it is no longer active)."}
 	}
 	return a, err
 }
 
-// ids returns the validated {id} and {aid} path parameters ("" when the
-// route has none).
+// ids returns the validated {id} and {aid} (or {sid}) path parameters
+// ("" when the route has none).
 func ids(r *http.Request) (id, aid string, err error) {
 	id, aid = r.PathValue("id"), r.PathValue("aid")
+	if sid := r.PathValue("sid"); sid != "" {
+		if err := service.CheckID("the session ID", sid); err != nil {
+			return "", "", err
+		}
+		aid = sid
+	}
 	if id != "" {
 		if err := service.CheckID("the identity ID", id); err != nil {
 			return "", "", err
@@ -373,18 +401,15 @@ func source(r *http.Request) string {
 	return host
 }
 
-// limit applies the login rate limits.
-func (h *Handler) limit(w http.ResponseWriter, r *http.Request, identity string) error {
-	for _, l := range []struct {
-		lim *limiter
-		key string
-	}{{h.bySrc, source(r)}, {h.byID, identity}} {
-		if ok, wait := l.lim.allow(l.key); !ok {
-			secs := int(wait/time.Second) + 1
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			return &requestError{http.StatusTooManyRequests, CodeRateLimited,
-				fmt.Sprintf("Too many login attempts; try again in %d seconds.", secs)}
-		}
+// limit applies the per-source rate limit of the login and activation
+// endpoints, before anything is looked up. The limit per identity and
+// authenticator is the service's, once it knows they exist.
+func (h *Handler) limit(w http.ResponseWriter, r *http.Request) error {
+	if ok, wait := h.bySrc.Allow(source(r)); !ok {
+		secs := int(wait/time.Second) + 1
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		return &requestError{http.StatusTooManyRequests, CodeRateLimited,
+			fmt.Sprintf("Too many login attempts from this address; try again in %d seconds.", secs)}
 	}
 	return nil
 }

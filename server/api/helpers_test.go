@@ -83,6 +83,7 @@ type server struct {
 	db   string
 	mu   sync.Mutex
 	seen []string // response bodies
+	apps map[string]testApp
 }
 
 type startOption func(*embedded.Options)
@@ -109,7 +110,7 @@ func start(t testing.TB, opts ...startOption) *server {
 		PSKCKey:          pskcKey,
 		Now:              clk.Now,
 		Logger:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		RateLimit:        api.RateLimit{PerSource: api.Rate{Every: -1}, PerIdentity: api.Rate{Every: -1}},
+		RateLimit:        api.RateLimit{PerSource: api.Rate{Every: -1}, PerAuthenticator: api.Rate{Every: -1}},
 	}
 	for _, f := range opts {
 		f(&o)
@@ -123,7 +124,7 @@ func start(t testing.TB, opts ...startOption) *server {
 			t.Error(err)
 		}
 	})
-	return &server{t: t, srv: srv, clk: clk, log: logs, db: db}
+	return &server{t: t, srv: srv, clk: clk, log: logs, db: db, apps: map[string]testApp{}}
 }
 
 // response is a decoded answer.
@@ -255,38 +256,113 @@ func passwordID(v service.IdentityView) string {
 	return ""
 }
 
-// login logs in with body fields added to the ceremony.
-func (s *server) login(id, aid string, fields map[string]any) *response {
+// passwordLogin sends password pw of identity id, choosing second factor
+// second when it is not "".
+func (s *server) passwordLogin(id, pw, second string) *response {
 	s.t.Helper()
-	r := s.do("POST", "/v1/identities/"+id+"/authenticators/"+aid+"/login/begin", "", map[string]any{})
-	if r.status != 200 {
-		return r
+	body := map[string]any{"password": pw}
+	if second != "" {
+		body["second"] = second
 	}
-	var b service.BeginLoginResult
-	r.decode(s.t, &b)
+	return s.do("POST", "/v1/identities/"+id+"/login/password", "", body)
+}
+
+// finish finishes the login ceremony f with body fields.
+func (s *server) finish(id string, f service.FactorLogin, fields map[string]any) *response {
+	s.t.Helper()
 	if fields == nil {
 		fields = map[string]any{}
 	}
-	if f, ok := fields["sign"].(func(service.BeginLoginResult) map[string]any); ok {
-		delete(fields, "sign")
-		for k, v := range f(b) {
-			fields[k] = v
-		}
-	}
-	fields["ceremony"] = b.Ceremony
-	return s.do("POST", "/v1/identities/"+id+"/authenticators/"+aid+"/login/finish", "", fields)
+	fields["ceremony"] = f.Ceremony
+	return s.do("POST", "/v1/identities/"+id+"/login/finish", "", fields)
 }
 
-func (s *server) session(id, aid, pw string) string {
+// factor sends the right password of identity id and chooses second
+// factor aid; it returns the factor's ceremony, or nil and the answer.
+func (s *server) factor(id, pw, aid string) (*service.FactorLogin, *response) {
 	s.t.Helper()
-	r := s.login(id, aid, map[string]any{"password": pw})
+	r := s.passwordLogin(id, pw, aid)
+	if r.status != 200 {
+		return nil, r
+	}
+	var p service.PasswordLoginResult
+	r.decode(s.t, &p)
+	if p.Next == nil {
+		s.t.Fatalf("no ceremony for %s: %s", aid, r.raw)
+	}
+	return p.Next, r
+}
+
+// codeLogin logs in with password pw and code of code device aid.
+func (s *server) codeLogin(id, pw, aid, code string) *response {
+	s.t.Helper()
+	f, r := s.factor(id, pw, aid)
+	if f == nil {
+		return r
+	}
+	return s.finish(id, *f, map[string]any{"code": code})
+}
+
+// appLogin logs in with app aid (key) and pin.
+func (s *server) appLogin(id, aid string, key *ecdsa.PrivateKey, pin string) *response {
+	s.t.Helper()
+	r := s.do("POST", "/v1/identities/"+id+"/login/app", "", map[string]any{"authenticator": aid})
+	if r.status != 200 {
+		return r
+	}
+	var f service.FactorLogin
+	r.decode(s.t, &f)
+	sig, err := servicetest.SignChallenge(key, f.Challenge)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return s.finish(id, f, map[string]any{"pin": pin, "signature": sig})
+}
+
+// addApp adds (as token) and activates an app with PIN pin for identity
+// id, returning its ID and key.
+func (s *server) addApp(id, token, pin string) (string, *ecdsa.PrivateKey) {
+	s.t.Helper()
+	key, pub := newAppKey(s.t)
+	r := s.do("POST", "/v1/identities/"+id+"/authenticators", token, map[string]any{"kind": "app", "public_key": pub, "pin": pin, "label": "phone"})
+	s.want(r, 201, "")
+	var add struct {
+		Authenticator service.AuthenticatorView
+		Activation    service.AppActivation
+	}
+	r.decode(s.t, &add)
+	sig, _ := servicetest.SignChallenge(key, add.Activation.Challenge)
+	r = s.do("POST", "/v1/identities/"+id+"/authenticators/"+add.Authenticator.ID+"/activate", token,
+		map[string]any{"ceremony": add.Activation.Ceremony, "signature": sig})
+	s.want(r, 200, "")
+	return add.Authenticator.ID, key
+}
+
+// session returns the token of a two-factor session of identity id: its
+// app (added by support the first time) logs in.
+func (s *server) session(id string) string {
+	s.t.Helper()
+	a, ok := s.apps[id]
+	if !ok {
+		a.id, a.key = s.addApp(id, supportToken, appPIN)
+		s.apps[id] = a
+	}
+	r := s.appLogin(id, a.id, a.key, appPIN)
 	s.want(r, 200, "")
 	var res service.LoginResult
 	r.decode(s.t, &res)
 	return res.Session
 }
 
-func newAppKey(t *testing.T) (*ecdsa.PrivateKey, string) {
+// appPIN is the PIN of the apps the tests add.
+const appPIN = "428613"
+
+type testApp struct {
+	id  string
+	key *ecdsa.PrivateKey
+}
+
+func newAppKey(t testing.TB) (*ecdsa.PrivateKey, string) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -328,14 +404,16 @@ func (s *server) addChip(id, token string, c *chip.Chip) service.AuthenticatorVi
 	return v
 }
 
-// chipLogin logs in with chip c.
-func (s *server) chipLogin(id, aid string, c *chip.Chip) *response {
+// chipLogin logs in with password pw and chip c (authenticator aid).
+func (s *server) chipLogin(id, pw, aid string, c *chip.Chip) *response {
 	s.t.Helper()
-	return s.login(id, aid, map[string]any{"sign": func(b service.BeginLoginResult) map[string]any {
-		resp, err := servicetest.Assert(context.Background(), c, origin, b.PublicKey)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		return map[string]any{"credential": resp}
-	}})
+	f, r := s.factor(id, pw, aid)
+	if f == nil {
+		return r
+	}
+	resp, err := servicetest.Assert(context.Background(), c, origin, f.PublicKey)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return s.finish(id, *f, map[string]any{"credential": resp})
 }

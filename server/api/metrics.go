@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"math"
@@ -13,7 +12,7 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/server/domain"
-	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/service"
 )
 
 // Metrics counts what the server does and writes it in the Prometheus text
@@ -26,6 +25,7 @@ type Metrics struct {
 	logins      map[labels]uint64     // kind, outcome
 	suspensions map[labels]uint64     // kind
 	blocks      map[labels]uint64     // kind, reason
+	checks      map[labels]uint64     // kind
 	storeCalls  map[labels]*histogram // op
 	storeErrors map[labels]uint64     // op
 }
@@ -41,6 +41,7 @@ func NewMetrics() *Metrics {
 		logins:      map[labels]uint64{},
 		suspensions: map[labels]uint64{},
 		blocks:      map[labels]uint64{},
+		checks:      map[labels]uint64{},
 		storeCalls:  map[labels]*histogram{},
 		storeErrors: map[labels]uint64{},
 	}
@@ -82,7 +83,10 @@ func (m *Metrics) request(route string, status int, d time.Duration) {
 	h.observe(d.Seconds())
 }
 
-func (m *Metrics) storeCall(op string, d time.Duration, err error) {
+var _ service.Metrics = (*Metrics)(nil)
+
+// StoreCall records the latency of a store call (service.Metrics).
+func (m *Metrics) StoreCall(op string, d time.Duration, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	h := m.storeCalls[labels{op}]
@@ -96,8 +100,17 @@ func (m *Metrics) storeCall(op string, d time.Duration, err error) {
 	}
 }
 
-// events counts the lifecycle events of a stored change.
-func (m *Metrics) events(events []domain.Event) {
+// Checked counts one evaluation of a secret against its verifier
+// (service.Metrics): authbench_verifier_checks_total.
+func (m *Metrics) Checked(kind string) {
+	m.mu.Lock()
+	m.checks[labels{kind}]++
+	m.mu.Unlock()
+}
+
+// Events counts the lifecycle events the store has stored
+// (service.Metrics).
+func (m *Metrics) Events(events []domain.Event) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range events {
@@ -129,6 +142,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	counter(bw, "authbench_logins_total", "Login attempts by authenticator kind and outcome (success, a failure cause, or refused).", []string{"kind", "outcome"}, m.logins)
 	counter(bw, "authbench_suspensions_total", "Authenticators suspended (temporarily blocked), by kind.", []string{"kind"}, m.suspensions)
 	counter(bw, "authbench_blocks_total", "Authenticators blocked permanently, by kind and reason.", []string{"kind", "reason"}, m.blocks)
+	counter(bw, "authbench_verifier_checks_total", "Guesses evaluated against a secret (a password or PIN against its verifier, a code against the TOTP secret, a chip assertion against the credential key), by authenticator kind; each after its attempt was reserved.", []string{"kind"}, m.checks)
 	histograms(bw, "authbench_store_duration_seconds", "Store call latencies by operation.", "op", m.storeCalls)
 	counter(bw, "authbench_store_errors_total", "Store calls that returned an error, by operation.", []string{"op"}, m.storeErrors)
 	err := bw.w.(*bufio.Writer).Flush()
@@ -211,172 +225,4 @@ func formatFloat(f float64) string {
 		return "+Inf"
 	}
 	return strconv.FormatFloat(f, 'g', -1, 64)
-}
-
-// InstrumentStore returns st with the latency of its calls recorded, and
-// the lifecycle events it stores counted (logins, suspensions, blocks).
-func (m *Metrics) InstrumentStore(st store.Store) store.Store {
-	return &instrumented{Store: st, m: m}
-}
-
-// instrumented wraps the store calls of the request paths; the others pass
-// through untimed.
-type instrumented struct {
-	store.Store
-	m *Metrics
-}
-
-func (s *instrumented) time(op string, start time.Time, err error) {
-	s.m.storeCall(op, time.Since(start), err)
-}
-
-func (s *instrumented) CreateIdentity(ctx context.Context, c domain.IdentityChange, first ...store.NewAuthenticator) error {
-	t := time.Now()
-	err := s.Store.CreateIdentity(ctx, c, first...)
-	s.time("create_identity", t, err)
-	return err
-}
-
-func (s *instrumented) Identity(ctx context.Context, id string) (domain.Identity, error) {
-	t := time.Now()
-	v, err := s.Store.Identity(ctx, id)
-	s.time("identity", t, err)
-	return v, err
-}
-
-func (s *instrumented) UpdateIdentity(ctx context.Context, c domain.IdentityChange) error {
-	t := time.Now()
-	err := s.Store.UpdateIdentity(ctx, c)
-	s.time("update_identity", t, err)
-	return err
-}
-
-func (s *instrumented) CreateAuthenticator(ctx context.Context, c domain.Change, el store.Element) error {
-	t := time.Now()
-	err := s.Store.CreateAuthenticator(ctx, c, el)
-	s.time("create_authenticator", t, err)
-	if err == nil {
-		s.m.events(c.Events)
-	}
-	return err
-}
-
-func (s *instrumented) CreateAuthenticatorAt(ctx context.Context, c domain.Change, el store.Element, version uint64) error {
-	t := time.Now()
-	err := s.Store.CreateAuthenticatorAt(ctx, c, el, version)
-	s.time("create_authenticator", t, err)
-	if err == nil {
-		s.m.events(c.Events)
-	}
-	return err
-}
-
-func (s *instrumented) CommitOTPLogin(ctx context.Context, c domain.Change, sess store.Session, step uint64, drift int) (bool, error) {
-	t := time.Now()
-	ok, err := s.Store.CommitOTPLogin(ctx, c, sess, step, drift)
-	s.time("commit_otp_login", t, err)
-	if ok && err == nil {
-		s.m.events(c.Events)
-	}
-	return ok, err
-}
-
-func (s *instrumented) CommitChipLogin(ctx context.Context, c domain.Change, sess store.Session, spent store.Ceremony, count uint32) (bool, error) {
-	t := time.Now()
-	ok, err := s.Store.CommitChipLogin(ctx, c, sess, spent, count)
-	s.time("commit_chip_login", t, err)
-	if ok && err == nil {
-		s.m.events(c.Events)
-	}
-	return ok, err
-}
-
-func (s *instrumented) Authenticator(ctx context.Context, id string) (domain.Authenticator, error) {
-	t := time.Now()
-	v, err := s.Store.Authenticator(ctx, id)
-	s.time("authenticator", t, err)
-	return v, err
-}
-
-func (s *instrumented) ListAuthenticators(ctx context.Context, identityID string) ([]domain.Authenticator, error) {
-	t := time.Now()
-	v, err := s.Store.ListAuthenticators(ctx, identityID)
-	s.time("list_authenticators", t, err)
-	return v, err
-}
-
-func (s *instrumented) ApplyChange(ctx context.Context, c domain.Change) error {
-	t := time.Now()
-	err := s.Store.ApplyChange(ctx, c)
-	s.time("apply_change", t, err)
-	if err == nil {
-		s.m.events(c.Events)
-	}
-	return err
-}
-
-func (s *instrumented) Element(ctx context.Context, id string) (store.Element, error) {
-	t := time.Now()
-	v, err := s.Store.Element(ctx, id)
-	s.time("element", t, err)
-	return v, err
-}
-
-func (s *instrumented) AdvanceOTPStep(ctx context.Context, id string, step uint64, drift int) (bool, error) {
-	t := time.Now()
-	ok, err := s.Store.AdvanceOTPStep(ctx, id, step, drift)
-	s.time("advance_otp_step", t, err)
-	return ok, err
-}
-
-func (s *instrumented) AdvanceSignCount(ctx context.Context, credentialID string, count uint32) (bool, error) {
-	t := time.Now()
-	ok, err := s.Store.AdvanceSignCount(ctx, credentialID, count)
-	s.time("advance_sign_count", t, err)
-	return ok, err
-}
-
-func (s *instrumented) PutCeremony(ctx context.Context, c store.Ceremony) error {
-	t := time.Now()
-	err := s.Store.PutCeremony(ctx, c)
-	s.time("put_ceremony", t, err)
-	return err
-}
-
-func (s *instrumented) TakeCeremony(ctx context.Context, key string, now time.Time) (store.Ceremony, error) {
-	t := time.Now()
-	c, err := s.Store.TakeCeremony(ctx, key, now)
-	s.time("take_ceremony", t, err)
-	return c, err
-}
-
-func (s *instrumented) PutSession(ctx context.Context, se store.Session) error {
-	t := time.Now()
-	err := s.Store.PutSession(ctx, se)
-	s.time("put_session", t, err)
-	return err
-}
-
-func (s *instrumented) Session(ctx context.Context, hash []byte, now time.Time) (store.Session, error) {
-	t := time.Now()
-	se, err := s.Store.Session(ctx, hash, now)
-	s.time("session", t, err)
-	return se, err
-}
-
-func (s *instrumented) AppendAudit(ctx context.Context, events ...domain.Event) error {
-	t := time.Now()
-	err := s.Store.AppendAudit(ctx, events...)
-	s.time("append_audit", t, err)
-	if err == nil {
-		s.m.events(events)
-	}
-	return err
-}
-
-func (s *instrumented) ListAudit(ctx context.Context, identityID string, after uint64, limit int) ([]store.AuditRecord, error) {
-	t := time.Now()
-	v, err := s.Store.ListAudit(ctx, identityID, after, limit)
-	s.time("list_audit", t, err)
-	return v, err
 }

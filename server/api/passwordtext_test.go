@@ -12,15 +12,11 @@ import (
 	"github.com/authbench/authbench/server/service"
 )
 
-// finishRaw begins a login and finishes it with the JSON body made by
-// body from the ceremony, sent byte for byte.
-func (s *server) finishRaw(id, aid string, body func(ceremony string) string) *response {
+// passwordRaw sends the first step of a password login of identity id
+// with the JSON body given byte for byte.
+func (s *server) passwordRaw(id, body string) *response {
 	s.t.Helper()
-	r := s.do("POST", "/v1/identities/"+id+"/authenticators/"+aid+"/login/begin", "", map[string]any{})
-	s.want(r, 200, "")
-	var b service.BeginLoginResult
-	r.decode(s.t, &b)
-	return s.do("POST", "/v1/identities/"+id+"/authenticators/"+aid+"/login/finish", "", body(b.Ceremony))
+	return s.do("POST", "/v1/identities/"+id+"/login/password", "", body)
 }
 
 // failures returns the consecutive failures of authenticator aid.
@@ -54,11 +50,12 @@ func TestPasswordSpellingsOverHTTP(t *testing.T) {
 		`"cafe\u0301 cre\u0300me"`,   // NFD, escaped
 		"\"cafe\u0301 cre\u0300me\"", // NFD, raw UTF-8
 	} {
-		r := s.finishRaw("alice", pw, func(c string) string { return `{"ceremony":"` + c + `","password":` + spelling + `}` })
-		s.want(r, 200, "")
+		s.want(s.passwordRaw("alice", `{"password":`+spelling+`}`), 200, "")
 	}
-	r = s.finishRaw("alice", pw, func(c string) string { return `{"ceremony":"` + c + `","password":"cafe creme"}` })
-	s.want(r, 401, "wrong_password")
+	s.want(s.passwordRaw("alice", `{"password":"cafe creme"}`), 401, "wrong_password")
+	if n := s.failures("alice", pw); n != 1 {
+		t.Errorf("%d failures after one wrong spelling, want 1", n)
+	}
 }
 
 // TestInvalidUTF8PasswordsOverHTTP: bytes that are not UTF-8 in a body,
@@ -88,24 +85,24 @@ func TestInvalidUTF8PasswordsOverHTTP(t *testing.T) {
 			check("create", s.do("POST", "/v1/identities", supportToken, `{"id":"bob","password":"`+tt.password+`"}`))
 			check("add", s.do("POST", "/v1/identities/alice/authenticators", supportToken, `{"kind":"password","password":"`+tt.password+`"}`))
 			for range 4 {
-				check("login", s.finishRaw("alice", pw, func(c string) string {
-					return `{"ceremony":"` + c + `","password":"` + tt.password + `"}`
-				}))
+				check("login", s.passwordRaw("alice", `{"password":"`+tt.password+`"}`))
 			}
 			if n := s.failures("alice", pw); n != 0 {
 				t.Fatalf("%d failures counted for refused passwords", n)
 			}
 		})
 	}
-	s.session("alice", pw, "correct horse")
+	s.want(s.passwordLogin("alice", "correct horse", ""), 200, "")
 }
 
 // TestBusyAnswers503: while the argon2id memory budget is taken, password
-// adds and logins are answered 503 busy with Retry-After, and nothing is
-// counted or stored.
+// adds, password logins and app logins (whose PIN is hashed) are answered
+// 503 busy with Retry-After, and nothing is counted or stored.
 func TestBusyAnswers503(t *testing.T) {
 	s := start(t)
 	pw := passwordID(s.createIdentity("alice", "correct horse"))
+	app, key := s.addApp("alice", supportToken, appPIN)
+	s.want(s.do("POST", "/v1/identities", supportToken, map[string]any{"id": "carol"}), 201, "")
 	lim := secrets.NewLimiter(uint64(secrets.FastParams().Memory), 0)
 	prev := secrets.SetLimiter(lim)
 	t.Cleanup(func() { secrets.SetLimiter(prev) })
@@ -120,17 +117,31 @@ func TestBusyAnswers503(t *testing.T) {
 			t.Fatalf("%s: Retry-After %q, want 1", what, ra)
 		}
 	}
-	busy("add", s.do("POST", "/v1/identities/alice/authenticators", supportToken, map[string]any{"kind": "password", "password": "another"}))
+	busy("add", s.do("POST", "/v1/identities/carol/authenticators", supportToken, map[string]any{"kind": "password", "password": "another"}))
+	// The quota is checked before any hashing: a second password of alice
+	// is refused as such, busy or not.
+	s.want(s.do("POST", "/v1/identities/alice/authenticators", supportToken, map[string]any{"kind": "password", "password": "another"}), 409, "quota_exceeded")
 	busy("create", s.do("POST", "/v1/identities", supportToken, map[string]any{"id": "bob", "password": "a password"}))
 	for _, guess := range []string{"wrong", "wrong", "wrong", "correct horse"} {
-		busy("login", s.login("alice", pw, map[string]any{"password": guess}))
+		busy("login", s.passwordLogin("alice", guess, ""))
 	}
-	if n := s.failures("alice", pw); n != 0 {
-		t.Fatalf("%d failures counted while busy", n)
+	for _, pin := range []string{"000000", "000000", "000000", appPIN} {
+		busy("app login", s.appLogin("alice", app, key, pin))
+	}
+	if n, m := s.failures("alice", pw), s.failures("alice", app); n != 0 || m != 0 {
+		t.Fatalf("%d password and %d app failures counted while busy", n, m)
 	}
 	s.want(s.do("GET", "/v1/identities/bob", supportToken, nil), 404, "not_found")
+	r := s.do("GET", "/v1/identities/carol", supportToken, nil)
+	s.want(r, 200, "")
+	var carol service.IdentityView
+	r.decode(t, &carol)
+	if len(carol.Authenticators) != 0 {
+		t.Fatalf("the busy add stored %+v", carol.Authenticators)
+	}
 	release()
-	s.session("alice", pw, "correct horse")
+	s.want(s.passwordLogin("alice", "correct horse", ""), 200, "")
+	s.want(s.appLogin("alice", app, key, appPIN), 200, "")
 }
 
 // TestOpenAPIDocumentsBusy: every operation that hashes a password or PIN
@@ -162,7 +173,8 @@ func TestOpenAPIDocumentsBusy(t *testing.T) {
 	for _, op := range []struct{ path, method string }{
 		{"/v1/identities", "post"},
 		{"/v1/identities/{id}/authenticators", "post"},
-		{"/v1/identities/{id}/authenticators/{aid}/login/finish", "post"},
+		{"/v1/identities/{id}/login/password", "post"},
+		{"/v1/identities/{id}/login/finish", "post"},
 	} {
 		r, ok := doc.Paths[op.path][op.method].Responses["503"]
 		if !ok || r.Headers["Retry-After"] == nil {

@@ -26,34 +26,26 @@ func TestNoSecretsLeak(t *testing.T) {
 		pin = "739251"
 	)
 	otpSecret := []byte("\x8a\x11s3cr3t-OTP-seed\x00\xfe\x42\x99")
-	alice := s.createIdentity("alice", pw)
-	pwID := passwordID(alice)
+	s.createIdentity("alice", pw)
 	var sessions []string
-	sess := s.session("alice", pwID, pw)
-	sessions = append(sessions, sess)
 
 	key, pub := newAppKey(t)
-	r := s.do("POST", "/v1/identities/alice/authenticators", sess, map[string]any{"kind": "app", "public_key": pub, "pin": pin})
+	r := s.do("POST", "/v1/identities/alice/authenticators", supportToken, map[string]any{"kind": "app", "public_key": pub, "pin": pin})
 	var add struct {
 		Authenticator service.AuthenticatorView
 		Activation    service.AppActivation
 	}
 	r.decode(t, &add)
 	sig, _ := servicetest.SignChallenge(key, add.Activation.Challenge)
-	s.want(s.do("POST", "/v1/identities/alice/authenticators/"+add.Authenticator.ID+"/activate", sess,
+	s.want(s.do("POST", "/v1/identities/alice/authenticators/"+add.Authenticator.ID+"/activate", supportToken,
 		map[string]any{"ceremony": add.Activation.Ceremony, "signature": sig}), 200, "")
-	appLogin := func(p string) *response {
-		return s.login("alice", add.Authenticator.ID, map[string]any{"sign": func(b service.BeginLoginResult) map[string]any {
-			sig, _ := servicetest.SignChallenge(key, b.Challenge)
-			return map[string]any{"pin": p, "signature": sig}
-		}})
-	}
-	r = appLogin(pin)
+	r = s.appLogin("alice", add.Authenticator.ID, key, pin)
 	s.want(r, 200, "")
 	var lr service.LoginResult
 	r.decode(t, &lr)
-	sessions = append(sessions, lr.Session)
-	s.want(appLogin("111119"), 401, "wrong_pin")
+	sess := lr.Session
+	sessions = append(sessions, sess)
+	s.want(s.appLogin("alice", add.Authenticator.ID, key, "111119"), 401, "wrong_pin")
 
 	dev := servicetest.CodeDevice{Serial: "KV-S", Secret: otpSecret}
 	doc, _ := servicetest.PSKC(pskcKey, dev)
@@ -64,14 +56,14 @@ func TestNoSecretsLeak(t *testing.T) {
 	s.want(s.do("POST", "/v1/identities/alice/authenticators/"+addCode.Authenticator.ID+"/activate", sess,
 		map[string]any{"code": dev.Code(s.clk.Now())}), 200, "")
 	s.clk.Advance(30 * time.Second)
-	r = s.login("alice", addCode.Authenticator.ID, map[string]any{"code": dev.Code(s.clk.Now())})
+	r = s.codeLogin("alice", pw, addCode.Authenticator.ID, dev.Code(s.clk.Now()))
 	s.want(r, 200, "")
 	r.decode(t, &lr)
 	sessions = append(sessions, lr.Session)
-	s.want(s.login("alice", pwID, map[string]any{"password": pw + "x"}), 401, "wrong_password")
-	s.want(s.do("GET", "/v1/identities/alice", sessions[2], nil), 200, "")
+	s.want(s.passwordLogin("alice", pw+"x", ""), 401, "wrong_password")
+	s.want(s.do("GET", "/v1/identities/alice", sessions[1], nil), 200, "")
 	s.want(s.do("GET", "/v1/identities/alice/audit", supportToken, nil), 200, "")
-	s.want(s.do("POST", "/v1/identities/alice/authenticators/"+add.Authenticator.ID+"/block", sess, map[string]any{"reason": "lost"}), 200, "")
+	s.want(s.do("POST", "/v1/identities/alice/authenticators/"+add.Authenticator.ID+"/block", sessions[1], map[string]any{"reason": "lost"}), 200, "")
 	s.want(s.do("GET", "/v1/audit/verify", supportToken, nil), 200, "")
 
 	secretsText := map[string]string{

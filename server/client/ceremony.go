@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/ctap2"
+	"github.com/authbench/authbench/device/webauthn"
 )
 
 // Kinds of authenticator, as the API names them (device.Kind values).
@@ -66,131 +66,53 @@ func (c *Client) chipContext(ctx context.Context, timeoutMS int64) (context.Cont
 	return context.WithCancel(ctx)
 }
 
-func descriptors(in []CredentialDescriptor) []ctap2.CredentialDescriptor {
-	var out []ctap2.CredentialDescriptor
-	for _, d := range in {
-		if d.Type != ctap2.CredentialTypePublicKey || len(d.ID) == 0 {
-			continue // WebAuthn §5.1.3 step 20 / §6.3.2: unknown types are ignored
-		}
-		out = append(out, ctap2.CredentialDescriptor{Type: d.Type, ID: d.ID})
-	}
-	return out
-}
+// The WebAuthn types of the API are those of device/webauthn, the one
+// WebAuthn package of the tree (WebAuthn Level 3 §5.1 JSON forms; binary
+// members are base64url strings).
+type (
+	CreationOptions        = webauthn.CreationOptions        // PublicKeyCredentialCreationOptionsJSON
+	RequestOptions         = webauthn.RequestOptions         // PublicKeyCredentialRequestOptionsJSON
+	CredentialDescriptor   = webauthn.CredentialDescriptor   // PublicKeyCredentialDescriptorJSON
+	RegistrationResponse   = webauthn.RegistrationResponse   // RegistrationResponseJSON
+	AuthenticationResponse = webauthn.AuthenticationResponse // AuthenticationResponseJSON
+)
 
-// ChipRegistration plays the client platform's part of WebAuthn §5.1.3
-// (create) for a chip: it builds the client data of opts' challenge as sent
-// from origin, asks the chip for a credential (CTAP 2.1 §6.1
-// authenticatorMakeCredential) with the RP, user, algorithms and exclude
-// list of opts, and returns RegistrationResponseJSON. The chip call is
-// bounded by opts.Timeout and reports keepalives through ctx
-// (ctap2.WithKeepalive).
+// ChipRegistration is webauthn.Create, the client platform's part of
+// WebAuthn §5.1.3 for a chip, with creation options from the server: it
+// returns RegistrationResponseJSON for opts' challenge as sent from origin.
 //
-// Errors: the chip's error, wrapped (a *ctap2.StatusError such as
+// Errors: an error wrapping ErrBadResponse when opts lack a challenge or
+// hold IDs that are not base64url; otherwise those of webauthn.Create: the
+// chip's error, wrapped (a *ctap2.StatusError such as
 // ctap2.ErrCredentialExcluded when the chip already holds an excluded
 // credential, ctap2.ErrOperationDenied when the touch was refused,
 // ctap2.ErrKeepaliveCancel or a context error when nobody touched it in
-// time, device.ErrRemoved and the like from the transport); an error
-// wrapping ctap2.ErrInvalidAuthData when its answer holds no credential.
+// time, device.ErrRemoved and the like from the transport).
 func ChipRegistration(ctx context.Context, chip device.Chip, opts *CreationOptions, origin string) (*RegistrationResponse, error) {
-	if opts == nil || len(opts.Challenge) == 0 {
-		return nil, fmt.Errorf("client: %w: creation options without a challenge", ErrBadResponse)
-	}
-	cd := NewClientData(ClientDataCreate, opts.Challenge, origin)
-	h := sha256.Sum256(cd)
-	req := &ctap2.MakeCredentialRequest{
-		ClientDataHash: h[:],
-		RP:             ctap2.RPEntity{ID: opts.RP.ID, Name: opts.RP.Name},
-		User:           ctap2.UserEntity{ID: opts.User.ID, Name: opts.User.Name, DisplayName: opts.User.DisplayName},
-		ExcludeList:    descriptors(opts.ExcludeCredentials),
-	}
-	for _, p := range opts.PubKeyCredParams {
-		if p.Type == ctap2.CredentialTypePublicKey {
-			req.PubKeyCredParams = append(req.PubKeyCredParams, ctap2.CredentialParameters{Type: p.Type, Alg: p.Alg})
-		}
-	}
-	if len(opts.PubKeyCredParams) == 0 {
-		// WebAuthn §5.4: an empty list means ES256 (and RS256, which the
-		// chips of this project do not have).
-		req.PubKeyCredParams = []ctap2.CredentialParameters{{Type: ctap2.CredentialTypePublicKey, Alg: ctap2.AlgES256}}
-	}
-	if s := opts.AuthenticatorSelection; s != nil && (s.ResidentKey == "required" || s.RequireResidentKey) {
-		req.Options = map[string]bool{"rk": true}
-	}
-	att, err := chip.MakeCredential(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	ad, err := ctap2.ParseAuthData(att.AuthData)
-	if err != nil {
-		return nil, fmt.Errorf("client: the chip's authenticator data: %w", err)
-	}
-	if ad.AttestedCredential == nil {
-		return nil, fmt.Errorf("client: %w: the chip returned no credential", ctap2.ErrInvalidAuthData)
-	}
-	obj, err := EncodeAttestationObject(att)
-	if err != nil {
-		return nil, err
-	}
-	id := ad.AttestedCredential.CredentialID
-	return &RegistrationResponse{
-		ID:    Bytes(id).String(),
-		RawID: Bytes(id),
-		Type:  ctap2.CredentialTypePublicKey,
-		Response: AuthenticatorAttestationResponse{
-			ClientDataJSON:    cd,
-			AttestationObject: obj,
-		},
-		ClientExtensionResults: map[string]any{},
-	}, nil
+	r, err := webauthn.Create(ctx, chip, opts, origin)
+	return r, badOptions(err)
 }
 
-// ChipAssertion plays the client platform's part of WebAuthn §5.1.4 (get)
-// for a chip: it builds the client data of opts' challenge as sent from
-// origin, asks the chip for an assertion (CTAP 2.1 §6.2
-// authenticatorGetAssertion) over opts' RP ID and allow list, and returns
-// AuthenticationResponseJSON. The chip call is bounded by opts.Timeout and
-// reports keepalives through ctx.
+// ChipAssertion is webauthn.Get, the client platform's part of WebAuthn
+// §5.1.4 for a chip, with request options from the server: it returns
+// AuthenticationResponseJSON for opts' challenge as sent from origin.
 //
-// Errors: the chip's error, wrapped (ctap2.ErrNoCredentials when the chip
-// holds none of the allowed credentials, and those listed on
-// ChipRegistration); an error wrapping ctap2.ErrInvalidResponse when the
-// chip does not say which credential it used and the allow list does not
-// tell either.
+// Errors: an error wrapping ErrBadResponse when opts lack a challenge or
+// hold IDs that are not base64url; otherwise those of webauthn.Get
+// (ctap2.ErrNoCredentials when the chip holds none of the allowed
+// credentials, and those listed on ChipRegistration).
 func ChipAssertion(ctx context.Context, chip device.Chip, opts *RequestOptions, origin string) (*AuthenticationResponse, error) {
-	if opts == nil || len(opts.Challenge) == 0 {
-		return nil, fmt.Errorf("client: %w: request options without a challenge", ErrBadResponse)
+	r, err := webauthn.Get(ctx, chip, opts, origin)
+	return r, badOptions(err)
+}
+
+// badOptions reports WebAuthn options the server sent that cannot be used
+// as ErrBadResponse.
+func badOptions(err error) error {
+	if errors.Is(err, webauthn.ErrInvalid) {
+		return fmt.Errorf("client: %w: %v", ErrBadResponse, err)
 	}
-	cd := NewClientData(ClientDataGet, opts.Challenge, origin)
-	h := sha256.Sum256(cd)
-	allow := descriptors(opts.AllowCredentials)
-	as, err := chip.GetAssertion(ctx, &ctap2.GetAssertionRequest{RPID: opts.RPID, ClientDataHash: h[:], AllowList: allow})
-	if err != nil {
-		return nil, err
-	}
-	var id []byte
-	switch {
-	case as.Credential != nil && len(as.Credential.ID) > 0:
-		id = as.Credential.ID
-	case len(allow) == 1:
-		id = allow[0].ID // CTAP 2.1 §6.2.2: may be omitted when the list had one
-	default:
-		return nil, fmt.Errorf("client: %w: the chip did not say which credential signed", ctap2.ErrInvalidResponse)
-	}
-	r := &AuthenticationResponse{
-		ID:    Bytes(id).String(),
-		RawID: Bytes(id),
-		Type:  ctap2.CredentialTypePublicKey,
-		Response: AuthenticatorAssertionResponse{
-			ClientDataJSON:    cd,
-			AuthenticatorData: as.AuthData,
-			Signature:         as.Signature,
-		},
-		ClientExtensionResults: map[string]any{},
-	}
-	if as.User != nil && len(as.User.ID) > 0 {
-		r.Response.UserHandle = as.User.ID
-	}
-	return r, nil
+	return err
 }
 
 // EnrollChip adds a chip to an identity and activates it (WebAuthn §7.1
@@ -227,37 +149,6 @@ func EnrollChip(ctx context.Context, c *Client, identityID, label string, chip d
 		return nil, fail(what, "activate", aid, err)
 	}
 	return a, nil
-}
-
-// LoginChip logs in with a chip (WebAuthn §7.2 authentication, driven
-// from the client side): begin, a signature from the chip over the
-// server's challenge (ChipAssertion), finish. It returns the session.
-//
-// Errors: a *CeremonyError that unwraps to the API errors of BeginLogin
-// and FinishLogin (ErrSuspended, ErrBlocked, ErrSignCount for a cloned
-// chip, ErrBadSignature, ErrCredentialRevoked, ...) or the chip errors of
-// ChipAssertion (ctap2.ErrNoCredentials when the chip does not hold the
-// credential).
-func LoginChip(ctx context.Context, c *Client, identityID, authID string, chip device.Chip) (*Session, error) {
-	const what = "log in with chip"
-	lc, err := c.BeginLogin(ctx, identityID, authID)
-	if err != nil {
-		return nil, fail(what, "begin", authID, err)
-	}
-	if lc.PublicKey == nil {
-		return nil, fail(what, "begin", authID, fmt.Errorf("client: %w: no request options for a chip", ErrBadResponse))
-	}
-	cctx, cancel := c.chipContext(ctx, lc.PublicKey.Timeout)
-	cred, err := ChipAssertion(cctx, chip, lc.PublicKey, c.origin(lc.PublicKey.RPID))
-	cancel()
-	if err != nil {
-		return nil, fail(what, "getAssertion", authID, err)
-	}
-	s, err := c.FinishLogin(ctx, identityID, authID, FinishLoginRequest{Ceremony: lc.Ceremony, Credential: cred})
-	if err != nil {
-		return nil, fail(what, "finish", authID, err)
-	}
-	return s, nil
 }
 
 // EnrollCodeDevice adds a code display or audio code reader to an
@@ -313,36 +204,6 @@ func ActivateCodeDevice(ctx context.Context, c *Client, identityID, authID strin
 	return a, nil
 }
 
-// LoginCode logs in with a code device's one-time code: begin, then
-// finish with code. It returns the session.
-//
-// Errors: a *CeremonyError that unwraps to the API errors of BeginLogin
-// and FinishLogin: ErrWrongCode (a failed attempt; see APIError.Failures),
-// ErrCodeReplayed, ErrSuspended, ErrBlocked, ...
-func LoginCode(ctx context.Context, c *Client, identityID, authID, code string) (*Session, error) {
-	const what = "log in with code"
-	lc, err := c.BeginLogin(ctx, identityID, authID)
-	if err != nil {
-		return nil, fail(what, "begin", authID, err)
-	}
-	s, err := c.FinishLogin(ctx, identityID, authID, FinishLoginRequest{Ceremony: lc.Ceremony, Code: code})
-	if err != nil {
-		return nil, fail(what, "finish", authID, err)
-	}
-	return s, nil
-}
-
-// LoginCodeDevice presses a code device's button and logs in with the code
-// (LoginCode). Errors: those of LoginCode, and the device's (step
-// "press").
-func LoginCodeDevice(ctx context.Context, c *Client, identityID, authID string, dev device.CodeDevice) (*Session, error) {
-	code, err := dev.Press(ctx)
-	if err != nil {
-		return nil, fail("log in with code", "press", authID, err)
-	}
-	return LoginCode(ctx, c, identityID, authID, code.Digits)
-}
-
 // AppKey is what the app ceremonies need of a MitID app: its public key
 // and signatures over the SHA-256 hash of a challenge. *app.App (sim/app)
 // implements it.
@@ -382,32 +243,6 @@ func EnrollApp(ctx context.Context, c *Client, identityID, label string, app App
 	return a, nil
 }
 
-// LoginApp logs in with a MitID app: begin, the app signs the challenge,
-// finish with the PIN the person typed. It returns the session.
-//
-// Errors: a *CeremonyError that unwraps to the API errors (ErrWrongPIN, a
-// failed attempt; ErrBadSignature; ErrSuspended; ErrBlocked; ...) or the
-// app's signing error (step "sign").
-func LoginApp(ctx context.Context, c *Client, identityID, authID string, app AppKey, pin string) (*Session, error) {
-	const what = "log in with app"
-	lc, err := c.BeginLogin(ctx, identityID, authID)
-	if err != nil {
-		return nil, fail(what, "begin", authID, err)
-	}
-	if len(lc.Challenge) == 0 {
-		return nil, fail(what, "begin", authID, fmt.Errorf("client: %w: no challenge for the app", ErrBadResponse))
-	}
-	sig, err := app.Sign(lc.Challenge)
-	if err != nil {
-		return nil, fail(what, "sign", authID, err)
-	}
-	s, err := c.FinishLogin(ctx, identityID, authID, FinishLoginRequest{Ceremony: lc.Ceremony, PIN: pin, Signature: sig})
-	if err != nil {
-		return nil, fail(what, "finish", authID, err)
-	}
-	return s, nil
-}
-
 // AddPassword adds a password authenticator; it is active at once. It
 // returns the authenticator.
 //
@@ -422,18 +257,199 @@ func AddPassword(ctx context.Context, c *Client, identityID, label, password str
 	return &added.Authenticator, nil
 }
 
-// LoginPassword logs in with the password: begin, then finish with it. It
-// returns the session.
+// MitID's logins (DESIGN §1). Each yields a two-factor session:
 //
-// Errors: a *CeremonyError that unwraps to the API errors
-// (ErrWrongPassword, a failed attempt; ErrSuspended; ErrBlocked; ...).
-func LoginPassword(ctx context.Context, c *Client, identityID, authID, password string) (*Session, error) {
-	const what = "log in with password"
-	lc, err := c.BeginLogin(ctx, identityID, authID)
+//   - the password, then a second factor: LoginPasswordChip,
+//     LoginPasswordCode, LoginPasswordCodeDevice. The second factor is
+//     asked for only after the right password;
+//   - the MitID app alone (its key and its PIN): LoginApp.
+
+// passwordThen sends the password and returns the ceremony of the second
+// factor: the one with ID aid, or else the only one of kind (preferring an
+// active one), or of a code device with serial when serial is set.
+func passwordThen(ctx context.Context, c *Client, what, identityID, password, aid, kind, serial string) (*FactorChallenge, error) {
+	step, err := c.PasswordLogin(ctx, identityID, password, aid)
+	if err != nil {
+		return nil, fail(what, "password", "", err)
+	}
+	if step.Next != nil {
+		return step.Next, nil
+	}
+	var pick []SecondFactor
+	for _, f := range step.SecondFactors {
+		code := f.Kind == KindCodeDisplay || f.Kind == KindAudioCodeReader
+		switch {
+		case serial != "" && code && f.Serial == serial:
+		case serial == "" && kind == KindChip && f.Kind == KindChip:
+		case serial == "" && kind != KindChip && code:
+		default:
+			continue
+		}
+		pick = append(pick, f)
+	}
+	if len(pick) > 1 {
+		var active []SecondFactor
+		for _, f := range pick {
+			if f.State == StateActive {
+				active = append(active, f)
+			}
+		}
+		if len(active) > 0 {
+			pick = active
+		}
+	}
+	switch len(pick) {
+	case 1:
+	case 0:
+		need := "chip"
+		if kind != KindChip {
+			need = "code device"
+			if serial != "" {
+				need += " with serial " + serial
+			}
+		}
+		return nil, fail(what, "second factor", "", fmt.Errorf("client: %w: the identity has no %s to log in with (it has %s)", ErrSecondFactor, need, describe(step.SecondFactors)))
+	default:
+		return nil, fail(what, "second factor", "", fmt.Errorf("client: %w: the identity has %d possible second factors (%s); say which", ErrSecondFactor, len(pick), describe(pick)))
+	}
+	next, err := c.SecondFactorLogin(ctx, identityID, step.Ceremony, pick[0].ID)
+	if err != nil {
+		return nil, fail(what, "second factor", pick[0].ID, err)
+	}
+	return next, nil
+}
+
+// ErrSecondFactor: the password was right, but the identity has no second
+// factor that fits (no active chip or code device, or not the one given):
+// nothing was counted. Log in with the MitID app, or add a second factor
+// through support.
+var ErrSecondFactor = errors.New("no fitting second factor")
+
+// describe lists second factors for a message.
+func describe(fs []SecondFactor) string {
+	if len(fs) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, f := range fs {
+		p := f.Kind + " " + f.ID
+		if f.Serial != "" && f.Kind != KindChip {
+			p += " (serial " + f.Serial + ")"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// LoginPasswordChip logs in with the password and the chip (WebAuthn §7.2
+// authentication, driven from the client side): the password, then a
+// signature from the chip over the server's challenge (ChipAssertion),
+// then finish. chipID names the chip authenticator; "" takes the
+// identity's active chip. It returns the two-factor session.
+//
+// Errors: a *CeremonyError whose Step says where it failed ("password",
+// "second factor", "getAssertion", "finish") and which unwraps to the API
+// errors (ErrWrongPassword, ErrSuspended, ErrBlocked, ErrSignCount for a
+// cloned chip, ErrBadSignature, ErrCredentialRevoked, ErrSecondFactor,
+// ...) or the chip errors of ChipAssertion (ctap2.ErrNoCredentials when
+// the chip does not hold the credential).
+func LoginPasswordChip(ctx context.Context, c *Client, identityID, password, chipID string, chip device.Chip) (*Session, error) {
+	const what = "log in with password and chip"
+	next, err := passwordThen(ctx, c, what, identityID, password, chipID, KindChip, "")
+	if err != nil {
+		return nil, err
+	}
+	if next.PublicKey == nil {
+		return nil, fail(what, "second factor", next.Authenticator, fmt.Errorf("client: %w: %s is not a chip", ErrBadResponse, next.Authenticator))
+	}
+	cctx, cancel := c.chipContext(ctx, next.PublicKey.Timeout)
+	cred, err := ChipAssertion(cctx, chip, next.PublicKey, c.origin(next.PublicKey.RPID))
+	cancel()
+	if err != nil {
+		return nil, fail(what, "getAssertion", next.Authenticator, err)
+	}
+	s, err := c.FinishLogin(ctx, identityID, FinishLoginRequest{Ceremony: next.Ceremony, Credential: cred})
+	if err != nil {
+		return nil, fail(what, "finish", next.Authenticator, err)
+	}
+	return s, nil
+}
+
+// LoginPasswordCode logs in with the password and a one-time code read
+// from a code display or audio code reader. codeID names the code device;
+// "" takes the identity's active code device. It returns the two-factor
+// session.
+//
+// Errors: a *CeremonyError that unwraps to the API errors:
+// ErrWrongPassword, ErrWrongCode (a failed attempt; see
+// APIError.Failures), ErrCodeReplayed, ErrSuspended, ErrBlocked,
+// ErrSecondFactor, ...
+func LoginPasswordCode(ctx context.Context, c *Client, identityID, password, codeID, code string) (*Session, error) {
+	const what = "log in with password and code"
+	next, err := passwordThen(ctx, c, what, identityID, password, codeID, KindCodeDisplay, "")
+	if err != nil {
+		return nil, err
+	}
+	return finishCode(ctx, c, what, identityID, next, code)
+}
+
+// LoginPasswordCodeDevice logs in with the password and the code device
+// dev: it asks the device for its serial, sends the password, picks the
+// identity's code device with that serial, presses the button (or has the
+// audio reader speak; the code is read from the device) and sends the
+// code. It returns the two-factor session.
+//
+// Errors: those of LoginPasswordCode, and the device's (steps "identify",
+// "press").
+func LoginPasswordCodeDevice(ctx context.Context, c *Client, identityID, password string, dev device.CodeDevice) (*Session, error) {
+	const what = "log in with password and code device"
+	info, err := dev.Identify(ctx)
+	if err != nil {
+		return nil, fail(what, "identify", "", err)
+	}
+	next, err := passwordThen(ctx, c, what, identityID, password, "", KindCodeDisplay, info.Serial)
+	if err != nil {
+		return nil, err
+	}
+	code, err := dev.Press(ctx)
+	if err != nil {
+		return nil, fail(what, "press", next.Authenticator, err)
+	}
+	return finishCode(ctx, c, what, identityID, next, code.Digits)
+}
+
+func finishCode(ctx context.Context, c *Client, what, identityID string, next *FactorChallenge, code string) (*Session, error) {
+	if next.Kind != KindCodeDisplay && next.Kind != KindAudioCodeReader {
+		return nil, fail(what, "second factor", next.Authenticator, fmt.Errorf("client: %w: %s is a %s, not a code device", ErrBadResponse, next.Authenticator, next.Kind))
+	}
+	s, err := c.FinishLogin(ctx, identityID, FinishLoginRequest{Ceremony: next.Ceremony, Code: code})
+	if err != nil {
+		return nil, fail(what, "finish", next.Authenticator, err)
+	}
+	return s, nil
+}
+
+// LoginApp logs in with a MitID app alone (its key and PIN are two
+// factors): begin, the app signs the challenge, finish with the PIN the
+// person typed. It returns the two-factor session.
+//
+// Errors: a *CeremonyError that unwraps to the API errors (ErrWrongPIN, a
+// failed attempt; ErrBadSignature, not counted; ErrSuspended; ErrBlocked;
+// ...) or the app's signing error (step "sign").
+func LoginApp(ctx context.Context, c *Client, identityID, authID string, app AppKey, pin string) (*Session, error) {
+	const what = "log in with app"
+	lc, err := c.AppLogin(ctx, identityID, authID)
 	if err != nil {
 		return nil, fail(what, "begin", authID, err)
 	}
-	s, err := c.FinishLogin(ctx, identityID, authID, FinishLoginRequest{Ceremony: lc.Ceremony, Password: password})
+	if len(lc.Challenge) == 0 {
+		return nil, fail(what, "begin", authID, fmt.Errorf("client: %w: no challenge for the app", ErrBadResponse))
+	}
+	sig, err := app.Sign(lc.Challenge)
+	if err != nil {
+		return nil, fail(what, "sign", authID, err)
+	}
+	s, err := c.FinishLogin(ctx, identityID, FinishLoginRequest{Ceremony: lc.Ceremony, PIN: pin, Signature: sig})
 	if err != nil {
 		return nil, fail(what, "finish", authID, err)
 	}

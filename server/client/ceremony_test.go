@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -44,7 +43,7 @@ func TestChipCeremonies(t *testing.T) {
 	}
 	c := f.client(t, Options{Origin: f.origin, Keepalive: touch})
 	ch = newChip(t, chip.Options{Seed: []byte("client test chip"), Presence: chip.Manual})
-	if _, err := c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1"}); err != nil {
+	if _, err := c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1", Password: testPassword}); err != nil {
 		t.Fatal(err)
 	}
 	a, err := EnrollChip(ctx, c, "p1", "my chip", ch)
@@ -57,15 +56,15 @@ func TestChipCeremonies(t *testing.T) {
 	if keepalives.Load() == 0 {
 		t.Error("no UPNEEDED keepalive reached Options.Keepalive")
 	}
-	s1, err := LoginChip(ctx, c, "p1", a.ID, ch)
+	s1, err := LoginPasswordChip(ctx, c, "p1", testPassword, a.ID, ch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, err := LoginChip(ctx, c, "p1", a.ID, ch)
+	s2, err := LoginPasswordChip(ctx, c, "p1", testPassword, a.ID, ch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s1.Token == "" || s1.Token == s2.Token || s2.Authenticator.ID != a.ID {
+	if s1.Token == "" || s1.Token == s2.Token || s2.Authenticator.ID != a.ID || len(s2.Authenticators) != 2 || s2.Authenticators[1] != a.ID || s2.Level != LevelTwoFactor {
 		t.Errorf("sessions %+v %+v", s1, s2)
 	}
 
@@ -80,7 +79,7 @@ func TestChipCeremonies(t *testing.T) {
 
 	// Another chip does not hold the credential.
 	other := newChip(t, chip.Options{Seed: []byte("another chip")})
-	_, err = LoginChip(ctx, c, "p1", a.ID, other)
+	_, err = LoginPasswordChip(ctx, c, "p1", testPassword, a.ID, other)
 	if !errors.As(err, &ce) || ce.Step != "getAssertion" || !errors.Is(err, ctap2.ErrNoCredentials) {
 		t.Errorf("login with another chip: %v", err)
 	}
@@ -95,10 +94,10 @@ func TestChipCeremonies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer clone.Close()
-	if _, err := LoginChip(ctx, c, "p1", a.ID, ch); err != nil {
+	if _, err := LoginPasswordChip(ctx, c, "p1", testPassword, a.ID, ch); err != nil {
 		t.Fatal(err)
 	}
-	_, err = LoginChip(ctx, c, "p1", a.ID, clone)
+	_, err = LoginPasswordChip(ctx, c, "p1", testPassword, a.ID, clone)
 	var ae *APIError
 	if !errors.Is(err, ErrSignCount) || !errors.Is(err, ErrFailedAttempt) || !errors.As(err, &ae) || ae.State() != StateActive {
 		t.Errorf("clone login: %v", err)
@@ -106,7 +105,7 @@ func TestChipCeremonies(t *testing.T) {
 
 	// A wrong origin is refused by the server's client data check.
 	wrong := f.client(t, Options{Origin: "https://evil.example", Keepalive: touch})
-	if _, err := LoginChip(ctx, wrong, "p1", a.ID, ch); !errors.As(err, &ce) || ce.Step != "finish" {
+	if _, err := LoginPasswordChip(ctx, wrong, "p1", testPassword, a.ID, ch); !errors.As(err, &ce) || ce.Step != "finish" {
 		t.Errorf("wrong origin: %v", err)
 	}
 }
@@ -122,7 +121,7 @@ func TestChipDefaultOriginAndContextKeepalive(t *testing.T) {
 		seen.Store(true)
 		ch.Touch()
 	})
-	c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1"})
+	c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1", Password: testPassword})
 	a, err := EnrollChip(kctx, c, "p1", "", ch)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +129,7 @@ func TestChipDefaultOriginAndContextKeepalive(t *testing.T) {
 	if !seen.Load() {
 		t.Error("a keepalive function in the context was not called")
 	}
-	if _, err := LoginChip(kctx, c, "p1", a.ID, ch); err != nil {
+	if _, err := LoginPasswordChip(kctx, c, "p1", testPassword, a.ID, ch); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -139,7 +138,7 @@ func TestChipErrors(t *testing.T) {
 	ctx := context.Background()
 	f := newFake(t)
 	c := f.client(t, Options{Origin: f.origin})
-	c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1"})
+	c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1", Password: testPassword})
 	tests := []struct {
 		name string
 		opts chip.Options
@@ -147,7 +146,7 @@ func TestChipErrors(t *testing.T) {
 	}{
 		{"touch refused", chip.Options{Presence: chip.Deny}, ctap2.ErrOperationDenied},
 		{"attestation none", chip.Options{AttestationNone: true}, ErrAttestationUntrusted},
-		{"bad signature", chip.Options{Faults: chip.Faults{BadSignature: true}}, ErrBadSignature},
+		{"forged attestation signature", chip.Options{Faults: chip.Faults{BadSignature: true}}, ErrAttestationUntrusted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,7 +186,7 @@ func TestCodeDeviceCeremonies(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.secrets[dev.Serial()] = dev.TOTP()
-			c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1"})
+			c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1", Password: testPassword})
 			a, err := EnrollCodeDevice(ctx, c, "p1", "on the desk", dev)
 			if err != nil {
 				t.Fatal(err)
@@ -196,12 +195,12 @@ func TestCodeDeviceCeremonies(t *testing.T) {
 				t.Errorf("enrolled %+v", a)
 			}
 			// The code of the activation's time step is used up.
-			_, err = LoginCodeDevice(ctx, c, "p1", a.ID, dev)
+			_, err = LoginPasswordCodeDevice(ctx, c, "p1", testPassword, dev)
 			if !errors.Is(err, ErrCodeReplayed) {
 				t.Errorf("second code of the same step: %v", err)
 			}
 			for i := 1; i <= 3; i++ {
-				_, err := LoginCode(ctx, c, "p1", a.ID, "abcdef")
+				_, err := LoginPasswordCode(ctx, c, "p1", testPassword, a.ID, "abcdef")
 				var ae *APIError
 				if !errors.As(err, &ae) || !errors.Is(err, ErrWrongCode) {
 					t.Fatalf("wrong code %d: %v", i, err)
@@ -213,7 +212,7 @@ func TestCodeDeviceCeremonies(t *testing.T) {
 					t.Errorf("state %q after 3 wrong codes", ae.State())
 				}
 			}
-			_, err = LoginCodeDevice(ctx, c, "p1", a.ID, dev)
+			_, err = LoginPasswordCodeDevice(ctx, c, "p1", testPassword, dev)
 			if !errors.Is(err, ErrSuspended) {
 				t.Errorf("login while suspended: %v", err)
 			}
@@ -223,7 +222,7 @@ func TestCodeDeviceCeremonies(t *testing.T) {
 		f := newFake(t)
 		c := f.client(t, Options{})
 		dev, _ := code.New(code.Options{Seed: []byte("no pskc")})
-		c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1"})
+		c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1", Password: testPassword})
 		_, err := EnrollCodeDevice(ctx, c, "p1", "", dev)
 		var ce *CeremonyError
 		if !errors.As(err, &ce) || ce.Ceremony != "enroll code device" || ce.Step != "add" || !errors.Is(err, ErrNotFound) {
@@ -240,7 +239,7 @@ func TestAppCeremonies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1"})
+	c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1", Password: testPassword})
 	a, err := EnrollApp(ctx, c, "p1", "phone", ap, ap.PIN())
 	if err != nil {
 		t.Fatal(err)
@@ -267,6 +266,9 @@ func TestAppCeremonies(t *testing.T) {
 	}
 }
 
+// testPassword is the password of the identities of these tests.
+const testPassword = "correct horse"
+
 func TestPasswordCeremonies(t *testing.T) {
 	ctx := context.Background()
 	f := newFake(t)
@@ -279,33 +281,83 @@ func TestPasswordCeremonies(t *testing.T) {
 	if a.State != StateActive {
 		t.Errorf("password %+v", a)
 	}
-	s, err := LoginPassword(ctx, c, "p1", a.ID, "correct horse")
+	// The password alone is no session: with no second factor the
+	// ceremony says so.
+	_, err = LoginPasswordCode(ctx, c, "p1", "correct horse", "", "123456")
+	var ce *CeremonyError
+	if !errors.Is(err, ErrSecondFactor) || !errors.As(err, &ce) || ce.Step != "second factor" {
+		t.Errorf("password without a second factor: %v", err)
+	}
+	dev, err := code.New(code.Options{Seed: []byte("password test")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The session acts for p1 only.
+	f.secrets[dev.Serial()] = dev.TOTP()
+	if _, err := EnrollCodeDevice(ctx, c, "p1", "", dev); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoginPasswordCodeDevice(ctx, c, "p1", "wrong", dev)
+	if !errors.Is(err, ErrWrongPassword) || !errors.As(err, &ce) || ce.Step != "password" {
+		t.Errorf("wrong password: %v", err)
+	}
+	if msg := err.Error(); msg != "client: log in with password and code device: password: POST /v1/identities/p1/login/password: fake: wrong_password (401 wrong_password)" {
+		t.Errorf("message %q", msg)
+	}
+}
+
+// A session acts for its identity only, and ends at logout.
+func TestSessions(t *testing.T) {
+	ctx := context.Background()
+	f := newFake(t)
+	c := f.client(t, Options{})
+	ap, err := app.New(app.Options{Seed: []byte("sessions app")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1"})
+	c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p2"})
+	a, err := EnrollApp(ctx, c, "p1", "phone", ap, ap.PIN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoginApp(ctx, c, "p1", a.ID, ap, ap.PIN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ID == "" || s.Level != LevelTwoFactor || len(s.Authenticators) != 1 {
+		t.Fatalf("%+v", s)
+	}
 	self := c.WithToken(s.Token)
 	if _, err := self.Identity(ctx, "p1"); err != nil {
 		t.Errorf("session reads its identity: %v", err)
 	}
-	c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p2"})
 	if _, err := self.Identity(ctx, "p2"); !errors.Is(err, ErrForbidden) {
 		t.Errorf("session reads another identity: %v", err)
 	}
 	if _, err := c.WithToken("nonsense").Identity(ctx, "p1"); !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("wrong token: %v", err)
 	}
-	_, err = LoginPassword(ctx, c, "p1", a.ID, "wrong")
-	var ce *CeremonyError
-	if !errors.Is(err, ErrWrongPassword) || !errors.As(err, &ce) || ce.Step != "finish" {
-		t.Errorf("wrong password: %v", err)
+	other, err := LoginApp(ctx, c, "p1", a.ID, ap, ap.PIN())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if msg := err.Error(); msg != "client: log in with password: finish: POST /v1/identities/p1/authenticators/"+a.ID+"/login/finish: fake: wrong_password (401 wrong_password)" {
-		t.Errorf("message %q", msg)
+	list, err := self.Sessions(ctx, "p1")
+	if err != nil || len(list) != 2 {
+		t.Fatalf("sessions %+v %v", list, err)
 	}
-}
-
-func sha256sum(b []byte) []byte {
-	h := sha256.Sum256(b)
-	return h[:]
+	if err := self.EndSession(ctx, "p1", other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := self.EndSession(ctx, "p1", other.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ending it twice: %v", err)
+	}
+	if err := self.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := self.Identity(ctx, "p1"); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("after logout: %v", err)
+	}
+	if err := self.Logout(ctx); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("logout twice: %v", err)
+	}
 }

@@ -233,10 +233,15 @@ func TestRequests(t *testing.T) {
 	must(err)
 	_, err = c.Activate(ctx, "p1", "a1", ActivateRequest{Code: "123456"})
 	must(err)
-	_, err = c.BeginLogin(ctx, "p1", "a1")
+	_, err = c.PasswordLogin(ctx, "p1", "pw", "kv 1")
 	must(err)
-	_, err = c.FinishLogin(ctx, "p1", "a1", FinishLoginRequest{Ceremony: "c1", Password: "pw"})
+	_, err = c.SecondFactorLogin(ctx, "p1", "c0", "kv1")
 	must(err)
+	_, err = c.AppLogin(ctx, "p1", "a1")
+	must(err)
+	_, err = c.FinishLogin(ctx, "p1", FinishLoginRequest{Ceremony: "c1", Code: "123456"})
+	must(err)
+	must(c.Cancel(ctx, "p1", "a1"))
 	_, err = c.Block(ctx, "p1", "a1", ReasonLost)
 	must(err)
 	_, err = c.WithToken("session").Reactivate(ctx, "p1", "a1")
@@ -245,6 +250,10 @@ func TestRequests(t *testing.T) {
 	must(err)
 	_, err = c.UnblockIdentity(ctx, "p1", "")
 	must(err)
+	_, err = c.WithToken("session").Sessions(ctx, "p1")
+	must(err)
+	must(c.WithToken("session").EndSession(ctx, "p1", "ses 1"))
+	must(c.WithToken("session").Logout(ctx))
 	page, err := c.Audit(ctx, "p 1", 5, 10)
 	must(err)
 	if len(page.Events) != 1 || page.Events[0].Actor.Via != "pw" || page.Next == nil || *page.Next != 7 {
@@ -271,12 +280,18 @@ func TestRequests(t *testing.T) {
 		{"GET", "/base/v1/identities/p%201%2Fx", "Bearer tok", "", ""},
 		{"POST", "/base/v1/identities/p1/authenticators", "Bearer tok", "application/json", `{"kind":"app","public_key":"-_8","pin":"123456"}`},
 		{"POST", "/base/v1/identities/p1/authenticators/a1/activate", "Bearer tok", "application/json", `{"code":"123456"}`},
-		{"POST", "/base/v1/identities/p1/authenticators/a1/login/begin", "Bearer tok", "application/json", `{}`},
-		{"POST", "/base/v1/identities/p1/authenticators/a1/login/finish", "Bearer tok", "application/json", `{"ceremony":"c1","password":"pw"}`},
+		{"POST", "/base/v1/identities/p1/login/password", "Bearer tok", "application/json", `{"password":"pw","second":"kv 1"}`},
+		{"POST", "/base/v1/identities/p1/login/second", "Bearer tok", "application/json", `{"ceremony":"c0","authenticator":"kv1"}`},
+		{"POST", "/base/v1/identities/p1/login/app", "Bearer tok", "application/json", `{"authenticator":"a1"}`},
+		{"POST", "/base/v1/identities/p1/login/finish", "Bearer tok", "application/json", `{"ceremony":"c1","code":"123456"}`},
+		{"POST", "/base/v1/identities/p1/authenticators/a1/cancel", "Bearer tok", "application/json", `{}`},
 		{"POST", "/base/v1/identities/p1/authenticators/a1/block", "Bearer tok", "application/json", `{"reason":"lost"}`},
 		{"POST", "/base/v1/identities/p1/authenticators/a1/reactivate", "Bearer session", "application/json", `{}`},
 		{"POST", "/base/v1/identities/p1/block", "Bearer tok", "application/json", `{"reason":"misuse"}`},
 		{"POST", "/base/v1/identities/p1/unblock", "Bearer tok", "application/json", `{}`},
+		{"GET", "/base/v1/identities/p1/sessions", "Bearer session", "", ""},
+		{"DELETE", "/base/v1/identities/p1/sessions/ses%201", "Bearer session", "", ""},
+		{"POST", "/base/v1/logout", "Bearer session", "application/json", `{}`},
 		{"GET", "/base/v1/identities/p%201/audit?after=5&limit=10", "Bearer tok", "", ""},
 		{"GET", "/base/v1/audit/verify", "Bearer tok", "", ""},
 		{"POST", "/base/v1/pskc", "Bearer tok", "application/pskc+xml", "<KeyContainer/>"},

@@ -46,13 +46,16 @@ type world struct {
 	pskcKey []byte
 	keys    *secrets.Keyring
 	origin  string
+	// apps holds the app each person's owner session logs in with.
+	apps map[string]*client.Authenticator
 }
 
 const origin = "https://mitid.e2e"
 
 func newWorld(t *testing.T, db string) *world {
 	t.Helper()
-	w := &world{t: t, clock: &vclock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}, pskcKey: bytes.Repeat([]byte{7}, 16), origin: origin}
+	w := &world{t: t, clock: &vclock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}, pskcKey: bytes.Repeat([]byte{7}, 16), origin: origin,
+		apps: map[string]*client.Authenticator{}}
 	keys, err := secrets.GenerateKeyring(nil)
 	fatal(t, err)
 	w.keys = keys
@@ -72,7 +75,7 @@ func startServer(t *testing.T, db string, clock *vclock, key []byte, keys *secre
 		DB: db, Keyring: keys, RPID: "mitid.e2e", RPOrigins: []string{origin}, AttestationRoots: roots,
 		Hasher: secrets.FastParams(), PSKCKey: key, Now: clock.Now,
 		SupportTokens: map[string]string{"support-e2e": "operator-1"},
-		RateLimit:     api.RateLimit{PerSource: api.Rate{Every: -1}, PerIdentity: api.Rate{Every: -1}},
+		RateLimit:     api.RateLimit{PerSource: api.Rate{Every: -1}, PerAuthenticator: api.Rate{Every: -1}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -103,17 +106,26 @@ func fatal(t *testing.T, err error) {
 	}
 }
 
-// person creates an identity with a password and returns the password
-// authenticator's ID and a client with a session from it.
+// person creates an identity with a password ("pw of ID") and an app
+// (registered by support, as at the counter), and returns the password
+// authenticator's ID and a client with a two-factor session from the app.
 func (w *world) person(id string) (string, *client.Client) {
 	w.t.Helper()
 	p, err := w.support.CreateIdentity(ctx, client.CreateIdentityRequest{ID: id, Password: "pw of " + id})
 	fatal(w.t, err)
 	pw := p.Authenticators[0].ID
-	s, err := client.LoginPassword(ctx, w.anon, id, pw, "pw of "+id)
+	a, err := app.New(app.Options{Seed: []byte("owner app of " + id)})
+	fatal(w.t, err)
+	au, err := client.EnrollApp(ctx, w.support, id, "owner's phone", a, a.PIN())
+	fatal(w.t, err)
+	w.apps[id] = au
+	s, err := client.LoginApp(ctx, w.anon, id, au.ID, a, a.PIN())
 	fatal(w.t, err)
 	return pw, w.support.WithToken(s.Token)
 }
+
+// password returns the password of identity id.
+func password(id string) string { return "pw of " + id }
 
 func (w *world) chip(seed string) *chip.Chip {
 	w.t.Helper()
@@ -198,23 +210,23 @@ func state(t *testing.T, c *client.Client, id, aid string) *client.Authenticator
 func TestRuleThirdFailureSuspends(t *testing.T) {
 	w := newWorld(t, "")
 	t.Run("password", func(t *testing.T) {
-		pw, _ := w.person("p-password")
+		w.person("p-password")
 		for i := 1; i <= 2; i++ {
-			_, err := client.LoginPassword(ctx, w.anon, "p-password", pw, "wrong")
+			_, err := w.anon.PasswordLogin(ctx, "p-password", "wrong", "")
 			failed(t, err, client.ErrWrongPassword, i, client.StateActive)
 		}
-		if _, err := client.LoginPassword(ctx, w.anon, "p-password", pw, "pw of p-password"); err != nil {
+		if _, err := w.anon.PasswordLogin(ctx, "p-password", "pw of p-password", ""); err != nil {
 			t.Fatal(err)
 		}
 		for i := 1; i <= 3; i++ {
-			_, err := client.LoginPassword(ctx, w.anon, "p-password", pw, "wrong")
+			_, err := w.anon.PasswordLogin(ctx, "p-password", "wrong", "")
 			st := client.StateActive
 			if i == 3 {
 				st = client.StateSuspended
 			}
 			failed(t, err, client.ErrWrongPassword, i, st)
 		}
-		if _, err := client.LoginPassword(ctx, w.anon, "p-password", pw, "pw of p-password"); !errors.Is(err, client.ErrSuspended) {
+		if _, err := w.anon.PasswordLogin(ctx, "p-password", "pw of p-password", ""); !errors.Is(err, client.ErrSuspended) {
 			t.Errorf("right password while suspended: %v", err)
 		}
 	})
@@ -239,11 +251,11 @@ func TestRuleThirdFailureSuspends(t *testing.T) {
 		au, err := client.EnrollCodeDevice(ctx, owner, "p-code", "", d)
 		fatal(t, err)
 		for i := 1; i <= 2; i++ {
-			_, err := client.LoginCode(ctx, w.anon, "p-code", au.ID, wrongCode(d))
+			_, err := client.LoginPasswordCode(ctx, w.anon, "p-code", password("p-code"), au.ID, wrongCode(d))
 			failed(t, err, client.ErrWrongCode, i, client.StateActive)
 		}
 		w.clock.Add(30 * time.Second)
-		if _, err := client.LoginCodeDevice(ctx, w.anon, "p-code", au.ID, d); err != nil {
+		if _, err := client.LoginPasswordCodeDevice(ctx, w.anon, "p-code", password("p-code"), d); err != nil {
 			t.Fatal(err)
 		}
 		if a := state(t, w.support, "p-code", au.ID); a.Failures != 0 {
@@ -257,7 +269,7 @@ func TestRuleThirdFailureSuspends(t *testing.T) {
 // with who and how.
 func TestRuleReactivation(t *testing.T) {
 	w := newWorld(t, "")
-	pw, owner := w.person("p1")
+	_, owner := w.person("p1")
 	a, err := app.New(app.Options{Seed: []byte("e2e reactivate")})
 	fatal(t, err)
 	au, err := client.EnrollApp(ctx, owner, "p1", "", a, a.PIN())
@@ -271,13 +283,13 @@ func TestRuleReactivation(t *testing.T) {
 			t.Fatalf("state %s", st)
 		}
 	}
-	// A session from the app itself (taken while it was active) is no
-	// proof: self-service needs ANOTHER active authenticator.
+	// A session from the app itself (taken while it was active) ends with
+	// its suspension: self-service needs OTHER active authenticators.
 	s, err := client.LoginApp(ctx, w.anon, "p1", au.ID, a, a.PIN())
 	fatal(t, err)
 	appSession := w.support.WithToken(s.Token)
 	suspend()
-	if _, err := appSession.Reactivate(ctx, "p1", au.ID); !errors.Is(err, client.ErrSelfServiceRefused) {
+	if _, err := appSession.Reactivate(ctx, "p1", au.ID); !errors.Is(err, client.ErrUnauthorized) {
 		t.Errorf("reactivation with the suspended app's own session: %v", err)
 	}
 	// Another identity's session may not.
@@ -285,7 +297,7 @@ func TestRuleReactivation(t *testing.T) {
 	if _, err := other.Reactivate(ctx, "p1", au.ID); !errors.Is(err, client.ErrForbidden) {
 		t.Errorf("another person's session: %v", err)
 	}
-	// Self-service with the password session.
+	// Self-service with the session of the owner's other app.
 	if got, err := owner.Reactivate(ctx, "p1", au.ID); err != nil || got.State != client.StateActive {
 		t.Errorf("self-service reactivation: %+v, %v", got, err)
 	}
@@ -303,9 +315,9 @@ func TestRuleReactivation(t *testing.T) {
 			who = append(who, e.Actor.Kind+"/"+e.Actor.Via)
 		}
 	}
-	wantOwner := "owner/" + pw
+	wantOwner := "owner/" + w.apps["p1"].ID
 	if len(who) != 2 || who[len(who)-1] != "support/" || !strings.Contains(strings.Join(who, " "), wantOwner) {
-		t.Errorf("reactivations audited as %v, want owner via %s and support", who, pw)
+		t.Errorf("reactivations audited as %v, want owner via %s and support", who, w.apps["p1"].ID)
 	}
 }
 
@@ -320,7 +332,7 @@ func TestRuleEscalationRevokesSerial(t *testing.T) {
 	for round := 1; round <= 3; round++ {
 		var err error
 		for i := 0; i < 3; i++ {
-			_, err = client.LoginCode(ctx, w.anon, "p1", au.ID, wrongCode(d))
+			_, err = client.LoginPasswordCode(ctx, w.anon, "p1", password("p1"), au.ID, wrongCode(d))
 		}
 		want := client.StateSuspended
 		if round == 3 {
@@ -341,8 +353,14 @@ func TestRuleEscalationRevokesSerial(t *testing.T) {
 		t.Errorf("reactivating a blocked authenticator: %v", err)
 	}
 	w.clock.Add(30 * time.Second)
-	if _, err := client.LoginCodeDevice(ctx, w.anon, "p1", au.ID, d); !errors.Is(err, client.ErrBlocked) {
+	c, err := d.Press(ctx)
+	fatal(t, err)
+	if _, err := client.LoginPasswordCode(ctx, w.anon, "p1", password("p1"), au.ID, c.Digits); !errors.Is(err, client.ErrBlocked) {
 		t.Errorf("login after the block: %v", err)
+	}
+	// A blocked code device is no second factor any more.
+	if _, err := client.LoginPasswordCodeDevice(ctx, w.anon, "p1", password("p1"), d); !errors.Is(err, client.ErrSecondFactor) {
+		t.Errorf("login with the blocked device: %v", err)
 	}
 	_, err = client.EnrollCodeDevice(ctx, owner, "p1", "", d)
 	var ae *client.APIError
@@ -385,7 +403,7 @@ func TestRuleOwnerBlocks(t *testing.T) {
 	if got.State != client.StateBlocked {
 		t.Errorf("blocked password: %+v", got)
 	}
-	if _, err := client.LoginPassword(ctx, w.anon, "p1", pw, "pw of p1"); !errors.Is(err, client.ErrBlocked) {
+	if _, err := w.anon.PasswordLogin(ctx, "p1", "pw of p1", ""); !errors.Is(err, client.ErrBlocked) {
 		t.Errorf("login with the blocked password: %v", err)
 	}
 	if _, err := owner.Block(ctx, "p1", au.ID, "bored"); !errors.Is(err, client.ErrBadRequest) {
@@ -420,22 +438,21 @@ func TestRuleChipReadded(t *testing.T) {
 	if second.CredentialID == first.CredentialID || second.ID == first.ID {
 		t.Fatalf("re-added chip reuses %s", first.CredentialID)
 	}
-	if _, err := client.LoginChip(ctx, w.anon, "p1", second.ID, ch); err != nil {
+	if _, err := client.LoginPasswordChip(ctx, w.anon, "p1", password("p1"), second.ID, ch); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.LoginChip(ctx, w.anon, "p1", first.ID, ch); !errors.Is(err, client.ErrBlocked) {
+	if _, err := client.LoginPasswordChip(ctx, w.anon, "p1", password("p1"), first.ID, ch); !errors.Is(err, client.ErrBlocked) {
 		t.Errorf("login with the old element: %v", err)
 	}
 	// The chip still holds the old credential and signs with it: refused.
-	lc, err := w.anon.BeginLogin(ctx, "p1", second.ID)
+	step, err := w.anon.PasswordLogin(ctx, "p1", password("p1"), second.ID)
 	fatal(t, err)
+	lc := step.Next
 	opts := *lc.PublicKey
-	var old client.Bytes
-	old.UnmarshalJSON([]byte(`"` + first.CredentialID + `"`))
-	opts.AllowCredentials = []client.CredentialDescriptor{{Type: "public-key", ID: old}}
+	opts.AllowCredentials = []client.CredentialDescriptor{{Type: "public-key", ID: first.CredentialID}}
 	cred, err := client.ChipAssertion(ctx, ch, &opts, origin)
 	fatal(t, err)
-	if _, err := w.anon.FinishLogin(ctx, "p1", second.ID, client.FinishLoginRequest{Ceremony: lc.Ceremony, Credential: cred}); !errors.Is(err, client.ErrCredentialRevoked) {
+	if _, err := w.anon.FinishLogin(ctx, "p1", client.FinishLoginRequest{Ceremony: lc.Ceremony, Credential: cred}); !errors.Is(err, client.ErrCredentialRevoked) {
 		t.Errorf("login with the old credential: %v, want credential_revoked", err)
 	}
 }
@@ -455,10 +472,10 @@ func TestRuleClonedChip(t *testing.T) {
 	clone, err := chip.Load(&saved, chip.Options{})
 	fatal(t, err)
 	defer clone.Close()
-	if _, err := client.LoginChip(ctx, w.anon, "p1", au.ID, ch); err != nil {
+	if _, err := client.LoginPasswordChip(ctx, w.anon, "p1", password("p1"), au.ID, ch); err != nil {
 		t.Fatal(err)
 	}
-	_, err = client.LoginChip(ctx, w.anon, "p1", au.ID, clone)
+	_, err = client.LoginPasswordChip(ctx, w.anon, "p1", password("p1"), au.ID, clone)
 	failed(t, err, client.ErrSignCount, 1, client.StateActive)
 	found := false
 	events, err := w.support.AllAudit(ctx, "p1")
@@ -478,10 +495,10 @@ func TestRuleClonedChip(t *testing.T) {
 	defer stuck.Close()
 	au2, err := client.EnrollChip(ctx, owner2, "p2", "", stuck)
 	fatal(t, err)
-	if _, err := client.LoginChip(ctx, w.anon, "p2", au2.ID, stuck); err != nil {
+	if _, err := client.LoginPasswordChip(ctx, w.anon, "p2", password("p2"), au2.ID, stuck); err != nil {
 		t.Fatal(err)
 	}
-	_, err = client.LoginChip(ctx, w.anon, "p2", au2.ID, stuck)
+	_, err = client.LoginPasswordChip(ctx, w.anon, "p2", password("p2"), au2.ID, stuck)
 	failed(t, err, client.ErrSignCount, 1, client.StateActive)
 }
 
@@ -489,7 +506,7 @@ func TestRuleClonedChip(t *testing.T) {
 func TestRuleQuotas(t *testing.T) {
 	w := newWorld(t, "")
 	_, owner := w.person("p1")
-	for i := 0; i < 3; i++ {
+	for i := 1; i < 3; i++ { // the owner's app is the first
 		a, err := app.New(app.Options{Seed: []byte{byte(i)}})
 		fatal(t, err)
 		if _, err := client.EnrollApp(ctx, owner, "p1", "", a, a.PIN()); err != nil {
@@ -520,7 +537,7 @@ func TestRuleQuotas(t *testing.T) {
 // it.
 func TestRuleIdentityBlock(t *testing.T) {
 	w := newWorld(t, "")
-	pw, owner := w.person("p1")
+	_, owner := w.person("p1")
 	if _, err := owner.BlockIdentity(ctx, "p1", "x"); !errors.Is(err, client.ErrForbidden) {
 		t.Errorf("the person blocking their identity: %v", err)
 	}
@@ -529,16 +546,20 @@ func TestRuleIdentityBlock(t *testing.T) {
 	if id.State != "temporarily-blocked" {
 		t.Errorf("state %s", id.State)
 	}
-	if _, err := client.LoginPassword(ctx, w.anon, "p1", pw, "pw of p1"); !errors.Is(err, client.ErrIdentityBlocked) {
+	if _, err := w.anon.PasswordLogin(ctx, "p1", "pw of p1", ""); !errors.Is(err, client.ErrIdentityBlocked) {
 		t.Errorf("login while blocked: %v", err)
 	}
-	if _, err := owner.UnblockIdentity(ctx, "p1", ""); !errors.Is(err, client.ErrForbidden) {
+	if _, err := owner.Identity(ctx, "p1"); !errors.Is(err, client.ErrUnauthorized) {
+		t.Errorf("the session outlived the identity's block: %v", err)
+	}
+	// The block ended the person's session: they cannot even ask.
+	if _, err := owner.UnblockIdentity(ctx, "p1", ""); !errors.Is(err, client.ErrUnauthorized) {
 		t.Errorf("the person lifting the block: %v", err)
 	}
 	if _, err := w.support.UnblockIdentity(ctx, "p1", "ok"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.LoginPassword(ctx, w.anon, "p1", pw, "pw of p1"); err != nil {
+	if _, err := w.anon.PasswordLogin(ctx, "p1", "pw of p1", ""); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -560,17 +581,17 @@ func TestRuleCodeSingleUse(t *testing.T) {
 		fatal(t, err)
 		// Begin on both replicas first, then finish at once.
 		var wg sync.WaitGroup
-		lc0, err := w.anon.BeginLogin(ctx, "p1", au.ID)
+		lc0, err := w.anon.PasswordLogin(ctx, "p1", password("p1"), au.ID)
 		fatal(t, err)
-		lc1, err := other.BeginLogin(ctx, "p1", au.ID)
+		lc1, err := other.PasswordLogin(ctx, "p1", password("p1"), au.ID)
 		fatal(t, err)
-		lcs := []*client.LoginChallenge{lc0, lc1}
+		lcs := []*client.FactorChallenge{lc0.Next, lc1.Next}
 		errs := make([]error, 2)
 		for i, cl := range []*client.Client{w.anon, other} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = cl.FinishLogin(ctx, "p1", au.ID, client.FinishLoginRequest{Ceremony: lcs[i].Ceremony, Code: c.Digits})
+				_, errs[i] = cl.FinishLogin(ctx, "p1", client.FinishLoginRequest{Ceremony: lcs[i].Ceremony, Code: c.Digits})
 			}()
 		}
 		wg.Wait()
@@ -590,7 +611,7 @@ func TestRuleCodeSingleUse(t *testing.T) {
 	// An older code (at or below the highest used step) is refused too.
 	tp := d.TOTP()
 	old, _ := tp.Code(tp.Step(w.clock.Now()) - 1)
-	if _, err := client.LoginCode(ctx, w.anon, "p1", au.ID, old); !errors.Is(err, client.ErrCodeReplayed) && !errors.Is(err, client.ErrWrongCode) {
+	if _, err := client.LoginPasswordCode(ctx, w.anon, "p1", password("p1"), au.ID, old); !errors.Is(err, client.ErrCodeReplayed) && !errors.Is(err, client.ErrWrongCode) {
 		t.Errorf("an older code: %v", err)
 	}
 }
@@ -599,7 +620,7 @@ func TestRuleCodeSingleUse(t *testing.T) {
 // ceremonies and their expiry.
 func TestAccessAndExpiry(t *testing.T) {
 	w := newWorld(t, "")
-	pw, owner := w.person("p1")
+	_, owner := w.person("p1")
 	w.person("p2")
 	if _, err := w.support.WithToken("wrong").Identity(ctx, "p1"); !errors.Is(err, client.ErrUnauthorized) {
 		t.Errorf("wrong token: %v", err)
@@ -617,10 +638,10 @@ func TestAccessAndExpiry(t *testing.T) {
 		t.Errorf("unknown identity: %v", err)
 	}
 	// A ceremony expires.
-	lc, err := w.anon.BeginLogin(ctx, "p1", pw)
+	lc, err := w.anon.AppLogin(ctx, "p1", w.apps["p1"].ID)
 	fatal(t, err)
 	w.clock.Add(6 * time.Minute)
-	if _, err := w.anon.FinishLogin(ctx, "p1", pw, client.FinishLoginRequest{Ceremony: lc.Ceremony, Password: "pw of p1"}); !errors.Is(err, client.ErrCeremonyExpired) {
+	if _, err := w.anon.FinishLogin(ctx, "p1", client.FinishLoginRequest{Ceremony: lc.Ceremony, PIN: "123456", Signature: []byte{1}}); !errors.Is(err, client.ErrCeremonyExpired) {
 		t.Errorf("finishing an expired ceremony: %v", err)
 	}
 	// And so does a session (15 minutes).

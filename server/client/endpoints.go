@@ -66,29 +66,105 @@ func (c *Client) Activate(ctx context.Context, id, aid string, req ActivateReque
 	return &out, nil
 }
 
-// BeginLogin starts a login with one authenticator (POST
-// .../login/begin; no token needed). Errors: see above; ErrNotFound,
-// ErrSuspended, ErrBlocked, ErrIdentityBlocked.
-func (c *Client) BeginLogin(ctx context.Context, id, aid string) (*LoginChallenge, error) {
-	var out LoginChallenge
-	if err := c.do(ctx, request{method: http.MethodPost, path: authPath(id, aid) + "/login/begin", body: struct{}{}}, &out); err != nil {
+// PasswordLogin sends the password of identity id, the first step of
+// MitID's password login (POST /v1/identities/{id}/login/password; no
+// token needed). A right password yields no session: the answer lists the
+// identity's second factors and carries the ceremony for choosing one
+// (SecondFactorLogin); when second names one, the answer's Next is that
+// factor's ceremony already. Errors: see above; a wrong password is an
+// *APIError matching ErrWrongPassword (and ErrFailedAttempt);
+// ErrSuspended, ErrBlocked, ErrIdentityBlocked, ErrNotFound,
+// ErrRateLimited, ErrAttemptsInFlight.
+func (c *Client) PasswordLogin(ctx context.Context, id, password, second string) (*PasswordStep, error) {
+	var out PasswordStep
+	body := struct {
+		Password string `json:"password"`
+		Second   string `json:"second,omitempty"`
+	}{password, second}
+	if err := c.do(ctx, request{method: http.MethodPost, path: identityPath(id) + "/login/password", body: body}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// FinishLogin ends a login (POST .../login/finish; no token needed) and
-// returns the session. Errors: see above; a failed attempt is an *APIError
-// matching ErrFailedAttempt (and ErrWrongCode, ErrWrongPIN, ...) whose
-// Failures and State say how many failures the authenticator has now;
-// ErrSuspended, ErrBlocked, ErrIdentityBlocked, ErrCodeReplayed,
-// ErrCeremonyExpired.
-func (c *Client) FinishLogin(ctx context.Context, id, aid string, req FinishLoginRequest) (*Session, error) {
-	var out Session
-	if err := c.do(ctx, request{method: http.MethodPost, path: authPath(id, aid) + "/login/finish", body: req}, &out); err != nil {
+// SecondFactorLogin chooses the second factor aid (a chip or code device)
+// for the ceremony of a right password (POST .../login/second; no token
+// needed). Errors: see above; ErrCeremonyExpired, ErrNotFound,
+// ErrSuspended, ErrBlocked.
+func (c *Client) SecondFactorLogin(ctx context.Context, id, ceremony, aid string) (*FactorChallenge, error) {
+	var out FactorChallenge
+	body := struct {
+		Ceremony      string `json:"ceremony"`
+		Authenticator string `json:"authenticator"`
+	}{ceremony, aid}
+	if err := c.do(ctx, request{method: http.MethodPost, path: identityPath(id) + "/login/second", body: body}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// AppLogin starts a login with the MitID app aid (POST .../login/app; no
+// token needed): the answer's Challenge is for the app to sign. Errors:
+// see above; ErrSuspended, ErrBlocked, ErrIdentityBlocked.
+func (c *Client) AppLogin(ctx context.Context, id, aid string) (*FactorChallenge, error) {
+	var out FactorChallenge
+	body := struct {
+		Authenticator string `json:"authenticator"`
+	}{aid}
+	if err := c.do(ctx, request{method: http.MethodPost, path: identityPath(id) + "/login/app", body: body}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// FinishLogin sends the proof of the factor a login ceremony chose (POST
+// .../login/finish; no token needed) and returns the two-factor session.
+// Errors: see above; a failed attempt is an *APIError matching
+// ErrFailedAttempt (and ErrWrongCode, ErrWrongPIN, ...) whose Failures
+// and State say how many failures the authenticator has now (an app
+// signature that does not verify matches ErrBadSignature and counts
+// nothing); ErrSuspended, ErrBlocked, ErrIdentityBlocked, ErrCodeReplayed,
+// ErrCeremonyExpired, ErrRateLimited, ErrAttemptsInFlight.
+func (c *Client) FinishLogin(ctx context.Context, id string, req FinishLoginRequest) (*Session, error) {
+	var out Session
+	if err := c.do(ctx, request{method: http.MethodPost, path: identityPath(id) + "/login/finish", body: req}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Sessions lists the sessions of identity id (GET
+// /v1/identities/{id}/sessions; support token or a session of id); the
+// caller's own session is marked Current. Errors: see above.
+func (c *Client) Sessions(ctx context.Context, id string) ([]SessionInfo, error) {
+	var out struct {
+		Sessions []SessionInfo `json:"sessions"`
+	}
+	if err := c.do(ctx, request{method: http.MethodGet, path: identityPath(id) + "/sessions"}, &out); err != nil {
+		return nil, err
+	}
+	return out.Sessions, nil
+}
+
+// EndSession ends session sid of identity id (DELETE
+// /v1/identities/{id}/sessions/{sid}; support token or a session of id).
+// Errors: see above; ErrNotFound when the identity has no such session.
+func (c *Client) EndSession(ctx context.Context, id, sid string) error {
+	return c.do(ctx, request{method: http.MethodDelete, path: identityPath(id) + "/sessions/" + esc(sid)}, nil)
+}
+
+// Logout ends the session whose token c sends (POST /v1/logout). Errors:
+// see above; ErrUnauthorized when the session ended already.
+func (c *Client) Logout(ctx context.Context) error {
+	return c.do(ctx, request{method: http.MethodPost, path: "/v1/logout", body: struct{}{}}, nil)
+}
+
+// Cancel withdraws a pending authenticator (POST .../cancel; support
+// token or a session of id); nothing is revoked, so its serial or key can
+// be added again. Errors: see above; ErrConflict for an authenticator that
+// is not pending (block it instead).
+func (c *Client) Cancel(ctx context.Context, id, aid string) error {
+	return c.do(ctx, request{method: http.MethodPost, path: authPath(id, aid) + "/cancel", body: struct{}{}}, nil)
 }
 
 // Block blocks an authenticator permanently (POST .../block; support
@@ -107,7 +183,7 @@ func (c *Client) Block(ctx context.Context, id, aid, reason string) (*Authentica
 
 // Reactivate lifts the suspension of an authenticator (POST
 // .../reactivate): with a support token it is a support reactivation, with
-// a session of id from a login with another active authenticator it is
+// a two-factor session of id proven with other authenticators it is
 // self-service. Errors: see above; notably ErrSelfServiceRefused and
 // ErrBlocked.
 func (c *Client) Reactivate(ctx context.Context, id, aid string) (*Authenticator, error) {

@@ -21,6 +21,9 @@ var (
 	ErrTooLarge             = errors.New("request body too large")
 	ErrUnsupportedMediaType = errors.New("unsupported media type")
 	ErrRateLimited          = errors.New("too many requests")
+	ErrAttemptsInFlight     = errors.New("the attempts left are being checked; try again in a moment")
+	ErrSerialLocked         = errors.New("the serial is locked after too many wrong activation codes; support imports it again")
+	ErrPendingExpired       = errors.New("the pending authenticator expired; cancel it and add it again")
 	ErrIdentityBlocked      = errors.New("the identity is temporarily blocked")
 	ErrPending              = errors.New("the authenticator is not activated yet")
 	ErrSuspended            = errors.New("the authenticator is temporarily blocked")
@@ -72,6 +75,9 @@ var codeSentinels = map[string]error{
 	"too_large":               ErrTooLarge,
 	"unsupported_media_type":  ErrUnsupportedMediaType,
 	"rate_limited":            ErrRateLimited,
+	"attempts_in_flight":      ErrAttemptsInFlight,
+	"serial_locked":           ErrSerialLocked,
+	"pending_expired":         ErrPendingExpired,
 	"identity_blocked":        ErrIdentityBlocked,
 	"authenticator_pending":   ErrPending,
 	"authenticator_suspended": ErrSuspended,

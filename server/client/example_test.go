@@ -28,7 +28,7 @@ func ExampleEnrollChip() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if _, err := c.CreateIdentity(ctx, client.CreateIdentityRequest{ID: "anna"}); err != nil {
+	if _, err := c.CreateIdentity(ctx, client.CreateIdentityRequest{ID: "anna", Password: "anna's long password"}); err != nil {
 		log.Fatal(err)
 	}
 	key, err := chip.New(chip.Options{Seed: []byte("example")})
@@ -43,12 +43,13 @@ func ExampleEnrollChip() {
 	}
 	fmt.Println(a.Kind, a.State, a.Element.AttestationFormat, *a.Element.AttestationTrusted)
 
-	s, err := client.LoginChip(ctx, c.WithToken(""), "anna", a.ID, key)
+	// MitID's login: the password, then the chip.
+	s, err := client.LoginPasswordChip(ctx, c.WithToken(""), "anna", "anna's long password", a.ID, key)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("sign count", s.Authenticator.Element.SignCount)
+	fmt.Println(s.Level, len(s.Authenticators), "factors; sign count", s.Authenticator.Element.SignCount)
 	// Output:
 	// chip active packed true
-	// sign count 1
+	// two-factor 2 factors; sign count 1
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -16,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/device/otp"
+	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/sim/chip"
 )
 
@@ -31,6 +32,7 @@ type fake struct {
 	srv     *httptest.Server
 	rpID    string
 	origin  string
+	rp      *webauthn.RelyingParty // the server's WebAuthn checks
 	support string
 	secrets map[string]otp.TOTP // serial -> code device secret (as a PSKC import would give)
 
@@ -39,6 +41,7 @@ type fake struct {
 	identities map[string]*fakeIdentity
 	ceremonies map[string]*fakeCeremony
 	sessions   map[string]string // token -> identity
+	sessionIDs map[string]string // token -> session ID
 	bodies     [][]byte
 }
 
@@ -61,6 +64,8 @@ type fakeCeremony struct {
 	kind           string
 	challenge      []byte
 	login          bool
+	password       string // the password proven (a password ceremony, or a factor after it)
+	stage          string // "password" or "factor" for logins
 }
 
 func newFake(t *testing.T) *fake {
@@ -71,7 +76,15 @@ func newFake(t *testing.T) *fake {
 		identities: map[string]*fakeIdentity{},
 		ceremonies: map[string]*fakeCeremony{},
 		sessions:   map[string]string{},
+		sessionIDs: map[string]string{},
 	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(chip.TestCACertPEM())
+	rp, err := webauthn.New(webauthn.Config{ID: f.rpID, Name: "MitID test", Origins: []string{f.origin}, Roots: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rp = rp
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -173,6 +186,14 @@ func (f *fake) route(r *http.Request, body []byte) (any, error) {
 			id.auths = append(id.auths, &fakeAuth{Authenticator: Authenticator{ID: f.next("pw"), IdentityID: req.ID, Kind: KindPassword, State: StateActive}, password: req.Password})
 		}
 		return f.identityJSON(id), nil
+	case r.Method == "POST" && r.URL.Path == "/v1/logout":
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if _, ok := f.sessions[tok]; !ok {
+			return nil, errf(401, "unauthorized")
+		}
+		sid := f.sessionIDs[tok]
+		delete(f.sessions, tok)
+		return map[string]string{"ended": sid}, nil
 	case len(parts) < 3 || parts[0] != "v1" || parts[1] != "identities":
 		return nil, errf(404, "not_found")
 	}
@@ -195,6 +216,15 @@ func (f *fake) route(r *http.Request, body []byte) (any, error) {
 			return nil, err
 		}
 		return f.add(id, req)
+	}
+	if len(parts) == 5 && parts[3] == "login" && r.Method == "POST" {
+		return f.login(id, parts[4], body)
+	}
+	if parts[3] == "sessions" {
+		if err := f.auth(r, id.id); err != nil {
+			return nil, err
+		}
+		return f.sessionOps(r, id, parts)
 	}
 	if len(parts) < 6 || parts[3] != "authenticators" {
 		return nil, errf(404, "not_found")
@@ -221,17 +251,20 @@ func (f *fake) route(r *http.Request, body []byte) (any, error) {
 			return nil, err
 		}
 		return a.Authenticator, nil
-	case "login/begin":
-		if string(body) != "{}" {
-			return nil, fmt.Errorf("login/begin body %q", body)
-		}
-		return f.begin(a)
-	case "login/finish":
-		var req FinishLoginRequest
-		if err := decodeStrict(body, &req); err != nil {
+	case "cancel":
+		if err := f.auth(r, id.id); err != nil {
 			return nil, err
 		}
-		return f.finish(a, req)
+		if a.State != StatePending {
+			return nil, errf(409, "conflict")
+		}
+		for i, x := range id.auths {
+			if x == a {
+				id.auths = append(id.auths[:i], id.auths[i+1:]...)
+				break
+			}
+		}
+		return map[string]any{"id": a.ID, "cancelled": true}, nil
 	case "block":
 		if err := f.auth(r, id.id); err != nil {
 			return nil, err
@@ -259,22 +292,14 @@ func (f *fake) add(id *fakeIdentity, req AddRequest) (any, error) {
 		cer := f.next("cer")
 		challenge := []byte("chip challenge " + cer)
 		f.ceremonies[cer] = &fakeCeremony{identity: id.id, auth: a.ID, kind: KindChip, challenge: challenge}
-		opts := &CreationOptions{
-			Challenge:              challenge,
-			RP:                     RPEntity{ID: f.rpID, Name: "MitID test"},
-			User:                   UserEntity{ID: []byte(id.id), Name: id.id, DisplayName: id.id},
-			PubKeyCredParams:       []CredentialParameters{{Type: "public-key", Alg: -7}},
-			Timeout:                60000,
-			Attestation:            "direct",
-			AuthenticatorSelection: &AuthenticatorSelection{UserVerification: "discouraged"},
-		}
+		var exclude []webauthn.CredentialDescriptor
 		for _, x := range id.auths {
 			if x.Kind == KindChip && x.CredentialID != "" {
-				var raw Bytes
-				json.Unmarshal([]byte(`"`+x.CredentialID+`"`), &raw)
-				opts.ExcludeCredentials = append(opts.ExcludeCredentials, CredentialDescriptor{Type: "public-key", ID: raw})
+				exclude = append(exclude, webauthn.CredentialDescriptor{Type: webauthn.TypePublicKey, ID: x.CredentialID})
 			}
 		}
+		o := f.rp.CreationOptions(challenge, webauthn.UserEntity{ID: webauthn.Encode([]byte(id.id)), Name: id.id, DisplayName: id.id}, exclude, time.Minute)
+		opts := &o
 		out.Activation = Activation{Ceremony: cer, PublicKey: opts}
 	case KindCodeDisplay, KindAudioCodeReader:
 		s, ok := f.secrets[req.Serial]
@@ -316,18 +341,27 @@ func (f *fake) ceremony(name string, a *fakeAuth, login bool) (*fakeCeremony, er
 	return c, nil
 }
 
-// checkClientData checks clientDataJSON as WebAuthn §7.1 steps 7 to 9 (and
-// §7.2 steps 11 to 13) do, and that it is serialised as §5.8.1.1 asks.
-func (f *fake) checkClientData(raw []byte, typ string, challenge []byte) error {
-	var cd ClientData
-	if err := decodeStrict(raw, &cd); err != nil {
+// checkEncoding checks that the client serialised the client data as
+// WebAuthn §5.8.1.1 asks, and (for a registration) the attestation object
+// in the CTAP2 canonical form; the WebAuthn checks themselves are f.rp's.
+func (f *fake) checkEncoding(clientData, attObj, typ string, challenge []byte) error {
+	if want := webauthn.Encode(webauthn.NewClientData(typ, challenge, f.origin)); clientData != want {
+		return fmt.Errorf("client data %s, want %s", clientData, want)
+	}
+	if attObj == "" {
+		return nil
+	}
+	raw, err := webauthn.Decode("attestationObject", attObj)
+	if err != nil {
 		return err
 	}
-	if cd.Type != typ || cd.Challenge != Bytes(challenge).String() || cd.Origin != f.origin || cd.CrossOrigin {
-		return fmt.Errorf("client data %s", raw)
+	ao, err := webauthn.ParseAttestationObject(raw)
+	if err != nil {
+		return err
 	}
-	if want := NewClientData(typ, challenge, f.origin); !bytes.Equal(raw, want) {
-		return fmt.Errorf("client data %s, want %s", raw, want)
+	again, err := ao.Encode()
+	if err != nil || !bytes.Equal(again, raw) {
+		return fmt.Errorf("attestation object not canonical: %v", err)
 	}
 	return nil
 }
@@ -343,49 +377,22 @@ func (f *fake) activate(a *fakeAuth, req ActivateRequest) error {
 			return err
 		}
 		cred := req.Credential
-		if cred == nil || cred.Type != "public-key" || cred.ID != cred.RawID.String() || cred.ClientExtensionResults == nil {
+		if cred == nil || cred.ClientExtensionResults == nil {
 			return fmt.Errorf("credential %+v", cred)
 		}
-		if err := f.checkClientData(cred.Response.ClientDataJSON, ClientDataCreate, c.challenge); err != nil {
+		if err := f.checkEncoding(cred.Response.ClientDataJSON, cred.Response.AttestationObject, webauthn.TypeCreate, c.challenge); err != nil {
 			return err
 		}
-		att, err := DecodeAttestationObject(cred.Response.AttestationObject)
-		if err != nil {
-			return err
-		}
-		again, err := EncodeAttestationObject(att)
-		if err != nil || !bytes.Equal(again, cred.Response.AttestationObject) {
-			return fmt.Errorf("attestation object not canonical: %v", err)
-		}
-		ad, err := ctap2.ParseAuthData(att.AuthData)
-		if err != nil {
-			return err
-		}
-		if ad.RPIDHash != ctap2.RPIDHash(f.rpID) || ad.Flags&ctap2.FlagUP == 0 || ad.AttestedCredential == nil ||
-			!bytes.Equal(ad.AttestedCredential.CredentialID, cred.RawID) {
-			return errf(400, "bad_request")
-		}
-		h := sha256.Sum256(cred.Response.ClientDataJSON)
-		trusted := false
-		if att.Format == "packed" && len(att.Statement.X5C) > 0 {
-			leaf, err := x509.ParseCertificate(att.Statement.X5C[0])
-			if err != nil {
-				return err
-			}
-			if err := ctap2.VerifySignature(leaf.PublicKey, att.AuthData, h[:], att.Statement.Sig); err != nil {
-				return errf(401, "bad_signature")
-			}
-			roots := x509.NewCertPool()
-			roots.AppendCertsFromPEM(chip.TestCACertPEM())
-			_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-			trusted = err == nil
-		}
-		if !trusted {
+		reg, err := f.rp.VerifyRegistration(context.Background(), cred, c.challenge)
+		switch {
+		case errors.Is(err, webauthn.ErrUntrusted):
 			return errf(400, "attestation_untrusted")
+		case err != nil:
+			return err
 		}
-		a.pub = ad.AttestedCredential.PublicKey
+		a.pub = reg.PublicKey
 		a.CredentialID = cred.ID
-		a.Element = Element{AAGUID: fmt.Sprintf("%x", ad.AttestedCredential.AAGUID), SignCount: ad.SignCount, AttestationFormat: att.Format, AttestationTrusted: &trusted}
+		a.Element = Element{AAGUID: fmt.Sprintf("%x", reg.AAGUID), SignCount: reg.SignCount, AttestationFormat: reg.Format, AttestationTrusted: &reg.Trusted}
 	case KindCodeDisplay, KindAudioCodeReader:
 		m, err := a.totp.Verify(req.Code, time.Now(), 1, a.highest)
 		if err != nil {
@@ -406,29 +413,159 @@ func (f *fake) activate(a *fakeAuth, req ActivateRequest) error {
 	return nil
 }
 
-func (f *fake) begin(a *fakeAuth) (any, error) {
+// login serves the login endpoints: password, second, app, finish.
+func (f *fake) login(id *fakeIdentity, step string, body []byte) (any, error) {
+	find := func(aid string) *fakeAuth {
+		for _, x := range id.auths {
+			if x.ID == aid {
+				return x
+			}
+		}
+		return nil
+	}
+	switch step {
+	case "password":
+		var req struct {
+			Password string `json:"password"`
+			Second   string `json:"second,omitempty"`
+		}
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		var pw *fakeAuth
+		for _, x := range id.auths {
+			if x.Kind == KindPassword {
+				pw = x
+			}
+		}
+		if pw == nil {
+			return nil, errf(404, "not_found")
+		}
+		if err := refusal(pw); err != nil {
+			return nil, err
+		}
+		if req.Password != pw.password {
+			return nil, f.failed(pw, "wrong_password")
+		}
+		pw.Failures = 0
+		cer := f.next("pwcer")
+		f.ceremonies[cer] = &fakeCeremony{identity: id.id, auth: pw.ID, kind: KindPassword, login: true, stage: "password", password: pw.ID}
+		out := PasswordStep{Ceremony: cer, ExpiresAt: time.Now().Add(time.Minute).UTC(), SecondFactors: []SecondFactor{}}
+		for _, x := range id.auths {
+			if (x.Kind == KindChip || x.Kind == KindCodeDisplay || x.Kind == KindAudioCodeReader) && (x.State == StateActive || x.State == StateSuspended) {
+				out.SecondFactors = append(out.SecondFactors, SecondFactor{ID: x.ID, Kind: x.Kind, State: x.State, Serial: x.Serial})
+			}
+		}
+		if req.Second != "" {
+			a := find(req.Second)
+			if a == nil {
+				return nil, errf(404, "not_found")
+			}
+			next, err := f.beginFactor(id, a, pw.ID)
+			if err != nil {
+				return nil, err
+			}
+			out.Next = next
+		}
+		return out, nil
+	case "second":
+		var req struct {
+			Ceremony      string `json:"ceremony"`
+			Authenticator string `json:"authenticator"`
+		}
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		c, ok := f.ceremonies[req.Ceremony]
+		if !ok || c.stage != "password" || c.identity != id.id {
+			return nil, errf(410, "ceremony_expired")
+		}
+		a := find(req.Authenticator)
+		if a == nil {
+			return nil, errf(404, "not_found")
+		}
+		return f.beginFactor(id, a, c.password)
+	case "app":
+		var req struct {
+			Authenticator string `json:"authenticator"`
+		}
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		a := find(req.Authenticator)
+		if a == nil || a.Kind != KindApp {
+			return nil, errf(404, "not_found")
+		}
+		return f.beginFactor(id, a, "")
+	case "finish":
+		var req FinishLoginRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		c, ok := f.ceremonies[req.Ceremony]
+		if !ok || c.stage != "factor" || c.identity != id.id {
+			return nil, errf(410, "ceremony_expired")
+		}
+		return f.finish(find(c.auth), c.password, req)
+	}
+	return nil, errf(404, "not_found")
+}
+
+// refusal is the answer for an authenticator that takes no attempts.
+func refusal(a *fakeAuth) error {
 	switch a.State {
 	case StateSuspended:
-		return nil, errf(403, "authenticator_suspended")
+		return errf(403, "authenticator_suspended")
 	case StateBlocked:
-		return nil, errf(403, "authenticator_blocked")
+		return errf(403, "authenticator_blocked")
 	case StatePending:
-		return nil, errf(403, "authenticator_pending")
+		return errf(403, "authenticator_pending")
+	}
+	return nil
+}
+
+// beginFactor starts the check of factor a (after password pw, "" for an
+// app).
+func (f *fake) beginFactor(id *fakeIdentity, a *fakeAuth, pw string) (*FactorChallenge, error) {
+	if err := refusal(a); err != nil {
+		return nil, err
 	}
 	cer := f.next("cer")
 	challenge := []byte("login challenge " + cer)
-	f.ceremonies[cer] = &fakeCeremony{identity: a.IdentityID, auth: a.ID, kind: a.Kind, challenge: challenge, login: true}
-	out := LoginChallenge{Ceremony: cer, ExpiresAt: time.Now().Add(time.Minute).UTC()}
+	f.ceremonies[cer] = &fakeCeremony{identity: id.id, auth: a.ID, kind: a.Kind, challenge: challenge, login: true, stage: "factor", password: pw}
+	out := &FactorChallenge{Ceremony: cer, ExpiresAt: time.Now().Add(time.Minute).UTC(), Authenticator: a.ID, Kind: a.Kind}
 	switch a.Kind {
 	case KindChip:
-		var raw Bytes
-		json.Unmarshal([]byte(`"`+a.CredentialID+`"`), &raw)
-		out.PublicKey = &RequestOptions{Challenge: challenge, RPID: f.rpID, Timeout: 60000, UserVerification: "discouraged",
-			AllowCredentials: []CredentialDescriptor{{Type: "public-key", ID: raw}}}
+		o := f.rp.RequestOptions(challenge, []webauthn.CredentialDescriptor{{Type: webauthn.TypePublicKey, ID: a.CredentialID}}, time.Minute)
+		out.PublicKey = &o
 	case KindApp:
 		out.Challenge = challenge
 	}
 	return out, nil
+}
+
+// sessionOps serves GET .../sessions and DELETE .../sessions/{sid}.
+func (f *fake) sessionOps(r *http.Request, id *fakeIdentity, parts []string) (any, error) {
+	switch {
+	case len(parts) == 4 && r.Method == "GET":
+		out := struct {
+			Sessions []SessionInfo `json:"sessions"`
+		}{Sessions: []SessionInfo{}}
+		for tok, who := range f.sessions {
+			if who == id.id {
+				out.Sessions = append(out.Sessions, SessionInfo{ID: f.sessionIDs[tok], Level: LevelTwoFactor})
+			}
+		}
+		return out, nil
+	case len(parts) == 5 && r.Method == "DELETE":
+		for tok, sid := range f.sessionIDs {
+			if sid == parts[4] && f.sessions[tok] == id.id {
+				delete(f.sessions, tok)
+				return map[string]string{"ended": sid}, nil
+			}
+		}
+	}
+	return nil, errf(404, "not_found")
 }
 
 // failed records a failed attempt as the contract describes it.
@@ -441,27 +578,33 @@ func (f *fake) failed(a *fakeAuth, code string) error {
 	return &apiErr{status: 401, code: code, details: map[string]any{"failures": a.Failures, "state": a.State}}
 }
 
-func (f *fake) finish(a *fakeAuth, req FinishLoginRequest) (any, error) {
+func (f *fake) finish(a *fakeAuth, pw string, req FinishLoginRequest) (any, error) {
+	if a == nil {
+		return nil, errf(404, "not_found")
+	}
 	c, err := f.ceremony(req.Ceremony, a, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := refusal(a); err != nil {
 		return nil, err
 	}
 	switch a.Kind {
 	case KindChip:
 		cred := req.Credential
-		if cred == nil || cred.ID != a.CredentialID {
+		if cred == nil {
 			return nil, errf(400, "bad_request")
 		}
-		if err := f.checkClientData(cred.Response.ClientDataJSON, ClientDataGet, c.challenge); err != nil {
+		if err := f.checkEncoding(cred.Response.ClientDataJSON, "", webauthn.TypeGet, c.challenge); err != nil {
 			return nil, err
 		}
-		h := sha256.Sum256(cred.Response.ClientDataJSON)
-		if err := ctap2.VerifyAssertion(a.pub.([]byte), cred.Response.AuthenticatorData, h[:], cred.Response.Signature); err != nil {
+		id, _ := webauthn.Decode("id", a.CredentialID)
+		ad, err := f.rp.VerifyAssertion(cred, c.challenge, webauthn.Credential{ID: id, PublicKey: a.pub.([]byte)})
+		switch {
+		case errors.Is(err, webauthn.ErrMismatch):
 			return nil, f.failed(a, "bad_signature")
-		}
-		ad, err := ctap2.ParseAuthData(cred.Response.AuthenticatorData)
-		if err != nil {
-			return nil, err
+		case err != nil:
+			return nil, errf(400, "bad_request")
 		}
 		if ad.SignCount != 0 && ad.SignCount <= a.Element.SignCount {
 			return nil, f.failed(a, "sign_count")
@@ -479,18 +622,21 @@ func (f *fake) finish(a *fakeAuth, req FinishLoginRequest) (any, error) {
 	case KindApp:
 		h := sha256.Sum256(c.challenge)
 		if !ecdsa.VerifyASN1(a.pub.(*ecdsa.PublicKey), h[:], req.Signature) {
-			return nil, f.failed(a, "bad_signature")
+			return nil, errf(401, "bad_signature") // not counted
 		}
 		if req.PIN != a.pin {
 			return nil, f.failed(a, "wrong_pin")
 		}
-	case KindPassword:
-		if req.Password != a.password {
-			return nil, f.failed(a, "wrong_password")
-		}
 	}
 	a.Failures = 0
 	tok := f.next("session")
+	sid := f.next("ses")
 	f.sessions[tok] = a.IdentityID
-	return Session{Token: tok, ExpiresAt: time.Now().Add(15 * time.Minute).UTC(), Authenticator: a.Authenticator}, nil
+	f.sessionIDs[tok] = sid
+	proofs := []string{a.ID}
+	if pw != "" {
+		proofs = []string{pw, a.ID}
+	}
+	return Session{Token: tok, ID: sid, Level: LevelTwoFactor, ExpiresAt: time.Now().Add(15 * time.Minute).UTC(),
+		Authenticators: proofs, Authenticator: a.Authenticator}, nil
 }

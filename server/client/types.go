@@ -127,6 +127,7 @@ type Actor struct {
 // Event is one record of the audit chain (contract "Types: Event"): each
 // carries the hash of the one before it.
 type Event struct {
+	Version         int            `json:"version"`
 	Seq             uint64         `json:"seq"`
 	Time            time.Time      `json:"time"`
 	Type            string         `json:"type"`
@@ -148,15 +149,37 @@ type AuditPage struct {
 
 // AuditVerification is the answer of GET /v1/audit/verify.
 type AuditVerification struct {
-	OK      bool        `json:"ok"`
-	Records int64       `json:"records"`
-	Break   *AuditBreak `json:"break,omitempty"`
+	OK             bool             `json:"ok"`
+	Records        int64            `json:"records"`
+	Chains         int64            `json:"chains"`
+	Legacy         int64            `json:"legacy"`
+	Checkpoints    int64            `json:"checkpoints"`
+	LastCheckpoint *AuditCheckpoint `json:"last_checkpoint,omitempty"`
+	Unsealed       int64            `json:"unsealed"`
+	Break          *AuditBreak      `json:"break,omitempty"`
+	Problems       []AuditBreak     `json:"problems,omitempty"`
+	More           int64            `json:"more,omitempty"`
 }
 
-// AuditBreak is where the audit chain stops verifying.
+// AuditCheckpoint describes the newest checkpoint of the audit chains.
+type AuditCheckpoint struct {
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
+	KeyID  string    `json:"key_id"`
+	Chains uint64    `json:"chains"`
+	Hash   string    `json:"hash"`
+}
+
+// AuditBreak is one problem the verification found: record Seq of the
+// chain of IdentityID (of the version 1 chain when Legacy), or checkpoint
+// Checkpoint.
 type AuditBreak struct {
-	Seq     uint64 `json:"seq"`
-	Problem string `json:"problem"`
+	Kind       string `json:"kind"`
+	IdentityID string `json:"identity_id"`
+	Legacy     bool   `json:"legacy,omitempty"`
+	Seq        uint64 `json:"seq"`
+	Checkpoint uint64 `json:"checkpoint,omitempty"`
+	Problem    string `json:"problem"`
 }
 
 // PSKCImport is the answer of POST /v1/pskc.
@@ -210,33 +233,71 @@ type ActivateRequest struct {
 	Signature  Bytes                 `json:"signature,omitempty"`
 }
 
-// LoginChallenge is the answer of POST .../login/begin: a ceremony that
-// ends at ExpiresAt, with WebAuthn request options for a chip and a
-// challenge to sign for an app.
-type LoginChallenge struct {
-	Ceremony  string          `json:"ceremony"`
-	ExpiresAt time.Time       `json:"expires_at"`
-	PublicKey *RequestOptions `json:"publicKey,omitempty"`
-	Challenge Bytes           `json:"challenge,omitempty"`
+// SecondFactor is a chip or code device that can be the second factor of
+// a password login, as the answer to a right password lists them.
+type SecondFactor struct {
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	State  string `json:"state"` // StateActive or StateSuspended
+	Label  string `json:"label,omitempty"`
+	Serial string `json:"serial,omitempty"`
 }
 
-// FinishLoginRequest is the body of POST .../login/finish. Ceremony always;
-// then chip Credential; code device Code; app PIN and Signature; password
-// Password.
+// PasswordStep is the answer to a right password: the ceremony for
+// choosing a second factor, the identity's second factors, and Next, the
+// ceremony of the second factor when one was chosen with the password.
+type PasswordStep struct {
+	Ceremony      string           `json:"ceremony"`
+	ExpiresAt     time.Time        `json:"expires_at"`
+	SecondFactors []SecondFactor   `json:"second_factors"`
+	Next          *FactorChallenge `json:"next,omitempty"`
+}
+
+// FactorChallenge is the ceremony of the proof FinishLogin takes next:
+// WebAuthn request options for a chip, a challenge to sign for an app,
+// nothing more for a code device.
+type FactorChallenge struct {
+	Ceremony      string          `json:"ceremony"`
+	ExpiresAt     time.Time       `json:"expires_at"`
+	Authenticator string          `json:"authenticator"`
+	Kind          string          `json:"kind"`
+	PublicKey     *RequestOptions `json:"publicKey,omitempty"`
+	Challenge     Bytes           `json:"challenge,omitempty"`
+}
+
+// FinishLoginRequest is the body of POST .../login/finish: Ceremony
+// always; then a chip's Credential, a code device's Code, or an app's PIN
+// and Signature.
 type FinishLoginRequest struct {
 	Ceremony   string                  `json:"ceremony"`
 	Credential *AuthenticationResponse `json:"credential,omitempty"`
 	Code       string                  `json:"code,omitempty"`
 	PIN        string                  `json:"pin,omitempty"`
 	Signature  Bytes                   `json:"signature,omitempty"`
-	Password   string                  `json:"password,omitempty"`
 }
 
-// Session is a successful login: a self-service session token acting for
-// the identity (use it with Client.WithToken), when it ends, and the
-// authenticator that logged in.
+// Session levels.
+const LevelTwoFactor = "two-factor"
+
+// Session is a successful login: a two-factor self-service session token
+// acting for the identity (use it with Client.WithToken), its ID (to list
+// and end sessions), when it ends, the authenticators that proved it, and
+// the one checked last as it is now.
 type Session struct {
-	Token         string        `json:"session"`
-	ExpiresAt     time.Time     `json:"expires_at"`
-	Authenticator Authenticator `json:"authenticator"`
+	Token          string        `json:"session"`
+	ID             string        `json:"session_id"`
+	Level          string        `json:"level"`
+	ExpiresAt      time.Time     `json:"expires_at"`
+	Authenticators []string      `json:"authenticators"`
+	Authenticator  Authenticator `json:"authenticator"`
+}
+
+// SessionInfo is a session as its owner sees it (never its token).
+type SessionInfo struct {
+	ID             string    `json:"id"`
+	Level          string    `json:"level"`
+	Authenticators []string  `json:"authenticators"`
+	CreatedAt      time.Time `json:"created_at"`
+	ExpiresAt      time.Time `json:"expires_at"`
+	Current        bool      `json:"current,omitempty"`
 }

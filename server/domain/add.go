@@ -30,7 +30,9 @@ type AddRequest struct {
 //     forever: ErrCredentialRevoked (a chip's serial is not revoked: the
 //     same chip is added with a new credential);
 //   - a serial or credential in use (pending, active, suspended) is refused:
-//     ErrAlreadyAdded;
+//     ErrAlreadyAdded; except a code device serial that another identity
+//     has only added (pending): a code device proves possession with a
+//     code before it takes its secret, and the first to do so wins;
 //   - quotas count id's authenticators of the same quota that are pending,
 //     active or suspended (Policy.Quota): ErrQuotaExceeded.
 //
@@ -66,6 +68,12 @@ func (p Policy) CheckAdd(id Identity, existing []Authenticator, kind device.Kind
 	for i := range existing {
 		e := &existing[i]
 		if e.State == StateBlocked {
+			continue
+		}
+		if e.State == StatePending && e.IdentityID != id.ID && isCodeDevice(e.Kind) {
+			// Another identity's pending code device proves nothing
+			// and holds nothing: the first to activate the serial takes
+			// it (a right code proves possession).
 			continue
 		}
 		if ref.CredentialID != "" && e.CredentialID == ref.CredentialID ||

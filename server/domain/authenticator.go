@@ -13,7 +13,8 @@ import (
 // confirmation). The owner, support or the system may activate; while the
 // identity is blocked only support may. It returns a *TransitionError
 // unwrapping to ErrInvalid, ErrNotAllowed, ErrIdentityBlocked, ErrTooEarly
-// (before Policy.ActivationDelay has passed), ErrInvalidTransition (already
+// (before Policy.ActivationDelay has passed), ErrExpired (pending for
+// longer than Policy.PendingExpiry), ErrInvalidTransition (already
 // active), ErrSuspended or ErrBlocked.
 func (p Policy) Activate(id Identity, a Authenticator, by Actor, now time.Time) (Change, error) {
 	const op = OpActivate
@@ -37,6 +38,9 @@ func (p Policy) Activate(id Identity, a Authenticator, by Actor, now time.Time) 
 		if from := a.CreatedAt.Add(p.ActivationDelay); now.Before(from) {
 			return Change{}, refuse(&a, op, ErrTooEarly, "it can be activated from "+from.UTC().Format(time.RFC3339))
 		}
+	}
+	if p.PendingExpired(a, now) {
+		return Change{}, refuse(&a, op, ErrExpired, "it was added more than "+p.pendingExpiry().String()+" ago; cancel it and add it again")
 	}
 	n := a
 	n.State = StateActive
@@ -74,7 +78,13 @@ func (p Policy) RecordSuccess(a Authenticator, now time.Time) (Change, error) {
 // Policy.MaxFailures-th consecutive failure suspends the authenticator
 // (reason "failures", EventSuspended), and when that would be its
 // Policy.MaxSuspensions-th suspension it is blocked for good instead
-// (reason "escalation", EventBlocked, WipeSecret and a Tombstone). A
+// (reason "escalation", EventBlocked, WipeSecret and a Tombstone).
+//
+// Escalation counts only suspensions caused by attempts that are not
+// Failure.Anonymous: a suspension caused by anonymous attempts (wrong
+// passwords, which anybody who knows the identity ID can send) leaves
+// Suspensions as it is, so nobody without another factor of the identity
+// can make a block permanent. A
 // failure suspension that has lasted Policy.SuspensionExpiry is lifted
 // first. It returns a *TransitionError unwrapping to ErrInvalid (no cause),
 // ErrNotActive, ErrSuspended or ErrBlocked when a is not active: refuse
@@ -104,6 +114,19 @@ func (p Policy) RecordFailure(a Authenticator, f Failure, now time.Time) (Change
 
 	c := Change{}
 	if max := p.maxFailures(); counted && max > 0 && n.Failures >= max {
+		if f.Anonymous {
+			// An anonymous caller may suspend (the seed's rule), but
+			// this suspension never counts toward a permanent block.
+			n.State = StateSuspended
+			n.SuspendedAt = now
+			n.SuspendReason = ReasonFailures
+			ev := withCounters(authEvent(EventSuspended, &n, StateActive, loginActor, string(ReasonFailures), now), &n)
+			ev.Details["escalation"] = "not counted (anonymous attempts)"
+			n.Version++
+			c.Authenticator = n
+			c.Events = append(events, ev)
+			return c, nil
+		}
 		n.Suspensions++
 		if ms := p.maxSuspensions(); ms > 0 && n.Suspensions >= ms {
 			n.State = StateBlocked
@@ -214,24 +237,29 @@ func (p Policy) checkSelfService(id *Identity, a *Authenticator, by Actor, other
 	}
 	switch by.Via {
 	case "":
-		return refuse(a, op, ErrSelfServiceRefused, "prove who you are with another active authenticator")
+		return refuse(a, op, ErrSelfServiceRefused, "log in with other authenticators first")
 	case a.ID:
 		return refuse(a, op, ErrSelfServiceRefused, "an authenticator cannot vouch for itself; use another active authenticator")
 	}
-	var proof *Authenticator
-	for i := range others {
-		if others[i].ID == by.Via {
-			proof = &others[i]
-			break
+	for _, via := range by.Proofs() {
+		if via == a.ID {
+			return refuse(a, op, ErrSelfServiceRefused, "an authenticator cannot vouch for itself; log in with other authenticators")
 		}
-	}
-	switch {
-	case proof == nil:
-		return refuse(a, op, ErrSelfServiceRefused, "the proving authenticator "+by.Via+" is unknown")
-	case proof.IdentityID != a.IdentityID:
-		return refuse(a, op, ErrSelfServiceRefused, "the proving authenticator belongs to another identity")
-	case proof.State != StateActive && !p.expired(proof, now):
-		return refuse(a, op, ErrSelfServiceRefused, "the proving authenticator is not active ("+string(proof.State)+")")
+		var proof *Authenticator
+		for i := range others {
+			if others[i].ID == via {
+				proof = &others[i]
+				break
+			}
+		}
+		switch {
+		case proof == nil:
+			return refuse(a, op, ErrSelfServiceRefused, "the proving authenticator "+via+" is unknown")
+		case proof.IdentityID != a.IdentityID:
+			return refuse(a, op, ErrSelfServiceRefused, "the proving authenticator belongs to another identity")
+		case proof.State != StateActive && !p.expired(proof, now):
+			return refuse(a, op, ErrSelfServiceRefused, "the proving authenticator "+via+" is not active ("+string(proof.State)+")")
+		}
 	}
 	return nil
 }

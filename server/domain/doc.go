@@ -24,7 +24,9 @@
 //	blocked ◀──────────────┴───────────────────────────────────┘
 //
 // Cancel withdraws a pending authenticator that was never activated; it
-// leaves no tombstone. An identity is active or temporarily-blocked.
+// leaves no tombstone. A pending authenticator that is not activated within
+// Policy.PendingExpiry (24 h) expires: Activate refuses it with ErrExpired
+// and only Cancel remains. An identity is active or temporarily-blocked.
 //
 // # Rules
 //
@@ -38,7 +40,8 @@
 //     A success resets the consecutive count (RecordSuccess).
 //   - "A temporarily suspended app can be reactivated on MitID.dk or you can
 //     contact MitID support": Reactivate by the owner (self-service, proven
-//     with another active authenticator of the same identity) or by a
+//     with other active authenticators of the same identity: the session
+//     they logged in with) or by a
 //     support operator. Self-service only undoes suspensions caused by
 //     failed attempts; a suspension that support or the system imposed is
 //     lifted by support. MitID suspensions do not lift by themselves, so
@@ -50,6 +53,17 @@
 //     permanent block with reason "escalation". The suspension count is kept
 //     for the life of the authenticator; a success does not reset it
 //     (DESIGN §1: "continued failures escalate").
+//   - Escalation counts only suspensions caused by attempts whose caller
+//     had proven another factor of the identity first (a code or chip
+//     after the right password, an app PIN after the app key's valid
+//     signature). Wrong passwords are anonymous (Failure.Anonymous):
+//     anybody who knows the identity ID can send them, so they suspend the
+//     password (the seed's "temporarily blocked") but never make the block
+//     permanent. The seed itself reserves "finally blocked" for the PIN.
+//     The trade-off: an anonymous guesser gets MaxFailures guesses per
+//     reactivation of the password instead of MaxFailures × MaxSuspensions
+//     over its life; rate limits and the owner's reactivation (which needs
+//     another two factors, or support) bound them.
 //   - "Always block your authenticator if you suspect it has been
 //     compromised": Block, by the owner, support or the system, is
 //     permanent.

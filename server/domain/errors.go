@@ -50,6 +50,9 @@ var (
 	// ErrTooEarly: the change becomes possible later (activation delay,
 	// suspension expiry).
 	ErrTooEarly = errors.New("not possible yet")
+	// ErrExpired: a pending authenticator was not activated within
+	// Policy.PendingExpiry; it can only be cancelled (and added again).
+	ErrExpired = errors.New("the pending authenticator expired")
 	// ErrCodeReplayed: a one-time code whose time step was already used
 	// (RFC 6238 §5.2).
 	ErrCodeReplayed = errors.New("the one-time code was already used")
@@ -234,7 +237,7 @@ func refuseState(a *Authenticator, op Op) *TransitionError {
 // suspendedAdvice says how a suspended authenticator comes back.
 func suspendedAdvice(a *Authenticator) string {
 	if a.SuspendReason == ReasonFailures {
-		return "reactivate it on self-service with another active authenticator, or contact support"
+		return "reactivate it on self-service, logged in with other authenticators, or contact support"
 	}
 	return "contact support to have it reactivated"
 }

@@ -14,6 +14,14 @@ const (
 	DefaultMaxCodeDevices = 1 // code displays and audio code readers together
 	DefaultMaxChips       = 1 // chips
 	DefaultMaxPasswords   = 1 // passwords
+
+	// DefaultPendingExpiry is how long an added authenticator waits for
+	// its activation.
+	DefaultPendingExpiry = 24 * time.Hour
+	// DefaultMaxActivationFailures is how many wrong activation codes a
+	// code device serial takes, from everybody together, before it is
+	// locked (Policy.MaxActivationFailures).
+	DefaultMaxActivationFailures = DefaultMaxFailures * DefaultMaxSuspensions
 )
 
 // Policy holds every number the lifecycle rules use. The zero value is the
@@ -47,6 +55,19 @@ type Policy struct {
 	// ActivationDelay is how long after it was added a pending
 	// authenticator can first be activated. 0 (the default) means at once.
 	ActivationDelay time.Duration `json:"activation_delay,omitzero"`
+	// PendingExpiry is how long a pending authenticator (added, not yet
+	// activated) can be activated, from the time it could first be
+	// (ActivationDelay after it was added); after it, activation is refused with
+	// ErrExpired and the pending add is only good for Cancel. Default 24 h;
+	// negative means never.
+	PendingExpiry time.Duration `json:"pending_expiry,omitzero"`
+	// MaxActivationFailures is the number of wrong activation codes a code
+	// device serial takes, counted over every identity that adds it,
+	// before its imported secret is locked and only a new import by
+	// support unlocks it. Whoever adds a serial must prove possession with
+	// a current code; this bounds how many codes anybody can guess.
+	// Default 9 (MaxFailures × MaxSuspensions).
+	MaxActivationFailures int `json:"max_activation_failures,omitzero"`
 	// CountReplays makes a replayed one-time code (CauseReplayedCode) count
 	// as a failed attempt. By default it is audited but not counted: a
 	// replay can never succeed, and counting it would suspend the owner's
@@ -64,6 +85,9 @@ func DefaultPolicy() Policy {
 		MaxCodeDevices: DefaultMaxCodeDevices,
 		MaxChips:       DefaultMaxChips,
 		MaxPasswords:   DefaultMaxPasswords,
+		PendingExpiry:  DefaultPendingExpiry,
+
+		MaxActivationFailures: DefaultMaxActivationFailures,
 	}
 }
 
@@ -80,6 +104,34 @@ func limit(v, def int) int {
 
 func (p Policy) maxFailures() int    { return limit(p.MaxFailures, DefaultMaxFailures) }
 func (p Policy) maxSuspensions() int { return limit(p.MaxSuspensions, DefaultMaxSuspensions) }
+
+// Failures returns the number of consecutive failed attempts that suspends
+// an authenticator (Policy.MaxFailures with its default), or -1 for no
+// limit.
+func (p Policy) Failures() int { return p.maxFailures() }
+
+// ActivationFailures returns the number of wrong activation codes that
+// locks a code device serial (Policy.MaxActivationFailures with its
+// default), or -1 for no limit.
+func (p Policy) ActivationFailures() int {
+	return limit(p.MaxActivationFailures, DefaultMaxActivationFailures)
+}
+
+func (p Policy) pendingExpiry() time.Duration {
+	if p.PendingExpiry == 0 {
+		return DefaultPendingExpiry
+	}
+	return p.PendingExpiry
+}
+
+// PendingExpired reports whether a is a pending authenticator whose
+// activation window has closed at now: Policy.PendingExpiry after it could
+// first be activated (its creation plus Policy.ActivationDelay).
+func (p Policy) PendingExpired(a Authenticator, now time.Time) bool {
+	e := p.pendingExpiry()
+	return a.State == StatePending && e > 0 && !a.CreatedAt.IsZero() &&
+		!now.Before(a.CreatedAt.Add(max(p.ActivationDelay, 0)+e))
+}
 
 // Quota returns how many authenticators of kind k (counted with the kinds
 // that share its quota) one identity may hold, or -1 for no limit, or 0 for

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -190,18 +191,32 @@ const (
 )
 
 // Actor says who made a change and how. For the owner, ID is the identity
-// ID and Via the ID of the authenticator their session was proven with; for
-// support, ID is the operator's ID; for the system, ID names the component.
+// ID and Via the IDs of the authenticators their session was proven with,
+// joined by ViaSep ("pw-1+kv-2"); for support, ID is the operator's ID; for
+// the system, ID names the component.
 type Actor struct {
 	Kind ActorKind `json:"kind"`
 	ID   string    `json:"id,omitempty"`
 	Via  string    `json:"via,omitempty"`
 }
 
+// ViaSep separates the authenticator IDs in Actor.Via. Authenticator IDs
+// never contain it.
+const ViaSep = "+"
+
 // Owner returns the actor for the person of identity identityID acting
-// through a session proven with authenticator via.
-func Owner(identityID, via string) Actor {
-	return Actor{Kind: ActorOwner, ID: identityID, Via: via}
+// through a session proven with the authenticators via (one, or the two
+// factors of a login).
+func Owner(identityID string, via ...string) Actor {
+	return Actor{Kind: ActorOwner, ID: identityID, Via: strings.Join(via, ViaSep)}
+}
+
+// Proofs returns the authenticator IDs of a.Via, nil when it is empty.
+func (a Actor) Proofs() []string {
+	if a.Via == "" {
+		return nil
+	}
+	return strings.Split(a.Via, ViaSep)
 }
 
 // Support returns the actor for support operator operatorID.
@@ -240,6 +255,16 @@ const (
 type Failure struct {
 	Cause   Cause
 	Details map[string]string
+	// Anonymous marks an attempt whose caller had proven no other factor of
+	// the identity first: a password, which anybody who knows the
+	// identity's ID can type. It counts toward suspension like any other,
+	// but the suspension it causes does not count toward a permanent block
+	// (see RecordFailure): an anonymous caller can make the password
+	// unavailable for a while, never destroy it. Second factors (a code,
+	// a chip assertion) are only asked for after the right password, and
+	// an app's PIN only after a valid signature of the app's key, so their
+	// failures are not anonymous.
+	Anonymous bool
 }
 
 // Change is the result of an authenticator transition: the new value to

@@ -39,8 +39,12 @@ func answer(err error) string {
 	return "transport: " + err.Error()
 }
 
-// isRateLimited reports whether err is a 429 rate_limited answer.
-func isRateLimited(err error) bool { return errors.Is(err, client.ErrRateLimited) }
+// isRateLimited reports whether err is a 429 answer that asks to try
+// again: rate_limited, or attempts_in_flight (every attempt left is being
+// checked). Neither checked nor counted anything.
+func isRateLimited(err error) bool {
+	return errors.Is(err, client.ErrRateLimited) || errors.Is(err, client.ErrAttemptsInFlight)
+}
 
 // served calls try until its answer is not rate_limited, pausing a little
 // between tries, and returns the last error and how many tries were rate
@@ -200,4 +204,39 @@ func burst(ctx context.Context, n int, fn func(i int) error) *tally {
 	close(start)
 	wg.Wait()
 	return t
+}
+
+// bodies collects the answers of a burst by error code, in full (status,
+// code, message and details), to check that they do not differ.
+type bodies struct {
+	mu  sync.Mutex
+	all map[string]map[string]bool
+}
+
+func newBodies() *bodies { return &bodies{all: map[string]map[string]bool{}} }
+
+func (b *bodies) add(err error) {
+	var ae *client.APIError
+	if !errors.As(err, &ae) {
+		return
+	}
+	full := fmt.Sprintf("%d %s %q %v", ae.Status, ae.Code, ae.Message, ae.Details)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.all[ae.Code] == nil {
+		b.all[ae.Code] = map[string]bool{}
+	}
+	b.all[ae.Code][full] = true
+}
+
+// distinct returns the different answers with code.
+func (b *bodies) distinct(code string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for k := range b.all[code] {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

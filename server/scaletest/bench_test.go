@@ -15,9 +15,11 @@ import (
 )
 
 // BenchmarkLogins measures whole logins over HTTP against real `authbench
-// serve` processes: begin on one replica, the proof (a one-time code, or a
-// chip assertion signed by a simulated chip in this process), finish on
-// the next replica (round robin), benchClients clients at once. It runs
+// serve` processes, as MitID logs in: the password (argon2id with the
+// server's default parameters) with the second factor chosen, on one
+// replica, the proof (a one-time code, or a chip assertion signed by a
+// simulated chip in this process), finish on the next replica (round
+// robin), benchClients clients at once. It runs
 // on one server over SQLite, one server over PostgreSQL and three replicas
 // over one PostgreSQL database (the PostgreSQL variants are skipped like
 // the tests' when AUTHBENCH_POSTGRES_URL is unset), reporting logins/s:
@@ -215,7 +217,7 @@ func (r *benchRig) codes(b *testing.B, ctx context.Context) *codePool {
 func (r *benchRig) enrollCode(ctx context.Context, i int, dev servicetest.CodeDevice) (*codeDevice, error) {
 	sup := r.c.support(i)
 	id := fmt.Sprintf("bench-%s", dev.Serial)
-	if _, err := sup.CreateIdentity(ctx, client.CreateIdentityRequest{ID: id}); err != nil {
+	if _, err := sup.CreateIdentity(ctx, client.CreateIdentityRequest{ID: id, Password: benchPassword}); err != nil {
 		return nil, err
 	}
 	added, err := sup.AddAuthenticator(ctx, id, client.AddRequest{Kind: client.KindCodeDisplay, Label: "code display", Serial: dev.Serial})
@@ -248,7 +250,7 @@ func (p *codePool) login(ctx context.Context, w int, begin, finish *client.Clien
 		}
 		d.lastStep = use
 		code := d.dev.Code(time.Unix(int64(use)*30, 0))
-		got := loginWith(ctx, begin, finish, d.id, d.aid, func(*client.LoginChallenge) (client.FinishLoginRequest, error) {
+		got := loginWith(ctx, begin, finish, d.id, d.aid, func(*client.FactorChallenge) (client.FinishLoginRequest, error) {
 			return client.FinishLoginRequest{Code: code}, nil
 		})
 		d.mu.Unlock()
@@ -257,19 +259,24 @@ func (p *codePool) login(ctx context.Context, w int, begin, finish *client.Clien
 	return "benchmark: no code device has an unused code left"
 }
 
-// loginWith begins a login on begin, makes the proof and finishes it on
-// finish; it returns the answer code.
-func loginWith(ctx context.Context, begin, finish *client.Client, id, aid string, proof func(*client.LoginChallenge) (client.FinishLoginRequest, error)) string {
-	lc, err := begin.BeginLogin(ctx, id, aid)
+// benchPassword is the password of the benchmarks' identities: chips and
+// code devices are second factors, used after it.
+const benchPassword = "the benchmark identities' password"
+
+// loginWith logs in as MitID does: it sends the password with the second
+// factor aid chosen on begin, makes the proof, and finishes on finish; it
+// returns the answer code.
+func loginWith(ctx context.Context, begin, finish *client.Client, id, aid string, proof func(*client.FactorChallenge) (client.FinishLoginRequest, error)) string {
+	step, err := begin.PasswordLogin(ctx, id, benchPassword, aid)
 	if err != nil {
-		return "begin: " + answer(err)
+		return "password: " + answer(err)
 	}
-	req, err := proof(lc)
+	req, err := proof(step.Next)
 	if err != nil {
 		return "proof: " + err.Error()
 	}
-	req.Ceremony = lc.Ceremony
-	_, err = finish.FinishLogin(ctx, id, aid, req)
+	req.Ceremony = step.Next.Ceremony
+	_, err = finish.FinishLogin(ctx, id, req)
 	return answer(err)
 }
 
@@ -303,7 +310,7 @@ func (r *benchRig) chips(b *testing.B, ctx context.Context) *chipPool {
 		r.b.Cleanup(func() { ch.Close() }) // not b's: those run after every timed run
 		id := uniqueName(b, "bench-chip-")
 		sup := r.c.support(i)
-		if _, err := sup.CreateIdentity(ctx, client.CreateIdentityRequest{ID: id}); err != nil {
+		if _, err := sup.CreateIdentity(ctx, client.CreateIdentityRequest{ID: id, Password: benchPassword}); err != nil {
 			return err
 		}
 		a, err := client.EnrollChip(ctx, sup, id, "chip", ch)
@@ -330,7 +337,7 @@ func (p *chipPool) login(ctx context.Context, w int, begin, finish *client.Clien
 			if !ch.mu.TryLock() {
 				continue
 			}
-			got := loginWith(ctx, begin, finish, ch.id, ch.aid, func(lc *client.LoginChallenge) (client.FinishLoginRequest, error) {
+			got := loginWith(ctx, begin, finish, ch.id, ch.aid, func(lc *client.FactorChallenge) (client.FinishLoginRequest, error) {
 				r, err := client.ChipAssertion(ctx, ch.chip, lc.PublicKey, origin)
 				return client.FinishLoginRequest{Credential: r}, err
 			})

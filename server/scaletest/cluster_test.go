@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -72,21 +73,18 @@ type cluster struct {
 
 // newCluster starts n replicas of `authbench serve` on db, one after the
 // other, sharing one master key, one support-token file, one PSKC key file
-// and the test attestation CA. They are stopped at the end of the test.
-func newCluster(t testing.TB, name, db string, n int) *cluster {
+// and the test attestation CA; opts change their configuration first. They
+// are stopped at the end of the test.
+func newCluster(t testing.TB, name, db string, n int, opts ...func(*serverConfig)) *cluster {
 	t.Helper()
-	return newClusterWith(t, name, db, n)
-}
-
-// newClusterWith is newCluster with extra command line arguments for
-// `authbench serve`.
-func newClusterWith(t testing.TB, name, db string, n int, extra ...string) *cluster {
-	t.Helper()
-	c := newClusterFiles(t, name, db, extra...)
+	c := newClusterFiles(t, name, db)
 	keys, err := secrets.GenerateKeyring(nil)
 	fatal(t, err)
 	keyFile, err := keys.MarshalKeyFile()
 	fatal(t, err)
+	for _, o := range opts {
+		o(&c.cfg)
+	}
 	fatal(t, os.WriteFile(c.cfg.MasterKey, keyFile, 0o600))
 	for range n {
 		s, err := startServer(t, c.cfg)
@@ -98,6 +96,21 @@ func newClusterWith(t testing.TB, name, db string, n int, extra ...string) *clus
 	}
 	return c
 }
+
+// newClusterWith is newCluster with extra command line arguments for
+// `authbench serve`.
+func newClusterWith(t testing.TB, name, db string, n int, extra ...string) *cluster {
+	t.Helper()
+	return newCluster(t, name, db, n, func(cfg *serverConfig) { cfg.Extra = append(cfg.Extra, extra...) })
+}
+
+// withDefaultLimits runs the cluster's servers with their default login
+// rate limits (serverConfig.DefaultLimits).
+func withDefaultLimits(cfg *serverConfig) { cfg.DefaultLimits = true }
+
+// clientAt returns a client without credentials of server i whose
+// connections come from source address slot.
+func (c *cluster) clientAt(i, slot int) *client.Client { return c.dial(i, slot, "") }
 
 // newClusterFiles returns a cluster without servers on db, with its
 // support-token file, PSKC key file and attestation CA written; the master
@@ -153,13 +166,18 @@ func (c *cluster) replicas() int {
 // client returns a client of server i (mod the number of servers), whose
 // connections come from source address slot i, with token (""
 // for none).
-func (c *cluster) client(i int, token string) *client.Client {
+func (c *cluster) client(i int, token string) *client.Client { return c.dial(i, i, token) }
+
+// dial returns a client of server i (mod the number of servers) with
+// token ("" for none), whose connections come from source address slot.
+func (c *cluster) dial(i, slot int, token string) *client.Client {
 	c.mu.Lock()
 	s := c.servers[i%len(c.servers)]
 	c.mu.Unlock()
 	cl, err := client.New(s.URL, client.Options{
-		HTTPClient: &http.Client{Transport: c.srcs.transport(i), Timeout: 30 * time.Second},
+		HTTPClient: &http.Client{Transport: c.srcs.transport(slot), Timeout: 30 * time.Second},
 		Token:      token,
+		Origin:     origin,
 	})
 	fatal(c.t, err)
 	return cl
@@ -277,4 +295,25 @@ func testContext(t *testing.T) context.Context {
 // names that must not collide between runs.
 func uniqueName(t testing.TB, prefix string) string {
 	return prefix + strings.ToLower(hex.EncodeToString(random(t, 6)))
+}
+
+// checks returns how many guesses at the secrets of authenticators of kind
+// the servers have evaluated (authbench_verifier_checks_total, summed over
+// the replicas).
+func (c *cluster) checks(t testing.TB, ctx context.Context, kind string) int {
+	t.Helper()
+	n := 0
+	prefix := `authbench_verifier_checks_total{kind="` + kind + `"} `
+	for i := range c.replicas() {
+		m, err := c.anon(i).Metrics(ctx)
+		fatal(t, err)
+		for _, line := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				k, err := strconv.Atoi(strings.TrimSpace(v))
+				fatal(t, err)
+				n += k
+			}
+		}
+	}
+	return n
 }

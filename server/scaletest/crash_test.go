@@ -103,8 +103,13 @@ func (a auth) after(op opKind) auth {
 	case opWrong:
 		a.failures++
 		if a.failures >= maxFailures {
-			a.suspensions++
 			a.state = client.StateSuspended
+			if a.kind == client.KindPassword {
+				// Wrong passwords are anonymous: they suspend, and
+				// never count toward a permanent block.
+				break
+			}
+			a.suspensions++
 			if a.suspensions >= 3 {
 				a.state = client.StateBlocked
 			}
@@ -251,7 +256,7 @@ func (w *world) round(n int) {
 
 	// The database as the kill left it: the audit chain must verify
 	// before the server repairs anything.
-	out, err := runCommand(ctx, t, "audit", "verify", "--db", w.c.cfg.DB)
+	out, err := runCommand(ctx, t, "audit", "verify", "--db", w.c.cfg.DB, "--master-key", w.c.cfg.MasterKey)
 	if err != nil {
 		t.Fatalf("round %d: authbench audit verify after kill -9: %v\n%s", n, err, out)
 	}
@@ -344,6 +349,12 @@ func (w *world) pick(k int, rnd *rand.Rand, mine []*person) (*person, int, opKin
 			if rnd.IntN(25) == 0 {
 				return p, i, opBlock
 			}
+			if pw := p.auths[0]; a.kind != client.KindPassword && (pw.state != client.StateActive || pw.failures != 0) {
+				// A wrong code comes after the right password, which
+				// resets the password's count: only try it when that
+				// changes nothing the model tracks.
+				continue
+			}
 			return p, i, opWrong
 		case client.StateSuspended:
 			if rnd.IntN(10) == 0 {
@@ -376,17 +387,17 @@ func (w *world) do(k int, p *person, target int, op opKind) (done bool, err erro
 		return true, nil
 	case opWrong:
 		a := p.auths[target]
-		lc, err := anon.BeginLogin(ctx, p.id, a.id)
-		if err != nil {
-			return answered(err), err
-		}
-		req := client.FinishLoginRequest{Ceremony: lc.Ceremony}
 		if a.kind == client.KindPassword {
-			req.Password = "not the password"
+			_, err = anon.PasswordLogin(ctx, p.id, "not the password", "")
 		} else {
-			req.Code = wrongCode(*p.dev)
+			// The right password first: a code device is asked for
+			// only after it.
+			step, perr := anon.PasswordLogin(ctx, p.id, "password of "+p.id, a.id)
+			if perr != nil {
+				return answered(perr), perr
+			}
+			_, err = anon.FinishLogin(ctx, p.id, client.FinishLoginRequest{Ceremony: step.Next.Ceremony, Code: wrongCode(*p.dev)})
 		}
-		_, err = anon.FinishLogin(ctx, p.id, a.id, req)
 		var ae *client.APIError
 		if !errors.As(err, &ae) || !errors.Is(err, client.ErrFailedAttempt) {
 			if err == nil {

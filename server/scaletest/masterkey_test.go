@@ -48,7 +48,8 @@ func TestMasterKeyRefusal(t *testing.T) {
 
 		// Sealed secrets: an enrolled code device and a waiting import.
 		id := uniqueName(t, "mk-")
-		_, err = c.support(0).CreateIdentity(ctx, client.CreateIdentityRequest{ID: id})
+		const password = "the master key test's password"
+		_, err = c.support(0).CreateIdentity(ctx, client.CreateIdentityRequest{ID: id, Password: password})
 		fatal(t, err)
 		dev, waiting := newCodeDevice(t), newCodeDevice(t)
 		importCodeDevices(t, ctx, c, dev, waiting)
@@ -98,15 +99,13 @@ func TestMasterKeyRefusal(t *testing.T) {
 		envCfg.Env = []string{secrets.EnvVar + "=" + hex.EncodeToString(random(t, 32))}
 		refused("another key in $"+secrets.EnvVar, envCfg, "$"+secrets.EnvVar, "which it does not hold")
 
-		// The right key: the code device logs in.
+		// The right key: the password and the code device log in.
 		s, err = startServer(t, c.cfg)
 		fatal(t, err)
 		c.add(s)
 		cl := c.client(len(c.servers)-1, "")
-		ch, err := cl.BeginLogin(ctx, id, aid)
-		fatal(t, err)
-		if _, err := cl.FinishLogin(ctx, id, aid, client.FinishLoginRequest{Ceremony: ch.Ceremony, Code: dev.Code(time.Now())}); err != nil {
-			t.Fatalf("code-device login with the right key: %v", err)
+		if _, err := client.LoginPasswordCode(ctx, cl, id, password, aid, dev.Code(time.Now())); err != nil {
+			t.Fatalf("login with the password and the code device, with the right key: %v", err)
 		}
 	})
 }

@@ -34,9 +34,8 @@ func TestNoPlaintextSecretInPostgres(t *testing.T) {
 
 	id := uniqueName(t, "secrets-")
 	password := "plaintext probe " + hex.EncodeToString(random(t, 12))
-	p, err := sup.CreateIdentity(ctx, client.CreateIdentityRequest{ID: id, Password: password})
+	_, err := sup.CreateIdentity(ctx, client.CreateIdentityRequest{ID: id, Password: password})
 	fatal(t, err)
-	pwID := p.Authenticators[0].ID
 
 	pin := randomPIN(t)
 	phone, err := app.New(app.Options{Seed: random(t, 32), PIN: pin})
@@ -49,13 +48,10 @@ func TestNoPlaintextSecretInPostgres(t *testing.T) {
 	codeID := enrollCodeDevice(t, ctx, c, id, dev)
 
 	var sessions []string
-	s, err := client.LoginPassword(ctx, c.anon(0), id, pwID, password)
+	s, err := client.LoginApp(ctx, c.anon(0), id, a.ID, phone, pin)
 	fatal(t, err)
 	sessions = append(sessions, s.Token)
-	s, err = client.LoginApp(ctx, c.anon(0), id, a.ID, phone, pin)
-	fatal(t, err)
-	sessions = append(sessions, s.Token)
-	s, err = client.LoginCode(ctx, c.anon(0), id, codeID, dev.Code(time.Now()))
+	s, err = client.LoginPasswordCode(ctx, c.anon(0), id, password, codeID, dev.Code(time.Now()))
 	fatal(t, err)
 	sessions = append(sessions, s.Token)
 

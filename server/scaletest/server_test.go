@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -129,11 +130,14 @@ type serverConfig struct {
 	PSKCKeyFile string   // pre-shared PSKC key (hex), mode 0600
 	Extra       []string // more arguments
 	Env         []string // more environment variables (NAME=VALUE)
+	// DefaultLimits runs the servers with their default login rate
+	// limits instead of limits far above any burst of the tests.
+	DefaultLimits bool
 }
 
 // args returns the command line of `authbench serve` for cfg.
 func (cfg serverConfig) args() []string {
-	return append([]string{"serve",
+	a := []string{"serve",
 		"--addr", "127.0.0.1:0",
 		"--db", cfg.DB,
 		"--master-key", cfg.MasterKey,
@@ -142,15 +146,17 @@ func (cfg serverConfig) args() []string {
 		"--pskc-key-file", cfg.PSKCKeyFile,
 		"--rp-id", "localhost",
 		"--log-level", "warn",
-		// Every attempt of a burst must reach the lockout logic at once.
-		"--login-limit-source", "100000/1ms",
-		"--login-limit-identity", "100000/1ms",
-		// And none should be answered 503 busy: a burst of 64 wrong PINs
+		// No burst should be answered 503 busy: a burst of 64 wrong PINs
 		// or passwords queues for the argon2id budget (the default, two
 		// hashes per CPU) as long as serve allows. The argon2id tests give
 		// their own budget and wait in Extra.
 		"--argon2-wait", argon2Wait,
-	}, cfg.Extra...)
+	}
+	if !cfg.DefaultLimits {
+		// Every attempt of a burst must reach the lockout logic at once.
+		a = append(a, "--login-limit-source", "100000/1ms", "--login-limit-authenticator", "100000/1ms")
+	}
+	return append(a, cfg.Extra...)
 }
 
 // listening is the line `authbench serve` prints on stdout once it serves.
@@ -345,8 +351,23 @@ func (b *syncBuffer) String() string {
 // and returns its combined output.
 func runCommand(ctx context.Context, t testing.TB, args ...string) (string, error) {
 	t.Helper()
+	args = slices.Clone(args)
+	env := childEnv()
+	// As for serve: a database password goes in $PGPASSWORD, not on the
+	// command line.
+	for i := 1; i < len(args); i++ {
+		u, err := url.Parse(args[i])
+		if args[i-1] != "--db" || err != nil || u.User == nil || !strings.HasPrefix(u.Scheme, "postgres") {
+			continue
+		}
+		if pw, ok := u.User.Password(); ok {
+			env = append(env, "PGPASSWORD="+pw)
+			u.User = url.User(u.User.Username())
+			args[i] = u.String()
+		}
+	}
 	cmd := exec.CommandContext(ctx, authbench(t), args...)
-	cmd.Env = childEnv()
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

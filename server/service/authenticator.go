@@ -2,17 +2,12 @@ package service
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/sha256"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
-	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
 )
 
@@ -88,23 +83,28 @@ var idPrefix = map[device.Kind]string{
 }
 
 // AddAuthenticator adds an authenticator to identity identityID (support,
-// or a session of identityID), checking the quotas, revoked serials and
-// credentials of DESIGN §1 first:
+// or a two-factor session of identityID), checking the quotas, revoked
+// serials and credentials of DESIGN §1 before any costly work (a PIN or
+// password is hashed only once the add is allowed):
 //
 //   - chip: nothing is stored yet; the result carries a WebAuthn
 //     registration ceremony, finished by Activate with the chip's
 //     credential;
 //   - code-display, audio-code-reader: Serial is required and its secret
-//     must have been imported (ImportPSKC); the authenticator is pending
-//     until Activate with a current code;
+//     must have been imported (ImportPSKC); the authenticator is pending,
+//     holding nothing of the secret, until Activate with a current code
+//     proves possession;
 //   - app: PublicKey (a P-256 SubjectPublicKeyInfo) and PIN are required;
 //     pending until Activate with a signature over the challenge;
 //   - password: Password is required; the authenticator is active at once.
 //
-// It returns an error wrapping ErrForbidden, ErrInvalid, ErrNotFound (no
-// such identity), a *domain.TransitionError (domain.ErrQuotaExceeded,
-// ErrSerialRevoked, ErrCredentialRevoked, ErrAlreadyAdded,
-// ErrIdentityBlocked, ErrNotAllowed), or the store's error.
+// A pending authenticator of the identity that expired
+// (domain.Policy.PendingExpiry) is cancelled first, so it does not hold a
+// quota. It returns an error wrapping ErrForbidden, ErrInvalid, ErrNotFound
+// (no such identity), ErrSerialLocked, a *domain.TransitionError
+// (domain.ErrQuotaExceeded, ErrSerialRevoked, ErrCredentialRevoked,
+// ErrAlreadyAdded, ErrIdentityBlocked, ErrNotAllowed), or the store's
+// error.
 func (s *Service) AddAuthenticator(ctx context.Context, by domain.Actor, identityID string, req AddRequest) (AddResult, error) {
 	if err := authorize(by, identityID, false); err != nil {
 		return AddResult{}, err
@@ -123,32 +123,36 @@ func (s *Service) AddAuthenticator(ctx context.Context, by domain.Actor, identit
 	if err != nil {
 		return AddResult{}, storeErr(err, "identity "+identityID)
 	}
+	if err := s.cancelExpired(ctx, identityID); err != nil {
+		return AddResult{}, err
+	}
 	aid, err := s.newID(idPrefix[kind])
 	if err != nil {
 		return AddResult{}, err
 	}
-	switch kind {
-	case device.KindChip:
-		return s.beginChip(ctx, by, id, aid, req.Label)
-	case device.KindCodeDisplay, device.KindAudioCodeReader:
-		return s.addCode(ctx, by, id, aid, kind, req)
-	case device.KindApp:
-		return s.addApp(ctx, by, id, aid, req)
-	}
-	verifier, err := s.hasher.Hash(req.Password)
+	return s.kinds[kind].add(ctx, by, id, aid, req)
+}
+
+// cancelExpired cancels the pending authenticators of identity identityID
+// whose activation window closed (domain.Policy.PendingExpiry).
+func (s *Service) cancelExpired(ctx context.Context, identityID string) error {
+	list, err := s.st.ListAuthenticators(ctx, identityID)
 	if err != nil {
-		return AddResult{}, passwordErr(err)
+		return storeErr(err, "authenticators of "+identityID)
 	}
-	a, err := s.createActive(ctx, id, aid, device.KindPassword, domain.Ref{}, req.Label, by,
-		store.Element{Password: &store.PasswordElement{Verifier: verifier}})
-	if err != nil {
-		return AddResult{}, err
+	now := s.clock()
+	for _, a := range list {
+		if !s.policy.PendingExpired(a, now) {
+			continue
+		}
+		_, err := s.applyAuth(ctx, a.ID, domain.System("expiry"), func(a domain.Authenticator) (domain.Change, error) {
+			return s.policy.Cancel(a, domain.System("expiry"), s.clock())
+		})
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
 	}
-	v, err := s.view(ctx, &a)
-	if err != nil {
-		return AddResult{}, err
-	}
-	return AddResult{Authenticator: v, Activation: struct{}{}}, nil
+	return nil
 }
 
 // checkFields refuses fields that do not apply to kind and requires the
@@ -366,159 +370,28 @@ func (s *Service) takeCeremony(ctx context.Context, key, purpose, identityID, ai
 	return d, nil
 }
 
-// beginChip checks that a chip may be added and starts its registration.
-func (s *Service) beginChip(ctx context.Context, by domain.Actor, id domain.Identity, aid, label string) (AddResult, error) {
-	// The credential ID is not known yet; a placeholder lets the domain
-	// check the actor, the identity's state and the quota now. Activate
-	// checks again with the real credential.
-	c, _, err := s.addChange(ctx, id, newAuth{id: aid, kind: device.KindChip, ref: domain.Ref{CredentialID: "pending:" + aid}, label: label}, by)
-	if err != nil {
-		return AddResult{}, err
-	}
-	challenge, err := s.random(32)
-	if err != nil {
-		return AddResult{}, err
-	}
-	key, err := s.putCeremony(ctx, ceremonyData{Purpose: purposeRegister, IdentityID: id.ID, AuthenticatorID: aid,
-		Kind: device.KindChip, Label: label, Challenge: challenge})
-	if err != nil {
-		return AddResult{}, err
-	}
-	own, err := s.st.ListAuthenticators(ctx, id.ID)
-	if err != nil {
-		return AddResult{}, err
-	}
-	opts := s.creationOptions(id.ID, challenge, own)
-	pending := c.Authenticator
-	pending.CredentialID = ""
-	return AddResult{
-		Authenticator: viewAuthenticator(&pending, nil),
-		Activation:    ChipActivation{Ceremony: key, PublicKey: opts},
-	}, nil
-}
-
-// addCode adds a pending code device whose secret was imported.
-func (s *Service) addCode(ctx context.Context, by domain.Actor, id domain.Identity, aid string, kind device.Kind, req AddRequest) (AddResult, error) {
-	n := newAuth{id: aid, kind: kind, ref: domain.Ref{Serial: req.Serial}, label: req.Label}
-	c, version, err := s.addChange(ctx, id, n, by)
-	if err != nil {
-		return AddResult{}, err
-	}
-	im, err := s.st.Import(ctx, req.Serial)
-	if errors.Is(err, store.ErrNotFound) {
-		return AddResult{}, invalid("no secret was imported for serial %s; import the device's PSKC document first", req.Serial)
-	}
-	if err != nil {
-		return AddResult{}, err
-	}
-	secret, err := s.keys.Open(secrets.Sealed{KeyID: im.Secret.KeyID, Blob: im.Secret.Blob}, importAD(req.Serial))
-	if err != nil {
-		return AddResult{}, fmt.Errorf("service: the imported secret of serial %s: %w", req.Serial, err)
-	}
-	sealed, err := s.keys.Seal(secret, otpAD(aid))
-	clear(secret)
-	if err != nil {
-		return AddResult{}, err
-	}
-	el := store.Element{Code: &store.CodeElement{
-		Secret:    store.Sealed{KeyID: sealed.KeyID, Blob: sealed.Blob},
-		OTPParams: im.OTPParams,
-	}}
-	if c, err = s.create(ctx, id, n, c, version, el, by); err != nil {
-		return AddResult{}, err
-	}
-	v, err := s.view(ctx, &c.Authenticator)
-	if err != nil {
-		return AddResult{}, err
-	}
-	return AddResult{Authenticator: v, Activation: CodeActivation{Needs: "code"}}, nil
-}
-
-// importAD and otpAD bind sealed OTP secrets to their row.
-func importAD(serial string) []byte { return secrets.AssociatedData("pskc-import", serial) }
-func otpAD(aid string) []byte       { return secrets.AssociatedData("otp-secret", aid) }
-
-// parseAppKey decodes an app's P-256 SubjectPublicKeyInfo.
-func parseAppKey(field, v string) (*ecdsa.PublicKey, []byte, error) {
-	der, err := decodeB64(field, v)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(der) > 512 {
-		return nil, nil, invalid("%s is too long for a P-256 key", field)
-	}
-	k, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		return nil, nil, invalid("%s is not a SubjectPublicKeyInfo", field)
-	}
-	pub, ok := k.(*ecdsa.PublicKey)
-	if !ok || pub.Curve != elliptic.P256() {
-		return nil, nil, invalid("%s is not a P-256 key", field)
-	}
-	return pub, der, nil
-}
-
-// appKeyID is the Ref.CredentialID of an app key: the SHA-256 of its
-// SubjectPublicKeyInfo, base64url.
-func appKeyID(der []byte) string {
-	h := sha256.Sum256(der)
-	return b64.EncodeToString(h[:])
-}
-
-// addApp adds a pending app and starts its activation.
-func (s *Service) addApp(ctx context.Context, by domain.Actor, id domain.Identity, aid string, req AddRequest) (AddResult, error) {
-	_, der, err := parseAppKey("public_key", req.PublicKey)
-	if err != nil {
-		return AddResult{}, err
-	}
-	verifier, err := secrets.HashPIN(req.PIN, s.hasher)
-	switch {
-	case errors.Is(err, secrets.ErrBadPIN):
-		return AddResult{}, invalid("the PIN must be exactly 6 digits")
-	case errors.Is(err, secrets.ErrWeakPIN):
-		return AddResult{}, invalid("the PIN is too easy to guess (%s); choose another", strings.TrimPrefix(err.Error(), "secrets: "+secrets.ErrWeakPIN.Error()+": "))
-	case err != nil:
-		return AddResult{}, err
-	}
-	n := newAuth{id: aid, kind: device.KindApp, ref: domain.Ref{CredentialID: appKeyID(der)}, label: req.Label}
-	c, version, err := s.addChange(ctx, id, n, by)
-	if err != nil {
-		return AddResult{}, err
-	}
-	if c, err = s.create(ctx, id, n, c, version, store.Element{App: &store.AppElement{PublicKey: der, PINVerifier: verifier}}, by); err != nil {
-		return AddResult{}, err
-	}
-	challenge, err := s.random(32)
-	if err != nil {
-		return AddResult{}, err
-	}
-	key, err := s.putCeremony(ctx, ceremonyData{Purpose: purposeActivate, IdentityID: id.ID, AuthenticatorID: aid, Kind: device.KindApp, Challenge: challenge})
-	if err != nil {
-		return AddResult{}, err
-	}
-	v, err := s.view(ctx, &c.Authenticator)
-	if err != nil {
-		return AddResult{}, err
-	}
-	return AddResult{Authenticator: v, Activation: AppActivation{Ceremony: key, Challenge: b64.EncodeToString(challenge)}}, nil
-}
-
 // Activate activates authenticator aid of identity identityID (support, or
-// a session of identityID): a chip with its WebAuthn registration
-// (Ceremony and Credential), a code device with a current code (Code), an
-// app with a signature over the challenge (Ceremony and Signature). It
-// returns the active authenticator, or an error wrapping ErrForbidden,
-// ErrInvalid, ErrNotFound, ErrCeremonyExpired, ErrAttestationUntrusted, a
-// *FailureError (wrong code, replayed code, bad signature; nothing is
-// counted for a pending authenticator), a *domain.TransitionError, or the
-// store's error.
+// a two-factor session of identityID) with its proof of possession: a chip
+// with its WebAuthn registration (Ceremony and Credential), a code device
+// with a current code (Code), an app with a signature over the challenge
+// (Ceremony and Signature). It returns the active authenticator, or an
+// error wrapping ErrForbidden, ErrInvalid, ErrNotFound,
+// ErrCeremonyExpired, ErrAttestationUntrusted, ErrSerialLocked, a
+// *RateLimitError, ErrAttemptsInFlight, a *FailureError (a wrong code,
+// counted against the serial; a bad signature, not counted), a
+// *domain.TransitionError (ErrExpired, ErrAlreadyAdded: another identity
+// activated the serial, ...), or the store's error.
 func (s *Service) Activate(ctx context.Context, by domain.Actor, identityID, aid string, req ActivateRequest) (AuthenticatorView, error) {
 	if err := authorize(by, identityID, false); err != nil {
 		return AuthenticatorView{}, err
 	}
+	id, err := s.st.Identity(ctx, identityID)
+	if err != nil {
+		return AuthenticatorView{}, storeErr(err, "identity "+identityID)
+	}
 	a, err := s.st.Authenticator(ctx, aid)
 	if errors.Is(err, store.ErrNotFound) && req.Credential != nil {
-		return s.finishChip(ctx, by, identityID, aid, req)
+		return s.kinds[device.KindChip].activate(ctx, by, id, nil, aid, req)
 	}
 	if err != nil {
 		return AuthenticatorView{}, storeErr(err, "authenticator "+aid)
@@ -526,34 +399,16 @@ func (s *Service) Activate(ctx context.Context, by domain.Actor, identityID, aid
 	if a.IdentityID != identityID {
 		return AuthenticatorView{}, fmt.Errorf("service: %w: authenticator %s", ErrNotFound, aid)
 	}
-	switch a.Kind {
-	case device.KindCodeDisplay, device.KindAudioCodeReader:
-		if req.Ceremony != "" || req.Credential != nil || req.Signature != "" {
-			return AuthenticatorView{}, invalid("a code device is activated with a code only")
-		}
-		if a.State == domain.StatePending {
-			if err := s.checkActivationCode(ctx, by, &a, req.Code); err != nil {
-				return AuthenticatorView{}, err
-			}
-		}
-	case device.KindApp:
-		if req.Code != "" || req.Credential != nil {
-			return AuthenticatorView{}, invalid("an app is activated with a ceremony and a signature")
-		}
-		if a.State == domain.StatePending {
-			if err := s.checkActivationSignature(ctx, by, &a, req); err != nil {
-				return AuthenticatorView{}, err
-			}
-		}
-	default:
-		if req.Code != "" || req.Signature != "" {
-			return AuthenticatorView{}, invalid("a %s is not activated with a code or a signature", a.Kind)
-		}
-	}
-	c, err := s.applyAuth(ctx, aid, by, func(a domain.Authenticator) (domain.Change, error) {
-		id, err := s.st.Identity(ctx, identityID)
+	return s.kinds[a.Kind].activate(ctx, by, id, &a, aid, req)
+}
+
+// activateWith applies domain.Policy.Activate to a, whose possession was
+// proven (or which needs no proof), and returns its view.
+func (s *Service) activateWith(ctx context.Context, by domain.Actor, id domain.Identity, a domain.Authenticator) (AuthenticatorView, error) {
+	c, err := s.applyAuth(ctx, a.ID, by, func(a domain.Authenticator) (domain.Change, error) {
+		id, err := s.st.Identity(ctx, id.ID)
 		if err != nil {
-			return domain.Change{}, storeErr(err, "identity "+identityID)
+			return domain.Change{}, storeErr(err, "identity "+id.ID)
 		}
 		return s.policy.Activate(id, a, by, s.clock())
 	})
@@ -563,115 +418,17 @@ func (s *Service) Activate(ctx context.Context, by domain.Actor, identityID, aid
 	return s.view(ctx, &c.Authenticator)
 }
 
-// finishChip verifies a chip's registration and stores it, active.
-func (s *Service) finishChip(ctx context.Context, by domain.Actor, identityID, aid string, req ActivateRequest) (AuthenticatorView, error) {
-	if req.Code != "" || req.Signature != "" {
-		return AuthenticatorView{}, invalid("a chip is activated with a ceremony and a credential")
-	}
-	d, err := s.takeCeremony(ctx, req.Ceremony, purposeRegister, identityID, aid)
-	if err != nil {
-		return AuthenticatorView{}, err
-	}
-	reg, err := s.verifyRegistration(req.Credential, d.Challenge)
-	if err != nil {
-		s.log.InfoContext(ctx, "chip registration refused", "identity", identityID, "authenticator", aid, "err", err)
-		return AuthenticatorView{}, err
-	}
-	id, err := s.st.Identity(ctx, identityID)
-	if err != nil {
-		return AuthenticatorView{}, storeErr(err, "identity "+identityID)
-	}
-	format := reg.Format
-	if !reg.Trusted {
-		format += untrustedSuffix
-	}
-	el := store.Element{Chip: &store.ChipElement{
-		PublicKey:         reg.PublicKey,
-		AAGUID:            reg.AAGUID[:],
-		SignCount:         reg.SignCount,
-		AttestationFormat: format,
-		BackupEligible:    reg.BackupEligible,
-		BackupState:       reg.BackupState,
-	}}
-	// A chip is told apart by its credential ID, which the store keeps
-	// unique forever. A serial number in the attestation certificate is
-	// not used: by default a certificate is a batch certificate shared by
-	// every chip of a model (FIDO's privacy rules), so it names no chip.
-	ref := domain.Ref{CredentialID: domain.EncodeCredentialID(reg.CredentialID)}
-	a, err := s.createActive(ctx, id, aid, device.KindChip, ref, d.Label, by, el)
-	if err != nil {
-		return AuthenticatorView{}, err
-	}
-	return s.view(ctx, &a)
-}
-
-// recordPendingFailure audits a failed activation attempt of a pending
-// authenticator (nothing is counted: it is not active) and returns the
-// *FailureError.
-func (s *Service) recordPendingFailure(ctx context.Context, by domain.Actor, a *domain.Authenticator, cause domain.Cause, check string) error {
-	d := map[string]string{"op": string(domain.OpActivate), "cause": string(cause), "kind": string(a.Kind)}
-	if check != "" {
-		d["check"] = check
-	}
-	ev := domain.Event{Type: domain.EventRefused, IdentityID: a.IdentityID, AuthenticatorID: a.ID, Actor: by,
-		Reason: string(cause), Details: d, At: s.clock()}
+// recordPendingFailure audits a failed activation attempt of pending
+// authenticator a that counts against nothing (an app's bad signature:
+// the app's key is bound at add time, so only the phone can sign) and
+// returns the *FailureError. failures is what the failure error reports.
+func (s *Service) recordPendingFailure(ctx context.Context, by domain.Actor, a *domain.Authenticator, cause domain.Cause, check string, failures int) error {
+	ev := pendingFailureEvent(a, by, cause, check, s.clock())
 	if err := s.st.AppendAudit(ctx, ev); err != nil {
-		return err
+		return storeErr(err, "audit")
 	}
 	s.log.InfoContext(ctx, "activation failed", "identity", a.IdentityID, "authenticator", a.ID, "cause", string(cause))
-	return &FailureError{AuthenticatorID: a.ID, Kind: string(a.Kind), Cause: cause, Failures: a.Failures, State: a.State}
-}
-
-// checkActivationCode verifies the first code of a pending code device and
-// raises its watermark.
-func (s *Service) checkActivationCode(ctx context.Context, by domain.Actor, a *domain.Authenticator, code string) error {
-	if code == "" {
-		return invalid("code is missing")
-	}
-	cause, err := s.verifyCode(ctx, a, code)
-	if err != nil {
-		return err
-	}
-	if cause != "" {
-		return s.recordPendingFailure(ctx, by, a, cause, "")
-	}
-	return nil
-}
-
-// checkActivationSignature verifies an app's signature over its
-// activation challenge.
-func (s *Service) checkActivationSignature(ctx context.Context, by domain.Actor, a *domain.Authenticator, req ActivateRequest) error {
-	sig, err := decodeB64("signature", req.Signature)
-	if err != nil {
-		return err
-	}
-	d, err := s.takeCeremony(ctx, req.Ceremony, purposeActivate, a.IdentityID, a.ID)
-	if err != nil {
-		return err
-	}
-	el, err := s.st.Element(ctx, a.ID)
-	if err != nil || el.App == nil {
-		return storeErr(errOr(err, store.ErrNotFound), "the key of app "+a.ID)
-	}
-	if !verifyAppSignature(el.App.PublicKey, d.Challenge, sig) {
-		return s.recordPendingFailure(ctx, by, a, domain.CauseBadSignature, "signature")
-	}
-	return nil
-}
-
-// verifyAppSignature checks an ECDSA P-256 signature (ASN.1 DER) over
-// SHA-256(challenge) with the app key in der.
-func verifyAppSignature(der, challenge, sig []byte) bool {
-	k, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		return false
-	}
-	pub, ok := k.(*ecdsa.PublicKey)
-	if !ok {
-		return false
-	}
-	h := sha256.Sum256(challenge)
-	return ecdsa.VerifyASN1(pub, h[:], sig)
+	return &FailureError{AuthenticatorID: a.ID, Kind: string(a.Kind), Cause: cause, Failures: failures, State: a.State}
 }
 
 func errOr(err, def error) error {
@@ -687,7 +444,7 @@ type BlockRequest struct {
 }
 
 // Block blocks authenticator aid of identity identityID permanently
-// (support, or a session of identityID), with reason "lost" or
+// (support, or a two-factor session of identityID), with reason "lost" or
 // "compromised" ("misuse" too, for support). Its security element is wiped
 // and a tombstone kept (DESIGN §1). It returns the blocked authenticator,
 // or an error wrapping ErrForbidden, ErrInvalid, ErrNotFound, a
@@ -717,9 +474,8 @@ func (s *Service) Block(ctx context.Context, by domain.Actor, identityID, aid st
 }
 
 // Reactivate lifts the suspension of authenticator aid of identity
-// identityID: by support, or self-service by a session of identityID that
-// was obtained by logging in with another active authenticator (DESIGN
-// §1). It returns the active authenticator, or an error wrapping
+// identityID: by support, or self-service by a two-factor session of
+// identityID proven with other authenticators, all active (DESIGN §1). It returns the active authenticator, or an error wrapping
 // ErrForbidden, ErrNotFound, a *domain.TransitionError
 // (domain.ErrSelfServiceRefused, ErrIdentityBlocked, ErrInvalidTransition,
 // ErrBlocked), or the store's error.
@@ -737,7 +493,7 @@ func (s *Service) Reactivate(ctx context.Context, by domain.Actor, identityID, a
 		}
 		others, err := s.st.ListAuthenticators(ctx, identityID)
 		if err != nil {
-			return domain.Change{}, err
+			return domain.Change{}, storeErr(err, "authenticators of "+identityID)
 		}
 		return s.policy.Reactivate(id, a, by, others, s.clock())
 	})
@@ -745,4 +501,34 @@ func (s *Service) Reactivate(ctx context.Context, by domain.Actor, identityID, a
 		return AuthenticatorView{}, err
 	}
 	return s.view(ctx, &c.Authenticator)
+}
+
+// CancelResult is the answer to Cancel.
+type CancelResult struct {
+	ID        string `json:"id"`
+	Cancelled bool   `json:"cancelled"`
+}
+
+// Cancel withdraws pending authenticator aid of identity identityID
+// (support, or a two-factor session of identityID): a code device added by
+// mistake (or by somebody who does not hold it), an app never activated.
+// Nothing was proven with it, so nothing is revoked: the serial or key can
+// be added again. It returns an error wrapping ErrForbidden, ErrNotFound,
+// a *domain.TransitionError (domain.ErrInvalidTransition for an active or
+// suspended authenticator: block it instead; ErrBlocked), or the store's
+// error.
+func (s *Service) Cancel(ctx context.Context, by domain.Actor, identityID, aid string) (CancelResult, error) {
+	if err := authorize(by, identityID, false); err != nil {
+		return CancelResult{}, err
+	}
+	_, err := s.applyAuth(ctx, aid, by, func(a domain.Authenticator) (domain.Change, error) {
+		if a.IdentityID != identityID {
+			return domain.Change{}, fmt.Errorf("service: %w: authenticator %s", ErrNotFound, aid)
+		}
+		return s.policy.Cancel(a, by, s.clock())
+	})
+	if err != nil {
+		return CancelResult{}, err
+	}
+	return CancelResult{ID: aid, Cancelled: true}, nil
 }

@@ -2,11 +2,18 @@ package service_test
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"testing"
 
+	"github.com/go-webauthn/webauthn/metadata"
+	"github.com/go-webauthn/webauthn/metadata/providers/memory"
+	"github.com/google/uuid"
+
 	"github.com/authbench/authbench/device/ctap2"
+	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/server/service/servicetest"
@@ -99,11 +106,10 @@ func TestChipRestoredCopyIsRefused(t *testing.T) {
 // again with a new credential; the old credential ID is refused forever.
 func TestChipBlockAndReAdd(t *testing.T) {
 	e := newEnv(t)
-	pw := password(e.identity("alice"))
+	e.identity("alice")
 	c := newChip(t, "chip-1", chipOpts())
 	old := must[service.AuthenticatorView](t)(e.addChip("alice", support, c, nil))
-	sess := must[service.LoginResult](t)(e.loginPassword("alice", pw, "correct horse"))
-	owner := must[domain.Actor](t)(e.svc.Authenticate(e.ctx, sess.Session))
+	_, owner := e.owner("alice")
 	if _, err := e.svc.Block(e.ctx, owner, "alice", old.ID, service.BlockRequest{Reason: "misuse"}); !errors.Is(err, service.ErrInvalid) {
 		t.Fatalf("owner reason misuse: %v", err)
 	}
@@ -111,7 +117,7 @@ func TestChipBlockAndReAdd(t *testing.T) {
 	if b.State != domain.StateBlocked || b.Element != (service.WipedSummary{Wiped: true}) {
 		t.Fatalf("%+v", b)
 	}
-	if _, err := e.svc.BeginLogin(e.ctx, "alice", old.ID); !errors.Is(err, domain.ErrBlocked) {
+	if _, err := e.svc.LoginPassword(e.ctx, "alice", service.PasswordLoginRequest{Password: thePassword, Second: old.ID}); !errors.Is(err, domain.ErrBlocked) {
 		t.Fatalf("login with blocked chip: %v", err)
 	}
 	// The same physical chip: a new credential, a new element.
@@ -199,12 +205,12 @@ func selfAttest(a *ctap2.Attestation) {
 func TestChipRegistrationClientData(t *testing.T) {
 	tests := []struct {
 		name string
-		edit func(cd *service.ClientData)
+		edit func(cd *webauthn.ClientData)
 	}{
-		{"origin", func(cd *service.ClientData) { cd.Origin = "https://evil.example" }},
-		{"type", func(cd *service.ClientData) { cd.Type = "webauthn.get" }},
-		{"challenge", func(cd *service.ClientData) { cd.Challenge = b64.EncodeToString([]byte("another challenge")) }},
-		{"cross origin", func(cd *service.ClientData) { cd.CrossOrigin = true }},
+		{"origin", func(cd *webauthn.ClientData) { cd.Origin = "https://evil.example" }},
+		{"type", func(cd *webauthn.ClientData) { cd.Type = "webauthn.get" }},
+		{"challenge", func(cd *webauthn.ClientData) { cd.Challenge = b64.EncodeToString([]byte("another challenge")) }},
+		{"cross origin", func(cd *webauthn.ClientData) { cd.CrossOrigin = true }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,7 +220,7 @@ func TestChipRegistrationClientData(t *testing.T) {
 			res := must[service.AddResult](t)(e.svc.AddAuthenticator(e.ctx, support, "alice", service.AddRequest{Kind: "chip"}))
 			act := res.Activation.(service.ChipActivation)
 			o := act.PublicKey
-			cd := service.ClientData{Type: "webauthn.create", Challenge: o.Challenge, Origin: origin}
+			cd := webauthn.ClientData{Type: "webauthn.create", Challenge: o.Challenge, Origin: origin}
 			tt.edit(&cd)
 			// Register with the edited client data: sign its hash.
 			reg := registerWithClientData(t, e, c, o, cd)
@@ -226,7 +232,7 @@ func TestChipRegistrationClientData(t *testing.T) {
 	}
 }
 
-func registerWithClientData(t *testing.T, e *env, c *chip.Chip, o service.CreationOptions, cd service.ClientData) *service.RegistrationResponse {
+func registerWithClientData(t *testing.T, e *env, c *chip.Chip, o service.CreationOptions, cd webauthn.ClientData) *service.RegistrationResponse {
 	t.Helper()
 	raw, _ := json.Marshal(cd)
 	reg, err := servicetest.Register(e.ctx, c, origin, o, nil)
@@ -245,7 +251,7 @@ func TestChipAssertionFailuresCount(t *testing.T) {
 	c := newChip(t, "chip-1", chipOpts())
 	v := must[service.AuthenticatorView](t)(e.addChip("alice", support, c, nil))
 	for i := 1; i <= 3; i++ {
-		b := must[service.BeginLoginResult](t)(e.svc.BeginLogin(e.ctx, "alice", v.ID))
+		b := e.factor("alice", v.ID)
 		resp, err := servicetest.Assert(e.ctx, c, origin, b.PublicKey)
 		if err != nil {
 			t.Fatal(err)
@@ -253,7 +259,7 @@ func TestChipAssertionFailuresCount(t *testing.T) {
 		sig, _ := b64.DecodeString(resp.Response.Signature)
 		sig[len(sig)-1] ^= 0x55
 		resp.Response.Signature = b64.EncodeToString(sig)
-		_, err = e.svc.FinishLogin(e.ctx, "alice", v.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp})
+		_, err = e.svc.FinishLogin(e.ctx, "alice", service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp})
 		fe := failure(t, err)
 		if fe.Cause != domain.CauseBadSignature || fe.Failures != i {
 			t.Fatalf("attempt %d: %v", i, err)
@@ -267,13 +273,78 @@ func TestChipAssertionFailuresCount(t *testing.T) {
 	e2.identity("bob")
 	c2 := newChip(t, "chip-2", chipOpts())
 	v2 := must[service.AuthenticatorView](t)(e2.addChip("bob", support, c2, nil))
-	b := must[service.BeginLoginResult](t)(e2.svc.BeginLogin(e2.ctx, "bob", v2.ID))
+	b := e2.factor("bob", v2.ID)
 	resp, _ := servicetest.Assert(e2.ctx, c2, origin, b.PublicKey)
 	resp.Response.AuthenticatorData = "@@@"
-	if _, err := e2.svc.FinishLogin(e2.ctx, "bob", v2.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp}); !errors.Is(err, service.ErrInvalid) {
+	if _, err := e2.svc.FinishLogin(e2.ctx, "bob", service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp}); !errors.Is(err, service.ErrInvalid) {
 		t.Fatalf("%v", err)
 	}
 	if e2.auth(v2.ID).Failures != 0 {
 		t.Fatal("malformed input counted")
+	}
+}
+
+// Options.AttestationMetadata (FIDO MDS3, as go-webauthn's providers give
+// it) makes a chip whose model's entry holds its CA trusted without
+// AttestationRoots, and refuses a model whose entry reports it revoked.
+func TestChipAttestationMetadata(t *testing.T) {
+	block, _ := pem.Decode(chip.TestCACertPEM())
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		status metadata.AuthenticatorStatus
+		err    error
+	}{{metadata.FidoCertifiedL1, nil}, {metadata.Revoked, service.ErrAttestationUntrusted}} {
+		t.Run(string(tt.status), func(t *testing.T) {
+			c := newChip(t, "chip-1", chipOpts())
+			info, err := c.Info(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			aaguid := uuid.UUID(info.AAGUID)
+			p, err := memory.New(memory.WithMetadata(map[uuid.UUID]*metadata.Entry{aaguid: {
+				AaGUID: aaguid,
+				MetadataStatement: metadata.Statement{AaGUID: aaguid, AttestationTypes: metadata.AuthenticatorAttestationTypes{metadata.BasicFull},
+					AttestationRootCertificates: []*x509.Certificate{ca}},
+				StatusReports: []metadata.StatusReport{{Status: tt.status}},
+			}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newEnv(t, noRoots(), func(o *service.Options) { o.AttestationMetadata = p })
+			e.identity("alice")
+			v, err := e.addChip("alice", support, c, nil)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("got %v, want %v", err, tt.err)
+			}
+			if err == nil && !v.Element.(service.ChipSummary).AttestationTrusted {
+				t.Fatalf("%+v", v)
+			}
+		})
+	}
+}
+
+// A browser on a local server sends its own origin (scheme, host and
+// port): the service takes what Options.RPOrigins lists, and nothing else.
+func TestChipBrowserOrigin(t *testing.T) {
+	e := newEnv(t, func(o *service.Options) { o.RPOrigins = []string{"http://localhost:8080"} })
+	e.identity("alice")
+	c := newChip(t, "chip-1", chipOpts())
+	for _, tt := range []struct {
+		origin string
+		err    error
+	}{{"https://localhost", service.ErrInvalid}, {"http://localhost:8081", service.ErrInvalid}, {"http://localhost:8080", nil}} {
+		res := must[service.AddResult](t)(e.svc.AddAuthenticator(e.ctx, support, "alice", service.AddRequest{Kind: "chip"}))
+		act := res.Activation.(service.ChipActivation)
+		reg, err := servicetest.Register(e.ctx, c, tt.origin, act.PublicKey, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Activate(e.ctx, support, "alice", res.Authenticator.ID, service.ActivateRequest{Ceremony: act.Ceremony, Credential: reg})
+		if !errors.Is(err, tt.err) {
+			t.Fatalf("%s: %v, want %v", tt.origin, err, tt.err)
+		}
 	}
 }

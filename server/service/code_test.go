@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -21,9 +22,14 @@ func TestCodeDeviceLifecycle(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	aid := res.Authenticator.ID
-	// A wrong first code is refused and audited, not counted.
+	// A pending code device holds nothing of the secret.
+	if _, err := e.st.Element(e.ctx, aid); err == nil {
+		t.Fatal("a pending code device has an element")
+	}
+	// A wrong first code is refused, audited and counted against the
+	// serial.
 	_, err := e.svc.Activate(e.ctx, support, "alice", aid, service.ActivateRequest{Code: "000000"})
-	if fe := failure(t, err); fe.State != domain.StatePending || fe.Cause != domain.CauseWrongCode {
+	if fe := failure(t, err); fe.State != domain.StatePending || fe.Cause != domain.CauseWrongCode || fe.Failures != 1 {
 		t.Fatalf("%v", err)
 	}
 	code := d.Code(e.clk.Now())
@@ -95,13 +101,13 @@ func TestConcurrentCodeAcceptedOnce(t *testing.T) {
 	const n = 32
 	cer := make([]string, n)
 	for i := range cer {
-		cer[i] = must[service.BeginLoginResult](t)(e.svc.BeginLogin(e.ctx, "alice", v.ID)).Ceremony
+		cer[i] = e.factor("alice", v.ID).Ceremony
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, errs[i] = e.svc.FinishLogin(e.ctx, "alice", v.ID, service.FinishLoginRequest{Ceremony: cer[i], Code: code})
+			_, errs[i] = e.svc.FinishLogin(e.ctx, "alice", service.FinishLoginRequest{Ceremony: cer[i], Code: code})
 		})
 	}
 	wg.Wait()
@@ -206,10 +212,13 @@ func TestAppLogin(t *testing.T) {
 	if fe := failure(t, err); fe.Cause != domain.CauseWrongPIN || fe.Failures != 1 {
 		t.Fatalf("%v", err)
 	}
+	// Another key's signature proves the caller does not hold the
+	// phone: refused, and counted against nothing.
 	other, _ := appKey(t)
 	_, err = e.loginApp("alice", app.ID, other, "428613")
-	if fe := failure(t, err); fe.Cause != domain.CauseBadSignature || fe.Failures != 2 {
-		t.Fatalf("%v", err)
+	var fe *service.FailureError
+	if !errors.Is(err, service.ErrBadSignature) || errors.As(err, &fe) || e.auth(app.ID).Failures != 1 {
+		t.Fatalf("%v (failures %d)", err, e.auth(app.ID).Failures)
 	}
 	if _, err := e.loginApp("alice", app.ID, key, "42861"); !errors.Is(err, service.ErrInvalid) {
 		t.Fatalf("short PIN: %v", err)
@@ -227,5 +236,103 @@ func TestAppLogin(t *testing.T) {
 	}
 	if _, _, err := e.addApp("alice", support, "428613"); err != nil {
 		t.Fatalf("a new app key: %v", err)
+	}
+}
+
+// DESIGN §1: a code device proves possession before it takes its secret.
+// Somebody who adds another person's serial gets a pending add that holds
+// nothing; their wrong codes count against the serial and are cut off at
+// Policy.MaxActivationFailures (at most that many are ever checked, also
+// when sent at once); support unlocks the serial by importing it again;
+// the first right code takes it, and the other add can never be
+// activated; cancelling it revokes nothing.
+func TestCodeDeviceProofOfPossession(t *testing.T) {
+	e := newEnv(t)
+	e.identity("alice")
+	e.identity("mallory")
+	d := codeDevice("KV-1")
+	e.importCode(d)
+	add := func(who string) string {
+		r := must[service.AddResult](t)(e.svc.AddAuthenticator(e.ctx, support, who, service.AddRequest{Kind: "code-display", Serial: d.Serial}))
+		return r.Authenticator.ID
+	}
+	mine, theirs := add("alice"), add("mallory")
+	// 64 wrong codes at once from mallory.
+	const n = 64
+	max := domain.DefaultMaxActivationFailures
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			code := fmt.Sprintf("%06d", (i*7919+13)%1_000_000)
+			for code == d.Code(e.clk.Now()) || code == d.Code(e.clk.Now().Add(-30*time.Second)) || code == d.Code(e.clk.Now().Add(30*time.Second)) {
+				code = fmt.Sprintf("%06d", (i*7919+14)%1_000_000)
+			}
+			_, errs[i] = e.svc.Activate(e.ctx, support, "mallory", theirs, service.ActivateRequest{Code: code})
+		})
+	}
+	close(start)
+	wg.Wait()
+	wrong, locked := 0, 0
+	for _, err := range errs {
+		switch {
+		case errors.Is(err, service.ErrWrongCode):
+			wrong++
+		case errors.Is(err, service.ErrSerialLocked):
+			locked++
+		default:
+			t.Fatalf("unexpected %v", err)
+		}
+	}
+	if wrong != max || locked != n-max || e.metrics.checked("code-display") != max {
+		t.Fatalf("%d wrong, %d locked, %d checked; want %d, %d, %d", wrong, locked, e.metrics.checked("code-display"), max, n-max, max)
+	}
+	// Locked for everybody, the right code too, until support imports
+	// the secret again.
+	if _, err := e.svc.Activate(e.ctx, support, "alice", mine, service.ActivateRequest{Code: d.Code(e.clk.Now())}); !errors.Is(err, service.ErrSerialLocked) {
+		t.Fatalf("alice's right code on the locked serial: %v", err)
+	}
+	e.importCode(d)
+	v := must[service.AuthenticatorView](t)(e.svc.Activate(e.ctx, support, "alice", mine, service.ActivateRequest{Code: d.Code(e.clk.Now())}))
+	if v.State != domain.StateActive {
+		t.Fatalf("%+v", v)
+	}
+	e.clk.Advance(30 * time.Second)
+	if _, err := e.svc.Activate(e.ctx, support, "mallory", theirs, service.ActivateRequest{Code: d.Code(e.clk.Now())}); !errors.Is(err, domain.ErrAlreadyAdded) {
+		t.Fatalf("activating a serial another identity activated: %v", err)
+	}
+	must[service.CancelResult](t)(e.svc.Cancel(e.ctx, support, "mallory", theirs))
+	if tombs, _ := e.st.FindTombstones(e.ctx, domain.Ref{Serial: d.Serial}); len(tombs) != 0 {
+		t.Fatalf("cancelling revoked the serial: %+v", tombs)
+	}
+	must[service.LoginResult](t)(e.loginCode("alice", mine, d.Code(e.clk.Now())))
+}
+
+// A pending add expires (Policy.PendingExpiry): it cannot be activated,
+// it no longer holds the quota, and it can be cancelled, by its owner too.
+func TestPendingAddExpires(t *testing.T) {
+	e := newEnv(t)
+	e.identity("alice")
+	_, owner := e.owner("alice")
+	d := codeDevice("KV-2")
+	e.importCode(d)
+	r := must[service.AddResult](t)(e.svc.AddAuthenticator(e.ctx, owner, "alice", service.AddRequest{Kind: "code-display", Serial: d.Serial}))
+	must[service.CancelResult](t)(e.svc.Cancel(e.ctx, owner, "alice", r.Authenticator.ID))
+	r = must[service.AddResult](t)(e.svc.AddAuthenticator(e.ctx, support, "alice", service.AddRequest{Kind: "code-display", Serial: d.Serial}))
+	e.clk.Advance(domain.DefaultPendingExpiry)
+	_, owner = e.owner("alice")
+	if _, err := e.svc.Activate(e.ctx, owner, "alice", r.Authenticator.ID, service.ActivateRequest{Code: d.Code(e.clk.Now())}); !errors.Is(err, domain.ErrExpired) {
+		t.Fatalf("activating an expired add: %v", err)
+	}
+	// Adding again cancels the expired add first: the quota is free.
+	again := must[service.AddResult](t)(e.svc.AddAuthenticator(e.ctx, owner, "alice", service.AddRequest{Kind: "audio-code-reader", Serial: d.Serial}))
+	if _, err := e.st.Authenticator(e.ctx, r.Authenticator.ID); err == nil {
+		t.Fatal("the expired add is still there")
+	}
+	must[service.AuthenticatorView](t)(e.svc.Activate(e.ctx, owner, "alice", again.Authenticator.ID, service.ActivateRequest{Code: d.Code(e.clk.Now())}))
+	if _, err := e.svc.Cancel(e.ctx, owner, "alice", again.Authenticator.ID); !errors.Is(err, domain.ErrInvalidTransition) {
+		t.Fatalf("cancelling an active device: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/secrets"
@@ -52,6 +53,25 @@ var (
 	ErrIdentityTaken = errors.New("an identity with this ID exists already")
 	// ErrUnavailable: the store cannot be reached.
 	ErrUnavailable = errors.New("the store is unavailable")
+	// ErrConflict: the record changed meanwhile (retries ran out), or a
+	// unique value is taken.
+	ErrConflict = errors.New("conflicting change")
+	// ErrRateLimited: too many checks of one authenticator's secret in a
+	// short time (Options.LoginLimit); nothing was checked or counted. The
+	// error is a *RateLimitError, which says when to try again.
+	ErrRateLimited = errors.New("too many attempts")
+	// ErrAttemptsInFlight: every attempt the authenticator has left is
+	// being checked right now (attempts are reserved before they are
+	// checked); nothing was checked or counted. Try again in a moment.
+	ErrAttemptsInFlight = errors.New("the attempts left are being checked")
+	// ErrSerialLocked: the code device serial took
+	// domain.Policy.MaxActivationFailures wrong activation codes; support
+	// imports its secret again to unlock it.
+	ErrSerialLocked = errors.New("the serial is locked after too many wrong activation codes")
+	// ErrSecondFactor: the password was right, and a second factor is
+	// needed for a session (DESIGN §1), but the identity has no active
+	// chip or code device. Log in with the app, or ask support.
+	ErrSecondFactor = errors.New("no second factor to log in with")
 	// ErrBusy: too many argon2id computations (password and PIN hashes)
 	// at once for the process's memory budget (secrets.Limiter); nothing
 	// was checked, counted or stored. The error is a *BusyError, whose
@@ -62,6 +82,27 @@ var (
 	// *MasterKeyError.
 	ErrMasterKey = errors.New("the master key does not open the sealed secrets in the store")
 )
+
+var _ error = (*RateLimitError)(nil)
+
+// RateLimitError is ErrRateLimited with the time until the next attempt
+// is allowed.
+type RateLimitError struct {
+	RetryAfter time.Duration
+}
+
+// Error says when to try again.
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("service: %v; try again in %d seconds", ErrRateLimited, retrySeconds(e.RetryAfter))
+}
+
+// Unwrap returns ErrRateLimited.
+func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
+
+// retrySeconds rounds d up to whole seconds, at least 1.
+func retrySeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
+}
 
 // BusyError is a request refused because the argon2id memory budget was
 // taken (see ErrBusy).
@@ -102,6 +143,9 @@ type FailureError struct {
 	Failures        int          // consecutive failures now
 	State           domain.State // the state after the attempt
 	MaxFailures     int          // the policy's limit, for the message
+	// activation marks a wrong activation code of a pending code device,
+	// whose Failures are the serial's (domain.Policy.MaxActivationFailures).
+	activation bool
 }
 
 // Error says what failed and what happens next, in a sentence for a person.
@@ -109,10 +153,17 @@ func (e *FailureError) Error() string {
 	s := "service: " + e.Unwrap().Error()
 	switch e.State {
 	case domain.StateSuspended:
-		return s + "; the authenticator is now temporarily blocked: reactivate it on self-service with another active authenticator, or contact support"
+		return s + "; the authenticator is now temporarily blocked: reactivate it on self-service, logged in with other authenticators, or contact support"
 	case domain.StateBlocked:
 		return s + "; the authenticator is now permanently blocked"
 	case domain.StatePending:
+		if e.activation && e.MaxFailures > 0 {
+			if left := e.MaxFailures - e.Failures; left > 0 {
+				return s + " (" + strconv.Itoa(e.Failures) + " wrong activation codes for this serial; " +
+					strconv.Itoa(left) + " more and it is locked until support imports it again)"
+			}
+			return s + "; the serial is now locked until support imports it again"
+		}
 		return s
 	}
 	if e.Cause == domain.CauseReplayedCode && e.Failures == 0 {

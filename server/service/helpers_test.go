@@ -19,6 +19,7 @@ import (
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/server/service/servicetest"
+	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/sqlite"
 	"github.com/authbench/authbench/sim/chip"
 )
@@ -62,6 +63,9 @@ type env struct {
 	roots *x509.CertPool
 	// appPub holds the public key (base64url SPKI) of each app added.
 	appPub map[string]string
+	// owners holds the app each identity's owner logs in with.
+	owners  map[string]ownerApp
+	metrics *countMetrics
 }
 
 type envOption func(*service.Options)
@@ -87,6 +91,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if !roots.AppendCertsFromPEM(chip.TestCACertPEM()) {
 		t.Fatal("test CA unreadable")
 	}
+	m := &countMetrics{checks: map[string]int{}}
 	o := service.Options{
 		Store:            st,
 		Keyring:          keys,
@@ -94,6 +99,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		Now:              clk.Now,
 		Hasher:           secrets.FastParams(),
 		PSKCKey:          pskcKey,
+		Metrics:          m,
+		LoginLimit:       service.Rate{Every: -1},
 	}
 	for _, f := range opts {
 		f(&o)
@@ -102,13 +109,43 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, ctx: t.Context(), svc: svc, st: st, clk: clk, path: path, roots: roots, appPub: map[string]string{}}
+	return &env{t: t, ctx: t.Context(), svc: svc, st: st, clk: clk, path: path, roots: roots, appPub: map[string]string{},
+		owners: map[string]ownerApp{}, metrics: m}
 }
 
-// identity creates an identity with a password ("correct horse").
+// countMetrics counts the evaluations of secrets (service.Metrics).
+type countMetrics struct {
+	mu     sync.Mutex
+	checks map[string]int
+}
+
+func (m *countMetrics) StoreCall(string, time.Duration, error) {}
+func (m *countMetrics) Events([]domain.Event)                  {}
+func (m *countMetrics) Checked(kind string) {
+	m.mu.Lock()
+	m.checks[kind]++
+	m.mu.Unlock()
+}
+
+// checked returns how many secrets of kind were evaluated.
+func (m *countMetrics) checked(kind string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.checks[kind]
+}
+
+func withLimit(r service.Rate) envOption { return func(o *service.Options) { o.LoginLimit = r } }
+
+// thePassword is the password of every identity the tests create.
+const thePassword = "correct horse"
+
+// appPIN is the PIN of the apps the tests add.
+const appPIN = "428613"
+
+// identity creates an identity with a password (thePassword).
 func (e *env) identity(id string) service.IdentityView {
 	e.t.Helper()
-	v, err := e.svc.CreateIdentity(e.ctx, support, service.CreateIdentityRequest{ID: id, Password: "correct horse"})
+	v, err := e.svc.CreateIdentity(e.ctx, support, service.CreateIdentityRequest{ID: id, Password: thePassword})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -125,28 +162,27 @@ func password(v service.IdentityView) string {
 	return ""
 }
 
-// login logs in with a password, an app or a code and returns the result.
-func (e *env) loginPassword(id, aid, pw string) (service.LoginResult, error) {
+// loginPassword sends password pw for identity id: the first step of a
+// password login (no session).
+func (e *env) loginPassword(id, pw string) (service.PasswordLoginResult, error) {
 	e.t.Helper()
-	b, err := e.svc.BeginLogin(e.ctx, id, aid)
-	if err != nil {
-		return service.LoginResult{}, err
-	}
-	return e.svc.FinishLogin(e.ctx, id, aid, service.FinishLoginRequest{Ceremony: b.Ceremony, Password: pw})
+	return e.svc.LoginPassword(e.ctx, id, service.PasswordLoginRequest{Password: pw})
 }
 
+// loginCode logs in with the password and a code of code device aid.
 func (e *env) loginCode(id, aid, code string) (service.LoginResult, error) {
 	e.t.Helper()
-	b, err := e.svc.BeginLogin(e.ctx, id, aid)
+	pr, err := e.svc.LoginPassword(e.ctx, id, service.PasswordLoginRequest{Password: thePassword, Second: aid})
 	if err != nil {
 		return service.LoginResult{}, err
 	}
-	return e.svc.FinishLogin(e.ctx, id, aid, service.FinishLoginRequest{Ceremony: b.Ceremony, Code: code})
+	return e.svc.FinishLogin(e.ctx, id, service.FinishLoginRequest{Ceremony: pr.Next.Ceremony, Code: code})
 }
 
+// loginApp logs in with app aid alone.
 func (e *env) loginApp(id, aid string, key *ecdsa.PrivateKey, pin string) (service.LoginResult, error) {
 	e.t.Helper()
-	b, err := e.svc.BeginLogin(e.ctx, id, aid)
+	b, err := e.svc.BeginApp(e.ctx, id, service.AppLoginRequest{Authenticator: aid})
 	if err != nil {
 		return service.LoginResult{}, err
 	}
@@ -154,20 +190,51 @@ func (e *env) loginApp(id, aid string, key *ecdsa.PrivateKey, pin string) (servi
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return e.svc.FinishLogin(e.ctx, id, aid, service.FinishLoginRequest{Ceremony: b.Ceremony, PIN: pin, Signature: sig})
+	return e.svc.FinishLogin(e.ctx, id, service.FinishLoginRequest{Ceremony: b.Ceremony, PIN: pin, Signature: sig})
 }
 
+// loginChip logs in with the password and chip c (authenticator aid).
 func (e *env) loginChip(id, aid string, c *chip.Chip) (service.LoginResult, error) {
 	e.t.Helper()
-	b, err := e.svc.BeginLogin(e.ctx, id, aid)
+	pr, err := e.svc.LoginPassword(e.ctx, id, service.PasswordLoginRequest{Password: thePassword, Second: aid})
 	if err != nil {
 		return service.LoginResult{}, err
 	}
-	resp, err := servicetest.Assert(e.ctx, c, origin, b.PublicKey)
+	resp, err := servicetest.Assert(e.ctx, c, origin, pr.Next.PublicKey)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return e.svc.FinishLogin(e.ctx, id, aid, service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp})
+	return e.svc.FinishLogin(e.ctx, id, service.FinishLoginRequest{Ceremony: pr.Next.Ceremony, Credential: resp})
+}
+
+// owner gives identity id an app (added by support, the first time) and
+// logs in with it: a two-factor session and its actor.
+func (e *env) owner(id string) (service.LoginResult, domain.Actor) {
+	e.t.Helper()
+	o, ok := e.owners[id]
+	if !ok {
+		v, key, err := e.addApp(id, support, appPIN)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		o = ownerApp{aid: v.ID, key: key}
+		e.owners[id] = o
+	}
+	r, err := e.loginApp(id, o.aid, o.key, appPIN)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	by, err := e.svc.Authenticate(e.ctx, r.Session)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r, by
+}
+
+// ownerApp is the app owner logs in with.
+type ownerApp struct {
+	aid string
+	key *ecdsa.PrivateKey
 }
 
 // newChip returns a simulated chip made from seed.
@@ -228,6 +295,11 @@ func (e *env) addApp(id string, by domain.Actor, pin string) (service.Authentica
 	}
 	v, err := e.svc.Activate(e.ctx, by, id, res.Authenticator.ID, service.ActivateRequest{Ceremony: act.Ceremony, Signature: sig})
 	return v, key, err
+}
+
+// session returns the session of token as the store has it.
+func (e *env) storedSession(token string) (store.Session, error) {
+	return e.st.Session(e.ctx, secrets.TokenHash(token), e.clk.Now())
 }
 
 // codeDevice returns a code device whose secret derives from serial.

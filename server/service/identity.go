@@ -38,6 +38,12 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 	if err := CheckID("the identity ID", id); err != nil {
 		return IdentityView{}, err
 	}
+	// A taken ID is refused before the password is hashed.
+	if _, err := s.st.Identity(ctx, id); err == nil {
+		return IdentityView{}, fmt.Errorf("service: %w: %s", ErrIdentityTaken, id)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return IdentityView{}, storeErr(err, "identity "+id)
+	}
 	var verifier string
 	if req.Password != "" {
 		v, err := s.hasher.Hash(req.Password)
@@ -67,7 +73,7 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 		if errors.Is(err, store.ErrDuplicate) {
 			return IdentityView{}, fmt.Errorf("service: %w: %s", ErrIdentityTaken, id)
 		}
-		return IdentityView{}, err
+		return IdentityView{}, storeErr(err, "identity "+id)
 	}
 	s.logChange(ctx, c.Events)
 	for i := range first {
@@ -114,7 +120,7 @@ func (s *Service) identityView(ctx context.Context, id string) (IdentityView, er
 	}
 	list, err := s.st.ListAuthenticators(ctx, id)
 	if err != nil {
-		return IdentityView{}, err
+		return IdentityView{}, storeErr(err, "authenticators of "+id)
 	}
 	v := IdentityView{
 		ID:             i.ID,
@@ -141,7 +147,7 @@ func (s *Service) view(ctx context.Context, a *domain.Authenticator) (Authentica
 	case errors.Is(err, store.ErrNotFound):
 		return viewAuthenticator(a, nil), nil
 	case err != nil:
-		return AuthenticatorView{}, err
+		return AuthenticatorView{}, storeErr(err, "the element of "+a.ID)
 	}
 	return viewAuthenticator(a, &el), nil
 }

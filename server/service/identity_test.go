@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/server/store"
 )
@@ -91,7 +92,7 @@ func TestCreateIdentityWithPasswordIsOneWrite(t *testing.T) {
 	if pw == "" {
 		t.Fatal("alice has no password")
 	}
-	if _, err := e.loginPassword("alice", pw, "correct horse"); err != nil {
+	if _, err := e.loginPassword("alice", "correct horse"); err != nil {
 		t.Errorf("login with the new password: %v", err)
 	}
 	page := must[service.AuditPage](t)(e.svc.ListAudit(e.ctx, support, "alice", 0, 10))
@@ -122,5 +123,47 @@ func TestCreateIdentityWithPasswordIsOneWrite(t *testing.T) {
 	}
 	if _, err := e.svc.CreateIdentity(e.ctx, support, service.CreateIdentityRequest{ID: "carol", Password: "x"}); !errors.Is(err, service.ErrIdentityTaken) {
 		t.Errorf("CreateIdentity(carol) a third time: %v, want ErrIdentityTaken", err)
+	}
+}
+
+// TestVerifierRehashedOnlyWhenParamsDiffer: a login under the server's own
+// argon2id parameters leaves the verifier alone; one made with other
+// parameters is replaced once, at the next right password, by one under
+// the server's.
+func TestVerifierRehashedOnlyWhenParamsDiffer(t *testing.T) {
+	e := newEnv(t)
+	pw := password(e.identity("alice"))
+	verifier := func() string {
+		t.Helper()
+		el, err := e.st.Element(e.ctx, pw)
+		if err != nil || el.Password == nil {
+			t.Fatalf("element of %s: %v", pw, err)
+		}
+		return el.Password.Verifier
+	}
+	first := verifier()
+	if _, err := e.loginPassword("alice", thePassword); err != nil {
+		t.Fatal(err)
+	}
+	if v := verifier(); v != first {
+		t.Errorf("a login under the server's parameters rewrote the verifier")
+	}
+
+	old, err := secrets.Params{Memory: 128, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}.Hash(thePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.UpdateVerifier(e.ctx, pw, first, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.loginPassword("alice", thePassword); err != nil {
+		t.Fatal(err)
+	}
+	v := verifier()
+	if v == old {
+		t.Fatal("a verifier with other parameters was not rehashed")
+	}
+	if ok, rehash, err := secrets.FastParams().Verify(v, thePassword); !ok || rehash || err != nil {
+		t.Errorf("the new verifier under the server's parameters: ok %v, rehash %v, %v", ok, rehash, err)
 	}
 }

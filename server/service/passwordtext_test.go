@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/service"
 )
@@ -40,11 +41,11 @@ func TestPasswordsAreNormalized(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			v, err := e.svc.CreateIdentity(e.ctx, support, service.CreateIdentityRequest{ID: "alice", Password: tt.set})
+			_, err := e.svc.CreateIdentity(e.ctx, support, service.CreateIdentityRequest{ID: "alice", Password: tt.set})
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = e.loginPassword("alice", password(v), tt.login)
+			_, err = e.loginPassword("alice", tt.login)
 			if tt.ok && err != nil {
 				t.Fatalf("login with %+q after setting %+q: %v", tt.login, tt.set, err)
 			}
@@ -84,7 +85,7 @@ func TestInvalidUTF8PasswordsAreRefused(t *testing.T) {
 				t.Fatalf("AddAuthenticator with %+q: %v, want ErrInvalid saying %q", tt.pw, err, tt.why)
 			}
 			for range 5 {
-				_, err = e.loginPassword("alice", pw, tt.pw)
+				_, err = e.loginPassword("alice", tt.pw)
 				if !errors.Is(err, service.ErrInvalid) || !strings.Contains(err.Error(), tt.why) {
 					t.Fatalf("login with %+q: %v, want ErrInvalid saying %q", tt.pw, err, tt.why)
 				}
@@ -92,7 +93,7 @@ func TestInvalidUTF8PasswordsAreRefused(t *testing.T) {
 			if a := e.auth(pw); a.Failures != 0 || a.State != "active" {
 				t.Fatalf("after 5 refused logins: %s with %d failures, want active with 0", a.State, a.Failures)
 			}
-			if _, err := e.loginPassword("alice", pw, "correct horse"); err != nil {
+			if _, err := e.loginPassword("alice", "correct horse"); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -105,6 +106,9 @@ func TestInvalidUTF8PasswordsAreRefused(t *testing.T) {
 func TestBusyHashingCountsNothing(t *testing.T) {
 	e := newEnv(t)
 	pw := password(e.identity("alice"))
+	if _, err := e.svc.CreateIdentity(e.ctx, support, service.CreateIdentityRequest{ID: "carol"}); err != nil {
+		t.Fatal(err)
+	}
 	lim := secrets.NewLimiter(uint64(secrets.FastParams().Memory), 0)
 	prev := secrets.SetLimiter(lim)
 	t.Cleanup(func() { secrets.SetLimiter(prev) })
@@ -113,24 +117,30 @@ func TestBusyHashingCountsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, guess := range []string{"wrong", "wrong again", "correct horse", "wrong"} {
-		_, err := e.loginPassword("alice", pw, guess)
+		_, err := e.loginPassword("alice", guess)
 		var be *service.BusyError
 		if !errors.Is(err, service.ErrBusy) || !errors.As(err, &be) || be.RetryAfter <= 0 {
 			t.Fatalf("login while busy: %v, want a *BusyError", err)
 		}
 	}
-	_, err = e.svc.AddAuthenticator(e.ctx, support, "alice", service.AddRequest{Kind: "password", Password: "another one"})
+	_, err = e.svc.AddAuthenticator(e.ctx, support, "carol", service.AddRequest{Kind: "password", Password: "another one"})
 	if !errors.Is(err, service.ErrBusy) {
 		t.Fatalf("add while busy: %v", err)
+	}
+	// The quota comes before any hashing: alice's second password is
+	// refused as such, busy or not.
+	_, err = e.svc.AddAuthenticator(e.ctx, support, "alice", service.AddRequest{Kind: "password", Password: "another one"})
+	if !errors.Is(err, domain.ErrQuotaExceeded) {
+		t.Fatalf("a second password while busy: %v, want the quota's refusal", err)
 	}
 	if a := e.auth(pw); a.Failures != 0 {
 		t.Fatalf("%d failures counted while busy", a.Failures)
 	}
-	if v, _ := e.svc.Identity(e.ctx, support, "alice"); len(v.Authenticators) != 1 {
+	if v, _ := e.svc.Identity(e.ctx, support, "carol"); len(v.Authenticators) != 0 {
 		t.Fatalf("an add refused busy stored something: %d authenticators", len(v.Authenticators))
 	}
 	release()
-	if _, err := e.loginPassword("alice", pw, "correct horse"); err != nil {
+	if _, err := e.loginPassword("alice", "correct horse"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -48,10 +48,12 @@ func (k pskcKeys) Passphrase() ([]byte, error) {
 // ImportPSKC imports the TOTP secrets of code devices from a PSKC document
 // (RFC 6030), decrypted with the configured pre-shared key or passphrase
 // (support only). Each secret is sealed under the master keyring and waits
-// for its serial to be added (AddAuthenticator). The import is all or
-// nothing: a document with a bad MAC, a key that is not TOTP, a key
-// without a serial, or a serial that is revoked, in use or already
-// waiting imports nothing.
+// for its serial to be added and activated (AddAuthenticator, Activate).
+// The import is all or nothing: a document with a bad MAC, a key that is
+// not TOTP, a key without a serial, or a serial that is revoked, in use or
+// already waiting imports nothing. A waiting serial that is locked after
+// too many wrong activation codes (ErrSerialLocked) is imported anew, which
+// unlocks it.
 //
 // It returns an error wrapping ErrForbidden, ErrPSKCMAC, ErrPSKCInvalid,
 // or the store's error.
@@ -75,6 +77,7 @@ func (s *Service) ImportPSKC(ctx context.Context, by domain.Actor, doc []byte) (
 	}
 	now := s.clock()
 	imports := make([]store.Import, 0, len(c.Keys))
+	var replacements []store.Import // locked serials, unlocked by the new import
 	seen := map[string]bool{}
 	for i := range c.Keys {
 		k := &c.Keys[i]
@@ -99,15 +102,21 @@ func (s *Service) ImportPSKC(ctx context.Context, by domain.Actor, doc []byte) (
 		if err := params.Check(); err != nil {
 			return ImportResult{}, bad(i, "its TOTP parameters are out of range")
 		}
-		if err := s.checkImportable(ctx, k.Serial); err != nil {
+		replace, err := s.checkImportable(ctx, k.Serial)
+		if err != nil {
 			return ImportResult{}, bad(i, err.Error())
 		}
 		sealed, err := s.keys.Seal(k.Secret, importAD(k.Serial))
 		if err != nil {
 			return ImportResult{}, err
 		}
-		imports = append(imports, store.Import{Serial: k.Serial, Secret: store.Sealed{KeyID: sealed.KeyID, Blob: sealed.Blob},
-			OTPParams: params, ImportedAt: now})
+		im := store.Import{Serial: k.Serial, Secret: store.Sealed{KeyID: sealed.KeyID, Blob: sealed.Blob},
+			OTPParams: params, ImportedAt: now}
+		if replace {
+			replacements = append(replacements, im)
+		} else {
+			imports = append(imports, im)
+		}
 	}
 	var done []string
 	for _, im := range imports {
@@ -121,7 +130,13 @@ func (s *Service) ImportPSKC(ctx context.Context, by domain.Actor, doc []byte) (
 			if errors.Is(err, store.ErrDuplicate) {
 				return ImportResult{}, fmt.Errorf("service: %w: serial %s is already waiting to be added", ErrPSKCInvalid, im.Serial)
 			}
-			return ImportResult{}, err
+			return ImportResult{}, storeErr(err, "the import of serial "+im.Serial)
+		}
+		done = append(done, im.Serial)
+	}
+	for _, im := range replacements {
+		if err := s.st.ReplaceImport(ctx, im); err != nil {
+			return ImportResult{}, storeErr(err, "the import of serial "+im.Serial)
 		}
 		done = append(done, im.Serial)
 	}
@@ -134,31 +149,37 @@ func (s *Service) ImportPSKC(ctx context.Context, by domain.Actor, doc []byte) (
 	return ImportResult{Imported: len(done), Serials: done}, nil
 }
 
-// checkImportable refuses a serial that was revoked, is in use, or waits
-// already.
-func (s *Service) checkImportable(ctx context.Context, serial string) error {
+// checkImportable refuses a serial that was revoked, is in use (active
+// or suspended; a pending add holds nothing of the secret), or waits
+// already. A waiting import that took too many wrong activation codes
+// (ErrSerialLocked) is replaced: replace reports it.
+func (s *Service) checkImportable(ctx context.Context, serial string) (replace bool, err error) {
 	tombs, err := s.st.FindTombstones(ctx, domain.Ref{Serial: serial})
 	if err != nil {
-		return err
+		return false, storeErr(err, "tombstones")
 	}
 	for i := range tombs {
 		if tombs[i].RevokesSerial() {
-			return errors.New("serial " + serial + " was permanently blocked and cannot be imported again")
+			return false, errors.New("serial " + serial + " was permanently blocked and cannot be imported again")
 		}
 	}
 	found, err := s.st.FindAuthenticators(ctx, domain.Ref{Serial: serial})
 	if err != nil {
-		return err
+		return false, storeErr(err, "authenticators")
 	}
 	for _, a := range found {
-		if (a.Kind == device.KindCodeDisplay || a.Kind == device.KindAudioCodeReader) && a.State != domain.StateBlocked {
-			return errors.New("serial " + serial + " is in use by authenticator " + a.ID)
+		if (a.Kind == device.KindCodeDisplay || a.Kind == device.KindAudioCodeReader) && a.State != domain.StateBlocked && a.State != domain.StatePending {
+			return false, errors.New("serial " + serial + " is in use by authenticator " + a.ID)
 		}
 	}
-	if _, err := s.st.Import(ctx, serial); err == nil {
-		return errors.New("serial " + serial + " is already waiting to be added")
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
+	im, err := s.st.Import(ctx, serial)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, storeErr(err, "the import of serial "+serial)
+	case s.unlocked(&im) != nil:
+		return true, nil
 	}
-	return nil
+	return false, errors.New("serial " + serial + " is already waiting to be added")
 }

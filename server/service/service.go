@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
-	"strings"
 	"time"
 
+	"github.com/go-webauthn/webauthn/metadata"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/device/webauthn"
+	"github.com/authbench/authbench/server/audit"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
@@ -25,6 +28,12 @@ const (
 	DefaultCeremonyTTL = 5 * time.Minute
 	DefaultMaxRetries  = 10
 	DefaultRPName      = "authbench"
+	// DefaultAttemptTTL is how long a reserved attempt lasts when the
+	// replica checking it dies before recording the outcome.
+	DefaultAttemptTTL = 30 * time.Second
+	// DefaultAttemptWait is how long a guess waits for the guesses in
+	// flight before it against the same authenticator to be decided.
+	DefaultAttemptWait = 20 * time.Second
 )
 
 // Limits on identifiers and free text. IDs appear in URL paths, so they
@@ -59,6 +68,11 @@ type Options struct {
 	// AttestationRoots are the CAs a chip's attestation certificate must
 	// chain to (packed and fido-u2f x5c). nil trusts none.
 	AttestationRoots *x509.CertPool
+	// AttestationMetadata is a FIDO Metadata Service (MDS3) provider of
+	// go-webauthn for real keys (see device/webauthn, Config.Metadata): a
+	// chip its entry reports compromised is refused, and one that chains
+	// to the entry's attestation roots is trusted. nil uses none.
+	AttestationMetadata metadata.Provider
 	// AllowNoneAttestation accepts chips without a trusted attestation
 	// ("none", self attestation, or an x5c chain to no configured root);
 	// they are recorded as not trusted.
@@ -88,7 +102,27 @@ type Options struct {
 	// MaxRetries bounds the reload-and-retry loop on store.ErrConflict;
 	// default 10.
 	MaxRetries int
+	// LoginLimit limits the checks of one authenticator's secret (a
+	// password, a PIN, a code, a chip assertion, an activation code), per
+	// identity and authenticator, once the authenticator is known: the
+	// token bucket is keyed on what was resolved, so made-up IDs cost the
+	// owner nothing. The zero Rate is DefaultLoginLimit; Every < 0 turns
+	// it off.
+	LoginLimit Rate
+	// AttemptTTL is how long a reserved attempt lasts if the replica
+	// checking it dies; default DefaultAttemptTTL.
+	AttemptTTL time.Duration
+	// AttemptWait bounds how long a guess waits while the attempts left
+	// are all in flight; default DefaultAttemptWait.
+	AttemptWait time.Duration
+	// Metrics, when set, receives the store calls' latencies, the events
+	// stored, and each evaluation of a secret against its verifier.
+	Metrics Metrics
 }
+
+// DefaultLoginLimit is the default of Options.LoginLimit: bursts of 30,
+// then one every 200 ms, per identity and authenticator.
+var DefaultLoginLimit = Rate{Burst: 30, Every: 200 * time.Millisecond}
 
 // Service runs the server's use cases over a store. It is safe for
 // concurrent use; several Services (replicas) may share one database.
@@ -97,10 +131,7 @@ type Service struct {
 	keys       *secrets.Keyring
 	policy     domain.Policy
 	rpID       string
-	rpName     string
-	origins    map[string]bool
-	roots      *x509.CertPool
-	allowNone  bool
+	rp         *webauthn.RelyingParty
 	sessionTTL time.Duration
 	ceremonyTT time.Duration
 	now        func() time.Time
@@ -110,6 +141,13 @@ type Service struct {
 	pskcKey    []byte
 	pskcPass   string
 	retries    int
+	sealer     *audit.Sealer
+	limit      *Limiter
+	attemptTTL time.Duration
+	wait       time.Duration
+	metrics    Metrics
+	kinds      map[device.Kind]kind
+	bell       bell
 }
 
 // New returns a Service. It returns an error wrapping ErrInvalid when
@@ -123,10 +161,6 @@ func New(opts Options) (*Service, error) {
 		keys:       opts.Keyring,
 		policy:     opts.Policy,
 		rpID:       opts.RPID,
-		rpName:     opts.RPName,
-		origins:    map[string]bool{},
-		roots:      opts.AttestationRoots,
-		allowNone:  opts.AllowNoneAttestation,
 		sessionTTL: opts.SessionTTL,
 		ceremonyTT: opts.CeremonyTTL,
 		now:        opts.Now,
@@ -140,20 +174,24 @@ func New(opts Options) (*Service, error) {
 	if s.rpID == "" {
 		s.rpID = "localhost"
 	}
-	if s.rpName == "" {
-		s.rpName = DefaultRPName
+	rpName := opts.RPName
+	if rpName == "" {
+		rpName = DefaultRPName
 	}
-	origins := opts.RPOrigins
-	if len(origins) == 0 {
-		origins = []string{"https://" + s.rpID}
+	rp, err := webauthn.New(webauthn.Config{
+		ID:             s.rpID,
+		Name:           rpName,
+		Origins:        opts.RPOrigins,
+		Roots:          opts.AttestationRoots,
+		Metadata:       opts.AttestationMetadata,
+		AllowUntrusted: opts.AllowNoneAttestation,
+		Algorithms:     []int64{webauthn.AlgES256, webauthn.AlgEdDSA},
+		Now:            s.clock,
+	})
+	if err != nil {
+		return nil, fromWebAuthn(err)
 	}
-	for _, o := range origins {
-		u, err := url.Parse(o)
-		if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" && u.Path != "/" {
-			return nil, fmt.Errorf("service: %w: origin %q is not scheme://host[:port]", ErrInvalid, o)
-		}
-		s.origins[strings.TrimSuffix(o, "/")] = true
-	}
+	s.rp = rp
 	if s.sessionTTL <= 0 {
 		s.sessionTTL = DefaultSessionTTL
 	}
@@ -172,6 +210,28 @@ func New(opts Options) (*Service, error) {
 	if s.retries <= 0 {
 		s.retries = DefaultMaxRetries
 	}
+	s.limit = NewLimiter(opts.LoginLimit.or(DefaultLoginLimit), s.now)
+	s.attemptTTL = opts.AttemptTTL
+	if s.attemptTTL <= 0 {
+		s.attemptTTL = DefaultAttemptTTL
+	}
+	s.wait = opts.AttemptWait
+	if s.wait <= 0 {
+		s.wait = DefaultAttemptWait
+	}
+	if opts.Metrics != nil {
+		s.metrics = opts.Metrics
+		s.st = instrument(s.st, opts.Metrics)
+	}
+	code := &codeKind{s}
+	s.kinds = map[device.Kind]kind{
+		device.KindPassword:        &passwordKind{s},
+		device.KindApp:             &appKind{s},
+		device.KindChip:            &chipKind{s},
+		device.KindCodeDisplay:     code,
+		device.KindAudioCodeReader: code,
+	}
+	s.sealer = &audit.Sealer{Log: s.st, Keys: s.keys, Now: s.now, Logger: s.log}
 	return s, nil
 }
 
@@ -184,7 +244,7 @@ func (s *Service) RPID() string { return s.rpID }
 // Ping reports whether the store answers. It returns an error wrapping
 // ErrUnavailable when it does not.
 func (s *Service) Ping(ctx context.Context) error {
-	if _, err := s.st.AuditHead(ctx); err != nil {
+	if _, err := s.st.LastAuditCheckpoint(ctx); err != nil {
 		return fmt.Errorf("service: %w: %v", ErrUnavailable, err)
 	}
 	return nil
@@ -259,17 +319,26 @@ func checkText(what, v string, max int) error {
 	return nil
 }
 
-// storeErr turns a store error into the service's: ErrNotFound keeps its
-// meaning with what named; ErrInvalid from the store is a bad request;
-// the rest passes through.
+// storeErr turns a store error into the service's, so that callers (the
+// HTTP API) branch on this package's sentinels only: store.ErrNotFound is
+// ErrNotFound with what named; store.ErrInvalid a bad request
+// (ErrInvalid); store.ErrConflict, ErrDuplicate and ErrExhausted are
+// ErrConflict. The store's sentinel is not wrapped any more; an error of
+// the database itself, or the context's, is wrapped as it is.
 func storeErr(err error, what string) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("service: %w: %s", ErrNotFound, what)
+	case errors.Is(err, store.ErrInvalid):
+		return fmt.Errorf("service: %w: %s: %v", ErrInvalid, what, err)
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrDuplicate), errors.Is(err, store.ErrExhausted):
+		return fmt.Errorf("service: %w: %s: %v", ErrConflict, what, err)
 	}
-	return err
+	return fmt.Errorf("service: %s: %w", what, err)
 }
 
 // authorize checks that by may act on identity identityID: support always,

@@ -34,9 +34,29 @@
 //   - The chip signature counter (WebAuthn Level 2 §6.1.1, CTAP 2.1 §6.1
 //     "signCount") is raised by Elements.AdvanceSignCount with the same kind
 //     of guard.
+//   - Attempts are reserved before they are checked (DESIGN §1):
+//     Attempts.ReserveAttempt stores a reservation only while the failures
+//     recorded plus the unexpired reservations in flight stay below the
+//     limit, in one transaction (PostgreSQL locks the authenticator's or
+//     the import's row first), and returns ErrExhausted otherwise.
+//     Logins.CommitLogin ends the reservation in the transaction that
+//     records the outcome; EndAttempt gives one back; a replica that dies
+//     holding one loses it when it expires.
+//   - Sessions end with what proved them: a session row names the
+//     authenticators that proved it, Sessions.Session accepts a token only
+//     while all of them and the identity are active, and the transaction
+//     that takes one of them out of the active state (ApplyChange) or
+//     blocks the identity (UpdateIdentity) deletes the sessions it proved.
+//   - A pending code device holds no secret: Logins.ActivateCodeDevice
+//     moves the serial's imported secret to it in the transaction that
+//     activates it, only if no other identity's authenticator holds that
+//     serial active.
 //   - Ceremony challenges are taken once (delete-returning).
-//   - Audit records form one hash chain with a single head: appends are
-//     serialised, and seq is unique, so the chain has no gaps and no forks.
+//   - Audit records form one hash chain per identity (and one for events of
+//     no identity), each with a single head: appends to one chain are
+//     serialised, appends to different chains are not, and (identity, seq)
+//     is unique, so no chain has gaps or forks. Checkpoints of the heads
+//     (AuditCheckpoints) are numbered and kept forever.
 //
 // # Secrets
 //

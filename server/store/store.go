@@ -27,6 +27,10 @@ var (
 	// follow a stored one, an element that does not fit the kind, a value
 	// out of range), or a malformed row read back from the database.
 	ErrInvalid = errors.New("invalid record")
+	// ErrExhausted: no attempt can be reserved (Attempts.ReserveAttempt):
+	// the authenticator is not in a state that takes attempts, or its
+	// failures and the attempts in flight already reach the limit.
+	ErrExhausted = errors.New("no attempt left")
 )
 
 // Store is the server's persistence boundary. It is grouped by aggregate;
@@ -43,6 +47,8 @@ type Store interface {
 	Ceremonies
 	Sessions
 	AuditLog
+	AuditCheckpoints
+	Attempts
 	Logins
 	Sealing
 	// Close releases the database. Calls made after Close fail.
@@ -87,14 +93,17 @@ type NewAuthenticator struct {
 type Authenticators interface {
 	// CreateAuthenticator stores the new authenticator c.Authenticator (the
 	// Change of domain.Policy.Add) with its security element el, appends
-	// c.Events, and, for a code device, consumes the pending Import of its
-	// serial if there is one; all in one transaction. el must fit the kind
-	// (Element.Check). It returns an error wrapping ErrNotFound (no such
+	// c.Events, and, for a code device with an element, consumes the
+	// pending Import of its serial if there is one; all in one transaction.
+	// el must fit the kind (Element.Check), except that a pending code
+	// device has no element yet (the zero Element): it gets one when
+	// ActivateCodeDevice proves possession. It returns an error wrapping ErrNotFound (no such
 	// identity), ErrInvalid, or ErrDuplicate: the authenticator ID is
 	// taken, the credential ID was ever registered before (credential IDs
 	// are unique forever), the serial is in use by another authenticator of
-	// the same quota that is not blocked, or a tombstone revokes the code
-	// device serial. Call domain.Policy.CheckAdd first for the person's
+	// the same quota that is neither pending nor blocked, or a tombstone
+	// revokes the code device serial. Several identities may hold pending
+	// adds of one serial; the first to activate it takes it. Call domain.Policy.CheckAdd first for the person's
 	// error message; these checks are what keeps concurrent adds honest.
 	//
 	// CreateAuthenticator does not guard the quotas (it raises the
@@ -137,8 +146,10 @@ type Authenticators interface {
 	// transaction: it stores c.Authenticator if the stored Version is
 	// c.Authenticator.Version-1 (or deletes the record when c.Remove),
 	// wipes the key material of the security element when c.WipeSecret,
-	// inserts c.Tombstone when set, and appends c.Events. Either all of it
-	// happens or none. It returns an error wrapping ErrConflict (the stored
+	// inserts c.Tombstone when set, ends every session the authenticator
+	// proved when it is no longer active (suspended, blocked, removed), and
+	// appends c.Events. Either all of it happens or none. It returns an
+	// error wrapping ErrConflict (the stored
 	// Version differs: reload and retry), ErrNotFound, ErrInvalid (the
 	// tombstone names another authenticator), ErrDuplicate (a tombstone for
 	// it exists), or the error of the Chainer.
@@ -227,6 +238,11 @@ type Imports interface {
 	// returns an error wrapping ErrNotFound. Of concurrent calls for one
 	// serial exactly one succeeds.
 	TakeImport(ctx context.Context, serial string) (Import, error)
+	// ReplaceImport stores im in place of the import waiting for its
+	// serial, with Failures back to zero (support unlocking a serial that
+	// took too many wrong activation codes), or stores it when none waits.
+	// It returns an error wrapping ErrInvalid.
+	ReplaceImport(ctx context.Context, im Import) error
 }
 
 // Ceremonies keeps the state of two-step ceremonies between Begin and
@@ -247,14 +263,33 @@ type Ceremonies interface {
 }
 
 // Sessions keeps self-service sessions, by the hash of their bearer token.
+// A session records the authenticators that proved it and lives only while
+// they do (DESIGN §1): it ends at logout (DeleteSession, EndSession), at
+// expiry, when any of them stops being active (ApplyChange and the login
+// writes delete it in the transaction that changes the authenticator's
+// state) and when the identity is blocked (UpdateIdentity). Session checks
+// all of it again at every use, in the query that finds the session, so
+// it holds across replicas whatever the order of the writes.
 type Sessions interface {
-	// PutSession stores s. It returns an error wrapping ErrInvalid,
-	// ErrNotFound (no such identity) or ErrDuplicate (the token hash is
-	// taken).
+	// PutSession stores s if its identity is active and every
+	// authenticator in s.Authenticators belongs to it and is active. It
+	// returns an error wrapping ErrInvalid (malformed, or an authenticator
+	// of another identity), ErrNotFound (no such identity or
+	// authenticator), ErrConflict (the identity or an authenticator is not
+	// active) or ErrDuplicate (the token hash or ID is taken).
 	PutSession(ctx context.Context, s Session) error
-	// Session returns the session whose token hash is tokenHash if it has
-	// not expired at now, or an error wrapping ErrNotFound.
+	// Session returns the session whose token hash is tokenHash if, at
+	// now, it has not expired, its identity is active and every
+	// authenticator that proved it is active; otherwise an error wrapping
+	// ErrNotFound.
 	Session(ctx context.Context, tokenHash []byte, now time.Time) (Session, error)
+	// ListSessions returns the sessions of identity identityID that
+	// Session would return at now, oldest first.
+	ListSessions(ctx context.Context, identityID string, now time.Time) ([]Session, error)
+	// EndSession ends the session with ID id of identity identityID. It
+	// returns an error wrapping ErrNotFound when the identity has no such
+	// session.
+	EndSession(ctx context.Context, identityID, id string) error
 	// DeleteSession ends the session (logout). Deleting an unknown session
 	// is not an error.
 	DeleteSession(ctx context.Context, tokenHash []byte) error
@@ -262,51 +297,112 @@ type Sessions interface {
 	SweepSessions(ctx context.Context, now time.Time) (int, error)
 }
 
-// AuditLog keeps the append-only, hash-chained audit log (DESIGN §5).
+// Attempts reserves the right to check a guess before it is checked, as a
+// smart card decrements its retry counter before comparing a PIN (DESIGN
+// §1): of any number of guesses that arrive at once, on any number of
+// replicas, at most the remaining count (the limit minus the failures
+// recorded) are ever in flight, so at most that many are checked. A
+// reservation ends with the outcome of its check (EndAttempt,
+// FailImportAttempt, the Logins writes), or lapses at its expiry when the
+// process checking it died.
+type Attempts interface {
+	// ReserveAttempt records attempt a as in flight if its subject takes
+	// one more: an authenticator (a.AuthenticatorID) must be active, a
+	// code device serial's import (a.Serial) must exist; and the subject's
+	// failures plus its attempts in flight that have not expired at now
+	// must be below max. It returns an error wrapping ErrExhausted when
+	// the subject takes no more (reload it to see why), ErrNotFound (no
+	// such authenticator or import), ErrInvalid or ErrDuplicate (the
+	// attempt ID is taken).
+	ReserveAttempt(ctx context.Context, a Attempt, max int, now time.Time) error
+	// EndAttempt ends attempt id and applies c, when not nil, as
+	// ApplyChange does (the failure, or a reset, that the check ended
+	// with), in one transaction. An attempt that lapsed meanwhile is not
+	// an error. It returns the errors of ApplyChange; nothing is written
+	// when it returns an error.
+	EndAttempt(ctx context.Context, id string, c *domain.Change) error
+	// FailImportAttempt ends attempt id, counts one more wrong activation
+	// code against the import of serial and appends events, in one
+	// transaction, and returns the import's failures now. It returns an
+	// error wrapping ErrNotFound when the import is gone.
+	FailImportAttempt(ctx context.Context, id, serial string, events []domain.Event) (int, error)
+	// SweepAttempts deletes the attempts lapsed at now and returns how
+	// many.
+	SweepAttempts(ctx context.Context, now time.Time) (int, error)
+}
+
+// AuditLog keeps the append-only, hash-chained audit log (DESIGN §5): one
+// chain per identity, named by the identity ID, and one chain (named "")
+// for events of no identity. Appends to different chains never wait for
+// each other, in one process or across replicas.
 type AuditLog interface {
-	// AppendAudit appends events, in order, to the chain, atomically: they
-	// get consecutive sequence numbers. It returns the error of the
+	// AppendAudit appends events, in order, each to the chain of its
+	// IdentityID, atomically: the events of one chain get consecutive
+	// sequence numbers after the chain's head. It returns the error of the
 	// Chainer, or an error wrapping ErrInvalid (the Chainer broke the
 	// chain).
 	AppendAudit(ctx context.Context, events ...domain.Event) error
-	// ListAudit returns up to limit records about identity identityID with
-	// Seq above after, in Seq order: pass the last Seq seen to page on.
-	// limit <= 0 means 100.
+	// ListAudit returns up to limit records of the chain of identity
+	// identityID with Seq above after, in Seq order: pass the last Seq
+	// seen to page on. limit <= 0 means 100.
 	ListAudit(ctx context.Context, identityID string, after uint64, limit int) ([]AuditRecord, error)
-	// AuditRecords yields every record with Seq at or above from, in Seq
-	// order, for verifying the chain. It reads in pages and holds no
-	// database resources between yields, so the loop body may use the
-	// store. It stops at the first error.
-	AuditRecords(ctx context.Context, from uint64) iter.Seq2[AuditRecord, error]
-	// AuditHead returns the last record, or a zero AuditRecord (Seq 0) when
-	// the log is empty.
-	AuditHead(ctx context.Context) (AuditRecord, error)
+	// AuditRecords yields every record, chain by chain (in byte order of
+	// the identity ID, "" first), each chain in Seq order, for verifying
+	// the chains. It reads in pages and holds no database resources
+	// between yields, so the loop body may use the store. It stops at the
+	// first error.
+	AuditRecords(ctx context.Context) iter.Seq2[AuditRecord, error]
+	// AuditHeads returns the head (last record) of every chain, in byte
+	// order of the identity ID, as the appends recorded it: what a
+	// checkpoint seals. The heads are one consistent snapshot.
+	AuditHeads(ctx context.Context) ([]AuditHead, error)
 }
 
-// Logins writes a successful chip or code-device login in one transaction:
-// the replay guard, the success transition with its audit event, and the
-// session. Doing the three apart would let a crash or a racing replica
-// leave a counter moved without a login, or count failures around a
-// success.
+// AuditCheckpoints keeps the numbered, MACed checkpoints of the audit
+// chains' heads (server/audit makes and checks them; the store keeps them
+// as opaque bytes). They are never changed or deleted.
+type AuditCheckpoints interface {
+	// PutAuditCheckpoint stores c. It returns an error wrapping
+	// ErrDuplicate when a checkpoint with c.Seq exists (another replica
+	// wrote it first), or ErrInvalid (Seq 0 or above 2^63-1, no body or
+	// MAC).
+	PutAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error
+	// AuditCheckpoints yields the checkpoints with Seq at or above from,
+	// in Seq order, reading in pages like AuditRecords. It stops at the
+	// first error.
+	AuditCheckpoints(ctx context.Context, from uint64) iter.Seq2[AuditCheckpoint, error]
+	// LastAuditCheckpoint returns the checkpoint with the highest Seq, or
+	// a zero AuditCheckpoint (Seq 0) when there is none.
+	LastAuditCheckpoint(ctx context.Context) (AuditCheckpoint, error)
+}
+
+// Logins writes what a successful check proves, in one transaction each:
+// the replay guard, the success transition with its audit event, the end
+// of the attempt's reservation, and the session. Doing them apart would
+// let a crash or a racing replica leave a counter moved without a login,
+// count failures around a success, or leave a session whose proof is gone.
 type Logins interface {
-	// CommitOTPLogin raises the OTP watermark of c.Authenticator to step
-	// with drift exactly as AdvanceOTPStep does, applies c as ApplyChange
-	// does, and inserts sess as PutSession does. When the watermark is
-	// already at or above step (the code was used, perhaps a moment ago by
-	// another replica) it writes nothing and returns false. c must be a
-	// plain update (no Remove, WipeSecret or Tombstone). It returns the
-	// errors of AdvanceOTPStep, ApplyChange (ErrConflict: reload, recompute
-	// and call again) and PutSession; nothing is written when it returns an
-	// error.
-	CommitOTPLogin(ctx context.Context, c domain.Change, sess Session, step uint64, drift int) (bool, error)
-	// CommitChipLogin inserts spent (a ceremony record marking a login
-	// challenge as used; its key must be new), advances the signature
-	// counter of c.Authenticator's credential to count exactly as
-	// AdvanceSignCount does, applies c as ApplyChange does, and inserts sess
-	// as PutSession does. When the counter rule refuses count (a possible
-	// clone) it writes nothing, not even spent, and returns false. It
-	// returns an error wrapping ErrDuplicate when spent's key is taken (the
-	// challenge was used), or the errors of AdvanceSignCount, ApplyChange
-	// and PutSession; nothing is written when it returns an error.
-	CommitChipLogin(ctx context.Context, c domain.Change, sess Session, spent Ceremony, count uint32) (bool, error)
+	// CommitLogin writes l: it ends l.Attempt, raises the replay guard of
+	// l.OTP or l.Chip (as AdvanceOTPStep and AdvanceSignCount do; a chip
+	// guard also inserts its spent ceremony, whose key must be new),
+	// applies l.Change as ApplyChange does (a plain update: no Remove,
+	// WipeSecret or Tombstone), and inserts l.Session, when set, as
+	// PutSession does. When a guard does not move (the code was used, or
+	// the counter did not increase: a possible clone) it writes nothing,
+	// and the attempt stays reserved, and returns false. It returns an
+	// error wrapping ErrDuplicate when the spent ceremony's key is taken
+	// (the challenge was used), or the errors of the guards, ApplyChange
+	// (ErrConflict: reload, recompute and call again) and PutSession;
+	// nothing is written when it returns an error.
+	CommitLogin(ctx context.Context, l Login) (bool, error)
+	// ActivateCodeDevice activates a pending code device that proved
+	// possession with a right code: it takes the import a.Import (only if
+	// it is still the one the code was checked against), stores a.Element
+	// as the device's security element, applies a.Change (the activation)
+	// as ApplyChange does, and ends a.Attempt, in one transaction. It
+	// returns an error wrapping ErrNotFound when the import is gone or was
+	// replaced (another identity activated the serial, or support
+	// re-imported it), ErrDuplicate when another authenticator uses the
+	// serial, or the errors of ApplyChange.
+	ActivateCodeDevice(ctx context.Context, a CodeActivation) error
 }

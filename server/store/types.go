@@ -230,6 +230,10 @@ type Import struct {
 	Secret Sealed // the sealed secret (PSKC Data/Secret, after the MAC check)
 	OTPParams
 	ImportedAt time.Time
+	// Failures counts the wrong activation codes sent for the serial, by
+	// anybody (Attempts.FailImportAttempt); PutImport and ReplaceImport
+	// store it as zero.
+	Failures int
 }
 
 // Check returns an error wrapping ErrInvalid when im lacks a serial or a
@@ -271,46 +275,171 @@ func (c *Ceremony) Check() error {
 // successful login (DESIGN §5). The store keeps only the SHA-256 hash of
 // the bearer token (server/secrets), never the token.
 type Session struct {
-	TokenHash  []byte
+	TokenHash []byte
+	// ID names the session to its owner (to list and end sessions); it is
+	// not a credential.
+	ID         string
 	IdentityID string
-	// Via is the authenticator the login was proven with: the via of
-	// domain.Owner for self-service reactivation.
-	Via       string
-	CreatedAt time.Time
-	ExpiresAt time.Time
+	// Level says how strong the proof was: LevelTwoFactor for MitID's
+	// logins (password and a second factor, or the app).
+	Level string
+	// Authenticators are the authenticators that proved the login, in the
+	// order they were checked: the via of domain.Owner. The session ends
+	// when any of them stops being active.
+	Authenticators []string
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
 }
 
+// Session levels.
+const (
+	LevelTwoFactor = "two-factor"
+	LevelOneFactor = "one-factor"
+)
+
+// maxProofs bounds Session.Authenticators.
+const maxProofs = 4
+
 // Check returns an error wrapping ErrInvalid when s lacks a token hash, an
-// identity or an expiry.
+// ID, an identity, a level, an expiry or its proving authenticators.
 func (s *Session) Check() error {
-	if len(s.TokenHash) == 0 || s.IdentityID == "" || s.ExpiresAt.IsZero() {
-		return fmt.Errorf("store: %w: a session needs a token hash, an identity and an expiry", ErrInvalid)
+	if len(s.TokenHash) == 0 || s.ID == "" || s.IdentityID == "" || s.Level == "" || s.ExpiresAt.IsZero() {
+		return fmt.Errorf("store: %w: a session needs a token hash, an ID, an identity, a level and an expiry", ErrInvalid)
+	}
+	if len(s.Authenticators) == 0 || len(s.Authenticators) > maxProofs {
+		return fmt.Errorf("store: %w: a session is proven by 1 to %d authenticators, not %d", ErrInvalid, maxProofs, len(s.Authenticators))
+	}
+	seen := map[string]bool{}
+	for _, a := range s.Authenticators {
+		if a == "" || seen[a] || strings.Contains(a, domain.ViaSep) {
+			return fmt.Errorf("store: %w: the proving authenticators of a session are distinct IDs", ErrInvalid)
+		}
+		seen[a] = true
 	}
 	return nil
 }
 
+// Via returns s.Authenticators joined as in domain.Actor.Via.
+func (s *Session) Via() string { return strings.Join(s.Authenticators, domain.ViaSep) }
+
+// Attempt is a reservation of one check against an authenticator or
+// against the imported secret of a code device serial (Attempts).
+type Attempt struct {
+	// ID names the reservation (chosen by the caller, unique).
+	ID string
+	// AuthenticatorID, or Serial: what the attempt is against.
+	AuthenticatorID string
+	Serial          string
+	// ExpiresAt is when the reservation lapses if nobody ends it.
+	ExpiresAt time.Time
+}
+
+// Check returns an error wrapping ErrInvalid when a lacks an ID or an
+// expiry, or names not exactly one subject.
+func (a *Attempt) Check() error {
+	if a.ID == "" || a.ExpiresAt.IsZero() || (a.AuthenticatorID == "") == (a.Serial == "") {
+		return fmt.Errorf("store: %w: an attempt needs an ID, an expiry and one subject (an authenticator or a serial)", ErrInvalid)
+	}
+	return nil
+}
+
+// OTPGuard is the replay guard of a code-device login (RFC 6238 §5.2): the
+// time step the code matched and the drift measured.
+type OTPGuard struct {
+	Step  uint64
+	Drift int
+}
+
+// ChipGuard is the replay guard of a chip login: the assertion's signature
+// counter (WebAuthn Level 2 §6.1.1) and the ceremony record that marks its
+// challenge as used.
+type ChipGuard struct {
+	Count uint32
+	Spent Ceremony
+}
+
+// Login is what a successful check writes (Logins.CommitLogin).
+type Login struct {
+	// Attempt is the reservation of the check; it ends with the login.
+	Attempt string
+	// Change is the success transition of the authenticator checked
+	// (domain.Policy.RecordSuccess).
+	Change domain.Change
+	// Session is the session the login opens; nil for a step that opens
+	// none (the password, before the second factor).
+	Session *Session
+	// OTP or Chip is the replay guard of a code device or chip.
+	OTP  *OTPGuard
+	Chip *ChipGuard
+}
+
+// CodeActivation is the activation of a pending code device
+// (Logins.ActivateCodeDevice).
+type CodeActivation struct {
+	// Attempt is the reservation the code was checked under (against the
+	// serial's import).
+	Attempt string
+	// Change activates the authenticator (domain.Policy.Activate).
+	Change domain.Change
+	// Element is its security element: the secret sealed for the
+	// authenticator, with the matched time step as HighestStep.
+	Element Element
+	// Import is the import the code was checked against, as read.
+	Import Import
+}
+
 // AuditRecord is one record of the audit log. Seq, PrevHash, Hash and Body
 // come from the Chainer; the other fields repeat the event's for finding
-// records (ListAudit) without decoding Body.
+// records (ListAudit) without decoding Body. The record belongs to the
+// chain of IdentityID ("" for an event of no identity).
 type AuditRecord struct {
-	Seq             uint64 // 1, 2, 3, ... without gaps
+	Seq             uint64 // the place in the chain: 1, 2, 3, ... without gaps
 	At              time.Time
 	Type            domain.EventType
-	IdentityID      string
+	IdentityID      string // the chain
 	AuthenticatorID string
-	PrevHash        []byte // the Hash of record Seq-1 (the Chainer's genesis value for Seq 1)
+	PrevHash        []byte // the Hash of record Seq-1 of the chain (the Chainer's genesis value for the first)
 	Hash            []byte // the hash over PrevHash and Body, as the Chainer defines it
 	Body            []byte // the event in the Chainer's canonical encoding
 }
 
+// AuditHead is the last record of one audit chain: what a checkpoint
+// seals.
+type AuditHead struct {
+	IdentityID string // the chain ("" for events of no identity)
+	Seq        uint64
+	Hash       []byte
+}
+
+// AuditCheckpoint is a checkpoint of the audit chains' heads as the store
+// keeps it: Body and MAC are opaque (server/audit's Checkpoint, and its
+// MAC under the key KeyID names).
+type AuditCheckpoint struct {
+	Seq   uint64 // 1, 2, 3, ...
+	At    time.Time
+	KeyID string
+	Body  []byte
+	MAC   []byte
+}
+
+// Check returns an error wrapping ErrInvalid when c cannot be stored.
+func (c *AuditCheckpoint) Check() error {
+	if c.Seq == 0 || c.Seq > maxInt63 || len(c.Body) == 0 || len(c.MAC) == 0 {
+		return fmt.Errorf("store: %w: an audit checkpoint needs a seq from 1 to 2^63-1, a body and a MAC", ErrInvalid)
+	}
+	return nil
+}
+
 // Chainer turns audit events into hash-chained records; server/audit
 // provides the real one. A store calls it inside the transaction that
-// appends, with the current head, so the chain has a single head.
+// appends, with the current head of the event's chain (the identity's), so
+// every chain has a single head.
 type Chainer interface {
-	// Link returns the record for e that follows prev (nil for the first
-	// record of the log): Seq prev.Seq+1 (1 for the first), PrevHash equal
-	// to prev.Hash (the genesis value for the first), and Hash and Body.
-	// An error makes the whole write fail.
+	// Link returns the record for e that follows prev, the head of the
+	// chain of e.IdentityID (nil for the first record of the chain): Seq
+	// prev.Seq+1 (1 for the first), PrevHash equal to prev.Hash (the
+	// genesis value for the first), and Hash and Body. Of prev, only Seq,
+	// Hash and IdentityID are set. An error makes the whole write fail.
 	Link(prev *AuditRecord, e domain.Event) (AuditRecord, error)
 }
 
@@ -339,6 +468,8 @@ func Link(c Chainer, prev *AuditRecord, e domain.Event) (AuditRecord, error) {
 		return AuditRecord{}, fmt.Errorf("store: %w: the audit chainer returned record %d without hash or body", ErrInvalid, r.Seq)
 	case r.Seq > maxInt63:
 		return AuditRecord{}, fmt.Errorf("store: %w: audit seq out of range", ErrInvalid)
+	case prev != nil && prev.IdentityID != e.IdentityID:
+		return AuditRecord{}, fmt.Errorf("store: %w: an event of identity %q linked to the chain of %q", ErrInvalid, e.IdentityID, prev.IdentityID)
 	}
 	r.At = e.At
 	r.Type = e.Type

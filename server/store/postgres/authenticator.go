@@ -91,7 +91,7 @@ func (s *Store) prepareAuthenticator(c domain.Change, el store.Element) (*newAut
 // from version (-1: any), checks the tombstones of the serial, registers
 // the credential ID, inserts the record and its element, and consumes a
 // waiting import. The caller appends n.c.Events afterwards, taking the
-// audit head lock last (see appendAudit).
+// lock of the identity's audit chain head last (see appendAudit).
 func (s *Store) insertAuthenticator(ctx context.Context, tx pgx.Tx, n *newAuth, version int64) error {
 	a := &n.c.Authenticator
 	if isCodeDevice(a.Kind) {
@@ -123,6 +123,10 @@ WHERE serial = $1 AND kind IN ('code-display', 'audio-code-reader')`, a.Serial).
 	if _, err := tx.Exec(ctx, `INSERT INTO authenticators (`+authCols+`)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, n.args...); err != nil {
 		return dbErr(err, "add authenticator "+a.ID+explainAuthUnique(err, a))
+	}
+	if columns.PendingCodeDevice(a, &n.el) {
+		// It proves possession first (ActivateCodeDevice).
+		return nil
 	}
 	if err := insertElement(ctx, tx, a.ID, &n.el); err != nil {
 		return err
@@ -194,7 +198,7 @@ func explainAuthUnique(err error, a *domain.Authenticator) string {
 	case "authenticators_pkey":
 		return ": the ID is taken"
 	case "authenticators_serial_in_use":
-		return ": serial " + a.Serial + " is in use by another authenticator that is not blocked"
+		return ": serial " + a.Serial + " is in use by another authenticator that is neither pending nor blocked"
 	case "authenticators_credential":
 		return ": credential ID " + a.CredentialID + " is in use"
 	}
@@ -269,66 +273,105 @@ func (s *Store) UpdateAuthenticator(ctx context.Context, a domain.Authenticator)
 
 // ApplyChange implements store.Authenticators. The version check is the
 // UPDATE (or DELETE) ... WHERE version = $old itself; the wipe, the
-// tombstone and the audit events follow in the same transaction.
+// tombstone, the end of the sessions the authenticator proved and the audit
+// events follow in the same transaction.
 func (s *Store) ApplyChange(ctx context.Context, c domain.Change) error {
-	ts, err := col.Change(&c)
+	ac, err := s.prepareChange(c)
 	if err != nil {
 		return err
 	}
-	a := &c.Authenticator
-	var tomb []any
+	return s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error { return s.applyChange(ctx, tx, ac) })
+}
+
+// appliedChange is a change checked and converted to column values by
+// prepareChange, ready for applyChange.
+type appliedChange struct {
+	c       domain.Change
+	ts      []any // activated_at, last_used_at, suspended_at, blocked_at
+	tomb    any   // the tombstone's blocked_at
+	wipedAt any
+}
+
+// prepareChange checks c and computes its column values, outside the
+// transaction.
+func (s *Store) prepareChange(c domain.Change) (*appliedChange, error) {
+	ts, err := col.Change(&c)
+	if err != nil {
+		return nil, err
+	}
+	ac := &appliedChange{c: c, ts: ts}
 	if t := c.Tombstone; t != nil {
-		if tomb, err = col.Times(t.BlockedAt); err != nil {
+		if ac.tomb, err = col.Time(t.BlockedAt); err != nil {
+			return nil, err
+		}
+	}
+	if ac.wipedAt, err = col.Time(s.now()); err != nil {
+		return nil, err
+	}
+	return ac, nil
+}
+
+// applyChange applies the prepared change ac in tx (see ApplyChange).
+func (s *Store) applyChange(ctx context.Context, tx pgx.Tx, ac *appliedChange) error {
+	c := &ac.c
+	a := &c.Authenticator
+	from := int64(a.Version - 1)
+	if t := c.Tombstone; t != nil && t.Serial != "" && isCodeDevice(t.Kind) {
+		if err := lockSerial(ctx, tx, t.Serial); err != nil {
 			return err
 		}
 	}
-	wipedAt, err := col.Time(s.now())
-	if err != nil {
-		return err
-	}
-	from := int64(a.Version - 1)
-	return s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if t := c.Tombstone; t != nil && t.Serial != "" && isCodeDevice(t.Kind) {
-			if err := lockSerial(ctx, tx, t.Serial); err != nil {
-				return err
-			}
+	if c.Remove {
+		// Before the delete, whose cascade would drop the links.
+		if err := endSessionsOf(ctx, tx, a.ID); err != nil {
+			return err
 		}
-		var row pgx.Row
-		if c.Remove {
-			row = tx.QueryRow(ctx, `DELETE FROM authenticators WHERE id = $1 AND version = $2
+	}
+	var row pgx.Row
+	if c.Remove {
+		row = tx.QueryRow(ctx, `DELETE FROM authenticators WHERE id = $1 AND version = $2
 RETURNING identity_id, kind, serial, credential_id`, a.ID, from)
-		} else {
-			row = tx.QueryRow(ctx, `UPDATE authenticators SET state = $1, label = $2, failures = $3, suspensions = $4,
+	} else {
+		ts := ac.ts
+		row = tx.QueryRow(ctx, `UPDATE authenticators SET state = $1, label = $2, failures = $3, suspensions = $4,
 	activated_at = $5, last_used_at = $6, suspended_at = $7, suspend_reason = $8, blocked_at = $9, block_reason = $10, version = $11
 WHERE id = $12 AND version = $13
 RETURNING identity_id, kind, serial, credential_id`,
-				string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
-				ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
-				a.ID, from)
+			string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
+			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
+			a.ID, from)
+	}
+	var identityID, kind, serial, cred string
+	err := row.Scan(&identityID, &kind, &serial, &cred)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return missingOrConflict(ctx, tx, "authenticators", "authenticator", a.ID, a.Version-1)
+	}
+	if err != nil {
+		return dbErr(err, "update authenticator "+a.ID)
+	}
+	if identityID != a.IdentityID || kind != string(a.Kind) || serial != a.Serial || cred != a.CredentialID {
+		return fmt.Errorf("postgres: %w: authenticator %s: the identity, kind and reference cannot change", store.ErrInvalid, a.ID)
+	}
+	if !c.Remove && a.State != domain.StateActive {
+		// After the update, which locks the record: a login that is
+		// writing a session this authenticator proves holds a share lock
+		// on it (checkProofs), so it has either committed, and its
+		// session is deleted here, or it will find the record not active.
+		if err := endSessionsOf(ctx, tx, a.ID); err != nil {
+			return err
 		}
-		var identityID, kind, serial, cred string
-		err := row.Scan(&identityID, &kind, &serial, &cred)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return missingOrConflict(ctx, tx, "authenticators", "authenticator", a.ID, a.Version-1)
+	}
+	if c.WipeSecret && !c.Remove {
+		if err := wipeElement(ctx, tx, a.Kind, a.ID, ac.wipedAt); err != nil {
+			return err
 		}
-		if err != nil {
-			return dbErr(err, "update authenticator "+a.ID)
+	}
+	if t := c.Tombstone; t != nil {
+		if err := insertTombstone(ctx, tx, t, ac.tomb); err != nil {
+			return err
 		}
-		if identityID != a.IdentityID || kind != string(a.Kind) || serial != a.Serial || cred != a.CredentialID {
-			return fmt.Errorf("postgres: %w: authenticator %s: the identity, kind and reference cannot change", store.ErrInvalid, a.ID)
-		}
-		if c.WipeSecret && !c.Remove {
-			if err := wipeElement(ctx, tx, a.Kind, a.ID, wipedAt); err != nil {
-				return err
-			}
-		}
-		if t := c.Tombstone; t != nil {
-			if err := insertTombstone(ctx, tx, t, tomb[0]); err != nil {
-				return err
-			}
-		}
-		return s.appendAudit(ctx, tx, c.Events)
-	})
+	}
+	return s.appendAudit(ctx, tx, c.Events)
 }
 
 func scanAuthenticator(sc scanner) (domain.Authenticator, error) {

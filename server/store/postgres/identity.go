@@ -95,6 +95,11 @@ WHERE id = $8 AND version = $9`,
 		if tag.RowsAffected() != 1 {
 			return missingOrConflict(ctx, tx, "identities", "identity", id.ID, id.Version-1)
 		}
+		if id.State != domain.IdentityActive {
+			if err := endIdentitySessions(ctx, tx, id.ID); err != nil {
+				return err
+			}
+		}
 		return s.appendAudit(ctx, tx, c.Events)
 	})
 }

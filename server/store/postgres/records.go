@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -88,7 +87,24 @@ ORDER BY blocked_at, authenticator_id`, ref.Serial, ref.CredentialID)
 
 // Imports.
 
-const importCols = `serial, secret, key_id, digits, period_s, algorithm, imported_at`
+const importCols = `serial, secret, key_id, digits, period_s, algorithm, imported_at, failures`
+
+// ReplaceImport implements store.Imports.
+func (s *Store) ReplaceImport(ctx context.Context, im store.Import) error {
+	if err := im.Check(); err != nil {
+		return err
+	}
+	at, err := col.Time(im.ImportedAt)
+	if err != nil {
+		return err
+	}
+	_, err = s.exec(ctx, `INSERT INTO imports (serial, secret, key_id, digits, period_s, algorithm, imported_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (serial) DO UPDATE SET secret = excluded.secret, key_id = excluded.key_id, digits = excluded.digits,
+	period_s = excluded.period_s, algorithm = excluded.algorithm, imported_at = excluded.imported_at, failures = 0`,
+		im.Serial, im.Secret.Blob, im.Secret.KeyID, int64(im.Digits), int64(im.Period/time.Second), int64(im.Algorithm), at)
+	return dbErr(err, "replace the import of serial "+im.Serial)
+}
 
 // PutImport implements store.Imports.
 func (s *Store) PutImport(ctx context.Context, im store.Import) error {
@@ -100,7 +116,8 @@ func (s *Store) PutImport(ctx context.Context, im store.Import) error {
 		return err
 	}
 	err = s.read(ctx, func(db dbtx) error {
-		_, err := db.Exec(ctx, `INSERT INTO imports (`+importCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		_, err := db.Exec(ctx, `INSERT INTO imports (serial, secret, key_id, digits, period_s, algorithm, imported_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			im.Serial, im.Secret.Blob, im.Secret.KeyID, int64(im.Digits), int64(im.Period/time.Second), int64(im.Algorithm), at)
 		return err
 	})
@@ -141,8 +158,9 @@ func scanImport(sc scanner) (store.Import, error) {
 		im                  store.Import
 		digits, period, alg int64
 		at                  *int64
+		failures            int64
 	)
-	if err := sc.Scan(&im.Serial, &im.Secret.Blob, &im.Secret.KeyID, &digits, &period, &alg, &at); err != nil {
+	if err := sc.Scan(&im.Serial, &im.Secret.Blob, &im.Secret.KeyID, &digits, &period, &alg, &at, &failures); err != nil {
 		return store.Import{}, err
 	}
 	p, err := columns.OTPParams(digits, period, alg)
@@ -151,6 +169,7 @@ func scanImport(sc scanner) (store.Import, error) {
 	}
 	im.OTPParams = p
 	im.ImportedAt = columns.FromNanos(at)
+	im.Failures = int(failures)
 	return im, nil
 }
 
@@ -213,57 +232,4 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, err
 		return err
 	})
 	return n, err
-}
-
-// Sessions.
-
-// PutSession implements store.Sessions.
-func (s *Store) PutSession(ctx context.Context, se store.Session) error {
-	if err := se.Check(); err != nil {
-		return err
-	}
-	ts, err := col.Times(se.CreatedAt, se.ExpiresAt)
-	if err != nil {
-		return err
-	}
-	_, err = s.exec(ctx, `INSERT INTO sessions (token_hash, identity_id, via, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-		se.TokenHash, se.IdentityID, se.Via, ts[0], ts[1])
-	return dbErr(err, "session of "+se.IdentityID)
-}
-
-// Session implements store.Sessions.
-func (s *Store) Session(ctx context.Context, tokenHash []byte, now time.Time) (store.Session, error) {
-	var (
-		se      = store.Session{TokenHash: append([]byte(nil), tokenHash...)}
-		created *int64
-		expires int64
-	)
-	err := s.read(ctx, func(db dbtx) error {
-		return db.QueryRow(ctx, `SELECT identity_id, via, created_at, expires_at FROM sessions
-WHERE token_hash = $1 AND expires_at > $2`, columns.NonNil(tokenHash), columns.ClampNanos(now)).Scan(&se.IdentityID, &se.Via, &created, &expires)
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Session{}, fmt.Errorf("postgres: session: %w (unknown or expired)", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Session{}, dbErr(err, "session")
-	}
-	se.CreatedAt = columns.FromNanos(created)
-	se.ExpiresAt = time.Unix(0, expires).UTC()
-	return se, nil
-}
-
-// DeleteSession implements store.Sessions.
-func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
-	_, err := s.exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, columns.NonNil(tokenHash))
-	return dbErr(err, "delete session")
-}
-
-// SweepSessions implements store.Sessions.
-func (s *Store) SweepSessions(ctx context.Context, now time.Time) (int, error) {
-	n, err := s.exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, columns.ClampNanos(now))
-	if err != nil {
-		return 0, dbErr(err, "sweep sessions")
-	}
-	return int(n), nil
 }

@@ -112,6 +112,10 @@ WHERE serial = ? AND kind IN ('code-display', 'audio-code-reader')`, a.Serial).S
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n.args...); err != nil {
 		return false, dbErr(err, "add authenticator "+a.ID+explainAuthUnique(err, a))
 	}
+	if columns.PendingCodeDevice(a, &n.el) {
+		// It proves possession first (ActivateCodeDevice).
+		return false, nil
+	}
 	if err := insertElement(ctx, tx, a.ID, &n.el); err != nil {
 		return false, err
 	}
@@ -183,7 +187,7 @@ func explainAuthUnique(err error, a *domain.Authenticator) string {
 	case strings.Contains(msg, "authenticators.id"):
 		return ": the ID is taken"
 	case strings.Contains(msg, "authenticators.serial"):
-		return ": serial " + a.Serial + " is in use by another authenticator that is not blocked"
+		return ": serial " + a.Serial + " is in use by another authenticator that is neither pending nor blocked"
 	case strings.Contains(msg, "authenticators.credential_id"):
 		return ": credential ID " + a.CredentialID + " is in use"
 	}
@@ -251,63 +255,100 @@ func (s *Store) UpdateAuthenticator(ctx context.Context, a domain.Authenticator)
 
 // ApplyChange implements store.Authenticators.
 func (s *Store) ApplyChange(ctx context.Context, c domain.Change) error {
-	ts, err := col.Change(&c)
+	ac, err := s.prepareChange(c)
 	if err != nil {
 		return err
 	}
-	a := &c.Authenticator
-	var tomb []any
-	if t := c.Tombstone; t != nil {
-		if tomb, err = col.Times(t.BlockedAt); err != nil {
-			return err
-		}
-	}
-	wipedAt, err := col.Time(s.now())
-	if err != nil {
-		return err
-	}
-	from := int64(a.Version - 1)
-	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		var row *sql.Row
-		if c.Remove {
-			row = tx.QueryRowContext(ctx, `DELETE FROM authenticators WHERE id = ? AND version = ?
-RETURNING identity_id, kind, serial, credential_id`, a.ID, from)
-		} else {
-			row = tx.QueryRowContext(ctx, `UPDATE authenticators SET state = ?, label = ?, failures = ?, suspensions = ?,
-	activated_at = ?, last_used_at = ?, suspended_at = ?, suspend_reason = ?, blocked_at = ?, block_reason = ?, version = ?
-WHERE id = ? AND version = ?
-RETURNING identity_id, kind, serial, credential_id`,
-				string(a.State), a.Label, a.Failures, a.Suspensions,
-				ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
-				a.ID, from)
-		}
-		var identityID, kind, serial, cred string
-		err := row.Scan(&identityID, &kind, &serial, &cred)
-		if errors.Is(err, sql.ErrNoRows) {
-			return missingOrConflict(ctx, tx, a.ID, a.Version-1)
-		}
-		if err != nil {
-			return dbErr(err, "update authenticator "+a.ID)
-		}
-		if identityID != a.IdentityID || kind != string(a.Kind) || serial != a.Serial || cred != a.CredentialID {
-			return fmt.Errorf("sqlite: %w: authenticator %s: the identity, kind and reference cannot change", store.ErrInvalid, a.ID)
-		}
-		if c.WipeSecret && !c.Remove {
-			if err := wipeElement(ctx, tx, a.Kind, a.ID, wipedAt); err != nil {
-				return err
-			}
-		}
-		if t := c.Tombstone; t != nil {
-			if err := insertTombstone(ctx, tx, t, tomb[0]); err != nil {
-				return err
-			}
-		}
-		return s.appendAudit(ctx, tx, c.Events)
-	})
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.applyChange(ctx, tx, ac) })
 	if err == nil && (c.WipeSecret || c.Remove) {
 		s.scrub(ctx)
 	}
 	return err
+}
+
+// appliedChange is a change checked and converted to column values by
+// prepareChange, ready for applyChange.
+type appliedChange struct {
+	c       domain.Change
+	ts      []any // activated_at, last_used_at, suspended_at, blocked_at
+	tomb    any   // the tombstone's blocked_at
+	wipedAt any
+}
+
+// prepareChange checks c and computes its column values, outside the
+// transaction.
+func (s *Store) prepareChange(c domain.Change) (*appliedChange, error) {
+	ts, err := col.Change(&c)
+	if err != nil {
+		return nil, err
+	}
+	ac := &appliedChange{c: c, ts: ts}
+	if t := c.Tombstone; t != nil {
+		if ac.tomb, err = col.Time(t.BlockedAt); err != nil {
+			return nil, err
+		}
+	}
+	if ac.wipedAt, err = col.Time(s.now()); err != nil {
+		return nil, err
+	}
+	return ac, nil
+}
+
+// applyChange applies the prepared change ac in tx (see ApplyChange).
+func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, ac *appliedChange) error {
+	c := &ac.c
+	a := &c.Authenticator
+	from := int64(a.Version - 1)
+	if c.Remove {
+		// Before the delete, whose cascade would drop the links.
+		if err := endSessionsOf(ctx, tx, a.ID); err != nil {
+			return err
+		}
+	}
+	var row *sql.Row
+	if c.Remove {
+		row = tx.QueryRowContext(ctx, `DELETE FROM authenticators WHERE id = ? AND version = ?
+RETURNING identity_id, kind, serial, credential_id`, a.ID, from)
+	} else {
+		ts := ac.ts
+		row = tx.QueryRowContext(ctx, `UPDATE authenticators SET state = ?, label = ?, failures = ?, suspensions = ?,
+	activated_at = ?, last_used_at = ?, suspended_at = ?, suspend_reason = ?, blocked_at = ?, block_reason = ?, version = ?
+WHERE id = ? AND version = ?
+RETURNING identity_id, kind, serial, credential_id`,
+			string(a.State), a.Label, a.Failures, a.Suspensions,
+			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
+			a.ID, from)
+	}
+	var identityID, kind, serial, cred string
+	err := row.Scan(&identityID, &kind, &serial, &cred)
+	if errors.Is(err, sql.ErrNoRows) {
+		return missingOrConflict(ctx, tx, a.ID, a.Version-1)
+	}
+	if err != nil {
+		return dbErr(err, "update authenticator "+a.ID)
+	}
+	if identityID != a.IdentityID || kind != string(a.Kind) || serial != a.Serial || cred != a.CredentialID {
+		return fmt.Errorf("sqlite: %w: authenticator %s: the identity, kind and reference cannot change", store.ErrInvalid, a.ID)
+	}
+	if !c.Remove && a.State != domain.StateActive {
+		// After the update, which holds the record: a login writing a
+		// session this authenticator proves has either committed (its
+		// session is deleted here) or will find it not active.
+		if err := endSessionsOf(ctx, tx, a.ID); err != nil {
+			return err
+		}
+	}
+	if c.WipeSecret && !c.Remove {
+		if err := wipeElement(ctx, tx, a.Kind, a.ID, ac.wipedAt); err != nil {
+			return err
+		}
+	}
+	if t := c.Tombstone; t != nil {
+		if err := insertTombstone(ctx, tx, t, ac.tomb); err != nil {
+			return err
+		}
+	}
+	return s.appendAudit(ctx, tx, c.Events)
 }
 
 func missingOrConflict(ctx context.Context, tx *sql.Tx, id string, want uint64) error {

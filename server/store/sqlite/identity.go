@@ -98,6 +98,11 @@ WHERE id = ? AND version = ?`,
 		if err := versionCheck(ctx, tx, res, "identities", "identity", id.ID, id.Version-1); err != nil {
 			return err
 		}
+		if id.State != domain.IdentityActive {
+			if err := endIdentitySessions(ctx, tx, id.ID); err != nil {
+				return err
+			}
+		}
 		return s.appendAudit(ctx, tx, c.Events)
 	})
 }

@@ -6,143 +6,152 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
-// The writes of a successful login, in one transaction. A login that
-// succeeds changes three things: the replay guard of the security element
-// (the OTP watermark of RFC 6238 §5.2, or the signature counter of WebAuthn
-// Level 2 §6.1.1), the authenticator's record (consecutive failures back to
-// zero, last use, the EventLoginSucceeded audit event) and a new session.
-// Written one by one they cost one group commit each; CommitOTPLogin and
-// CommitChipLogin write them as one op, so one commit (and, alone, one
-// fsync) per login. They are optional abilities beyond store.Store, found by
-// type assertion (server/service declares the interface it uses).
+// The writes of a successful check, in one transaction (store.Logins): the
+// end of the attempt's reservation, the replay guard of the security
+// element (the OTP watermark of RFC 6238 §5.2, or the signature counter of
+// WebAuthn Level 2 §6.1.1), the authenticator's record (consecutive
+// failures back to zero, last use, the EventLoginSucceeded audit event)
+// and the session. Written one by one they would cost one group commit
+// each; here they are one op, so one commit (and, alone, one fsync) per
+// login.
 
 // errGuard undoes a login op whose replay guard did not move.
 var errGuard = errors.New("sqlite: replay guard not advanced")
 
-// CommitOTPLogin stores a successful code-device login atomically: it
-// raises the OTP watermark of c.Authenticator to step with drift exactly as
-// AdvanceOTPStep does, applies c as ApplyChange does, and inserts sess as
-// PutSession does. When the watermark is already at or above step (the code
-// was used, perhaps a moment ago by another replica) it writes nothing and
-// returns false. c must be a plain update (no Remove, WipeSecret or
-// Tombstone). It returns the errors of AdvanceOTPStep, ApplyChange
-// (store.ErrConflict: reload, recompute and call again) and PutSession;
-// nothing is written when it returns an error.
-func (s *Store) CommitOTPLogin(ctx context.Context, c domain.Change, sess store.Session, step uint64, drift int) (bool, error) {
-	st, err := col.U63(step, "time step")
+// CommitLogin implements store.Logins.
+func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
+	ts, sts, err := col.Login(&l)
 	if err != nil {
 		return false, err
 	}
-	aid := c.Authenticator.ID
-	return s.commitLogin(ctx, c, sess, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE code_elements SET highest_step = ?, drift = ?
-WHERE authenticator_id = ? AND wiped_at IS NULL AND highest_step < ?`, st, drift, aid, st)
-		if err != nil {
-			return dbErr(err, "advance the OTP step of "+aid)
+	var step, count int64
+	var spentExp any
+	switch {
+	case l.OTP != nil:
+		if step, err = col.U63(l.OTP.Step, "time step"); err != nil {
+			return false, err
 		}
-		if ok, err := changedOne(res); ok || err != nil {
-			return err
+	case l.Chip != nil:
+		if err := l.Chip.Spent.Check(); err != nil {
+			return false, err
 		}
-		if err := live(ctx, tx, `SELECT wiped_at FROM code_elements WHERE authenticator_id = ?`, aid, "code device element of "+aid); err != nil {
-			return err
+		if spentExp, err = col.Time(l.Chip.Spent.ExpiresAt); err != nil {
+			return false, err
 		}
-		return errGuard
-	})
-}
-
-// CommitChipLogin stores a successful chip login atomically: it inserts
-// spent (a ceremony record marking a stateless login challenge as used; its
-// key must be new), advances the signature counter of the credential of
-// c.Authenticator to count exactly as AdvanceSignCount does, applies c as
-// ApplyChange does, and inserts sess as PutSession does. When the counter
-// rule refuses count (a possible clone) it writes nothing, not even spent,
-// and returns false. c must be a plain update (no Remove, WipeSecret or
-// Tombstone). It returns an error wrapping store.ErrDuplicate when spent's
-// key is taken (the challenge was used), or the errors of
-// AdvanceSignCount, ApplyChange (store.ErrConflict: reload, recompute and
-// call again) and PutSession; nothing is written when it returns an error.
-func (s *Store) CommitChipLogin(ctx context.Context, c domain.Change, sess store.Session, spent store.Ceremony, count uint32) (bool, error) {
-	if err := spent.Check(); err != nil {
-		return false, err
+		count = int64(l.Chip.Count)
 	}
-	exp, err := col.Time(spent.ExpiresAt)
-	if err != nil {
-		return false, err
-	}
-	data := spent.Data
-	if data == nil {
-		data = []byte{}
-	}
-	cred := c.Authenticator.CredentialID
-	n := int64(count)
-	return s.commitLogin(ctx, c, sess, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO ceremonies (ckey, identity_id, data, expires_at) VALUES (?, ?, ?, ?)`,
-			spent.Key, spent.IdentityID, data, exp)
-		if err != nil {
-			return dbErr(err, "ceremony "+spent.Key)
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE chip_elements SET sign_count = ?
-WHERE authenticator_id = (SELECT id FROM authenticators WHERE credential_id = ? AND kind = 'chip')
-	AND wiped_at IS NULL AND (sign_count < ? OR (sign_count = 0 AND ? = 0))`, n, cred, n, n)
-		if err != nil {
-			return dbErr(err, "advance the sign count of credential "+cred)
-		}
-		if ok, err := changedOne(res); ok || err != nil {
-			return err
-		}
-		if err := live(ctx, tx, `SELECT e.wiped_at FROM chip_elements e JOIN authenticators a ON a.id = e.authenticator_id
-WHERE a.credential_id = ? AND a.kind = 'chip'`, cred, "chip credential "+cred); err != nil {
-			return err
-		}
-		return errGuard
-	})
-}
-
-// commitLogin runs guard, the update of c and the insert of sess as one
-// write op. errGuard from guard becomes (false, nil).
-func (s *Store) commitLogin(ctx context.Context, c domain.Change, sess store.Session, guard func(context.Context, *sql.Tx) error) (bool, error) {
-	ts, sts, err := col.LoginChange(&c, &sess)
-	if err != nil {
-		return false, err
-	}
-	a := &c.Authenticator
-	from := int64(a.Version - 1)
+	ac := &appliedChange{c: l.Change, ts: ts}
+	a := &l.Change.Authenticator
 	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if err := guard(ctx, tx); err != nil {
+		switch {
+		case l.OTP != nil:
+			res, err := tx.ExecContext(ctx, `UPDATE code_elements SET highest_step = ?, drift = ?
+WHERE authenticator_id = ? AND wiped_at IS NULL AND highest_step < ?`, step, l.OTP.Drift, a.ID, step)
+			if err != nil {
+				return dbErr(err, "advance the OTP step of "+a.ID)
+			}
+			if ok, err := changedOne(res); !ok || err != nil {
+				return guardErr(err, live(ctx, tx, `SELECT wiped_at FROM code_elements WHERE authenticator_id = ?`, a.ID, "code device element of "+a.ID))
+			}
+		case l.Chip != nil:
+			sp := &l.Chip.Spent
+			if _, err := tx.ExecContext(ctx, `INSERT INTO ceremonies (ckey, identity_id, data, expires_at) VALUES (?, ?, ?, ?)`,
+				sp.Key, sp.IdentityID, columns.NonNil(sp.Data), spentExp); err != nil {
+				return dbErr(err, "ceremony "+sp.Key)
+			}
+			cred := a.CredentialID
+			res, err := tx.ExecContext(ctx, `UPDATE chip_elements SET sign_count = ?
+WHERE authenticator_id = (SELECT id FROM authenticators WHERE credential_id = ? AND kind = 'chip')
+	AND wiped_at IS NULL AND (sign_count < ? OR (sign_count = 0 AND ? = 0))`, count, cred, count, count)
+			if err != nil {
+				return dbErr(err, "advance the sign count of credential "+cred)
+			}
+			if ok, err := changedOne(res); !ok || err != nil {
+				return guardErr(err, live(ctx, tx, `SELECT e.wiped_at FROM chip_elements e JOIN authenticators a ON a.id = e.authenticator_id
+WHERE a.credential_id = ? AND a.kind = 'chip'`, cred, "chip credential "+cred))
+			}
+		}
+		if l.Attempt != "" {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE id = ?`, l.Attempt); err != nil {
+				return dbErr(err, "end attempt "+l.Attempt)
+			}
+		}
+		if l.Session != nil {
+			if err := checkProofs(ctx, tx, l.Session); err != nil {
+				return err
+			}
+		}
+		if err := s.applyChange(ctx, tx, ac); err != nil {
 			return err
 		}
-		var identityID, kind, serial, cred string
-		err := tx.QueryRowContext(ctx, `UPDATE authenticators SET state = ?, label = ?, failures = ?, suspensions = ?,
-	activated_at = ?, last_used_at = ?, suspended_at = ?, suspend_reason = ?, blocked_at = ?, block_reason = ?, version = ?
-WHERE id = ? AND version = ?
-RETURNING identity_id, kind, serial, credential_id`,
-			string(a.State), a.Label, a.Failures, a.Suspensions,
-			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
-			a.ID, from).Scan(&identityID, &kind, &serial, &cred)
-		if errors.Is(err, sql.ErrNoRows) {
-			return missingOrConflict(ctx, tx, a.ID, a.Version-1)
+		if l.Session != nil {
+			return insertSession(ctx, tx, l.Session, sts)
 		}
-		if err != nil {
-			return dbErr(err, "update authenticator "+a.ID)
-		}
-		if identityID != a.IdentityID || kind != string(a.Kind) || serial != a.Serial || cred != a.CredentialID {
-			return fmt.Errorf("sqlite: %w: authenticator %s: the identity, kind and reference cannot change", store.ErrInvalid, a.ID)
-		}
-		if identityID != sess.IdentityID {
-			return fmt.Errorf("sqlite: %w: the session of %s is not for the identity of authenticator %s", store.ErrInvalid, sess.IdentityID, a.ID)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, identity_id, via, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-			sess.TokenHash, sess.IdentityID, sess.Via, sts[0], sts[1]); err != nil {
-			return dbErr(err, "session of "+sess.IdentityID)
-		}
-		return s.appendAudit(ctx, tx, c.Events)
+		return nil
 	})
 	if errors.Is(err, errGuard) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// guardErr is the error of a replay guard that did not move: err when the
+// statement failed, else the error of live (the element is gone), else
+// errGuard (the code was used, or the counter did not increase).
+func guardErr(err, live error) error {
+	switch {
+	case err != nil:
+		return err
+	case live != nil:
+		return live
+	}
+	return errGuard
+}
+
+// ActivateCodeDevice implements store.Logins.
+func (s *Store) ActivateCodeDevice(ctx context.Context, act store.CodeActivation) error {
+	ac, err := s.prepareChange(act.Change)
+	if err != nil {
+		return err
+	}
+	a := &act.Change.Authenticator
+	if !isCodeDevice(a.Kind) {
+		return fmt.Errorf("sqlite: %w: authenticator %s is not a code device", store.ErrInvalid, a.ID)
+	}
+	if err := act.Element.Check(a.Kind); err != nil {
+		return err
+	}
+	im := &act.Import
+	if im.Serial != a.Serial {
+		return fmt.Errorf("sqlite: %w: the import of serial %s is not for authenticator %s (serial %s)", store.ErrInvalid, im.Serial, a.ID, a.Serial)
+	}
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM imports WHERE serial = ? AND key_id = ? AND secret = ?`,
+			im.Serial, im.Secret.KeyID, im.Secret.Blob)
+		if err != nil {
+			return dbErr(err, "take the import of serial "+im.Serial)
+		}
+		if ok, err := changedOne(res); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("sqlite: activate %s: the import of serial %s: %w (taken by another activation, or replaced)", a.ID, im.Serial, store.ErrNotFound)
+		}
+		if act.Attempt != "" {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE id = ?`, act.Attempt); err != nil {
+				return dbErr(err, "end attempt "+act.Attempt)
+			}
+		}
+		if err := insertElement(ctx, tx, a.ID, &act.Element); err != nil {
+			return err
+		}
+		return s.applyChange(ctx, tx, ac)
+	})
+	if err == nil {
+		s.scrub(ctx)
+	}
+	return err
 }

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -96,7 +95,28 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`, im.Serial, im.Secret.Blob, im.Secret.KeyID, im.Di
 	return dbErr(err, "import of serial "+im.Serial)
 }
 
-const importCols = `serial, secret, key_id, digits, period_s, algorithm, imported_at`
+const importCols = `serial, secret, key_id, digits, period_s, algorithm, imported_at, failures`
+
+// ReplaceImport implements store.Imports.
+func (s *Store) ReplaceImport(ctx context.Context, im store.Import) error {
+	if err := im.Check(); err != nil {
+		return err
+	}
+	at, err := col.Time(im.ImportedAt)
+	if err != nil {
+		return err
+	}
+	_, err = s.exec(ctx, `INSERT INTO imports (serial, secret, key_id, digits, period_s, algorithm, imported_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (serial) DO UPDATE SET secret = excluded.secret, key_id = excluded.key_id, digits = excluded.digits,
+	period_s = excluded.period_s, algorithm = excluded.algorithm, imported_at = excluded.imported_at, failures = 0`,
+		im.Serial, im.Secret.Blob, im.Secret.KeyID, im.Digits, int64(im.Period/time.Second), int64(im.Algorithm), at)
+	if err != nil {
+		return dbErr(err, "replace the import of serial "+im.Serial)
+	}
+	s.scrub(ctx)
+	return nil
+}
 
 // Import implements store.Imports.
 func (s *Store) Import(ctx context.Context, serial string) (store.Import, error) {
@@ -131,8 +151,9 @@ func scanImport(sc scanner) (store.Import, error) {
 		im                  store.Import
 		digits, period, alg int64
 		at                  *int64
+		failures            int64
 	)
-	if err := sc.Scan(&im.Serial, &im.Secret.Blob, &im.Secret.KeyID, &digits, &period, &alg, &at); err != nil {
+	if err := sc.Scan(&im.Serial, &im.Secret.Blob, &im.Secret.KeyID, &digits, &period, &alg, &at, &failures); err != nil {
 		return store.Import{}, err
 	}
 	p, err := columns.OTPParams(digits, period, alg)
@@ -141,6 +162,7 @@ func scanImport(sc scanner) (store.Import, error) {
 	}
 	im.OTPParams = p
 	im.ImportedAt = columns.FromNanos(at)
+	im.Failures = int(failures)
 	return im, nil
 }
 
@@ -189,61 +211,6 @@ func (s *Store) SweepCeremonies(ctx context.Context, now time.Time) (int, error)
 	n, err := s.exec(ctx, `DELETE FROM ceremonies WHERE expires_at <= ?`, columns.ClampNanos(now))
 	if err != nil {
 		return 0, dbErr(err, "sweep ceremonies")
-	}
-	return int(n), nil
-}
-
-// Sessions.
-
-// PutSession implements store.Sessions.
-func (s *Store) PutSession(ctx context.Context, se store.Session) error {
-	if err := se.Check(); err != nil {
-		return err
-	}
-	ts, err := col.Times(se.CreatedAt, se.ExpiresAt)
-	if err != nil {
-		return err
-	}
-	_, err = s.exec(ctx, `INSERT INTO sessions (token_hash, identity_id, via, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		se.TokenHash, se.IdentityID, se.Via, ts[0], ts[1])
-	return dbErr(err, "session of "+se.IdentityID)
-}
-
-// Session implements store.Sessions.
-func (s *Store) Session(ctx context.Context, tokenHash []byte, now time.Time) (store.Session, error) {
-	db, err := s.reader()
-	if err != nil {
-		return store.Session{}, err
-	}
-	var (
-		se           = store.Session{TokenHash: append([]byte(nil), tokenHash...)}
-		created      *int64
-		expiresNanos int64
-	)
-	err = db.QueryRowContext(ctx, `SELECT identity_id, via, created_at, expires_at FROM sessions
-WHERE token_hash = ? AND expires_at > ?`, tokenHash, columns.ClampNanos(now)).Scan(&se.IdentityID, &se.Via, &created, &expiresNanos)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Session{}, fmt.Errorf("sqlite: session: %w (unknown or expired)", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Session{}, dbErr(err, "session")
-	}
-	se.CreatedAt = columns.FromNanos(created)
-	se.ExpiresAt = time.Unix(0, expiresNanos).UTC()
-	return se, nil
-}
-
-// DeleteSession implements store.Sessions.
-func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
-	_, err := s.exec(ctx, `DELETE FROM sessions WHERE token_hash = ?`, tokenHash)
-	return dbErr(err, "delete session")
-}
-
-// SweepSessions implements store.Sessions.
-func (s *Store) SweepSessions(ctx context.Context, now time.Time) (int, error) {
-	n, err := s.exec(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, columns.ClampNanos(now))
-	if err != nil {
-		return 0, dbErr(err, "sweep sessions")
 	}
 	return int(n), nil
 }

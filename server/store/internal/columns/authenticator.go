@@ -84,10 +84,18 @@ func (c Codec) NewAuthenticator(ch *domain.Change, el *store.Element) ([]any, er
 	if ch.Remove || ch.WipeSecret || ch.Tombstone != nil {
 		return nil, fmt.Errorf("%s: %w: authenticator %s: a new authenticator cannot be removed, wiped or tombstoned", c.Name, store.ErrInvalid, a.ID)
 	}
-	if err := el.Check(a.Kind); err != nil {
+	if err := el.Check(a.Kind); err != nil && !PendingCodeDevice(a, el) {
 		return nil, err
 	}
 	return c.AuthenticatorArgs(a)
+}
+
+// PendingCodeDevice reports whether a is a pending code device added
+// without an element: it gets one when it is activated
+// (store.Logins.ActivateCodeDevice).
+func PendingCodeDevice(a *domain.Authenticator, el *store.Element) bool {
+	return a.State == domain.StatePending && (a.Kind == device.KindCodeDisplay || a.Kind == device.KindAudioCodeReader) &&
+		el.Chip == nil && el.Code == nil && el.App == nil && el.Password == nil
 }
 
 // Change checks the change ch of a stored authenticator (store.CheckChange,
@@ -105,11 +113,14 @@ func (c Codec) Change(ch *domain.Change) ([]any, error) {
 	return c.Times(a.ActivatedAt, a.LastUsedAt, a.SuspendedAt, a.BlockedAt)
 }
 
-// LoginChange is Change for the change ch of a login, which only updates
-// the record (no removal, wipe or tombstone), with the session sess it
-// opens (store.Session.Check). It also returns the column values of the
-// session's created_at and expires_at.
-func (c Codec) LoginChange(ch *domain.Change, sess *store.Session) (ts, sts []any, err error) {
+// Login checks the login l (its change is a plain update of version 2 or
+// more; its session, when set, passes store.Session.Check and belongs to
+// the identity of the authenticator changed) and returns the column values
+// of the change's activated_at, last_used_at, suspended_at and blocked_at,
+// then of the session's created_at and expires_at (nil when there is no
+// session).
+func (c Codec) Login(l *store.Login) (ts, sts []any, err error) {
+	ch := &l.Change
 	if err := store.CheckChange(ch); err != nil {
 		return nil, nil, err
 	}
@@ -120,14 +131,22 @@ func (c Codec) LoginChange(ch *domain.Change, sess *store.Session) (ts, sts []an
 	if a.Version < 2 {
 		return nil, nil, fmt.Errorf("%s: %w: authenticator %s: a change needs version 2 or more, not %d", c.Name, store.ErrInvalid, a.ID, a.Version)
 	}
-	if err := sess.Check(); err != nil {
-		return nil, nil, err
+	if l.OTP != nil && l.Chip != nil {
+		return nil, nil, fmt.Errorf("%s: %w: a login has one replay guard at most", c.Name, store.ErrInvalid)
 	}
 	if ts, err = c.Times(a.ActivatedAt, a.LastUsedAt, a.SuspendedAt, a.BlockedAt); err != nil {
 		return nil, nil, err
 	}
-	if sts, err = c.Times(sess.CreatedAt, sess.ExpiresAt); err != nil {
-		return nil, nil, err
+	if se := l.Session; se != nil {
+		if err := se.Check(); err != nil {
+			return nil, nil, err
+		}
+		if se.IdentityID != a.IdentityID {
+			return nil, nil, fmt.Errorf("%s: %w: the session of %s is not for the identity of authenticator %s", c.Name, store.ErrInvalid, se.IdentityID, a.ID)
+		}
+		if sts, err = c.Times(se.CreatedAt, se.ExpiresAt); err != nil {
+			return nil, nil, err
+		}
 	}
 	return ts, sts, nil
 }

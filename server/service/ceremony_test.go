@@ -12,10 +12,18 @@ import (
 	"github.com/authbench/authbench/server/service/servicetest"
 )
 
-// Chip and code-device logins use sealed login tokens instead of stored
-// ceremonies. A chip's token is single use (also under concurrency, also
-// after a failure) and bound to its authenticator; a code device's token
-// may be finished again, but each code is accepted once.
+// factor returns the ceremony of second factor aid of identity id, after
+// the right password.
+func (e *env) factor(id, aid string) service.FactorLogin {
+	e.t.Helper()
+	r := must[service.PasswordLoginResult](e.t)(e.svc.LoginPassword(e.ctx, id, service.PasswordLoginRequest{Password: thePassword, Second: aid}))
+	return *r.Next
+}
+
+// Logins keep no state between their steps: the ceremonies are sealed
+// login tokens. A chip's token is single use (also under concurrency, also
+// after a failure) and bound to its identity; a code device's token may be
+// finished again, but each code is accepted once.
 func TestLoginTokens(t *testing.T) {
 	e := newEnv(t)
 	e.identity("alice")
@@ -23,7 +31,7 @@ func TestLoginTokens(t *testing.T) {
 	c := newChip(t, "token-chip", chipOpts())
 	ch := must[service.AuthenticatorView](t)(e.addChip("alice", support, c, nil))
 
-	b := must[service.BeginLoginResult](t)(e.svc.BeginLogin(e.ctx, "alice", ch.ID))
+	b := e.factor("alice", ch.ID)
 	resp, err := servicetest.Assert(e.ctx, c, origin, b.PublicKey)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +42,7 @@ func TestLoginTokens(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			_, err := e.svc.FinishLogin(e.ctx, "alice", ch.ID, req)
+			_, err := e.svc.FinishLogin(e.ctx, "alice", req)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -56,38 +64,39 @@ func TestLoginTokens(t *testing.T) {
 	}
 
 	// A failed finish spends the token too.
-	b = must[service.BeginLoginResult](t)(e.svc.BeginLogin(e.ctx, "alice", ch.ID))
+	b = e.factor("alice", ch.ID)
 	bad := *resp
-	if _, err := e.svc.FinishLogin(e.ctx, "alice", ch.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: &bad}); err == nil {
+	if _, err := e.svc.FinishLogin(e.ctx, "alice", service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: &bad}); err == nil {
 		t.Fatal("an assertion over another challenge was accepted")
 	}
 	resp, err = servicetest.Assert(e.ctx, c, origin, b.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.FinishLogin(e.ctx, "alice", ch.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp}); !errors.Is(err, service.ErrCeremonyExpired) {
+	if _, err := e.svc.FinishLogin(e.ctx, "alice", service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp}); !errors.Is(err, service.ErrCeremonyExpired) {
 		t.Fatalf("a token finished after a failure: %v", err)
 	}
 
 	// Bound to identity and authenticator, tamper-evident, and it expires.
-	b = must[service.BeginLoginResult](t)(e.svc.BeginLogin(e.ctx, "alice", ch.ID))
-	if !strings.HasPrefix(b.Ceremony, "t1.") {
+	b = e.factor("alice", ch.ID)
+	if !strings.HasPrefix(b.Ceremony, "t2.") {
 		t.Fatalf("chip ceremony %q is not a login token", b.Ceremony)
 	}
-	for _, tc := range []struct{ id, aid, cer string }{
-		{"bob", ch.ID, b.Ceremony},
-		{"alice", ch.ID, b.Ceremony[:len(b.Ceremony)-2] + "AA"},
-		{"alice", ch.ID, "spent:" + b.Ceremony},
-		{"alice", ch.ID, "t1.x"},
+	for _, tc := range []struct{ id, cer string }{
+		{"bob", b.Ceremony},
+		{"alice", b.Ceremony[:len(b.Ceremony)-2] + "AA"},
+		{"alice", "spent:" + b.Ceremony},
+		{"alice", "t2.x"},
+		{"alice", "t1.x"},
 	} {
-		_, err := e.svc.FinishLogin(e.ctx, tc.id, tc.aid, service.FinishLoginRequest{Ceremony: tc.cer, Credential: resp})
+		_, err := e.svc.FinishLogin(e.ctx, tc.id, service.FinishLoginRequest{Ceremony: tc.cer, Credential: resp})
 		if !errors.Is(err, service.ErrCeremonyExpired) && !errors.Is(err, service.ErrNotFound) {
 			t.Errorf("%s %q: %v", tc.id, tc.cer, err)
 		}
 	}
 	e.clk.Advance(service.DefaultCeremonyTTL + time.Second)
 	resp, _ = servicetest.Assert(e.ctx, c, origin, b.PublicKey)
-	if _, err := e.svc.FinishLogin(e.ctx, "alice", ch.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp}); !errors.Is(err, service.ErrCeremonyExpired) {
+	if _, err := e.svc.FinishLogin(e.ctx, "alice", service.FinishLoginRequest{Ceremony: b.Ceremony, Credential: resp}); !errors.Is(err, service.ErrCeremonyExpired) {
 		t.Fatalf("expired token: %v", err)
 	}
 
@@ -95,16 +104,16 @@ func TestLoginTokens(t *testing.T) {
 	dev := codeDevice("KV-TOKEN")
 	kv := must[service.AuthenticatorView](t)(e.addCode("bob", support, dev))
 	e.clk.Advance(30 * time.Second)
-	b = must[service.BeginLoginResult](t)(e.svc.BeginLogin(e.ctx, "bob", kv.ID))
+	b = e.factor("bob", kv.ID)
 	code := dev.Code(e.clk.Now())
-	if _, err := e.svc.FinishLogin(e.ctx, "bob", kv.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Code: code}); err != nil {
+	if _, err := e.svc.FinishLogin(e.ctx, "bob", service.FinishLoginRequest{Ceremony: b.Ceremony, Code: code}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.FinishLogin(e.ctx, "bob", kv.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Code: code}); failure(t, err).Cause != domain.CauseReplayedCode {
+	if _, err := e.svc.FinishLogin(e.ctx, "bob", service.FinishLoginRequest{Ceremony: b.Ceremony, Code: code}); failure(t, err).Cause != domain.CauseReplayedCode {
 		t.Fatalf("replayed code: %v", err)
 	}
 	e.clk.Advance(30 * time.Second)
-	if _, err := e.svc.FinishLogin(e.ctx, "bob", kv.ID, service.FinishLoginRequest{Ceremony: b.Ceremony, Code: dev.Code(e.clk.Now())}); err != nil {
+	if _, err := e.svc.FinishLogin(e.ctx, "bob", service.FinishLoginRequest{Ceremony: b.Ceremony, Code: dev.Code(e.clk.Now())}); err != nil {
 		t.Fatalf("the next code with the same token: %v", err)
 	}
 }

@@ -1,0 +1,152 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/server/secrets"
+	"github.com/authbench/authbench/server/store"
+)
+
+// Ceremonies between the steps of a login.
+//
+// A login keeps no state on the server between its steps: each step hands
+// the client a login token, the step's state (what was proven, what comes
+// next, the challenge, the expiry) sealed with the keyring
+// (XChaCha20-Poly1305, bound to the identity), so any replica holding the
+// master key can take the next step. Two stages:
+//
+//   - stagePassword: the password of the identity was right
+//     (LoginPassword). It is good for choosing a second factor
+//     (BeginSecondFactor), any number of times until it expires, and for
+//     nothing else: it is not a session.
+//   - stageFactor: the next proof to check (FinishLogin): a chip's
+//     assertion or a code, after a password; or the app's signature and
+//     PIN (BeginApp).
+//
+// What a stored ceremony gave besides the data is single use, and that is
+// kept where replay matters: a chip or app challenge is recorded as spent
+// (a ceremony record keyed by the challenge, see spentKey) by the first
+// Finish that uses it, so a second Finish with the same token fails with
+// ErrCeremonyExpired. A code device's token may be finished more than once
+// until it expires: every code is still single use, because the watermark
+// of RFC 6238 §5.2 only moves up, and every wrong code counts.
+//
+// Registering a chip and activating an app keep stored ceremonies
+// (putCeremony, takeCeremony).
+
+// The stages of a login token.
+const (
+	stagePassword = "password"
+	stageFactor   = "factor"
+)
+
+// tokenPrefix starts every login token; stored ceremony keys are 22
+// base64url characters and never contain a dot.
+const tokenPrefix = "t2."
+
+// maxTokenLen bounds the login tokens accepted (a real one is about 200
+// characters).
+const maxTokenLen = 512
+
+// loginCeremony is the sealed content of a login token.
+type loginCeremony struct {
+	Stage string `json:"s"`
+	// Password is the ID of the password proven (password logins).
+	Password string `json:"p,omitempty"`
+	// Factor is the authenticator to check next (stageFactor), and Kind
+	// its kind as the ceremony began.
+	Factor    string      `json:"f,omitempty"`
+	Kind      device.Kind `json:"k,omitempty"`
+	Challenge []byte      `json:"c,omitempty"`
+	Expires   int64       `json:"e"` // Unix nanoseconds
+}
+
+func (c *loginCeremony) expires() time.Time { return time.Unix(0, c.Expires).UTC() }
+
+func tokenAD(identityID string) []byte {
+	return secrets.AssociatedData("authbench login ceremony", identityID)
+}
+
+// sealCeremony returns the login token of c for identity identityID, valid
+// for CeremonyTTL from now (c.Expires is set).
+func (s *Service) sealCeremony(identityID string, c *loginCeremony) (string, error) {
+	c.Expires = s.clock().Add(s.ceremonyTT).UnixNano()
+	raw, err := jsonMarshal(c)
+	if err != nil {
+		return "", err
+	}
+	sl, err := s.keys.Seal(raw, tokenAD(identityID))
+	if err != nil {
+		return "", fmt.Errorf("service: sealing a login ceremony: %w", err)
+	}
+	return tokenPrefix + b64.EncodeToString([]byte(sl.KeyID)) + "." + b64.EncodeToString(sl.Blob), nil
+}
+
+// openCeremony returns the content of login token tok of identity
+// identityID at stage. It returns an error wrapping ErrInvalid when tok is
+// missing, or ErrCeremonyExpired when it is malformed, was not sealed for
+// the identity (or by this server's keys), is at another stage, or has
+// expired.
+func (s *Service) openCeremony(tok, identityID, stage string) (loginCeremony, error) {
+	if tok == "" {
+		return loginCeremony{}, invalid("ceremony is missing")
+	}
+	bad := fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
+	if len(tok) > maxTokenLen || !strings.HasPrefix(tok, tokenPrefix) {
+		return loginCeremony{}, bad
+	}
+	kid, blob, ok := strings.Cut(tok[len(tokenPrefix):], ".")
+	if !ok {
+		return loginCeremony{}, bad
+	}
+	k, err1 := b64.DecodeString(kid)
+	bl, err2 := b64.DecodeString(blob)
+	if err1 != nil || err2 != nil {
+		return loginCeremony{}, bad
+	}
+	raw, err := s.keys.Open(secrets.Sealed{KeyID: string(k), Blob: bl}, tokenAD(identityID))
+	if err != nil {
+		return loginCeremony{}, bad
+	}
+	var c loginCeremony
+	if err := jsonUnmarshal(raw, &c); err != nil || c.Stage != stage {
+		return loginCeremony{}, bad
+	}
+	if stage == stageFactor && (c.Factor == "" || !c.Kind.Valid() ||
+		(c.Kind == device.KindChip || c.Kind == device.KindApp) && len(c.Challenge) != challengeLen) {
+		return loginCeremony{}, bad
+	}
+	if !s.clock().Before(c.expires()) {
+		return loginCeremony{}, bad
+	}
+	return c, nil
+}
+
+// challengeLen is the size of chip and app challenges.
+const challengeLen = 32
+
+// spentKey is the key of the ceremony record that marks the login
+// challenge ch as used. It has a colon, which no stored ceremony key has,
+// and takeCeremony refuses such keys, so a client cannot take (and so
+// revive) a spent mark.
+func spentKey(ch []byte) string { return "spent:" + b64.EncodeToString(ch) }
+
+func spentCeremony(identityID string, c *loginCeremony) store.Ceremony {
+	return store.Ceremony{Key: spentKey(c.Challenge), IdentityID: identityID, ExpiresAt: c.expires()}
+}
+
+// spend marks the challenge of login ceremony c as used. It returns an
+// error wrapping ErrCeremonyExpired when it was used already, or the
+// store's error.
+func (s *Service) spend(ctx context.Context, identityID string, c *loginCeremony) error {
+	err := s.st.PutCeremony(ctx, spentCeremony(identityID, c))
+	if errors.Is(err, store.ErrDuplicate) {
+		return fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
+	}
+	return storeErr(err, "login ceremony")
+}
