@@ -20,6 +20,7 @@ import (
 	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/device/ctaphid"
 	"github.com/authbench/authbench/device/frame"
+	"github.com/authbench/authbench/driver/pcsc"
 	serialdrv "github.com/authbench/authbench/driver/serial"
 	"github.com/authbench/authbench/internal/pcscdtest"
 	"github.com/authbench/authbench/internal/testenv"
@@ -90,6 +91,35 @@ func readJUnit(t *testing.T, path string) junitDoc {
 	return doc
 }
 
+// startPCSCSim runs `authbench sim --chip pcsc=ADDR ARGS` for reader i of
+// the private pcscd and waits until pcscd shows the card: a card is there
+// for PC/SC programs only after pcscd's next look at the reader, which may
+// come after the simulator is ready (a reader emptied by the test before
+// still shows empty for a while).
+func startPCSCSim(t *testing.T, d *pcscdtest.Daemon, i int, args ...string) []simDevice {
+	t.Helper()
+	devs := startSim(t, append([]string{"--chip", "pcsc=" + d.Addrs[i]}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pc, err := pcsc.Open(ctx, pcsc.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	rs, err := pc.Readers(ctx)
+	for {
+		if err != nil {
+			t.Fatalf("waiting for the card in %q: %v", pcscdtest.Readers[i], err)
+		}
+		for _, r := range rs {
+			if r.Name == pcscdtest.Readers[i] && r.CardPresent {
+				return devs
+			}
+		}
+		rs, err = pc.Wait(ctx, rs)
+	}
+}
+
 // TestCheckReportWhenDeviceCannotBeOpened: a device that cannot be opened
 // exits 3 (not 1), and every report asked for is written, with one error
 // entry saying so; the JUnit validates against the schema.
@@ -132,7 +162,7 @@ func TestCheckReportWhenDeviceCannotBeOpened(t *testing.T) {
 // stops with exit 3, and the reports say so.
 func TestCheckCardPulled(t *testing.T) {
 	d := pcscdtest.Start(t)
-	startSim(t, "--chip", "pcsc="+d.Addrs[1], "--fault", "removed@makeCredential")
+	startPCSCSim(t, d, 1, "--fault", "removed@makeCredential")
 	dir := t.TempDir()
 	junit, html := filepath.Join(dir, "junit.xml"), filepath.Join(dir, "report.html")
 	code, stdout, stderr := runCmdSplit(t, "check", "--device", "pcsc:"+pcscdtest.Readers[1], "--report", junit, "--html", html, "--timeout", "20s")
@@ -348,7 +378,7 @@ func TestSimPCSCFaults(t *testing.T) {
 		{"mute@getAssertion", "getassertion.signature", "error", "did not finish"},
 	} {
 		t.Run(tt.fault, func(t *testing.T) {
-			startSim(t, "--chip", "pcsc="+d.Addrs[1], "--fault", tt.fault)
+			startPCSCSim(t, d, 1, "--fault", tt.fault)
 			status, msg := checkResult(t, "pcsc:"+pcscdtest.Readers[1], tt.check)
 			if status != tt.status || !strings.Contains(msg, tt.msg) {
 				t.Errorf("%s: %s %q, want %s with %q", tt.check, status, msg, tt.status, tt.msg)

@@ -76,7 +76,7 @@ func TestInfo(t *testing.T) {
 // answer and the serial the simulator registered.
 func TestInfoPCSC(t *testing.T) {
 	d := pcscdtest.Start(t)
-	devs := startSim(t, "--chip", "pcsc="+d.Addrs[1], "--u2f-only")
+	devs := startPCSCSim(t, d, 1, "--u2f-only")
 	r := infoOf(t, "pcsc:"+pcscdtest.Readers[1])
 	// (The serial comes from the simulator's registry only for pcscd's
 	// default vpcd ports, whose reader names are known.)
@@ -118,7 +118,7 @@ func TestAPDU(t *testing.T) {
 
 func TestAPDUPCSC(t *testing.T) {
 	d := pcscdtest.Start(t)
-	startSim(t, "--chip", "pcsc="+d.Addrs[1])
+	startPCSCSim(t, d, 1)
 	code, stdout, stderr := runCmdSplit(t, "apdu", "--device", "pcsc:"+pcscdtest.Readers[1], "--json",
 		"00A4040008A0000006472F0001", "80100000010400", "80CC0000")
 	if code != 0 {
