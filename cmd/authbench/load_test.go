@@ -110,7 +110,7 @@ func TestLoadJSON(t *testing.T) {
 	}
 }
 
-// TestLoadTargets: the verdict on each DESIGN §7 target, from the
+// TestLoadTargets: the verdict on each target, from the
 // figures of a report (a run of fewer chips is judged by the time the
 // target's count would take at its rate).
 func TestLoadTargets(t *testing.T) {

@@ -26,7 +26,7 @@ import (
 
 // The end-to-end tests run the real server (server/embedded: API, service,
 // SQLite store) on a loopback port and drive simulated devices through it
-// with the ceremonies of this package, one rule of DESIGN.md §1 at a time.
+// with the ceremonies of this package, one rule of the lifecycle (server/domain) at a time.
 
 // vclock is a virtual clock shared by the server and the code devices.
 type vclock struct {
