@@ -12,6 +12,7 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, to tamper with the file
 
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
@@ -23,7 +24,7 @@ import (
 func TestAuditVerify(t *testing.T) {
 	ctx := context.Background()
 	db := filepath.Join(t.TempDir(), "authbench.db")
-	srv, err := embedded.Start(ctx, embedded.Options{DB: db, Hasher: secrets.FastParams()})
+	srv, err := embedded.Start(ctx, embedded.Options{DB: db, Hasher: secrets.FastParams(), Wrap: apitest.ForTest(t).Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestAuditVerifyReadOnly(t *testing.T) {
 	}
 
 	db := filepath.Join(t.TempDir(), "authbench.db")
-	srv, err := embedded.Start(context.Background(), embedded.Options{DB: db, Hasher: secrets.FastParams()})
+	srv, err := embedded.Start(context.Background(), embedded.Options{DB: db, Hasher: secrets.FastParams(), Wrap: apitest.ForTest(t).Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}

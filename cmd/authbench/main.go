@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -72,6 +73,10 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	stdin  io.Reader // nil means os.Stdin
+	// wrapAPI wraps the API handler of a server the command starts
+	// in-process (serve, demo, load): nil, except in tests, which check
+	// every exchange with it against the OpenAPI document.
+	wrapAPI func(http.Handler) http.Handler
 }
 
 func (e *env) in() io.Reader {

@@ -91,6 +91,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	opts.Wrap = e.wrapAPI
 	srv, err := embedded.Start(ctx, opts)
 	if errors.Is(err, service.ErrMasterKey) {
 		return masterKeyHelp(err, cfg.MasterKey, redactURL(cfg.DB), os.Getenv(secrets.EnvVar) != "", opts.Keyring == nil)

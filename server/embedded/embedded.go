@@ -109,6 +109,10 @@ type Options struct {
 	// SweepEvery is how often expired ceremonies and sessions are
 	// deleted; default 1 min.
 	SweepEvery time.Duration
+	// Wrap, when set, wraps the API handler the HTTP server serves: the
+	// tests check every exchange against the OpenAPI document with it
+	// (server/api/apitest).
+	Wrap func(http.Handler) http.Handler
 }
 
 // Server is a running server.
@@ -214,8 +218,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.Addr = ln.Addr().String()
 	s.URL = "http://" + s.Addr
+	var handler http.Handler = s.Handler
+	if opts.Wrap != nil {
+		handler = opts.Wrap(handler)
+	}
 	s.srv = &http.Server{
-		Handler:           s.Handler,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
