@@ -37,6 +37,7 @@ type serveCmd struct {
 	AllowNoneAttestation bool            `env:"AUTHBENCH_ALLOW_NONE_ATTESTATION" help:"Accept chips without a trusted attestation (recorded as untrusted); for development only."`
 	PSKCKeyFile          string          `name:"pskc-key-file" env:"AUTHBENCH_PSKC_KEY_FILE" placeholder:"FILE" help:"File holding, in hex, the pre-shared AES key that protects imported PSKC documents (RFC 6030 §6.1). $AUTHBENCH_PSKC_KEY may hold the hex instead."`
 	PSKCPassphraseFile   string          `name:"pskc-passphrase-file" env:"AUTHBENCH_PSKC_PASSPHRASE_FILE" placeholder:"FILE" help:"File whose first line is the passphrase of PBKDF2-protected PSKC documents (RFC 6030 §6.2). $AUTHBENCH_PSKC_PASSPHRASE may hold it instead."`
+	PSKCAllowPlaintext   bool            `name:"pskc-allow-plaintext" env:"AUTHBENCH_PSKC_ALLOW_PLAINTEXT" help:"Accept PSKC documents whose secrets are in the clear (PlainValue, RFC 6030 §4.2); for test documents only: whoever saw such a document knows the secrets. Without it they are refused (400 pskc_invalid)."`
 	Argon2MemoryBudget   uint64          `name:"argon2-memory-budget" default:"${argon2_budget}" env:"AUTHBENCH_ARGON2_MEMORY_BUDGET" placeholder:"MiB" help:"MiB of memory that password and PIN hashes (argon2id, 19 MiB each) may hold at once; a request that finds no room within --argon2-wait is answered 503 busy with Retry-After."`
 	Argon2Wait           time.Duration   `name:"argon2-wait" default:"${argon2_wait}" env:"AUTHBENCH_ARGON2_WAIT" placeholder:"DURATION" help:"How long a password or PIN hash waits for room under --argon2-memory-budget before the request is answered 503 busy (0: at once; at most 20s)."`
 	LoginLimitSource     rateFlag        `env:"AUTHBENCH_LOGIN_LIMIT_SOURCE" placeholder:"BURST/EVERY" help:"Login and activation requests allowed per client address, such as 60/100ms (the default), or off."`
@@ -134,6 +135,9 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 		return o, err
 	}
 	o.PSKCKey = key
+	if o.PSKCAllowPlaintext = cfg.PSKCAllowPlaintext; o.PSKCAllowPlaintext {
+		log.Warn("PSKC documents with secrets in the clear are accepted (--pskc-allow-plaintext): for test documents only")
+	}
 	o.PSKCPassphrase = os.Getenv("AUTHBENCH_PSKC_PASSPHRASE")
 	if cfg.PSKCPassphraseFile != "" {
 		b, err := readSecretFile("--pskc-passphrase-file", cfg.PSKCPassphraseFile)

@@ -96,6 +96,7 @@ type Options struct {
 	Hasher               secrets.Params
 	PSKCKey              []byte
 	PSKCPassphrase       string
+	PSKCAllowPlaintext   bool // test documents only (service.Options.PSKCAllowPlaintext)
 	Now                  func() time.Time
 	// Rand is the service's source of randomness (IDs, challenges,
 	// session tokens); nil means crypto/rand. The demo passes a seeded
@@ -200,6 +201,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Hasher:               opts.Hasher,
 		PSKCKey:              opts.PSKCKey,
 		PSKCPassphrase:       opts.PSKCPassphrase,
+		PSKCAllowPlaintext:   opts.PSKCAllowPlaintext,
 	})
 	if err != nil {
 		return nil, err
