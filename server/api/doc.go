@@ -72,9 +72,11 @@
 //
 // # Metrics
 //
-// /metrics writes the Prometheus text format (version 0.0.4) by hand:
-// requests by route and status, request durations, login outcomes by kind,
-// suspensions, blocks, the guesses evaluated against a secret
-// (authbench_verifier_checks_total, each after its attempt was reserved),
-// and store call latencies; Metrics implements service.Metrics.
+// /metrics serves the Prometheus text format with
+// github.com/prometheus/client_golang: requests by route and status,
+// request durations, login outcomes by kind, suspensions, blocks, the
+// guesses evaluated against a secret (authbench_verifier_checks_total,
+// each after its attempt was reserved), store call latencies, the
+// argon2id memory budget (in use, running, waiting, refused busy), and the
+// go_* and process_* families; Metrics implements service.Metrics.
 package api
