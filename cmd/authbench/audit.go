@@ -15,6 +15,7 @@ import (
 // auditCmd is `authbench audit`: one subcommand per action.
 type auditCmd struct {
 	Verify auditVerifyCmd `cmd:"" help:"Verify the hash chain of the audit log, opening the database read-only."`
+	List   auditListCmd   `cmd:"" help:"List the audit trail of an identity through the API (support token, or a session of the identity), recomputing each event's hash."`
 }
 
 // auditVerifyCmd is `authbench audit verify`.

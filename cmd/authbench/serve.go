@@ -138,18 +138,8 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 	if o.PSKCAllowPlaintext = cfg.PSKCAllowPlaintext; o.PSKCAllowPlaintext {
 		log.Warn("PSKC documents with secrets in the clear are accepted (--pskc-allow-plaintext): for test documents only")
 	}
-	o.PSKCPassphrase = os.Getenv("AUTHBENCH_PSKC_PASSPHRASE")
-	if cfg.PSKCPassphraseFile != "" {
-		b, err := readSecretFile("--pskc-passphrase-file", cfg.PSKCPassphraseFile)
-		if err != nil {
-			return o, err
-		}
-		pass, _, _ := strings.Cut(string(b), "\n")
-		clear(b)
-		if pass = strings.TrimRight(pass, "\r"); pass == "" {
-			return o, fmt.Errorf("--pskc-passphrase-file %s: no passphrase in it", cfg.PSKCPassphraseFile)
-		}
-		o.PSKCPassphrase = pass
+	if o.PSKCPassphrase, err = pskcPassphrase(cfg.PSKCPassphraseFile, os.Getenv(pskcPassphraseEnv)); err != nil {
+		return o, err
 	}
 	if cfg.Argon2MemoryBudget == 0 || cfg.Argon2MemoryBudget > 1<<20 {
 		return o, usageError{fmt.Errorf("--argon2-memory-budget %d: give 1 to %d MiB", cfg.Argon2MemoryBudget, 1<<20)}
