@@ -37,6 +37,9 @@ type auditList struct {
 	// Mismatched lists the seq of events whose hash does not recompute
 	// from their fields.
 	Mismatched []uint64 `json:"mismatched"`
+	// Unlinked lists the seq of events whose prev_hash is not the hash of
+	// the event listed before them in the identity's chain.
+	Unlinked []uint64 `json:"unlinked"`
 }
 
 func (c *auditListCmd) Run(ctx context.Context, e *env) error {
@@ -49,7 +52,7 @@ func (c *auditListCmd) Run(ctx context.Context, e *env) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	out := auditList{Identity: c.Identity, Mismatched: []uint64{}}
+	out := auditList{Identity: c.Identity, Mismatched: []uint64{}, Unlinked: []uint64{}}
 	after := c.After
 	for {
 		p, err := cl.Audit(ctx, c.Identity, after, c.Limit)
@@ -75,9 +78,17 @@ func (c *auditListCmd) Run(ctx context.Context, e *env) error {
 	if out.Events == nil {
 		out.Events = []client.Event{}
 	}
-	for _, ev := range out.Events {
+	for i, ev := range out.Events {
 		if !hashMatches(ev) {
 			out.Mismatched = append(out.Mismatched, ev.Seq)
+		}
+		// Events of the identity's own chain (version 2) follow each
+		// other: each carries the hash of the one before.
+		if i > 0 {
+			p := out.Events[i-1]
+			if ev.Version >= 2 && p.Version >= 2 && ev.Seq == p.Seq+1 && !strings.EqualFold(ev.PrevHash, p.Hash) {
+				out.Unlinked = append(out.Unlinked, ev.Seq)
+			}
 		}
 	}
 	if c.JSON {
@@ -87,7 +98,7 @@ func (c *auditListCmd) Run(ctx context.Context, e *env) error {
 	} else {
 		printEvents(e, &out, c.After)
 	}
-	if len(out.Mismatched) > 0 {
+	if len(out.Mismatched) > 0 || len(out.Unlinked) > 0 {
 		return exitError{exitFailed}
 	}
 	return nil
@@ -99,9 +110,12 @@ func printEvents(e *env, l *auditList, after uint64) {
 		fmt.Fprintf(e.stdout, "no audit events of %s after seq %d\n", l.Identity, after)
 		return
 	}
-	bad := map[uint64]bool{}
+	bad, unlinked := map[uint64]bool{}, map[uint64]bool{}
 	for _, s := range l.Mismatched {
 		bad[s] = true
+	}
+	for _, s := range l.Unlinked {
+		unlinked[s] = true
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tTIME\tTYPE\tAUTHENTICATOR\tACTOR\tREASON\tDETAILS")
@@ -114,16 +128,24 @@ func printEvents(e *env, l *auditList, after uint64) {
 		if bad[ev.Seq] {
 			seq += " HASH MISMATCH"
 		}
+		if unlinked[ev.Seq] {
+			seq += " NOT LINKED"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", seq, ev.Time.Local().Format(time.DateTime), ev.Type,
 			orDash(ev.AuthenticatorID), actor, orDash(ev.Reason), details(ev.Details))
 	}
 	tw.Flush()
 	switch {
-	case len(l.Mismatched) > 0:
-		fmt.Fprintf(e.stdout, "%d of %d events do NOT hash to their hash: the record was changed after it was written; run authbench audit verify on the server's database\n",
-			len(l.Mismatched), len(l.Events))
+	case len(l.Mismatched) > 0 || len(l.Unlinked) > 0:
+		if len(l.Mismatched) > 0 {
+			fmt.Fprintf(e.stdout, "%d of %d events do NOT hash to their hash: the record was changed after it was written\n", len(l.Mismatched), len(l.Events))
+		}
+		if len(l.Unlinked) > 0 {
+			fmt.Fprintf(e.stdout, "%d of %d events do NOT carry the hash of the event before them: the chain was cut or rewritten\n", len(l.Unlinked), len(l.Events))
+		}
+		fmt.Fprintln(e.stdout, "run authbench audit verify on the server's database")
 	default:
-		fmt.Fprintf(e.stdout, "%d events; each hash recomputes from its event (SHA-256 over prev_hash and the record, /v1/openapi.json Event.hash)\n", len(l.Events))
+		fmt.Fprintf(e.stdout, "%d events; each hash recomputes from its event and links to the one before (SHA-256 over prev_hash and the record, /v1/openapi.json Event.hash)\n", len(l.Events))
 	}
 	if l.Next != nil {
 		fmt.Fprintf(e.stdout, "more with --after %d\n", *l.Next)
@@ -153,6 +175,7 @@ func details(d map[string]any) string {
 // the contract says (Event.hash): the audit package's own computation.
 func hashMatches(ev client.Event) bool {
 	r := audit.Record{
+		Version:         uint8(ev.Version),
 		Seq:             ev.Seq,
 		Time:            ev.Time,
 		Type:            domain.EventType(ev.Type),

