@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -204,8 +205,15 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 	return o, nil
 }
 
-// minTokenLen is the shortest support token accepted from a file.
-const minTokenLen = 16
+// minTokenLen and maxTokenLen bound the support tokens accepted from a
+// file; bearerToken is their form, the b64token of RFC 6750 §2.1 that the
+// API's contract states for bearer tokens.
+const (
+	minTokenLen = 16
+	maxTokenLen = 256
+)
+
+var bearerToken = regexp.MustCompile(`^[A-Za-z0-9\-._~+/]+=*$`)
 
 // loadSupportTokens reads a support token file: one "operator-id token"
 // per line, blank lines and lines starting with # ignored. A missing file
@@ -248,6 +256,9 @@ func loadSupportTokens(path string) (tokens map[string]string, created bool, err
 		}
 		if len(f[1]) < minTokenLen {
 			return nil, false, fmt.Errorf("--support-token-file %s line %d: a token needs at least %d characters", path, n, minTokenLen)
+		}
+		if !bearerToken.MatchString(f[1]) || len(f[1]) > maxTokenLen {
+			return nil, false, fmt.Errorf("--support-token-file %s line %d: a token is at most %d letters, digits and - . _ ~ + /, then optional = (RFC 6750 b64token, as the API's contract says)", path, n, maxTokenLen)
 		}
 		if _, dup := tokens[f[1]]; dup {
 			return nil, false, fmt.Errorf("--support-token-file %s line %d: the same token twice", path, n)

@@ -260,3 +260,23 @@ func TestPSKCExportPassphrase(t *testing.T) {
 		t.Errorf("import into no server exited %d: %s", code, text)
 	}
 }
+
+// TestServeSupportTokenForm: a support token is a bearer token of the form
+// the API's contract states (RFC 6750 b64token, 16 to 256 characters);
+// serve refuses a token file that holds another, naming the line and never
+// the token.
+func TestServeSupportTokenForm(t *testing.T) {
+	for _, token := range []string{"token-with-a-bang!-0123456789", "token\"quoted\"-0123456789", strings.Repeat("t", 257)} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "tokens")
+		if err := os.WriteFile(path, []byte("# tokens\nsupport "+token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		code := run(refusalContext(t), &env{stdout: &stdout, stderr: &stderr}, append([]string{"serve"}, append(serveArgs(dir), "--support-token-file", path)...))
+		msg := stderr.String()
+		if code != 1 || !strings.Contains(msg, "line 2: a token is at most 256 letters") || strings.Contains(msg, token) {
+			t.Errorf("token %.20q: exit %d, stderr %q", token, code, msg)
+		}
+	}
+}
