@@ -78,12 +78,13 @@ type loadConfig struct {
 	db          string
 	seed        []byte
 	jsonOut     bool
+	wrapAPI     func(http.Handler) http.Handler // see env.wrapAPI
 }
 
 func (c *loadCmd) Run(ctx context.Context, e *env) error {
 	cfg := loadConfig{
 		scenario: c.Scenario, n: c.N, concurrency: c.Concurrency, devices: c.Devices,
-		duration: c.Duration, baseline: c.Baseline, sample: c.Sample, db: c.DB, jsonOut: c.JSON,
+		duration: c.Duration, baseline: c.Baseline, sample: c.Sample, db: c.DB, jsonOut: c.JSON, wrapAPI: e.wrapAPI,
 	}
 	seed := c.Seed
 	switch cfg.scenario {
@@ -416,6 +417,7 @@ func (l *loader) startServer(ctx context.Context, now func() time.Time) (*loadSe
 		Hasher:           secrets.FastParams(),
 		Now:              now,
 		RateLimit:        api.RateLimit{PerSource: api.Rate{Every: -1}, PerAuthenticator: api.Rate{Every: -1}},
+		Wrap:             l.cfg.wrapAPI,
 	})
 	if errors.Is(err, service.ErrMasterKey) {
 		// Each run seals under a new random key.

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -50,6 +51,7 @@ type cli struct {
 	Login       loginCmd       `cmd:"" help:"Log in as MitID does (the password and a chip or code device, or the app alone) and keep the two-factor session."`
 	Logout      logoutCmd      `cmd:"" help:"End a session (its token from --token-file or $AUTHBENCH_TOKEN)."`
 	Sessions    sessionsCmd    `cmd:"" help:"List or end the sessions of an identity."`
+	PSKC        pskcCmd        `cmd:"" name:"pskc" help:"Code device secrets in PSKC documents (RFC 6030): export them from devices in factory mode, import them into a server."`
 	Block       blockCmd       `cmd:"" help:"Block an authenticator permanently (lost or compromised); its security element is deleted."`
 	Reactivate  reactivateCmd  `cmd:"" help:"Reactivate a suspended authenticator (support token, or a two-factor session proven with other authenticators)."`
 	Cancel      cancelCmd      `cmd:"" help:"Withdraw a pending authenticator (added, never activated); nothing is revoked."`
@@ -78,6 +80,10 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	stdin  io.Reader // nil means os.Stdin
+	// wrapAPI wraps the API handler of a server the command starts
+	// in-process (serve, demo, load): nil, except in tests, which check
+	// every exchange with it against the OpenAPI document.
+	wrapAPI func(http.Handler) http.Handler
 }
 
 func (e *env) in() io.Reader {
