@@ -18,11 +18,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/authbench/authbench/internal/umockdevtest"
 )
@@ -349,5 +352,72 @@ func TestHelp(t *testing.T) {
 	}
 	if !strings.Contains(out, "130 interrupted") {
 		t.Errorf("help does not give the exit statuses:\n%s", out)
+	}
+	t.Run("every default said once", testDefaultsSaidOnce)
+}
+
+// commandNodes returns every command of the model (the root first), as
+// the parser of run builds it.
+func commandNodes(t *testing.T) []*kong.Node {
+	t.Helper()
+	p, err := newParser(&cli{}, &env{stdout: io.Discard, stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*kong.Node
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		nodes = append(nodes, n)
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(p.Model.Node)
+	return nodes
+}
+
+// testDefaultsSaidOnce: in the help of every command, no flag shows its
+// default as its placeholder ("--otp-alg=\"sha1\"") and says it once more
+// in its text ("default: sha1").
+func testDefaultsSaidOnce(t *testing.T) {
+	nextFlag := regexp.MustCompile(`\n\s*(-|\n)`)
+	checked := 0
+	for _, n := range commandNodes(t) {
+		path := strings.Fields(n.Path())
+		if n.Type == kong.ApplicationNode {
+			path = nil
+		}
+		code, out := runCmd(t, append([]string{"help"}, path...)...)
+		if code != 0 {
+			t.Errorf("help %s exited %d", n.Path(), code)
+			continue
+		}
+		for _, f := range n.Flags {
+			if f.Hidden || !f.HasDefault || f.Default == "" || f.IsBool() {
+				continue
+			}
+			checked++
+			i := strings.Index(out, "--"+f.Name+"=")
+			if i < 0 {
+				t.Errorf("help %s does not show --%s=", n.Path(), f.Name)
+				continue
+			}
+			entry := out[i:]
+			if loc := nextFlag.FindStringIndex(entry); loc != nil {
+				entry = entry[:loc[0]]
+			}
+			entry = strings.Join(strings.Fields(entry), " ")
+			placeholder, _, _ := strings.Cut(strings.TrimPrefix(entry, "--"+f.Name+"="), " ")
+			said := strings.Count(entry, "default: "+f.Default)
+			if placeholder == f.Default || placeholder == fmt.Sprintf("%q", f.Default) {
+				said++
+			}
+			if said != 1 {
+				t.Errorf("help %s says the default of --%s %d times: %s", n.Path(), f.Name, said, entry)
+			}
+		}
+	}
+	if checked < 20 {
+		t.Errorf("only %d flags with defaults checked", checked)
 	}
 }
