@@ -156,7 +156,12 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 		cfg.seed = make([]byte, 16)
 		rand.Read(cfg.seed)
 	}
-	if len(c.Command) > 0 && c.Command[0] == "--" { // kong passes the separator through
+	if len(c.Command) > 0 { // kong passes the separator through
+		if c.Command[0] != "--" {
+			// A stray word (a misspelt flag value, a flag without its
+			// dashes) is not run as a program.
+			return usageError{fmt.Errorf("unexpected argument %q: a command to run goes after --, as in authbench sim --chip usb -- %s", c.Command[0], strings.Join(c.Command, " "))}
+		}
 		c.Command = c.Command[1:]
 		if len(c.Command) == 0 {
 			return usageError{errors.New("nothing to run after --")}
