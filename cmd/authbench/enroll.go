@@ -263,8 +263,36 @@ func printAuthenticator(w io.Writer, a *client.Authenticator) {
 	}
 }
 
+// wrongServer returns an error of exit status 3 when err is a 404 and
+// the server at --server has no API there: its answers for an unknown
+// path and for an unknown identity (or authenticator, session) share the
+// code not_found, so it asks for the API's own document, which every
+// authbench server serves. It returns nil for any other error, and when
+// the document is there (the 404 is about what the command named).
+func (sf *serverFlags) wrongServer(err error) error {
+	var ae *client.APIError
+	if !errors.Is(err, client.ErrNotFound) || !errors.As(err, &ae) {
+		return nil
+	}
+	cl, cerr := client.New(sf.Server, client.Options{})
+	if cerr != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, perr := cl.OpenAPI(ctx)
+	if perr == nil || !(errors.Is(perr, client.ErrNotFound) || errors.Is(perr, client.ErrBadResponse)) {
+		return nil
+	}
+	return unreachableError{fmt.Errorf("the server at %s has no such endpoint (%s %s): is --server right? (it is the server's address, as authbench serve prints it, with or without /v1)\n  (%v)",
+		sf.Server, ae.Method, ae.Path, err)}
+}
+
 // explainServer turns an error talking to the server into what to do.
 func explainServer(sf *serverFlags, identity string, err error) error {
+	if werr := sf.wrongServer(err); werr != nil {
+		return werr
+	}
 	var ae *client.APIError
 	switch {
 	case errors.Is(err, client.ErrUnreachable):
@@ -276,7 +304,7 @@ func explainServer(sf *serverFlags, identity string, err error) error {
 	case errors.Is(err, client.ErrNotFound) && errors.As(err, &ae) && strings.HasSuffix(ae.Path, "/identities/"+identity):
 		return fmt.Errorf("the server has no identity %q\n  (%v)", identity, err)
 	case errors.Is(err, client.ErrBadResponse):
-		return fmt.Errorf("the server at %s does not answer like an authbench server: is --server right?\n  (%v)", sf.Server, err)
+		return unreachableError{fmt.Errorf("the server at %s does not answer like an authbench server: is --server right?\n  (%v)", sf.Server, err)}
 	}
 	return err
 }

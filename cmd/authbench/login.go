@@ -187,6 +187,9 @@ func (c *logoutCmd) Run(ctx context.Context, e *env) error {
 
 // explainLogin turns a login error into what to do.
 func explainLogin(sf *serverFlags, identity, sel string, err error) error {
+	if werr := sf.wrongServer(err); werr != nil {
+		return werr
+	}
 	var ae *client.APIError
 	var ce *client.CeremonyError
 	errors.As(err, &ae)
@@ -290,6 +293,9 @@ func changeAuthenticator(ctx context.Context, e *env, sf *serverFlags, tf *token
 		a, err = c.Reactivate(ctx, identity, aid)
 	}
 	if err != nil {
+		if werr := sf.wrongServer(err); werr != nil {
+			return werr
+		}
 		switch {
 		case errors.Is(err, client.ErrSelfServiceRefused):
 			return fmt.Errorf("refused on self-service: log in with ANOTHER active authenticator of %s and use that session, or ask support\n  (%v)", identity, err)
