@@ -251,9 +251,24 @@ func waitExit(t *testing.T, cmd *exec.Cmd, sc *bufio.Scanner) int {
 	return cmd.ProcessState.ExitCode()
 }
 
+// repeatedWord returns a word that text says twice in a row ("interrupted
+// (interrupted)"), or "".
+func repeatedWord(text string) string {
+	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' || r == ':')
+	})
+	for i := 1; i < len(words); i++ {
+		if len(words[i]) > 3 && words[i] == words[i-1] {
+			return words[i]
+		}
+	}
+	return ""
+}
+
 // TestInterrupt: Ctrl-C (SIGINT) during a measurement exits 130 after
-// removing the temporary database; serve and sim, which run until
-// interrupted, exit 0 and clean up.
+// removing the temporary database, and during a check exits 130 with the
+// report written; serve and sim, which run until interrupted, exit 0 and
+// clean up.
 func TestInterrupt(t *testing.T) {
 	t.Run("load", func(t *testing.T) {
 		tmp := t.TempDir()
@@ -269,6 +284,31 @@ func TestInterrupt(t *testing.T) {
 		}
 		if left, _ := os.ReadDir(tmp); len(left) != 0 {
 			t.Errorf("left in TMPDIR after the interruption: %v", left)
+		}
+	})
+	t.Run("check", func(t *testing.T) {
+		// A chip nobody touches: makeCredential waits until Ctrl-C.
+		devs := startSim(t, "--chip", "udp=0", "--presence", "never")
+		tmp := t.TempDir()
+		report := filepath.Join(tmp, "reports", "junit.xml")
+		cmd, sc, seen := startBinary(t, tmp, "check", "--device", "udp:"+devs[0].Addr, "--timeout", "5m", "--report", report)
+		waitLine(t, sc, seen, "transport.profile")
+		time.Sleep(200 * time.Millisecond) // into makeCredential, waiting for the touch
+		cmd.Process.Signal(syscall.SIGINT)
+		if code := waitExit(t, cmd, sc); code != exitInterrupted {
+			t.Fatalf("exit %d, want 130:\n%s", code, seen)
+		}
+		doc := readJUnit(t, report)
+		if len(doc.Suites) != 1 || !strings.Contains(doc.Suites[0].SystemErr, "interrupted") || doc.Suites[0].Skipped == 0 {
+			t.Fatalf("the report does not say the run was interrupted: %+v", doc)
+		}
+		for _, text := range []string{doc.Suites[0].SystemErr, seen.String()} {
+			if w := repeatedWord(text); w != "" {
+				t.Errorf("%q said twice in a row: %s", w, text)
+			}
+		}
+		if !strings.Contains(seen.String(), "stopped: interrupted during makeCredential") {
+			t.Errorf("the stop does not say where:\n%s", seen)
 		}
 	})
 	t.Run("sim", func(t *testing.T) {
