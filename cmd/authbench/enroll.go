@@ -331,15 +331,29 @@ func explainDevice(sel string, err error) error {
 	case errors.As(err, &se) && errors.Is(err, device.ErrNotFound):
 		return fmt.Errorf("the card in the reader is not a FIDO chip (it has no FIDO applet): use a MitID chip\n  (%v)", err)
 	case errors.Is(err, device.ErrRemoved):
-		return fmt.Errorf("the chip was removed: put it back and try again\n  (%v)", err)
+		return fmt.Errorf("the %s was removed: put it back and try again\n  (%v)", selectedWord(sel), err)
 	case errors.Is(err, device.ErrNotFound) && strings.HasPrefix(sel, "pcsc:"):
 		return fmt.Errorf("no chip found at %s: check the reader and the card, or run `authbench devices`\n  (%v)", sel, err)
+	case errors.Is(err, device.ErrNotFound) && strings.HasPrefix(sel, "serial:"):
+		return fmt.Errorf("no code device found at %s: is it connected and the path right (or the simulator running)? run `authbench devices`\n  (%v)", sel, err)
 	case errors.Is(err, device.ErrNotFound):
-		return fmt.Errorf("no chip found at %s: is it plugged in? run `authbench devices`\n  (%v)", sel, err)
+		return fmt.Errorf("no %s found at %s: is it plugged in? run `authbench devices`\n  (%v)", selectedWord(sel), sel, err)
 	case errors.Is(err, device.ErrNotSupported):
 		return fmt.Errorf("%s: this build or device does not support it\n  (%v)", sel, err)
 	}
 	return err
+}
+
+// selectedWord is what a selector names: a code device on a serial port
+// (or a simulated one), a chip on PC/SC, USB or UDP.
+func selectedWord(sel string) string {
+	switch {
+	case strings.HasPrefix(sel, "serial:"), strings.HasPrefix(sel, "sim:code"), strings.HasPrefix(sel, "sim:audio"):
+		return "code device"
+	case strings.HasPrefix(sel, "pcsc:"), strings.HasPrefix(sel, "usb"), strings.HasPrefix(sel, "udp"), strings.HasPrefix(sel, "sim:chip"):
+		return "chip"
+	}
+	return "device"
 }
 
 // explainEnroll turns an enrolment error into what to do.

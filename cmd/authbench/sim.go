@@ -99,6 +99,7 @@ type simDevice struct {
 	Path      string      `json:"path,omitempty"`
 	Serial    string      `json:"serial"`
 	Reader    string      `json:"reader,omitempty"`
+	Model     string      `json:"model,omitempty"`        // chips: the product name
 	Profile   string      `json:"profile,omitempty"`      // chips: "FIDO2", "U2F-only"
 	Hidraw    string      `json:"hidraw,omitempty"`       // usb: the hidraw node
 	USBFS     string      `json:"usbfs,omitempty"`        // usb: the node libusb opens
@@ -355,7 +356,7 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 	note := func(msg string) { s.note(msg) }
 	// The transports announce what the chip speaks (it reports its
 	// protocols to apdu.NewCard and ctaphid.Serve).
-	d := simDevice{Kind: device.KindChip, Serial: c.Serial(), Profile: c.Protocols().String()}
+	d := simDevice{Kind: device.KindChip, Serial: c.Serial(), Model: c.DeviceInfo().Model, Profile: c.Protocols().String()}
 	switch transport {
 	case "pcsc":
 		addr := vicc.DefaultAddr
