@@ -461,3 +461,27 @@ func testDefaultsSaidOnce(t *testing.T) {
 		t.Errorf("only %d flags with defaults checked", checked)
 	}
 }
+
+// TestMissingInputFileIsUsage: an input file named on the command line
+// that does not exist is a wrong command line (exit status 2), whichever
+// command names it, and the message names the file.
+func TestMissingInputFileIsUsage(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nope")
+	// (A missing --master-key of audit verify: TestAuditVerify.)
+	for _, args := range [][]string{
+		{"pskc", "import", missing + ".pskc", "--token-file", missing},
+		{"pskc", "import", missing + ".pskc"},
+		{"audit", "verify", "--db", missing + ".db"},
+		{"status", "--identity", "p", "--token-file", missing + ".token"},
+		{"check", "--device", "sim:chip", "--roots", missing + ".pem"},
+		{"check", "--device", "sim:code-display", "--otp-secret-file", missing + ".hex"},
+		{"voice", "decode", missing + ".wav"},
+		{"login", "--identity", "p", "--authenticator", "a", "--app-seed-file", missing + ".seed"},
+	} {
+		code, out := runCmd(t, args...)
+		if code != exitUsage || !strings.Contains(out, missing) {
+			t.Errorf("%q exited %d, want 2 naming the file:\n%s", args, code, out)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -49,6 +50,10 @@ type tokenFlags struct {
 func (tf *tokenFlags) readToken() (string, error) {
 	if tf.TokenFile != "" {
 		b, err := os.ReadFile(tf.TokenFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A missing input file is a wrong command line (exit status 2).
+			return "", usageError{fmt.Errorf("--token-file %s: no such file (a session file of authbench login, or the support token file of authbench serve)", tf.TokenFile)}
+		}
 		if err != nil {
 			return "", fmt.Errorf("token file: %w", err)
 		}

@@ -32,7 +32,7 @@ type pskcCmd struct {
 type pskcImportCmd struct {
 	serverFlags
 	tokenFlags
-	File string `arg:"" placeholder:"FILE" help:"The PSKC document, or - for standard input."`
+	File string `arg:"" type:"existingfile" placeholder:"FILE" help:"The PSKC document, or - for standard input."`
 	JSON bool   `help:"Print what was imported as JSON."`
 }
 
