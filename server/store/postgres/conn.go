@@ -87,8 +87,11 @@ func (s *Store) Explain(ctx context.Context, q *sqlcore.Stmt) (string, []string,
 				return err
 			}
 			defer tx.Exec(context.WithoutCancel(ctx), "DEALLOCATE authbench_explain")
-			args := strings.TrimSuffix(strings.Repeat("NULL, ", n), ", ")
-			return tx.QueryRow(ctx, "EXPLAIN (FORMAT JSON) EXECUTE authbench_explain("+args+")").Scan(&raw)
+			exec := "EXECUTE authbench_explain"
+			if n > 0 {
+				exec += "(" + strings.TrimSuffix(strings.Repeat("NULL, ", n), ", ") + ")"
+			}
+			return tx.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+exec).Scan(&raw)
 		})
 	})
 	if err != nil {

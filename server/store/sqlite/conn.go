@@ -108,7 +108,10 @@ func (r rows) Close() { _ = r.Rows.Close() }
 // a whole index ("SCAN CONSTANT ROW", the row of a SELECT without FROM,
 // reads nothing).
 func (c *conn) explain(ctx context.Context, q *sqlcore.Stmt) (string, []string, error) {
-	rs, err := c.c.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q.SQL)
+	// The plan does not depend on the parameters' values (SQLite plans a
+	// statement once, for any values), but each must be bound: NULLs.
+	args := make([]any, strings.Count(q.SQL, "?"))
+	rs, err := c.c.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q.SQL, args...)
 	if err != nil {
 		return "", nil, err
 	}

@@ -89,7 +89,7 @@ WHERE id = ? AND (CAST(? AS BIGINT) < 0 OR authenticators_version = ?)
 RETURNING authenticators_version`)
 	q.setVersion = s.stmt("set-version", hot, `SELECT authenticators_version FROM identities WHERE id = ?`)
 	q.serialRevoked = s.stmt("serial-revoked", hot, `SELECT COUNT(*) FROM tombstones
-WHERE serial = ? AND kind IN ('code-display', 'audio-code-reader')`)
+WHERE serial <> '' AND serial = ? AND kind IN ('code-display', 'audio-code-reader')`)
 	q.credentialInsert = s.stmt("credential-insert", hot, `INSERT INTO credential_ids (credential_id, authenticator_id, registered_at) VALUES (?, ?, ?)`)
 	q.authInsert = s.stmt("authenticator-insert", hot, `INSERT INTO authenticators (`+authCols+`)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -131,10 +131,10 @@ FROM code_elements WHERE authenticator_id = ?`)
 WHERE authenticator_id = ? AND wiped_at IS NULL AND highest_step < ?`)
 	q.codeLive = s.stmt("code-live", hot, `SELECT wiped_at FROM code_elements WHERE authenticator_id = ?`)
 	q.signAdvance = s.stmt("sign-advance", hot, `UPDATE chip_elements SET sign_count = ?
-WHERE authenticator_id = (SELECT id FROM authenticators WHERE credential_id = ? AND kind = 'chip')
+WHERE authenticator_id = (SELECT id FROM authenticators WHERE credential_id <> '' AND credential_id = ? AND kind = 'chip')
 	AND wiped_at IS NULL AND (sign_count < ? OR (sign_count = 0 AND CAST(? AS BIGINT) = 0))`)
 	q.chipLive = s.stmt("chip-live", hot, `SELECT e.wiped_at FROM chip_elements e JOIN authenticators a ON a.id = e.authenticator_id
-WHERE a.credential_id = ? AND a.kind = 'chip'`)
+WHERE a.credential_id <> '' AND a.credential_id = ? AND a.kind = 'chip'`)
 	q.secretUpdate = s.stmt("secret-update", cold, `UPDATE code_elements SET secret = ?, key_id = ?
 WHERE authenticator_id = ? AND wiped_at IS NULL AND key_id = ? AND secret = ?`)
 	q.pwVerifierUpdate = s.stmt("password-verifier-update", cold, `UPDATE password_elements SET verifier = ?
@@ -197,7 +197,8 @@ ORDER BY identity_id, seq LIMIT ?`)
 	q.auditHeads = s.stmt("audit-heads", cold, `SELECT identity_id, seq, hash FROM audit_heads WHERE seq > 0 ORDER BY identity_id`)
 	q.checkpointInsert = s.stmt("checkpoint-insert", cold, `INSERT INTO audit_checkpoints (`+columns.CheckpointCols+`) VALUES (?, ?, ?, ?, ?)`)
 	q.checkpointsFrom = s.stmt("checkpoints-from", cold, `SELECT `+columns.CheckpointCols+` FROM audit_checkpoints WHERE seq >= ? ORDER BY seq LIMIT ?`)
-	q.checkpointLast = s.stmt("checkpoint-last", hot, `SELECT `+columns.CheckpointCols+` FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`)
+	q.checkpointLast = s.stmt("checkpoint-last", hot, `SELECT `+columns.CheckpointCols+` FROM audit_checkpoints
+WHERE seq = (SELECT MAX(seq) FROM audit_checkpoints)`)
 
 	q.sealedCodeKeys = s.stmt("sealed-code-keys", cold, `SELECT key_id, COUNT(*), MIN(authenticator_id) FROM code_elements
 WHERE secret IS NOT NULL AND key_id IS NOT NULL GROUP BY key_id ORDER BY key_id`)
