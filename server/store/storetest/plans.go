@@ -16,7 +16,7 @@ type Planner interface {
 
 // indexedLookups are hot statements that find a row by a credential ID or
 // a serial, with the index each must use: the partial indexes
-// (WHERE credential_id <> ”, WHERE serial <> ”) serve a statement only
+// (of the rows whose credential ID, or serial, is not empty) serve a statement only
 // when it repeats their predicate, and without them every login and add
 // reads the whole table.
 var indexedLookups = map[string][]string{
