@@ -198,7 +198,7 @@ func (s *Store) runBatch() {
 	}
 	for _, op := range ops {
 		if op.err == nil && op.flags&sqlcore.Scrub != 0 {
-			s.scrub(bg, c)
+			s.wakeScrubber() // in the background: see scrub.go
 			break
 		}
 	}

@@ -65,6 +65,7 @@ type Store struct {
 	log    *slog.Logger
 	closed atomic.Bool
 	gc     groupCommit
+	scrub  *scrubber // nil for an in-memory or read-only database
 	// synchronous is the write connection's synchronous setting now
 	// (syncFull or syncNormal); the batch that holds wconn owns it.
 	synchronous string
@@ -114,6 +115,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 		return s, nil
 	}
+	var fileName string // the file: URI of a file database
 	if path == "" || path == ":memory:" {
 		// One connection: with database/sql every connection to :memory:
 		// would be a database of its own. It is never closed while the
@@ -131,7 +133,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}
-		name := "file:" + (&url.URL{Path: abs}).EscapedPath()
+		fileName = "file:" + (&url.URL{Path: abs}).EscapedPath()
+		name := fileName
 		wq := cloneValues(common)
 		// WAL: readers never block the writer nor each other. FULL: the
 		// WAL is synced at every commit, so an acknowledged change
@@ -165,6 +168,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.openConns(ctx, nread); err != nil {
 		s.closeDBs()
 		return nil, err
+	}
+	if !s.mem {
+		if err := s.startScrubber(fileName, common); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -279,6 +288,8 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	// The scrubber first: Close checkpoints on the write connection.
+	scrubErr := s.stopScrubber()
 	// Take every connection back, waiting for the calls that hold one.
 	var conns []*conn
 	var w *conn
@@ -295,7 +306,7 @@ func (s *Store) Close() error {
 	if !s.mem {
 		close(s.rconns)
 	}
-	var errs []error
+	errs := []error{scrubErr}
 	if w != nil && !s.mem {
 		if _, err := w.c.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 			errs = append(errs, fmt.Errorf("sqlite: checkpoint: %w", err))
@@ -327,7 +338,8 @@ var ErrCheckpointBusy = errors.New("sqlite: checkpoint incomplete: readers hold 
 // truncates it to zero bytes (PRAGMA wal_checkpoint(TRUNCATE)), waiting up
 // to the busy timeout for readers. After a wipe this removes the last
 // copies of wiped key material from the -wal file; the store does it by
-// itself after every write that deletes or replaces a secret. It returns
+// itself, in the background, within ScrubWindow of every write that
+// deletes or replaces a secret (scrub.go). It returns
 // ErrCheckpointBusy when readers kept it from completing, or the database
 // error (also after Close). It does nothing for an in-memory database.
 func (s *Store) Checkpoint(ctx context.Context) error {
@@ -336,6 +348,10 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	}
 	if s.ro {
 		return errReadOnly
+	}
+	if s.scrub != nil {
+		s.scrub.mu.Lock()
+		defer s.scrub.mu.Unlock()
 	}
 	c, ok := <-s.wconn
 	if !ok {
@@ -356,18 +372,6 @@ func checkpoint(ctx context.Context, c *conn) error {
 		return ErrCheckpointBusy
 	}
 	return nil
-}
-
-// scrub checkpoints on the write connection c after a batch that removed
-// secret bytes; a failure is logged, not returned: the batch itself is
-// committed.
-func (s *Store) scrub(ctx context.Context, c *conn) {
-	if s.mem {
-		return
-	}
-	if err := checkpoint(ctx, c); err != nil {
-		s.log.WarnContext(ctx, "sqlite: checkpoint after removing secret material did not complete; old copies may remain in the WAL until the next checkpoint", "err", err)
-	}
 }
 
 // Read implements sqlcore.Backend: fn runs on a read connection of the
