@@ -247,3 +247,19 @@ func (s *Store) runSavepoint(ctx context.Context, c *conn, op *writeOp) error {
 	}
 	return nil
 }
+
+// WriteStats counts the write transactions a Store committed.
+type WriteStats struct {
+	// Commits is the number of write transactions (group-committed
+	// batches) run.
+	Commits int64
+	// Durable is the number of those that waited for the disk
+	// (synchronous=FULL: the -wal file synced at the commit).
+	Durable int64
+}
+
+// Writes returns the write transactions committed so far: what a chip's
+// lifecycle, a login or a benchmark costs in durable writes.
+func (s *Store) Writes() WriteStats {
+	return WriteStats{Commits: s.gc.batches.Load(), Durable: s.gc.synced.Load()}
+}

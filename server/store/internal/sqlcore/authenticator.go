@@ -12,7 +12,7 @@ import (
 
 // CreateAuthenticator implements store.Authenticators.
 func (s *Store) CreateAuthenticator(ctx context.Context, c domain.Change, el store.Element) error {
-	return s.createAuthenticator(ctx, c, el, -1)
+	return s.createAuthenticator(ctx, c, el, -1, nil)
 }
 
 // CreateAuthenticatorAt implements store.Authenticators. The guard is the
@@ -25,17 +25,46 @@ func (s *Store) CreateAuthenticatorAt(ctx context.Context, c domain.Change, el s
 	if err != nil {
 		return err
 	}
-	return s.createAuthenticator(ctx, c, el, v)
+	return s.createAuthenticator(ctx, c, el, v, nil)
+}
+
+// CreateRegistered implements store.Authenticators: the mark of the
+// ceremony first, so that a second use of the ceremony stops there.
+func (s *Store) CreateRegistered(ctx context.Context, c domain.Change, el store.Element, version uint64, spent store.Ceremony) error {
+	v, err := s.col.U63(version, "authenticator set version")
+	if err != nil {
+		return err
+	}
+	if err := spent.Check(); err != nil {
+		return err
+	}
+	return s.createAuthenticator(ctx, c, el, v, &spent)
 }
 
 // createAuthenticator stores a new authenticator, raising the version of
-// its identity's authenticator set from version (-1: from any version).
-func (s *Store) createAuthenticator(ctx context.Context, c domain.Change, el store.Element, version int64) error {
+// its identity's authenticator set from version (-1: from any version),
+// and the mark of its ceremony spent, if any.
+func (s *Store) createAuthenticator(ctx context.Context, c domain.Change, el store.Element, version int64, spent *store.Ceremony) error {
 	n, err := s.prepareAuthenticator(c, el)
 	if err != nil {
 		return err
 	}
+	var spentExp any
+	if spent != nil {
+		if spentExp, err = s.col.Time(spent.ExpiresAt); err != nil {
+			return err
+		}
+	}
 	return s.write(ctx, scrubIf(consumesImport(n)), func(ctx context.Context, tx Tx) error {
+		if spent != nil {
+			_, err := tx.Exec(ctx, s.q.ceremonyInsert, spent.Key, spent.IdentityID, columns.NonNil(spent.Data), spentExp)
+			if err != nil && s.d.Class(err) == ClassUnique {
+				return s.errf("ceremony %s: %w", spent.Key, store.ErrSpent)
+			}
+			if err != nil {
+				return s.dbErr(err, "ceremony "+spent.Key)
+			}
+		}
 		if err := s.insertAuthenticator(ctx, tx, n, version); err != nil {
 			return err
 		}

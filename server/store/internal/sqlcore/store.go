@@ -93,7 +93,7 @@ func (s *Store) dbErr(err error, what string) error {
 	var race *SeqRace
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed) ||
 		errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrDuplicate) ||
-		errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrExhausted) || errors.As(err, &race) {
+		errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrExhausted) || errors.Is(err, store.ErrSpent) || errors.As(err, &race) {
 		return err
 	}
 	return s.errf("%s: %w", what, err)
