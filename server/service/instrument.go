@@ -98,6 +98,13 @@ func (s *instrumented) CreateRegistered(ctx context.Context, c domain.Change, el
 	return err
 }
 
+func (s *instrumented) AuthenticatorWithIdentity(ctx context.Context, id string) (domain.Identity, domain.Authenticator, error) {
+	t := time.Now()
+	v, a, err := s.Store.AuthenticatorWithIdentity(ctx, id)
+	s.time("authenticator_with_identity", t, err)
+	return v, a, err
+}
+
 func (s *instrumented) Authenticator(ctx context.Context, id string) (domain.Authenticator, error) {
 	t := time.Now()
 	v, err := s.Store.Authenticator(ctx, id)

@@ -142,6 +142,10 @@ type Authenticators interface {
 	// Authenticator returns the authenticator with ID id, or an error
 	// wrapping ErrNotFound.
 	Authenticator(ctx context.Context, id string) (domain.Authenticator, error)
+	// AuthenticatorWithIdentity returns the authenticator with ID id and
+	// its identity, read together (one statement: a login needs both), or
+	// an error wrapping ErrNotFound.
+	AuthenticatorWithIdentity(ctx context.Context, id string) (domain.Identity, domain.Authenticator, error)
 	// ListAuthenticators returns the authenticators of identity identityID
 	// in the order they were created (all states; none is not an error).
 	ListAuthenticators(ctx context.Context, identityID string) ([]domain.Authenticator, error)

@@ -247,6 +247,34 @@ func (s *Store) Authenticator(ctx context.Context, id string) (domain.Authentica
 	return a, nil
 }
 
+// AuthenticatorWithIdentity implements store.Authenticators: one
+// statement, a join of the authenticator with its identity.
+func (s *Store) AuthenticatorWithIdentity(ctx context.Context, id string) (domain.Identity, domain.Authenticator, error) {
+	var (
+		v domain.Identity
+		a domain.Authenticator
+	)
+	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+		var (
+			ir columns.IdentityRow
+			ar columns.AuthenticatorRow
+		)
+		if err := tx.QueryRow(ctx, s.q.authWithIdentity, id).Scan(append(ir.Dest(), ar.Dest()...)...); err != nil {
+			return err
+		}
+		var err error
+		if v, err = s.col.Identity(&ir); err != nil {
+			return err
+		}
+		a, err = s.col.Authenticator(&ar)
+		return err
+	})
+	if err != nil {
+		return domain.Identity{}, domain.Authenticator{}, s.dbErr(err, "authenticator "+id)
+	}
+	return v, a, nil
+}
+
 // ListAuthenticators implements store.Authenticators.
 func (s *Store) ListAuthenticators(ctx context.Context, identityID string) ([]domain.Authenticator, error) {
 	return s.readAuthenticators(ctx, "authenticators of "+identityID, s.q.authsOfIdentity, identityID)

@@ -1,6 +1,7 @@
 package sqlcore
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/authbench/authbench/server/store/internal/columns"
@@ -16,6 +17,16 @@ const (
 	importCols  = `serial, secret, key_id, digits, period_s, algorithm, imported_at, failures`
 	sessionCols = `s.token_hash, s.id, s.identity_id, s.level, s.via, s.created_at, s.expires_at`
 )
+
+// prefixed returns the column list cols with each column qualified by
+// prefix ("a.").
+func prefixed(prefix, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = prefix + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
 
 // validSession is the condition a usable session s meets at the
 // parameter (now): not expired, its identity active, and every
@@ -35,6 +46,7 @@ type queries struct {
 	setVersionBump, setVersion, serialRevoked, credentialInsert, authInsert, importConsume *Stmt
 	lockSerial                                                                             *Stmt // nil when the dialect needs none
 	authByID, authsOfIdentity, authsFind, authUpdate, authDelete, authVersion              *Stmt
+	authWithIdentity                                                                       *Stmt
 	// elements
 	chipInsert, codeInsert, appInsert, passwordInsert         *Stmt
 	chipWipe, codeWipe, appWipe, passwordWipe                 *Stmt
@@ -98,6 +110,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		q.lockSerial = s.stmt("lock-serial", cold, d.LockSerial)
 	}
 	q.authByID = s.stmt("authenticator-by-id", hot, `SELECT `+authCols+` FROM authenticators WHERE id = ?`)
+	q.authWithIdentity = s.stmt("authenticator-with-identity", hot, `SELECT `+prefixed("i.", identityCols)+`, `+prefixed("a.", authCols)+`
+FROM authenticators a JOIN identities i ON i.id = a.identity_id WHERE a.id = ?`)
 	q.authsOfIdentity = s.stmt("authenticators-of-identity", hot, `SELECT `+authCols+` FROM authenticators WHERE identity_id = ? ORDER BY created_at, id`)
 	q.authsFind = s.stmt("authenticators-find", hot, `SELECT `+authCols+` FROM authenticators
 WHERE (serial <> '' AND serial = ?) OR (credential_id <> '' AND credential_id = ?)
