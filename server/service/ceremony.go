@@ -76,15 +76,41 @@ func tokenAD(identityID string) []byte {
 // for CeremonyTTL from now (c.Expires is set).
 func (s *Service) sealCeremony(identityID string, c *loginCeremony) (string, error) {
 	c.Expires = s.clock().Add(s.ceremonyTT).UnixNano()
-	raw, err := jsonMarshal(c)
+	return s.sealToken(tokenPrefix, tokenAD(identityID), c)
+}
+
+// sealToken returns v as JSON sealed with the keyring for associated data
+// ad, as a token that starts with prefix.
+func (s *Service) sealToken(prefix string, ad []byte, v any) (string, error) {
+	raw, err := jsonMarshal(v)
 	if err != nil {
 		return "", err
 	}
-	sl, err := s.keys.Seal(raw, tokenAD(identityID))
+	sl, err := s.keys.Seal(raw, ad)
 	if err != nil {
-		return "", fmt.Errorf("service: sealing a login ceremony: %w", err)
+		return "", fmt.Errorf("service: sealing a ceremony: %w", err)
 	}
-	return tokenPrefix + b64.EncodeToString([]byte(sl.KeyID)) + "." + b64.EncodeToString(sl.Blob), nil
+	return prefix + b64.EncodeToString([]byte(sl.KeyID)) + "." + b64.EncodeToString(sl.Blob), nil
+}
+
+// openToken opens tok, sealed by sealToken with prefix and ad, into v. It
+// reports whether tok was well formed, sealed for ad by the keyring, and
+// held JSON.
+func (s *Service) openToken(tok, prefix string, ad []byte, v any) bool {
+	if len(tok) > maxTokenLen || !strings.HasPrefix(tok, prefix) {
+		return false
+	}
+	kid, blob, ok := strings.Cut(tok[len(prefix):], ".")
+	if !ok {
+		return false
+	}
+	k, err1 := b64.DecodeString(kid)
+	bl, err2 := b64.DecodeString(blob)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	raw, err := s.keys.Open(secrets.Sealed{KeyID: string(k), Blob: bl}, ad)
+	return err == nil && jsonUnmarshal(raw, v) == nil
 }
 
 // openCeremony returns the content of login token tok of identity
@@ -97,24 +123,8 @@ func (s *Service) openCeremony(tok, identityID, stage string) (loginCeremony, er
 		return loginCeremony{}, invalid("ceremony is missing")
 	}
 	bad := fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
-	if len(tok) > maxTokenLen || !strings.HasPrefix(tok, tokenPrefix) {
-		return loginCeremony{}, bad
-	}
-	kid, blob, ok := strings.Cut(tok[len(tokenPrefix):], ".")
-	if !ok {
-		return loginCeremony{}, bad
-	}
-	k, err1 := b64.DecodeString(kid)
-	bl, err2 := b64.DecodeString(blob)
-	if err1 != nil || err2 != nil {
-		return loginCeremony{}, bad
-	}
-	raw, err := s.keys.Open(secrets.Sealed{KeyID: string(k), Blob: bl}, tokenAD(identityID))
-	if err != nil {
-		return loginCeremony{}, bad
-	}
 	var c loginCeremony
-	if err := jsonUnmarshal(raw, &c); err != nil || c.Stage != stage {
+	if !s.openToken(tok, tokenPrefix, tokenAD(identityID), &c) || c.Stage != stage {
 		return loginCeremony{}, bad
 	}
 	if stage == stageFactor && (c.Factor == "" || !c.Kind.Valid() ||
@@ -173,15 +183,7 @@ func registrationAD(identityID string) []byte {
 // CeremonyTTL from now (d.Expires is set).
 func (s *Service) sealRegistration(d *ceremonyData) (string, error) {
 	d.Expires = s.clock().Add(s.ceremonyTT).UnixNano()
-	raw, err := jsonMarshal(d)
-	if err != nil {
-		return "", err
-	}
-	sl, err := s.keys.Seal(raw, registrationAD(d.IdentityID))
-	if err != nil {
-		return "", fmt.Errorf("service: sealing a registration ceremony: %w", err)
-	}
-	return registrationPrefix + b64.EncodeToString([]byte(sl.KeyID)) + "." + b64.EncodeToString(sl.Blob), nil
+	return s.sealToken(registrationPrefix, registrationAD(d.IdentityID), d)
 }
 
 // openRegistration returns the content of registration token tok for
@@ -194,24 +196,8 @@ func (s *Service) openRegistration(tok, purpose, identityID, aid string) (ceremo
 		return ceremonyData{}, store.Ceremony{}, invalid("ceremony is missing")
 	}
 	bad := fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
-	if len(tok) > maxTokenLen || !strings.HasPrefix(tok, registrationPrefix) {
-		return ceremonyData{}, store.Ceremony{}, bad
-	}
-	kid, blob, ok := strings.Cut(tok[len(registrationPrefix):], ".")
-	if !ok {
-		return ceremonyData{}, store.Ceremony{}, bad
-	}
-	k, err1 := b64.DecodeString(kid)
-	bl, err2 := b64.DecodeString(blob)
-	if err1 != nil || err2 != nil {
-		return ceremonyData{}, store.Ceremony{}, bad
-	}
-	raw, err := s.keys.Open(secrets.Sealed{KeyID: string(k), Blob: bl}, registrationAD(identityID))
-	if err != nil {
-		return ceremonyData{}, store.Ceremony{}, bad
-	}
 	var d ceremonyData
-	if err := jsonUnmarshal(raw, &d); err != nil || len(d.Challenge) != challengeLen || d.IdentityID != identityID {
+	if !s.openToken(tok, registrationPrefix, registrationAD(identityID), &d) || len(d.Challenge) != challengeLen || d.IdentityID != identityID {
 		return ceremonyData{}, store.Ceremony{}, bad
 	}
 	if d.Purpose != purpose || d.AuthenticatorID != aid {

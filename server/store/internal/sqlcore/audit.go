@@ -172,31 +172,7 @@ func (s *Store) AuditHeads(ctx context.Context) ([]store.AuditHead, error) {
 }
 
 func (s *Store) queryAudit(ctx context.Context, q *Stmt, args ...any) ([]store.AuditRecord, error) {
-	var out []store.AuditRecord
-	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
-		out = nil
-		rows, err := tx.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var r columns.AuditRow
-			if err := rows.Scan(r.Dest()...); err != nil {
-				return err
-			}
-			rec, err := s.col.Audit(&r)
-			if err != nil {
-				return err
-			}
-			out = append(out, rec)
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, s.dbErr(err, "read the audit log")
-	}
-	return out, nil
+	return queryRows(ctx, s, "read the audit log", func(r *columns.AuditRow) (store.AuditRecord, error) { return s.col.Audit(r) }, q, args...)
 }
 
 // PutAuditCheckpoint implements store.AuditCheckpoints.
@@ -246,7 +222,20 @@ func (s *Store) LastAuditCheckpoint(ctx context.Context) (store.AuditCheckpoint,
 }
 
 func (s *Store) queryCheckpoints(ctx context.Context, q *Stmt, args ...any) ([]store.AuditCheckpoint, error) {
-	var out []store.AuditCheckpoint
+	return queryRows(ctx, s, "read the audit checkpoints", func(r *columns.CheckpointRow) (store.AuditCheckpoint, error) { return s.col.Checkpoint(r) }, q, args...)
+}
+
+// row is a columns row type: a pointer with the scan destinations of its
+// columns.
+type row[R any] interface {
+	*R
+	Dest() []any
+}
+
+// queryRows runs q on a read connection and converts each row (of
+// columns type R) with conv; what names the read in an error.
+func queryRows[T, R any, PR row[R]](ctx context.Context, s *Store, what string, conv func(PR) (T, error), q *Stmt, args ...any) ([]T, error) {
+	var out []T
 	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
 		out = nil
 		rows, err := tx.Query(ctx, q, args...)
@@ -255,20 +244,20 @@ func (s *Store) queryCheckpoints(ctx context.Context, q *Stmt, args ...any) ([]s
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var r columns.CheckpointRow
+			r := PR(new(R))
 			if err := rows.Scan(r.Dest()...); err != nil {
 				return err
 			}
-			c, err := s.col.Checkpoint(&r)
+			v, err := conv(r)
 			if err != nil {
 				return err
 			}
-			out = append(out, c)
+			out = append(out, v)
 		}
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, s.dbErr(err, "read the audit checkpoints")
+		return nil, s.dbErr(err, what)
 	}
 	return out, nil
 }
