@@ -50,8 +50,12 @@ const (
 const tokenPrefix = "t2."
 
 // maxTokenLen bounds the login tokens accepted (a real one is about 200
-// characters).
-const maxTokenLen = 512
+// characters), maxRegistrationLen the registration tokens (which carry
+// the label: at most about 1,500 characters).
+const (
+	maxTokenLen        = 512
+	maxRegistrationLen = 2048
+)
 
 // loginCeremony is the sealed content of a login token.
 type loginCeremony struct {
@@ -94,10 +98,10 @@ func (s *Service) sealToken(prefix string, ad []byte, v any) (string, error) {
 }
 
 // openToken opens tok, sealed by sealToken with prefix and ad, into v. It
-// reports whether tok was well formed, sealed for ad by the keyring, and
+// reports whether tok was well formed (at most max bytes), sealed for ad by the keyring, and
 // held JSON.
-func (s *Service) openToken(tok, prefix string, ad []byte, v any) bool {
-	if len(tok) > maxTokenLen || !strings.HasPrefix(tok, prefix) {
+func (s *Service) openToken(tok, prefix string, max int, ad []byte, v any) bool {
+	if len(tok) > max || !strings.HasPrefix(tok, prefix) {
 		return false
 	}
 	kid, blob, ok := strings.Cut(tok[len(prefix):], ".")
@@ -124,7 +128,7 @@ func (s *Service) openCeremony(tok, identityID, stage string) (loginCeremony, er
 	}
 	bad := fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
 	var c loginCeremony
-	if !s.openToken(tok, tokenPrefix, tokenAD(identityID), &c) || c.Stage != stage {
+	if !s.openToken(tok, tokenPrefix, maxTokenLen, tokenAD(identityID), &c) || c.Stage != stage {
 		return loginCeremony{}, bad
 	}
 	if stage == stageFactor && (c.Factor == "" || !c.Kind.Valid() ||
@@ -197,7 +201,7 @@ func (s *Service) openRegistration(tok, purpose, identityID, aid string) (ceremo
 	}
 	bad := fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
 	var d ceremonyData
-	if !s.openToken(tok, registrationPrefix, registrationAD(identityID), &d) || len(d.Challenge) != challengeLen || d.IdentityID != identityID {
+	if !s.openToken(tok, registrationPrefix, maxRegistrationLen, registrationAD(identityID), &d) || len(d.Challenge) != challengeLen || d.IdentityID != identityID {
 		return ceremonyData{}, store.Ceremony{}, bad
 	}
 	if d.Purpose != purpose || d.AuthenticatorID != aid {
