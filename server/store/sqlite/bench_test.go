@@ -165,8 +165,8 @@ func BenchmarkSignCount(b *testing.B) {
 			}
 			anchor = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 		})
+		counts := make([]uint32, n) // the stored counters, across runs
 		b.Run(fmt.Sprintf("chips=%d/advance", n), func(b *testing.B) {
-			counts := make([]uint32, n)
 			i := 0
 			for b.Loop() {
 				k := (i * 7919) % n
