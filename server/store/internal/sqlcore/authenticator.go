@@ -235,16 +235,7 @@ func (s *Store) AuthenticatorSet(ctx context.Context, identityID string) (store.
 
 // Authenticator implements store.Authenticators.
 func (s *Store) Authenticator(ctx context.Context, id string) (domain.Authenticator, error) {
-	var a domain.Authenticator
-	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
-		var err error
-		a, err = s.scanAuthenticator(tx.QueryRow(ctx, s.q.authByID, id))
-		return err
-	})
-	if err != nil {
-		return domain.Authenticator{}, s.dbErr(err, "authenticator "+id)
-	}
-	return a, nil
+	return readRow(ctx, s, "authenticator "+id, s.scanAuthenticator, s.q.authByID, id)
 }
 
 // AuthenticatorWithIdentity implements store.Authenticators: one

@@ -49,16 +49,7 @@ func (s *Store) CreateIdentity(ctx context.Context, c domain.IdentityChange, fir
 
 // Identity implements store.Identities.
 func (s *Store) Identity(ctx context.Context, id string) (domain.Identity, error) {
-	var v domain.Identity
-	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
-		var err error
-		v, err = s.scanIdentity(tx.QueryRow(ctx, s.q.identityByID, id))
-		return err
-	})
-	if err != nil {
-		return domain.Identity{}, s.dbErr(err, "identity "+id)
-	}
-	return v, nil
+	return readRow(ctx, s, "identity "+id, s.scanIdentity, s.q.identityByID, id)
 }
 
 // UpdateIdentity implements store.Identities. The version check and the

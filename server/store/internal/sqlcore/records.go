@@ -115,16 +115,7 @@ func (s *Store) ReplaceImport(ctx context.Context, im store.Import) error {
 
 // Import implements store.Imports.
 func (s *Store) Import(ctx context.Context, serial string) (store.Import, error) {
-	var im store.Import
-	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
-		var err error
-		im, err = s.scanImport(tx.QueryRow(ctx, s.q.importBySerial, serial))
-		return err
-	})
-	if err != nil {
-		return store.Import{}, s.dbErr(err, "import of serial "+serial)
-	}
-	return im, nil
+	return readRow(ctx, s, "import of serial "+serial, s.scanImport, s.q.importBySerial, serial)
 }
 
 // TakeImport implements store.Imports with one DELETE ... RETURNING: of

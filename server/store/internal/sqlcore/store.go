@@ -104,6 +104,23 @@ func (s *Store) read(ctx context.Context, fn func(ctx context.Context, tx Tx) er
 	return s.b.Read(ctx, fn)
 }
 
+// readRow runs q, which returns at most one row, on a read connection and
+// converts the row with scan; what names the read in an error (an error
+// wrapping store.ErrNotFound when there is no row).
+func readRow[T any](ctx context.Context, s *Store, what string, scan func(Row) (T, error), q *Stmt, args ...any) (T, error) {
+	var v T
+	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		v, err = scan(tx.QueryRow(ctx, q, args...))
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, s.dbErr(err, what)
+	}
+	return v, nil
+}
+
 // write runs fn in a write transaction with flags f.
 func (s *Store) write(ctx context.Context, f Flags, fn func(ctx context.Context, tx Tx) error) error {
 	return s.b.Write(ctx, f, fn)
