@@ -79,6 +79,19 @@ func (v *view) Element(a service.AuthenticatorView) string {
 	return v.T("element.none")
 }
 
+// Attestation says how a chip's attestation was verified: its format,
+// and whether it chains to a trusted root; "" for other kinds.
+func (v *view) Attestation(a service.AuthenticatorView) string {
+	c, ok := a.Element.(service.ChipSummary)
+	if !ok {
+		return ""
+	}
+	if c.AttestationTrusted {
+		return c.AttestationFormat + " (" + v.T("attestation.trusted") + ")"
+	}
+	return c.AttestationFormat + " (" + v.T("attestation.untrusted") + ")"
+}
+
 // Name is how a person recognises an authenticator: its label, else its
 // serial or the start of its credential ID, else its ID.
 func (v *view) Name(a service.AuthenticatorView) string {

@@ -200,7 +200,9 @@ func (h *Handler) post(m *http.ServeMux, path string, f http.HandlerFunc, flags 
 		r.Body = http.MaxBytesReader(w, r.Body, max)
 		var err error
 		if flags&multipart != 0 {
-			err = r.ParseMultipartForm(1 << 20)
+			if err = r.ParseMultipartForm(1 << 20); errors.Is(err, http.ErrNotMultipart) {
+				err = r.ParseForm() // no upload: refused below
+			}
 		} else {
 			err = r.ParseForm()
 		}
