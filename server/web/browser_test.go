@@ -427,7 +427,6 @@ func (tb *tab) cookies() []*network.Cookie {
 	return cs
 }
 
-
 // TestAxeFindsViolations: the accessibility check is not vacuous: axe-core,
 // injected as the story injects it, reports a field without a label and
 // text without contrast on a page made to have them.

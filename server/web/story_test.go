@@ -63,18 +63,18 @@ func startSite(t *testing.T) *site {
 	s := &site{clock: &vclock{t: time.Now().UTC().Truncate(time.Second)}, pskc: make([]byte, 16)}
 	rand.Read(s.pskc)
 	s.Server, err = embedded.Start(context.Background(), embedded.Options{
-		Listener:         ln,
-		DB:               filepath.Join(t.TempDir(), "authbench.db"),
-		SupportTokens:    map[string]string{supportToken: "desk-1"},
+		Listener:      ln,
+		DB:            filepath.Join(t.TempDir(), "authbench.db"),
+		SupportTokens: map[string]string{supportToken: "desk-1"},
 		// Chromium's virtual authenticators attest with a batch
 		// certificate that Chromium makes anew, self-signed, for each
 		// one: it chains to no root a server could hold, so the story's
 		// chips are accepted as untrusted (their attestation statements
 		// are verified all the same, and recorded with their format).
 		AllowNoneAttestation: true,
-		Hasher:           secrets.FastParams(),
-		PSKCKey:          s.pskc,
-		Now:              s.clock.Now,
+		Hasher:               secrets.FastParams(),
+		PSKCKey:              s.pskc,
+		Now:                  s.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -70,7 +70,7 @@ type person struct {
 func newPerson(t *testing.T, base string, tlsConf *tls.Config) *person {
 	jar, _ := cookiejar.New(nil)
 	return &person{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
-		Transport: english{&http.Transport{TLSClientConfig: tlsConf}},
+		Transport:     english{&http.Transport{TLSClientConfig: tlsConf}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
