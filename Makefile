@@ -12,7 +12,7 @@ BIN       := bin/authbench
 
 # Debian packages: to build (cgo drivers), and what the tests talk to.
 BUILD_DEBS := libpcsclite-dev libusb-1.0-0-dev pkg-config
-TEST_DEBS  := $(BUILD_DEBS) pcscd vsmartcard-vpcd pcsc-tools python3-fido2 python3-pyscard espeak-ng postgresql zsh fish mandoc
+TEST_DEBS  := $(BUILD_DEBS) pcscd vsmartcard-vpcd pcsc-tools python3-fido2 python3-pyscard espeak-ng postgresql zsh fish mandoc chromium fonts-dejavu-core
 
 .PHONY: all build demo test bench fuzz vet deps test-deps clean
 
@@ -21,8 +21,11 @@ all: build
 deps:
 	@.ci/deps $(BUILD_DEBS)
 
+# The browser tests also inject axe-core (npm) into every page; .ci/axe
+# installs it into the user's cache directory, outside the repository.
 test-deps:
 	@.ci/deps $(TEST_DEBS)
+	@.ci/axe >/dev/null
 
 build: deps
 	$(GO) build -o $(BIN) ./cmd/authbench
@@ -36,6 +39,7 @@ test: test-deps
 	@# PostgreSQL tests use a local server when one can be started (as root).
 	$(eval export AUTHBENCH_POSTGRES_URL := $(shell .ci/postgres))
 	CGO_ENABLED=0 $(GO) build ./device/... ./sim/... ./server/... ./cmd/...
+	$(eval export AUTHBENCH_AXE := $(shell .ci/axe))
 	$(GO) test -timeout 12m $(TESTFLAGS) ./...
 
 bench: test-deps
