@@ -30,9 +30,19 @@ test-deps:
 build: deps
 	$(GO) build -o $(BIN) ./cmd/authbench
 
-# The main job: the end-to-end story on simulated devices.
+# The main job: the end-to-end story on simulated devices; then, in a
+# terminal, the pages (self-service and support) with a ready-made person,
+# until Ctrl-C. Without a terminal (a script, CI) it prints how to start
+# them instead of waiting; DEMO_PAGES=1 serves them anyway, DEMO_PAGES=0
+# never.
+DEMO_PAGES ?= auto
 demo: build
 	./$(BIN) demo
+	@if [ "$(DEMO_PAGES)" = 1 ] || { [ "$(DEMO_PAGES)" = auto ] && [ -t 0 ] && [ -t 1 ]; }; then \
+		./$(BIN) serve --demo; \
+	else \
+		echo; echo "To click through the story in a browser: ./$(BIN) serve --demo (a ready-made person; stop with Ctrl-C)"; \
+	fi
 
 test: test-deps
 	$(GO) vet ./...

@@ -38,7 +38,7 @@ type cli struct {
 	Sim        simCmd        `cmd:"" help:"Run simulated chips, code displays and audio code readers until interrupted."`
 	Devices    devicesCmd    `cmd:"" help:"List chips on PC/SC and USB, and CDP/1 code devices on serial ports."`
 	Check      checkCmd      `cmd:"" help:"Run the conformance checks against one device and write reports."`
-	Serve      serveCmd      `cmd:"" help:"Run the authbench server: HTTP JSON API over an SQLite or PostgreSQL store."`
+	Serve      serveCmd      `cmd:"" help:"Run the authbench server: the HTTP JSON API and the pages (self-service at /, support at /support) over an SQLite or PostgreSQL store."`
 	Identity   identityCmd   `cmd:"" help:"Manage identities (persons) on a running server."`
 	Enroll     enrollCmd     `cmd:"" help:"Enrol a chip (physical or simulated) as a MitID chip of an identity on a running server."`
 	Login      loginCmd      `cmd:"" help:"Log in as MitID does (the password and a chip or code device, or the app alone) and keep the two-factor session."`
