@@ -410,6 +410,24 @@ func (st *story) run() {
 	st.loginChip()
 	me.want(".msg.ok", "You are logged in.")
 
+	// The person blocks their password as compromised: it is gone for
+	// good, with the session it proved; support sets a new one at the
+	// desk, and the person logs in with it.
+	pw := st.section(me, "Password")
+	me.run(chromedp.Click(chromedp.CSS(pw + " input[value=compromised]")))
+	me.load("block the password", chromedp.Click(chromedp.CSS(pw+" button.danger")))
+	me.want("main", "Your session has ended")
+	st.password()
+	me.want(".msg.error", "permanently blocked")
+	sup.open("/support/identities/" + st.id)
+	sup.submit("form[action$='/password'] button", "#new-password", thePassword+" 2", "#repeat-password", thePassword+" 2")
+	sup.want(".msg.ok", "The new password is saved.")
+	me.open("/")
+	me.submit("form[action='/login'] button", "#identity", st.id, "#password", thePassword+" 2")
+	st.chooseIn(me, "MitID chip")
+	me.load("use the chip", chromedp.Click(chromedp.CSS("#use-chip")))
+	me.want(".msg.ok", "You are logged in.")
+
 	// Support verifies the audit trail.
 	sup.open("/support")
 	sup.load("verify", chromedp.Click(chromedp.CSS("form[action='/support/audit/verify'] button")))
