@@ -17,13 +17,23 @@ import (
 	"github.com/authbench/authbench/server/secrets"
 )
 
-// TestAuditVerify: the chain of a real server's database verifies; after
-// one record is altered behind the store's back, verify says where it
-// breaks and exits 1.
+// TestAuditVerify: the chains of a real server's database verify against
+// the checkpoint it wrote at shutdown; after one record is altered behind
+// the store's back, verify says where it breaks and exits 1; without the
+// master key it refuses to guess.
 func TestAuditVerify(t *testing.T) {
 	ctx := context.Background()
-	db := filepath.Join(t.TempDir(), "authbench.db")
-	srv, err := embedded.Start(ctx, embedded.Options{DB: db, Hasher: secrets.FastParams()})
+	dir := t.TempDir()
+	db, keyFile := filepath.Join(dir, "authbench.db"), filepath.Join(dir, "master.key")
+	keys, err := secrets.GenerateKeyring(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(secrets.EnvVar, "")
+	srv, err := embedded.Start(ctx, embedded.Options{DB: db, Keyring: keys, Hasher: secrets.FastParams()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,9 +49,14 @@ func TestAuditVerify(t *testing.T) {
 	c.CloseIdleConnections()
 	srv.Close()
 
-	code, out := runCmd(t, "audit", "verify", "--db", db)
-	if code != 0 || !strings.Contains(out, "audit chain intact") {
-		t.Fatalf("verify of an intact chain exited %d: %s", code, out)
+	code, out := runCmd(t, "audit", "verify", "--db", db, "--master-key", keyFile)
+	if code != 0 || !strings.Contains(out, "audit log intact: 9 records in 3 chains, 1 checkpoint\n") || strings.Contains(out, "newer than") || strings.Contains(out, "no checkpoint") {
+		t.Fatalf("verify of an intact log exited %d: %s", code, out)
+	}
+	t.Log(strings.TrimSpace(out))
+	code, out = runCmd(t, "audit", "verify", "--db", db, "--master-key", filepath.Join(dir, "missing.key"))
+	if code != 1 || !strings.Contains(out, "needs the master key") {
+		t.Fatalf("verify without the key exited %d: %s", code, out)
 	}
 
 	raw, err := sql.Open("sqlite", db)
@@ -50,15 +65,15 @@ func TestAuditVerify(t *testing.T) {
 	}
 	for _, q := range []string{
 		`DROP TRIGGER audit_append_only_update`,
-		`UPDATE audit SET body = CAST(replace(CAST(body AS TEXT), 'b', 'x') AS BLOB) WHERE seq = (SELECT MIN(seq) FROM audit WHERE identity_id = 'b')`,
+		`UPDATE audit SET body = CAST(replace(CAST(body AS TEXT), 'support', 'Support') AS BLOB) WHERE identity_id = 'b' AND seq = 1`,
 	} {
 		if _, err := raw.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
 	raw.Close()
-	code, out = runCmd(t, "audit", "verify", "--db", db)
-	if code != 1 || !strings.Contains(out, "BROKEN at record") {
+	code, out = runCmd(t, "audit", "verify", "--db", db, "--master-key", keyFile)
+	if code != 1 || !strings.Contains(out, `[hash] chain of identity "b", record 1: hash mismatch`) {
 		t.Fatalf("verify of a tampered chain exited %d: %s", code, out)
 	}
 	t.Log(strings.TrimSpace(out))
@@ -87,7 +102,15 @@ func TestAuditVerifyReadOnly(t *testing.T) {
 	}
 
 	db := filepath.Join(t.TempDir(), "authbench.db")
-	srv, err := embedded.Start(context.Background(), embedded.Options{DB: db, Hasher: secrets.FastParams()})
+	keys, err := secrets.GenerateKeyring(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "master.key")
+	if err := keys.WriteFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := embedded.Start(context.Background(), embedded.Options{DB: db, Keyring: keys, Hasher: secrets.FastParams()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +122,7 @@ func TestAuditVerifyReadOnly(t *testing.T) {
 	srv.Close()
 
 	before := snapshotDir(t, filepath.Dir(db))
-	if code, out := runCmd(t, "audit", "verify", "--db", db); code != 0 {
+	if code, out := runCmd(t, "audit", "verify", "--db", db, "--master-key", keyFile); code != 0 {
 		t.Fatalf("verify exited %d:\n%s", code, out)
 	}
 	if after := snapshotDir(t, filepath.Dir(db)); !maps.Equal(before, after) {
@@ -117,7 +140,7 @@ func TestAuditVerifyReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw.Close()
-	code, out := runCmd(t, "audit", "verify", "--db", db)
+	code, out := runCmd(t, "audit", "verify", "--db", db, "--master-key", keyFile)
 	if code != exitFailed || !strings.Contains(out, "older") {
 		t.Errorf("verify of an older schema exited %d:\n%s", code, out)
 	}

@@ -72,9 +72,10 @@ type result struct {
 // against hangs, not a timing assertion).
 func runBinary(t *testing.T, limit time.Duration, env []string, args ...string) result {
 	t.Helper()
+	bin := binary(t) // built once, before the limit starts
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -153,7 +153,7 @@ func TestJSONOutput(t *testing.T) {
 			OK      bool `json:"ok"`
 			Records int  `json:"records"`
 		}
-		runJSON(t, "", &v, "audit", "verify", "--db", db, "--json")
+		runJSON(t, "", &v, "audit", "verify", "--db", db, "--master-key", filepath.Join(dir, "master.key"), "--json")
 		if !v.OK {
 			t.Errorf("%+v", v)
 		}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
 )
 
@@ -143,7 +144,8 @@ func newParser(c *cli, e *env) (*kong.Kong, error) {
 		kong.ConfigureHelp(helpOptions),
 		kong.Configuration(strictJSON),
 		kong.Vars{"version": versionString(), "default_server": defaultServer,
-			"argon2_budget": strconv.FormatUint(secrets.DefaultBudget()>>10, 10), "argon2_wait": secrets.DefaultWait.String()},
+			"argon2_budget": strconv.FormatUint(secrets.DefaultBudget()>>10, 10), "argon2_wait": secrets.DefaultWait.String(),
+			"checkpoint_every": embedded.DefaultCheckpointEvery.String()},
 		kong.Bind(e),
 	)
 }

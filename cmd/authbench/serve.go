@@ -45,6 +45,7 @@ type serveCmd struct {
 	TLSKey               string          `name:"tls-key" env:"AUTHBENCH_TLS_KEY" placeholder:"PEM-FILE" help:"The private key of --tls-cert."`
 	Demo                 bool            `help:"Serve the pages for a first look: a throw-away database with a ready-made person (user ID, password, and a simulated code display whose codes are printed here), any security key accepted; --db, --master-key and --support-token-file are not used."`
 	LogLevel             string          `default:"info" enum:"debug,info,warn,error" env:"AUTHBENCH_LOG_LEVEL" help:"Log level on stderr."`
+	AuditCheckpointEvery time.Duration   `name:"audit-checkpoint-every" default:"${checkpoint_every}" env:"AUTHBENCH_AUDIT_CHECKPOINT_EVERY" placeholder:"DURATION" help:"How often the heads of the audit chains are sealed in a MACed checkpoint (and once more at shutdown); records newer than the last checkpoint could be cut without audit verify noticing."`
 }
 
 func (*serveCmd) runsUntilInterrupted() {}
@@ -139,6 +140,10 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 		RateLimit:            api.RateLimit{PerSource: api.Rate(cfg.LoginLimitSource), PerAuthenticator: api.Rate(cfg.LoginLimitAuth)},
 		TLSCertFile:          cfg.TLSCert,
 		TLSKeyFile:           cfg.TLSKey,
+		CheckpointEvery:      cfg.AuditCheckpointEvery,
+	}
+	if cfg.AuditCheckpointEvery <= 0 {
+		return o, usageError{errors.New("--audit-checkpoint-every: a positive duration such as 1m")}
 	}
 	key, err := pskcKey(cfg.PSKCKeyFile, os.Getenv(pskcKeyEnv))
 	if err != nil {

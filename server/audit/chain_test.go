@@ -46,68 +46,77 @@ func TestTamper(t *testing.T) {
 		msg    string
 	}{
 		{"time", func(rs []Record) []Record { rs[16].Time = rs[16].Time.Add(time.Microsecond); return rs },
-			BreakHash, "audit: record 17: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 17: hash mismatch: contents altered"},
 		{"time below a microsecond is not kept", func(rs []Record) []Record { rs[16].Time = rs[16].Time.Add(time.Nanosecond); return rs },
 			"", ""},
 		{"type", func(rs []Record) []Record { rs[16].Type = domain.EventLoginSucceeded; return rs },
-			BreakHash, "audit: record 17: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 17: hash mismatch: contents altered"},
 		{"identity", func(rs []Record) []Record { rs[16].IdentityID = "id-2"; return rs },
-			BreakHash, "audit: record 17: hash mismatch: contents altered"},
+			BreakChain, "audit: chain of identity \"id-1\", record 17: does not belong here (another identity's record, or a version 1 record after version 2 ones)"},
+		{"version", func(rs []Record) []Record { rs[16].Version = Version1; return rs },
+			BreakChain, "audit: chain of identity \"id-1\", record 17: does not belong here (another identity's record, or a version 1 record after version 2 ones)"},
 		{"authenticator", func(rs []Record) []Record { rs[16].AuthenticatorID = ""; return rs },
-			BreakHash, "audit: record 17: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 17: hash mismatch: contents altered"},
 		{"actor kind", func(rs []Record) []Record { rs[16].Actor.Kind = domain.ActorSupport; return rs },
-			BreakHash, "audit: record 17: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 17: hash mismatch: contents altered"},
 		{"actor via", func(rs []Record) []Record { rs[16].Actor.Via += "x"; return rs },
-			BreakHash, "audit: record 17: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 17: hash mismatch: contents altered"},
 		{"reason", func(rs []Record) []Record { rs[16].Reason = "self-service"; return rs },
-			BreakHash, "audit: record 17: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 17: hash mismatch: contents altered"},
 		{"detail value", func(rs []Record) []Record { rs[3].Details["kind"] = "chip"; return rs },
-			BreakHash, "audit: record 4: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 4: hash mismatch: contents altered"},
 		{"detail added", func(rs []Record) []Record { rs[3].Details["note"] = ""; return rs },
-			BreakHash, "audit: record 4: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 4: hash mismatch: contents altered"},
 		{"detail removed", func(rs []Record) []Record { delete(rs[3].Details, "kind"); return rs },
-			BreakHash, "audit: record 4: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 4: hash mismatch: contents altered"},
 		{"detail key renamed", func(rs []Record) []Record {
 			rs[3].Details["kinds"] = rs[3].Details["kind"]
 			delete(rs[3].Details, "kind")
 			return rs
-		}, BreakHash, "audit: record 4: hash mismatch: contents altered"},
+		}, BreakHash, "audit: chain of identity \"id-1\", record 4: hash mismatch: contents altered"},
 		{"first record", func(rs []Record) []Record { rs[0].Reason = "x"; return rs },
-			BreakHash, "audit: record 1: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 1: hash mismatch: contents altered"},
 		{"last record", func(rs []Record) []Record { rs[19].Reason = "x"; return rs },
-			BreakHash, "audit: record 20: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 20: hash mismatch: contents altered"},
 		{"hash replaced", func(rs []Record) []Record { rs[16].Hash[0] ^= 1; return rs },
-			BreakHash, "audit: record 17: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 17: hash mismatch: contents altered"},
 		{"hashes swapped", func(rs []Record) []Record { rs[16].Hash, rs[17].Hash = rs[17].Hash, rs[16].Hash; return rs },
-			BreakHash, "audit: record 17: hash mismatch: contents altered"},
+			BreakHash, "audit: chain of identity \"id-1\", record 17: hash mismatch: contents altered"},
 		{"altered and rehashed", func(rs []Record) []Record {
 			rs[16].Reason = "nothing to see"
 			rs[16].Hash = rs[16].ComputeHash()
 			return rs
-		}, BreakPrevHash, "audit: record 18: prev_hash does not match the hash of record 17"},
+		}, BreakPrevHash, "audit: chain of identity \"id-1\", record 18: prev_hash does not match the hash of record 17"},
 		{"prev_hash replaced", func(rs []Record) []Record { rs[16].PrevHash[31] ^= 0x80; return rs },
-			BreakPrevHash, "audit: record 17: prev_hash does not match the hash of record 16"},
+			BreakPrevHash, "audit: chain of identity \"id-1\", record 17: prev_hash does not match the hash of record 16"},
 		{"deleted", func(rs []Record) []Record { return slices.Delete(rs, 16, 17) },
-			BreakSeq, "audit: seq gap after 16: the next record is 18 (records missing)"},
+			BreakSeq, "audit: chain of identity \"id-1\", record 18: follows record 16: record 17 missing"},
 		{"deleted and renumbered", func(rs []Record) []Record {
 			rs = slices.Delete(rs, 16, 17)
 			for i := 16; i < len(rs); i++ {
 				rs[i].Seq--
 			}
 			return rs
-		}, BreakPrevHash, "audit: record 17: prev_hash does not match the hash of record 16"},
+		}, BreakPrevHash, "audit: chain of identity \"id-1\", record 17: prev_hash does not match the hash of record 16"},
 		{"deleted, renumbered and rehashed", func(rs []Record) []Record {
 			rs = slices.Delete(rs, 16, 17)
 			rs[16].Seq--
 			rs[16].Hash = rs[16].ComputeHash()
 			return rs
-		}, BreakPrevHash, "audit: record 17: prev_hash does not match the hash of record 16"},
+		}, BreakPrevHash, "audit: chain of identity \"id-1\", record 17: prev_hash does not match the hash of record 16"},
 		{"first deleted", func(rs []Record) []Record { return rs[1:] },
-			BreakGenesis, "audit: record 2: prev_hash is not the genesis value (records before it missing?)"},
+			BreakSeq, "audit: chain of identity \"id-1\", record 2: the chain starts here, not at record 1: records before it missing"},
+		{"first deleted and renumbered", func(rs []Record) []Record {
+			rs = rs[1:]
+			for i := range rs {
+				rs[i].Seq--
+			}
+			return rs
+		}, BreakGenesis, "audit: chain of identity \"id-1\", record 1: prev_hash is not the genesis value (records before it missing?)"},
 		{"last deleted", func(rs []Record) []Record { return rs[:19] }, // needs an anchor: see TestResume
 			"", ""},
 		{"repeated", func(rs []Record) []Record { return slices.Insert(rs, 17, rs[16]) },
-			BreakSeq, "audit: record 17 follows record 17: records out of order or repeated"},
+			BreakSeq, "audit: chain of identity \"id-1\", record 17: follows record 17: records out of order or repeated"},
 		{"inserted", func(rs []Record) []Record {
 			forged := Next(&rs[15], domain.Event{Type: domain.EventReactivated, IdentityID: "id-1"}, 17)
 			rs = slices.Insert(rs, 16, forged)
@@ -115,16 +124,16 @@ func TestTamper(t *testing.T) {
 				rs[i].Seq++
 			}
 			return rs
-		}, BreakPrevHash, "audit: record 18: prev_hash does not match the hash of record 17"},
+		}, BreakPrevHash, "audit: chain of identity \"id-1\", record 18: prev_hash does not match the hash of record 17"},
 		{"reordered", func(rs []Record) []Record { rs[16], rs[17] = rs[17], rs[16]; return rs },
-			BreakSeq, "audit: seq gap after 16: the next record is 18 (records missing)"},
+			BreakSeq, "audit: chain of identity \"id-1\", record 18: follows record 16: record 17 missing"},
 		{"reordered and renumbered", func(rs []Record) []Record {
 			rs[16], rs[17] = rs[17], rs[16]
 			rs[16].Seq, rs[17].Seq = 17, 18
 			return rs
-		}, BreakPrevHash, "audit: record 17: prev_hash does not match the hash of record 16"},
+		}, BreakPrevHash, "audit: chain of identity \"id-1\", record 17: prev_hash does not match the hash of record 16"},
 		{"seq changed", func(rs []Record) []Record { rs[16].Seq = 170; return rs },
-			BreakSeq, "audit: seq gap after 16: the next record is 170 (records missing)"},
+			BreakSeq, "audit: chain of identity \"id-1\", record 170: follows record 16: records 17 to 169 missing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,7 +177,7 @@ func TestResume(t *testing.T) {
 		t.Fatalf("Head = %d %v %v", seq, head, ok)
 	}
 
-	r := Resume(seq, head)
+	r := Resume("id-1", seq, head)
 	for _, rec := range rs[6:] {
 		if b := r.Check(rec); b != nil {
 			t.Fatal(b)
@@ -190,11 +199,11 @@ func TestResume(t *testing.T) {
 	// A whole new chain does not continue from the published head.
 	forged := chain([]domain.Event{{Type: domain.EventIdentityCreated, IdentityID: "id-1"}})
 	forged[0].Seq = 7
-	b := Resume(seq, head).Check(forged[0])
-	if b == nil || b.Kind != BreakGenesis || b.Error() != "audit: record 7: prev_hash does not match the hash of record 6 resumed from" {
+	b := Resume("id-1", seq, head).Check(forged[0])
+	if b == nil || b.Kind != BreakGenesis || b.Error() != "audit: chain of identity \"id-1\", record 7: prev_hash does not match the hash of record 6 resumed from" {
 		t.Fatalf("Check = %v", b)
 	}
-	if b := Resume(seq, head).Check(rs[7]); b == nil || b.Kind != BreakSeq {
+	if b := Resume("id-1", seq, head).Check(rs[7]); b == nil || b.Kind != BreakSeq {
 		t.Fatalf("Check = %v", b)
 	}
 }
@@ -213,8 +222,8 @@ func TestCheckerGoesOn(t *testing.T) {
 		}
 	}
 	want := []string{
-		"audit: record 3: hash mismatch: contents altered",
-		"audit: record 8: hash mismatch: contents altered",
+		"audit: chain of identity \"id-1\", record 3: hash mismatch: contents altered",
+		"audit: chain of identity \"id-1\", record 8: hash mismatch: contents altered",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("breaks %q", got)
@@ -280,5 +289,5 @@ func ExampleVerifySlice() {
 	fmt.Println(VerifySlice(rs))
 	// Output:
 	// <nil>
-	// audit: record 2: hash mismatch: contents altered
+	// audit: chain of identity "id-1", record 2: hash mismatch: contents altered
 }

@@ -42,8 +42,12 @@ func (h *Hash) UnmarshalText(b []byte) error {
 }
 
 // Record is one entry of the audit log: a domain.Event with its place in
-// the chain.
+// the chain of its identity.
 type Record struct {
+	// Version is the canonical form's first byte: Version2 for the records
+	// Next makes, Version1 for records of the single chain that came
+	// before per-identity chains (kept as they were by the migration).
+	Version         uint8             `json:"version"`
 	Seq             uint64            `json:"seq"`
 	Time            time.Time         `json:"time"`
 	Type            domain.EventType  `json:"type"`
@@ -56,17 +60,36 @@ type Record struct {
 	Hash            Hash              `json:"hash"`
 }
 
-// canonicalVersion is the first byte of the canonical form.
-const canonicalVersion = 1
+// The versions of the canonical form. Both lay out the same fields; they
+// differ in what Seq counts and what PrevHash links to.
+const (
+	// Version1: Seq numbers the records of one chain shared by every
+	// identity (the log before per-identity chains), and PrevHash is the
+	// hash of the record before, whoever it was about.
+	Version1 uint8 = 1
+	// Version2: Seq numbers the records of the chain of IdentityID, and
+	// PrevHash is the hash of the previous record of that chain.
+	Version2 uint8 = 2
+)
 
-// Next returns the record for ev that follows prev, with sequence number
-// seq (prev.Seq+1; when prev is nil the chain starts and seq is its first
-// number, 1 by convention), PrevHash = prev.Hash (the genesis value when
-// prev is nil), and its Hash computed. The time is ev.At in UTC, truncated
-// to the microsecond; Details go through RedactDetails; invalid UTF-8 and
-// NUL bytes in strings become U+FFFD. ev is not changed.
+// version returns r.Version, Version2 when it is not set.
+func (r *Record) version() uint8 {
+	if r.Version == 0 {
+		return Version2
+	}
+	return r.Version
+}
+
+// Next returns the record for ev that follows prev in the chain of
+// ev.IdentityID, with sequence number seq (prev.Seq+1; when prev is nil
+// the chain starts and seq is 1), PrevHash = prev.Hash (the genesis value
+// when prev is nil), and its Hash computed; its Version is Version2. The
+// time is ev.At in UTC, truncated to the microsecond; Details go through
+// RedactDetails; invalid UTF-8 and NUL bytes in strings become U+FFFD. ev
+// is not changed.
 func Next(prev *Record, ev domain.Event, seq uint64) Record {
 	r := Record{
+		Version:         Version2,
 		Seq:             seq,
 		Time:            ev.At.UTC().Truncate(time.Microsecond),
 		Type:            domain.EventType(clean(string(ev.Type))),
@@ -118,7 +141,7 @@ func (r *Record) Canonical() []byte {
 }
 
 func (r *Record) appendCanonical(b []byte) []byte {
-	b = append(b, canonicalVersion)
+	b = append(b, r.version())
 	b = binary.BigEndian.AppendUint64(b, r.Seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Time.UnixMicro()))
 	for _, s := range []string{string(r.Type), r.IdentityID, r.AuthenticatorID,
@@ -170,7 +193,7 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 var ErrMalformed = errors.New("malformed audit record")
 
 // ParseRecord reads a record in the stored form (MarshalBinary). It
-// accepts exactly what MarshalBinary produces: version 1, detail keys in
+// accepts exactly what MarshalBinary produces: version 1 or 2, detail keys in
 // strictly increasing order, nothing after the hash. It does not check the
 // hash: Verify does, so that an altered record is reported as such.
 //
@@ -188,8 +211,10 @@ func ParseRecord(b []byte) (*Record, error) {
 	copy(r.PrevHash[:], b)
 	copy(r.Hash[:], b[len(b)-sha256.Size:])
 	d := decoder{b: b[sha256.Size : len(b)-sha256.Size]}
-	if v := d.byte(); v != canonicalVersion {
-		return bad(fmt.Sprintf("unknown version %d", v))
+	switch r.Version = d.byte(); r.Version {
+	case Version1, Version2:
+	default:
+		return bad(fmt.Sprintf("unknown version %d", r.Version))
 	}
 	r.Seq = d.uint64()
 	r.Time = time.UnixMicro(int64(d.uint64())).UTC()

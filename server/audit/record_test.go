@@ -85,7 +85,7 @@ var golden = Record{
 
 func TestCanonicalLayout(t *testing.T) {
 	r := golden
-	want := mustHex(t, `01
+	want := mustHex(t, `02
 		0000000000000007
 		00062f46a99d1240
 		00000017 61757468656e74696361746f722e73757370656e646564
@@ -100,6 +100,13 @@ func TestCanonicalLayout(t *testing.T) {
 		00000004 6b696e64 00000003 617070`)
 	if got := r.Canonical(); !bytes.Equal(got, want) {
 		t.Fatalf("Canonical =\n%x\nwant\n%x", got, want)
+	}
+	// A record of the single chain from before per-identity chains
+	// differs in the first byte only.
+	v1 := r
+	v1.Version = Version1
+	if got := v1.Canonical(); got[0] != 1 || !bytes.Equal(got[1:], want[1:]) {
+		t.Fatalf("Canonical of version 1 =\n%x", got)
 	}
 	if got := r.Time.UnixMicro(); got != 0x00062f46a99d1240 {
 		t.Fatalf("time %x", got)
@@ -133,33 +140,60 @@ var goldenEvents = []domain.Event{
 		Reason: "lost", At: time.Date(1969, 12, 31, 23, 59, 59, 1000, time.UTC)},
 }
 
+// legacyChain links evs into Version1 records with Seq from 1, as the
+// single chain before per-identity chains did.
+func legacyChain(evs []domain.Event) []Record {
+	var rs []Record
+	var prev Hash
+	for i, ev := range evs {
+		r := Next(nil, ev, uint64(i+1))
+		r.Version, r.PrevHash = Version1, prev
+		r.Hash = r.ComputeHash()
+		rs = append(rs, r)
+		prev = r.Hash
+	}
+	return rs
+}
+
 // TestGolden pins the stored form of a chain: a change of the canonical
-// form would make every stored chain fail. The files also seed
-// FuzzParseRecord. Refresh with -update (only on purpose).
+// form would make every stored chain fail. chain-N.hex are Version1
+// records (what databases from before per-identity chains hold),
+// identity-N.hex Version2 records. The files also seed FuzzParseRecord.
+// Refresh with -update (only on purpose).
 func TestGolden(t *testing.T) {
-	rs := chain(goldenEvents)
 	dir := filepath.Join("..", "..", "testdata", "audit", "records")
 	if *update {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, r := range rs {
-		b, _ := r.MarshalBinary()
-		name := filepath.Join(dir, fmt.Sprintf("chain-%d.hex", r.Seq))
-		if *update {
-			if err := os.WriteFile(name, []byte(hex.EncodeToString(b)+"\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
+	for _, set := range []struct {
+		prefix string
+		rs     []Record
+	}{{"chain", legacyChain(goldenEvents)}, {"identity", chain(goldenEvents)}} {
+		for _, r := range set.rs {
+			checkGolden(t, filepath.Join(dir, fmt.Sprintf("%s-%d.hex", set.prefix, r.Seq)), &r)
 		}
-		file, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
+	}
+}
+
+// checkGolden compares what m marshals to with the hex in file name, or
+// writes it there with -update.
+func checkGolden(t *testing.T, name string, m interface{ MarshalBinary() ([]byte, error) }) {
+	t.Helper()
+	b, _ := m.MarshalBinary()
+	if *update {
+		if err := os.WriteFile(name, []byte(hex.EncodeToString(b)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
 		}
-		if got := hex.EncodeToString(b); got != strings.TrimSpace(string(file)) {
-			t.Errorf("record %d:\n got %s\nwant %s", r.Seq, got, file)
-		}
+		return
+	}
+	file, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got := hex.EncodeToString(b); got != strings.TrimSpace(string(file)) {
+		t.Errorf("%s:\n got %s\nwant %s", name, got, file)
 	}
 }
 
@@ -309,7 +343,7 @@ func TestParseRecordRefuses(t *testing.T) {
 		{"hashes only", make([]byte, 64)},
 		{"truncated", good[:len(good)-1]},
 		{"byte added", append(bytes.Clone(good), 0)},
-		{"version 2", mutate(func(b []byte) []byte { b[c] = 2; return b })},
+		{"version 3", mutate(func(b []byte) []byte { b[c] = 3; return b })},
 		{"version 0", mutate(func(b []byte) []byte { b[c] = 0; return b })},
 		{"string longer than the record", mutate(func(b []byte) []byte { b[c+17] = 0xff; return b })},
 		{"huge detail count", mutate(func(b []byte) []byte {

@@ -127,6 +127,7 @@ type Actor struct {
 // Event is one record of the audit chain (contract "Types: Event"): each
 // carries the hash of the one before it.
 type Event struct {
+	Version         int            `json:"version"`
 	Seq             uint64         `json:"seq"`
 	Time            time.Time      `json:"time"`
 	Type            string         `json:"type"`
@@ -148,15 +149,37 @@ type AuditPage struct {
 
 // AuditVerification is the answer of GET /v1/audit/verify.
 type AuditVerification struct {
-	OK      bool        `json:"ok"`
-	Records int64       `json:"records"`
-	Break   *AuditBreak `json:"break,omitempty"`
+	OK             bool             `json:"ok"`
+	Records        int64            `json:"records"`
+	Chains         int64            `json:"chains"`
+	Legacy         int64            `json:"legacy"`
+	Checkpoints    int64            `json:"checkpoints"`
+	LastCheckpoint *AuditCheckpoint `json:"last_checkpoint,omitempty"`
+	Unsealed       int64            `json:"unsealed"`
+	Break          *AuditBreak      `json:"break,omitempty"`
+	Problems       []AuditBreak     `json:"problems,omitempty"`
+	More           int64            `json:"more,omitempty"`
 }
 
-// AuditBreak is where the audit chain stops verifying.
+// AuditCheckpoint describes the newest checkpoint of the audit chains.
+type AuditCheckpoint struct {
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
+	KeyID  string    `json:"key_id"`
+	Chains uint64    `json:"chains"`
+	Hash   string    `json:"hash"`
+}
+
+// AuditBreak is one problem the verification found: record Seq of the
+// chain of IdentityID (of the version 1 chain when Legacy), or checkpoint
+// Checkpoint.
 type AuditBreak struct {
-	Seq     uint64 `json:"seq"`
-	Problem string `json:"problem"`
+	Kind       string `json:"kind"`
+	IdentityID string `json:"identity_id"`
+	Legacy     bool   `json:"legacy,omitempty"`
+	Seq        uint64 `json:"seq"`
+	Checkpoint uint64 `json:"checkpoint,omitempty"`
+	Problem    string `json:"problem"`
 }
 
 // PSKCImport is the answer of POST /v1/pskc.

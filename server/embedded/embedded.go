@@ -7,7 +7,9 @@
 // It sits on top of the server packages (DESIGN §2, §5): server/api over
 // server/service over server/store/sqlite or server/store/postgres, with
 // the keys of server/secrets. It opens the database and the listener
-// itself; Close releases both and stops the background sweeper.
+// itself; Close releases both and stops the background work (sweeping
+// expired ceremonies and sessions, sealing audit checkpoints), after one
+// last checkpoint.
 package embedded
 
 import (
@@ -117,7 +119,17 @@ type Options struct {
 	// SweepEvery is how often expired ceremonies and sessions are
 	// deleted; default 1 min.
 	SweepEvery time.Duration
+	// CheckpointEvery is how often the server seals the heads of the
+	// audit chains in a MACed checkpoint (server/audit), when any moved;
+	// default DefaultCheckpointEvery. Records appended since the newest
+	// checkpoint can be cut without `audit verify` noticing, so this is
+	// that window. Shutdown seals once more. Negative turns periodic
+	// checkpoints off (the one at shutdown stays).
+	CheckpointEvery time.Duration
 }
+
+// DefaultCheckpointEvery is the default of Options.CheckpointEvery.
+const DefaultCheckpointEvery = time.Minute
 
 // Server is a running server.
 type Server struct {
@@ -138,6 +150,7 @@ type Server struct {
 	srv     *http.Server
 	ln      net.Listener // until the HTTP server owns it
 	st      store.Store
+	svc     *service.Service
 	tmpDir  string
 	dbName  string
 	log     *slog.Logger
@@ -239,7 +252,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Service = svc
+	s.Service, s.svc = svc, svc
 	s.Handler = api.NewHandler(svc, api.Options{SupportTokens: tokens, Logger: log, Metrics: metrics, RateLimit: opts.RateLimit, Now: opts.Now})
 	s.Pages, err = web.New(web.Options{Service: svc, SupportTokens: tokens, Secure: tlsOn, SourceLimit: s.Handler.SourceLimiter(),
 		Logger: log, Now: opts.Now})
@@ -265,6 +278,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if now == nil {
 		now = time.Now
 	}
+	cpEvery := opts.CheckpointEvery
+	if cpEvery == 0 {
+		cpEvery = DefaultCheckpointEvery
+	}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -287,6 +304,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		defer s.wg.Done()
 		sweep(bg, st, now, every, log)
 	}()
+	if cpEvery > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			sealEvery(bg, svc, cpEvery, log)
+		}()
+	}
 	ok = true
 	s.ln = nil // the HTTP server closes it now
 	log.Info("authbench server listening", "url", s.URL, "db", s.dbName)
@@ -351,7 +375,39 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.stop()
 	s.wg.Wait()
+	s.seal(ctx)
 	return errors.Join(err, s.release())
+}
+
+// seal writes a last audit checkpoint, so that a clean shutdown leaves no
+// record unsealed. It gets at least 5 seconds, whatever is left of ctx.
+func (s *Server) seal(ctx context.Context) {
+	if s.svc == nil || s.st == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := s.svc.SealAudit(ctx, 0); err != nil {
+		s.log.Warn("embedded: the audit checkpoint at shutdown failed; the records since the last one are unsealed", "err", err)
+	}
+}
+
+// sealEvery writes an audit checkpoint every interval until ctx ends. A
+// checkpoint another replica wrote less than half an interval ago counts
+// as this one's.
+func sealEvery(ctx context.Context, svc *service.Service, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := svc.SealAudit(ctx, every/2); err != nil && ctx.Err() == nil {
+				log.Warn("embedded: audit checkpoint", "err", err)
+			}
+		}
+	}
 }
 
 // Close shuts the server down, giving requests in flight 5 seconds.

@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/server/service/servicetest"
+	"github.com/authbench/authbench/server/store/sqlite"
 )
 
 // settle waits until the number of goroutines is at most n, or fails.
@@ -90,6 +92,62 @@ func TestStartFailsCleanly(t *testing.T) {
 		t.Fatal("listening on a bad address worked")
 	}
 	settle(t, before)
+}
+
+// TestCheckpointsPeriodically: the server seals the audit chains every
+// CheckpointEvery while it runs, and once more at Close, so that a clean
+// shutdown leaves no record unsealed.
+func TestCheckpointsPeriodically(t *testing.T) {
+	keys, err := secrets.GenerateKeyring(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(t.TempDir(), "authbench.db")
+	srv, err := embedded.Start(t.Context(), embedded.Options{DB: db, Keyring: keys, Hasher: secrets.FastParams(), CheckpointEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := client.New(srv.URL, client.Options{Token: srv.SupportToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	sealed := func() int64 {
+		t.Helper()
+		v, err := c.VerifyAudit(ctx)
+		if err != nil || !v.OK {
+			t.Fatalf("VerifyAudit = %+v, %v", v, err)
+		}
+		return v.Checkpoints
+	}
+	for i, id := range []string{"alice", "bob"} {
+		if _, err := c.CreateIdentity(ctx, client.CreateIdentityRequest{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second) // a failure guard only
+		for sealed() < int64(i+1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no checkpoint after the audited write %d", i+1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	n := sealed()
+	if _, err := c.BlockIdentity(ctx, "alice", "misuse"); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseIdleConnections()
+	srv.Close()
+	st, err := sqlite.Open(ctx, db, sqlite.Options{Chain: service.Chain{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, err := service.VerifyAuditLog(ctx, st, keys)
+	if err != nil || !v.OK || v.Unsealed != 0 || int64(v.Checkpoints) <= n {
+		t.Fatalf("after Close: %+v, %v; want every record sealed", v, err)
+	}
 }
 
 // TestStartChecksMasterKey: a new master key file is made only for a store

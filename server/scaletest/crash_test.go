@@ -256,7 +256,7 @@ func (w *world) round(n int) {
 
 	// The database as the kill left it: the audit chain must verify
 	// before the server repairs anything.
-	out, err := runCommand(ctx, t, "audit", "verify", "--db", w.c.cfg.DB)
+	out, err := runCommand(ctx, t, "audit", "verify", "--db", w.c.cfg.DB, "--master-key", w.c.cfg.MasterKey)
 	if err != nil {
 		t.Fatalf("round %d: authbench audit verify after kill -9: %v\n%s", n, err, out)
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -350,8 +351,23 @@ func (b *syncBuffer) String() string {
 // and returns its combined output.
 func runCommand(ctx context.Context, t testing.TB, args ...string) (string, error) {
 	t.Helper()
+	args = slices.Clone(args)
+	env := childEnv()
+	// As for serve: a database password goes in $PGPASSWORD, not on the
+	// command line.
+	for i := 1; i < len(args); i++ {
+		u, err := url.Parse(args[i])
+		if args[i-1] != "--db" || err != nil || u.User == nil || !strings.HasPrefix(u.Scheme, "postgres") {
+			continue
+		}
+		if pw, ok := u.User.Password(); ok {
+			env = append(env, "PGPASSWORD="+pw)
+			u.User = url.User(u.User.Username())
+			args[i] = u.String()
+		}
+	}
 	cmd := exec.CommandContext(ctx, authbench(t), args...)
-	cmd.Env = childEnv()
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -1,13 +1,11 @@
 package service
 
 import (
-	"bytes"
 	"context"
-	"fmt"
+	"time"
 
 	"github.com/authbench/authbench/server/audit"
 	"github.com/authbench/authbench/server/domain"
-	"github.com/authbench/authbench/server/store"
 )
 
 // AuditPage is one page of an identity's audit log.
@@ -59,67 +57,63 @@ func (s *Service) ListAudit(ctx context.Context, by domain.Actor, identityID str
 
 // AuditVerification is the result of VerifyAudit.
 type AuditVerification struct {
-	OK      bool        `json:"ok"`
-	Records int         `json:"records"`
-	Break   *AuditBreak `json:"break,omitempty"`
+	OK          bool `json:"ok"`
+	Records     int  `json:"records"`     // records read
+	Chains      int  `json:"chains"`      // chains read (identities, and events of no identity)
+	Legacy      int  `json:"legacy"`      // version 1 records, from before per-identity chains
+	Checkpoints int  `json:"checkpoints"` // checkpoints read
+	// LastCheckpoint is the newest checkpoint; nil when there is none.
+	LastCheckpoint *audit.CheckpointInfo `json:"last_checkpoint,omitempty"`
+	// Unsealed counts the records no checkpoint seals yet: the window in
+	// which records can be cut or rewritten without notice.
+	Unsealed int `json:"unsealed"`
+	// Break is the first problem, Problems all of them (at most
+	// audit.MaxProblems; More counts those left out).
+	Break    *AuditBreak  `json:"break,omitempty"`
+	Problems []AuditBreak `json:"problems,omitempty"`
+	More     int          `json:"more,omitempty"`
 }
 
-// AuditBreak says where the chain breaks first.
-type AuditBreak struct {
-	Seq     uint64 `json:"seq"`
-	Problem string `json:"problem"`
-}
+// AuditBreak is one problem VerifyAudit found: what (Kind, Problem) and
+// where (record Seq of the chain of IdentityID, or of the version 1 chain
+// when Legacy; Checkpoint).
+type AuditBreak = audit.Problem
 
-// VerifyAudit checks the whole audit hash chain from its first record
-// (support only; DESIGN §5): every record's body must parse, repeat the
-// indexed columns the store keeps, follow the previous record and hash to
-// its hash. Records is the number checked before the first break (or all
-// of them). It returns an error wrapping ErrForbidden, or the store's
-// error.
+// VerifyAudit checks the whole audit log (support only; DESIGN §5) as
+// VerifyAuditLog does, with the server's keyring. It returns an error
+// wrapping ErrForbidden, or the store's error.
 func (s *Service) VerifyAudit(ctx context.Context, by domain.Actor) (AuditVerification, error) {
 	if err := authorize(by, "", true); err != nil {
 		return AuditVerification{}, err
 	}
-	return VerifyAuditLog(ctx, s.st)
+	return VerifyAuditLog(ctx, s.st, s.keys)
 }
 
-// VerifyAuditLog walks the whole audit log of st from the first record and
-// checks the hash chain and that each stored record's columns agree with
-// its body. It reports the first break, or OK with the number of records; it
-// returns an error only when the log cannot be read. It needs no actor: the
-// `authbench audit verify` command runs it on a database file directly.
-func VerifyAuditLog(ctx context.Context, st store.AuditLog) (AuditVerification, error) {
-	var c audit.Checker
-	n := 0
-	for r, err := range st.AuditRecords(ctx, 1) {
-		if err != nil {
-			return AuditVerification{}, storeErr(err, "audit record")
-		}
-		if p := recordProblem(&r); p != "" {
-			return AuditVerification{Records: n, Break: &AuditBreak{Seq: r.Seq, Problem: p}}, nil
-		}
-		rec, _ := audit.ParseRecord(r.Body) // checked by recordProblem
-		if b := c.Check(*rec); b != nil {
-			return AuditVerification{Records: n, Break: &AuditBreak{Seq: r.Seq, Problem: b.Error()}}, nil
-		}
-		n++
-	}
-	return AuditVerification{OK: true, Records: n}, nil
-}
-
-// recordProblem compares the columns of a stored record with its body.
-func recordProblem(r *store.AuditRecord) string {
-	rec, err := audit.ParseRecord(r.Body)
+// VerifyAuditLog checks the audit log of st with audit.VerifyLog: every
+// identity's chain from its first record, the checkpoints (their numbers,
+// links and MACs under keys), and that every record a checkpoint sealed is
+// still there unchanged, so that deleted newest records and a re-chained
+// history are found. It returns an error only when the log cannot be read.
+// It needs no actor: the `authbench audit verify` command runs it on a
+// database directly, with the master key.
+func VerifyAuditLog(ctx context.Context, st audit.Log, keys audit.Keyring) (AuditVerification, error) {
+	rep, err := audit.VerifyLog(ctx, st, keys)
 	if err != nil {
-		return fmt.Sprintf("record %d: the body is not an audit record", r.Seq)
+		return AuditVerification{}, err
 	}
-	switch {
-	case rec.Seq != r.Seq:
-		return fmt.Sprintf("record %d: the body says seq %d", r.Seq, rec.Seq)
-	case !bytes.Equal(rec.Hash[:], r.Hash) || !bytes.Equal(rec.PrevHash[:], r.PrevHash):
-		return fmt.Sprintf("record %d: the stored hashes differ from the body's", r.Seq)
-	case rec.IdentityID != r.IdentityID || rec.AuthenticatorID != r.AuthenticatorID || rec.Type != r.Type:
-		return fmt.Sprintf("record %d: the indexed columns differ from the body", r.Seq)
+	v := AuditVerification{OK: rep.OK(), Records: rep.Records, Chains: rep.Chains, Legacy: rep.Legacy,
+		Checkpoints: rep.Checkpoints, LastCheckpoint: rep.Newest, Unsealed: rep.Unsealed, Problems: rep.Problems, More: rep.More}
+	if len(rep.Problems) > 0 {
+		v.Break = &rep.Problems[0]
 	}
-	return ""
+	return v, nil
+}
+
+// SealAudit writes a checkpoint of the audit chains' heads when a chain
+// moved since the newest one (audit.Sealer), and returns it (nil when
+// there was nothing to seal, or another replica wrote one less than
+// minAge ago). The server calls it periodically and at shutdown. It
+// returns the error of the store or the keyring.
+func (s *Service) SealAudit(ctx context.Context, minAge time.Duration) (*audit.Checkpoint, error) {
+	return s.sealer.Seal(ctx, minAge)
 }

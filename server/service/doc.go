@@ -6,9 +6,9 @@
 // It sits between the HTTP API (server/api), which turns requests into
 // calls of this package, and the lower layers it orchestrates: the pure
 // lifecycle rules of server/domain, the persistence of server/store, the
-// secret handling of server/secrets, the audit chain of server/audit and
-// the PSKC reader of server/pskc. The package does no network I/O of its
-// own.
+// secret handling of server/secrets, the audit chains and checkpoints of
+// server/audit and the PSKC reader of server/pskc. The package does no
+// network I/O of its own.
 //
 // # Changes
 //

@@ -16,6 +16,7 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/webauthn"
+	"github.com/authbench/authbench/server/audit"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
@@ -140,6 +141,7 @@ type Service struct {
 	pskcKey    []byte
 	pskcPass   string
 	retries    int
+	sealer     *audit.Sealer
 	limit      *Limiter
 	attemptTTL time.Duration
 	wait       time.Duration
@@ -229,6 +231,7 @@ func New(opts Options) (*Service, error) {
 		device.KindCodeDisplay:     code,
 		device.KindAudioCodeReader: code,
 	}
+	s.sealer = &audit.Sealer{Log: s.st, Keys: s.keys, Now: s.now, Logger: s.log}
 	return s, nil
 }
 
@@ -241,7 +244,7 @@ func (s *Service) RPID() string { return s.rpID }
 // Ping reports whether the store answers. It returns an error wrapping
 // ErrUnavailable when it does not.
 func (s *Service) Ping(ctx context.Context) error {
-	if _, err := s.st.AuditHead(ctx); err != nil {
+	if _, err := s.st.LastAuditCheckpoint(ctx); err != nil {
 		return fmt.Errorf("service: %w: %v", ErrUnavailable, err)
 	}
 	return nil

@@ -88,8 +88,11 @@ type ActorView struct {
 	Via  string `json:"via,omitempty"`
 }
 
-// EventView is one audit record.
+// EventView is one audit record: Seq is its place in the chain of
+// IdentityID, Version the first byte of its canonical form (server/audit),
+// and Hash what server/audit computes over PrevHash and that form.
 type EventView struct {
+	Version         uint8             `json:"version"`
 	Seq             uint64            `json:"seq"`
 	Time            time.Time         `json:"time"`
 	Type            string            `json:"type"`
@@ -216,6 +219,7 @@ func viewEvent(r *store.AuditRecord) (EventView, error) {
 		return EventView{}, fmt.Errorf("service: audit record %d: %w", r.Seq, err)
 	}
 	return EventView{
+		Version:         rec.Version,
 		Seq:             rec.Seq,
 		Time:            rec.Time.UTC(),
 		Type:            string(rec.Type),

@@ -52,8 +52,11 @@
 //     activates it, only if no other identity's authenticator holds that
 //     serial active.
 //   - Ceremony challenges are taken once (delete-returning).
-//   - Audit records form one hash chain with a single head: appends are
-//     serialised, and seq is unique, so the chain has no gaps and no forks.
+//   - Audit records form one hash chain per identity (and one for events of
+//     no identity), each with a single head: appends to one chain are
+//     serialised, appends to different chains are not, and (identity, seq)
+//     is unique, so no chain has gaps or forks. Checkpoints of the heads
+//     (AuditCheckpoints) are numbered and kept forever.
 //
 // # Secrets
 //

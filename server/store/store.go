@@ -47,6 +47,7 @@ type Store interface {
 	Ceremonies
 	Sessions
 	AuditLog
+	AuditCheckpoints
 	Attempts
 	Logins
 	Sealing
@@ -330,25 +331,49 @@ type Attempts interface {
 	SweepAttempts(ctx context.Context, now time.Time) (int, error)
 }
 
-// AuditLog keeps the append-only, hash-chained audit log (DESIGN §5).
+// AuditLog keeps the append-only, hash-chained audit log (DESIGN §5): one
+// chain per identity, named by the identity ID, and one chain (named "")
+// for events of no identity. Appends to different chains never wait for
+// each other, in one process or across replicas.
 type AuditLog interface {
-	// AppendAudit appends events, in order, to the chain, atomically: they
-	// get consecutive sequence numbers. It returns the error of the
+	// AppendAudit appends events, in order, each to the chain of its
+	// IdentityID, atomically: the events of one chain get consecutive
+	// sequence numbers after the chain's head. It returns the error of the
 	// Chainer, or an error wrapping ErrInvalid (the Chainer broke the
 	// chain).
 	AppendAudit(ctx context.Context, events ...domain.Event) error
-	// ListAudit returns up to limit records about identity identityID with
-	// Seq above after, in Seq order: pass the last Seq seen to page on.
-	// limit <= 0 means 100.
+	// ListAudit returns up to limit records of the chain of identity
+	// identityID with Seq above after, in Seq order: pass the last Seq
+	// seen to page on. limit <= 0 means 100.
 	ListAudit(ctx context.Context, identityID string, after uint64, limit int) ([]AuditRecord, error)
-	// AuditRecords yields every record with Seq at or above from, in Seq
-	// order, for verifying the chain. It reads in pages and holds no
-	// database resources between yields, so the loop body may use the
-	// store. It stops at the first error.
-	AuditRecords(ctx context.Context, from uint64) iter.Seq2[AuditRecord, error]
-	// AuditHead returns the last record, or a zero AuditRecord (Seq 0) when
-	// the log is empty.
-	AuditHead(ctx context.Context) (AuditRecord, error)
+	// AuditRecords yields every record, chain by chain (in byte order of
+	// the identity ID, "" first), each chain in Seq order, for verifying
+	// the chains. It reads in pages and holds no database resources
+	// between yields, so the loop body may use the store. It stops at the
+	// first error.
+	AuditRecords(ctx context.Context) iter.Seq2[AuditRecord, error]
+	// AuditHeads returns the head (last record) of every chain, in byte
+	// order of the identity ID, as the appends recorded it: what a
+	// checkpoint seals. The heads are one consistent snapshot.
+	AuditHeads(ctx context.Context) ([]AuditHead, error)
+}
+
+// AuditCheckpoints keeps the numbered, MACed checkpoints of the audit
+// chains' heads (server/audit makes and checks them; the store keeps them
+// as opaque bytes). They are never changed or deleted.
+type AuditCheckpoints interface {
+	// PutAuditCheckpoint stores c. It returns an error wrapping
+	// ErrDuplicate when a checkpoint with c.Seq exists (another replica
+	// wrote it first), or ErrInvalid (Seq 0 or above 2^63-1, no body or
+	// MAC).
+	PutAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error
+	// AuditCheckpoints yields the checkpoints with Seq at or above from,
+	// in Seq order, reading in pages like AuditRecords. It stops at the
+	// first error.
+	AuditCheckpoints(ctx context.Context, from uint64) iter.Seq2[AuditCheckpoint, error]
+	// LastAuditCheckpoint returns the checkpoint with the highest Seq, or
+	// a zero AuditCheckpoint (Seq 0) when there is none.
+	LastAuditCheckpoint(ctx context.Context) (AuditCheckpoint, error)
 }
 
 // Logins writes what a successful check proves, in one transaction each:

@@ -20,7 +20,7 @@ func (f chainFunc) Link(prev *store.AuditRecord, e domain.Event) (store.AuditRec
 func TestLink(t *testing.T) {
 	at := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	e := domain.Event{Type: domain.EventBlocked, IdentityID: "id-1", AuthenticatorID: "a-1", At: at}
-	prev := &store.AuditRecord{Seq: 4, Hash: []byte("h4")}
+	prev := &store.AuditRecord{Seq: 4, Hash: []byte("h4"), IdentityID: "id-1"}
 	good := store.AuditRecord{Seq: 5, PrevHash: []byte("h4"), Hash: []byte("h5"), Body: []byte("{}")}
 	boom := errors.New("boom")
 	for _, tc := range []struct {
@@ -38,6 +38,7 @@ func TestLink(t *testing.T) {
 		{"no hash", prev, store.AuditRecord{Seq: 5, PrevHash: []byte("h4"), Body: []byte("{}")}, nil, store.ErrInvalid},
 		{"no body", prev, store.AuditRecord{Seq: 5, PrevHash: []byte("h4"), Hash: []byte("h")}, nil, store.ErrInvalid},
 		{"chainer error", prev, store.AuditRecord{}, boom, boom},
+		{"head of another chain", &store.AuditRecord{Seq: 4, Hash: []byte("h4"), IdentityID: "id-2"}, good, nil, store.ErrInvalid},
 	} {
 		c := chainFunc(func(*store.AuditRecord, domain.Event) (store.AuditRecord, error) { return tc.rec, tc.err })
 		r, err := store.Link(c, tc.prev, e)
@@ -51,6 +52,23 @@ func TestLink(t *testing.T) {
 	}
 	if _, err := store.Link(nil, nil, e); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("Link without a chainer: %v", err)
+	}
+}
+
+func TestAuditCheckpointCheck(t *testing.T) {
+	good := store.AuditCheckpoint{Seq: 1, KeyID: "k1", Body: []byte{1}, MAC: []byte{2}}
+	if err := good.Check(); err != nil {
+		t.Fatalf("Check = %v", err)
+	}
+	for name, c := range map[string]store.AuditCheckpoint{
+		"seq 0":    {Body: []byte{1}, MAC: []byte{2}},
+		"seq 2^63": {Seq: 1 << 63, Body: []byte{1}, MAC: []byte{2}},
+		"no body":  {Seq: 1, MAC: []byte{2}},
+		"no MAC":   {Seq: 1, Body: []byte{1}},
+	} {
+		if err := c.Check(); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("%s: Check = %v", name, err)
+		}
 	}
 }
 

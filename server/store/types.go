@@ -390,26 +390,56 @@ type CodeActivation struct {
 
 // AuditRecord is one record of the audit log. Seq, PrevHash, Hash and Body
 // come from the Chainer; the other fields repeat the event's for finding
-// records (ListAudit) without decoding Body.
+// records (ListAudit) without decoding Body. The record belongs to the
+// chain of IdentityID ("" for an event of no identity).
 type AuditRecord struct {
-	Seq             uint64 // 1, 2, 3, ... without gaps
+	Seq             uint64 // the place in the chain: 1, 2, 3, ... without gaps
 	At              time.Time
 	Type            domain.EventType
-	IdentityID      string
+	IdentityID      string // the chain
 	AuthenticatorID string
-	PrevHash        []byte // the Hash of record Seq-1 (the Chainer's genesis value for Seq 1)
+	PrevHash        []byte // the Hash of record Seq-1 of the chain (the Chainer's genesis value for the first)
 	Hash            []byte // the hash over PrevHash and Body, as the Chainer defines it
 	Body            []byte // the event in the Chainer's canonical encoding
 }
 
+// AuditHead is the last record of one audit chain: what a checkpoint
+// seals.
+type AuditHead struct {
+	IdentityID string // the chain ("" for events of no identity)
+	Seq        uint64
+	Hash       []byte
+}
+
+// AuditCheckpoint is a checkpoint of the audit chains' heads as the store
+// keeps it: Body and MAC are opaque (server/audit's Checkpoint, and its
+// MAC under the key KeyID names).
+type AuditCheckpoint struct {
+	Seq   uint64 // 1, 2, 3, ...
+	At    time.Time
+	KeyID string
+	Body  []byte
+	MAC   []byte
+}
+
+// Check returns an error wrapping ErrInvalid when c cannot be stored.
+func (c *AuditCheckpoint) Check() error {
+	if c.Seq == 0 || c.Seq > maxInt63 || len(c.Body) == 0 || len(c.MAC) == 0 {
+		return fmt.Errorf("store: %w: an audit checkpoint needs a seq from 1 to 2^63-1, a body and a MAC", ErrInvalid)
+	}
+	return nil
+}
+
 // Chainer turns audit events into hash-chained records; server/audit
 // provides the real one. A store calls it inside the transaction that
-// appends, with the current head, so the chain has a single head.
+// appends, with the current head of the event's chain (the identity's), so
+// every chain has a single head.
 type Chainer interface {
-	// Link returns the record for e that follows prev (nil for the first
-	// record of the log): Seq prev.Seq+1 (1 for the first), PrevHash equal
-	// to prev.Hash (the genesis value for the first), and Hash and Body.
-	// An error makes the whole write fail.
+	// Link returns the record for e that follows prev, the head of the
+	// chain of e.IdentityID (nil for the first record of the chain): Seq
+	// prev.Seq+1 (1 for the first), PrevHash equal to prev.Hash (the
+	// genesis value for the first), and Hash and Body. Of prev, only Seq,
+	// Hash and IdentityID are set. An error makes the whole write fail.
 	Link(prev *AuditRecord, e domain.Event) (AuditRecord, error)
 }
 
@@ -438,6 +468,8 @@ func Link(c Chainer, prev *AuditRecord, e domain.Event) (AuditRecord, error) {
 		return AuditRecord{}, fmt.Errorf("store: %w: the audit chainer returned record %d without hash or body", ErrInvalid, r.Seq)
 	case r.Seq > maxInt63:
 		return AuditRecord{}, fmt.Errorf("store: %w: audit seq out of range", ErrInvalid)
+	case prev != nil && prev.IdentityID != e.IdentityID:
+		return AuditRecord{}, fmt.Errorf("store: %w: an event of identity %q linked to the chain of %q", ErrInvalid, e.IdentityID, prev.IdentityID)
 	}
 	r.At = e.At
 	r.Type = e.Type

@@ -91,7 +91,7 @@ func (s *Store) prepareAuthenticator(c domain.Change, el store.Element) (*newAut
 // from version (-1: any), checks the tombstones of the serial, registers
 // the credential ID, inserts the record and its element, and consumes a
 // waiting import. The caller appends n.c.Events afterwards, taking the
-// audit head lock last (see appendAudit).
+// lock of the identity's audit chain head last (see appendAudit).
 func (s *Store) insertAuthenticator(ctx context.Context, tx pgx.Tx, n *newAuth, version int64) error {
 	a := &n.c.Authenticator
 	if isCodeDevice(a.Kind) {

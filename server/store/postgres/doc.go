@@ -29,11 +29,14 @@
 //   - Adding a code device and writing the tombstone that revokes its
 //     serial both take a transaction advisory lock on the serial first, so
 //     a concurrent add cannot miss a block that commits meanwhile.
-//   - The audit chain has one head: an append locks the single row of
-//     audit_head (SELECT ... FOR UPDATE) before it reads the last record,
-//     and seq is the primary key. The lock is held to the commit, so
-//     audited writes commit one after another across all replicas; the
-//     unaudited guards above do not take it.
+//   - The audit log is one hash chain per identity (migration 0003): an
+//     append locks the audit_heads rows of the chains it appends to (an
+//     upsert, in byte order of the identity ID), links its records to
+//     them and moves them, and (identity_id, seq) is the primary key. The
+//     locks are held to the commit, so the audited writes of one person
+//     commit one after another across all replicas, and those of
+//     different people do not wait for each other. Checkpoints read the
+//     heads from a snapshot, without locks.
 //
 // A transaction that PostgreSQL aborts with a serialization failure
 // (SQLSTATE 40001) or a deadlock (40P01) is run again, a few times.
@@ -88,9 +91,9 @@
 // a schema of their own (tests use one per run).
 //
 // Times are BIGINT Unix nanoseconds in UTC, NULL for the zero time.Time (so
-// from 1677-09-21 to 2262-04-11). Tombstones, registered credential IDs and
-// audit records are protected by triggers against UPDATE, DELETE and
-// TRUNCATE.
+// from 1677-09-21 to 2262-04-11). Tombstones, registered credential IDs,
+// audit records and audit checkpoints are protected by triggers against
+// UPDATE, DELETE and TRUNCATE.
 //
 // # Connections
 //

@@ -1,4 +1,50 @@
 package postgres
 
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authbench/authbench/server/store/internal/migration"
+)
+
 // SecretTables returns the tables that hold key material, for tests.
 func SecretTables() []string { return append([]string(nil), secretTables...) }
+
+// KnownVersion returns the newest schema version this package knows.
+func KnownVersion() int {
+	ms, err := migrations()
+	if err != nil {
+		panic(err)
+	}
+	return len(ms)
+}
+
+// MigrateBefore brings the schema of a database up to the migration whose
+// name ends in "_"+name, without it (for testing a migration on a
+// database made before it).
+func MigrateBefore(ctx context.Context, url, schema, name string) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	n := slices.IndexFunc(ms, func(m migration.File) bool { return strings.HasSuffix(m.Name, "_"+name) })
+	if n < 0 {
+		return fmt.Errorf("no migration %s", name)
+	}
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return err
+	}
+	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	return migrateWith(ctx, c, schema, ms[:n], time.Now())
+}

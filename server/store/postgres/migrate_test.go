@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
@@ -71,6 +72,7 @@ func TestAppendOnly(t *testing.T) {
 		Ref: ref(device.KindApp, "1"), CreatedAt: t0, Version: 1}
 	must(t, s.CreateAuthenticator(ctx, domain.Change{Authenticator: a}, element(device.KindApp, "1")))
 	must(t, s.PutTombstone(ctx, domain.Tombstone{AuthenticatorID: "old", IdentityID: id.ID, Kind: device.KindChip, BlockedAt: t0}))
+	must(t, s.PutAuditCheckpoint(ctx, store.AuditCheckpoint{Seq: 1, At: t0, KeyID: "k1", Body: []byte{1}, MAC: []byte{2}}))
 
 	c, err := pgx.Connect(ctx, url)
 	must(t, err)
@@ -79,7 +81,7 @@ func TestAppendOnly(t *testing.T) {
 		"UPDATE audit SET event_type = 'x'", "DELETE FROM audit", "TRUNCATE audit",
 		"UPDATE tombstones SET reason = 'x'", "DELETE FROM tombstones", "TRUNCATE tombstones",
 		"UPDATE credential_ids SET authenticator_id = 'x'", "DELETE FROM credential_ids", "TRUNCATE credential_ids",
-		"DELETE FROM audit_head",
+		"UPDATE audit_checkpoints SET key_id = 'x'", "DELETE FROM audit_checkpoints", "TRUNCATE audit_checkpoints",
 	} {
 		tb := pgx.Identifier{schema}.Sanitize()
 		_, err := c.Exec(ctx, "SET search_path = "+tb+"; "+q)
@@ -112,10 +114,13 @@ func TestCommitLogin(t *testing.T) {
 		return &store.Session{TokenHash: []byte(tok), ID: "ses-" + tok, IdentityID: id.ID, Level: store.LevelTwoFactor,
 			Authenticators: []string{"kv-1", "chip-1"}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 	}
-	head := func() uint64 {
-		h, err := s.AuditHead(ctx)
-		must(t, err)
-		return h.Seq
+	head := func() uint64 { // the number of audit records
+		n := uint64(0)
+		for _, err := range s.AuditRecords(ctx) {
+			must(t, err)
+			n++
+		}
+		return n
 	}
 
 	c, err := p.RecordSuccess(kv, t0)
@@ -159,6 +164,32 @@ func TestCommitLogin(t *testing.T) {
 	if ok, err := s.CommitLogin(ctx, store.Login{Change: c2, Session: sess("c2"), Chip: &store.ChipGuard{Spent: spent("ch-2"), Count: 6}}); !ok || err != nil {
 		t.Errorf("next chip login: %v %v", ok, err)
 	}
+}
+
+// TestMigrateAuditChains: a database holding the single audit chain of
+// before per-identity chains (schema before the audit_chains migration) is
+// migrated when a store opens it, and its records keep verifying.
+func TestMigrateAuditChains(t *testing.T) {
+	url := dbURL(t)
+	schema := newSchema(t, url)
+	ctx := context.Background()
+	must(t, postgres.MigrateBefore(ctx, url, schema, "audit_chains"))
+	cfg, err := pgx.ParseConfig(url)
+	must(t, err)
+	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	for _, r := range storetest.LegacyLog() {
+		_, err := db.ExecContext(ctx, `INSERT INTO audit (seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, int64(r.Seq), r.At.UnixNano(), string(r.Type), r.IdentityID, r.AuthenticatorID, r.PrevHash, r.Hash, r.Body)
+		must(t, err)
+	}
+	s := open(t, url, schema)
+	defer s.Close()
+	if v, err := s.SchemaVersion(ctx); err != nil || v != postgres.KnownVersion() {
+		t.Fatalf("SchemaVersion = %d, %v", v, err)
+	}
+	storetest.CheckMigrated(t, s, &storetest.SQLTamperer{DB: db, Numbered: true, Unlock: []string{"DROP TRIGGER IF EXISTS audit_append_only ON audit"}})
 }
 
 // TestOpenReadOnly: a read-only store creates and migrates nothing: it

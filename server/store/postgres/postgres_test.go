@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/authbench/authbench/internal/testenv"
 	"github.com/authbench/authbench/server/store"
@@ -73,4 +74,24 @@ func open(t testing.TB, url, schema string) *postgres.Store {
 func TestConformance(t *testing.T) {
 	url := dbURL(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, url, newSchema(t, url)) })
+}
+
+// TestAuditTamper: the attacks on the audit log that verification must
+// find, done with SQL from another connection behind the store's back.
+func TestAuditTamper(t *testing.T) {
+	url := dbURL(t)
+	storetest.RunTamper(t, func(t *testing.T) (store.Store, storetest.Tamperer) {
+		schema := newSchema(t, url)
+		s := open(t, url, schema)
+		cfg, err := pgx.ParseConfig(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+		db := stdlib.OpenDB(*cfg)
+		t.Cleanup(func() { db.Close() })
+		return s, &storetest.SQLTamperer{DB: db, Numbered: true, Unlock: []string{
+			"DROP TRIGGER IF EXISTS audit_append_only ON audit",
+		}}
+	})
 }

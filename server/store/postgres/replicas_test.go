@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/otp"
 	"github.com/authbench/authbench/server/domain"
@@ -190,16 +192,17 @@ func TestReplicasQuota(t *testing.T) {
 	}
 }
 
-// TestReplicasAuditChain appends from 64 goroutines over two replicas:
-// the log is one gap-free chain that verifies.
+// TestReplicasAuditChain appends from 64 goroutines over two replicas to
+// 8 identities: every identity's chain is gap-free and verifies, and the
+// events of one append are consecutive in it.
 func TestReplicasAuditChain(t *testing.T) {
 	ss := replicas(t, 2)
 	ctx := context.Background()
-	const n, per = 64, 3
+	const n, per, ids = 64, 3, 8
 	errs := race(n, func(i int) error {
 		var evs []domain.Event
 		for j := range per {
-			evs = append(evs, domain.Event{Type: domain.EventAdded, IdentityID: fmt.Sprint("id-", i), Actor: sys,
+			evs = append(evs, domain.Event{Type: domain.EventAdded, IdentityID: fmt.Sprint("id-", i%ids), Actor: sys,
 				At: t0.Add(time.Duration(i*per+j) * time.Millisecond)})
 		}
 		return ss[i%2].AppendAudit(ctx, evs...)
@@ -210,7 +213,7 @@ func TestReplicasAuditChain(t *testing.T) {
 		}
 	}
 	var recs []store.AuditRecord
-	for r, err := range ss[1].AuditRecords(ctx, 1) {
+	for r, err := range ss[1].AuditRecords(ctx) {
 		must(t, err)
 		recs = append(recs, r)
 	}
@@ -220,18 +223,19 @@ func TestReplicasAuditChain(t *testing.T) {
 	if err := storetest.VerifyChain(recs); err != nil {
 		t.Fatal(err)
 	}
-	// The events of one append are consecutive.
+	// Each chain has its 8 appends, and the events of one append are
+	// consecutive (their times count up by one millisecond).
 	for i := 0; i < len(recs); i += per {
+		if recs[i].Seq%per != 1 {
+			t.Fatalf("chain of %s: an append starts at record %d", recs[i].IdentityID, recs[i].Seq)
+		}
 		for j := 1; j < per; j++ {
-			if recs[i+j].IdentityID != recs[i].IdentityID {
-				t.Fatalf("records %d..%d interleave appends", recs[i].Seq, recs[i+per-1].Seq)
+			if r := recs[i+j]; r.IdentityID != recs[i].IdentityID || !r.At.Equal(recs[i].At.Add(time.Duration(j)*time.Millisecond)) {
+				t.Fatalf("chain of %s: records %d..%d interleave appends", r.IdentityID, recs[i].Seq, recs[i+per-1].Seq)
 			}
 		}
 	}
 }
-
-// knownMigrations is the number of migrations in migrations/.
-const knownMigrations = 2
 
 // TestReplicasMigrateOnce opens four Stores on a new schema at once: the
 // advisory lock lets one of them migrate, and the others find it done.
@@ -242,8 +246,8 @@ func TestReplicasMigrateOnce(t *testing.T) {
 	for _, s := range ss {
 		v, err := s.SchemaVersion(context.Background())
 		must(t, err)
-		if v != knownMigrations {
-			t.Errorf("schema version %d, want %d", v, knownMigrations)
+		if v != postgres.KnownVersion() {
+			t.Errorf("schema version %d, want %d", v, postgres.KnownVersion())
 		}
 		must(t, s.Close())
 	}
@@ -282,5 +286,67 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after Close, %d before", n, before)
+	}
+}
+
+// TestAuditChainsDoNotWait: while a transaction holds the head of alice's
+// audit chain (as an append of hers does until it commits), an audited
+// write for bob goes through on another replica, and one for alice waits
+// for the lock: writes of different people never wait for each other.
+func TestAuditChainsDoNotWait(t *testing.T) {
+	url := dbURL(t)
+	schema := newSchema(t, url)
+	ctx := context.Background()
+	a, b := open(t, url, schema), open(t, url, schema)
+	defer a.Close()
+	defer b.Close()
+	newIdentity(t, a, "alice")
+	newIdentity(t, a, "bob")
+	ev := func(id string) domain.Event {
+		return domain.Event{Type: domain.EventLoginFailed, IdentityID: id, AuthenticatorID: "pw-1", Actor: sys, At: t0}
+	}
+
+	cfg, err := pgx.ParseConfig(url)
+	must(t, err)
+	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	must(t, err)
+	defer c.Close(ctx)
+	tx, err := c.Begin(ctx)
+	must(t, err)
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM audit_heads WHERE identity_id = 'alice' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	var holder int
+	must(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder))
+
+	// Bob's write does not wait (it would hit the timeout if it did).
+	short, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := b.AppendAudit(short, ev("bob")); err != nil {
+		t.Fatalf("bob's audited write while alice's chain is held: %v", err)
+	}
+	// Alice's waits for the holder: PostgreSQL shows it blocked by it.
+	done := make(chan error, 1)
+	go func() { done <- b.AppendAudit(ctx, ev("alice")) }()
+	for waited := false; !waited; {
+		select {
+		case err := <-done:
+			t.Fatalf("alice's write went through while her chain was held: %v", err)
+		case <-short.Done():
+			t.Fatal("alice's write never showed as waiting for the holder of her chain")
+		case <-time.After(20 * time.Millisecond):
+		}
+		must(t, c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)))`, holder).Scan(&waited))
+	}
+	must(t, tx.Rollback(ctx))
+	if err := <-done; err != nil {
+		t.Fatalf("alice's write after the holder ended: %v", err)
+	}
+	recs, err := a.ListAudit(ctx, "alice", 0, 10)
+	must(t, err)
+	if len(recs) != 2 {
+		t.Errorf("alice's chain has %d records, want 2", len(recs))
 	}
 }

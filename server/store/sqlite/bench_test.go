@@ -13,8 +13,8 @@ import (
 	"github.com/authbench/authbench/server/store/sqlite"
 )
 
-// benchStore opens a durable file store with one identity and, per
-// goroutine, an active authenticator of kind.
+// benchStore opens a durable file store with, per goroutine, an identity
+// of its own with an active authenticator of kind.
 func benchStore(b *testing.B, kind device.Kind, goroutines int) (*sqlite.Store, []domain.Authenticator) {
 	b.Helper()
 	ctx := context.Background()
@@ -22,15 +22,15 @@ func benchStore(b *testing.B, kind device.Kind, goroutines int) (*sqlite.Store, 
 	b.Cleanup(func() { s.Close() })
 	p := domain.DefaultPolicy()
 	sys := domain.System("bench")
-	ic, err := domain.NewIdentity("id-1", sys, t0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.CreateIdentity(ctx, ic); err != nil {
-		b.Fatal(err)
-	}
 	var as []domain.Authenticator
 	for g := range goroutines {
+		ic, err := domain.NewIdentity(fmt.Sprintf("id-%d", g), sys, t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.CreateIdentity(ctx, ic); err != nil {
+			b.Fatal(err)
+		}
 		id := fmt.Sprintf("a-%d", g)
 		var ref domain.Ref
 		var el store.Element
@@ -42,7 +42,7 @@ func benchStore(b *testing.B, kind device.Kind, goroutines int) (*sqlite.Store, 
 			kind = device.KindPassword
 			el = store.Element{Password: &store.PasswordElement{Verifier: "$argon2id$" + id}}
 		}
-		a := domain.Authenticator{ID: id, IdentityID: "id-1", Kind: kind, State: domain.StatePending, Ref: ref, CreatedAt: t0, Version: 1}
+		a := domain.Authenticator{ID: id, IdentityID: ic.Identity.ID, Kind: kind, State: domain.StatePending, Ref: ref, CreatedAt: t0, Version: 1}
 		if err := s.CreateAuthenticator(ctx, domain.Change{Authenticator: a}, el); err != nil {
 			b.Fatal(err)
 		}

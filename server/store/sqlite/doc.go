@@ -42,10 +42,12 @@
 // statements, so they hold across processes too; so is the quota guard of
 // CreateAuthenticatorAt, which raises identities.authenticators_version
 // only from the version the add was checked against (migration 0002), in
-// the transaction that inserts the authenticator. The audit chain's head is
-// read inside the write transaction that appends to it, and seq is the
-// primary key, so the chain has one head whatever the locking; an append
-// that loses a race for a seq is retried.
+// the transaction that inserts the authenticator. The audit log is one
+// hash chain per identity (migration 0004): an append reads the heads of
+// its chains (audit_heads) inside the write transaction, links its records
+// to them and moves them, and (identity_id, seq) is the primary key, so
+// every chain has one head whatever the locking; an append that loses a
+// race for a seq is retried.
 //
 // An in-memory database (path "" or ":memory:", for tests) uses one
 // connection for everything, because each connection to :memory: would be

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -13,6 +14,7 @@ import (
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/internal/migration"
+	"github.com/authbench/authbench/server/store/storetest"
 )
 
 type nopChain struct{}
@@ -140,4 +142,48 @@ func TestMigrateSteps(t *testing.T) {
 	if v != 2 || c != 0 {
 		t.Errorf("after a failed migration: version %d, table c exists %v; want 2 and rolled back", v, c == 1)
 	}
+}
+
+// TestMigrateAuditChains: a database holding the single audit chain of
+// before per-identity chains (schema before the audit_chains migration) is
+// migrated when a store opens it, and its records keep verifying.
+func TestMigrateAuditChains(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	limitPool(db, 1)
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := slices.IndexFunc(ms, func(m migration.File) bool { return strings.HasSuffix(m.Name, "_audit_chains") })
+	if n < 0 {
+		t.Fatal("no audit_chains migration")
+	}
+	if err := migrateWith(ctx, db, ms[:n], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range storetest.LegacyLog() {
+		_, err := db.ExecContext(ctx, `INSERT INTO audit (seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, int64(r.Seq), r.At.UnixNano(), string(r.Type), r.IdentityID, r.AuthenticatorID, r.PrevHash, r.Hash, r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(ctx, path, Options{Chain: storetest.Chain{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.SchemaVersion(ctx); err != nil || v != len(ms) {
+		t.Fatalf("SchemaVersion = %d, %v", v, err)
+	}
+	storetest.CheckMigrated(t, s, &storetest.SQLTamperer{DB: db, Unlock: []string{
+		"DROP TRIGGER IF EXISTS audit_append_only_update",
+		"DROP TRIGGER IF EXISTS audit_append_only_delete",
+	}})
 }

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -26,5 +27,23 @@ func TestConformanceMemory(t *testing.T) {
 func TestConformanceFile(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return open(t, filepath.Join(t.TempDir(), "authbench.db"))
+	})
+}
+
+// TestAuditTamper: the attacks on the audit log that verification must
+// find, done with SQL on the database file behind the store's back.
+func TestAuditTamper(t *testing.T) {
+	storetest.RunTamper(t, func(t *testing.T) (store.Store, storetest.Tamperer) {
+		path := filepath.Join(t.TempDir(), "authbench.db")
+		s := open(t, path)
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return s, &storetest.SQLTamperer{DB: db, Unlock: []string{
+			"DROP TRIGGER IF EXISTS audit_append_only_update",
+			"DROP TRIGGER IF EXISTS audit_append_only_delete",
+		}}
 	})
 }

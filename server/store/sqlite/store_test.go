@@ -68,7 +68,7 @@ func seed(t testing.TB, s store.Store) {
 func auditRecords(t testing.TB, s store.Store) []store.AuditRecord {
 	t.Helper()
 	var out []store.AuditRecord
-	for r, err := range s.AuditRecords(context.Background(), 1) {
+	for r, err := range s.AuditRecords(context.Background()) {
 		if err != nil {
 			t.Fatal(err)
 		}

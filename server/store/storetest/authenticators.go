@@ -168,7 +168,7 @@ func showElement(e store.Element) string {
 func testAuthCreateErrors(f *fixture) {
 	f.identity("id-1")
 	f.create("id-1", "a-1", device.KindChip)
-	head := f.head()
+	head := f.auditLen()
 
 	c := f.pending("nobody", "a-2", device.KindPassword, domain.Ref{})
 	f.wantErr(f.s.CreateAuthenticator(f.ctx, c, elementFor(device.KindPassword, "a-2")), store.ErrNotFound, "CreateAuthenticator for an unknown identity")
@@ -211,7 +211,7 @@ func testAuthCreateErrors(f *fixture) {
 	if _, err := f.s.Authenticator(f.ctx, "a-3"); !errors.Is(err, store.ErrNotFound) {
 		f.t.Errorf("a refused authenticator was stored: %v", err)
 	}
-	if h := f.head(); h != head {
+	if h := f.auditLen(); h != head {
 		f.t.Errorf("refused creations were audited: head %d, want %d", h, head)
 	}
 }
@@ -514,7 +514,7 @@ func testApplyAtomic(f *fixture) {
 	a := f.active(id, "kv-1", device.KindCodeDisplay)
 	elBefore, err := f.s.Element(f.ctx, "kv-1")
 	f.ok(err, "Element")
-	head := f.head()
+	head := f.auditLen()
 
 	check := func(what string) {
 		f.t.Helper()
@@ -526,7 +526,7 @@ func testApplyAtomic(f *fixture) {
 		if !reflect.DeepEqual(el, elBefore) {
 			f.t.Errorf("%s: element %s, want %s", what, showElement(el), showElement(elBefore))
 		}
-		if h := f.head(); h != head {
+		if h := f.auditLen(); h != head {
 			f.t.Errorf("%s: audit head %d, want %d", what, h, head)
 		}
 	}

@@ -5,8 +5,9 @@
 // memory and on a file; the PostgreSQL store runs the same function.
 //
 // The suite drives the store with real domain transitions (server/domain)
-// and verifies the audit chain, so every store under test must be built
-// with Chain, this package's simple store.Chainer.
+// and verifies the audit chains with server/audit, so every store under
+// test must be built with Chain (server/audit's chainer, which can be made
+// to fail).
 //
 // What it checks, by DESIGN §1 and §5:
 //
@@ -31,5 +32,15 @@
 //     WebAuthn Level 2 §6.1.1, including chips without a counter.
 //   - Ceremonies and imports are taken once under concurrency; sessions and
 //     ceremonies expire.
-//   - The audit log stays one gap-free hash chain under concurrent appends.
+//   - The audit log stays one gap-free hash chain per identity under
+//     concurrent appends to one identity and to many; checkpoints are kept
+//     and read back; server/audit's Sealer and VerifyLog work on the store.
+//
+// RunTamper is the second suite: with a Tamperer that edits the database
+// behind the store's back, it deletes the newest three records of a chain,
+// alters a record and recomputes the hashes after it, alters one without,
+// deletes a whole chain, and checks that audit.VerifyLog names each (and
+// that a valid history passes). CheckMigrated checks a store opened on a
+// database that held LegacyLog, the single chain of before per-identity
+// chains.
 package storetest

@@ -77,7 +77,7 @@ func testIdentityCreateWith(f *fixture) {
 
 	// Refusals: the identity, its authenticators, their elements and
 	// events are all left out, and a waiting import stays.
-	head := f.head()
+	head := f.auditLen()
 	c2, err := domain.NewIdentity("id-2", sys, f.now)
 	f.ok(err, "NewIdentity")
 	im2 := im
@@ -115,7 +115,7 @@ func testIdentityCreateWith(f *fixture) {
 				f.t.Errorf("CreateIdentity with %s: the element of %s was stored (%v)", tc.name, aid, err)
 			}
 		}
-		if h := f.head(); h != head {
+		if h := f.auditLen(); h != head {
 			f.t.Errorf("CreateIdentity with %s: the audit head moved from %d to %d", tc.name, head, h)
 		}
 		if _, err := f.s.Import(f.ctx, im2.Serial); err != nil {

@@ -59,7 +59,7 @@ func testSetVersion(f *fixture) {
 	app := f.pending("id-1", "app-1", device.KindApp, refFor(device.KindApp, "app-1"))
 	f.ok(f.s.CreateAuthenticatorAt(f.ctx, app, elementFor(device.KindApp, "app-1"), 1), "CreateAuthenticatorAt at the current version")
 	f.wantSet("id-1", 2, "pw-1", "app-1")
-	head := f.head()
+	head := f.auditLen()
 
 	// A stale version: nothing is stored, nothing audited.
 	f.now = f.now.Add(time.Second)
@@ -74,7 +74,7 @@ func testSetVersion(f *fixture) {
 	if _, err := f.s.Element(f.ctx, "app-2"); !errors.Is(err, store.ErrNotFound) {
 		f.t.Errorf("the element of an add from a stale version was stored: %v", err)
 	}
-	if h := f.head(); h != head {
+	if h := f.auditLen(); h != head {
 		f.t.Errorf("a refused add was audited: head %d, want %d", h, head)
 	}
 	f.wantSet("id-1", 2, "pw-1", "app-1")
@@ -117,7 +117,7 @@ func testConcurrentCreateAt(f *fixture) {
 	f.identity("id-1")
 	f.create("id-1", "pw-1", device.KindPassword)
 	v := f.set("id-1").Version
-	head := f.head()
+	head := f.auditLen()
 	errs := race(Concurrency, func(i int) error {
 		aid := fmt.Sprint("app-", i)
 		c := f.pending("id-1", aid, device.KindApp, refFor(device.KindApp, aid))
@@ -130,7 +130,7 @@ func testConcurrentCreateAt(f *fixture) {
 	if s.Version != v+1 || len(s.Authenticators) != 2 {
 		f.t.Errorf("after the race: version %d with %d authenticators, want %d with 2", s.Version, len(s.Authenticators), v+1)
 	}
-	if h := f.head(); h != head+1 {
+	if h := f.auditLen(); h != head+1 {
 		f.t.Errorf("audit head %d after the race, want %d (one added event)", h, head+1)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -243,157 +242,6 @@ func testSessions(f *fixture) {
 	}
 }
 
-func event(identityID string, i int, at time.Time) domain.Event {
-	return domain.Event{Type: domain.EventLoginFailed, IdentityID: identityID, AuthenticatorID: fmt.Sprint("a-", i),
-		Actor: sys, Details: map[string]string{"n": fmt.Sprint(i)}, At: at}
-}
-
-func testAuditAppendList(f *fixture) {
-	h, err := f.s.AuditHead(f.ctx)
-	f.ok(err, "AuditHead of an empty log")
-	if h.Seq != 0 {
-		f.t.Errorf("AuditHead of an empty log: seq %d", h.Seq)
-	}
-	f.ok(f.s.AppendAudit(f.ctx), "AppendAudit()")
-	var all []domain.Event
-	for i := range 25 {
-		id := "id-a"
-		if i%3 == 0 {
-			id = "id-b"
-		}
-		all = append(all, event(id, i, f.now.Add(time.Duration(i)*time.Millisecond)))
-	}
-	f.ok(f.s.AppendAudit(f.ctx, all[:10]...), "AppendAudit")
-	for _, e := range all[10:] {
-		f.ok(f.s.AppendAudit(f.ctx, e), "AppendAudit")
-	}
-	recs := f.audit()
-	if len(recs) != len(all) {
-		f.t.Fatalf("%d records, want %d", len(recs), len(all))
-	}
-	for i, r := range recs {
-		if e := all[i]; r.Type != e.Type || r.IdentityID != e.IdentityID || r.AuthenticatorID != e.AuthenticatorID || !r.At.Equal(e.At) {
-			f.t.Errorf("record %d = %+v, want event %+v", r.Seq, r, e)
-		}
-	}
-	h, err = f.s.AuditHead(f.ctx)
-	f.ok(err, "AuditHead")
-	if !reflect.DeepEqual(h, recs[len(recs)-1]) {
-		f.t.Errorf("AuditHead = %+v, want %+v", h, recs[len(recs)-1])
-	}
-	// From the middle.
-	n := 0
-	for r, err := range f.s.AuditRecords(f.ctx, 20) {
-		f.ok(err, "AuditRecords(20)")
-		if r.Seq != uint64(20+n) {
-			f.t.Errorf("AuditRecords(20) yielded seq %d, want %d", r.Seq, 20+n)
-		}
-		n++
-	}
-	if n != 6 {
-		f.t.Errorf("AuditRecords(20) yielded %d records, want 6", n)
-	}
-	// Stopping early.
-	n = 0
-	for range f.s.AuditRecords(f.ctx, 1) {
-		n++
-		if n == 3 {
-			break
-		}
-	}
-	// Paging by identity.
-	var pages [][]uint64
-	after := uint64(0)
-	for {
-		page, err := f.s.ListAudit(f.ctx, "id-b", after, 4)
-		f.ok(err, "ListAudit")
-		if len(page) == 0 {
-			break
-		}
-		var seqs []uint64
-		for _, r := range page {
-			if r.IdentityID != "id-b" {
-				f.t.Errorf("ListAudit(id-b) returned a record of %s", r.IdentityID)
-			}
-			seqs = append(seqs, r.Seq)
-		}
-		pages = append(pages, seqs)
-		after = page[len(page)-1].Seq
-	}
-	want := [][]uint64{{1, 4, 7, 10}, {13, 16, 19, 22}, {25}}
-	if !reflect.DeepEqual(pages, want) {
-		f.t.Errorf("ListAudit pages %v, want %v", pages, want)
-	}
-	page, err := f.s.ListAudit(f.ctx, "id-a", 0, 0)
-	f.ok(err, "ListAudit(limit 0)")
-	if len(page) != 16 {
-		f.t.Errorf("ListAudit(id-a, limit 0) returned %d, want all 16", len(page))
-	}
-}
-
-func testAuditConcurrent(f *fixture) {
-	// Each goroutine appends 1 to 3 events at once; they must end up
-	// consecutive, and the whole log one chain.
-	errs := race(64, func(g int) error {
-		var evs []domain.Event
-		for j := range 1 + g%3 {
-			e := event(fmt.Sprint("id-", g), j, f.now)
-			e.Details["g"] = fmt.Sprint(g)
-			evs = append(evs, e)
-		}
-		return f.s.AppendAudit(f.ctx, evs...)
-	})
-	for g, err := range errs {
-		if err != nil {
-			f.t.Errorf("goroutine %d: AppendAudit: %v", g, err)
-		}
-	}
-	recs := f.audit() // checks seq 1..N and the links
-	want := 0
-	for g := range 64 {
-		want += 1 + g%3
-	}
-	if len(recs) != want {
-		f.t.Fatalf("%d records, want %d", len(recs), want)
-	}
-	for i := 0; i < len(recs); {
-		g := recs[i].IdentityID
-		n := 0
-		for i < len(recs) && recs[i].IdentityID == g {
-			i++
-			n++
-		}
-		var gi int
-		fmt.Sscanf(g, "id-%d", &gi)
-		if n != 1+gi%3 {
-			f.t.Errorf("the %d events of %s are not consecutive (a run of %d)", 1+gi%3, g, n)
-		}
-	}
-}
-
-func testAuditFailedAppend(f *fixture) {
-	f.ok(f.s.AppendAudit(f.ctx, event("id-1", 0, f.now)), "AppendAudit")
-	bad := event("id-1", 1, f.now)
-	bad.Reason = FailReason
-	err := f.s.AppendAudit(f.ctx, event("id-1", 2, f.now), bad, event("id-1", 3, f.now))
-	if !errors.Is(err, ErrInjected) {
-		f.t.Errorf("AppendAudit with a failing event: %v, want %v", err, ErrInjected)
-	}
-	if h := f.head(); h != 1 {
-		f.t.Errorf("a failed append left records: head %d, want 1", h)
-	}
-	// A failed identity creation is not audited either.
-	c, _ := domain.NewIdentity("id-9", sys, f.now)
-	c.Events[0].Reason = FailReason
-	if err := f.s.CreateIdentity(f.ctx, c); !errors.Is(err, ErrInjected) {
-		f.t.Errorf("CreateIdentity with a failing event: %v", err)
-	}
-	if _, err := f.s.Identity(f.ctx, "id-9"); !errors.Is(err, store.ErrNotFound) {
-		f.t.Errorf("an identity whose audit failed was stored: %v", err)
-	}
-	f.audit()
-}
-
 func testClose(f *fixture) {
 	f.identity("id-1")
 	f.closed = true
@@ -409,7 +257,7 @@ func testClose(f *fixture) {
 	if err := f.s.AppendAudit(f.ctx, event("id-1", 0, f.now)); err == nil {
 		f.t.Errorf("AppendAudit after Close succeeded")
 	}
-	for _, err := range f.s.AuditRecords(f.ctx, 1) {
+	for _, err := range f.s.AuditRecords(f.ctx) {
 		if err == nil {
 			f.t.Errorf("AuditRecords after Close yielded a record")
 		}

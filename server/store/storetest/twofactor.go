@@ -320,12 +320,12 @@ func testCommitLogin(f *fixture) {
 	f.ok(f.s.ReserveAttempt(f.ctx, f.attempt(3, "kv-1", ""), max, f.now), "reserve")
 	c, err = f.p.RecordSuccess(kv, f.now)
 	f.ok(err, "RecordSuccess")
-	head := f.head()
+	head := f.auditLen()
 	ok, err = f.s.CommitLogin(f.ctx, store.Login{Attempt: "att-3", Change: c, Session: ses("ses-replay", "pw-1", "kv-1"), OTP: &store.OTPGuard{Step: 100}})
 	if ok || err != nil {
 		f.t.Fatalf("CommitLogin with a used step = %v, %v; want false, nil", ok, err)
 	}
-	if f.head() != head || f.live([]byte("ses-replay")) || f.authenticator("kv-1").Version != kv.Version {
+	if f.auditLen() != head || f.live([]byte("ses-replay")) || f.authenticator("kv-1").Version != kv.Version {
 		f.t.Error("a refused guard wrote something")
 	}
 	for i := 4; i < 4+max-1; i++ {

@@ -1,6 +1,8 @@
 package columns
 
 import (
+	"slices"
+
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 )
@@ -49,4 +51,56 @@ func (c Codec) Audit(r *AuditRow) (store.AuditRecord, error) {
 	out.Type = domain.EventType(r.Type)
 	out.Body = NonNil(r.Body)
 	return out, nil
+}
+
+// CheckpointCols are the columns of audit_checkpoints, in the order of
+// CheckpointArgs and CheckpointRow.
+const CheckpointCols = `seq, at, key_id, body, mac`
+
+// CheckpointArgs returns the column values of c, in CheckpointCols order.
+// It returns an error wrapping store.ErrInvalid when c cannot be stored.
+func (c Codec) CheckpointArgs(cp *store.AuditCheckpoint) ([]any, error) {
+	if err := cp.Check(); err != nil {
+		return nil, err
+	}
+	at, err := c.Time(cp.At)
+	if err != nil {
+		return nil, err
+	}
+	return []any{int64(cp.Seq), at, cp.KeyID, cp.Body, cp.MAC}, nil
+}
+
+// CheckpointRow receives an audit_checkpoints row, in CheckpointCols
+// order.
+type CheckpointRow struct {
+	R   store.AuditCheckpoint
+	Seq int64
+	At  *int64
+}
+
+// Dest returns the scan destinations of r, in column order.
+func (r *CheckpointRow) Dest() []any { return []any{&r.Seq, &r.At, &r.R.KeyID, &r.R.Body, &r.R.MAC} }
+
+// Checkpoint decodes a scanned row. It returns an error wrapping
+// store.ErrInvalid for a negative seq.
+func (c Codec) Checkpoint(r *CheckpointRow) (store.AuditCheckpoint, error) {
+	out := r.R
+	var err error
+	if out.Seq, err = c.FromI64(r.Seq, "audit checkpoint seq"); err != nil {
+		return store.AuditCheckpoint{}, err
+	}
+	out.At = FromNanos(r.At)
+	return out, nil
+}
+
+// AuditChains returns the chains events append to (their identity IDs),
+// each once, in byte order: the order in which a store reads, locks and
+// moves their heads.
+func AuditChains(events []domain.Event) []string {
+	ids := make([]string, 0, 1)
+	for _, e := range events {
+		ids = append(ids, e.IdentityID)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
