@@ -54,7 +54,11 @@ type site struct {
 }
 
 // startSite starts an embedded server on localhost with a virtual clock.
-func startSite(t *testing.T) *site {
+func startSite(t *testing.T) *site { return startSiteWith(t, embedded.Options{}, "http") }
+
+// startSiteWith starts a site with the TLS files of opts, if any, and
+// addressed as scheme://localhost:PORT.
+func startSiteWith(t *testing.T, opts embedded.Options, scheme string) *site {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -62,25 +66,23 @@ func startSite(t *testing.T) *site {
 	}
 	s := &site{clock: &vclock{t: time.Now().UTC().Truncate(time.Second)}, pskc: make([]byte, 16)}
 	rand.Read(s.pskc)
-	s.Server, err = embedded.Start(context.Background(), embedded.Options{
-		Listener:      ln,
-		DB:            filepath.Join(t.TempDir(), "authbench.db"),
-		SupportTokens: map[string]string{supportToken: "desk-1"},
-		// Chromium's virtual authenticators attest with a batch
-		// certificate that Chromium makes anew, self-signed, for each
-		// one: it chains to no root a server could hold, so the story's
-		// chips are accepted as untrusted (their attestation statements
-		// are verified all the same, and recorded with their format).
-		AllowNoneAttestation: true,
-		Hasher:               secrets.FastParams(),
-		PSKCKey:              s.pskc,
-		Now:                  s.clock.Now,
-	})
-	if err != nil {
+	opts.Listener = ln
+	opts.DB = filepath.Join(t.TempDir(), "authbench.db")
+	opts.SupportTokens = map[string]string{supportToken: "desk-1"}
+	// Chromium's virtual authenticators attest with a batch certificate
+	// that Chromium makes anew, self-signed, for each one: it chains to no
+	// root a server could hold, so the story's chips are accepted as
+	// untrusted (their attestation statements are verified all the same,
+	// and recorded with their format).
+	opts.AllowNoneAttestation = true
+	opts.Hasher = secrets.FastParams()
+	opts.PSKCKey = s.pskc
+	opts.Now = s.clock.Now
+	if s.Server, err = embedded.Start(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	s.base = "http://localhost:" + fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	s.base = scheme + "://localhost:" + fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 	return s
 }
 

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"io/fs"
 	"math/big"
@@ -336,22 +335,7 @@ func startSiteTLS(t *testing.T, useTLS bool) (*site, *tls.Config) {
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &site{clock: &vclock{t: time.Now().UTC().Truncate(time.Second)}, pskc: make([]byte, 16)}
-	rand.Read(s.pskc)
-	s.Server, err = embedded.Start(context.Background(), embedded.Options{
-		Listener: ln, DB: filepath.Join(dir, "authbench.db"), SupportTokens: map[string]string{supportToken: "desk-1"},
-		Hasher: secrets.FastParams(), PSKCKey: s.pskc, Now: s.clock.Now, TLSCertFile: certFile, TLSKeyFile: keyFile,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	port := ln.Addr().(*net.TCPAddr).Port
-	s.base = fmt.Sprintf("https://localhost:%d", port)
+	s := startSiteWith(t, embedded.Options{TLSCertFile: certFile, TLSKeyFile: keyFile}, "https")
 	if !strings.HasPrefix(s.URL, "https://") {
 		t.Fatalf("the server's URL over TLS is %s", s.URL)
 	}
