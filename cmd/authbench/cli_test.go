@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authbench/authbench/internal/umockdevtest"
 )
 
 var (
@@ -32,7 +34,11 @@ var (
 	binDir  string
 )
 
+// TestMain runs the tests with umockdev's preload library, so that the
+// commands they run in-process reach the keys of an emulated USB bus
+// through libusb (see chipTransports).
 func TestMain(m *testing.M) {
+	umockdevtest.Preload()
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -305,8 +311,10 @@ func TestHelp(t *testing.T) {
 			t.Errorf("help check lacks %q:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "default: 30s"); n != 1 {
-		t.Errorf("the default of --timeout is printed %d times:\n%s", n, out)
+	timeoutHelp := out[strings.Index(out, "--timeout=DURATION"):]
+	timeoutHelp = timeoutHelp[:strings.Index(timeoutHelp[2:], "--")+2]
+	if n := strings.Count(timeoutHelp, "default: 30s"); n != 1 {
+		t.Errorf("the default of --timeout is printed %d times:\n%s", n, timeoutHelp)
 	}
 	for cmd, flags := range map[string][]string{
 		"identity": {"identity create", "--identity=ID", "--password-stdin", "--token-file=FILE", "--server=URL"},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"syscall"
@@ -22,12 +23,15 @@ import (
 	"github.com/authbench/authbench/driver/pcsc"
 	"github.com/authbench/authbench/driver/usb"
 	"github.com/authbench/authbench/sim/udphid"
+	"github.com/authbench/authbench/sim/umockdev"
 )
 
 // devicesCmd is `authbench devices`.
 type devicesCmd struct {
-	JSON    bool          `help:"Print a JSON array."`
-	Timeout time.Duration `default:"500ms" placeholder:"DURATION" help:"How long to wait for each device to answer a probe."`
+	JSON     bool          `help:"Print a JSON array (with --watch: one JSON object per event and line)."`
+	Timeout  time.Duration `default:"500ms" placeholder:"DURATION" help:"How long to wait for each device to answer a probe."`
+	Watch    bool          `help:"Print readers, cards, keys, serial ports and simulators as they come and go, until Ctrl-C (exit status 0), like pcsc_scan."`
+	Interval time.Duration `default:"1s" placeholder:"DURATION" help:"With --watch: how often to look for USB keys, serial ports and simulators (PC/SC changes come at once)."`
 }
 
 // listedDevice is one row of `authbench devices`.
@@ -37,6 +41,9 @@ type listedDevice struct {
 }
 
 func (c *devicesCmd) Run(ctx context.Context, e *env) error {
+	if c.Watch {
+		return c.watch(ctx, e)
+	}
 	jsonOut, timeout := &c.JSON, &c.Timeout
 	var (
 		found    []listedDevice
@@ -94,6 +101,18 @@ func (c *devicesCmd) Run(ctx context.Context, e *env) error {
 		for _, i := range infos {
 			found = append(found, listedDevice{Info: i})
 		}
+	}
+
+	// Keys of running simulators on an emulated USB bus: only programs run
+	// with the bus's environment see them.
+	for _, d := range sims {
+		if d.Transport != "usb" || slices.ContainsFunc(found, func(f listedDevice) bool { return f.Transport == "usb" && f.Serial == d.Serial }) {
+			continue
+		}
+		found = append(found, listedDevice{
+			Info: device.Info{Kind: d.Kind, Transport: "usb", Path: d.Path, Serial: d.Serial, Model: "emulated USB key"},
+			Note: fmt.Sprintf("on an emulated bus: run programs with LD_PRELOAD=%s UMOCKDEV_DIR=%s", umockdev.Preload, d.Testbed),
+		})
 	}
 
 	// Serial ports the OS knows, and the ptys and UDP chips of running

@@ -48,7 +48,7 @@ type loadCmd struct {
 	JSON        bool          `help:"Print the results as JSON instead of text."`
 }
 
-// The DESIGN §7 targets the load command reports against.
+// The targets the load command reports against.
 const (
 	targetChips        = 10000 // simulated chips through enroll → login → block → re-add ...
 	targetChipsSeconds = 10.0  // ... in at most this many seconds
@@ -78,12 +78,13 @@ type loadConfig struct {
 	db          string
 	seed        []byte
 	jsonOut     bool
+	wrapAPI     func(http.Handler) http.Handler // see env.wrapAPI
 }
 
 func (c *loadCmd) Run(ctx context.Context, e *env) error {
 	cfg := loadConfig{
 		scenario: c.Scenario, n: c.N, concurrency: c.Concurrency, devices: c.Devices,
-		duration: c.Duration, baseline: c.Baseline, sample: c.Sample, db: c.DB, jsonOut: c.JSON,
+		duration: c.Duration, baseline: c.Baseline, sample: c.Sample, db: c.DB, jsonOut: c.JSON, wrapAPI: e.wrapAPI,
 	}
 	seed := c.Seed
 	switch cfg.scenario {
@@ -148,7 +149,7 @@ func (c *loadCmd) Run(ctx context.Context, e *env) error {
 	return nil
 }
 
-// targetResult is one DESIGN §7 target and whether the run met it.
+// targetResult is one target and whether the run met it.
 type targetResult struct {
 	Name     string  `json:"name"`
 	Want     string  `json:"want"` // "<=" or ">="
@@ -161,7 +162,7 @@ func (t targetResult) String() string {
 	return fmt.Sprintf("%s %.3g, target %s %.3g", t.Name, t.Measured, t.Want, t.Target)
 }
 
-// targets judges the report against the DESIGN §7 targets. A run of fewer
+// targets judges the report against the targets. A run of fewer
 // chips than the target's count is judged by the time the target's count
 // would take at the measured rate.
 func (r *loadReport) targets() []targetResult {
@@ -416,6 +417,7 @@ func (l *loader) startServer(ctx context.Context, now func() time.Time) (*loadSe
 		Hasher:           secrets.FastParams(),
 		Now:              now,
 		RateLimit:        api.RateLimit{PerSource: api.Rate{Every: -1}, PerAuthenticator: api.Rate{Every: -1}},
+		Wrap:             l.cfg.wrapAPI,
 	})
 	if errors.Is(err, service.ErrMasterKey) {
 		// Each run seals under a new random key.
@@ -548,7 +550,7 @@ func (l *loader) chips(ctx context.Context) (_ *chipsResult, err error) {
 	}()
 
 	// Setup: the chips and their identities, each with a password (a chip
-	// logs in after the password, DESIGN §1; the load server hashes with
+	// logs in after the password, docs/login.md; the load server hashes with
 	// cheap argon2id parameters, see startServer).
 	var done atomic.Int64
 	fmt.Fprintf(l.progress, "load: chips: making %d simulated chips and their identities...\n", cfg.n)
@@ -708,7 +710,7 @@ func chipLifecycle(ctx context.Context, srv *loadServer, lc *loadChip, stats []p
 	return nil
 }
 
-// checkOldCredential checks what DESIGN §1 says of a chip added again
+// checkOldCredential checks the lifecycle rule (server/domain) for a chip added again
 // after a permanent block: the blocked authenticator cannot log in, the
 // old credential is refused even when the chip signs with it, and the new
 // one logs in. It returns the error code of the refusal of the old

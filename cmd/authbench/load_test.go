@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/sim/chip"
 )
@@ -38,7 +39,7 @@ func waitGoroutines(t *testing.T, before int) {
 func TestLoadTiny(t *testing.T) {
 	before := runtime.NumGoroutine()
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), &env{stdout: &out, stderr: &errOut},
+	code := run(context.Background(), &env{stdout: &out, stderr: &errOut, wrapAPI: apitest.ForTest(t).Wrap},
 		[]string{"load", "--scenario", "all", "--n", "20", "--concurrency", "4", "--devices", "8", "--duration", "1s", "--baseline", "50ms", "--sample", "5", "--seed", "01"})
 	missed := strings.Contains(errOut.String(), "target missed: ")
 	if code != 0 && code != 1 || (code == 1) != missed {
@@ -71,7 +72,7 @@ func TestLoadTiny(t *testing.T) {
 // TestLoadJSON checks the JSON report of the chips scenario alone.
 func TestLoadJSON(t *testing.T) {
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), &env{stdout: &out, stderr: &errOut},
+	code := run(context.Background(), &env{stdout: &out, stderr: &errOut, wrapAPI: apitest.ForTest(t).Wrap},
 		[]string{"load", "--scenario", "chips", "--n", "6", "--concurrency", "3", "--baseline", "20ms", "--sample", "2", "--json"})
 	if code != 0 && code != 1 {
 		t.Fatalf("load exited %d:\n%s%s", code, out.String(), errOut.String())
@@ -110,7 +111,7 @@ func TestLoadJSON(t *testing.T) {
 	}
 }
 
-// TestLoadTargets: the verdict on each DESIGN §7 target, from the
+// TestLoadTargets: the verdict on each target, from the
 // figures of a report (a run of fewer chips is judged by the time the
 // target's count would take at its rate).
 func TestLoadTargets(t *testing.T) {
@@ -149,7 +150,7 @@ func TestLoadUsage(t *testing.T) {
 		{"extra"},
 	} {
 		var out, errOut bytes.Buffer
-		if code := run(context.Background(), &env{stdout: &out, stderr: &errOut}, append([]string{"load"}, args...)); code != 2 {
+		if code := run(context.Background(), &env{stdout: &out, stderr: &errOut, wrapAPI: apitest.ForTest(t).Wrap}, append([]string{"load"}, args...)); code != 2 {
 			t.Errorf("load %q exited %d, want 2:\n%s", args, code, errOut.String())
 		}
 	}
@@ -161,7 +162,7 @@ func TestLoadUsage(t *testing.T) {
 func TestLoadFailureStep(t *testing.T) {
 	before := runtime.NumGoroutine()
 	ctx := context.Background()
-	l := newLoader(loadConfig{concurrency: 1, seed: []byte{2}}, &bytes.Buffer{})
+	l := newLoader(loadConfig{concurrency: 1, seed: []byte{2}, wrapAPI: apitest.ForTest(t).Wrap}, &bytes.Buffer{})
 	srv, err := l.startServer(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -303,12 +304,12 @@ func TestLoadReusedDB(t *testing.T) {
 	args := []string{"load", "--scenario", "otp", "--concurrency", "2", "--devices", "4", "--duration", "200ms", "--baseline", "20ms", "--sample", "1", "--db", db}
 	var out, errOut bytes.Buffer
 	// A short run may miss its targets (exit 1); it must not fail otherwise.
-	if code := run(context.Background(), &env{stdout: &out, stderr: &errOut}, args); code > 1 || strings.Contains(errOut.String(), "sealed") {
+	if code := run(context.Background(), &env{stdout: &out, stderr: &errOut, wrapAPI: apitest.ForTest(t).Wrap}, args); code > 1 || strings.Contains(errOut.String(), "sealed") {
 		t.Fatalf("first run exited %d:\n%s%s", code, out.String(), errOut.String())
 	}
 	out.Reset()
 	errOut.Reset()
-	code := run(context.Background(), &env{stdout: &out, stderr: &errOut}, args)
+	code := run(context.Background(), &env{stdout: &out, stderr: &errOut, wrapAPI: apitest.ForTest(t).Wrap}, args)
 	if code != 1 || !strings.Contains(errOut.String(), "holds secrets sealed by an earlier run") {
 		t.Fatalf("second run exited %d:\n%s%s", code, out.String(), errOut.String())
 	}

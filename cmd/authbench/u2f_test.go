@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/authbench/authbench/internal/pcscdtest"
+	"github.com/authbench/authbench/internal/umockdevtest"
 )
 
 // chipTransport is one way `authbench sim` exposes a simulated chip, and
@@ -38,6 +39,15 @@ var chipTransports = []chipTransport{
 	{"udp", func(t *testing.T, simArgs ...string) string {
 		devs := startSim(t, append([]string{"--chip", "udp=0"}, simArgs...)...)
 		return "udp:" + devs[0].Addr
+	}},
+	{"usb", func(t *testing.T, simArgs ...string) string {
+		// A key on an emulated USB bus, which this process's libusb sees
+		// for the rest of the test: the commands take the real path,
+		// gousb, libusb and usbdevfs.
+		umockdevtest.Require(t)
+		devs := startSim(t, append([]string{"--chip", "usb"}, simArgs...)...)
+		umockdevtest.Use(t, devs[0].Testbed)
+		return "usb:serial=" + devs[0].Serial
 	}},
 }
 
@@ -84,7 +94,9 @@ func checkProfile(t *testing.T, sel, profile string, transport bool) {
 	t.Helper()
 	dir := t.TempDir()
 	junit, md, html := filepath.Join(dir, "junit.xml"), filepath.Join(dir, "report.md"), filepath.Join(dir, "report.html")
-	code, out := runCmd(t, "check", "--device", sel, "--report", junit, "--markdown", md, "--html", html)
+	// The test CA is the root of the simulated chips' attestation: with it
+	// every attestation is checked (without, it is "not checked").
+	code, out := runCmd(t, "check", "--device", sel, "--report", junit, "--markdown", md, "--html", html, "--roots", "../../testdata/attestation/ca.pem")
 	if code != 0 {
 		t.Fatalf("check %s exited %d:\n%s", sel, code, out)
 	}
@@ -97,7 +109,7 @@ func checkProfile(t *testing.T, sel, profile string, transport bool) {
 	if b, _ := os.ReadFile(md); !bytes.Contains(b, []byte("- Profile: "+profile)) {
 		t.Errorf("the Markdown report does not name the profile:\n%s", b)
 	}
-	if b, _ := os.ReadFile(html); !bytes.Contains(b, []byte(`Profile: <b class="profile">`+profile+`</b>`)) {
+	if b, _ := os.ReadFile(html); !bytes.Contains(b, []byte(`<b class="profile">`+profile+`</b>`)) {
 		t.Error("the HTML report does not name the profile")
 	}
 	cases := junitCases(t, junit)

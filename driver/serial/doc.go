@@ -1,10 +1,10 @@
 // Package serial is the driver for code displays (kodevisere) and audio
 // code readers (kodeoplæsere) on a serial port: the test UART of
-// DESIGN.md §4 (115200 8N1, no flow control), a USB serial adapter, or a
+// CDP/1 §1 (docs/cdp1.md: 115200 8N1, no flow control), a USB serial adapter, or a
 // pseudo-terminal that a simulator (sim/code ServePTY) serves.
 //
 // Where it sits: it opens the OS resource with go.bug.st/serial and hands
-// the bytes to device/frame, which speaks CDP/1 (DESIGN.md §4); for audio
+// the bytes to device/frame, which speaks CDP/1 (docs/cdp1.md); for audio
 // readers it hands the spoken PCM to device/voice. Open returns a
 // *CodeDevice, which implements device.CodeDevice (Identify, Press) for
 // the conformance suites and the server's enrolment ceremonies; Host gives
@@ -24,11 +24,12 @@
 //     device.ErrRemoved; a path with no port wraps device.ErrNotFound; a
 //     port where no CDP/1 device answers IDENTIFY is a *NoDeviceError.
 //   - Audio readers: Press fetches the speech (CDP/1 AUDIO) into
-//     Code.Audio and checks with a voice.Decoder (Options.Voice; by
-//     default voice.DefaultDecoder, which knows the simulated reader's
-//     prompts; none with Options.NoVoiceCheck) that every repetition says
-//     the code of the PRESS answer, or returns an *AudioMismatchError that
-//     carries the code and the recording (SaveWAV keeps it as a WAV file).
+//     Code.Audio and checks with voice.Decoder.Check (Options.Voice: the
+//     prompts learnt from that reader with voice.Learn; by default
+//     voice.DefaultDecoder, which knows the simulated reader's own voice;
+//     none with Options.NoVoiceCheck) that every repetition says the code
+//     of the PRESS answer, or returns an *AudioMismatchError that carries
+//     the code and the recording (SaveWAV keeps it as a WAV file).
 //
 // The package builds without cgo: go.bug.st/serial is pure Go on Linux.
 package serial

@@ -101,6 +101,7 @@ type Options struct {
 	Hasher               secrets.Params
 	PSKCKey              []byte
 	PSKCPassphrase       string
+	PSKCAllowPlaintext   bool // test documents only (service.Options.PSKCAllowPlaintext)
 	Now                  func() time.Time
 	// Rand is the service's source of randomness (IDs, challenges,
 	// session tokens); nil means crypto/rand. The demo passes a seeded
@@ -126,6 +127,11 @@ type Options struct {
 	// that window. Shutdown seals once more. Negative turns periodic
 	// checkpoints off (the one at shutdown stays).
 	CheckpointEvery time.Duration
+	// Wrap, when set, wraps the API handler the HTTP server serves (not
+	// the pages, which the contract does not describe): the tests check
+	// every exchange against the OpenAPI document with it
+	// (server/api/apitest).
+	Wrap func(http.Handler) http.Handler
 }
 
 // DefaultCheckpointEvery is the default of Options.CheckpointEvery.
@@ -248,6 +254,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Hasher:               opts.Hasher,
 		PSKCKey:              opts.PSKCKey,
 		PSKCPassphrase:       opts.PSKCPassphrase,
+		PSKCAllowPlaintext:   opts.PSKCAllowPlaintext,
 	})
 	if err != nil {
 		return nil, err
@@ -259,8 +266,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var apiH http.Handler = s.Handler
+	if opts.Wrap != nil {
+		apiH = opts.Wrap(apiH)
+	}
 	s.srv = &http.Server{
-		Handler:           front(s.Handler, s.Pages),
+		Handler:           front(apiH, s.Pages),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
