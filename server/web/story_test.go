@@ -134,7 +134,9 @@ func TestStory(t *testing.T) {
 		{"u2f", cdpwebauthn.AuthenticatorProtocolU2f, "fido-u2f"},
 	} {
 		t.Run(p.name, func(t *testing.T) {
-			st := &story{t: t, s: s, id: "anna-" + p.name, dev: codeDevice("KV-" + strings.ToUpper(p.name) + "-0001"), format: p.format}
+			st := &story{t: t, s: s, id: "anna-" + p.name, format: p.format,
+				dev: codeDevice("KV-" + strings.ToUpper(p.name) + "-0001"), devWord: "code display",
+				reader: codeDevice("KO-" + strings.ToUpper(p.name) + "-0001")}
 			st.support = newTab(t, "support", s.base, axe)
 			st.person = newTab(t, "person", s.base, axe)
 			st.chip = st.person.addChip(p.protocol)
@@ -164,7 +166,9 @@ type story struct {
 	t       *testing.T
 	s       *site
 	id      string
-	dev     servicetest.CodeDevice
+	dev     servicetest.CodeDevice // the code device the person logs in with
+	devWord string                 // its kind, as the choice of a factor says it
+	reader  servicetest.CodeDevice // the audio code reader added on the page
 	format  string
 	support *tab
 	person  *tab
@@ -221,7 +225,7 @@ func (st *story) loginCodeIn(tb *tab, code string) {
 	st.t.Helper()
 	st.passwordIn(tb)
 	if eval[bool](tb, `!!document.querySelector("form[action='/login/second']")`) {
-		st.chooseIn(tb, "code display")
+		st.chooseIn(tb, st.devWord)
 	}
 	tb.submit("form[action='/login/finish'] button", "#code", code)
 }
@@ -265,9 +269,9 @@ func (st *story) run() {
 	sup.want(".msg.error", "The support token is not valid.")
 	sup.submit("form[action='/support/login'] button", "#token", supportToken)
 	sup.want("header", "Support operator desk-1")
-	sup.run(chromedp.SetUploadFiles(chromedp.CSS("#document"), []string{st.s.pskcFile(t, st.dev)}))
+	sup.run(chromedp.SetUploadFiles(chromedp.CSS("#document"), []string{st.s.pskcFile(t, st.dev, st.reader)}))
 	sup.load("import PSKC", chromedp.Click(chromedp.CSS("form[action='/support/pskc'] button")))
-	sup.want(".msg.ok", "1 imported", st.dev.Serial)
+	sup.want(".msg.ok", "2 imported", st.dev.Serial, st.reader.Serial)
 	sup.submit("form[action='/support/identities'] button", "#create-identity", st.id, "#create-password", thePassword, "#create-repeat", thePassword)
 	sup.want(".msg.ok", "Identity "+st.id+" is created.")
 	sup.submit("form[action$='/code-device'] button", "#serial", st.dev.Serial)
@@ -319,7 +323,7 @@ func (st *story) run() {
 		}
 	}
 	st.password()
-	st.choose("code display")
+	st.choose(st.devWord)
 	me.want(".msg.error", "temporarily blocked")
 
 	// Reactivates it on the page, logged in with the chip.
@@ -366,6 +370,44 @@ func (st *story) run() {
 
 	// The new one logs in.
 	st.loginChip()
+	me.want(".msg.ok", "You are logged in.")
+
+	// The code display is lost: the person blocks it (the session the chip
+	// proved goes on), cannot add its serial again, and adds an audio code
+	// reader by its serial instead, activated with a code it speaks (a
+	// wrong one first).
+	display = st.section(me, st.dev.Serial)
+	me.run(chromedp.Click(chromedp.CSS(display + " input[value=lost]")))
+	me.load("block the code display", chromedp.Click(chromedp.CSS(display+" button.danger")))
+	me.want(".msg.ok", "is permanently blocked")
+	me.want("header", "Logged in as "+st.id)
+	me.submit("form[action='/code-device'] button", "#serial", st.dev.Serial)
+	me.want(".msg.error", "order a new authenticator")
+	me.run(chromedp.Click(chromedp.CSS("#kind-audio")))
+	me.submit("form[action='/code-device'] button", "#serial", st.reader.Serial, "#code-label", "kitchen")
+	reader := st.section(me, "kitchen")
+	me.want(reader, "waiting for activation")
+	st.dev, st.devWord = st.reader, "audio code reader"
+	me.submit(reader+" form.activate button", reader+" form.activate input[name=code]", st.wrongCode())
+	me.want(".msg.error", "Wrong one-time code")
+	me.submit(reader+" form.activate button", reader+" form.activate input[name=code]", st.code())
+	me.want(".msg.ok", "is activated")
+	me.want(reader, "active")
+	st.logout()
+
+	// Three wrong codes from the reader: support reactivates it at the
+	// desk, and it logs in again.
+	for i := 0; i < 3; i++ {
+		st.loginCode(st.wrongCode())
+	}
+	me.want(".msg.error", "the authenticator is now temporarily blocked")
+	sup.open("/support/identities/" + st.id)
+	atDesk := st.section(sup, "kitchen")
+	sup.want(atDesk, "temporarily blocked")
+	sup.load("reactivate at the desk", chromedp.Click(chromedp.CSS(atDesk+" button.reactivate")))
+	sup.want(".msg.ok", "is reactivated")
+	sup.want(atDesk, "active")
+	st.loginCode(st.code())
 	me.want(".msg.ok", "You are logged in.")
 
 	// A session left open elsewhere is ended from here.
