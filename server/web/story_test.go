@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,25 +20,6 @@ import (
 	"github.com/authbench/authbench/server/service/servicetest"
 )
 
-// vclock is the virtual clock the server and the code devices share, so
-// that the story moves to the next 30-second time step without waiting.
-type vclock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *vclock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *vclock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 const (
 	supportToken = "support-token-of-the-browser-tests"
 	thePassword  = "correct horse battery"
@@ -49,7 +29,7 @@ const (
 type site struct {
 	*embedded.Server
 	base  string // http://localhost:PORT: the origin a browser sends
-	clock *vclock
+	clock *servicetest.Clock
 	pskc  []byte
 }
 
@@ -64,7 +44,7 @@ func startSiteWith(t *testing.T, opts embedded.Options, scheme string) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &site{clock: &vclock{t: time.Now().UTC().Truncate(time.Second)}, pskc: make([]byte, 16)}
+	s := &site{clock: servicetest.NewClock(time.Now().UTC().Truncate(time.Second)), pskc: make([]byte, 16)}
 	rand.Read(s.pskc)
 	opts.Listener = ln
 	opts.DB = filepath.Join(t.TempDir(), "authbench.db")

@@ -437,7 +437,7 @@ func TestRateLimitShared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &vclock{t: time.Now().UTC()}
+	clock := servicetest.NewClock(time.Now().UTC())
 	srv, err := embedded.Start(context.Background(), embedded.Options{Listener: ln, DB: filepath.Join(t.TempDir(), "a.db"),
 		Hasher: secrets.FastParams(), Now: clock.Now,
 		RateLimit: api.RateLimit{PerSource: api.Rate{Burst: 3, Every: time.Hour}}})
