@@ -260,7 +260,7 @@ func TestSimFaultFlags(t *testing.T) {
 		{[]string{"--code-display", "pty", "--otp-secret-file", secret, "--fault", "clock-offset=300s"}, "status.fields", "fail", "clock"},
 		{[]string{"--code-display", "pty", "--fault", "low-battery"}, "press.one-code-per-step", "fail", "battery low"},
 		{[]string{"--code-display", "pty", "--fault", "busy"}, "press.one-code-per-step", "fail", "busy"},
-		{[]string{"--audio-reader", "pty", "--fault", "corrupt-audio"}, "audio.digits", "fail", "could not be recognised"},
+		{[]string{"--audio-reader", "pty", "--fault", "corrupt-audio"}, "audio.digits", "fail", "the reader's speech for code"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.sim[2:], " "), func(t *testing.T) {
