@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -268,7 +269,8 @@ func printAuthenticator(w io.Writer, a *client.Authenticator) {
 	}
 }
 
-// wrongServer returns an error of exit status 3 when err is a 404 and
+// wrongServer returns an error of exit status 3 when err is a 404 (or a
+// 405, the pages' answer to a method they do not take) and
 // the server at --server has no API there: its answers for an unknown
 // path and for an unknown identity (or authenticator, session) share the
 // code not_found, so it asks for the API's own document, which every
@@ -276,7 +278,12 @@ func printAuthenticator(w io.Writer, a *client.Authenticator) {
 // the document is there (the 404 is about what the command named).
 func (sf *serverFlags) wrongServer(err error) error {
 	var ae *client.APIError
-	if !errors.Is(err, client.ErrNotFound) || !errors.As(err, &ae) {
+	if !errors.As(err, &ae) {
+		return nil
+	}
+	// 405: the pages, served beside the API, answered a path the API
+	// does not have.
+	if !errors.Is(err, client.ErrNotFound) && ae.Status != http.StatusMethodNotAllowed {
 		return nil
 	}
 	cl, cerr := client.New(sf.Server, client.Options{})
