@@ -180,7 +180,8 @@ func openPG(ctx context.Context, base, tag string, keys *secrets.Keyring, pskcKe
 	defer cancel()
 	conn, err := pgx.Connect(cctx, base)
 	if err != nil {
-		return nil, fmt.Errorf("load: --db %s: %w", base, err)
+		// pgx names the host, user and database, never the password.
+		return nil, unreachableError{fmt.Errorf("load: --db %s: %w", base, err)}
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(cctx, "CREATE SCHEMA "+pgx.Identifier{p.schema}.Sanitize()); err != nil {

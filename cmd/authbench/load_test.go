@@ -317,6 +317,16 @@ func TestLoadUsage(t *testing.T) {
 	}
 }
 
+// TestLoadUnreachable: a PostgreSQL database that does not answer is an
+// unreachable server (exit 3), named without a password.
+func TestLoadUnreachable(t *testing.T) {
+	var out bytes.Buffer
+	code := run(context.Background(), &env{stdout: &out, stderr: &out}, []string{"load", "--db", "postgres://authbench@127.0.0.1:1/none", "--anchor-duration", "10ms"})
+	if code != exitUnreachable || !strings.Contains(out.String(), "postgres://authbench@127.0.0.1:1/none") {
+		t.Errorf("exit %d, want 3:\n%s", code, out.String())
+	}
+}
+
 // TestLoadFailureStep: a chip that the server must refuse fails its
 // lifecycle at the step where it happened, under the server's error code.
 func TestLoadFailureStep(t *testing.T) {
