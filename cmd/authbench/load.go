@@ -341,6 +341,20 @@ func (l *loader) openWriter(ctx context.Context) (durableWriter, error) {
 	return removing{w, dir}, nil
 }
 
+// openAnchor starts the minimal durable login with the load's argon2id
+// parameters, on the clock now (nil: the real one).
+func (l *loader) openAnchor(ctx context.Context, now func() time.Time) (*anchorServer, error) {
+	w, err := l.openWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := startAnchor(l.cfg.argon2, now, w)
+	if err != nil {
+		return nil, errors.Join(err, w.close())
+	}
+	return a, nil
+}
+
 // removing is a durableWriter whose directory goes when it is closed.
 type removing struct {
 	durableWriter

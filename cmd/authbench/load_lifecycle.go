@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/authbench/authbench/device/ctap2"
@@ -68,13 +67,8 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 
 	// Setup: the chips and their identities, each with a password (a chip
 	// logs in after the password).
-	var done atomic.Int64
 	l.say("lifecycle: making %d simulated chips and their identities...", cfg.n)
-	stop := progress(l.progress, progressEvery, func(el time.Duration) string {
-		return fmt.Sprintf("load: lifecycle setup: %d/%d identities in %.0f s", done.Load(), cfg.n, el.Seconds())
-	})
-	start := time.Now()
-	err = forEach(ctx, cfg.n, workers, func(ctx context.Context, w, i int) error {
+	res.SetupSeconds, err = l.setUp(ctx, "lifecycle setup, identities", cfg.n, workers, func(ctx context.Context, i int) error {
 		c, err := chip.New(chip.Options{Seed: l.seedFor("chip", i)})
 		if err != nil {
 			return &loadError{What: fmt.Sprintf("chip %d", i), Step: "make", Err: err}
@@ -84,11 +78,8 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 		if _, err := f.support[i%f.replicas()].CreateIdentity(ctx, client.CreateIdentityRequest{ID: lc.id, Password: loadPassword}); err != nil {
 			return &loadError{What: fmt.Sprintf("chip %d (identity %s)", i, lc.id), Step: "create identity", Err: err}
 		}
-		done.Add(1)
 		return nil
 	})
-	stop()
-	res.SetupSeconds = time.Since(start).Seconds()
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +88,7 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 	// step's error code and goes no further; the others go on.
 	rec := newRecorder()
 	l.say("lifecycle: %d chips through enroll → login → block → re-add, %d clients, %d server(s)...", cfg.n, workers, f.replicas())
-	stop = progress(l.progress, progressEvery, func(el time.Duration) string {
+	stop := progress(l.progress, progressEvery, func(el time.Duration) string {
 		n := rec.ok.Load()
 		return fmt.Sprintf("load: lifecycle: %d/%d chips in %.0f s (%.0f/s), %d errors", n, cfg.n, el.Seconds(), float64(n)/el.Seconds(), rec.failures())
 	})
@@ -105,7 +96,7 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 	for w := range rrs {
 		rrs[w] = &roundRobin{f: f, k: w}
 	}
-	start = time.Now()
+	start := time.Now()
 	err = forEach(ctx, cfg.n, workers, func(ctx context.Context, w, i int) error {
 		if err := chipLifecycle(ctx, rrs[w], chips[i], rec); err != nil {
 			if ctx.Err() != nil {

@@ -241,13 +241,8 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, f.close()) }()
-	w, err := l.openWriter(ctx)
+	a, err := l.openAnchor(ctx, nil)
 	if err != nil {
-		return nil, err
-	}
-	a, err := startAnchor(cfg.argon2, nil, w)
-	if err != nil {
-		w.close()
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, a.close()) }()
@@ -266,13 +261,8 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 			}
 		}
 	}()
-	var done atomic.Int64
 	l.say("chip logins: enrolling %d simulated chips on the server and on the minimal durable login...", cfg.devices)
-	stop := progress(l.progress, progressEvery, func(el time.Duration) string {
-		return fmt.Sprintf("load: chip logins setup: %d/%d chips in %.0f s", done.Load(), cfg.devices, el.Seconds())
-	})
-	start := time.Now()
-	err = forEach(ctx, cfg.devices, workers, func(ctx context.Context, _, i int) error {
+	res.SetupSeconds, err = l.setUp(ctx, "chip logins setup, chips", cfg.devices, workers, func(ctx context.Context, i int) error {
 		c, err := chip.New(chip.Options{Seed: l.seedFor("login-chip", i)})
 		if err != nil {
 			return &loadError{What: fmt.Sprintf("chip %d", i), Step: "make", Err: err}
@@ -292,19 +282,13 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 		if err := a.addUser(ctx, lc.id, c, nil); err != nil {
 			return &loadError{What: what, Step: "enroll on the minimal durable login", Err: err}
 		}
-		done.Add(1)
 		return nil
 	})
-	stop()
-	res.SetupSeconds = time.Since(start).Seconds()
 	if err != nil {
 		return nil, err
 	}
 
-	own := make([][]*loginChip, workers)
-	for i, lc := range chips {
-		own[i%workers] = append(own[i%workers], lc)
-	}
+	own := deal(chips, workers)
 	next := make([]int, workers) // each worker's turn over its chips
 	pick := func(w int) *loginChip {
 		lc := own[w][next[w]%len(own[w])]
@@ -461,13 +445,8 @@ func (l *loader) codeLogins(ctx context.Context, chipRate float64) (_ *loginsRes
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, f.close()) }()
-	w, err := l.openWriter(ctx)
+	a, err := l.openAnchor(ctx, clk.Now)
 	if err != nil {
-		return nil, err
-	}
-	a, err := startAnchor(cfg.argon2, clk.Now, w)
-	if err != nil {
-		w.close()
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, a.close()) }()
@@ -497,11 +476,8 @@ func (l *loader) codeLogins(ctx context.Context, chipRate float64) (_ *loginsRes
 			return nil, &loadError{What: fmt.Sprintf("code devices %d to %d", from, min(from+perDoc, len(devs))-1), Step: "PSKC import", Err: err}
 		}
 	}
-	var done atomic.Int64
-	stop := progress(l.progress, progressEvery, func(el time.Duration) string {
-		return fmt.Sprintf("load: code logins setup: %d/%d devices in %.0f s", done.Load(), devices, el.Seconds())
-	})
-	err = forEach(ctx, len(devs), workers, func(ctx context.Context, _, i int) error {
+	// (The set-up time counts the PSKC import as well.)
+	_, err = l.setUp(ctx, "code logins setup, devices", len(devs), workers, func(ctx context.Context, i int) error {
 		d := devs[i]
 		what := fmt.Sprintf("code device %d (identity %s)", i, d.id)
 		sup := f.support[i%f.replicas()]
@@ -520,19 +496,14 @@ func (l *loader) codeLogins(ctx context.Context, chipRate float64) (_ *loginsRes
 		if err := a.addUser(ctx, d.id, nil, &t); err != nil {
 			return &loadError{What: what, Step: "enroll on the minimal durable login", Err: err}
 		}
-		done.Add(1)
 		return nil
 	})
-	stop()
 	res.SetupSeconds = time.Since(start).Seconds()
 	if err != nil {
 		return nil, err
 	}
 
-	own := make([][]*loadCode, workers)
-	for i, d := range devs {
-		own[i%workers] = append(own[i%workers], d)
-	}
+	own := deal(devs, workers)
 	next := make([]int, workers)
 	ac, closeAC := l.anchorClientFor(a)
 	defer closeAC()
@@ -603,15 +574,13 @@ func (l *loader) passwordLogins(ctx context.Context) (_ *loginsResult, err error
 	res := &loginsResult{Name: "password_logins", Scenario: "password logins (login/password)", Devices: workers * perWorker, DeviceKind: "identities"}
 	ids := make([]string, res.Devices)
 	l.say("password logins: creating %d identities with argon2id %s...", len(ids), params)
-	start := time.Now()
-	err = forEach(ctx, len(ids), workers, func(ctx context.Context, _, i int) error {
+	res.SetupSeconds, err = l.setUp(ctx, "password logins setup, identities", len(ids), workers, func(ctx context.Context, i int) error {
 		ids[i] = fmt.Sprintf("%s-pw-%d", l.tag, i)
 		if _, err := f.support[i%f.replicas()].CreateIdentity(ctx, client.CreateIdentityRequest{ID: ids[i], Password: loadPassword}); err != nil {
 			return &loadError{What: "identity " + ids[i], Step: "create identity", Err: err}
 		}
 		return nil
 	})
-	res.SetupSeconds = time.Since(start).Seconds()
 	if err != nil {
 		return nil, err
 	}

@@ -293,6 +293,35 @@ func forEach(ctx context.Context, n, workers int, f func(ctx context.Context, wo
 	return ctx.Err()
 }
 
+// setUp calls each for 0..n-1 on workers, printing progress as what, and
+// returns the seconds it took; the first error stops it.
+func (l *loader) setUp(ctx context.Context, what string, n, workers int, each func(ctx context.Context, i int) error) (float64, error) {
+	var done atomic.Int64
+	stop := progress(l.progress, progressEvery, func(el time.Duration) string {
+		return fmt.Sprintf("load: %s: %d/%d in %.0f s", what, done.Load(), n, el.Seconds())
+	})
+	start := time.Now()
+	err := forEach(ctx, n, workers, func(ctx context.Context, _, i int) error {
+		if err := each(ctx, i); err != nil {
+			return err
+		}
+		done.Add(1)
+		return nil
+	})
+	stop()
+	return time.Since(start).Seconds(), err
+}
+
+// deal gives the items to workers in turn: worker w owns items w,
+// w+workers, ...
+func deal[T any](items []T, workers int) [][]T {
+	own := make([][]T, workers)
+	for i, it := range items {
+		own[i%workers] = append(own[i%workers], it)
+	}
+	return own
+}
+
 // loadAverage returns the 1, 5 and 15 minute load averages of the machine
 // (/proc/loadavg), or nil where there is none.
 func loadAverage() []float64 {
