@@ -12,7 +12,10 @@ BIN       := bin/authbench
 
 # Debian packages: to build (cgo drivers), and what the tests talk to.
 BUILD_DEBS := libpcsclite-dev libusb-1.0-0-dev pkg-config
-TEST_DEBS  := $(BUILD_DEBS) pcscd vsmartcard-vpcd pcsc-tools python3-fido2 python3-pyscard espeak-ng postgresql zsh fish mandoc
+# umockdev, gir1.2-umockdev-1.0 and python3-gi emulate USB keys for libusb and
+# hidraw programs (sim/umockdev); fido2-tools is libfido2, an independent host.
+USB_DEBS   := umockdev gir1.2-umockdev-1.0 python3-gi fido2-tools
+TEST_DEBS  := $(BUILD_DEBS) pcscd vsmartcard-vpcd pcsc-tools python3-fido2 python3-pyscard espeak-ng sox postgresql zsh fish mandoc $(USB_DEBS)
 
 .PHONY: all build demo test bench fuzz vet deps test-deps clean
 

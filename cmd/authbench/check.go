@@ -35,6 +35,7 @@ type checkCmd struct {
 	HTML          string        `placeholder:"FILE" type:"path" help:"Write an HTML report to FILE."`
 	Markdown      string        `placeholder:"FILE" type:"path" help:"Write a Markdown report to FILE."`
 	AudioDir      string        `placeholder:"DIR" type:"path" help:"Save what audio code readers said (WAV) and other artifacts in DIR."`
+	Prompts       string        `placeholder:"DIR" type:"path" help:"Recognise an audio code reader's speech with the prompts learnt from it in DIR (authbench voice learn); default: the simulated reader's own voice."`
 	Roots         string        `placeholder:"FILE" type:"existingfile" help:"PEM file of trusted attestation roots (default for simulators: the test CA)."`
 	OTPSecretFile string        `name:"otp-secret-file" placeholder:"FILE" type:"existingfile" help:"File holding the OTP secret of a code device in hex, when known: codes are then checked against TOTP. $AUTHBENCH_OTP_SECRET may hold the hex instead."`
 	Only          string        `name:"run" placeholder:"TEXT" help:"Run only the checks whose names contain TEXT."`
@@ -79,6 +80,13 @@ func (c *checkCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	o.secret = secret
+	var desc string
+	if o.voice, desc, err = loadDecoder(c.Prompts); err != nil {
+		return err
+	}
+	if c.Prompts != "" && !c.Quiet && !c.JSON {
+		fmt.Fprintf(e.stdout, "prompts %s: %s\n", c.Prompts, desc)
+	}
 
 	t, err := openDevice(ctx, c.Device, o)
 	if err != nil {
@@ -213,6 +221,7 @@ func (t *checkTarget) code(opts devicetest.CodeOptions) {
 type targetOptions struct {
 	roots  *x509.CertPool // trusted attestation roots; nil: none (the test CA for simulators)
 	secret []byte         // a code device's OTP secret, when known
+	voice  *voice.Decoder // what an audio reader's speech is checked with; nil: the simulated reader's voice
 }
 
 // openTarget opens the device a selector names.
@@ -270,7 +279,7 @@ func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget,
 			go func() { frame.Serve(sctx, b, d); close(done) }()
 			t.closers = append(t.closers, func() { cancel(); a.Close(); b.Close(); <-done })
 			t.target = devicetest.NewCDPTarget(a, nil)
-			t.code(devicetest.CodeOptions{Secret: d.TOTP().Secret, DecodeAudio: decodeAudio()})
+			t.code(devicetest.CodeOptions{Secret: d.TOTP().Secret, CheckAudio: checkAudio(o.voice)})
 		default:
 			return nil, usageError{fmt.Errorf("unknown simulator %q: want sim:chip[:fido2|u2f|ctap2], sim:code-display or sim:audio-code-reader", arg)}
 		}
@@ -340,27 +349,29 @@ func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget,
 		}
 		t.closers = append(t.closers, func() { port.Close() })
 		t.target = devicetest.NewCDPTarget(port, nil)
-		t.code(devicetest.CodeOptions{Secret: secret, DecodeAudio: decodeAudio()})
+		t.code(devicetest.CodeOptions{Secret: secret, CheckAudio: checkAudio(o.voice)})
 	default:
 		return nil, usageError{fmt.Errorf("unknown selector %q\n%s", sel, selectorHelp)}
 	}
 	return t, nil
 }
 
-// decodeAudio returns the recogniser of spoken digits: voice.DefaultDecoder,
-// which knows the prompts of the simulated reader in Danish and English. It
-// returns nil, and the audio is then not decoded, when the embedded prompts
-// cannot be loaded.
-func decodeAudio() func(ctx context.Context, a *device.Audio) (string, error) {
-	dec, err := voice.DefaultDecoder()
-	if err != nil {
-		return nil
+// checkAudio returns the check of spoken digits with dec, or with
+// voice.DefaultDecoder (the simulated reader's prompts in Danish and
+// English) when dec is nil. It returns nil, and the audio is then not
+// decoded, when the embedded prompts cannot be loaded.
+func checkAudio(dec *voice.Decoder) func(ctx context.Context, a *device.Audio, code string) (string, error) {
+	if dec == nil {
+		var err error
+		if dec, err = voice.DefaultDecoder(); err != nil {
+			return nil
+		}
 	}
-	return func(ctx context.Context, a *device.Audio) (string, error) {
-		r, err := dec.DecodeAudio(ctx, a)
-		if err != nil {
+	return func(ctx context.Context, a *device.Audio, code string) (string, error) {
+		r, err := dec.Check(ctx, a, code)
+		if r == nil {
 			return "", err
 		}
-		return r.Digits, nil
+		return strings.Join(r.Utterances, " "), err
 	}
 }

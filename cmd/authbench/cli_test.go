@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authbench/authbench/internal/umockdevtest"
 )
 
 var (
@@ -32,7 +34,11 @@ var (
 	binDir  string
 )
 
+// TestMain runs the tests with umockdev's preload library, so that the
+// commands they run in-process reach the keys of an emulated USB bus
+// through libusb (see chipTransports).
 func TestMain(m *testing.M) {
+	umockdevtest.Preload()
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -72,9 +78,10 @@ type result struct {
 // against hangs, not a timing assertion).
 func runBinary(t *testing.T, limit time.Duration, env []string, args ...string) result {
 	t.Helper()
+	bin := binary(t) // built once, before the limit starts
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

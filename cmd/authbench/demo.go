@@ -747,7 +747,8 @@ func (d *demo) codeStory(ctx context.Context) {
 	})
 }
 
-// listen presses the audio reader's button and decodes what it says.
+// listen presses the audio reader's button and decodes what it says,
+// which must be the code it reports.
 func (d *demo) listen(ctx context.Context) (heard, shown string, err error) {
 	c, err := d.readerHost.Press(ctx)
 	if err != nil {
@@ -756,11 +757,11 @@ func (d *demo) listen(ctx context.Context) (heard, shown string, err error) {
 	if c.Audio == nil {
 		return "", "", errors.New("the audio code reader said nothing")
 	}
-	r, err := d.decoder.DecodeAudio(ctx, c.Audio)
+	r, err := d.decoder.Check(ctx, c.Audio, c.Digits)
 	if err != nil {
 		return "", "", err
 	}
-	return r.Digits, c.Digits, nil
+	return r.Utterances[0], c.Digits, nil
 }
 
 // audioStory: the audio code reader the person ordered is added while the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/authbench/authbench/driver/pcsc"
 	"github.com/authbench/authbench/driver/usb"
 	"github.com/authbench/authbench/sim/udphid"
+	"github.com/authbench/authbench/sim/umockdev"
 )
 
 // devicesCmd is `authbench devices`.
@@ -94,6 +96,18 @@ func (c *devicesCmd) Run(ctx context.Context, e *env) error {
 		for _, i := range infos {
 			found = append(found, listedDevice{Info: i})
 		}
+	}
+
+	// Keys of running simulators on an emulated USB bus: only programs run
+	// with the bus's environment see them.
+	for _, d := range sims {
+		if d.Transport != "usb" || slices.ContainsFunc(found, func(f listedDevice) bool { return f.Transport == "usb" && f.Serial == d.Serial }) {
+			continue
+		}
+		found = append(found, listedDevice{
+			Info: device.Info{Kind: d.Kind, Transport: "usb", Path: d.Path, Serial: d.Serial, Model: "emulated USB key"},
+			Note: fmt.Sprintf("on an emulated bus: run programs with LD_PRELOAD=%s UMOCKDEV_DIR=%s", umockdev.Preload, d.Testbed),
+		})
 	}
 
 	// Serial ports the OS knows, and the ptys and UDP chips of running

@@ -36,9 +36,10 @@ type cli struct {
 	ShowVersion versionFlag `name:"version" help:"Print the version of authbench and exit."`
 
 	Demo       demoCmd       `cmd:"" help:"Tell the MitID authenticator story end to end: an embedded server, simulated devices, every step over HTTP."`
-	Sim        simCmd        `cmd:"" help:"Run simulated chips, code displays and audio code readers until interrupted."`
+	Sim        simCmd        `cmd:"" help:"Run simulated chips, code displays and audio code readers until interrupted, or while a command runs."`
 	Devices    devicesCmd    `cmd:"" help:"List chips on PC/SC and USB, and CDP/1 code devices on serial ports."`
 	Check      checkCmd      `cmd:"" help:"Run the conformance checks against one device and write reports."`
+	Voice      voiceCmd      `cmd:"" help:"Learn an audio code reader's voice from the reader, and decode recordings with it."`
 	Serve      serveCmd      `cmd:"" help:"Run the authbench server: HTTP JSON API over an SQLite or PostgreSQL store."`
 	Identity   identityCmd   `cmd:"" help:"Manage identities (persons) on a running server."`
 	Enroll     enrollCmd     `cmd:"" help:"Enrol a chip (physical or simulated) as a MitID chip of an identity on a running server."`

@@ -10,9 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -21,28 +25,34 @@ import (
 	"github.com/authbench/authbench/device/otp"
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/code"
+	simvoice "github.com/authbench/authbench/sim/code/voice"
 	"github.com/authbench/authbench/sim/udphid"
+	"github.com/authbench/authbench/sim/umockdev"
 	"github.com/authbench/authbench/sim/vicc"
 )
 
 // simCmd is `authbench sim`.
 type simCmd struct {
-	Chip          []string `placeholder:"pcsc[=HOST:PORT]|udp[=PORT]" help:"A simulated chip: pcsc[=HOST:PORT] (through pcscd's vpcd; default 127.0.0.1:35963) or udp[=PORT] (CTAPHID over UDP; default 8111). Repeatable."`
-	CodeDisplay   []string `placeholder:"pty" enum:"pty" help:"A simulated code display on a new pty. Repeatable."`
-	AudioReader   []string `placeholder:"pty" enum:"pty" help:"A simulated audio code reader on a new pty. Repeatable."`
-	Seed          hexBytes `placeholder:"HEX" help:"Seed: the same seed gives the same devices (default: random)."`
-	State         string   `placeholder:"FILE" type:"path" help:"File holding the first chip's state, so that it survives restarts (created if missing)."`
-	OTPSecretFile string   `name:"otp-secret-file" placeholder:"FILE" type:"existingfile" help:"File holding the OTP secret of the code devices in hex (default: derived from the seed). $AUTHBENCH_OTP_SECRET may hold the hex instead."`
-	OTPDigits     int      `name:"otp-digits" default:"6" placeholder:"N" help:"Digits of a code (6-8)."`
-	OTPPeriod     int      `name:"otp-period" default:"30" placeholder:"SECONDS" help:"TOTP period in seconds."`
-	OTPAlg        string   `name:"otp-alg" default:"sha1" enum:"sha1,sha256,sha512" help:"OTP hash."`
-	Factory       bool     `help:"Code devices start in factory mode (PROVISION, SET_CLOCK, SEAL work)."`
-	Presence      string   `default:"auto" enum:"auto,deny,never" help:"What the simulated user does when a chip asks for a touch."`
-	U2FOnly       bool     `name:"u2f-only" help:"The chips speak U2F (CTAP1) only, as many MitID chips: SELECT answers U2F_V2, NFCCTAP_MSG 6D00, CTAPHID_INIT has no CBOR flag."`
-	Attestation   string   `default:"batch" enum:"batch,serial,self,none" help:"The chips' attestation: batch (the model's certificate, no serial number), serial (a certificate with the chip's serial), self or none (not with --u2f-only)."`
-	Language      string   `default:"da" enum:"da,en" help:"Language of the audio code readers."`
-	JSON          bool     `help:"Print one JSON object per device once it is reachable, then {\"ready\":true}."`
-	Verbose       bool     `short:"v" help:"Log connection events to stderr."`
+	Chip          []string      `placeholder:"pcsc[=HOST:PORT]|udp[=PORT]|usb" help:"A simulated chip: pcsc[=HOST:PORT] (through pcscd's vpcd; default 127.0.0.1:35963), udp[=PORT] (CTAPHID over UDP; default 8111) or usb (a USB key on an emulated bus, for CMD or for programs run with the LD_PRELOAD and UMOCKDEV_DIR sim prints; needs the Debian packages umockdev, gir1.2-umockdev-1.0 and python3-gi). Repeatable."`
+	CodeDisplay   []string      `placeholder:"pty" enum:"pty" help:"A simulated code display on a new pty. Repeatable."`
+	AudioReader   []string      `placeholder:"pty" enum:"pty" help:"A simulated audio code reader on a new pty. Repeatable."`
+	Seed          hexBytes      `placeholder:"HEX" help:"Seed: the same seed gives the same devices (default: random)."`
+	State         string        `placeholder:"FILE" type:"path" help:"File holding the first chip's state, so that it survives restarts (created if missing)."`
+	OTPSecretFile string        `name:"otp-secret-file" placeholder:"FILE" type:"existingfile" help:"File holding the OTP secret of the code devices in hex (default: derived from the seed). $AUTHBENCH_OTP_SECRET may hold the hex instead."`
+	OTPDigits     int           `name:"otp-digits" default:"6" placeholder:"N" help:"Digits of a code (6-8)."`
+	OTPPeriod     int           `name:"otp-period" default:"30" placeholder:"SECONDS" help:"TOTP period in seconds."`
+	OTPAlg        string        `name:"otp-alg" default:"sha1" enum:"sha1,sha256,sha512" help:"OTP hash."`
+	Factory       bool          `help:"Code devices start in factory mode (PROVISION, SET_CLOCK, SEAL work)."`
+	Presence      string        `default:"auto" enum:"auto,deny,never" help:"What the simulated user does when a chip asks for a touch."`
+	U2FOnly       bool          `name:"u2f-only" help:"The chips speak U2F (CTAP1) only, as many MitID chips: SELECT answers U2F_V2, NFCCTAP_MSG 6D00, CTAPHID_INIT has no CBOR flag."`
+	Attestation   string        `default:"batch" enum:"batch,serial,self,none" help:"The chips' attestation: batch (the model's certificate, no serial number), serial (a certificate with the chip's serial), self or none (not with --u2f-only)."`
+	Language      string        `placeholder:"da|en" help:"Language of the audio code readers: da or en (default: the language of --voice or --prompts, else da)."`
+	Voice         string        `placeholder:"VOICE" help:"The audio code readers speak with espeak-ng in VOICE (en+f3, en+m3, da+m3, da+klatt, en-us, ...), as connected speech: a reader with a speech synthesiser."`
+	VoiceGap      time.Duration `name:"voice-gap" placeholder:"DURATION" help:"With --voice, a pause of DURATION between digits (default: none)."`
+	Prompts       string        `placeholder:"DIR" type:"existingdir" help:"The audio code readers speak the prompts in DIR (authbench voice learn, or LANG/0.wav to 9.wav)."`
+	JSON          bool          `help:"Print one JSON object per device once it is reachable, then {\"ready\":true}."`
+	Verbose       bool          `short:"v" help:"Log connection events to stderr."`
+	Command       []string      `arg:"" name:"cmd" optional:"" passthrough:"" help:"A command to run (after --) while the devices run, with the emulated USB bus in its environment; sim ends when it ends, with its exit status."`
 }
 
 func (*simCmd) runsUntilInterrupted() {}
@@ -75,6 +85,7 @@ type simConfig struct {
 	profile      chip.Profile
 	attestation  chip.Attestation
 	language     string
+	voice        simvoice.Voice // how audio readers speak; nil: their own voice
 }
 
 // simDevice is one running simulated device, as printed by `authbench sim`.
@@ -85,7 +96,10 @@ type simDevice struct {
 	Path      string      `json:"path,omitempty"`
 	Serial    string      `json:"serial"`
 	Reader    string      `json:"reader,omitempty"`
-	Profile   string      `json:"profile,omitempty"` // chips: "FIDO2", "U2F-only"
+	Profile   string      `json:"profile,omitempty"`      // chips: "FIDO2", "U2F-only"
+	Hidraw    string      `json:"hidraw,omitempty"`       // usb: the hidraw node
+	USBFS     string      `json:"usbfs,omitempty"`        // usb: the node libusb opens
+	Testbed   string      `json:"umockdev_dir,omitempty"` // usb: UMOCKDEV_DIR of the emulated bus
 }
 
 func (c *simCmd) Run(ctx context.Context, e *env) error {
@@ -112,12 +126,27 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 			return usageError{errors.New("--attestation none with --u2f-only: a U2F registration always carries an attestation certificate; use batch, serial or self")}
 		}
 	}
+	if cfg.voice, err = simVoice(c.Voice, c.VoiceGap, c.Prompts); err != nil {
+		return err
+	}
+	switch {
+	case cfg.language == "":
+		cfg.language = simVoiceLanguage(cfg.voice, c.Voice)
+	case !slices.Contains(simvoice.Languages, cfg.language):
+		return usageError{fmt.Errorf("--language %q: want da or en", cfg.language)}
+	}
 	if len(c.Chip)+len(c.CodeDisplay)+len(c.AudioReader) == 0 {
 		return usageError{errors.New("nothing to simulate: give at least one --chip, --code-display or --audio-reader")}
 	}
 	if cfg.seed == nil {
 		cfg.seed = make([]byte, 16)
 		rand.Read(cfg.seed)
+	}
+	if len(c.Command) > 0 && c.Command[0] == "--" { // kong passes the separator through
+		c.Command = c.Command[1:]
+		if len(c.Command) == 0 {
+			return usageError{errors.New("nothing to run after --")}
+		}
 	}
 	jsonOut, verbose := c.JSON, c.Verbose
 	log := slog.New(slog.DiscardHandler)
@@ -128,11 +157,15 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 	s := newSimulation(log)
 	defer s.close()
 	var started []simDevice
+	out := e.stdout
+	if len(c.Command) > 0 {
+		out = e.stderr // stdout is the command's
+	}
 	announce := func(d simDevice) {
 		started = append(started, d)
 		if jsonOut {
 			b, _ := json.Marshal(d)
-			fmt.Fprintln(e.stdout, string(b))
+			fmt.Fprintln(out, string(b))
 			return
 		}
 		where := d.Addr
@@ -146,16 +179,25 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 		if d.Reader != "" {
 			notes = append(notes, fmt.Sprintf("reader %q", d.Reader))
 		}
+		if d.Hidraw != "" {
+			notes = append(notes, d.Hidraw, d.USBFS)
+		}
 		extra := ""
 		if len(notes) > 0 {
 			extra = " (" + strings.Join(notes, ", ") + ")"
 		}
-		fmt.Fprintf(e.stdout, "%-18s %-6s %-22s serial %s%s\n", d.Kind, d.Transport, where, d.Serial, extra)
+		fmt.Fprintf(out, "%-18s %-6s %-22s serial %s%s\n", d.Kind, d.Transport, where, d.Serial, extra)
 	}
 	if err := s.start(ctx, cfg, announce); err != nil {
 		return err
 	}
 	defer registerSim(started)()
+	if len(c.Command) > 0 {
+		return s.runCommand(ctx, e, c.Command)
+	}
+	if s.bus != nil && !jsonOut {
+		fmt.Fprintf(e.stdout, "USB keys: run programs with %s\n", strings.Join(s.bus.Environ(nil), " "))
+	}
 	if jsonOut {
 		fmt.Fprintln(e.stdout, `{"ready":true}`)
 	} else {
@@ -178,6 +220,9 @@ type simulation struct {
 	closers []io.Closer
 	errs    []error
 	closed  bool
+
+	usbKeys []umockdev.Key    // chips waiting for the emulated bus
+	bus     *umockdev.Testbed // the emulated USB bus, once started
 }
 
 // newSimulation returns an empty simulation; log may be nil.
@@ -207,12 +252,26 @@ func (s *simulation) goServe(ctx context.Context, what string, f func(ctx contex
 func (s *simulation) start(parent context.Context, cfg simConfig, announce func(simDevice)) error {
 	ctx, cancel := context.WithCancel(parent)
 	s.cancel = cancel
+	var onBus []simDevice
 	for i, spec := range cfg.chips {
 		d, err := s.startChip(ctx, cfg, i, spec)
 		if err != nil {
 			return err
 		}
+		if d.Transport == "usb" {
+			onBus = append(onBus, d) // announced once the bus is up
+			continue
+		}
 		announce(d)
+	}
+	if len(onBus) > 0 {
+		devs, err := s.startBus(ctx, onBus)
+		if err != nil {
+			return err
+		}
+		for _, d := range devs {
+			announce(d)
+		}
 	}
 	n := 0
 	for _, spec := range cfg.codeDisplays {
@@ -314,8 +373,14 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 			return ctaphid.Serve(ctx, conn, c, ctaphid.ServeOptions{Major: 1})
 		})
 		d.Transport, d.Addr = "udp", conn.LocalAddr().String()
+	case "usb":
+		if arg != "" {
+			return d, usageError{fmt.Errorf("--chip %q: usb takes no argument", spec)}
+		}
+		s.usbKeys = append(s.usbKeys, umockdev.Key{Chip: c, Serial: c.Serial()})
+		d.Transport = "usb"
 	default:
-		return d, usageError{fmt.Errorf("--chip %q: want pcsc[=HOST:PORT] or udp[=PORT]", spec)}
+		return d, usageError{fmt.Errorf("--chip %q: want pcsc[=HOST:PORT], udp[=PORT] or usb", spec)}
 	}
 	return d, nil
 }
@@ -351,7 +416,7 @@ func (s *simulation) startCode(ctx context.Context, cfg simConfig, kind device.K
 		Factory:   cfg.factory,
 	}
 	if kind == device.KindAudioCodeReader {
-		opts.Language = cfg.language
+		opts.Language, opts.Voice = cfg.language, cfg.voice
 	}
 	d, err := code.New(opts)
 	if err != nil {
@@ -388,4 +453,85 @@ func (s *simulation) close() error {
 	}
 	s.wg.Wait()
 	return errors.Join(s.errs...)
+}
+
+// commandStopWait is how long a command has to end after it was asked to
+// (SIGTERM, when authbench itself is interrupted) before it is killed.
+const commandStopWait = 10 * time.Second
+
+// runCommand runs the command a user gave after "--" while the devices
+// run, with the emulated USB bus (if any) in its environment, and returns
+// its exit status as an exitError (0 is nil).
+func (s *simulation) runCommand(ctx context.Context, e *env, args []string) error {
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Env = os.Environ()
+	if s.bus != nil {
+		cmd.Env = s.bus.Environ(cmd.Env)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = e.in(), e.stdout, e.stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = commandStopWait
+	err := cmd.Run()
+	simErr := s.close()
+	var xe *exec.ExitError
+	switch {
+	case errors.As(err, &xe):
+		if ws, ok := xe.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return exitError{128 + int(ws.Signal())}
+		}
+		return exitError{xe.ExitCode()}
+	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist):
+		fmt.Fprintf(e.stderr, "authbench sim: %v\n", err)
+		return exitError{127}
+	case err != nil:
+		fmt.Fprintf(e.stderr, "authbench sim: %v\n", err)
+		return exitError{126}
+	}
+	if simErr != nil {
+		return fmt.Errorf("the command succeeded, but a simulated device failed: %w", simErr)
+	}
+	return nil
+}
+
+// simVoice returns the voice that --voice or --prompts ask for, or nil
+// for the reader's own. An espeak-ng voice is tried once, so that a
+// missing espeak-ng is reported at start.
+func simVoice(name string, gap time.Duration, dir string) (simvoice.Voice, error) {
+	switch {
+	case name != "" && dir != "":
+		return nil, usageError{errors.New("give --voice or --prompts, not both")}
+	case name != "":
+		if l, _, _ := strings.Cut(strings.SplitN(name, "+", 2)[0], "-"); !slices.Contains(simvoice.Languages, l) {
+			return nil, usageError{fmt.Errorf("--voice %s: want an espeak-ng voice of %s, such as en+f3 or da+klatt", name, strings.Join(simvoice.Languages, " or "))}
+		}
+		v := &simvoice.Espeak{Voice: name, Gap: gap}
+		lang := simVoiceLanguage(v, name)
+		if _, err := v.Say("0", simvoice.Settings{Language: lang, Speed: 100, Volume: 100, Repeat: 1}); err != nil {
+			return nil, fmt.Errorf("--voice %s: %w", name, err)
+		}
+		return v, nil
+	case gap != 0:
+		return nil, usageError{errors.New("--voice-gap needs --voice")}
+	case dir != "":
+		p, _, err := loadPrompts(dir)
+		if err != nil {
+			return nil, err
+		}
+		return simvoice.NewPromptVoice(p)
+	}
+	return nil, nil
+}
+
+// simVoiceLanguage is the language a reader with voice v starts in: that
+// of the espeak-ng voice name, or the first the voice speaks, "da" first.
+func simVoiceLanguage(v simvoice.Voice, name string) string {
+	if l, _, _ := strings.Cut(strings.SplitN(name, "+", 2)[0], "-"); name != "" && slices.Contains(simvoice.Languages, l) {
+		return l
+	}
+	for _, l := range simvoice.Languages {
+		if v == nil || v.Speaks(l) {
+			return l
+		}
+	}
+	return simvoice.Languages[0]
 }

@@ -180,6 +180,9 @@ func TestSimUsage(t *testing.T) {
 		{"sim", "--chip", "bluetooth"},
 		{"sim", "--chip", "udp", "--presence", "sometimes"},
 		{"sim", "--chip", "udp", "--otp-alg", "md5"},
+		{"sim", "--chip", "usb=2"},
+		{"sim", "--", "true"},
+		{"sim", "--chip", "udp=0", "--"},
 	} {
 		out.Reset()
 		if code := run(context.Background(), &env{stdout: &out, stderr: &out}, args); code != 2 {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/authbench/authbench/internal/pcscdtest"
+	"github.com/authbench/authbench/internal/umockdevtest"
 )
 
 // chipTransport is one way `authbench sim` exposes a simulated chip, and
@@ -38,6 +39,15 @@ var chipTransports = []chipTransport{
 	{"udp", func(t *testing.T, simArgs ...string) string {
 		devs := startSim(t, append([]string{"--chip", "udp=0"}, simArgs...)...)
 		return "udp:" + devs[0].Addr
+	}},
+	{"usb", func(t *testing.T, simArgs ...string) string {
+		// A key on an emulated USB bus, which this process's libusb sees
+		// for the rest of the test: the commands take the real path,
+		// gousb, libusb and usbdevfs.
+		umockdevtest.Require(t)
+		devs := startSim(t, append([]string{"--chip", "usb"}, simArgs...)...)
+		umockdevtest.Use(t, devs[0].Testbed)
+		return "usb:serial=" + devs[0].Serial
 	}},
 }
 

@@ -28,9 +28,9 @@ func newSimCode(t *testing.T, kind device.Kind, faults code.Faults) *code.Device
 	return d
 }
 
-// decoder returns a speech decoder of the embedded prompts, which the
-// simulator speaks.
-func decoder(t *testing.T) func(context.Context, *device.Audio) (string, error) {
+// checker returns the check of spoken digits with the embedded prompts,
+// which the simulator speaks.
+func checker(t *testing.T) func(context.Context, *device.Audio, string) (string, error) {
 	t.Helper()
 	p, err := voice.DefaultPrompts()
 	if err != nil {
@@ -40,12 +40,12 @@ func decoder(t *testing.T) func(context.Context, *device.Audio) (string, error) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(ctx context.Context, a *device.Audio) (string, error) {
-		r, err := dec.DecodeAudio(ctx, a)
-		if err != nil {
+	return func(ctx context.Context, a *device.Audio, code string) (string, error) {
+		r, err := dec.Check(ctx, a, code)
+		if r == nil {
 			return "", err
 		}
-		return r.Digits, nil
+		return strings.Join(r.Utterances, " "), err
 	}
 }
 
@@ -55,7 +55,7 @@ func decoder(t *testing.T) func(context.Context, *device.Audio) (string, error) 
 func codeOpts(t *testing.T, d *code.Device, decode bool) devicetest.CodeOptions {
 	o := devicetest.CodeOptions{Secret: d.TOTP().Secret, Now: virtualNow}
 	if decode {
-		o.DecodeAudio = decoder(t)
+		o.CheckAudio = checker(t)
 	}
 	return o
 }

@@ -160,13 +160,23 @@ func (c *Client) transact(ctx context.Context, what string, cmd *apdu.Command, p
 	if err != nil {
 		return nil, fmt.Errorf("u2f: %s: %w", what, err)
 	}
+	// waiting is set once the authenticator asked for a touch: if ctx
+	// ends from then on, at whatever point of the next poll, the caller
+	// learns that the touch never came.
+	waiting := false
+	gaveUp := func(err error) error {
+		if waiting && ctx.Err() != nil {
+			return fmt.Errorf("u2f: %s: gave up waiting for a touch: %w (%w)", what, err, ErrPresenceRequired)
+		}
+		return fmt.Errorf("u2f: %s: %w", what, err)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("u2f: %s: %w", what, err)
+			return nil, gaveUp(err)
 		}
 		raw, err := c.m.APDU(ctx, req)
 		if err != nil {
-			return nil, fmt.Errorf("u2f: %s: %w", what, err)
+			return nil, gaveUp(err)
 		}
 		resp, err := apdu.ParseResponse(raw)
 		if err != nil {
@@ -176,9 +186,10 @@ func (c *Client) transact(ctx context.Context, what string, cmd *apdu.Command, p
 		case resp.SW == SWNoError:
 			return resp.Data, nil
 		case resp.SW == SWConditionsNotSatisfied && poll:
+			waiting = true
 			ctap2.Keepalive(ctx, ctap2.StatusUPNeeded)
 			if err := c.opts.Sleep(ctx, c.opts.PollInterval); err != nil {
-				return nil, fmt.Errorf("u2f: %s: gave up waiting for a touch: %w (%w)", what, err, ErrPresenceRequired)
+				return nil, gaveUp(err)
 			}
 		default:
 			return nil, &StatusError{SW: resp.SW}

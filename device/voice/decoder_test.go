@@ -301,17 +301,30 @@ func TestNewDecoder(t *testing.T) {
 		t.Error("NewDecoder(nil): no error")
 	}
 	if _, err := voice.NewDecoder(&voice.Prompts{SampleRate: 8000}, nil); err == nil {
-		t.Error("NewDecoder(no languages): no error")
+		t.Error("NewDecoder(no sets): no error")
 	}
-	if _, err := voice.NewDecoder(&voice.Prompts{SampleRate: 0, Languages: p.Languages}, nil); err == nil {
+	if _, err := voice.NewDecoder(&voice.Prompts{SampleRate: 0, Sets: p.Sets}, nil); err == nil {
 		t.Error("NewDecoder(rate 0): no error")
 	}
 	if _, err := voice.NewDecoder(p, &voice.Options{Language: "fr"}); !errors.Is(err, device.ErrNotSupported) {
 		t.Errorf("NewDecoder(fr): %v, want ErrNotSupported", err)
 	}
-	empty := map[string][10][]int16{"da": {}}
-	if _, err := voice.NewDecoder(&voice.Prompts{SampleRate: 8000, Languages: empty}, nil); err == nil {
-		t.Error("NewDecoder(empty prompt): no error")
+	for name, mod := range map[string]func(*voice.PromptSet){
+		"no example":    func(s *voice.PromptSet) { s.Digits[3] = nil },
+		"empty example": func(s *voice.PromptSet) { s.Digits[3] = [][]int16{{}} },
+		"speed 0":       func(s *voice.PromptSet) { s.Speed = 0 },
+		"no language":   func(s *voice.PromptSet) { s.Language = "" },
+	} {
+		q := p.Clone()
+		mod(&q.Sets[0])
+		if _, err := voice.NewDecoder(q, nil); err == nil {
+			t.Errorf("NewDecoder(%s): no error", name)
+		}
+	}
+	twice := p.Clone()
+	twice.Sets[1].Language = twice.Sets[0].Language
+	if _, err := voice.NewDecoder(twice, nil); err == nil {
+		t.Error("NewDecoder(two sets of one language and speed): no error")
 	}
 
 	// One language only: English speech is then not recognised.
@@ -371,4 +384,25 @@ func sample[T any](cases []T, n, first int) []T {
 		out = append(out, cases[i])
 	}
 	return out
+}
+
+// BenchmarkDecode decodes a six-digit code of the simulated reader with
+// the default decoder (both languages, the whole speed search), clean and
+// with noise 20 dB below the speech.
+func BenchmarkDecode(b *testing.B) {
+	d := testDecoder(b)
+	for _, snr := range []float64{0, 20} {
+		b.Run(fmt.Sprintf("snr%v", snr), func(b *testing.B) {
+			s := speak(b, "924071", "da", 100, 100, 1)
+			if snr > 0 {
+				addNoise(s, snr, 1)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := d.Decode(context.Background(), s, 8000); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -5,12 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/authbench/authbench/device"
 )
@@ -239,126 +237,5 @@ func TestSamples(t *testing.T) {
 	}
 	if s, err := Samples([]byte{1}); s != nil || !errors.Is(err, ErrFormat) {
 		t.Errorf("Samples(odd) = %v, %v", s, err)
-	}
-}
-
-// embeddedPrompts returns the embedded prompts directory as an fs.FS.
-func embeddedPrompts(tb testing.TB) fs.FS {
-	tb.Helper()
-	sub, err := fs.Sub(promptFiles, "prompts")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return sub
-}
-
-func TestDefaultPrompts(t *testing.T) {
-	p, err := DefaultPrompts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.SampleRate != 8000 || len(p.Languages) != 2 {
-		t.Fatalf("DefaultPrompts: %d Hz, %d languages", p.SampleRate, len(p.Languages))
-	}
-	total := 0
-	for _, lang := range []string{"da", "en"} {
-		digits, ok := p.Languages[lang]
-		if !ok {
-			t.Fatalf("DefaultPrompts: no %q", lang)
-		}
-		for d, s := range digits {
-			// Between 0.1 s and 1 s of speech.
-			if len(s) < 800 || len(s) > 8000 {
-				t.Errorf("%s/%d: %d samples", lang, d, len(s))
-			}
-			total += 2 * len(s)
-		}
-	}
-	if total > 300_000 {
-		t.Errorf("prompts hold %d bytes of PCM, want < 300 KB", total)
-	}
-	// Each call returns its own copy.
-	p.Languages["da"][1][0] = 12345
-	delete(p.Languages, "en")
-	q, err := DefaultPrompts()
-	if err != nil || q.Languages["da"][1][0] == 12345 || len(q.Languages) != 2 {
-		t.Errorf("DefaultPrompts shares its result with an earlier caller")
-	}
-
-	d1, err := DefaultDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d2, _ := DefaultDecoder()
-	if d1 != d2 {
-		t.Error("DefaultDecoder built twice")
-	}
-	if got := d1.Languages(); len(got) != 2 || got[0] != "da" || got[1] != "en" {
-		t.Errorf("DefaultDecoder languages %q, want [da en]", got)
-	}
-}
-
-func TestLoadPrompts(t *testing.T) {
-	p, err := LoadPrompts(embeddedPrompts(t), "da", "en")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.SampleRate != 8000 || len(p.Languages) != 2 {
-		t.Fatalf("LoadPrompts: %d Hz, %d languages", p.SampleRate, len(p.Languages))
-	}
-	all, err := LoadPrompts(embeddedPrompts(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := all.Languages["da"]; !ok || len(all.Languages) != 2 {
-		t.Errorf("LoadPrompts without languages found %d", len(all.Languages))
-	}
-	// The files on disk are the ones embedded.
-	disk, err := LoadPrompts(os.DirFS("prompts"))
-	if err != nil || disk.SampleRate != all.SampleRate || len(disk.Languages) != len(all.Languages) {
-		t.Errorf("LoadPrompts(prompts directory) = %+v, %v", disk, err)
-	}
-
-	wav := func(rate int) *fstest.MapFile {
-		b, _ := EncodeWAV(&device.Audio{SampleRate: rate, PCM: []byte{1, 0}})
-		return &fstest.MapFile{Data: b}
-	}
-	full := fstest.MapFS{}
-	for d := range 10 {
-		full["xx/"+string(rune('0'+d))+".wav"] = wav(8000)
-	}
-	if p, err := LoadPrompts(full); err != nil || len(p.Languages["xx"][9]) != 1 {
-		t.Errorf("LoadPrompts(MapFS) = %+v, %v", p, err)
-	}
-	if _, err := LoadPrompts(full, "yy"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("missing language: %v, want fs.ErrNotExist", err)
-	}
-	if _, err := LoadPrompts(fstest.MapFS{}); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("no language: %v, want fs.ErrNotExist", err)
-	}
-	missing := fstest.MapFS{}
-	for k, v := range full {
-		missing[k] = v
-	}
-	delete(missing, "xx/7.wav")
-	if _, err := LoadPrompts(missing); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("missing digit: %v, want fs.ErrNotExist", err)
-	}
-	mixed := fstest.MapFS{}
-	for k, v := range full {
-		mixed[k] = v
-	}
-	mixed["xx/3.wav"] = wav(16000)
-	if _, err := LoadPrompts(mixed); !errors.Is(err, ErrFormat) {
-		t.Errorf("mixed rates: %v, want ErrFormat", err)
-	}
-	mixed["xx/3.wav"] = &fstest.MapFile{Data: []byte("RIFF")}
-	if _, err := LoadPrompts(mixed); !errors.Is(err, ErrFormat) {
-		t.Errorf("bad file: %v, want ErrFormat", err)
-	}
-	empty, _ := EncodeWAV(&device.Audio{SampleRate: 8000})
-	mixed["xx/3.wav"] = &fstest.MapFile{Data: empty}
-	if _, err := LoadPrompts(mixed); !errors.Is(err, ErrFormat) {
-		t.Errorf("empty prompt: %v, want ErrFormat", err)
 	}
 }

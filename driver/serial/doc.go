@@ -24,11 +24,12 @@
 //     device.ErrRemoved; a path with no port wraps device.ErrNotFound; a
 //     port where no CDP/1 device answers IDENTIFY is a *NoDeviceError.
 //   - Audio readers: Press fetches the speech (CDP/1 AUDIO) into
-//     Code.Audio and checks with a voice.Decoder (Options.Voice; by
-//     default voice.DefaultDecoder, which knows the simulated reader's
-//     prompts; none with Options.NoVoiceCheck) that every repetition says
-//     the code of the PRESS answer, or returns an *AudioMismatchError that
-//     carries the code and the recording (SaveWAV keeps it as a WAV file).
+//     Code.Audio and checks with voice.Decoder.Check (Options.Voice: the
+//     prompts learnt from that reader with voice.Learn; by default
+//     voice.DefaultDecoder, which knows the simulated reader's own voice;
+//     none with Options.NoVoiceCheck) that every repetition says the code
+//     of the PRESS answer, or returns an *AudioMismatchError that carries
+//     the code and the recording (SaveWAV keeps it as a WAV file).
 //
 // The package builds without cgo: go.bug.st/serial is pure Go on Linux.
 package serial

@@ -37,7 +37,8 @@ type Options struct {
 	// its speech must be the code it reports. nil means voice.DefaultDecoder,
 	// which knows the prompts of the simulated reader (sim/code) in Danish
 	// and English; a real reader with another voice needs a Decoder of its
-	// own prompts (voice.LoadPrompts, voice.NewDecoder).
+	// own prompts, learnt from it (voice.Learn, `authbench voice learn`,
+	// then voice.LoadPrompts and voice.NewDecoder).
 	Voice *voice.Decoder
 	// NoVoiceCheck makes Press fetch an audio reader's speech into
 	// Code.Audio without decoding it; Voice is then ignored.
@@ -205,8 +206,8 @@ func (d *CodeDevice) Identify(ctx context.Context) (*device.CodeDeviceInfo, erro
 // Press presses the button with PRESS (CDP/1 CMD 0x02) and returns the
 // code. On an audio code reader it fetches what was said with AUDIO
 // (CMD 0x04) into Code.Audio and, unless Options.NoVoiceCheck is set,
-// decodes the spoken digits with Options.Voice (voice.DefaultDecoder when
-// nil): every repetition must say the reported code.
+// checks the spoken digits with Options.Voice (voice.DefaultDecoder when
+// nil; Decoder.Check): every repetition must say the reported code.
 //
 // Errors: those of Identify; a *frame.StatusError unwrapping to
 // device.ErrBusy or device.ErrNoCode, or with StatusBatteryLow; an error
@@ -227,21 +228,16 @@ func (d *CodeDevice) Press(ctx context.Context) (*device.Code, error) {
 	if d.voice == nil {
 		return c, nil
 	}
-	res, err := d.voice.DecodeAudio(ctx, c.Audio)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("serial: %s: decode audio: %w", d.path, ctx.Err())
-		}
-		return nil, &AudioMismatchError{Path: d.path, Returned: c.Digits, Code: c, Err: err}
-	}
-	ok := len(res.Utterances) > 0
-	for _, u := range res.Utterances {
-		ok = ok && u == c.Digits
-	}
-	if !ok {
+	res, err := d.voice.Check(ctx, c.Audio, c.Digits)
+	switch {
+	case err == nil:
+		return c, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("serial: %s: decode audio: %w", d.path, ctx.Err())
+	case errors.Is(err, voice.ErrMismatch):
 		return nil, &AudioMismatchError{Path: d.path, Returned: c.Digits, Spoken: strings.Join(res.Utterances, " "), Code: c}
 	}
-	return c, nil
+	return nil, &AudioMismatchError{Path: d.path, Returned: c.Digits, Code: c, Err: err}
 }
 
 // Close stops the CDP/1 host (a command in progress fails with

@@ -1,9 +1,16 @@
 package usb_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/driver/usb"
@@ -44,3 +51,49 @@ func BenchmarkGetAssertionUDPHID(b *testing.B) { benchGetAssertion(b, transports
 
 // BenchmarkGetAssertionPipe: CTAPHID reports over the in-memory pipe.
 func BenchmarkGetAssertionPipe(b *testing.B) { benchGetAssertion(b, transports[0]) }
+
+// BenchmarkGetAssertionEmulated: through gousb, libusb, umockdev's preload
+// and the emulated bus's handler (a Python process) to the simulated chip
+// on UDP. It measures the emulation, not USB: a full-speed key answers a
+// report per 1 ms frame at best.
+func BenchmarkGetAssertionEmulated(b *testing.B) { benchGetAssertion(b, transports[2]) }
+
+// BenchmarkIdleEmulated measures what an open but idle key on the emulated
+// bus costs: the Chip's IN transfer waits in libusb, which polls the key's
+// node. It reports the CPU the testbed's handler and this process (the
+// libusb client) use per second of idling; each op is 100 ms of idling.
+func BenchmarkIdleEmulated(b *testing.B) {
+	s := startSim(b, transports[2], chip.Options{}, usb.Options{})
+	if _, err := s.chip.Info(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	pid := s.bus.PID()
+	h0, c0, t0 := processCPU(b, pid), selfCPU(), time.Now()
+	for b.Loop() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	wall := time.Since(t0).Seconds()
+	b.ReportMetric(100*(processCPU(b, pid)-h0).Seconds()/wall, "testbed-cpu-%")
+	b.ReportMetric(100*(selfCPU()-c0).Seconds()/wall, "client-cpu-%")
+}
+
+// processCPU returns the user and system CPU time of process pid so far.
+func processCPU(tb testing.TB, pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces): utime and
+	// stime are the 12th and 13th, in clock ticks (100 per second).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// selfCPU returns this process's user and system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -256,8 +256,9 @@ func TestTimeoutOption(t *testing.T) {
 }
 
 // TestRemovedMidCommand unplugs the simulated chip while it waits for a
-// touch: over the pipe the transport fails (device.ErrRemoved); over UDP
-// nothing says so, and the call ends at its deadline (device.ErrTimeout).
+// touch: over the pipe the transport fails and on the emulated USB bus
+// libusb reports the device gone (device.ErrRemoved); over UDP nothing says
+// so, and the call ends at its deadline (device.ErrTimeout).
 func TestRemovedMidCommand(t *testing.T) {
 	for _, tc := range []struct {
 		tr   transport
@@ -265,6 +266,7 @@ func TestRemovedMidCommand(t *testing.T) {
 	}{
 		{transports[0], device.ErrRemoved},
 		{transports[1], device.ErrTimeout},
+		{transports[2], device.ErrRemoved},
 	} {
 		t.Run(tc.tr.name, func(t *testing.T) {
 			s := startSim(t, tc.tr, chip.Options{Presence: chip.Never}, usb.Options{})
@@ -277,7 +279,7 @@ func TestRemovedMidCommand(t *testing.T) {
 			var once sync.Once
 			ctx = ctap2.WithKeepalive(ctx, func(st ctap2.KeepaliveStatus) {
 				if st == ctap2.StatusUPNeeded {
-					once.Do(func() { s.dev.Close() })
+					once.Do(s.unplug)
 				}
 			})
 			_, err := s.chip.MakeCredential(ctx, makeCredentialRequest())

@@ -16,8 +16,11 @@
 // report transport (one whole report per Read and Write, no report-ID byte),
 // so NewChip runs the same code over a real key, an in-memory
 // ctaphid.NewPipe and sim/udphid's UDP datagrams; the tests use the latter
-// two against sim/chip. A build without cgo compiles, and List and Open
-// then return an error wrapping device.ErrNotSupported.
+// two against sim/chip, and take the whole path (List, Open, gousb, libusb,
+// usbdevfs) to sim/chip's keys on an emulated USB bus (sim/umockdev; the
+// test binary runs itself with umockdev's preload library). A build
+// without cgo compiles, and List and Open then return an error wrapping
+// device.ErrNotSupported.
 //
 // Finding keys (CTAP 2.1 §11.2.8): List looks at every device's interfaces
 // and keeps those of HID class 0x03 without a boot subclass, with an

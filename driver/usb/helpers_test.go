@@ -2,7 +2,9 @@ package usb_test
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -11,8 +13,10 @@ import (
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/ctaphid"
 	"github.com/authbench/authbench/driver/usb"
+	"github.com/authbench/authbench/internal/umockdevtest"
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/udphid"
+	"github.com/authbench/authbench/sim/umockdev"
 )
 
 // hw selects a real key for the opt-in hardware run, e.g.
@@ -23,17 +27,25 @@ var hw = flag.String("hw", "", "run the chip checks against a real key: usb[:VID
 // reached when the code works.
 const guard = 10 * time.Second
 
+func TestMain(m *testing.M) {
+	umockdevtest.Preload()
+	os.Exit(m.Run())
+}
+
 // sim is a simulated chip served by ctaphid.Serve on the device end of a
 // report transport, and a usb.Chip on the host end.
 type sim struct {
-	chip *usb.Chip
-	sc   *chip.Chip
-	dev  readWriteDeadliner // the device end of the transport
-	stop func()             // closes everything, once; also run by Cleanup
+	chip   *usb.Chip
+	sc     *chip.Chip
+	unplug func()            // takes the chip away: closes the device end, or pulls the emulated key
+	stop   func()            // closes everything, once; also run by Cleanup
+	bus    *umockdev.Testbed // the emulated bus, if the chip is on one
 }
 
 // transport is one way to carry reports between the host and the simulated
-// chip: it returns the two ends and a function that closes both.
+// chip: open returns the two ends and a function that closes both. The
+// emulated USB bus has no open: the chip is served by a umockdev testbed
+// and found by usb.Open through libusb.
 type transport struct {
 	name string
 	open func(tb testing.TB) (host, dev readWriteDeadliner, closeAll func())
@@ -52,6 +64,7 @@ var transports = []transport{
 		return host, dev, func() { host.Close(); dev.Close() }
 	}},
 	{"udphid", openUDP},
+	{"usb", nil},
 }
 
 // openUDP makes a UDP HID link on 127.0.0.1 with free ports.
@@ -81,6 +94,9 @@ func startSim(tb testing.TB, tr transport, copts chip.Options, opts usb.Options)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if tr.open == nil {
+		return startEmulated(tb, sc, ctaphid.ServeOptions{}, opts)
+	}
 	host, dev, closeAll := tr.open(tb)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
@@ -95,7 +111,7 @@ func startSim(tb testing.TB, tr transport, copts chip.Options, opts usb.Options)
 		<-served
 		tb.Fatal(err)
 	}
-	s := &sim{chip: ch, sc: sc, dev: dev}
+	s := &sim{chip: ch, sc: sc, unplug: func() { dev.Close() }}
 	var once sync.Once
 	s.stop = func() {
 		once.Do(func() {
@@ -130,4 +146,50 @@ func settleGoroutines(tb testing.TB, base int) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// startEmulated plugs sc into an emulated USB bus as a key, points this
+// process's libusb at the bus, and opens the key with usb.Open: the real
+// path through gousb, libusb and usbdevfs. Cleanup closes the Chip, the
+// bus and the simulated chip; it fails the test if the simulated chip was
+// left with requests waiting.
+func startEmulated(tb testing.TB, sc *chip.Chip, serve ctaphid.ServeOptions, opts usb.Options) *sim {
+	tb.Helper()
+	t := tb
+	if _, err := usb.List(context.Background()); errors.Is(err, device.ErrNotSupported) {
+		sc.Close()
+		t.Skipf("no libusb: %v", err)
+	}
+	bed := umockdevtest.Start(t, umockdev.Key{Chip: sc, Serve: serve, Serial: sc.Serial()})
+	umockdevtest.Use(t, bed.Dir())
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	ch, err := usb.Open(ctx, usb.Selector{Serial: sc.Serial()}, opts)
+	if err != nil {
+		sc.Close()
+		t.Fatal(err)
+	}
+	s := &sim{chip: ch, sc: sc, bus: bed, unplug: func() {
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		if err := bed.Unplug(ctx, 0); err != nil {
+			t.Errorf("unplug: %v", err)
+		}
+	}}
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			if err := ch.Close(); err != nil && !errors.Is(err, device.ErrRemoved) {
+				t.Errorf("Chip.Close: %v", err)
+			}
+			if err := bed.Close(); err != nil {
+				t.Errorf("testbed: %v", err)
+			}
+			if err := sc.Close(); err != nil {
+				t.Errorf("simulated chip: %v", err)
+			}
+		})
+	}
+	t.Cleanup(s.stop)
+	return s
 }

@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -337,7 +339,7 @@ func sortKeys(keys []key) {
 // classify names the sentinel a libusb error stands for, or nil.
 func classify(err error) error {
 	var code gousb.Error
-	if errors.As(err, &code) {
+	if errors.As(err, &code) || flattened(err, &code) {
 		switch code {
 		case gousb.ErrorNoDevice, gousb.ErrorIO:
 			return device.ErrRemoved
@@ -368,4 +370,25 @@ func classify(err error) error {
 		}
 	}
 	return nil
+}
+
+// libusbCode is how gousb.Error ends its message: "libusb: ... [code -6]".
+var libusbCode = regexp.MustCompile(`libusb: [^\[]*\[code (-[0-9]+)\]`)
+
+// flattened finds a gousb.Error that gousb formatted into a message with %v
+// instead of wrapping it (as Config.Interface does when the claim fails).
+func flattened(err error, code *gousb.Error) bool {
+	if err == nil {
+		return false
+	}
+	m := libusbCode.FindStringSubmatch(err.Error())
+	if m == nil {
+		return false
+	}
+	n, convErr := strconv.Atoi(m[1])
+	if convErr != nil {
+		return false
+	}
+	*code = gousb.Error(n)
+	return true
 }

@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/internal/umockdevtest"
+	"github.com/authbench/authbench/sim/chip"
+	"github.com/authbench/authbench/sim/umockdev"
 	"github.com/google/gousb"
 )
 
@@ -35,6 +38,10 @@ func TestClassify(t *testing.T) {
 		{gousb.TransferOverflow, device.ErrProtocol},
 		{gousb.TransferCancelled, nil},
 		{fmt.Errorf("claim: %w", gousb.ErrorBusy), device.ErrBusy},
+		// gousb's Config.Interface formats the libusb error with %v.
+		{fmt.Errorf("failed to claim interface 0 on vid=1209,pid=0001,bus=1,addr=2,config=1: %v", gousb.ErrorBusy), device.ErrBusy},
+		{fmt.Errorf("set config: %v", gousb.ErrorNoDevice), device.ErrRemoved},
+		{errors.New("libusb: something [code 5]"), nil},
 		{errors.New("something else"), nil},
 	}
 	for _, tt := range tests {
@@ -72,5 +79,41 @@ func TestListWithoutKeys(t *testing.T) {
 	stop()
 	if _, err := List(ended); !errors.Is(err, context.Canceled) {
 		t.Errorf("List with an ended context = %v", err)
+	}
+}
+
+// TestClaimWithoutDetach: on the emulated bus as on Linux, usbhid holds a
+// key's interface, so a libusb program that claims it without detaching
+// the kernel driver is refused (which is why Open switches auto-detach on).
+func TestClaimWithoutDetach(t *testing.T) {
+	sc, err := chip.New(chip.Options{Seed: []byte("claim without detach")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	bed := umockdevtest.Start(t, umockdev.Key{Chip: sc, Serial: sc.Serial()})
+	umockdevtest.Use(t, bed.Dir())
+	uc, err := newContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	d, err := uc.OpenDeviceWithVIDPID(umockdev.DefaultVendorID, umockdev.DefaultProductID)
+	if err != nil || d == nil {
+		t.Fatalf("OpenDeviceWithVIDPID = %v, %v", d, err)
+	}
+	defer d.Close()
+	cfg, err := d.Config(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cfg.Close()
+	intf, err := cfg.Interface(0, 0)
+	if err == nil {
+		intf.Close()
+		t.Fatal("claimed the interface from usbhid without detaching it")
+	}
+	if classify(err) != device.ErrBusy {
+		t.Errorf("claim = %v, classified %v; want device.ErrBusy", err, classify(err))
 	}
 }

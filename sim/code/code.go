@@ -102,6 +102,10 @@ type Options struct {
 	Speed    int
 	Volume   int
 	Repeat   int
+	// Voice is how the audio code reader speaks; nil is its own voice
+	// (voice.DefaultVoice). voice.Espeak speaks in any espeak-ng voice,
+	// voice.NewPromptVoice with prompts from a folder.
+	Voice voice.Voice
 }
 
 // Device is a simulated code display or audio code reader. Its methods are
@@ -130,6 +134,7 @@ type Device struct {
 	shownAt  uint64 // the step of shown
 	pcm      []byte // the last speech
 	settings voice.Settings
+	voice    voice.Voice
 	nonces   uint64 // PROVISION answers given
 }
 
@@ -218,6 +223,14 @@ func New(opts Options) (*Device, error) {
 	err := d.settings.Validate()
 	if err != nil {
 		return nil, fmt.Errorf("code: %w", err)
+	}
+	if d.voice = opts.Voice; d.voice == nil {
+		if d.voice, err = voice.DefaultVoice(); err != nil {
+			return nil, fmt.Errorf("code: %w", err)
+		}
+	}
+	if d.kind == device.KindAudioCodeReader && !d.voice.Speaks(d.settings.Language) {
+		return nil, fmt.Errorf("code: the voice does not speak language %q: %w", d.settings.Language, device.ErrNotSupported)
 	}
 
 	if opts.Drift.PPM <= -1e6 || math.IsNaN(opts.Drift.PPM) || math.IsInf(opts.Drift.PPM, 0) {

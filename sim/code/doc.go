@@ -18,8 +18,9 @@
 // A device is deterministic: its serial, OTP secret, X25519 key and
 // PROVISION nonces are derived from Options.Seed, its clock is
 // Options.Now plus an offset (set by SET_CLOCK) plus an optional drift, and
-// the audio reader's speech (sim/code/voice) depends only on the code and
-// the settings.
+// the audio reader's speech (sim/code/voice) depends only on the code, the
+// settings and its voice (Options.Voice: its own, prompts from a folder,
+// or an espeak-ng voice).
 //
 // What it implements of DESIGN.md §4, command by command:
 //
@@ -34,9 +35,9 @@
 //     the first press. At most min(max, frame.MaxData) bytes come back; an
 //     offset at or past the end gives none (as frame.AudioRequest says);
 //     max 0 is status 0x02.
-//   - SETTINGS: language "da" or "en", speed 50 to 200 %, volume 0 to
-//     100 %; anything else is status 0x02. The new settings apply from the
-//     next press.
+//   - SETTINGS: language "da" or "en" (one the voice speaks), speed 50 to
+//     200 %, volume 0 to 100 %; anything else is status 0x02. The new
+//     settings apply from the next press.
 //   - STATUS: battery, device clock, presses, factory mode.
 //   - PROVISION, SET_CLOCK, SEAL: factory mode only. PROVISION uses
 //     frame.SealSecret; OpenSealedSecret is the station's side.

@@ -116,7 +116,7 @@ func (d *Device) press() (frame.Status, []byte) {
 	}
 	var pcm []byte
 	if d.kind == device.KindAudioCodeReader {
-		if pcm, err = voice.Speak(code, d.settings); err != nil {
+		if pcm, err = d.voice.Say(code, d.settings); err != nil {
 			return frame.StatusBusy, nil
 		}
 	}
@@ -181,7 +181,7 @@ func (d *Device) setSettings(req []byte) (frame.Status, []byte) {
 	}
 	s := d.settings
 	s.Language, s.Speed, s.Volume = r.Language, int(r.Speed), int(r.Volume)
-	if s.Validate() != nil {
+	if s.Validate() != nil || !d.voice.Speaks(s.Language) {
 		return frame.StatusBadRequest, nil
 	}
 	d.settings = s

@@ -1,24 +1,32 @@
 // Package voice is the speech of the simulated audio code reader
-// (kodeoplæser, DESIGN.md §1): the synthesis that strings recorded prompts
-// of the digits 0 to 9, in Danish or English, into the words a reader says
-// when its button is pressed (the PCM that CDP/1 AUDIO serves, DESIGN.md
-// §4), at the reader's speed, volume and repeat count (Settings).
+// (kodeoplæser, DESIGN.md §1): what a reader says when its button is
+// pressed (the PCM that CDP/1 AUDIO serves, DESIGN.md §4), at the reader's
+// language, speed, volume and repeat count (Settings), in one of several
+// voices (Voice):
 //
-// It sits under sim/code, which calls Speak on every press of a simulated
-// audio reader. It is pure computation on embedded data: no I/O.
+//   - the reader's own voice (DefaultVoice, Speak): the reference prompts
+//     embedded in device/voice (voice.DefaultPrompts), made once with
+//     espeak-ng and sox as device/voice/prompts/README.md says, strung
+//     together with a 120 ms pause between digits and 600 ms between
+//     repetitions. Sharing them means the default decoder
+//     (voice.DefaultDecoder) compares speech with exactly what the
+//     simulator says. Speed resamples the whole utterance, so faster
+//     speech also sounds higher, like a tape played fast;
+//   - prompts from a folder (NewPromptVoice with device/voice's
+//     LoadPrompts): those learnt from another reader, or cut by hand,
+//     spoken the same way from the set nearest the speed setting;
+//   - an espeak-ng voice (Espeak, such as "en+f3" or "da+klatt"),
+//     synthesised on every press as connected speech, the digits running
+//     into each other unless a pause is asked for, the speed changing
+//     the speaking rate at the same pitch: a reader with a speech
+//     synthesiser, and a voice the decoder has not heard before it is
+//     learnt (device/voice Learn).
 //
-// The prompts are not kept here: they are the reference prompts embedded
-// in device/voice (device/voice/prompts/da, .../en; voice.DefaultPrompts),
-// made once with espeak-ng and sox as device/voice/prompts/README.md and
-// generate.sh say, RIFF/WAVE files of 16-bit mono PCM at 8000 Hz. Sharing
-// them means the default decoder (voice.DefaultDecoder) compares speech
-// with exactly what the simulator says. device/voice also reads and writes
-// WAV files (ParseWAV, EncodeWAV), for a bench that saves what a reader
-// said.
+// Volume scales every sample and clips at full scale. The same code and
+// settings always give the same bytes (with one version of espeak-ng for
+// Espeak).
 //
-// Synthesis is deliberately simple and deterministic: the same code and
-// Settings always give the same bytes. Speed is applied by linear
-// interpolation resampling of the whole utterance, so faster speech also
-// sounds higher (the pitch moves with the speed, like a tape played fast);
-// volume scales every sample and clips at full scale.
+// It sits under sim/code, which calls Voice.Say on every press of a
+// simulated audio reader (code.Options.Voice). It is computation on
+// embedded data, except Espeak, which runs the espeak-ng program.
 package voice

@@ -14,12 +14,12 @@ func TestSpeakLength(t *testing.T) {
 	code := "924071"
 	promptLen := func(lang string) int {
 		n := 0
-		p, err := prompts()
+		p, err := dvoice.DefaultPrompts()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range len(code) {
-			n += len(p[lang][code[i]-'0'])
+			n += len(p.Set(lang, 100).Digits[code[i]-'0'][0])
 		}
 		return n
 	}
@@ -153,7 +153,7 @@ func TestSpeakUsesDefaultPrompts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := dvoice.PCM(p.Languages[lang][d-'0']); !bytes.Equal(got, want) {
+			if want := dvoice.PCM(p.Set(lang, 100).Digits[d-'0'][0]); !bytes.Equal(got, want) {
 				t.Errorf("Speak(%c, %s): %d bytes, differs from the %d-byte prompt", d, lang, len(got), len(want))
 			}
 		}

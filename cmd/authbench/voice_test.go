@@ -1,0 +1,124 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/authbench/authbench/device/voice"
+	"github.com/authbench/authbench/internal/testenv"
+)
+
+// TestVoiceLearnThenCheck is issue 14's end-to-end check: the simulated
+// audio reader speaks an espeak-ng voice it was not built from, on a pty;
+// `authbench voice learn` learns the voice from the reader over the pty;
+// `authbench check --prompts` then passes, and `authbench voice decode`
+// reads the recordings the check kept.
+func TestVoiceLearnThenCheck(t *testing.T) {
+	testenv.LookPath(t, "espeak-ng", "espeak-ng", "install the Debian package espeak-ng (make test-deps)")
+	const secret = "3132333435363738393031323334353637383930"
+	secretPath := secretFile(t, secret)
+	devs := startSim(t, "--audio-reader", "pty", "--voice", "en+f3", "--otp-period", "1", "--otp-secret-file", secretPath)
+	if len(devs) != 1 || devs[0].Transport != "serial" {
+		t.Fatalf("devices %+v", devs)
+	}
+	sel := "serial:" + devs[0].Path
+
+	dir := t.TempDir()
+	prompts := filepath.Join(dir, "prompts")
+	code, out := runCmd(t, "voice", "learn", "--device", sel, "--out", prompts, "--presses", "20", "--language", "en")
+	t.Logf("voice learn:\n%s", out)
+	if code != 0 {
+		t.Fatalf("voice learn exited %d", code)
+	}
+	for _, want := range []string{"learning the voice of audio-code-reader " + devs[0].Serial, "waiting", "every digit heard enough times", "wrote"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("voice learn did not say %q", want)
+		}
+	}
+	p, err := voice.LoadPrompts(os.DirFS(prompts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Reader.Serial != devs[0].Serial || p.Set("en", 100) == nil || p.Set("en", 100).Presses > 20 {
+		t.Errorf("prompts of reader %+v, sets %d", p.Reader, len(p.Sets))
+	}
+	if code, out := runCmd(t, "voice", "learn", "--device", sel, "--out", prompts); code == 0 || !strings.Contains(out, "--force") {
+		t.Errorf("voice learn over existing prompts exited %d:\n%s", code, out)
+	}
+
+	audio := filepath.Join(dir, "audio")
+	checkPasses(t, sel, 5, "--otp-secret-file", secretPath, "--prompts", prompts, "--audio-dir", audio)
+
+	wavs, _ := filepath.Glob(filepath.Join(audio, "*.wav"))
+	if len(wavs) == 0 {
+		wavs, _ = filepath.Glob(filepath.Join(audio, "*", "*.wav"))
+	}
+	if len(wavs) == 0 {
+		t.Fatal("the check kept no recording")
+	}
+	code, out = runCmd(t, append([]string{"voice", "decode", "--prompts", prompts, "--digits", "6"}, wavs...)...)
+	if code != 0 || !strings.Contains(out, "learnt from reader "+devs[0].Serial) {
+		t.Errorf("voice decode exited %d:\n%s", code, out)
+	}
+	t.Logf("voice decode:\n%s", out)
+}
+
+func TestVoiceUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"voice"},
+		{"voice", "train"},
+		{"voice", "learn"},
+		{"voice", "learn", "--device", "usb:1", "--out", "x"},
+		{"voice", "learn", "--device", "serial:/dev/x", "--speed", "fast", "--out", "x"},
+		{"voice", "decode"},
+	} {
+		if code, out := runCmd(t, args...); code != 2 {
+			t.Errorf("%q exited %d, want 2:\n%s", args, code, out)
+		}
+	}
+	if code, out := runCmd(t, "voice", "learn", "--device", "serial:/dev/nonexistent", "--out", t.TempDir()); code != exitUnreachable || !strings.Contains(out, "/dev/nonexistent") {
+		t.Errorf("voice learn of a missing port exited %d:\n%s", code, out)
+	}
+	wav := filepath.Join(t.TempDir(), "x.wav")
+	if err := os.WriteFile(wav, []byte("RIFF"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runCmd(t, "voice", "decode", "--prompts", t.TempDir(), wav); code != 1 || !strings.Contains(out, "no prompts") {
+		t.Errorf("voice decode without prompts exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "voice", "decode", wav); code != 1 || !strings.Contains(out, "x.wav") {
+		t.Errorf("voice decode of a damaged file exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "check", "--device", "sim:audio-code-reader", "--prompts", t.TempDir()); code != 1 || !strings.Contains(out, "no prompts") {
+		t.Errorf("check --prompts of an empty folder exited %d:\n%s", code, out)
+	}
+}
+
+// TestSimPrompts: `authbench sim --prompts DIR` speaks the prompts of a
+// folder (here the English half of the simulator's own, so it starts in
+// English), and `check --prompts DIR` understands it.
+func TestSimPrompts(t *testing.T) {
+	p, err := voice.DefaultPrompts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Sets = []voice.PromptSet{*p.Set("en", 100)}
+	files, err := p.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := writePrompts(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	devs := startSim(t, "--audio-reader", "pty", "--prompts", dir)
+	checkPasses(t, "serial:"+devs[0].Path, 5, "--prompts", dir, "--run", "audio")
+	if code, out := runCmd(t, "sim", "--audio-reader", "pty", "--prompts", dir, "--voice", "en"); code != 2 {
+		t.Errorf("sim with --prompts and --voice exited %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "sim", "--audio-reader", "pty", "--voice", "fr+m3"); code != 2 {
+		t.Errorf("sim with a voice of another language exited %d:\n%s", code, out)
+	}
+}
