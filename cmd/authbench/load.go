@@ -12,14 +12,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
 )
@@ -40,6 +43,7 @@ type loadCmd struct {
 	Replicas            int           `default:"1" placeholder:"N" help:"authbench serve processes on the PostgreSQL database of --db; with more than one, chip and code logins are measured on one of them too (target: N at least as fast as one)."`
 	Seed                hexBytes      `placeholder:"HEX" help:"Seed of the simulated devices and of the run's identity names (default: random)."`
 	JSON                bool          `help:"Print the report as JSON (targets with their thresholds, measured values and verdicts) instead of text."`
+	CPUProfile          string        `name:"cpu-profile" type:"path" placeholder:"FILE" help:"Write a CPU profile of the load process to FILE (go tool pprof): on SQLite it holds the server as well as its clients and anchors; serve processes on PostgreSQL are not in it."`
 
 	TargetLifecycle     time.Duration `default:"15s" placeholder:"DURATION" help:"Target: the lifecycle of the --n chips takes at most this long (issue #11's acceptance is 15 s for 10,000 chips; DESIGN §7 asks 10 s)."`
 	TargetLoginRatio    float64       `default:"0.8" placeholder:"RATIO" help:"Target: chip logins and code logins per second are at least this share of the minimal durable login's (DESIGN §7)."`
@@ -138,6 +142,17 @@ func (c *loadCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("load: --cpu-profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("load: --cpu-profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	l := newLoader(cfg, e.stderr)
 	rep, err := l.run(ctx)
 	if err != nil {
@@ -170,6 +185,26 @@ func (c *loadCmd) Run(ctx context.Context, e *env) error {
 		return exitError{exitFailed}
 	}
 	return nil
+}
+
+// setUpIdentity creates identity id with the load password on c, for a
+// scenario's set-up: a 503 busy answer (the server's argon2id budget was
+// full, so nothing was done) is asked again after a second, for a minute
+// at most. A measured step counts a busy answer as an error instead.
+func setUpIdentity(ctx context.Context, c *client.Client, id string) error {
+	give := time.Now().Add(time.Minute)
+	for {
+		_, err := c.CreateIdentity(ctx, client.CreateIdentityRequest{ID: id, Password: loadPassword})
+		var ae *client.APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.Code != "busy" || time.Now().After(give) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(secrets.RetryAfter):
+		}
+	}
 }
 
 // loadError is a failure to set a scenario up (a step that must succeed
@@ -216,7 +251,8 @@ type loader struct {
 	tag      string // prefix of the run's identity IDs and serials
 	keys     *secrets.Keyring
 	pskcKey  []byte
-	pg       *pgRun // nil on SQLite
+	pg       *pgRun       // nil on SQLite
+	exits    []*serveExit // serve processes that exited in the scenario running
 }
 
 func newLoader(cfg loadConfig, progress io.Writer) *loader {
@@ -286,8 +322,23 @@ func (l *loader) run(ctx context.Context) (_ *loadReport, err error) {
 		case "password-logins":
 			rep.PasswordLogins, err = l.passwordLogins(ctx)
 		}
+		exits := l.exits
+		l.exits = nil
 		if err != nil {
+			for _, e := range exits {
+				err = errors.Join(err, e)
+			}
 			return nil, err
+		}
+		if len(exits) > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: %d of the %d serve processes exited during the scenario; its figures are those of a broken fleet", s, len(exits), cfg.replicas))
+			switch s {
+			case "lifecycle":
+				rep.Lifecycle.Errors = append(rep.Lifecycle.Errors, exitErrors(exits)...)
+			case "chip-logins", "code-logins", "password-logins":
+				r := map[string]*loginsResult{"chip-logins": rep.ChipLogins, "code-logins": rep.CodeLogins, "password-logins": rep.PasswordLogins}[s]
+				r.server().Errors = append(r.server().Errors, exitErrors(exits)...)
+			}
 		}
 	}
 	for _, r := range []*loginsResult{rep.ChipLogins, rep.CodeLogins} {

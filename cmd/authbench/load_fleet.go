@@ -46,6 +46,7 @@ type fleet struct {
 	anon      []*client.Client // no token (the login ceremonies), per replica
 	transport *http.Transport
 	stop      func() error
+	procs     []*serveProc // the serve processes, on PostgreSQL
 }
 
 func (f *fleet) replicas() int { return len(f.anon) }
@@ -129,6 +130,7 @@ func (l *loader) openFleet(ctx context.Context, params secrets.Params, now func(
 		}
 		token = l.pg.token
 		f.stop = func() error { return stopAll(procs) }
+		f.procs = procs
 	}
 	hc := &http.Client{Transport: f.transport, Timeout: time.Minute}
 	for _, u := range urls {
@@ -234,10 +236,11 @@ func (p *pgRun) close() error {
 
 // serveProc is one running `authbench serve`.
 type serveProc struct {
-	url  string
-	cmd  *exec.Cmd
-	log  *tailBuffer
-	done chan struct{}
+	replica int // 1, 2, ...
+	url     string
+	cmd     *exec.Cmd
+	log     *tailBuffer
+	done    chan struct{}
 }
 
 // start runs n `authbench serve` processes on the run's schema, hashing
@@ -249,6 +252,7 @@ func (p *pgRun) start(ctx context.Context, n int, params secrets.Params) ([]*ser
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("load: replica %d: %w", i+1, err), stopAll(procs))
 		}
+		sp.replica = i + 1
 		procs = append(procs, sp)
 	}
 	return procs, nil
@@ -321,10 +325,12 @@ func (p *pgRun) startOne(ctx context.Context, params secrets.Params) (*serveProc
 }
 
 // stop asks the process to shut down (SIGTERM), and kills it after 15 s.
-// It returns an error when it had to kill it or the process failed.
+// It returns an error when it had to kill it or the process failed, and a
+// *serveExit when it had exited before it was asked to.
 func (sp *serveProc) stop() error {
 	select {
 	case <-sp.done:
+		return &serveExit{Replica: sp.replica, PID: sp.cmd.Process.Pid, State: sp.cmd.ProcessState.String(), Log: strings.TrimSpace(sp.log.String())}
 	default:
 		sp.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -339,6 +345,69 @@ func (sp *serveProc) stop() error {
 		return fmt.Errorf("load: authbench serve (pid %d) %v: %s", sp.cmd.Process.Pid, st, strings.TrimSpace(sp.log.String()))
 	}
 	return nil
+}
+
+// serveExit is an `authbench serve` of the run that exited while the load
+// ran, before it was asked to stop: its clients' requests failed from then
+// on, and the scenario counts it among its errors (phase "server", code
+// "exited").
+type serveExit struct {
+	Replica int
+	PID     int
+	State   string // "signal: killed", "exit status 1"
+	Log     string // the end of its stderr
+}
+
+func (e *serveExit) Error() string {
+	msg := fmt.Sprintf("authbench serve, replica %d (pid %d), exited during the run (%s)", e.Replica, e.PID, e.State)
+	if e.Log != "" {
+		msg += ": " + e.Log
+	}
+	return msg
+}
+
+// closeFleet closes f; the serve processes that had exited during the
+// scenario are kept in l.exits for the scenario's errors, and any other
+// failure to stop is returned.
+func (l *loader) closeFleet(f *fleet) error {
+	var rest []error
+	for _, e := range unjoin(f.close()) {
+		var se *serveExit
+		if errors.As(e, &se) {
+			l.exits = append(l.exits, se)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	return errors.Join(rest...)
+}
+
+// unjoin returns the errors joined in err (errors.Join), or err alone.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// exitErrors are the serve processes that exited during a scenario, as
+// its errors by code.
+func exitErrors(exits []*serveExit) []errorCount {
+	if len(exits) == 0 {
+		return nil
+	}
+	msg := exits[0].Error()
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return []errorCount{{Phase: "server", Code: "exited", Count: len(exits), Example: msg}}
 }
 
 // stopAll stops the processes at once.

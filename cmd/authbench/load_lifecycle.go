@@ -53,7 +53,7 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, f.close()) }()
+	defer func() { err = errors.Join(err, l.closeFleet(f)) }()
 	workers := min(cfg.concurrency, cfg.n)
 	res := &lifecycleResult{N: cfg.n, Workers: workers, Replicas: f.replicas()}
 	chips := make([]*loadChip, cfg.n)
@@ -75,7 +75,7 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 		}
 		lc := &loadChip{id: fmt.Sprintf("%s-chip-%d", l.tag, i), c: c}
 		chips[i] = lc
-		if _, err := f.support[i%f.replicas()].CreateIdentity(ctx, client.CreateIdentityRequest{ID: lc.id, Password: loadPassword}); err != nil {
+		if err := setUpIdentity(ctx, f.support[i%f.replicas()], lc.id); err != nil {
 			return &loadError{What: fmt.Sprintf("chip %d (identity %s)", i, lc.id), Step: "create identity", Err: err}
 		}
 		return nil

@@ -240,7 +240,7 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, f.close()) }()
+	defer func() { err = errors.Join(err, l.closeFleet(f)) }()
 	a, err := l.openAnchor(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -271,7 +271,7 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 		chips[i] = lc
 		what := fmt.Sprintf("chip %d (identity %s)", i, lc.id)
 		sup := f.support[i%f.replicas()]
-		if _, err := sup.CreateIdentity(ctx, client.CreateIdentityRequest{ID: lc.id, Password: loadPassword}); err != nil {
+		if err := setUpIdentity(ctx, sup, lc.id); err != nil {
 			return &loadError{What: what, Step: "create identity", Err: err}
 		}
 		au, err := client.EnrollChip(ctx, sup, lc.id, "load", c)
@@ -444,7 +444,7 @@ func (l *loader) codeLogins(ctx context.Context, chipRate float64) (_ *loginsRes
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, f.close()) }()
+	defer func() { err = errors.Join(err, l.closeFleet(f)) }()
 	a, err := l.openAnchor(ctx, clk.Now)
 	if err != nil {
 		return nil, err
@@ -481,7 +481,7 @@ func (l *loader) codeLogins(ctx context.Context, chipRate float64) (_ *loginsRes
 		d := devs[i]
 		what := fmt.Sprintf("code device %d (identity %s)", i, d.id)
 		sup := f.support[i%f.replicas()]
-		if _, err := sup.CreateIdentity(ctx, client.CreateIdentityRequest{ID: d.id, Password: loadPassword}); err != nil {
+		if err := setUpIdentity(ctx, sup, d.id); err != nil {
 			return &loadError{What: what, Step: "create identity", Err: err}
 		}
 		au, err := client.EnrollCodeDevice(ctx, sup, d.id, "load", d.dev)
@@ -568,7 +568,7 @@ func (l *loader) passwordLogins(ctx context.Context) (_ *loginsResult, err error
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, f.close()) }()
+	defer func() { err = errors.Join(err, l.closeFleet(f)) }()
 	workers := cfg.passwordConcurrency
 	const perWorker = 4
 	res := &loginsResult{Name: "password_logins", Scenario: "password logins (login/password)", Devices: workers * perWorker, DeviceKind: "identities"}
@@ -576,7 +576,7 @@ func (l *loader) passwordLogins(ctx context.Context) (_ *loginsResult, err error
 	l.say("password logins: creating %d identities with argon2id %s...", len(ids), params)
 	res.SetupSeconds, err = l.setUp(ctx, "password logins setup, identities", len(ids), workers, func(ctx context.Context, i int) error {
 		ids[i] = fmt.Sprintf("%s-pw-%d", l.tag, i)
-		if _, err := f.support[i%f.replicas()].CreateIdentity(ctx, client.CreateIdentityRequest{ID: ids[i], Password: loadPassword}); err != nil {
+		if err := setUpIdentity(ctx, f.support[i%f.replicas()], ids[i]); err != nil {
 			return &loadError{What: "identity " + ids[i], Step: "create identity", Err: err}
 		}
 		return nil

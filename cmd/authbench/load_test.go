@@ -1,20 +1,26 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,7 +214,9 @@ func TestLoadTiny(t *testing.T) {
 
 // TestLoadExitStatus: the thresholds alone decide the exit status, k6
 // style: a target that cannot be missed exits 0, one that cannot be met
-// exits 1 and is named; no timing is judged.
+// exits 1 and is named; no timing is judged. (TestLoadPostgresMissed does
+// the same on serve processes.) --cpu-profile writes its profile either
+// way.
 func TestLoadExitStatus(t *testing.T) {
 	args := []string{"load", "--scenario", "lifecycle,chip-logins", "--n", "3", "--concurrency", "2", "--devices", "2", "--duration", "200ms",
 		"--anchor-duration", "10ms", "--sample", "1", "--json"}
@@ -224,8 +232,13 @@ func TestLoadExitStatus(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			errOut := &lockedBuffer{}
-			code := run(context.Background(), &env{stdout: &out, stderr: errOut}, append(slices.Clone(args), tc.args...))
+			prof := filepath.Join(t.TempDir(), "cpu.pprof")
+			code := run(context.Background(), &env{stdout: &out, stderr: errOut}, append(slices.Clone(args), append(tc.args, "--cpu-profile", prof)...))
 			rep := decodeReport(t, out.Bytes())
+			// A profile is written whatever the verdict (gzipped protobuf).
+			if b, err := os.ReadFile(prof); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+				t.Errorf("--cpu-profile: %d bytes, %v", len(b), err)
+			}
 			checkVerdicts(t, rep, code, errOut.String())
 			var missed []string
 			for _, tr := range rep.Targets {
@@ -486,13 +499,11 @@ func TestMinimalDurableLogin(t *testing.T) {
 	}
 }
 
-// TestLoadPostgres runs every scenario through the built binary on
-// PostgreSQL with 3 `authbench serve` processes: every target is measured
-// on them (chip and code logins on one replica and on all three as well),
-// the database password travels in $PGPASSWORD only, and the run's schema
-// is gone afterwards.
-func TestLoadPostgres(t *testing.T) {
-	base := os.Getenv("AUTHBENCH_POSTGRES_URL")
+// postgresForLoad returns the database of AUTHBENCH_POSTGRES_URL without
+// its password, and the password (for $PGPASSWORD), or skips t.
+func postgresForLoad(t *testing.T) (base, db, pw string) {
+	t.Helper()
+	base = os.Getenv("AUTHBENCH_POSTGRES_URL")
 	if base == "" {
 		testenv.Missing(t, "postgresql", "AUTHBENCH_POSTGRES_URL is unset; run .ci/postgres (as root) and export the URL it prints")
 	}
@@ -500,12 +511,42 @@ func TestLoadPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pw, _ := u.User.Password()
+	pw, _ = u.User.Password()
 	u.User = url.User(u.User.Username())
-	args := append(slices.Clone(tinyLoad[1:]), "--db", u.String(), "--replicas", "3", "--json")
-	res := runBinary(t, 5*time.Minute, []string{"PGPASSWORD=" + pw}, append([]string{"load"}, args...)...)
-	if res.code != 0 && res.code != 1 {
-		t.Fatalf("load exited %d:\n%s%s", res.code, res.stdout, res.stderr)
+	return base, u.String(), pw
+}
+
+// schemaGone fails t when the run's schema is still in the database.
+func schemaGone(t *testing.T, base, schema string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1", schema).Scan(&n); err != nil || n != 0 {
+		t.Errorf("schema %s: %d left (%v)", schema, n, err)
+	}
+}
+
+// metThresholds are targets every run meets unless something failed.
+var metThresholds = []string{"--target-lifecycle", "1h", "--target-login-ratio", "0", "--target-password-ratio", "0", "--target-replica-ratio", "0"}
+
+// TestLoadPostgres runs every scenario through the built binary on
+// PostgreSQL with 3 `authbench serve` processes: every target is measured
+// on them (chip and code logins on one replica and on all three as well),
+// with thresholds that only a failure misses the run exits 0, the database
+// password travels in $PGPASSWORD only, and the run's schema is gone
+// afterwards.
+func TestLoadPostgres(t *testing.T) {
+	base, db, pw := postgresForLoad(t)
+	args := append(slices.Clone(tinyLoad[1:]), "--db", db, "--replicas", "3", "--json")
+	res := runBinary(t, 5*time.Minute, []string{"PGPASSWORD=" + pw}, append(append([]string{"load"}, args...), metThresholds...)...)
+	if res.code != 0 {
+		t.Fatalf("load exited %d, want 0 (no target can be missed but by a failure):\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	rep := decodeReport(t, []byte(res.stdout))
 	checkVerdicts(t, rep, res.code, res.stderr)
@@ -535,18 +576,133 @@ func TestLoadPostgres(t *testing.T) {
 	if pw != "" && strings.Contains(res.stdout+res.stderr, ":"+pw+"@") {
 		t.Error("the database password was printed")
 	}
+	schemaGone(t, base, rep.Schema)
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// TestLoadPostgresMissed: on real serve processes, a target that cannot
+// be met exits 1, named on stderr and not met in the JSON verdict, while
+// the others are met.
+func TestLoadPostgresMissed(t *testing.T) {
+	base, db, pw := postgresForLoad(t)
+	res := runBinary(t, 2*time.Minute, []string{"PGPASSWORD=" + pw}, "load", "--db", db, "--json",
+		"--scenario", "password-logins", "--password-concurrency", "1", "--password-argon2", "m=1024,t=1,p=1",
+		"--duration", "300ms", "--anchor-duration", "10ms", "--target-password-ratio", "1e9")
+	if res.code != 1 {
+		t.Fatalf("load exited %d, want 1:\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	rep := decodeReport(t, []byte(res.stdout))
+	checkVerdicts(t, rep, res.code, res.stderr)
+	verdicts := map[string]bool{}
+	for _, tr := range rep.Targets {
+		verdicts[tr.Name] = tr.Met
+	}
+	if want := map[string]bool{"password_logins_vs_argon2id": false, "password_logins_errors": true}; !maps.Equal(verdicts, want) {
+		t.Errorf("verdicts %v, want %v", verdicts, want)
+	}
+	checkLogins(t, rep.PasswordLogins, 2, "password")
+	schemaGone(t, base, rep.Schema)
+}
+
+// TestLoadPostgresReplicaDies: a replica killed (SIGKILL) while the chip
+// logins run on both is what the report says: the requests it dropped
+// counted by code, its exit counted as the server's error, the errors
+// target missed, exit 1 with the JSON report all the same; the other
+// replica is stopped and the schema dropped.
+func TestLoadPostgresReplicaDies(t *testing.T) {
+	base, db, pw := postgresForLoad(t)
+	bin := binary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
+	cmd := exec.CommandContext(ctx, bin, "load", "--db", db, "--replicas", "2", "--json",
+		"--scenario", "chip-logins", "--devices", "4", "--concurrency", "2", "--duration", "2s", "--anchor-duration", "10ms")
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+pw)
+	var out bytes.Buffer
+	errOut := &lockedBuffer{}
+	cmd.Stdout = &out
+	pr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1", rep.Schema).Scan(&n); err != nil || n != 0 {
-		t.Errorf("schema %s: %d left (%v)", rep.Schema, n, err)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
+	var killed int
+	var kids []int
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		fmt.Fprintln(errOut, sc.Text())
+		// The segment on both replicas has begun: kill the one started last.
+		if killed == 0 && strings.HasPrefix(sc.Text(), "load: chip logins (password + chip): 2 servers for ") {
+			kids = childPIDs(t, cmd.Process.Pid)
+			if len(kids) != 2 {
+				t.Fatalf("load runs %d child processes, want 2 serve processes: %v", len(kids), kids)
+			}
+			killed = slices.Max(kids)
+			if err := syscall.Kill(killed, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || killed == 0 {
+		t.Fatalf("load: %v (killed pid %d), want exit 1:\n%s%s", err, killed, out.String(), errOut)
+	}
+	rep := decodeReport(t, out.Bytes())
+	checkVerdicts(t, rep, 1, errOut.String())
+	all := rep.ChipLogins.server()
+	codes := map[string]int{}
+	for _, e := range all.Errors {
+		codes[e.Phase+" "+e.Code] += e.Count
+		if e.Code == "exited" && !strings.Contains(e.Example, fmt.Sprintf("(pid %d)", killed)) {
+			t.Errorf("the exit names another process than %d: %+v", killed, e)
+		}
+	}
+	transport := 0
+	for k, n := range codes {
+		if strings.HasSuffix(k, " transport") {
+			transport += n
+		}
+	}
+	if codes["server exited"] != 1 || transport < 1 {
+		t.Errorf("errors on 2 servers by code: %v; want the exit once and the dropped requests as transport", codes)
+	}
+	for _, tr := range rep.Targets {
+		if tr.Name == "chip_logins_errors" && (tr.Met || tr.Value < 2) {
+			t.Errorf("target %+v: the errors are not counted", tr)
+		}
+	}
+	if !strings.Contains(errOut.String(), "target missed: chip_logins_errors") || !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.Contains(n, "exited during the scenario") }) {
+		t.Errorf("the exit is not reported: notes %q\n%s", rep.Notes, errOut)
+	}
+	for _, pid := range kids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("serve process %d left running (%v)", pid, err)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	schemaGone(t, base, rep.Schema)
+}
+
+// childPIDs returns the child processes of pid (Linux /proc).
+func childPIDs(t *testing.T, pid int) []int {
+	t.Helper()
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // a thread that ended
+		}
+		for _, w := range strings.Fields(string(b)) {
+			n, err := strconv.Atoi(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // TestOTPClock: the virtual clock never moves past the step after the one
@@ -723,5 +879,46 @@ func TestLoadReusedDB(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(db), ".authbench-load-anchor-*")); len(left) != 0 {
 		t.Errorf("the minimal durable login's files were left: %v", left)
+	}
+}
+
+// TestSetUpIdentityBusy: a set-up identity that the server answers 503
+// busy (its argon2id budget full, nothing done) is asked again until it is
+// made; any other refusal is returned at once.
+func TestSetUpIdentityBusy(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req client.CreateIdentityRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Password != loadPassword {
+			t.Errorf("request %v, %+v", err, req)
+		}
+		mu.Lock()
+		calls[req.ID]++
+		n := calls[req.ID]
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case req.ID == "taken":
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, `{"error":{"code":"identity_taken","message":"taken"}}`)
+		case n == 1:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"error":{"code":"busy","message":"busy hashing"}}`)
+		default:
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprintf(w, `{"id":%q}`, req.ID)
+		}
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL, client.Options{Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := setUpIdentity(context.Background(), c, "alice"); err != nil || calls["alice"] != 2 {
+		t.Errorf("busy once: %v after %d requests, want made after 2", err, calls["alice"])
+	}
+	if err := setUpIdentity(context.Background(), c, "taken"); errorCode(err) != "409 identity_taken" || calls["taken"] != 1 {
+		t.Errorf("taken: %v after %d requests", err, calls["taken"])
 	}
 }
