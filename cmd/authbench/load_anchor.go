@@ -348,17 +348,29 @@ func (a *anchorServer) password(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (a *anchorServer) second(w http.ResponseWriter, r *http.Request) {
-	var req anchorSecondReq
-	if !readJSON(w, r, &req) {
-		return
+// step reads the request of a login's step into req, whose ceremony field
+// is *ceremony, and takes that ceremony at stage for the identity of the
+// path. When the request, the ceremony or the identity is wrong it answers
+// and returns a nil ceremony.
+func (a *anchorServer) step(w http.ResponseWriter, r *http.Request, req any, ceremony *string, stage int) (string, *anchorCeremony, *anchorUser) {
+	if !readJSON(w, r, req) {
+		return "", nil, nil
 	}
 	id := r.PathValue("id")
-	c := a.takeCeremony(req.Ceremony, id, 1)
+	c := a.takeCeremony(*ceremony, id, stage)
 	u := a.user(id)
-	switch {
-	case c == nil || u == nil:
+	if c == nil || u == nil {
 		writeJSON(w, http.StatusBadRequest, anchorErrorResp{"ceremony_invalid"})
+		return "", nil, nil
+	}
+	return id, c, u
+}
+
+func (a *anchorServer) second(w http.ResponseWriter, r *http.Request) {
+	var req anchorSecondReq
+	id, c, u := a.step(w, r, &req, &req.Ceremony, 1)
+	switch {
+	case c == nil:
 		return
 	case req.Authenticator == "chip" && u.chipKey != nil:
 		next := &anchorCeremony{user: id, stage: 2, factor: "chip", challenge: make([]byte, 32)}
@@ -379,14 +391,8 @@ func (a *anchorServer) second(w http.ResponseWriter, r *http.Request) {
 
 func (a *anchorServer) finish(w http.ResponseWriter, r *http.Request) {
 	var req anchorFinishReq
-	if !readJSON(w, r, &req) {
-		return
-	}
-	id := r.PathValue("id")
-	c := a.takeCeremony(req.Ceremony, id, 2)
-	u := a.user(id)
-	if c == nil || u == nil {
-		writeJSON(w, http.StatusBadRequest, anchorErrorResp{"ceremony_invalid"})
+	id, c, u := a.step(w, r, &req, &req.Ceremony, 2)
+	if c == nil {
 		return
 	}
 	switch c.factor {

@@ -45,6 +45,40 @@ type loadChip struct {
 	old, cur *client.Authenticator
 }
 
+// setUpChips makes n simulated chips of kind, each for an identity of its
+// own with the load password, made on the replicas of f in turn; then more
+// (nil: nothing) does the rest of a chip's set-up. It returns the chips
+// made (closeChips closes them, on an error too) and the seconds it took,
+// printing progress as what.
+func (l *loader) setUpChips(ctx context.Context, f *fleet, kind, what string, n, workers int, more func(ctx context.Context, i int, lc *loadChip, sup *client.Client) error) ([]*loadChip, float64, error) {
+	chips := make([]*loadChip, n)
+	secs, err := l.setUp(ctx, what, n, workers, func(ctx context.Context, i int) error {
+		c, err := chip.New(chip.Options{Seed: l.seedFor(kind, i)})
+		if err != nil {
+			return &loadError{What: fmt.Sprintf("chip %d", i), Step: "make", Err: err}
+		}
+		lc := &loadChip{id: fmt.Sprintf("%s-%s-%d", l.tag, kind, i), c: c}
+		chips[i] = lc
+		sup := f.support[i%f.replicas()]
+		if err := setUpIdentity(ctx, sup, lc.id); err != nil {
+			return &loadError{What: fmt.Sprintf("chip %d (identity %s)", i, lc.id), Step: "create identity", Err: err}
+		}
+		if more != nil {
+			return more(ctx, i, lc, sup)
+		}
+		return nil
+	})
+	return chips, secs, err
+}
+
+func closeChips(chips []*loadChip) {
+	for _, lc := range chips {
+		if lc != nil {
+			lc.c.Close()
+		}
+	}
+}
+
 // lifecycle runs the lifecycle scenario; a sample of the chips is then
 // checked to be refused with the credential they had before the block.
 func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) {
@@ -56,30 +90,13 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 	defer func() { err = errors.Join(err, l.closeFleet(f)) }()
 	workers := min(cfg.concurrency, cfg.n)
 	res := &lifecycleResult{N: cfg.n, Workers: workers, Replicas: f.replicas()}
-	chips := make([]*loadChip, cfg.n)
-	defer func() {
-		for _, lc := range chips {
-			if lc != nil {
-				lc.c.Close()
-			}
-		}
-	}()
 
 	// Setup: the chips and their identities, each with a password (a chip
 	// logs in after the password).
 	l.say("lifecycle: making %d simulated chips and their identities...", cfg.n)
-	res.SetupSeconds, err = l.setUp(ctx, "lifecycle setup, identities", cfg.n, workers, func(ctx context.Context, i int) error {
-		c, err := chip.New(chip.Options{Seed: l.seedFor("chip", i)})
-		if err != nil {
-			return &loadError{What: fmt.Sprintf("chip %d", i), Step: "make", Err: err}
-		}
-		lc := &loadChip{id: fmt.Sprintf("%s-chip-%d", l.tag, i), c: c}
-		chips[i] = lc
-		if err := setUpIdentity(ctx, f.support[i%f.replicas()], lc.id); err != nil {
-			return &loadError{What: fmt.Sprintf("chip %d (identity %s)", i, lc.id), Step: "create identity", Err: err}
-		}
-		return nil
-	})
+	chips, secs, err := l.setUpChips(ctx, f, "chip", "lifecycle setup, identities", cfg.n, workers, nil)
+	defer closeChips(chips)
+	res.SetupSeconds = secs
 	if err != nil {
 		return nil, err
 	}

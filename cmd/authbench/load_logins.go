@@ -18,7 +18,6 @@ import (
 	"github.com/authbench/authbench/device/otp"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/pskc"
-	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/code"
 )
 
@@ -249,48 +248,28 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 	workers := min(cfg.concurrency, cfg.devices)
 	res := &loginsResult{Name: "chip_logins", Scenario: "chip logins (password + chip)", Devices: cfg.devices, DeviceKind: "chips"}
 
-	type loginChip struct {
-		id, aid string
-		c       *chip.Chip
-	}
-	chips := make([]*loginChip, cfg.devices)
-	defer func() {
-		for _, lc := range chips {
-			if lc != nil {
-				lc.c.Close()
-			}
-		}
-	}()
 	l.say("chip logins: enrolling %d simulated chips on the server and on the minimal durable login...", cfg.devices)
-	res.SetupSeconds, err = l.setUp(ctx, "chip logins setup, chips", cfg.devices, workers, func(ctx context.Context, i int) error {
-		c, err := chip.New(chip.Options{Seed: l.seedFor("login-chip", i)})
-		if err != nil {
-			return &loadError{What: fmt.Sprintf("chip %d", i), Step: "make", Err: err}
-		}
-		lc := &loginChip{id: fmt.Sprintf("%s-lchip-%d", l.tag, i), c: c}
-		chips[i] = lc
+	chips, secs, err := l.setUpChips(ctx, f, "lchip", "chip logins setup, chips", cfg.devices, workers, func(ctx context.Context, i int, lc *loadChip, sup *client.Client) error {
 		what := fmt.Sprintf("chip %d (identity %s)", i, lc.id)
-		sup := f.support[i%f.replicas()]
-		if err := setUpIdentity(ctx, sup, lc.id); err != nil {
-			return &loadError{What: what, Step: "create identity", Err: err}
-		}
-		au, err := client.EnrollChip(ctx, sup, lc.id, "load", c)
+		au, err := client.EnrollChip(ctx, sup, lc.id, "load", lc.c)
 		if err != nil {
 			return &loadError{What: what, Step: "enroll", Err: err}
 		}
-		lc.aid = au.ID
-		if err := a.addUser(ctx, lc.id, c, nil); err != nil {
+		lc.cur = au
+		if err := a.addUser(ctx, lc.id, lc.c, nil); err != nil {
 			return &loadError{What: what, Step: "enroll on the minimal durable login", Err: err}
 		}
 		return nil
 	})
+	defer closeChips(chips)
+	res.SetupSeconds = secs
 	if err != nil {
 		return nil, err
 	}
 
 	own := deal(chips, workers)
 	next := make([]int, workers) // each worker's turn over its chips
-	pick := func(w int) *loginChip {
+	pick := func(w int) *loadChip {
 		lc := own[w][next[w]%len(own[w])]
 		next[w]++
 		return lc
@@ -305,7 +284,7 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 		},
 	}}, serverTargets(f, workers, func(ctx context.Context, w int, _ time.Time, rec *recorder, rr *roundRobin) error {
 		lc := pick(w)
-		return serverChipLogin(ctx, rec, rr, lc.id, lc.aid, lc.c)
+		return serverChipLogin(ctx, rec, rr, lc.id, lc.cur.ID, lc.c)
 	})...)
 	if err := l.interleave(ctx, res, cfg.duration); err != nil {
 		return nil, err
