@@ -6,7 +6,7 @@ import (
 )
 
 // Protocols is the set of chip protocols an authenticator speaks. Real keys
-// come in profiles (DESIGN §3): U2F-only (CTAP1; MitID reports such a chip as
+// come in profiles: U2F-only (CTAP1; MitID reports such a chip as
 // "u2f_token"), FIDO2 (CTAP 2.x and U2F) and, rarely, CTAP2-only.
 type Protocols uint8
 

@@ -21,6 +21,7 @@ import (
 // auditCmd is `authbench audit`: one subcommand per action.
 type auditCmd struct {
 	Verify auditVerifyCmd `cmd:"" help:"Verify every identity's audit hash chain and the MACed checkpoints of their heads, opening the database read-only."`
+	List   auditListCmd   `cmd:"" help:"List the audit trail of an identity through the API (support token, or a session of the identity), recomputing each event's hash."`
 }
 
 // auditVerifyCmd is `authbench audit verify`.

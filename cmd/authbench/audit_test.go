@@ -12,6 +12,7 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, to tamper with the file
 
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
@@ -33,7 +34,7 @@ func TestAuditVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(secrets.EnvVar, "")
-	srv, err := embedded.Start(ctx, embedded.Options{DB: db, Keyring: keys, Hasher: secrets.FastParams()})
+	srv, err := embedded.Start(ctx, embedded.Options{DB: db, Keyring: keys, Hasher: secrets.FastParams(), Wrap: apitest.ForTest(t).Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,7 @@ func TestAuditVerifyReadOnly(t *testing.T) {
 	if err := keys.WriteFile(keyFile); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := embedded.Start(context.Background(), embedded.Options{DB: db, Keyring: keys, Hasher: secrets.FastParams()})
+	srv, err := embedded.Start(context.Background(), embedded.Options{DB: db, Keyring: keys, Hasher: secrets.FastParams(), Wrap: apitest.ForTest(t).Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}

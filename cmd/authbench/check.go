@@ -9,19 +9,19 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"go.bug.st/serial"
-
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/devicetest"
 	"github.com/authbench/authbench/device/frame"
 	"github.com/authbench/authbench/device/voice"
 	"github.com/authbench/authbench/driver/pcsc"
+	serialdrv "github.com/authbench/authbench/driver/serial"
 	"github.com/authbench/authbench/driver/usb"
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/code"
@@ -31,7 +31,7 @@ import (
 // checkCmd is `authbench check`.
 type checkCmd struct {
 	Device        string        `required:"" placeholder:"SELECTOR" help:"The device to check: pcsc:N or pcsc:READER, usb[:VID:PID[:N]], udp[:HOST:PORT], serial:PATH, sim:chip, sim:code-display or sim:audio-code-reader."`
-	Report        string        `placeholder:"FILE" type:"path" help:"Write a JUnit XML report to FILE."`
+	Report        string        `placeholder:"FILE" type:"path" help:"Write a JUnit XML report to FILE (<failure> for a failed check, <error> for one that could not run; written also when the device cannot be opened)."`
 	HTML          string        `placeholder:"FILE" type:"path" help:"Write an HTML report to FILE."`
 	Markdown      string        `placeholder:"FILE" type:"path" help:"Write a Markdown report to FILE."`
 	AudioDir      string        `placeholder:"DIR" type:"path" help:"Save what audio code readers said (WAV) and other artifacts in DIR."`
@@ -40,9 +40,11 @@ type checkCmd struct {
 	OTPSecretFile string        `name:"otp-secret-file" placeholder:"FILE" type:"existingfile" help:"File holding the OTP secret of a code device in hex, when known: codes are then checked against TOTP. $AUTHBENCH_OTP_SECRET may hold the hex instead."`
 	Only          string        `name:"run" placeholder:"TEXT" help:"Run only the checks whose names contain TEXT."`
 	Timeout       time.Duration `default:"30s" placeholder:"DURATION" help:"Limit for each check."`
+	MaxClockSkew  time.Duration `name:"max-clock-skew" default:"30s" placeholder:"DURATION" help:"How far a code device's clock may be from this machine's before the status check fails (one TOTP step by default; 0 only notes it)."`
 	Destructive   bool          `help:"Allow checks that erase a chip or seal a code device."`
+	Operator      bool          `help:"Someone at the bench follows prompts on standard error: touch the chip when asked, keep off it when told (the check that cancels a request waiting for a touch needs this on hardware)."`
 	Quiet         bool          `short:"q" help:"Print only the summary."`
-	JSON          bool          `help:"Print the report as JSON instead of text."`
+	JSON          bool          `help:"Print the report as JSON instead of text (also when the device cannot be opened)."`
 }
 
 const selectorHelp = `selectors:
@@ -57,9 +59,7 @@ U2F-only chips are driven through the CTAP 2.1 §10 translation.`
 
 // checkJSON is what `authbench check --json` prints.
 type checkJSON struct {
-	Passed  int `json:"passed"`
-	Failed  int `json:"failed"`
-	Skipped int `json:"skipped"`
+	devicetest.Tally
 	*devicetest.Report
 }
 
@@ -87,20 +87,39 @@ func (c *checkCmd) Run(ctx context.Context, e *env) error {
 	if c.Prompts != "" && !c.Quiet && !c.JSON {
 		fmt.Fprintf(e.stdout, "prompts %s: %s\n", c.Prompts, desc)
 	}
+	if c.Operator {
+		o.operator = e.stderr
+	}
+	o.maxClockSkew = c.MaxClockSkew
+	runOpts := devicetest.RunOptions{Timeout: c.Timeout, Tool: versionString()}
+	if c.AudioDir != "" {
+		// Absolute, so that every report can link to the files relative to
+		// its own place.
+		if runOpts.ArtifactDir, err = filepath.Abs(c.AudioDir); err != nil {
+			return err
+		}
+	}
 
 	t, err := openDevice(ctx, c.Device, o)
 	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) || errors.Is(context.Cause(ctx), errInterrupted) {
+			return err
+		}
+		// The device could not be opened: an error, not a failure, and
+		// the reports say so.
+		s, name := suiteFor(c.Device)
+		rep := devicetest.OpenFailed(s, name, err, runOpts)
+		if werr := c.writeReports(e, rep); werr != nil {
+			return werr
+		}
 		return err
 	}
 	defer t.close()
 	if c.Destructive {
 		t.setDestructive()
 	}
-	runOpts := devicetest.RunOptions{
-		Timeout:     c.Timeout,
-		ArtifactDir: c.AudioDir,
-		TargetName:  t.name,
-	}
+	runOpts.TargetName, runOpts.Device = t.name, t.device
 	if c.Only != "" {
 		only := c.Only
 		runOpts.Select = func(name string) bool { return strings.Contains(name, only) }
@@ -112,8 +131,10 @@ func (c *checkCmd) Run(ctx context.Context, e *env) error {
 	if !quiet {
 		fmt.Fprintf(e.stdout, "checking %s (%s)\n", t.name, t.suite.Name)
 		runOpts.Progress = func(r devicetest.Result) {
-			mark := map[devicetest.Status]string{devicetest.Pass: "PASS", devicetest.Fail: "FAIL", devicetest.Skip: "SKIP"}[r.Status]
-			fmt.Fprintf(e.stdout, "  %-4s %-40s %6s", mark, r.Name, r.Duration.Round(time.Millisecond))
+			if r.NotRun {
+				return // said once, after the run
+			}
+			fmt.Fprintf(e.stdout, "  %-11s %-40s %6s", statusLabel(r.Status), r.Name, r.Duration.Round(time.Millisecond))
 			if r.Message != "" && r.Status != devicetest.Pass {
 				fmt.Fprintf(e.stdout, "  %s", r.Message)
 			}
@@ -121,30 +142,28 @@ func (c *checkCmd) Run(ctx context.Context, e *env) error {
 		}
 	}
 	rep := devicetest.RunSuite(ctx, t.suite, t.target, runOpts)
-	for _, w := range []struct {
-		path  string
-		write func(io.Writer, ...*devicetest.Report) error
-	}{{c.Report, devicetest.WriteJUnit}, {c.HTML, devicetest.WriteHTML}, {c.Markdown, devicetest.WriteMarkdown}} {
-		if w.path == "" {
-			continue
-		}
-		if err := writeFile(w.path, func(f io.Writer) error { return w.write(f, rep) }); err != nil {
-			return err
-		}
+	if err := c.writeReports(e, rep); err != nil {
+		return err
 	}
-	pass, fail, skip := rep.Counts()
-	if c.JSON {
-		if err := printJSON(e.stdout, checkJSON{Passed: pass, Failed: fail, Skipped: skip, Report: rep}); err != nil {
-			return err
-		}
-	} else {
+	tally := rep.Tally()
+	if !c.JSON {
 		name := t.name
 		if rep.Profile != "" {
 			name += " (" + rep.Profile + " profile)"
 		}
-		fmt.Fprintf(e.stdout, "%s: %d passed, %d failed, %d skipped in %v\n", name, pass, fail, skip, rep.Duration.Round(time.Millisecond))
+		if rep.Stopped != "" {
+			fmt.Fprintf(e.stdout, "stopped: %s\n", rep.Stopped)
+		}
+		fmt.Fprintf(e.stdout, "%s: %s in %v\n", name, summary(tally), rep.Duration.Round(time.Millisecond))
 	}
-	if fail > 0 {
+	switch {
+	case errors.Is(context.Cause(ctx), errInterrupted):
+		return errInterrupted
+	case rep.Stopped != "":
+		// The device went away or stopped answering: an error, not a
+		// failure (exit status 3); the reports say so.
+		return unreachableError{fmt.Errorf("%s: %s", t.name, rep.Stopped)}
+	case tally.Failed > 0 || tally.Errors > 0:
 		return exitError{exitFailed}
 	}
 	return nil
@@ -176,7 +195,11 @@ func readHexSecret(file, env string) ([]byte, error) {
 	return b, nil
 }
 
+// writeFile writes a report to path, making its directory when needed.
 func writeFile(path string, f func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
 	out, err := os.Create(path)
 	if err != nil {
 		return err
@@ -191,12 +214,15 @@ func writeFile(path string, f func(io.Writer) error) error {
 // checkTarget is an opened device with the suite that fits it.
 type checkTarget struct {
 	name           string
+	device         device.Info // what is known of the device beforehand (a simulator's serial)
 	target         any
 	suite          devicetest.Suite
 	chipOpts       *devicetest.ChipOptions
 	codeOpts       *devicetest.CodeOptions
 	closers        []func()
 	setDestructive func()
+	operator       io.Writer     // targetOptions.operator
+	maxClockSkew   time.Duration // targetOptions.maxClockSkew
 }
 
 func (t *checkTarget) close() {
@@ -206,12 +232,16 @@ func (t *checkTarget) close() {
 }
 
 func (t *checkTarget) chip(opts devicetest.ChipOptions) {
+	if t.operator != nil {
+		operatorPrompts(t.operator, &opts)
+	}
 	t.chipOpts = &opts
 	t.suite = devicetest.ChipSuite(opts)
 	t.setDestructive = func() { t.chipOpts.Destructive = true; t.suite = devicetest.ChipSuite(*t.chipOpts) }
 }
 
 func (t *checkTarget) code(opts devicetest.CodeOptions) {
+	opts.MaxClockSkew = t.maxClockSkew
 	t.codeOpts = &opts
 	t.suite = devicetest.CodeDeviceSuite(opts)
 	t.setDestructive = func() { t.codeOpts.Destructive = true; t.suite = devicetest.CodeDeviceSuite(*t.codeOpts) }
@@ -219,16 +249,19 @@ func (t *checkTarget) code(opts devicetest.CodeOptions) {
 
 // targetOptions are what a check knows about a device beforehand.
 type targetOptions struct {
-	roots  *x509.CertPool // trusted attestation roots; nil: none (the test CA for simulators)
-	secret []byte         // a code device's OTP secret, when known
-	voice  *voice.Decoder // what an audio reader's speech is checked with; nil: the simulated reader's voice
+	roots    *x509.CertPool // trusted attestation roots; nil: none (the test CA for simulators)
+	secret   []byte         // a code device's OTP secret, when known
+	voice    *voice.Decoder // what an audio reader's speech is checked with; nil: the simulated reader's voice
+	operator io.Writer      // where to prompt someone at the bench; nil: nobody is there
+
+	maxClockSkew time.Duration // how far a code device's clock may be off
 }
 
 // openTarget opens the device a selector names.
 func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget, error) {
 	roots, secret := o.roots, o.secret
 	kind, arg, _ := strings.Cut(sel, ":")
-	t := &checkTarget{name: sel}
+	t := &checkTarget{name: sel, operator: o.operator, maxClockSkew: o.maxClockSkew}
 	testRoots := func() *x509.CertPool {
 		if roots != nil {
 			return roots
@@ -261,6 +294,7 @@ func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget,
 				return nil, err
 			}
 			t.closers = append(t.closers, func() { c.Close() })
+			t.device = device.Info{Kind: device.KindChip, Transport: "sim", Serial: c.Serial()}
 			t.target = c.Host() // a U2F-only chip through the CTAP 2.1 §10 translation
 			t.chip(devicetest.ChipOptions{Roots: testRoots(), RequireAttestation: true, WithholdPresence: hold.Store})
 		case device.KindCodeDisplay, device.KindAudioCodeReader:
@@ -301,6 +335,7 @@ func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget,
 		}
 		t.closers = append(t.closers, func() { ch.Close(); conn.Close() })
 		t.target = ch
+		t.device = simSerial(func(d simDevice) bool { return d.Transport == "udp" && d.Addr == addr })
 		t.chip(devicetest.ChipOptions{Roots: testRoots()})
 	case "pcsc":
 		pc, err := pcsc.Open(ctx, pcsc.Options{})
@@ -326,6 +361,7 @@ func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget,
 		t.closers = append(t.closers, func() { ch.Close() })
 		t.name = "pcsc:" + name
 		t.target = ch
+		t.device = simSerial(func(d simDevice) bool { return d.Reader == name })
 		t.chip(devicetest.ChipOptions{Roots: roots})
 	case "usb":
 		s, err := usb.ParseSelector(sel)
@@ -343,9 +379,10 @@ func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget,
 		if arg == "" {
 			return nil, usageError{errors.New("serial: needs a path, e.g. serial:/dev/ttyUSB0")}
 		}
-		port, err := serial.Open(arg, &serial.Mode{BaudRate: 115200})
+		// The driver's port: a pulled cable reads as device.ErrRemoved.
+		port, err := serialdrv.OpenPort(arg)
 		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", arg, err)
+			return nil, err
 		}
 		t.closers = append(t.closers, func() { port.Close() })
 		t.target = devicetest.NewCDPTarget(port, nil)

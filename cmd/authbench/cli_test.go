@@ -311,8 +311,10 @@ func TestHelp(t *testing.T) {
 			t.Errorf("help check lacks %q:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "default: 30s"); n != 1 {
-		t.Errorf("the default of --timeout is printed %d times:\n%s", n, out)
+	timeoutHelp := out[strings.Index(out, "--timeout=DURATION"):]
+	timeoutHelp = timeoutHelp[:strings.Index(timeoutHelp[2:], "--")+2]
+	if n := strings.Count(timeoutHelp, "default: 30s"); n != 1 {
+		t.Errorf("the default of --timeout is printed %d times:\n%s", n, timeoutHelp)
 	}
 	for cmd, flags := range map[string][]string{
 		"identity": {"identity create", "--identity=ID", "--password-stdin", "--token-file=FILE", "--server=URL"},

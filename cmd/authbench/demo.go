@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,7 +116,7 @@ func (c *demoCmd) Run(ctx context.Context, e *env) error {
 	}
 	tl := &timeline{w: e.stdout, start: time.Now(), json: c.JSON}
 	tl.printf("authbench demo: a person's MitID authenticators, on simulated devices, through the server's HTTP API\n")
-	d := &demo{tl: tl, seed: seed, dir: c.Keep, clock: newDemoClock(time.Now())}
+	d := &demo{tl: tl, seed: seed, dir: c.Keep, clock: newDemoClock(time.Now()), wrapAPI: e.wrapAPI}
 	d.run(ctx)
 	d.close()
 	if ctx.Err() != nil && context.Cause(ctx) != context.DeadlineExceeded {
@@ -177,7 +178,7 @@ type demoServer struct {
 // database in dir ("" for a temporary one), on a free loopback port, with
 // the test attestation CA as its trusted root, the demo's clock, and keys
 // derived from seed.
-func startDemoServer(ctx context.Context, dir string, now func() time.Time, seed []byte) (*demoServer, error) {
+func startDemoServer(ctx context.Context, dir string, now func() time.Time, seed []byte, wrapAPI func(http.Handler) http.Handler) (*demoServer, error) {
 	s := &demoServer{Origin: "https://mitid.demo"}
 	h := sha256.Sum256(append([]byte("authbench demo server "), seed...))
 	rnd := rand.NewChaCha8(h)
@@ -210,6 +211,7 @@ func startDemoServer(ctx context.Context, dir string, now func() time.Time, seed
 		Rand:             &lockedReader{r: rand.NewChaCha8(srvSeed)},
 		// The story logs in more often than a person would.
 		RateLimit: api.RateLimit{PerSource: api.Rate{Every: -1}, PerAuthenticator: api.Rate{Every: -1}},
+		Wrap:      wrapAPI,
 	})
 	if err != nil {
 		return nil, err
@@ -221,12 +223,13 @@ func startDemoServer(ctx context.Context, dir string, now func() time.Time, seed
 // demo holds the story's state: the server, the simulated devices, and the
 // person's authenticators as the server reported them.
 type demo struct {
-	tl    *timeline
-	seed  []byte
-	dir   string
-	clock *demoClock
-	sim   *simulation
-	srv   *demoServer
+	tl      *timeline
+	wrapAPI func(http.Handler) http.Handler // see env.wrapAPI
+	seed    []byte
+	dir     string
+	clock   *demoClock
+	sim     *simulation
+	srv     *demoServer
 
 	support *client.Client // a support operator
 	anon    *client.Client // no credential: the login ceremonies, and the attacker
@@ -267,7 +270,7 @@ func (d *demo) close() {
 func (d *demo) run(ctx context.Context) {
 	tl := d.tl
 	if !tl.step("start the server: HTTP API v1 on a SQLite store, trusting the test attestation CA", func() (string, error) {
-		s, err := startDemoServer(ctx, d.dir, d.clock.Now, d.seed)
+		s, err := startDemoServer(ctx, d.dir, d.clock.Now, d.seed, d.wrapAPI)
 		if err != nil {
 			return "", err
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/sim/chip"
 )
 
@@ -18,7 +19,7 @@ import (
 func TestDemo(t *testing.T) {
 	before := runtime.NumGoroutine()
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), &env{stdout: &out, stderr: &errOut}, []string{"demo", "--seed", "00"})
+	code := run(context.Background(), &env{stdout: &out, stderr: &errOut, wrapAPI: apitest.ForTest(t).Wrap}, []string{"demo", "--seed", "00"})
 	if code != 0 {
 		t.Fatalf("demo exited %d:\n%s%s", code, out.String(), errOut.String())
 	}

@@ -28,8 +28,10 @@ import (
 
 // devicesCmd is `authbench devices`.
 type devicesCmd struct {
-	JSON    bool          `help:"Print a JSON array."`
-	Timeout time.Duration `default:"500ms" placeholder:"DURATION" help:"How long to wait for each device to answer a probe."`
+	JSON     bool          `help:"Print a JSON array (with --watch: one JSON object per event and line)."`
+	Timeout  time.Duration `default:"500ms" placeholder:"DURATION" help:"How long to wait for each device to answer a probe."`
+	Watch    bool          `help:"Print readers, cards, keys, serial ports and simulators as they come and go, until Ctrl-C (exit status 0), like pcsc_scan."`
+	Interval time.Duration `default:"1s" placeholder:"DURATION" help:"With --watch: how often to look for USB keys, serial ports and simulators (PC/SC changes come at once)."`
 }
 
 // listedDevice is one row of `authbench devices`.
@@ -39,6 +41,9 @@ type listedDevice struct {
 }
 
 func (c *devicesCmd) Run(ctx context.Context, e *env) error {
+	if c.Watch {
+		return c.watch(ctx, e)
+	}
 	jsonOut, timeout := &c.JSON, &c.Timeout
 	var (
 		found    []listedDevice

@@ -13,6 +13,7 @@ import (
 	"github.com/authbench/authbench/device/ctaphid"
 	"github.com/authbench/authbench/driver/pcsc"
 	"github.com/authbench/authbench/internal/pcscdtest"
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/udphid"
@@ -34,7 +35,7 @@ type cliServer struct {
 func startCLIServer(t *testing.T) *cliServer {
 	t.Helper()
 	clock := newDemoClock(time.Now())
-	s, err := startDemoServer(context.Background(), "", clock.Now, []byte("cli test"))
+	s, err := startDemoServer(context.Background(), "", clock.Now, []byte("cli test"), apitest.ForTest(t).Wrap)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,10 @@ import (
 
 // identityCmd is `authbench identity`: one subcommand per action.
 type identityCmd struct {
-	Create identityCreateCmd `cmd:"" help:"Create an identity (a person), optionally with a password (support token needed)."`
+	Create  identityCreateCmd  `cmd:"" help:"Create an identity (a person), optionally with a password (support token needed)."`
+	Show    identityShowCmd    `cmd:"" help:"Show an identity: its state and its authenticators (support token, or a session of the identity)."`
+	Block   identityBlockCmd   `cmd:"" help:"Block an identity on suspected misuse: its sessions end, nothing but support works until unblocked (support token)."`
+	Unblock identityUnblockCmd `cmd:"" help:"Lift the block of an identity (support token)."`
 }
 
 // identityCreateCmd is `authbench identity create`.

@@ -5,12 +5,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
 )
 
 func TestIdentityCreate(t *testing.T) {
-	srv, err := embedded.Start(context.Background(), embedded.Options{Hasher: secrets.FastParams()})
+	srv, err := embedded.Start(context.Background(), embedded.Options{Hasher: secrets.FastParams(), Wrap: apitest.ForTest(t).Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func TestIdentityCreate(t *testing.T) {
 // ID), a taken ID is reported as such, and a --server URL copied with the
 // API's /v1 works.
 func TestIdentityFindings(t *testing.T) {
-	srv, err := embedded.Start(context.Background(), embedded.Options{Hasher: secrets.FastParams()})
+	srv, err := embedded.Start(context.Background(), embedded.Options{Hasher: secrets.FastParams(), Wrap: apitest.ForTest(t).Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}

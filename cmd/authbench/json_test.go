@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/sim/app"
 	"github.com/authbench/authbench/sim/chip"
@@ -22,7 +23,7 @@ import (
 func runJSON(t *testing.T, stdin string, v any, args ...string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), &env{stdout: &out, stderr: &errOut, stdin: strings.NewReader(stdin)}, args)
+	code := run(context.Background(), &env{stdout: &out, stderr: &errOut, stdin: strings.NewReader(stdin), wrapAPI: apitest.ForTest(t).Wrap}, args)
 	if code != 0 {
 		t.Fatalf("%q exited %d:\n%s%s", args, code, out.String(), errOut.String())
 	}

@@ -2,7 +2,7 @@ package main
 
 // The anchors of `authbench load`: what this machine can do at all,
 // measured in the same run as the scenarios, so that the scenarios are
-// judged as ratios (DESIGN §7). Raw crypto (ECDSA P-256 verify, argon2id,
+// judged as ratios. Raw crypto (ECDSA P-256 verify, argon2id,
 // TOTP), and the minimal durable login: a login written by hand as small as
 // it can be while doing what a login cannot skip.
 

@@ -108,6 +108,7 @@ func (l *loader) openFleet(ctx context.Context, params secrets.Params, now func(
 			Hasher:           params,
 			Now:              now,
 			RateLimit:        api.RateLimit{PerSource: api.Rate{Every: -1}, PerAuthenticator: api.Rate{Every: -1}},
+			Wrap:             l.cfg.wrapAPI,
 		})
 		if errors.Is(err, service.ErrMasterKey) {
 			// Each run seals under a new random key.

@@ -253,7 +253,7 @@ func chipLifecycle(ctx context.Context, rr *roundRobin, lc *loadChip, rec *recor
 	return nil
 }
 
-// checkOldCredential checks what DESIGN §1 says of a chip added again
+// checkOldCredential checks the lifecycle rule (server/domain) for a chip added again
 // after a permanent block: the blocked authenticator cannot log in, the
 // old credential is refused even when the chip signs with it, and the new
 // one logs in. It returns the status and error code of the refusal of the

@@ -28,6 +28,7 @@ import (
 
 	"github.com/authbench/authbench/device/otp"
 	"github.com/authbench/authbench/internal/testenv"
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/sim/chip"
@@ -130,7 +131,7 @@ func TestLoadTiny(t *testing.T) {
 	before := runtime.NumGoroutine()
 	var out bytes.Buffer
 	errOut := &lockedBuffer{}
-	code := run(context.Background(), &env{stdout: &out, stderr: errOut}, append(slices.Clone(tinyLoad), "--json"))
+	code := run(context.Background(), &env{stdout: &out, stderr: errOut, wrapAPI: apitest.ForTest(t).Wrap}, append(slices.Clone(tinyLoad), "--json"))
 	if code != 0 && code != 1 {
 		t.Fatalf("load exited %d:\n%s%s", code, out.String(), errOut)
 	}
@@ -197,7 +198,7 @@ func TestLoadTiny(t *testing.T) {
 		"\nchip logins (password + chip), minimal durable login\n  password ", "\ncode logins (password + code), the server\n  password ",
 		"old credential refused after re-add: 4 of 4 sampled",
 		"errors by code: none",
-		"note: the lifecycle ran 12 chips, not issue #11's 10,000",
+		"note: the lifecycle ran 12 chips, not the target's 10,000",
 	} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("the text report lacks %q:\n%s", want, text.String())
@@ -233,7 +234,7 @@ func TestLoadExitStatus(t *testing.T) {
 			var out bytes.Buffer
 			errOut := &lockedBuffer{}
 			prof := filepath.Join(t.TempDir(), "cpu.pprof")
-			code := run(context.Background(), &env{stdout: &out, stderr: errOut}, append(slices.Clone(args), append(tc.args, "--cpu-profile", prof)...))
+			code := run(context.Background(), &env{stdout: &out, stderr: errOut, wrapAPI: apitest.ForTest(t).Wrap}, append(slices.Clone(args), append(tc.args, "--cpu-profile", prof)...))
 			rep := decodeReport(t, out.Bytes())
 			// A profile is written whatever the verdict (gzipped protobuf).
 			if b, err := os.ReadFile(prof); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
@@ -324,7 +325,7 @@ func TestLoadUsage(t *testing.T) {
 		{"extra"},
 	} {
 		var out bytes.Buffer
-		if code := run(context.Background(), &env{stdout: &out, stderr: &out}, append([]string{"load"}, args...)); code != 2 || strings.Contains(out.String(), "hunter2") {
+		if code := run(context.Background(), &env{stdout: &out, stderr: &out, wrapAPI: apitest.ForTest(t).Wrap}, append([]string{"load"}, args...)); code != 2 || strings.Contains(out.String(), "hunter2") {
 			t.Errorf("load %q exited %d, want 2:\n%s", args, code, out.String())
 		}
 	}
@@ -334,7 +335,7 @@ func TestLoadUsage(t *testing.T) {
 // unreachable server (exit 3), named without a password.
 func TestLoadUnreachable(t *testing.T) {
 	var out bytes.Buffer
-	code := run(context.Background(), &env{stdout: &out, stderr: &out}, []string{"load", "--db", "postgres://authbench@127.0.0.1:1/none", "--anchor-duration", "10ms"})
+	code := run(context.Background(), &env{stdout: &out, stderr: &out, wrapAPI: apitest.ForTest(t).Wrap}, []string{"load", "--db", "postgres://authbench@127.0.0.1:1/none", "--anchor-duration", "10ms"})
 	if code != exitUnreachable || !strings.Contains(out.String(), "postgres://authbench@127.0.0.1:1/none") {
 		t.Errorf("exit %d, want 3:\n%s", code, out.String())
 	}
@@ -350,6 +351,7 @@ func TestLoadFailureStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.wrapAPI = apitest.ForTest(t).Wrap
 	l := newLoader(cfg, &bytes.Buffer{})
 	if l.keys, err = secrets.GenerateKeyring(nil); err != nil {
 		t.Fatal(err)
@@ -869,11 +871,11 @@ func TestLoadReusedDB(t *testing.T) {
 	args := []string{"load", "--scenario", "code-logins", "--concurrency", "2", "--devices", "2", "--duration", "100ms", "--anchor-duration", "10ms", "--db", db}
 	var out bytes.Buffer
 	// A short run may miss its targets (exit 1); it must not fail otherwise.
-	if code := run(context.Background(), &env{stdout: &out, stderr: &out}, args); code > 1 || strings.Contains(out.String(), "sealed") {
+	if code := run(context.Background(), &env{stdout: &out, stderr: &out, wrapAPI: apitest.ForTest(t).Wrap}, args); code > 1 || strings.Contains(out.String(), "sealed") {
 		t.Fatalf("first run exited %d:\n%s", code, out.String())
 	}
 	out.Reset()
-	code := run(context.Background(), &env{stdout: &out, stderr: &out}, args)
+	code := run(context.Background(), &env{stdout: &out, stderr: &out, wrapAPI: apitest.ForTest(t).Wrap}, args)
 	if code != 1 || !strings.Contains(out.String(), "holds secrets sealed by an earlier run") {
 		t.Fatalf("second run exited %d:\n%s", code, out.String())
 	}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -35,27 +36,32 @@ import (
 type cli struct {
 	ShowVersion versionFlag `name:"version" help:"Print the version of authbench and exit."`
 
-	Demo       demoCmd       `cmd:"" help:"Tell the MitID authenticator story end to end: an embedded server, simulated devices, every step over HTTP."`
-	Sim        simCmd        `cmd:"" help:"Run simulated chips, code displays and audio code readers until interrupted, or while a command runs."`
-	Devices    devicesCmd    `cmd:"" help:"List chips on PC/SC and USB, and CDP/1 code devices on serial ports."`
-	Check      checkCmd      `cmd:"" help:"Run the conformance checks against one device and write reports."`
-	Voice      voiceCmd      `cmd:"" help:"Learn an audio code reader's voice from the reader, and decode recordings with it."`
-	Serve      serveCmd      `cmd:"" help:"Run the authbench server: HTTP JSON API over an SQLite or PostgreSQL store."`
-	Identity   identityCmd   `cmd:"" help:"Manage identities (persons) on a running server."`
-	Enroll     enrollCmd     `cmd:"" help:"Enrol a chip (physical or simulated) as a MitID chip of an identity on a running server."`
-	Login      loginCmd      `cmd:"" help:"Log in as MitID does (the password and a chip or code device, or the app alone) and keep the two-factor session."`
-	Logout     logoutCmd     `cmd:"" help:"End a session (its token from --token-file or $AUTHBENCH_TOKEN)."`
-	Sessions   sessionsCmd   `cmd:"" help:"List or end the sessions of an identity."`
-	Block      blockCmd      `cmd:"" help:"Block an authenticator permanently (lost or compromised); its security element is deleted."`
-	Reactivate reactivateCmd `cmd:"" help:"Reactivate a suspended authenticator (support token, or a two-factor session proven with other authenticators)."`
-	Cancel     cancelCmd     `cmd:"" help:"Withdraw a pending authenticator (added, never activated); nothing is revoked."`
-	Status     statusCmd     `cmd:"" help:"Show an identity's authenticators: kind, state, failures, suspensions, security element."`
-	Audit      auditCmd      `cmd:"" help:"Check the tamper-evident audit log of a server's database."`
-	Load       loadCmd       `cmd:"" help:"Measure the server at full scale against anchors measured in the same run (DESIGN §7); exit 1 when a target is missed."`
-	Version    versionCmd    `cmd:"" help:"Print the version of authbench and of Go it was built with."`
-	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
-	Man        manCmd        `cmd:"" help:"Print the manual page, or write one page per command into a directory."`
-	Help       helpCmd       `cmd:"" help:"Show the help of authbench or of one command."`
+	Demo        demoCmd        `cmd:"" help:"Tell the MitID authenticator story end to end: an embedded server, simulated devices, every step over HTTP."`
+	Sim         simCmd         `cmd:"" help:"Run simulated chips, code displays and audio code readers until interrupted, or while a command runs."`
+	Devices     devicesCmd     `cmd:"" help:"List chips on PC/SC and USB, and CDP/1 code devices on serial ports; --watch shows them come and go."`
+	Check       checkCmd       `cmd:"" help:"Run the conformance checks against one device and write reports."`
+	Voice       voiceCmd       `cmd:"" help:"Learn an audio code reader's voice from the reader, and decode recordings with it."`
+	Info        infoCmd        `cmd:"" help:"Show what a device says about itself: getInfo (AAGUID, firmware, options) or IDENTIFY and STATUS, ATR, serial, profile."`
+	Credentials credentialsCmd `cmd:"" help:"List the discoverable credentials of a chip for a relying party (delete needs credential management, which MitID chips lack)."`
+	Reset       resetCmd       `cmd:"" help:"Erase every credential on a chip (CTAP reset: within 10 s of power-up, with a touch); asks unless --yes."`
+	APDU        apduCmd        `cmd:"" name:"apdu" help:"Send raw APDUs to a card on a PC/SC reader and show the answers, status words in words."`
+	Serve       serveCmd       `cmd:"" help:"Run the authbench server: HTTP JSON API over an SQLite or PostgreSQL store."`
+	Identity    identityCmd    `cmd:"" help:"Manage identities (persons) on a running server."`
+	Enroll      enrollCmd      `cmd:"" help:"Enrol a chip (physical or simulated) as a MitID chip of an identity on a running server."`
+	Login       loginCmd       `cmd:"" help:"Log in as MitID does (the password and a chip or code device, or the app alone) and keep the two-factor session."`
+	Logout      logoutCmd      `cmd:"" help:"End a session (its token from --token-file or $AUTHBENCH_TOKEN)."`
+	Sessions    sessionsCmd    `cmd:"" help:"List or end the sessions of an identity."`
+	PSKC        pskcCmd        `cmd:"" name:"pskc" help:"Code device secrets in PSKC documents (RFC 6030): export them from devices in factory mode, import them into a server."`
+	Block       blockCmd       `cmd:"" help:"Block an authenticator permanently (lost or compromised); its security element is deleted."`
+	Reactivate  reactivateCmd  `cmd:"" help:"Reactivate a suspended authenticator (support token, or a two-factor session proven with other authenticators)."`
+	Cancel      cancelCmd      `cmd:"" help:"Withdraw a pending authenticator (added, never activated); nothing is revoked."`
+	Status      statusCmd      `cmd:"" help:"Show an identity's authenticators: kind, state, failures, suspensions, security element."`
+	Audit       auditCmd       `cmd:"" help:"Check the tamper-evident audit log of a server's database."`
+	Load        loadCmd        `cmd:"" help:"Measure the server at full scale against its performance targets, as ratios to anchors measured in the same run; exit 1 when a target is missed."`
+	Version     versionCmd     `cmd:"" help:"Print the version of authbench and of Go it was built with."`
+	Completion  completionCmd  `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
+	Man         manCmd         `cmd:"" help:"Print the manual page, or write one page per command into a directory."`
+	Help        helpCmd        `cmd:"" help:"Show the help of authbench or of one command."`
 }
 
 const description = "authbench — drivers, simulators and a server for MitID-style authenticators"
@@ -74,6 +80,10 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	stdin  io.Reader // nil means os.Stdin
+	// wrapAPI wraps the API handler of a server the command starts
+	// in-process (serve, demo, load): nil, except in tests, which check
+	// every exchange with it against the OpenAPI document.
+	wrapAPI func(http.Handler) http.Handler
 }
 
 func (e *env) in() io.Reader {
@@ -109,6 +119,20 @@ var errInterrupted = errors.New("interrupted")
 // untilInterrupted is implemented by the commands whose normal end is an
 // interruption (serve, sim): they exit 0 after a clean shutdown.
 type untilInterrupted interface{ runsUntilInterrupted() }
+
+// interruptedAsEnd is implemented by commands whose normal end is an
+// interruption with some flags only (devices --watch).
+type interruptedAsEnd interface{ endsOnInterrupt() bool }
+
+// endsOnInterrupt reports whether the command's normal end is an
+// interruption.
+func endsOnInterrupt(cmd any) bool {
+	if _, ok := cmd.(untilInterrupted); ok {
+		return true
+	}
+	w, ok := cmd.(interruptedAsEnd)
+	return ok && w.endsOnInterrupt()
+}
 
 func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -207,7 +231,7 @@ func run(ctx context.Context, e *env, args []string) (code int) {
 		}
 	}
 	if errors.Is(context.Cause(ctx), errInterrupted) {
-		if _, ok := kctx.Selected().Target.Addr().Interface().(untilInterrupted); ok && (err == nil || code == exitInterrupted) {
+		if endsOnInterrupt(kctx.Selected().Target.Addr().Interface()) && (err == nil || code == exitInterrupted) {
 			return exitOK
 		}
 		fmt.Fprintf(e.stderr, "authbench %s: interrupted\n", name)

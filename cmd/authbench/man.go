@@ -65,6 +65,26 @@ var secretEnvs = [][2]string{
 	{"AUTHBENCH_PSKC_PASSPHRASE", "The PSKC passphrase (serve), when no --pskc-passphrase-file is given."},
 }
 
+// manDetail writes a command's detailed help (its Help method): paragraphs,
+// and lines indented by four spaces as they are.
+func manDetail(w io.Writer, detail string) {
+	if detail == "" {
+		return
+	}
+	for _, para := range strings.Split(strings.TrimSpace(detail), "\n\n") {
+		fmt.Fprintln(w, ".PP")
+		if strings.HasPrefix(para, "    ") {
+			fmt.Fprintln(w, ".nf")
+			for _, l := range strings.Split(para, "\n") {
+				fmt.Fprintln(w, roffEscape(strings.TrimPrefix(l, "    ")))
+			}
+			fmt.Fprintln(w, ".fi")
+			continue
+		}
+		fmt.Fprintln(w, roffEscape(strings.Join(strings.Fields(para), " ")))
+	}
+}
+
 // writeManPage writes a manual page in roff (man(7)): authbench(1) with
 // every command when only is nil, else the page of one command.
 func writeManPage(w io.Writer, specs []cmdSpec, only *cmdSpec) error {
@@ -102,11 +122,13 @@ func writeManPage(w io.Writer, specs []cmdSpec, only *cmdSpec) error {
 			}
 			fmt.Fprintf(w, ".SS %q\n", "authbench "+s.path)
 			fmt.Fprintln(w, roffEscape(s.node.Help))
+			manDetail(w, s.node.Detail)
 			fmt.Fprintln(w, ".PP")
 			manSynopsis(w, s)
 		} else {
 			fmt.Fprintln(w, ".SH DESCRIPTION")
 			fmt.Fprintln(w, roffEscape(s.node.Help))
+			manDetail(w, s.node.Detail)
 		}
 		manArgsAndFlags(w, s)
 	}
@@ -115,8 +137,8 @@ func writeManPage(w io.Writer, specs []cmdSpec, only *cmdSpec) error {
 		{"0", "All good."},
 		{"1", "Checks failed, targets were missed, or the server refused (a failure)."},
 		{"2", "Usage error: an unknown command or flag, a stray argument, a missing or bad value."},
-		{"3", "A device or a server could not be reached or opened (an error, not a failure)."},
-		{"130", "Interrupted by SIGINT (Ctrl-C) or SIGTERM, after cleaning up. serve and sim, which run until interrupted, exit 0 then."},
+		{"3", "A device or a server could not be reached or opened, or a device went away or stopped answering during check (an error, not a failure)."},
+		{"130", "Interrupted by SIGINT (Ctrl-C) or SIGTERM, after cleaning up. serve, sim and devices --watch, which run until interrupted, exit 0 then."},
 	} {
 		fmt.Fprintf(w, ".TP\n.B %s\n%s\n", st[0], roffEscape(st[1]))
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ type serveCmd struct {
 	AllowNoneAttestation bool            `env:"AUTHBENCH_ALLOW_NONE_ATTESTATION" help:"Accept chips without a trusted attestation (recorded as untrusted); for development only."`
 	PSKCKeyFile          string          `name:"pskc-key-file" env:"AUTHBENCH_PSKC_KEY_FILE" placeholder:"FILE" help:"File holding, in hex, the pre-shared AES key that protects imported PSKC documents (RFC 6030 §6.1). $AUTHBENCH_PSKC_KEY may hold the hex instead."`
 	PSKCPassphraseFile   string          `name:"pskc-passphrase-file" env:"AUTHBENCH_PSKC_PASSPHRASE_FILE" placeholder:"FILE" help:"File whose first line is the passphrase of PBKDF2-protected PSKC documents (RFC 6030 §6.2). $AUTHBENCH_PSKC_PASSPHRASE may hold it instead."`
+	PSKCAllowPlaintext   bool            `name:"pskc-allow-plaintext" env:"AUTHBENCH_PSKC_ALLOW_PLAINTEXT" help:"Accept PSKC documents whose secrets are in the clear (PlainValue, RFC 6030 §4.2); for test documents only: whoever saw such a document knows the secrets. Without it they are refused (400 pskc_invalid)."`
 	Argon2MemoryBudget   uint64          `name:"argon2-memory-budget" default:"${argon2_budget}" env:"AUTHBENCH_ARGON2_MEMORY_BUDGET" placeholder:"MiB" help:"MiB of memory that password and PIN hashes (argon2id, 19 MiB each) may hold at once; a request that finds no room within --argon2-wait is answered 503 busy with Retry-After."`
 	Argon2Wait           time.Duration   `name:"argon2-wait" default:"${argon2_wait}" env:"AUTHBENCH_ARGON2_WAIT" placeholder:"DURATION" help:"How long a password or PIN hash waits for room under --argon2-memory-budget before the request is answered 503 busy (0: at once; at most 20s)."`
 	Argon2               argon2Flag      `name:"argon2" default:"${argon2_params}" env:"AUTHBENCH_ARGON2" placeholder:"m=KiB,t=N,p=N" help:"argon2id parameters of new password and PIN verifiers (the default is the first setting of the OWASP Password Storage Cheat Sheet); a verifier made with others is rehashed at its next right login. Cheaper ones, such as m=64,t=1,p=1, protect nothing and are for load tests only (authbench load runs its PostgreSQL replicas with its --argon2)."`
@@ -93,6 +95,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	opts.Wrap = e.wrapAPI
 	srv, err := embedded.Start(ctx, opts)
 	if errors.Is(err, service.ErrMasterKey) {
 		return masterKeyHelp(err, cfg.MasterKey, redactURL(cfg.DB), os.Getenv(secrets.EnvVar) != "", opts.Keyring == nil)
@@ -139,18 +142,11 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 		return o, err
 	}
 	o.PSKCKey = key
-	o.PSKCPassphrase = os.Getenv("AUTHBENCH_PSKC_PASSPHRASE")
-	if cfg.PSKCPassphraseFile != "" {
-		b, err := readSecretFile("--pskc-passphrase-file", cfg.PSKCPassphraseFile)
-		if err != nil {
-			return o, err
-		}
-		pass, _, _ := strings.Cut(string(b), "\n")
-		clear(b)
-		if pass = strings.TrimRight(pass, "\r"); pass == "" {
-			return o, fmt.Errorf("--pskc-passphrase-file %s: no passphrase in it", cfg.PSKCPassphraseFile)
-		}
-		o.PSKCPassphrase = pass
+	if o.PSKCAllowPlaintext = cfg.PSKCAllowPlaintext; o.PSKCAllowPlaintext {
+		log.Warn("PSKC documents with secrets in the clear are accepted (--pskc-allow-plaintext): for test documents only")
+	}
+	if o.PSKCPassphrase, err = pskcPassphrase(cfg.PSKCPassphraseFile, os.Getenv(pskcPassphraseEnv)); err != nil {
+		return o, err
 	}
 	if cfg.Argon2MemoryBudget == 0 || cfg.Argon2MemoryBudget > 1<<20 {
 		return o, usageError{fmt.Errorf("--argon2-memory-budget %d: give 1 to %d MiB", cfg.Argon2MemoryBudget, 1<<20)}
@@ -214,8 +210,15 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 	return o, nil
 }
 
-// minTokenLen is the shortest support token accepted from a file.
-const minTokenLen = 16
+// minTokenLen and maxTokenLen bound the support tokens accepted from a
+// file; bearerToken is their form, the b64token of RFC 6750 §2.1 that the
+// API's contract states for bearer tokens.
+const (
+	minTokenLen = 16
+	maxTokenLen = 256
+)
+
+var bearerToken = regexp.MustCompile(`^[A-Za-z0-9\-._~+/]+=*$`)
 
 // loadSupportTokens reads a support token file: one "operator-id token"
 // per line, blank lines and lines starting with # ignored. A missing file
@@ -258,6 +261,9 @@ func loadSupportTokens(path string) (tokens map[string]string, created bool, err
 		}
 		if len(f[1]) < minTokenLen {
 			return nil, false, fmt.Errorf("--support-token-file %s line %d: a token needs at least %d characters", path, n, minTokenLen)
+		}
+		if !bearerToken.MatchString(f[1]) || len(f[1]) > maxTokenLen {
+			return nil, false, fmt.Errorf("--support-token-file %s line %d: a token is at most %d letters, digits and - . _ ~ + /, then optional = (RFC 6750 b64token, as the API's contract says)", path, n, maxTokenLen)
 		}
 		if _, dup := tokens[f[1]]; dup {
 			return nil, false, fmt.Errorf("--support-token-file %s line %d: the same token twice", path, n)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/authbench/authbench/server/api/apitest"
 )
 
 // lockedBuffer collects a command's stderr from its goroutines.
@@ -36,12 +38,13 @@ func (l *lockedBuffer) String() string {
 // returns its exit status.
 func startServe(t *testing.T, args ...string) (url string, stop func() int, stderr *lockedBuffer) {
 	t.Helper()
+	contract := apitest.ForTest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	stderr = &lockedBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, &env{stdout: pw, stderr: stderr}, append([]string{"serve"}, args...))
+		done <- run(ctx, &env{stdout: pw, stderr: stderr, wrapAPI: contract.Wrap}, append([]string{"serve"}, args...))
 		pw.Close()
 	}()
 	var once sync.Once

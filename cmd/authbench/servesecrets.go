@@ -122,6 +122,28 @@ func pskcKey(file, env string) ([]byte, error) {
 	return key, nil
 }
 
+// pskcPassphraseEnv may hold the passphrase of PBKDF2-protected PSKC
+// documents (RFC 6030 §6.2).
+const pskcPassphraseEnv = "AUTHBENCH_PSKC_PASSPHRASE"
+
+// pskcPassphrase returns the PSKC passphrase: the first line of file
+// (--pskc-passphrase-file, read as a secret file), else env, else "".
+func pskcPassphrase(file, env string) (string, error) {
+	if file == "" {
+		return env, nil
+	}
+	b, err := readSecretFile("--pskc-passphrase-file", file)
+	if err != nil {
+		return "", err
+	}
+	pass, _, _ := strings.Cut(string(b), "\n")
+	clear(b)
+	if pass = strings.TrimRight(pass, "\r"); pass == "" {
+		return "", fmt.Errorf("--pskc-passphrase-file %s: no passphrase in it", file)
+	}
+	return pass, nil
+}
+
 // masterKeyHelp turns a master key that does not fit the store
 // (service.ErrMasterKey) into what the operator must do. keyFile is the
 // --master-key file, db the store (without a password), fromEnv whether

@@ -43,7 +43,8 @@ type simCmd struct {
 	OTPPeriod     int           `name:"otp-period" default:"30" placeholder:"SECONDS" help:"TOTP period in seconds."`
 	OTPAlg        string        `name:"otp-alg" default:"sha1" enum:"sha1,sha256,sha512" help:"OTP hash."`
 	Factory       bool          `help:"Code devices start in factory mode (PROVISION, SET_CLOCK, SEAL work)."`
-	Presence      string        `default:"auto" enum:"auto,deny,never" help:"What the simulated user does when a chip asks for a touch."`
+	Presence      string        `default:"auto" enum:"auto,deny,never,manual" help:"What the simulated user does when a chip asks for a touch: auto touches at once, deny refuses, never leaves it alone (requests wait until the host gives up), manual waits for a key pressed here (a line on standard input when it is not a terminal) or for SIGUSR1."`
+	Fault         []string      `sep:"none" placeholder:"NAME[@WHEN][=VALUE]" help:"Inject a fault into the simulated devices (repeatable), such as bad-signature, removed@makeCredential, mute@5, drop-answer@2,3, bad-crc@1, low-battery, clock-offset=45s, 9100-storm: see Faults above."`
 	U2FOnly       bool          `name:"u2f-only" help:"The chips speak U2F (CTAP1) only, as many MitID chips: SELECT answers U2F_V2, NFCCTAP_MSG 6D00, CTAPHID_INIT has no CBOR flag."`
 	Attestation   string        `default:"batch" enum:"batch,serial,self,none" help:"The chips' attestation: batch (the model's certificate, no serial number), serial (a certificate with the chip's serial), self or none (not with --u2f-only)."`
 	Language      string        `placeholder:"da|en" help:"Language of the audio code readers: da or en (default: the language of --voice or --prompts, else da)."`
@@ -86,6 +87,8 @@ type simConfig struct {
 	attestation  chip.Attestation
 	language     string
 	voice        simvoice.Voice // how audio readers speak; nil: their own voice
+	faults       *simFaults     // --fault
+	toucher      *toucher       // --presence manual
 }
 
 // simDevice is one running simulated device, as printed by `authbench sim`.
@@ -116,7 +119,12 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 	if cfg.otpAlg, err = otp.ParseAlgorithm(c.OTPAlg); err != nil {
 		return usageError{err}
 	}
-	cfg.presence = map[string]chip.Presence{"auto": chip.Auto, "deny": chip.Deny, "never": chip.Never}[c.Presence]
+	if cfg.presence, err = parsePresence(c.Presence); err != nil {
+		return err
+	}
+	if cfg.faults, err = parseFaults(c.Fault); err != nil {
+		return err
+	}
 	if cfg.attestation, err = chip.ParseAttestation(c.Attestation); err != nil {
 		return usageError{fmt.Errorf("--attestation %q: want batch, serial, self or none", c.Attestation)}
 	}
@@ -138,6 +146,12 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 	if len(c.Chip)+len(c.CodeDisplay)+len(c.AudioReader) == 0 {
 		return usageError{errors.New("nothing to simulate: give at least one --chip, --code-display or --audio-reader")}
 	}
+	if err := cfg.faults.check(cfg); err != nil {
+		return err
+	}
+	if cfg.presence == chip.Manual {
+		cfg.toucher = newToucher(e.stderr)
+	}
 	if cfg.seed == nil {
 		cfg.seed = make([]byte, 16)
 		rand.Read(cfg.seed)
@@ -155,6 +169,7 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 	}
 
 	s := newSimulation(log)
+	s.out = e.stderr
 	defer s.close()
 	var started []simDevice
 	out := e.stdout
@@ -192,6 +207,10 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	defer registerSim(started)()
+	if cfg.toucher != nil {
+		cfg.toucher.run(ctx, e.in())
+		fmt.Fprintf(e.stderr, "presence manual: press a key here (or send a line on standard input), or run kill -USR1 %d, to touch the chips\n", os.Getpid())
+	}
 	if len(c.Command) > 0 {
 		return s.runCommand(ctx, e, c.Command)
 	}
@@ -213,6 +232,7 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 // simulation owns running simulated devices and the goroutines serving them.
 type simulation struct {
 	log *slog.Logger
+	out io.Writer // where injected faults are announced; nil: nowhere
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -304,7 +324,12 @@ func deviceSeed(seed []byte, label string, i int) []byte {
 
 func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec string) (simDevice, error) {
 	transport, arg, _ := strings.Cut(spec, "=")
-	opts := chip.Options{Seed: deviceSeed(cfg.seed, "chip", i), Presence: cfg.presence, Profile: cfg.profile, Attestation: cfg.attestation}
+	opts := chip.Options{Seed: deviceSeed(cfg.seed, "chip", i), Presence: cfg.presence, Profile: cfg.profile, Attestation: cfg.attestation,
+		Faults: cfg.faults.chip}
+	var serial string
+	if cfg.toucher != nil {
+		opts.PresenceFunc = cfg.toucher.presence(&serial)
+	}
 	var (
 		c   *chip.Chip
 		err error
@@ -318,6 +343,11 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 		return simDevice{}, fmt.Errorf("chip %d: %w", i, err)
 	}
 	s.addCloser(c)
+	serial = c.Serial()
+	if cfg.toucher != nil {
+		cfg.toucher.add(c)
+	}
+	note := func(msg string) { s.note(msg) }
 	// The transports announce what the chip speaks (it reports its
 	// protocols to apdu.NewCard and ctaphid.Serve).
 	d := simDevice{Kind: device.KindChip, Serial: c.Serial(), Profile: c.Protocols().String()}
@@ -327,7 +357,7 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 		if arg != "" {
 			addr = arg
 		}
-		card := apdu.NewCard(c, apdu.CardOptions{})
+		card := apdu.NewCard(c, cfg.faults.card)
 		s.addCloser(card)
 		// Connect once here, so that a pcscd that is not running is
 		// reported at once instead of after vpcdWait.
@@ -335,14 +365,10 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 		if err != nil {
 			return d, unreachableError{fmt.Errorf("chip %d: nothing listens on %s, where pcscd's vpcd reader should be listening: start pcscd with `pcscd -f &` (or `systemctl start pcscd`), with vsmartcard-vpcd installed (apt-get install pcscd vsmartcard-vpcd)\n  (%v)", i, addr, err)}
 		}
-		conn := vicc.New(addr, card, vicc.Options{Logger: s.log})
+		vopts, cardCtl := cfg.faults.viccOptions(vicc.Options{Logger: s.log}, c, note)
+		conn := vicc.New(addr, card, vopts)
 		s.goServe(ctx, "chip on vpcd "+addr, func(ctx context.Context) error {
-			err := conn.RunOnce(ctx, first)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			s.log.Info("vpcd connection ended; reconnecting", "addr", addr, "err", err)
-			return conn.Run(ctx)
+			return cardCtl.runCard(ctx, conn, first, s.log)
 		})
 		select {
 		case <-conn.Ready():
@@ -370,7 +396,7 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 		s.goServe(ctx, "chip on UDP "+addr, func(ctx context.Context) error {
 			stop := context.AfterFunc(ctx, func() { conn.Close() })
 			defer stop()
-			return ctaphid.Serve(ctx, conn, c, ctaphid.ServeOptions{Major: 1})
+			return ctaphid.Serve(ctx, cfg.faults.hidStream(conn, serial, note), c, ctaphid.ServeOptions{Major: 1})
 		})
 		d.Transport, d.Addr = "udp", conn.LocalAddr().String()
 	case "usb":
@@ -414,6 +440,9 @@ func (s *simulation) startCode(ctx context.Context, cfg simConfig, kind device.K
 		Period:    cfg.otpPeriod,
 		Algorithm: cfg.otpAlg,
 		Factory:   cfg.factory,
+		Faults:    cfg.faults.code,
+		Battery:   cfg.faults.battery,
+		Drift:     cfg.faults.drift,
 	}
 	if kind == device.KindAudioCodeReader {
 		opts.Language, opts.Voice = cfg.language, cfg.voice
@@ -422,12 +451,23 @@ func (s *simulation) startCode(ctx context.Context, cfg simConfig, kind device.K
 	if err != nil {
 		return simDevice{}, fmt.Errorf("%s: %w", kind, err)
 	}
-	p, err := code.ServePTY(ctx, d)
+	popts, self := cfg.faults.ptyOptions(d, s.note)
+	p, err := code.ServePTYOptions(ctx, d, popts)
 	if err != nil {
 		return simDevice{}, fmt.Errorf("%s: %w", kind, err)
 	}
+	self.Store(p)
 	s.addCloser(p)
 	return simDevice{Kind: kind, Transport: "serial", Path: p.Path, Serial: d.Serial()}, nil
+}
+
+// note tells the operator what an injected fault just did.
+func (s *simulation) note(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.out != nil {
+		fmt.Fprintln(s.out, msg)
+	}
 }
 
 func (s *simulation) addCloser(c io.Closer) {

@@ -62,7 +62,8 @@ func TestCheckUSB(t *testing.T) {
 			dir := t.TempDir()
 			junit := filepath.Join(dir, "junit.xml")
 			args := append(append([]string{"sim", "--chip", "usb", "--seed", "02"}, tc.simArgs...), "--",
-				exe, "check", "--device", "usb:1209:0001", "--report", junit)
+				exe, "check", "--device", "usb:1209:0001", "--report", junit,
+				"--roots", "../../testdata/attestation/ca.pem")
 			code, out := runCmd(t, args...)
 			if code != 0 {
 				t.Fatalf("check over emulated USB exited %d:\n%s", code, out)

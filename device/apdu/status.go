@@ -45,6 +45,30 @@ var statusText = map[uint16]string{
 	SWINSNotSupported:        "instruction not supported",
 	SWCLANotSupported:        "class not supported",
 	SWUnknown:                "no precise diagnosis",
+
+	// Further interindustry status words (ISO/IEC 7816-4 §5.6, table 6),
+	// for tools that show what a card said.
+	0x6200: "warning, non-volatile memory unchanged",
+	0x6281: "warning: part of the returned data may be corrupted",
+	0x6282: "warning: end of file or record reached before Ne bytes",
+	0x6283: "warning: selected file deactivated",
+	0x6300: "warning, non-volatile memory changed: verification failed",
+	0x6400: "execution error, non-volatile memory unchanged",
+	0x6500: "execution error, non-volatile memory changed",
+	0x6581: "memory failure",
+	0x6800: "function in CLA not supported",
+	0x6881: "logical channel not supported",
+	0x6882: "secure messaging not supported",
+	0x6900: "command not allowed",
+	0x6981: "command incompatible with file structure",
+	0x6983: "authentication method blocked",
+	0x6984: "reference data not usable",
+	0x6986: "command not allowed (no current EF)",
+	0x6987: "expected secure messaging data objects missing",
+	0x6988: "incorrect secure messaging data objects",
+	0x6A00: "wrong parameters P1-P2",
+	0x6A84: "not enough memory space in the file",
+	0x6A88: "referenced data or reference data not found",
 }
 
 // StatusText returns a short English description of a status word, or ""
@@ -61,6 +85,9 @@ func StatusText(sw uint16) string {
 		return fmt.Sprintf("%d response bytes remain", sw&0xFF)
 	case SWWrongLe:
 		return fmt.Sprintf("wrong Le, %d bytes available", sw&0xFF)
+	}
+	if sw&0xFFF0 == 0x63C0 {
+		return fmt.Sprintf("warning: verification failed, %d tries left", sw&0x0F)
 	}
 	return ""
 }

@@ -51,7 +51,7 @@ func BenchmarkVerifyAssertion(b *testing.B) {
 }
 
 // BenchmarkVerifySignature is VerifyAssertion without parsing the COSE key,
-// for comparison with the raw ECDSA verify throughput (DESIGN §7).
+// for comparison with the raw ECDSA verify throughput.
 func BenchmarkVerifySignature(b *testing.B) {
 	k := testKey(b, vecCredLabel)
 	authData := readVector(b, "authdata-assertion.hex")

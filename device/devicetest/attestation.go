@@ -74,7 +74,7 @@ func checkAttestation(ctx context.Context, c *chipRun) error {
 // certificate against the real time already.)
 func (c *chipRun) verifyChain(cert *x509.Certificate, intermediates []*x509.Certificate) error {
 	if c.o.Roots == nil {
-		c.Logf("no attestation roots configured: the chain of %q (issuer %q) was not checked", cert.Subject, cert.Issuer)
+		c.NotChecked(fmt.Sprintf("no attestation roots given (--roots FILE): the certificate chain of %q (issuer %q) was not checked", cert.Subject, cert.Issuer))
 		return nil
 	}
 	if err := webauthn.VerifyChain(append([]*x509.Certificate{cert}, intermediates...), c.o.Roots, c.o.Now()); err != nil {

@@ -13,7 +13,7 @@ import (
 )
 
 // CDPStreamer is the optional ability of a code device target to hand out
-// the byte stream its CDP/1 host speaks over (DESIGN.md §4), so that checks
+// the byte stream its CDP/1 host speaks over (docs/cdp1.md), so that checks
 // can send frames of their own: a repeated SEQ, noise, a bad CRC. The stream
 // must have a SetReadDeadline method (net.Conn, *os.File of a pty,
 // frametest.Pipe) or a SetReadTimeout method (go.bug.st/serial.Port), and

@@ -173,10 +173,12 @@ func ChipSuite(opts ChipOptions) Suite {
 			"CTAP 2.1 §6.6", checkReset),
 	}
 	return Suite{
-		Name:    "chip",
-		Checks:  checks,
-		Accept:  accepts[device.Chip]("device.Chip"),
-		Profile: chipProfile,
+		Name:     "chip",
+		Checks:   checks,
+		Accept:   accepts[device.Chip]("device.Chip"),
+		Profile:  chipProfile,
+		Describe: describeChip,
+		Probe:    probeChip,
 	}
 }
 
@@ -1006,7 +1008,7 @@ const cancelGrace = 10 * time.Second
 
 func checkCancel(ctx context.Context, c *chipRun) error {
 	if c.o.WithholdPresence == nil {
-		return Skipf("needs an operator or a simulator control to withhold the touch (ChipOptions.WithholdPresence)")
+		return Skipf("needs the touch withheld while a request waits: run with --operator (someone at the bench keeps off the chip when told), or check the in-process simulator (--device sim:chip)")
 	}
 	c.o.WithholdPresence(true)
 	held := true
@@ -1191,7 +1193,7 @@ func checkSelection(ctx context.Context, c *chipRun) error {
 
 func checkReset(ctx context.Context, c *chipRun) error {
 	if !c.o.Destructive {
-		return Skipf("destructive: erases every credential on the chip; enable destructive checks to run it")
+		return Skipf("destructive: erases every credential on the chip; run with --destructive to include it")
 	}
 	r, ok := c.Target.(device.Resetter)
 	if !ok {

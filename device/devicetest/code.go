@@ -51,7 +51,7 @@ type CodeOptions struct {
 }
 
 // CodeDeviceSuite returns the conformance suite for code displays and audio
-// code readers (DESIGN.md §1, CDP/1 of §4, RFC 6238). The target is a
+// code readers (CDP/1, docs/cdp1.md; RFC 6238). The target is a
 // device.CodeDevice; these optional abilities, found by type assertion,
 // enable more checks:
 //   - StatusReader (STATUS: the device clock and its press counter);
@@ -70,28 +70,30 @@ func CodeDeviceSuite(opts CodeOptions) Suite {
 	}
 	checks := []Check{
 		o.check("identify.fields", "IDENTIFY reports a known kind, a serial, 6 to 8 digits, a period, a known algorithm and protocol version 1.",
-			"DESIGN.md §4 IDENTIFY; RFC 6238 §4", checkIdentify),
+			"CDP/1 §4.1 IDENTIFY; RFC 6238 §4", checkIdentify),
 		o.check("status.fields", "STATUS reports a battery level, a plausible clock and the press counter.",
-			"DESIGN.md §4 STATUS", checkStatus),
+			"CDP/1 §4 STATUS", checkStatus),
 		o.check("press.totp", "The code is the TOTP of the step the device reports, and that step is the device clock's.",
-			"RFC 6238 §4; DESIGN.md §4 PRESS", checkTOTP),
+			"RFC 6238 §4; CDP/1 §4 PRESS", checkTOTP),
 		o.check("press.one-code-per-step", "Two presses in one step give the same code, the step never goes back, and each press counts once.",
-			"DESIGN.md §4 PRESS, STATUS", checkOneCodePerStep),
+			"CDP/1 §2.3, §4 PRESS, STATUS", checkOneCodePerStep),
 		o.check("display.shows-code", "After a press the display shows the code.",
-			"DESIGN.md §4 DISPLAY", checkDisplay),
+			"CDP/1 §4 DISPLAY", checkDisplay),
 		o.check("audio.digits", "An audio code reader says the digits of the code it gave.",
-			"DESIGN.md §1, §4 PRESS, AUDIO", checkAudio),
+			"CDP/1 §4 PRESS, AUDIO", checkAudio),
 		o.check("cdp.repeated-seq", "A request repeated with the same SEQ gets the cached answer and does not consume a second code.",
-			"DESIGN.md §4 (a repeated SEQ gets the cached response)", checkRepeatedSeq),
+			"CDP/1 §2.3 (a repeated SEQ gets the cached response)", checkRepeatedSeq),
 		o.check("cdp.resync", "After noise, a false A5 and a frame with a bad CRC, the device answers the next good frame and ignores the bad one.",
-			"DESIGN.md §4 (skip bytes until A5 and a frame whose CRC checks; bad CRC dropped silently)", checkResync),
+			"CDP/1 §2.1 (skip bytes until A5 and a frame whose CRC checks; bad CRC dropped silently)", checkResync),
 		o.check("cdp.factory-sealed", "Outside factory mode PROVISION, SET_CLOCK and SEAL are refused with status 0x07 (sealed) or 0x03 (not in factory mode).",
-			"DESIGN.md §4 PROVISION, SET_CLOCK, SEAL", checkFactorySealed),
+			"CDP/1 §4.3 PROVISION, SET_CLOCK, SEAL", checkFactorySealed),
 	}
 	return Suite{
-		Name:   "code-device",
-		Checks: checks,
-		Accept: accepts[device.CodeDevice]("device.CodeDevice"),
+		Name:     "code-device",
+		Checks:   checks,
+		Accept:   accepts[device.CodeDevice]("device.CodeDevice"),
+		Describe: describeCodeDevice,
+		Probe:    probeCodeDevice,
 	}
 }
 
@@ -257,7 +259,7 @@ func stepOf(t uint64, period time.Duration) uint64 {
 
 func checkTOTP(ctx context.Context, c *codeRun) error {
 	if len(c.o.Secret) == 0 {
-		return Skipf("the device's OTP secret is not known (CodeOptions.Secret)")
+		return Skipf("the device's OTP secret is not known: give it with --otp-secret-file FILE (hex) or $AUTHBENCH_OTP_SECRET")
 	}
 	id, err := c.identity(ctx)
 	if err != nil {
@@ -449,7 +451,7 @@ func checkAudio(ctx context.Context, c *codeRun) error {
 	}
 	c.Logf("code %s: %v of audio at %d Hz, kept as %s", code.Digits, a.Duration().Round(time.Millisecond), a.SampleRate, name)
 	if c.o.CheckAudio == nil {
-		c.Logf("the speech was not decoded: no decoder configured (CodeOptions.CheckAudio); listen to %s", name)
+		c.NotChecked(fmt.Sprintf("the speech was not decoded (no voice prompts to recognise it with): listen to %s", name))
 		return nil
 	}
 	heard, err := c.o.CheckAudio(ctx, a, code.Digits)
@@ -611,7 +613,7 @@ func checkFactorySealed(ctx context.Context, c *codeRun) error {
 	}
 	if st.FactoryMode {
 		if !c.o.Destructive {
-			return Skipf("the device is in factory mode; sealing it is for good, so this check needs destructive checks enabled")
+			return Skipf("the device is in factory mode; sealing it is for good, so this check runs only with --destructive")
 		}
 		s, _, err := cmd.Do(ctx, frame.CmdSeal, nil)
 		if err != nil {

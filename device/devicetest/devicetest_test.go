@@ -139,8 +139,11 @@ func TestRunSuiteInterrupted(t *testing.T) {
 		{Name: "second", Run: pass},
 	}}
 	rep := devicetest.RunSuite(ctx, s, nil, devicetest.RunOptions{})
-	if r := rep.Result("second"); r.Status != devicetest.Fail || !strings.Contains(r.Message, "not run") {
+	if r := rep.Result("second"); r.Status != devicetest.Skip || !r.NotRun || !strings.Contains(r.Message, "not run: interrupted") {
 		t.Errorf("second: %+v", r)
+	}
+	if !strings.Contains(rep.Stopped, "interrupted") || rep.Passed() {
+		t.Errorf("stopped %q, passed %v", rep.Stopped, rep.Passed())
 	}
 }
 
@@ -209,10 +212,14 @@ type junit struct {
 	XMLName  xml.Name `xml:"testsuites"`
 	Tests    int      `xml:"tests,attr"`
 	Failures int      `xml:"failures,attr"`
-	Skipped  int      `xml:"skipped,attr"`
+	Errors   int      `xml:"errors,attr"`
 	Suites   []struct {
 		Name       string `xml:"name,attr"`
 		Tests      int    `xml:"tests,attr"`
+		Failures   int    `xml:"failures,attr"`
+		Errors     int    `xml:"errors,attr"`
+		Skipped    int    `xml:"skipped,attr"`
+		SystemErr  string `xml:"system-err"`
 		Properties []struct {
 			Name  string `xml:"name,attr"`
 			Value string `xml:"value,attr"`
@@ -222,8 +229,12 @@ type junit struct {
 			Failure *struct {
 				Message string `xml:"message,attr"`
 			} `xml:"failure"`
+			Error *struct {
+				Message string `xml:"message,attr"`
+			} `xml:"error"`
 			Skipped *struct {
 				Message string `xml:"message,attr"`
+				Type    string `xml:"type,attr"`
 			} `xml:"skipped"`
 			Out string `xml:"system-out"`
 		} `xml:"testcase"`
@@ -242,11 +253,11 @@ func TestReports(t *testing.T) {
 	if err := xml.Unmarshal(buf.Bytes(), &doc); err != nil {
 		t.Fatalf("JUnit does not parse: %v\n%s", err, buf.Bytes())
 	}
-	if doc.Tests != 7 || doc.Failures != 3 || doc.Skipped != 1 || len(doc.Suites) != 2 {
+	if doc.Tests != 7 || doc.Failures != 3 || doc.Errors != 0 || len(doc.Suites) != 2 {
 		t.Fatalf("JUnit totals: %+v", doc)
 	}
 	s := doc.Suites[0]
-	if s.Name != "toy" || s.Tests != 6 || len(s.Properties) != 1 || s.Properties[0].Value != "chip <b> & co" {
+	if s.Name != "toy" || s.Tests != 6 || s.Skipped != 1 || len(s.Properties) != 1 || s.Properties[0].Value != "chip <b> & co" {
 		t.Errorf("suite %+v", s)
 	}
 	var names []string
@@ -294,7 +305,7 @@ func TestReports(t *testing.T) {
 			t.Errorf("HTML report lacks check %q", name)
 		}
 	}
-	if !strings.Contains(page, `<audio controls src="data:audio/wav;base64,UklGRi4uLi4=">`) {
+	if !strings.Contains(page, `<audio controls preload="none" src="data:audio/wav;base64,UklGRi4uLi4=">`) {
 		t.Errorf("HTML report does not embed the WAV artifact")
 	}
 }
@@ -342,7 +353,7 @@ func TestProfile(t *testing.T) {
 	}
 	buf.Reset()
 	devicetest.WriteHTML(&buf, rep)
-	if !strings.Contains(buf.String(), `Profile: <b class="profile">A</b>`) {
+	if !strings.Contains(buf.String(), `<b class="profile">A</b>`) {
 		t.Errorf("HTML lacks the profile")
 	}
 

@@ -2,6 +2,7 @@ package devicetest_test
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"os"
 
@@ -18,7 +19,10 @@ func ExampleRunSuite() {
 		return
 	}
 	defer c.Close()
-	rep := devicetest.RunSuite(context.Background(), devicetest.ChipSuite(devicetest.ChipOptions{}), c, devicetest.RunOptions{})
+	// The test CA's certificate is the root of the simulator's attestation.
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(chip.TestCACertPEM())
+	rep := devicetest.RunSuite(context.Background(), devicetest.ChipSuite(devicetest.ChipOptions{Roots: roots}), c, devicetest.RunOptions{})
 	for _, r := range rep.Results {
 		fmt.Printf("%-36s %s\n", r.Name, r.Status)
 	}

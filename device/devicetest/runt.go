@@ -5,9 +5,9 @@ import (
 )
 
 // RunT runs the checks of s against target as subtests of t, one subtest
-// per check, named after it: a check that fails fails its subtest with the
-// check's message, a skipped one skips it, and the notes of every check are
-// logged. Checks share fixtures as under RunSuite; the context is
+// per check, named after it: a check that fails or could not run fails its
+// subtest with the check's message, a skipped one skips it, one not checked
+// passes with the reason logged, and the notes of every check are logged. Checks share fixtures as under RunSuite; the context is
 // t.Context(). It returns the report, for tests that assert on it.
 //
 // Driver and simulator tests call it with their own target, so that the
@@ -32,8 +32,10 @@ func RunT(t *testing.T, s Suite, target any, opts RunOptions) *Report {
 				}
 			}
 			switch res.Status {
-			case Fail:
-				t.Errorf("%s: %s", c.Name, res.Message)
+			case Fail, Error:
+				t.Errorf("%s: %s: %s", c.Name, res.Status, res.Message)
+			case NotChecked:
+				t.Logf("%s: not checked: %s", c.Name, res.Message)
 			case Skip:
 				t.Skipf("%s: %s", c.Name, res.Message)
 			}

@@ -1,6 +1,6 @@
 // Package frame speaks CDP/1, the serial protocol of code displays
 // (kodevisere) and audio code readers (kodeoplæsere), on both sides of the
-// wire, as specified in DESIGN.md §4.
+// wire, as specified in docs/cdp1.md.
 //
 // It sits between a byte stream (a UART through go.bug.st/serial in
 // driver/serial, or a pty in simulation) and the device vocabulary: Host

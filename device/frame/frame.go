@@ -7,7 +7,7 @@ import (
 	"github.com/authbench/authbench/device"
 )
 
-// Framing constants (DESIGN.md §4, CDP/1 frame layout).
+// Framing constants (CDP/1 §2, docs/cdp1.md).
 const (
 	SOF        = 0xA5 // first byte of every frame
 	MaxPayload = 1024 // largest PAYLOAD (LEN) a frame may carry
@@ -21,7 +21,7 @@ const (
 	MaxData = MaxPayload - 1
 )
 
-// Commands (DESIGN.md §4, CDP/1 command table).
+// Commands (CDP/1 §4).
 const (
 	CmdIdentify  byte = 0x01 // who are you: TLVs
 	CmdPress     byte = 0x02 // press the button: the code

@@ -32,7 +32,7 @@ func mustEnc(b []byte, err error) []byte {
 
 func ok(b []byte) []byte { return append([]byte{byte(StatusOK)}, b...) }
 
-// goldenFrames lists one frame per command and response of DESIGN.md §4.
+// goldenFrames lists one frame per command and response of CDP/1 §4.
 // The PRESS codes are RFC 6238 Appendix B vectors (SHA1, T = 59 s and
 // T = 1111111109 s, 6 digits).
 func goldenFrames() []golden {

@@ -43,7 +43,7 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Host is the host side of CDP/1 (DESIGN.md §4) over a byte stream, such as
+// Host is the host side of CDP/1 (docs/cdp1.md) over a byte stream, such as
 // a serial port (go.bug.st/serial.Port) or a pty. It numbers requests with
 // SEQ, sends them, waits for the response with the same SEQ and CMD|0x80,
 // ignores stale responses, and resends the identical frame when a try times

@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 )
 
-// Parser finds frames in a byte stream (DESIGN.md §4: "a receiver skips
-// bytes until A5 and a frame whose CRC checks"). Feed it bytes with Write as
+// Parser finds frames in a byte stream (CDP/1 §2.1: a receiver skips
+// bytes until A5 and a frame whose CRC checks). Feed it bytes with Write as
 // they arrive, in pieces of any size, then call Next until it reports false.
 //
 // Resynchronisation: a candidate frame starts at every A5. A candidate whose

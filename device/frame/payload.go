@@ -11,7 +11,7 @@ import (
 
 // Each payload type below has a ParseXxx function for bytes from the wire
 // and an Encode method; Parse returns nil and a *PayloadError for bytes that
-// do not follow DESIGN.md §4, Encode returns a *PayloadError for values that
+// do not follow docs/cdp1.md, Encode returns a *PayloadError for values that
 // cannot be sent. Response payloads are what follows the status byte.
 // Decoding is strict: a successful Parse re-encodes to exactly the same bytes,
 // except that IDENTIFY drops unknown tags and empty strings and puts its tags
@@ -38,7 +38,7 @@ func (k Kind) DeviceKind() device.Kind {
 	return ""
 }
 
-// IDENTIFY response tags (DESIGN.md §4).
+// IDENTIFY response tags (CDP/1 §4.1).
 const (
 	TagKind      byte = 0x01 // u8: Kind
 	TagSerial    byte = 0x02 // printable ASCII

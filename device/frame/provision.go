@@ -15,7 +15,7 @@ import (
 const ProvisionInfo = "CDP/1 provision"
 
 // ProvisionKey derives the ChaCha20-Poly1305 key of a PROVISION exchange
-// (DESIGN.md §4): HKDF-SHA256 with the X25519 shared secret as input key
+// (CDP/1 §4.2, docs/cdp1.md): HKDF-SHA256 with the X25519 shared secret as input key
 // material, the device serial as salt and ProvisionInfo as info. priv is one
 // side's X25519 private key and peer the other side's public key.
 //

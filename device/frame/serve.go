@@ -38,7 +38,7 @@ func (f HandlerFunc) HandleFrame(ctx context.Context, cmd byte, payload []byte) 
 // frame takes about 90 ms.
 const DefaultIdleTimeout = 100 * time.Millisecond
 
-// Server is the device side of CDP/1 (DESIGN.md §4). The zero value with a
+// Server is the device side of CDP/1 (docs/cdp1.md). The zero value with a
 // Handler set is ready to use.
 type Server struct {
 	Handler Handler

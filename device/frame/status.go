@@ -6,8 +6,8 @@ import (
 	"github.com/authbench/authbench/device"
 )
 
-// Status is the first payload byte of every response (DESIGN.md §4, CDP/1
-// status table).
+// Status is the first payload byte of every response (CDP/1 §5,
+// docs/cdp1.md).
 type Status byte
 
 // Statuses.

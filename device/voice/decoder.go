@@ -44,7 +44,7 @@ func (e *DecodeError) Error() string {
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // Speed limits: the decoder looks for speech at 50 % to 200 % of the
-// normal speed, the range CDP/1 SETTINGS allows (DESIGN.md §4).
+// normal speed, the range CDP/1 SETTINGS allows (CDP/1 §4).
 const (
 	MinSpeed = 50
 	MaxSpeed = 200

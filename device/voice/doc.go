@@ -1,6 +1,6 @@
-// Package voice reads what an audio code reader (kodeoplæser, DESIGN.md §1)
+// Package voice reads what an audio code reader (kodeoplæser)
 // says: it decodes the spoken digits of a one-time code from the PCM that
-// CDP/1 AUDIO returns (DESIGN.md §4), learns the voice of any reader from
+// CDP/1 AUDIO returns (CDP/1 §4, docs/cdp1.md), learns the voice of any reader from
 // the reader itself, and reads and writes that PCM as WAV files, so that a
 // test bench can check a reader and keep what it said.
 //

@@ -63,7 +63,7 @@ func newBenchCeremony(b *testing.B) *benchCeremony {
 // and of a chip assertion, and takes the assertion apart: this package's
 // own checks, go-webauthn's parse and verify, the signature check of
 // device/ctap2 (COSE key parse + ECDSA), and one raw ECDSA P-256
-// verification, the floor (DESIGN §7). Compare "cpu-ns/op"
+// verification, the floor. Compare "cpu-ns/op"
 // (internal/cputime) on a shared machine.
 //
 //	go test -run '^$' -bench RelyingParty -count 10 ./device/webauthn

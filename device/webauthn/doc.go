@@ -54,7 +54,7 @@
 // verifications (75 µs) where the hand-written verification it replaced
 // cost 1.08 (68 µs); a registration 3.0 (185 µs) where it cost 2.6
 // (156 µs). On the login path that is a few percent of even the minimal
-// durable login of DESIGN §7 and far less of a measured one
+// durable login (authbench load) and far less of a measured one
 // (BenchmarkChipLogin, http/seq: about 2 ms of CPU per login on the
 // 2-core machine), so go-webauthn verifies the signature too, in one
 // verification path. Should the §7 ratio of chip logins ever get tight,

@@ -20,7 +20,7 @@ import (
 
 // getAssertion through pcscd and vpcd, with this driver and with
 // python-fido2, on the same simulated chip (same seed). Both report
-// ns/assertion, the time of the getAssertion loop alone; DESIGN.md §7 wants
+// ns/assertion, the time of the getAssertion loop alone; the target is
 // ours at least twice as fast.
 //
 //	go test -run '^$' -bench GetAssertion ./driver/pcsc
@@ -156,7 +156,7 @@ func BenchmarkGetAssertionPythonFido2(b *testing.B) {
 }
 
 // BenchmarkGetAssertionAnchored measures, in one run, getAssertion through
-// pcscd and vpcd against its floor (DESIGN §7): one bare SCardTransmit
+// pcscd and vpcd against its floor: one bare SCardTransmit
 // round trip to the same card (an NFCCTAP_GETRESPONSE with nothing
 // pending, which the card answers at once) plus the chip's own time (an
 // identical chip answering the same getAssertion APDU in-process). It

@@ -607,10 +607,11 @@ func (ch *Chip) beginTx(reset bool) (bool, error) {
 // failed looks at the error of a command and updates the chip: after a
 // context end or a failed exchange the applet is selected again before the
 // next command; when the card, the reader or pcscd has gone, the chip keeps
-// returning that error. An exchange that failed without a clear reason
-// (SCARD_E_NOT_TRANSACTED, or an empty answer, as vpcd gives when the card
-// leaves mid-APDU) is checked: if pcscd then reports the card gone, that is
-// the error returned. A status word from the card needs none of this.
+// returning that error. An empty answer (as vpcd gives when the card leaves
+// mid-APDU) is such a removal at once. An exchange that failed without a
+// clear reason (SCARD_E_NOT_TRANSACTED) is checked: if pcscd then reports
+// the card gone, that is the error returned. A status word from the card
+// needs none of this.
 func (ch *Chip) failed(ctx context.Context, err error) error {
 	var se *apdu.StatusError
 	switch {
@@ -694,10 +695,22 @@ func (t transmitter) Transmit(cmd []byte) ([]byte, error) {
 	resp, err := call(t.ctx, t.ch.w, opTransmit, t.ch.reader, func() ([]byte, error) {
 		return t.ch.card.Transmit(cmd)
 	})
+	if err == nil && len(resp) == 0 {
+		// No card answers with nothing; vpcd does when its card left
+		// mid-command, also when it is back before pcscd's next look.
+		return nil, errEmptyAnswer(t.ch.reader)
+	}
 	if err == nil {
 		t.ch.sent++
 	}
 	return resp, err
+}
+
+// errEmptyAnswer is the error of an SCardTransmit that succeeded with no
+// bytes: the card went away during the command (see Error).
+func errEmptyAnswer(reader string) *Error {
+	return &Error{Op: opTransmit, Reader: reader, Code: CodeRemovedCard,
+		Detail: "the reader returned an empty answer: the card left during the command"}
 }
 
 // Close ends the chip: commands in progress give up at once (with errors

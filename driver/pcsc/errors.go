@@ -135,16 +135,27 @@ func (c Code) String() string {
 //     without PC/SC saying why; OpenChip and Chip look again and report
 //     ErrRemoved when the card turns out to be gone);
 //   - any other code → nothing.
+//
+// An answer of no bytes at all to SCardTransmit, which no card gives (a
+// response APDU holds at least its status word) and which vpcd returns when
+// its card leaves in the middle of a command, is reported as Code
+// CodeRemovedCard with a Detail saying so.
 type Error struct {
 	Op     string // the PC/SC operation: "connect", "transmit", "begin transaction", ...
 	Reader string // the reader, "" for operations on the whole context
 	Code   Code
+	// Detail, when set, says what the driver saw that made it report Code
+	// when PC/SC itself returned no error code.
+	Detail string
 }
 
 func (e *Error) Error() string {
 	where := ""
 	if e.Reader != "" {
 		where = fmt.Sprintf(" on %q", e.Reader)
+	}
+	if e.Detail != "" {
+		return fmt.Sprintf("pcsc: %s%s: %s (%s)", e.Op, where, codeText[e.Code], e.Detail)
 	}
 	if t, ok := codeText[e.Code]; ok {
 		return fmt.Sprintf("pcsc: %s%s: %s (%s)", e.Op, where, t, e.Code)

@@ -3,6 +3,7 @@ package pcsc
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -30,6 +31,10 @@ type fakeSystem struct {
 	onTransmit func(reader string, cmd []byte) error
 	onBegin    func(reader string) error
 }
+
+// errEmptyAnswerFake, returned by an onTransmit hook, makes the transmit
+// succeed with no bytes, as vpcd's does when its card leaves mid-APDU.
+var errEmptyAnswerFake = errors.New("fake: empty answer")
 
 type fakeReader struct {
 	card    apdu.Transmitter
@@ -243,7 +248,9 @@ func (c *fakeCard) card() (apdu.Transmitter, error) {
 func (c *fakeCard) Transmit(cmd []byte) ([]byte, error) {
 	c.s.record("transmit %02X %02X", cmd[0], cmd[1])
 	if h := c.s.onTransmit; h != nil {
-		if err := h(c.reader, cmd); err != nil {
+		if err := h(c.reader, cmd); err == errEmptyAnswerFake {
+			return []byte{}, nil
+		} else if err != nil {
 			return nil, err
 		}
 	}

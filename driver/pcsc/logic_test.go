@@ -399,20 +399,31 @@ func TestFakeCloseWhileStuck(t *testing.T) {
 
 func TestFakeRemovedMidCommand(t *testing.T) {
 	for _, tt := range []struct {
-		name string
-		code Code // what the transmit that meets the removal returns
+		name  string
+		err   error // what the transmit that meets the removal returns
+		stays bool  // the reader still shows the card (pulled and back between pcscd's looks)
 	}{
-		{"removed", CodeRemovedCard},
-		{"not transacted", CodeNotTransacted}, // the chip then asks pcscd
+		{"removed", CodeRemovedCard, false},
+		{"not transacted", CodeNotTransacted, false}, // the chip then asks pcscd
+		// vpcd answers an APDU with no bytes when its card leaves
+		// mid-command: that is the removal, at once, also when the card is
+		// back before pcscd looks again (not "malformed response APDU").
+		{"empty answer", errEmptyAnswerFake, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			fs, pc, _ := fakeSetup(t, newSim(t, "fake removal"), apdu.CardOptions{}, Options{RemovalCheck: 100 * time.Millisecond})
+			removalCheck := 100 * time.Millisecond
+			if tt.stays {
+				removalCheck = time.Hour // a removal check would hang the test
+			}
+			fs, pc, _ := fakeSetup(t, newSim(t, "fake removal"), apdu.CardOptions{}, Options{RemovalCheck: removalCheck})
 			ch := openFakeChip(t, pc)
 			var n atomic.Int32
 			fs.onTransmit = func(reader string, cmd []byte) error {
 				if n.Add(1) == 3 { // the third piece of the chained request
-					fs.eject(reader)
-					return tt.code
+					if !tt.stays {
+						fs.eject(reader)
+					}
+					return tt.err
 				}
 				return nil
 			}
@@ -420,6 +431,10 @@ func TestFakeRemovedMidCommand(t *testing.T) {
 			var pe *Error
 			if !errors.Is(err, device.ErrRemoved) || !errors.As(err, &pe) || pe.Reader != fakeReaderName {
 				t.Fatalf("MakeCredential with the card pulled: %v", err)
+			}
+			var fe *apdu.FormatError
+			if errors.As(err, &fe) {
+				t.Fatalf("a pulled card reported as a malformed APDU: %v", err)
 			}
 			settle(t, ch)
 			fs.calls()

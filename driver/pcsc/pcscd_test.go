@@ -215,6 +215,48 @@ func TestPCSCRemovedMidCommand(t *testing.T) {
 	s.remove()
 }
 
+// TestPCSCPulledAndBack: the card leaves in the middle of a command and is
+// back (vicc reconnects at once) before pcscd looks at the reader again, so
+// pcscd never reports it gone; vpcd answers the APDU with no bytes. The
+// chip reports the removal (device.ErrRemoved), not a malformed response
+// APDU, without waiting for a removal check, and every later command says
+// the same at once: what the card was doing is lost.
+func TestPCSCPulledAndBack(t *testing.T) {
+	pcscdTest(t)
+	pc := openContext(t, Options{RemovalCheck: time.Hour})
+	var at atomic.Int64
+	fault := func(n int, b []byte) vicc.Fault {
+		if a := at.Load(); a > 0 && int64(n) == a {
+			at.Store(0)
+			return vicc.FaultRemove // vicc.Conn.Run reconnects at once
+		}
+		return vicc.FaultNone
+	}
+	s := insert(t, pc, 0, newSim(t, "pcscd pulled and back"), apdu.CardOptions{}, vicc.Options{Fault: fault, Retry: time.Millisecond})
+	ch := openPCSCChip(t, pc, s.reader)
+	at.Store(int64(s.conn.Stats().APDUs) + 3) // the third piece of the chained request
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := ch.MakeCredential(ctx, bigMakeCredential(t))
+	var pe *Error
+	if !errors.Is(err, device.ErrRemoved) || !errors.As(err, &pe) || pe.Reader != s.reader {
+		t.Fatalf("MakeCredential with the card pulled: %v", err)
+	}
+	var fe *apdu.FormatError
+	if errors.As(err, &fe) {
+		t.Fatalf("the removal is reported as a malformed APDU: %v", err)
+	}
+	for range 3 {
+		if _, err := ch.Info(ctx); !errors.Is(err, device.ErrRemoved) {
+			t.Fatalf("Info after the removal: %v", err)
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the removal was reported only at the deadline")
+	}
+}
+
 func TestPCSCMuteCard(t *testing.T) {
 	pcscdTest(t)
 	pc := openContext(t, Options{})

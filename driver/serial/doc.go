@@ -1,10 +1,10 @@
 // Package serial is the driver for code displays (kodevisere) and audio
 // code readers (kodeoplæsere) on a serial port: the test UART of
-// DESIGN.md §4 (115200 8N1, no flow control), a USB serial adapter, or a
+// CDP/1 §1 (docs/cdp1.md: 115200 8N1, no flow control), a USB serial adapter, or a
 // pseudo-terminal that a simulator (sim/code ServePTY) serves.
 //
 // Where it sits: it opens the OS resource with go.bug.st/serial and hands
-// the bytes to device/frame, which speaks CDP/1 (DESIGN.md §4); for audio
+// the bytes to device/frame, which speaks CDP/1 (docs/cdp1.md); for audio
 // readers it hands the spoken PCM to device/voice. Open returns a
 // *CodeDevice, which implements device.CodeDevice (Identify, Press) for
 // the conformance suites and the server's enrolment ceremonies; Host gives

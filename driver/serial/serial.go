@@ -18,7 +18,7 @@ import (
 	"github.com/authbench/authbench/device/voice"
 )
 
-// The line settings of the CDP/1 test UART (DESIGN.md §4): 115200 baud,
+// The line settings of the CDP/1 test UART (CDP/1 §1, docs/cdp1.md): 115200 baud,
 // 8 data bits, no parity, 1 stop bit, no flow control.
 const BaudRate = 115200
 
@@ -51,12 +51,12 @@ type Options struct {
 }
 
 // CodeDevice is a code display (kodeviser) or an audio code reader
-// (kodeoplæser) on a serial port, spoken to in CDP/1 (DESIGN.md §4). It
+// (kodeoplæser) on a serial port, spoken to in CDP/1 (docs/cdp1.md). It
 // implements device.CodeDevice; one command runs at a time, and it is safe
 // for concurrent use. Close it when done: it owns the port.
 type CodeDevice struct {
 	path  string
-	port  *port
+	port  *Port
 	host  *frame.Host
 	voice *voice.Decoder
 	info  device.Info
@@ -87,17 +87,10 @@ func Open(ctx context.Context, path string, opts Options) (*CodeDevice, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("serial: open %s: %w", path, err)
 	}
-	sp, err := serial.Open(path, &serial.Mode{
-		BaudRate: BaudRate,
-		DataBits: 8,
-		Parity:   serial.NoParity,
-		StopBits: serial.OneStopBit,
-		// InitialStatusBits stays nil: no modem-line ioctls.
-	})
+	p, err := OpenPort(path)
 	if err != nil {
-		return nil, openErr(path, err)
+		return nil, err
 	}
-	p := &port{sp: sp, path: path}
 	d := &CodeDevice{
 		path:  path,
 		port:  p,
@@ -259,24 +252,57 @@ func SaveWAV(w io.Writer, a *device.Audio) error {
 	return voice.WriteWAV(w, a)
 }
 
-// port adapts a serial.Port to the byte stream frame.Host reads: its
+// Port is a serial port set up for CDP/1 (115200 8N1, no flow control, no
+// modem-line ioctls), as the byte stream a frame.Host reads: its
 // SetReadTimeout bounds each read, and its errors say when the port is
-// gone (device.ErrRemoved).
-type port struct {
+// gone (device.ErrRemoved: the cable pulled, the pty hung up). Open uses
+// one; hosts that speak CDP/1 themselves, such as the raw frame checks of
+// the conformance suite, open one with OpenPort.
+type Port struct {
 	sp   serial.Port
 	path string
 }
 
-func (p *port) Read(b []byte) (int, error) {
+// OpenPort opens the serial port at path for CDP/1, without sending
+// anything. Errors: as Open's for opening the port (device.ErrNotFound,
+// device.ErrBusy, fs.ErrPermission).
+func OpenPort(path string) (*Port, error) {
+	sp, err := serial.Open(path, &serial.Mode{
+		BaudRate: BaudRate,
+		DataBits: 8,
+		Parity:   serial.NoParity,
+		StopBits: serial.OneStopBit,
+		// InitialStatusBits stays nil: no modem-line ioctls.
+	})
+	if err != nil {
+		return nil, openErr(path, err)
+	}
+	return &Port{sp: sp, path: path}, nil
+}
+
+// Read reads from the port; an error wrapping device.ErrRemoved says the
+// port is gone.
+func (p *Port) Read(b []byte) (int, error) {
 	n, err := p.sp.Read(b)
 	return n, ioErr(p.path, "read", err)
 }
 
-func (p *port) Write(b []byte) (int, error) {
+// Write writes to the port; an error wrapping device.ErrRemoved says the
+// port is gone.
+func (p *Port) Write(b []byte) (int, error) {
 	n, err := p.sp.Write(b)
 	return n, ioErr(p.path, "write", err)
 }
 
-func (p *port) SetReadTimeout(d time.Duration) error {
+// SetReadTimeout bounds each Read.
+func (p *Port) SetReadTimeout(d time.Duration) error {
 	return ioErr(p.path, "set read timeout on", p.sp.SetReadTimeout(d))
+}
+
+// Close closes the port.
+func (p *Port) Close() error {
+	if err := p.sp.Close(); err != nil {
+		return fmt.Errorf("serial: close %s: %w", p.path, err)
+	}
+	return nil
 }

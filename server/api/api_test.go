@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/server/api"
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/server/service/servicetest"
 )
@@ -348,7 +349,7 @@ func (s *server) identity(id string) service.IdentityView {
 // A panic in a handler is a 500 JSON answer, logged, and the server goes
 // on.
 func TestPanicRecovery(t *testing.T) {
-	h := api.NewHandler(nil, api.Options{}) // a nil service panics on use
+	h := apitest.ForTest(t).Wrap(api.NewHandler(nil, api.Options{})) // a nil service panics on use
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
 	if w.Code != 500 || !strings.Contains(w.Body.String(), `"code":"internal"`) {
@@ -368,7 +369,7 @@ func TestHealthzStoreDown(t *testing.T) {
 	}
 	// The store is closed now; the handler still answers, with 503.
 	w := httptest.NewRecorder()
-	s.srv.Handler.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+	s.h.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
 	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"error"`) {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}

@@ -142,7 +142,7 @@ func TestHostileInputCorpus(t *testing.T) {
 		req := httptest.NewRequest("GET", "/v1/identities/alice", nil)
 		req.Header.Set("Authorization", auth)
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
+		s.h.ServeHTTP(w, req)
 		checkAnswer(t, "Authorization "+trunc(auth), w)
 	}
 	// The server's own count: many requests, not one 5xx.

@@ -2,6 +2,14 @@
 // §5): the handlers of every /v1 endpoint, the OpenAPI 3.1 document that
 // describes them (served at /v1/openapi.json), /healthz and /metrics.
 //
+// The OpenAPI document (openapi.json) is the contract: every status each
+// route answers, every error code, and the formats an integrator needs
+// (bearer tokens, PSKC protections, the TOTP window and replay rule, the
+// PIN policy, the app's signature, the audit events and their hashes).
+// The tests check every request they send and every answer they get
+// against it with server/api/apitest, so a route that answers anything
+// the document does not describe fails them.
+//
 // It sits on top of server/service: each handler checks the request
 // (method, content type, size, strict JSON, path parameters, credential),
 // calls one service method and writes its answer. The Go client in
@@ -64,9 +72,11 @@
 //
 // # Metrics
 //
-// /metrics writes the Prometheus text format (version 0.0.4) by hand:
-// requests by route and status, request durations, login outcomes by kind,
-// suspensions, blocks, the guesses evaluated against a secret
-// (authbench_verifier_checks_total, each after its attempt was reserved),
-// and store call latencies; Metrics implements service.Metrics.
+// /metrics serves the Prometheus text format with
+// github.com/prometheus/client_golang: requests by route and status,
+// request durations, login outcomes by kind, suspensions, blocks, the
+// guesses evaluated against a secret (authbench_verifier_checks_total,
+// each after its attempt was reserved), store call latencies, the
+// argon2id memory budget (in use, running, waiting, refused busy), and the
+// go_* and process_* families; Metrics implements service.Metrics.
 package api

@@ -368,11 +368,6 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) error {
 
 // GET /metrics (no auth).
 func (h *Handler) serveMetrics(w http.ResponseWriter, r *http.Request) error {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	_, err := h.metrics.WriteTo(w)
-	if err != nil {
-		h.log.DebugContext(r.Context(), "api: writing metrics", "err", err)
-	}
+	h.metrics.ServeHTTP(w, r)
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"testing"
+
+	"github.com/authbench/authbench/server/api/apitest"
 )
 
 // FuzzHandler sends arbitrary methods, paths, content types and bodies to
@@ -13,6 +15,10 @@ import (
 // panic), and every error answer is a JSON error.
 func FuzzHandler(f *testing.F) {
 	s := start(f)
+	contract, err := apitest.New(func(error) {})
+	if err != nil {
+		f.Fatal(err)
+	}
 	pw := passwordID(s.createIdentity("alice", "correct horse"))
 	f.Add("POST", "/v1/identities", "application/json", []byte(`{"id":"bob"}`), true)
 	f.Add("GET", "/v1/identities/alice", "", []byte(nil), true)
@@ -46,6 +52,9 @@ func FuzzHandler(f *testing.F) {
 		}
 		w := httptest.NewRecorder()
 		s.srv.Handler.ServeHTTP(w, req)
+		if err := contract.Check(req, body, w.Code, w.Header(), w.Body.Bytes()); err != nil {
+			t.Fatal(err)
+		}
 		if w.Code >= 500 {
 			t.Fatalf("%s %q: %d %s", method, target, w.Code, w.Body)
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/server/api"
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/service"
@@ -76,8 +77,12 @@ func (s *syncBuffer) String() string {
 // server is an embedded server for a test, with a virtual clock, a debug
 // log kept in memory, and a record of every response body.
 type server struct {
-	t    testing.TB
-	srv  *embedded.Server
+	t   testing.TB
+	srv *embedded.Server
+	// h is the API handler as the HTTP server serves it: wrapped by the
+	// contract's validator (apitest), except in benchmarks and fuzzing.
+	h    http.Handler
+	v    *apitest.Validator
 	clk  *clock
 	log  *syncBuffer
 	db   string
@@ -112,6 +117,16 @@ func start(t testing.TB, opts ...startOption) *server {
 		Logger:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		RateLimit:        api.RateLimit{PerSource: api.Rate{Every: -1}, PerAuthenticator: api.Rate{Every: -1}},
 	}
+	// Every exchange of a test is checked against the OpenAPI document;
+	// benchmarks measure the server alone, and a fuzz target checks its
+	// answers itself (F's methods cannot be called from the target).
+	var v *apitest.Validator
+	switch t.(type) {
+	case *testing.B, *testing.F:
+	default:
+		v = apitest.ForTest(t)
+		o.Wrap = v.Wrap
+	}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -124,7 +139,11 @@ func start(t testing.TB, opts ...startOption) *server {
 			t.Error(err)
 		}
 	})
-	return &server{t: t, srv: srv, clk: clk, log: logs, db: db, apps: map[string]testApp{}}
+	var h http.Handler = srv.Handler
+	if v != nil {
+		h = v.Wrap(h)
+	}
+	return &server{t: t, srv: srv, h: h, v: v, clk: clk, log: logs, db: db, apps: map[string]testApp{}}
 }
 
 // response is a decoded answer.
@@ -226,7 +245,7 @@ func (s *server) serve(method, rawPath, token string, body []byte, contentType s
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	w := httptest.NewRecorder()
-	s.srv.Handler.ServeHTTP(w, req)
+	s.h.ServeHTTP(w, req)
 	return w
 }
 

@@ -2,12 +2,9 @@ package api_test
 
 import (
 	"context"
-	"encoding/json"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/service"
 )
@@ -142,46 +139,4 @@ func TestBusyAnswers503(t *testing.T) {
 	release()
 	s.want(s.passwordLogin("alice", "correct horse", ""), 200, "")
 	s.want(s.appLogin("alice", app, key, appPIN), 200, "")
-}
-
-// TestOpenAPIDocumentsBusy: every operation that hashes a password or PIN
-// documents its 503 busy answer with the Retry-After header, and busy is
-// one of the error codes.
-func TestOpenAPIDocumentsBusy(t *testing.T) {
-	var doc struct {
-		Paths map[string]map[string]struct {
-			Responses map[string]struct {
-				Headers map[string]any `json:"headers"`
-			} `json:"responses"`
-		} `json:"paths"`
-		Components struct {
-			Headers map[string]any `json:"headers"`
-			Schemas struct {
-				Error struct {
-					Properties struct {
-						Code struct {
-							Enum []string `json:"enum"`
-						} `json:"code"`
-					} `json:"properties"`
-				} `json:"Error"`
-			} `json:"schemas"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(api.OpenAPI(), &doc); err != nil {
-		t.Fatal(err)
-	}
-	for _, op := range []struct{ path, method string }{
-		{"/v1/identities", "post"},
-		{"/v1/identities/{id}/authenticators", "post"},
-		{"/v1/identities/{id}/login/password", "post"},
-		{"/v1/identities/{id}/login/finish", "post"},
-	} {
-		r, ok := doc.Paths[op.path][op.method].Responses["503"]
-		if !ok || r.Headers["Retry-After"] == nil {
-			t.Errorf("%s %s: no 503 with Retry-After", op.method, op.path)
-		}
-	}
-	if doc.Components.Headers["RetryAfter"] == nil || !slices.Contains(doc.Components.Schemas.Error.Properties.Code.Enum, api.CodeBusy) {
-		t.Error("the Retry-After header or the busy code is not described")
-	}
 }

@@ -1,7 +1,7 @@
 // Package client is the Go client of the authbench HTTP API v1 and the
 // ceremonies that drive a real or simulated authenticator through it.
 //
-// It sits between the server and the devices (DESIGN.md §2): a Client speaks
+// It sits between the server and the devices (see the README's layout): a Client speaks
 // JSON over HTTP to the server's /v1 endpoints, one method per endpoint,
 // with typed requests and answers that mirror the API contract; the
 // ceremony functions (EnrollChip, EnrollCodeDevice, EnrollApp, AddPassword;

@@ -15,6 +15,7 @@ import (
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/server/api"
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/pskc"
@@ -26,7 +27,7 @@ import (
 
 // The end-to-end tests run the real server (server/embedded: API, service,
 // SQLite store) on a loopback port and drive simulated devices through it
-// with the ceremonies of this package, one rule of DESIGN.md §1 at a time.
+// with the ceremonies of this package, one rule of the lifecycle (server/domain) at a time.
 
 // vclock is a virtual clock shared by the server and the code devices.
 type vclock struct {
@@ -76,6 +77,9 @@ func startServer(t *testing.T, db string, clock *vclock, key []byte, keys *secre
 		Hasher: secrets.FastParams(), PSKCKey: key, Now: clock.Now,
 		SupportTokens: map[string]string{"support-e2e": "operator-1"},
 		RateLimit:     api.RateLimit{PerSource: api.Rate{Every: -1}, PerAuthenticator: api.Rate{Every: -1}},
+		// Every exchange of the client with the server is checked
+		// against the OpenAPI document.
+		Wrap: apitest.ForTest(t).Wrap,
 	})
 	if err != nil {
 		t.Fatal(err)

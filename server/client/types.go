@@ -37,7 +37,7 @@ func (b *Bytes) UnmarshalJSON(data []byte) error {
 // String returns the unpadded base64url form.
 func (b Bytes) String() string { return base64.RawURLEncoding.EncodeToString(b) }
 
-// Authenticator states of the contract (DESIGN.md §1).
+// Authenticator states of the contract (see server/domain).
 const (
 	StatePending   = "pending"
 	StateActive    = "active"

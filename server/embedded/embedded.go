@@ -98,6 +98,7 @@ type Options struct {
 	Hasher               secrets.Params
 	PSKCKey              []byte
 	PSKCPassphrase       string
+	PSKCAllowPlaintext   bool // test documents only (service.Options.PSKCAllowPlaintext)
 	Now                  func() time.Time
 	// Rand is the service's source of randomness (IDs, challenges,
 	// session tokens); nil means crypto/rand. The demo passes a seeded
@@ -118,6 +119,10 @@ type Options struct {
 	// that window. Shutdown seals once more. Negative turns periodic
 	// checkpoints off (the one at shutdown stays).
 	CheckpointEvery time.Duration
+	// Wrap, when set, wraps the API handler the HTTP server serves: the
+	// tests check every exchange against the OpenAPI document with it
+	// (server/api/apitest).
+	Wrap func(http.Handler) http.Handler
 }
 
 // DefaultCheckpointEvery is the default of Options.CheckpointEvery.
@@ -209,6 +214,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Hasher:               opts.Hasher,
 		PSKCKey:              opts.PSKCKey,
 		PSKCPassphrase:       opts.PSKCPassphrase,
+		PSKCAllowPlaintext:   opts.PSKCAllowPlaintext,
 	})
 	if err != nil {
 		return nil, err
@@ -227,8 +233,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.Addr = ln.Addr().String()
 	s.URL = "http://" + s.Addr
+	var handler http.Handler = s.Handler
+	if opts.Wrap != nil {
+		handler = opts.Wrap(handler)
+	}
 	s.srv = &http.Server{
-		Handler:           s.Handler,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

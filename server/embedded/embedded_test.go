@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/embedded"
@@ -38,7 +39,7 @@ func settle(t *testing.T, n int) {
 func TestStartServesAndCloses(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 	before := runtime.NumGoroutine()
-	srv, err := embedded.Start(t.Context(), embedded.Options{Hasher: secrets.FastParams(), SweepEvery: time.Millisecond})
+	srv, err := embedded.Start(t.Context(), embedded.Options{Hasher: secrets.FastParams(), SweepEvery: time.Millisecond, Wrap: apitest.ForTest(t).Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}

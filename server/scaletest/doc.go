@@ -1,8 +1,7 @@
 // Package scaletest holds the multi-replica and crash-safety tests of the
-// authbench server (DESIGN.md §5 and the targets of §7: "lockout exact
-// under 3 replicas × 64 concurrent wrong attempts; the same OTP sent 100×
-// at once accepted exactly once; kill -9 mid-load loses no acknowledged
-// change").
+// authbench server, against its targets: lockout exact under 3 replicas ×
+// 64 concurrent wrong attempts; the same OTP sent 100× at once accepted
+// exactly once; kill -9 mid-load loses no acknowledged change.
 //
 // The tests build the real binary (go build ./cmd/authbench) once and run
 // `authbench serve` processes on loopback ports that share one master key

@@ -48,6 +48,8 @@ type Limiter struct {
 	busy    atomic.Uint64 // computations refused
 	running atomic.Int64  // KiB held now
 	peak    atomic.Int64  // the most KiB ever held at once
+	active  atomic.Int64  // computations holding memory now
+	waiting atomic.Int64  // computations waiting for room now
 }
 
 // NewLimiter returns a limiter with a memory budget of budget KiB in which
@@ -98,6 +100,12 @@ func (l *Limiter) Refused() uint64 { return l.busy.Load() }
 // hold.
 func (l *Limiter) InUse() uint64 { return uint64(l.running.Load()) }
 
+// Running returns how many computations hold memory from the budget now.
+func (l *Limiter) Running() int { return int(l.active.Load()) }
+
+// Waiting returns how many computations wait for room now.
+func (l *Limiter) Waiting() int { return int(l.waiting.Load()) }
+
 // Peak returns the most memory, in KiB, that computations held at once
 // since the limiter was made: never more than the budget.
 func (l *Limiter) Peak() uint64 { return uint64(l.peak.Load()) }
@@ -121,7 +129,9 @@ func (l *Limiter) Acquire(ctx context.Context, memory uint32) (release func(), e
 			return nil, l.refuse(memory)
 		}
 		wctx, cancel := context.WithTimeout(ctx, l.wait)
+		l.waiting.Add(1)
 		err := l.sem.Acquire(wctx, n)
+		l.waiting.Add(-1)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -130,6 +140,7 @@ func (l *Limiter) Acquire(ctx context.Context, memory uint32) (release func(), e
 			return nil, l.refuse(memory)
 		}
 	}
+	l.active.Add(1)
 	now := l.running.Add(n)
 	for p := l.peak.Load(); now > p; p = l.peak.Load() {
 		if l.peak.CompareAndSwap(p, now) {
@@ -139,6 +150,7 @@ func (l *Limiter) Acquire(ctx context.Context, memory uint32) (release func(), e
 	var done atomic.Bool
 	return func() {
 		if done.CompareAndSwap(false, true) {
+			l.active.Add(-1)
 			l.running.Add(-n)
 			l.sem.Release(n)
 		}

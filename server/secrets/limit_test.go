@@ -163,3 +163,45 @@ func TestDefaultBudget(t *testing.T) {
 		t.Fatal("no description")
 	}
 }
+
+// TestLimiterCounts: Running, Waiting, InUse and Refused say what the
+// limiter holds (what /metrics shows).
+func TestLimiterCounts(t *testing.T) {
+	l := NewLimiter(1024, time.Minute)
+	ctx := context.Background()
+	r, err := l.Acquire(ctx, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Running() != 1 || l.InUse() != 1024 || l.Waiting() != 0 {
+		t.Fatalf("one running: running %d, in use %d, waiting %d", l.Running(), l.InUse(), l.Waiting())
+	}
+	got := make(chan func(), 1)
+	go func() {
+		r2, err := l.Acquire(ctx, 512)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- r2
+	}()
+	for l.Waiting() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	r()
+	r2 := <-got
+	if l.Running() != 1 || l.InUse() != 512 || l.Waiting() != 0 {
+		t.Fatalf("the waiter runs: running %d, in use %d, waiting %d", l.Running(), l.InUse(), l.Waiting())
+	}
+	r2()
+	r2() // a second release gives nothing back twice
+	if l.Running() != 0 || l.InUse() != 0 {
+		t.Fatalf("all released: running %d, in use %d", l.Running(), l.InUse())
+	}
+	short := NewLimiter(1024, 0)
+	r3, _ := short.Acquire(ctx, 1024)
+	short.Acquire(ctx, 1024)
+	r3()
+	if short.Refused() != 1 || short.Running() != 0 {
+		t.Fatalf("refused %d, running %d", short.Refused(), short.Running())
+	}
+}

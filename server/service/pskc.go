@@ -61,11 +61,14 @@ func (s *Service) ImportPSKC(ctx context.Context, by domain.Actor, doc []byte) (
 	if err := authorize(by, "", true); err != nil {
 		return ImportResult{}, err
 	}
-	c, err := pskc.Parse(bytes.NewReader(doc), pskcKeys{key: s.pskcKey, pass: s.pskcPass})
-	if err != nil {
-		if errors.Is(err, pskc.ErrMAC) {
-			return ImportResult{}, fmt.Errorf("service: %w: %v", ErrPSKCMAC, err)
-		}
+	c, err := pskc.Options{AllowPlain: s.pskcPlain}.Parse(bytes.NewReader(doc), pskcKeys{key: s.pskcKey, pass: s.pskcPass})
+	switch {
+	case errors.Is(err, pskc.ErrMAC):
+		return ImportResult{}, fmt.Errorf("service: %w: %v", ErrPSKCMAC, err)
+	case errors.Is(err, pskc.ErrPlaintext):
+		return ImportResult{}, fmt.Errorf("service: %w: %v: this server refuses secrets in the clear; protect them with the pre-shared key or passphrase (RFC 6030 §6), or, for test documents only, start the server with --pskc-allow-plaintext",
+			ErrPSKCInvalid, plaintextField(err))
+	case err != nil:
 		return ImportResult{}, fmt.Errorf("service: %w: %v", ErrPSKCInvalid, err)
 	}
 	defer c.Wipe()
@@ -147,6 +150,23 @@ func (s *Service) ImportPSKC(ctx context.Context, by domain.Actor, doc []byte) (
 	}
 	s.log.InfoContext(ctx, string(EventImported), "count", len(done), "actor", by.String())
 	return ImportResult{Imported: len(done), Serials: done}, nil
+}
+
+// plaintextField names where a PSKC document holds a secret in the clear,
+// from the *pskc.Error of Parse (without its advice to library users).
+func plaintextField(err error) string {
+	var pe *pskc.Error
+	if errors.As(err, &pe) {
+		where := fmt.Sprintf("key package %d", pe.Package)
+		if pe.Serial != "" {
+			where += " (serial " + pe.Serial + ")"
+		}
+		if pe.Field != "" {
+			where += ", " + pe.Field
+		}
+		return where + ": a secret in the clear (PlainValue)"
+	}
+	return "a secret in the clear (PlainValue)"
 }
 
 // checkImportable refuses a serial that was revoked, is in use (active

@@ -99,6 +99,11 @@ type Options struct {
 	// PSKCPassphrase is the passphrase for PBKDF2-protected PSKC documents
 	// (RFC 6030 §6.2).
 	PSKCPassphrase string
+	// PSKCAllowPlaintext accepts PSKC documents whose secrets are in the
+	// clear (PlainValue, RFC 6030 §4.2): for test documents only, since
+	// whoever saw such a document knows the secrets. Without it they are
+	// refused with ErrPSKCInvalid (authbench serve --pskc-allow-plaintext).
+	PSKCAllowPlaintext bool
 	// MaxRetries bounds the reload-and-retry loop on store.ErrConflict;
 	// default 10.
 	MaxRetries int
@@ -140,6 +145,7 @@ type Service struct {
 	hasher     secrets.Params
 	pskcKey    []byte
 	pskcPass   string
+	pskcPlain  bool
 	retries    int
 	sealer     *audit.Sealer
 	limit      *Limiter
@@ -169,6 +175,7 @@ func New(opts Options) (*Service, error) {
 		hasher:     opts.Hasher,
 		pskcKey:    append([]byte(nil), opts.PSKCKey...),
 		pskcPass:   opts.PSKCPassphrase,
+		pskcPlain:  opts.PSKCAllowPlaintext,
 		retries:    opts.MaxRetries,
 	}
 	if s.rpID == "" {

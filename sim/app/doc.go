@@ -1,7 +1,7 @@
 // Package app simulates the MitID app for tests and the demo: a device key
 // pair (ECDSA P-256) and a six-digit PIN, in software only.
 //
-// It sits beside sim/chip and sim/code (DESIGN.md §2) but has no wire
+// It sits beside sim/chip and sim/code (see the README's layout) but has no wire
 // protocol: the app talks to the server over HTTP, so server/client drives
 // it directly. The server keeps the app's public key (SubjectPublicKeyInfo,
 // RFC 5280 §4.1.2.7) and an argon2id verifier of the PIN; the app proves

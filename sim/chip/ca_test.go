@@ -41,7 +41,7 @@ const caWarning = `# authbench TEST attestation CA — TEST KEY, public, never t
 
 // TestGenerateCA regenerates the test attestation CA with -update; without
 // it, it checks that the committed copies agree and describe the CA that
-// DESIGN.md asks for.
+// the simulated chips are issued from.
 func TestGenerateCA(t *testing.T) {
 	if *update && !strings.Contains(flag.Lookup("test.run").Value.String(), "TestGenerateCA") {
 		// A blanket -update (to refresh other golden files) must not

@@ -7,7 +7,7 @@ import (
 	"github.com/authbench/authbench/device"
 )
 
-// Profile is what a simulated chip speaks, as real keys come (DESIGN §3):
+// Profile is what a simulated chip speaks, as real keys come:
 // each profile is a model of its own, with its own AAGUID and batch
 // attestation certificate. The zero value is ProfileFIDO2.
 type Profile int

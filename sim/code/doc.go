@@ -1,8 +1,8 @@
-// Package code simulates the MitID code devices (DESIGN.md §1): the code
+// Package code simulates the MitID code devices : the code
 // display (kodeviser), a TOTP token that shows a code when its button is
 // pressed, and the audio code reader (kodeoplæser), the same token speaking
 // the digits. Both speak CDP/1, the serial code-device protocol of
-// DESIGN.md §4, exactly as a real device on its test UART would.
+// CDP/1 (docs/cdp1.md), exactly as a real device on its test UART would.
 //
 // Where it sits: a Device is device logic only. It answers CDP/1 commands
 // through the device side of device/frame, which does the framing, the CRC
@@ -22,7 +22,7 @@
 // settings and its voice (Options.Voice: its own, prompts from a folder,
 // or an espeak-ng voice).
 //
-// What it implements of DESIGN.md §4, command by command:
+// What it implements of CDP/1, command by command:
 //
 //   - IDENTIFY: every TLV (kind, serial, model, firmware, protocol version 1,
 //     digits, period, algorithm).

@@ -61,7 +61,7 @@ func (d *Device) Press(ctx context.Context) (*device.Code, error) {
 }
 
 // OpenSealedSecret is the provisioning station's side of PROVISION
-// (DESIGN.md §4): it recovers the OTP secret from the device's X25519 public
+// (CDP/1 §4.2, docs/cdp1.md): it recovers the OTP secret from the device's X25519 public
 // key, the device serial (as IDENTIFY reports it), the nonce and the sealed
 // secret, with the station's X25519 private key. The cryptography is
 // frame.ProvisionResponse.Open: HKDF-SHA256 over the X25519 shared secret

@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -43,6 +45,24 @@ type PTY struct {
 // go without the pty hanging up. It returns an error when no pty can be
 // opened or configured.
 func ServePTY(ctx context.Context, d *Device) (*PTY, error) {
+	return ServePTYOptions(ctx, d, PTYOptions{})
+}
+
+// PTYOptions adjust ServePTYOptions. The zero value serves the device as
+// ServePTY does.
+type PTYOptions struct {
+	// Handler, when not nil, answers the requests instead of the device
+	// itself: a wrapper around it that injects faults, say.
+	Handler frame.Handler
+	// Wrap, when not nil, wraps the device's end of the pty: the device
+	// reads and writes through the stream it returns (a fault injector
+	// such as frametest.Faults). Reads keep the pty's read deadline, so the
+	// device still stops promptly when ctx ends.
+	Wrap func(io.ReadWriter) io.ReadWriter
+}
+
+// ServePTYOptions is ServePTY with options.
+func ServePTYOptions(ctx context.Context, d *Device, o PTYOptions) (*PTY, error) {
 	master, tty, err := pty.Open()
 	if err != nil {
 		return nil, fmt.Errorf("code: open pty: %w", err)
@@ -60,17 +80,34 @@ func ServePTY(ctx context.Context, d *Device) (*PTY, error) {
 	}
 	master = m
 	ctx, cancel := context.WithCancel(ctx)
+	var h frame.Handler = d
+	if o.Handler != nil {
+		h = o.Handler
+	}
 	p := &PTY{
 		Path:   tty.Name(),
-		server: &frame.Server{Handler: d},
+		server: &frame.Server{Handler: h},
 		master: master,
 		tty:    tty,
 		cancel: cancel,
 		done:   make(chan error, 1),
 	}
-	go func() { p.done <- p.server.Serve(ctx, master) }()
+	var rw io.ReadWriter = master
+	if o.Wrap != nil {
+		rw = deadlineStream{o.Wrap(master), master}
+	}
+	go func() { p.done <- p.server.Serve(ctx, rw) }()
 	return p, nil
 }
+
+// deadlineStream is a wrapped stream that keeps the read deadline of the
+// stream under it.
+type deadlineStream struct {
+	io.ReadWriter
+	under interface{ SetReadDeadline(time.Time) error }
+}
+
+func (s deadlineStream) SetReadDeadline(t time.Time) error { return s.under.SetReadDeadline(t) }
 
 // pollable returns a new *os.File for f's descriptor that the Go runtime
 // polls, so that SetReadDeadline interrupts a Read (frame.Server relies on

@@ -5,6 +5,7 @@ package code
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/frame"
@@ -20,6 +21,18 @@ type PTY struct {
 // implemented for Linux only.
 func ServePTY(ctx context.Context, d *Device) (*PTY, error) {
 	return nil, fmt.Errorf("code: serving on a pty: %w on this system", device.ErrNotSupported)
+}
+
+// PTYOptions adjust ServePTYOptions.
+type PTYOptions struct {
+	Handler frame.Handler
+	Wrap    func(io.ReadWriter) io.ReadWriter
+}
+
+// ServePTYOptions returns an error wrapping device.ErrNotSupported, as
+// ServePTY does.
+func ServePTYOptions(ctx context.Context, d *Device, o PTYOptions) (*PTY, error) {
+	return ServePTY(ctx, d)
 }
 
 // ServerStats returns zero counters.

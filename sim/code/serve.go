@@ -14,7 +14,7 @@ import (
 
 var _ frame.Handler = (*Device)(nil)
 
-// HandleFrame answers one CDP/1 request (DESIGN.md §4): cmd without the
+// HandleFrame answers one CDP/1 request (docs/cdp1.md): cmd without the
 // response bit and its payload. It returns the status and the bytes after
 // it, never more than frame.MaxData, and never panics, whatever the bytes.
 // It implements frame.Handler, so frame.Serve puts the device on any byte

@@ -11,7 +11,7 @@
 //     sim/chip Chip. Lost, repeated, damaged, swapped, misaddressed and late
 //     reports (§11.2.4 packet sequencing, §11.2.5 arbitration and
 //     timeouts), and a button that is never pressed (§11.2.9.1.7 KEEPALIVE).
-//   - CDP/1 (DESIGN.md §4): frame.Host over frametest.Faults, over
+//   - CDP/1 (docs/cdp1.md): frame.Host over frametest.Faults, over
 //     frametest.Pipe, to frame.Server and a sim/code Device. Lost, repeated,
 //     damaged, swapped and late frames, wrong SEQ and bad CRC (resend with
 //     the same SEQ, the device's cache of its last answer), a pulled cable,
@@ -23,4 +23,7 @@
 //   - PC/SC: driver/pcsc through a private pcscd with vpcd (needs root and
 //     cgo; internal/pcscdtest) to sim/vicc with its Fault options: a card
 //     pulled mid-command, answers that are late, garbled or cut short.
+//
+// `authbench sim --fault` offers these faults on the command line (see
+// `authbench help sim`), and `authbench check` reports what a bench sees.
 package faults

@@ -112,7 +112,7 @@ func newCDPRig(t *testing.T, o cdpOptions) *cdpRig {
 }
 
 // TestCDP: faults on the frames of one PRESS, and what frame.Host reports
-// (DESIGN.md §4). The host's first frame is its write 1 (SEQ 0x10), the
+// (CDP/1 §2, docs/cdp1.md). The host's first frame is its write 1 (SEQ 0x10), the
 // device's answer its write 1; a resend is write 2, and so on.
 //
 // CDP/1 recovers by itself from loss and damage: a receiver drops a frame

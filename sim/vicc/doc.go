@@ -10,7 +10,7 @@
 // with the ATR) — and anything longer is a command APDU, answered with the
 // response APDU. Power and reset get no answer.
 //
-// Pitfalls handled here (see DESIGN.md §6): TCP_QUICKACK is set before every
+// Pitfalls handled here: TCP_QUICKACK is set before every
 // read, or each APDU costs a delayed-ACK round of about 45 ms; pcscd polls the
 // card with "get ATR" at any time, also between APDUs; and a card that left
 // is reported present until pcscd polls again, so a new connection counts as

@@ -14,7 +14,7 @@ import (
 const DefaultDelay = 100 * time.Millisecond
 
 // Faults wraps a stream and spoils chosen writes, to show what the other
-// side does with lost, repeated, late and damaged frames (DESIGN.md §4: a
+// side does with lost, repeated, late and damaged frames (CDP/1 §2, docs/cdp1.md: a
 // receiver drops a frame with a bad CRC silently, ignores a response whose
 // SEQ it is not waiting for, and answers a repeated request from its cache).
 //
@@ -171,7 +171,7 @@ func wrongSeq(b []byte) []byte {
 }
 
 // crc16 is CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no
-// final XOR), the CDP/1 frame check (DESIGN.md §4). It is repeated here so
+// final XOR), the CDP/1 frame check (CDP/1 §3). It is repeated here so
 // that frametest needs nothing from device/frame, whose own tests use it.
 func crc16(b []byte) uint16 {
 	crc := uint16(0xFFFF)

@@ -16,6 +16,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"html"
+	"strings"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -126,4 +128,36 @@ func PSKC(key []byte, devs ...CodeDevice) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// PlainPSKC writes devs as one PSKC document (RFC 6030) whose secrets are
+// in the clear (PlainValue, §4.2): what a server refuses unless it allows
+// plaintext secrets (service.Options.PSKCAllowPlaintext).
+func PlainPSKC(devs ...CodeDevice) []byte {
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
+		`<KeyContainer Version="1.0" xmlns="urn:ietf:params:xml:ns:keyprov:pskc">` + "\n")
+	for i, d := range devs {
+		digits := d.Digits
+		if digits == 0 {
+			digits = 6
+		}
+		period := d.Period
+		if period == 0 {
+			period = 30 * time.Second
+		}
+		fmt.Fprintf(&b, `  <KeyPackage>
+    <DeviceInfo><Manufacturer>authbench</Manufacturer><SerialNo>%s</SerialNo></DeviceInfo>
+    <Key Id="key-%d" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:totp">
+      <AlgorithmParameters><ResponseFormat Length="%d" Encoding="DECIMAL"/></AlgorithmParameters>
+      <Data>
+        <Secret><PlainValue>%s</PlainValue></Secret>
+        <TimeInterval><PlainValue>%d</PlainValue></TimeInterval>
+      </Data>
+    </Key>
+  </KeyPackage>
+`, html.EscapeString(d.Serial), i+1, digits, base64.StdEncoding.EncodeToString(d.Secret), int(period/time.Second))
+	}
+	b.WriteString("</KeyContainer>\n")
+	return []byte(b.String())
 }

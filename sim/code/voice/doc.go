@@ -1,6 +1,6 @@
 // Package voice is the speech of the simulated audio code reader
-// (kodeoplæser, DESIGN.md §1): what a reader says when its button is
-// pressed (the PCM that CDP/1 AUDIO serves, DESIGN.md §4), at the reader's
+// (kodeoplæser): what a reader says when its button is
+// pressed (the PCM that CDP/1 AUDIO serves, CDP/1 §4 in docs/cdp1.md), at the reader's
 // language, speed, volume and repeat count (Settings), in one of several
 // voices (Voice):
 //

@@ -17,7 +17,7 @@ const SampleRate = 8000
 // Languages lists the languages CDP/1 SETTINGS names, the default first.
 var Languages = []string{"da", "en"}
 
-// Limits of the settings (the ranges CDP/1 SETTINGS accepts, DESIGN.md §4).
+// Limits of the settings (the ranges CDP/1 SETTINGS accepts, CDP/1 §4).
 const (
 	MinSpeed, MaxSpeed   = 50, 200 // percent of the normal speed
 	MinVolume, MaxVolume = 0, 100  // percent of the recorded level
