@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -437,7 +438,20 @@ func (t targetResult) String() string {
 	if t.Anchor != "" {
 		what = "ratio to " + t.Anchor
 	}
-	return fmt.Sprintf("%s: %s %.3g, target %s %.3g (%s)", t.Name, what, t.Measured, t.Op, t.Threshold, t.Flag)
+	return fmt.Sprintf("%s: %s %s, target %s %.3g (%s)", t.Name, what, t.measured(3), t.Op, t.Threshold, t.Flag)
+}
+
+// measured formats the measured value with at least digits significant
+// digits, and more when fewer would print a value that misses its target
+// as the threshold itself (0.8997 against 0.9 is 0.8997, not 0.900).
+func (t targetResult) measured(digits int) string {
+	th := strconv.FormatFloat(t.Threshold, 'g', -1, 64)
+	for d := digits; ; d++ {
+		s := strconv.FormatFloat(t.Measured, 'g', d, 64)
+		if d >= 8 || t.Met || s != th && strconv.FormatFloat(t.Threshold, 'g', d, 64) != s {
+			return s
+		}
+	}
 }
 
 // targets judges the report against the thresholds.
@@ -509,7 +523,7 @@ func (r *loadReport) print(w io.Writer) {
 		anchor, rat := "", ""
 		if t.Anchor != "" {
 			anchor = fmtValue(t.AnchorValue, t.Unit) + " " + shortAnchor(t.Anchor)
-			rat = fmt.Sprintf("%.2f", t.Measured)
+			rat = t.measured(2)
 		}
 		target := fmt.Sprintf("%s %s", strings.Replace(strings.Replace(t.Op, "<=", "≤", 1), ">=", "≥", 1), fmtThreshold(t))
 		met := "yes"

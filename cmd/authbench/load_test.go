@@ -298,6 +298,22 @@ func TestLoadTargets(t *testing.T) {
 	if g := got["chip_logins_vs_anchor"]; g.Value != 800 || g.AnchorValue != 1000 || g.Measured != 0.8 || g.Op != ">=" || g.Threshold != 0.8 || g.Flag != "--target-login-ratio" {
 		t.Errorf("chip_logins_vs_anchor %+v", g)
 	}
+	// A missed ratio never prints as its threshold.
+	for _, tc := range []struct {
+		measured, threshold float64
+		met                 bool
+		want                string
+	}{
+		{898.0 / 1001, 0.9, false, "0.897"},
+		{0.89999, 0.9, false, "0.89999"},
+		{0.9004, 0.9, true, "0.9"},
+		{0.812, 0.8, true, "0.81"},
+	} {
+		tr := targetResult{Name: "x", Measured: tc.measured, Threshold: tc.threshold, Met: tc.met, Op: ">=", Anchor: "a"}
+		if got := tr.measured(2); got != tc.want || !strings.Contains(tr.String(), " "+tc.want+",") && !tc.met {
+			t.Errorf("%v against %v: %q, %q; want %q", tc.measured, tc.threshold, got, tr.String(), tc.want)
+		}
+	}
 	rep.Lifecycle.Seconds = 15.1
 	th.errors = 2
 	for _, tr := range rep.targets(th) {
