@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,12 +27,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/otp"
 	"github.com/authbench/authbench/internal/testenv"
 	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/sim/chip"
+	"github.com/authbench/authbench/sim/code"
 )
 
 // waitGoroutines fails t when more goroutines than before are still
@@ -813,6 +816,44 @@ func TestCodeLogin(t *testing.T) {
 	rec := newRecorder()
 	if err := codeLogin(ctx, devs, &next, rt, 1, time.Now().Add(20*time.Millisecond), rec, real); !errors.Is(err, errSegmentOver) && devs[0].last[1] < s+2 {
 		t.Errorf("a used-up device at the segment's end: %v", err)
+	}
+}
+
+// TestCodeLoginRepeatedCode: a device whose code of one step is also its
+// code of the next (505402 at steps 59887286 and 59887287 for this seed,
+// found in a load run) skips that step, so that a verifier that takes the
+// highest step a code matches never sees the next code as a replay.
+func TestCodeLoginRepeatedCode(t *testing.T) {
+	seed, _ := hex.DecodeString("f9d42b42d314876b")
+	dev, err := code.New(code.Options{Kind: device.KindCodeDisplay, Seed: append(seed, "/code/103"...), Serial: "KV-103"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const s0 = 59887286
+	tp := dev.TOTP()
+	a, _, _ := tp.At(tp.Start(s0))
+	b, _, _ := tp.At(tp.Start(s0 + 1))
+	if a != b || a != "505402" {
+		t.Fatalf("codes %s, %s: the device is not the one of the run", a, b)
+	}
+	verifier, lastStep := dev.TOTP(), uint64(s0-1)
+	clk := newOTPClock(time.Unix(s0*otpPeriod, 0))
+	devs := []*loadCode{{totp: tp, last: [2]uint64{s0 - 1, s0 - 1}}}
+	next := 0
+	for i := range 4 {
+		err := codeLogin(context.Background(), devs, &next, clk, 0, time.Now().Add(time.Minute), newRecorder(), func(d *loadCode, code string) error {
+			m, err := verifier.Verify(code, clk.Now(), 1, lastStep)
+			if err == nil {
+				lastStep = m.Step
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("login %d: %v", i, err)
+		}
+		if i == 0 && (lastStep != s0+1 || devs[0].last[0] != s0+1) {
+			t.Errorf("the first login was for step %d (device at %d), want %d: step %d is skipped", lastStep, devs[0].last[0], s0+1, s0)
+		}
 	}
 }
 
