@@ -389,3 +389,35 @@ func TestBodyLimitsAndMediaTypes(t *testing.T) {
 	s.want(s.do("GET", "/v1/identities/"+strings.Repeat("a", 65), supportToken, nil), 400, "bad_request")
 	s.want(s.do("GET", "/v1/nothing-here", supportToken, nil), 404, "not_found")
 }
+
+// TestChipRegistrationTokenLongest registers a chip with the longest
+// identity ID and the longest label, of the characters JSON escapes the
+// most: the sealed registration token that carries them stays within the
+// contract.
+func TestChipRegistrationTokenLongest(t *testing.T) {
+	s := start(t)
+	id := strings.Repeat("i", service.MaxIDLen)
+	s.createIdentity(id, "correct horse")
+	label := strings.Repeat("<", service.MaxLabelLen)
+	r := s.do("POST", "/v1/identities/"+id+"/authenticators", supportToken, map[string]any{"kind": "chip", "label": label})
+	s.want(r, 201, "")
+	var res struct {
+		Authenticator service.AuthenticatorView
+		Activation    service.ChipActivation
+	}
+	r.decode(t, &res)
+	c := newChip(t, "longest")
+	reg, err := servicetest.Register(t.Context(), c, origin, res.Activation.PublicKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = s.do("POST", "/v1/identities/"+id+"/authenticators/"+res.Authenticator.ID+"/activate", supportToken,
+		map[string]any{"ceremony": res.Activation.Ceremony, "credential": reg})
+	s.want(r, 200, "")
+	var v service.AuthenticatorView
+	r.decode(t, &v)
+	if v.Label != label || v.State != "active" {
+		t.Fatalf("%+v", v)
+	}
+	t.Logf("registration token: %d bytes", len(res.Activation.Ceremony))
+}

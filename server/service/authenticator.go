@@ -65,6 +65,9 @@ type ceremonyData struct {
 	Kind            device.Kind `json:"kind"`
 	Label           string      `json:"label,omitempty"`
 	Challenge       []byte      `json:"challenge,omitempty"`
+	// Expires is when a sealed ceremony (sealRegistration) expires, Unix
+	// nanoseconds.
+	Expires int64 `json:"expires,omitempty"`
 }
 
 const (
@@ -199,6 +202,9 @@ type newAuth struct {
 	ref      domain.Ref
 	label    string
 	activate bool // activated in the same store write (passwords, verified chips)
+	// spent, when set, is the mark of the single-use registration
+	// ceremony, stored with the authenticator (store.CreateRegistered).
+	spent *store.Ceremony
 }
 
 // candidates returns what domain.Policy.CheckAdd needs: the identity's
@@ -273,10 +279,18 @@ func (s *Service) addChange(ctx context.Context, id domain.Identity, n newAuth, 
 // domain error the checks give now.
 func (s *Service) create(ctx context.Context, id domain.Identity, n newAuth, c domain.Change, version uint64, el store.Element, by domain.Actor) (domain.Change, error) {
 	for try := 0; ; try++ {
-		err := s.st.CreateAuthenticatorAt(ctx, c, el, version)
+		var err error
+		if n.spent != nil {
+			err = s.st.CreateRegistered(ctx, c, el, version, *n.spent)
+		} else {
+			err = s.st.CreateAuthenticatorAt(ctx, c, el, version)
+		}
 		if err == nil {
 			s.logChange(ctx, c.Events)
 			return c, nil
+		}
+		if errors.Is(err, store.ErrSpent) {
+			return domain.Change{}, fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
 		}
 		switch {
 		case errors.Is(err, store.ErrConflict) && try < s.retries:
@@ -305,14 +319,14 @@ func (s *Service) create(ctx context.Context, id domain.Identity, n newAuth, c d
 
 // createActive adds and activates an authenticator in one store write
 // (passwords, and chips once their attestation is verified).
-func (s *Service) createActive(ctx context.Context, id domain.Identity, aid string, kind device.Kind, ref domain.Ref, label string, by domain.Actor, el store.Element) (domain.Authenticator, error) {
+func (s *Service) createActive(ctx context.Context, id domain.Identity, aid string, kind device.Kind, ref domain.Ref, label string, by domain.Actor, el store.Element, spent *store.Ceremony) (domain.Authenticator, error) {
 	if aid == "" {
 		var err error
 		if aid, err = s.newID(idPrefix[kind]); err != nil {
 			return domain.Authenticator{}, err
 		}
 	}
-	n := newAuth{id: aid, kind: kind, ref: ref, label: label, activate: true}
+	n := newAuth{id: aid, kind: kind, ref: ref, label: label, activate: true, spent: spent}
 	c, version, err := s.addChange(ctx, id, n, by)
 	if err != nil {
 		return domain.Authenticator{}, err

@@ -36,8 +36,8 @@ import (
 // until it expires: every code is still single use, because the watermark
 // of RFC 6238 §5.2 only moves up, and every wrong code counts.
 //
-// Registering a chip and activating an app keep stored ceremonies
-// (putCeremony, takeCeremony).
+// Registering a chip takes a sealed token too (sealRegistration, below);
+// activating an app keeps a stored ceremony (putCeremony, takeCeremony).
 
 // The stages of a login token.
 const (
@@ -50,8 +50,12 @@ const (
 const tokenPrefix = "t2."
 
 // maxTokenLen bounds the login tokens accepted (a real one is about 200
-// characters).
-const maxTokenLen = 512
+// characters), maxRegistrationLen the registration tokens (which carry
+// the label: at most about 1,500 characters).
+const (
+	maxTokenLen        = 512
+	maxRegistrationLen = 2048
+)
 
 // loginCeremony is the sealed content of a login token.
 type loginCeremony struct {
@@ -76,15 +80,41 @@ func tokenAD(identityID string) []byte {
 // for CeremonyTTL from now (c.Expires is set).
 func (s *Service) sealCeremony(identityID string, c *loginCeremony) (string, error) {
 	c.Expires = s.clock().Add(s.ceremonyTT).UnixNano()
-	raw, err := jsonMarshal(c)
+	return s.sealToken(tokenPrefix, tokenAD(identityID), c)
+}
+
+// sealToken returns v as JSON sealed with the keyring for associated data
+// ad, as a token that starts with prefix.
+func (s *Service) sealToken(prefix string, ad []byte, v any) (string, error) {
+	raw, err := jsonMarshal(v)
 	if err != nil {
 		return "", err
 	}
-	sl, err := s.keys.Seal(raw, tokenAD(identityID))
+	sl, err := s.keys.Seal(raw, ad)
 	if err != nil {
-		return "", fmt.Errorf("service: sealing a login ceremony: %w", err)
+		return "", fmt.Errorf("service: sealing a ceremony: %w", err)
 	}
-	return tokenPrefix + b64.EncodeToString([]byte(sl.KeyID)) + "." + b64.EncodeToString(sl.Blob), nil
+	return prefix + b64.EncodeToString([]byte(sl.KeyID)) + "." + b64.EncodeToString(sl.Blob), nil
+}
+
+// openToken opens tok, sealed by sealToken with prefix and ad, into v. It
+// reports whether tok was well formed (at most max bytes), sealed for ad by the keyring, and
+// held JSON.
+func (s *Service) openToken(tok, prefix string, max int, ad []byte, v any) bool {
+	if len(tok) > max || !strings.HasPrefix(tok, prefix) {
+		return false
+	}
+	kid, blob, ok := strings.Cut(tok[len(prefix):], ".")
+	if !ok {
+		return false
+	}
+	k, err1 := b64.DecodeString(kid)
+	bl, err2 := b64.DecodeString(blob)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	raw, err := s.keys.Open(secrets.Sealed{KeyID: string(k), Blob: bl}, ad)
+	return err == nil && jsonUnmarshal(raw, v) == nil
 }
 
 // openCeremony returns the content of login token tok of identity
@@ -97,24 +127,8 @@ func (s *Service) openCeremony(tok, identityID, stage string) (loginCeremony, er
 		return loginCeremony{}, invalid("ceremony is missing")
 	}
 	bad := fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
-	if len(tok) > maxTokenLen || !strings.HasPrefix(tok, tokenPrefix) {
-		return loginCeremony{}, bad
-	}
-	kid, blob, ok := strings.Cut(tok[len(tokenPrefix):], ".")
-	if !ok {
-		return loginCeremony{}, bad
-	}
-	k, err1 := b64.DecodeString(kid)
-	bl, err2 := b64.DecodeString(blob)
-	if err1 != nil || err2 != nil {
-		return loginCeremony{}, bad
-	}
-	raw, err := s.keys.Open(secrets.Sealed{KeyID: string(k), Blob: bl}, tokenAD(identityID))
-	if err != nil {
-		return loginCeremony{}, bad
-	}
 	var c loginCeremony
-	if err := jsonUnmarshal(raw, &c); err != nil || c.Stage != stage {
+	if !s.openToken(tok, tokenPrefix, maxTokenLen, tokenAD(identityID), &c) || c.Stage != stage {
 		return loginCeremony{}, bad
 	}
 	if stage == stageFactor && (c.Factor == "" || !c.Kind.Valid() ||
@@ -149,4 +163,64 @@ func (s *Service) spend(ctx context.Context, identityID string, c *loginCeremony
 		return fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
 	}
 	return storeErr(err, "login ceremony")
+}
+
+// Registration ceremonies.
+//
+// A chip's registration keeps no state on the server either: AddAuthenticator
+// hands the client a registration token, the ceremonyData (identity,
+// authenticator ID, label, challenge, expiry) sealed with the keyring,
+// and Activate opens it. The token is single use: the registration stores
+// the mark of its challenge (spentKey) in the transaction that stores the
+// chip (store.CreateRegistered), and a registration the server refuses
+// marks it too, so a token is never checked twice. Beginning and finishing
+// a registration thus cost one durable write, not three.
+
+// registrationPrefix starts every registration token.
+const registrationPrefix = "r1."
+
+func registrationAD(identityID string) []byte {
+	return secrets.AssociatedData("authbench registration ceremony", identityID)
+}
+
+// sealRegistration returns the registration token of d, valid for
+// CeremonyTTL from now (d.Expires is set).
+func (s *Service) sealRegistration(d *ceremonyData) (string, error) {
+	d.Expires = s.clock().Add(s.ceremonyTT).UnixNano()
+	return s.sealToken(registrationPrefix, registrationAD(d.IdentityID), d)
+}
+
+// openRegistration returns the content of registration token tok for
+// purpose on authenticator aid of identity identityID, with the mark that
+// spends it. It returns an error wrapping ErrInvalid (no token, or a token
+// of another operation or authenticator) or ErrCeremonyExpired (malformed,
+// not sealed for the identity or by this server's keys, or expired).
+func (s *Service) openRegistration(tok, purpose, identityID, aid string) (ceremonyData, store.Ceremony, error) {
+	if tok == "" {
+		return ceremonyData{}, store.Ceremony{}, invalid("ceremony is missing")
+	}
+	bad := fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
+	var d ceremonyData
+	if !s.openToken(tok, registrationPrefix, maxRegistrationLen, registrationAD(identityID), &d) || len(d.Challenge) != challengeLen || d.IdentityID != identityID {
+		return ceremonyData{}, store.Ceremony{}, bad
+	}
+	if d.Purpose != purpose || d.AuthenticatorID != aid {
+		return ceremonyData{}, store.Ceremony{}, invalid("the ceremony belongs to another operation or authenticator")
+	}
+	exp := time.Unix(0, d.Expires).UTC()
+	if !s.clock().Before(exp) {
+		return ceremonyData{}, store.Ceremony{}, bad
+	}
+	return d, store.Ceremony{Key: spentKey(d.Challenge), IdentityID: identityID, ExpiresAt: exp}, nil
+}
+
+// spendRegistration marks the registration ceremony spent as used after
+// a refused registration. It returns an error wrapping ErrCeremonyExpired
+// when it was used already, or the store's error.
+func (s *Service) spendRegistration(ctx context.Context, spent store.Ceremony) error {
+	err := s.st.PutCeremony(ctx, spent)
+	if errors.Is(err, store.ErrDuplicate) {
+		return fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
+	}
+	return storeErr(err, "registration ceremony")
 }

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -115,5 +116,92 @@ func TestLoginTokens(t *testing.T) {
 	e.clk.Advance(30 * time.Second)
 	if _, err := e.svc.FinishLogin(e.ctx, "bob", service.FinishLoginRequest{Ceremony: b.Ceremony, Code: dev.Code(e.clk.Now())}); err != nil {
 		t.Fatalf("the next code with the same token: %v", err)
+	}
+}
+
+// A chip's registration token is sealed, not stored, and still single use:
+// of 8 concurrent activations with one token one stores the chip; after a
+// refused registration the token cannot be tried again; it is bound to its
+// identity and authenticator, and it expires.
+func TestRegistrationTokens(t *testing.T) {
+	e := newEnv(t)
+	for _, id := range []string{"alice", "bob", "carol", "dave"} {
+		e.identity(id)
+	}
+	begin := func(id string) (service.AddResult, service.ChipActivation) {
+		res := must[service.AddResult](t)(e.svc.AddAuthenticator(e.ctx, support, id, service.AddRequest{Kind: "chip", Label: "keys"}))
+		return res, res.Activation.(service.ChipActivation)
+	}
+
+	res, act := begin("alice")
+	var ok, refused int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range 8 {
+		c := newChip(t, fmt.Sprintf("reg-chip-%d", i), chipOpts())
+		reg, err := servicetest.Register(e.ctx, c, origin, act.PublicKey, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			_, err := e.svc.Activate(e.ctx, support, "alice", res.Authenticator.ID, service.ActivateRequest{Ceremony: act.Ceremony, Credential: reg})
+			mu.Lock()
+			defer mu.Unlock()
+			// The late ones find the token spent, or the chip stored
+			// (already added, already active).
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, service.ErrCeremonyExpired), errors.Is(err, domain.ErrAlreadyAdded),
+				errors.Is(err, domain.ErrInvalidTransition):
+				refused++
+			default:
+				t.Errorf("concurrent activation: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok != 1 || refused != 7 {
+		t.Fatalf("one registration token used 8 times at once: %d successes, %d refused; want 1 and 7", ok, refused)
+	}
+	if as, err := e.st.ListAuthenticators(e.ctx, "alice"); err != nil || len(as) != 2 { // the password and one chip
+		t.Fatalf("alice has %d authenticators (%v), want her password and one chip", len(as), err)
+	}
+
+	// A refused registration (the attestation of another challenge)
+	// spends the token.
+	c := newChip(t, "reg-chip-x", chipOpts())
+	res, act = begin("bob")
+	_, other := begin("carol")
+	wrong, err := servicetest.Register(e.ctx, c, origin, other.PublicKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Activate(e.ctx, support, "bob", res.Authenticator.ID, service.ActivateRequest{Ceremony: act.Ceremony, Credential: wrong}); err == nil {
+		t.Fatal("a registration over another challenge was accepted")
+	}
+	right, err := servicetest.Register(e.ctx, c, origin, act.PublicKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Activate(e.ctx, support, "bob", res.Authenticator.ID, service.ActivateRequest{Ceremony: act.Ceremony, Credential: right}); !errors.Is(err, service.ErrCeremonyExpired) {
+		t.Fatalf("the token of a refused registration, again: %v", err)
+	}
+
+	// Bound to the identity and the authenticator; expires.
+	res, act = begin("dave")
+	reg, err := servicetest.Register(e.ctx, c, origin, act.PublicKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Activate(e.ctx, support, "carol", res.Authenticator.ID, service.ActivateRequest{Ceremony: act.Ceremony, Credential: reg}); !errors.Is(err, service.ErrCeremonyExpired) {
+		t.Fatalf("dave's token for carol: %v", err)
+	}
+	if _, err := e.svc.Activate(e.ctx, support, "dave", "chip-other", service.ActivateRequest{Ceremony: act.Ceremony, Credential: reg}); !errors.Is(err, service.ErrInvalid) {
+		t.Fatalf("the token for another authenticator: %v", err)
+	}
+	e.clk.Advance(service.DefaultCeremonyTTL + time.Second)
+	if _, err := e.svc.Activate(e.ctx, support, "dave", res.Authenticator.ID, service.ActivateRequest{Ceremony: act.Ceremony, Credential: reg}); !errors.Is(err, service.ErrCeremonyExpired) {
+		t.Fatalf("an expired token: %v", err)
 	}
 }

@@ -34,7 +34,7 @@ func (k *chipKind) add(ctx context.Context, by domain.Actor, id domain.Identity,
 	if err != nil {
 		return AddResult{}, err
 	}
-	key, err := s.putCeremony(ctx, ceremonyData{Purpose: purposeRegister, IdentityID: id.ID, AuthenticatorID: aid,
+	key, err := s.sealRegistration(&ceremonyData{Purpose: purposeRegister, IdentityID: id.ID, AuthenticatorID: aid,
 		Kind: device.KindChip, Label: req.Label, Challenge: challenge})
 	if err != nil {
 		return AddResult{}, err
@@ -64,13 +64,17 @@ func (k *chipKind) activate(ctx context.Context, by domain.Actor, id domain.Iden
 	if req.Code != "" || req.Signature != "" {
 		return AuthenticatorView{}, invalid("a chip is activated with a ceremony and a credential")
 	}
-	d, err := s.takeCeremony(ctx, req.Ceremony, purposeRegister, id.ID, aid)
+	d, spent, err := s.openRegistration(req.Ceremony, purposeRegister, id.ID, aid)
 	if err != nil {
 		return AuthenticatorView{}, err
 	}
 	reg, err := s.verifyRegistration(req.Credential, d.Challenge)
 	if err != nil {
 		s.log.InfoContext(ctx, "chip registration refused", "identity", id.ID, "authenticator", aid, "err", err)
+		// The token is spent all the same: it cannot be tried again.
+		if serr := s.spendRegistration(ctx, spent); serr != nil {
+			return AuthenticatorView{}, serr
+		}
 		return AuthenticatorView{}, err
 	}
 	format := reg.Format
@@ -90,7 +94,7 @@ func (k *chipKind) activate(ctx context.Context, by domain.Actor, id domain.Iden
 	// not used: by default a certificate is a batch certificate shared by
 	// every chip of a model (FIDO's privacy rules), so it names no chip.
 	ref := domain.Ref{CredentialID: domain.EncodeCredentialID(reg.CredentialID)}
-	n, err := s.createActive(ctx, id, aid, device.KindChip, ref, d.Label, by, el)
+	n, err := s.createActive(ctx, id, aid, device.KindChip, ref, d.Label, by, el, &spent)
 	if err != nil {
 		return AuthenticatorView{}, err
 	}

@@ -90,6 +90,21 @@ func (s *instrumented) CreateAuthenticatorAt(ctx context.Context, c domain.Chang
 	return err
 }
 
+func (s *instrumented) CreateRegistered(ctx context.Context, c domain.Change, el store.Element, version uint64, spent store.Ceremony) error {
+	t := time.Now()
+	err := s.Store.CreateRegistered(ctx, c, el, version, spent)
+	s.time("create_authenticator", t, err)
+	s.stored(err, c.Events)
+	return err
+}
+
+func (s *instrumented) AuthenticatorWithIdentity(ctx context.Context, id string) (domain.Identity, domain.Authenticator, error) {
+	t := time.Now()
+	v, a, err := s.Store.AuthenticatorWithIdentity(ctx, id)
+	s.time("authenticator_with_identity", t, err)
+	return v, a, err
+}
+
 func (s *instrumented) Authenticator(ctx context.Context, id string) (domain.Authenticator, error) {
 	t := time.Now()
 	v, err := s.Store.Authenticator(ctx, id)

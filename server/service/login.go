@@ -334,13 +334,13 @@ func (s *Service) FinishLogin(ctx context.Context, identityID string, req Finish
 	if err != nil {
 		return LoginResult{}, err
 	}
-	id, err := s.st.Identity(ctx, identityID)
-	if err != nil {
-		return LoginResult{}, storeErr(err, "identity "+identityID)
-	}
 	p := &proof{code: req.Code, pin: req.PIN, signature: req.Signature, credential: req.Credential}
-	a, err := s.st.Authenticator(ctx, c.Factor)
+	// The factor and its identity in one read.
+	id, a, err := s.st.AuthenticatorWithIdentity(ctx, c.Factor)
 	if errors.Is(err, store.ErrNotFound) || err == nil && (a.IdentityID != identityID || a.Kind != c.Kind) {
+		if _, err := s.st.Identity(ctx, identityID); err != nil {
+			return LoginResult{}, storeErr(err, "identity "+identityID)
+		}
 		if c.Kind == device.KindApp {
 			// Answered as an app whose signature does not verify.
 			if _, err := appProof(p); err != nil {
@@ -423,18 +423,15 @@ func checkLoginFields(req FinishLoginRequest) error {
 	return nil
 }
 
-// loadPair loads identity identityID and its authenticator aid.
+// loadPair loads identity identityID and its authenticator aid, in one
+// read.
 func (s *Service) loadPair(ctx context.Context, identityID, aid string) (domain.Identity, domain.Authenticator, error) {
-	a, err := s.st.Authenticator(ctx, aid)
+	id, a, err := s.st.AuthenticatorWithIdentity(ctx, aid)
 	if err != nil {
 		return domain.Identity{}, domain.Authenticator{}, storeErr(err, "authenticator "+aid)
 	}
 	if a.IdentityID != identityID {
 		return domain.Identity{}, domain.Authenticator{}, fmt.Errorf("service: %w: authenticator %s", ErrNotFound, aid)
-	}
-	id, err := s.st.Identity(ctx, identityID)
-	if err != nil {
-		return domain.Identity{}, domain.Authenticator{}, storeErr(err, "identity "+identityID)
 	}
 	return id, a, nil
 }

@@ -31,6 +31,9 @@ var (
 	// the authenticator is not in a state that takes attempts, or its
 	// failures and the attempts in flight already reach the limit.
 	ErrExhausted = errors.New("no attempt left")
+	// ErrSpent: the single-use ceremony a write was to mark as used was
+	// marked so already (Authenticators.CreateRegistered).
+	ErrSpent = errors.New("the ceremony was used already")
 )
 
 // Store is the server's persistence boundary. It is grouped by aggregate;
@@ -120,6 +123,16 @@ type Authenticators interface {
 	// with AuthenticatorSet, re-runs domain.Policy.Add, and tries again.
 	// It returns the errors of CreateAuthenticator too.
 	CreateAuthenticatorAt(ctx context.Context, c domain.Change, el Element, version uint64) error
+	// CreateRegistered is CreateAuthenticatorAt for an authenticator
+	// registered through a single-use ceremony that the server keeps no
+	// record of (a sealed token): it also stores spent, the ceremony's
+	// mark of use (a Ceremony keyed by its challenge, kept until the
+	// token expires), in the same transaction, so that the registration
+	// and the end of its ceremony are one durable write. When a ceremony
+	// with spent.Key is stored already it stores nothing and returns an
+	// error wrapping ErrSpent; it returns the errors of
+	// CreateAuthenticatorAt and PutCeremony too.
+	CreateRegistered(ctx context.Context, c domain.Change, el Element, version uint64, spent Ceremony) error
 	// AuthenticatorSet returns the authenticators of identity identityID
 	// (as ListAuthenticators) with the version of the set, the value
 	// CreateAuthenticatorAt checks. The version is read first: the list is
@@ -129,6 +142,10 @@ type Authenticators interface {
 	// Authenticator returns the authenticator with ID id, or an error
 	// wrapping ErrNotFound.
 	Authenticator(ctx context.Context, id string) (domain.Authenticator, error)
+	// AuthenticatorWithIdentity returns the authenticator with ID id and
+	// its identity, read together (one statement: a login needs both), or
+	// an error wrapping ErrNotFound.
+	AuthenticatorWithIdentity(ctx context.Context, id string) (domain.Identity, domain.Authenticator, error)
 	// ListAuthenticators returns the authenticators of identity identityID
 	// in the order they were created (all states; none is not an error).
 	ListAuthenticators(ctx context.Context, identityID string) ([]domain.Authenticator, error)

@@ -11,7 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/internal/migration"
+	"github.com/authbench/authbench/server/store/internal/sqlcore"
 )
 
 // migrationFiles holds the schema migrations, applied in the order of the
@@ -116,7 +118,10 @@ func migrateWith(ctx context.Context, c *pgx.Conn, schema string, ms []migration
 	}()
 	if schema != "" {
 		if _, err := c.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
-			return fmt.Errorf("postgres: create schema %s: %w", schema, dbErr(err, "schema"))
+			if class(err) == sqlcore.ClassInvalid {
+				return fmt.Errorf("postgres: create schema %s: %w: %v", schema, store.ErrInvalid, err)
+			}
+			return fmt.Errorf("postgres: create schema %s: %w", schema, err)
 		}
 	}
 	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -156,8 +161,8 @@ func migrateWith(ctx context.Context, c *pgx.Conn, schema string, ms []migration
 // version in schema_migrations), or the database error.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	err := s.read(ctx, func(db dbtx) error {
-		return db.QueryRow(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v)
+	err := s.pool.with(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: read the schema version: %w", err)

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -16,9 +15,6 @@ import (
 type pool struct {
 	p *pgxpool.Pool
 }
-
-// errClosed is returned by calls made after Close.
-var errClosed = errors.New("postgres: the store is closed")
 
 func newPool(cfg *pgx.ConnConfig, max int) (*pool, error) {
 	pc, err := pgxpool.ParseConfig("")

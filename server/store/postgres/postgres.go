@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -11,9 +10,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/sqlcore"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -45,12 +44,12 @@ type Options struct {
 	ReadOnly bool
 }
 
-// Store is a store.Store on a PostgreSQL database. It is safe for
-// concurrent use, and several Stores (in one process or many) may share
-// one database.
+// Store is a store.Store on a PostgreSQL database: the SQL core
+// (server/store/internal/sqlcore) over pgx. It is safe for concurrent use,
+// and several Stores (in one process or many) may share one database.
 type Store struct {
+	*sqlcore.Store
 	pool   *pool
-	chain  store.Chainer
 	now    func() time.Time
 	log    *slog.Logger
 	closed atomic.Bool
@@ -90,13 +89,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{pool: pl, chain: opts.Chain, now: opts.Now, log: opts.Logger}
+	s := &Store{pool: pl, now: opts.Now, log: opts.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.Store = sqlcore.New(s, dialect, sqlcore.Options{Chain: opts.Chain, Now: s.now})
 	err = s.pool.with(ctx, func(c *pgx.Conn) error {
 		if opts.ReadOnly {
 			return checkSchema(ctx, c)
@@ -143,33 +143,37 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// dbtx is what *pgx.Conn and pgx.Tx have in common.
-type dbtx interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+// errClosed is returned by calls made after Close.
+var errClosed = fmt.Errorf("postgres: %w", sqlcore.ErrClosed)
 
-// read runs fn with a connection outside any transaction.
-func (s *Store) read(ctx context.Context, fn func(db dbtx) error) error {
+// Read implements sqlcore.Backend: fn runs on a connection of the pool,
+// outside any transaction block.
+func (s *Store) Read(ctx context.Context, fn func(ctx context.Context, tx sqlcore.Tx) error) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	return s.pool.with(ctx, func(c *pgx.Conn) error { return fn(c) })
+	return s.pool.with(ctx, func(c *pgx.Conn) error { return fn(ctx, conn{c}) })
 }
 
-// maxAttempts bounds how often tx runs a transaction that failed with a
+// maxAttempts bounds how often Write runs a transaction that failed with a
 // serialization failure or a deadlock.
 const maxAttempts = 5
 
-// tx runs fn in a READ COMMITTED transaction and commits it; any error of
-// fn rolls it back. A transaction that PostgreSQL aborted with a
-// serialization failure (40001) or a deadlock (40P01), or that lost a
-// race for an audit sequence number, is run again, up to maxAttempts
-// times in all, so fn must start from scratch each time.
-func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+// Write implements sqlcore.Backend: fn runs in a READ COMMITTED
+// transaction, committed when it returns nil and rolled back otherwise. A
+// transaction that PostgreSQL aborted with a serialization failure (40001)
+// or a deadlock (40P01), or that lost a race for an audit sequence number,
+// is run again, up to maxAttempts times in all. A Single write runs its
+// statements in autocommit, without a transaction block. Every commit
+// waits for the WAL flush (synchronous_commit = on); the attempts a Lapse
+// write reserves are in an UNLOGGED table (migration 0002), which writes
+// no WAL.
+func (s *Store) Write(ctx context.Context, f sqlcore.Flags, fn func(ctx context.Context, tx sqlcore.Tx) error) error {
 	if s.closed.Load() {
 		return errClosed
+	}
+	if f&sqlcore.Single != 0 {
+		return s.pool.with(ctx, func(c *pgx.Conn) error { return fn(ctx, conn{c}) })
 	}
 	var err error
 	for attempt := range maxAttempts {
@@ -184,93 +188,29 @@ func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) 
 			}
 		}
 		err = s.pool.with(ctx, func(c *pgx.Conn) error { return runTx(ctx, c, fn) })
-		if !retryable(err) {
+		if !dialect.Retryable(err) {
 			return err
 		}
 	}
 	return err
 }
 
-func runTx(ctx context.Context, c *pgx.Conn, fn func(context.Context, pgx.Tx) error) error {
+func runTx(ctx context.Context, c *pgx.Conn, fn func(context.Context, sqlcore.Tx) error) error {
 	tx, err := c.Begin(ctx)
 	if err != nil {
-		return dbErr(err, "begin")
+		return fmt.Errorf("postgres: begin: %w", err)
 	}
-	if err := fn(ctx, tx); err != nil {
+	if err := fn(ctx, conn{tx}); err != nil {
 		// A rollback that fails leaves the connection broken; the pool
 		// then closes it, which ends the transaction on the server.
 		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return dbErr(err, "commit")
+		if dialect.Retryable(err) {
+			return err
+		}
+		return fmt.Errorf("postgres: commit: %w", err)
 	}
 	return nil
-}
-
-func retryable(err error) bool {
-	var race *seqRace
-	if errors.As(err, &race) {
-		return true
-	}
-	switch sqlState(err) {
-	case "40001", "40P01":
-		return true
-	}
-	return false
-}
-
-// seqRace marks a unique violation on the audit sequence number.
-type seqRace struct{ err error }
-
-func (e *seqRace) Error() string { return "postgres: audit append raced: " + e.err.Error() }
-func (e *seqRace) Unwrap() error { return e.err }
-
-// sqlState returns the SQLSTATE of err, or "".
-func sqlState(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
-}
-
-// constraint returns the constraint named by err, or "".
-func constraint(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.ConstraintName
-	}
-	return ""
-}
-
-// dbErr turns a database error into one wrapping the store sentinel it
-// means, with what (e.g. "authenticator a-1") in the message. Errors that
-// already carry a store sentinel, and context errors, pass unchanged.
-func dbErr(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	code := sqlState(err)
-	switch {
-	case code == "23505": // unique_violation
-		return fmt.Errorf("postgres: %s: %w", what, store.ErrDuplicate)
-	case code == "23503": // foreign_key_violation
-		return fmt.Errorf("postgres: %s: %w (it refers to a record that does not exist)", what, store.ErrNotFound)
-	case code == "23514", code == "23502", code == "P0001", strings.HasPrefix(code, "22"):
-		// check, not null, a trigger's refusal, a data exception (a NUL
-		// byte or invalid UTF-8 in text, a number out of range).
-		return fmt.Errorf("postgres: %s: %w: %v", what, store.ErrInvalid, err)
-	case code == "40001", code == "40P01":
-		return err // retried by tx
-	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("postgres: %s: %w", what, store.ErrNotFound)
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errClosed) ||
-		errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrDuplicate) ||
-		errors.Is(err, store.ErrInvalid) {
-		return err
-	}
-	return fmt.Errorf("postgres: %s: %w", what, err)
 }

@@ -95,3 +95,13 @@ func TestAuditTamper(t *testing.T) {
 		}}
 	})
 }
+
+// TestQueryPlans: no hot statement reads a whole table, and every lookup
+// by credential ID or serial uses its index (the generic plan of EXPLAIN,
+// with sequential scans priced out).
+func TestQueryPlans(t *testing.T) {
+	url := dbURL(t)
+	s := open(t, url, newSchema(t, url))
+	defer s.Close()
+	storetest.CheckQueryPlans(t, s)
+}

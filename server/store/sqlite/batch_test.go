@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -35,6 +36,13 @@ func holdLeader(t *testing.T, s *Store) func(n int) {
 		}
 		<-s.gc.token
 	}
+}
+
+// onWriter runs fn with the store's write connection, between batches.
+func (s *Store) onWriter(fn func(c *sql.Conn) error) error {
+	c := <-s.wconn
+	defer func() { s.wconn <- c }()
+	return fn(c.c)
 }
 
 func identityChange(id string) domain.IdentityChange {

@@ -129,3 +129,57 @@ func BenchmarkApplyChange(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSignCount measures the chip guard of a login (AdvanceSignCount:
+// find the chip by its credential ID and move its counter) on in-memory
+// stores (no fsync: the statements' own cost) holding 1,000 and 10,000
+// chips, beside an anchor measured on the same store: reading an
+// authenticator by its primary key. A statement that reads the whole
+// authenticators table shows as a ratio to the anchor that grows with the
+// number of chips.
+func BenchmarkSignCount(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		ctx := context.Background()
+		s := open(b, ":memory:")
+		sys := domain.System("bench")
+		for i := range n {
+			ic, err := domain.NewIdentity(fmt.Sprintf("id-%d", i), sys, t0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			a := domain.Authenticator{ID: fmt.Sprintf("chip-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindChip,
+				State: domain.StateActive, Ref: domain.Ref{CredentialID: fmt.Sprintf("cred-%d", i)}, CreatedAt: t0, ActivatedAt: t0, Version: 1}
+			el := store.Element{Chip: &store.ChipElement{PublicKey: []byte("public key")}}
+			if err := s.CreateIdentity(ctx, ic, store.NewAuthenticator{Change: domain.Change{Authenticator: a}, Element: el}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var anchor float64
+		b.Run(fmt.Sprintf("chips=%d/anchor-read-by-id", n), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				if _, err := s.Authenticator(ctx, fmt.Sprintf("chip-%d", i%n)); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			anchor = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		})
+		counts := make([]uint32, n) // the stored counters, across runs
+		b.Run(fmt.Sprintf("chips=%d/advance", n), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				k := (i * 7919) % n
+				counts[k]++
+				ok, err := s.AdvanceSignCount(ctx, fmt.Sprintf("cred-%d", k), counts[k])
+				if err != nil || !ok {
+					b.Fatalf("count %d of cred-%d: %v %v", counts[k], k, ok, err)
+				}
+				i++
+			}
+			ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			b.ReportMetric(ns/anchor, "x-anchor")
+		})
+		s.Close()
+	}
+}

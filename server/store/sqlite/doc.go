@@ -62,9 +62,15 @@
 // every write that deletes or replaces secret material (a wipe, a removed
 // authenticator, a consumed import, a replaced secret or verifier) the store
 // runs PRAGMA wal_checkpoint(TRUNCATE), which leaves a -wal file of zero
-// bytes. That checkpoint waits for readers up to the busy timeout; if
-// readers still hold it, a warning is logged and the next checkpoint (or
-// Close) finishes the job. Copies on the file system below SQLite (backups,
+// bytes. It runs in the background, not on the request path (a TRUNCATE
+// checkpoint waits for the readers of older snapshots and holds off new
+// writers while it waits): the commit of the wipe wakes a goroutine with a
+// connection of its own, which tries with a short busy timeout until the
+// checkpoint completes. The window: wiped key material is gone from the
+// database file and its -wal file within ScrubWindow (2 s) of the wipe's
+// commit, or of the end of a read transaction that was open at the wipe
+// and lasted longer; a warning is logged when it takes longer. Close
+// checkpoints once more. Copies on the file system below SQLite (backups,
 // journaling file systems, SSD wear levelling) are out of its reach: the
 // secrets are sealed by server/secrets for that reason.
 //

@@ -147,12 +147,13 @@ func migrateStep(ctx context.Context, db *sql.DB, ms []migration.File, now time.
 // SchemaVersion returns the schema version of the open database (the
 // highest version in schema_migrations), or the database error.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
-	db, err := s.reader()
+	c, err := s.reader(ctx)
 	if err != nil {
 		return 0, err
 	}
+	defer func() { s.rconns <- c }()
 	var v int
-	if err := db.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v); err != nil {
+	if err := c.c.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v); err != nil {
 		return 0, fmt.Errorf("sqlite: read the schema version: %w", err)
 	}
 	return v, nil

@@ -88,11 +88,16 @@ func TestMigrateIdempotentAndRefusesNewer(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var n int
-	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != known {
+	if err := s.onWriter(func(c *sql.Conn) error {
+		return c.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations").Scan(&n)
+	}); err != nil || n != known {
 		t.Fatalf("schema_migrations rows = %d, %v; want %d", n, err, known)
 	}
 	// A newer program recorded the next version.
-	if _, err := s.w.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 0)", known+1); err != nil {
+	if err := s.onWriter(func(c *sql.Conn) error {
+		_, err := c.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 0)", known+1)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -67,13 +67,22 @@ func TestMigrateAuthenticatorsVersion(t *testing.T) {
 		t.Errorf("identity after the add: %+v, %v; want version 3 unchanged", id2, err)
 	}
 	// A negative stored value is refused as a malformed row.
-	if _, err := s.w.ExecContext(ctx, `PRAGMA ignore_check_constraints = 1`); err != nil {
+	if err := s.onWriter(func(c *sql.Conn) error {
+		_, err := c.ExecContext(ctx, `PRAGMA ignore_check_constraints = 1`)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.w.ExecContext(ctx, `UPDATE identities SET authenticators_version = -1 WHERE id = 'old-1'`); err != nil {
+	if err := s.onWriter(func(c *sql.Conn) error {
+		_, err := c.ExecContext(ctx, `UPDATE identities SET authenticators_version = -1 WHERE id = 'old-1'`)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.w.ExecContext(ctx, `PRAGMA ignore_check_constraints = 0`); err != nil {
+	if err := s.onWriter(func(c *sql.Conn) error {
+		_, err := c.ExecContext(ctx, `PRAGMA ignore_check_constraints = 0`)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.AuthenticatorSet(ctx, "old-1"); !errors.Is(err, store.ErrInvalid) {

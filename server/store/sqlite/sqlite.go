@@ -12,14 +12,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	msqlite "modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
-
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/sqlcore"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -52,18 +49,26 @@ type Options struct {
 	ReadOnly bool
 }
 
-// Store is a store.Store on an SQLite database. It is safe for concurrent
-// use.
+// Store is a store.Store on an SQLite database: the SQL core
+// (server/store/internal/sqlcore) over this package's connections and
+// group-committing writer. It is safe for concurrent use.
 type Store struct {
-	w      *sql.DB // one connection; every write, BEGIN IMMEDIATE
-	r      *sql.DB // read connections (w itself for an in-memory database)
+	*sqlcore.Store
+	w      *sql.DB    // the write connection's pool (one connection)
+	r      *sql.DB    // the read connections' pool (w itself for an in-memory or read-only database)
+	wconn  chan *conn // the write connection, held by the batch that runs
+	rconns chan *conn // the read connections (wconn for an in-memory database)
+	nconns int        // connections of the store, for Close
 	mem    bool
 	ro     bool
-	chain  store.Chainer
 	now    func() time.Time
 	log    *slog.Logger
 	closed atomic.Bool
 	gc     groupCommit
+	scrub  *scrubber // nil for an in-memory or read-only database
+	// synchronous is the write connection's synchronous setting now
+	// (syncFull or syncNormal); the batch that holds wconn owns it.
+	synchronous string
 }
 
 // memSeq numbers in-memory databases so that each Open gets its own.
@@ -81,7 +86,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.Chain == nil {
 		return nil, fmt.Errorf("sqlite: %w: Options.Chain is required (the audit chain, server/audit)", store.ErrInvalid)
 	}
-	s := &Store{chain: opts.Chain, now: opts.Now, log: opts.Logger}
+	s := &Store{now: opts.Now, log: opts.Logger}
 	s.gc.token = make(chan struct{}, 1)
 	if s.now == nil {
 		s.now = time.Now
@@ -89,6 +94,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.Store = sqlcore.New(s, dialect, sqlcore.Options{Chain: opts.Chain, Now: s.now})
 	busy := opts.BusyTimeout
 	if busy <= 0 {
 		busy = 10 * time.Second
@@ -98,13 +104,18 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	common.Add("_pragma", "foreign_keys(1)")
 	common.Add("_pragma", "secure_delete(1)")
 	common.Set("_txlock", "immediate")
+	nread := opts.ReadConns
+	if nread <= 0 {
+		nread = max(4, runtime.GOMAXPROCS(0))
+	}
 
 	if opts.ReadOnly {
-		if err := s.openReadOnly(ctx, path, common, opts.ReadConns); err != nil {
+		if err := s.openReadOnly(ctx, path, common, nread); err != nil {
 			return nil, err
 		}
 		return s, nil
 	}
+	var fileName string // the file: URI of a file database
 	if path == "" || path == ":memory:" {
 		// One connection: with database/sql every connection to :memory:
 		// would be a database of its own. It is never closed while the
@@ -122,11 +133,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}
-		name := "file:" + (&url.URL{Path: abs}).EscapedPath()
+		fileName = "file:" + (&url.URL{Path: abs}).EscapedPath()
+		name := fileName
 		wq := cloneValues(common)
 		// WAL: readers never block the writer nor each other. FULL: the
 		// WAL is synced at every commit, so an acknowledged change
-		// survives kill -9 and power loss alike.
+		// survives kill -9 and power loss alike (a batch of writes that
+		// may lapse is committed with NORMAL, see batch.go).
 		wq.Add("_pragma", "journal_mode(WAL)")
 		wq.Add("_pragma", "synchronous(FULL)")
 		w, err := sql.Open("sqlite", name+"?"+wq.Encode())
@@ -142,11 +155,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			w.Close()
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 		}
-		n := opts.ReadConns
-		if n <= 0 {
-			n = max(4, runtime.GOMAXPROCS(0))
-		}
-		limitPool(r, n)
+		limitPool(r, nread)
 		s.r = r
 	}
 	if err := migrate(ctx, s.w, s.now()); err != nil {
@@ -156,7 +165,59 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 		return nil, err
 	}
+	if err := s.openConns(ctx, nread); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	if !s.mem {
+		if err := s.startScrubber(fileName, common); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// openConns takes the store's connections from the pools: the write
+// connection, and nread read connections (none for an in-memory database,
+// whose readers take the write connection between batches).
+func (s *Store) openConns(ctx context.Context, nread int) error {
+	var all []*conn
+	take := func(db *sql.DB) (*conn, error) {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			for _, c := range all {
+				c.close()
+			}
+			return nil, fmt.Errorf("sqlite: connect: %w", err)
+		}
+		cn := &conn{c: c}
+		all = append(all, cn)
+		return cn, nil
+	}
+	s.wconn = make(chan *conn, 1)
+	if !s.ro {
+		w, err := take(s.w)
+		if err != nil {
+			return err
+		}
+		s.wconn <- w
+		s.synchronous = syncFull
+	}
+	if s.mem {
+		s.rconns = s.wconn
+	} else {
+		s.rconns = make(chan *conn, nread)
+		for range nread {
+			r, err := take(s.r)
+			if err != nil {
+				return err
+			}
+			s.rconns <- r
+		}
+	}
+	s.nconns = len(all)
+	return nil
 }
 
 // openReadOnly opens the existing database file at path with
@@ -191,14 +252,15 @@ func (s *Store) openReadOnly(ctx context.Context, path string, common url.Values
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if conns <= 0 {
-		conns = max(4, runtime.GOMAXPROCS(0))
-	}
 	limitPool(db, conns)
 	s.w, s.r, s.ro = db, db, true
 	if err := checkSchema(ctx, db); err != nil {
 		db.Close()
 		return fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	if err := s.openConns(ctx, conns); err != nil {
+		db.Close()
+		return err
 	}
 	return nil
 }
@@ -219,18 +281,39 @@ func limitPool(db *sql.DB, n int) {
 	db.SetConnMaxIdleTime(0)
 }
 
-// Close checkpoints a file database (so the -wal file is folded back and
-// truncated) and closes it. An in-memory database is gone afterwards.
-// Closing twice returns nil.
+// Close waits for the calls in progress, checkpoints a file database (so
+// the -wal file is folded back and truncated) and closes it. An in-memory
+// database is gone afterwards. Closing twice returns nil.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	var errs []error
-	if !s.mem && !s.ro {
-		if _, err := s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+	// The scrubber first: Close checkpoints on the write connection.
+	scrubErr := s.stopScrubber()
+	// Take every connection back, waiting for the calls that hold one.
+	var conns []*conn
+	var w *conn
+	if !s.ro {
+		w = <-s.wconn
+		conns = append(conns, w)
+	}
+	if !s.mem {
+		for len(conns) < s.nconns {
+			conns = append(conns, <-s.rconns)
+		}
+	}
+	close(s.wconn)
+	if !s.mem {
+		close(s.rconns)
+	}
+	errs := []error{scrubErr}
+	if w != nil && !s.mem {
+		if _, err := w.c.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 			errs = append(errs, fmt.Errorf("sqlite: checkpoint: %w", err))
 		}
+	}
+	for _, c := range conns {
+		errs = append(errs, c.close())
 	}
 	errs = append(errs, s.closeDBs())
 	return errors.Join(errs...)
@@ -244,6 +327,9 @@ func (s *Store) closeDBs() error {
 	return err
 }
 
+// errClosed is returned by calls made after Close.
+var errClosed = fmt.Errorf("sqlite: %w", sqlcore.ErrClosed)
+
 // ErrCheckpointBusy: a checkpoint could not copy the whole WAL back into
 // the database because readers still use it.
 var ErrCheckpointBusy = errors.New("sqlite: checkpoint incomplete: readers hold the write-ahead log")
@@ -252,15 +338,33 @@ var ErrCheckpointBusy = errors.New("sqlite: checkpoint incomplete: readers hold 
 // truncates it to zero bytes (PRAGMA wal_checkpoint(TRUNCATE)), waiting up
 // to the busy timeout for readers. After a wipe this removes the last
 // copies of wiped key material from the -wal file; the store does it by
-// itself after every write that deletes or replaces a secret. It returns
+// itself, in the background, within ScrubWindow of every write that
+// deletes or replaces a secret (scrub.go). It returns
 // ErrCheckpointBusy when readers kept it from completing, or the database
 // error (also after Close). It does nothing for an in-memory database.
 func (s *Store) Checkpoint(ctx context.Context) error {
 	if s.mem {
 		return nil
 	}
+	if s.ro {
+		return errReadOnly
+	}
+	if s.scrub != nil {
+		s.scrub.mu.Lock()
+		defer s.scrub.mu.Unlock()
+	}
+	c, ok := <-s.wconn
+	if !ok {
+		return errClosed
+	}
+	defer func() { s.wconn <- c }()
+	return checkpoint(ctx, c)
+}
+
+// checkpoint runs PRAGMA wal_checkpoint(TRUNCATE) on c.
+func checkpoint(ctx context.Context, c *conn) error {
 	var busy, logPages, done int
-	err := s.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &done)
+	err := c.c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &done)
 	if err != nil {
 		return fmt.Errorf("sqlite: checkpoint: %w", err)
 	}
@@ -270,242 +374,40 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// scrub checkpoints after a write that removed secret bytes; a failure is
-// logged, not returned: the write itself is committed.
-func (s *Store) scrub(ctx context.Context) {
-	// Not cancelled with the caller: the copies should go even if the
-	// caller has stopped waiting. The busy timeout bounds it.
-	ctx = context.WithoutCancel(ctx)
-	if err := s.Checkpoint(ctx); err != nil {
-		s.log.WarnContext(ctx, "sqlite: checkpoint after removing secret material did not complete; old copies may remain in the WAL until the next checkpoint", "err", err)
-	}
-}
-
-// Group commit. Every write is an op: a function run inside a write
-// transaction. Ops queue up; whoever holds the leader token takes every op
-// queued at that moment and runs them in ONE transaction (BEGIN IMMEDIATE,
-// each op inside its own SAVEPOINT, so a failing op undoes only its own
-// work), then commits once: one fsync for the whole batch. While a batch
-// commits, the next one queues. An op returns only after the commit of its
-// batch, so what a caller was told has happened is durable.
-
-// maxBatch bounds the ops of one transaction, and so its latency.
-const maxBatch = 256
-
-const (
-	opQueued int32 = iota
-	opClaimed
-	opCancelled
-)
-
-type writeOp struct {
-	ctx   context.Context
-	fn    func(ctx context.Context, tx *sql.Tx) error
-	state atomic.Int32
-	err   error
-	done  chan struct{}
-}
-
-type groupCommit struct {
-	token   chan struct{} // capacity 1: held by the leader
-	mu      sync.Mutex
-	queue   []*writeOp
-	batches atomic.Int64 // transactions run, for tests
-}
-
-// write runs fn in a write transaction and returns its error, or the error
-// of committing. fn must use the ctx it is given (it carries the caller's
-// values but never cancels: cancelling one statement of a batch would roll
-// back the whole transaction). The caller's ctx applies while the op waits
-// to be taken into a batch; once taken, the op runs to the end of the batch.
-func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	if s.closed.Load() {
-		return errClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{})}
-	s.gc.mu.Lock()
-	s.gc.queue = append(s.gc.queue, op)
-	s.gc.mu.Unlock()
-	for {
-		select {
-		case <-op.done:
-			return op.err
-		case s.gc.token <- struct{}{}:
-			select {
-			case <-op.done: // the previous leader ran it
-			default:
-				s.runBatch()
-			}
-			<-s.gc.token
-			// The op is done now, unless more than maxBatch ops were
-			// queued before it: then it waits for a later batch.
-		case <-ctx.Done():
-			if op.state.CompareAndSwap(opQueued, opCancelled) {
-				return ctx.Err()
-			}
-			<-op.done // it is running: wait for the commit
-			return op.err
-		}
-	}
-}
-
-// runBatch takes the queued ops and runs them in one transaction. The
-// caller holds the leader token.
-func (s *Store) runBatch() {
-	s.gc.mu.Lock()
-	n := min(len(s.gc.queue), maxBatch)
-	batch := append([]*writeOp(nil), s.gc.queue[:n]...)
-	s.gc.queue = append(s.gc.queue[:0], s.gc.queue[n:]...)
-	s.gc.mu.Unlock()
-
-	var ops []*writeOp
-	for _, op := range batch {
-		if op.state.CompareAndSwap(opQueued, opClaimed) {
-			ops = append(ops, op)
-		} else {
-			close(op.done) // cancelled; nobody reads its result
-		}
-	}
-	defer func() {
-		for _, op := range ops {
-			close(op.done)
-		}
-	}()
-	if len(ops) == 0 {
-		return
-	}
-	fail := func(err error) {
-		for _, op := range ops {
-			if op.err == nil {
-				op.err = err
-			}
-		}
-	}
-	s.gc.batches.Add(1)
-	bg := context.WithoutCancel(ops[0].ctx)
-	tx, err := s.w.BeginTx(bg, nil)
+// Read implements sqlcore.Backend: fn runs on a read connection of the
+// pool (between batches, on the write connection of an in-memory
+// database).
+func (s *Store) Read(ctx context.Context, fn func(ctx context.Context, tx sqlcore.Tx) error) error {
+	c, err := s.reader(ctx)
 	if err != nil {
-		fail(fmt.Errorf("sqlite: begin: %w", err))
-		return
-	}
-	if len(ops) == 1 {
-		op := ops[0]
-		if op.err = runOp(context.WithoutCancel(op.ctx), tx, op.fn); op.err != nil {
-			_ = tx.Rollback()
-			return
-		}
-	} else {
-		for _, op := range ops {
-			if err := runSavepoint(context.WithoutCancel(op.ctx), tx, op); err != nil {
-				// The transaction is gone (SQLite rolled it back after an
-				// I/O error, say): nothing of the batch is committed.
-				_ = tx.Rollback()
-				fail(err)
-				return
-			}
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		fail(fmt.Errorf("sqlite: commit: %w", err))
-	}
-}
-
-// runOp runs fn, retrying it when it lost a race for an audit sequence
-// number (another process appended between reading the head and
-// inserting; BEGIN IMMEDIATE makes that impossible with SQLite, but the
-// retry keeps the chain single-headed whatever the locking).
-func runOp(ctx context.Context, tx *sql.Tx, fn func(context.Context, *sql.Tx) error) error {
-	var err error
-	for range 3 {
-		var race *seqRace
-		if err = fn(ctx, tx); !errors.As(err, &race) {
-			break
-		}
-	}
-	return err
-}
-
-// runSavepoint runs op inside a savepoint of tx, undoing its work when it
-// fails (op.err). It returns an error only when the transaction itself
-// can no longer be used.
-func runSavepoint(ctx context.Context, tx *sql.Tx, op *writeOp) error {
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-		return fmt.Errorf("sqlite: savepoint: %w", err)
-	}
-	if op.err = runOp(ctx, tx, op.fn); op.err != nil {
-		if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
-			return fmt.Errorf("sqlite: rollback to savepoint: %w (after %w)", err, op.err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
-		return fmt.Errorf("sqlite: release savepoint: %w", err)
-	}
-	return nil
-}
-
-// exec runs one statement as a write op and returns the number of rows it
-// changed; the error is the database's, unwrapped.
-func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	var n int64
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
 		return err
-	})
-	return n, err
+	}
+	defer func() { s.rconns <- c }()
+	return fn(ctx, c)
 }
 
-// reader returns the pool for reads outside transactions.
-func (s *Store) reader() (*sql.DB, error) {
+// Explain implements sqlcore.Backend with EXPLAIN QUERY PLAN.
+func (s *Store) Explain(ctx context.Context, q *sqlcore.Stmt) (plan string, scans []string, err error) {
+	c, err := s.reader(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	defer func() { s.rconns <- c }()
+	return c.explain(ctx, q)
+}
+
+// reader takes a read connection from the pool; the caller puts it back.
+func (s *Store) reader(ctx context.Context) (*conn, error) {
 	if s.closed.Load() {
 		return nil, errClosed
 	}
-	return s.r, nil
-}
-
-var errClosed = errors.New("sqlite: the store is closed")
-
-// seqRace marks a unique violation on the audit sequence number.
-type seqRace struct{ err error }
-
-func (e *seqRace) Error() string { return "sqlite: audit append raced: " + e.err.Error() }
-func (e *seqRace) Unwrap() error { return e.err }
-
-// sqliteCode returns the extended result code of err, or 0.
-func sqliteCode(err error) int {
-	var se *msqlite.Error
-	if errors.As(err, &se) {
-		return se.Code()
+	select {
+	case c, ok := <-s.rconns:
+		if !ok {
+			return nil, errClosed
+		}
+		return c, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return 0
-}
-
-// dbErr turns a database error into one wrapping the store sentinel it
-// means, with what (e.g. "authenticator a-1") in the message.
-func dbErr(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	switch sqliteCode(err) {
-	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-		return fmt.Errorf("sqlite: %s: %w", what, store.ErrDuplicate)
-	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-		return fmt.Errorf("sqlite: %s: %w (it refers to a record that does not exist)", what, store.ErrNotFound)
-	case sqlite3.SQLITE_CONSTRAINT_CHECK, sqlite3.SQLITE_CONSTRAINT_NOTNULL, sqlite3.SQLITE_CONSTRAINT_TRIGGER,
-		sqlite3.SQLITE_CONSTRAINT_DATATYPE:
-		return fmt.Errorf("sqlite: %s: %w: %v", what, store.ErrInvalid, err)
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("sqlite: %s: %w", what, store.ErrNotFound)
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errClosed) {
-		return err
-	}
-	return fmt.Errorf("sqlite: %s: %w", what, err)
 }

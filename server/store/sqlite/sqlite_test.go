@@ -47,3 +47,11 @@ func TestAuditTamper(t *testing.T) {
 		}}
 	})
 }
+
+// TestQueryPlans: no hot statement reads a whole table, and every lookup
+// by credential ID or serial uses its index (EXPLAIN QUERY PLAN).
+func TestQueryPlans(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "plans.db"))
+	defer s.Close()
+	storetest.CheckQueryPlans(t, s)
+}

@@ -119,6 +119,12 @@ func testAuthCreateGetList(f *fixture) {
 		got, err := f.s.Authenticator(f.ctx, w.ID)
 		f.ok(err, "Authenticator %s", w.ID)
 		f.sameAuth(got, w, "Authenticator "+w.ID)
+		gotID, got, err := f.s.AuthenticatorWithIdentity(f.ctx, w.ID)
+		f.ok(err, "AuthenticatorWithIdentity %s", w.ID)
+		f.sameAuth(got, w, "AuthenticatorWithIdentity "+w.ID)
+		if !reflect.DeepEqual(gotID, id) {
+			f.t.Errorf("AuthenticatorWithIdentity %s: identity\n got  %+v\n want %+v", w.ID, gotID, id)
+		}
 		el, err := f.s.Element(f.ctx, w.ID)
 		f.ok(err, "Element %s", w.ID)
 		if wantEl := elementFor(device.Kinds[i], w.ID); !reflect.DeepEqual(el, wantEl) {
@@ -144,6 +150,8 @@ func testAuthCreateGetList(f *fixture) {
 	}
 	_, err = f.s.Authenticator(f.ctx, "nothing")
 	f.wantErr(err, store.ErrNotFound, "Authenticator(nothing)")
+	_, _, err = f.s.AuthenticatorWithIdentity(f.ctx, "nothing")
+	f.wantErr(err, store.ErrNotFound, "AuthenticatorWithIdentity(nothing)")
 	_, err = f.s.Element(f.ctx, "nothing")
 	f.wantErr(err, store.ErrNotFound, "Element(nothing)")
 	if n := len(f.audit()); n != 2+len(want)+1 {

@@ -1,4 +1,4 @@
-package sqlite
+package columns
 
 import (
 	"database/sql"
@@ -9,9 +9,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
-	"github.com/authbench/authbench/server/store/internal/columns"
 )
+
+// col is a codec as the SQLite store's.
+var col = Codec{Name: "sqlite"}
+
+func scanAuthenticator(sc row) (domain.Authenticator, error) {
+	var r AuthenticatorRow
+	if err := sc.Scan(r.Dest()...); err != nil {
+		return domain.Authenticator{}, err
+	}
+	return col.Authenticator(&r)
+}
+
+func scanIdentity(sc row) (domain.Identity, error) {
+	var r IdentityRow
+	if err := sc.Scan(r.Dest()...); err != nil {
+		return domain.Identity{}, err
+	}
+	return col.Identity(&r)
+}
+
+func scanAudit(sc row) (store.AuditRecord, error) {
+	var r AuditRow
+	if err := sc.Scan(r.Dest()...); err != nil {
+		return store.AuditRecord{}, err
+	}
+	return col.Audit(&r)
+}
 
 // row is a scanner over fixed values, as the database would return them
 // (string, int64, []byte or nil), with database/sql's conversions for the
@@ -163,7 +190,7 @@ func FuzzOTPParams(f *testing.F) {
 	f.Add(int64(5), int64(-1), int64(4))
 	f.Add(int64(math.MaxInt64), int64(math.MaxInt64), int64(math.MinInt64))
 	f.Fuzz(func(t *testing.T, digits, period, alg int64) {
-		p, err := columns.OTPParams(digits, period, alg)
+		p, err := OTPParams(digits, period, alg)
 		if err != nil {
 			if !errors.Is(err, store.ErrInvalid) {
 				t.Fatalf("error %v does not wrap ErrInvalid", err)

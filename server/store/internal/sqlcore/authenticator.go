@@ -1,0 +1,424 @@
+package sqlcore
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
+)
+
+// CreateAuthenticator implements store.Authenticators.
+func (s *Store) CreateAuthenticator(ctx context.Context, c domain.Change, el store.Element) error {
+	return s.createAuthenticator(ctx, c, el, -1, nil)
+}
+
+// CreateAuthenticatorAt implements store.Authenticators. The guard is the
+// conditional UPDATE of identities.authenticators_version (from version to
+// version+1) in the transaction that inserts the authenticator: of two
+// adds from one version the second finds the version moved (PostgreSQL
+// orders them by the row lock the UPDATE takes).
+func (s *Store) CreateAuthenticatorAt(ctx context.Context, c domain.Change, el store.Element, version uint64) error {
+	v, err := s.col.U63(version, "authenticator set version")
+	if err != nil {
+		return err
+	}
+	return s.createAuthenticator(ctx, c, el, v, nil)
+}
+
+// CreateRegistered implements store.Authenticators: the mark of the
+// ceremony first, so that a second use of the ceremony stops there.
+func (s *Store) CreateRegistered(ctx context.Context, c domain.Change, el store.Element, version uint64, spent store.Ceremony) error {
+	v, err := s.col.U63(version, "authenticator set version")
+	if err != nil {
+		return err
+	}
+	if err := spent.Check(); err != nil {
+		return err
+	}
+	return s.createAuthenticator(ctx, c, el, v, &spent)
+}
+
+// createAuthenticator stores a new authenticator, raising the version of
+// its identity's authenticator set from version (-1: from any version),
+// and the mark of its ceremony spent, if any.
+func (s *Store) createAuthenticator(ctx context.Context, c domain.Change, el store.Element, version int64, spent *store.Ceremony) error {
+	n, err := s.prepareAuthenticator(c, el)
+	if err != nil {
+		return err
+	}
+	var spentExp any
+	if spent != nil {
+		if spentExp, err = s.col.Time(spent.ExpiresAt); err != nil {
+			return err
+		}
+	}
+	return s.write(ctx, scrubIf(consumesImport(n)), func(ctx context.Context, tx Tx) error {
+		if spent != nil {
+			_, err := tx.Exec(ctx, s.q.ceremonyInsert, spent.Key, spent.IdentityID, columns.NonNil(spent.Data), spentExp)
+			if err != nil && s.d.Class(err) == ClassUnique {
+				return s.errf("ceremony %s: %w", spent.Key, store.ErrSpent)
+			}
+			if err != nil {
+				return s.dbErr(err, "ceremony "+spent.Key)
+			}
+		}
+		if err := s.insertAuthenticator(ctx, tx, n, version); err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, n.c.Events) // the audit head last
+	})
+}
+
+// newAuth is a new authenticator checked and converted to column values by
+// prepareAuthenticator, ready for insertAuthenticator.
+type newAuth struct {
+	c    domain.Change
+	el   store.Element
+	args []any
+	now  any
+}
+
+// consumesImport reports whether storing one of ns consumes the import of
+// a code device serial (whose secret then needs scrubbing).
+func consumesImport(ns ...*newAuth) bool {
+	for _, n := range ns {
+		if isCodeDevice(n.c.Authenticator.Kind) && !columns.PendingCodeDevice(&n.c.Authenticator, &n.el) {
+			return true
+		}
+	}
+	return false
+}
+
+// prepareAuthenticator checks the change c that creates an authenticator
+// with element el and computes its column values, outside the
+// transaction.
+func (s *Store) prepareAuthenticator(c domain.Change, el store.Element) (*newAuth, error) {
+	args, err := s.col.NewAuthenticator(&c, &el)
+	if err != nil {
+		return nil, err
+	}
+	now, err := s.col.Time(s.now())
+	if err != nil {
+		return nil, err
+	}
+	return &newAuth{c: c, el: el, args: args, now: now}, nil
+}
+
+// insertAuthenticator stores the prepared authenticator n in tx: it locks
+// a code device serial, raises the identity's authenticator set version
+// from version (-1: any), checks the tombstones of the serial, registers
+// the credential ID, inserts the record and its element, and consumes a
+// waiting import. The caller appends n.c.Events afterwards, taking the
+// audit head last (see appendAudit).
+func (s *Store) insertAuthenticator(ctx context.Context, tx Tx, n *newAuth, version int64) error {
+	a := &n.c.Authenticator
+	if isCodeDevice(a.Kind) {
+		if err := s.lockSerial(ctx, tx, a.Serial); err != nil {
+			return err
+		}
+	}
+	if err := s.bumpSetVersion(ctx, tx, a, version); err != nil {
+		return err
+	}
+	if isCodeDevice(a.Kind) {
+		var k int64
+		if err := tx.QueryRow(ctx, s.q.serialRevoked, a.Serial).Scan(&k); err != nil {
+			return s.dbErr(err, "check tombstones")
+		}
+		if k > 0 {
+			return s.errf("add authenticator %s: %w: serial %s was permanently blocked (revoked)", a.ID, store.ErrDuplicate, a.Serial)
+		}
+	}
+	if a.CredentialID != "" {
+		if _, err := tx.Exec(ctx, s.q.credentialInsert, a.CredentialID, a.ID, n.now); err != nil {
+			return s.dbErr(err, "add authenticator "+a.ID+": credential ID "+a.CredentialID+" (credential IDs are unique forever)")
+		}
+	}
+	if _, err := tx.Exec(ctx, s.q.authInsert, n.args...); err != nil {
+		return s.dbErr(err, "add authenticator "+a.ID+s.explainAuthUnique(err, a))
+	}
+	if columns.PendingCodeDevice(a, &n.el) {
+		// It proves possession first (ActivateCodeDevice).
+		return nil
+	}
+	if err := s.insertElement(ctx, tx, a.ID, &n.el); err != nil {
+		return err
+	}
+	if isCodeDevice(a.Kind) {
+		if _, err := tx.Exec(ctx, s.q.importConsume, a.Serial); err != nil {
+			return s.dbErr(err, "consume the import of serial "+a.Serial)
+		}
+	}
+	return nil
+}
+
+// lockSerial takes the dialect's lock on a code device serial, if it has
+// one.
+func (s *Store) lockSerial(ctx context.Context, tx Tx, serial string) error {
+	if s.q.lockSerial == nil {
+		return nil
+	}
+	_, err := tx.Exec(ctx, s.q.lockSerial, serial)
+	return s.dbErr(err, "lock serial "+serial)
+}
+
+// bumpSetVersion raises the authenticator set version of the identity of
+// the new authenticator a by one if it is version (any version when
+// version < 0), in one conditional UPDATE. It returns an error wrapping
+// store.ErrNotFound (no such identity) or store.ErrConflict (the version
+// moved).
+func (s *Store) bumpSetVersion(ctx context.Context, tx Tx, a *domain.Authenticator, version int64) error {
+	identityID := a.IdentityID
+	what := "add authenticator " + a.ID + ": identity " + identityID
+	var have int64
+	err := tx.QueryRow(ctx, s.q.setVersionBump, identityID, version, version).Scan(&have)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, ErrNoRows) {
+		return s.dbErr(err, what)
+	}
+	if err := tx.QueryRow(ctx, s.q.setVersion, identityID).Scan(&have); err != nil {
+		return s.dbErr(err, what) // ErrNoRows: store.ErrNotFound
+	}
+	return s.errf("%s: %w: its authenticator set is at version %d, the add was checked at version %d",
+		what, store.ErrConflict, have, version)
+}
+
+// explainAuthUnique names the unique value an INSERT into authenticators
+// collided with.
+func (s *Store) explainAuthUnique(err error, a *domain.Authenticator) string {
+	if s.d.Class(err) != ClassUnique {
+		return ""
+	}
+	c := s.d.Constraint(err)
+	switch {
+	case c == "authenticators_pkey" || c == "authenticators.id":
+		return ": the ID is taken"
+	case strings.Contains(c, "authenticators_serial_in_use") || strings.Contains(c, "authenticators.serial"):
+		return ": serial " + a.Serial + " is in use by another authenticator that is neither pending nor blocked"
+	case strings.Contains(c, "authenticators_credential") || strings.Contains(c, "authenticators.credential_id"):
+		return ": credential ID " + a.CredentialID + " is in use"
+	}
+	return ""
+}
+
+// AuthenticatorSet implements store.Authenticators.
+func (s *Store) AuthenticatorSet(ctx context.Context, identityID string) (store.AuthenticatorSet, error) {
+	var set store.AuthenticatorSet
+	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+		// The version first: the list read after it is at least as new,
+		// so a create the list misses is one the version guard will see.
+		var v int64
+		if err := tx.QueryRow(ctx, s.q.setVersion, identityID).Scan(&v); err != nil {
+			return err
+		}
+		ver, err := s.col.FromI64(v, "authenticator set version")
+		if err != nil {
+			return err
+		}
+		list, err := s.queryAuthenticators(ctx, tx, s.q.authsOfIdentity, identityID)
+		if err != nil {
+			return err
+		}
+		set = store.AuthenticatorSet{Version: ver, Authenticators: list}
+		return nil
+	})
+	if err != nil {
+		return store.AuthenticatorSet{}, s.dbErr(err, "identity "+identityID)
+	}
+	return set, nil
+}
+
+// Authenticator implements store.Authenticators.
+func (s *Store) Authenticator(ctx context.Context, id string) (domain.Authenticator, error) {
+	return readRow(ctx, s, "authenticator "+id, s.scanAuthenticator, s.q.authByID, id)
+}
+
+// AuthenticatorWithIdentity implements store.Authenticators: one
+// statement, a join of the authenticator with its identity.
+func (s *Store) AuthenticatorWithIdentity(ctx context.Context, id string) (domain.Identity, domain.Authenticator, error) {
+	var (
+		v domain.Identity
+		a domain.Authenticator
+	)
+	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+		var (
+			ir columns.IdentityRow
+			ar columns.AuthenticatorRow
+		)
+		if err := tx.QueryRow(ctx, s.q.authWithIdentity, id).Scan(append(ir.Dest(), ar.Dest()...)...); err != nil {
+			return err
+		}
+		var err error
+		if v, err = s.col.Identity(&ir); err != nil {
+			return err
+		}
+		a, err = s.col.Authenticator(&ar)
+		return err
+	})
+	if err != nil {
+		return domain.Identity{}, domain.Authenticator{}, s.dbErr(err, "authenticator "+id)
+	}
+	return v, a, nil
+}
+
+// ListAuthenticators implements store.Authenticators.
+func (s *Store) ListAuthenticators(ctx context.Context, identityID string) ([]domain.Authenticator, error) {
+	return s.readAuthenticators(ctx, "authenticators of "+identityID, s.q.authsOfIdentity, identityID)
+}
+
+// FindAuthenticators implements store.Authenticators.
+func (s *Store) FindAuthenticators(ctx context.Context, ref domain.Ref) ([]domain.Authenticator, error) {
+	if ref.Serial == "" && ref.CredentialID == "" {
+		return nil, nil
+	}
+	return s.readAuthenticators(ctx, "find authenticators", s.q.authsFind, ref.Serial, ref.CredentialID)
+}
+
+func (s *Store) readAuthenticators(ctx context.Context, what string, q *Stmt, args ...any) ([]domain.Authenticator, error) {
+	var out []domain.Authenticator
+	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		out, err = s.queryAuthenticators(ctx, tx, q, args...)
+		return err
+	})
+	if err != nil {
+		return nil, s.dbErr(err, what)
+	}
+	return out, nil
+}
+
+func (s *Store) queryAuthenticators(ctx context.Context, tx Tx, q *Stmt, args ...any) ([]domain.Authenticator, error) {
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []domain.Authenticator
+	for rows.Next() {
+		a, err := s.scanAuthenticator(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// UpdateAuthenticator implements store.Authenticators.
+func (s *Store) UpdateAuthenticator(ctx context.Context, a domain.Authenticator) error {
+	return s.ApplyChange(ctx, domain.Change{Authenticator: a})
+}
+
+// ApplyChange implements store.Authenticators. The version check is the
+// UPDATE (or DELETE) ... WHERE version = old itself; the wipe, the
+// tombstone, the end of the sessions the authenticator proved and the audit
+// events follow in the same transaction.
+func (s *Store) ApplyChange(ctx context.Context, c domain.Change) error {
+	ac, err := s.prepareChange(c)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, scrubIf(c.WipeSecret || c.Remove), func(ctx context.Context, tx Tx) error {
+		return s.applyChange(ctx, tx, ac)
+	})
+}
+
+// appliedChange is a change checked and converted to column values by
+// prepareChange, ready for applyChange.
+type appliedChange struct {
+	c       domain.Change
+	ts      []any // activated_at, last_used_at, suspended_at, blocked_at
+	tomb    any   // the tombstone's blocked_at
+	wipedAt any
+}
+
+// prepareChange checks c and computes its column values, outside the
+// transaction.
+func (s *Store) prepareChange(c domain.Change) (*appliedChange, error) {
+	ts, err := s.col.Change(&c)
+	if err != nil {
+		return nil, err
+	}
+	ac := &appliedChange{c: c, ts: ts}
+	if t := c.Tombstone; t != nil {
+		if ac.tomb, err = s.col.Time(t.BlockedAt); err != nil {
+			return nil, err
+		}
+	}
+	if ac.wipedAt, err = s.col.Time(s.now()); err != nil {
+		return nil, err
+	}
+	return ac, nil
+}
+
+// applyChange applies the prepared change ac in tx (see ApplyChange).
+func (s *Store) applyChange(ctx context.Context, tx Tx, ac *appliedChange) error {
+	c := &ac.c
+	a := &c.Authenticator
+	from := int64(a.Version - 1)
+	if t := c.Tombstone; t != nil && t.Serial != "" && isCodeDevice(t.Kind) {
+		if err := s.lockSerial(ctx, tx, t.Serial); err != nil {
+			return err
+		}
+	}
+	if c.Remove {
+		// Before the delete, whose cascade would drop the links.
+		if err := s.endSessionsOf(ctx, tx, a.ID); err != nil {
+			return err
+		}
+	}
+	var row Row
+	if c.Remove {
+		row = tx.QueryRow(ctx, s.q.authDelete, a.ID, from)
+	} else {
+		ts := ac.ts
+		row = tx.QueryRow(ctx, s.q.authUpdate,
+			string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
+			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
+			a.ID, from)
+	}
+	var identityID, kind, serial, cred string
+	err := row.Scan(&identityID, &kind, &serial, &cred)
+	if errors.Is(err, ErrNoRows) {
+		return s.missingOrConflict(ctx, tx, s.q.authVersion, "authenticator", a.ID, a.Version-1)
+	}
+	if err != nil {
+		return s.dbErr(err, "update authenticator "+a.ID)
+	}
+	if identityID != a.IdentityID || kind != string(a.Kind) || serial != a.Serial || cred != a.CredentialID {
+		return s.errf("%w: authenticator %s: the identity, kind and reference cannot change", store.ErrInvalid, a.ID)
+	}
+	if !c.Remove && a.State != domain.StateActive {
+		// After the update, which holds the record (PostgreSQL locks the
+		// row): a login writing a session this authenticator proves has
+		// either committed, and its session is deleted here, or it will
+		// find the record not active (checkProofs).
+		if err := s.endSessionsOf(ctx, tx, a.ID); err != nil {
+			return err
+		}
+	}
+	if c.WipeSecret && !c.Remove {
+		if err := s.wipeElement(ctx, tx, a.Kind, a.ID, ac.wipedAt); err != nil {
+			return err
+		}
+	}
+	if t := c.Tombstone; t != nil {
+		if err := s.insertTombstone(ctx, tx, t, ac.tomb); err != nil {
+			return err
+		}
+	}
+	return s.appendAudit(ctx, tx, c.Events)
+}
+
+func (s *Store) scanAuthenticator(sc Row) (domain.Authenticator, error) {
+	var r columns.AuthenticatorRow
+	if err := sc.Scan(r.Dest()...); err != nil {
+		return domain.Authenticator{}, err
+	}
+	return s.col.Authenticator(&r)
+}

@@ -1,0 +1,83 @@
+package sqlcore
+
+import "context"
+
+// Stmt is one statement of the core, in its dialect's form.
+type Stmt struct {
+	// ID numbers the statement within its set (0, 1, 2, ...), so that a
+	// connection can keep its prepared statements in a slice.
+	ID int
+	// Name names it in query plans and tests.
+	Name string
+	// SQL is the text, with the dialect's placeholders.
+	SQL string
+	// Hot marks a statement on a request path (a login, an add, a block):
+	// its query plan must not scan a table (Store.QueryPlans).
+	Hot bool
+}
+
+// Tx runs statements of the core, in a transaction or on a connection of
+// its own. The backends implement it over their drivers, with the
+// statements prepared once per connection.
+type Tx interface {
+	// Exec runs q and returns the number of rows it changed.
+	Exec(ctx context.Context, q *Stmt, args ...any) (int64, error)
+	// QueryRow runs q, which returns at most one row.
+	QueryRow(ctx context.Context, q *Stmt, args ...any) Row
+	// Query runs q; the caller closes the rows.
+	Query(ctx context.Context, q *Stmt, args ...any) (Rows, error)
+}
+
+// Row is the result of Tx.QueryRow. Scan returns ErrNoRows when there is
+// no row.
+type Row interface {
+	Scan(dest ...any) error
+}
+
+// Rows is the result of Tx.Query.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Flags describe a write to the backend.
+type Flags uint8
+
+const (
+	// Lapse marks a write whose loss in a crash of the machine (not of
+	// the process) weakens nothing, so it need not wait for the disk: a
+	// reservation (the check it reserved dies with the machine), its
+	// release, a success that resets failures (lost, the failures stay
+	// counted). What a later write that does wait for the disk puts
+	// there takes it along (the log is written in order). Every other
+	// write reaches the disk before it returns.
+	Lapse Flags = 1 << iota
+	// Scrub marks a write that deletes or replaces secret material: the
+	// backend removes the old copies from its files (SQLite's write-ahead
+	// log) within its documented window.
+	Scrub
+	// Single marks a write whose statements each stand alone: the first
+	// that changes a row is the write, and what follows only reads to
+	// explain the outcome. It needs no transaction block of its own
+	// (PostgreSQL runs each statement in autocommit).
+	Single
+)
+
+// Backend runs the core's work on a database.
+type Backend interface {
+	// Write runs fn in a write transaction and commits it. fn may be run
+	// more than once (a transaction the database aborted to resolve a
+	// conflict, an audit append that lost a race), so it starts from
+	// scratch each time. The ctx fn gets carries the caller's values and
+	// may not be cancellable. Write returns fn's error, or the error of
+	// committing.
+	Write(ctx context.Context, f Flags, fn func(ctx context.Context, tx Tx) error) error
+	// Read runs fn on a connection outside any write transaction.
+	Read(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+	// Explain returns the query plan of q as lines of text and the tables
+	// it reads in full (a scan of the table or of a whole index), for
+	// Store.QueryPlans.
+	Explain(ctx context.Context, q *Stmt) (plan string, scans []string, err error)
+}

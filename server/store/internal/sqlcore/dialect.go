@@ -1,0 +1,80 @@
+package sqlcore
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/authbench/authbench/server/store/internal/columns"
+)
+
+// Dialect is what differs between the databases under the core.
+type Dialect struct {
+	// Name ("sqlite", "postgres") prefixes error messages.
+	Name string
+	// Codec converts values to and from columns.
+	Codec columns.Codec
+	// Numbered rewrites ? placeholders as $1, $2, ...
+	Numbered bool
+	// ForUpdate and ForShare are the row-lock clauses appended to the
+	// SELECTs of write transactions that must hold what they read until
+	// the commit; "" where a write transaction holds the database's only
+	// write lock anyway.
+	ForUpdate, ForShare string
+	// LockSerial is a statement with one parameter, a code device serial,
+	// that takes a lock on it until the end of the transaction; "" for
+	// none. The add of a code device (which checks that no tombstone
+	// revokes the serial) and the tombstone that revokes it both take it
+	// first, so that neither misses the other's commit.
+	LockSerial string
+	// LockHead is a statement with one parameter, an identity ID, that
+	// returns the seq and hash of the head of the identity's audit chain
+	// and locks it until the end of the transaction where that is needed.
+	// It may create the head row at seq 0 for a new chain (so that there
+	// is a row to lock); no row, or seq 0, is a chain without records.
+	LockHead string
+	// Class tells what a driver error means.
+	Class func(err error) Class
+	// Constraint names the constraint or index a unique violation
+	// collided with, as far as the driver says ("" when it does not).
+	Constraint func(err error) string
+
+	dialectOnce
+}
+
+// Class is the kind of a database error.
+type Class int
+
+// The classes of database errors the core tells apart.
+const (
+	ClassOther      Class = iota
+	ClassUnique           // a unique or primary key violation
+	ClassForeignKey       // a foreign key violation
+	ClassInvalid          // a refused value: check, not null, a trigger's refusal, a data exception
+	ClassRetry            // the transaction must run again: a serialization failure or a deadlock
+)
+
+// ErrNoRows is what a Row's Scan returns when the query found no row; the
+// backends' adapters turn their driver's sentinel into it.
+var ErrNoRows = errors.New("no rows in result set")
+
+// rewrite turns the ? placeholders of q into $1, $2, ... when the dialect
+// numbers them. The statements of the core have no ? in literals.
+func (d *Dialect) rewrite(q string) string {
+	if !d.Numbered || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] != '?' {
+			b.WriteByte(q[i])
+			continue
+		}
+		n++
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}

@@ -1,0 +1,323 @@
+package sqlcore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
+)
+
+// insertElement stores el (already checked) for authenticator id.
+func (s *Store) insertElement(ctx context.Context, tx Tx, id string, el *store.Element) error {
+	var err error
+	switch {
+	case el.Chip != nil:
+		c := el.Chip
+		_, err = tx.Exec(ctx, s.q.chipInsert, id, c.PublicKey, columns.NilIfEmpty(c.AAGUID), int64(c.SignCount),
+			c.AttestationFormat, c.BackupEligible, c.BackupState)
+	case el.Code != nil:
+		c := el.Code
+		_, err = tx.Exec(ctx, s.q.codeInsert, id, c.Secret.Blob, c.Secret.KeyID, int64(c.Digits), int64(c.Period/time.Second),
+			int64(c.Algorithm), int64(c.Drift), int64(c.HighestStep))
+	case el.App != nil:
+		_, err = tx.Exec(ctx, s.q.appInsert, id, el.App.PublicKey, el.App.PINVerifier)
+	case el.Password != nil:
+		_, err = tx.Exec(ctx, s.q.passwordInsert, id, el.Password.Verifier)
+	}
+	return s.dbErr(err, "store the element of "+id)
+}
+
+// wipeElement deletes the key material of the element of authenticator id
+// of kind k, keeping the row (and its non-secret fields).
+func (s *Store) wipeElement(ctx context.Context, tx Tx, k device.Kind, id string, now any) error {
+	var q *Stmt
+	switch {
+	case k == device.KindChip:
+		q = s.q.chipWipe
+	case isCodeDevice(k):
+		q = s.q.codeWipe
+	case k == device.KindApp:
+		q = s.q.appWipe
+	case k == device.KindPassword:
+		q = s.q.passwordWipe
+	default:
+		return s.errf("%w: wipe: unknown kind %q", store.ErrInvalid, k)
+	}
+	_, err := tx.Exec(ctx, q, now, id)
+	return s.dbErr(err, "wipe the element of "+id)
+}
+
+// Element implements store.Elements.
+func (s *Store) Element(ctx context.Context, authenticatorID string) (store.Element, error) {
+	what := "element of " + authenticatorID
+	var el store.Element
+	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+		var kind string
+		if err := tx.QueryRow(ctx, s.q.authKind, authenticatorID).Scan(&kind); err != nil {
+			return err
+		}
+		var err error
+		el, err = s.readElement(ctx, tx, device.Kind(kind), authenticatorID, what)
+		return err
+	})
+	if err != nil {
+		return store.Element{}, s.dbErr(err, what)
+	}
+	return el, nil
+}
+
+// readElement reads the element of authenticator id of kind k.
+func (s *Store) readElement(ctx context.Context, tx Tx, k device.Kind, id, what string) (store.Element, error) {
+	var (
+		el    store.Element
+		wiped *int64
+		err   error
+	)
+	switch {
+	case k == device.KindChip:
+		var r chipRow
+		if err = tx.QueryRow(ctx, s.q.chipByAuth, id).Scan(r.dest()...); err == nil {
+			el.Chip, err = s.chip(&r, what)
+			wiped = r.wiped
+		}
+	case isCodeDevice(k):
+		var r codeRow
+		if err = tx.QueryRow(ctx, s.q.codeByAuth, id).Scan(r.dest()...); err == nil {
+			el.Code, err = s.code(&r, what)
+			wiped = r.wiped
+		}
+	case k == device.KindApp:
+		var r appRow
+		if err = tx.QueryRow(ctx, s.q.appByAuth, id).Scan(r.dest()...); err == nil {
+			el.App, wiped = r.element(), r.wiped
+		}
+	case k == device.KindPassword:
+		var r passwordRow
+		if err = tx.QueryRow(ctx, s.q.pwByAuth, id).Scan(r.dest()...); err == nil {
+			el.Password, wiped = r.element(), r.wiped
+		}
+	default:
+		return store.Element{}, s.errf("%w: %s: unknown kind %q", store.ErrInvalid, what, k)
+	}
+	if err != nil {
+		return store.Element{}, err
+	}
+	el.WipedAt = columns.FromNanos(wiped)
+	return el, nil
+}
+
+// chipRow receives a chip_elements row (public_key, aaguid, sign_count,
+// attestation_format, backup_eligible, backup_state, wiped_at).
+type chipRow struct {
+	pub, aaguid []byte
+	count       int64
+	format      string
+	be, bs      bool
+	wiped       *int64
+}
+
+func (r *chipRow) dest() []any {
+	return []any{&r.pub, &r.aaguid, &r.count, &r.format, &r.be, &r.bs, &r.wiped}
+}
+
+func (s *Store) chip(r *chipRow, what string) (*store.ChipElement, error) {
+	if r.count < 0 || r.count > 1<<32-1 {
+		return nil, s.errf("%w: %s: sign count %d", store.ErrInvalid, what, r.count)
+	}
+	return &store.ChipElement{PublicKey: columns.NilIfEmpty(r.pub), AAGUID: columns.NilIfEmpty(r.aaguid),
+		SignCount: uint32(r.count), AttestationFormat: r.format, BackupEligible: r.be, BackupState: r.bs}, nil
+}
+
+// codeRow receives a code_elements row (secret, key_id, digits, period_s,
+// algorithm, drift, highest_step, wiped_at).
+type codeRow struct {
+	secret              []byte
+	keyID               *string
+	digits, period, alg int64
+	drift, highest      int64
+	wiped               *int64
+}
+
+func (r *codeRow) dest() []any {
+	return []any{&r.secret, &r.keyID, &r.digits, &r.period, &r.alg, &r.drift, &r.highest, &r.wiped}
+}
+
+func (s *Store) code(r *codeRow, what string) (*store.CodeElement, error) {
+	c := &store.CodeElement{Secret: store.Sealed{Blob: columns.NilIfEmpty(r.secret)}}
+	if r.keyID != nil {
+		c.Secret.KeyID = *r.keyID
+	}
+	var err error
+	if c.OTPParams, err = columns.OTPParams(r.digits, r.period, r.alg); err != nil {
+		return nil, s.errf("%s: %w", what, err)
+	}
+	if c.HighestStep, err = s.col.FromI64(r.highest, "highest step"); err != nil {
+		return nil, err
+	}
+	if r.drift < -(1<<31) || r.drift > 1<<31-1 {
+		return nil, s.errf("%w: %s: drift %d", store.ErrInvalid, what, r.drift)
+	}
+	c.Drift = int(r.drift)
+	return c, nil
+}
+
+// appRow receives an app_elements row (public_key, pin_verifier,
+// wiped_at).
+type appRow struct {
+	pub   []byte
+	pin   *string
+	wiped *int64
+}
+
+func (r *appRow) dest() []any { return []any{&r.pub, &r.pin, &r.wiped} }
+
+func (r *appRow) element() *store.AppElement {
+	a := &store.AppElement{PublicKey: columns.NilIfEmpty(r.pub)}
+	if r.pin != nil {
+		a.PINVerifier = *r.pin
+	}
+	return a
+}
+
+// passwordRow receives a password_elements row (verifier, wiped_at).
+type passwordRow struct {
+	verifier *string
+	wiped    *int64
+}
+
+func (r *passwordRow) dest() []any { return []any{&r.verifier, &r.wiped} }
+
+func (r *passwordRow) element() *store.PasswordElement {
+	p := &store.PasswordElement{}
+	if r.verifier != nil {
+		p.Verifier = *r.verifier
+	}
+	return p
+}
+
+// AdvanceOTPStep implements store.Elements with one conditional UPDATE:
+// of writers raising one element to one step at once, exactly one sees a
+// changed row (PostgreSQL re-evaluates the WHERE clause on the committed
+// row after waiting for its lock; SQLite has one writer at a time).
+func (s *Store) AdvanceOTPStep(ctx context.Context, authenticatorID string, step uint64, drift int) (bool, error) {
+	st, err := s.col.U63(step, "time step")
+	if err != nil {
+		return false, err
+	}
+	var ok bool
+	err = s.write(ctx, Single, func(ctx context.Context, tx Tx) error {
+		var err error
+		ok, err = s.advanceOTP(ctx, tx, authenticatorID, st, drift)
+		return err
+	})
+	return ok, err
+}
+
+// advanceOTP raises the OTP watermark of code device aid to step; it
+// returns false when the step was used already, or an error wrapping
+// store.ErrNotFound when there is no live element.
+func (s *Store) advanceOTP(ctx context.Context, tx Tx, aid string, step int64, drift int) (bool, error) {
+	n, err := tx.Exec(ctx, s.q.otpAdvance, step, int64(drift), aid, step)
+	if err != nil {
+		return false, s.dbErr(err, "advance the OTP step of "+aid)
+	}
+	if n == 1 {
+		return true, nil
+	}
+	return false, s.live(ctx, tx, s.q.codeLive, aid, "code device element of "+aid)
+}
+
+// AdvanceSignCount implements store.Elements with one conditional UPDATE,
+// as AdvanceOTPStep.
+func (s *Store) AdvanceSignCount(ctx context.Context, credentialID string, count uint32) (bool, error) {
+	var ok bool
+	err := s.write(ctx, Single, func(ctx context.Context, tx Tx) error {
+		var err error
+		ok, err = s.advanceSign(ctx, tx, credentialID, count)
+		return err
+	})
+	return ok, err
+}
+
+// advanceSign raises the signature counter of chip credential cred to
+// count by the rule of AdvanceSignCount.
+func (s *Store) advanceSign(ctx context.Context, tx Tx, cred string, count uint32) (bool, error) {
+	c := int64(count)
+	n, err := tx.Exec(ctx, s.q.signAdvance, c, cred, c, c)
+	if err != nil {
+		return false, s.dbErr(err, "advance the sign count of credential "+cred)
+	}
+	if n == 1 {
+		return true, nil
+	}
+	return false, s.live(ctx, tx, s.q.chipLive, cred, "chip credential "+cred)
+}
+
+// live returns nil when q (selecting wiped_at of one element by arg) finds
+// an element that was not wiped, else an error wrapping store.ErrNotFound.
+func (s *Store) live(ctx context.Context, tx Tx, q *Stmt, arg, what string) error {
+	var wiped *int64
+	err := tx.QueryRow(ctx, q, arg).Scan(&wiped)
+	switch {
+	case errors.Is(err, ErrNoRows):
+		return s.errf("%s: %w", what, store.ErrNotFound)
+	case err != nil:
+		return s.dbErr(err, what)
+	case wiped != nil:
+		return s.errf("%s: %w (its key material was wiped)", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+// UpdateSecret implements store.Elements (one conditional UPDATE).
+func (s *Store) UpdateSecret(ctx context.Context, authenticatorID string, from, to store.Sealed) error {
+	if to.KeyID == "" || len(to.Blob) == 0 {
+		return s.errf("%w: the new secret of %s needs a key ID and a blob", store.ErrInvalid, authenticatorID)
+	}
+	what := "code device element of " + authenticatorID
+	return s.write(ctx, Scrub|Single, func(ctx context.Context, tx Tx) error {
+		n, err := tx.Exec(ctx, s.q.secretUpdate, to.Blob, to.KeyID, authenticatorID, from.KeyID, columns.NonNil(from.Blob))
+		if err != nil {
+			return s.dbErr(err, "replace the secret of "+authenticatorID)
+		}
+		if n == 1 {
+			return nil
+		}
+		if err := s.live(ctx, tx, s.q.codeLive, authenticatorID, what); err != nil {
+			return err
+		}
+		return s.errf("%s: %w: the stored secret is not the one to replace", what, store.ErrConflict)
+	})
+}
+
+// UpdateVerifier implements store.Elements (one conditional UPDATE per
+// element table).
+func (s *Store) UpdateVerifier(ctx context.Context, authenticatorID string, from, to string) error {
+	if to == "" {
+		return s.errf("%w: empty verifier for %s", store.ErrInvalid, authenticatorID)
+	}
+	what := "verifier of " + authenticatorID
+	return s.write(ctx, Scrub|Single, func(ctx context.Context, tx Tx) error {
+		for _, q := range []*Stmt{s.q.pwVerifierUpdate, s.q.appVerifierUpdate} {
+			n, err := tx.Exec(ctx, q, to, authenticatorID, from)
+			if err != nil {
+				return s.dbErr(err, "replace the "+what)
+			}
+			if n == 1 {
+				return nil
+			}
+		}
+		var n int64
+		err := tx.QueryRow(ctx, s.q.verifierLive, authenticatorID, authenticatorID).Scan(&n)
+		switch {
+		case err != nil:
+			return s.dbErr(err, what)
+		case n == 0:
+			return s.errf("%s: %w (no password or app element, or it was wiped)", what, store.ErrNotFound)
+		}
+		return s.errf("%s: %w: the stored verifier is not the one to replace", what, store.ErrConflict)
+	})
+}

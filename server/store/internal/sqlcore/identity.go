@@ -1,0 +1,120 @@
+package sqlcore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
+)
+
+// CreateIdentity implements store.Identities.
+func (s *Store) CreateIdentity(ctx context.Context, c domain.IdentityChange, first ...store.NewAuthenticator) error {
+	if err := store.CheckIdentityChange(&c); err != nil {
+		return err
+	}
+	id := &c.Identity
+	args, err := s.col.IdentityArgs(id)
+	if err != nil {
+		return err
+	}
+	auths := make([]*newAuth, len(first))
+	for i := range first {
+		f := &first[i]
+		if f.Change.Authenticator.IdentityID != id.ID {
+			return s.errf("%w: create identity %s: authenticator %s belongs to identity %q", store.ErrInvalid,
+				id.ID, f.Change.Authenticator.ID, f.Change.Authenticator.IdentityID)
+		}
+		if auths[i], err = s.prepareAuthenticator(f.Change, f.Element); err != nil {
+			return err
+		}
+	}
+	return s.write(ctx, scrubIf(consumesImport(auths...)), func(ctx context.Context, tx Tx) error {
+		if _, err := tx.Exec(ctx, s.q.identityInsert, args...); err != nil {
+			return s.dbErr(err, "create identity "+id.ID)
+		}
+		events := c.Events
+		for _, n := range auths {
+			if err := s.insertAuthenticator(ctx, tx, n, -1); err != nil {
+				return err
+			}
+			events = append(events[:len(events):len(events)], n.c.Events...)
+		}
+		// The events of the identity, then of each authenticator, in
+		// order; the audit head last.
+		return s.appendAudit(ctx, tx, events)
+	})
+}
+
+// Identity implements store.Identities.
+func (s *Store) Identity(ctx context.Context, id string) (domain.Identity, error) {
+	return readRow(ctx, s, "identity "+id, s.scanIdentity, s.q.identityByID, id)
+}
+
+// UpdateIdentity implements store.Identities. The version check and the
+// update are one statement (UPDATE ... WHERE version = old), in the
+// transaction that ends the identity's sessions when it is no longer
+// active and appends the events.
+func (s *Store) UpdateIdentity(ctx context.Context, c domain.IdentityChange) error {
+	if err := store.CheckIdentityChange(&c); err != nil {
+		return err
+	}
+	id := &c.Identity
+	if id.Version < 2 {
+		return s.errf("%w: identity %s: an update needs version 2 or more, not %d", store.ErrInvalid, id.ID, id.Version)
+	}
+	ts, err := s.col.Times(id.BlockedAt)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, 0, func(ctx context.Context, tx Tx) error {
+		n, err := tx.Exec(ctx, s.q.identityUpdate,
+			string(id.State), string(id.BlockedReason), ts[0],
+			string(id.BlockedBy.Kind), id.BlockedBy.ID, id.BlockedBy.Via, int64(id.Version),
+			id.ID, int64(id.Version-1))
+		if err != nil {
+			return s.dbErr(err, "update identity "+id.ID)
+		}
+		if n != 1 {
+			return s.missingOrConflict(ctx, tx, s.q.identityVersion, "identity", id.ID, id.Version-1)
+		}
+		if id.State != domain.IdentityActive {
+			if _, err := tx.Exec(ctx, s.q.identitySessionsEnd, id.ID); err != nil {
+				return s.dbErr(err, "end the sessions of identity "+id.ID)
+			}
+		}
+		return s.appendAudit(ctx, tx, c.Events)
+	})
+}
+
+// missingOrConflict explains an UPDATE ... WHERE id = ? AND version = ?
+// that changed no row: an error wrapping store.ErrConflict (the record is
+// at another version, read with version) or store.ErrNotFound.
+func (s *Store) missingOrConflict(ctx context.Context, tx Tx, version *Stmt, what, id string, want uint64) error {
+	var have int64
+	err := tx.QueryRow(ctx, version, id).Scan(&have)
+	if errors.Is(err, ErrNoRows) {
+		return s.errf("%s %s: %w", what, id, store.ErrNotFound)
+	}
+	if err != nil {
+		return s.dbErr(err, what+" "+id)
+	}
+	return s.errf("%s %s: %w: stored at version %d, the change was made from version %d", what, id, store.ErrConflict, have, want)
+}
+
+func (s *Store) scanIdentity(sc Row) (domain.Identity, error) {
+	var r columns.IdentityRow
+	if err := sc.Scan(r.Dest()...); err != nil {
+		return domain.Identity{}, err
+	}
+	return s.col.Identity(&r)
+}
+
+// scrubIf returns Scrub when removed is true.
+func scrubIf(removed bool) Flags {
+	if removed {
+		return Scrub
+	}
+	return 0
+}

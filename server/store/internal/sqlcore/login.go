@@ -1,0 +1,135 @@
+package sqlcore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
+)
+
+// The writes of a successful check, in one transaction (store.Logins): the
+// replay guard of the security element (the OTP watermark of RFC 6238
+// §5.2, or the signature counter of WebAuthn Level 2 §6.1.1 with the spent
+// challenge), the proofs of the session (PostgreSQL share-locks them), the
+// end of the attempt's reservation, the authenticator's record with its
+// EventLoginSucceeded audit event, and the session: one commit for the
+// whole login. The proofs are checked before the record is updated and
+// the audit head is taken, so that every transaction takes the audit head
+// last.
+
+// errGuard undoes a login transaction whose replay guard did not move.
+var errGuard = errors.New("replay guard not advanced")
+
+// CommitLogin implements store.Logins. A login without a replay guard (a
+// password's success before the second factor) need not reach the disk
+// before it returns (Lapse): lost in a crash of the machine, its failures
+// stay counted and its session, if any, is gone, which both fail closed.
+func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
+	ts, sts, err := s.col.Login(&l)
+	if err != nil {
+		return false, err
+	}
+	var step int64
+	var spentExp any
+	switch {
+	case l.OTP != nil:
+		if step, err = s.col.U63(l.OTP.Step, "time step"); err != nil {
+			return false, err
+		}
+	case l.Chip != nil:
+		if err := l.Chip.Spent.Check(); err != nil {
+			return false, err
+		}
+		if spentExp, err = s.col.Time(l.Chip.Spent.ExpiresAt); err != nil {
+			return false, err
+		}
+	}
+	var f Flags
+	if l.OTP == nil && l.Chip == nil {
+		f = Lapse
+	}
+	ac := &appliedChange{c: l.Change, ts: ts}
+	a := &l.Change.Authenticator
+	err = s.write(ctx, f, func(ctx context.Context, tx Tx) error {
+		switch {
+		case l.OTP != nil:
+			ok, err := s.advanceOTP(ctx, tx, a.ID, step, l.OTP.Drift)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errGuard
+			}
+		case l.Chip != nil:
+			sp := &l.Chip.Spent
+			if _, err := tx.Exec(ctx, s.q.ceremonyInsert, sp.Key, sp.IdentityID, columns.NonNil(sp.Data), spentExp); err != nil {
+				return s.dbErr(err, "ceremony "+sp.Key)
+			}
+			ok, err := s.advanceSign(ctx, tx, a.CredentialID, l.Chip.Count)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errGuard
+			}
+		}
+		if l.Session != nil {
+			if err := s.checkProofs(ctx, tx, l.Session); err != nil {
+				return err
+			}
+		}
+		if err := s.endAttempt(ctx, tx, l.Attempt); err != nil {
+			return err
+		}
+		if err := s.applyChange(ctx, tx, ac); err != nil {
+			return err
+		}
+		if l.Session != nil {
+			return s.insertSession(ctx, tx, l.Session, sts)
+		}
+		return nil
+	})
+	if errors.Is(err, errGuard) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// ActivateCodeDevice implements store.Logins.
+func (s *Store) ActivateCodeDevice(ctx context.Context, act store.CodeActivation) error {
+	ac, err := s.prepareChange(act.Change)
+	if err != nil {
+		return err
+	}
+	a := &act.Change.Authenticator
+	if !isCodeDevice(a.Kind) {
+		return s.errf("%w: authenticator %s is not a code device", store.ErrInvalid, a.ID)
+	}
+	if err := act.Element.Check(a.Kind); err != nil {
+		return err
+	}
+	im := &act.Import
+	if im.Serial != a.Serial {
+		return s.errf("%w: the import of serial %s is not for authenticator %s (serial %s)", store.ErrInvalid, im.Serial, a.ID, a.Serial)
+	}
+	return s.write(ctx, Scrub, func(ctx context.Context, tx Tx) error {
+		if err := s.lockSerial(ctx, tx, a.Serial); err != nil {
+			return err
+		}
+		n, err := tx.Exec(ctx, s.q.importTakeExact, im.Serial, im.Secret.KeyID, im.Secret.Blob)
+		if err != nil {
+			return s.dbErr(err, "take the import of serial "+im.Serial)
+		}
+		if n != 1 {
+			return s.errf("activate %s: the import of serial %s: %w (taken by another activation, or replaced)", a.ID, im.Serial, store.ErrNotFound)
+		}
+		if err := s.endAttempt(ctx, tx, act.Attempt); err != nil {
+			return err
+		}
+		if err := s.insertElement(ctx, tx, a.ID, &act.Element); err != nil {
+			return err
+		}
+		return s.applyChange(ctx, tx, ac)
+	})
+}

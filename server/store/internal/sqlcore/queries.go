@@ -1,0 +1,226 @@
+package sqlcore
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/authbench/authbench/server/store/internal/columns"
+)
+
+// Column lists, in the order of the columns package's Args and Row types.
+const (
+	identityCols = `id, state, blocked_reason, blocked_at, blocked_by_kind, blocked_by_id, blocked_by_via, created_at, version`
+	authCols     = `id, identity_id, kind, state, serial, credential_id, label, failures, suspensions,
+	created_at, activated_at, last_used_at, suspended_at, suspend_reason, blocked_at, block_reason, version`
+	auditCols   = `seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body`
+	tombCols    = `authenticator_id, identity_id, kind, serial, credential_id, reason, blocked_at, by_kind, by_id, by_via`
+	importCols  = `serial, secret, key_id, digits, period_s, algorithm, imported_at, failures`
+	sessionCols = `s.token_hash, s.id, s.identity_id, s.level, s.via, s.created_at, s.expires_at`
+)
+
+// prefixed returns the column list cols with each column qualified by
+// prefix ("a.").
+func prefixed(prefix, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = prefix + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// validSession is the condition a usable session s meets at the
+// parameter (now): not expired, its identity active, and every
+// authenticator that proved it active.
+const validSession = `s.expires_at > ?
+	AND EXISTS (SELECT 1 FROM identities i WHERE i.id = s.identity_id AND i.state = 'active')
+	AND NOT EXISTS (SELECT 1 FROM session_authenticators sa JOIN authenticators a ON a.id = sa.authenticator_id
+		WHERE sa.token_hash = s.token_hash AND a.state <> 'active')`
+
+// queries are the core's statements in one dialect.
+type queries struct {
+	all []*Stmt
+
+	// identities
+	identityInsert, identityByID, identityUpdate, identityVersion, identitySessionsEnd *Stmt
+	// authenticators
+	setVersionBump, setVersion, serialRevoked, credentialInsert, authInsert, importConsume *Stmt
+	lockSerial                                                                             *Stmt // nil when the dialect needs none
+	authByID, authsOfIdentity, authsFind, authUpdate, authDelete, authVersion              *Stmt
+	authWithIdentity                                                                       *Stmt
+	// elements
+	chipInsert, codeInsert, appInsert, passwordInsert         *Stmt
+	chipWipe, codeWipe, appWipe, passwordWipe                 *Stmt
+	authKind, chipByAuth, codeByAuth, appByAuth, pwByAuth     *Stmt
+	otpAdvance, codeLive, signAdvance, chipLive, secretUpdate *Stmt
+	pwVerifierUpdate, appVerifierUpdate, verifierLive         *Stmt
+	// tombstones, imports, ceremonies
+	tombInsert, tombsFind                                               *Stmt
+	importInsert, importReplace, importBySerial, importTake, importFail *Stmt
+	importTakeExact                                                     *Stmt
+	ceremonyInsert, ceremonyTake, ceremoniesSweep                       *Stmt
+	// sessions
+	sessionInsert, sessionProofInsert, proofIdentity, proofAuth   *Stmt
+	sessionsEndOf, sessionByToken, sessionsOfIdentity, sessionEnd *Stmt
+	sessionDelete, sessionsSweep                                  *Stmt
+	// attempts
+	attemptAuth, attemptImport, attemptsInFlight, attemptInsert, attemptDelete, attemptsSweep *Stmt
+	// audit
+	auditHead, auditInsert, auditHeadMove, auditList, auditFirst, auditAfter, auditHeads *Stmt
+	checkpointInsert, checkpointsFrom, checkpointLast                                    *Stmt
+	// sealed values
+	sealedCodeKeys, sealedCodeSample, sealedImportKeys, sealedImportSample *Stmt
+}
+
+// queries returns the statements of d, made once.
+func (d *Dialect) queries() *queries {
+	d.once.Do(func() { d.q = newQueries(d) })
+	return d.q
+}
+
+// dialectOnce is embedded in Dialect to make its statements once.
+type dialectOnce struct {
+	once sync.Once
+	q    *queries
+}
+
+func newQueries(d *Dialect) *queries {
+	s := &set{d: d}
+	const hot, cold = true, false
+	q := &queries{}
+
+	q.identityInsert = s.stmt("identity-insert", hot, `INSERT INTO identities (`+identityCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	q.identityByID = s.stmt("identity-by-id", hot, `SELECT `+identityCols+` FROM identities WHERE id = ?`)
+	q.identityUpdate = s.stmt("identity-update", hot, `UPDATE identities SET state = ?, blocked_reason = ?, blocked_at = ?,
+	blocked_by_kind = ?, blocked_by_id = ?, blocked_by_via = ?, version = ?
+WHERE id = ? AND version = ?`)
+	q.identityVersion = s.stmt("identity-version", hot, `SELECT version FROM identities WHERE id = ?`)
+	q.identitySessionsEnd = s.stmt("identity-sessions-end", hot, `DELETE FROM sessions WHERE identity_id = ?`)
+
+	q.setVersionBump = s.stmt("set-version-bump", hot, `UPDATE identities SET authenticators_version = authenticators_version + 1
+WHERE id = ? AND (CAST(? AS BIGINT) < 0 OR authenticators_version = ?)
+RETURNING authenticators_version`)
+	q.setVersion = s.stmt("set-version", hot, `SELECT authenticators_version FROM identities WHERE id = ?`)
+	q.serialRevoked = s.stmt("serial-revoked", hot, `SELECT COUNT(*) FROM tombstones
+WHERE serial <> '' AND serial = ? AND kind IN ('code-display', 'audio-code-reader')`)
+	q.credentialInsert = s.stmt("credential-insert", hot, `INSERT INTO credential_ids (credential_id, authenticator_id, registered_at) VALUES (?, ?, ?)`)
+	q.authInsert = s.stmt("authenticator-insert", hot, `INSERT INTO authenticators (`+authCols+`)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	q.importConsume = s.stmt("import-consume", hot, `DELETE FROM imports WHERE serial = ?`)
+	if d.LockSerial != "" {
+		q.lockSerial = s.stmt("lock-serial", cold, d.LockSerial)
+	}
+	q.authByID = s.stmt("authenticator-by-id", hot, `SELECT `+authCols+` FROM authenticators WHERE id = ?`)
+	q.authWithIdentity = s.stmt("authenticator-with-identity", hot, `SELECT `+prefixed("i.", identityCols)+`, `+prefixed("a.", authCols)+`
+FROM authenticators a JOIN identities i ON i.id = a.identity_id WHERE a.id = ?`)
+	q.authsOfIdentity = s.stmt("authenticators-of-identity", hot, `SELECT `+authCols+` FROM authenticators WHERE identity_id = ? ORDER BY created_at, id`)
+	q.authsFind = s.stmt("authenticators-find", hot, `SELECT `+authCols+` FROM authenticators
+WHERE (serial <> '' AND serial = ?) OR (credential_id <> '' AND credential_id = ?)
+ORDER BY created_at, id`)
+	q.authUpdate = s.stmt("authenticator-update", hot, `UPDATE authenticators SET state = ?, label = ?, failures = ?, suspensions = ?,
+	activated_at = ?, last_used_at = ?, suspended_at = ?, suspend_reason = ?, blocked_at = ?, block_reason = ?, version = ?
+WHERE id = ? AND version = ?
+RETURNING identity_id, kind, serial, credential_id`)
+	q.authDelete = s.stmt("authenticator-delete", hot, `DELETE FROM authenticators WHERE id = ? AND version = ?
+RETURNING identity_id, kind, serial, credential_id`)
+	q.authVersion = s.stmt("authenticator-version", hot, `SELECT version FROM authenticators WHERE id = ?`)
+
+	q.chipInsert = s.stmt("chip-insert", hot, `INSERT INTO chip_elements
+(authenticator_id, public_key, aaguid, sign_count, attestation_format, backup_eligible, backup_state) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	q.codeInsert = s.stmt("code-insert", hot, `INSERT INTO code_elements
+(authenticator_id, secret, key_id, digits, period_s, algorithm, drift, highest_step) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	q.appInsert = s.stmt("app-insert", hot, `INSERT INTO app_elements (authenticator_id, public_key, pin_verifier) VALUES (?, ?, ?)`)
+	q.passwordInsert = s.stmt("password-insert", hot, `INSERT INTO password_elements (authenticator_id, verifier) VALUES (?, ?)`)
+	q.chipWipe = s.stmt("chip-wipe", hot, `UPDATE chip_elements SET public_key = NULL, wiped_at = COALESCE(wiped_at, ?) WHERE authenticator_id = ?`)
+	q.codeWipe = s.stmt("code-wipe", hot, `UPDATE code_elements SET secret = NULL, key_id = NULL, wiped_at = COALESCE(wiped_at, ?) WHERE authenticator_id = ?`)
+	q.appWipe = s.stmt("app-wipe", hot, `UPDATE app_elements SET public_key = NULL, pin_verifier = NULL, wiped_at = COALESCE(wiped_at, ?) WHERE authenticator_id = ?`)
+	q.passwordWipe = s.stmt("password-wipe", hot, `UPDATE password_elements SET verifier = NULL, wiped_at = COALESCE(wiped_at, ?) WHERE authenticator_id = ?`)
+	q.authKind = s.stmt("authenticator-kind", hot, `SELECT kind FROM authenticators WHERE id = ?`)
+	q.chipByAuth = s.stmt("chip-element", hot, `SELECT public_key, aaguid, sign_count, attestation_format, backup_eligible, backup_state, wiped_at
+FROM chip_elements WHERE authenticator_id = ?`)
+	q.codeByAuth = s.stmt("code-element", hot, `SELECT secret, key_id, digits, period_s, algorithm, drift, highest_step, wiped_at
+FROM code_elements WHERE authenticator_id = ?`)
+	q.appByAuth = s.stmt("app-element", hot, `SELECT public_key, pin_verifier, wiped_at FROM app_elements WHERE authenticator_id = ?`)
+	q.pwByAuth = s.stmt("password-element", hot, `SELECT verifier, wiped_at FROM password_elements WHERE authenticator_id = ?`)
+	q.otpAdvance = s.stmt("otp-advance", hot, `UPDATE code_elements SET highest_step = ?, drift = ?
+WHERE authenticator_id = ? AND wiped_at IS NULL AND highest_step < ?`)
+	q.codeLive = s.stmt("code-live", hot, `SELECT wiped_at FROM code_elements WHERE authenticator_id = ?`)
+	q.signAdvance = s.stmt("sign-advance", hot, `UPDATE chip_elements SET sign_count = ?
+WHERE authenticator_id = (SELECT id FROM authenticators WHERE credential_id <> '' AND credential_id = ? AND kind = 'chip')
+	AND wiped_at IS NULL AND (sign_count < ? OR (sign_count = 0 AND CAST(? AS BIGINT) = 0))`)
+	q.chipLive = s.stmt("chip-live", hot, `SELECT e.wiped_at FROM chip_elements e JOIN authenticators a ON a.id = e.authenticator_id
+WHERE a.credential_id <> '' AND a.credential_id = ? AND a.kind = 'chip'`)
+	q.secretUpdate = s.stmt("secret-update", cold, `UPDATE code_elements SET secret = ?, key_id = ?
+WHERE authenticator_id = ? AND wiped_at IS NULL AND key_id = ? AND secret = ?`)
+	q.pwVerifierUpdate = s.stmt("password-verifier-update", cold, `UPDATE password_elements SET verifier = ?
+WHERE authenticator_id = ? AND wiped_at IS NULL AND verifier = ?`)
+	q.appVerifierUpdate = s.stmt("app-verifier-update", cold, `UPDATE app_elements SET pin_verifier = ?
+WHERE authenticator_id = ? AND wiped_at IS NULL AND pin_verifier = ?`)
+	q.verifierLive = s.stmt("verifier-live", cold, `SELECT
+	(SELECT COUNT(*) FROM password_elements WHERE authenticator_id = ? AND wiped_at IS NULL) +
+	(SELECT COUNT(*) FROM app_elements WHERE authenticator_id = ? AND wiped_at IS NULL)`)
+
+	q.tombInsert = s.stmt("tombstone-insert", hot, `INSERT INTO tombstones (`+tombCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	q.tombsFind = s.stmt("tombstones-find", hot, `SELECT `+tombCols+` FROM tombstones
+WHERE (serial <> '' AND serial = ?) OR (credential_id <> '' AND credential_id = ?)
+ORDER BY blocked_at, authenticator_id`)
+	q.importInsert = s.stmt("import-insert", cold, `INSERT INTO imports (serial, secret, key_id, digits, period_s, algorithm, imported_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	q.importReplace = s.stmt("import-replace", cold, `INSERT INTO imports (serial, secret, key_id, digits, period_s, algorithm, imported_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (serial) DO UPDATE SET secret = excluded.secret, key_id = excluded.key_id, digits = excluded.digits,
+	period_s = excluded.period_s, algorithm = excluded.algorithm, imported_at = excluded.imported_at, failures = 0`)
+	q.importBySerial = s.stmt("import-by-serial", hot, `SELECT `+importCols+` FROM imports WHERE serial = ?`)
+	q.importTake = s.stmt("import-take", hot, `DELETE FROM imports WHERE serial = ? RETURNING `+importCols)
+	q.importFail = s.stmt("import-fail", hot, `UPDATE imports SET failures = failures + 1 WHERE serial = ? RETURNING failures`)
+	q.importTakeExact = s.stmt("import-take-exact", hot, `DELETE FROM imports WHERE serial = ? AND key_id = ? AND secret = ?`)
+	q.ceremonyInsert = s.stmt("ceremony-insert", hot, `INSERT INTO ceremonies (ckey, identity_id, data, expires_at) VALUES (?, ?, ?, ?)`)
+	q.ceremonyTake = s.stmt("ceremony-take", hot, `DELETE FROM ceremonies WHERE ckey = ? RETURNING identity_id, data, expires_at`)
+	q.ceremoniesSweep = s.stmt("ceremonies-sweep", cold, `DELETE FROM ceremonies WHERE expires_at <= ?`)
+
+	q.sessionInsert = s.stmt("session-insert", hot, `INSERT INTO sessions (token_hash, id, identity_id, level, via, created_at, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	q.sessionProofInsert = s.stmt("session-proof-insert", hot, `INSERT INTO session_authenticators (token_hash, authenticator_id) VALUES (?, ?)`)
+	q.proofIdentity = s.stmt("proof-identity", hot, `SELECT state FROM identities WHERE id = ?`+d.ForShare)
+	q.proofAuth = s.stmt("proof-authenticator", hot, `SELECT identity_id, state FROM authenticators WHERE id = ?`+d.ForShare)
+	q.sessionsEndOf = s.stmt("sessions-end-of", hot, `DELETE FROM sessions
+WHERE token_hash IN (SELECT token_hash FROM session_authenticators WHERE authenticator_id = ?)`)
+	q.sessionByToken = s.stmt("session-by-token", hot, `SELECT `+sessionCols+` FROM sessions s
+WHERE s.token_hash = ? AND `+validSession)
+	q.sessionsOfIdentity = s.stmt("sessions-of-identity", hot, `SELECT `+sessionCols+` FROM sessions s
+WHERE s.identity_id = ? AND `+validSession+` ORDER BY s.created_at, s.id`)
+	q.sessionEnd = s.stmt("session-end", hot, `DELETE FROM sessions WHERE identity_id = ? AND id = ?`)
+	q.sessionDelete = s.stmt("session-delete", hot, `DELETE FROM sessions WHERE token_hash = ?`)
+	q.sessionsSweep = s.stmt("sessions-sweep", cold, `DELETE FROM sessions WHERE expires_at <= ?`)
+
+	q.attemptAuth = s.stmt("attempt-authenticator", hot, `SELECT state, failures FROM authenticators WHERE id = ?`+d.ForUpdate)
+	q.attemptImport = s.stmt("attempt-import", hot, `SELECT failures FROM imports WHERE serial = ?`+d.ForUpdate)
+	q.attemptsInFlight = s.stmt("attempts-in-flight", hot, `SELECT COUNT(*) FROM attempts
+WHERE ((authenticator_id <> '' AND authenticator_id = ?) OR (serial <> '' AND serial = ?)) AND expires_at > ?`)
+	q.attemptInsert = s.stmt("attempt-insert", hot, `INSERT INTO attempts (id, authenticator_id, serial, expires_at) VALUES (?, ?, ?, ?)`)
+	q.attemptDelete = s.stmt("attempt-delete", hot, `DELETE FROM attempts WHERE id = ?`)
+	q.attemptsSweep = s.stmt("attempts-sweep", cold, `DELETE FROM attempts WHERE expires_at <= ?`)
+
+	q.auditHead = s.stmt("audit-head", hot, d.LockHead)
+	q.auditInsert = s.stmt("audit-insert", hot, `INSERT INTO audit (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	q.auditHeadMove = s.stmt("audit-head-move", hot, `INSERT INTO audit_heads (identity_id, seq, hash) VALUES (?, ?, ?)
+ON CONFLICT (identity_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`)
+	q.auditList = s.stmt("audit-list", hot, `SELECT `+auditCols+` FROM audit WHERE identity_id = ? AND seq > ? ORDER BY seq LIMIT ?`)
+	q.auditFirst = s.stmt("audit-first", cold, `SELECT `+auditCols+` FROM audit ORDER BY identity_id, seq LIMIT ?`)
+	q.auditAfter = s.stmt("audit-after", cold, `SELECT `+auditCols+` FROM audit WHERE (identity_id, seq) > (?, ?)
+ORDER BY identity_id, seq LIMIT ?`)
+	q.auditHeads = s.stmt("audit-heads", cold, `SELECT identity_id, seq, hash FROM audit_heads WHERE seq > 0 ORDER BY identity_id`)
+	q.checkpointInsert = s.stmt("checkpoint-insert", cold, `INSERT INTO audit_checkpoints (`+columns.CheckpointCols+`) VALUES (?, ?, ?, ?, ?)`)
+	q.checkpointsFrom = s.stmt("checkpoints-from", cold, `SELECT `+columns.CheckpointCols+` FROM audit_checkpoints WHERE seq >= ? ORDER BY seq LIMIT ?`)
+	q.checkpointLast = s.stmt("checkpoint-last", hot, `SELECT `+columns.CheckpointCols+` FROM audit_checkpoints
+WHERE seq = (SELECT MAX(seq) FROM audit_checkpoints)`)
+
+	q.sealedCodeKeys = s.stmt("sealed-code-keys", cold, `SELECT key_id, COUNT(*), MIN(authenticator_id) FROM code_elements
+WHERE secret IS NOT NULL AND key_id IS NOT NULL GROUP BY key_id ORDER BY key_id`)
+	q.sealedCodeSample = s.stmt("sealed-code-sample", cold, `SELECT secret FROM code_elements WHERE authenticator_id = ?`)
+	q.sealedImportKeys = s.stmt("sealed-import-keys", cold, `SELECT key_id, COUNT(*), MIN(serial) FROM imports
+WHERE secret IS NOT NULL AND key_id IS NOT NULL GROUP BY key_id ORDER BY key_id`)
+	q.sealedImportSample = s.stmt("sealed-import-sample", cold, `SELECT secret FROM imports WHERE serial = ?`)
+
+	q.all = s.all
+	return q
+}

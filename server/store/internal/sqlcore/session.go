@@ -1,0 +1,169 @@
+package sqlcore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/columns"
+)
+
+// Sessions (store.Sessions). A session row names the authenticators that
+// proved it in session_authenticators; the query that finds a session
+// joins them and the identity, so a session whose identity is blocked or
+// whose proof stopped being active is never returned, whatever wrote that
+// change. The writes that take an authenticator or an identity out of the
+// active state also delete such sessions in the same transaction, so they
+// stay ended when the state comes back (a suspension that expires). A
+// login that writes a session first reads (PostgreSQL: share-locks) the
+// identity and the proving authenticators (checkProofs), so a concurrent
+// suspension or block either sees the new session and deletes it, or
+// commits first and the login finds its proof not active.
+
+// PutSession implements store.Sessions.
+func (s *Store) PutSession(ctx context.Context, se store.Session) error {
+	if err := se.Check(); err != nil {
+		return err
+	}
+	ts, err := s.col.Times(se.CreatedAt, se.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, 0, func(ctx context.Context, tx Tx) error {
+		if err := s.checkProofs(ctx, tx, &se); err != nil {
+			return err
+		}
+		return s.insertSession(ctx, tx, &se, ts)
+	})
+}
+
+// checkProofs returns nil when the identity of se and every authenticator
+// that proved it are active, holding them (PostgreSQL: share locks) until
+// the end of tx.
+func (s *Store) checkProofs(ctx context.Context, tx Tx, se *store.Session) error {
+	var state string
+	if err := tx.QueryRow(ctx, s.q.proofIdentity, se.IdentityID).Scan(&state); err != nil {
+		return s.dbErr(err, "session of identity "+se.IdentityID)
+	}
+	if state != string(domain.IdentityActive) {
+		return s.errf("session of identity %s: %w: the identity is %s", se.IdentityID, store.ErrConflict, state)
+	}
+	for _, aid := range se.Authenticators {
+		var owner, st string
+		err := tx.QueryRow(ctx, s.q.proofAuth, aid).Scan(&owner, &st)
+		switch {
+		case err != nil:
+			return s.dbErr(err, "session of identity "+se.IdentityID+": authenticator "+aid)
+		case owner != se.IdentityID:
+			return s.errf("session of identity %s: %w: authenticator %s belongs to another identity", se.IdentityID, store.ErrInvalid, aid)
+		case st != string(domain.StateActive):
+			return s.errf("session of identity %s: %w: authenticator %s is %s", se.IdentityID, store.ErrConflict, aid, st)
+		}
+	}
+	return nil
+}
+
+// insertSession stores se (checked with checkProofs; ts are its created_at
+// and expires_at) in tx.
+func (s *Store) insertSession(ctx context.Context, tx Tx, se *store.Session, ts []any) error {
+	if _, err := tx.Exec(ctx, s.q.sessionInsert, se.TokenHash, se.ID, se.IdentityID, se.Level, se.Via(), ts[0], ts[1]); err != nil {
+		return s.dbErr(err, "session of "+se.IdentityID)
+	}
+	for _, aid := range se.Authenticators {
+		if _, err := tx.Exec(ctx, s.q.sessionProofInsert, se.TokenHash, aid); err != nil {
+			return s.dbErr(err, "session of "+se.IdentityID+": authenticator "+aid)
+		}
+	}
+	return nil
+}
+
+// endSessionsOf deletes the sessions authenticator aid proved, in tx.
+func (s *Store) endSessionsOf(ctx context.Context, tx Tx, aid string) error {
+	_, err := tx.Exec(ctx, s.q.sessionsEndOf, aid)
+	return s.dbErr(err, "end the sessions of authenticator "+aid)
+}
+
+// Session implements store.Sessions.
+func (s *Store) Session(ctx context.Context, tokenHash []byte, now time.Time) (store.Session, error) {
+	var se store.Session
+	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		se, err = scanSession(tx.QueryRow(ctx, s.q.sessionByToken, columns.NonNil(tokenHash), columns.ClampNanos(now)))
+		return err
+	})
+	if errors.Is(err, ErrNoRows) {
+		return store.Session{}, s.errf("session: %w (unknown, expired, or its proof is not active)", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Session{}, s.dbErr(err, "session")
+	}
+	return se, nil
+}
+
+// ListSessions implements store.Sessions.
+func (s *Store) ListSessions(ctx context.Context, identityID string, now time.Time) ([]store.Session, error) {
+	var out []store.Session
+	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+		rows, err := tx.Query(ctx, s.q.sessionsOfIdentity, identityID, columns.ClampNanos(now))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			se, err := scanSession(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, se)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, s.dbErr(err, "sessions of "+identityID)
+	}
+	return out, nil
+}
+
+func scanSession(sc Row) (store.Session, error) {
+	var (
+		se      store.Session
+		via     string
+		created *int64
+		expires int64
+	)
+	if err := sc.Scan(&se.TokenHash, &se.ID, &se.IdentityID, &se.Level, &via, &created, &expires); err != nil {
+		return store.Session{}, err
+	}
+	if via != "" {
+		se.Authenticators = strings.Split(via, domain.ViaSep)
+	}
+	se.CreatedAt = columns.FromNanos(created)
+	se.ExpiresAt = time.Unix(0, expires).UTC()
+	return se, nil
+}
+
+// EndSession implements store.Sessions.
+func (s *Store) EndSession(ctx context.Context, identityID, id string) error {
+	n, err := s.exec(ctx, 0, s.q.sessionEnd, identityID, id)
+	if err != nil {
+		return s.dbErr(err, "end session "+id)
+	}
+	if n == 0 {
+		return s.errf("session %s of %s: %w", id, identityID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteSession implements store.Sessions.
+func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
+	_, err := s.exec(ctx, 0, s.q.sessionDelete, columns.NonNil(tokenHash))
+	return s.dbErr(err, "delete session")
+}
+
+// SweepSessions implements store.Sessions.
+func (s *Store) SweepSessions(ctx context.Context, now time.Time) (int, error) {
+	return s.sweep(ctx, s.q.sessionsSweep, now, "sweep sessions")
+}

@@ -1,0 +1,265 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/authbench/authbench/server/store/internal/sqlcore"
+)
+
+// Group commit. Every write is an op: a function run inside a write
+// transaction. Ops queue up; whoever holds the leader token takes every op
+// queued at that moment and runs them in ONE transaction (BEGIN IMMEDIATE,
+// each op inside its own SAVEPOINT, so a failing op undoes only its own
+// work), then commits once: one fsync for the whole batch. While a batch
+// commits, the next one queues. An op returns only after the commit of its
+// batch, so what a caller was told has happened is durable.
+//
+// A batch whose ops all may lapse (sqlcore.Lapse: reservations and their
+// releases, a password's success before the second factor) commits with
+// synchronous=NORMAL: in WAL mode the commit then writes the log without
+// syncing it. A crash of the process loses nothing (the operating system
+// has the log), a crash of the machine may lose such a batch, and the next
+// batch that syncs takes it to the disk along with its own (the log is
+// written in order, and SQLite syncs it before every checkpoint). Every
+// other batch commits with synchronous=FULL.
+
+// maxBatch bounds the ops of one transaction, and so its latency.
+const maxBatch = 256
+
+const (
+	opQueued int32 = iota
+	opClaimed
+	opCancelled
+)
+
+type writeOp struct {
+	ctx   context.Context
+	flags sqlcore.Flags
+	fn    func(ctx context.Context, tx sqlcore.Tx) error
+	state atomic.Int32
+	err   error
+	done  chan struct{}
+}
+
+type groupCommit struct {
+	token   chan struct{} // capacity 1: held by the leader
+	mu      sync.Mutex
+	queue   []*writeOp
+	batches atomic.Int64 // transactions run, for tests
+	synced  atomic.Int64 // of those, committed with synchronous=FULL
+}
+
+// The synchronous settings of the write connection.
+const (
+	syncFull   = "FULL"
+	syncNormal = "NORMAL"
+)
+
+// The statements of the writer's transactions, prepared once on the write
+// connection like the core's.
+var (
+	stmtBegin      = sqlcore.NewStmt("begin", "BEGIN IMMEDIATE", false)
+	stmtCommit     = sqlcore.NewStmt("commit", "COMMIT", false)
+	stmtRollback   = sqlcore.NewStmt("rollback", "ROLLBACK", false)
+	stmtSavepoint  = sqlcore.NewStmt("savepoint", "SAVEPOINT op", false)
+	stmtRollbackTo = sqlcore.NewStmt("rollback-to", "ROLLBACK TO op", false)
+	stmtRelease    = sqlcore.NewStmt("release", "RELEASE op", false)
+	stmtSyncFull   = sqlcore.NewStmt("sync-full", "PRAGMA synchronous = FULL", false)
+	stmtSyncNormal = sqlcore.NewStmt("sync-normal", "PRAGMA synchronous = NORMAL", false)
+)
+
+// errReadOnly is the error of every write to a read-only store.
+var errReadOnly = errors.New("sqlite: the store was opened read-only")
+
+// Write implements sqlcore.Backend: fn runs as an op of a group-committed
+// batch. The caller's ctx applies while the op waits to be taken into a
+// batch; once taken, the op runs to the end of the batch, with a ctx that
+// carries the caller's values but never cancels (cancelling one statement
+// of a batch would roll back the whole transaction).
+func (s *Store) Write(ctx context.Context, f sqlcore.Flags, fn func(ctx context.Context, tx sqlcore.Tx) error) error {
+	if s.ro {
+		return errReadOnly
+	}
+	if s.closed.Load() {
+		return errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	op := &writeOp{ctx: ctx, flags: f, fn: fn, done: make(chan struct{})}
+	s.gc.mu.Lock()
+	s.gc.queue = append(s.gc.queue, op)
+	s.gc.mu.Unlock()
+	for {
+		select {
+		case <-op.done:
+			return op.err
+		case s.gc.token <- struct{}{}:
+			select {
+			case <-op.done: // the previous leader ran it
+			default:
+				s.runBatch()
+			}
+			<-s.gc.token
+			// The op is done now, unless more than maxBatch ops were
+			// queued before it: then it waits for a later batch.
+		case <-ctx.Done():
+			if op.state.CompareAndSwap(opQueued, opCancelled) {
+				return ctx.Err()
+			}
+			<-op.done // it is running: wait for the commit
+			return op.err
+		}
+	}
+}
+
+// runBatch takes the queued ops and runs them in one transaction. The
+// caller holds the leader token.
+func (s *Store) runBatch() {
+	s.gc.mu.Lock()
+	n := min(len(s.gc.queue), maxBatch)
+	batch := append([]*writeOp(nil), s.gc.queue[:n]...)
+	s.gc.queue = append(s.gc.queue[:0], s.gc.queue[n:]...)
+	s.gc.mu.Unlock()
+
+	var ops []*writeOp
+	for _, op := range batch {
+		if op.state.CompareAndSwap(opQueued, opClaimed) {
+			ops = append(ops, op)
+		} else {
+			close(op.done) // cancelled; nobody reads its result
+		}
+	}
+	defer func() {
+		for _, op := range ops {
+			close(op.done)
+		}
+	}()
+	if len(ops) == 0 {
+		return
+	}
+	fail := func(err error) {
+		for _, op := range ops {
+			if op.err == nil {
+				op.err = err
+			}
+		}
+	}
+	c, ok := <-s.wconn
+	if !ok {
+		fail(errClosed)
+		return
+	}
+	defer func() { s.wconn <- c }()
+	s.gc.batches.Add(1)
+	bg := context.WithoutCancel(ops[0].ctx)
+	sync := syncNormal
+	for _, op := range ops {
+		if op.flags&sqlcore.Lapse == 0 {
+			sync = syncFull
+		}
+	}
+	if err := s.setSynchronous(bg, c, sync); err != nil {
+		fail(err)
+		return
+	}
+	if _, err := c.Exec(bg, stmtBegin); err != nil {
+		fail(fmt.Errorf("sqlite: begin: %w", err))
+		return
+	}
+	if len(ops) == 1 {
+		op := ops[0]
+		if op.err = s.runOp(context.WithoutCancel(op.ctx), c, op.fn); op.err != nil {
+			_, _ = c.Exec(bg, stmtRollback)
+			return
+		}
+	} else {
+		for _, op := range ops {
+			if err := s.runSavepoint(context.WithoutCancel(op.ctx), c, op); err != nil {
+				// The transaction is gone (SQLite rolled it back after an
+				// I/O error, say): nothing of the batch is committed.
+				_, _ = c.Exec(bg, stmtRollback)
+				fail(err)
+				return
+			}
+		}
+	}
+	if _, err := c.Exec(bg, stmtCommit); err != nil {
+		_, _ = c.Exec(bg, stmtRollback)
+		fail(fmt.Errorf("sqlite: commit: %w", err))
+		return
+	}
+	if sync == syncFull {
+		s.gc.synced.Add(1)
+	}
+	for _, op := range ops {
+		if op.err == nil && op.flags&sqlcore.Scrub != 0 {
+			s.wakeScrubber() // in the background: see scrub.go
+			break
+		}
+	}
+}
+
+// setSynchronous sets the write connection's synchronous setting for the
+// next batch (nothing to do for an in-memory database).
+func (s *Store) setSynchronous(ctx context.Context, c *conn, to string) error {
+	if s.mem || s.synchronous == to {
+		return nil
+	}
+	q := stmtSyncFull
+	if to == syncNormal {
+		q = stmtSyncNormal
+	}
+	if _, err := c.Exec(ctx, q); err != nil {
+		return fmt.Errorf("sqlite: synchronous=%s: %w", to, err)
+	}
+	s.synchronous = to
+	return nil
+}
+
+// runOp runs fn. It is never run again: the write transaction holds the
+// database's write lock from its BEGIN IMMEDIATE, in this process and any
+// other, so an audit append cannot lose the race for a sequence number
+// that sqlcore.SeqRace reports (the primary key would refuse it all the
+// same).
+func (s *Store) runOp(ctx context.Context, c *conn, fn func(context.Context, sqlcore.Tx) error) error {
+	return fn(ctx, c)
+}
+
+// runSavepoint runs op inside a savepoint, undoing its work when it fails
+// (op.err). It returns an error only when the transaction itself can no
+// longer be used.
+func (s *Store) runSavepoint(ctx context.Context, c *conn, op *writeOp) error {
+	if _, err := c.Exec(ctx, stmtSavepoint); err != nil {
+		return fmt.Errorf("sqlite: savepoint: %w", err)
+	}
+	if op.err = s.runOp(ctx, c, op.fn); op.err != nil {
+		if _, err := c.Exec(ctx, stmtRollbackTo); err != nil {
+			return fmt.Errorf("sqlite: rollback to savepoint: %w (after %w)", err, op.err)
+		}
+	}
+	if _, err := c.Exec(ctx, stmtRelease); err != nil {
+		return fmt.Errorf("sqlite: release savepoint: %w", err)
+	}
+	return nil
+}
+
+// WriteStats counts the write transactions a Store committed.
+type WriteStats struct {
+	// Commits is the number of write transactions (group-committed
+	// batches) run.
+	Commits int64
+	// Durable is the number of those that waited for the disk
+	// (synchronous=FULL: the -wal file synced at the commit).
+	Durable int64
+}
+
+// Writes returns the write transactions committed so far: what a chip's
+// lifecycle, a login or a benchmark costs in durable writes.
+func (s *Store) Writes() WriteStats {
+	return WriteStats{Commits: s.gc.batches.Load(), Durable: s.gc.synced.Load()}
+}

@@ -1,0 +1,49 @@
+package sqlite
+
+import (
+	"errors"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/authbench/authbench/server/store/internal/columns"
+	"github.com/authbench/authbench/server/store/internal/sqlcore"
+)
+
+// dialect is SQLite's part of the SQL core: ? placeholders, no row locks
+// (a write transaction holds the database's one write lock, BEGIN
+// IMMEDIATE), the head of an audit chain read as it is, and SQLite's
+// extended result codes. Times are INTEGER Unix nanoseconds (UTC), NULL
+// for the zero time.Time; see package columns.
+var dialect = &sqlcore.Dialect{
+	Name:     "sqlite",
+	Codec:    columns.Codec{Name: "sqlite"},
+	LockHead: `SELECT seq, hash FROM audit_heads WHERE identity_id = ?`,
+	Class:    class,
+	// SQLite names the columns (or the index) a unique violation
+	// collided with only in its message.
+	Constraint: func(err error) string { return err.Error() },
+}
+
+// sqliteCode returns the extended result code of err, or 0.
+func sqliteCode(err error) int {
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+// class tells what an SQLite error means to the core.
+func class(err error) sqlcore.Class {
+	switch sqliteCode(err) {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return sqlcore.ClassUnique
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return sqlcore.ClassForeignKey
+	case sqlite3.SQLITE_CONSTRAINT_CHECK, sqlite3.SQLITE_CONSTRAINT_NOTNULL, sqlite3.SQLITE_CONSTRAINT_TRIGGER,
+		sqlite3.SQLITE_CONSTRAINT_DATATYPE:
+		return sqlcore.ClassInvalid
+	}
+	return sqlcore.ClassOther
+}
