@@ -71,7 +71,8 @@ func auditKeys(path string) (*secrets.Keyring, error) {
 	}
 	k, err := secrets.LoadFile(path, nil)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("--master-key %s: no such file: verify needs the master key of the server to check the checkpoints (or set $%s)", path, secrets.EnvVar)
+		// A missing input file is a wrong command line (exit status 2).
+		return nil, usageError{fmt.Errorf("--master-key %s: no such file: verify needs the master key of the server to check the checkpoints (or set $%s)", path, secrets.EnvVar)}
 	}
 	return k, err
 }
@@ -129,7 +130,10 @@ func openReadOnly(ctx context.Context, db string) (store.Store, error) {
 		}
 		return pg, nil
 	}
-	if _, err := os.Stat(db); err != nil {
+	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
+		// A missing input file is a wrong command line (exit status 2).
+		return nil, usageError{fmt.Errorf("--db %s: no such file: give the database of authbench serve", db)}
+	} else if err != nil {
 		return nil, fmt.Errorf("database %s: %w", db, err)
 	}
 	lite, err := sqlite.Open(ctx, db, sqlite.Options{Chain: service.Chain{}, ReadOnly: true})

@@ -56,7 +56,7 @@ func TestAuditVerify(t *testing.T) {
 	}
 	t.Log(strings.TrimSpace(out))
 	code, out = runCmd(t, "audit", "verify", "--db", db, "--master-key", filepath.Join(dir, "missing.key"))
-	if code != 1 || !strings.Contains(out, "needs the master key") {
+	if code != exitUsage || !strings.Contains(out, "needs the master key") {
 		t.Fatalf("verify without the key exited %d: %s", code, out)
 	}
 
@@ -86,7 +86,7 @@ func TestAuditVerify(t *testing.T) {
 func TestAuditVerifyReadOnly(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.db")
-	if code, out := runCmd(t, "audit", "verify", "--db", missing); code != exitFailed {
+	if code, out := runCmd(t, "audit", "verify", "--db", missing); code != exitUsage || !strings.Contains(out, "no such file") {
 		t.Errorf("verify of a missing file exited %d:\n%s", code, out)
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {

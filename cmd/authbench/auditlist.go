@@ -56,6 +56,9 @@ func (c *auditListCmd) Run(ctx context.Context, e *env) error {
 	after := c.After
 	for {
 		p, err := cl.Audit(ctx, c.Identity, after, c.Limit)
+		if werr := c.wrongServer(err); werr != nil {
+			return werr
+		}
 		if errors.Is(err, client.ErrNotFound) {
 			return fmt.Errorf("the server has no identity %q\n  (%v)", c.Identity, err)
 		}

@@ -157,8 +157,18 @@ func TestCheckBadSelector(t *testing.T) {
 			t.Errorf("check %s exited %d, want 2:\n%s", sel, code, out)
 		}
 	}
-	if code, out := runCmd(t, "check", "--device", "serial:/dev/nonexistent"); code != exitUnreachable || !strings.Contains(out, "/dev/nonexistent") {
+	// A serial port holds a code device, not a chip.
+	if code, out := runCmd(t, "check", "--device", "serial:/dev/nonexistent"); code != exitUnreachable || !strings.Contains(out, "/dev/nonexistent") ||
+		!strings.Contains(out, "no code device") || strings.Contains(out, "chip") {
 		t.Errorf("check of a missing port exited %d:\n%s", code, out)
+	}
+	if code, out := runCmdIn(t, "pw\n", "login", "--identity", "p", "--password-stdin", "--device", "serial:/dev/nonexistent"); code != exitUnreachable ||
+		!strings.Contains(out, "no code device") || strings.Contains(out, "chip") {
+		t.Errorf("login with a missing port exited %d:\n%s", code, out)
+	}
+	// A chip on UDP is not called a USB key: nothing listens on port 1.
+	if code, out := runCmd(t, "check", "--device", "udp:127.0.0.1:1", "--timeout", "2s"); code != exitUnreachable || strings.Contains(out, "usb") {
+		t.Errorf("check of a UDP chip that is not there exited %d:\n%s", code, out)
 	}
 }
 
@@ -185,6 +195,12 @@ func TestDevicesListsSimulators(t *testing.T) {
 		}
 		if !ok {
 			t.Errorf("devices does not list %+v; it listed %+v", d, listed)
+		}
+	}
+	// The MODEL of a chip on UDP is its model, not the transport.
+	for _, l := range listed {
+		if l.Transport == "udp" && l.Serial == devs[0].Serial && (l.Model != devs[0].Model || !strings.Contains(l.Model, "chip")) {
+			t.Errorf("devices lists the UDP chip with model %q, want %q", l.Model, devs[0].Model)
 		}
 	}
 }

@@ -18,11 +18,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/authbench/authbench/internal/umockdevtest"
 )
@@ -248,9 +251,24 @@ func waitExit(t *testing.T, cmd *exec.Cmd, sc *bufio.Scanner) int {
 	return cmd.ProcessState.ExitCode()
 }
 
+// repeatedWord returns a word that text says twice in a row ("interrupted
+// (interrupted)"), or "".
+func repeatedWord(text string) string {
+	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' || r == ':')
+	})
+	for i := 1; i < len(words); i++ {
+		if len(words[i]) > 3 && words[i] == words[i-1] {
+			return words[i]
+		}
+	}
+	return ""
+}
+
 // TestInterrupt: Ctrl-C (SIGINT) during a measurement exits 130 after
-// removing the temporary database; serve and sim, which run until
-// interrupted, exit 0 and clean up.
+// removing the temporary database, and during a check exits 130 with the
+// report written; serve and sim, which run until interrupted, exit 0 and
+// clean up.
 func TestInterrupt(t *testing.T) {
 	t.Run("load", func(t *testing.T) {
 		tmp := t.TempDir()
@@ -266,6 +284,31 @@ func TestInterrupt(t *testing.T) {
 		}
 		if left, _ := os.ReadDir(tmp); len(left) != 0 {
 			t.Errorf("left in TMPDIR after the interruption: %v", left)
+		}
+	})
+	t.Run("check", func(t *testing.T) {
+		// A chip nobody touches: makeCredential waits until Ctrl-C.
+		devs := startSim(t, "--chip", "udp=0", "--presence", "never")
+		tmp := t.TempDir()
+		report := filepath.Join(tmp, "reports", "junit.xml")
+		cmd, sc, seen := startBinary(t, tmp, "check", "--device", "udp:"+devs[0].Addr, "--timeout", "5m", "--report", report)
+		waitLine(t, sc, seen, "transport.profile")
+		time.Sleep(200 * time.Millisecond) // into makeCredential, waiting for the touch
+		cmd.Process.Signal(syscall.SIGINT)
+		if code := waitExit(t, cmd, sc); code != exitInterrupted {
+			t.Fatalf("exit %d, want 130:\n%s", code, seen)
+		}
+		doc := readJUnit(t, report)
+		if len(doc.Suites) != 1 || !strings.Contains(doc.Suites[0].SystemErr, "interrupted") || doc.Suites[0].Skipped == 0 {
+			t.Fatalf("the report does not say the run was interrupted: %+v", doc)
+		}
+		for _, text := range []string{doc.Suites[0].SystemErr, seen.String()} {
+			if w := repeatedWord(text); w != "" {
+				t.Errorf("%q said twice in a row: %s", w, text)
+			}
+		}
+		if !strings.Contains(seen.String(), "stopped: interrupted during makeCredential") {
+			t.Errorf("the stop does not say where:\n%s", seen)
 		}
 	})
 	t.Run("sim", func(t *testing.T) {
@@ -349,5 +392,96 @@ func TestHelp(t *testing.T) {
 	}
 	if !strings.Contains(out, "130 interrupted") {
 		t.Errorf("help does not give the exit statuses:\n%s", out)
+	}
+	t.Run("every default said once", testDefaultsSaidOnce)
+}
+
+// commandNodes returns every command of the model (the root first), as
+// the parser of run builds it.
+func commandNodes(t *testing.T) []*kong.Node {
+	t.Helper()
+	p, err := newParser(&cli{}, &env{stdout: io.Discard, stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*kong.Node
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		nodes = append(nodes, n)
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(p.Model.Node)
+	return nodes
+}
+
+// testDefaultsSaidOnce: in the help of every command, no flag shows its
+// default as its placeholder ("--otp-alg=\"sha1\"") and says it once more
+// in its text ("default: sha1").
+func testDefaultsSaidOnce(t *testing.T) {
+	nextFlag := regexp.MustCompile(`\n\s*(-|\n)`)
+	checked := 0
+	for _, n := range commandNodes(t) {
+		path := strings.Fields(n.Path())
+		if n.Type == kong.ApplicationNode {
+			path = nil
+		}
+		code, out := runCmd(t, append([]string{"help"}, path...)...)
+		if code != 0 {
+			t.Errorf("help %s exited %d", n.Path(), code)
+			continue
+		}
+		for _, f := range n.Flags {
+			if f.Hidden || !f.HasDefault || f.Default == "" || f.IsBool() {
+				continue
+			}
+			checked++
+			i := strings.Index(out, "--"+f.Name+"=")
+			if i < 0 {
+				t.Errorf("help %s does not show --%s=", n.Path(), f.Name)
+				continue
+			}
+			entry := out[i:]
+			if loc := nextFlag.FindStringIndex(entry); loc != nil {
+				entry = entry[:loc[0]]
+			}
+			entry = strings.Join(strings.Fields(entry), " ")
+			placeholder, _, _ := strings.Cut(strings.TrimPrefix(entry, "--"+f.Name+"="), " ")
+			said := strings.Count(entry, "default: "+f.Default)
+			if placeholder == f.Default || placeholder == fmt.Sprintf("%q", f.Default) {
+				said++
+			}
+			if said != 1 {
+				t.Errorf("help %s says the default of --%s %d times: %s", n.Path(), f.Name, said, entry)
+			}
+		}
+	}
+	if checked < 20 {
+		t.Errorf("only %d flags with defaults checked", checked)
+	}
+}
+
+// TestMissingInputFileIsUsage: an input file named on the command line
+// that does not exist is a wrong command line (exit status 2), whichever
+// command names it, and the message names the file.
+func TestMissingInputFileIsUsage(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nope")
+	// (A missing --master-key of audit verify: TestAuditVerify.)
+	for _, args := range [][]string{
+		{"pskc", "import", missing + ".pskc", "--token-file", missing},
+		{"pskc", "import", missing + ".pskc"},
+		{"audit", "verify", "--db", missing + ".db"},
+		{"status", "--identity", "p", "--token-file", missing + ".token"},
+		{"check", "--device", "sim:chip", "--roots", missing + ".pem"},
+		{"check", "--device", "sim:code-display", "--otp-secret-file", missing + ".hex"},
+		{"voice", "decode", missing + ".wav"},
+		{"login", "--identity", "p", "--authenticator", "a", "--app-seed-file", missing + ".seed"},
+	} {
+		code, out := runCmd(t, args...)
+		if code != exitUsage || !strings.Contains(out, missing) {
+			t.Errorf("%q exited %d, want 2 naming the file:\n%s", args, code, out)
+		}
 	}
 }

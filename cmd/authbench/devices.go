@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -123,13 +124,13 @@ func (c *devicesCmd) Run(ctx context.Context, e *env) error {
 			paths[p.Name] = true
 		}
 	}
-	udp := map[string]string{}
+	udp := map[string]simDevice{}
 	for _, d := range sims {
 		switch d.Transport {
 		case "serial":
 			paths[d.Path] = true
 		case "udp":
-			udp[d.Addr] = d.Serial
+			udp[d.Addr] = d
 		}
 	}
 	sorted := make([]string, 0, len(paths))
@@ -142,10 +143,16 @@ func (c *devicesCmd) Run(ctx context.Context, e *env) error {
 			found = append(found, listedDevice{Info: info})
 		}
 	}
-	for addr, serialNo := range udp {
-		if info, err := probeUDP(ctx, addr, *timeout); err == nil {
-			info.Serial = serialNo
-			found = append(found, listedDevice{Info: info})
+	for addr, d := range udp {
+		if info, u2fOnly, err := probeUDP(ctx, addr, *timeout); err == nil {
+			// CTAPHID says nothing of the model: the simulator that
+			// registered the chip does.
+			info.Serial, info.Model = d.Serial, cmp.Or(d.Model, "-")
+			ld := listedDevice{Info: info}
+			if u2fOnly {
+				ld.Note = "U2F-only: no CBOR in CTAPHID INIT (CTAP 2.1 §11.2.9.1.3)"
+			}
+			found = append(found, ld)
 		}
 	}
 
@@ -190,27 +197,25 @@ func probeSerial(ctx context.Context, path string, timeout time.Duration) (devic
 	return device.Info{Kind: id.Kind, Transport: "serial", Path: path, Serial: id.Serial, Model: id.Model, Firmware: id.Firmware}, nil
 }
 
-// probeUDP opens a CTAPHID channel to a chip on UDP.
-func probeUDP(ctx context.Context, addr string, timeout time.Duration) (device.Info, error) {
+// probeUDP opens a CTAPHID channel to a chip on UDP, and reports whether
+// it is U2F-only (no CBOR in INIT). The Info has no model: CTAPHID does
+// not say it.
+func probeUDP(ctx context.Context, addr string, timeout time.Duration) (device.Info, bool, error) {
 	conn, err := udphid.Dial(addr, "127.0.0.1:0")
 	if err != nil {
-		return device.Info{}, err
+		return device.Info{}, false, err
 	}
 	defer conn.Close()
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	hid, err := ctaphid.Open(pctx, conn, ctaphid.Options{})
 	if err != nil {
-		return device.Info{}, err
+		return device.Info{}, false, err
 	}
 	di := hid.DeviceInfo()
 	hid.Close()
-	model := "CTAPHID over UDP"
-	if !di.Capabilities.Has(ctaphid.CapCBOR) {
-		model += ", U2F-only" // no CBOR in INIT (CTAP 2.1 §11.2.9.1.3)
-	}
-	return device.Info{Kind: device.KindChip, Transport: "udp", Path: addr, Model: model,
-		Firmware: fmt.Sprintf("%d.%d.%d", di.Major, di.Minor, di.Build)}, nil
+	return device.Info{Kind: device.KindChip, Transport: "udp", Path: addr,
+		Firmware: fmt.Sprintf("%d.%d.%d", di.Major, di.Minor, di.Build)}, !di.Capabilities.Has(ctaphid.CapCBOR), nil
 }
 
 // simRegistry is where `authbench sim` says which devices it runs, so that

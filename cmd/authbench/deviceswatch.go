@@ -261,7 +261,11 @@ func simInfo(d simDevice) *device.Info {
 	if d.Reader != "" {
 		where = d.Reader
 	}
-	return &device.Info{Kind: d.Kind, Transport: d.Transport, Path: where, Serial: d.Serial, Model: d.Profile}
+	model := d.Model
+	if d.Profile != "" {
+		model = strings.TrimSpace(model + " " + d.Profile)
+	}
+	return &device.Info{Kind: d.Kind, Transport: d.Transport, Path: where, Serial: d.Serial, Model: model}
 }
 
 func (c *devicesCmd) interval() time.Duration {

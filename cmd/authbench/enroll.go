@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -49,6 +50,10 @@ type tokenFlags struct {
 func (tf *tokenFlags) readToken() (string, error) {
 	if tf.TokenFile != "" {
 		b, err := os.ReadFile(tf.TokenFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A missing input file is a wrong command line (exit status 2).
+			return "", usageError{fmt.Errorf("--token-file %s: no such file (a session file of authbench login, or the support token file of authbench serve)", tf.TokenFile)}
+		}
 		if err != nil {
 			return "", fmt.Errorf("token file: %w", err)
 		}
@@ -263,8 +268,36 @@ func printAuthenticator(w io.Writer, a *client.Authenticator) {
 	}
 }
 
+// wrongServer returns an error of exit status 3 when err is a 404 and
+// the server at --server has no API there: its answers for an unknown
+// path and for an unknown identity (or authenticator, session) share the
+// code not_found, so it asks for the API's own document, which every
+// authbench server serves. It returns nil for any other error, and when
+// the document is there (the 404 is about what the command named).
+func (sf *serverFlags) wrongServer(err error) error {
+	var ae *client.APIError
+	if !errors.Is(err, client.ErrNotFound) || !errors.As(err, &ae) {
+		return nil
+	}
+	cl, cerr := client.New(sf.Server, client.Options{})
+	if cerr != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, perr := cl.OpenAPI(ctx)
+	if perr == nil || !(errors.Is(perr, client.ErrNotFound) || errors.Is(perr, client.ErrBadResponse)) {
+		return nil
+	}
+	return unreachableError{fmt.Errorf("the server at %s has no such endpoint (%s %s): is --server right? (it is the server's address, as authbench serve prints it, with or without /v1)\n  (%v)",
+		sf.Server, ae.Method, ae.Path, err)}
+}
+
 // explainServer turns an error talking to the server into what to do.
 func explainServer(sf *serverFlags, identity string, err error) error {
+	if werr := sf.wrongServer(err); werr != nil {
+		return werr
+	}
 	var ae *client.APIError
 	switch {
 	case errors.Is(err, client.ErrUnreachable):
@@ -276,7 +309,7 @@ func explainServer(sf *serverFlags, identity string, err error) error {
 	case errors.Is(err, client.ErrNotFound) && errors.As(err, &ae) && strings.HasSuffix(ae.Path, "/identities/"+identity):
 		return fmt.Errorf("the server has no identity %q\n  (%v)", identity, err)
 	case errors.Is(err, client.ErrBadResponse):
-		return fmt.Errorf("the server at %s does not answer like an authbench server: is --server right?\n  (%v)", sf.Server, err)
+		return unreachableError{fmt.Errorf("the server at %s does not answer like an authbench server: is --server right?\n  (%v)", sf.Server, err)}
 	}
 	return err
 }
@@ -303,15 +336,29 @@ func explainDevice(sel string, err error) error {
 	case errors.As(err, &se) && errors.Is(err, device.ErrNotFound):
 		return fmt.Errorf("the card in the reader is not a FIDO chip (it has no FIDO applet): use a MitID chip\n  (%v)", err)
 	case errors.Is(err, device.ErrRemoved):
-		return fmt.Errorf("the chip was removed: put it back and try again\n  (%v)", err)
+		return fmt.Errorf("the %s was removed: put it back and try again\n  (%v)", selectedWord(sel), err)
 	case errors.Is(err, device.ErrNotFound) && strings.HasPrefix(sel, "pcsc:"):
 		return fmt.Errorf("no chip found at %s: check the reader and the card, or run `authbench devices`\n  (%v)", sel, err)
+	case errors.Is(err, device.ErrNotFound) && strings.HasPrefix(sel, "serial:"):
+		return fmt.Errorf("no code device found at %s: is it connected and the path right (or the simulator running)? run `authbench devices`\n  (%v)", sel, err)
 	case errors.Is(err, device.ErrNotFound):
-		return fmt.Errorf("no chip found at %s: is it plugged in? run `authbench devices`\n  (%v)", sel, err)
+		return fmt.Errorf("no %s found at %s: is it plugged in? run `authbench devices`\n  (%v)", selectedWord(sel), sel, err)
 	case errors.Is(err, device.ErrNotSupported):
 		return fmt.Errorf("%s: this build or device does not support it\n  (%v)", sel, err)
 	}
 	return err
+}
+
+// selectedWord is what a selector names: a code device on a serial port
+// (or a simulated one), a chip on PC/SC, USB or UDP.
+func selectedWord(sel string) string {
+	switch {
+	case strings.HasPrefix(sel, "serial:"), strings.HasPrefix(sel, "sim:code"), strings.HasPrefix(sel, "sim:audio"):
+		return "code device"
+	case strings.HasPrefix(sel, "pcsc:"), strings.HasPrefix(sel, "usb"), strings.HasPrefix(sel, "udp"), strings.HasPrefix(sel, "sim:chip"):
+		return "chip"
+	}
+	return "device"
 }
 
 // explainEnroll turns an enrolment error into what to do.

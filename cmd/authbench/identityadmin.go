@@ -63,6 +63,9 @@ func changeIdentity(ctx context.Context, e *env, sf *serverFlags, tf *tokenFlags
 	ctx, cancel := context.WithTimeout(ctx, sf.Timeout)
 	defer cancel()
 	v, err := change(ctx, cl)
+	if werr := sf.wrongServer(err); werr != nil {
+		return werr
+	}
 	switch {
 	case errors.Is(err, client.ErrIdentityBlocked):
 		return fmt.Errorf("identity %s is blocked already (authbench identity show says why)\n  (%v)", id, err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/sim/app"
@@ -166,6 +168,55 @@ func TestJSONOutput(t *testing.T) {
 			t.Errorf("ok %v, %d steps", v.OK, len(v.Steps))
 		}
 	})
+}
+
+// reportsNothing are the commands without --json, each with the reason it
+// has nothing to report. Every other command (every leaf of the model) must
+// take --json: TestEveryReportingCommandTakesJSON fails for a new command
+// that reports something and lacks it.
+var reportsNothing = map[string]string{
+	// Its outcome is its exit status; on success it prints one fixed
+	// sentence ("logged out: the session has ended").
+	"logout": "the exit status is the outcome",
+	// Always an error: MitID chips have no credential management, so it
+	// only says why it cannot delete and points to reset.
+	"credentials delete": "never succeeds on a chip of the family; says why",
+	// A server until interrupted: its only line on standard output names
+	// the address it listens on, its logs go to standard error.
+	"serve": "runs a server; no report",
+	// Their output is a document of its own format (a shell script, roff,
+	// help text), not a report.
+	"completion": "prints a shell script",
+	"man":        "prints roff",
+	"help":       "prints help text",
+}
+
+// TestEveryReportingCommandTakesJSON walks the command line's model: the
+// README promises --json on every command that reports something.
+func TestEveryReportingCommandTakesJSON(t *testing.T) {
+	leaves := map[string]bool{}
+	for _, n := range commandNodes(t) {
+		if n.Type != kong.CommandNode || len(n.Children) > 0 {
+			continue
+		}
+		leaves[n.Path()] = true
+		hasJSON := slices.ContainsFunc(n.Flags, func(f *kong.Flag) bool { return f.Name == "json" && f.IsBool() })
+		_, exempt := reportsNothing[n.Path()]
+		switch {
+		case !hasJSON && !exempt:
+			t.Errorf("authbench %s reports something and has no --json", n.Path())
+		case hasJSON && exempt:
+			t.Errorf("authbench %s has --json: take it off the list of commands that report nothing", n.Path())
+		}
+	}
+	for name := range reportsNothing {
+		if !leaves[name] {
+			t.Errorf("the list of commands that report nothing names %q, which is no command", name)
+		}
+	}
+	if len(leaves) < 30 {
+		t.Errorf("only %d commands in the model", len(leaves))
+	}
 }
 
 // TestDemoSeedGivesSameIDs: the seed drives the server's randomness too,

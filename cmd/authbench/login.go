@@ -19,15 +19,15 @@ import (
 // the app alone (docs/login.md).
 type loginCmd struct {
 	serverFlags
-	Identity      string   `required:"" placeholder:"ID" help:"The identity (person)."`
-	PasswordStdin bool     `help:"Read the password from the first line of standard input; the second factor is --device or --code."`
-	Device        string   `placeholder:"SELECTOR" help:"The chip or code device that is the second factor, after the password (see authbench help check)."`
-	Code          string   `placeholder:"CODE" help:"A one-time code read from a code display or audio code reader: the second factor, after the password."`
-	Authenticator string   `placeholder:"AID" help:"With --app-seed, the app's ID; after the password, the chip or code device to use when the identity has several (see authbench status)."`
-	AppSeed       hexBytes `placeholder:"HEX" help:"Seed of a simulated MitID app (sim/app), which logs in alone (its key and its PIN are two factors); the PIN comes from the first line of standard input, or $AUTHBENCH_PIN."`
-	SessionFile   string   `placeholder:"FILE" type:"path" help:"Write the session token to FILE (mode 0600), for --token-file of later commands."`
-	ShowToken     bool     `help:"Print the session token (it is a secret: by default it is only written to --session-file)."`
-	JSON          bool     `help:"Print the session as JSON (the token only with --show-token)."`
+	Identity      string `required:"" placeholder:"ID" help:"The identity (person)."`
+	PasswordStdin bool   `help:"Read the password from the first line of standard input; the second factor is --device or --code."`
+	Device        string `placeholder:"SELECTOR" help:"The chip or code device that is the second factor, after the password (see authbench help check)."`
+	Code          string `placeholder:"CODE" help:"A one-time code read from a code display or audio code reader: the second factor, after the password."`
+	Authenticator string `placeholder:"AID" help:"With the app, its ID; after the password, the chip or code device to use when the identity has several (see authbench status)."`
+	AppSeedFile   string `name:"app-seed-file" placeholder:"FILE" type:"existingfile" help:"File holding, in hex, the seed of a simulated MitID app (sim/app) from which its device key is derived; the app logs in alone (its key and its PIN are two factors), the PIN from the first line of standard input or $AUTHBENCH_PIN. Without --password-stdin, $AUTHBENCH_APP_SEED may hold the hex instead."`
+	SessionFile   string `placeholder:"FILE" type:"path" help:"Write the session token to FILE (mode 0600), for --token-file of later commands."`
+	ShowToken     bool   `help:"Print the session token (it is a secret: by default it is only written to --session-file)."`
+	JSON          bool   `help:"Print the session as JSON (the token only with --show-token)."`
 }
 
 // loginJSON is what `authbench login --json` prints.
@@ -42,16 +42,28 @@ type loginJSON struct {
 	Token          string                `json:"session,omitempty"`
 }
 
+// appSeedEnv holds the seed of the simulated app, in hex, when no
+// --app-seed-file is given: the seed is the app's key, so it never goes on
+// the command line.
+const appSeedEnv = "AUTHBENCH_APP_SEED"
+
+// useApp reports whether the app logs in: --app-seed-file is given, or
+// $AUTHBENCH_APP_SEED is set and the password is not (a seed left in the
+// environment does not turn a password login into an app login).
+func (c *loginCmd) useApp() bool {
+	return c.AppSeedFile != "" || (!c.PasswordStdin && os.Getenv(appSeedEnv) != "")
+}
+
 // check refuses the combinations MitID does not log in with.
 func (c *loginCmd) check() error {
-	useApp := c.AppSeed != nil
+	useApp := c.useApp()
 	switch {
 	case useApp && (c.PasswordStdin || c.Device != "" || c.Code != ""):
-		return usageError{errors.New("the app logs in alone: give --app-seed and --authenticator, without --password-stdin, --device or --code")}
+		return usageError{errors.New("the app logs in alone: give --app-seed-file (or $AUTHBENCH_APP_SEED) and --authenticator, without --password-stdin, --device or --code")}
 	case useApp && c.Authenticator == "":
-		return usageError{errors.New("--app-seed goes with --authenticator (the app's ID)")}
+		return usageError{errors.New("the app (--app-seed-file or $AUTHBENCH_APP_SEED) goes with --authenticator (the app's ID)")}
 	case !useApp && !c.PasswordStdin:
-		return usageError{errors.New("MitID logs in with the password and a second factor (--password-stdin with --device or --code), or with the app (--app-seed, --authenticator)")}
+		return usageError{errors.New("MitID logs in with the password and a second factor (--password-stdin with --device or --code), or with the app (--app-seed-file or $AUTHBENCH_APP_SEED, with --authenticator)")}
 	case !useApp && (c.Device == "") == (c.Code == ""):
 		return usageError{errors.New("after the password, give one second factor: --device SELECTOR (a chip or code device) or --code CODE")}
 	}
@@ -76,18 +88,22 @@ func (c *loginCmd) Run(ctx context.Context, e *env) error {
 
 	var s *client.Session
 	switch {
-	case c.AppSeed != nil:
+	case c.useApp():
+		seed, serr := readHexSecret(c.AppSeedFile, appSeedEnv)
+		if serr != nil {
+			return serr
+		}
 		pin := os.Getenv("AUTHBENCH_PIN")
 		if pin == "" {
 			if pin, err = readLine(e.in(), "the PIN"); err != nil || pin == "" {
-				return usageError{errors.New("--app-seed: the app's PIN goes on the first line of standard input, or in $AUTHBENCH_PIN")}
+				return usageError{errors.New("the app's PIN goes on the first line of standard input, or in $AUTHBENCH_PIN")}
 			}
 		}
-		a, aerr := app.New(app.Options{Seed: c.AppSeed, PIN: pin})
+		a, aerr := app.New(app.Options{Seed: seed, PIN: pin})
 		if aerr != nil {
 			// The PIN is checked by the server; a malformed one still goes
 			// there, so that it counts as the attempt it is.
-			a, aerr = app.New(app.Options{Seed: c.AppSeed})
+			a, aerr = app.New(app.Options{Seed: seed})
 			if aerr != nil {
 				return aerr
 			}
@@ -171,6 +187,9 @@ func (c *logoutCmd) Run(ctx context.Context, e *env) error {
 
 // explainLogin turns a login error into what to do.
 func explainLogin(sf *serverFlags, identity, sel string, err error) error {
+	if werr := sf.wrongServer(err); werr != nil {
+		return werr
+	}
 	var ae *client.APIError
 	var ce *client.CeremonyError
 	errors.As(err, &ae)
@@ -274,6 +293,9 @@ func changeAuthenticator(ctx context.Context, e *env, sf *serverFlags, tf *token
 		a, err = c.Reactivate(ctx, identity, aid)
 	}
 	if err != nil {
+		if werr := sf.wrongServer(err); werr != nil {
+			return werr
+		}
 		switch {
 		case errors.Is(err, client.ErrSelfServiceRefused):
 			return fmt.Errorf("refused on self-service: log in with ANOTHER active authenticator of %s and use that session, or ask support\n  (%v)", identity, err)

@@ -97,7 +97,7 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 		t.Fatal(err)
 	}
 	session := filepath.Join(t.TempDir(), "session")
-	appLogin := []string{"login", "--server", cs.URL, "--identity", cs.person, "--authenticator", au.ID, "--app-seed", fmt.Sprintf("%x", seed)}
+	appLogin := []string{"login", "--server", cs.URL, "--identity", cs.person, "--authenticator", au.ID, "--app-seed-file", secretFile(t, fmt.Sprintf("%x", seed))}
 	// Without --session-file or --show-token the token is not printed.
 	if code, out := runCmdIn(t, ap.PIN()+"\n", appLogin...); code != 0 || strings.Contains(out, "session token:") || !strings.Contains(out, "not shown") {
 		t.Errorf("app login exited %d, or printed the token:\n%s", code, out)
@@ -155,8 +155,9 @@ func TestLoginCodeDeviceOverPTY(t *testing.T) {
 	}
 }
 
-// TestLoginAppAndBlock: the simulated app logs in with --app-seed and
-// the PIN on standard input; a wrong PIN counts; the owner blocks it for good.
+// TestLoginAppAndBlock: the simulated app logs in with its seed in
+// $AUTHBENCH_APP_SEED (never on the command line) and the PIN on standard
+// input; a wrong PIN counts; the owner blocks it for good.
 func TestLoginAppAndBlock(t *testing.T) {
 	cs := startCLIServer(t)
 	seed := []byte("cli app")
@@ -168,7 +169,12 @@ func TestLoginAppAndBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := []string{"login", "--server", cs.URL, "--identity", cs.person, "--authenticator", au.ID, "--app-seed", fmt.Sprintf("%x", seed)}
+	base := []string{"login", "--server", cs.URL, "--identity", cs.person, "--authenticator", au.ID}
+	// The seed on the command line is refused.
+	if code, out := runCmdIn(t, a.PIN()+"\n", append(base, "--app-seed", fmt.Sprintf("%x", seed))...); code != exitUsage {
+		t.Errorf("login --app-seed HEX exited %d:\n%s", code, out)
+	}
+	t.Setenv(appSeedEnv, fmt.Sprintf("%x", seed))
 	if code, out := runCmdIn(t, a.PIN()+"\n", append(base, "--show-token")...); code != 0 || !strings.Contains(out, "session token: ") {
 		t.Fatalf("app login exited %d:\n%s", code, out)
 	}
@@ -201,15 +207,18 @@ func TestLoginAppAndBlock(t *testing.T) {
 }
 
 func TestLoginUsage(t *testing.T) {
+	seedFile := secretFile(t, "00")
 	for _, args := range [][]string{
 		{"login", "--identity", "p"},
 		{"login", "--identity", "p", "--authenticator", "a"},
 		{"login", "--identity", "p", "--code", "1"},
 		{"login", "--identity", "p", "--password-stdin"},
 		{"login", "--identity", "p", "--password-stdin", "--code", "1", "--device", "sim:chip"},
+		{"login", "--identity", "p", "--authenticator", "a", "--app-seed-file", seedFile},
+		{"login", "--identity", "p", "--authenticator", "a", "--app-seed-file", seedFile, "--password-stdin"},
+		{"login", "--identity", "p", "--app-seed-file", seedFile},
+		{"login", "--identity", "p", "--authenticator", "a", "--app-seed-file", seedFile + ".missing"},
 		{"login", "--identity", "p", "--authenticator", "a", "--app-seed", "00"},
-		{"login", "--identity", "p", "--authenticator", "a", "--app-seed", "00", "--password-stdin"},
-		{"login", "--identity", "p", "--app-seed", "00"},
 		{"block", "--token-file", "/dev/null", "--identity", "p", "--authenticator", "a"},
 		{"status", "--token-file", "/dev/null"},
 		{"login", "--identity", "p", "--authenticator", "a", "--code", "123456", "--pin", "123456"},
@@ -219,4 +228,10 @@ func TestLoginUsage(t *testing.T) {
 		}
 	}
 	_ = device.KindChip
+	// A seed left in the environment does not turn a password login into
+	// an app login.
+	t.Setenv(appSeedEnv, "00")
+	if code, out := runCmdIn(t, "pw\n", "login", "--identity", "p", "--password-stdin"); code != 2 || !strings.Contains(out, "second factor") {
+		t.Errorf("a password login with $%s set exited %d:\n%s", appSeedEnv, code, out)
+	}
 }

@@ -167,6 +167,7 @@ func newParser(c *cli, e *env) (*kong.Kong, error) {
 		kong.Help(helpPrinter),
 		kong.ValueFormatter(helpValue),
 		kong.ConfigureHelp(helpOptions),
+		kong.PostBuild(namePlaceholders),
 		kong.Configuration(strictJSON),
 		kong.Vars{"version": versionString(), "default_server": defaultServer,
 			"argon2_budget": strconv.FormatUint(secrets.DefaultBudget()>>10, 10), "argon2_wait": secrets.DefaultWait.String(),
@@ -174,6 +175,30 @@ func newParser(c *cli, e *env) (*kong.Kong, error) {
 			"checkpoint_every": embedded.DefaultCheckpointEvery.String()},
 		kong.Bind(e),
 	)
+}
+
+// namePlaceholders gives every flag with a default and no placeholder of
+// its own a placeholder made of its name ("--otp-alg=ALG"). Without it kong
+// shows the default as the placeholder ("--otp-alg=\"sha1\"") while
+// helpValue says it again ("default: sha1"): each is said once, in words.
+func namePlaceholders(k *kong.Kong) error {
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			if f.PlaceHolder == "" && f.HasDefault && !f.IsBool() && !f.IsCounter() {
+				name := f.Name
+				if i := strings.LastIndexByte(name, '-'); i >= 0 {
+					name = name[i+1:]
+				}
+				f.PlaceHolder = strings.ToUpper(name)
+			}
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(k.Model.Node)
+	return nil
 }
 
 // run executes one command line and returns the process exit status.

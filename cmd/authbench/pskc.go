@@ -32,7 +32,7 @@ type pskcCmd struct {
 type pskcImportCmd struct {
 	serverFlags
 	tokenFlags
-	File string `arg:"" placeholder:"FILE" help:"The PSKC document, or - for standard input."`
+	File string `arg:"" type:"existingfile" placeholder:"FILE" help:"The PSKC document, or - for standard input."`
 	JSON bool   `help:"Print what was imported as JSON."`
 }
 
@@ -244,9 +244,9 @@ func (d *stationDevice) seal(ctx context.Context) error {
 }
 
 // provision reads the secret of the code device sel names, as a
-// provisioning station does (DESIGN §4): IDENTIFY, then PROVISION with a
-// new X25519 station key, whose answer only this station can open. The
-// device stays open for seal; the caller closes it.
+// provisioning station does (CDP/1 §4.1, §4.2, docs/cdp1.md): IDENTIFY,
+// then PROVISION with a new X25519 station key, whose answer only this
+// station can open. The device stays open for seal; the caller closes it.
 func (c *pskcExportCmd) provision(ctx context.Context, sel string) (*stationDevice, error) {
 	path, ok := strings.CutPrefix(sel, "serial:")
 	if !ok || path == "" {

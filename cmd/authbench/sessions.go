@@ -91,6 +91,9 @@ func (c *sessionsEndCmd) Run(ctx context.Context, e *env) error {
 
 // explainSessions turns an error of the sessions commands into what to do.
 func explainSessions(sf *serverFlags, identity string, err error) error {
+	if werr := sf.wrongServer(err); werr != nil {
+		return werr
+	}
 	switch {
 	case errors.Is(err, client.ErrNotFound):
 		return fmt.Errorf("no such session of %s: it ended already, or the ID is wrong (see `authbench sessions list`)\n  (%v)", identity, err)

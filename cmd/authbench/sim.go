@@ -99,6 +99,7 @@ type simDevice struct {
 	Path      string      `json:"path,omitempty"`
 	Serial    string      `json:"serial"`
 	Reader    string      `json:"reader,omitempty"`
+	Model     string      `json:"model,omitempty"`        // chips: the product name
 	Profile   string      `json:"profile,omitempty"`      // chips: "FIDO2", "U2F-only"
 	Hidraw    string      `json:"hidraw,omitempty"`       // usb: the hidraw node
 	USBFS     string      `json:"usbfs,omitempty"`        // usb: the node libusb opens
@@ -156,7 +157,12 @@ func (c *simCmd) Run(ctx context.Context, e *env) error {
 		cfg.seed = make([]byte, 16)
 		rand.Read(cfg.seed)
 	}
-	if len(c.Command) > 0 && c.Command[0] == "--" { // kong passes the separator through
+	if len(c.Command) > 0 { // kong passes the separator through
+		if c.Command[0] != "--" {
+			// A stray word (a misspelt flag value, a flag without its
+			// dashes) is not run as a program.
+			return usageError{fmt.Errorf("unexpected argument %q: a command to run goes after --, as in authbench sim --chip usb -- %s", c.Command[0], strings.Join(c.Command, " "))}
+		}
 		c.Command = c.Command[1:]
 		if len(c.Command) == 0 {
 			return usageError{errors.New("nothing to run after --")}
@@ -350,7 +356,7 @@ func (s *simulation) startChip(ctx context.Context, cfg simConfig, i int, spec s
 	note := func(msg string) { s.note(msg) }
 	// The transports announce what the chip speaks (it reports its
 	// protocols to apdu.NewCard and ctaphid.Serve).
-	d := simDevice{Kind: device.KindChip, Serial: c.Serial(), Profile: c.Protocols().String()}
+	d := simDevice{Kind: device.KindChip, Serial: c.Serial(), Model: c.DeviceInfo().Model, Profile: c.Protocols().String()}
 	switch transport {
 	case "pcsc":
 		addr := vicc.DefaultAddr

@@ -7,6 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +191,30 @@ func TestSimUsage(t *testing.T) {
 		if code := run(context.Background(), &env{stdout: &out, stderr: &out}, args); code != 2 {
 			t.Errorf("%v: exit %d, want 2; output %q", args, code, out.String())
 		}
+	}
+}
+
+// TestSimCommandNeedsDashes: a word after the flags is run as a program
+// only after --; without it, it is a usage error naming --, and nothing is
+// run (the program here would leave a file behind).
+func TestSimCommandNeedsDashes(t *testing.T) {
+	mark := filepath.Join(t.TempDir(), "ran")
+	for _, args := range [][]string{
+		{"sim", "--chip", "udp=0", "nosuchprog"},
+		{"sim", "--chip", "udp=0", "touch", mark},
+	} {
+		code, out := runCmd(t, args...)
+		if code != exitUsage || !strings.Contains(out, "after --") || !strings.Contains(out, strconv.Quote(args[3])) {
+			t.Errorf("%q exited %d, want 2 naming --:\n%s", args, code, out)
+		}
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Error("sim ran a command given without --")
+	}
+	if code, out := runCmd(t, "sim", "--chip", "udp=0", "--", "touch", mark); code != 0 {
+		t.Fatalf("sim -- touch exited %d:\n%s", code, out)
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Errorf("sim -- touch did not run it: %v", err)
 	}
 }

@@ -32,13 +32,60 @@ type voiceLearnCmd struct {
 	Volume   int      `default:"100" placeholder:"PERCENT" help:"The volume setting, percent (1 to 100)."`
 	Examples int      `default:"4" placeholder:"N" help:"Hear every digit at least N times."`
 	Force    bool     `help:"Replace prompts already in DIR."`
+	JSON     bool     `help:"Print what was learnt and written as JSON (progress goes to standard error)."`
 }
 
 func (c *voiceLearnCmd) Run(ctx context.Context, e *env) error {
-	return voiceLearn(ctx, e.stdout, voiceLearnConfig{
+	cfg := voiceLearnConfig{
 		device: c.Device, out: c.Out, languages: c.Language, speeds: c.Speed, volume: c.Volume,
 		examples: c.Examples, presses: c.Presses, force: c.Force,
-	})
+	}
+	if !c.JSON {
+		_, err := voiceLearn(ctx, e.stdout, cfg)
+		return err
+	}
+	res, err := voiceLearn(ctx, e.stderr, cfg)
+	if res != nil {
+		if jerr := printJSON(e.stdout, res); jerr != nil && err == nil {
+			err = jerr
+		}
+	}
+	return err
+}
+
+// voiceLearnJSON is what `authbench voice learn --json` prints: the reader,
+// one entry per language and speed, and the files written (none when the
+// learning failed).
+type voiceLearnJSON struct {
+	Device   string          `json:"device"`
+	Reader   voiceReaderJSON `json:"reader"`
+	Out      string          `json:"out"`
+	Sets     []voiceSetJSON  `json:"sets"`
+	Files    []string        `json:"files"`
+	Seconds  float64         `json:"seconds"`
+	OK       bool            `json:"ok"`
+	Problems string          `json:"error,omitempty"`
+}
+
+type voiceReaderJSON struct {
+	Kind     string `json:"kind"`
+	Serial   string `json:"serial"`
+	Model    string `json:"model"`
+	Firmware string `json:"firmware"`
+}
+
+// voiceSetJSON is the report of one language and speed. Right, refused
+// and wrong count the codes used decoded again with the new prompts.
+type voiceSetJSON struct {
+	Language   string   `json:"language"`
+	Speed      int      `json:"speed"`
+	Recordings int      `json:"codes"`
+	Used       int      `json:"used"`
+	Examples   [10]int  `json:"examples_per_digit"`
+	SetAside   []string `json:"set_aside"`
+	Right      int      `json:"right"`
+	Refused    int      `json:"refused"`
+	Wrong      int      `json:"wrong"`
 }
 
 // voiceLearnConfig is what `authbench voice learn` was asked to do.
@@ -54,62 +101,78 @@ type voiceLearnConfig struct {
 }
 
 // voiceLearn learns the prompts of the reader cfg names and writes them to
-// cfg.out, printing progress to w.
-func voiceLearn(ctx context.Context, w io.Writer, cfg voiceLearnConfig) error {
+// cfg.out, printing progress to w. Once the reader is open it returns what
+// was learnt, also when the learning failed.
+func voiceLearn(ctx context.Context, w io.Writer, cfg voiceLearnConfig) (*voiceLearnJSON, error) {
 	path, ok := strings.CutPrefix(cfg.device, "serial:")
 	if !ok || path == "" {
-		return usageError{errors.New("--device serial:PATH is required (the reader's serial port or pty)")}
+		return nil, usageError{errors.New("--device serial:PATH is required (the reader's serial port or pty)")}
 	}
 	if cfg.out == "" {
-		return usageError{errors.New("--out DIR is required")}
+		return nil, usageError{errors.New("--out DIR is required")}
 	}
 	if cfg.presses < 1 || cfg.examples < 1 {
-		return usageError{errors.New("--presses and --examples must be at least 1")}
+		return nil, usageError{errors.New("--presses and --examples must be at least 1")}
 	}
 	if _, err := os.Stat(filepath.Join(cfg.out, voice.ManifestName)); err == nil && !cfg.force {
-		return fmt.Errorf("%s already holds prompts; give --force to replace them", cfg.out)
+		return nil, fmt.Errorf("%s already holds prompts; give --force to replace them", cfg.out)
 	}
 	dev, err := serial.Open(ctx, path, serial.Options{NoVoiceCheck: true})
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil {
-			return cause // interrupted
+			return nil, cause // interrupted
 		}
-		return unreachableError{explainDevice(cfg.device, err)}
+		return nil, unreachableError{explainDevice(cfg.device, err)}
 	}
 	defer dev.Close()
 	info := dev.Info()
+	res := &voiceLearnJSON{Device: cfg.device, Out: cfg.out, Sets: []voiceSetJSON{}, Files: []string{},
+		Reader: voiceReaderJSON{Kind: string(info.Kind), Serial: info.Serial, Model: info.Model, Firmware: info.Firmware}}
 	fmt.Fprintf(w, "learning the voice of %s %s (%s, firmware %s) on %s\n", info.Kind, info.Serial, info.Model, info.Firmware, path)
 	start := time.Now()
-	p, rep, err := voice.Learn(ctx, serialReader{dev}, &voice.LearnOptions{
-		Languages: cfg.languages, Speeds: cfg.speeds, Volume: cfg.volume,
-		Examples: cfg.examples, MaxPresses: cfg.presses,
-		Progress: func(pr voice.LearnProgress) { fmt.Fprintln(w, learnProgress(pr)) },
-	})
-	if rep != nil {
-		for _, s := range rep.Sets {
-			fmt.Fprintf(w, "%s at %d %%: %d codes, %d used; examples kept per digit %s", s.Language, s.Speed, s.Recordings, s.Used, digitCounts(s.Examples))
-			if p != nil {
-				fmt.Fprintf(w, "; decoding those codes again: %d right, %d refused, %d wrong", s.Right, s.Refused, s.Wrong)
-			}
-			fmt.Fprintln(w)
-			for _, why := range s.SetAside {
-				fmt.Fprintf(w, "  set aside: %s\n", why)
+	err = func() error {
+		p, rep, err := voice.Learn(ctx, serialReader{dev}, &voice.LearnOptions{
+			Languages: cfg.languages, Speeds: cfg.speeds, Volume: cfg.volume,
+			Examples: cfg.examples, MaxPresses: cfg.presses,
+			Progress: func(pr voice.LearnProgress) { fmt.Fprintln(w, learnProgress(pr)) },
+		})
+		if rep != nil {
+			for _, s := range rep.Sets {
+				res.Sets = append(res.Sets, voiceSetJSON{Language: s.Language, Speed: s.Speed, Recordings: s.Recordings, Used: s.Used,
+					Examples: s.Examples, SetAside: append([]string{}, s.SetAside...), Right: s.Right, Refused: s.Refused, Wrong: s.Wrong})
+				fmt.Fprintf(w, "%s at %d %%: %d codes, %d used; examples kept per digit %s", s.Language, s.Speed, s.Recordings, s.Used, digitCounts(s.Examples))
+				if p != nil {
+					fmt.Fprintf(w, "; decoding those codes again: %d right, %d refused, %d wrong", s.Right, s.Refused, s.Wrong)
+				}
+				fmt.Fprintln(w)
+				for _, why := range s.SetAside {
+					fmt.Fprintf(w, "  set aside: %s\n", why)
+				}
 			}
 		}
-	}
+		if err != nil {
+			return err
+		}
+		files, err := p.Files()
+		if err != nil {
+			return err
+		}
+		if err := writePrompts(cfg.out, files); err != nil {
+			return err
+		}
+		for _, f := range files {
+			res.Files = append(res.Files, f.Name)
+		}
+		fmt.Fprintf(w, "wrote %d files to %s in %v; check the reader with: authbench check --device %s --prompts %s\n",
+			len(files), cfg.out, time.Since(start).Round(time.Second), cfg.device, cfg.out)
+		return nil
+	}()
+	res.Seconds = time.Since(start).Seconds()
+	res.OK = err == nil
 	if err != nil {
-		return err
+		res.Problems = err.Error()
 	}
-	files, err := p.Files()
-	if err != nil {
-		return err
-	}
-	if err := writePrompts(cfg.out, files); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "wrote %d files to %s in %v; check the reader with: authbench check --device %s --prompts %s\n",
-		len(files), cfg.out, time.Since(start).Round(time.Second), cfg.device, cfg.out)
-	return nil
+	return res, err
 }
 
 // learnProgress is one line of progress.
@@ -176,6 +239,25 @@ type voiceDecodeCmd struct {
 	Prompts string   `placeholder:"DIR" type:"path" help:"The prompts learnt from the reader (authbench voice learn); default: the simulated reader's own voice."`
 	Digits  int      `placeholder:"N" help:"Refuse a recording that is not a whole number of N-digit codes (0: any)."`
 	Files   []string `arg:"" type:"existingfile" placeholder:"FILE.wav" help:"The recordings."`
+	JSON    bool     `help:"Print the prompts used and one entry per recording as JSON."`
+}
+
+// voiceDecodeJSON is what `authbench voice decode --json` prints.
+type voiceDecodeJSON struct {
+	Prompts    string               `json:"prompts"`
+	Recordings []voiceRecordingJSON `json:"recordings"`
+	Refused    int                  `json:"refused"`
+}
+
+// voiceRecordingJSON is one recording: the codes heard (one per
+// repetition), or why it was not decoded.
+type voiceRecordingJSON struct {
+	File      string   `json:"file"`
+	Codes     []string `json:"codes,omitempty"`
+	Language  string   `json:"language,omitempty"`
+	Speed     int      `json:"speed,omitempty"`
+	PitchKept bool     `json:"pitch_kept,omitempty"`
+	Error     string   `json:"error,omitempty"`
 }
 
 func (c *voiceDecodeCmd) Run(ctx context.Context, e *env) error {
@@ -187,8 +269,10 @@ func (c *voiceDecodeCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "prompts: %s\n", desc)
-	refused := 0
+	res := voiceDecodeJSON{Prompts: desc, Recordings: []voiceRecordingJSON{}}
+	if !c.JSON {
+		fmt.Fprintf(e.stdout, "prompts: %s\n", desc)
+	}
 	for _, name := range c.Files {
 		f, err := os.Open(name)
 		if err != nil {
@@ -204,8 +288,15 @@ func (c *voiceDecodeCmd) Run(ctx context.Context, e *env) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			refused++
-			fmt.Fprintf(e.stdout, "%s: not decoded: %v\n", name, err)
+			res.Refused++
+			res.Recordings = append(res.Recordings, voiceRecordingJSON{File: name, Error: err.Error()})
+			if !c.JSON {
+				fmt.Fprintf(e.stdout, "%s: not decoded: %v\n", name, err)
+			}
+			continue
+		}
+		res.Recordings = append(res.Recordings, voiceRecordingJSON{File: name, Codes: r.Utterances, Language: r.Language, Speed: r.Speed, PitchKept: r.PitchKept})
+		if c.JSON {
 			continue
 		}
 		pitch := "resampled"
@@ -214,7 +305,12 @@ func (c *voiceDecodeCmd) Run(ctx context.Context, e *env) error {
 		}
 		fmt.Fprintf(e.stdout, "%s: %s (%s, speed %d %%, %s)\n", name, strings.Join(r.Utterances, " "), r.Language, r.Speed, pitch)
 	}
-	if refused > 0 {
+	if c.JSON {
+		if err := printJSON(e.stdout, res); err != nil {
+			return err
+		}
+	}
+	if res.Refused > 0 {
 		return exitError{exitFailed}
 	}
 	return nil

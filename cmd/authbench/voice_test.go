@@ -1,13 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/voice"
 	"github.com/authbench/authbench/internal/testenv"
+	simvoice "github.com/authbench/authbench/sim/code/voice"
 )
 
 // TestVoiceLearnThenCheck is issue 14's end-to-end check: the simulated
@@ -27,15 +31,26 @@ func TestVoiceLearnThenCheck(t *testing.T) {
 
 	dir := t.TempDir()
 	prompts := filepath.Join(dir, "prompts")
-	code, out := runCmd(t, "voice", "learn", "--device", sel, "--out", prompts, "--presses", "20", "--language", "en")
-	t.Logf("voice learn:\n%s", out)
+	// With --json the progress goes to standard error and standard output
+	// holds one JSON document saying what was learnt.
+	code, out, progress := runCmdSplit(t, "voice", "learn", "--device", sel, "--out", prompts, "--presses", "20", "--language", "en", "--json")
+	t.Logf("voice learn:\n%s", progress)
 	if code != 0 {
-		t.Fatalf("voice learn exited %d", code)
+		t.Fatalf("voice learn exited %d:\n%s", code, out)
 	}
-	for _, want := range []string{"learning the voice of audio-code-reader " + devs[0].Serial, "waiting", "every digit heard enough times", "wrote"} {
-		if !strings.Contains(out, want) {
+	for _, want := range []string{"learning the voice of audio-code-reader " + devs[0].Serial, "waiting", "every digit heard enough times"} {
+		if !strings.Contains(progress, want) {
 			t.Errorf("voice learn did not say %q", want)
 		}
+	}
+	var learnt voiceLearnJSON
+	dec := json.NewDecoder(strings.NewReader(out))
+	if err := dec.Decode(&learnt); err != nil || dec.More() {
+		t.Fatalf("voice learn --json printed what is not one JSON document (%v):\n%s", err, out)
+	}
+	if !learnt.OK || learnt.Reader.Serial != devs[0].Serial || len(learnt.Sets) != 1 || learnt.Sets[0].Language != "en" ||
+		learnt.Sets[0].Used == 0 || !slices.Contains(learnt.Files, voice.ManifestName) {
+		t.Errorf("voice learn --json: %s", out)
 	}
 	p, err := voice.LoadPrompts(os.DirFS(prompts))
 	if err != nil {
@@ -63,6 +78,51 @@ func TestVoiceLearnThenCheck(t *testing.T) {
 		t.Errorf("voice decode exited %d:\n%s", code, out)
 	}
 	t.Logf("voice decode:\n%s", out)
+}
+
+// TestVoiceDecodeJSON: `voice decode --json` prints the prompts used and
+// one entry per recording, the codes heard or why not, and still exits 1
+// when one was not decoded.
+func TestVoiceDecodeJSON(t *testing.T) {
+	dir := t.TempDir()
+	wav := func(name string, pcm []byte) string {
+		p := filepath.Join(dir, name)
+		b, err := voice.EncodeWAV(&device.Audio{SampleRate: simvoice.SampleRate, PCM: pcm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	said, err := simvoice.Speak("402715", simvoice.Settings{Language: "da", Speed: 100, Volume: 100, Repeat: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := wav("good.wav", said)
+	silent := wav("silent.wav", make([]byte, 2*simvoice.SampleRate))
+
+	var v voiceDecodeJSON
+	runJSON(t, "", &v, "voice", "decode", "--digits", "6", "--json", good)
+	if len(v.Recordings) != 1 || v.Refused != 0 || !strings.Contains(v.Prompts, "embedded") {
+		t.Fatalf("%+v", v)
+	}
+	if r := v.Recordings[0]; r.File != good || !slices.Equal(r.Codes, []string{"402715", "402715"}) || r.Language != "da" || r.Error != "" {
+		t.Errorf("%+v", r)
+	}
+
+	code, out, _ := runCmdSplit(t, "voice", "decode", "--json", good, silent)
+	if code != exitFailed {
+		t.Errorf("voice decode of a silent recording exited %d", code)
+	}
+	v = voiceDecodeJSON{}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if v.Refused != 1 || len(v.Recordings) != 2 || v.Recordings[1].File != silent || v.Recordings[1].Error == "" || len(v.Recordings[1].Codes) != 0 {
+		t.Errorf("%s", out)
+	}
 }
 
 func TestVoiceUsage(t *testing.T) {

@@ -589,7 +589,7 @@ func (rn *runner) one(ctx context.Context, c Check) Result {
 	case !selected:
 		res.Status, res.Message = Skip, "not selected"
 	case rn.rep.Stopped == "" && ctx.Err() != nil:
-		rn.rep.Stopped = "interrupted (" + context.Cause(ctx).Error() + "); remaining checks not run"
+		rn.rep.Stopped = interruption(ctx) + "; remaining checks not run"
 		fallthrough
 	case rn.rep.Stopped != "":
 		if rn.pending != "" {
@@ -646,7 +646,7 @@ func (rn *runner) stop(ctx context.Context, what string, err error) {
 	thing := rn.deviceWord()
 	switch {
 	case ctx.Err() != nil:
-		rn.rep.Stopped = "interrupted (" + context.Cause(ctx).Error() + ")" + during + "; remaining checks not run"
+		rn.rep.Stopped = interruption(ctx) + during + "; remaining checks not run"
 	case gone(err):
 		rn.rep.Stopped = fmt.Sprintf("%s removed%s; remaining checks not run", thing, during)
 	case rn.suite.Probe != nil:
@@ -658,13 +658,24 @@ func (rn *runner) stop(ctx context.Context, what string, err error) {
 		case perr == nil:
 			return // it answers again: carry on
 		case ctx.Err() != nil:
-			rn.rep.Stopped = "interrupted (" + context.Cause(ctx).Error() + "); remaining checks not run"
+			rn.rep.Stopped = interruption(ctx) + "; remaining checks not run"
 		case gone(perr):
 			rn.rep.Stopped = fmt.Sprintf("%s removed%s; remaining checks not run", thing, during)
 		default:
 			rn.rep.Stopped = fmt.Sprintf("%s stopped answering%s (and did not answer within %v when asked again: %v); remaining checks not run", thing, during, limit, perr)
 		}
 	}
+}
+
+// interruption says why ctx ended, each word once: "interrupted" when the
+// cause says so already (the operator's Ctrl-C) or says nothing more
+// (a plain cancel), else "interrupted (CAUSE)", such as a deadline.
+func interruption(ctx context.Context) string {
+	cause := context.Cause(ctx)
+	if cause == nil || errors.Is(cause, context.Canceled) || strings.Contains(strings.ToLower(cause.Error()), "interrupt") {
+		return "interrupted"
+	}
+	return "interrupted (" + cause.Error() + ")"
 }
 
 // deviceWord is what reports call the target when it goes away: a card in

@@ -1,7 +1,9 @@
 package devicetest
 
 import (
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -41,5 +43,46 @@ func TestSpecReferencesResolve(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestCDP1CitedFromItsDocument: doc comments and messages cite CDP/1 by
+// its protocol document, docs/cdp1.md, not by the section of the design
+// note it was written from (a file the repository does not have).
+func TestCDP1CitedFromItsDocument(t *testing.T) {
+	design := regexp.MustCompile(`DESIGN(\.md)?,? §\s*4\b`)
+	root := filepath.Join("..", "..")
+	n := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".go", ".md", ".html", ".tmpl", ".json":
+		default:
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		n++
+		for _, loc := range design.FindAllIndex(b, -1) {
+			line := 1 + strings.Count(string(b[:loc[0]]), "\n")
+			t.Errorf("%s:%d cites %q: cite CDP/1 in docs/cdp1.md instead", path, line, b[loc[0]:loc[1]])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 100 {
+		t.Errorf("only %d files read under %s", n, root)
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 // Reader is an audio code reader that Learn can calibrate on: Press
 // returns the code with what the reader said (Code.Audio), SetSpeech sets
-// its language, speed and volume (CDP/1 SETTINGS, DESIGN.md §4). A
+// its language, speed and volume (CDP/1 §4 SETTINGS, docs/cdp1.md). A
 // driver/serial CodeDevice opened without a voice check, with SetSpeech
 // sending SETTINGS through its Host, is one.
 type Reader interface {

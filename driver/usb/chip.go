@@ -157,9 +157,19 @@ func (c *Chip) wrap(op string, err error) error {
 		return nil
 	}
 	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, device.ErrTimeout) {
-		return fmt.Errorf("usb: %s: %s: %w: %w", c.name(), op, device.ErrTimeout, err)
+		return fmt.Errorf("%s: %s: %s: %w: %w", c.transport(), c.name(), op, device.ErrTimeout, err)
 	}
-	return fmt.Errorf("usb: %s: %s: %w", c.name(), op, err)
+	return fmt.Errorf("%s: %s: %s: %w", c.transport(), c.name(), op, err)
+}
+
+// transport names what carries the reports in errors: "usb", or the
+// transport of NewChip's info ("udp" for CTAPHID over UDP), so that an
+// error of a chip on UDP does not send anyone looking for a USB key.
+func (c *Chip) transport() string {
+	if c.info.Transport != "" {
+		return c.info.Transport
+	}
+	return "usb"
 }
 
 func (c *Chip) name() string {

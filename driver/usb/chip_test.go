@@ -6,6 +6,7 @@ import (
 	"errors"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -343,6 +344,29 @@ func TestNewChipNoAnswer(t *testing.T) {
 	}
 	dev.Close()
 	settleGoroutines(t, base)
+}
+
+// TestErrorsNameTheTransport: errors name the transport the chip is on, a
+// USB key or, for a chip on UDP, "udp", so that nobody goes looking for a
+// USB key that is not there.
+func TestErrorsNameTheTransport(t *testing.T) {
+	for _, tc := range []struct {
+		info device.Info
+		want string
+	}{
+		{device.Info{Transport: "udp", Path: "127.0.0.1:1"}, "udp: 127.0.0.1:1: open: "},
+		{device.Info{Transport: "usb", Path: "1-2"}, "usb: 1-2: open: "},
+		{device.Info{}, "usb: chip: open: "},
+	} {
+		dev, host := ctaphid.NewPipe()
+		dev.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		_, err := usb.NewChip(ctx, host, tc.info, usb.Options{})
+		cancel()
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("NewChip(%+v) = %v, want an error starting %q", tc.info, err, tc.want)
+		}
+	}
 }
 
 func TestNewChipRemoved(t *testing.T) {

@@ -3,7 +3,7 @@
 // documents, PSKC (RFC 6030).
 //
 // Where it sits: a provisioning station reads each device's secret over
-// CDP/1 (PROVISION, DESIGN §4), writes the batch as one PSKC document with
+// CDP/1 (§4.2 PROVISION, docs/cdp1.md), writes the batch as one PSKC document with
 // Write, and the server imports it with Parse (DESIGN §5), then seals each
 // secret at rest (server/secrets) under the device's serial number. The
 // package is pure: it reads from an io.Reader and writes to an io.Writer,
