@@ -45,7 +45,7 @@ type cli struct {
 	Credentials credentialsCmd `cmd:"" help:"List the discoverable credentials of a chip for a relying party (delete needs credential management, which MitID chips lack)."`
 	Reset       resetCmd       `cmd:"" help:"Erase every credential on a chip (CTAP reset: within 10 s of power-up, with a touch); asks unless --yes."`
 	APDU        apduCmd        `cmd:"" name:"apdu" help:"Send raw APDUs to a card on a PC/SC reader and show the answers, status words in words."`
-	Serve       serveCmd       `cmd:"" help:"Run the authbench server: HTTP JSON API over an SQLite or PostgreSQL store."`
+	Serve       serveCmd       `cmd:"" help:"Run the authbench server: the HTTP JSON API and the pages (self-service at /, support at /support) over an SQLite or PostgreSQL store."`
 	Identity    identityCmd    `cmd:"" help:"Manage identities (persons) on a running server."`
 	Enroll      enrollCmd      `cmd:"" help:"Enrol a chip (physical or simulated) as a MitID chip of an identity on a running server."`
 	Login       loginCmd       `cmd:"" help:"Log in as MitID does (the password and a chip or code device, or the app alone) and keep the two-factor session."`

@@ -33,7 +33,7 @@ type serveCmd struct {
 	MasterKey            string          `default:"./authbench-master.key" env:"AUTHBENCH_MASTER_KEY_FILE" placeholder:"FILE" help:"Master key file that seals OTP secrets; created on the first run, and only while the store holds nothing sealed (back it up!); a missing or wrong key for a store with sealed secrets stops the start. $AUTHBENCH_MASTER_KEY, holding the key itself, overrides it."`
 	SupportTokenFile     string          `default:"./authbench-support-tokens" env:"AUTHBENCH_SUPPORT_TOKEN_FILE" placeholder:"FILE" help:"File of support tokens, one \"operator-id token\" per line; created with one random token when missing."`
 	RPID                 string          `name:"rp-id" default:"localhost" env:"AUTHBENCH_RP_ID" placeholder:"DOMAIN" help:"WebAuthn relying party ID (a domain)."`
-	Origin               string          `env:"AUTHBENCH_ORIGIN" placeholder:"ORIGIN[,ORIGIN...]" help:"WebAuthn origins accepted in client data, comma separated (default: https://RP-ID)."`
+	Origin               string          `env:"AUTHBENCH_ORIGIN" placeholder:"ORIGIN[,ORIGIN...]" help:"WebAuthn origins accepted in client data, comma separated, such as http://localhost:8080 (default: https://RP-ID; for the RP ID localhost also the server's own http(s)://localhost:PORT, so the pages work out of the box)."`
 	AttestationRoots     string          `env:"AUTHBENCH_ATTESTATION_ROOTS" placeholder:"PEM-FILE" help:"CA certificates a chip's attestation must chain to; without them no chip is trusted (testdata/attestation/ca.pem trusts simulated chips)."`
 	AllowNoneAttestation bool            `env:"AUTHBENCH_ALLOW_NONE_ATTESTATION" help:"Accept chips without a trusted attestation (recorded as untrusted); for development only."`
 	PSKCKeyFile          string          `name:"pskc-key-file" env:"AUTHBENCH_PSKC_KEY_FILE" placeholder:"FILE" help:"File holding, in hex, the pre-shared AES key that protects imported PSKC documents (RFC 6030 §6.1). $AUTHBENCH_PSKC_KEY may hold the hex instead."`
@@ -44,6 +44,9 @@ type serveCmd struct {
 	Argon2               argon2Flag      `name:"argon2" default:"${argon2_params}" env:"AUTHBENCH_ARGON2" placeholder:"m=KiB,t=N,p=N" help:"argon2id parameters of new password and PIN verifiers (the default is the first setting of the OWASP Password Storage Cheat Sheet); a verifier made with others is rehashed at its next right login. Cheaper ones, such as m=64,t=1,p=1, protect nothing and are for load tests only (authbench load runs its PostgreSQL replicas with its --argon2)."`
 	LoginLimitSource     rateFlag        `env:"AUTHBENCH_LOGIN_LIMIT_SOURCE" placeholder:"BURST/EVERY" help:"Login and activation requests allowed per client address, such as 60/100ms (the default), or off."`
 	LoginLimitAuth       rateFlag        `name:"login-limit-authenticator" aliases:"login-limit-identity" env:"AUTHBENCH_LOGIN_LIMIT_AUTHENTICATOR,AUTHBENCH_LOGIN_LIMIT_IDENTITY" placeholder:"BURST/EVERY" help:"Checks of one authenticator's secret allowed, per identity and authenticator once they are known to exist, such as 30/200ms (the default), or off; a refused request is not a failed attempt. (--login-limit-identity is its former name.)"`
+	TLSCert              string          `name:"tls-cert" env:"AUTHBENCH_TLS_CERT" placeholder:"PEM-FILE" help:"Serve HTTPS with this certificate (and --tls-key); the pages' cookies are then Secure. Without it the server speaks plain HTTP (http://localhost is a secure context for WebAuthn)."`
+	TLSKey               string          `name:"tls-key" env:"AUTHBENCH_TLS_KEY" placeholder:"PEM-FILE" help:"The private key of --tls-cert."`
+	Demo                 bool            `help:"Serve the pages for a first look: a throw-away database with a ready-made person (user ID, password, and a simulated code display whose codes are printed here), any security key accepted; --db, --master-key and --support-token-file are not used."`
 	LogLevel             string          `default:"info" enum:"debug,info,warn,error" env:"AUTHBENCH_LOG_LEVEL" help:"Log level on stderr."`
 	AuditCheckpointEvery time.Duration   `name:"audit-checkpoint-every" default:"${checkpoint_every}" env:"AUTHBENCH_AUDIT_CHECKPOINT_EVERY" placeholder:"DURATION" help:"How often the heads of the audit chains are sealed in a MACed checkpoint (and once more at shutdown); records newer than the last checkpoint could be cut without audit verify noticing."`
 }
@@ -91,6 +94,12 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.LogLevel)}
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return usageError{errors.New("--tls-cert and --tls-key go together")}
+	}
+	if cfg.Demo {
+		return cfg.runDemo(ctx, e, log)
+	}
 	opts, err := serveOptions(cfg, log)
 	if err != nil {
 		return err
@@ -109,6 +118,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "authbench server listening on %s\n", srv.URL)
+	fmt.Fprintf(e.stdout, "pages: %s/ (self-service) and %s/support (support console)\n", pagesURL(srv.URL), pagesURL(srv.URL))
 	fmt.Fprintf(e.stdout, "support tokens: %s\n", cfg.SupportTokenFile)
 	select {
 	case <-ctx.Done():
@@ -132,6 +142,8 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 		AllowNoneAttestation: cfg.AllowNoneAttestation,
 		Logger:               log,
 		RateLimit:            api.RateLimit{PerSource: api.Rate(cfg.LoginLimitSource), PerAuthenticator: api.Rate(cfg.LoginLimitAuth)},
+		TLSCertFile:          cfg.TLSCert,
+		TLSKeyFile:           cfg.TLSKey,
 		CheckpointEvery:      cfg.AuditCheckpointEvery,
 	}
 	if cfg.AuditCheckpointEvery <= 0 {
@@ -165,13 +177,7 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 	if cfg.DB == "" {
 		return o, usageError{errors.New("--db: a database file or postgres:// URL is needed")}
 	}
-	if cfg.Origin != "" {
-		for _, s := range strings.Split(cfg.Origin, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				o.RPOrigins = append(o.RPOrigins, s)
-			}
-		}
-	}
+	o.RPOrigins = splitOrigins(cfg.Origin)
 	if id := cfg.RPID; id == "" || strings.ContainsAny(id, "/: ") {
 		return o, usageError{fmt.Errorf("--rp-id %q: a relying party ID is a domain such as localhost or example.com", id)}
 	}
@@ -208,6 +214,17 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 	}
 	o.SupportTokens = tokens
 	return o, nil
+}
+
+// splitOrigins splits the comma-separated --origin.
+func splitOrigins(list string) []string {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // minTokenLen and maxTokenLen bound the support tokens accepted from a

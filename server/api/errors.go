@@ -3,9 +3,7 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/authbench/authbench/server/domain"
@@ -116,9 +114,8 @@ type errorBody struct {
 func classify(err error) (int, Error) {
 	var be *service.BusyError
 	if errors.As(err, &be) {
-		return http.StatusServiceUnavailable, Error{Code: CodeBusy, Message: fmt.Sprintf(
-			"The server is busy hashing other passwords and PINs; nothing was checked or counted. Try again in %d second%s.",
-			retryAfter(be), plural(retryAfter(be)))}
+		msg, _ := service.Message(err)
+		return http.StatusServiceUnavailable, Error{Code: CodeBusy, Message: msg}
 	}
 	var fe *service.FailureError
 	if errors.As(err, &fe) {
@@ -146,26 +143,6 @@ func retryAfter(be *service.BusyError) int {
 	return max(1, int((be.RetryAfter+time.Second-1)/time.Second))
 }
 
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
-}
-
-// message turns an error into a sentence for a person: the package
-// prefixes go, the first letter is upper case, and it ends with a period.
-func message(err error) string {
-	m := err.Error()
-	for _, p := range []string{"service: ", "domain: ", "store: ", "sqlite: ", "api: "} {
-		m = strings.ReplaceAll(m, p, "")
-	}
-	if m == "" {
-		return "Error."
-	}
-	m = strings.ToUpper(m[:1]) + m[1:]
-	if !strings.HasSuffix(m, ".") {
-		m += "."
-	}
-	return m
-}
+// message turns an error into a sentence for a person (service.Sentence:
+// the words the pages show too).
+func message(err error) string { return service.Sentence(err.Error()) }

@@ -131,6 +131,10 @@ func NewHandler(svc *service.Service, opts Options) *Handler {
 // Routes returns the endpoints the handler serves, in a stable order.
 func (h *Handler) Routes() []Route { return append([]Route(nil), h.routes...) }
 
+// SourceLimiter returns the per-source limit of the login and activation
+// endpoints, for another face of the same server (the pages) to share.
+func (h *Handler) SourceLimiter() *service.Limiter { return h.bySrc }
+
 // Metrics returns the metrics the handler records.
 func (h *Handler) Metrics() *Metrics { return h.metrics }
 

@@ -39,23 +39,6 @@ var (
 	pskcKey = []byte("0123456789abcdef0123456789abcdef")
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -83,7 +66,7 @@ type server struct {
 	// contract's validator (apitest), except in benchmarks and fuzzing.
 	h    http.Handler
 	v    *apitest.Validator
-	clk  *clock
+	clk  *servicetest.Clock
 	log  *syncBuffer
 	db   string
 	mu   sync.Mutex
@@ -97,7 +80,7 @@ func withRateLimit(r api.RateLimit) startOption { return func(o *embedded.Option
 
 func start(t testing.TB, opts ...startOption) *server {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	clk := servicetest.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	logs := &syncBuffer{}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(chip.TestCACertPEM())

@@ -20,6 +20,7 @@ import (
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/pskc"
 	"github.com/authbench/authbench/server/secrets"
+	"github.com/authbench/authbench/server/service/servicetest"
 	"github.com/authbench/authbench/sim/app"
 	"github.com/authbench/authbench/sim/chip"
 	"github.com/authbench/authbench/sim/code"
@@ -29,19 +30,10 @@ import (
 // SQLite store) on a loopback port and drive simulated devices through it
 // with the ceremonies of this package, one rule of the lifecycle (server/domain) at a time.
 
-// vclock is a virtual clock shared by the server and the code devices.
-type vclock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *vclock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *vclock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 type world struct {
 	t       *testing.T
 	srv     *embedded.Server
-	clock   *vclock
+	clock   *servicetest.Clock
 	support *client.Client
 	anon    *client.Client
 	pskcKey []byte
@@ -55,7 +47,7 @@ const origin = "https://mitid.e2e"
 
 func newWorld(t *testing.T, db string) *world {
 	t.Helper()
-	w := &world{t: t, clock: &vclock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}, pskcKey: bytes.Repeat([]byte{7}, 16), origin: origin,
+	w := &world{t: t, clock: servicetest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), pskcKey: bytes.Repeat([]byte{7}, 16), origin: origin,
 		apps: map[string]*client.Authenticator{}}
 	keys, err := secrets.GenerateKeyring(nil)
 	fatal(t, err)
@@ -68,7 +60,7 @@ func newWorld(t *testing.T, db string) *world {
 
 // startServer starts a server (a replica, when db is shared) with the
 // master keyring keys.
-func startServer(t *testing.T, db string, clock *vclock, key []byte, keys *secrets.Keyring) *embedded.Server {
+func startServer(t *testing.T, db string, clock *servicetest.Clock, key []byte, keys *secrets.Keyring) *embedded.Server {
 	t.Helper()
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(chip.TestCACertPEM())
@@ -258,7 +250,7 @@ func TestRuleThirdFailureSuspends(t *testing.T) {
 			_, err := client.LoginPasswordCode(ctx, w.anon, "p-code", password("p-code"), au.ID, wrongCode(d))
 			failed(t, err, client.ErrWrongCode, i, client.StateActive)
 		}
-		w.clock.Add(30 * time.Second)
+		w.clock.Advance(30 * time.Second)
 		if _, err := client.LoginPasswordCodeDevice(ctx, w.anon, "p-code", password("p-code"), d); err != nil {
 			t.Fatal(err)
 		}
@@ -356,7 +348,7 @@ func TestRuleEscalationRevokesSerial(t *testing.T) {
 	if _, err := owner.Reactivate(ctx, "p1", au.ID); !errors.Is(err, client.ErrBlocked) {
 		t.Errorf("reactivating a blocked authenticator: %v", err)
 	}
-	w.clock.Add(30 * time.Second)
+	w.clock.Advance(30 * time.Second)
 	c, err := d.Press(ctx)
 	fatal(t, err)
 	if _, err := client.LoginPasswordCode(ctx, w.anon, "p1", password("p1"), au.ID, c.Digits); !errors.Is(err, client.ErrBlocked) {
@@ -580,7 +572,7 @@ func TestRuleCodeSingleUse(t *testing.T) {
 	au, err := client.EnrollCodeDevice(ctx, owner, "p1", "", d)
 	fatal(t, err)
 	for round := 0; round < 3; round++ {
-		w.clock.Add(30 * time.Second)
+		w.clock.Advance(30 * time.Second)
 		c, err := d.Press(ctx)
 		fatal(t, err)
 		// Begin on both replicas first, then finish at once.
@@ -644,12 +636,12 @@ func TestAccessAndExpiry(t *testing.T) {
 	// A ceremony expires.
 	lc, err := w.anon.AppLogin(ctx, "p1", w.apps["p1"].ID)
 	fatal(t, err)
-	w.clock.Add(6 * time.Minute)
+	w.clock.Advance(6 * time.Minute)
 	if _, err := w.anon.FinishLogin(ctx, "p1", client.FinishLoginRequest{Ceremony: lc.Ceremony, PIN: "123456", Signature: []byte{1}}); !errors.Is(err, client.ErrCeremonyExpired) {
 		t.Errorf("finishing an expired ceremony: %v", err)
 	}
 	// And so does a session (15 minutes).
-	w.clock.Add(10 * time.Minute)
+	w.clock.Advance(10 * time.Minute)
 	if _, err := owner.Identity(ctx, "p1"); !errors.Is(err, client.ErrUnauthorized) {
 		t.Errorf("an expired session: %v", err)
 	}

@@ -15,6 +15,7 @@ package embedded
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -25,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +40,7 @@ import (
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/postgres"
 	"github.com/authbench/authbench/server/store/sqlite"
+	"github.com/authbench/authbench/server/web"
 )
 
 // ErrPostgres: the PostgreSQL database of a postgres:// URL could not be
@@ -105,8 +108,13 @@ type Options struct {
 	// stream so that a seed gives the same IDs.
 	Rand io.Reader
 
-	// RateLimit configures the login rate limits (see api.RateLimit).
+	// RateLimit configures the login rate limits (see api.RateLimit); the
+	// pages take the same.
 	RateLimit api.RateLimit
+	// TLSCertFile and TLSKeyFile, when both are set, serve HTTPS with
+	// that certificate (PEM) instead of HTTP: the pages' cookies are then
+	// Secure, with __Host- names.
+	TLSCertFile, TLSKeyFile string
 	// Logger receives the server's log; nil discards it.
 	Logger *slog.Logger
 	// SweepEvery is how often expired ceremonies and sessions are
@@ -119,8 +127,9 @@ type Options struct {
 	// that window. Shutdown seals once more. Negative turns periodic
 	// checkpoints off (the one at shutdown stays).
 	CheckpointEvery time.Duration
-	// Wrap, when set, wraps the API handler the HTTP server serves: the
-	// tests check every exchange against the OpenAPI document with it
+	// Wrap, when set, wraps the API handler the HTTP server serves (not
+	// the pages, which the contract does not describe): the tests check
+	// every exchange against the OpenAPI document with it
 	// (server/api/apitest).
 	Wrap func(http.Handler) http.Handler
 }
@@ -137,12 +146,15 @@ type Server struct {
 	// SupportToken is a support token (the generated one when
 	// Options.SupportTokens was empty, else the first in token order).
 	SupportToken string
-	// Service and Handler are the layers under the HTTP server, for
-	// callers that want to reach them directly.
+	// Service, Handler and Pages are the layers under the HTTP server, for
+	// callers that want to reach them directly: the API (/v1/..., /healthz,
+	// /metrics) and the pages (everything else: / and /support).
 	Service *service.Service
 	Handler *api.Handler
+	Pages   *web.Handler
 
 	srv     *http.Server
+	ln      net.Listener // until the HTTP server owns it
 	st      store.Store
 	svc     *service.Service
 	tmpDir  string
@@ -196,6 +208,34 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		tokens = map[string]string{tok: DefaultOperator}
 	}
 	s.SupportToken = firstToken(tokens)
+	tlsOn := opts.TLSCertFile != "" || opts.TLSKeyFile != ""
+	if tlsOn && (opts.TLSCertFile == "" || opts.TLSKeyFile == "") {
+		return nil, errors.New("embedded: a TLS certificate needs its key, and a key its certificate")
+	}
+	var cert tls.Certificate
+	if tlsOn {
+		if cert, err = tls.LoadX509KeyPair(opts.TLSCertFile, opts.TLSKeyFile); err != nil {
+			return nil, fmt.Errorf("embedded: TLS: %w", err)
+		}
+	}
+	ln := opts.Listener
+	if ln == nil {
+		addr := opts.Addr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("embedded: %w", err)
+		}
+	}
+	// A listener handed in is closed by Close, also when Start fails.
+	s.ln = ln
+	s.Addr = ln.Addr().String()
+	scheme := "http"
+	if tlsOn {
+		scheme = "https"
+	}
+	s.URL = scheme + "://" + s.Addr
 	svc, err := service.New(service.Options{
 		Store:                st,
 		Metrics:              metrics,
@@ -203,7 +243,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Keyring:              keys,
 		Policy:               opts.Policy,
 		RPID:                 opts.RPID,
-		RPOrigins:            opts.RPOrigins,
+		RPOrigins:            origins(opts, scheme, ln.Addr()),
 		AttestationRoots:     opts.AttestationRoots,
 		AttestationMetadata:  opts.AttestationMetadata,
 		AllowNoneAttestation: opts.AllowNoneAttestation,
@@ -221,24 +261,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.Service, s.svc = svc, svc
 	s.Handler = api.NewHandler(svc, api.Options{SupportTokens: tokens, Logger: log, Metrics: metrics, RateLimit: opts.RateLimit, Now: opts.Now})
-	ln := opts.Listener
-	if ln == nil {
-		addr := opts.Addr
-		if addr == "" {
-			addr = "127.0.0.1:0"
-		}
-		if ln, err = net.Listen("tcp", addr); err != nil {
-			return nil, fmt.Errorf("embedded: %w", err)
-		}
+	s.Pages, err = web.New(web.Options{Service: svc, SupportTokens: tokens, Secure: tlsOn, SourceLimit: s.Handler.SourceLimiter(),
+		Logger: log, Now: opts.Now})
+	if err != nil {
+		return nil, err
 	}
-	s.Addr = ln.Addr().String()
-	s.URL = "http://" + s.Addr
-	var handler http.Handler = s.Handler
+	var apiH http.Handler = s.Handler
 	if opts.Wrap != nil {
-		handler = opts.Wrap(handler)
+		apiH = opts.Wrap(apiH)
 	}
 	s.srv = &http.Server{
-		Handler:           handler,
+		Handler:           front(apiH, s.Pages),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -264,7 +297,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	go func() {
 		defer s.wg.Done()
 		defer close(s.done)
-		err := s.srv.Serve(ln)
+		var err error
+		if tlsOn {
+			s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			err = s.srv.ServeTLS(ln, "", "")
+		} else {
+			err = s.srv.Serve(ln)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
@@ -284,6 +323,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}()
 	}
 	ok = true
+	s.ln = nil // the HTTP server closes it now
 	log.Info("authbench server listening", "url", s.URL, "db", s.dbName)
 	return s, nil
 }
@@ -391,6 +431,10 @@ func (s *Server) Close() error {
 // release closes the store and removes the temporary directory.
 func (s *Server) release() error {
 	var err error
+	if s.ln != nil {
+		s.ln.Close()
+		s.ln = nil
+	}
 	if s.st != nil {
 		err = s.st.Close()
 		s.st = nil
@@ -423,6 +467,40 @@ func sweep(ctx context.Context, st store.Store, now func() time.Time, every time
 			}
 		}
 	}
+}
+
+// front sends the API's paths (/v1/..., /healthz, /metrics) to the API and
+// every other path to the pages.
+func front(apiH, pages http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "/v1" || strings.HasPrefix(p, "/v1/") || p == "/healthz" || p == "/metrics" {
+			apiH.ServeHTTP(w, r)
+			return
+		}
+		pages.ServeHTTP(w, r)
+	})
+}
+
+// origins returns the WebAuthn origins of the service: Options.RPOrigins,
+// or, for the default relying party localhost, https://localhost and the
+// server's own origin on localhost (a browser that opens
+// http://localhost:PORT sends that), so that the pages work out of the
+// box. Other RP IDs default to https://RP-ID (service.Options).
+func origins(opts Options, scheme string, addr net.Addr) []string {
+	if len(opts.RPOrigins) > 0 || opts.RPID != "" && opts.RPID != "localhost" {
+		return opts.RPOrigins
+	}
+	list := []string{"https://localhost"}
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		o := scheme + "://localhost:" + strconv.Itoa(ta.Port)
+		if !(scheme == "https" && ta.Port == 443) && !(scheme == "http" && ta.Port == 80) {
+			list = append(list, o)
+		} else {
+			list = append(list, scheme+"://localhost")
+		}
+	}
+	return list
 }
 
 // NewToken returns a new random support token (32 bytes, unpadded

@@ -27,6 +27,7 @@ type AuthenticatorView struct {
 	Suspensions   int          `json:"suspensions"`
 	CreatedAt     time.Time    `json:"created_at"`
 	ActivatedAt   time.Time    `json:"activated_at,omitzero"`
+	LastUsedAt    time.Time    `json:"last_used_at,omitzero"` // the last successful login with it
 	SuspendedAt   time.Time    `json:"suspended_at,omitzero"`
 	SuspendReason string       `json:"suspend_reason,omitempty"`
 	BlockedAt     time.Time    `json:"blocked_at,omitzero"`
@@ -130,6 +131,7 @@ func viewAuthenticator(a *domain.Authenticator, el *store.Element) Authenticator
 		Suspensions:   a.Suspensions,
 		CreatedAt:     utc(a.CreatedAt),
 		ActivatedAt:   utc(a.ActivatedAt),
+		LastUsedAt:    utc(a.LastUsedAt),
 		SuspendedAt:   utc(a.SuspendedAt),
 		SuspendReason: string(a.SuspendReason),
 		BlockedAt:     utc(a.BlockedAt),

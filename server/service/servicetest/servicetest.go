@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"html"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -160,4 +161,29 @@ func PlainPSKC(devs ...CodeDevice) []byte {
 	}
 	b.WriteString("</KeyContainer>\n")
 	return []byte(b.String())
+}
+
+// Clock is a virtual clock that a test's server and its code devices
+// share, so that a test moves to the next time step without waiting. It is
+// safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock that stands at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock on by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }
