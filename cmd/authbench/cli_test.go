@@ -272,9 +272,9 @@ func repeatedWord(text string) string {
 func TestInterrupt(t *testing.T) {
 	t.Run("load", func(t *testing.T) {
 		tmp := t.TempDir()
-		cmd, sc, seen := startBinary(t, tmp, "load", "--scenario", "otp", "--devices", "4", "--concurrency", "2",
-			"--duration", "10m", "--baseline", "10ms")
-		waitLine(t, sc, seen, "workers log in for")
+		cmd, sc, seen := startBinary(t, tmp, "load", "--scenario", "code-logins", "--devices", "4", "--concurrency", "2",
+			"--duration", "10m", "--anchor-duration", "10ms")
+		waitLine(t, sc, seen, "minimal durable login for")
 		cmd.Process.Signal(syscall.SIGINT)
 		if code := waitExit(t, cmd, sc); code != exitInterrupted {
 			t.Fatalf("exit %d, want 130:\n%s", code, seen)

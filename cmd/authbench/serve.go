@@ -41,6 +41,7 @@ type serveCmd struct {
 	PSKCAllowPlaintext   bool            `name:"pskc-allow-plaintext" env:"AUTHBENCH_PSKC_ALLOW_PLAINTEXT" help:"Accept PSKC documents whose secrets are in the clear (PlainValue, RFC 6030 §4.2); for test documents only: whoever saw such a document knows the secrets. Without it they are refused (400 pskc_invalid)."`
 	Argon2MemoryBudget   uint64          `name:"argon2-memory-budget" default:"${argon2_budget}" env:"AUTHBENCH_ARGON2_MEMORY_BUDGET" placeholder:"MiB" help:"MiB of memory that password and PIN hashes (argon2id, 19 MiB each) may hold at once; a request that finds no room within --argon2-wait is answered 503 busy with Retry-After."`
 	Argon2Wait           time.Duration   `name:"argon2-wait" default:"${argon2_wait}" env:"AUTHBENCH_ARGON2_WAIT" placeholder:"DURATION" help:"How long a password or PIN hash waits for room under --argon2-memory-budget before the request is answered 503 busy (0: at once; at most 20s)."`
+	Argon2               argon2Flag      `name:"argon2" default:"${argon2_params}" env:"AUTHBENCH_ARGON2" placeholder:"m=KiB,t=N,p=N" help:"argon2id parameters of new password and PIN verifiers (the default is the first setting of the OWASP Password Storage Cheat Sheet); a verifier made with others is rehashed at its next right login. Cheaper ones, such as m=64,t=1,p=1, protect nothing and are for load tests only (authbench load runs its PostgreSQL replicas with its --argon2)."`
 	LoginLimitSource     rateFlag        `env:"AUTHBENCH_LOGIN_LIMIT_SOURCE" placeholder:"BURST/EVERY" help:"Login and activation requests allowed per client address, such as 60/100ms (the default), or off."`
 	LoginLimitAuth       rateFlag        `name:"login-limit-authenticator" aliases:"login-limit-identity" env:"AUTHBENCH_LOGIN_LIMIT_AUTHENTICATOR,AUTHBENCH_LOGIN_LIMIT_IDENTITY" placeholder:"BURST/EVERY" help:"Checks of one authenticator's secret allowed, per identity and authenticator once they are known to exist, such as 30/200ms (the default), or off; a refused request is not a failed attempt. (--login-limit-identity is its former name.)"`
 	TLSCert              string          `name:"tls-cert" env:"AUTHBENCH_TLS_CERT" placeholder:"PEM-FILE" help:"Serve HTTPS with this certificate (and --tls-key); the pages' cookies are then Secure. Without it the server speaks plain HTTP (http://localhost is a secure context for WebAuthn)."`
@@ -165,10 +166,14 @@ func serveOptions(cfg serveCmd, log *slog.Logger) (embedded.Options, error) {
 	if cfg.Argon2Wait < 0 || cfg.Argon2Wait > maxArgon2Wait {
 		return o, usageError{fmt.Errorf("--argon2-wait %v: give 0 to %v, so that a waiting request is still answered within the server's write timeout", cfg.Argon2Wait, maxArgon2Wait)}
 	}
+	o.Hasher = cfg.Argon2.params()
+	if cfg.Argon2.weaker() {
+		log.Warn("argon2id parameters below the default: password and PIN verifiers are cheap to guess (for load tests only)", "argon2id", o.Hasher.String(), "default", secrets.DefaultParams().String())
+	}
 	lim := secrets.NewLimiter(cfg.Argon2MemoryBudget<<10, cfg.Argon2Wait)
 	secrets.SetLimiter(lim)
-	log.Info("password and PIN hashing bounded", "argon2id_memory_budget_mib", cfg.Argon2MemoryBudget,
-		"concurrent_hashes", lim.Slots(secrets.DefaultParams().Memory), "wait", cfg.Argon2Wait)
+	log.Info("password and PIN hashing bounded", "argon2id", o.Hasher.String(), "argon2id_memory_budget_mib", cfg.Argon2MemoryBudget,
+		"concurrent_hashes", lim.Slots(o.Hasher.Memory), "wait", cfg.Argon2Wait)
 	if cfg.DB == "" {
 		return o, usageError{errors.New("--db: a database file or postgres:// URL is needed")}
 	}

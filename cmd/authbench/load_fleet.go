@@ -1,0 +1,445 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authbench/authbench/server/api"
+	"github.com/authbench/authbench/server/client"
+	"github.com/authbench/authbench/server/embedded"
+	"github.com/authbench/authbench/server/secrets"
+	"github.com/authbench/authbench/server/service"
+	"github.com/authbench/authbench/sim/chip"
+)
+
+// The relying party of the load servers.
+const (
+	loadRPID   = "load.authbench.test"
+	loadOrigin = "https://load.authbench.test"
+)
+
+// fleet is the server side of one scenario: one server in this process on
+// SQLite, or N `authbench serve` processes sharing one PostgreSQL schema,
+// with the clients that talk to them over loopback HTTP on kept-alive
+// connections. Login rate limits are off (all the load comes from one
+// address), the test attestation CA is the trusted root, and passwords are
+// hashed with the scenario's argon2id parameters.
+type fleet struct {
+	support   []*client.Client // the support operator, per replica
+	anon      []*client.Client // no token (the login ceremonies), per replica
+	transport *http.Transport
+	stop      func() error
+	procs     []*serveProc // the serve processes, on PostgreSQL
+}
+
+func (f *fleet) replicas() int { return len(f.anon) }
+
+// first returns the fleet of the first n replicas, sharing f's clients.
+func (f *fleet) first(n int) *fleet {
+	return &fleet{support: f.support[:n], anon: f.anon[:n], transport: f.transport}
+}
+
+func (f *fleet) close() error {
+	f.transport.CloseIdleConnections()
+	var err error
+	if f.stop != nil {
+		err = f.stop()
+	}
+	f.transport.CloseIdleConnections()
+	return err
+}
+
+// roundRobin is one worker's turn over the replicas: every request goes
+// to the next one, so that the steps of one ceremony meet different
+// replicas.
+type roundRobin struct {
+	f *fleet
+	k int
+}
+
+func (r *roundRobin) anon() *client.Client {
+	r.k++
+	return r.f.anon[r.k%len(r.f.anon)]
+}
+
+func (r *roundRobin) support() *client.Client {
+	r.k++
+	return r.f.support[r.k%len(r.f.support)]
+}
+
+// openFleet starts the servers of one scenario: hashing passwords with
+// params, and on the clock now (nil for the real one; only a server in
+// this process can run on another clock).
+func (l *loader) openFleet(ctx context.Context, params secrets.Params, now func() time.Time) (*fleet, error) {
+	f := &fleet{transport: &http.Transport{
+		MaxIdleConns:        2*l.cfg.concurrency + 16,
+		MaxIdleConnsPerHost: l.cfg.concurrency + 16,
+		IdleConnTimeout:     time.Minute,
+	}}
+	var urls []string
+	var token string
+	if l.pg == nil {
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(chip.TestCACertPEM())
+		srv, err := embedded.Start(ctx, embedded.Options{
+			DB:               l.cfg.db,
+			Keyring:          l.keys,
+			RPID:             loadRPID,
+			RPOrigins:        []string{loadOrigin},
+			AttestationRoots: roots,
+			PSKCKey:          l.pskcKey,
+			Hasher:           params,
+			Now:              now,
+			RateLimit:        api.RateLimit{PerSource: api.Rate{Every: -1}, PerAuthenticator: api.Rate{Every: -1}},
+			Wrap:             l.cfg.wrapAPI,
+		})
+		if errors.Is(err, service.ErrMasterKey) {
+			// Each run seals under a new random key.
+			return nil, fmt.Errorf("load: --db %s holds secrets sealed by an earlier run, under a key that is gone: give a new file, or none for a temporary one", l.cfg.db)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load: starting the server: %w", err)
+		}
+		urls, token, f.stop = []string{srv.URL}, srv.SupportToken, srv.Close
+	} else {
+		if now != nil {
+			return nil, errors.New("load: serve processes run on the real clock")
+		}
+		procs, err := l.pg.start(ctx, l.cfg.replicas, params)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range procs {
+			urls = append(urls, p.url)
+		}
+		token = l.pg.token
+		f.stop = func() error { return stopAll(procs) }
+		f.procs = procs
+	}
+	hc := &http.Client{Transport: f.transport, Timeout: time.Minute}
+	for _, u := range urls {
+		c, err := client.New(u, client.Options{HTTPClient: hc, Token: token, Origin: loadOrigin, UserAgent: "authbench-load"})
+		if err == nil {
+			err = c.Health(ctx)
+		}
+		if err != nil {
+			f.close()
+			return nil, fmt.Errorf("load: the server at %s: %w", u, err)
+		}
+		f.support = append(f.support, c)
+		f.anon = append(f.anon, c.WithToken(""))
+	}
+	return f, nil
+}
+
+// pgRun is the PostgreSQL side of one run: a schema of its own in the
+// database of --db (created at the start, dropped at the end), and the
+// files its `authbench serve` processes share (master key, support token,
+// attestation roots, PSKC key), in a private temporary directory.
+type pgRun struct {
+	url    string // --db with search_path set to the schema
+	schema string
+	dir    string
+	token  string
+	exe    string
+	log    io.Writer // progress
+}
+
+// openPG creates the run's schema in the database of base (a postgres://
+// URL without a password: pgx takes it from $PGPASSWORD) and the files
+// the servers share.
+func openPG(ctx context.Context, base, tag string, keys *secrets.Keyring, pskcKey []byte, progress io.Writer) (_ *pgRun, err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("load: the authbench binary to run serve with: %w", err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--db: %w", err)}
+	}
+	p := &pgRun{schema: "authbench_" + strings.ReplaceAll(tag, "-", "_"), exe: exe, log: progress}
+	q := u.Query()
+	q.Set("search_path", p.schema)
+	u.RawQuery = q.Encode()
+	p.url = u.String()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, base)
+	if err != nil {
+		// pgx names the host, user and database, never the password.
+		return nil, unreachableError{fmt.Errorf("load: --db %s: %w", base, err)}
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(cctx, "CREATE SCHEMA "+pgx.Identifier{p.schema}.Sanitize()); err != nil {
+		return nil, fmt.Errorf("load: --db %s: create schema %s: %w", base, p.schema, err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, p.close())
+		}
+	}()
+	if p.dir, err = os.MkdirTemp("", "authbench-load-"); err != nil {
+		return nil, err
+	}
+	tok := make([]byte, 24)
+	rand.Read(tok)
+	p.token = hex.EncodeToString(tok)
+	if err := keys.WriteFile(filepath.Join(p.dir, "master.key")); err != nil {
+		return nil, err
+	}
+	for name, data := range map[string]string{
+		"tokens":   embedded.DefaultOperator + " " + p.token + "\n",
+		"roots":    string(chip.TestCACertPEM()),
+		"pskc.key": hex.EncodeToString(pskcKey) + "\n",
+	} {
+		if err := os.WriteFile(filepath.Join(p.dir, name), []byte(data), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// close drops the schema and removes the files.
+func (p *pgRun) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var errs []error
+	conn, err := pgx.Connect(ctx, p.url)
+	if err == nil {
+		_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{p.schema}.Sanitize()+" CASCADE")
+		conn.Close(ctx)
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("load: drop schema %s: %w", p.schema, err))
+	}
+	if p.dir != "" {
+		errs = append(errs, os.RemoveAll(p.dir))
+	}
+	return errors.Join(errs...)
+}
+
+// serveProc is one running `authbench serve`.
+type serveProc struct {
+	replica int // 1, 2, ...
+	url     string
+	cmd     *exec.Cmd
+	log     *tailBuffer
+	done    chan struct{}
+}
+
+// start runs n `authbench serve` processes on the run's schema, hashing
+// with params, and waits until each listens.
+func (p *pgRun) start(ctx context.Context, n int, params secrets.Params) ([]*serveProc, error) {
+	var procs []*serveProc
+	for i := range n {
+		sp, err := p.startOne(ctx, params)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("load: replica %d: %w", i+1, err), stopAll(procs))
+		}
+		sp.replica = i + 1
+		procs = append(procs, sp)
+	}
+	return procs, nil
+}
+
+// listening is the line `authbench serve` prints on stdout once it serves.
+const listening = "authbench server listening on "
+
+func (p *pgRun) startOne(ctx context.Context, params secrets.Params) (*serveProc, error) {
+	args := []string{"serve",
+		"--addr", "127.0.0.1:0",
+		"--db", p.url,
+		"--master-key", filepath.Join(p.dir, "master.key"),
+		"--support-token-file", filepath.Join(p.dir, "tokens"),
+		"--attestation-roots", filepath.Join(p.dir, "roots"),
+		"--pskc-key-file", filepath.Join(p.dir, "pskc.key"),
+		"--rp-id", loadRPID,
+		"--origin", loadOrigin,
+		"--log-level", "warn",
+		"--login-limit-source", "off",
+		"--login-limit-authenticator", "off",
+		"--argon2", params.String(),
+	}
+	cmd := exec.Command(p.exe, args...)
+	// Settings and secrets come from the flags alone ($PGPASSWORD stays).
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AUTHBENCH_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.SysProcAttr = childAttr()
+	sp := &serveProc{cmd: cmd, log: &tailBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = sp.log
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s serve: %w", p.exe, err)
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), listening); ok {
+				select {
+				case found <- strings.TrimSpace(u):
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	go func() {
+		cmd.Wait()
+		close(sp.done)
+	}()
+	select {
+	case sp.url = <-found:
+		return sp, nil
+	case <-sp.done:
+		return nil, fmt.Errorf("authbench serve exited (%v): %s", cmd.ProcessState, strings.TrimSpace(sp.log.String()))
+	case <-ctx.Done():
+		sp.stop()
+		return nil, ctx.Err()
+	case <-time.After(60 * time.Second): // a guard against a hung start
+		sp.stop()
+		return nil, fmt.Errorf("authbench serve did not listen within 60 s: %s", strings.TrimSpace(sp.log.String()))
+	}
+}
+
+// stop asks the process to shut down (SIGTERM), and kills it after 15 s.
+// It returns an error when it had to kill it or the process failed, and a
+// *serveExit when it had exited before it was asked to.
+func (sp *serveProc) stop() error {
+	select {
+	case <-sp.done:
+		return &serveExit{Replica: sp.replica, PID: sp.cmd.Process.Pid, State: sp.cmd.ProcessState.String(), Log: strings.TrimSpace(sp.log.String())}
+	default:
+		sp.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-sp.done:
+		case <-time.After(15 * time.Second):
+			sp.cmd.Process.Kill()
+			<-sp.done
+			return fmt.Errorf("load: authbench serve (pid %d) did not stop within 15 s and was killed", sp.cmd.Process.Pid)
+		}
+	}
+	if st := sp.cmd.ProcessState; st != nil && !st.Success() {
+		return fmt.Errorf("load: authbench serve (pid %d) %v: %s", sp.cmd.Process.Pid, st, strings.TrimSpace(sp.log.String()))
+	}
+	return nil
+}
+
+// serveExit is an `authbench serve` of the run that exited while the load
+// ran, before it was asked to stop: its clients' requests failed from then
+// on, and the scenario counts it among its errors (phase "server", code
+// "exited").
+type serveExit struct {
+	Replica int
+	PID     int
+	State   string // "signal: killed", "exit status 1"
+	Log     string // the end of its stderr
+}
+
+func (e *serveExit) Error() string {
+	msg := fmt.Sprintf("authbench serve, replica %d (pid %d), exited during the run (%s)", e.Replica, e.PID, e.State)
+	if e.Log != "" {
+		msg += ": " + e.Log
+	}
+	return msg
+}
+
+// closeFleet closes f; the serve processes that had exited during the
+// scenario are kept in l.exits for the scenario's errors, and any other
+// failure to stop is returned.
+func (l *loader) closeFleet(f *fleet) error {
+	var rest []error
+	for _, e := range unjoin(f.close()) {
+		var se *serveExit
+		if errors.As(e, &se) {
+			l.exits = append(l.exits, se)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	return errors.Join(rest...)
+}
+
+// unjoin returns the errors joined in err (errors.Join), or err alone.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// exitErrors are the serve processes that exited during a scenario, as
+// its errors by code.
+func exitErrors(exits []*serveExit) []errorCount {
+	if len(exits) == 0 {
+		return nil
+	}
+	msg := exits[0].Error()
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return []errorCount{{Phase: "server", Code: "exited", Count: len(exits), Example: msg}}
+}
+
+// stopAll stops the processes at once.
+func stopAll(procs []*serveProc) error {
+	errs := make([]error, len(procs))
+	var wg sync.WaitGroup
+	for i, sp := range procs {
+		wg.Go(func() { errs[i] = sp.stop() })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// tailBuffer keeps the last 16 KiB written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if n := len(b.buf); n > 16<<10 {
+		b.buf = append(b.buf[:0], b.buf[n-16<<10:]...)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/authbench/authbench/device/ctap2"
+	"github.com/authbench/authbench/server/client"
+	"github.com/authbench/authbench/sim/chip"
+)
+
+// lifecycleResult is the lifecycle scenario: N chips, each of an identity
+// of its own, through enroll → login → block → re-add over HTTP, all of
+// them measured.
+type lifecycleResult struct {
+	N               int           `json:"n"`
+	Workers         int           `json:"workers"`
+	Replicas        int           `json:"replicas"`
+	SetupSeconds    float64       `json:"setup_seconds"` // making the chips and their identities, before the clock starts
+	Seconds         float64       `json:"seconds"`       // the N lifecycles
+	Completed       int64         `json:"completed"`     // chips whose four steps all went through
+	ChipsPerSec     float64       `json:"chips_per_s"`
+	Phases          []phaseResult `json:"phases"`
+	Errors          []errorCount  `json:"errors"`
+	Sampled         int           `json:"sampled"`
+	OldRefused      int           `json:"old_credential_refused"`
+	OldRefusedCodes []string      `json:"old_credential_refused_codes"`
+	CheckSeconds    float64       `json:"check_seconds"`
+}
+
+func (c *lifecycleResult) errorCount() int {
+	n := 0
+	for _, e := range c.Errors {
+		n += e.Count
+	}
+	return n
+}
+
+// loadChip is one simulated chip and what the server said about it.
+type loadChip struct {
+	id       string
+	c        *chip.Chip
+	old, cur *client.Authenticator
+}
+
+// setUpChips makes n simulated chips of kind, each for an identity of its
+// own with the load password, made on the replicas of f in turn; then more
+// (nil: nothing) does the rest of a chip's set-up. It returns the chips
+// made (closeChips closes them, on an error too) and the seconds it took,
+// printing progress as what.
+func (l *loader) setUpChips(ctx context.Context, f *fleet, kind, what string, n, workers int, more func(ctx context.Context, i int, lc *loadChip, sup *client.Client) error) ([]*loadChip, float64, error) {
+	chips := make([]*loadChip, n)
+	secs, err := l.setUp(ctx, what, n, workers, func(ctx context.Context, i int) error {
+		c, err := chip.New(chip.Options{Seed: l.seedFor(kind, i)})
+		if err != nil {
+			return &loadError{What: fmt.Sprintf("chip %d", i), Step: "make", Err: err}
+		}
+		lc := &loadChip{id: fmt.Sprintf("%s-%s-%d", l.tag, kind, i), c: c}
+		chips[i] = lc
+		sup := f.support[i%f.replicas()]
+		if err := setUpIdentity(ctx, sup, lc.id); err != nil {
+			return &loadError{What: fmt.Sprintf("chip %d (identity %s)", i, lc.id), Step: "create identity", Err: err}
+		}
+		if more != nil {
+			return more(ctx, i, lc, sup)
+		}
+		return nil
+	})
+	return chips, secs, err
+}
+
+func closeChips(chips []*loadChip) {
+	for _, lc := range chips {
+		if lc != nil {
+			lc.c.Close()
+		}
+	}
+}
+
+// lifecycle runs the lifecycle scenario; a sample of the chips is then
+// checked to be refused with the credential they had before the block.
+func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) {
+	cfg := l.cfg
+	f, err := l.openFleet(ctx, cfg.argon2, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, l.closeFleet(f)) }()
+	workers := min(cfg.concurrency, cfg.n)
+	res := &lifecycleResult{N: cfg.n, Workers: workers, Replicas: f.replicas()}
+
+	// Setup: the chips and their identities, each with a password (a chip
+	// logs in after the password).
+	l.say("lifecycle: making %d simulated chips and their identities...", cfg.n)
+	chips, secs, err := l.setUpChips(ctx, f, "chip", "lifecycle setup, identities", cfg.n, workers, nil)
+	defer closeChips(chips)
+	res.SetupSeconds = secs
+	if err != nil {
+		return nil, err
+	}
+
+	// The measured run. A chip whose step fails is counted under the
+	// step's error code and goes no further; the others go on.
+	rec := newRecorder()
+	l.say("lifecycle: %d chips through enroll → login → block → re-add, %d clients, %d server(s)...", cfg.n, workers, f.replicas())
+	stop := progress(l.progress, progressEvery, func(el time.Duration) string {
+		n := rec.ok.Load()
+		return fmt.Sprintf("load: lifecycle: %d/%d chips in %.0f s (%.0f/s), %d errors", n, cfg.n, el.Seconds(), float64(n)/el.Seconds(), rec.failures())
+	})
+	rrs := make([]*roundRobin, workers)
+	for w := range rrs {
+		rrs[w] = &roundRobin{f: f, k: w}
+	}
+	start := time.Now()
+	err = forEach(ctx, cfg.n, workers, func(ctx context.Context, w, i int) error {
+		if err := chipLifecycle(ctx, rrs[w], chips[i], rec); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rec.fail(fmt.Errorf("chip %d (identity %s): %w", i, chips[i].id, err))
+			return nil
+		}
+		rec.ok.Add(1)
+		return nil
+	})
+	elapsed := time.Since(start)
+	stop()
+	if err != nil {
+		return nil, err
+	}
+	res.Seconds = elapsed.Seconds()
+	res.Completed = rec.ok.Load()
+	res.ChipsPerSec = float64(res.Completed) / res.Seconds
+
+	// The old credentials of a sample stay refused.
+	var sample []int
+	for _, i := range sampleIndexes(cfg.n, cfg.sample) {
+		if chips[i].cur != nil {
+			sample = append(sample, i)
+		}
+	}
+	res.Sampled = len(sample)
+	codes := make([]string, len(sample))
+	l.say("lifecycle: checking that %d re-added chips are refused with their old credential...", len(sample))
+	start = time.Now()
+	err = forEach(ctx, len(sample), workers, func(ctx context.Context, w, j int) error {
+		i := sample[j]
+		t := time.Now()
+		code, err := checkOldCredential(ctx, rrs[w], chips[i])
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rec.fail(inPhase("old credential", fmt.Errorf("chip %d (identity %s): %w", i, chips[i].id, err)))
+			return nil
+		}
+		rec.observe("old credential", time.Since(t))
+		codes[j] = code
+		return nil
+	})
+	res.CheckSeconds = time.Since(start).Seconds()
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, c := range codes {
+		if c == "" {
+			continue
+		}
+		res.OldRefused++
+		if !seen[c] {
+			seen[c] = true
+			res.OldRefusedCodes = append(res.OldRefusedCodes, c)
+		}
+	}
+	res.Phases, res.Errors = rec.phases(), rec.errors()
+	return res, nil
+}
+
+// sampleIndexes returns up to k indexes spread evenly over 0..n-1.
+func sampleIndexes(n, k int) []int {
+	k = min(k, n)
+	out := make([]int, 0, k)
+	for j := range k {
+		out = append(out, j*n/k)
+	}
+	return out
+}
+
+// chipLifecycle takes one chip through enroll → login → block → re-add,
+// recording the latency of each step and of the whole ("chip"). A failure
+// is a *phaseError naming the step.
+func chipLifecycle(ctx context.Context, rr *roundRobin, lc *loadChip, rec *recorder) error {
+	start := time.Now()
+	step := func(name string, f func() error) error {
+		t := time.Now()
+		if err := f(); err != nil {
+			return inPhase(name, err)
+		}
+		rec.observe(name, time.Since(t))
+		return nil
+	}
+	err := step("enroll", func() error {
+		a, err := client.EnrollChip(ctx, rr.support(), lc.id, "load", lc.c)
+		if err != nil {
+			return err
+		}
+		if a.State != client.StateActive || a.CredentialID == "" {
+			return checkFailed("the chip is %s with credential %q; want active with a credential", a.State, a.CredentialID)
+		}
+		lc.old = a
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := step("login", func() error { return serverChipLogin(ctx, nil, rr, lc.id, lc.old.ID, lc.c) }); err != nil {
+		return err
+	}
+	err = step("block", func() error {
+		b, err := rr.support().Block(ctx, lc.id, lc.old.ID, client.ReasonLost)
+		if err != nil {
+			return err
+		}
+		if b.State != client.StateBlocked || !b.Element.Wiped {
+			return checkFailed("the chip is %s, element wiped %v; want blocked and wiped", b.State, b.Element.Wiped)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = step("re-add", func() error {
+		again, err := client.EnrollChip(ctx, rr.support(), lc.id, "load (again)", lc.c)
+		if err != nil {
+			return err
+		}
+		if again.State != client.StateActive {
+			return checkFailed("the re-added chip is %s; want active", again.State)
+		}
+		if again.CredentialID == lc.old.CredentialID || again.ID == lc.old.ID {
+			return checkFailed("the re-added chip has the old authenticator or credential (%s, %s)", again.ID, again.CredentialID)
+		}
+		lc.cur = again
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	rec.observe("chip", time.Since(start))
+	return nil
+}
+
+// checkOldCredential checks the lifecycle rule (server/domain) for a chip added again
+// after a permanent block: the blocked authenticator cannot log in, the
+// old credential is refused even when the chip signs with it, and the new
+// one logs in. It returns the status and error code of the refusal of the
+// old credential.
+func checkOldCredential(ctx context.Context, rr *roundRobin, lc *loadChip) (string, error) {
+	_, err := client.LoginPasswordChip(ctx, rr.anon(), lc.id, loadPassword, lc.old.ID, lc.c)
+	if !errors.Is(err, client.ErrBlocked) {
+		return "", checkFailed("logging in with the blocked authenticator: want %q, got %v", client.ErrBlocked, err)
+	}
+	step, err := rr.anon().PasswordLogin(ctx, lc.id, loadPassword, lc.cur.ID)
+	if err != nil {
+		return "", fmt.Errorf("old credential: password: %w", err)
+	}
+	next := step.Next
+	if next == nil || next.PublicKey == nil {
+		return "", checkFailed("old credential: no request options for the chip")
+	}
+	opts := *next.PublicKey
+	opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: lc.old.CredentialID}}
+	cred, err := client.ChipAssertion(ctx, lc.c, &opts, loadOrigin)
+	if err != nil {
+		return "", fmt.Errorf("old credential: the chip signs with it: %w", err)
+	}
+	_, err = rr.anon().FinishLogin(ctx, lc.id, client.FinishLoginRequest{Ceremony: next.Ceremony, Credential: cred})
+	var ae *client.APIError
+	switch {
+	case err == nil:
+		return "", checkFailed("the old credential was accepted")
+	case !errors.As(err, &ae) || ae.Status/100 != 4:
+		return "", checkFailed("old credential: want a refusal (4xx), got: %v", err)
+	}
+	if err := serverChipLogin(ctx, nil, rr, lc.id, lc.cur.ID, lc.c); err != nil {
+		return "", fmt.Errorf("log in with the new credential: %w", err)
+	}
+	return fmt.Sprintf("%d %s", ae.Status, ae.Code), nil
+}
