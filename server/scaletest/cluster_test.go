@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/internal/testenv"
+	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/sim/chip"
@@ -118,7 +119,7 @@ func (c *cluster) clientAt(i, slot int) *client.Client { return c.dial(i, slot, 
 func newClusterFiles(t testing.TB, name, db string, extra ...string) *cluster {
 	t.Helper()
 	dir := t.TempDir()
-	c := &cluster{t: t, backend: name, pskcKey: random(t, 16), token: hex.EncodeToString(random(t, 24)), srcs: newSources()}
+	c := &cluster{t: t, backend: name, pskcKey: random(t, 16), token: hex.EncodeToString(random(t, 24)), srcs: newSources(t)}
 	c.cfg = serverConfig{
 		DB:          db,
 		MasterKey:   filepath.Join(dir, "master.key"),
@@ -191,36 +192,50 @@ func (c *cluster) anon(i int) *client.Client { return c.client(i, "") }
 
 // sources hands out HTTP transports whose connections come from distinct
 // loopback addresses (127.0.0.2 and up), as many clients on many machines
-// would. The server's per-source login rate limit (server/api: bursts of
+// would. Every exchange through them is checked against the OpenAPI
+// document (apitest.Validator.Transport): a server answering anything the
+// contract does not describe fails the test. The server's per-source login rate limit (server/api: bursts of
 // 60, then 10 per second, per client address) is meant for one client
 // spraying many identities; these tests are many clients.
 type sources struct {
 	mu   sync.Mutex
 	tr   map[int]*http.Transport
 	bind bool
+	// contract checks the exchanges of a test; nil in benchmarks, whose
+	// clients' time is the server's measure.
+	contract *apitest.Validator
 }
 
 // sourceSlots is the number of distinct source addresses used.
 const sourceSlots = 200
 
-func newSources() *sources {
-	return &sources{tr: map[int]*http.Transport{}, bind: canBindLoopback()}
+func newSources(t testing.TB) *sources {
+	s := &sources{tr: map[int]*http.Transport{}, bind: canBindLoopback()}
+	if _, bench := t.(*testing.B); !bench {
+		s.contract = apitest.ForTest(t)
+	}
+	return s
 }
 
-func (s *sources) transport(i int) *http.Transport {
+// transport returns the transport of source address slot i (mod
+// sourceSlots), checked against the contract.
+func (s *sources) transport(i int) http.RoundTripper {
 	slot := i % sourceSlots
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if tr := s.tr[slot]; tr != nil {
+	tr := s.tr[slot]
+	if tr == nil {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		if s.bind {
+			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+slot))}
+		}
+		tr = &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second}
+		s.tr[slot] = tr
+	}
+	if s.contract == nil {
 		return tr
 	}
-	d := &net.Dialer{Timeout: 10 * time.Second}
-	if s.bind {
-		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+slot))}
-	}
-	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second}
-	s.tr[slot] = tr
-	return tr
+	return s.contract.Transport(tr)
 }
 
 func (s *sources) close() {

@@ -24,6 +24,12 @@
 //     there, no transition is half applied (state, wiped element and audit
 //     events agree), and the audit chain verifies.
 //
+// Every request the tests send and every answer the servers give is
+// checked against the API's OpenAPI document on the client's side
+// (apitest.Validator.Transport, in each cluster's transports): a server
+// answering anything the contract does not describe fails the test.
+// Benchmarks skip the check, so that it does not weigh on their figures.
+//
 // The package has no library code: everything is in its _test.go files.
 // Run it with -v to see the figures (attempts, answers by code, kills
 // survived, acknowledged changes verified).

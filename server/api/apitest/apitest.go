@@ -7,7 +7,9 @@
 // It sits beside server/api, for tests only: the API tests, the client's
 // end-to-end tests and the command tests wrap the server's handler with
 // Validator.Wrap (embedded.Options.Wrap), and so see every exchange on the
-// server's side, whichever client sent it.
+// server's side, whichever client sent it. Tests that run real `authbench
+// serve` processes (server/scaletest) check the same exchanges on the
+// client's side instead, through Validator.Transport.
 //
 // The rules, for each exchange:
 //
@@ -455,3 +457,60 @@ func trunc(s string, n int) string {
 	}
 	return s
 }
+
+// Transport returns base (http.DefaultTransport when nil) with every
+// request sent through it and every answer it brings back checked, for
+// tests that talk to a real server over HTTP (server/scaletest): the
+// client's side of Wrap. Request and answer bodies are read in full and
+// handed on unchanged; base keeps its dialer, so connections still come
+// from whatever source address it binds.
+func (v *Validator) Transport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &transport{v: v, base: base}
+}
+
+type transport struct {
+	v    *Validator
+	base http.RoundTripper
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var reqBody []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		var err error
+		reqBody, err = io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("apitest: reading the request body: %w", err)
+		}
+		// A RoundTripper must not change the caller's request: send a
+		// copy (with the caller's context and deadline) that reads the
+		// buffered body.
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(reqBody)), nil }
+	}
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		// No answer (refused connection, deadline): nothing to check.
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		// The answer broke off (the server died, the client's deadline):
+		// the caller sees the same bytes and the same error, unchecked.
+		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
+		return resp, nil
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	t.v.Check(req, reqBody, resp.StatusCode, resp.Header, body)
+	return resp, nil
+}
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }

@@ -1,6 +1,7 @@
 package apitest_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -121,6 +122,72 @@ func TestValidatorCatchesUndocumentedAnswers(t *testing.T) {
 		}
 	}
 	if s := v.Stats(); s.Requests != len(good)+len(bad) || s.Failures != len(bad) {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// A client's transport wrapped by Validator.Transport checks what a real
+// server answers over HTTP: a documented exchange passes with both bodies
+// intact on their way, and an undocumented answer is reported.
+func TestTransportCatchesUndocumentedAnswers(t *testing.T) {
+	var gotBody string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		gotBody = string(b)
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/identities":
+			w.Header().Set("Location", "/v1/identities/alice")
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, identity)
+		default: // a field the schema does not have
+			io.WriteString(w, strings.Replace(identity, `"version":1`, `"version":1,"secret":"x"`, 1))
+		}
+	}))
+	defer srv.Close()
+	var reported []error
+	v, err := apitest.New(func(err error) { reported = append(reported, err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: v.Transport(srv.Client().Transport)}
+
+	do := func(method, path, body string) string {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+
+	if got := do("POST", "/v1/identities", `{"id":"alice"}`); got != identity || gotBody != `{"id":"alice"}` {
+		t.Errorf("through the transport the server read %q and the client %q", gotBody, got)
+	}
+	if len(reported) != 0 {
+		t.Errorf("a documented exchange reported: %v", reported)
+	}
+	if got := do("GET", "/v1/identities/alice", ""); !strings.Contains(got, `"secret":"x"`) {
+		t.Errorf("the client read %q", got)
+	}
+	if len(reported) != 1 {
+		t.Fatalf("an undocumented answer through the transport: %d reports %v", len(reported), reported)
+	}
+	t.Logf("reported: %v", reported[0])
+	if s := v.Stats(); s.Requests != 2 || s.Failures != 1 {
 		t.Errorf("stats %+v", s)
 	}
 }
