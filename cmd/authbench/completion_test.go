@@ -13,7 +13,7 @@ import (
 
 // commandNames are the commands every completion script and the manual
 // page must know.
-var commandNames = []string{"demo", "sim", "devices", "check", "serve", "identity", "enroll", "login", "logout", "block", "reactivate", "cancel", "status", "audit", "load", "version", "completion", "man"}
+var commandNames = []string{"demo", "sim", "devices", "check", "serve", "identity", "enroll", "login", "app", "logout", "block", "reactivate", "cancel", "status", "audit", "load", "version", "completion", "man"}
 
 func completionScript(t *testing.T, shell string) string {
 	t.Helper()

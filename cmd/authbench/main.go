@@ -49,6 +49,7 @@ type cli struct {
 	Identity    identityCmd    `cmd:"" help:"Manage identities (persons) on a running server."`
 	Enroll      enrollCmd      `cmd:"" help:"Enrol a chip (physical or simulated) as a MitID chip of an identity on a running server."`
 	Login       loginCmd       `cmd:"" help:"Log in as MitID does (the password and a chip or code device, or the app alone) and keep the two-factor session."`
+	App         appCmd         `cmd:"" help:"The simulated MitID app as a phone: answer the transfer code of a login on the pages."`
 	Logout      logoutCmd      `cmd:"" help:"End a session (its token from --token-file or $AUTHBENCH_TOKEN)."`
 	Sessions    sessionsCmd    `cmd:"" help:"List or end the sessions of an identity."`
 	PSKC        pskcCmd        `cmd:"" name:"pskc" help:"Code device secrets in PSKC documents (RFC 6030): export them from devices in factory mode, import them into a server."`

@@ -60,7 +60,7 @@ var secretEnvs = [][2]string{
 	{"AUTHBENCH_TOKEN", "The support or session token, for commands that talk to a server, when no --token-file is given."},
 	{"AUTHBENCH_OTP_SECRET", "The OTP secret of a code device in hex (check, sim), when no --otp-secret-file is given."},
 	{"AUTHBENCH_PIN", "The PIN of a simulated app (login --app-seed-file) instead of the first line of standard input."},
-	{"AUTHBENCH_APP_SEED", "The seed of a simulated app in hex (login without --password-stdin), when no --app-seed-file is given."},
+	{"AUTHBENCH_APP_SEED", "The seed of a simulated app in hex (login without --password-stdin, app respond), when no --app-seed-file is given."},
 	{"AUTHBENCH_MASTER_KEY", "The master key itself (serve), instead of the --master-key file."},
 	{"AUTHBENCH_PSKC_KEY", "The pre-shared PSKC key in hex (serve), when no --pskc-key-file is given."},
 	{"AUTHBENCH_PSKC_PASSPHRASE", "The PSKC passphrase (serve), when no --pskc-passphrase-file is given."},
