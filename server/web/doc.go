@@ -5,7 +5,10 @@
 //
 // A person logs in with the password and a second factor (a code from a
 // code display or audio code reader, or the chip through WebAuthn in the
-// browser), sees their authenticators, blocks one, reactivates a
+// browser), or with the MitID app alone (its device key and PIN: the page
+// shows the service's challenge as a transfer code, and the person pastes
+// the app's signature, from the phone or `authbench app respond`, with the
+// PIN), sees their authenticators, blocks one, reactivates a
 // temporarily blocked one, adds a chip (again, after a permanent block: a
 // new security element), adds and activates a code device, sets a new
 // password, ends sessions and reads the audit trail. Support logs in with a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
@@ -47,6 +48,7 @@ func (h *Handler) owner(w http.ResponseWriter, r *http.Request) (by domain.Actor
 // loginData is the data of the login pages.
 type loginData struct {
 	IdentityID string
+	AppID      string // the app of an app login
 	Ceremony   string
 	Factors    []service.SecondFactor // to choose from
 	Factor     *service.FactorLogin   // the one chosen
@@ -129,6 +131,26 @@ func (h *Handler) loginPassword(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "choose", v)
 }
 
+// loginApp is POST /login/app: the MitID app alone (its device key and
+// its PIN are two factors). The page shows the service's challenge as a
+// transfer code for the app; the app's response and the PIN go to
+// /login/finish together, as the service's FinishLogin takes them.
+func (h *Handler) loginApp(w http.ResponseWriter, r *http.Request) {
+	id, aid := r.PostFormValue("identity"), r.PostFormValue("app")
+	v := h.view(w, r, "login.title")
+	v.Data = loginData{IdentityID: id, AppID: aid}
+	if err := service.CheckID("the user ID", id); err != nil {
+		h.render(w, r, h.refusal(r.Context(), v, err), "login", v)
+		return
+	}
+	f, err := h.svc.BeginApp(r.Context(), id, service.AppLoginRequest{Authenticator: aid})
+	if err != nil {
+		h.render(w, r, h.refusal(r.Context(), v, err), "login", v)
+		return
+	}
+	h.factorPage(w, r, v, id, &f, http.StatusOK)
+}
+
 // loginSecond is POST /login/second: the second factor chosen.
 func (h *Handler) loginSecond(w http.ResponseWriter, r *http.Request) {
 	h.beginFactor(w, r, r.PostFormValue("identity"), r.PostFormValue("ceremony"), r.PostFormValue("authenticator"))
@@ -172,7 +194,8 @@ func (h *Handler) loginFinish(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, h.refusal(r.Context(), v, err), "login", v)
 		return
 	}
-	req := service.FinishLoginRequest{Ceremony: r.PostFormValue("ceremony"), Code: r.PostFormValue("code")}
+	req := service.FinishLoginRequest{Ceremony: r.PostFormValue("ceremony"), Code: r.PostFormValue("code"),
+		PIN: r.PostFormValue("pin"), Signature: strings.TrimSpace(r.PostFormValue("response"))}
 	if c := r.PostFormValue("credential"); c != "" {
 		req.Credential = new(service.AuthenticationResponse)
 		if err := json.Unmarshal([]byte(c), req.Credential); err != nil {

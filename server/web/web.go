@@ -150,6 +150,7 @@ func (h *Handler) routes() {
 	m.Handle("GET /static/", h.static)
 	h.post(m, "/login", h.loginPassword, limited)
 	h.post(m, "/login/second", h.loginSecond, limited)
+	h.post(m, "/login/app", h.loginApp, limited)
 	h.post(m, "/login/finish", h.loginFinish, limited)
 	h.post(m, "/logout", h.logout, 0)
 	h.post(m, "/authenticators/{aid}/block", h.block, 0)

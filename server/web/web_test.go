@@ -34,7 +34,7 @@ import (
 // formRoutes are the addresses of every form of the pages (POST). The
 // browser story fails when it sees a form that is not listed here.
 var formRoutes = []string{
-	"/login", "/login/second", "/login/finish", "/logout",
+	"/login", "/login/second", "/login/app", "/login/finish", "/logout",
 	"/authenticators/{aid}/block", "/authenticators/{aid}/reactivate", "/authenticators/{aid}/activate", "/authenticators/{aid}/cancel",
 	"/chip", "/chip/finish", "/code-device", "/password", "/sessions/{sid}/end",
 	"/support/login", "/support/logout", "/support/find", "/support/identities",
