@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,7 +79,7 @@ func (p *faultPlan) count(ins byte) int {
 func TestPCSC(t *testing.T) {
 	d := pcscdtest.Start(t)
 	noLeaks(t) // after Start: the daemon's own goroutine stays
-	ctx, cancel := context.WithTimeout(context.Background(), 4*guard)
+	ctx, cancel := context.WithTimeout(context.Background(), 7*guard)
 	defer cancel()
 	pc, err := pcsc.Open(ctx, pcsc.Options{PollInterval: time.Millisecond})
 	if err != nil {
@@ -95,18 +96,45 @@ func TestPCSC(t *testing.T) {
 	}
 	use(apdu.CardOptions{})
 	var plan faultPlan
-	vctx, vstop := context.WithCancel(context.Background())
-	conn := vicc.New(d.Addrs[0], card, vicc.Options{
-		Fault: plan.fault,
-		Delay: 300 * time.Millisecond,
-		Rand:  bytes.NewReader(bytes.Repeat([]byte{0x6F, 0x42, 0x17}, 1<<12)),
-		Retry: 10 * time.Millisecond,
-	})
-	vdone := make(chan error, 1)
-	go func() { vdone <- conn.Run(vctx) }()
-	defer func() { vstop(); <-vdone }()
+	var (
+		conn  *vicc.Conn
+		vstop context.CancelFunc
+		vdone chan error
+	)
+	connect := func() {
+		vctx, stop := context.WithCancel(context.Background())
+		c := vicc.New(d.Addrs[0], card, vicc.Options{
+			Fault: plan.fault,
+			Delay: 300 * time.Millisecond,
+			Rand:  bytes.NewReader(bytes.Repeat([]byte{0x6F, 0x42, 0x17}, 1<<12)),
+			Retry: 10 * time.Millisecond,
+		})
+		done := make(chan error, 1)
+		go func() { done <- c.Run(vctx) }()
+		conn, vstop, vdone = c, stop, done
+	}
+	disconnect := func() { vstop(); <-vdone }
+	connect()
+	defer func() { disconnect() }()
 	reader := pcscdtest.Readers[0]
-	waitCard(t, ctx, pc, reader, true)
+	// Setting up, not under test: on a busy machine pcscd has now and then
+	// not taken up a first connection of the card; connect it again then.
+	// The faults under test all come after the card is seen.
+	for attempt := 1; ; attempt++ {
+		wctx, wcancel := context.WithTimeout(ctx, guard)
+		err := cardShows(wctx, pc, reader, true)
+		wcancel()
+		if err == nil {
+			break
+		}
+		out, _ := os.ReadFile(d.Log)
+		if attempt == 3 {
+			t.Fatalf("the card never showed in %q: %v; pcscd's log:\n%s", reader, err, out)
+		}
+		t.Logf("the card did not show in %q within %v (%v); connecting it again", reader, guard, err)
+		disconnect()
+		connect()
+	}
 
 	statusWord := func(sw uint16) func(error) bool {
 		return func(err error) bool {
@@ -224,14 +252,21 @@ func TestPCSC(t *testing.T) {
 // waitCard waits until pcscd reports a card in reader (or none).
 func waitCard(t *testing.T, ctx context.Context, pc *pcsc.Context, reader string, present bool) {
 	t.Helper()
+	if err := cardShows(ctx, pc, reader, present); err != nil {
+		t.Fatalf("waiting for card present=%v in %q: %v", present, reader, err)
+	}
+}
+
+// cardShows waits until reader's card is present (or absent).
+func cardShows(ctx context.Context, pc *pcsc.Context, reader string, present bool) error {
 	rs, err := pc.Readers(ctx)
 	for {
 		if err != nil {
-			t.Fatalf("waiting for card present=%v in %q: %v", present, reader, err)
+			return err
 		}
 		for _, r := range rs {
 			if r.Name == reader && r.CardPresent == present {
-				return
+				return nil
 			}
 		}
 		rs, err = pc.Wait(ctx, rs)
