@@ -20,7 +20,8 @@ import (
 // most MaxData). It is called for every new request, also for commands CDP/1
 // does not define, which it answers with StatusUnknownCommand; checking the
 // payload (ParseXxx) is its job, answering StatusBadRequest when it is
-// malformed. Serve calls it from one goroutine at a time.
+// malformed. Serve calls it from one goroutine at a time. An answer returned
+// after ctx has ended is not sent: Serve returns.
 type Handler interface {
 	HandleFrame(ctx context.Context, cmd byte, payload []byte) (Status, []byte)
 }
@@ -140,6 +141,11 @@ func (s *Server) Serve(ctx context.Context, rw io.ReadWriter) error {
 			}
 			s.count(func(t *ServerStats) { t.Requests++ })
 			st, data := s.Handler.HandleFrame(ctx, f.Cmd, f.Payload)
+			if ctx.Err() != nil {
+				// The server is stopping (a simulated cable pulled
+				// mid-request, for one): no answer goes out.
+				return nil
+			}
 			if len(data) > MaxData {
 				return fmt.Errorf("frame: serve: handler answered %s with %d bytes, at most %d fit: %w",
 					CmdName(f.Cmd), len(data), MaxData, device.ErrMessageTooLarge)
