@@ -143,25 +143,42 @@ func (cd *Card) Close() error {
 	}
 	cd.closed = true
 	cd.mu.Unlock()
+	var end func()
+	if !cd.opts.Exclusive {
+		end = func() { cd.card.End() }
+	}
+	return release(cd.w, cd.sc, func() sysCard { return cd.card }, end, cd.reader, cd.opts.CloseWait, "card")
+}
+
+// release ends the worker w of a card handle: on w it calls end (if any),
+// disconnects the card that card returns there (if any; a card already gone
+// or reset is no error) and releases sc, then waits at most wait for w to finish. what names the
+// handle in the error of a PC/SC call that is still waiting in pcscd.
+func release(w *worker, sc sysContext, card func() sysCard, end func(), reader string, wait time.Duration, what string) error {
 	errc := make(chan error, 1)
-	cd.w.post(func() {
-		if !cd.opts.Exclusive {
-			cd.card.End()
+	w.post(func() {
+		c := card()
+		if c == nil {
+			errc <- nil
+			return
 		}
-		derr := cd.card.Disconnect()
-		if removed(wrapCode(opDisconnect, cd.reader, derr)) || isCode(derr, CodeResetCard) {
+		if end != nil {
+			end()
+		}
+		derr := c.Disconnect()
+		if removed(wrapCode(opDisconnect, reader, derr)) || isCode(derr, CodeResetCard) {
 			derr = nil
 		}
-		rerr := cd.sc.Release()
-		errc <- errors.Join(wrapCode(opDisconnect, cd.reader, derr), wrapCode(opRelease, cd.reader, rerr))
+		rerr := sc.Release()
+		errc <- errors.Join(wrapCode(opDisconnect, reader, derr), wrapCode(opRelease, reader, rerr))
 	})
-	cd.w.stop()
-	t := time.NewTimer(cd.opts.CloseWait)
+	w.stop()
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case <-cd.w.done:
+	case <-w.done:
 		return <-errc
 	case <-t.C:
-		return fmt.Errorf("pcsc: close card in %q: a PC/SC call is still waiting in pcscd; the card is released when it returns: %w", cd.reader, device.ErrTimeout)
+		return fmt.Errorf("pcsc: close %s on %q: a PC/SC call is still waiting in pcscd; the card is released when it returns: %w", what, reader, device.ErrTimeout)
 	}
 }

@@ -737,27 +737,6 @@ func (ch *Chip) Close() error {
 	if ch.sc != nil {
 		ch.sc.Cancel() // wakes a removal check in progress
 	}
-	errc := make(chan error, 1)
-	ch.w.post(func() {
-		if ch.card == nil {
-			errc <- nil
-			return
-		}
-		ch.endTx()
-		derr := ch.card.Disconnect()
-		if removed(wrapCode(opDisconnect, ch.reader, derr)) || isCode(derr, CodeResetCard) {
-			derr = nil
-		}
-		rerr := ch.sc.Release()
-		errc <- errors.Join(wrapCode(opDisconnect, ch.reader, derr), wrapCode(opRelease, ch.reader, rerr))
-	})
-	ch.w.stop()
-	t := time.NewTimer(ch.opts.CloseWait)
-	defer t.Stop()
-	select {
-	case <-ch.w.done:
-		return <-errc
-	case <-t.C:
-		return fmt.Errorf("pcsc: close chip on %q: a PC/SC call is still waiting in pcscd; the card is released when it returns: %w", ch.reader, device.ErrTimeout)
-	}
+	// ch.card is read on w only, where release calls the function.
+	return release(ch.w, ch.sc, func() sysCard { return ch.card }, ch.endTx, ch.reader, ch.opts.CloseWait, "chip")
 }
