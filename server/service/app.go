@@ -84,7 +84,7 @@ func (k *appKind) activate(ctx context.Context, by domain.Actor, id domain.Ident
 		if err != nil {
 			return AuthenticatorView{}, err
 		}
-		el, err := s.st.Element(ctx, a.ID)
+		el, err := s.st.ElementOfKind(ctx, a.ID, a.Kind)
 		if err != nil || el.App == nil {
 			return AuthenticatorView{}, storeErr(errOr(err, store.ErrNotFound), "the key of app "+a.ID)
 		}
@@ -104,7 +104,7 @@ func (k *appKind) check(ctx context.Context, a *domain.Authenticator, c *loginCe
 	if err != nil {
 		return verdict{}, err
 	}
-	el, err := s.st.Element(ctx, a.ID)
+	el, err := s.st.ElementOfKind(ctx, a.ID, a.Kind)
 	if err != nil || el.App == nil || len(el.App.PublicKey) == 0 {
 		return verdict{}, storeErr(errOr(err, store.ErrNotFound), "the key of app "+a.ID)
 	}

@@ -298,14 +298,17 @@ func (s *Service) failureError(a domain.Authenticator, c domain.Cause) error {
 
 // commitLogin ends attempt att with the success of a (domain.Policy.
 // RecordSuccess) and l's guard and session, retrying on a version
-// conflict. A guard that does not move is the failure it means (a
-// replayed code, a counter that did not increase) and is recorded as
-// such. It returns the change stored, the refusal when a or the session's
-// other proofs stopped being active meanwhile, a *FailureError, or the
-// store's error.
-func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.Authenticator, att *attempt, v verdict, sess *store.Session, spent *store.Ceremony) (domain.Change, error) {
+// conflict; prior, when not "", names the password of the same login whose
+// success is recorded in the same write. A guard that does not move is the
+// failure it means (a replayed code, a counter that did not increase) and
+// is recorded as such. It returns the change stored, the refusal when a,
+// the password or the session's other proofs stopped being active
+// meanwhile, a *FailureError, or the store's error.
+func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.Authenticator, prior string, att *attempt, v verdict, sess *store.Session, spent *store.Ceremony) (domain.Change, error) {
+	var pw domain.Authenticator
 	for try := 0; ; try++ {
-		c, err := s.policy.RecordSuccess(a, s.clock())
+		now := s.clock()
+		c, err := s.policy.RecordSuccess(a, now)
 		if err != nil {
 			att.release(ctx)
 			if rerr := s.refusal(ctx, id, a); rerr != nil {
@@ -314,6 +317,23 @@ func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.
 			return domain.Change{}, err
 		}
 		l := store.Login{Attempt: att.id, Change: c, Session: sess, OTP: v.otp}
+		if prior != "" {
+			if try == 0 {
+				if pw, err = s.st.Authenticator(ctx, prior); err != nil {
+					att.release(ctx)
+					return domain.Change{}, storeErr(err, "authenticator "+prior)
+				}
+			}
+			pc, err := s.policy.RecordSuccess(pw, now)
+			if err != nil {
+				att.release(ctx)
+				if rerr := s.refusal(ctx, id, pw); rerr != nil {
+					return domain.Change{}, rerr
+				}
+				return domain.Change{}, err
+			}
+			l.Prior = &pc
+		}
 		if v.chip != nil {
 			l.Chip = &store.ChipGuard{Count: v.chip.Count, Spent: *spent}
 		}
@@ -322,6 +342,9 @@ func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.
 		case err == nil && ok:
 			att.id = ""
 			att.ended()
+			if l.Prior != nil {
+				s.logChange(ctx, l.Prior.Events)
+			}
 			s.logChange(ctx, c.Events)
 			return c, nil
 		case err == nil && v.chip != nil:
@@ -347,6 +370,12 @@ func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.
 			if a, err = s.st.Authenticator(ctx, a.ID); err != nil {
 				att.release(ctx)
 				return domain.Change{}, storeErr(err, "authenticator "+a.ID)
+			}
+			if prior != "" {
+				if pw, err = s.st.Authenticator(ctx, prior); err != nil {
+					att.release(ctx)
+					return domain.Change{}, storeErr(err, "authenticator "+prior)
+				}
 			}
 			if sess != nil {
 				// A proof of the session may have stopped being active.

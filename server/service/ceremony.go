@@ -62,6 +62,9 @@ type loginCeremony struct {
 	Stage string `json:"s"`
 	// Password is the ID of the password proven (password logins).
 	Password string `json:"p,omitempty"`
+	// PasswordPending: the password's success is not written yet; the
+	// login's last write records it (it had no failures to reset).
+	PasswordPending bool `json:"pp,omitempty"`
 	// Factor is the authenticator to check next (stageFactor), and Kind
 	// its kind as the ceremony began.
 	Factor    string      `json:"f,omitempty"`

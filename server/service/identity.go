@@ -142,7 +142,7 @@ func (s *Service) identityView(ctx context.Context, id string) (IdentityView, er
 
 // view loads the element of a and returns the view of both.
 func (s *Service) view(ctx context.Context, a *domain.Authenticator) (AuthenticatorView, error) {
-	el, err := s.st.Element(ctx, a.ID)
+	el, err := s.st.ElementOfKind(ctx, a.ID, a.Kind)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return viewAuthenticator(a, nil), nil

@@ -134,6 +134,13 @@ func (s *instrumented) Element(ctx context.Context, id string) (store.Element, e
 	return v, err
 }
 
+func (s *instrumented) ElementOfKind(ctx context.Context, id string, k device.Kind) (store.Element, error) {
+	t := time.Now()
+	v, err := s.Store.ElementOfKind(ctx, id, k)
+	s.time("element", t, err)
+	return v, err
+}
+
 func (s *instrumented) PutCeremony(ctx context.Context, c store.Ceremony) error {
 	t := time.Now()
 	err := s.Store.PutCeremony(ctx, c)

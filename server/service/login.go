@@ -158,10 +158,22 @@ func (s *Service) LoginPassword(ctx context.Context, identityID string, req Pass
 	if err != nil {
 		return PasswordLoginResult{}, err
 	}
-	if _, err := s.commitLogin(ctx, id, pw, att, v, nil, nil); err != nil {
+	c := loginCeremony{Stage: stagePassword, Password: pw.ID}
+	if pw.State == domain.StateActive && pw.Failures == 0 {
+		// Nothing to reset: the password's success is written with the
+		// second factor's, in the login's one write (FinishLogin), and
+		// the attempt ends here without a write.
+		att.release(ctx)
+		c.PasswordPending = true
+		if s.metrics != nil {
+			// Counted now, when it was checked, as a written success is.
+			if pc, err := s.policy.RecordSuccess(pw, s.clock()); err == nil {
+				s.metrics.Events(pc.Events)
+			}
+		}
+	} else if _, err := s.commitLogin(ctx, id, pw, "", att, v, nil, nil); err != nil {
 		return PasswordLoginResult{}, err
 	}
-	c := loginCeremony{Stage: stagePassword, Password: pw.ID}
 	tok, err := s.sealCeremony(identityID, &c)
 	if err != nil {
 		return PasswordLoginResult{}, err
@@ -176,7 +188,7 @@ func (s *Service) LoginPassword(ctx context.Context, identityID string, req Pass
 		}
 	}
 	if req.Second != "" {
-		next, err := s.beginFactor(ctx, id, pw.ID, req.Second)
+		next, err := s.beginFactor(ctx, id, &c, req.Second)
 		if err != nil {
 			return PasswordLoginResult{}, err
 		}
@@ -231,12 +243,12 @@ func (s *Service) BeginSecondFactor(ctx context.Context, identityID string, req 
 	if err != nil {
 		return FactorLogin{}, storeErr(err, "identity "+identityID)
 	}
-	return s.beginFactor(ctx, id, c.Password, req.Authenticator)
+	return s.beginFactor(ctx, id, &c, req.Authenticator)
 }
 
 // beginFactor starts the check of second factor aid of identity id after
-// password pwID was proven.
-func (s *Service) beginFactor(ctx context.Context, id domain.Identity, pwID, aid string) (FactorLogin, error) {
+// the password of ceremony pc was proven.
+func (s *Service) beginFactor(ctx context.Context, id domain.Identity, pc *loginCeremony, aid string) (FactorLogin, error) {
 	a, err := s.st.Authenticator(ctx, aid)
 	if err != nil || a.IdentityID != id.ID || !secondFactor(a.Kind) {
 		return FactorLogin{}, fmt.Errorf("service: %w: %s is not a chip or code device of identity %s", ErrNotFound, aid, id.ID)
@@ -244,7 +256,7 @@ func (s *Service) beginFactor(ctx context.Context, id domain.Identity, pwID, aid
 	if err := s.refusal(ctx, id, a); err != nil {
 		return FactorLogin{}, err
 	}
-	c := loginCeremony{Stage: stageFactor, Password: pwID, Factor: a.ID, Kind: a.Kind}
+	c := loginCeremony{Stage: stageFactor, Password: pc.Password, PasswordPending: pc.PasswordPending, Factor: a.ID, Kind: a.Kind}
 	if a.Kind == device.KindChip {
 		if c.Challenge, err = s.random(challengeLen); err != nil {
 			return FactorLogin{}, err
@@ -378,7 +390,11 @@ func (s *Service) FinishLogin(ctx context.Context, identityID string, req Finish
 		sc := spentCeremony(identityID, &c)
 		spent = &sc
 	}
-	ch, err := s.commitLogin(ctx, id, a, att, v, sess, spent)
+	var prior string
+	if c.PasswordPending {
+		prior = c.Password
+	}
+	ch, err := s.commitLogin(ctx, id, a, prior, att, v, sess, spent)
 	if err != nil {
 		return LoginResult{}, err
 	}

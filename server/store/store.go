@@ -6,6 +6,7 @@ import (
 	"iter"
 	"time"
 
+	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
 )
 
@@ -180,6 +181,9 @@ type Elements interface {
 	// authenticatorID; after a wipe, its key material is nil and WipedAt
 	// is set. It returns an error wrapping ErrNotFound.
 	Element(ctx context.Context, authenticatorID string) (Element, error)
+	// ElementOfKind is Element for an authenticator whose kind the caller
+	// has read already (kinds never change): one read fewer.
+	ElementOfKind(ctx context.Context, authenticatorID string, kind device.Kind) (Element, error)
 	// AdvanceOTPStep records that a one-time code of time step step was
 	// accepted for the code device authenticatorID, with the clock drift
 	// measured (in steps), if and only if step is above the highest step

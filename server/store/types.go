@@ -365,6 +365,11 @@ type Login struct {
 	// Change is the success transition of the authenticator checked
 	// (domain.Policy.RecordSuccess).
 	Change domain.Change
+	// Prior, when set, is the success transition of a factor proven
+	// earlier in the same login whose success was not written then (the
+	// password, when it had nothing to reset): written in the same
+	// transaction, versioned like Change, its events before Change's.
+	Prior *domain.Change
 	// Session is the session the login opens; nil for a step that opens
 	// none (the password, before the second factor).
 	Session *Session

@@ -69,6 +69,8 @@ type Store struct {
 	// synchronous is the write connection's synchronous setting now
 	// (syncFull or syncNormal); the batch that holds wconn owns it.
 	synchronous string
+	// owned is the file this Store holds (acquire), released at Close.
+	owned string
 }
 
 // memSeq numbers in-memory databases so that each Open gets its own.
@@ -94,7 +96,29 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.Store = sqlcore.New(s, dialect, sqlcore.Options{Chain: opts.Chain, Now: s.now})
+	var inFlight *sqlcore.InFlight
+	if !opts.ReadOnly {
+		if path == "" || path == ":memory:" {
+			inFlight = sqlcore.NewInFlight()
+		} else {
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return nil, fmt.Errorf("sqlite: %w", err)
+			}
+			if inFlight, err = acquire(abs); err != nil {
+				return nil, fmt.Errorf("sqlite: %w", err)
+			}
+			s.owned = abs
+		}
+	}
+	opened := false
+	defer func() {
+		if !opened && s.owned != "" {
+			release(s.owned)
+			s.owned = ""
+		}
+	}()
+	s.Store = sqlcore.New(s, dialect, sqlcore.Options{Chain: opts.Chain, Now: s.now, InFlight: inFlight})
 	busy := opts.BusyTimeout
 	if busy <= 0 {
 		busy = 10 * time.Second
@@ -175,6 +199,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	opened = true
 	return s, nil
 }
 
@@ -316,6 +341,10 @@ func (s *Store) Close() error {
 		errs = append(errs, c.close())
 	}
 	errs = append(errs, s.closeDBs())
+	if s.owned != "" {
+		release(s.owned)
+		s.owned = ""
+	}
 	return errors.Join(errs...)
 }
 

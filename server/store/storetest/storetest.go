@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Attempts/Concurrent", testAttemptsConcurrent},
 		{"Attempts/Import", testAttemptsImport},
 		{"Logins/Commit", testCommitLogin},
+		{"Logins/CommitPrior", testCommitLoginPrior},
 		{"Logins/ActivateCodeDevice", testActivateCodeDevice},
 		{"Audit/AppendListHeads", testAuditAppendList},
 		{"Audit/Concurrent", testAuditConcurrent},

@@ -413,3 +413,61 @@ func testActivateCodeDevice(f *fixture) {
 	f.wantErr(act(4, pend[1], id2, im), store.ErrDuplicate, "activating a serial another identity activated")
 	f.audit()
 }
+
+// testCommitLoginPrior checks a login that records the password's success
+// with the second factor's (store.Login.Prior): both records move and both
+// events are appended in one transaction; a password that changed since it
+// was read fails the whole login with ErrConflict and writes nothing; a
+// prior success of another identity's authenticator is refused.
+func testCommitLoginPrior(f *fixture) {
+	id := f.identity("id-1")
+	other := f.identity("id-2")
+	pw := f.active(id, "pw-1", device.KindPassword)
+	pw2 := f.active(other, "pw-2", device.KindPassword)
+	chip := f.active(id, "chip-1", device.KindChip)
+	const max = 3
+	ses := func(sid string) *store.Session {
+		return &store.Session{TokenHash: []byte(sid), ID: sid, IdentityID: "id-1", Level: store.LevelTwoFactor,
+			Authenticators: []string{"pw-1", "chip-1"}, CreatedAt: f.now, ExpiresAt: f.now.Add(time.Hour)}
+	}
+	login := func(n int, count uint32, prior domain.Authenticator, sid string) (bool, error) {
+		f.ok(f.s.ReserveAttempt(f.ctx, f.attempt(n, "chip-1", ""), max, f.now), "reserve")
+		c, err := f.p.RecordSuccess(chip, f.now)
+		f.ok(err, "RecordSuccess")
+		p, err := f.p.RecordSuccess(prior, f.now)
+		f.ok(err, "RecordSuccess of the password")
+		spent := store.Ceremony{Key: fmt.Sprintf("spent:ch-%d", n), IdentityID: "id-1", ExpiresAt: f.now.Add(time.Minute)}
+		ok, err := f.s.CommitLogin(f.ctx, store.Login{Attempt: f.attempt(n, "", "").ID, Change: c, Prior: &p, Session: ses(sid),
+			Chip: &store.ChipGuard{Count: count, Spent: spent}})
+		if ok {
+			chip = c.Authenticator
+		}
+		f.s.EndAttempt(f.ctx, f.attempt(n, "", "").ID, nil)
+		return ok, err
+	}
+	head := f.auditLen()
+	ok, err := login(1, 5, pw, "ses-1")
+	if !ok || err != nil {
+		f.t.Fatalf("CommitLogin with a prior success = %v, %v", ok, err)
+	}
+	if got := f.authenticator("pw-1"); got.Version != pw.Version+1 || !got.LastUsedAt.Equal(f.now) {
+		f.t.Errorf("the password after the login: version %d (want %d), last used %v", got.Version, pw.Version+1, got.LastUsedAt)
+	}
+	if n := f.auditLen() - head; n != 2 {
+		f.t.Errorf("%d audit records for a login with a prior success, want 2 (the password's and the chip's)", n)
+	}
+	if !f.live([]byte("ses-1")) {
+		f.t.Error("the session of the login is not there")
+	}
+	// The password as read before that login: a conflict, nothing written.
+	head = f.auditLen()
+	before := f.authenticator("chip-1")
+	_, err = login(2, 6, pw, "ses-2")
+	f.wantErr(err, store.ErrConflict, "CommitLogin with a stale prior success")
+	if f.auditLen() != head || f.live([]byte("ses-2")) || f.authenticator("chip-1").Version != before.Version {
+		f.t.Error("a login whose prior success conflicted wrote something")
+	}
+	// Another identity's password is refused.
+	_, err = login(3, 7, pw2, "ses-3")
+	f.wantErr(err, store.ErrInvalid, "CommitLogin with another identity's prior success")
+}

@@ -22,6 +22,10 @@ import (
 // return (Lapse): a crash of the machine takes the checks they reserve
 // with it, and a release lost in one leaves the reservation to lapse at
 // its expiry. Failures are recorded durably (EndAttempt with a change).
+//
+// A backend whose database only one process writes (SQLite) keeps the
+// attempts in flight in memory instead (Options.InFlight, see InFlight):
+// a reservation is then a read, and its release no write at all.
 
 // ReserveAttempt implements store.Attempts.
 func (s *Store) ReserveAttempt(ctx context.Context, a store.Attempt, max int, now time.Time) error {
@@ -31,6 +35,9 @@ func (s *Store) ReserveAttempt(ctx context.Context, a store.Attempt, max int, no
 	exp, err := s.col.Time(a.ExpiresAt)
 	if err != nil {
 		return err
+	}
+	if s.inFlight != nil {
+		return s.reserveInMemory(ctx, a, max, now)
 	}
 	at := columns.ClampNanos(now)
 	return s.write(ctx, Lapse, func(ctx context.Context, tx Tx) error {
@@ -77,8 +84,12 @@ func (s *Store) EndAttempt(ctx context.Context, id string, c *domain.Change) err
 		}
 		f = scrubIf(c.WipeSecret || c.Remove)
 	}
-	return s.write(ctx, f, func(ctx context.Context, tx Tx) error {
-		if err := s.endAttempt(ctx, tx, id); err != nil {
+	if s.inFlight != nil && ac == nil {
+		s.inFlight.end(id)
+		return nil
+	}
+	err := s.write(ctx, f, func(ctx context.Context, tx Tx) error {
+		if err := s.endAttempt(ctx, tx, s.attemptInTx(id)); err != nil {
 			return err
 		}
 		if ac == nil {
@@ -86,6 +97,10 @@ func (s *Store) EndAttempt(ctx context.Context, id string, c *domain.Change) err
 		}
 		return s.applyChange(ctx, tx, ac)
 	})
+	if err == nil {
+		s.endInMemory(id)
+	}
+	return err
 }
 
 // endAttempt deletes attempt id in tx.
@@ -101,7 +116,7 @@ func (s *Store) endAttempt(ctx context.Context, tx Tx, id string) error {
 func (s *Store) FailImportAttempt(ctx context.Context, id, serial string, events []domain.Event) (int, error) {
 	var n int64
 	err := s.write(ctx, 0, func(ctx context.Context, tx Tx) error {
-		if err := s.endAttempt(ctx, tx, id); err != nil {
+		if err := s.endAttempt(ctx, tx, s.attemptInTx(id)); err != nil {
 			return err
 		}
 		if err := tx.QueryRow(ctx, s.q.importFail, serial).Scan(&n); err != nil {
@@ -109,10 +124,16 @@ func (s *Store) FailImportAttempt(ctx context.Context, id, serial string, events
 		}
 		return s.appendAudit(ctx, tx, events)
 	})
+	if err == nil {
+		s.endInMemory(id)
+	}
 	return int(n), err
 }
 
 // SweepAttempts implements store.Attempts.
 func (s *Store) SweepAttempts(ctx context.Context, now time.Time) (int, error) {
+	if s.inFlight != nil {
+		return s.inFlight.sweep(now), nil
+	}
 	return s.sweep(ctx, s.q.attemptsSweep, now, "sweep attempts")
 }

@@ -358,6 +358,15 @@ func (s *Store) prepareChange(c domain.Change) (*appliedChange, error) {
 
 // applyChange applies the prepared change ac in tx (see ApplyChange).
 func (s *Store) applyChange(ctx context.Context, tx Tx, ac *appliedChange) error {
+	if err := s.applyRecord(ctx, tx, ac); err != nil {
+		return err
+	}
+	return s.appendAudit(ctx, tx, ac.c.Events)
+}
+
+// applyRecord is applyChange without the audit events: the caller appends
+// them (with those of other changes of the same transaction).
+func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error {
 	c := &ac.c
 	a := &c.Authenticator
 	from := int64(a.Version - 1)
@@ -408,11 +417,9 @@ func (s *Store) applyChange(ctx context.Context, tx Tx, ac *appliedChange) error
 		}
 	}
 	if t := c.Tombstone; t != nil {
-		if err := s.insertTombstone(ctx, tx, t, ac.tomb); err != nil {
-			return err
-		}
+		return s.insertTombstone(ctx, tx, t, ac.tomb)
 	}
-	return s.appendAudit(ctx, tx, c.Events)
+	return nil
 }
 
 func (s *Store) scanAuthenticator(sc Row) (domain.Authenticator, error) {

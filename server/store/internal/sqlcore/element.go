@@ -69,6 +69,21 @@ func (s *Store) Element(ctx context.Context, authenticatorID string) (store.Elem
 	return el, nil
 }
 
+// ElementOfKind implements store.Elements.
+func (s *Store) ElementOfKind(ctx context.Context, authenticatorID string, kind device.Kind) (store.Element, error) {
+	what := "element of " + authenticatorID
+	var el store.Element
+	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		el, err = s.readElement(ctx, tx, kind, authenticatorID, what)
+		return err
+	})
+	if err != nil {
+		return store.Element{}, s.dbErr(err, what)
+	}
+	return el, nil
+}
+
 // readElement reads the element of authenticator id of kind k.
 func (s *Store) readElement(ctx context.Context, tx Tx, k device.Kind, id, what string) (store.Element, error) {
 	var (

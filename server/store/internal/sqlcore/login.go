@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/internal/columns"
 )
@@ -11,10 +12,11 @@ import (
 // The writes of a successful check, in one transaction (store.Logins): the
 // replay guard of the security element (the OTP watermark of RFC 6238
 // §5.2, or the signature counter of WebAuthn Level 2 §6.1.1 with the spent
-// challenge), the proofs of the session (PostgreSQL share-locks them), the
-// end of the attempt's reservation, the authenticator's record with its
-// EventLoginSucceeded audit event, and the session: one commit for the
-// whole login. The proofs are checked before the record is updated and
+// challenge), the proofs of the session (PostgreSQL share-locks those the
+// transaction does not update), the end of the attempt's reservation, the
+// authenticator's record (and the password's, when its success was left
+// for this write: Login.Prior) with their EventLoginSucceeded audit
+// events, and the session: one commit for the whole login. The proofs are checked before the record is updated and
 // the audit head is taken, so that every transaction takes the audit head
 // last.
 
@@ -51,6 +53,20 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 	}
 	ac := &appliedChange{c: l.Change, ts: ts}
 	a := &l.Change.Authenticator
+	var prior *appliedChange
+	events := l.Change.Events
+	if l.Prior != nil {
+		if prior, err = s.prepareChange(*l.Prior); err != nil {
+			return false, err
+		}
+		if p := &l.Prior.Authenticator; p.ID == a.ID || p.IdentityID != a.IdentityID || l.Prior.WipeSecret || l.Prior.Remove || l.Prior.Tombstone != nil {
+			return false, s.errf("%w: the prior success of a login must be another authenticator of the same identity, and only a success", store.ErrInvalid)
+		}
+		events = append(append([]domain.Event(nil), l.Prior.Events...), events...)
+	}
+	if l.Session != nil && l.Session.IdentityID != a.IdentityID {
+		return false, s.errf("%w: a login's session is of identity %s, its authenticator %s of %s", store.ErrInvalid, l.Session.IdentityID, a.ID, a.IdentityID)
+	}
 	err = s.write(ctx, f, func(ctx context.Context, tx Tx) error {
 		switch {
 		case l.OTP != nil:
@@ -75,14 +91,22 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 			}
 		}
 		if l.Session != nil {
-			if err := s.checkProofs(ctx, tx, l.Session); err != nil {
+			if err := s.checkProofs(ctx, tx, l.Session, a.ID, priorID(l.Prior)); err != nil {
 				return err
 			}
 		}
-		if err := s.endAttempt(ctx, tx, l.Attempt); err != nil {
+		if err := s.endAttempt(ctx, tx, s.attemptInTx(l.Attempt)); err != nil {
 			return err
 		}
-		if err := s.applyChange(ctx, tx, ac); err != nil {
+		if prior != nil {
+			if err := s.applyRecord(ctx, tx, prior); err != nil {
+				return err
+			}
+		}
+		if err := s.applyRecord(ctx, tx, ac); err != nil {
+			return err
+		}
+		if err := s.appendAudit(ctx, tx, events); err != nil {
 			return err
 		}
 		if l.Session != nil {
@@ -93,7 +117,18 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 	if errors.Is(err, errGuard) {
 		return false, nil
 	}
+	if err == nil {
+		s.endInMemory(l.Attempt)
+	}
 	return err == nil, err
+}
+
+// priorID is the authenticator of a login's prior success, or "".
+func priorID(c *domain.Change) string {
+	if c == nil {
+		return ""
+	}
+	return c.Authenticator.ID
 }
 
 // ActivateCodeDevice implements store.Logins.
@@ -113,7 +148,7 @@ func (s *Store) ActivateCodeDevice(ctx context.Context, act store.CodeActivation
 	if im.Serial != a.Serial {
 		return s.errf("%w: the import of serial %s is not for authenticator %s (serial %s)", store.ErrInvalid, im.Serial, a.ID, a.Serial)
 	}
-	return s.write(ctx, Scrub, func(ctx context.Context, tx Tx) error {
+	err = s.write(ctx, Scrub, func(ctx context.Context, tx Tx) error {
 		if err := s.lockSerial(ctx, tx, a.Serial); err != nil {
 			return err
 		}
@@ -124,7 +159,7 @@ func (s *Store) ActivateCodeDevice(ctx context.Context, act store.CodeActivation
 		if n != 1 {
 			return s.errf("activate %s: the import of serial %s: %w (taken by another activation, or replaced)", a.ID, im.Serial, store.ErrNotFound)
 		}
-		if err := s.endAttempt(ctx, tx, act.Attempt); err != nil {
+		if err := s.endAttempt(ctx, tx, s.attemptInTx(act.Attempt)); err != nil {
 			return err
 		}
 		if err := s.insertElement(ctx, tx, a.ID, &act.Element); err != nil {
@@ -132,4 +167,8 @@ func (s *Store) ActivateCodeDevice(ctx context.Context, act store.CodeActivation
 		}
 		return s.applyChange(ctx, tx, ac)
 	})
+	if err == nil {
+		s.endInMemory(act.Attempt)
+	}
+	return err
 }

@@ -3,6 +3,7 @@ package sqlcore
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,7 +44,11 @@ func (s *Store) PutSession(ctx context.Context, se store.Session) error {
 // checkProofs returns nil when the identity of se and every authenticator
 // that proved it are active, holding them (PostgreSQL: share locks) until
 // the end of tx.
-func (s *Store) checkProofs(ctx context.Context, tx Tx, se *store.Session) error {
+//
+// The authenticators among updated are skipped: the transaction updates
+// their records at the version it read them active (a versioned write
+// that fails with store.ErrConflict when they changed).
+func (s *Store) checkProofs(ctx context.Context, tx Tx, se *store.Session, updated ...string) error {
 	var state string
 	if err := tx.QueryRow(ctx, s.q.proofIdentity, se.IdentityID).Scan(&state); err != nil {
 		return s.dbErr(err, "session of identity "+se.IdentityID)
@@ -52,6 +57,9 @@ func (s *Store) checkProofs(ctx context.Context, tx Tx, se *store.Session) error
 		return s.errf("session of identity %s: %w: the identity is %s", se.IdentityID, store.ErrConflict, state)
 	}
 	for _, aid := range se.Authenticators {
+		if slices.Contains(updated, aid) {
+			continue
+		}
 		var owner, st string
 		err := tx.QueryRow(ctx, s.q.proofAuth, aid).Scan(&owner, &st)
 		switch {

@@ -20,6 +20,9 @@ type Store struct {
 	col   columns.Codec
 	chain store.Chainer
 	now   func() time.Time
+	// inFlight, when set, holds the attempts in flight instead of the
+	// attempts table (Options.InFlight).
+	inFlight *InFlight
 }
 
 // Options configure New.
@@ -29,11 +32,15 @@ type Options struct {
 	// Now is the clock of the times the store records itself (wipes,
 	// registrations); nil means time.Now.
 	Now func() time.Time
+	// InFlight, when set, holds the attempts in flight in memory instead
+	// of the attempts table: for a backend whose database only this
+	// process writes (see InFlight).
+	InFlight *InFlight
 }
 
 // New returns the core over backend b in dialect d.
 func New(b Backend, d *Dialect, opts Options) *Store {
-	s := &Store{b: b, d: d, q: d.queries(), col: d.Codec, chain: opts.Chain, now: opts.Now}
+	s := &Store{b: b, d: d, q: d.queries(), col: d.Codec, chain: opts.Chain, now: opts.Now, inFlight: opts.InFlight}
 	if s.now == nil {
 		s.now = time.Now
 	}
