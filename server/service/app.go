@@ -104,7 +104,7 @@ func (k *appKind) check(ctx context.Context, a *domain.Authenticator, c *loginCe
 	if err != nil {
 		return verdict{}, err
 	}
-	el, err := s.st.ElementOfKind(ctx, a.ID, a.Kind)
+	el, err := s.elementOf(ctx, a, p)
 	if err != nil || el.App == nil || len(el.App.PublicKey) == 0 {
 		return verdict{}, storeErr(errOr(err, store.ErrNotFound), "the key of app "+a.ID)
 	}

@@ -108,7 +108,7 @@ func (k *chipKind) check(ctx context.Context, a *domain.Authenticator, c *loginC
 	if p.credential == nil {
 		return verdict{}, invalid("credential is missing")
 	}
-	el, err := s.st.ElementOfKind(ctx, a.ID, a.Kind)
+	el, err := s.elementOf(ctx, a, p)
 	if err != nil || el.Chip == nil || len(el.Chip.PublicKey) == 0 {
 		return verdict{}, storeErr(errOr(err, store.ErrNotFound), "the credential of chip "+a.ID)
 	}

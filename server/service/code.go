@@ -220,7 +220,7 @@ func (k *codeKind) check(ctx context.Context, a *domain.Authenticator, _ *loginC
 	if p.code == "" {
 		return verdict{}, invalid("code is missing")
 	}
-	el, err := s.st.ElementOfKind(ctx, a.ID, a.Kind)
+	el, err := s.elementOf(ctx, a, p)
 	if err != nil || el.Code == nil || el.Code.Secret.IsZero() {
 		return verdict{}, storeErr(errOr(err, store.ErrNotFound), "the secret of code device "+a.ID)
 	}

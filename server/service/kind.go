@@ -40,6 +40,18 @@ type proof struct {
 	pin        string                  // app
 	signature  string                  // app
 	credential *AuthenticationResponse // chip
+	// el is the authenticator's element when the caller read it with the
+	// authenticator (elementOf reads it otherwise).
+	el *store.Element
+}
+
+// elementOf returns the element of a: the one read with it (p.el), or
+// read now.
+func (s *Service) elementOf(ctx context.Context, a *domain.Authenticator, p *proof) (store.Element, error) {
+	if p.el != nil {
+		return *p.el, nil
+	}
+	return s.st.ElementOfKind(ctx, a.ID, a.Kind)
 }
 
 // verdict is the outcome of a check: a failed attempt to record, or what

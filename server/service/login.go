@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -188,7 +189,11 @@ func (s *Service) LoginPassword(ctx context.Context, identityID string, req Pass
 		}
 	}
 	if req.Second != "" {
-		next, err := s.beginFactor(ctx, id, &c, req.Second)
+		i := slices.IndexFunc(list, func(a domain.Authenticator) bool { return a.ID == req.Second })
+		if i < 0 {
+			return PasswordLoginResult{}, notSecondFactor(req.Second, identityID)
+		}
+		next, err := s.beginFactor(ctx, id, &c, list[i])
 		if err != nil {
 			return PasswordLoginResult{}, err
 		}
@@ -239,20 +244,33 @@ func (s *Service) BeginSecondFactor(ctx context.Context, identityID string, req 
 	if err != nil {
 		return FactorLogin{}, err
 	}
-	id, err := s.st.Identity(ctx, identityID)
-	if err != nil {
-		return FactorLogin{}, storeErr(err, "identity "+identityID)
+	// The factor and its identity in one read.
+	id, a, err := s.st.AuthenticatorWithIdentity(ctx, req.Authenticator)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return FactorLogin{}, storeErr(err, "authenticator "+req.Authenticator)
 	}
-	return s.beginFactor(ctx, id, &c, req.Authenticator)
+	if err != nil || a.IdentityID != identityID {
+		if id, err = s.st.Identity(ctx, identityID); err != nil {
+			return FactorLogin{}, storeErr(err, "identity "+identityID)
+		}
+		return FactorLogin{}, notSecondFactor(req.Authenticator, identityID)
+	}
+	return s.beginFactor(ctx, id, &c, a)
 }
 
-// beginFactor starts the check of second factor aid of identity id after
+// notSecondFactor is the answer to a second factor that is not a chip or
+// code device of identity identityID.
+func notSecondFactor(aid, identityID string) error {
+	return fmt.Errorf("service: %w: %s is not a chip or code device of identity %s", ErrNotFound, aid, identityID)
+}
+
+// beginFactor starts the check of second factor a of identity id after
 // the password of ceremony pc was proven.
-func (s *Service) beginFactor(ctx context.Context, id domain.Identity, pc *loginCeremony, aid string) (FactorLogin, error) {
-	a, err := s.st.Authenticator(ctx, aid)
-	if err != nil || a.IdentityID != id.ID || !secondFactor(a.Kind) {
-		return FactorLogin{}, fmt.Errorf("service: %w: %s is not a chip or code device of identity %s", ErrNotFound, aid, id.ID)
+func (s *Service) beginFactor(ctx context.Context, id domain.Identity, pc *loginCeremony, a domain.Authenticator) (FactorLogin, error) {
+	if a.IdentityID != id.ID || !secondFactor(a.Kind) {
+		return FactorLogin{}, notSecondFactor(a.ID, id.ID)
 	}
+	var err error
 	if err := s.refusal(ctx, id, a); err != nil {
 		return FactorLogin{}, err
 	}
@@ -347,8 +365,11 @@ func (s *Service) FinishLogin(ctx context.Context, identityID string, req Finish
 		return LoginResult{}, err
 	}
 	p := &proof{code: req.Code, pin: req.PIN, signature: req.Signature, credential: req.Credential}
-	// The factor and its identity in one read.
-	id, a, err := s.st.AuthenticatorWithIdentity(ctx, c.Factor)
+	// The factor, its identity and its element in one read.
+	id, a, el, err := s.st.AuthenticatorWithElement(ctx, c.Factor, c.Kind)
+	if err == nil && (el.Chip != nil || el.Code != nil || el.App != nil || el.Password != nil) {
+		p.el = &el
+	}
 	if errors.Is(err, store.ErrNotFound) || err == nil && (a.IdentityID != identityID || a.Kind != c.Kind) {
 		if _, err := s.st.Identity(ctx, identityID); err != nil {
 			return LoginResult{}, storeErr(err, "identity "+identityID)

@@ -68,7 +68,7 @@ func (k *passwordKind) check(ctx context.Context, a *domain.Authenticator, _ *lo
 	if err := reserve(); err != nil {
 		return verdict{}, err
 	}
-	el, err := s.st.ElementOfKind(ctx, a.ID, a.Kind)
+	el, err := s.elementOf(ctx, a, p)
 	if err != nil || el.Password == nil || el.Password.Verifier == "" {
 		return verdict{}, storeErr(errOr(err, store.ErrNotFound), "the verifier of password "+a.ID)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/internal/columns"
 )
@@ -86,42 +87,105 @@ func (s *Store) ElementOfKind(ctx context.Context, authenticatorID string, kind 
 
 // readElement reads the element of authenticator id of kind k.
 func (s *Store) readElement(ctx context.Context, tx Tx, k device.Kind, id, what string) (store.Element, error) {
-	var (
-		el    store.Element
-		wiped *int64
-		err   error
-	)
-	switch {
-	case k == device.KindChip:
-		var r chipRow
-		if err = tx.QueryRow(ctx, s.q.chipByAuth, id).Scan(r.dest()...); err == nil {
-			el.Chip, err = s.chip(&r, what)
-			wiped = r.wiped
-		}
-	case isCodeDevice(k):
-		var r codeRow
-		if err = tx.QueryRow(ctx, s.q.codeByAuth, id).Scan(r.dest()...); err == nil {
-			el.Code, err = s.code(&r, what)
-			wiped = r.wiped
-		}
-	case k == device.KindApp:
-		var r appRow
-		if err = tx.QueryRow(ctx, s.q.appByAuth, id).Scan(r.dest()...); err == nil {
-			el.App, wiped = r.element(), r.wiped
-		}
-	case k == device.KindPassword:
-		var r passwordRow
-		if err = tx.QueryRow(ctx, s.q.pwByAuth, id).Scan(r.dest()...); err == nil {
-			el.Password, wiped = r.element(), r.wiped
-		}
-	default:
-		return store.Element{}, s.errf("%w: %s: unknown kind %q", store.ErrInvalid, what, k)
-	}
+	es, err := s.elementScan(k, what)
 	if err != nil {
 		return store.Element{}, err
 	}
-	el.WipedAt = columns.FromNanos(wiped)
-	return el, nil
+	if err := tx.QueryRow(ctx, es.byAuth, id).Scan(es.dest...); err != nil {
+		return store.Element{}, err
+	}
+	return es.element()
+}
+
+// elementScanner reads the element of one kind: its statements, the
+// destinations of a row, and the element made of the row scanned.
+type elementScanner struct {
+	byAuth   *Stmt // the element by authenticator ID
+	withAuth *Stmt // identity, authenticator and element by authenticator ID
+	dest     []any
+	element  func() (store.Element, error)
+}
+
+// elementScan returns the scanner of the elements of kind k; what names
+// the element in errors.
+func (s *Store) elementScan(k device.Kind, what string) (*elementScanner, error) {
+	var (
+		es    = &elementScanner{}
+		el    store.Element
+		wiped **int64
+		conv  func() error
+	)
+	switch {
+	case k == device.KindChip:
+		r := &chipRow{}
+		es.byAuth, es.withAuth, es.dest, wiped = s.q.chipByAuth, s.q.authWithChip, r.dest(), &r.wiped
+		conv = func() (err error) { el.Chip, err = s.chip(r, what); return err }
+	case isCodeDevice(k):
+		r := &codeRow{}
+		es.byAuth, es.withAuth, es.dest, wiped = s.q.codeByAuth, s.q.authWithCode, r.dest(), &r.wiped
+		conv = func() (err error) { el.Code, err = s.code(r, what); return err }
+	case k == device.KindApp:
+		r := &appRow{}
+		es.byAuth, es.withAuth, es.dest, wiped = s.q.appByAuth, s.q.authWithApp, r.dest(), &r.wiped
+		conv = func() error { el.App = r.element(); return nil }
+	case k == device.KindPassword:
+		r := &passwordRow{}
+		es.byAuth, es.withAuth, es.dest, wiped = s.q.pwByAuth, s.q.authWithPassword, r.dest(), &r.wiped
+		conv = func() error { el.Password = r.element(); return nil }
+	default:
+		return nil, s.errf("%w: %s: unknown kind %q", store.ErrInvalid, what, k)
+	}
+	es.element = func() (store.Element, error) {
+		if err := conv(); err != nil {
+			return store.Element{}, err
+		}
+		el.WipedAt = columns.FromNanos(*wiped)
+		return el, nil
+	}
+	return es, nil
+}
+
+// AuthenticatorWithElement implements store.Elements.
+func (s *Store) AuthenticatorWithElement(ctx context.Context, id string, kind device.Kind) (domain.Identity, domain.Authenticator, store.Element, error) {
+	what := "element of " + id
+	es, err := s.elementScan(kind, what)
+	if err != nil {
+		return domain.Identity{}, domain.Authenticator{}, store.Element{}, err
+	}
+	var (
+		v  domain.Identity
+		a  domain.Authenticator
+		el store.Element
+	)
+	err = s.read(ctx, func(ctx context.Context, tx Tx) error {
+		var (
+			ir columns.IdentityRow
+			ar columns.AuthenticatorRow
+		)
+		dest := append(append(ir.Dest(), ar.Dest()...), es.dest...)
+		err := tx.QueryRow(ctx, es.withAuth, id, string(kind)).Scan(dest...)
+		if errors.Is(err, ErrNoRows) {
+			// No element (a pending code device), or not of that kind,
+			// or no such authenticator: the two records alone.
+			row := tx.QueryRow(ctx, s.q.authWithIdentity, id)
+			if err := row.Scan(append(ir.Dest(), ar.Dest()...)...); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		} else if el, err = es.element(); err != nil {
+			return err
+		}
+		if v, err = s.col.Identity(&ir); err != nil {
+			return err
+		}
+		a, err = s.col.Authenticator(&ar)
+		return err
+	})
+	if err != nil {
+		return domain.Identity{}, domain.Authenticator{}, store.Element{}, s.dbErr(err, "authenticator "+id)
+	}
+	return v, a, el, nil
 }
 
 // chipRow receives a chip_elements row (public_key, aaguid, sign_count,

@@ -12,10 +12,15 @@ const (
 	identityCols = `id, state, blocked_reason, blocked_at, blocked_by_kind, blocked_by_id, blocked_by_via, created_at, version`
 	authCols     = `id, identity_id, kind, state, serial, credential_id, label, failures, suspensions,
 	created_at, activated_at, last_used_at, suspended_at, suspend_reason, blocked_at, block_reason, version`
-	auditCols   = `seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body`
-	tombCols    = `authenticator_id, identity_id, kind, serial, credential_id, reason, blocked_at, by_kind, by_id, by_via`
-	importCols  = `serial, secret, key_id, digits, period_s, algorithm, imported_at, failures`
-	sessionCols = `s.token_hash, s.id, s.identity_id, s.level, s.via, s.created_at, s.expires_at`
+	auditCols  = `seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body`
+	tombCols   = `authenticator_id, identity_id, kind, serial, credential_id, reason, blocked_at, by_kind, by_id, by_via`
+	importCols = `serial, secret, key_id, digits, period_s, algorithm, imported_at, failures`
+	// The element columns, in the order of element.go's row types.
+	chipCols     = `public_key, aaguid, sign_count, attestation_format, backup_eligible, backup_state, wiped_at`
+	codeCols     = `secret, key_id, digits, period_s, algorithm, drift, highest_step, wiped_at`
+	appCols      = `public_key, pin_verifier, wiped_at`
+	passwordCols = `verifier, wiped_at`
+	sessionCols  = `s.token_hash, s.id, s.identity_id, s.level, s.via, s.created_at, s.expires_at`
 )
 
 // prefixed returns the column list cols with each column qualified by
@@ -51,6 +56,7 @@ type queries struct {
 	chipInsert, codeInsert, appInsert, passwordInsert         *Stmt
 	chipWipe, codeWipe, appWipe, passwordWipe                 *Stmt
 	authKind, chipByAuth, codeByAuth, appByAuth, pwByAuth     *Stmt
+	authWithChip, authWithCode, authWithApp, authWithPassword *Stmt
 	otpAdvance, codeLive, signAdvance, chipLive, secretUpdate *Stmt
 	pwVerifierUpdate, appVerifierUpdate, verifierLive         *Stmt
 	// tombstones, imports, ceremonies
@@ -135,12 +141,19 @@ RETURNING identity_id, kind, serial, credential_id`)
 	q.appWipe = s.stmt("app-wipe", hot, `UPDATE app_elements SET public_key = NULL, pin_verifier = NULL, wiped_at = COALESCE(wiped_at, ?) WHERE authenticator_id = ?`)
 	q.passwordWipe = s.stmt("password-wipe", hot, `UPDATE password_elements SET verifier = NULL, wiped_at = COALESCE(wiped_at, ?) WHERE authenticator_id = ?`)
 	q.authKind = s.stmt("authenticator-kind", hot, `SELECT kind FROM authenticators WHERE id = ?`)
-	q.chipByAuth = s.stmt("chip-element", hot, `SELECT public_key, aaguid, sign_count, attestation_format, backup_eligible, backup_state, wiped_at
-FROM chip_elements WHERE authenticator_id = ?`)
-	q.codeByAuth = s.stmt("code-element", hot, `SELECT secret, key_id, digits, period_s, algorithm, drift, highest_step, wiped_at
-FROM code_elements WHERE authenticator_id = ?`)
-	q.appByAuth = s.stmt("app-element", hot, `SELECT public_key, pin_verifier, wiped_at FROM app_elements WHERE authenticator_id = ?`)
-	q.pwByAuth = s.stmt("password-element", hot, `SELECT verifier, wiped_at FROM password_elements WHERE authenticator_id = ?`)
+	q.chipByAuth = s.stmt("chip-element", hot, `SELECT `+chipCols+` FROM chip_elements WHERE authenticator_id = ?`)
+	q.codeByAuth = s.stmt("code-element", hot, `SELECT `+codeCols+` FROM code_elements WHERE authenticator_id = ?`)
+	q.appByAuth = s.stmt("app-element", hot, `SELECT `+appCols+` FROM app_elements WHERE authenticator_id = ?`)
+	q.pwByAuth = s.stmt("password-element", hot, `SELECT `+passwordCols+` FROM password_elements WHERE authenticator_id = ?`)
+	withElement := func(name, cols, table string) *Stmt {
+		return s.stmt(name, hot, `SELECT `+prefixed("i.", identityCols)+`, `+prefixed("a.", authCols)+`, `+prefixed("e.", cols)+`
+FROM authenticators a JOIN identities i ON i.id = a.identity_id JOIN `+table+` e ON e.authenticator_id = a.id
+WHERE a.id = ? AND a.kind = ?`)
+	}
+	q.authWithChip = withElement("authenticator-with-chip", chipCols, "chip_elements")
+	q.authWithCode = withElement("authenticator-with-code", codeCols, "code_elements")
+	q.authWithApp = withElement("authenticator-with-app", appCols, "app_elements")
+	q.authWithPassword = withElement("authenticator-with-password", passwordCols, "password_elements")
 	q.otpAdvance = s.stmt("otp-advance", hot, `UPDATE code_elements SET highest_step = ?, drift = ?
 WHERE authenticator_id = ? AND wiped_at IS NULL AND highest_step < ?`)
 	q.codeLive = s.stmt("code-live", hot, `SELECT wiped_at FROM code_elements WHERE authenticator_id = ?`)
