@@ -66,6 +66,7 @@ type queries struct {
 	ceremonyInsert, ceremonyTake, ceremoniesSweep                       *Stmt
 	// sessions
 	sessionInsert, sessionProofInsert, proofIdentity, proofAuth   *Stmt
+	sessionProofsInsert2                                          *Stmt
 	sessionsEndOf, sessionByToken, sessionsOfIdentity, sessionEnd *Stmt
 	sessionDelete, sessionsSweep                                  *Stmt
 	// attempts
@@ -193,6 +194,7 @@ ON CONFLICT (serial) DO UPDATE SET secret = excluded.secret, key_id = excluded.k
 	q.sessionInsert = s.stmt("session-insert", hot, `INSERT INTO sessions (token_hash, id, identity_id, level, via, created_at, expires_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	q.sessionProofInsert = s.stmt("session-proof-insert", hot, `INSERT INTO session_authenticators (token_hash, authenticator_id) VALUES (?, ?)`)
+	q.sessionProofsInsert2 = s.stmt("session-proofs-insert-2", hot, `INSERT INTO session_authenticators (token_hash, authenticator_id) VALUES (?, ?), (?, ?)`)
 	q.proofIdentity = s.stmt("proof-identity", hot, `SELECT state FROM identities WHERE id = ?`+d.ForShare)
 	q.proofAuth = s.stmt("proof-authenticator", hot, `SELECT identity_id, state FROM authenticators WHERE id = ?`+d.ForShare)
 	q.sessionsEndOf = s.stmt("sessions-end-of", hot, `DELETE FROM sessions

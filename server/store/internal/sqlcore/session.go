@@ -80,6 +80,14 @@ func (s *Store) insertSession(ctx context.Context, tx Tx, se *store.Session, ts 
 	if _, err := tx.Exec(ctx, s.q.sessionInsert, se.TokenHash, se.ID, se.IdentityID, se.Level, se.Via(), ts[0], ts[1]); err != nil {
 		return s.dbErr(err, "session of "+se.IdentityID)
 	}
+	if len(se.Authenticators) == 2 {
+		// A two-factor login's, in one statement.
+		a := se.Authenticators
+		if _, err := tx.Exec(ctx, s.q.sessionProofsInsert2, se.TokenHash, a[0], se.TokenHash, a[1]); err != nil {
+			return s.dbErr(err, "session of "+se.IdentityID+": authenticators "+a[0]+", "+a[1])
+		}
+		return nil
+	}
 	for _, aid := range se.Authenticators {
 		if _, err := tx.Exec(ctx, s.q.sessionProofInsert, se.TokenHash, aid); err != nil {
 			return s.dbErr(err, "session of "+se.IdentityID+": authenticator "+aid)
