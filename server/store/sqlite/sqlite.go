@@ -203,6 +203,9 @@ func (s *Store) openConns(ctx context.Context, nread int) error {
 			return nil, fmt.Errorf("sqlite: connect: %w", err)
 		}
 		cn := &conn{c: c}
+		if db == s.w && !s.ro {
+			cn.heads = newHeadCache() // the writer's (heads.go)
+		}
 		all = append(all, cn)
 		return cn, nil
 	}
