@@ -65,8 +65,9 @@
 // bytes. It runs in the background, not on the request path (a TRUNCATE
 // checkpoint waits for the readers of older snapshots and holds off new
 // writers while it waits): the commit of the wipe wakes a goroutine with a
-// connection of its own, which tries with a short busy timeout until the
-// checkpoint completes. The window: wiped key material is gone from the
+// connection of its own, which waits an eighth of the window (so that the
+// wipes of that time share one checkpoint) and then tries with a short
+// busy timeout until the checkpoint completes. The window: wiped key material is gone from the
 // database file and its -wal file within ScrubWindow (2 s) of the wipe's
 // commit, or of the end of a read transaction that was open at the wipe
 // and lasted longer; a warning is logged when it takes longer. Close
