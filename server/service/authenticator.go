@@ -535,15 +535,11 @@ func (s *Service) Reactivate(ctx context.Context, by domain.Actor, identityID, a
 		if a.IdentityID != identityID {
 			return domain.Change{}, fmt.Errorf("service: %w: authenticator %s", ErrNotFound, aid)
 		}
-		id, err := s.st.Identity(ctx, identityID)
+		set, err := s.authenticatorSet(ctx, identityID)
 		if err != nil {
-			return domain.Change{}, storeErr(err, "identity "+identityID)
+			return domain.Change{}, err
 		}
-		others, err := s.st.ListAuthenticators(ctx, identityID)
-		if err != nil {
-			return domain.Change{}, storeErr(err, "authenticators of "+identityID)
-		}
-		return s.policy.Reactivate(id, a, by, others, s.clock())
+		return s.policy.Reactivate(set.Identity, a, by, set.Authenticators, s.clock())
 	})
 	if err != nil {
 		return AuthenticatorView{}, err
