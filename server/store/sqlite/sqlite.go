@@ -71,10 +71,6 @@ type Store struct {
 	synchronous string
 }
 
-// writeCacheKiB is the page cache of the write connection (PRAGMA
-// cache_size).
-const writeCacheKiB = 64 << 10
-
 // memSeq numbers in-memory databases so that each Open gets its own.
 var memSeq atomic.Uint64
 
@@ -149,10 +145,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// The statement journal of each op's savepoint (batch.go) in
 		// memory: in a file it cost a write per page an op changed (and
 		// would leave the old pages, wiped keys among them, in a
-		// temporary file). The writer's cache is its own: nobody else
-		// changes the pages it holds, so a large one saves reads.
+		// temporary file).
 		wq.Add("_pragma", "temp_store(MEMORY)")
-		wq.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writeCacheKiB))
 		w, err := sql.Open("sqlite", name+"?"+wq.Encode())
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
