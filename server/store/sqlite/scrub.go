@@ -100,6 +100,13 @@ func (s *Store) runScrubber(sc *scrubber) {
 		case <-sc.wake:
 		default:
 		}
+		// A passive checkpoint first copies the log into the database
+		// while the writer goes on; the truncating one, which holds the
+		// writer off while it runs, then has only what came since to
+		// copy. Its outcome does not matter: the truncating one checks.
+		sc.mu.Lock()
+		_, _ = sc.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		sc.mu.Unlock()
 		warned := false
 		for {
 			sc.mu.Lock()
