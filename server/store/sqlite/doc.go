@@ -47,7 +47,10 @@
 // its chains (audit_heads) inside the write transaction, links its records
 // to them and moves them, and (identity_id, seq) is the primary key, so
 // every chain has one head whatever the locking; an append that loses a
-// race for a seq is retried.
+// race for a seq is retried. The writer carries the heads it read or moved
+// from one op and batch to the next instead of reading them again, and
+// forgets them when an op or batch is rolled back or when another
+// connection appended to the log (heads.go).
 //
 // An in-memory database (path "" or ":memory:", for tests) uses one
 // connection for everything, because each connection to :memory: would be
