@@ -28,8 +28,9 @@ var _ kind = (*appKind)(nil)
 
 // add adds a pending app and starts its activation. The PIN's format and
 // strength and the lifecycle rules are checked before the PIN is hashed.
-func (k *appKind) add(ctx context.Context, by domain.Actor, id domain.Identity, aid string, req AddRequest) (AddResult, error) {
+func (k *appKind) add(ctx context.Context, by domain.Actor, set *store.AuthenticatorSet, aid string, req AddRequest) (AddResult, error) {
 	s := k.s
+	id := &set.Identity
 	_, der, err := parseAppKey("public_key", req.PublicKey)
 	if err != nil {
 		return AddResult{}, err
@@ -43,7 +44,7 @@ func (k *appKind) add(ctx context.Context, by domain.Actor, id domain.Identity, 
 		return AddResult{}, err
 	}
 	n := newAuth{id: aid, kind: device.KindApp, ref: domain.Ref{CredentialID: appKeyID(der)}, label: req.Label}
-	c, version, err := s.addChange(ctx, id, n, by)
+	c, err := s.addChange(ctx, set, n, by)
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -51,7 +52,7 @@ func (k *appKind) add(ctx context.Context, by domain.Actor, id domain.Identity, 
 	if err != nil {
 		return AddResult{}, err
 	}
-	if c, err = s.create(ctx, id, n, c, version, store.Element{App: &store.AppElement{PublicKey: der, PINVerifier: verifier}}, by); err != nil {
+	if c, err = s.create(ctx, set, n, c, store.Element{App: &store.AppElement{PublicKey: der, PINVerifier: verifier}}, by); err != nil {
 		return AddResult{}, err
 	}
 	challenge, err := s.random(challengeLen)
@@ -70,7 +71,7 @@ func (k *appKind) add(ctx context.Context, by domain.Actor, id domain.Identity, 
 }
 
 // activate checks the app's signature over its activation challenge.
-func (k *appKind) activate(ctx context.Context, by domain.Actor, id domain.Identity, a *domain.Authenticator, aid string, req ActivateRequest) (AuthenticatorView, error) {
+func (k *appKind) activate(ctx context.Context, by domain.Actor, set *store.AuthenticatorSet, a *domain.Authenticator, aid string, req ActivateRequest) (AuthenticatorView, error) {
 	s := k.s
 	if req.Code != "" || req.Credential != nil {
 		return AuthenticatorView{}, invalid("an app is activated with a ceremony and a signature")
@@ -92,7 +93,7 @@ func (k *appKind) activate(ctx context.Context, by domain.Actor, id domain.Ident
 			return AuthenticatorView{}, s.recordPendingFailure(ctx, by, a, domain.CauseBadSignature, "signature", 0)
 		}
 	}
-	return s.activateWith(ctx, by, id, *a)
+	return s.activateWith(ctx, by, set.Identity, *a)
 }
 
 // check verifies the app's signature over the login challenge, then its

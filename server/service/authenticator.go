@@ -122,29 +122,38 @@ func (s *Service) AddAuthenticator(ctx context.Context, by domain.Actor, identit
 	if err := checkFields(kind, req); err != nil {
 		return AddResult{}, err
 	}
-	id, err := s.st.Identity(ctx, identityID)
+	set, err := s.authenticatorSet(ctx, identityID)
 	if err != nil {
-		return AddResult{}, storeErr(err, "identity "+identityID)
+		return AddResult{}, err
 	}
-	if err := s.cancelExpired(ctx, identityID); err != nil {
+	if set, err = s.cancelExpired(ctx, set); err != nil {
 		return AddResult{}, err
 	}
 	aid, err := s.newID(idPrefix[kind])
 	if err != nil {
 		return AddResult{}, err
 	}
-	return s.kinds[kind].add(ctx, by, id, aid, req)
+	return s.kinds[kind].add(ctx, by, &set, aid, req)
 }
 
-// cancelExpired cancels the pending authenticators of identity identityID
-// whose activation window closed (domain.Policy.PendingExpiry).
-func (s *Service) cancelExpired(ctx context.Context, identityID string) error {
-	list, err := s.st.ListAuthenticators(ctx, identityID)
+// authenticatorSet reads identity identityID with its authenticators and
+// the version of the set, in one store read: what an add or an activation
+// works from.
+func (s *Service) authenticatorSet(ctx context.Context, identityID string) (store.AuthenticatorSet, error) {
+	set, err := s.st.AuthenticatorSet(ctx, identityID)
 	if err != nil {
-		return storeErr(err, "authenticators of "+identityID)
+		return store.AuthenticatorSet{}, storeErr(err, "identity "+identityID)
 	}
+	return set, nil
+}
+
+// cancelExpired cancels the pending authenticators of the identity of set
+// whose activation window closed (domain.Policy.PendingExpiry), and returns
+// the set as it is then (read again when it cancelled any).
+func (s *Service) cancelExpired(ctx context.Context, set store.AuthenticatorSet) (store.AuthenticatorSet, error) {
 	now := s.clock()
-	for _, a := range list {
+	cancelled := false
+	for _, a := range set.Authenticators {
 		if !s.policy.PendingExpired(a, now) {
 			continue
 		}
@@ -152,10 +161,14 @@ func (s *Service) cancelExpired(ctx context.Context, identityID string) error {
 			return s.policy.Cancel(a, domain.System("expiry"), s.clock())
 		})
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			return err
+			return store.AuthenticatorSet{}, err
 		}
+		cancelled = true
 	}
-	return nil
+	if !cancelled {
+		return set, nil
+	}
+	return s.authenticatorSet(ctx, set.Identity.ID)
 }
 
 // checkFields refuses fields that do not apply to kind and requires the
@@ -208,21 +221,16 @@ type newAuth struct {
 }
 
 // candidates returns what domain.Policy.CheckAdd needs: the identity's
-// authenticators with those of any identity that share ref, the
-// tombstones of ref, and the version of the identity's authenticator set,
-// which store.CreateAuthenticatorAt checks.
-func (s *Service) candidates(ctx context.Context, identityID string, ref domain.Ref) ([]domain.Authenticator, []domain.Tombstone, uint64, error) {
-	set, err := s.st.AuthenticatorSet(ctx, identityID)
-	if err != nil {
-		return nil, nil, 0, storeErr(err, "identity "+identityID)
-	}
+// authenticators (those of set) with those of any identity that share ref,
+// and the tombstones of ref.
+func (s *Service) candidates(ctx context.Context, set *store.AuthenticatorSet, ref domain.Ref) ([]domain.Authenticator, []domain.Tombstone, error) {
 	own := set.Authenticators
 	if ref.Serial == "" && ref.CredentialID == "" {
-		return own, nil, set.Version, nil
+		return own, nil, nil
 	}
 	found, err := s.st.FindAuthenticators(ctx, ref)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, err
 	}
 	seen := map[string]bool{}
 	for _, a := range own {
@@ -235,38 +243,59 @@ func (s *Service) candidates(ctx context.Context, identityID string, ref domain.
 	}
 	tombs, err := s.st.FindTombstones(ctx, ref)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, err
 	}
-	return own, tombs, set.Version, nil
+	return own, tombs, nil
 }
 
-// addChange runs domain.Policy.Add for n (and domain.Policy.Activate when
-// n.activate), auditing a refusal. It returns the change with the version
-// of the identity's authenticator set it was checked against.
-func (s *Service) addChange(ctx context.Context, id domain.Identity, n newAuth, by domain.Actor) (domain.Change, uint64, error) {
-	existing, tombs, version, err := s.candidates(ctx, id.ID, n.ref)
-	if err != nil {
-		return domain.Change{}, 0, err
-	}
+// addChange runs domain.Policy.Add for n against set (and
+// domain.Policy.Activate when n.activate), auditing a refusal. The change
+// is checked against set.Version, which store.CreateAuthenticatorAt
+// guards.
+//
+// A chip is checked against the identity's own authenticators only: its
+// reference is a credential ID, new from the chip (or a placeholder while
+// its registration is pending), and one that another authenticator holds
+// or a tombstone revokes was registered before, which the store refuses
+// for good (store.ErrDuplicate: create then says which rule refuses it).
+// Only when the own authenticators refuse the add are the others and the
+// tombstones read, so that the refusal names the first rule it breaks.
+func (s *Service) addChange(ctx context.Context, set *store.AuthenticatorSet, n newAuth, by domain.Actor) (domain.Change, error) {
+	id := set.Identity
+	req := domain.AddRequest{ID: n.id, Kind: n.kind, Ref: n.ref, Label: n.label}
 	now := s.clock()
-	c, err := s.policy.Add(id, existing, tombs, domain.AddRequest{ID: n.id, Kind: n.kind, Ref: n.ref, Label: n.label}, by, now)
+	var (
+		c   domain.Change
+		err error
+	)
+	ownOnly := n.kind == device.KindChip
+	if ownOnly {
+		c, err = s.policy.Add(id, set.Authenticators, nil, req, by, now)
+	}
+	if !ownOnly || err != nil {
+		existing, tombs, cerr := s.candidates(ctx, set, n.ref)
+		if cerr != nil {
+			return domain.Change{}, cerr
+		}
+		c, err = s.policy.Add(id, existing, tombs, req, by, now)
+	}
 	if err != nil {
 		s.auditRefusal(ctx, err, by)
-		return domain.Change{}, 0, err
+		return domain.Change{}, err
 	}
 	if !n.activate {
-		return c, version, nil
+		return c, nil
 	}
 	act, err := s.policy.Activate(id, c.Authenticator, by, now)
 	if err != nil {
 		s.auditRefusal(ctx, err, by)
-		return domain.Change{}, 0, err
+		return domain.Change{}, err
 	}
-	return domain.Change{Authenticator: act.Authenticator, Events: append(c.Events, act.Events...)}, version, nil
+	return domain.Change{Authenticator: act.Authenticator, Events: append(c.Events, act.Events...)}, nil
 }
 
-// create stores c, the change addChange made for n from the authenticator
-// set at version, with its element, and returns the change stored.
+// create stores c, the change addChange made for n from set, with its
+// element, and returns the change stored.
 //
 // Quotas (DESIGN §1) hold under concurrent adds, also across replicas:
 // the store refuses c with store.ErrConflict when another authenticator
@@ -277,13 +306,13 @@ func (s *Service) addChange(ctx context.Context, id domain.Identity, n newAuth, 
 // times. A uniqueness conflict the checks did not see (a concurrent add of
 // the same serial or credential to another identity) is reported as the
 // domain error the checks give now.
-func (s *Service) create(ctx context.Context, id domain.Identity, n newAuth, c domain.Change, version uint64, el store.Element, by domain.Actor) (domain.Change, error) {
+func (s *Service) create(ctx context.Context, set *store.AuthenticatorSet, n newAuth, c domain.Change, el store.Element, by domain.Actor) (domain.Change, error) {
 	for try := 0; ; try++ {
 		var err error
 		if n.spent != nil {
-			err = s.st.CreateRegistered(ctx, c, el, version, *n.spent)
+			err = s.st.CreateRegistered(ctx, c, el, set.Version, *n.spent)
 		} else {
-			err = s.st.CreateAuthenticatorAt(ctx, c, el, version)
+			err = s.st.CreateAuthenticatorAt(ctx, c, el, set.Version)
 		}
 		if err == nil {
 			s.logChange(ctx, c.Events)
@@ -294,21 +323,20 @@ func (s *Service) create(ctx context.Context, id domain.Identity, n newAuth, c d
 		}
 		switch {
 		case errors.Is(err, store.ErrConflict) && try < s.retries:
-			identityID := id.ID
-			if id, err = s.st.Identity(ctx, identityID); err != nil {
-				return domain.Change{}, storeErr(err, "identity "+identityID)
+			if *set, err = s.authenticatorSet(ctx, set.Identity.ID); err != nil {
+				return domain.Change{}, err
 			}
-			if c, version, err = s.addChange(ctx, id, n, by); err != nil {
+			if c, err = s.addChange(ctx, set, n, by); err != nil {
 				return domain.Change{}, err
 			}
 			continue
 		case !errors.Is(err, store.ErrDuplicate):
-			return domain.Change{}, storeErr(err, "identity "+id.ID)
+			return domain.Change{}, storeErr(err, "identity "+set.Identity.ID)
 		}
 		a := c.Authenticator
-		existing, tombs, _, cerr := s.candidates(ctx, id.ID, a.Ref)
+		existing, tombs, cerr := s.candidates(ctx, set, a.Ref)
 		if cerr == nil {
-			if cerr = s.policy.CheckAdd(id, existing, a.Kind, a.Ref, tombs); cerr != nil {
+			if cerr = s.policy.CheckAdd(set.Identity, existing, a.Kind, a.Ref, tombs); cerr != nil {
 				s.auditRefusal(ctx, cerr, by)
 				return domain.Change{}, cerr
 			}
@@ -319,7 +347,7 @@ func (s *Service) create(ctx context.Context, id domain.Identity, n newAuth, c d
 
 // createActive adds and activates an authenticator in one store write
 // (passwords, and chips once their attestation is verified).
-func (s *Service) createActive(ctx context.Context, id domain.Identity, aid string, kind device.Kind, ref domain.Ref, label string, by domain.Actor, el store.Element, spent *store.Ceremony) (domain.Authenticator, error) {
+func (s *Service) createActive(ctx context.Context, set *store.AuthenticatorSet, aid string, kind device.Kind, ref domain.Ref, label string, by domain.Actor, el store.Element, spent *store.Ceremony) (domain.Authenticator, error) {
 	if aid == "" {
 		var err error
 		if aid, err = s.newID(idPrefix[kind]); err != nil {
@@ -327,11 +355,11 @@ func (s *Service) createActive(ctx context.Context, id domain.Identity, aid stri
 		}
 	}
 	n := newAuth{id: aid, kind: kind, ref: ref, label: label, activate: true, spent: spent}
-	c, version, err := s.addChange(ctx, id, n, by)
+	c, err := s.addChange(ctx, set, n, by)
 	if err != nil {
 		return domain.Authenticator{}, err
 	}
-	if c, err = s.create(ctx, id, n, c, version, el, by); err != nil {
+	if c, err = s.create(ctx, set, n, c, el, by); err != nil {
 		return domain.Authenticator{}, err
 	}
 	return c.Authenticator, nil
@@ -399,31 +427,37 @@ func (s *Service) Activate(ctx context.Context, by domain.Actor, identityID, aid
 	if err := authorize(by, identityID, false); err != nil {
 		return AuthenticatorView{}, err
 	}
-	id, err := s.st.Identity(ctx, identityID)
+	// The identity with its authenticators, in one read: aid among them,
+	// or a chip whose registration stores it now.
+	set, err := s.authenticatorSet(ctx, identityID)
 	if err != nil {
-		return AuthenticatorView{}, storeErr(err, "identity "+identityID)
+		return AuthenticatorView{}, err
 	}
-	a, err := s.st.Authenticator(ctx, aid)
-	if errors.Is(err, store.ErrNotFound) && req.Credential != nil {
-		return s.kinds[device.KindChip].activate(ctx, by, id, nil, aid, req)
+	for i := range set.Authenticators {
+		if a := &set.Authenticators[i]; a.ID == aid {
+			return s.kinds[a.Kind].activate(ctx, by, &set, a, aid, req)
+		}
 	}
-	if err != nil {
-		return AuthenticatorView{}, storeErr(err, "authenticator "+aid)
+	if req.Credential != nil {
+		return s.kinds[device.KindChip].activate(ctx, by, &set, nil, aid, req)
 	}
-	if a.IdentityID != identityID {
-		return AuthenticatorView{}, fmt.Errorf("service: %w: authenticator %s", ErrNotFound, aid)
-	}
-	return s.kinds[a.Kind].activate(ctx, by, id, &a, aid, req)
+	return AuthenticatorView{}, fmt.Errorf("service: %w: authenticator %s", ErrNotFound, aid)
 }
 
 // activateWith applies domain.Policy.Activate to a, whose possession was
-// proven (or which needs no proof), and returns its view.
+// proven (or which needs no proof), and returns its view. id is the
+// identity as read for the request; a retry after a conflict reads it
+// again.
 func (s *Service) activateWith(ctx context.Context, by domain.Actor, id domain.Identity, a domain.Authenticator) (AuthenticatorView, error) {
+	fresh := true
 	c, err := s.applyAuth(ctx, a.ID, by, func(a domain.Authenticator) (domain.Change, error) {
-		id, err := s.st.Identity(ctx, id.ID)
-		if err != nil {
-			return domain.Change{}, storeErr(err, "identity "+id.ID)
+		if !fresh {
+			var err error
+			if id, err = s.st.Identity(ctx, id.ID); err != nil {
+				return domain.Change{}, storeErr(err, "identity "+id.ID)
+			}
 		}
+		fresh = false
 		return s.policy.Activate(id, a, by, s.clock())
 	})
 	if err != nil {
@@ -484,7 +518,7 @@ func (s *Service) Block(ctx context.Context, by domain.Actor, identityID, aid st
 	if err != nil {
 		return AuthenticatorView{}, err
 	}
-	return s.view(ctx, &c.Authenticator)
+	return s.changedView(ctx, &c)
 }
 
 // Reactivate lifts the suspension of authenticator aid of identity
@@ -501,15 +535,11 @@ func (s *Service) Reactivate(ctx context.Context, by domain.Actor, identityID, a
 		if a.IdentityID != identityID {
 			return domain.Change{}, fmt.Errorf("service: %w: authenticator %s", ErrNotFound, aid)
 		}
-		id, err := s.st.Identity(ctx, identityID)
+		set, err := s.authenticatorSet(ctx, identityID)
 		if err != nil {
-			return domain.Change{}, storeErr(err, "identity "+identityID)
+			return domain.Change{}, err
 		}
-		others, err := s.st.ListAuthenticators(ctx, identityID)
-		if err != nil {
-			return domain.Change{}, storeErr(err, "authenticators of "+identityID)
-		}
-		return s.policy.Reactivate(id, a, by, others, s.clock())
+		return s.policy.Reactivate(set.Identity, a, by, set.Authenticators, s.clock())
 	})
 	if err != nil {
 		return AuthenticatorView{}, err

@@ -21,12 +21,13 @@ type chipKind struct{ s *Service }
 var _ kind = (*chipKind)(nil)
 
 // add checks that a chip may be added and starts its registration.
-func (k *chipKind) add(ctx context.Context, by domain.Actor, id domain.Identity, aid string, req AddRequest) (AddResult, error) {
+func (k *chipKind) add(ctx context.Context, by domain.Actor, set *store.AuthenticatorSet, aid string, req AddRequest) (AddResult, error) {
 	s := k.s
+	id := &set.Identity
 	// The credential ID is not known yet; a placeholder lets the domain
 	// check the actor, the identity's state and the quota now. activate
 	// checks again with the real credential.
-	c, _, err := s.addChange(ctx, id, newAuth{id: aid, kind: device.KindChip, ref: domain.Ref{CredentialID: "pending:" + aid}, label: req.Label}, by)
+	c, err := s.addChange(ctx, set, newAuth{id: aid, kind: device.KindChip, ref: domain.Ref{CredentialID: "pending:" + aid}, label: req.Label}, by)
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -39,11 +40,7 @@ func (k *chipKind) add(ctx context.Context, by domain.Actor, id domain.Identity,
 	if err != nil {
 		return AddResult{}, err
 	}
-	own, err := s.st.ListAuthenticators(ctx, id.ID)
-	if err != nil {
-		return AddResult{}, storeErr(err, "authenticators of "+id.ID)
-	}
-	opts := s.creationOptions(id.ID, challenge, own)
+	opts := s.creationOptions(id.ID, challenge, set.Authenticators)
 	pending := c.Authenticator
 	pending.CredentialID = ""
 	return AddResult{
@@ -53,13 +50,14 @@ func (k *chipKind) add(ctx context.Context, by domain.Actor, id domain.Identity,
 }
 
 // activate verifies the chip's registration and stores it, active.
-func (k *chipKind) activate(ctx context.Context, by domain.Actor, id domain.Identity, a *domain.Authenticator, aid string, req ActivateRequest) (AuthenticatorView, error) {
+func (k *chipKind) activate(ctx context.Context, by domain.Actor, set *store.AuthenticatorSet, a *domain.Authenticator, aid string, req ActivateRequest) (AuthenticatorView, error) {
 	s := k.s
+	id := &set.Identity
 	if a != nil {
 		if req.Code != "" || req.Signature != "" {
 			return AuthenticatorView{}, invalid("a chip is not activated with a code or a signature")
 		}
-		return s.activateWith(ctx, by, id, *a)
+		return s.activateWith(ctx, by, *id, *a)
 	}
 	if req.Code != "" || req.Signature != "" {
 		return AuthenticatorView{}, invalid("a chip is activated with a ceremony and a credential")
@@ -94,11 +92,12 @@ func (k *chipKind) activate(ctx context.Context, by domain.Actor, id domain.Iden
 	// not used: by default a certificate is a batch certificate shared by
 	// every chip of a model (FIDO's privacy rules), so it names no chip.
 	ref := domain.Ref{CredentialID: domain.EncodeCredentialID(reg.CredentialID)}
-	n, err := s.createActive(ctx, id, aid, device.KindChip, ref, d.Label, by, el, &spent)
+	n, err := s.createActive(ctx, set, aid, device.KindChip, ref, d.Label, by, el, &spent)
 	if err != nil {
 		return AuthenticatorView{}, err
 	}
-	return s.view(ctx, &n)
+	// Stored as it is here: nothing to read back.
+	return viewAuthenticator(&n, &el), nil
 }
 
 // check verifies the assertion of a login with chip a; the signature

@@ -34,11 +34,11 @@ type codeKind struct{ s *Service }
 var _ kind = (*codeKind)(nil)
 
 // add adds a pending code device whose secret was imported.
-func (k *codeKind) add(ctx context.Context, by domain.Actor, id domain.Identity, aid string, req AddRequest) (AddResult, error) {
+func (k *codeKind) add(ctx context.Context, by domain.Actor, set *store.AuthenticatorSet, aid string, req AddRequest) (AddResult, error) {
 	s := k.s
 	kind, _ := device.ParseKind(req.Kind)
 	n := newAuth{id: aid, kind: kind, ref: domain.Ref{Serial: req.Serial}, label: req.Label}
-	c, version, err := s.addChange(ctx, id, n, by)
+	c, err := s.addChange(ctx, set, n, by)
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -52,7 +52,7 @@ func (k *codeKind) add(ctx context.Context, by domain.Actor, id domain.Identity,
 	if err := s.unlocked(&im); err != nil {
 		return AddResult{}, err
 	}
-	if c, err = s.create(ctx, id, n, c, version, store.Element{}, by); err != nil {
+	if c, err = s.create(ctx, set, n, c, store.Element{}, by); err != nil {
 		return AddResult{}, err
 	}
 	v := viewAuthenticator(&c.Authenticator, nil)
@@ -72,7 +72,8 @@ func (s *Service) unlocked(im *store.Import) error {
 // the attempt is reserved against the serial's import, the code is
 // checked against the imported secret, and the activation takes the
 // secret in the same write.
-func (k *codeKind) activate(ctx context.Context, by domain.Actor, id domain.Identity, a *domain.Authenticator, aid string, req ActivateRequest) (AuthenticatorView, error) {
+func (k *codeKind) activate(ctx context.Context, by domain.Actor, set *store.AuthenticatorSet, a *domain.Authenticator, aid string, req ActivateRequest) (AuthenticatorView, error) {
+	id := set.Identity
 	s := k.s
 	if req.Ceremony != "" || req.Credential != nil || req.Signature != "" {
 		return AuthenticatorView{}, invalid("a code device is activated with a code only")

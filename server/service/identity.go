@@ -76,10 +76,13 @@ func (s *Service) CreateIdentity(ctx context.Context, by domain.Actor, req Creat
 		return IdentityView{}, storeErr(err, "identity "+id)
 	}
 	s.logChange(ctx, c.Events)
+	v := newIdentityView(&c.Identity, len(first))
 	for i := range first {
 		s.logChange(ctx, first[i].Change.Events)
+		// Stored as they are here: nothing to read back.
+		v.Authenticators = append(v.Authenticators, viewAuthenticator(&first[i].Change.Authenticator, &first[i].Element))
 	}
-	return s.identityView(ctx, id)
+	return v, nil
 }
 
 // firstAuthenticator returns the change that adds and activates a new
@@ -114,22 +117,12 @@ func (s *Service) Identity(ctx context.Context, by domain.Actor, id string) (Ide
 }
 
 func (s *Service) identityView(ctx context.Context, id string) (IdentityView, error) {
-	i, err := s.st.Identity(ctx, id)
+	set, err := s.authenticatorSet(ctx, id)
 	if err != nil {
-		return IdentityView{}, storeErr(err, "identity "+id)
+		return IdentityView{}, err
 	}
-	list, err := s.st.ListAuthenticators(ctx, id)
-	if err != nil {
-		return IdentityView{}, storeErr(err, "authenticators of "+id)
-	}
-	v := IdentityView{
-		ID:             i.ID,
-		State:          string(i.State),
-		BlockedReason:  string(i.BlockedReason),
-		CreatedAt:      utc(i.CreatedAt),
-		Version:        i.Version,
-		Authenticators: make([]AuthenticatorView, 0, len(list)),
-	}
+	list := set.Authenticators
+	v := newIdentityView(&set.Identity, len(list))
 	for k := range list {
 		av, err := s.view(ctx, &list[k])
 		if err != nil {
@@ -138,6 +131,18 @@ func (s *Service) identityView(ctx context.Context, id string) (IdentityView, er
 		v.Authenticators = append(v.Authenticators, av)
 	}
 	return v, nil
+}
+
+// newIdentityView returns the view of i, with room for n authenticators.
+func newIdentityView(i *domain.Identity, n int) IdentityView {
+	return IdentityView{
+		ID:             i.ID,
+		State:          string(i.State),
+		BlockedReason:  string(i.BlockedReason),
+		CreatedAt:      utc(i.CreatedAt),
+		Version:        i.Version,
+		Authenticators: make([]AuthenticatorView, 0, n),
+	}
 }
 
 // view loads the element of a and returns the view of both.
@@ -150,6 +155,18 @@ func (s *Service) view(ctx context.Context, a *domain.Authenticator) (Authentica
 		return AuthenticatorView{}, storeErr(err, "the element of "+a.ID)
 	}
 	return viewAuthenticator(a, &el), nil
+}
+
+// changedView returns the view of the authenticator of change c, just
+// stored. When c wiped its element, the view says so without reading it:
+// every stored authenticator has an element but a code device that never
+// proved possession, whose element (if any) is read as view does.
+func (s *Service) changedView(ctx context.Context, c *domain.Change) (AuthenticatorView, error) {
+	a := &c.Authenticator
+	if !c.WipeSecret || c.Remove || a.Kind == device.KindCodeDisplay || a.Kind == device.KindAudioCodeReader {
+		return s.view(ctx, a)
+	}
+	return viewAuthenticator(a, &store.Element{WipedAt: s.clock()}), nil
 }
 
 // BlockIdentity blocks identity id temporarily on suspected misuse

@@ -12,16 +12,18 @@ import (
 // the store writes) is shared, in authenticator.go and login.go. Each kind
 // lives in its own file: password.go, app.go, chip.go, code.go.
 type kind interface {
-	// add adds an authenticator of this kind, with ID aid, to identity id
+	// add adds an authenticator of this kind, with ID aid, to the
+	// identity of set (as read for this request, with its authenticators)
 	// for by: it checks req's fields, runs the lifecycle rules
 	// (Service.addChange: the identity's state, quotas, revoked serials
 	// and credentials) before any costly work such as hashing a PIN or a
 	// password, and stores the authenticator, pending or active.
-	add(ctx context.Context, by domain.Actor, id domain.Identity, aid string, req AddRequest) (AddResult, error)
-	// activate makes authenticator aid of identity id active with the
-	// proof of possession in req. a is the stored authenticator, nil for
-	// a chip, which is stored only once its registration is verified.
-	activate(ctx context.Context, by domain.Actor, id domain.Identity, a *domain.Authenticator, aid string, req ActivateRequest) (AuthenticatorView, error)
+	add(ctx context.Context, by domain.Actor, set *store.AuthenticatorSet, aid string, req AddRequest) (AddResult, error)
+	// activate makes authenticator aid of the identity of set active with
+	// the proof of possession in req. a is the stored authenticator (of
+	// set), nil for a chip, which is stored only once its registration is
+	// verified.
+	activate(ctx context.Context, by domain.Actor, set *store.AuthenticatorSet, a *domain.Authenticator, aid string, req ActivateRequest) (AuthenticatorView, error)
 	// check checks the login proof p against the active authenticator a,
 	// for the login ceremony c (nil for the password, which is checked
 	// first and needs none). It refuses malformed

@@ -20,7 +20,7 @@ var _ kind = (*passwordKind)(nil)
 // add adds an active password. The lifecycle rules (the identity's state,
 // the quota of one password) are checked before the password is hashed,
 // so a refused request costs no argon2id work.
-func (k *passwordKind) add(ctx context.Context, by domain.Actor, id domain.Identity, aid string, req AddRequest) (AddResult, error) {
+func (k *passwordKind) add(ctx context.Context, by domain.Actor, set *store.AuthenticatorSet, aid string, req AddRequest) (AddResult, error) {
 	s := k.s
 	// The text is checked (NFC, valid UTF-8, length) before anything else;
 	// it is hashed only once the add is allowed.
@@ -28,7 +28,7 @@ func (k *passwordKind) add(ctx context.Context, by domain.Actor, id domain.Ident
 		return AddResult{}, passwordErr(err)
 	}
 	n := newAuth{id: aid, kind: device.KindPassword, label: req.Label, activate: true}
-	c, version, err := s.addChange(ctx, id, n, by)
+	c, err := s.addChange(ctx, set, n, by)
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -36,7 +36,7 @@ func (k *passwordKind) add(ctx context.Context, by domain.Actor, id domain.Ident
 	if err != nil {
 		return AddResult{}, passwordErr(err)
 	}
-	if c, err = s.create(ctx, id, n, c, version, store.Element{Password: &store.PasswordElement{Verifier: verifier}}, by); err != nil {
+	if c, err = s.create(ctx, set, n, c, store.Element{Password: &store.PasswordElement{Verifier: verifier}}, by); err != nil {
 		return AddResult{}, err
 	}
 	v, err := s.view(ctx, &c.Authenticator)
@@ -47,11 +47,11 @@ func (k *passwordKind) add(ctx context.Context, by domain.Actor, id domain.Ident
 }
 
 // activate has nothing to do: a password is active from the start.
-func (k *passwordKind) activate(ctx context.Context, by domain.Actor, id domain.Identity, a *domain.Authenticator, aid string, req ActivateRequest) (AuthenticatorView, error) {
+func (k *passwordKind) activate(ctx context.Context, by domain.Actor, set *store.AuthenticatorSet, a *domain.Authenticator, aid string, req ActivateRequest) (AuthenticatorView, error) {
 	if req.Ceremony != "" || req.Credential != nil || req.Code != "" || req.Signature != "" {
 		return AuthenticatorView{}, invalid("a password is active from the start; there is nothing to activate it with")
 	}
-	return k.s.activateWith(ctx, by, id, *a)
+	return k.s.activateWith(ctx, by, set.Identity, *a)
 }
 
 // check verifies a password against the argon2id verifier.

@@ -134,11 +134,11 @@ type Authenticators interface {
 	// error wrapping ErrSpent; it returns the errors of
 	// CreateAuthenticatorAt and PutCeremony too.
 	CreateRegistered(ctx context.Context, c domain.Change, el Element, version uint64, spent Ceremony) error
-	// AuthenticatorSet returns the authenticators of identity identityID
-	// (as ListAuthenticators) with the version of the set, the value
-	// CreateAuthenticatorAt checks. The version is read first: the list is
-	// at least as new as it. It returns an error wrapping ErrNotFound (no
-	// such identity).
+	// AuthenticatorSet returns identity identityID with its
+	// authenticators (as ListAuthenticators) and the version of the set,
+	// the value CreateAuthenticatorAt checks, all read at once (one
+	// snapshot): what an add needs, in one read. It returns an error
+	// wrapping ErrNotFound (no such identity).
 	AuthenticatorSet(ctx context.Context, identityID string) (AuthenticatorSet, error)
 	// Authenticator returns the authenticator with ID id, or an error
 	// wrapping ErrNotFound.
@@ -242,7 +242,9 @@ type Sealing interface {
 // are never deleted.
 type Tombstones interface {
 	// PutTombstone stores t. ApplyChange stores the tombstones of domain
-	// transitions; this is for imports and repairs. It returns an error
+	// transitions; this is for imports and repairs. A credential ID it
+	// names counts as registered from then on, as that of a tombstone of
+	// ApplyChange: CreateAuthenticator refuses it. It returns an error
 	// wrapping ErrInvalid (no authenticator ID) or ErrDuplicate (a tombstone
 	// for the authenticator exists).
 	PutTombstone(ctx context.Context, t domain.Tombstone) error

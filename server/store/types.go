@@ -218,7 +218,11 @@ const maxInt63 = 1<<63 - 1
 // (blocked is terminal; a cancelled one is deleted). An add computed from
 // a set that is older only by such changes counted too many, never too
 // few, so storing it keeps the quota.
+//
+// Identity is the identity itself, read with the set (one snapshot), so
+// that an add needs no read of its own.
 type AuthenticatorSet struct {
+	Identity       domain.Identity
 	Version        uint64
 	Authenticators []domain.Authenticator
 }

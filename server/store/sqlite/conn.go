@@ -18,6 +18,9 @@ import (
 type conn struct {
 	c     *sql.Conn
 	stmts []*sql.Stmt
+	// heads are the audit chains' heads the writer carries (heads.go);
+	// nil on a read connection.
+	heads *headCache
 }
 
 var _ sqlcore.Tx = (*conn)(nil)
@@ -44,7 +47,13 @@ func (c *conn) Exec(ctx context.Context, q *sqlcore.Stmt, args ...any) (int64, e
 	if err != nil {
 		return 0, err
 	}
+	if c.heads != nil && q == stmtCommit {
+		c.heads.beforeCommit(ctx, c)
+	}
 	res, err := st.ExecContext(ctx, args...)
+	if c.heads != nil {
+		c.heads.control(q, err == nil)
+	}
 	if err != nil {
 		return 0, err
 	}

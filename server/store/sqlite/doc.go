@@ -47,7 +47,10 @@
 // its chains (audit_heads) inside the write transaction, links its records
 // to them and moves them, and (identity_id, seq) is the primary key, so
 // every chain has one head whatever the locking; an append that loses a
-// race for a seq is retried.
+// race for a seq is retried. The writer carries the heads it read or moved
+// from one op and batch to the next instead of reading them again, and
+// forgets them when an op or batch is rolled back or when another
+// connection appended to the log (heads.go).
 //
 // An in-memory database (path "" or ":memory:", for tests) uses one
 // connection for everything, because each connection to :memory: would be
@@ -65,8 +68,9 @@
 // bytes. It runs in the background, not on the request path (a TRUNCATE
 // checkpoint waits for the readers of older snapshots and holds off new
 // writers while it waits): the commit of the wipe wakes a goroutine with a
-// connection of its own, which tries with a short busy timeout until the
-// checkpoint completes. The window: wiped key material is gone from the
+// connection of its own, which waits an eighth of the window (so that the
+// wipes of that time share one checkpoint) and then tries with a short
+// busy timeout until the checkpoint completes. The window: wiped key material is gone from the
 // database file and its -wal file within ScrubWindow (2 s) of the wipe's
 // commit, or of the end of a read transaction that was open at the wipe
 // and lasted longer; a warning is logged when it takes longer. Close

@@ -16,10 +16,13 @@ import (
 // checkpoint waits for the readers of older snapshots and blocks new
 // writers while it waits, so it is not run on the request path: the batch
 // that committed the wipe wakes the scrubber, a goroutine with a
-// connection of its own, and returns. The scrubber runs
-// PRAGMA wal_checkpoint(TRUNCATE) with a short busy timeout (scrubBusy),
-// and tries again every scrubRetry until it completes, so that no writer
-// waits long for it whatever the readers do.
+// connection of its own, and returns. The scrubber waits scrubDelay, so
+// that the wipes of that time share one checkpoint (a checkpoint per wipe
+// kept the writer waiting at its BEGIN most of the time when every
+// request blocked something), then runs PRAGMA wal_checkpoint(TRUNCATE)
+// with a short busy timeout (scrubBusy), and tries again every scrubRetry
+// until it completes, so that no writer waits long for it whatever the
+// readers do.
 //
 // ScrubWindow bounds the time from the commit of a wipe to the truncation
 // of the log, when no read transaction lasts longer than it; a read open
@@ -31,6 +34,7 @@ import (
 const ScrubWindow = 2 * time.Second
 
 const (
+	scrubDelay = ScrubWindow / 8        // from a wake to the checkpoint
 	scrubBusy  = 100 * time.Millisecond // the checkpoint's busy timeout
 	scrubRetry = 25 * time.Millisecond  // the pause between tries
 )
@@ -85,6 +89,24 @@ func (s *Store) runScrubber(sc *scrubber) {
 		case <-sc.wake:
 		}
 		start := time.Now()
+		select {
+		case <-sc.stop:
+			return // Close checkpoints on the write connection
+		case <-time.After(scrubDelay):
+		}
+		// The checkpoint below covers every wipe committed before it, so
+		// a wake that came meanwhile asks for nothing more.
+		select {
+		case <-sc.wake:
+		default:
+		}
+		// A passive checkpoint first copies the log into the database
+		// while the writer goes on; the truncating one, which holds the
+		// writer off while it runs, then has only what came since to
+		// copy. Its outcome does not matter: the truncating one checks.
+		sc.mu.Lock()
+		_, _ = sc.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		sc.mu.Unlock()
 		warned := false
 		for {
 			sc.mu.Lock()

@@ -166,6 +166,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// may lapse is committed with NORMAL, see batch.go).
 		wq.Add("_pragma", "journal_mode(WAL)")
 		wq.Add("_pragma", "synchronous(FULL)")
+		// The statement journal of each op's savepoint (batch.go) in
+		// memory: in a file it cost a write per page an op changed (and
+		// would leave the old pages, wiped keys among them, in a
+		// temporary file).
+		wq.Add("_pragma", "temp_store(MEMORY)")
 		w, err := sql.Open("sqlite", name+"?"+wq.Encode())
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -217,6 +222,9 @@ func (s *Store) openConns(ctx context.Context, nread int) error {
 			return nil, fmt.Errorf("sqlite: connect: %w", err)
 		}
 		cn := &conn{c: c}
+		if db == s.w && !s.ro {
+			cn.heads = newHeadCache() // the writer's (heads.go)
+		}
 		all = append(all, cn)
 		return cn, nil
 	}

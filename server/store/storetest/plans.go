@@ -20,6 +20,7 @@ type Planner interface {
 // when it repeats their predicate, and without them every login and add
 // reads the whole table.
 var indexedLookups = map[string][]string{
+	"identity-set":        {"authenticators_identity"},
 	"sign-advance":        {"authenticators_credential"},
 	"chip-live":           {"authenticators_credential"},
 	"serial-revoked":      {"tombstones_serial"},

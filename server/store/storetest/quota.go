@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -38,6 +39,15 @@ func (f *fixture) wantSet(identityID string, version uint64, ids ...string) {
 	}
 	if s.Version != version || fmt.Sprint(got) != fmt.Sprint(ids) {
 		f.t.Errorf("AuthenticatorSet(%s) = version %d %v, want version %d %v", identityID, s.Version, got, version, ids)
+	}
+	// The identity comes with the set, as Identity reads it.
+	id, err := f.s.Identity(f.ctx, identityID)
+	f.ok(err, "Identity(%s)", identityID)
+	if !reflect.DeepEqual(s.Identity, id) {
+		f.t.Errorf("AuthenticatorSet(%s).Identity = %+v, want %+v", identityID, s.Identity, id)
+	}
+	for i, a := range s.Authenticators {
+		f.sameAuth(a, f.authenticator(a.ID), fmt.Sprintf("AuthenticatorSet(%s)[%d]", identityID, i))
 	}
 }
 

@@ -24,6 +24,12 @@ func testTombstones(f *fixture) {
 	}
 	f.wantErr(f.s.PutTombstone(f.ctx, t1), store.ErrDuplicate, "PutTombstone twice")
 	f.wantErr(f.s.PutTombstone(f.ctx, domain.Tombstone{Kind: device.KindApp}), store.ErrInvalid, "PutTombstone without IDs")
+	// The credential of a tombstone is registered for good: nobody adds
+	// it again, whether the tombstone came from a block or from here.
+	f.identity("id-9")
+	again := f.pending("id-9", "chip-9", device.KindChip, domain.Ref{CredentialID: "C-1"})
+	f.wantErr(f.s.CreateAuthenticator(f.ctx, again, elementFor(device.KindChip, "chip-9")), store.ErrDuplicate,
+		"CreateAuthenticator with the credential ID of a tombstone")
 	for _, tc := range []struct {
 		ref  domain.Ref
 		want []domain.Tombstone

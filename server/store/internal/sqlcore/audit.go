@@ -32,18 +32,35 @@ const checkpointPage = 16
 // Every transaction takes the heads last (after the rows it changes) and
 // in one order, so two transactions never wait for each other in a cycle
 // over them.
+//
+// Where tx is a HeadCache (SQLite's one writer) a head it knows is not
+// read, and every head read or moved is handed to it.
 func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
 	chains := columns.AuditChains(events)
 	heads := make(map[string]*store.AuditRecord, len(chains))
+	cache, _ := tx.(HeadCache)
 	for _, id := range chains {
+		if cache != nil {
+			h, ok, err := cache.CachedHead(ctx, id)
+			if err != nil {
+				return err
+			}
+			if ok {
+				heads[id] = h
+				continue
+			}
+		}
 		h, err := s.lockAuditHead(ctx, tx, id)
 		if err != nil {
 			return err
 		}
 		heads[id] = h
+		if cache != nil {
+			cache.PutHead(id, h)
+		}
 	}
 	for _, e := range events {
 		r, err := store.Link(s.chain, heads[e.IdentityID], e)
@@ -57,6 +74,9 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 		if _, err := tx.Exec(ctx, s.q.auditInsert, args...); err != nil {
 			err = s.dbErr(err, fmt.Sprintf("append audit record %d of %q", r.Seq, r.IdentityID))
 			if errors.Is(err, store.ErrDuplicate) {
+				if cache != nil {
+					cache.DropHead(r.IdentityID)
+				}
 				return &SeqRace{err}
 			}
 			return err
@@ -67,6 +87,9 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 		h := heads[id]
 		if _, err := tx.Exec(ctx, s.q.auditHeadMove, id, int64(h.Seq), h.Hash); err != nil {
 			return s.dbErr(err, fmt.Sprintf("move the audit head of %q", id))
+		}
+		if cache != nil {
+			cache.PutHead(id, &store.AuditRecord{IdentityID: id, Seq: h.Seq, Hash: h.Hash})
 		}
 	}
 	return nil

@@ -206,25 +206,54 @@ func (s *Store) explainAuthUnique(err error, a *domain.Authenticator) string {
 	return ""
 }
 
-// AuthenticatorSet implements store.Authenticators.
+// AuthenticatorSet implements store.Authenticators with one statement:
+// the identity (with the version of its set) joined with its
+// authenticators, one snapshot of both.
 func (s *Store) AuthenticatorSet(ctx context.Context, identityID string) (store.AuthenticatorSet, error) {
 	var set store.AuthenticatorSet
 	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
-		// The version first: the list read after it is at least as new,
-		// so a create the list misses is one the version guard will see.
-		var v int64
-		if err := tx.QueryRow(ctx, s.q.setVersion, identityID).Scan(&v); err != nil {
-			return err
-		}
-		ver, err := s.col.FromI64(v, "authenticator set version")
+		rows, err := tx.Query(ctx, s.q.identitySet, identityID)
 		if err != nil {
 			return err
 		}
-		list, err := s.queryAuthenticators(ctx, tx, s.q.authsOfIdentity, identityID)
-		if err != nil {
+		defer rows.Close()
+		set = store.AuthenticatorSet{}
+		var (
+			ir    columns.IdentityRow
+			v     int64
+			ar    columns.AuthenticatorRow
+			found bool
+		)
+		dest := append(append(ir.Dest(), &v), ar.Dest()...)
+		for rows.Next() {
+			ar = columns.AuthenticatorRow{}
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			if !found {
+				found = true
+				if set.Identity, err = s.col.Identity(&ir); err != nil {
+					return err
+				}
+				if set.Version, err = s.col.FromI64(v, "authenticator set version"); err != nil {
+					return err
+				}
+			}
+			if ar.A.ID == "" {
+				continue // the identity has no authenticator
+			}
+			a, err := s.col.Authenticator(&ar)
+			if err != nil {
+				return err
+			}
+			set.Authenticators = append(set.Authenticators, a)
+		}
+		if err := rows.Err(); err != nil {
 			return err
 		}
-		set = store.AuthenticatorSet{Version: ver, Authenticators: list}
+		if !found {
+			return ErrNoRows
+		}
 		return nil
 	})
 	if err != nil {

@@ -1,6 +1,10 @@
 package sqlcore
 
-import "context"
+import (
+	"context"
+
+	"github.com/authbench/authbench/server/store"
+)
 
 // Stmt is one statement of the core, in its dialect's form.
 type Stmt struct {
@@ -64,6 +68,26 @@ const (
 	// (PostgreSQL runs each statement in autocommit).
 	Single
 )
+
+// HeadCache is what the write transactions of a backend may offer to carry
+// the heads of the audit chains from one append to the next, so that an
+// append need not read them (appendAudit). It is for a backend whose
+// every write runs on one connection of this process (SQLite's writer):
+// the cache must answer exactly what the transaction would read, which
+// it can only know when it sees every write, and it must forget what a
+// rolled back savepoint or transaction wrote, and all it knows when
+// another connection wrote the database.
+type HeadCache interface {
+	// CachedHead returns the head of the chain of identity id as the
+	// transaction would read it (nil for a chain without records), and
+	// whether it knows it.
+	CachedHead(ctx context.Context, id string) (head *store.AuditRecord, known bool, err error)
+	// PutHead records h (nil: no records) as the head of the chain of
+	// identity id in the transaction, read or written by it.
+	PutHead(id string, h *store.AuditRecord)
+	// DropHead forgets the head of the chain of identity id.
+	DropHead(id string)
+}
 
 // Backend runs the core's work on a database.
 type Backend interface {

@@ -23,6 +23,27 @@ const (
 	sessionCols  = `s.token_hash, s.id, s.identity_id, s.level, s.via, s.created_at, s.expires_at`
 )
 
+// outerAuthCols are authCols qualified by "a." for the outer side of a
+// LEFT JOIN: NULL (no authenticator) reads as ” or 0 where the column is
+// never NULL, so a row without an authenticator has the ID ”.
+var outerAuthCols = func() string {
+	nullable := map[string]bool{"created_at": true, "activated_at": true, "last_used_at": true, "suspended_at": true, "blocked_at": true}
+	numeric := map[string]bool{"failures": true, "suspensions": true, "version": true}
+	parts := strings.Split(authCols, ",")
+	for i, c := range parts {
+		c = strings.TrimSpace(c)
+		switch {
+		case nullable[c]:
+			parts[i] = "a." + c
+		case numeric[c]:
+			parts[i] = "COALESCE(a." + c + ", 0)"
+		default:
+			parts[i] = "COALESCE(a." + c + ", '')"
+		}
+	}
+	return strings.Join(parts, ", ")
+}()
+
 // prefixed returns the column list cols with each column qualified by
 // prefix ("a.").
 func prefixed(prefix, cols string) string {
@@ -49,9 +70,10 @@ type queries struct {
 	identityInsert, identityByID, identityUpdate, identityVersion, identitySessionsEnd *Stmt
 	// authenticators
 	setVersionBump, setVersion, serialRevoked, credentialInsert, authInsert, importConsume *Stmt
+	credentialKeep                                                                         *Stmt
 	lockSerial                                                                             *Stmt // nil when the dialect needs none
 	authByID, authsOfIdentity, authsFind, authUpdate, authDelete, authVersion              *Stmt
-	authWithIdentity                                                                       *Stmt
+	authWithIdentity, identitySet                                                          *Stmt
 	// elements
 	chipInsert, codeInsert, appInsert, passwordInsert         *Stmt
 	chipWipe, codeWipe, appWipe, passwordWipe                 *Stmt
@@ -109,6 +131,8 @@ RETURNING authenticators_version`)
 	q.setVersion = s.stmt("set-version", hot, `SELECT authenticators_version FROM identities WHERE id = ?`)
 	q.serialRevoked = s.stmt("serial-revoked", hot, `SELECT COUNT(*) FROM tombstones
 WHERE serial <> '' AND serial = ? AND kind IN ('code-display', 'audio-code-reader')`)
+	q.credentialKeep = s.stmt("credential-keep", cold, `INSERT INTO credential_ids (credential_id, authenticator_id, registered_at) VALUES (?, ?, NULL)
+ON CONFLICT (credential_id) DO NOTHING`)
 	q.credentialInsert = s.stmt("credential-insert", hot, `INSERT INTO credential_ids (credential_id, authenticator_id, registered_at) VALUES (?, ?, ?)`)
 	q.authInsert = s.stmt("authenticator-insert", hot, `INSERT INTO authenticators (`+authCols+`)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -119,6 +143,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	q.authByID = s.stmt("authenticator-by-id", hot, `SELECT `+authCols+` FROM authenticators WHERE id = ?`)
 	q.authWithIdentity = s.stmt("authenticator-with-identity", hot, `SELECT `+prefixed("i.", identityCols)+`, `+prefixed("a.", authCols)+`
 FROM authenticators a JOIN identities i ON i.id = a.identity_id WHERE a.id = ?`)
+	q.identitySet = s.stmt("identity-set", hot, `SELECT `+prefixed("i.", identityCols)+`, i.authenticators_version, `+outerAuthCols+`
+FROM identities i LEFT JOIN authenticators a ON a.identity_id = i.id WHERE i.id = ? ORDER BY a.created_at, a.id`)
 	q.authsOfIdentity = s.stmt("authenticators-of-identity", hot, `SELECT `+authCols+` FROM authenticators WHERE identity_id = ? ORDER BY created_at, id`)
 	q.authsFind = s.stmt("authenticators-find", hot, `SELECT `+authCols+` FROM authenticators
 WHERE (serial <> '' AND serial = ?) OR (credential_id <> '' AND credential_id = ?)

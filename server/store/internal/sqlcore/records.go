@@ -33,6 +33,14 @@ func (s *Store) PutTombstone(ctx context.Context, t domain.Tombstone) error {
 				return err
 			}
 		}
+		if t.CredentialID != "" {
+			// A revoked credential is one ever registered: a create
+			// with it then fails on credential_ids, as for a tombstone
+			// of ApplyChange, whose credential was registered.
+			if _, err := tx.Exec(ctx, s.q.credentialKeep, t.CredentialID, t.AuthenticatorID); err != nil {
+				return s.dbErr(err, "register the credential ID of tombstone "+t.AuthenticatorID)
+			}
+		}
 		return s.insertTombstone(ctx, tx, &t, at)
 	})
 }

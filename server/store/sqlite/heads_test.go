@@ -1,0 +1,214 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/sqlcore"
+	"github.com/authbench/authbench/server/store/storetest"
+)
+
+func openChained(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, Options{Chain: storetest.Chain{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func auditEvent(identityID string, typ domain.EventType) domain.Event {
+	return domain.Event{Type: typ, IdentityID: identityID, Actor: domain.System("test"), At: time.Unix(1700000000, 0).UTC()}
+}
+
+// verifyAudit checks every chain of s and that the heads the store
+// recorded are the chains' last records; it returns the records.
+func verifyAudit(t *testing.T, s *Store) []store.AuditRecord {
+	t.Helper()
+	ctx := context.Background()
+	var all []store.AuditRecord
+	last := map[string]store.AuditRecord{}
+	for r, err := range s.AuditRecords(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, r)
+		last[r.IdentityID] = r
+	}
+	if err := storetest.VerifyChain(all); err != nil {
+		t.Fatalf("the audit chains break: %v", err)
+	}
+	heads, err := s.AuditHeads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(heads) != len(last) {
+		t.Fatalf("%d audit heads for %d chains", len(heads), len(last))
+	}
+	for _, h := range heads {
+		if r := last[h.IdentityID]; h.Seq != r.Seq || !bytes.Equal(h.Hash, r.Hash) {
+			t.Errorf("head of %q at %d, its last record is %d", h.IdentityID, h.Seq, r.Seq)
+		}
+	}
+	return all
+}
+
+// writerHead returns the head of chain id the writer knows as committed.
+func writerHead(s *Store, id string) (head, bool) {
+	c := <-s.wconn
+	defer func() { s.wconn <- c }()
+	h, ok := c.heads.committed[id]
+	return h, ok
+}
+
+// TestAuditHeadsCarried: after an append the writer knows the chain's
+// head, and the next append links to it.
+func TestAuditHeadsCarried(t *testing.T) {
+	for _, path := range []string{":memory:", filepath.Join(t.TempDir(), "h.db")} {
+		s := openChained(t, path)
+		ctx := context.Background()
+		for range 3 {
+			if err := s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded), auditEvent("bob", domain.EventLoginSucceeded)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all := verifyAudit(t, s)
+		h, ok := writerHead(s, "alice")
+		if !ok || h.seq != 3 {
+			t.Fatalf("the writer knows alice's head as %+v (%v), want seq 3", h, ok)
+		}
+		for _, r := range all {
+			if r.IdentityID == "alice" && r.Seq == 3 && !bytes.Equal(r.Hash, h.hash) {
+				t.Errorf("the writer's head of alice has another hash than record 3")
+			}
+		}
+	}
+}
+
+// TestAuditHeadsFollowOtherWriters: another Store (another connection,
+// as another process) appending to a chain makes the writer forget what
+// it knew (PRAGMA data_version), so both chain on from the true head.
+func TestAuditHeadsFollowOtherWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "two.db")
+	a, b := openChained(t, path), openChained(t, path)
+	ctx := context.Background()
+	for i := range 6 {
+		w := a
+		if i%3 == 2 {
+			w = b
+		}
+		if err := w.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded)); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	if all := verifyAudit(t, a); len(all) != 6 {
+		t.Fatalf("%d records, want 6", len(all))
+	}
+}
+
+// TestAuditHeadsForgetRolledBack: a head written by an op that failed
+// (its savepoint rolled back, or its transaction) is forgotten; the next
+// append links to the head the database holds.
+func TestAuditHeadsForgetRolledBack(t *testing.T) {
+	for _, path := range []string{":memory:", filepath.Join(t.TempDir(), "r.db")} {
+		s := openChained(t, path)
+		ctx := context.Background()
+		if err := s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded)); err != nil {
+			t.Fatal(err)
+		}
+		errBad := errors.New("the op fails after moving the head")
+		bad := func(ctx context.Context, tx sqlcore.Tx) error {
+			tx.(sqlcore.HeadCache).PutHead("alice", &store.AuditRecord{IdentityID: "alice", Seq: 99, Hash: []byte("not a head")})
+			return errBad
+		}
+		// Alone: its transaction is rolled back.
+		if err := s.Write(ctx, 0, bad); !errors.Is(err, errBad) {
+			t.Fatalf("Write: %v", err)
+		}
+		if err := s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded)); err != nil {
+			t.Fatal(err)
+		}
+		// In a batch: its savepoint is rolled back, the others commit.
+		release := holdLeader(t, s)
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if i%2 == 0 {
+					errs[i] = s.Write(ctx, 0, bad)
+				} else {
+					errs[i] = s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded))
+				}
+			}()
+		}
+		release(len(errs))
+		wg.Wait()
+		for i, err := range errs {
+			if want := i%2 == 0; want != errors.Is(err, errBad) {
+				t.Errorf("op %d: %v", i, err)
+			}
+		}
+		if err := s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded)); err != nil {
+			t.Fatal(err)
+		}
+		if all := verifyAudit(t, s); len(all) != 5 {
+			t.Fatalf("%d records, want 5", len(all))
+		}
+	}
+}
+
+// TestAuditHeadsSurviveCheckpoints: the scrubber's checkpoint (another
+// connection, which restarts the write-ahead log and so moves
+// data_version) leaves what the writer knows; an append by another
+// connection does not.
+func TestAuditHeadsSurviveCheckpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ck.db")
+	s, other := openChained(t, path), openChained(t, path)
+	ctx := context.Background()
+	known := func() bool {
+		t.Helper()
+		var ok bool
+		err := s.Write(ctx, 0, func(ctx context.Context, tx sqlcore.Tx) error {
+			var err error
+			_, ok, err = tx.(sqlcore.HeadCache).CachedHead(ctx, "alice")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	for range 2 {
+		if err := s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.checkpointOn(ctx, s.scrub.db); err != nil {
+		t.Fatal(err)
+	}
+	if !known() {
+		t.Error("the writer forgot alice's head after the scrubber's checkpoint")
+	}
+	if err := other.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded)); err != nil {
+		t.Fatal(err)
+	}
+	if known() {
+		t.Error("the writer still knows alice's head after another connection appended to her chain")
+	}
+	if err := s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded)); err != nil {
+		t.Fatal(err)
+	}
+	if all := verifyAudit(t, s); len(all) != 4 {
+		t.Fatalf("%d records, want 4", len(all))
+	}
+}
