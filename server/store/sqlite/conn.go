@@ -115,7 +115,8 @@ func (r rows) Close() { _ = r.Rows.Close() }
 // explain returns the query plan of q (EXPLAIN QUERY PLAN) as indented
 // lines, and the tables it reads in full: its SCAN steps, a whole table or
 // a whole index ("SCAN CONSTANT ROW", the row of a SELECT without FROM,
-// reads nothing).
+// and "SCAN 2-ROW VALUES CLAUSE", the rows of a multi-row INSERT, read
+// nothing).
 func (c *conn) explain(ctx context.Context, q *sqlcore.Stmt) (string, []string, error) {
 	// The plan does not depend on the parameters' values (SQLite plans a
 	// statement once, for any values), but each must be bound: NULLs.
@@ -138,7 +139,7 @@ func (c *conn) explain(ctx context.Context, q *sqlcore.Stmt) (string, []string, 
 		}
 		depth[id] = depth[parent] + 1
 		fmt.Fprintf(&b, "%s%s\n", strings.Repeat("  ", depth[id]-1), detail)
-		if t, ok := strings.CutPrefix(detail, "SCAN "); ok && t != "CONSTANT ROW" {
+		if t, ok := strings.CutPrefix(detail, "SCAN "); ok && t != "CONSTANT ROW" && !strings.HasSuffix(t, "-ROW VALUES CLAUSE") {
 			scans = append(scans, t)
 		}
 	}
