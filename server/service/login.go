@@ -141,14 +141,12 @@ func (s *Service) LoginPassword(ctx context.Context, identityID string, req Pass
 			return PasswordLoginResult{}, err
 		}
 	}
-	id, err := s.st.Identity(ctx, identityID)
+	// The identity and its authenticators in one read.
+	set, err := s.authenticatorSet(ctx, identityID)
 	if err != nil {
-		return PasswordLoginResult{}, storeErr(err, "identity "+identityID)
+		return PasswordLoginResult{}, err
 	}
-	list, err := s.st.ListAuthenticators(ctx, identityID)
-	if err != nil {
-		return PasswordLoginResult{}, storeErr(err, "authenticators of "+identityID)
-	}
+	id, list := set.Identity, set.Authenticators
 	pw, ok := password(list)
 	if !ok {
 		return PasswordLoginResult{}, fmt.Errorf("service: %w: identity %s has no password; log in with the MitID app", ErrNotFound, identityID)
