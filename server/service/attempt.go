@@ -306,6 +306,7 @@ func (s *Service) failureError(a domain.Authenticator, c domain.Cause) error {
 // meanwhile, a *FailureError, or the store's error.
 func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.Authenticator, prior string, att *attempt, v verdict, sess *store.Session, spent *store.Ceremony) (domain.Change, error) {
 	var pw domain.Authenticator
+	readPrior := prior != "" // the password is read again after a conflict
 	for try := 0; ; try++ {
 		now := s.clock()
 		c, err := s.policy.RecordSuccess(a, now)
@@ -317,13 +318,14 @@ func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.
 			return domain.Change{}, err
 		}
 		l := store.Login{Attempt: att.id, Change: c, Session: sess, OTP: v.otp}
-		if prior != "" {
-			if try == 0 {
-				if pw, err = s.st.Authenticator(ctx, prior); err != nil {
-					att.release(ctx)
-					return domain.Change{}, storeErr(err, "authenticator "+prior)
-				}
+		if readPrior {
+			if pw, err = s.st.Authenticator(ctx, prior); err != nil {
+				att.release(ctx)
+				return domain.Change{}, storeErr(err, "authenticator "+prior)
 			}
+			readPrior = false
+		}
+		if prior != "" {
 			pc, err := s.policy.RecordSuccess(pw, now)
 			if err != nil {
 				att.release(ctx)
@@ -371,12 +373,7 @@ func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.
 				att.release(ctx)
 				return domain.Change{}, storeErr(err, "authenticator "+a.ID)
 			}
-			if prior != "" {
-				if pw, err = s.st.Authenticator(ctx, prior); err != nil {
-					att.release(ctx)
-					return domain.Change{}, storeErr(err, "authenticator "+prior)
-				}
-			}
+			readPrior = prior != ""
 			if sess != nil {
 				// A proof of the session may have stopped being active.
 				if err := s.sessionProofs(ctx, id.ID, sess.Authenticators); err != nil {

@@ -141,7 +141,7 @@ func (s *instrumented) ElementOfKind(ctx context.Context, id string, k device.Ki
 	return v, err
 }
 
-func (s *instrumented) AuthenticatorWithElement(ctx context.Context, id string, k device.Kind) (domain.Identity, domain.Authenticator, store.Element, error) {
+func (s *instrumented) AuthenticatorWithElement(ctx context.Context, id string, k device.Kind) (domain.Identity, domain.Authenticator, *store.Element, error) {
 	t := time.Now()
 	i, a, el, err := s.Store.AuthenticatorWithElement(ctx, id, k)
 	s.time("authenticator_with_element", t, err)

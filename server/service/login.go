@@ -365,9 +365,7 @@ func (s *Service) FinishLogin(ctx context.Context, identityID string, req Finish
 	p := &proof{code: req.Code, pin: req.PIN, signature: req.Signature, credential: req.Credential}
 	// The factor, its identity and its element in one read.
 	id, a, el, err := s.st.AuthenticatorWithElement(ctx, c.Factor, c.Kind)
-	if err == nil && (el.Chip != nil || el.Code != nil || el.App != nil || el.Password != nil) {
-		p.el = &el
-	}
+	p.el = el
 	if errors.Is(err, store.ErrNotFound) || err == nil && (a.IdentityID != identityID || a.Kind != c.Kind) {
 		if _, err := s.st.Identity(ctx, identityID); err != nil {
 			return LoginResult{}, storeErr(err, "identity "+identityID)

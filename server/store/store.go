@@ -186,10 +186,9 @@ type Elements interface {
 	ElementOfKind(ctx context.Context, authenticatorID string, kind device.Kind) (Element, error)
 	// AuthenticatorWithElement returns authenticator id, its identity and,
 	// when the authenticator is of kind and has one, its element, in one
-	// read (the zero Element when it has none or is of another kind). It
-	// returns an error wrapping ErrNotFound when there is no such
-	// authenticator.
-	AuthenticatorWithElement(ctx context.Context, id string, kind device.Kind) (domain.Identity, domain.Authenticator, Element, error)
+	// read (nil when it has none or is of another kind). It returns an
+	// error wrapping ErrNotFound when there is no such authenticator.
+	AuthenticatorWithElement(ctx context.Context, id string, kind device.Kind) (domain.Identity, domain.Authenticator, *Element, error)
 	// AdvanceOTPStep records that a one-time code of time step step was
 	// accepted for the code device authenticatorID, with the clock drift
 	// measured (in steps), if and only if step is above the highest step

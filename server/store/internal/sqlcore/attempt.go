@@ -40,22 +40,9 @@ func (s *Store) ReserveAttempt(ctx context.Context, a store.Attempt, max int, no
 		return s.reserveInMemory(ctx, a, max, now)
 	}
 	at := columns.ClampNanos(now)
+	what := attemptWhat(&a)
 	return s.write(ctx, Lapse, func(ctx context.Context, tx Tx) error {
-		var (
-			failures int64
-			ok       = true
-			what     string
-			err      error
-		)
-		if a.AuthenticatorID != "" {
-			what = "authenticator " + a.AuthenticatorID
-			var state string
-			err = tx.QueryRow(ctx, s.q.attemptAuth, a.AuthenticatorID).Scan(&state, &failures)
-			ok = state == string(domain.StateActive)
-		} else {
-			what = "the import of serial " + a.Serial
-			err = tx.QueryRow(ctx, s.q.attemptImport, a.Serial).Scan(&failures)
-		}
+		failures, ok, err := s.attemptSubject(ctx, tx, &a)
 		if err != nil {
 			return s.dbErr(err, "reserve an attempt against "+what)
 		}
@@ -69,6 +56,27 @@ func (s *Store) ReserveAttempt(ctx context.Context, a store.Attempt, max int, no
 		_, err = tx.Exec(ctx, s.q.attemptInsert, a.ID, a.AuthenticatorID, a.Serial, exp)
 		return s.dbErr(err, "attempt "+a.ID)
 	})
+}
+
+// attemptWhat names the subject of a in errors.
+func attemptWhat(a *store.Attempt) string {
+	if a.Serial != "" {
+		return "the import of serial " + a.Serial
+	}
+	return "authenticator " + a.AuthenticatorID
+}
+
+// attemptSubject reads the failures of a's subject, and whether it takes
+// attempts (an authenticator must be active; an import takes them while it
+// exists).
+func (s *Store) attemptSubject(ctx context.Context, tx Tx, a *store.Attempt) (failures int64, active bool, err error) {
+	if a.Serial != "" {
+		err = tx.QueryRow(ctx, s.q.attemptImport, a.Serial).Scan(&failures)
+		return failures, true, err
+	}
+	var state string
+	err = tx.QueryRow(ctx, s.q.attemptAuth, a.AuthenticatorID).Scan(&state, &failures)
+	return failures, state == string(domain.StateActive), err
 }
 
 // EndAttempt implements store.Attempts.
@@ -88,8 +96,8 @@ func (s *Store) EndAttempt(ctx context.Context, id string, c *domain.Change) err
 		s.inFlight.end(id)
 		return nil
 	}
-	err := s.write(ctx, f, func(ctx context.Context, tx Tx) error {
-		if err := s.endAttempt(ctx, tx, s.attemptInTx(id)); err != nil {
+	return s.writeEnding(ctx, f, id, func(ctx context.Context, tx Tx) error {
+		if err := s.endAttempt(ctx, tx, id); err != nil {
 			return err
 		}
 		if ac == nil {
@@ -97,15 +105,12 @@ func (s *Store) EndAttempt(ctx context.Context, id string, c *domain.Change) err
 		}
 		return s.applyChange(ctx, tx, ac)
 	})
-	if err == nil {
-		s.endInMemory(id)
-	}
-	return err
 }
 
-// endAttempt deletes attempt id in tx.
+// endAttempt deletes attempt id in tx (nothing when the attempts are held
+// in memory: writeEnding ends it after the commit).
 func (s *Store) endAttempt(ctx context.Context, tx Tx, id string) error {
-	if id == "" {
+	if id == "" || s.inFlight != nil {
 		return nil
 	}
 	_, err := tx.Exec(ctx, s.q.attemptDelete, id)
@@ -115,8 +120,8 @@ func (s *Store) endAttempt(ctx context.Context, tx Tx, id string) error {
 // FailImportAttempt implements store.Attempts.
 func (s *Store) FailImportAttempt(ctx context.Context, id, serial string, events []domain.Event) (int, error) {
 	var n int64
-	err := s.write(ctx, 0, func(ctx context.Context, tx Tx) error {
-		if err := s.endAttempt(ctx, tx, s.attemptInTx(id)); err != nil {
+	err := s.writeEnding(ctx, 0, id, func(ctx context.Context, tx Tx) error {
+		if err := s.endAttempt(ctx, tx, id); err != nil {
 			return err
 		}
 		if err := tx.QueryRow(ctx, s.q.importFail, serial).Scan(&n); err != nil {
@@ -124,9 +129,6 @@ func (s *Store) FailImportAttempt(ctx context.Context, id, serial string, events
 		}
 		return s.appendAudit(ctx, tx, events)
 	})
-	if err == nil {
-		s.endInMemory(id)
-	}
 	return int(n), err
 }
 

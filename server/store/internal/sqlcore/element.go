@@ -53,30 +53,23 @@ func (s *Store) wipeElement(ctx context.Context, tx Tx, k device.Kind, id string
 
 // Element implements store.Elements.
 func (s *Store) Element(ctx context.Context, authenticatorID string) (store.Element, error) {
-	what := "element of " + authenticatorID
-	var el store.Element
-	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
-		var kind string
-		if err := tx.QueryRow(ctx, s.q.authKind, authenticatorID).Scan(&kind); err != nil {
-			return err
-		}
-		var err error
-		el, err = s.readElement(ctx, tx, device.Kind(kind), authenticatorID, what)
-		return err
-	})
-	if err != nil {
-		return store.Element{}, s.dbErr(err, what)
-	}
-	return el, nil
+	return s.ElementOfKind(ctx, authenticatorID, "")
 }
 
-// ElementOfKind implements store.Elements.
+// ElementOfKind implements store.Elements; kind "" reads the kind first,
+// in the same read (Element).
 func (s *Store) ElementOfKind(ctx context.Context, authenticatorID string, kind device.Kind) (store.Element, error) {
 	what := "element of " + authenticatorID
 	var el store.Element
 	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+		k := kind
+		if k == "" {
+			if err := tx.QueryRow(ctx, s.q.authKind, authenticatorID).Scan(&k); err != nil {
+				return err
+			}
+		}
 		var err error
-		el, err = s.readElement(ctx, tx, kind, authenticatorID, what)
+		el, err = s.readElement(ctx, tx, k, authenticatorID, what)
 		return err
 	})
 	if err != nil {
@@ -146,16 +139,16 @@ func (s *Store) elementScan(k device.Kind, what string) (*elementScanner, error)
 }
 
 // AuthenticatorWithElement implements store.Elements.
-func (s *Store) AuthenticatorWithElement(ctx context.Context, id string, kind device.Kind) (domain.Identity, domain.Authenticator, store.Element, error) {
+func (s *Store) AuthenticatorWithElement(ctx context.Context, id string, kind device.Kind) (domain.Identity, domain.Authenticator, *store.Element, error) {
 	what := "element of " + id
 	es, err := s.elementScan(kind, what)
 	if err != nil {
-		return domain.Identity{}, domain.Authenticator{}, store.Element{}, err
+		return domain.Identity{}, domain.Authenticator{}, nil, err
 	}
 	var (
 		v  domain.Identity
 		a  domain.Authenticator
-		el store.Element
+		el *store.Element
 	)
 	err = s.read(ctx, func(ctx context.Context, tx Tx) error {
 		var (
@@ -173,8 +166,12 @@ func (s *Store) AuthenticatorWithElement(ctx context.Context, id string, kind de
 			}
 		} else if err != nil {
 			return err
-		} else if el, err = es.element(); err != nil {
-			return err
+		} else {
+			e, err := es.element()
+			if err != nil {
+				return err
+			}
+			el = &e
 		}
 		if v, err = s.col.Identity(&ir); err != nil {
 			return err
@@ -183,7 +180,7 @@ func (s *Store) AuthenticatorWithElement(ctx context.Context, id string, kind de
 		return err
 	})
 	if err != nil {
-		return domain.Identity{}, domain.Authenticator{}, store.Element{}, s.dbErr(err, "authenticator "+id)
+		return domain.Identity{}, domain.Authenticator{}, nil, s.dbErr(err, "authenticator "+id)
 	}
 	return v, a, el, nil
 }

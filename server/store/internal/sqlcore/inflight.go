@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 )
 
@@ -118,10 +117,7 @@ func (f *InFlight) sweep(now time.Time) int {
 
 // reserveInMemory is ReserveAttempt over s.inFlight.
 func (s *Store) reserveInMemory(ctx context.Context, a store.Attempt, max int, now time.Time) error {
-	what := "authenticator " + a.AuthenticatorID
-	if a.Serial != "" {
-		what = "the import of serial " + a.Serial
-	}
+	what := attemptWhat(&a)
 	inFlight, ok := s.inFlight.add(&a, now)
 	if !ok {
 		return s.errf("attempt %s: %w", a.ID, store.ErrDuplicate)
@@ -132,15 +128,11 @@ func (s *Store) reserveInMemory(ctx context.Context, a store.Attempt, max int, n
 	}
 	var (
 		failures int64
-		active   = true
+		active   bool
 	)
 	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
-		if a.Serial != "" {
-			return tx.QueryRow(ctx, s.q.attemptImport, a.Serial).Scan(&failures)
-		}
-		var state string
-		err := tx.QueryRow(ctx, s.q.attemptAuth, a.AuthenticatorID).Scan(&state, &failures)
-		active = state == string(domain.StateActive)
+		var err error
+		failures, active, err = s.attemptSubject(ctx, tx, &a)
 		return err
 	})
 	if err != nil {
@@ -154,20 +146,13 @@ func (s *Store) reserveInMemory(ctx context.Context, a store.Attempt, max int, n
 	return nil
 }
 
-// attemptInTx is the attempt a write ends in its transaction: id when the
-// store keeps its attempts in the database, none when in memory (ended by
-// endInMemory after the commit).
-func (s *Store) attemptInTx(id string) string {
-	if s.inFlight != nil {
-		return ""
-	}
-	return id
-}
-
-// endInMemory drops attempt id from memory once the write that ended it
-// committed (nothing when the store keeps its attempts in the database).
-func (s *Store) endInMemory(id string) {
-	if s.inFlight != nil {
+// writeEnding runs fn as write does; fn ends attempt id (endAttempt, a
+// delete in the database). Held in memory, the attempt ends once the write
+// committed instead.
+func (s *Store) writeEnding(ctx context.Context, f Flags, id string, fn func(ctx context.Context, tx Tx) error) error {
+	err := s.write(ctx, f, fn)
+	if err == nil && s.inFlight != nil {
 		s.inFlight.end(id)
 	}
+	return err
 }

@@ -16,9 +16,9 @@ import (
 // transaction does not update), the end of the attempt's reservation, the
 // authenticator's record (and the password's, when its success was left
 // for this write: Login.Prior) with their EventLoginSucceeded audit
-// events, and the session: one commit for the whole login. The proofs are checked before the record is updated and
-// the audit head is taken, so that every transaction takes the audit head
-// last.
+// events, and the session: one commit for the whole login. The proofs are
+// checked before the records are updated and the audit head is taken, so
+// that every transaction takes the audit head last.
 
 // errGuard undoes a login transaction whose replay guard did not move.
 var errGuard = errors.New("replay guard not advanced")
@@ -67,7 +67,7 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 	if l.Session != nil && l.Session.IdentityID != a.IdentityID {
 		return false, s.errf("%w: a login's session is of identity %s, its authenticator %s of %s", store.ErrInvalid, l.Session.IdentityID, a.ID, a.IdentityID)
 	}
-	err = s.write(ctx, f, func(ctx context.Context, tx Tx) error {
+	err = s.writeEnding(ctx, f, l.Attempt, func(ctx context.Context, tx Tx) error {
 		switch {
 		case l.OTP != nil:
 			ok, err := s.advanceOTP(ctx, tx, a.ID, step, l.OTP.Drift)
@@ -95,7 +95,7 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 				return err
 			}
 		}
-		if err := s.endAttempt(ctx, tx, s.attemptInTx(l.Attempt)); err != nil {
+		if err := s.endAttempt(ctx, tx, l.Attempt); err != nil {
 			return err
 		}
 		if prior != nil {
@@ -116,9 +116,6 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 	})
 	if errors.Is(err, errGuard) {
 		return false, nil
-	}
-	if err == nil {
-		s.endInMemory(l.Attempt)
 	}
 	return err == nil, err
 }
@@ -148,7 +145,7 @@ func (s *Store) ActivateCodeDevice(ctx context.Context, act store.CodeActivation
 	if im.Serial != a.Serial {
 		return s.errf("%w: the import of serial %s is not for authenticator %s (serial %s)", store.ErrInvalid, im.Serial, a.ID, a.Serial)
 	}
-	err = s.write(ctx, Scrub, func(ctx context.Context, tx Tx) error {
+	return s.writeEnding(ctx, Scrub, act.Attempt, func(ctx context.Context, tx Tx) error {
 		if err := s.lockSerial(ctx, tx, a.Serial); err != nil {
 			return err
 		}
@@ -159,7 +156,7 @@ func (s *Store) ActivateCodeDevice(ctx context.Context, act store.CodeActivation
 		if n != 1 {
 			return s.errf("activate %s: the import of serial %s: %w (taken by another activation, or replaced)", a.ID, im.Serial, store.ErrNotFound)
 		}
-		if err := s.endAttempt(ctx, tx, s.attemptInTx(act.Attempt)); err != nil {
+		if err := s.endAttempt(ctx, tx, act.Attempt); err != nil {
 			return err
 		}
 		if err := s.insertElement(ctx, tx, a.ID, &act.Element); err != nil {
@@ -167,8 +164,4 @@ func (s *Store) ActivateCodeDevice(ctx context.Context, act store.CodeActivation
 		}
 		return s.applyChange(ctx, tx, ac)
 	})
-	if err == nil {
-		s.endInMemory(act.Attempt)
-	}
-	return err
 }
