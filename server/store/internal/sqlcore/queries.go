@@ -1,6 +1,7 @@
 package sqlcore
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 
@@ -94,8 +95,9 @@ type queries struct {
 	// attempts
 	attemptAuth, attemptImport, attemptsInFlight, attemptInsert, attemptDelete, attemptsSweep *Stmt
 	// audit
-	auditHead, auditInsert, auditHeadMove, auditList, auditFirst, auditAfter, auditHeads *Stmt
-	checkpointInsert, checkpointsFrom, checkpointLast                                    *Stmt
+	auditHead, auditHeadMove, auditList, auditFirst, auditAfter, auditHeads *Stmt
+	auditInsert                                                             []*Stmt // of 1, 2, ... maxAuditRows records
+	checkpointInsert, checkpointsFrom, checkpointLast                       *Stmt
 	// sealed values
 	sealedCodeKeys, sealedCodeSample, sealedImportKeys, sealedImportSample *Stmt
 }
@@ -242,7 +244,14 @@ WHERE ((authenticator_id <> '' AND authenticator_id = ?) OR (serial <> '' AND se
 	q.attemptsSweep = s.stmt("attempts-sweep", cold, `DELETE FROM attempts WHERE expires_at <= ?`)
 
 	q.auditHead = s.stmt("audit-head", hot, d.LockHead)
-	q.auditInsert = s.stmt("audit-insert", hot, `INSERT INTO audit (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	for k := 1; k <= maxAuditRows; k++ {
+		name := "audit-insert"
+		if k > 1 {
+			name = fmt.Sprintf("audit-insert-%d", k)
+		}
+		values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", k), ", ")
+		q.auditInsert = append(q.auditInsert, s.stmt(name, hot, `INSERT INTO audit (`+auditCols+`) VALUES `+values))
+	}
 	q.auditHeadMove = s.stmt("audit-head-move", hot, `INSERT INTO audit_heads (identity_id, seq, hash) VALUES (?, ?, ?)
 ON CONFLICT (identity_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`)
 	q.auditList = s.stmt("audit-list", hot, `SELECT `+auditCols+` FROM audit WHERE identity_id = ? AND seq > ? ORDER BY seq LIMIT ?`)
