@@ -88,7 +88,8 @@ type queries struct {
 	importTakeExact                                                     *Stmt
 	ceremonyInsert, ceremonyTake, ceremoniesSweep                       *Stmt
 	// sessions
-	sessionInsert, sessionProofInsert, proofIdentity, proofAuth   *Stmt
+	sessionInsert, sessionInsertActive, sessionProofInsert        *Stmt
+	proofIdentity, proofAuth                                      *Stmt
 	sessionProofsInsert2                                          *Stmt
 	sessionsEndOf, sessionByToken, sessionsOfIdentity, sessionEnd *Stmt
 	sessionDelete, sessionsSweep                                  *Stmt
@@ -221,6 +222,8 @@ ON CONFLICT (serial) DO UPDATE SET secret = excluded.secret, key_id = excluded.k
 
 	q.sessionInsert = s.stmt("session-insert", hot, `INSERT INTO sessions (token_hash, id, identity_id, level, via, created_at, expires_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	q.sessionInsertActive = s.stmt("session-insert-active", hot, `INSERT INTO sessions (token_hash, id, identity_id, level, via, created_at, expires_at)
+SELECT ?, ?, id, ?, ?, ?, ? FROM identities WHERE id = ? AND state = 'active'`)
 	q.sessionProofInsert = s.stmt("session-proof-insert", hot, `INSERT INTO session_authenticators (token_hash, authenticator_id) VALUES (?, ?)`)
 	q.sessionProofsInsert2 = s.stmt("session-proofs-insert-2", hot, `INSERT INTO session_authenticators (token_hash, authenticator_id) VALUES (?, ?), (?, ?)`)
 	q.proofIdentity = s.stmt("proof-identity", hot, `SELECT state FROM identities WHERE id = ?`+d.ForShare)
