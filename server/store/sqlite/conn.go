@@ -76,7 +76,10 @@ func (c *conn) QueryRow(ctx context.Context, q *sqlcore.Stmt, args ...any) sqlco
 	if err != nil {
 		return errRow{err}
 	}
-	return row{st.QueryRowContext(ctx, args...), c.changes, c.changes.mark()}
+	// The mark before the statement runs: QueryRowContext runs it (an
+	// UPDATE ... RETURNING makes all its changes, or fails, there).
+	mark := c.changes.mark()
+	return row{st.QueryRowContext(ctx, args...), c.changes, mark}
 }
 
 // Query implements sqlcore.Tx.

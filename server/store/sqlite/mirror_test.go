@@ -1059,3 +1059,69 @@ func TestMirrorFailedOpsInBatch(t *testing.T) {
 	}
 	refused(t, w, pwB, device.KindPassword, suspend.Authenticator, "the suspension committed with them")
 }
+
+// TestMirrorFailedStatement: a statement that changes rows and then fails
+// (SQLite undoes its changes, having reported them to the change log)
+// inside a transaction that commits all the same makes the mirror forget
+// what it holds, so that nothing it undid is answered: here one UPDATE
+// reactivates a suspended authenticator and then fails on the CHECK of
+// the next row, whether run as an exec, as a query returning rows or as a
+// query returning one row.
+func TestMirrorFailedStatement(t *testing.T) {
+	stmts := map[string]*sqlcore.Stmt{
+		"exec": sqlcore.NewStmt("test-failing-update", `UPDATE authenticators SET state = 'active', suspend_reason = '', version = version + 1,
+	failures = CASE id WHEN ? THEN -1 ELSE 0 END WHERE identity_id = ?`, false),
+		"query": sqlcore.NewStmt("test-failing-update-returning", `UPDATE authenticators SET state = 'active', suspend_reason = '', version = version + 1,
+	failures = CASE id WHEN ? THEN -1 ELSE 0 END WHERE identity_id = ? RETURNING id`, false),
+	}
+	run := map[string]func(ctx context.Context, tx sqlcore.Tx, b, id string) error{
+		"exec": func(ctx context.Context, tx sqlcore.Tx, b, id string) error {
+			_, err := tx.Exec(ctx, stmts["exec"], b, id)
+			return err
+		},
+		"query": func(ctx context.Context, tx sqlcore.Tx, b, id string) error {
+			rs, err := tx.Query(ctx, stmts["query"], b, id)
+			if err != nil {
+				return err
+			}
+			defer rs.Close()
+			for rs.Next() {
+			}
+			return rs.Err()
+		},
+		"query row": func(ctx context.Context, tx sqlcore.Tx, b, id string) error {
+			var x string
+			return tx.QueryRow(ctx, stmts["query"], b, id).Scan(&x)
+		},
+	}
+	for _, how := range []string{"exec", "query", "query row"} {
+		t.Run(how, func(t *testing.T) {
+			w, ro, _ := openMirrored(t)
+			ctx := context.Background()
+			p := domain.DefaultPolicy()
+			// The chip comes first in the identity's index, the password
+			// second: the UPDATE changes the chip's row, then fails on the
+			// password's.
+			makeIdentity(t, w, "id-a", device.KindChip, device.KindPassword)
+			makeIdentity(t, w, "id-b", device.KindChip)
+			const chip, pw = "id-a-chip", "id-a-password"
+			ids, auths := []string{"id-a", "id-b"}, []string{chip, pw, "id-b-chip"}
+			a := applyTo(t, w)(p.Suspend(current(t, ro, chip), mirrorSupport, domain.ReasonMisuse, mirrorT0))
+			sameAsDatabase(t, w, ro, ids, auths, "before")
+
+			var stmtErr error
+			err := w.Write(ctx, 0, func(ctx context.Context, tx sqlcore.Tx) error {
+				stmtErr = run[how](ctx, tx, pw, "id-a")
+				return nil // the transaction goes on, and commits
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stmtErr == nil {
+				t.Fatal("the UPDATE did not fail")
+			}
+			refused(t, w, chip, device.KindChip, a, "after the failed statement")
+			sameAsDatabase(t, w, ro, ids, auths, "after the failed statement")
+		})
+	}
+}
