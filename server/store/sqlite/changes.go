@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -133,6 +135,35 @@ func (l *changeLog) hook(d msqlite.SQLitePreUpdateData) {
 		return
 	}
 	l.rows = append(l.rows, rc)
+}
+
+// bind notes the arguments of the next statement. The hook reads a TEXT
+// value only up to its first NUL byte (the driver converts it as a C
+// string), so a row written with such a value would be held other than the
+// database has it: the log cannot tell what the transaction wrote, and the
+// mirror forgets at its commit.
+func (l *changeLog) bind(args []any) {
+	if l == nil || l.lost {
+		return
+	}
+	for _, a := range args {
+		if v, ok := a.(driver.Valuer); ok {
+			a, _ = v.Value()
+		}
+		var s string
+		switch v := a.(type) {
+		case string:
+			s = v
+		case *string:
+			if v != nil {
+				s = *v
+			}
+		}
+		if strings.IndexByte(s, 0) >= 0 {
+			l.lost = true
+			return
+		}
+	}
 }
 
 // mark returns where the changes of the next statement start.

@@ -53,6 +53,7 @@ func (c *conn) Exec(ctx context.Context, q *sqlcore.Stmt, args ...any) (int64, e
 	if c.heads != nil && q == stmtCommit {
 		c.heads.beforeCommit(ctx, c)
 	}
+	c.changes.bind(args)
 	mark := c.changes.mark()
 	res, err := st.ExecContext(ctx, args...)
 	if c.heads != nil {
@@ -78,6 +79,7 @@ func (c *conn) QueryRow(ctx context.Context, q *sqlcore.Stmt, args ...any) sqlco
 	}
 	// The mark before the statement runs: QueryRowContext runs it (an
 	// UPDATE ... RETURNING makes all its changes, or fails, there).
+	c.changes.bind(args)
 	mark := c.changes.mark()
 	return row{st.QueryRowContext(ctx, args...), c.changes, mark}
 }
@@ -88,6 +90,7 @@ func (c *conn) Query(ctx context.Context, q *sqlcore.Stmt, args ...any) (sqlcore
 	if err != nil {
 		return nil, err
 	}
+	c.changes.bind(args)
 	mark := c.changes.mark()
 	r, err := st.QueryContext(ctx, args...)
 	if err != nil {

@@ -1125,3 +1125,29 @@ func TestMirrorFailedStatement(t *testing.T) {
 		})
 	}
 }
+
+// TestMirrorTextWithNUL: text holding a NUL byte, which the store takes
+// as it is given, reads back whole: an identity whose ID extends another's
+// past a NUL does not stand in for it, and a label or verifier is not cut
+// short.
+func TestMirrorTextWithNUL(t *testing.T) {
+	w, ro, _ := openMirrored(t)
+	ctx := context.Background()
+	makeIdentity(t, w, "victim", device.KindChip)
+	ids := []string{"victim", "victim\x00x"}
+	auths := []string{"victim-chip", "victim\x00x-password", "odd-chip"}
+	sameAsDatabase(t, w, ro, ids, auths, "before") // held now
+	makeIdentity(t, w, "victim\x00x", device.KindPassword)
+	c := pendingChange("victim", "odd-chip", device.KindChip, mirrorT0)
+	c.Authenticator.Label = "work\x00phone"
+	if err := w.CreateAuthenticator(ctx, c, mirrorElement(device.KindChip, "odd-chip")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.UpdateVerifier(ctx, "victim\x00x-password", "$argon2id$pw-victim\x00x-password", "$argon2id$\x00rest"); err != nil {
+		t.Fatal(err)
+	}
+	sameAsDatabase(t, w, ro, ids, auths, "after")
+	if set, err := w.AuthenticatorSet(ctx, "victim"); err != nil || len(set.Authenticators) != 2 {
+		t.Errorf("AuthenticatorSet(victim) = %s (%v), want its chip and odd-chip", render(set, nil), err)
+	}
+}
