@@ -216,8 +216,9 @@ type mirrorWorld struct {
 	seq  atomic.Int64
 	mu   sync.Mutex
 	seen []string // every authenticator ID ever created
-	// done counts the changes that were stored.
-	done atomic.Int64
+	// done counts the changes that were stored, activations the code
+	// devices activated with their imported secret.
+	done, activations atomic.Int64
 }
 
 func (wd *mirrorWorld) next() int64 { return wd.seq.Add(1) }
@@ -264,8 +265,21 @@ func (wd *mirrorWorld) step(ctx context.Context, r *rand.Rand) error {
 		aid := fmt.Sprintf("%s-a%d", id, wd.next())
 		// Some share a creation time, to check the order by ID too.
 		c := pendingChange(id, aid, k, now.Add(time.Duration(r.IntN(3))*time.Millisecond))
+		if r.IntN(5) == 0 {
+			c.Authenticator.CreatedAt = time.Time{} // none: first in the set's order
+		}
+		el := mirrorElement(k, aid)
+		if k == device.KindCodeDisplay && r.IntN(2) == 0 {
+			// A code device whose secret waits in an import: it gets its
+			// element when activated (ActivateCodeDevice).
+			im := store.Import{Serial: c.Authenticator.Serial, Secret: el.Code.Secret, OTPParams: el.Code.OTPParams, ImportedAt: now}
+			if err := s.PutImport(ctx, im); err != nil {
+				return err
+			}
+			el = store.Element{}
+		}
 		wd.saw(aid)
-		if err := s.CreateAuthenticatorAt(ctx, c, mirrorElement(k, aid), set.Version); err != nil {
+		if err := s.CreateAuthenticatorAt(ctx, c, el, set.Version); err != nil {
 			return wd.result(err)
 		}
 		if err := wd.acknowledged(ctx, c); err != nil {
@@ -275,7 +289,7 @@ func (wd *mirrorWorld) step(ctx context.Context, r *rand.Rand) error {
 		if err != nil || got.Version <= set.Version {
 			return fmt.Errorf("after an add to set version %d returned, AuthenticatorSet(%s) answers version %d (%v)", set.Version, id, got.Version, err)
 		}
-		return wd.result(nil)
+		return nil
 	case x < 16:
 		var ic domain.IdentityChange
 		if set.Identity.State == domain.IdentityActive {
@@ -300,6 +314,15 @@ func (wd *mirrorWorld) step(ctx context.Context, r *rand.Rand) error {
 	var c domain.Change
 	switch a.State {
 	case domain.StatePending:
+		if a.Kind == device.KindCodeDisplay && y < 70 {
+			im, err := s.Import(ctx, a.Serial)
+			if err == nil {
+				return wd.activateCode(ctx, set.Identity, a, im)
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
 		if y < 70 {
 			c, err = p.Activate(set.Identity, a, mirrorSupport, now)
 		} else {
@@ -380,6 +403,29 @@ func (wd *mirrorWorld) result(err error) error {
 	return err
 }
 
+// activateCode activates pending code device a with its secret from
+// import im, as the first right code does.
+func (wd *mirrorWorld) activateCode(ctx context.Context, id domain.Identity, a domain.Authenticator, im store.Import) error {
+	s, now := wd.w, mirrorT0
+	c, err := wd.p.Activate(id, a, mirrorSupport, now)
+	if err != nil {
+		return wd.result(err)
+	}
+	at := store.Attempt{ID: fmt.Sprint("activation-", wd.next()), Serial: im.Serial, ExpiresAt: now.Add(time.Hour)}
+	if err := s.ReserveAttempt(ctx, at, 9, now); err != nil {
+		return wd.result(err)
+	}
+	el := store.Element{Code: &store.CodeElement{Secret: im.Secret, OTPParams: im.OTPParams, HighestStep: 7}}
+	if err := s.ActivateCodeDevice(ctx, store.CodeActivation{Attempt: at.ID, Change: c, Element: el, Import: im}); err != nil {
+		return errors.Join(wd.result(err), s.EndAttempt(ctx, at.ID, nil))
+	}
+	wd.activations.Add(1)
+	if err := wd.acknowledged(ctx, c); err != nil {
+		return err
+	}
+	return wd.guardMoved(ctx, c.Authenticator, 7)
+}
+
 // guess reserves an attempt against a and ends it with a failure, or
 // with a login that moves the replay guard of a chip or code device.
 func (wd *mirrorWorld) guess(ctx context.Context, a domain.Authenticator, right bool) error {
@@ -434,12 +480,14 @@ func (wd *mirrorWorld) element(ctx context.Context, a domain.Authenticator) erro
 		if err != nil || !ok {
 			return wd.result(err)
 		}
+		wd.done.Add(1)
 		return wd.guardMoved(ctx, a, n)
 	case device.KindCodeDisplay:
 		ok, err := s.AdvanceOTPStep(ctx, a.ID, uint64(n), -1)
 		if err != nil || !ok {
 			return wd.result(err)
 		}
+		wd.done.Add(1)
 		return wd.guardMoved(ctx, a, n)
 	}
 	el, err := s.ElementOfKind(ctx, a.ID, a.Kind)
@@ -477,7 +525,6 @@ func (wd *mirrorWorld) element(ctx context.Context, a domain.Authenticator) erro
 // guardMoved checks that a read begun after the replay guard of a moved
 // to n sees n or more.
 func (wd *mirrorWorld) guardMoved(ctx context.Context, a domain.Authenticator, n int64) error {
-	wd.done.Add(1)
 	el, err := wd.w.ElementOfKind(ctx, a.ID, a.Kind)
 	_, _, el2, err2 := wd.w.AuthenticatorWithElement(ctx, a.ID, a.Kind)
 	if err != nil || err2 != nil || el2 == nil {
@@ -559,10 +606,10 @@ func TestMirrorDifferential(t *testing.T) {
 	}
 	wd.saw("nobody") // never created
 	const (
-		rounds  = 5
+		rounds  = 4
 		writers = 4
 		readers = 3
-		steps   = 40
+		steps   = 30
 	)
 	for round := range rounds {
 		stop := make(chan struct{})
@@ -594,8 +641,9 @@ func TestMirrorDifferential(t *testing.T) {
 		}
 		sameAsDatabase(t, w, ro, append(wd.ids, "id-none"), wd.auths(), fmt.Sprintf("after round %d", round))
 	}
-	if n := wd.done.Load(); n < rounds*writers*steps/4 {
-		t.Errorf("only %d changes of %d were stored: the workload hardly changed anything", n, rounds*writers*steps)
+	if n := wd.done.Load(); n < rounds*writers*steps/4 || wd.activations.Load() == 0 {
+		t.Errorf("only %d changes of %d were stored, %d code devices activated: the workload hardly changed anything",
+			n, rounds*writers*steps, wd.activations.Load())
 	}
 	st := w.mirror.Stats()
 	t.Logf("%d changes stored; the mirror answered %d reads, loaded %d times", wd.done.Load(), st.Hits, st.Loads)
@@ -878,6 +926,38 @@ func TestMirrorTwoStores(t *testing.T) {
 			t.Fatalf("%s: after step %d was used through the second store, the first reads %s (%v)", what, step, render(el, nil), err)
 		}
 	}
+	// Both write the same element at once: each store's commits reach
+	// the mirror in the order they were made, so it ends where the
+	// database does, and each step is seen through the other store once
+	// its write returned.
+	var wg sync.WaitGroup
+	var next atomic.Uint64
+	next.Store(1000)
+	for g := range 4 {
+		wg.Go(func() {
+			s, other := w1, w2
+			if g%2 == 1 {
+				s, other = w2, w1
+			}
+			for range 30 {
+				step := next.Add(1)
+				ok, err := s.AdvanceOTPStep(ctx, code, step, g)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !ok {
+					continue // a later step was used first
+				}
+				el, err := other.ElementOfKind(ctx, code, device.KindCodeDisplay)
+				if err != nil || el.Code == nil || el.Code.HighestStep < step {
+					t.Errorf("after step %d was used through one store, the other reads %s (%v)", step, render(el, nil), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 	stop()
 	sameAsDatabase(t, w1, ro, []string{"id-1"}, []string{chip, code}, "first store")
 	sameAsDatabase(t, w2, ro, []string{"id-1"}, []string{chip, code}, "second store")
