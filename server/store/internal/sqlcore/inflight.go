@@ -2,9 +2,11 @@ package sqlcore
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 )
 
@@ -18,9 +20,10 @@ import (
 //
 // A reservation counts the attempts already in flight against its subject
 // first, under the lock, and adds itself; then it reads the subject's state
-// and failures, in a read transaction that begins after that. An attempt
-// ends (its reservation is dropped) only after the write with its outcome
-// committed, so each attempt counted in flight either is among the
+// and failures, in a read transaction that begins after that (or from the
+// mirror, which has every commit applied before the commit's writes
+// return: Mirror). An attempt ends (its reservation is dropped) only after
+// the write with its outcome committed, so each attempt counted in flight either is among the
 // failures read as well (counted twice: the reservation is refused and
 // waits, which is safe) or has not been decided yet; and an attempt that
 // ended before the count is among the failures read. The failures read
@@ -130,11 +133,21 @@ func (s *Store) reserveInMemory(ctx context.Context, a store.Attempt, max int, n
 		failures int64
 		active   bool
 	)
-	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
-		var err error
-		failures, active, err = s.attemptSubject(ctx, tx, &a)
-		return err
-	})
+	err := errNotHeld
+	if a.Serial == "" {
+		err = s.mirroredAuth(a.AuthenticatorID, func(_ *heldIdentity, h *heldAuth) error {
+			x, err := s.heldAuth(h)
+			failures, active = int64(x.Failures), x.State == domain.StateActive
+			return err
+		})
+	}
+	if err != nil && !errors.Is(err, ErrNoRows) {
+		err = s.read(ctx, func(ctx context.Context, tx Tx) error {
+			var err error
+			failures, active, err = s.attemptSubject(ctx, tx, &a)
+			return err
+		})
+	}
 	if err != nil {
 		s.inFlight.end(a.ID)
 		return s.dbErr(err, "reserve an attempt against "+what)
