@@ -11,7 +11,8 @@ import (
 
 // Attempts (store.Attempts). A reservation reads its subject (the
 // authenticator, or the import of a serial) before it counts the attempts
-// in flight, in the write transaction that inserts it: SQLite's write
+// in flight, in the write transaction that inserts it (the insert counts
+// them itself, attemptInsertUnder): SQLite's write
 // transactions are serialised anyway, and PostgreSQL locks the subject's
 // row (FOR UPDATE), so two reservations for one subject, on any replicas,
 // never interleave; the writes that end an attempt with its outcome update
@@ -46,15 +47,24 @@ func (s *Store) ReserveAttempt(ctx context.Context, a store.Attempt, max int, no
 		if err != nil {
 			return s.dbErr(err, "reserve an attempt against "+what)
 		}
+		switch {
+		case ok && max < 0:
+			_, err = tx.Exec(ctx, s.q.attemptInsert, a.ID, a.AuthenticatorID, a.Serial, exp)
+			return s.dbErr(err, "attempt "+a.ID)
+		case ok && failures < int64(max):
+			// The insert counts the attempts in flight after the lock
+			// above was granted (a statement of its own sees every
+			// reservation committed before it).
+			n, err := tx.Exec(ctx, s.q.attemptInsertUnder, a.ID, a.AuthenticatorID, a.Serial, exp, a.AuthenticatorID, a.Serial, at, int64(max)-failures)
+			if err != nil || n == 1 {
+				return s.dbErr(err, "attempt "+a.ID)
+			}
+		}
 		var inFlight int64
 		if err := tx.QueryRow(ctx, s.q.attemptsInFlight, a.AuthenticatorID, a.Serial, at).Scan(&inFlight); err != nil {
 			return s.dbErr(err, "count the attempts against "+what)
 		}
-		if !ok || max >= 0 && failures+inFlight >= int64(max) {
-			return s.errf("%s: %w (%d failures, %d attempts in flight, limit %d)", what, store.ErrExhausted, failures, inFlight, max)
-		}
-		_, err = tx.Exec(ctx, s.q.attemptInsert, a.ID, a.AuthenticatorID, a.Serial, exp)
-		return s.dbErr(err, "attempt "+a.ID)
+		return s.errf("%s: %w (%d failures, %d attempts in flight, limit %d)", what, store.ErrExhausted, failures, inFlight, max)
 	})
 }
 
@@ -95,6 +105,10 @@ func (s *Store) EndAttempt(ctx context.Context, id string, c *domain.Change) err
 	if s.inFlight != nil && ac == nil {
 		s.inFlight.end(id)
 		return nil
+	}
+	if ac == nil {
+		// One statement, which needs no transaction block of its own.
+		f |= Single
 	}
 	return s.writeEnding(ctx, f, id, func(ctx context.Context, tx Tx) error {
 		if err := s.endAttempt(ctx, tx, id); err != nil {
