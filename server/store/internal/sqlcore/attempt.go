@@ -127,8 +127,7 @@ func (s *Store) endAttempt(ctx context.Context, tx Tx, id string) error {
 	if id == "" || s.inFlight != nil {
 		return nil
 	}
-	_, err := tx.Exec(ctx, s.q.attemptDelete, id)
-	return s.dbErr(err, "end attempt "+id)
+	return s.execLater(ctx, tx, s.q.attemptDelete, s.wrapAs("end attempt "+id), id)
 }
 
 // FailImportAttempt implements store.Attempts.
