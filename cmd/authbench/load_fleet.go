@@ -88,8 +88,11 @@ func (r *roundRobin) support() *client.Client {
 // params, and on the clock now (nil for the real one; only a server in
 // this process can run on another clock).
 func (l *loader) openFleet(ctx context.Context, params secrets.Params, now func() time.Time) (*fleet, error) {
+	// Every client keeps a connection to every replica alive (each of its
+	// requests goes to the next replica): room for them all, so that N
+	// replicas do not pay for new connections one replica is spared.
 	f := &fleet{transport: &http.Transport{
-		MaxIdleConns:        2*l.cfg.concurrency + 16,
+		MaxIdleConns:        (l.cfg.concurrency+16)*l.cfg.replicas + l.cfg.concurrency,
 		MaxIdleConnsPerHost: l.cfg.concurrency + 16,
 		IdleConnTimeout:     time.Minute,
 	}}
