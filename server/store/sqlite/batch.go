@@ -155,6 +155,10 @@ func (s *Store) runBatch() {
 		return
 	}
 	defer func() { s.wconn <- c }()
+	// One transaction at a time among the Stores of the file, each with
+	// its hand-over to the mirror at COMMIT (changes.go).
+	s.own.writes.Lock()
+	defer s.own.writes.Unlock()
 	s.gc.batches.Add(1)
 	bg := context.WithoutCancel(ops[0].ctx)
 	sync := syncNormal

@@ -21,6 +21,9 @@ type conn struct {
 	// heads are the audit chains' heads the writer carries (heads.go);
 	// nil on a read connection.
 	heads *headCache
+	// changes collects the rows the writer's transaction changes, for
+	// the mirror (changes.go); nil on a read connection.
+	changes *changeLog
 }
 
 var _ sqlcore.Tx = (*conn)(nil)
@@ -50,9 +53,17 @@ func (c *conn) Exec(ctx context.Context, q *sqlcore.Stmt, args ...any) (int64, e
 	if c.heads != nil && q == stmtCommit {
 		c.heads.beforeCommit(ctx, c)
 	}
+	c.changes.bind(args)
+	mark := c.changes.mark()
 	res, err := st.ExecContext(ctx, args...)
 	if c.heads != nil {
 		c.heads.control(q, err == nil)
+	}
+	if c.changes != nil {
+		c.changes.control(q, err == nil)
+		if err != nil {
+			c.changes.failed(mark)
+		}
 	}
 	if err != nil {
 		return 0, err
@@ -66,7 +77,11 @@ func (c *conn) QueryRow(ctx context.Context, q *sqlcore.Stmt, args ...any) sqlco
 	if err != nil {
 		return errRow{err}
 	}
-	return row{st.QueryRowContext(ctx, args...)}
+	// The mark before the statement runs: QueryRowContext runs it (an
+	// UPDATE ... RETURNING makes all its changes, or fails, there).
+	c.changes.bind(args)
+	mark := c.changes.mark()
+	return row{st.QueryRowContext(ctx, args...), c.changes, mark}
 }
 
 // Query implements sqlcore.Tx.
@@ -75,11 +90,14 @@ func (c *conn) Query(ctx context.Context, q *sqlcore.Stmt, args ...any) (sqlcore
 	if err != nil {
 		return nil, err
 	}
+	c.changes.bind(args)
+	mark := c.changes.mark()
 	r, err := st.QueryContext(ctx, args...)
 	if err != nil {
+		c.changes.failed(mark)
 		return nil, err
 	}
-	return rows{r}, nil
+	return rows{r, c.changes, mark}, nil
 }
 
 // close closes the prepared statements and the connection.
@@ -94,12 +112,21 @@ func (c *conn) close() error {
 	return errors.Join(append(errs, c.c.Close())...)
 }
 
-type row struct{ r *sql.Row }
+// row is a row of QueryRow; a statement that fails (in Scan) is noted in
+// the writer's change log (changes.go).
+type row struct {
+	r       *sql.Row
+	changes *changeLog
+	mark    int
+}
 
 func (r row) Scan(dest ...any) error {
 	err := r.r.Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sqlcore.ErrNoRows
+	}
+	if err != nil {
+		r.changes.failed(r.mark)
 	}
 	return err
 }
@@ -108,7 +135,28 @@ type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
-type rows struct{ *sql.Rows }
+// rows are the rows of Query; a statement that fails is noted as in row.
+type rows struct {
+	*sql.Rows
+	changes *changeLog
+	mark    int
+}
+
+func (r rows) Scan(dest ...any) error {
+	err := r.Rows.Scan(dest...)
+	if err != nil {
+		r.changes.failed(r.mark)
+	}
+	return err
+}
+
+func (r rows) Err() error {
+	err := r.Rows.Err()
+	if err != nil {
+		r.changes.failed(r.mark)
+	}
+	return err
+}
 
 func (r rows) Close() { _ = r.Rows.Close() }
 

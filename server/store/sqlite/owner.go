@@ -22,11 +22,18 @@ import (
 // one authbench serve per SQLite file (several replicas need PostgreSQL).
 var ErrInUse = errors.New("the database is written by another process")
 
-// owner is this process's hold on one database file.
+// owner is this process's hold on one database file, and what its
+// writing Stores share: the attempts in flight, the mirror of the records
+// a login reads (sqlcore.Mirror, made by the first Store that opens the
+// file), and the lock that runs their write transactions one at a time,
+// so that each applies its changes to the mirror in the order it
+// committed them.
 type owner struct {
 	refs     int
 	f        *os.File
 	inFlight *sqlcore.InFlight
+	mirror   *sqlcore.Mirror
+	writes   sync.Mutex
 }
 
 var owners = struct {
@@ -34,15 +41,21 @@ var owners = struct {
 	m map[string]*owner
 }{m: map[string]*owner{}}
 
+// newOwner returns the shares of a database that no other Store opens (an
+// in-memory one).
+func newOwner() *owner {
+	return &owner{refs: 1, inFlight: sqlcore.NewInFlight()}
+}
+
 // acquire takes this process's hold on the database file at abs (creating
 // the file empty when it does not exist: SQLite takes an empty file as a
-// new database) and returns its attempts in flight.
-func acquire(abs string) (*sqlcore.InFlight, error) {
+// new database) and returns what its writing Stores share.
+func acquire(abs string) (*owner, error) {
 	owners.Lock()
 	defer owners.Unlock()
 	if o := owners.m[abs]; o != nil {
 		o.refs++
-		return o.inFlight, nil
+		return o, nil
 	}
 	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -52,9 +65,25 @@ func acquire(abs string) (*sqlcore.InFlight, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w (%v): one authbench serve per SQLite database; several replicas need PostgreSQL", abs, ErrInUse, err)
 	}
-	o := &owner{refs: 1, f: f, inFlight: sqlcore.NewInFlight()}
+	o := newOwner()
+	o.f = f
 	owners.m[abs] = o
-	return o.inFlight, nil
+	return o, nil
+}
+
+// mirrorOf returns o's mirror, making it for the tables' columns cols
+// when it has none.
+func (o *owner) mirrorOf(cols map[string][]string) (*sqlcore.Mirror, error) {
+	owners.Lock()
+	defer owners.Unlock()
+	if o.mirror == nil {
+		m, err := sqlcore.NewMirror(0, cols)
+		if err != nil {
+			return nil, err
+		}
+		o.mirror = m
+	}
+	return o.mirror, nil
 }
 
 // release gives back a hold taken by acquire; the last one unlocks the

@@ -69,8 +69,14 @@ type Store struct {
 	// synchronous is the write connection's synchronous setting now
 	// (syncFull or syncNormal); the batch that holds wconn owns it.
 	synchronous string
+	// mirror holds the records a login reads (changes.go); nil for a
+	// read-only store.
+	mirror *sqlcore.Mirror
 	// owned is the file this Store holds (acquire), released at Close.
 	owned string
+	// own is what the writing Stores of the database share (owner.go);
+	// nil for a read-only store.
+	own *owner
 }
 
 // memSeq numbers in-memory databases so that each Open gets its own.
@@ -96,16 +102,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	var inFlight *sqlcore.InFlight
 	if !opts.ReadOnly {
 		if path == "" || path == ":memory:" {
-			inFlight = sqlcore.NewInFlight()
+			s.own = newOwner()
 		} else {
 			abs, err := filepath.Abs(path)
 			if err != nil {
 				return nil, fmt.Errorf("sqlite: %w", err)
 			}
-			if inFlight, err = acquire(abs); err != nil {
+			if s.own, err = acquire(abs); err != nil {
 				return nil, fmt.Errorf("sqlite: %w", err)
 			}
 			s.owned = abs
@@ -118,7 +123,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			s.owned = ""
 		}
 	}()
-	s.Store = sqlcore.New(s, dialect, sqlcore.Options{Chain: opts.Chain, Now: s.now, InFlight: inFlight})
 	busy := opts.BusyTimeout
 	if busy <= 0 {
 		busy = 10 * time.Second
@@ -134,6 +138,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 
 	if opts.ReadOnly {
+		s.Store = sqlcore.New(s, dialect, sqlcore.Options{Chain: opts.Chain, Now: s.now})
 		if err := s.openReadOnly(ctx, path, common, nread); err != nil {
 			return nil, err
 		}
@@ -194,6 +199,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 		return nil, err
 	}
+	cols, err := mirrorColumns(ctx, s.w)
+	if err == nil {
+		s.mirror, err = s.own.mirrorOf(cols)
+	}
+	if err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	s.Store = sqlcore.New(s, dialect, sqlcore.Options{Chain: opts.Chain, Now: s.now, InFlight: s.own.inFlight, Mirror: s.mirror})
 	if err := s.openConns(ctx, nread); err != nil {
 		s.closeDBs()
 		return nil, err
@@ -224,6 +238,13 @@ func (s *Store) openConns(ctx context.Context, nread int) error {
 		cn := &conn{c: c}
 		if db == s.w && !s.ro {
 			cn.heads = newHeadCache() // the writer's (heads.go)
+			if err := cn.followChanges(s.mirror); err != nil {
+				c.Close()
+				for _, c := range all {
+					c.close()
+				}
+				return nil, err
+			}
 		}
 		all = append(all, cn)
 		return cn, nil
@@ -363,6 +384,9 @@ func (s *Store) closeDBs() error {
 	}
 	return err
 }
+
+// Closed implements sqlcore.Closer.
+func (s *Store) Closed() bool { return s.closed.Load() }
 
 // errClosed is returned by calls made after Close.
 var errClosed = fmt.Errorf("sqlite: %w", sqlcore.ErrClosed)

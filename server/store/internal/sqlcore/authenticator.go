@@ -211,7 +211,25 @@ func (s *Store) explainAuthUnique(err error, a *domain.Authenticator) string {
 // authenticators, one snapshot of both.
 func (s *Store) AuthenticatorSet(ctx context.Context, identityID string) (store.AuthenticatorSet, error) {
 	var set store.AuthenticatorSet
-	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+	err := s.mirrored(ctx, identityID, func(h *heldIdentity) error {
+		v, version, err := s.heldIdentity(h)
+		if err != nil {
+			return err
+		}
+		set = store.AuthenticatorSet{Identity: v, Version: version}
+		for _, a := range sortedAuths(h) {
+			x, err := s.heldAuth(a)
+			if err != nil {
+				return err
+			}
+			set.Authenticators = append(set.Authenticators, x)
+		}
+		return nil
+	})
+	if err == nil || errors.Is(err, ErrNoRows) {
+		return set, s.dbErr(err, "identity "+identityID)
+	}
+	err = s.read(ctx, func(ctx context.Context, tx Tx) error {
 		rows, err := tx.Query(ctx, s.q.identitySet, identityID)
 		if err != nil {
 			return err
@@ -264,7 +282,18 @@ func (s *Store) AuthenticatorSet(ctx context.Context, identityID string) (store.
 
 // Authenticator implements store.Authenticators.
 func (s *Store) Authenticator(ctx context.Context, id string) (domain.Authenticator, error) {
-	return readRow(ctx, s, "authenticator "+id, s.scanAuthenticator, s.q.authByID, id)
+	var a domain.Authenticator
+	err := s.mirroredAuth(id, func(_ *heldIdentity, h *heldAuth) (err error) {
+		a, err = s.heldAuth(h)
+		return err
+	})
+	if err == nil {
+		return a, nil
+	}
+	if a, err = readRow(ctx, s, "authenticator "+id, s.scanAuthenticator, s.q.authByID, id); err == nil {
+		s.mirrorLearn(ctx, a.IdentityID)
+	}
+	return a, err
 }
 
 // AuthenticatorWithIdentity implements store.Authenticators: one
@@ -274,7 +303,17 @@ func (s *Store) AuthenticatorWithIdentity(ctx context.Context, id string) (domai
 		v domain.Identity
 		a domain.Authenticator
 	)
-	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+	err := s.mirroredAuth(id, func(hi *heldIdentity, ha *heldAuth) (err error) {
+		if v, _, err = s.heldIdentity(hi); err != nil {
+			return err
+		}
+		a, err = s.heldAuth(ha)
+		return err
+	})
+	if err == nil {
+		return v, a, nil
+	}
+	err = s.read(ctx, func(ctx context.Context, tx Tx) error {
 		var (
 			ir columns.IdentityRow
 			ar columns.AuthenticatorRow
@@ -292,11 +331,29 @@ func (s *Store) AuthenticatorWithIdentity(ctx context.Context, id string) (domai
 	if err != nil {
 		return domain.Identity{}, domain.Authenticator{}, s.dbErr(err, "authenticator "+id)
 	}
+	s.mirrorLearn(ctx, v.ID)
 	return v, a, nil
 }
 
 // ListAuthenticators implements store.Authenticators.
 func (s *Store) ListAuthenticators(ctx context.Context, identityID string) ([]domain.Authenticator, error) {
+	var out []domain.Authenticator
+	err := s.mirrored(ctx, identityID, func(h *heldIdentity) error {
+		for _, a := range sortedAuths(h) {
+			x, err := s.heldAuth(a)
+			if err != nil {
+				return err
+			}
+			out = append(out, x)
+		}
+		return nil
+	})
+	if err == nil {
+		return out, nil
+	}
+	if errors.Is(err, ErrNoRows) {
+		return nil, nil // no such identity: no authenticators
+	}
 	return s.readAuthenticators(ctx, "authenticators of "+identityID, s.q.authsOfIdentity, identityID)
 }
 

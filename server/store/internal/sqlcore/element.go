@@ -61,7 +61,28 @@ func (s *Store) Element(ctx context.Context, authenticatorID string) (store.Elem
 func (s *Store) ElementOfKind(ctx context.Context, authenticatorID string, kind device.Kind) (store.Element, error) {
 	what := "element of " + authenticatorID
 	var el store.Element
-	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
+	err := s.mirroredAuth(authenticatorID, func(_ *heldIdentity, a *heldAuth) error {
+		k := kind
+		if k == "" {
+			k = device.Kind(a.kind())
+		}
+		es, err := s.elementScan(k, what)
+		if err != nil {
+			return err
+		}
+		if a.el == nil || a.elTable != es.table {
+			return ErrNoRows
+		}
+		if err := assignRow(es.dest, a.el[1:]); err != nil {
+			return err
+		}
+		el, err = es.element()
+		return err
+	})
+	if err == nil || errors.Is(err, ErrNoRows) {
+		return el, s.dbErr(err, what)
+	}
+	err = s.read(ctx, func(ctx context.Context, tx Tx) error {
 		k := kind
 		if k == "" {
 			if err := tx.QueryRow(ctx, s.q.authKind, authenticatorID).Scan(&k); err != nil {
@@ -95,6 +116,7 @@ func (s *Store) readElement(ctx context.Context, tx Tx, k device.Kind, id, what 
 type elementScanner struct {
 	byAuth   *Stmt // the element by authenticator ID
 	withAuth *Stmt // identity, authenticator and element by authenticator ID
+	table    string
 	dest     []any
 	element  func() (store.Element, error)
 }
@@ -111,19 +133,19 @@ func (s *Store) elementScan(k device.Kind, what string) (*elementScanner, error)
 	switch {
 	case k == device.KindChip:
 		r := &chipRow{}
-		es.byAuth, es.withAuth, es.dest, wiped = s.q.chipByAuth, s.q.authWithChip, r.dest(), &r.wiped
+		es.byAuth, es.withAuth, es.table, es.dest, wiped = s.q.chipByAuth, s.q.authWithChip, "chip_elements", r.dest(), &r.wiped
 		conv = func() (err error) { el.Chip, err = s.chip(r, what); return err }
 	case isCodeDevice(k):
 		r := &codeRow{}
-		es.byAuth, es.withAuth, es.dest, wiped = s.q.codeByAuth, s.q.authWithCode, r.dest(), &r.wiped
+		es.byAuth, es.withAuth, es.table, es.dest, wiped = s.q.codeByAuth, s.q.authWithCode, "code_elements", r.dest(), &r.wiped
 		conv = func() (err error) { el.Code, err = s.code(r, what); return err }
 	case k == device.KindApp:
 		r := &appRow{}
-		es.byAuth, es.withAuth, es.dest, wiped = s.q.appByAuth, s.q.authWithApp, r.dest(), &r.wiped
+		es.byAuth, es.withAuth, es.table, es.dest, wiped = s.q.appByAuth, s.q.authWithApp, "app_elements", r.dest(), &r.wiped
 		conv = func() error { el.App = r.element(); return nil }
 	case k == device.KindPassword:
 		r := &passwordRow{}
-		es.byAuth, es.withAuth, es.dest, wiped = s.q.pwByAuth, s.q.authWithPassword, r.dest(), &r.wiped
+		es.byAuth, es.withAuth, es.table, es.dest, wiped = s.q.pwByAuth, s.q.authWithPassword, "password_elements", r.dest(), &r.wiped
 		conv = func() error { el.Password = r.element(); return nil }
 	default:
 		return nil, s.errf("%w: %s: unknown kind %q", store.ErrInvalid, what, k)
@@ -150,6 +172,19 @@ func (s *Store) AuthenticatorWithElement(ctx context.Context, id string, kind de
 		a  domain.Authenticator
 		el *store.Element
 	)
+	err = s.mirroredAuth(id, func(hi *heldIdentity, ha *heldAuth) (err error) {
+		if v, _, err = s.heldIdentity(hi); err != nil {
+			return err
+		}
+		if a, err = s.heldAuth(ha); err != nil {
+			return err
+		}
+		el, err = s.heldElement(ha, kind, what)
+		return err
+	})
+	if err == nil {
+		return v, a, el, nil
+	}
 	err = s.read(ctx, func(ctx context.Context, tx Tx) error {
 		var (
 			ir columns.IdentityRow
@@ -182,6 +217,7 @@ func (s *Store) AuthenticatorWithElement(ctx context.Context, id string, kind de
 	if err != nil {
 		return domain.Identity{}, domain.Authenticator{}, nil, s.dbErr(err, "authenticator "+id)
 	}
+	s.mirrorLearn(ctx, v.ID)
 	return v, a, el, nil
 }
 

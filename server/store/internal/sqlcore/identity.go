@@ -49,6 +49,14 @@ func (s *Store) CreateIdentity(ctx context.Context, c domain.IdentityChange, fir
 
 // Identity implements store.Identities.
 func (s *Store) Identity(ctx context.Context, id string) (domain.Identity, error) {
+	var v domain.Identity
+	err := s.mirrored(ctx, id, func(h *heldIdentity) (err error) {
+		v, _, err = s.heldIdentity(h)
+		return err
+	})
+	if err == nil || errors.Is(err, ErrNoRows) {
+		return v, s.dbErr(err, "identity "+id)
+	}
 	return readRow(ctx, s, "identity "+id, s.scanIdentity, s.q.identityByID, id)
 }
 

@@ -2,9 +2,11 @@ package sqlcore
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 )
 
@@ -130,11 +132,21 @@ func (s *Store) reserveInMemory(ctx context.Context, a store.Attempt, max int, n
 		failures int64
 		active   bool
 	)
-	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
-		var err error
-		failures, active, err = s.attemptSubject(ctx, tx, &a)
-		return err
-	})
+	err := errNotHeld
+	if a.Serial == "" {
+		err = s.mirroredAuth(a.AuthenticatorID, func(_ *heldIdentity, h *heldAuth) error {
+			x, err := s.heldAuth(h)
+			failures, active = int64(x.Failures), x.State == domain.StateActive
+			return err
+		})
+	}
+	if err != nil && !errors.Is(err, ErrNoRows) {
+		err = s.read(ctx, func(ctx context.Context, tx Tx) error {
+			var err error
+			failures, active, err = s.attemptSubject(ctx, tx, &a)
+			return err
+		})
+	}
 	if err != nil {
 		s.inFlight.end(a.ID)
 		return s.dbErr(err, "reserve an attempt against "+what)

@@ -98,6 +98,16 @@ type queries struct {
 	checkpointInsert, checkpointsFrom, checkpointLast                                    *Stmt
 	// sealed values
 	sealedCodeKeys, sealedCodeSample, sealedImportKeys, sealedImportSample *Stmt
+	// the mirror's loads (mirror.go): an identity's records
+	mirrorIdentity, mirrorAuths *Stmt
+	mirrorElements              []mirrorElements
+}
+
+// mirrorElements reads the elements of an identity's authenticators from
+// one table.
+type mirrorElements struct {
+	table string
+	q     *Stmt
 }
 
 // queries returns the statements of d, made once.
@@ -273,6 +283,13 @@ WHERE secret IS NOT NULL AND key_id IS NOT NULL GROUP BY key_id ORDER BY key_id`
 	q.sealedImportKeys = s.stmt("sealed-import-keys", cold, `SELECT key_id, COUNT(*), MIN(serial) FROM imports
 WHERE secret IS NOT NULL AND key_id IS NOT NULL GROUP BY key_id ORDER BY key_id`)
 	q.sealedImportSample = s.stmt("sealed-import-sample", cold, `SELECT secret FROM imports WHERE serial = ?`)
+
+	q.mirrorIdentity = s.stmt("mirror-identity", hot, `SELECT `+mirrorCols["identities"]+` FROM identities WHERE id = ?`)
+	q.mirrorAuths = s.stmt("mirror-authenticators", hot, `SELECT `+mirrorCols["authenticators"]+` FROM authenticators WHERE identity_id = ?`)
+	for _, t := range []string{"chip_elements", "code_elements", "app_elements", "password_elements"} {
+		q.mirrorElements = append(q.mirrorElements, mirrorElements{t, s.stmt("mirror-"+strings.TrimSuffix(t, "_elements"), hot,
+			`SELECT `+prefixed("e.", mirrorCols[t])+` FROM authenticators a JOIN `+t+` e ON e.authenticator_id = a.id WHERE a.identity_id = ?`)})
+	}
 
 	q.all = s.all
 	return q

@@ -23,6 +23,17 @@ type Store struct {
 	// inFlight, when set, holds the attempts in flight instead of the
 	// attempts table (Options.InFlight).
 	inFlight *InFlight
+	// mirror, when set, answers the hot reads from memory
+	// (Options.Mirror).
+	mirror *Mirror
+	// closed reports whether the backend was closed, when it can tell
+	// (Closer): the mirror answers nothing then.
+	closed func() bool
+}
+
+// Closer is a Backend that can tell whether it was closed.
+type Closer interface {
+	Closed() bool
 }
 
 // Options configure New.
@@ -36,13 +47,20 @@ type Options struct {
 	// of the attempts table: for a backend whose database only this
 	// process writes (see InFlight).
 	InFlight *InFlight
+	// Mirror, when set, holds the records a login reads in memory (see
+	// Mirror): for a backend whose database only this process writes,
+	// and that applies every committed change to it.
+	Mirror *Mirror
 }
 
 // New returns the core over backend b in dialect d.
 func New(b Backend, d *Dialect, opts Options) *Store {
-	s := &Store{b: b, d: d, q: d.queries(), col: d.Codec, chain: opts.Chain, now: opts.Now, inFlight: opts.InFlight}
+	s := &Store{b: b, d: d, q: d.queries(), col: d.Codec, chain: opts.Chain, now: opts.Now, inFlight: opts.InFlight, mirror: opts.Mirror}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if c, ok := b.(Closer); ok {
+		s.closed = c.Closed
 	}
 	return s
 }
