@@ -37,6 +37,10 @@ type Options struct {
 	// "" leaves the search_path of the URL or the server (normally
 	// "public").
 	Schema string
+	// Tracer, when set, traces the statements of every connection (a
+	// pgx.QueryTracer, which may also be a pgx.BatchTracer for the
+	// pipelines of the write transactions).
+	Tracer pgx.QueryTracer
 	// ReadOnly opens the store for reading only, as a verifier does:
 	// every transaction is read-only, nothing is created or migrated, and
 	// the schema must be this program's (an error wrapping ErrSchemaOld,
@@ -81,6 +85,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.ReadOnly {
 		cfg.RuntimeParams["default_transaction_read_only"] = "on"
 	}
+	cfg.Tracer = opts.Tracer
 	n := opts.MaxConns
 	if n <= 0 {
 		n = max(4, runtime.GOMAXPROCS(0))

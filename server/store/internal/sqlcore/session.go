@@ -86,8 +86,8 @@ func (s *Store) insertSession(ctx context.Context, tx Tx, se *store.Session, ts 
 		return s.execLater(ctx, tx, s.q.sessionProofsInsert2, s.wrapAs("session of "+se.IdentityID+": authenticators "+a[0]+", "+a[1]), se.TokenHash, a[0], se.TokenHash, a[1])
 	}
 	for _, aid := range se.Authenticators {
-		if _, err := tx.Exec(ctx, s.q.sessionProofInsert, se.TokenHash, aid); err != nil {
-			return s.dbErr(err, "session of "+se.IdentityID+": authenticator "+aid)
+		if err := s.execLater(ctx, tx, s.q.sessionProofInsert, s.wrapAs("session of "+se.IdentityID+": authenticator "+aid), se.TokenHash, aid); err != nil {
+			return err
 		}
 	}
 	return nil
