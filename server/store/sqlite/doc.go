@@ -35,9 +35,12 @@
 //
 // Reads outside transactions go to a pool of read-only connections
 // (query_only), which WAL lets run beside the writer on the last committed
-// state. Another process (or another Store) on the same file is a second
-// writer: the busy_timeout (Options.BusyTimeout) makes each side wait for
-// the other's lock. The guards (AdvanceOTPStep, AdvanceSignCount,
+// state. One process writes a database file: Open locks the file against
+// writing Stores of other processes (ErrInUse, owner.go); the writing
+// Stores of one process that open the same file share the lock, run their
+// write transactions one at a time and share what they hold in memory
+// (below). The busy_timeout (Options.BusyTimeout) covers the readers of
+// other processes (a verifier) and checkpoints. The guards (AdvanceOTPStep, AdvanceSignCount,
 // TakeCeremony, TakeImport) are single conditional UPDATE/DELETE
 // statements, so they hold across processes too; so is the quota guard of
 // CreateAuthenticatorAt, which raises identities.authenticators_version
@@ -51,6 +54,24 @@
 // from one op and batch to the next instead of reading them again, and
 // forgets them when an op or batch is rolled back or when another
 // connection appended to the log (heads.go).
+//
+// # Reads from memory
+//
+// The records a login reads — an identity, its authenticators and their
+// security elements — are held in memory once read or written
+// (sqlcore.Mirror), exactly as the database has them, so a login's reads
+// cost no statement. Every row the write connection inserts, updates or
+// deletes in those tables is reported by SQLite's pre-update hook; the
+// rows of a transaction reach the memory when it commits, before its
+// writes return (so a read after an acknowledged write sees it: a blocked
+// chip is refused at once), and those of a rolled back savepoint or
+// transaction never do (changes.go). A statement that fails after it
+// changed rows makes the store forget all it holds. It holds at most
+// 65,536 identities and reads again those it forgot. A wipe reaches the
+// memory like any update, so a wiped secret is no longer held there
+// either. Only the store's own writes are seen: while a server has the
+// file open, nothing else may change it (another program's edit of the
+// file would be seen by the server only after a restart).
 //
 // An in-memory database (path "" or ":memory:", for tests) uses one
 // connection for everything, because each connection to :memory: would be

@@ -20,9 +20,10 @@ import (
 //
 // A reservation counts the attempts already in flight against its subject
 // first, under the lock, and adds itself; then it reads the subject's state
-// and failures, in a read transaction that begins after that. An attempt
-// ends (its reservation is dropped) only after the write with its outcome
-// committed, so each attempt counted in flight either is among the
+// and failures, in a read transaction that begins after that (or from the
+// mirror, which has every commit applied before the commit's writes
+// return: Mirror). An attempt ends (its reservation is dropped) only after
+// the write with its outcome committed, so each attempt counted in flight either is among the
 // failures read as well (counted twice: the reservation is refused and
 // waits, which is safe) or has not been decided yet; and an attempt that
 // ended before the count is among the failures read. The failures read

@@ -26,9 +26,8 @@ import (
 // authenticator and element of it. It learns an identity in two ways:
 //
 //   - a write inserts the identity (nothing of it can exist before), or
-//   - a read misses and loads the identity's records in one read
-//     transaction (load), and keeps them unless a commit was applied
-//     meanwhile.
+//   - a read misses and loads the identity's records (mirrorLoad), and
+//     keeps them unless a commit was applied meanwhile.
 //
 // The backend hands it the rows each committed transaction changed, in
 // the order they were changed, after the commit and before the writes of
@@ -307,8 +306,12 @@ func (m *Mirror) Stats() MirrorStats {
 // errNotHeld: the mirror cannot answer; the caller reads the database.
 var errNotHeld = errors.New("not in the mirror")
 
-// load reads the records of identity id from the database in one read
-// transaction and keeps them unless a commit was applied meanwhile. It
+// mirrorLoad reads the records of identity id from the database and keeps
+// them unless a commit was applied meanwhile. Its statements run one
+// after another on a read connection, each on the last committed state, so
+// they may see successive commits; what one of them saw and the mirror
+// did not apply yet is applied over it later (see Mirror), and an element
+// whose authenticator the load did not see is left out until then. It
 // returns ErrNoRows when there is no such identity.
 func (s *Store) mirrorLoad(ctx context.Context, id string) error {
 	m := s.mirror
