@@ -71,7 +71,7 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, s.q.auditInsert, args...); err != nil {
+		if err := s.execLater(ctx, tx, s.q.auditInsert, func(err error) error {
 			err = s.dbErr(err, fmt.Sprintf("append audit record %d of %q", r.Seq, r.IdentityID))
 			if errors.Is(err, store.ErrDuplicate) {
 				if cache != nil {
@@ -80,13 +80,15 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 				return &SeqRace{err}
 			}
 			return err
+		}, args...); err != nil {
+			return err
 		}
 		heads[e.IdentityID] = &r
 	}
 	for _, id := range chains {
 		h := heads[id]
-		if _, err := tx.Exec(ctx, s.q.auditHeadMove, id, int64(h.Seq), h.Hash); err != nil {
-			return s.dbErr(err, fmt.Sprintf("move the audit head of %q", id))
+		if err := s.execLater(ctx, tx, s.q.auditHeadMove, s.wrapAs(fmt.Sprintf("move the audit head of %q", id)), id, int64(h.Seq), h.Hash); err != nil {
+			return err
 		}
 		if cache != nil {
 			cache.PutHead(id, &store.AuditRecord{IdentityID: id, Seq: h.Seq, Hash: h.Hash})
