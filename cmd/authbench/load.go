@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,7 +43,7 @@ type loadCmd struct {
 	Replicas            int           `default:"1" placeholder:"N" help:"authbench serve processes on the PostgreSQL database of --db; with more than one, chip and code logins are measured on one of them too (target: N at least as fast as one)."`
 	Seed                hexBytes      `placeholder:"HEX" help:"Seed of the simulated devices and of the run's identity names (default: random)."`
 	JSON                bool          `help:"Print the report as JSON (targets with their thresholds, measured values and verdicts) instead of text."`
-	CPUProfile          string        `name:"cpu-profile" type:"path" placeholder:"FILE" help:"Write a CPU profile of the load process to FILE (go tool pprof): on SQLite it holds the server as well as its clients and anchors; serve processes on PostgreSQL are not in it."`
+	CPUProfile          string        `name:"cpu-profile" type:"path" placeholder:"FILE" help:"Write a CPU profile of the load process to FILE (go tool pprof): on SQLite it holds the server as well as its clients and anchors; on PostgreSQL each serve process writes its own to FILE.SCENARIO.replicaN (serve --cpu-profile), such as cpu.out.chip-logins.replica1, over the whole scenario it serves (set-up included)."`
 
 	TargetLifecycle     time.Duration `default:"15s" placeholder:"DURATION" help:"Target: the lifecycle of the --n chips takes at most this long (the acceptance for 10,000 chips; 10 s is the aim)."`
 	TargetLoginRatio    float64       `default:"0.8" placeholder:"RATIO" help:"Target: chip logins and code logins per second are at least this share of the minimal durable login's."`
@@ -73,6 +72,7 @@ type loadConfig struct {
 	replicas            int
 	seed                []byte
 	jsonOut             bool
+	cpuProfile          string // --cpu-profile: on PostgreSQL, the serve processes' go to cpuProfile.SCENARIO.replicaN
 	thresholds          thresholds
 	wrapAPI             func(http.Handler) http.Handler // see env.wrapAPI; a server in this process only
 }
@@ -146,15 +146,12 @@ func (c *loadCmd) Run(ctx context.Context, e *env) error {
 	}
 	cfg.wrapAPI = e.wrapAPI
 	if c.CPUProfile != "" {
-		f, err := os.Create(c.CPUProfile)
+		stop, err := startCPUProfile(c.CPUProfile)
 		if err != nil {
-			return fmt.Errorf("load: --cpu-profile: %w", err)
+			return fmt.Errorf("load: %w", err)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("load: --cpu-profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
+		cfg.cpuProfile = c.CPUProfile
 	}
 	l := newLoader(cfg, e.stderr)
 	rep, err := l.run(ctx)
@@ -255,6 +252,7 @@ type loader struct {
 	keys     *secrets.Keyring
 	pskcKey  []byte
 	pg       *pgRun       // nil on SQLite
+	scenario string       // the scenario running
 	exits    []*serveExit // serve processes that exited in the scenario running
 }
 
@@ -311,6 +309,7 @@ func (l *loader) run(ctx context.Context) (_ *loadReport, err error) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the lifecycle ran %d chips, not the target's 10,000: its target applies to the %d measured", cfg.n, cfg.n))
 	}
 	for _, s := range cfg.scenarios {
+		l.scenario = s
 		switch s {
 		case "lifecycle":
 			rep.Lifecycle, err = l.lifecycle(ctx)

@@ -88,8 +88,11 @@ func (r *roundRobin) support() *client.Client {
 // params, and on the clock now (nil for the real one; only a server in
 // this process can run on another clock).
 func (l *loader) openFleet(ctx context.Context, params secrets.Params, now func() time.Time) (*fleet, error) {
+	// Every client keeps a connection to every replica alive (each of its
+	// requests goes to the next replica): room for them all, so that N
+	// replicas do not pay for new connections one replica is spared.
 	f := &fleet{transport: &http.Transport{
-		MaxIdleConns:        2*l.cfg.concurrency + 16,
+		MaxIdleConns:        (l.cfg.concurrency+16)*l.cfg.replicas + l.cfg.concurrency,
 		MaxIdleConnsPerHost: l.cfg.concurrency + 16,
 		IdleConnTimeout:     time.Minute,
 	}}
@@ -122,7 +125,11 @@ func (l *loader) openFleet(ctx context.Context, params secrets.Params, now func(
 		if now != nil {
 			return nil, errors.New("load: serve processes run on the real clock")
 		}
-		procs, err := l.pg.start(ctx, l.cfg.replicas, params)
+		var profile string
+		if l.cfg.cpuProfile != "" {
+			profile = l.cfg.cpuProfile + "." + l.scenario
+		}
+		procs, err := l.pg.start(ctx, l.cfg.replicas, params, profile)
 		if err != nil {
 			return nil, err
 		}
@@ -245,11 +252,16 @@ type serveProc struct {
 }
 
 // start runs n `authbench serve` processes on the run's schema, hashing
-// with params, and waits until each listens.
-func (p *pgRun) start(ctx context.Context, n int, params secrets.Params) ([]*serveProc, error) {
+// with params, and waits until each listens. With a cpuProfile, replica N
+// writes its CPU profile to cpuProfile.replicaN.
+func (p *pgRun) start(ctx context.Context, n int, params secrets.Params, cpuProfile string) ([]*serveProc, error) {
 	var procs []*serveProc
 	for i := range n {
-		sp, err := p.startOne(ctx, params)
+		var args []string
+		if cpuProfile != "" {
+			args = []string{"--cpu-profile", fmt.Sprintf("%s.replica%d", cpuProfile, i+1)}
+		}
+		sp, err := p.startOne(ctx, params, args...)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("load: replica %d: %w", i+1, err), stopAll(procs))
 		}
@@ -262,7 +274,7 @@ func (p *pgRun) start(ctx context.Context, n int, params secrets.Params) ([]*ser
 // listening is the line `authbench serve` prints on stdout once it serves.
 const listening = "authbench server listening on "
 
-func (p *pgRun) startOne(ctx context.Context, params secrets.Params) (*serveProc, error) {
+func (p *pgRun) startOne(ctx context.Context, params secrets.Params, extra ...string) (*serveProc, error) {
 	args := []string{"serve",
 		"--addr", "127.0.0.1:0",
 		"--db", p.url,
@@ -277,7 +289,7 @@ func (p *pgRun) startOne(ctx context.Context, params secrets.Params) (*serveProc
 		"--login-limit-authenticator", "off",
 		"--argon2", params.String(),
 	}
-	cmd := exec.Command(p.exe, args...)
+	cmd := exec.Command(p.exe, append(args, extra...)...)
 	// Settings and secrets come from the flags alone ($PGPASSWORD stays).
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "AUTHBENCH_") {

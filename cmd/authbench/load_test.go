@@ -564,10 +564,25 @@ var metThresholds = []string{"--target-lifecycle", "1h", "--target-login-ratio",
 // afterwards.
 func TestLoadPostgres(t *testing.T) {
 	base, db, pw := postgresForLoad(t)
-	args := append(slices.Clone(tinyLoad[1:]), "--db", db, "--replicas", "3", "--json")
+	profile := filepath.Join(t.TempDir(), "cpu.out")
+	args := append(slices.Clone(tinyLoad[1:]), "--db", db, "--replicas", "3", "--json", "--cpu-profile", profile)
 	res := runBinary(t, 5*time.Minute, []string{"PGPASSWORD=" + pw}, append(append([]string{"load"}, args...), metThresholds...)...)
 	if res.code != 0 {
 		t.Fatalf("load exited %d, want 0 (no target can be missed but by a failure):\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	// A CPU profile of the load process, and one of every serve process
+	// of every scenario (pprof's gzipped protocol buffers).
+	for _, f := range append([]string{profile}, func() (fs []string) {
+		for _, s := range allScenarios {
+			for r := 1; r <= 3; r++ {
+				fs = append(fs, fmt.Sprintf("%s.%s.replica%d", profile, s, r))
+			}
+		}
+		return fs
+	}()...) {
+		if b, err := os.ReadFile(f); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("CPU profile %s: %d bytes, %v; want a gzipped profile", filepath.Base(f), len(b), err)
+		}
 	}
 	rep := decodeReport(t, []byte(res.stdout))
 	checkVerdicts(t, rep, res.code, res.stderr)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,7 @@ type serveCmd struct {
 	TLSKey               string          `name:"tls-key" env:"AUTHBENCH_TLS_KEY" placeholder:"PEM-FILE" help:"The private key of --tls-cert."`
 	Demo                 bool            `help:"Serve the pages for a first look: a throw-away database with a ready-made person (user ID, password, and a simulated code display whose codes are printed here), any security key accepted; --db, --master-key and --support-token-file are not used."`
 	LogLevel             string          `default:"info" enum:"debug,info,warn,error" env:"AUTHBENCH_LOG_LEVEL" help:"Log level on stderr."`
+	CPUProfile           string          `name:"cpu-profile" type:"path" env:"AUTHBENCH_CPU_PROFILE" placeholder:"FILE" help:"Write a CPU profile of this server to FILE (go tool pprof), from the start until it shuts down; for measuring, such as authbench load's PostgreSQL replicas (its --cpu-profile passes it on)."`
 	AuditCheckpointEvery time.Duration   `name:"audit-checkpoint-every" default:"${checkpoint_every}" env:"AUTHBENCH_AUDIT_CHECKPOINT_EVERY" placeholder:"DURATION" help:"How often the heads of the audit chains are sealed in a MACed checkpoint (and once more at shutdown); records newer than the last checkpoint could be cut without audit verify noticing."`
 }
 
@@ -103,6 +105,13 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	opts, err := serveOptions(cfg, log)
 	if err != nil {
 		return err
+	}
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	opts.Wrap = e.wrapAPI
 	srv, err := embedded.Start(ctx, opts)
@@ -325,4 +334,21 @@ func redactURL(s string) string {
 		}
 	}
 	return s
+}
+
+// startCPUProfile writes a CPU profile of the process to path until stop
+// is called (the --cpu-profile of serve and load).
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

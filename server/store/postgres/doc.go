@@ -49,7 +49,17 @@
 // process. If the database or role is configured with synchronous_commit =
 // off, Open turns it on for the store's own sessions and logs a warning.
 // With synchronous standbys (synchronous_standby_names), "on" also waits
-// for the standby's flush.
+// for the standby's flush. The one exception is a write the core marks
+// sqlcore.Lapse (an attempt's reservation and release, a password's
+// success before the second factor): its transaction runs with SET LOCAL
+// synchronous_commit = off, so a crash of the database server may lose it,
+// which fails closed (a lost reservation was in the UNLOGGED attempts
+// table, which a crash empties anyway; a lost success leaves the failures
+// counted); the next commit that waits for the flush takes it along.
+//
+// BEGIN goes out with a transaction's first statement, in one round trip
+// (pgx.Batch.BeginTx), and a transaction that ran no statement sends
+// nothing.
 //
 // # Wiping secrets
 //

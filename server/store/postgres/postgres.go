@@ -37,6 +37,10 @@ type Options struct {
 	// "" leaves the search_path of the URL or the server (normally
 	// "public").
 	Schema string
+	// Tracer, when set, traces the statements of every connection (a
+	// pgx.QueryTracer, which may also be a pgx.BatchTracer for the
+	// pipelines of the write transactions).
+	Tracer pgx.QueryTracer
 	// ReadOnly opens the store for reading only, as a verifier does:
 	// every transaction is read-only, nothing is created or migrated, and
 	// the schema must be this program's (an error wrapping ErrSchemaOld,
@@ -81,6 +85,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.ReadOnly {
 		cfg.RuntimeParams["default_transaction_read_only"] = "on"
 	}
+	cfg.Tracer = opts.Tracer
 	n := opts.MaxConns
 	if n <= 0 {
 		n = max(4, runtime.GOMAXPROCS(0))
@@ -164,10 +169,14 @@ const maxAttempts = 5
 // transaction that PostgreSQL aborted with a serialization failure (40001)
 // or a deadlock (40P01), or that lost a race for an audit sequence number,
 // is run again, up to maxAttempts times in all. A Single write runs its
-// statements in autocommit, without a transaction block. Every commit
-// waits for the WAL flush (synchronous_commit = on); the attempts a Lapse
-// write reserves are in an UNLOGGED table (migration 0002), which writes
-// no WAL.
+// statements in autocommit, without a transaction block. BEGIN goes out
+// with the transaction's first statement (lazyTx). Every commit waits for
+// the WAL flush (synchronous_commit = on) except a Lapse write's, which
+// runs with synchronous_commit = off: a crash of the database server may
+// lose it, as the write allows, and the next commit that waits takes it
+// to the disk; the attempts a Lapse write reserves are in an UNLOGGED
+// table (migration 0002) anyway, which writes no WAL and is emptied by a
+// crash.
 func (s *Store) Write(ctx context.Context, f sqlcore.Flags, fn func(ctx context.Context, tx sqlcore.Tx) error) error {
 	if s.closed.Load() {
 		return errClosed
@@ -187,30 +196,10 @@ func (s *Store) Write(ctx context.Context, f sqlcore.Flags, fn func(ctx context.
 				return ctx.Err()
 			}
 		}
-		err = s.pool.with(ctx, func(c *pgx.Conn) error { return runTx(ctx, c, fn) })
+		err = s.pool.with(ctx, func(c *pgx.Conn) error { return runTx(ctx, c, f&sqlcore.Lapse != 0, fn) })
 		if !dialect.Retryable(err) {
 			return err
 		}
 	}
 	return err
-}
-
-func runTx(ctx context.Context, c *pgx.Conn, fn func(context.Context, sqlcore.Tx) error) error {
-	tx, err := c.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("postgres: begin: %w", err)
-	}
-	if err := fn(ctx, conn{tx}); err != nil {
-		// A rollback that fails leaves the connection broken; the pool
-		// then closes it, which ends the transaction on the server.
-		_ = tx.Rollback(context.WithoutCancel(ctx))
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		if dialect.Retryable(err) {
-			return err
-		}
-		return fmt.Errorf("postgres: commit: %w", err)
-	}
-	return nil
 }

@@ -20,13 +20,15 @@ type Planner interface {
 // when it repeats their predicate, and without them every login and add
 // reads the whole table.
 var indexedLookups = map[string][]string{
-	"identity-set":        {"authenticators_identity"},
-	"sign-advance":        {"authenticators_credential"},
-	"chip-live":           {"authenticators_credential"},
-	"serial-revoked":      {"tombstones_serial"},
-	"authenticators-find": {"authenticators_serial", "authenticators_credential"},
-	"tombstones-find":     {"tombstones_serial", "tombstones_credential"},
-	"attempts-in-flight":  {"attempts_authenticator", "attempts_serial"},
+	"identity-set":                 {"authenticators_identity"},
+	"sign-advance":                 {"authenticators_credential"},
+	"chip-live":                    {"authenticators_credential"},
+	"serial-revoked":               {"tombstones_serial"},
+	"authenticators-find":          {"authenticators_serial", "authenticators_credential"},
+	"tombstones-find":              {"tombstones_serial", "tombstones_credential"},
+	"attempts-in-flight":           {"attempts_authenticator", "attempts_serial"},
+	"attempt-insert-authenticator": {"attempts_authenticator", "attempts_serial"},
+	"attempt-insert-import":        {"attempts_authenticator", "attempts_serial"},
 }
 
 // CheckQueryPlans fails t when the plan of a hot statement of s reads a

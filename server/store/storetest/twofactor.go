@@ -345,6 +345,14 @@ func testCommitLogin(f *fixture) {
 	f.ok(err, "RecordSuccess")
 	_, err = f.s.CommitLogin(f.ctx, store.Login{Change: c2, Session: ses("ses-chip2", "pw-1", "chip-1"), Chip: &store.ChipGuard{Count: 8, Spent: spent}})
 	f.wantErr(err, store.ErrDuplicate, "CommitLogin with a spent challenge")
+	// A session token in use: the session, written last, is refused, and
+	// nothing of the login stays (the guard, the records, the audit).
+	head = f.auditLen()
+	_, err = f.s.CommitLogin(f.ctx, store.Login{Change: c2, Session: ses("ses-chip", "pw-1", "chip-1"), Chip: &store.ChipGuard{Count: 8, Spent: store.Ceremony{Key: "spent:ch-dup", IdentityID: "id-1", ExpiresAt: f.now.Add(time.Minute)}}})
+	f.wantErr(err, store.ErrDuplicate, "CommitLogin with a session token in use")
+	if el, err := f.s.Element(f.ctx, "chip-1"); err != nil || el.Chip.SignCount != 7 || f.auditLen() != head || f.authenticator("chip-1").Version != c.Authenticator.Version {
+		f.t.Errorf("a login refused at its session wrote something: sign count %v (%v), audit %d → %d", el.Chip, err, head, f.auditLen())
+	}
 	// A session whose other proof is no longer active is refused, and
 	// nothing of the login is written.
 	pw = f.authenticator("pw-1")

@@ -2,6 +2,7 @@ package sqlcore
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/authbench/authbench/server/domain"
@@ -11,7 +12,8 @@ import (
 
 // Attempts (store.Attempts). A reservation reads its subject (the
 // authenticator, or the import of a serial) before it counts the attempts
-// in flight, in the write transaction that inserts it: SQLite's write
+// in flight, in the write transaction that inserts it (the insert reads
+// the subject and counts them itself, after the lock: attemptInsertAuth): SQLite's write
 // transactions are serialised anyway, and PostgreSQL locks the subject's
 // row (FOR UPDATE), so two reservations for one subject, on any replicas,
 // never interleave; the writes that end an attempt with its outcome update
@@ -41,8 +43,29 @@ func (s *Store) ReserveAttempt(ctx context.Context, a store.Attempt, max int, no
 	}
 	at := columns.ClampNanos(now)
 	what := attemptWhat(&a)
+	limit := int64(math.MaxInt64)
+	if max >= 0 {
+		limit = int64(max)
+	}
+	lock, insert, subject := s.q.attemptAuth, s.q.attemptInsertAuth, []any{a.AuthenticatorID, string(domain.StateActive)}
+	if a.Serial != "" {
+		lock, insert, subject = s.q.attemptImport, s.q.attemptInsertImport, []any{a.Serial}
+	}
+	args := append(append([]any{a.ID, a.AuthenticatorID, a.Serial, exp}, subject...), a.AuthenticatorID, a.Serial, at, limit)
 	return s.write(ctx, Lapse, func(ctx context.Context, tx Tx) error {
-		failures, ok, err := s.attemptSubject(ctx, tx, &a)
+		// The subject's lock, then the insert, a statement of its own
+		// that sees every reservation and failure committed before the
+		// lock was granted; it needs no answer from the lock, so both
+		// go out together where the backend can (Later).
+		if err := s.execLater(ctx, tx, lock, s.wrapAs("reserve an attempt against "+what), subject[0]); err != nil {
+			return err
+		}
+		n, err := tx.Exec(ctx, insert, args...)
+		if err != nil || n == 1 {
+			return s.dbErr(err, "attempt "+a.ID)
+		}
+		// Refused: why.
+		failures, _, err := s.attemptSubject(ctx, tx, &a)
 		if err != nil {
 			return s.dbErr(err, "reserve an attempt against "+what)
 		}
@@ -50,11 +73,7 @@ func (s *Store) ReserveAttempt(ctx context.Context, a store.Attempt, max int, no
 		if err := tx.QueryRow(ctx, s.q.attemptsInFlight, a.AuthenticatorID, a.Serial, at).Scan(&inFlight); err != nil {
 			return s.dbErr(err, "count the attempts against "+what)
 		}
-		if !ok || max >= 0 && failures+inFlight >= int64(max) {
-			return s.errf("%s: %w (%d failures, %d attempts in flight, limit %d)", what, store.ErrExhausted, failures, inFlight, max)
-		}
-		_, err = tx.Exec(ctx, s.q.attemptInsert, a.ID, a.AuthenticatorID, a.Serial, exp)
-		return s.dbErr(err, "attempt "+a.ID)
+		return s.errf("%s: %w (%d failures, %d attempts in flight, limit %d)", what, store.ErrExhausted, failures, inFlight, max)
 	})
 }
 
@@ -96,6 +115,10 @@ func (s *Store) EndAttempt(ctx context.Context, id string, c *domain.Change) err
 		s.inFlight.end(id)
 		return nil
 	}
+	if ac == nil {
+		// One statement, which needs no transaction block of its own.
+		f |= Single
+	}
 	return s.writeEnding(ctx, f, id, func(ctx context.Context, tx Tx) error {
 		if err := s.endAttempt(ctx, tx, id); err != nil {
 			return err
@@ -113,8 +136,7 @@ func (s *Store) endAttempt(ctx context.Context, tx Tx, id string) error {
 	if id == "" || s.inFlight != nil {
 		return nil
 	}
-	_, err := tx.Exec(ctx, s.q.attemptDelete, id)
-	return s.dbErr(err, "end attempt "+id)
+	return s.execLater(ctx, tx, s.q.attemptDelete, s.wrapAs("end attempt "+id), id)
 }
 
 // FailImportAttempt implements store.Attempts.

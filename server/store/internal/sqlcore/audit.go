@@ -81,13 +81,13 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 			if err := s.insertAudit(ctx, tx, cache, recs, args); err != nil {
 				return err
 			}
-			args, recs = args[:0], recs[:0]
+			args, recs = nil, nil // a later statement keeps them
 		}
 	}
 	for _, id := range chains {
 		h := heads[id]
-		if _, err := tx.Exec(ctx, s.q.auditHeadMove, id, int64(h.Seq), h.Hash); err != nil {
-			return s.dbErr(err, fmt.Sprintf("move the audit head of %q", id))
+		if err := s.execLater(ctx, tx, s.q.auditHeadMove, s.wrapAs(fmt.Sprintf("move the audit head of %q", id)), id, int64(h.Seq), h.Hash); err != nil {
+			return err
 		}
 		if cache != nil {
 			cache.PutHead(id, &store.AuditRecord{IdentityID: id, Seq: h.Seq, Hash: h.Hash})
@@ -101,14 +101,15 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 const maxAuditRows = 4
 
 // insertAudit inserts the linked records recs, whose column values are
-// args, in one statement.
+// args, in one statement (run later where the backend can: args are
+// kept).
 func (s *Store) insertAudit(ctx context.Context, tx Tx, cache HeadCache, recs []*store.AuditRecord, args []any) error {
-	if _, err := tx.Exec(ctx, s.q.auditInsert[len(recs)-1], args...); err != nil {
-		r := recs[0]
-		what := fmt.Sprintf("append audit record %d of %q", r.Seq, r.IdentityID)
-		if len(recs) > 1 {
-			what = fmt.Sprintf("append %d audit records from record %d of %q", len(recs), r.Seq, r.IdentityID)
-		}
+	r := recs[0]
+	what := fmt.Sprintf("append audit record %d of %q", r.Seq, r.IdentityID)
+	if len(recs) > 1 {
+		what = fmt.Sprintf("append %d audit records from record %d of %q", len(recs), r.Seq, r.IdentityID)
+	}
+	return s.execLater(ctx, tx, s.q.auditInsert[len(recs)-1], func(err error) error {
 		err = s.dbErr(err, what)
 		if errors.Is(err, store.ErrDuplicate) {
 			if cache != nil {
@@ -119,8 +120,7 @@ func (s *Store) insertAudit(ctx context.Context, tx Tx, cache HeadCache, recs []
 			return &SeqRace{err}
 		}
 		return err
-	}
-	return nil
+	}, args...)
 }
 
 // lockAuditHead returns the head of the chain of identity id (nil for a

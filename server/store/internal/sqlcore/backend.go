@@ -32,6 +32,17 @@ type Tx interface {
 	Query(ctx context.Context, q *Stmt, args ...any) (Rows, error)
 }
 
+// Later is what a Tx may offer to save round trips (PostgreSQL): a
+// statement whose result the core does not read, only its error, goes out
+// with the next statement of the transaction, or with its commit, in one
+// pipeline. The statements still run in the order they were given. The
+// error of q, made by wrap, is then returned by that next statement (its
+// Exec, its Row's Scan, its Query) or by the commit (Backend.Write) in
+// place of their own.
+type Later interface {
+	ExecLater(ctx context.Context, q *Stmt, wrap func(error) error, args ...any)
+}
+
 // Row is the result of Tx.QueryRow. Scan returns ErrNoRows when there is
 // no row.
 type Row interface {

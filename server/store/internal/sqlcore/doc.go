@@ -35,7 +35,11 @@
 // reach the disk before it returns (most do; an attempt's reservation does
 // not), whether it removes secret material (SQLite then scrubs its
 // write-ahead log in the background), and whether it is a single statement
-// (PostgreSQL then runs it without a transaction block).
+// (PostgreSQL then runs it without a transaction block). A statement whose
+// result the core does not read, only its error (an audit record, a
+// session, the end of an attempt), runs through execLater: a transaction
+// that offers Later (PostgreSQL's) sends it with the next statement or
+// with the commit, in one round trip, and the others run it at once.
 //
 // # Query plans
 //

@@ -79,8 +79,8 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 			}
 		case l.Chip != nil:
 			sp := &l.Chip.Spent
-			if _, err := tx.Exec(ctx, s.q.ceremonyInsert, sp.Key, sp.IdentityID, columns.NonNil(sp.Data), spentExp); err != nil {
-				return s.dbErr(err, "ceremony "+sp.Key)
+			if err := s.execLater(ctx, tx, s.q.ceremonyInsert, s.wrapAs("ceremony "+sp.Key), sp.Key, sp.IdentityID, columns.NonNil(sp.Data), spentExp); err != nil {
+				return err
 			}
 			ok, err := s.advanceSign(ctx, tx, a.CredentialID, l.Chip.Count)
 			if err != nil {

@@ -94,7 +94,7 @@ type queries struct {
 	sessionsEndOf, sessionByToken, sessionsOfIdentity, sessionEnd *Stmt
 	sessionDelete, sessionsSweep                                  *Stmt
 	// attempts
-	attemptAuth, attemptImport, attemptsInFlight, attemptInsert, attemptDelete, attemptsSweep *Stmt
+	attemptAuth, attemptImport, attemptsInFlight, attemptInsertAuth, attemptInsertImport, attemptDelete, attemptsSweep *Stmt
 	// audit
 	auditHead, auditHeadMove, auditList, auditFirst, auditAfter, auditHeads *Stmt
 	auditInsert                                                             []*Stmt // of 1, 2, ... maxAuditRows records
@@ -252,7 +252,19 @@ WHERE s.identity_id = ? AND `+validSession+` ORDER BY s.created_at, s.id`)
 	q.attemptImport = s.stmt("attempt-import", hot, `SELECT failures FROM imports WHERE serial = ?`+d.ForUpdate)
 	q.attemptsInFlight = s.stmt("attempts-in-flight", hot, `SELECT COUNT(*) FROM attempts
 WHERE ((authenticator_id <> '' AND authenticator_id = ?) OR (serial <> '' AND serial = ?)) AND expires_at > ?`)
-	q.attemptInsert = s.stmt("attempt-insert", hot, `INSERT INTO attempts (id, authenticator_id, serial, expires_at) VALUES (?, ?, ?, ?)`)
+	// attemptInsertAuth and attemptInsertImport insert an attempt while
+	// its subject takes attempts and its failures plus the attempts in
+	// flight against it stay under the last parameter: they read the
+	// subject and count the attempts themselves, so that they need no
+	// answer from the statement that locked the subject before them.
+	inFlight := `(SELECT COUNT(*) FROM attempts
+	WHERE ((authenticator_id <> '' AND authenticator_id = ?) OR (serial <> '' AND serial = ?)) AND expires_at > ?) < ?`
+	q.attemptInsertAuth = s.stmt("attempt-insert-authenticator", hot, `INSERT INTO attempts (id, authenticator_id, serial, expires_at)
+SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT) FROM authenticators s
+WHERE s.id = ? AND s.state = ? AND s.failures + `+inFlight)
+	q.attemptInsertImport = s.stmt("attempt-insert-import", hot, `INSERT INTO attempts (id, authenticator_id, serial, expires_at)
+SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT) FROM imports s
+WHERE s.serial = ? AND s.failures + `+inFlight)
 	q.attemptDelete = s.stmt("attempt-delete", hot, `DELETE FROM attempts WHERE id = ?`)
 	q.attemptsSweep = s.stmt("attempts-sweep", cold, `DELETE FROM attempts WHERE expires_at <= ?`)
 

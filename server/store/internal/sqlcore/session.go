@@ -96,8 +96,8 @@ func (s *Store) checkIdentity(ctx context.Context, tx Tx, se *store.Session) err
 // INSERT stores the session only while the identity is active.
 func (s *Store) insertSession(ctx context.Context, tx Tx, se *store.Session, ts []any) error {
 	if s.d.ForShare != "" {
-		if _, err := tx.Exec(ctx, s.q.sessionInsert, se.TokenHash, se.ID, se.IdentityID, se.Level, se.Via(), ts[0], ts[1]); err != nil {
-			return s.dbErr(err, "session of "+se.IdentityID)
+		if err := s.execLater(ctx, tx, s.q.sessionInsert, s.wrapAs("session of "+se.IdentityID), se.TokenHash, se.ID, se.IdentityID, se.Level, se.Via(), ts[0], ts[1]); err != nil {
+			return err
 		}
 	} else {
 		n, err := tx.Exec(ctx, s.q.sessionInsertActive, se.TokenHash, se.ID, se.Level, se.Via(), ts[0], ts[1], se.IdentityID)
@@ -114,14 +114,11 @@ func (s *Store) insertSession(ctx context.Context, tx Tx, se *store.Session, ts 
 	if len(se.Authenticators) == 2 {
 		// A two-factor login's, in one statement.
 		a := se.Authenticators
-		if _, err := tx.Exec(ctx, s.q.sessionProofsInsert2, se.TokenHash, a[0], se.TokenHash, a[1]); err != nil {
-			return s.dbErr(err, "session of "+se.IdentityID+": authenticators "+a[0]+", "+a[1])
-		}
-		return nil
+		return s.execLater(ctx, tx, s.q.sessionProofsInsert2, s.wrapAs("session of "+se.IdentityID+": authenticators "+a[0]+", "+a[1]), se.TokenHash, a[0], se.TokenHash, a[1])
 	}
 	for _, aid := range se.Authenticators {
-		if _, err := tx.Exec(ctx, s.q.sessionProofInsert, se.TokenHash, aid); err != nil {
-			return s.dbErr(err, "session of "+se.IdentityID+": authenticator "+aid)
+		if err := s.execLater(ctx, tx, s.q.sessionProofInsert, s.wrapAs("session of "+se.IdentityID+": authenticator "+aid), se.TokenHash, aid); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -124,6 +124,25 @@ func (s *Store) dbErr(err error, what string) error {
 	return s.errf("%s: %w", what, err)
 }
 
+// execLater runs q in tx, whose result the caller does not read: later,
+// with the next statement, where tx can (Later), else now. wrap makes the
+// error of q (s.wrapAs for dbErr's).
+func (s *Store) execLater(ctx context.Context, tx Tx, q *Stmt, wrap func(error) error, args ...any) error {
+	if l, ok := tx.(Later); ok {
+		l.ExecLater(ctx, q, wrap, args...)
+		return nil
+	}
+	if _, err := tx.Exec(ctx, q, args...); err != nil {
+		return wrap(err)
+	}
+	return nil
+}
+
+// wrapAs returns a function that makes a database error as dbErr does.
+func (s *Store) wrapAs(what string) func(error) error {
+	return func(err error) error { return s.dbErr(err, what) }
+}
+
 // read runs fn on a read connection.
 func (s *Store) read(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error {
 	return s.b.Read(ctx, fn)
