@@ -12,9 +12,9 @@ import (
 
 // Group commit. Every write is an op: a function run inside a write
 // transaction. Ops queue up; whoever holds the leader token takes every op
-// queued at that moment and runs them in ONE transaction (BEGIN IMMEDIATE,
-// each op inside its own SAVEPOINT, so a failing op undoes only its own
-// work), then commits once: one fsync for the whole batch. While a batch
+// queued at that moment and runs them in ONE transaction (BEGIN IMMEDIATE;
+// a failing op undoes only its own work, see runBatch), then commits
+// once: one fsync for the whole batch. While a batch
 // commits, the next one queues. An op returns only after the commit of its
 // batch, so what a caller was told has happened is durable.
 //
@@ -175,13 +175,26 @@ func (s *Store) runBatch() {
 		fail(fmt.Errorf("sqlite: begin: %w", err))
 		return
 	}
-	if len(ops) == 1 {
-		op := ops[0]
-		if op.err = s.runOp(context.WithoutCancel(op.ctx), c, op.fn); op.err != nil {
-			_, _ = c.Exec(bg, stmtRollback)
+	// The ops run one after the other without savepoints: when they all
+	// succeed, as they nearly always do, the batch commits. An op that
+	// fails cannot undo its own work alone then: the transaction rolls
+	// back, and a batch of several ops runs again from the start with
+	// each op inside a savepoint (runSavepoint), so that only the
+	// failing op's work is undone. An op's fn may run more than once
+	// (sqlcore.Backend); what it returns is what its committed run
+	// returned.
+	if !s.runPlain(c, ops) {
+		_, _ = c.Exec(bg, stmtRollback)
+		if len(ops) == 1 {
 			return
 		}
-	} else {
+		if _, err := c.Exec(bg, stmtBegin); err != nil {
+			fail(fmt.Errorf("sqlite: begin: %w", err))
+			return
+		}
+		for _, op := range ops {
+			op.err = nil
+		}
 		for _, op := range ops {
 			if err := s.runSavepoint(context.WithoutCancel(op.ctx), c, op); err != nil {
 				// The transaction is gone (SQLite rolled it back after an
@@ -225,13 +238,24 @@ func (s *Store) setSynchronous(ctx context.Context, c *conn, to string) error {
 	return nil
 }
 
-// runOp runs fn. It is never run again: the write transaction holds the
-// database's write lock from its BEGIN IMMEDIATE, in this process and any
-// other, so an audit append cannot lose the race for a sequence number
-// that sqlcore.SeqRace reports (the primary key would refuse it all the
-// same).
+// runOp runs fn. It is run again only after a rollback (runBatch), never
+// to retry: the write transaction holds the database's write lock from
+// its BEGIN IMMEDIATE, in this process and any other, so an audit append
+// cannot lose the race for a sequence number that sqlcore.SeqRace reports
+// (the primary key would refuse it all the same).
 func (s *Store) runOp(ctx context.Context, c *conn, fn func(context.Context, sqlcore.Tx) error) error {
 	return fn(ctx, c)
+}
+
+// runPlain runs ops in the transaction, without savepoints, until one
+// fails (its op.err set). It reports whether all succeeded.
+func (s *Store) runPlain(c *conn, ops []*writeOp) bool {
+	for _, op := range ops {
+		if op.err = s.runOp(context.WithoutCancel(op.ctx), c, op.fn); op.err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // runSavepoint runs op inside a savepoint, undoing its work when it fails

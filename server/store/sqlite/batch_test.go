@@ -13,6 +13,7 @@ import (
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/sqlcore"
 )
 
 // holdLeader takes the leader token, as a running batch would, and returns
@@ -107,6 +108,59 @@ func TestBatchIsolatesFailures(t *testing.T) {
 		heads, err := s.AuditHeads(ctx)
 		if err != nil || len(heads) != 16 {
 			t.Errorf("%s: %d audit chains, %v; want 16", path, len(heads), err)
+		}
+		s.Close()
+	}
+}
+
+// TestBatchUndoesPartialWork runs ops in one batch where some fail after
+// they wrote: the others commit, and nothing of a failed op's work stays,
+// whether the batch had to run again with savepoints (several ops) or not
+// (one op).
+func TestBatchUndoesPartialWork(t *testing.T) {
+	insert := sqlcore.NewStmt("test-ceremony-insert", "INSERT INTO ceremonies (ckey, expires_at) VALUES (?, 1)", false)
+	count := sqlcore.NewStmt("test-ceremony-count", "SELECT COUNT(*) FROM ceremonies WHERE ckey = ?", false)
+	errAfter := errors.New("failed after its insert")
+	for _, n := range []int{1, 20} {
+		s, err := Open(context.Background(), filepath.Join(t.TempDir(), "b.db"), Options{Chain: nopChain{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		release := holdLeader(t, s)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.Write(ctx, 0, func(ctx context.Context, tx sqlcore.Tx) error {
+					if _, err := tx.Exec(ctx, insert, fmt.Sprint("c-", i)); err != nil {
+						return err
+					}
+					if i%4 == 0 {
+						return errAfter
+					}
+					return nil
+				})
+			}()
+		}
+		release(n)
+		wg.Wait()
+		for i, err := range errs {
+			var k int64
+			if rerr := s.Read(ctx, func(ctx context.Context, tx sqlcore.Tx) error {
+				return tx.QueryRow(ctx, count, fmt.Sprint("c-", i)).Scan(&k)
+			}); rerr != nil {
+				t.Fatal(rerr)
+			}
+			if i%4 == 0 {
+				if !errors.Is(err, errAfter) || k != 0 {
+					t.Errorf("batch of %d: op %d: %v, %d rows; want its error and no row", n, i, err, k)
+				}
+			} else if err != nil || k != 1 {
+				t.Errorf("batch of %d: op %d: %v, %d rows; want success and its row", n, i, err, k)
+			}
 		}
 		s.Close()
 	}

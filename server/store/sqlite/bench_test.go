@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
@@ -181,5 +182,70 @@ func BenchmarkSignCount(b *testing.B) {
 			b.ReportMetric(ns/anchor, "x-anchor")
 		})
 		s.Close()
+	}
+}
+
+// BenchmarkCommitLogin measures the write of a two-factor chip login
+// (CommitLogin: the spent challenge, the signature counter, the password's
+// deferred success and the chip's, their audit records and the session
+// with its two proofs, in one transaction) with one identity with a
+// password and a chip per goroutine: the writer's cost per login, which
+// the finish of a login waits for. On a durable file store each batch of
+// logins is an fsynced commit; on an in-memory store what is measured is
+// the statements' own cost.
+func BenchmarkCommitLogin(b *testing.B) {
+	for _, c := range []struct {
+		db string
+		g  int
+	}{{"file", 1}, {"file", 64}, {"memory", 1}, {"memory", 64}} {
+		b.Run(fmt.Sprintf("db=%s/goroutines=%d", c.db, c.g), func(b *testing.B) {
+			ctx := context.Background()
+			path, g := ":memory:", c.g
+			if c.db == "file" {
+				path = filepath.Join(b.TempDir(), "bench.db")
+			}
+			s := open(b, path)
+			b.Cleanup(func() { s.Close() })
+			p := domain.DefaultPolicy()
+			sys := domain.System("bench")
+			pws := make([]domain.Authenticator, g)
+			chips := make([]domain.Authenticator, g)
+			for i := range g {
+				ic, err := domain.NewIdentity(fmt.Sprintf("id-%d", i), sys, t0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				pws[i] = domain.Authenticator{ID: fmt.Sprintf("pw-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindPassword,
+					State: domain.StateActive, CreatedAt: t0, ActivatedAt: t0, Version: 1}
+				chips[i] = domain.Authenticator{ID: fmt.Sprintf("chip-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindChip,
+					State: domain.StateActive, Ref: domain.Ref{CredentialID: fmt.Sprintf("cred-%d", i)}, CreatedAt: t0, ActivatedAt: t0, Version: 1}
+				if err := s.CreateIdentity(ctx, ic,
+					store.NewAuthenticator{Change: domain.Change{Authenticator: pws[i]}, Element: store.Element{Password: &store.PasswordElement{Verifier: "$argon2id$" + pws[i].ID}}},
+					store.NewAuthenticator{Change: domain.Change{Authenticator: chips[i]}, Element: store.Element{Chip: &store.ChipElement{PublicKey: []byte("public key")}}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			parallel(b, g, func(g, i int) error {
+				now := t0.Add(time.Duration(i+1) * time.Second)
+				pc, err := p.RecordSuccess(pws[g], now)
+				if err != nil {
+					return err
+				}
+				cc, err := p.RecordSuccess(chips[g], now)
+				if err != nil {
+					return err
+				}
+				key := fmt.Sprintf("%d-%d", g, i)
+				ok, err := s.CommitLogin(ctx, store.Login{Change: cc, Prior: &pc,
+					Session: &store.Session{TokenHash: []byte("token-" + key), ID: "session-" + key, IdentityID: pws[g].IdentityID,
+						Level: store.LevelTwoFactor, Authenticators: []string{pws[g].ID, chips[g].ID}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+					Chip: &store.ChipGuard{Count: uint32(i + 1), Spent: store.Ceremony{Key: "spent:" + key, IdentityID: pws[g].IdentityID, ExpiresAt: now.Add(time.Minute)}}})
+				if err == nil && !ok {
+					err = fmt.Errorf("login %s refused", key)
+				}
+				pws[g], chips[g] = pc.Authenticator, cc.Authenticator
+				return err
+			})
+		})
 	}
 }

@@ -22,9 +22,9 @@
 // fight for the lock and fail with SQLITE_BUSY, a Store sends every write
 // through its one write connection, with group commit: writes queue, and
 // whoever finds the connection free takes every write queued at that
-// moment and runs them in one transaction, each inside its own SAVEPOINT
-// (a failing write, say an ErrConflict, undoes only its own statements),
-// then commits once. One fsync thus acknowledges a whole batch, which is
+// moment and runs them in one transaction (a failing write, say an
+// ErrConflict, undoes only its own statements: the batch rolls back and
+// runs again with each write inside its own SAVEPOINT), then commits once. One fsync thus acknowledges a whole batch, which is
 // what lets 8 goroutines go faster than 1 on a durable file; no write
 // returns before the commit of its batch. A caller's context applies while
 // its write waits in the queue; once its batch has started it runs to the

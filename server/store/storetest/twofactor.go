@@ -478,4 +478,16 @@ func testCommitLoginPrior(f *fixture) {
 	// Another identity's password is refused.
 	_, err = login(3, 7, pw2, "ses-3")
 	f.wantErr(err, store.ErrInvalid, "CommitLogin with another identity's prior success")
+	// The identity blocked after both factors were checked and before the
+	// commit: no session, nothing written.
+	blocked, err := f.p.BlockIdentity(id, domain.Support("op-1"), domain.ReasonMisuse, f.now)
+	f.ok(err, "BlockIdentity")
+	f.ok(f.s.UpdateIdentity(f.ctx, blocked), "UpdateIdentity")
+	head = f.auditLen()
+	before = f.authenticator("chip-1")
+	_, err = login(4, 8, f.authenticator("pw-1"), "ses-4")
+	f.wantErr(err, store.ErrConflict, "CommitLogin of a blocked identity")
+	if f.auditLen() != head || f.live([]byte("ses-4")) || f.authenticator("chip-1").Version != before.Version || f.authenticator("pw-1").Version != pw.Version+1 {
+		f.t.Error("a login of a blocked identity wrote something")
+	}
 }

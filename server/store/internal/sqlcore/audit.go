@@ -19,11 +19,12 @@ const auditPage = 256
 const checkpointPage = 16
 
 // appendAudit links each event to the head of its identity's chain and
-// inserts them, then moves the heads, in the write transaction tx. It
-// reads the head of each chain it appends to with the dialect's LockHead
-// (PostgreSQL locks the head row, creating it for a new chain; SQLite's
-// write transaction holds the database's write lock), in byte order of
-// the identity ID, and the locks last to the end of tx: appends to one
+// inserts them (up to maxAuditRows in one statement), then moves the
+// heads, in the write transaction tx. It reads the head of each chain it
+// appends to with the dialect's LockHead (PostgreSQL locks the head row,
+// creating it for a new chain; SQLite's write transaction holds the
+// database's write lock), in byte order of the identity ID, and the locks
+// last to the end of tx: appends to one
 // chain are serialised while appends to other chains (other people) go on
 // at the same time, on any replica. (identity_id, seq) is the primary key
 // as well: an append that raced anyway fails with *SeqRace and the backend
@@ -62,28 +63,26 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 			cache.PutHead(id, h)
 		}
 	}
-	for _, e := range events {
+	args := make([]any, 0, 8*min(len(events), maxAuditRows))
+	var recs []*store.AuditRecord
+	for i, e := range events {
 		r, err := store.Link(s.chain, heads[e.IdentityID], e)
 		if err != nil {
 			return err
 		}
-		args, err := s.col.AuditArgs(&r)
+		a, err := s.col.AuditArgs(&r)
 		if err != nil {
 			return err
 		}
-		if err := s.execLater(ctx, tx, s.q.auditInsert, func(err error) error {
-			err = s.dbErr(err, fmt.Sprintf("append audit record %d of %q", r.Seq, r.IdentityID))
-			if errors.Is(err, store.ErrDuplicate) {
-				if cache != nil {
-					cache.DropHead(r.IdentityID)
-				}
-				return &SeqRace{err}
-			}
-			return err
-		}, args...); err != nil {
-			return err
-		}
+		args = append(args, a...)
+		recs = append(recs, &r)
 		heads[e.IdentityID] = &r
+		if len(recs) == maxAuditRows || i == len(events)-1 {
+			if err := s.insertAudit(ctx, tx, cache, recs, args); err != nil {
+				return err
+			}
+			args, recs = nil, nil // a later statement keeps them
+		}
 	}
 	for _, id := range chains {
 		h := heads[id]
@@ -95,6 +94,33 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 		}
 	}
 	return nil
+}
+
+// maxAuditRows is the most records one INSERT appends; an append of more
+// events takes several.
+const maxAuditRows = 4
+
+// insertAudit inserts the linked records recs, whose column values are
+// args, in one statement (run later where the backend can: args are
+// kept).
+func (s *Store) insertAudit(ctx context.Context, tx Tx, cache HeadCache, recs []*store.AuditRecord, args []any) error {
+	r := recs[0]
+	what := fmt.Sprintf("append audit record %d of %q", r.Seq, r.IdentityID)
+	if len(recs) > 1 {
+		what = fmt.Sprintf("append %d audit records from record %d of %q", len(recs), r.Seq, r.IdentityID)
+	}
+	return s.execLater(ctx, tx, s.q.auditInsert[len(recs)-1], func(err error) error {
+		err = s.dbErr(err, what)
+		if errors.Is(err, store.ErrDuplicate) {
+			if cache != nil {
+				for _, r := range recs {
+					cache.DropHead(r.IdentityID)
+				}
+			}
+			return &SeqRace{err}
+		}
+		return err
+	}, args...)
 }
 
 // lockAuditHead returns the head of the chain of identity id (nil for a

@@ -1,6 +1,7 @@
 package sqlcore
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 
@@ -87,15 +88,17 @@ type queries struct {
 	importTakeExact                                                     *Stmt
 	ceremonyInsert, ceremonyTake, ceremoniesSweep                       *Stmt
 	// sessions
-	sessionInsert, sessionProofInsert, proofIdentity, proofAuth   *Stmt
+	sessionInsert, sessionInsertActive, sessionProofInsert        *Stmt
+	proofIdentity, proofAuth                                      *Stmt
 	sessionProofsInsert2                                          *Stmt
 	sessionsEndOf, sessionByToken, sessionsOfIdentity, sessionEnd *Stmt
 	sessionDelete, sessionsSweep                                  *Stmt
 	// attempts
 	attemptAuth, attemptImport, attemptsInFlight, attemptInsertAuth, attemptInsertImport, attemptDelete, attemptsSweep *Stmt
 	// audit
-	auditHead, auditInsert, auditHeadMove, auditList, auditFirst, auditAfter, auditHeads *Stmt
-	checkpointInsert, checkpointsFrom, checkpointLast                                    *Stmt
+	auditHead, auditHeadMove, auditList, auditFirst, auditAfter, auditHeads *Stmt
+	auditInsert                                                             []*Stmt // of 1, 2, ... maxAuditRows records
+	checkpointInsert, checkpointsFrom, checkpointLast                       *Stmt
 	// sealed values
 	sealedCodeKeys, sealedCodeSample, sealedImportKeys, sealedImportSample *Stmt
 	// the mirror's loads (mirror.go): an identity's records
@@ -229,6 +232,8 @@ ON CONFLICT (serial) DO UPDATE SET secret = excluded.secret, key_id = excluded.k
 
 	q.sessionInsert = s.stmt("session-insert", hot, `INSERT INTO sessions (token_hash, id, identity_id, level, via, created_at, expires_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	q.sessionInsertActive = s.stmt("session-insert-active", hot, `INSERT INTO sessions (token_hash, id, identity_id, level, via, created_at, expires_at)
+SELECT ?, ?, id, ?, ?, ?, ? FROM identities WHERE id = ? AND state = 'active'`)
 	q.sessionProofInsert = s.stmt("session-proof-insert", hot, `INSERT INTO session_authenticators (token_hash, authenticator_id) VALUES (?, ?)`)
 	q.sessionProofsInsert2 = s.stmt("session-proofs-insert-2", hot, `INSERT INTO session_authenticators (token_hash, authenticator_id) VALUES (?, ?), (?, ?)`)
 	q.proofIdentity = s.stmt("proof-identity", hot, `SELECT state FROM identities WHERE id = ?`+d.ForShare)
@@ -264,7 +269,14 @@ WHERE s.serial = ? AND s.failures + `+inFlight)
 	q.attemptsSweep = s.stmt("attempts-sweep", cold, `DELETE FROM attempts WHERE expires_at <= ?`)
 
 	q.auditHead = s.stmt("audit-head", hot, d.LockHead)
-	q.auditInsert = s.stmt("audit-insert", hot, `INSERT INTO audit (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	for k := 1; k <= maxAuditRows; k++ {
+		name := "audit-insert"
+		if k > 1 {
+			name = fmt.Sprintf("audit-insert-%d", k)
+		}
+		values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", k), ", ")
+		q.auditInsert = append(q.auditInsert, s.stmt(name, hot, `INSERT INTO audit (`+auditCols+`) VALUES `+values))
+	}
 	q.auditHeadMove = s.stmt("audit-head-move", hot, `INSERT INTO audit_heads (identity_id, seq, hash) VALUES (?, ?, ?)
 ON CONFLICT (identity_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`)
 	q.auditList = s.stmt("audit-list", hot, `SELECT `+auditCols+` FROM audit WHERE identity_id = ? AND seq > ? ORDER BY seq LIMIT ?`)

@@ -20,7 +20,8 @@ import (
 // active state also delete such sessions in the same transaction, so they
 // stay ended when the state comes back (a suspension that expires). A
 // login that writes a session first reads (PostgreSQL: share-locks) the
-// identity and the proving authenticators (checkProofs), so a concurrent
+// identity and the proving authenticators (checkProofs; on SQLite the
+// INSERT of the session checks the identity), so a concurrent
 // suspension or block either sees the new session and deletes it, or
 // commits first and the login finds its proof not active.
 
@@ -48,13 +49,16 @@ func (s *Store) PutSession(ctx context.Context, se store.Session) error {
 // The authenticators among updated are skipped: the transaction updates
 // their records at the version it read them active (a versioned write
 // that fails with store.ErrConflict when they changed).
+//
+// Where a write transaction holds the database's only write lock (no row
+// locks: SQLite) and every proof is among updated (a login's), the
+// identity is checked by the INSERT of the session instead
+// (insertSession), one statement less.
 func (s *Store) checkProofs(ctx context.Context, tx Tx, se *store.Session, updated ...string) error {
-	var state string
-	if err := tx.QueryRow(ctx, s.q.proofIdentity, se.IdentityID).Scan(&state); err != nil {
-		return s.dbErr(err, "session of identity "+se.IdentityID)
-	}
-	if state != string(domain.IdentityActive) {
-		return s.errf("session of identity %s: %w: the identity is %s", se.IdentityID, store.ErrConflict, state)
+	if s.d.ForShare != "" || slices.ContainsFunc(se.Authenticators, func(aid string) bool { return !slices.Contains(updated, aid) }) {
+		if err := s.checkIdentity(ctx, tx, se); err != nil {
+			return err
+		}
 	}
 	for _, aid := range se.Authenticators {
 		if slices.Contains(updated, aid) {
@@ -74,11 +78,38 @@ func (s *Store) checkProofs(ctx context.Context, tx Tx, se *store.Session, updat
 	return nil
 }
 
+// checkIdentity returns nil when the identity of se is active, holding it
+// (PostgreSQL: a share lock) until the end of tx.
+func (s *Store) checkIdentity(ctx context.Context, tx Tx, se *store.Session) error {
+	var state string
+	if err := tx.QueryRow(ctx, s.q.proofIdentity, se.IdentityID).Scan(&state); err != nil {
+		return s.dbErr(err, "session of identity "+se.IdentityID)
+	}
+	if state != string(domain.IdentityActive) {
+		return s.errf("session of identity %s: %w: the identity is %s", se.IdentityID, store.ErrConflict, state)
+	}
+	return nil
+}
+
 // insertSession stores se (checked with checkProofs; ts are its created_at
-// and expires_at) in tx.
+// and expires_at) in tx. Where checkProofs left the identity to it, the
+// INSERT stores the session only while the identity is active.
 func (s *Store) insertSession(ctx context.Context, tx Tx, se *store.Session, ts []any) error {
-	if err := s.execLater(ctx, tx, s.q.sessionInsert, s.wrapAs("session of "+se.IdentityID), se.TokenHash, se.ID, se.IdentityID, se.Level, se.Via(), ts[0], ts[1]); err != nil {
-		return err
+	if s.d.ForShare != "" {
+		if err := s.execLater(ctx, tx, s.q.sessionInsert, s.wrapAs("session of "+se.IdentityID), se.TokenHash, se.ID, se.IdentityID, se.Level, se.Via(), ts[0], ts[1]); err != nil {
+			return err
+		}
+	} else {
+		n, err := tx.Exec(ctx, s.q.sessionInsertActive, se.TokenHash, se.ID, se.Level, se.Via(), ts[0], ts[1], se.IdentityID)
+		if err != nil {
+			return s.dbErr(err, "session of "+se.IdentityID)
+		}
+		if n == 0 {
+			if err := s.checkIdentity(ctx, tx, se); err != nil {
+				return err
+			}
+			return s.errf("session of identity %s: %w: the identity is no longer active", se.IdentityID, store.ErrConflict)
+		}
 	}
 	if len(se.Authenticators) == 2 {
 		// A two-factor login's, in one statement.
