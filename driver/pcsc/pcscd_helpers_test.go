@@ -73,7 +73,7 @@ func insert(t testing.TB, pc *Context, i int, h apdu.Handler, co apdu.CardOption
 	select {
 	case <-s.conn.Ready():
 	case <-time.After(guard):
-		t.Fatal("vpcd never spoke to the card")
+		t.Fatalf("vpcd never spoke to the card on %s; %s", d.Addrs[i], d.Report())
 	}
 	waitFor(t, pc, s.reader, true)
 	return s
