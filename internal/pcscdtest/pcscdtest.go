@@ -131,19 +131,24 @@ func startOnce() (d *Daemon, taken bool, err error) {
 		Log:    logPath,
 		PID:    cmd.Process.Pid,
 	}
-	// pcscd says "daemon ready" once its socket is up and every reader of
-	// reader.conf.d is added, that is once the vpcd driver listens on both
-	// ports.
+	// pcscd says "daemon ready" once every reader of reader.conf.d is
+	// added (the vpcd driver listens on both ports) and its socket is up.
+	// Nothing may connect to the vpcd ports to find out: vpcd takes any
+	// connection for a card, and its reader waits for that card's answer
+	// (an earlier probe here that connected while pcscd was still adding
+	// the readers left pcscd wedged for the rest of the test process).
 	deadline := time.Now().Add(startWait)
 	for {
 		out, _ := os.ReadFile(logPath)
-		if bytes.Contains(out, []byte("daemon ready")) {
-			break
-		}
+		// Before "daemon ready": pcscd goes on without a reader whose
+		// driver could not listen.
 		if bytes.Contains(out, []byte("Address already in use")) {
 			cmd.Process.Kill()
 			<-exited
 			return nil, true, fmt.Errorf("pcscd: the vpcd ports %d and %d were taken:\n%s", port, port+1, out)
+		}
+		if bytes.Contains(out, []byte("daemon ready")) {
+			break
 		}
 		select {
 		case <-exited:
@@ -155,6 +160,10 @@ func startOnce() (d *Daemon, taken bool, err error) {
 			return nil, false, fmt.Errorf("pcscd did not say it was ready in %v; %s", startWait, d.Report())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(d.Socket); err != nil {
+		cmd.Process.Kill()
+		return nil, false, fmt.Errorf("pcscd said it was ready but has no socket (%v); %s", err, d.Report())
 	}
 	os.Setenv("PCSCLITE_CSOCK_NAME", d.Socket)
 	return d, false, nil
@@ -169,6 +178,16 @@ func (d *Daemon) Report() string {
 		fmt.Fprintf(&b, "pcscd (pid %d) is gone: %v\n", d.PID, err)
 	} else if f := strings.Fields(string(stat)); len(f) > 2 {
 		fmt.Fprintf(&b, "pcscd (pid %d) is in state %s\n", d.PID, f[2])
+	}
+	// Where each of its threads is: blocked (wchan, syscall number) or
+	// running.
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", d.PID))
+	for _, task := range tasks {
+		comm, _ := os.ReadFile(task + "/comm")
+		wchan, _ := os.ReadFile(task + "/wchan")
+		sc, _ := os.ReadFile(task + "/syscall")
+		nr, _, _ := strings.Cut(string(sc), " ")
+		fmt.Fprintf(&b, "thread %s (%s): waits in %s, syscall %s\n", filepath.Base(task), strings.TrimSpace(string(comm)), wchan, strings.TrimSpace(nr))
 	}
 	for _, a := range d.Addrs {
 		_, port, _ := net.SplitHostPort(a)

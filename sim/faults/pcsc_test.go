@@ -82,7 +82,7 @@ func TestPCSC(t *testing.T) {
 	defer cancel()
 	pc, err := pcsc.Open(ctx, pcsc.Options{PollInterval: time.Millisecond})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v; %s", err, d.Report())
 	}
 	defer pc.Close()
 
