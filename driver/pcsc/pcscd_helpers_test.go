@@ -33,10 +33,10 @@ func pcscdTest(t testing.TB) *pcscdtest.Daemon {
 // openContext opens a Context on the private pcscd, closed at cleanup.
 func openContext(t testing.TB, opts Options) *Context {
 	t.Helper()
-	daemon(t)
+	d := daemon(t)
 	pc, err := Open(testCtx(t), opts)
 	if err != nil {
-		t.Fatalf("Open: %v", err)
+		t.Fatalf("Open: %v; %s", err, d.Report())
 	}
 	t.Cleanup(func() {
 		if err := pc.Close(); err != nil {
@@ -73,7 +73,7 @@ func insert(t testing.TB, pc *Context, i int, h apdu.Handler, co apdu.CardOption
 	select {
 	case <-s.conn.Ready():
 	case <-time.After(guard):
-		t.Fatal("vpcd never spoke to the card")
+		t.Fatalf("vpcd never spoke to the card on %s; %s", d.Addrs[i], d.Report())
 	}
 	waitFor(t, pc, s.reader, true)
 	return s

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -112,7 +113,9 @@ func startOnce() (d *Daemon, taken bool, err error) {
 		return nil, false, err
 	}
 	defer logf.Close()
-	script := "mkdir -p /run/pcscd && mount -t tmpfs tmpfs /run/pcscd && exec pcscd -f -c " + conf
+	// -d: pcscd logs what it does (readers, the driver's ports, cards
+	// coming and going), so that a failing test can show why.
+	script := "mkdir -p /run/pcscd && mount -t tmpfs tmpfs /run/pcscd && exec pcscd -f -d -c " + conf
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The daemon dies with the test process.
@@ -120,34 +123,83 @@ func startOnce() (d *Daemon, taken bool, err error) {
 	if err := cmd.Start(); err != nil {
 		return nil, false, fmt.Errorf("start pcscd: %w", err)
 	}
-	go cmd.Wait()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	d = &Daemon{
 		Socket: fmt.Sprintf("/proc/%d/root/run/pcscd/pcscd.comm", cmd.Process.Pid),
 		Addrs:  [2]string{"127.0.0.1:" + strconv.Itoa(port), "127.0.0.1:" + strconv.Itoa(port+1)},
 		Log:    logPath,
 		PID:    cmd.Process.Pid,
 	}
+	// pcscd says "daemon ready" once every reader of reader.conf.d is
+	// added (the vpcd driver listens on both ports) and its socket is up.
+	// Nothing may connect to the vpcd ports to find out: vpcd takes any
+	// connection for a card, and its reader waits for that card's answer
+	// (an earlier probe here that connected while pcscd was still adding
+	// the readers left pcscd wedged for the rest of the test process).
 	deadline := time.Now().Add(startWait)
 	for {
-		_, serr := os.Stat(d.Socket)
-		c, derr := net.DialTimeout("tcp", d.Addrs[0], 100*time.Millisecond)
-		if serr == nil && derr == nil {
-			c.Close()
-			break
-		}
 		out, _ := os.ReadFile(logPath)
+		// Before "daemon ready": pcscd goes on without a reader whose
+		// driver could not listen.
 		if bytes.Contains(out, []byte("Address already in use")) {
 			cmd.Process.Kill()
+			<-exited
 			return nil, true, fmt.Errorf("pcscd: the vpcd ports %d and %d were taken:\n%s", port, port+1, out)
+		}
+		if bytes.Contains(out, []byte("daemon ready")) {
+			break
+		}
+		select {
+		case <-exited:
+			return nil, false, fmt.Errorf("pcscd exited at start-up (%v); its log:\n%s", cmd.ProcessState, out)
+		default:
 		}
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			return nil, false, fmt.Errorf("pcscd did not come up in %v (socket: %v, vpcd: %v); its log:\n%s", startWait, serr, derr, out)
+			return nil, false, fmt.Errorf("pcscd did not say it was ready in %v; %s", startWait, d.Report())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if _, err := os.Stat(d.Socket); err != nil {
+		cmd.Process.Kill()
+		return nil, false, fmt.Errorf("pcscd said it was ready but has no socket (%v); %s", err, d.Report())
+	}
 	os.Setenv("PCSCLITE_CSOCK_NAME", d.Socket)
 	return d, false, nil
+}
+
+// Report describes the daemon for a failing test: whether the process
+// still runs, who holds its vpcd ports, and its log.
+func (d *Daemon) Report() string {
+	var b strings.Builder
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.PID))
+	if err != nil {
+		fmt.Fprintf(&b, "pcscd (pid %d) is gone: %v\n", d.PID, err)
+	} else if f := strings.Fields(string(stat)); len(f) > 2 {
+		fmt.Fprintf(&b, "pcscd (pid %d) is in state %s\n", d.PID, f[2])
+	}
+	// Where each of its threads is: blocked (wchan, syscall number) or
+	// running.
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", d.PID))
+	for _, task := range tasks {
+		comm, _ := os.ReadFile(task + "/comm")
+		wchan, _ := os.ReadFile(task + "/wchan")
+		sc, _ := os.ReadFile(task + "/syscall")
+		nr, _, _ := strings.Cut(string(sc), " ")
+		fmt.Fprintf(&b, "thread %s (%s): waits in %s, syscall %s\n", filepath.Base(task), strings.TrimSpace(string(comm)), wchan, strings.TrimSpace(nr))
+	}
+	for _, a := range d.Addrs {
+		_, port, _ := net.SplitHostPort(a)
+		out, err := exec.Command("ss", "-tanpH", "( sport = :"+port+" or dport = :"+port+" )").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(&b, "ss for port %s: %v\n", port, err)
+		}
+		fmt.Fprintf(&b, "TCP sockets on port %s:\n%s", port, out)
+	}
+	out, _ := os.ReadFile(d.Log)
+	fmt.Fprintf(&b, "pcscd's log (%s):\n%s", d.Log, out)
+	return b.String()
 }
 
 // Env returns the environment for a child process (python-fido2, pcsc_scan)

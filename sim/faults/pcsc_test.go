@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,7 +82,7 @@ func TestPCSC(t *testing.T) {
 	defer cancel()
 	pc, err := pcsc.Open(ctx, pcsc.Options{PollInterval: time.Millisecond})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v; %s", err, d.Report())
 	}
 	defer pc.Close()
 
@@ -127,9 +126,8 @@ func TestPCSC(t *testing.T) {
 		if err == nil {
 			break
 		}
-		out, _ := os.ReadFile(d.Log)
 		if attempt == 3 {
-			t.Fatalf("the card never showed in %q: %v; pcscd's log:\n%s", reader, err, out)
+			t.Fatalf("the card never showed in %q: %v; %s", reader, err, d.Report())
 		}
 		t.Logf("the card did not show in %q within %v (%v); connecting it again", reader, guard, err)
 		disconnect()

@@ -174,7 +174,7 @@ func TestThroughPCSCD(t *testing.T) {
 	select {
 	case <-c.Ready():
 	case <-time.After(30 * time.Second):
-		t.Fatal("vpcd never spoke to the card")
+		t.Fatalf("vpcd never spoke to the card on %s; %s", d.Addrs[0], d.Report())
 	}
 	script := `
 from smartcard.System import readers
