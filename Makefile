@@ -15,7 +15,7 @@ BUILD_DEBS := libpcsclite-dev libusb-1.0-0-dev pkg-config
 # umockdev, gir1.2-umockdev-1.0 and python3-gi emulate USB keys for libusb and
 # hidraw programs (sim/umockdev); fido2-tools is libfido2, an independent host.
 USB_DEBS   := umockdev gir1.2-umockdev-1.0 python3-gi fido2-tools
-TEST_DEBS  := $(BUILD_DEBS) pcscd vsmartcard-vpcd pcsc-tools python3-fido2 python3-pyscard espeak-ng sox postgresql zsh fish mandoc libxml2-utils chromium fonts-dejavu-core $(USB_DEBS)
+TEST_DEBS  := $(BUILD_DEBS) pcscd vsmartcard-vpcd pcsc-tools iproute2 python3-fido2 python3-pyscard espeak-ng sox postgresql zsh fish mandoc libxml2-utils chromium fonts-dejavu-core $(USB_DEBS)
 
 .PHONY: all build demo test bench fuzz vet deps test-deps clean
 
