@@ -1,6 +1,7 @@
 package sqlcore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,7 +55,7 @@ type Mirror struct {
 	// perm[table][i].
 	perm map[string][]int
 
-	hits, loads atomic.Int64
+	loads atomic.Int64
 }
 
 // heldIdentity is what the mirror holds of one identity: its row
@@ -84,10 +85,13 @@ var mirrorCols = map[string]string{
 	"password_elements": `authenticator_id, ` + passwordCols,
 }
 
-// The positions of the keys in the mirror's rows.
+// The positions of columns in the mirror's rows (the key of every table
+// is at 0).
 const (
 	identityVersionCol = 9 // identities.authenticators_version
 	authIdentityCol    = 1 // authenticators.identity_id
+	authKindCol        = 2 // authenticators.kind
+	authCreatedCol     = 9 // authenticators.created_at
 )
 
 // MirrorTables returns the tables the mirror keeps, each with the columns
@@ -291,17 +295,9 @@ func (m *Mirror) bound() {
 	}
 }
 
-// MirrorStats counts the mirror's answers.
-type MirrorStats struct {
-	// Hits are reads answered from memory, Loads reads of an identity's
-	// records from the database.
-	Hits, Loads int64
-}
-
-// Stats returns the mirror's counts so far.
-func (m *Mirror) Stats() MirrorStats {
-	return MirrorStats{Hits: m.hits.Load(), Loads: m.loads.Load()}
-}
+// Loads returns how many times the mirror read an identity's records from
+// the database so far.
+func (m *Mirror) Loads() int64 { return m.loads.Load() }
 
 // errNotHeld: the mirror cannot answer; the caller reads the database.
 var errNotHeld = errors.New("not in the mirror")
@@ -405,7 +401,6 @@ func (s *Store) mirrored(ctx context.Context, id string, fn func(h *heldIdentity
 		if h != nil {
 			err := fn(h)
 			m.mu.RUnlock()
-			m.hits.Add(1)
 			return err
 		}
 		m.mu.RUnlock()
@@ -432,7 +427,6 @@ func (s *Store) mirroredAuth(id string, fn func(h *heldIdentity, a *heldAuth) er
 	if h == nil {
 		return errNotHeld
 	}
-	m.hits.Add(1)
 	a := h.auths[id]
 	if a == nil {
 		return ErrNoRows
@@ -479,7 +473,7 @@ func (s *Store) heldAuth(a *heldAuth) (domain.Authenticator, error) {
 
 // kind is the authenticator's kind as stored.
 func (a *heldAuth) kind() string {
-	k, _ := a.row[2].(string)
+	k, _ := a.row[authKindCol].(string)
 	return k
 }
 
@@ -514,26 +508,19 @@ func sortedAuths(h *heldIdentity) []*heldAuth {
 	for _, a := range h.auths {
 		out = append(out, a)
 	}
-	const created = 9 // authenticators.created_at
-	slices.SortFunc(out, func(x, y *heldAuth) int {
-		cx, _ := x.row[created].(int64)
-		cy, _ := y.row[created].(int64)
-		nx, ny := x.row[created] == nil, y.row[created] == nil
-		switch {
-		case nx != ny:
-			if nx {
-				return -1
-			}
-			return 1
-		case cx != cy:
-			if cx < cy {
-				return -1
-			}
-			return 1
+	// A NULL time (no int64) sorts first, as in SQLite.
+	created := func(a *heldAuth) (int64, int) {
+		t, ok := a.row[authCreatedCol].(int64)
+		if !ok {
+			return 0, 0
 		}
-		ix, _ := x.row[0].(string)
-		iy, _ := y.row[0].(string)
-		return strings.Compare(ix, iy)
+		return t, 1
+	}
+	id := func(a *heldAuth) string { k, _ := a.row[0].(string); return k }
+	slices.SortFunc(out, func(x, y *heldAuth) int {
+		cx, sx := created(x)
+		cy, sy := created(y)
+		return cmp.Or(cmp.Compare(sx, sy), cmp.Compare(cx, cy), strings.Compare(id(x), id(y)))
 	})
 	return out
 }
