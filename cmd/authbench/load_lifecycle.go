@@ -195,15 +195,23 @@ func sampleIndexes(n, k int) []int {
 // is a *phaseError naming the step.
 func chipLifecycle(ctx context.Context, rr *roundRobin, lc *loadChip, rec *recorder) error {
 	start := time.Now()
-	step := func(name string, f func() error) error {
+	for _, st := range lifecycleSteps {
 		t := time.Now()
-		if err := f(); err != nil {
-			return inPhase(name, err)
+		if err := st.run(ctx, rr, lc); err != nil {
+			return inPhase(st.name, err)
 		}
-		rec.observe(name, time.Since(t))
-		return nil
+		rec.observe(st.name, time.Since(t))
 	}
-	err := step("enroll", func() error {
+	rec.observe("chip", time.Since(start))
+	return nil
+}
+
+// lifecycleSteps are the steps of a chip's lifecycle, in order.
+var lifecycleSteps = []struct {
+	name string
+	run  func(ctx context.Context, rr *roundRobin, lc *loadChip) error
+}{
+	{"enroll", func(ctx context.Context, rr *roundRobin, lc *loadChip) error {
 		a, err := client.EnrollChip(ctx, rr.support(), lc.id, "load", lc.c)
 		if err != nil {
 			return err
@@ -213,14 +221,11 @@ func chipLifecycle(ctx context.Context, rr *roundRobin, lc *loadChip, rec *recor
 		}
 		lc.old = a
 		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := step("login", func() error { return lifecycleLogin(ctx, rr, lc.id, lc.old.ID, lc.c) }); err != nil {
-		return err
-	}
-	err = step("block", func() error {
+	}},
+	{"login", func(ctx context.Context, rr *roundRobin, lc *loadChip) error {
+		return lifecycleLogin(ctx, rr, lc.id, lc.old.ID, lc.c)
+	}},
+	{"block", func(ctx context.Context, rr *roundRobin, lc *loadChip) error {
 		b, err := rr.support().Block(ctx, lc.id, lc.old.ID, client.ReasonLost)
 		if err != nil {
 			return err
@@ -229,11 +234,8 @@ func chipLifecycle(ctx context.Context, rr *roundRobin, lc *loadChip, rec *recor
 			return checkFailed("the chip is %s, element wiped %v; want blocked and wiped", b.State, b.Element.Wiped)
 		}
 		return nil
-	})
-	if err != nil {
-		return err
-	}
-	err = step("re-add", func() error {
+	}},
+	{"re-add", func(ctx context.Context, rr *roundRobin, lc *loadChip) error {
 		again, err := client.EnrollChip(ctx, rr.support(), lc.id, "load (again)", lc.c)
 		if err != nil {
 			return err
@@ -246,12 +248,7 @@ func chipLifecycle(ctx context.Context, rr *roundRobin, lc *loadChip, rec *recor
 		}
 		lc.cur = again
 		return nil
-	})
-	if err != nil {
-		return err
-	}
-	rec.observe("chip", time.Since(start))
-	return nil
+	}},
 }
 
 // lifecycleLogin logs in with the password and chip aid as a client that
