@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -417,6 +418,81 @@ func TestLoadFailureStep(t *testing.T) {
 				t.Errorf("phases %+v: want enroll with one error and no latency", ps)
 			}
 		})
+	}
+}
+
+// TestLoadLifecycleRoundTrips: a chip's lifecycle makes the HTTP requests
+// a client that knows its chip needs and no more: enroll and re-add each
+// add + activate, the login password (naming the chip) + finish, the block
+// one; and the re-added chip logs in, its old credential refused.
+func TestLoadLifecycleRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := (&loadCmd{Scenario: []string{"lifecycle"}, N: 1, Concurrency: 1, Devices: 1, PasswordConcurrency: 1, Replicas: 1,
+		Duration: time.Second, AnchorDuration: time.Second, TargetLifecycle: time.Second, Seed: []byte{3}}).config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		requests []string
+	)
+	strict := apitest.ForTest(t).Wrap
+	cfg.wrapAPI = func(h http.Handler) http.Handler {
+		inner := strict(h)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/v1/identities/") {
+				mu.Lock()
+				parts := strings.Split(r.URL.Path, "/")
+				requests = append(requests, r.Method+" "+strings.Join(parts[4:], "/"))
+				mu.Unlock()
+			}
+			inner.ServeHTTP(w, r)
+		})
+	}
+	l := newLoader(cfg, &bytes.Buffer{})
+	if l.keys, err = secrets.GenerateKeyring(nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.openFleet(ctx, secrets.FastParams(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := f.close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	c, err := chip.New(chip.Options{Seed: []byte("round trips")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lc := &loadChip{id: "round-trips", c: c}
+	if err := setUpIdentity(ctx, f.support[0], lc.id); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	requests = nil
+	mu.Unlock()
+	rec := newRecorder()
+	if err := chipLifecycle(ctx, &roundRobin{f: f}, lc, rec); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := slices.Clone(requests)
+	mu.Unlock()
+	want := []string{"POST authenticators", "POST authenticators/*/activate", "POST login/password", "POST login/finish",
+		"POST authenticators/*/block", "POST authenticators", "POST authenticators/*/activate"}
+	if len(got) != len(want) {
+		t.Fatalf("requests of one lifecycle:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for i := range want {
+		if ok, _ := path.Match(want[i], got[i]); !ok {
+			t.Errorf("request %d: %s, want %s", i+1, got[i], want[i])
+		}
+	}
+	if code, err := checkOldCredential(ctx, &roundRobin{f: f}, lc); err != nil || !strings.Contains(code, "credential_revoked") {
+		t.Errorf("after the lifecycle: %q, %v", code, err)
 	}
 }
 

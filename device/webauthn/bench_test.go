@@ -83,6 +83,13 @@ func BenchmarkRelyingParty(b *testing.B) {
 		_, err := bc.rp.VerifyRegistration(b.Context(), bc.reg, bc.regCh)
 		return err
 	})
+	run("registration/uncached-chain", func() error {
+		// Every registration with a chain of its own: what each one cost
+		// before the chain cache.
+		bc.rp.trust.chains = newChainCache(maxCachedChains)
+		_, err := bc.rp.VerifyRegistration(b.Context(), bc.reg, bc.regCh)
+		return err
+	})
 	run("assertion", func() error {
 		_, err := bc.rp.VerifyAssertion(bc.as, bc.asCh, bc.cred)
 		return err

@@ -61,6 +61,16 @@
 // verifying the signature with device/ctap2 after this package's checks
 // would save those 7 µs a login.
 //
+// A registration's attestation certificate chain is verified once per
+// chain, not once per registration: the RelyingParty keeps the chains that
+// verified (at most 512, by the exact DER of the chain and the trust
+// anchors, each answering only while every certificate of its verified
+// path is valid), so the chips of one batch, which all present the batch
+// certificate, share one x509 verification. The statement's signature is
+// verified for every registration. BenchmarkRelyingParty/registration
+// against registration/uncached-chain: about 1.8 raw ECDSA P-256
+// verifications of CPU instead of 3.3, 197 allocations instead of 319.
+//
 // # Metadata (MDS3)
 //
 // For real keys, Config.Metadata takes a go-webauthn metadata.Provider. A

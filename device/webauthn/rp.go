@@ -42,7 +42,8 @@ type Config struct {
 	Origins []string
 	// Roots are the CAs an attestation certificate must chain to (through
 	// the intermediates of x5c) for the attestation to be trusted. Nil
-	// trusts no certificate chain.
+	// trusts no certificate chain. New takes a copy: adding to the pool
+	// later does not change what the RelyingParty trusts.
 	Roots *x509.CertPool
 	// Metadata is a FIDO Metadata Service (MDS3) provider of go-webauthn
 	// (github.com/go-webauthn/webauthn/metadata), for real keys: when set,
@@ -100,10 +101,16 @@ func New(c Config) (*RelyingParty, error) {
 		id:             c.ID,
 		name:           c.Name,
 		rpIDHash:       ctap2.RPIDHash(c.ID),
-		trust:          Trust{Roots: c.Roots, Metadata: c.Metadata, Now: c.Now},
+		trust:          Trust{Metadata: c.Metadata, Now: c.Now, chains: newChainCache(maxCachedChains)},
 		allowUntrusted: c.AllowUntrusted,
 		allowBE:        c.AllowBackupEligible,
 		algs:           slices.Clone(c.Algorithms),
+	}
+	if c.Roots != nil {
+		// A copy of its own, so that a cached verification cannot outlive
+		// a change of the pool (chainCache).
+		rp.trust.Roots = c.Roots.Clone()
+		rp.trust.roots = privateAnchors(rp.trust.Roots)
 	}
 	if rp.name == "" {
 		rp.name = c.ID
@@ -182,7 +189,9 @@ type Registration struct {
 	// the roots of the authenticator's metadata entry.
 	Trusted bool
 	// Chain is the attestation certificate chain (x5c), leaf first; nil
-	// for "none" and self attestation.
+	// for "none" and self attestation. The certificates may be shared
+	// with other registrations that presented the same chain (a batch
+	// certificate): read them, do not modify them.
 	Chain          []*x509.Certificate
 	BackupEligible bool // BE
 	BackupState    bool // BS
@@ -246,7 +255,11 @@ func (rp *RelyingParty) VerifyRegistration(ctx context.Context, r *RegistrationR
 	if err != nil {
 		return nil, err
 	}
-	chain, err := ao.chain()
+	ders, err := ao.x5c()
+	if err != nil {
+		return nil, err
+	}
+	chain, err := rp.trust.chainOf(ders)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +285,7 @@ func (rp *RelyingParty) VerifyRegistration(ctx context.Context, r *RegistrationR
 		return nil, fromLibrary(err)
 	}
 	att := &Attestation{Format: ao.Format, Type: pcc.Response.AttestationObject.Type, Chain: chain}
-	rp.trust.assess(ctx, att, ad.AttestedCredential.AAGUID)
+	rp.trust.assess(ctx, att, ders, ad.AttestedCredential.AAGUID)
 	if !att.Trusted && !rp.allowUntrusted {
 		return nil, untrustedf("%s", att.Why)
 	}

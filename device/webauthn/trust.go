@@ -21,6 +21,12 @@ type Trust struct {
 	Roots    *x509.CertPool    // nil trusts no chain
 	Metadata metadata.Provider // FIDO MDS3, optional (see Config.Metadata)
 	Now      func() time.Time  // the time chains are verified at; nil means time.Now
+
+	// A RelyingParty's own: its copy of Roots, and the cache of the
+	// chains that verified (chainCache). The zero values verify every
+	// chain afresh.
+	roots  anchors
+	chains *chainCache
 }
 
 // Attestation is a verified attestation statement and its trust.
@@ -48,7 +54,11 @@ type Attestation struct {
 // An attestation that verifies but is not trusted is no error:
 // Attestation.Trusted and Why say so.
 func VerifyAttestation(ctx context.Context, obj *AttestationObject, clientDataHash []byte, t Trust) (*Attestation, error) {
-	chain, err := obj.chain()
+	ders, err := obj.x5c()
+	if err != nil {
+		return nil, err
+	}
+	chain, err := t.chainOf(ders)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +75,7 @@ func VerifyAttestation(ctx context.Context, obj *AttestationObject, clientDataHa
 	a := &Attestation{Format: obj.Format, Type: pao.Type, Chain: chain}
 	var aaguid [16]byte
 	copy(aaguid[:], pao.AuthData.AttData.AAGUID)
-	t.assess(ctx, a, aaguid)
+	t.assess(ctx, a, ders, aaguid)
 	return a, nil
 }
 
@@ -73,21 +83,48 @@ func VerifyAttestation(ctx context.Context, obj *AttestationObject, clientDataHa
 // to one of roots at now, for any key usage. It returns x509's error when
 // it does not.
 func VerifyChain(chain []*x509.Certificate, roots *x509.CertPool, now time.Time) error {
+	_, err := verifyChains(chain, roots, now)
+	return err
+}
+
+// verifyChains is VerifyChain returning the chains x509 built, each from
+// the leaf to an anchor.
+func verifyChains(chain []*x509.Certificate, roots *x509.CertPool, now time.Time) ([][]*x509.Certificate, error) {
 	if len(chain) == 0 {
-		return fmt.Errorf("webauthn: no certificate")
+		return nil, fmt.Errorf("webauthn: no certificate")
 	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
+	return chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	return err
+}
+
+// anchors returns the anchors of Roots: the RelyingParty's own copy, or
+// Roots itself outside a RelyingParty (where nothing is cached).
+func (t Trust) anchors() anchors {
+	if t.roots.pool != nil {
+		return t.roots
+	}
+	return anchors{pool: t.Roots}
+}
+
+// chainOf returns the certificates of ders (x5c, leaf first), parsed, or
+// as the cache holds them when the same bytes verified to Roots before.
+// It returns an error wrapping ErrInvalid when one does not parse.
+func (t Trust) chainOf(ders [][]byte) ([]*x509.Certificate, error) {
+	if t.chains != nil && len(ders) > 0 {
+		if c := t.chains.certs(t.roots.chainKey(ders)); c != nil {
+			return c, nil
+		}
+	}
+	return parseChain(ders)
 }
 
 // assess sets a.Trusted and a.Why for the attestation of the
-// authenticator model aaguid.
-func (t Trust) assess(ctx context.Context, a *Attestation, aaguid [16]byte) {
+// authenticator model aaguid, whose chain a.Chain was parsed from ders.
+func (t Trust) assess(ctx context.Context, a *Attestation, ders [][]byte, aaguid [16]byte) {
 	switch {
 	case a.Format == FormatNone:
 		a.Why = `the chip returned no attestation (format "none")`
@@ -101,16 +138,13 @@ func (t Trust) assess(ctx context.Context, a *Attestation, aaguid [16]byte) {
 		now = t.Now()
 	}
 	leaf := a.Chain[0]
-	if t.Roots != nil && VerifyChain(a.Chain, t.Roots, now) == nil {
+	if t.Roots != nil && t.chains.verify(t.anchors(), ders, a.Chain, now) == nil {
 		a.Trusted = true
 		return
 	}
 	if e := t.entry(ctx, aaguid, leaf); e != nil && len(e.MetadataStatement.AttestationRootCertificates) > 0 {
-		roots := x509.NewCertPool()
-		for _, c := range e.MetadataStatement.AttestationRootCertificates {
-			roots.AddCert(c)
-		}
-		if VerifyChain(a.Chain, roots, now) == nil {
+		roots := certAnchors(e.MetadataStatement.AttestationRootCertificates)
+		if t.chains.verify(roots, ders, a.Chain, now) == nil {
 			a.Trusted = true
 			return
 		}
@@ -137,9 +171,10 @@ func (t Trust) entry(ctx context.Context, aaguid [16]byte, leaf *x509.Certificat
 	return nil
 }
 
-// chain checks the format and parses the x5c member of a packed or
-// fido-u2f statement, leaf first; nil when there is none.
-func (o *AttestationObject) chain() ([]*x509.Certificate, error) {
+// x5c checks the format and returns the x5c member of a packed or
+// fido-u2f statement, leaf first, within the bounds of a chain; nil when
+// there is none.
+func (o *AttestationObject) x5c() ([][]byte, error) {
 	switch o.Format {
 	case FormatNone:
 		return nil, nil
@@ -154,11 +189,19 @@ func (o *AttestationObject) chain() ([]*x509.Certificate, error) {
 	if len(st.X5C) > maxChain {
 		return nil, invalidf("x5c holds %d certificates, at most %d are accepted", len(st.X5C), maxChain)
 	}
-	var certs []*x509.Certificate
 	for i, der := range st.X5C {
 		if len(der) > maxCertificate {
 			return nil, invalidf("x5c[%d] is larger than %d bytes", i, maxCertificate)
 		}
+	}
+	return st.X5C, nil
+}
+
+// parseChain parses the certificates of x5c, leaf first; nil when there is
+// none. It returns an error wrapping ErrInvalid when one does not parse.
+func parseChain(ders [][]byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for i, der := range ders {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			return nil, invalidf("x5c[%d] is not a certificate", i)
