@@ -103,10 +103,10 @@ func Diff(old, new []device.Info) []Event {
 //
 // A key that cannot be opened is listed with only what its descriptors say
 // (see List). Watch holds back such an arrival until the key can be opened
-// and its model and serial read, for at most heldPolls lists, then reports
-// it as it is; should the key be opened later, an Updated event gives its
-// strings. A key already reported is not reported again when one list
-// cannot open it.
+// and its model and serial read, for up to three lists (heldPolls), then
+// reports it as it is; should the key be opened later, an Updated event
+// gives its strings. A key already reported is not reported again when one
+// list cannot open it.
 //
 // Watch returns when ctx ends, with ctx.Err(), or when List fails, with its
 // error (device.ErrNotSupported without cgo).
