@@ -162,7 +162,9 @@ func TestEmulatedUnplugBetweenCommands(t *testing.T) {
 }
 
 // TestEmulatedWatch: Watch reports the key when it starts, its departure
-// when it is unplugged and its arrival when it is plugged in again.
+// when it is unplugged and its arrival when it is plugged in again, with
+// its serial (see TestEmulatedWatchUnopenable for a key that cannot be
+// opened at once).
 func TestEmulatedWatch(t *testing.T) {
 	bed, chips := emulatedBus(t, 1, ctaphid.ServeOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
@@ -192,8 +194,20 @@ func TestEmulatedWatch(t *testing.T) {
 	if err := bed.Plug(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	if ev := next("arrival after plugging in again"); ev.Kind != usb.Arrived || ev.Info.Path != "1-1:1.0" || ev.Info.Serial != chips[0].Serial() {
-		t.Errorf("third event %v %+v", ev, ev.Info)
+	ev := next("arrival after plugging in again")
+	if ev.Kind == usb.Arrived && ev.Info.Serial == "" {
+		// The key could not be opened for usb.HeldPolls lists (a very
+		// slow machine): its serial comes in an update.
+		t.Logf("arrival without strings: %+v", ev.Info)
+		ev = next("update")
+		if ev.Kind != usb.Updated {
+			t.Errorf("after an arrival without serial, event %v %+v, want an update", ev, ev.Info)
+		}
+	} else if ev.Kind != usb.Arrived {
+		t.Errorf("third event %v %+v, want an arrival", ev, ev.Info)
+	}
+	if ev.Info.Path != "1-1:1.0" || ev.Info.Serial != chips[0].Serial() {
+		t.Errorf("the key plugged in again: %v %+v", ev, ev.Info)
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
