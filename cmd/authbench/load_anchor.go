@@ -723,7 +723,7 @@ type pgCommit struct {
 func openPGAnchor(ctx context.Context, url string, n int) (*pgCommit, error) {
 	p := &pgCommit{conns: make(chan *pgx.Conn, n)}
 	for range n {
-		c, err := pgx.Connect(ctx, url)
+		c, err := connectPG(ctx, url)
 		if err != nil {
 			p.close()
 			return nil, fmt.Errorf("load: the minimal durable login's PostgreSQL connection: %w", err)

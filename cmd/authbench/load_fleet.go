@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/client"
@@ -188,7 +189,7 @@ func openPG(ctx context.Context, base, tag string, keys *secrets.Keyring, pskcKe
 	p.url = u.String()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, base)
+	conn, err := connectPG(cctx, base)
 	if err != nil {
 		// pgx names the host, user and database, never the password.
 		return nil, unreachableError{fmt.Errorf("load: --db %s: %w", base, err)}
@@ -223,12 +224,22 @@ func openPG(ctx context.Context, base, tag string, keys *secrets.Keyring, pskcKe
 	return p, nil
 }
 
+// connectPG connects to url as the serve processes do, less their pool's
+// settings (pool_max_conns, ...), which pgxpool takes out of the URL.
+func connectPG(ctx context.Context, url string) (*pgx.Conn, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.ConnectConfig(ctx, pc.ConnConfig)
+}
+
 // close drops the schema and removes the files.
 func (p *pgRun) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var errs []error
-	conn, err := pgx.Connect(ctx, p.url)
+	conn, err := connectPG(ctx, p.url)
 	if err == nil {
 		_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{p.schema}.Sanitize()+" CASCADE")
 		conn.Close(ctx)

@@ -29,6 +29,8 @@ var dialect = &sqlcore.Dialect{
 	// and then locks the row it committed.
 	LockHead: `INSERT INTO audit_heads AS h (identity_id, seq, hash) VALUES (?, 0, ''::bytea)
 ON CONFLICT (identity_id) DO UPDATE SET seq = h.seq RETURNING seq, hash`,
+	// One round trip in autocommit: the function of migration 0004.
+	Reserve:    `SELECT reserve_attempt(?, ?, ?, ?, ?, ?)`,
 	Class:      class,
 	Constraint: constraint,
 }

@@ -57,9 +57,33 @@
 // table, which a crash empties anyway; a lost success leaves the failures
 // counted); the next commit that waits for the flush takes it along.
 //
-// BEGIN goes out with a transaction's first statement, in one round trip
-// (pgx.Batch.BeginTx), and a transaction that ran no statement sends
-// nothing.
+// # Round trips
+//
+// Every round trip costs both processes a wake-up and a system call each
+// way, which is most of what a login costs beyond its crypto, so the
+// store sends as few as it can:
+//
+//   - BEGIN goes out with a transaction's first statement, in one
+//     pipeline (pgx.Batch), and a transaction that ran no statement sends
+//     nothing.
+//   - A statement whose answer the core only checks (sqlcore.Later: an
+//     insert, the share lock of a session's proofs, a versioned update of
+//     a record that stays active, a replay guard) goes out with the next
+//     statement whose answer it needs, never with COMMIT: a check that
+//     refuses one rolls the transaction back. A versioned update that
+//     changed no row, or a guard that did not move, is explained after
+//     the rollback (record gone or changed; element gone, or a replay).
+//     A login's commit is two round trips: everything up to the head of
+//     the identity's audit chain, then the records, the session and
+//     COMMIT.
+//   - An attempt is reserved by one call of reserve_attempt (migration
+//     0004), in autocommit: the subject's row lock and the insert that
+//     counts the attempts in flight after it, each with a snapshot of its
+//     own, as the two statements of a transaction would.
+//
+// A login (a password with its second factor chosen, then a chip or a
+// code) makes eight round trips: three reads, two reservations, the
+// release of the password's attempt, and the two of its commit.
 //
 // # Wiping secrets
 //
@@ -108,6 +132,8 @@
 // # Connections
 //
 // The Store runs every call on a connection of a pgxpool.Pool of at most
-// Options.MaxConns connections, dialled on demand; pgxpool drops the ones a
-// cancelled call has broken.
+// Options.MaxConns connections (the URL's pool_max_conns, else
+// max(4, GOMAXPROCS)), dialled on demand; pgxpool drops the ones a
+// cancelled call has broken. Replicas each have a pool of their own: the
+// database serves the sum.
 package postgres

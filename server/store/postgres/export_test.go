@@ -48,3 +48,6 @@ func MigrateBefore(ctx context.Context, url, schema, name string) error {
 	defer c.Close(ctx)
 	return migrateWith(ctx, c, schema, ms[:n], time.Now())
 }
+
+// MaxConns returns the size of s's connection pool.
+func MaxConns(s *Store) int { return int(s.pool.p.Config().MaxConns) }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/internal/sqlcore"
@@ -23,8 +24,8 @@ type Options struct {
 	// Chain links audit events into the hash chain (server/audit provides
 	// it). Required: a store that cannot audit is refused.
 	Chain store.Chainer
-	// MaxConns is the most connections the Store opens. Default
-	// max(4, GOMAXPROCS).
+	// MaxConns is the most connections the Store opens. Default: the
+	// URL's pool_max_conns (as pgxpool reads it), else max(4, GOMAXPROCS).
 	MaxConns int
 	// Now is the clock for the wipe and registration times the store
 	// records itself. nil means time.Now.
@@ -71,11 +72,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.Chain == nil {
 		return nil, fmt.Errorf("postgres: %w: Options.Chain is required (the audit chain, server/audit)", store.ErrInvalid)
 	}
-	cfg, err := pgx.ParseConfig(url)
+	// pgxpool takes its own settings (pool_max_conns) out of the URL and
+	// leaves the connection's to pgx.
+	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx leaves the password out of its parse errors.
 		return nil, fmt.Errorf("postgres: %w: %v", store.ErrInvalid, err)
 	}
+	cfg := pc.ConnConfig
 	if opts.Schema != "" {
 		if strings.ContainsRune(opts.Schema, 0) {
 			return nil, fmt.Errorf("postgres: %w: schema name with a NUL byte", store.ErrInvalid)
@@ -87,7 +91,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	cfg.Tracer = opts.Tracer
 	n := opts.MaxConns
-	if n <= 0 {
+	switch {
+	case n > 0:
+	case strings.Contains(url, "pool_max_conns"):
+		n = int(pc.MaxConns)
+	default:
 		n = max(4, runtime.GOMAXPROCS(0))
 	}
 	pl, err := newPool(cfg, n)

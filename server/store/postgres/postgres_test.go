@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,4 +107,37 @@ func TestQueryPlans(t *testing.T) {
 	s := open(t, url, newSchema(t, url))
 	defer s.Close()
 	storetest.CheckQueryPlans(t, s)
+}
+
+// TestPoolSize checks the size of a store's pool: Options.MaxConns, else
+// the URL's pool_max_conns (which never reaches the server as a setting),
+// else the default.
+func TestPoolSize(t *testing.T) {
+	url := dbURL(t)
+	schema := newSchema(t, url)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	for _, c := range []struct {
+		url  string
+		opt  int
+		want int
+	}{
+		{url + sep + "pool_max_conns=2", 0, 2},
+		{url + sep + "pool_max_conns=2", 7, 7},
+		{url, 0, max(4, runtime.GOMAXPROCS(0))},
+	} {
+		s, err := postgres.Open(context.Background(), c.url, postgres.Options{Chain: storetest.Chain{}, Schema: schema, MaxConns: c.opt})
+		if err != nil {
+			t.Fatalf("Open(%q, MaxConns %d): %v", c.url, c.opt, err)
+		}
+		if _, err := s.Identity(context.Background(), "nobody"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("a read on %q: %v, want ErrNotFound", c.url, err)
+		}
+		if got := postgres.MaxConns(s); got != c.want {
+			t.Errorf("Open(%q, MaxConns %d): a pool of %d, want %d", c.url, c.opt, got, c.want)
+		}
+		s.Close()
+	}
 }

@@ -17,8 +17,10 @@ import (
 //     off as well: its commit then returns before the write-ahead log is
 //     flushed, and the next commit that waits for the flush takes it to
 //     the disk with it (the log is written in order);
-//   - a statement the core runs later (sqlcore.Later: it reads only its
-//     error) goes out with the next statement, or with COMMIT.
+//   - a statement the core runs later (sqlcore.Later: it only checks its
+//     answer) goes out with the next statement, or with COMMIT; one whose
+//     check may refuse it (a row it reads, the rows it changed) goes out
+//     before COMMIT, never with it, so that a refused one is rolled back.
 //
 // The statements run in the order the core gave them either way; a
 // transaction that ran no statement sends nothing at all.
@@ -30,11 +32,23 @@ type lazyTx struct {
 	br    pgx.BatchResults // a batch whose last result is still being read
 }
 
-// laterStmt is a statement of ExecLater, waiting to be sent.
+// laterStmt is a statement of ExecLater or QueryRowLater, waiting to be
+// sent.
 type laterStmt struct {
-	sql  string
-	args []any
-	wrap func(error) error
+	sql   string
+	args  []any
+	check func(int64, error) error // ExecLater's
+	scan  func(sqlcore.Row) error  // QueryRowLater's
+	plain bool                     // check refuses only an error (ExecLater)
+}
+
+// read reads the result of l from br and returns l's error.
+func (l *laterStmt) read(br pgx.BatchResults) error {
+	if l.scan != nil {
+		return l.scan(row{br.QueryRow()})
+	}
+	tag, err := br.Exec()
+	return l.check(tag.RowsAffected(), err)
 }
 
 // asyncCommit is what a Lapse write's transaction runs after BEGIN.
@@ -47,13 +61,29 @@ var (
 
 // ExecLater implements sqlcore.Later.
 func (t *lazyTx) ExecLater(ctx context.Context, q *sqlcore.Stmt, wrap func(error) error, args ...any) {
-	t.later = append(t.later, laterStmt{q.SQL, args, wrap})
+	t.later = append(t.later, laterStmt{sql: q.SQL, args: args, plain: true, check: func(_ int64, err error) error {
+		if err != nil {
+			return wrap(err)
+		}
+		return nil
+	}})
 }
 
-// send sends what waits to be sent (BEGIN, statements of ExecLater) in one
-// pipeline with sql, reads their results and returns the batch positioned
-// at sql's result; nil when nothing waits and sql can go out alone. An
-// error of a statement of ExecLater comes wrapped as it asked.
+// ExecCheckLater implements sqlcore.Later.
+func (t *lazyTx) ExecCheckLater(ctx context.Context, q *sqlcore.Stmt, check func(int64, error) error, args ...any) {
+	t.later = append(t.later, laterStmt{sql: q.SQL, args: args, check: check})
+}
+
+// QueryRowLater implements sqlcore.Later.
+func (t *lazyTx) QueryRowLater(ctx context.Context, q *sqlcore.Stmt, scan func(sqlcore.Row) error, args ...any) {
+	t.later = append(t.later, laterStmt{sql: q.SQL, args: args, scan: scan})
+}
+
+// send sends what waits to be sent (BEGIN, statements of the Later
+// methods) in one pipeline with sql, reads their results and returns the
+// batch positioned at sql's result; nil when nothing waits and sql can go
+// out alone. sql "" sends what waits alone, and returns nil. The first
+// error of a waiting statement (as its check makes it) is returned.
 func (t *lazyTx) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
 	if err := t.settle(); err != nil {
 		return nil, err
@@ -74,19 +104,38 @@ func (t *lazyTx) send(ctx context.Context, sql string, args []any) (pgx.BatchRes
 	for _, l := range later {
 		b.Queue(l.sql, l.args...)
 	}
-	b.Queue(sql, args...)
+	if sql != "" {
+		b.Queue(sql, args...)
+	}
 	br := t.c.SendBatch(ctx, b)
-	for i := range len(b.QueuedQueries) - 1 {
+	for range head {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
-			if i >= head {
-				err = later[i-head].wrap(err)
-			}
 			return nil, err
 		}
 	}
+	for i := range later {
+		if err := later[i].read(br); err != nil {
+			br.Close()
+			return nil, err
+		}
+	}
+	if sql == "" {
+		return nil, br.Close()
+	}
 	t.br = br
 	return br, nil
+}
+
+// checked reports whether a statement waiting to be sent has a check that
+// may refuse it without an error of the database.
+func (t *lazyTx) checked() bool {
+	for i := range t.later {
+		if t.later[i].scan != nil || !t.later[i].plain {
+			return true
+		}
+	}
+	return false
 }
 
 // settle reads what is left of the last batch.
@@ -160,6 +209,12 @@ func (t *lazyTx) commit(ctx context.Context) error {
 	}
 	if !t.begun && len(t.later) == 0 {
 		return nil
+	}
+	if t.checked() {
+		// Their checks first: a refused statement is rolled back.
+		if _, err := t.send(ctx, "", nil); err != nil {
+			return err
+		}
 	}
 	br, err := t.send(ctx, "commit", nil)
 	if err != nil {

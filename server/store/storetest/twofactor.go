@@ -365,6 +365,17 @@ func testCommitLogin(f *fixture) {
 	if el.Chip.SignCount != 7 {
 		f.t.Errorf("sign count %d after a refused login, want 7", el.Chip.SignCount)
 	}
+	// A guard with no element to move: ErrNotFound, nothing written.
+	gone := kv
+	gone.ID = "kv-404"
+	c3, err := f.p.RecordSuccess(gone, f.now)
+	f.ok(err, "RecordSuccess")
+	head = f.auditLen()
+	_, err = f.s.CommitLogin(f.ctx, store.Login{Change: c3, Session: ses("ses-gone", "kv-404"), OTP: &store.OTPGuard{Step: 200}})
+	f.wantErr(err, store.ErrNotFound, "CommitLogin of a code device without an element")
+	if f.auditLen() != head || f.live([]byte("ses-gone")) {
+		f.t.Error("a login whose guard has no element wrote something")
+	}
 }
 
 // testActivateCodeDevice checks the proof of possession of code devices:

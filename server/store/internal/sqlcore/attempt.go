@@ -18,7 +18,9 @@ import (
 // row (FOR UPDATE), so two reservations for one subject, on any replicas,
 // never interleave; the writes that end an attempt with its outcome update
 // that same row, so a reservation either sees their outcome or waits for
-// it.
+// it. Where the dialect has a Reserve statement (PostgreSQL's
+// reserve_attempt function) the lock and the insert are that one
+// statement, run in autocommit.
 //
 // Reservations and their releases need not reach the disk before they
 // return (Lapse): a crash of the machine takes the checks they reserve
@@ -47,6 +49,18 @@ func (s *Store) ReserveAttempt(ctx context.Context, a store.Attempt, max int, no
 	if max >= 0 {
 		limit = int64(max)
 	}
+	if s.q.attemptReserve != nil {
+		return s.write(ctx, Lapse|Single, func(ctx context.Context, tx Tx) error {
+			var ok bool
+			if err := tx.QueryRow(ctx, s.q.attemptReserve, a.ID, a.AuthenticatorID, a.Serial, exp, at, limit).Scan(&ok); err != nil {
+				return s.dbErr(err, "reserve an attempt against "+what)
+			}
+			if ok {
+				return nil
+			}
+			return s.refused(ctx, tx, &a, at, max)
+		})
+	}
 	lock, insert, subject := s.q.attemptAuth, s.q.attemptInsertAuth, []any{a.AuthenticatorID, string(domain.StateActive)}
 	if a.Serial != "" {
 		lock, insert, subject = s.q.attemptImport, s.q.attemptInsertImport, []any{a.Serial}
@@ -64,17 +78,23 @@ func (s *Store) ReserveAttempt(ctx context.Context, a store.Attempt, max int, no
 		if err != nil || n == 1 {
 			return s.dbErr(err, "attempt "+a.ID)
 		}
-		// Refused: why.
-		failures, _, err := s.attemptSubject(ctx, tx, &a)
-		if err != nil {
-			return s.dbErr(err, "reserve an attempt against "+what)
-		}
-		var inFlight int64
-		if err := tx.QueryRow(ctx, s.q.attemptsInFlight, a.AuthenticatorID, a.Serial, at).Scan(&inFlight); err != nil {
-			return s.dbErr(err, "count the attempts against "+what)
-		}
-		return s.errf("%s: %w (%d failures, %d attempts in flight, limit %d)", what, store.ErrExhausted, failures, inFlight, max)
+		return s.refused(ctx, tx, &a, at, max)
 	})
+}
+
+// refused returns the error of a reservation of a refused at time at (Unix
+// nanoseconds) with limit max: why, as read in tx.
+func (s *Store) refused(ctx context.Context, tx Tx, a *store.Attempt, at int64, max int) error {
+	what := attemptWhat(a)
+	failures, _, err := s.attemptSubject(ctx, tx, a)
+	if err != nil {
+		return s.dbErr(err, "reserve an attempt against "+what)
+	}
+	var inFlight int64
+	if err := tx.QueryRow(ctx, s.q.attemptsInFlight, a.AuthenticatorID, a.Serial, at).Scan(&inFlight); err != nil {
+		return s.dbErr(err, "count the attempts against "+what)
+	}
+	return s.errf("%s: %w (%d failures, %d attempts in flight, limit %d)", what, store.ErrExhausted, failures, inFlight, max)
 }
 
 // attemptWhat names the subject of a in errors.

@@ -467,26 +467,39 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 			return err
 		}
 	}
-	var row Row
-	if c.Remove {
-		row = tx.QueryRow(ctx, s.q.authDelete, a.ID, from)
-	} else {
+	q, args := s.q.authDelete, []any{a.ID, from}
+	if !c.Remove {
 		ts := ac.ts
-		row = tx.QueryRow(ctx, s.q.authUpdate,
-			string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
+		q, args = s.q.authUpdate, []any{string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
 			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
-			a.ID, from)
+			a.ID, from}
 	}
-	var identityID, kind, serial, cred string
-	err := row.Scan(&identityID, &kind, &serial, &cred)
-	if errors.Is(err, ErrNoRows) {
-		return s.missingOrConflict(ctx, tx, s.q.authVersion, "authenticator", a.ID, a.Version-1)
+	check := func(row Row) error {
+		var identityID, kind, serial, cred string
+		err := row.Scan(&identityID, &kind, &serial, &cred)
+		if errors.Is(err, ErrNoRows) {
+			return &staleRecord{version: s.q.authVersion, what: "authenticator", id: a.ID, want: a.Version - 1}
+		}
+		if err != nil {
+			return s.dbErr(err, "update authenticator "+a.ID)
+		}
+		if identityID != a.IdentityID || kind != string(a.Kind) || serial != a.Serial || cred != a.CredentialID {
+			return s.errf("%w: authenticator %s: the identity, kind and reference cannot change", store.ErrInvalid, a.ID)
+		}
+		return nil
 	}
-	if err != nil {
-		return s.dbErr(err, "update authenticator "+a.ID)
+	if _, ok := tx.(Later); ok && !c.Remove && a.State == domain.StateActive && !c.WipeSecret && c.Tombstone == nil {
+		// Nothing follows that depends on the update: it goes out with
+		// the next statement (a *staleRecord, should it change no row,
+		// is explained by Store.write).
+		return s.queryLater(ctx, tx, q, check, args...)
 	}
-	if identityID != a.IdentityID || kind != string(a.Kind) || serial != a.Serial || cred != a.CredentialID {
-		return s.errf("%w: authenticator %s: the identity, kind and reference cannot change", store.ErrInvalid, a.ID)
+	if err := check(tx.QueryRow(ctx, q, args...)); err != nil {
+		var st *staleRecord
+		if errors.As(err, &st) {
+			return s.missingOrConflict(ctx, tx, st.version, st.what, st.id, st.want)
+		}
+		return err
 	}
 	if !c.Remove && a.State != domain.StateActive {
 		// After the update, which holds the record (PostgreSQL locks the

@@ -33,14 +33,24 @@ type Tx interface {
 }
 
 // Later is what a Tx may offer to save round trips (PostgreSQL): a
-// statement whose result the core does not read, only its error, goes out
-// with the next statement of the transaction, or with its commit, in one
-// pipeline. The statements still run in the order they were given. The
-// error of q, made by wrap, is then returned by that next statement (its
-// Exec, its Row's Scan, its Query) or by the commit (Backend.Write) in
-// place of their own.
+// statement whose answer the core only checks, with no other statement in
+// between, goes out with the next statement of the transaction, or before
+// its commit, in one pipeline. The statements still run in the order they
+// were given. The error of q's check is then returned by that next
+// statement (its Exec, its Row's Scan, its Query) or by the commit
+// (Backend.Write) in place of their own; a statement whose check refuses
+// it is never followed by a commit of the transaction.
 type Later interface {
+	// ExecLater runs q later; wrap makes its error, if it has one. It
+	// may go out with the commit: a statement that failed rolls the
+	// transaction back.
 	ExecLater(ctx context.Context, q *Stmt, wrap func(error) error, args ...any)
+	// ExecCheckLater runs q later; check gets the rows it changed and
+	// its error, and returns the statement's error (nil when it is fine).
+	ExecCheckLater(ctx context.Context, q *Stmt, check func(n int64, err error) error, args ...any)
+	// QueryRowLater runs q, which returns at most one row, later; scan
+	// reads the row and returns the statement's error.
+	QueryRowLater(ctx context.Context, q *Stmt, scan func(Row) error, args ...any)
 }
 
 // Row is the result of Tx.QueryRow. Scan returns ErrNoRows when there is

@@ -33,6 +33,13 @@ type Dialect struct {
 	// It may create the head row at seq 0 for a new chain (so that there
 	// is a row to lock); no row, or seq 0, is a chain without records.
 	LockHead string
+	// Reserve, where the database can, is one statement that reserves an
+	// attempt as ReserveAttempt's transaction does (the subject's lock,
+	// then the insert, which sees what was committed before the lock was
+	// granted), with parameters attempt ID, authenticator ID, serial (one
+	// of the two ""), expires_at, now and the limit, returning whether it
+	// reserved. It runs in autocommit, in one round trip; "" for none.
+	Reserve string
 	// Class tells what a driver error means.
 	Class func(err error) Class
 	// Constraint names the constraint or index a unique violation

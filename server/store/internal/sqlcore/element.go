@@ -332,6 +332,9 @@ func (s *Store) AdvanceOTPStep(ctx context.Context, authenticatorID string, step
 // returns false when the step was used already, or an error wrapping
 // store.ErrNotFound when there is no live element.
 func (s *Store) advanceOTP(ctx context.Context, tx Tx, aid string, step int64, drift int) (bool, error) {
+	if _, ok := tx.(Later); ok {
+		return true, s.advanceLater(ctx, tx, s.q.otpAdvance, s.q.codeLive, aid, "OTP step", "code device element of "+aid, step, int64(drift), aid, step)
+	}
 	n, err := tx.Exec(ctx, s.q.otpAdvance, step, int64(drift), aid, step)
 	if err != nil {
 		return false, s.dbErr(err, "advance the OTP step of "+aid)
@@ -358,6 +361,9 @@ func (s *Store) AdvanceSignCount(ctx context.Context, credentialID string, count
 // count by the rule of AdvanceSignCount.
 func (s *Store) advanceSign(ctx context.Context, tx Tx, cred string, count uint32) (bool, error) {
 	c := int64(count)
+	if _, ok := tx.(Later); ok {
+		return true, s.advanceLater(ctx, tx, s.q.signAdvance, s.q.chipLive, cred, "sign count", "chip credential "+cred, c, cred, c, c)
+	}
 	n, err := tx.Exec(ctx, s.q.signAdvance, c, cred, c, c)
 	if err != nil {
 		return false, s.dbErr(err, "advance the sign count of credential "+cred)
@@ -366,6 +372,37 @@ func (s *Store) advanceSign(ctx context.Context, tx Tx, cred string, count uint3
 		return true, nil
 	}
 	return false, s.live(ctx, tx, s.q.chipLive, cred, "chip credential "+cred)
+}
+
+// advanceLater sends q, the advance of a replay guard (of key, named what),
+// with the transaction's next statement (Later): a guard that did not
+// move is then an error, a *guardMiss, that the write returns once it is
+// rolled back; guardMiss.explain tells what it means, with live.
+func (s *Store) advanceLater(ctx context.Context, tx Tx, q, live *Stmt, key, guard, what string, args ...any) error {
+	return s.execCheck(ctx, tx, q, func(n int64, err error) error {
+		if err != nil {
+			return s.dbErr(err, "advance the "+guard+" of "+key)
+		}
+		if n != 1 {
+			return &guardMiss{live: live, key: key, what: what}
+		}
+		return nil
+	}, args...)
+}
+
+// guardMiss is the error of a replay guard that did not move, checked
+// after its statement was sent with others (advanceLater).
+type guardMiss struct {
+	live      *Stmt
+	key, what string
+}
+
+func (e *guardMiss) Error() string { return e.what + ": replay guard not advanced" }
+
+// explain returns nil when the guard did not move because the proof was
+// replayed (its element is there, not wiped), or the error of live.
+func (e *guardMiss) explain(ctx context.Context, s *Store) error {
+	return s.read(ctx, func(ctx context.Context, tx Tx) error { return s.live(ctx, tx, e.live, e.key, e.what) })
 }
 
 // live returns nil when q (selecting wiped_at of one element by arg) finds

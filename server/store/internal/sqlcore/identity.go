@@ -3,6 +3,7 @@ package sqlcore
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
@@ -99,6 +100,21 @@ func (s *Store) UpdateIdentity(ctx context.Context, c domain.IdentityChange) err
 // missingOrConflict explains an UPDATE ... WHERE id = ? AND version = ?
 // that changed no row: an error wrapping store.ErrConflict (the record is
 // at another version, read with version) or store.ErrNotFound.
+// staleRecord is the error of a versioned write that changed no row,
+// checked after the statement was sent with others (Later): the write
+// explains it with missingOrConflict once its transaction is rolled back
+// (Store.write).
+type staleRecord struct {
+	version *Stmt // selects the version of the record by ID
+	what    string
+	id      string
+	want    uint64
+}
+
+func (e *staleRecord) Error() string {
+	return fmt.Sprintf("%s %s: not at version %d", e.what, e.id, e.want)
+}
+
 func (s *Store) missingOrConflict(ctx context.Context, tx Tx, version *Stmt, what, id string, want uint64) error {
 	var have int64
 	err := tx.QueryRow(ctx, version, id).Scan(&have)

@@ -114,7 +114,11 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 		}
 		return nil
 	})
-	if errors.Is(err, errGuard) {
+	var miss *guardMiss
+	if errors.As(err, &miss) {
+		err = miss.explain(ctx, s)
+	}
+	if errors.Is(err, errGuard) || miss != nil && err == nil {
 		return false, nil
 	}
 	return err == nil, err

@@ -94,7 +94,7 @@ type queries struct {
 	sessionsEndOf, sessionByToken, sessionsOfIdentity, sessionEnd *Stmt
 	sessionDelete, sessionsSweep                                  *Stmt
 	// attempts
-	attemptAuth, attemptImport, attemptsInFlight, attemptInsertAuth, attemptInsertImport, attemptDelete, attemptsSweep *Stmt
+	attemptAuth, attemptImport, attemptsInFlight, attemptInsertAuth, attemptInsertImport, attemptDelete, attemptsSweep, attemptReserve *Stmt
 	// audit
 	auditHead, auditHeadMove, auditList, auditFirst, auditAfter, auditHeads *Stmt
 	auditInsert                                                             []*Stmt // of 1, 2, ... maxAuditRows records
@@ -267,6 +267,9 @@ SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT) FROM
 WHERE s.serial = ? AND s.failures + `+inFlight)
 	q.attemptDelete = s.stmt("attempt-delete", hot, `DELETE FROM attempts WHERE id = ?`)
 	q.attemptsSweep = s.stmt("attempts-sweep", cold, `DELETE FROM attempts WHERE expires_at <= ?`)
+	if d.Reserve != "" {
+		q.attemptReserve = s.stmt("attempt-reserve", hot, d.Reserve)
+	}
 
 	q.auditHead = s.stmt("audit-head", hot, d.LockHead)
 	for k := 1; k <= maxAuditRows; k++ {

@@ -64,31 +64,41 @@ func (s *Store) checkProofs(ctx context.Context, tx Tx, se *store.Session, updat
 		if slices.Contains(updated, aid) {
 			continue
 		}
-		var owner, st string
-		err := tx.QueryRow(ctx, s.q.proofAuth, aid).Scan(&owner, &st)
-		switch {
-		case err != nil:
-			return s.dbErr(err, "session of identity "+se.IdentityID+": authenticator "+aid)
-		case owner != se.IdentityID:
-			return s.errf("session of identity %s: %w: authenticator %s belongs to another identity", se.IdentityID, store.ErrInvalid, aid)
-		case st != string(domain.StateActive):
-			return s.errf("session of identity %s: %w: authenticator %s is %s", se.IdentityID, store.ErrConflict, aid, st)
+		err := s.queryLater(ctx, tx, s.q.proofAuth, func(r Row) error {
+			var owner, st string
+			err := r.Scan(&owner, &st)
+			switch {
+			case err != nil:
+				return s.dbErr(err, "session of identity "+se.IdentityID+": authenticator "+aid)
+			case owner != se.IdentityID:
+				return s.errf("session of identity %s: %w: authenticator %s belongs to another identity", se.IdentityID, store.ErrInvalid, aid)
+			case st != string(domain.StateActive):
+				return s.errf("session of identity %s: %w: authenticator %s is %s", se.IdentityID, store.ErrConflict, aid, st)
+			}
+			return nil
+		}, aid)
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 // checkIdentity returns nil when the identity of se is active, holding it
-// (PostgreSQL: a share lock) until the end of tx.
+// (PostgreSQL: a share lock) until the end of tx. The checks of
+// checkProofs go out with the transaction's next statement where the
+// backend can (Later): they need no statement of their own.
 func (s *Store) checkIdentity(ctx context.Context, tx Tx, se *store.Session) error {
-	var state string
-	if err := tx.QueryRow(ctx, s.q.proofIdentity, se.IdentityID).Scan(&state); err != nil {
-		return s.dbErr(err, "session of identity "+se.IdentityID)
-	}
-	if state != string(domain.IdentityActive) {
-		return s.errf("session of identity %s: %w: the identity is %s", se.IdentityID, store.ErrConflict, state)
-	}
-	return nil
+	return s.queryLater(ctx, tx, s.q.proofIdentity, func(r Row) error {
+		var state string
+		if err := r.Scan(&state); err != nil {
+			return s.dbErr(err, "session of identity "+se.IdentityID)
+		}
+		if state != string(domain.IdentityActive) {
+			return s.errf("session of identity %s: %w: the identity is %s", se.IdentityID, store.ErrConflict, state)
+		}
+		return nil
+	}, se.IdentityID)
 }
 
 // insertSession stores se (checked with checkProofs; ts are its created_at

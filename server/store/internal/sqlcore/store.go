@@ -138,6 +138,28 @@ func (s *Store) execLater(ctx context.Context, tx Tx, q *Stmt, wrap func(error) 
 	return nil
 }
 
+// execCheck runs q in tx and returns the error check makes of the rows it
+// changed and its error: later, with the next statement, where tx can
+// (Later), else now. check runs no statement.
+func (s *Store) execCheck(ctx context.Context, tx Tx, q *Stmt, check func(n int64, err error) error, args ...any) error {
+	if l, ok := tx.(Later); ok {
+		l.ExecCheckLater(ctx, q, check, args...)
+		return nil
+	}
+	return check(tx.Exec(ctx, q, args...))
+}
+
+// queryLater runs q, which returns at most one row, in tx and returns the
+// error scan makes of it: later, with the next statement, where tx can
+// (Later), else now. scan runs no statement.
+func (s *Store) queryLater(ctx context.Context, tx Tx, q *Stmt, scan func(Row) error, args ...any) error {
+	if l, ok := tx.(Later); ok {
+		l.QueryRowLater(ctx, q, scan, args...)
+		return nil
+	}
+	return scan(tx.QueryRow(ctx, q, args...))
+}
+
 // wrapAs returns a function that makes a database error as dbErr does.
 func (s *Store) wrapAs(what string) func(error) error {
 	return func(err error) error { return s.dbErr(err, what) }
@@ -165,9 +187,19 @@ func readRow[T any](ctx context.Context, s *Store, what string, scan func(Row) (
 	return v, nil
 }
 
-// write runs fn in a write transaction with flags f.
+// write runs fn in a write transaction with flags f. A versioned write
+// that changed no row (a *staleRecord, checked late) is explained once the
+// transaction is rolled back: the record is gone (store.ErrNotFound) or at
+// another version (store.ErrConflict).
 func (s *Store) write(ctx context.Context, f Flags, fn func(ctx context.Context, tx Tx) error) error {
-	return s.b.Write(ctx, f, fn)
+	err := s.b.Write(ctx, f, fn)
+	var st *staleRecord
+	if errors.As(err, &st) {
+		return s.read(ctx, func(ctx context.Context, tx Tx) error {
+			return s.missingOrConflict(ctx, tx, st.version, st.what, st.id, st.want)
+		})
+	}
+	return err
 }
 
 // exec runs one statement as a write of its own and returns the number of
