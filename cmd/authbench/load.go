@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -29,21 +30,22 @@ import (
 
 // loadCmd is `authbench load`.
 type loadCmd struct {
-	Scenario            []string      `default:"all" enum:"all,lifecycle,chip-logins,code-logins,password-logins" sep:"," placeholder:"NAME" help:"What to measure: lifecycle (N chips through enroll → login → block → re-add), chip-logins and code-logins (password + second factor, for --duration), password-logins (the password step at --password-argon2), or all."`
-	N                   int           `default:"10000" placeholder:"N" help:"Chips of the lifecycle scenario, every one of them measured (nothing is extrapolated from fewer)."`
-	Concurrency         int           `default:"64" placeholder:"N" help:"Concurrent clients of the lifecycle and of the chip and code logins (and of their minimal durable login)."`
-	Duration            time.Duration `default:"10s" placeholder:"DURATION" help:"How long the chip, code and password logins run on each thing they are measured on (the server; its anchor; one replica of several), in interleaved halves."`
-	Devices             int           `default:"512" placeholder:"N" help:"Chips of the chip-login scenario and code devices of the code-login scenario, each of an identity of its own. On PostgreSQL the code logins take more when the rate needs them (the servers' clock is real: one fresh code per device every 30 s)."`
-	AnchorDuration      time.Duration `default:"1s" placeholder:"DURATION" help:"How long each raw-crypto anchor runs (ECDSA P-256 verify, argon2id at --argon2, TOTP verify)."`
-	Argon2              argon2Flag    `name:"argon2" default:"m=64,t=1,p=1" placeholder:"m=KiB,t=N,p=N" help:"argon2id parameters of the passwords of the lifecycle and of the chip and code logins, and of their minimal durable login: cheap, so that these scenarios measure the rest of a login (a documented load setting, never serve's default)."`
-	PasswordArgon2      argon2Flag    `name:"password-argon2" default:"${argon2_params}" placeholder:"m=KiB,t=N,p=N" help:"argon2id parameters of the password-login scenario and of its raw argon2id anchor: serve's default unless given."`
-	PasswordConcurrency int           `default:"8" placeholder:"N" help:"Concurrent clients of the password logins (the server bounds concurrent argon2id by memory; more clients only queue)."`
-	Sample              int           `default:"100" placeholder:"N" help:"Chips checked, after the lifecycle, to be refused with their old credential."`
-	DB                  string        `placeholder:"FILE|URL" help:"SQLite database file of the server in this process (default: a temporary file per scenario), or postgres://USER@HOST/DB: a schema of its own in that database, dropped afterwards, served by --replicas authbench serve processes (the password comes from $PGPASSWORD, never from the command line)."`
-	Replicas            int           `default:"1" placeholder:"N" help:"authbench serve processes on the PostgreSQL database of --db; with more than one, chip and code logins are measured on one of them too (target: N at least as fast as one)."`
-	Seed                hexBytes      `placeholder:"HEX" help:"Seed of the simulated devices and of the run's identity names (default: random)."`
-	JSON                bool          `help:"Print the report as JSON (targets with their thresholds, measured values and verdicts) instead of text."`
-	CPUProfile          string        `name:"cpu-profile" type:"path" placeholder:"FILE" help:"Write a CPU profile of the load process to FILE (go tool pprof): on SQLite it holds the server as well as its clients and anchors; on PostgreSQL each serve process writes its own to FILE.SCENARIO.replicaN (serve --cpu-profile), such as cpu.out.chip-logins.replica1, over the whole scenario it serves (set-up included)."`
+	Scenario            []string       `default:"all" enum:"all,lifecycle,chip-logins,code-logins,password-logins" sep:"," placeholder:"NAME" help:"What to measure: lifecycle (N chips through enroll → login → block → re-add), chip-logins and code-logins (password + second factor, for --duration), password-logins (the password step at --password-argon2), or all."`
+	N                   int            `default:"10000" placeholder:"N" help:"Chips of the lifecycle scenario, every one of them measured (nothing is extrapolated from fewer)."`
+	Concurrency         int            `default:"64" placeholder:"N" help:"Concurrent clients of the lifecycle and of the chip and code logins (and of their minimal durable login)."`
+	Duration            time.Duration  `default:"10s" placeholder:"DURATION" help:"How long the chip, code and password logins run on each thing they are measured on (the server; its anchor; one replica of several), in interleaved halves."`
+	Devices             int            `default:"512" placeholder:"N" help:"Chips of the chip-login scenario and code devices of the code-login scenario, each of an identity of its own. On PostgreSQL the code logins take more when the rate needs them (the servers' clock is real: one fresh code per device every 30 s)."`
+	AnchorDuration      time.Duration  `default:"1s" placeholder:"DURATION" help:"How long each raw-crypto anchor runs (ECDSA P-256 verify, argon2id at --argon2, TOTP verify)."`
+	Argon2              argon2Flag     `name:"argon2" default:"m=64,t=1,p=1" placeholder:"m=KiB,t=N,p=N" help:"argon2id parameters of the passwords of the lifecycle and of the chip and code logins, and of their minimal durable login: cheap, so that these scenarios measure the rest of a login (a documented load setting, never serve's default)."`
+	PasswordArgon2      argon2Flag     `name:"password-argon2" default:"${argon2_params}" placeholder:"m=KiB,t=N,p=N" help:"argon2id parameters of the password-login scenario and of its raw argon2id anchor: serve's default unless given."`
+	PasswordConcurrency int            `default:"8" placeholder:"N" help:"Concurrent clients of the password logins (the server bounds concurrent argon2id by memory; more clients only queue)."`
+	Sample              int            `default:"100" placeholder:"N" help:"Chips checked, after the lifecycle, to be refused with their old credential."`
+	DB                  string         `placeholder:"FILE|URL" help:"SQLite database file of the server in this process (default: a temporary file per scenario), or postgres://USER@HOST/DB: a schema of its own in that database, dropped afterwards, served by --replicas authbench serve processes (the password comes from $PGPASSWORD, never from the command line)."`
+	Replicas            int            `default:"1" placeholder:"N" help:"authbench serve processes on the PostgreSQL database of --db; with more than one, chip and code logins are measured on one of them too (target: N at least as fast as one)."`
+	Seed                hexBytes       `placeholder:"HEX" help:"Seed of the simulated devices and of the run's identity names (default: random)."`
+	JSON                bool           `help:"Print the report as JSON (targets with their thresholds, measured values and verdicts) instead of text."`
+	CPUProfile          string         `name:"cpu-profile" type:"path" placeholder:"FILE" help:"Write a CPU profile of the load process to FILE (go tool pprof): on SQLite it holds the server as well as its clients and anchors; on PostgreSQL each serve process writes its own to FILE.SCENARIO.replicaN (serve --cpu-profile), such as cpu.out.chip-logins.replica1, over the whole scenario it serves (set-up included)."`
+	GCHeadroom          gcHeadroomFlag `name:"gc-headroom" default:"argon2" placeholder:"MiB|argon2|off" help:"The --gc-headroom of the server: of this process, which serves on SQLite (its argon2id memory budget is serve's default), or of the serve processes on PostgreSQL. ${gc_headroom_help}"`
 
 	TargetLifecycle     time.Duration `default:"15s" placeholder:"DURATION" help:"Target: the lifecycle of the --n chips takes at most this long (the acceptance for 10,000 chips; 10 s is the aim)."`
 	TargetLoginRatio    float64       `default:"0.8" placeholder:"RATIO" help:"Target: chip logins and code logins per second are at least this share of the minimal durable login's."`
@@ -73,6 +75,7 @@ type loadConfig struct {
 	seed                []byte
 	jsonOut             bool
 	cpuProfile          string // --cpu-profile: on PostgreSQL, the serve processes' go to cpuProfile.SCENARIO.replicaN
+	gcHeadroom          gcHeadroomFlag
 	thresholds          thresholds
 	wrapAPI             func(http.Handler) http.Handler // see env.wrapAPI; a server in this process only
 }
@@ -94,7 +97,7 @@ func (c *loadCmd) config() (loadConfig, error) {
 		n: c.N, concurrency: c.Concurrency, duration: c.Duration, devices: c.Devices,
 		anchorDuration: c.AnchorDuration, argon2: c.Argon2.params(), passwordArgon2: c.PasswordArgon2.params(),
 		passwordConcurrency: c.PasswordConcurrency, sample: c.Sample, db: c.DB, replicas: c.Replicas,
-		seed: c.Seed, jsonOut: c.JSON,
+		seed: c.Seed, jsonOut: c.JSON, gcHeadroom: c.GCHeadroom,
 		thresholds: thresholds{lifecycle: c.TargetLifecycle, loginRatio: c.TargetLoginRatio,
 			passwordRatio: c.TargetPasswordRatio, replicaRatio: c.TargetReplicaRatio, errors: c.TargetErrors},
 	}
@@ -152,6 +155,11 @@ func (c *loadCmd) Run(ctx context.Context, e *env) error {
 		}
 		defer stop()
 		cfg.cpuProfile = c.CPUProfile
+	}
+	if !embedded.IsPostgresURL(cfg.db) {
+		// The server runs in this process, as serve would run it.
+		log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		defer cfg.gcHeadroom.start(secrets.CurrentLimiter().Budget(), log)()
 	}
 	l := newLoader(cfg, e.stderr)
 	rep, err := l.run(ctx)
@@ -291,6 +299,7 @@ func (l *loader) run(ctx context.Context) (_ *loadReport, err error) {
 		if l.pg, err = openPG(ctx, cfg.db, l.tag, l.keys, l.pskcKey, l.progress); err != nil {
 			return nil, err
 		}
+		l.pg.gcHeadroom = cfg.gcHeadroom
 		defer func() { err = errors.Join(err, l.pg.close()) }()
 		rep.Schema = l.pg.schema
 		rep.DB = cfg.db + " (schema " + l.pg.schema + ", dropped at the end)"

@@ -162,12 +162,13 @@ func (l *loader) openFleet(ctx context.Context, params secrets.Params, now func(
 // files its `authbench serve` processes share (master key, support token,
 // attestation roots, PSKC key), in a private temporary directory.
 type pgRun struct {
-	url    string // --db with search_path set to the schema
-	schema string
-	dir    string
-	token  string
-	exe    string
-	log    io.Writer // progress
+	url        string // --db with search_path set to the schema
+	schema     string
+	dir        string
+	token      string
+	exe        string
+	gcHeadroom gcHeadroomFlag // --gc-headroom of the serve processes
+	log        io.Writer      // progress
 }
 
 // openPG creates the run's schema in the database of base (a postgres://
@@ -299,6 +300,7 @@ func (p *pgRun) startOne(ctx context.Context, params secrets.Params, extra ...st
 		"--login-limit-source", "off",
 		"--login-limit-authenticator", "off",
 		"--argon2", params.String(),
+		"--gc-headroom", p.gcHeadroom.String(),
 	}
 	cmd := exec.Command(p.exe, append(args, extra...)...)
 	// Settings and secrets come from the flags alone ($PGPASSWORD stays).

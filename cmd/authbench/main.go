@@ -172,6 +172,7 @@ func newParser(c *cli, e *env) (*kong.Kong, error) {
 		kong.Configuration(strictJSON),
 		kong.Vars{"version": versionString(), "default_server": defaultServer,
 			"argon2_budget": strconv.FormatUint(secrets.DefaultBudget()>>10, 10), "argon2_wait": secrets.DefaultWait.String(),
+			"gc_headroom_help": gcHeadroomHelp,
 			"argon2_params":    secrets.DefaultParams().String(),
 			"checkpoint_every": embedded.DefaultCheckpointEvery.String()},
 		kong.Bind(e),

@@ -50,6 +50,7 @@ type serveCmd struct {
 	Demo                 bool            `help:"Serve the pages for a first look: a throw-away database with a ready-made person (user ID, password, and a simulated code display whose codes are printed here), any security key accepted; --db, --master-key and --support-token-file are not used."`
 	LogLevel             string          `default:"info" enum:"debug,info,warn,error" env:"AUTHBENCH_LOG_LEVEL" help:"Log level on stderr."`
 	CPUProfile           string          `name:"cpu-profile" type:"path" env:"AUTHBENCH_CPU_PROFILE" placeholder:"FILE" help:"Write a CPU profile of this server to FILE (go tool pprof), from the start until it shuts down; for measuring, such as authbench load's PostgreSQL replicas (its --cpu-profile passes it on)."`
+	GCHeadroom           gcHeadroomFlag  `name:"gc-headroom" default:"argon2" env:"AUTHBENCH_GC_HEADROOM" placeholder:"MiB|argon2|off" help:"${gc_headroom_help}"`
 	AuditCheckpointEvery time.Duration   `name:"audit-checkpoint-every" default:"${checkpoint_every}" env:"AUTHBENCH_AUDIT_CHECKPOINT_EVERY" placeholder:"DURATION" help:"How often the heads of the audit chains are sealed in a MACed checkpoint (and once more at shutdown); records newer than the last checkpoint could be cut without audit verify noticing."`
 }
 
@@ -113,6 +114,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		}
 		defer stop()
 	}
+	defer cfg.GCHeadroom.start(cfg.Argon2MemoryBudget<<10, log)()
 	opts.Wrap = e.wrapAPI
 	srv, err := embedded.Start(ctx, opts)
 	if errors.Is(err, service.ErrMasterKey) {

@@ -36,3 +36,22 @@ func used(b *testing.B) time.Duration {
 	}
 	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
 }
+
+// Counter is the process's CPU time at a start, for a benchmark whose
+// operations b.Loop does not count (b.RunParallel).
+type Counter struct{ start time.Duration }
+
+// Start returns a Counter started now.
+func Start(b *testing.B) Counter { return Counter{used(b)} }
+
+// Report reports the CPU time since the start per operation of b.N as
+// "cpu-ns/op" and returns it.
+func (c Counter) Report(b *testing.B) float64 {
+	b.Helper()
+	if b.N == 0 {
+		return 0
+	}
+	per := float64(used(b)-c.start) / float64(b.N)
+	b.ReportMetric(per, "cpu-ns/op")
+	return per
+}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/authbench/authbench/server/domain"
@@ -307,19 +309,39 @@ func writeError(w http.ResponseWriter, status int, e Error) {
 	writeJSON(w, status, errorBody{Error: e})
 }
 
+// jsonBuffers hold the answers writeJSON encodes, for reuse: the
+// ResponseWriter copies what it is given.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// The values of the headers of every JSON answer, shared (capacity 1:
+// an Add to one of them copies it).
+var (
+	hdrJSON    = []string{"application/json"}[:1:1]
+	hdrNoStore = []string{"no-store"}[:1:1]
+	hdrNosniff = []string{"nosniff"}[:1:1]
+)
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			jsonBuffers.Put(buf)
+		}
+	}()
+	buf.Reset()
+	// As json.Marshal (HTML characters escaped), with a newline after.
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"code":"internal","message":"An internal error occurred."}}`)
+		buf.Reset()
+		buf.WriteString(`{"error":{"code":"internal","message":"An internal error occurred."}}` + "\n")
 	}
 	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Content-Length", strconv.Itoa(len(b)+1))
+	hd["Content-Type"] = hdrJSON
+	hd["Cache-Control"] = hdrNoStore
+	hd["X-Content-Type-Options"] = hdrNosniff
+	hd["Content-Length"] = []string{strconv.Itoa(buf.Len())}
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(buf.Bytes())
 }
 
 // bearer returns the request's bearer token.

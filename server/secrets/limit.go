@@ -32,9 +32,10 @@ const RetryAfter = time.Second
 // The memory an argon2id computation holds is its m parameter (RFC 9106
 // §3.1): 19 MiB for DefaultParams. The Go heap keeps freed blocks until
 // the next garbage collection, which GOGC=100 starts when the heap has
-// doubled, so the process's peak resident memory grows by a small multiple
-// of the budget (2 to 2.8 times was measured with 64 concurrent requests),
-// not with the number of requests.
+// doubled (and serve's --gc-headroom, internal/gcpace, no later while the
+// blocks make up most of the live heap), so the process's peak resident
+// memory grows by a small multiple of the budget (2 to 2.8 times was
+// measured with 64 concurrent requests), not with the number of requests.
 //
 // Hash, Verify, VerifyPassword, VerifyPIN and Verifier.Check run under the
 // process-wide limiter (SetLimiter; until then one with DefaultBudget and

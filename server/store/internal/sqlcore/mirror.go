@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -597,7 +598,9 @@ func assign(dest, v any) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("cannot assign %T to %T", v, dest)
+	// The types, not dest itself: a row whose destinations do not escape
+	// (heldAuth's) stays on the stack.
+	return fmt.Errorf("cannot assign %v to %v", reflect.TypeOf(v), reflect.TypeOf(dest))
 }
 
 // KeyColumn returns the position of table's key column (the first of
