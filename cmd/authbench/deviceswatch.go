@@ -22,7 +22,7 @@ import (
 // or left.
 type watchEvent struct {
 	Time   time.Time    `json:"time"`
-	Event  string       `json:"event"`  // "reader added", "card inserted", "arrived", "departed", ...
+	Event  string       `json:"event"`  // "reader added", "card inserted", "arrived", "departed", "updated", ...
 	Source string       `json:"source"` // "pcsc", "usb", "serial", "sim"
 	Reader string       `json:"reader,omitempty"`
 	ATR    string       `json:"atr,omitempty"`
@@ -91,8 +91,11 @@ func (c *devicesCmd) watch(ctx context.Context, e *env) error {
 // printEvent writes one event as a line: time, +/-, what and where.
 func printEvent(w io.Writer, ev watchEvent) {
 	sign := map[bool]string{true: "+", false: "-"}[strings.Contains(ev.Event, "added") || strings.Contains(ev.Event, "inserted") || ev.Event == "arrived"]
-	if ev.Event == "not watched" {
+	switch ev.Event {
+	case "not watched":
 		sign = "!"
+	case "updated": // a USB key reported before it could be opened, now with its strings
+		sign = "~"
 	}
 	var parts []string
 	if ev.Reader != "" {

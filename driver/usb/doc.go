@@ -37,7 +37,10 @@
 // one by vendor and product ID, serial number, path and index.
 //
 // gousb has no hotplug events: Watch polls List and reports arrivals and
-// departures (Diff).
+// departures (Diff). A key listed before it can be opened (on Linux, until
+// udev has given the user access to its node) is held back a few lists
+// until its serial can be read, then reported as it is; an Updated event
+// brings its strings if it can be opened later.
 //
 // Opening a key claims its interface. gousb's automatic kernel-driver
 // detachment is switched on after the configuration is taken, so libusb

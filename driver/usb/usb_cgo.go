@@ -51,6 +51,7 @@ type key struct {
 	bus, addr     int
 	config, iface int
 	in, out       int
+	opened        bool // info has the key's strings: scan could open it
 }
 
 // List returns the FIDO keys on the USB buses, ordered by Info.Path, with
@@ -64,6 +65,20 @@ type key struct {
 // (or, without cgo, always); libusb's error when it cannot list the
 // devices; ctx's error when ctx ends first.
 func List(ctx context.Context) ([]device.Info, error) {
+	seen, err := sight(ctx)
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]device.Info, len(seen))
+	for i, s := range seen {
+		infos[i] = s.info
+	}
+	return infos, nil
+}
+
+// sight is List, each key saying whether it could be opened (Watch
+// holds back those that could not).
+func sight(ctx context.Context) ([]sighting, error) {
 	uc, err := newContext()
 	if err != nil {
 		return nil, err
@@ -73,11 +88,11 @@ func List(ctx context.Context) ([]device.Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	infos := make([]device.Info, len(keys))
+	seen := make([]sighting, len(keys))
 	for i, k := range keys {
-		infos[i] = k.info
+		seen[i] = sighting{info: k.info, opened: k.opened}
 	}
-	return infos, nil
+	return seen, nil
 }
 
 // scan enumerates the devices, opens those with an interface of CTAPHID
@@ -202,6 +217,7 @@ func examine(d *gousb.Device, cands []key) []key {
 			continue
 		}
 		k.info.Model, k.info.Serial = product, serial
+		k.opened = true
 		keys = append(keys, k)
 	}
 	return keys

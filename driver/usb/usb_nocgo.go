@@ -23,3 +23,7 @@ func List(ctx context.Context) ([]device.Info, error) {
 func Open(ctx context.Context, sel Selector, opts Options) (*Chip, error) {
 	return nil, errNoCgo
 }
+
+func sight(ctx context.Context) ([]sighting, error) {
+	return nil, errNoCgo
+}

@@ -46,8 +46,8 @@ func TestEventStrings(t *testing.T) {
 	if s := (Event{Arrived, keyA}).String(); s != "1-1:1.0: arrived" {
 		t.Errorf("String = %q", s)
 	}
-	if Departed.String() != "departed" || EventKind(9).String() != "EventKind(9)" {
-		t.Errorf("kind strings %q %q", Departed, EventKind(9))
+	if Departed.String() != "departed" || Updated.String() != "updated" || EventKind(9).String() != "EventKind(9)" {
+		t.Errorf("kind strings %q %q %q", Departed, Updated, EventKind(9))
 	}
 }
 
@@ -61,13 +61,13 @@ func TestWatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	calls := 0
-	list := func(context.Context) ([]device.Info, error) {
+	list := func(context.Context) ([]sighting, error) {
 		l := lists[calls]
 		calls++
 		if calls == len(lists) {
 			cancel() // the caller stops watching after the last list
 		}
-		return l, nil
+		return opened(l...), nil
 	}
 	var got []Event
 	err := watch(ctx, time.Millisecond, list, func(ev Event) { got = append(got, ev) })
@@ -83,12 +83,12 @@ func TestWatch(t *testing.T) {
 func TestWatchListError(t *testing.T) {
 	boom := errors.New("libusb: no")
 	calls := 0
-	list := func(context.Context) ([]device.Info, error) {
+	list := func(context.Context) ([]sighting, error) {
 		calls++
 		if calls == 2 {
 			return nil, boom
 		}
-		return []device.Info{keyA}, nil
+		return opened(keyA), nil
 	}
 	var got []Event
 	err := watch(context.Background(), time.Millisecond, list, func(ev Event) { got = append(got, ev) })
@@ -100,11 +100,99 @@ func TestWatchListError(t *testing.T) {
 func TestWatchEndedContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := watch(ctx, time.Hour, func(context.Context) ([]device.Info, error) {
+	err := watch(ctx, time.Hour, func(context.Context) ([]sighting, error) {
 		t.Error("list called with an ended context")
 		return nil, nil
 	}, func(Event) {})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("watch = %v", err)
+	}
+}
+
+// opened lists keys that could be opened.
+func opened(infos ...device.Info) []sighting {
+	s := make([]sighting, len(infos))
+	for i, info := range infos {
+		s[i] = sighting{info: info, opened: true}
+	}
+	return s
+}
+
+// shape is key as List shows it when it cannot open it: without strings.
+func shape(key device.Info) sighting {
+	key.Serial, key.Model = "", ""
+	return sighting{info: key}
+}
+
+// TestWatchUnopened: a key listed before it can be opened is reported once
+// it can, with its serial; one that cannot be opened at all is reported
+// after heldPolls lists without its strings, and updated once it can be; a
+// reported key that one list cannot open is not reported again.
+func TestWatchUnopened(t *testing.T) {
+	bareB := shape(keyB).info
+	tests := []struct {
+		name  string
+		lists [][]sighting
+		want  [][]Event // per list
+	}{
+		{"opened one list later", [][]sighting{
+			opened(keyA),
+			{opened(keyA)[0], shape(keyB)},
+			opened(keyA, keyB),
+		}, [][]Event{{{Arrived, keyA}}, nil, {{Arrived, keyB}}}},
+		{"opened just in time", [][]sighting{
+			{shape(keyB)},
+			{shape(keyB)},
+			opened(keyB),
+		}, [][]Event{nil, nil, {{Arrived, keyB}}}},
+		{"never opened", [][]sighting{
+			{shape(keyB)},
+			{shape(keyB)},
+			{shape(keyB)},
+			{shape(keyB)},
+			nil,
+		}, [][]Event{nil, nil, {{Arrived, bareB}}, nil, {{Departed, bareB}}}},
+		{"opened after it was reported", [][]sighting{
+			{shape(keyB), opened(keyA)[0]},
+			{shape(keyB), opened(keyA)[0]},
+			{shape(keyB), opened(keyA)[0]},
+			opened(keyA, keyB),
+			opened(keyA, keyB),
+		}, [][]Event{{{Arrived, keyA}}, nil, {{Arrived, bareB}}, {{Updated, keyB}}, nil}},
+		{"updates after departures, by path", [][]sighting{
+			{shape(keyB), opened(keyC)[0]},
+			{shape(keyB), opened(keyC)[0]},
+			{shape(keyB), opened(keyC)[0]},
+			opened(keyA, keyB),
+		}, [][]Event{{{Arrived, keyC}}, nil, {{Arrived, bareB}}, {{Departed, keyC}, {Arrived, keyA}, {Updated, keyB}}}},
+		{"not opened once", [][]sighting{
+			opened(keyA, keyB),
+			{opened(keyA)[0], shape(keyB)},
+			{opened(keyA)[0], shape(keyB)},
+			{opened(keyA)[0], shape(keyB)},
+			opened(keyA, keyB),
+		}, [][]Event{{{Arrived, keyA}, {Arrived, keyB}}, nil, nil, nil, nil}},
+		{"held back, gone", [][]sighting{
+			{shape(keyB)},
+			nil,
+			{shape(keyB)},
+			{shape(keyB)},
+			opened(keyB),
+		}, [][]Event{nil, nil, nil, nil, {{Arrived, keyB}}}},
+		{"another key in the place of an unopened one", [][]sighting{
+			opened(keyB),
+			{shape(keyB2)},
+			opened(keyB2),
+		}, [][]Event{{{Arrived, keyB}}, nil, {{Departed, keyB}, {Arrived, keyB2}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var w watcher
+			for i, l := range tt.lists {
+				if got := w.next(l); !reflect.DeepEqual(got, tt.want[i]) {
+					t.Errorf("list %d: events %v, want %v", i, got, tt.want[i])
+				}
+			}
+		})
 	}
 }

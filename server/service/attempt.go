@@ -383,9 +383,27 @@ func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.
 			}
 		default:
 			att.release(ctx)
+			if errors.Is(err, store.ErrNotFound) {
+				// The element went away under the login (a block wipes
+				// it): answer as an attempt begun now would be.
+				if rerr := s.refusalNow(ctx, id.ID, a.ID); rerr != nil {
+					return domain.Change{}, rerr
+				}
+			}
 			return domain.Change{}, storeErr(err, "authenticator "+a.ID)
 		}
 	}
+}
+
+// refusalNow reads authenticator aid of identity identityID again and
+// returns its refusal (blocked, suspended, ...), or nil when it may log in
+// or is gone.
+func (s *Service) refusalNow(ctx context.Context, identityID, aid string) error {
+	id, a, err := s.loadPair(ctx, identityID, aid)
+	if err != nil {
+		return nil
+	}
+	return s.refusal(ctx, id, a)
 }
 
 // sessionProofs returns the refusal of the first of the authenticators
