@@ -32,7 +32,7 @@ func TestEmulatedListWhileReplugging(t *testing.T) {
 		replugs = n
 	}
 	bed, chips := emulatedBus(t, 1, ctaphid.ServeOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	ctx, cancel := context.WithTimeout(context.Background(), guard+time.Duration(replugs)*100*time.Millisecond)
 	defer cancel()
 	serial := chips[0].Serial()
 
