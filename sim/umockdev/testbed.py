@@ -27,8 +27,10 @@
 # Protocol with the parent: argv[1] is the JSON configuration; once the
 # testbed stands, one JSON line describing it goes to stdout. Commands come
 # on stdin, one per line: "unplug N" (key N leaves the bus; its clients see
-# ENODEV, ESHUTDOWN and EIO as from the kernel) and "plug N HOST:PORT" (key
-# N comes back, with the bus's next address, its chip now at HOST:PORT).
+# ENODEV, ESHUTDOWN and EIO as from the kernel; its usbfs node stays, failing
+# as a departed device's, until its address is reused: see UsbHandler.gone)
+# and "plug N HOST:PORT" (key N comes back, with the bus's next address, its
+# chip now at HOST:PORT).
 # Each command is answered on stdout with "ok", "ok JSON" (plug: where the
 # key is now) or "error: why". End of stdin ends the process.
 
@@ -240,7 +242,9 @@ class Key:
         # The node and its handler first, then sysfs: a program that finds
         # the device can open it at once, as the kernel's devtmpfs has the
         # node before udev announces the device.
-        self.usb = UsbHandler(self, self.bed.next_address())
+        address = self.bed.next_address()
+        self.bed.release(address)
+        self.usb = UsbHandler(self, address)
         self.bed.testbed.attach_ioctl(self.usb.usbfs, self.usb)
         self.usb.add_devices()
         self.usb.bind_usbhid()
@@ -418,11 +422,27 @@ class UsbHandler(UMockdev.IoctlBase):
             self.hid.report_in(report)
 
     def gone(self):
-        """The key was pulled out: waiting URBs complete with ESHUTDOWN, later
-        calls fail with ENODEV, the hidraw node leaves too, and the devices
-        leave sysfs with "remove" uevents. Files opened on the node keep
-        it; new opens fail."""
+        """The key was pulled out: its devices leave sysfs with "remove"
+        uevents (the hidraw node with its HID device), waiting URBs complete
+        with ESHUTDOWN and later calls fail with ENODEV.
+
+        The usbfs node and its ioctl socket stay until the address is given
+        to another device (release), unlike on Linux, where the node goes at
+        once: a program that found the key in sysfs just before it left
+        opens the node a moment later, and umockdev's preload (0.17) cannot
+        take that from an emulated node. If the socket's listener closes
+        between the program's connect() and the handler's accept(), the
+        connection is reset and the preload aborts the program at its first
+        ioctl; if the node is gone, the failed open() still connects to a
+        socket and leaves an entry in the preload's table of 50 descriptors,
+        which aborts the program once full. Kept, the node opens and every
+        ioctl on it fails with ENODEV, as on a departed device."""
         self.alive = False
+        self.unbind_usbhid()
+        bed = self.key.bed.testbed
+        for path in (self.iface_path, self.dev_path):  # children first: each has its links
+            bed.uevent(path, "remove")
+            bed.remove_device(path)
         for c in self.clients.values():
             for urb in c.pending:
                 urb.finish(-errno.ESHUTDOWN)
@@ -430,16 +450,16 @@ class UsbHandler(UMockdev.IoctlBase):
             c.pending = []
         self.in_buffer = []
         self._update_reapable()
-        self.unbind_usbhid()
-        bed = self.key.bed.testbed
-        bed.detach_ioctl(self.usbfs)
+        self.key.bed.departed[self.address] = self
+
+    def release(self):
+        """The address goes to another device: the node of this departed
+        one and its ioctl socket leave. Files opened on it stay served."""
+        self.key.bed.testbed.detach_ioctl(self.usbfs)
         try:
             os.unlink(self.key.bed.root + self.usbfs)
         except OSError:
             pass
-        for path in (self.iface_path, self.dev_path):  # children first: each has its links
-            bed.uevent(path, "remove")
-            bed.remove_device(path)
 
     # --- umockdev's calls (worker thread) ---
 
@@ -793,6 +813,7 @@ class Bed:
         self.hidraw_major = 241
         self.hid_count = 0
         self.last_address = 1  # the root hub's
+        self.departed = {}  # address -> UsbHandler of a key that left, its node still there
         self.ready = False  # uevents go out once programs may be listening
         self.hub_name = "usb1"
         self.hub = self.testbed.add_device(
@@ -838,6 +859,12 @@ class Bed:
             self.last_address = self.last_address % 127 + 1
             if self.last_address not in used:
                 return self.last_address
+
+    def release(self, address):
+        """Removes what a departed key left at address (UsbHandler.release)."""
+        usb = self.departed.pop(address, None)
+        if usb is not None:
+            usb.release()
 
     def _relay(self):
         sel = selectors.DefaultSelector()
