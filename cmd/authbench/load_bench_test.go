@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"syscall"
 	"testing"
@@ -28,16 +27,7 @@ func BenchmarkLifecyclePhases(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l := newLoader(cfg, &bytes.Buffer{})
-	if l.keys, err = secrets.GenerateKeyring(nil); err != nil {
-		b.Fatal(err)
-	}
-	l.pskcKey = make([]byte, 16)
-	f, err := l.openFleet(ctx, cfg.argon2, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.close()
+	l, f := testFleet(b, ctx, cfg, cfg.argon2)
 	chips, _, err := l.setUpChips(ctx, f, "chip", "setup", b.N, workers, nil)
 	defer closeChips(chips)
 	if err != nil {

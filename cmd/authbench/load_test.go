@@ -372,20 +372,8 @@ func TestLoadFailureStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.wrapAPI = apitest.ForTest(t).Wrap
-	l := newLoader(cfg, &bytes.Buffer{})
-	if l.keys, err = secrets.GenerateKeyring(nil); err != nil {
-		t.Fatal(err)
-	}
-	f, err := l.openFleet(ctx, secrets.FastParams(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := f.close(); err != nil {
-			t.Error(err)
-		}
-		waitGoroutines(t, before)
-	}()
+	t.Cleanup(func() { waitGoroutines(t, before) }) // after the fleet's close
+	_, f := testFleet(t, ctx, cfg, secrets.FastParams())
 	for _, tc := range []struct {
 		name   string
 		faults chip.Faults
@@ -449,19 +437,7 @@ func TestLoadLifecycleRoundTrips(t *testing.T) {
 			inner.ServeHTTP(w, r)
 		})
 	}
-	l := newLoader(cfg, &bytes.Buffer{})
-	if l.keys, err = secrets.GenerateKeyring(nil); err != nil {
-		t.Fatal(err)
-	}
-	f, err := l.openFleet(ctx, secrets.FastParams(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := f.close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	_, f := testFleet(t, ctx, cfg, secrets.FastParams())
 	c, err := chip.New(chip.Options{Seed: []byte("round trips")})
 	if err != nil {
 		t.Fatal(err)
@@ -1071,4 +1047,26 @@ func TestSetUpIdentityBusy(t *testing.T) {
 	if err := setUpIdentity(context.Background(), c, "taken"); errorCode(err) != "409 identity_taken" || calls["taken"] != 1 {
 		t.Errorf("taken: %v after %d requests", err, calls["taken"])
 	}
+}
+
+// testFleet opens the fleet of cfg with passwords at params, for a test or
+// benchmark of the load command's scenarios; it closes when tb ends.
+func testFleet(tb testing.TB, ctx context.Context, cfg loadConfig, params secrets.Params) (*loader, *fleet) {
+	tb.Helper()
+	l := newLoader(cfg, &bytes.Buffer{})
+	var err error
+	if l.keys, err = secrets.GenerateKeyring(nil); err != nil {
+		tb.Fatal(err)
+	}
+	l.pskcKey = make([]byte, 16)
+	f, err := l.openFleet(ctx, params, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := f.close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return l, f
 }
