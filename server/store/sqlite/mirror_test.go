@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/device"
-	"github.com/authbench/authbench/device/otp"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/internal/sqlcore"
@@ -68,37 +67,10 @@ func openWriter(t *testing.T, path string) *Store {
 	return w
 }
 
-// mirrorRef returns a reference that fits kind, unique to id.
-func mirrorRef(kind device.Kind, id string) domain.Ref {
-	switch kind {
-	case device.KindChip:
-		return domain.Ref{CredentialID: "cred-" + id}
-	case device.KindCodeDisplay:
-		return domain.Ref{Serial: "serial-" + id}
-	case device.KindApp:
-		return domain.Ref{CredentialID: "appkey-" + id}
-	}
-	return domain.Ref{}
-}
-
-// mirrorElement returns an element of kind with values derived from id.
-func mirrorElement(kind device.Kind, id string) store.Element {
-	switch kind {
-	case device.KindChip:
-		return store.Element{Chip: &store.ChipElement{PublicKey: []byte("COSE-" + id), AAGUID: make([]byte, 16), AttestationFormat: "packed"}}
-	case device.KindCodeDisplay:
-		return store.Element{Code: &store.CodeElement{Secret: store.Sealed{KeyID: "k1", Blob: []byte("SEALED-" + id)},
-			OTPParams: store.OTPParams{Digits: 6, Period: 30 * time.Second, Algorithm: otp.SHA1}}}
-	case device.KindApp:
-		return store.Element{App: &store.AppElement{PublicKey: []byte("APP-" + id), PINVerifier: "$argon2id$pin-" + id}}
-	}
-	return store.Element{Password: &store.PasswordElement{Verifier: "$argon2id$pw-" + id}}
-}
-
 // pendingChange is the change that adds a pending authenticator aid of
 // kind to identity id, created at created.
 func pendingChange(id, aid string, kind device.Kind, created time.Time) domain.Change {
-	a := domain.Authenticator{ID: aid, IdentityID: id, Kind: kind, State: domain.StatePending, Ref: mirrorRef(kind, aid),
+	a := domain.Authenticator{ID: aid, IdentityID: id, Kind: kind, State: domain.StatePending, Ref: storetest.RefFor(kind, aid),
 		Label: "label of " + aid, CreatedAt: created, Version: 1}
 	ev := domain.Event{Type: domain.EventAdded, IdentityID: id, AuthenticatorID: aid, Actor: mirrorSys,
 		Details: map[string]string{"kind": string(kind)}, At: created}
@@ -125,7 +97,7 @@ func makeIdentity(t *testing.T, s *Store, id string, kinds ...device.Kind) domai
 		}
 		first = append(first, store.NewAuthenticator{
 			Change:  domain.Change{Authenticator: act.Authenticator, Events: append(add.Events, act.Events...)},
-			Element: mirrorElement(k, aid),
+			Element: storetest.ElementFor(k, aid),
 		})
 	}
 	if err := s.CreateIdentity(ctx, ic, first...); err != nil {
@@ -268,7 +240,7 @@ func (wd *mirrorWorld) step(ctx context.Context, r *rand.Rand) error {
 		if r.IntN(5) == 0 {
 			c.Authenticator.CreatedAt = time.Time{} // none: first in the set's order
 		}
-		el := mirrorElement(k, aid)
+		el := storetest.ElementFor(k, aid)
 		if k == device.KindCodeDisplay && r.IntN(2) == 0 {
 			// A code device whose secret waits in an import: it gets its
 			// element when activated (ActivateCodeDevice).
@@ -817,7 +789,7 @@ func acknowledgedRefusal(t *testing.T, w, ro *Store) {
 			// A chip of its own, blocked for good: its key is gone at once.
 			cid := fmt.Sprint("chip-b", i)
 			add := pendingChange("id-1", cid, device.KindChip, mirrorT0)
-			if err := w.CreateAuthenticator(ctx, add, mirrorElement(device.KindChip, cid)); err != nil {
+			if err := w.CreateAuthenticator(ctx, add, storetest.ElementFor(device.KindChip, cid)); err != nil {
 				t.Fatal(err)
 			}
 			b := applyTo(t, w)(p.Activate(id, add.Authenticator, mirrorSupport, mirrorT0))
@@ -1110,7 +1082,7 @@ func TestMirrorFailedOpsInBatch(t *testing.T) {
 		run  func() error
 	}{
 		{"add with a taken credential ID", store.ErrDuplicate, func() error {
-			return w.CreateAuthenticatorAt(ctx, dup, mirrorElement(device.KindChip, "id-a-dup"), setA.Version)
+			return w.CreateAuthenticatorAt(ctx, dup, storetest.ElementFor(device.KindChip, "id-a-dup"), setA.Version)
 		}},
 		{"block over an existing tombstone", store.ErrDuplicate, func() error { return w.ApplyChange(ctx, block) }},
 		{"chip login at a stale version", store.ErrConflict, func() error {
@@ -1240,7 +1212,7 @@ func TestMirrorTextWithNUL(t *testing.T) {
 	makeIdentity(t, w, "victim\x00x", device.KindPassword)
 	c := pendingChange("victim", "odd-chip", device.KindChip, mirrorT0)
 	c.Authenticator.Label = "work\x00phone"
-	if err := w.CreateAuthenticator(ctx, c, mirrorElement(device.KindChip, "odd-chip")); err != nil {
+	if err := w.CreateAuthenticator(ctx, c, storetest.ElementFor(device.KindChip, "odd-chip")); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.UpdateVerifier(ctx, "victim\x00x-password", "$argon2id$pw-victim\x00x-password", "$argon2id$\x00rest"); err != nil {

@@ -127,7 +127,7 @@ func testAuthCreateGetList(f *fixture) {
 		}
 		el, err := f.s.Element(f.ctx, w.ID)
 		f.ok(err, "Element %s", w.ID)
-		if wantEl := elementFor(device.Kinds[i], w.ID); !reflect.DeepEqual(el, wantEl) {
+		if wantEl := ElementFor(device.Kinds[i], w.ID); !reflect.DeepEqual(el, wantEl) {
 			f.t.Errorf("Element %s:\n got  %s\n want %s", w.ID, showElement(el), showElement(wantEl))
 		}
 	}
@@ -179,10 +179,10 @@ func testAuthCreateErrors(f *fixture) {
 	head := f.auditLen()
 
 	c := f.pending("nobody", "a-2", device.KindPassword, domain.Ref{})
-	f.wantErr(f.s.CreateAuthenticator(f.ctx, c, elementFor(device.KindPassword, "a-2")), store.ErrNotFound, "CreateAuthenticator for an unknown identity")
+	f.wantErr(f.s.CreateAuthenticator(f.ctx, c, ElementFor(device.KindPassword, "a-2")), store.ErrNotFound, "CreateAuthenticator for an unknown identity")
 
 	c = f.pending("id-1", "a-1", device.KindPassword, domain.Ref{})
-	f.wantErr(f.s.CreateAuthenticator(f.ctx, c, elementFor(device.KindPassword, "a-1")), store.ErrDuplicate, "CreateAuthenticator with a taken ID")
+	f.wantErr(f.s.CreateAuthenticator(f.ctx, c, ElementFor(device.KindPassword, "a-1")), store.ErrDuplicate, "CreateAuthenticator with a taken ID")
 
 	type badCase struct {
 		name string
@@ -194,7 +194,7 @@ func testAuthCreateErrors(f *fixture) {
 		return f.pending("id-1", "a-3", device.KindCodeDisplay, domain.Ref{Serial: "S-3"})
 	}
 	cases := []badCase{
-		{"element of another kind", pw(), elementFor(device.KindApp, "a-3")},
+		{"element of another kind", pw(), ElementFor(device.KindApp, "a-3")},
 		{"no element", pw(), store.Element{}},
 		{"two elements", pw(), store.Element{Password: &store.PasswordElement{Verifier: "v"}, App: &store.AppElement{PublicKey: []byte{1}, PINVerifier: "p"}}},
 		{"empty verifier", pw(), store.Element{Password: &store.PasswordElement{}}},
@@ -206,13 +206,13 @@ func testAuthCreateErrors(f *fixture) {
 	}
 	versionZero := pw()
 	versionZero.Authenticator.Version = 0
-	cases = append(cases, badCase{"version 0", versionZero, elementFor(device.KindPassword, "a-3")})
+	cases = append(cases, badCase{"version 0", versionZero, ElementFor(device.KindPassword, "a-3")})
 	withWipe := pw()
 	withWipe.WipeSecret = true
-	cases = append(cases, badCase{"a wipe", withWipe, elementFor(device.KindPassword, "a-3")})
+	cases = append(cases, badCase{"a wipe", withWipe, ElementFor(device.KindPassword, "a-3")})
 	unknownKind := pw()
 	unknownKind.Authenticator.Kind = "abacus"
-	cases = append(cases, badCase{"unknown kind", unknownKind, elementFor(device.KindPassword, "a-3")})
+	cases = append(cases, badCase{"unknown kind", unknownKind, ElementFor(device.KindPassword, "a-3")})
 	for _, tc := range cases {
 		f.wantErr(f.s.CreateAuthenticator(f.ctx, tc.c, tc.el), store.ErrInvalid, "CreateAuthenticator with %s", tc.name)
 	}
@@ -277,24 +277,24 @@ func testCredentialUniqueForever(f *fixture) {
 	f.identity("id-2")
 	chip := f.active(id, "chip-1", device.KindChip)
 	dup := f.pending("id-2", "chip-2", device.KindChip, domain.Ref{CredentialID: chip.CredentialID})
-	f.wantErr(f.s.CreateAuthenticator(f.ctx, dup, elementFor(device.KindChip, "chip-2")), store.ErrDuplicate, "a credential ID in use")
+	f.wantErr(f.s.CreateAuthenticator(f.ctx, dup, ElementFor(device.KindChip, "chip-2")), store.ErrDuplicate, "a credential ID in use")
 
 	f.apply(f.p.Block(chip, domain.Owner("id-1", ""), domain.ReasonLost, f.now))
-	f.wantErr(f.s.CreateAuthenticator(f.ctx, dup, elementFor(device.KindChip, "chip-2")), store.ErrDuplicate, "a blocked credential ID")
+	f.wantErr(f.s.CreateAuthenticator(f.ctx, dup, ElementFor(device.KindChip, "chip-2")), store.ErrDuplicate, "a blocked credential ID")
 
 	// The same physical chip (same serial) added again with a new credential.
 	again := f.pending("id-1", "chip-3", device.KindChip, domain.Ref{CredentialID: "cred-new", Serial: chip.Serial})
-	f.ok(f.s.CreateAuthenticator(f.ctx, again, elementFor(device.KindChip, "chip-3")), "re-adding a blocked chip with a new credential")
+	f.ok(f.s.CreateAuthenticator(f.ctx, again, ElementFor(device.KindChip, "chip-3")), "re-adding a blocked chip with a new credential")
 
 	// A cancelled (removed) pending chip's credential ID stays taken too.
 	f.apply(f.p.Cancel(again.Authenticator, sys, f.now))
 	re := f.pending("id-2", "chip-4", device.KindChip, domain.Ref{CredentialID: "cred-new"})
-	f.wantErr(f.s.CreateAuthenticator(f.ctx, re, elementFor(device.KindChip, "chip-4")), store.ErrDuplicate, "a cancelled credential ID")
+	f.wantErr(f.s.CreateAuthenticator(f.ctx, re, ElementFor(device.KindChip, "chip-4")), store.ErrDuplicate, "a cancelled credential ID")
 
 	// App keys are credentials too.
 	app := f.create("id-1", "app-1", device.KindApp)
 	reuse := f.pending("id-2", "app-2", device.KindApp, domain.Ref{CredentialID: app.CredentialID})
-	f.wantErr(f.s.CreateAuthenticator(f.ctx, reuse, elementFor(device.KindApp, "app-2")), store.ErrDuplicate, "an app key in use")
+	f.wantErr(f.s.CreateAuthenticator(f.ctx, reuse, ElementFor(device.KindApp, "app-2")), store.ErrDuplicate, "an app key in use")
 }
 
 func testSerialInUseAndRevoked(f *fixture) {
@@ -305,7 +305,7 @@ func testSerialInUseAndRevoked(f *fixture) {
 		// Another identity may add the serial (pending: it proves
 		// nothing yet), but never make it active beside kv.
 		c := f.pending("id-2", fmt.Sprintf("kv-2%d", i), k, domain.Ref{Serial: kv.Serial})
-		f.ok(f.s.CreateAuthenticator(f.ctx, c, elementFor(k, "kv-2")), "a pending %s with a serial in use", k)
+		f.ok(f.s.CreateAuthenticator(f.ctx, c, ElementFor(k, "kv-2")), "a pending %s with a serial in use", k)
 		act, err := f.p.Activate(domain.Identity{ID: "id-2", State: domain.IdentityActive, Version: 1}, c.Authenticator, sys, f.now)
 		f.ok(err, "Activate")
 		f.wantErr(f.s.ApplyChange(f.ctx, act), store.ErrDuplicate, "activating a %s with a serial in use", k)
@@ -313,18 +313,18 @@ func testSerialInUseAndRevoked(f *fixture) {
 	}
 	// Another quota may carry the same serial text (a chip's serial).
 	chip := f.pending("id-2", "chip-1", device.KindChip, domain.Ref{CredentialID: "c-1", Serial: kv.Serial})
-	f.ok(f.s.CreateAuthenticator(f.ctx, chip, elementFor(device.KindChip, "chip-1")), "a chip whose serial equals a code device's")
+	f.ok(f.s.CreateAuthenticator(f.ctx, chip, ElementFor(device.KindChip, "chip-1")), "a chip whose serial equals a code device's")
 
 	f.apply(f.p.Block(kv, domain.Support("op-1"), domain.ReasonCompromised, f.now))
 	for _, k := range []device.Kind{device.KindCodeDisplay, device.KindAudioCodeReader} {
 		c := f.pending("id-2", "kv-3", k, domain.Ref{Serial: kv.Serial})
-		f.wantErr(f.s.CreateAuthenticator(f.ctx, c, elementFor(k, "kv-3")), store.ErrDuplicate, "a %s with a revoked serial", k)
+		f.wantErr(f.s.CreateAuthenticator(f.ctx, c, ElementFor(k, "kv-3")), store.ErrDuplicate, "a %s with a revoked serial", k)
 	}
 	// A cancelled code device was never proven: its serial is free again.
 	kv4 := f.create("id-2", "kv-4", device.KindAudioCodeReader)
 	f.apply(f.p.Cancel(kv4, sys, f.now))
 	again := f.pending("id-1", "kv-5", device.KindCodeDisplay, domain.Ref{Serial: kv4.Serial})
-	f.ok(f.s.CreateAuthenticator(f.ctx, again, elementFor(device.KindCodeDisplay, "kv-5")), "the serial of a cancelled code device")
+	f.ok(f.s.CreateAuthenticator(f.ctx, again, ElementFor(device.KindCodeDisplay, "kv-5")), "the serial of a cancelled code device")
 }
 
 func testAuthUpdate(f *fixture) {

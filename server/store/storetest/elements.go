@@ -150,7 +150,7 @@ func testSignCountConcurrent(f *fixture) {
 func testUpdateSecret(f *fixture) {
 	id := f.identity("id-1")
 	kv := f.active(id, "kv-1", device.KindCodeDisplay)
-	old := elementFor(device.KindCodeDisplay, "kv-1").Code.Secret
+	old := ElementFor(device.KindCodeDisplay, "kv-1").Code.Secret
 	next := store.Sealed{KeyID: "k2", Blob: []byte("SEALED-UNDER-K2")}
 	f.ok(f.s.UpdateSecret(f.ctx, "kv-1", old, next), "UpdateSecret")
 	el, err := f.s.Element(f.ctx, "kv-1")
@@ -179,8 +179,8 @@ func testUpdateVerifier(f *fixture) {
 		id, old string
 		get     func(store.Element) string
 	}{
-		{"pw-1", elementFor(device.KindPassword, "pw-1").Password.Verifier, func(e store.Element) string { return e.Password.Verifier }},
-		{"app-1", elementFor(device.KindApp, "app-1").App.PINVerifier, func(e store.Element) string { return e.App.PINVerifier }},
+		{"pw-1", ElementFor(device.KindPassword, "pw-1").Password.Verifier, func(e store.Element) string { return e.Password.Verifier }},
+		{"app-1", ElementFor(device.KindApp, "app-1").App.PINVerifier, func(e store.Element) string { return e.App.PINVerifier }},
 	} {
 		f.ok(f.s.UpdateVerifier(f.ctx, tc.id, tc.old, "$argon2id$rehashed"), "UpdateVerifier(%s)", tc.id)
 		el, err := f.s.Element(f.ctx, tc.id)

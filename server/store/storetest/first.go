@@ -14,12 +14,12 @@ import (
 // id: the change of Add followed by Activate, and a fitting element.
 func (f *fixture) first(id domain.Identity, aid string, kind device.Kind) store.NewAuthenticator {
 	f.t.Helper()
-	add := f.pending(id.ID, aid, kind, refFor(kind, aid))
+	add := f.pending(id.ID, aid, kind, RefFor(kind, aid))
 	act, err := f.p.Activate(id, add.Authenticator, sys, f.now)
 	f.ok(err, "Activate %s", aid)
 	return store.NewAuthenticator{
 		Change:  domain.Change{Authenticator: act.Authenticator, Events: append(add.Events, act.Events...)},
-		Element: elementFor(kind, aid),
+		Element: ElementFor(kind, aid),
 	}
 }
 
@@ -90,7 +90,7 @@ func testIdentityCreateWith(f *fixture) {
 	takenID := f.first(c2.Identity, "pw-1", device.KindPassword)
 	foreign := f.first(c.Identity, "pw-3", device.KindPassword)
 	misfit := f.first(c2.Identity, "pw-4", device.KindPassword)
-	misfit.Element = elementFor(device.KindApp, "pw-4")
+	misfit.Element = ElementFor(device.KindApp, "pw-4")
 	for _, tc := range []struct {
 		name  string
 		c     domain.IdentityChange

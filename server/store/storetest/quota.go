@@ -66,18 +66,18 @@ func testSetVersion(f *fixture) {
 	f.wantSet("id-2", 0)
 
 	f.now = f.now.Add(time.Second)
-	app := f.pending("id-1", "app-1", device.KindApp, refFor(device.KindApp, "app-1"))
-	f.ok(f.s.CreateAuthenticatorAt(f.ctx, app, elementFor(device.KindApp, "app-1"), 1), "CreateAuthenticatorAt at the current version")
+	app := f.pending("id-1", "app-1", device.KindApp, RefFor(device.KindApp, "app-1"))
+	f.ok(f.s.CreateAuthenticatorAt(f.ctx, app, ElementFor(device.KindApp, "app-1"), 1), "CreateAuthenticatorAt at the current version")
 	f.wantSet("id-1", 2, "pw-1", "app-1")
 	head := f.auditLen()
 
 	// A stale version: nothing is stored, nothing audited.
 	f.now = f.now.Add(time.Second)
-	stale := f.pending("id-1", "app-2", device.KindApp, refFor(device.KindApp, "app-2"))
+	stale := f.pending("id-1", "app-2", device.KindApp, RefFor(device.KindApp, "app-2"))
 	for _, v := range []uint64{0, 1, 3, 1 << 40} {
-		f.wantErr(f.s.CreateAuthenticatorAt(f.ctx, stale, elementFor(device.KindApp, "app-2"), v), store.ErrConflict, "CreateAuthenticatorAt at version %d (stored 2)", v)
+		f.wantErr(f.s.CreateAuthenticatorAt(f.ctx, stale, ElementFor(device.KindApp, "app-2"), v), store.ErrConflict, "CreateAuthenticatorAt at version %d (stored 2)", v)
 	}
-	f.wantErr(f.s.CreateAuthenticatorAt(f.ctx, stale, elementFor(device.KindApp, "app-2"), 1<<63), store.ErrInvalid, "CreateAuthenticatorAt at version 2^63")
+	f.wantErr(f.s.CreateAuthenticatorAt(f.ctx, stale, ElementFor(device.KindApp, "app-2"), 1<<63), store.ErrInvalid, "CreateAuthenticatorAt at version 2^63")
 	if _, err := f.s.Authenticator(f.ctx, "app-2"); !errors.Is(err, store.ErrNotFound) {
 		f.t.Errorf("an add from a stale version was stored: %v", err)
 	}
@@ -90,12 +90,12 @@ func testSetVersion(f *fixture) {
 	f.wantSet("id-1", 2, "pw-1", "app-1")
 
 	// Refused for another reason: the version stays.
-	dup := f.pending("id-1", "app-1", device.KindApp, refFor(device.KindApp, "app-3"))
-	f.wantErr(f.s.CreateAuthenticatorAt(f.ctx, dup, elementFor(device.KindApp, "app-1"), 2), store.ErrDuplicate, "CreateAuthenticatorAt with a taken ID")
-	bad := f.pending("id-1", "app-3", device.KindApp, refFor(device.KindApp, "app-3"))
+	dup := f.pending("id-1", "app-1", device.KindApp, RefFor(device.KindApp, "app-3"))
+	f.wantErr(f.s.CreateAuthenticatorAt(f.ctx, dup, ElementFor(device.KindApp, "app-1"), 2), store.ErrDuplicate, "CreateAuthenticatorAt with a taken ID")
+	bad := f.pending("id-1", "app-3", device.KindApp, RefFor(device.KindApp, "app-3"))
 	f.wantErr(f.s.CreateAuthenticatorAt(f.ctx, bad, store.Element{}, 2), store.ErrInvalid, "CreateAuthenticatorAt without element")
-	nobody := f.pending("nobody", "app-3", device.KindApp, refFor(device.KindApp, "app-3"))
-	f.wantErr(f.s.CreateAuthenticatorAt(f.ctx, nobody, elementFor(device.KindApp, "app-3"), 0), store.ErrNotFound, "CreateAuthenticatorAt for an unknown identity")
+	nobody := f.pending("nobody", "app-3", device.KindApp, RefFor(device.KindApp, "app-3"))
+	f.wantErr(f.s.CreateAuthenticatorAt(f.ctx, nobody, ElementFor(device.KindApp, "app-3"), 0), store.ErrNotFound, "CreateAuthenticatorAt for an unknown identity")
 	f.wantSet("id-1", 2, "pw-1", "app-1")
 
 	// Transitions and identity updates keep it: none adds to a quota.
@@ -114,11 +114,11 @@ func testSetVersion(f *fixture) {
 	// checked before the cancel and the next create cannot meet at one
 	// value.
 	f.now = f.now.Add(time.Second)
-	kv := f.pending("id-1", "kv-1", device.KindCodeDisplay, refFor(device.KindCodeDisplay, "kv-1"))
-	f.ok(f.s.CreateAuthenticatorAt(f.ctx, kv, elementFor(device.KindCodeDisplay, "kv-1"), 2), "CreateAuthenticatorAt(kv-1)")
+	kv := f.pending("id-1", "kv-1", device.KindCodeDisplay, RefFor(device.KindCodeDisplay, "kv-1"))
+	f.ok(f.s.CreateAuthenticatorAt(f.ctx, kv, ElementFor(device.KindCodeDisplay, "kv-1"), 2), "CreateAuthenticatorAt(kv-1)")
 	f.apply(f.p.Cancel(kv.Authenticator, sys, f.now))
 	f.wantSet("id-1", 3, "pw-1", "app-1")
-	f.wantErr(f.s.CreateAuthenticatorAt(f.ctx, stale, elementFor(device.KindApp, "app-2"), 2), store.ErrConflict, "CreateAuthenticatorAt at the version before a create and a cancel")
+	f.wantErr(f.s.CreateAuthenticatorAt(f.ctx, stale, ElementFor(device.KindApp, "app-2"), 2), store.ErrConflict, "CreateAuthenticatorAt at the version before a create and a cancel")
 }
 
 // testConcurrentCreateAt races creates of different authenticators from
@@ -130,8 +130,8 @@ func testConcurrentCreateAt(f *fixture) {
 	head := f.auditLen()
 	errs := race(Concurrency, func(i int) error {
 		aid := fmt.Sprint("app-", i)
-		c := f.pending("id-1", aid, device.KindApp, refFor(device.KindApp, aid))
-		return f.s.CreateAuthenticatorAt(f.ctx, c, elementFor(device.KindApp, aid), v)
+		c := f.pending("id-1", aid, device.KindApp, RefFor(device.KindApp, aid))
+		return f.s.CreateAuthenticatorAt(f.ctx, c, ElementFor(device.KindApp, aid), v)
 	})
 	if wins := f.countWins(errs, store.ErrConflict, "concurrent CreateAuthenticatorAt"); wins != 1 {
 		f.t.Errorf("%d of %d concurrent creates from one version won, want exactly 1", wins, Concurrency)
@@ -151,7 +151,7 @@ func testConcurrentCreateAt(f *fixture) {
 func testQuotaUnderConcurrency(f *fixture) {
 	id := f.identity("id-1")
 	add := func(kind device.Kind, aid string) error {
-		ref := refFor(kind, aid)
+		ref := RefFor(kind, aid)
 		// Each conflict means another add was stored; there are at most
 		// five of them. The bound only keeps a broken store from hanging.
 		for range 100 {
@@ -163,7 +163,7 @@ func testQuotaUnderConcurrency(f *fixture) {
 			if err != nil {
 				return err
 			}
-			err = f.s.CreateAuthenticatorAt(f.ctx, c, elementFor(kind, aid), set.Version)
+			err = f.s.CreateAuthenticatorAt(f.ctx, c, ElementFor(kind, aid), set.Version)
 			if !errors.Is(err, store.ErrConflict) {
 				return err
 			}

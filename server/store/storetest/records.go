@@ -28,7 +28,7 @@ func testTombstones(f *fixture) {
 	// it again, whether the tombstone came from a block or from here.
 	f.identity("id-9")
 	again := f.pending("id-9", "chip-9", device.KindChip, domain.Ref{CredentialID: "C-1"})
-	f.wantErr(f.s.CreateAuthenticator(f.ctx, again, elementFor(device.KindChip, "chip-9")), store.ErrDuplicate,
+	f.wantErr(f.s.CreateAuthenticator(f.ctx, again, ElementFor(device.KindChip, "chip-9")), store.ErrDuplicate,
 		"CreateAuthenticator with the credential ID of a tombstone")
 	for _, tc := range []struct {
 		ref  domain.Ref

@@ -144,8 +144,8 @@ func (f *fixture) pending(identityID, id string, kind device.Kind, ref domain.Re
 	return domain.Change{Authenticator: a, Events: []domain.Event{ev}}
 }
 
-// refFor returns a reference that fits kind.
-func refFor(kind device.Kind, id string) domain.Ref {
+// RefFor returns a reference that fits kind.
+func RefFor(kind device.Kind, id string) domain.Ref {
 	switch kind {
 	case device.KindChip:
 		return domain.Ref{CredentialID: "cred-" + id, Serial: "chip-serial-" + id}
@@ -157,8 +157,8 @@ func refFor(kind device.Kind, id string) domain.Ref {
 	return domain.Ref{}
 }
 
-// elementFor returns a complete element of kind, with values derived from id.
-func elementFor(kind device.Kind, id string) store.Element {
+// ElementFor returns a complete element of kind, with values derived from id.
+func ElementFor(kind device.Kind, id string) store.Element {
 	switch kind {
 	case device.KindChip:
 		return store.Element{Chip: &store.ChipElement{
@@ -183,8 +183,8 @@ func elementFor(kind device.Kind, id string) store.Element {
 // create adds a pending authenticator with a fitting reference and element.
 func (f *fixture) create(identityID, id string, kind device.Kind) domain.Authenticator {
 	f.t.Helper()
-	c := f.pending(identityID, id, kind, refFor(kind, id))
-	f.ok(f.s.CreateAuthenticator(f.ctx, c, elementFor(kind, id)), "CreateAuthenticator %s", id)
+	c := f.pending(identityID, id, kind, RefFor(kind, id))
+	f.ok(f.s.CreateAuthenticator(f.ctx, c, ElementFor(kind, id)), "CreateAuthenticator %s", id)
 	return c.Authenticator
 }
 
