@@ -368,7 +368,10 @@ func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.
 		case v.chip != nil && errors.Is(err, store.ErrDuplicate):
 			att.release(ctx)
 			return domain.Change{}, fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
-		case errors.Is(err, store.ErrConflict) && try < s.retries:
+		case (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound)) && try < s.retries:
+			// A version conflict, or an element gone under the login (a
+			// block wipes it): read a again, and its refusal, if any, ends
+			// the login above.
 			if a, err = s.st.Authenticator(ctx, a.ID); err != nil {
 				att.release(ctx)
 				return domain.Change{}, storeErr(err, "authenticator "+a.ID)
@@ -383,27 +386,9 @@ func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.
 			}
 		default:
 			att.release(ctx)
-			if errors.Is(err, store.ErrNotFound) {
-				// The element went away under the login (a block wipes
-				// it): answer as an attempt begun now would be.
-				if rerr := s.refusalNow(ctx, id.ID, a.ID); rerr != nil {
-					return domain.Change{}, rerr
-				}
-			}
 			return domain.Change{}, storeErr(err, "authenticator "+a.ID)
 		}
 	}
-}
-
-// refusalNow reads authenticator aid of identity identityID again and
-// returns its refusal (blocked, suspended, ...), or nil when it may log in
-// or is gone.
-func (s *Service) refusalNow(ctx context.Context, identityID, aid string) error {
-	id, a, err := s.loadPair(ctx, identityID, aid)
-	if err != nil {
-		return nil
-	}
-	return s.refusal(ctx, id, a)
 }
 
 // sessionProofs returns the refusal of the first of the authenticators
