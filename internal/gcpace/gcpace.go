@@ -172,9 +172,6 @@ func (p *Pacer) Stop() {
 	current.Unlock()
 }
 
-// Headroom returns the headroom in bytes.
-func (p *Pacer) Headroom() uint64 { return p.headroom }
-
 // Stats returns how many times the settings were adjusted (once at the
 // start and once after each collection since) and the heap goal, in
 // bytes, that the last adjustment set.
@@ -182,9 +179,4 @@ func (p *Pacer) Stats() (adjusted, goal uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.adjusted, p.goal
-}
-
-// String describes the pacer: "heap headroom 76 MiB".
-func (p *Pacer) String() string {
-	return fmt.Sprintf("heap headroom %d MiB", p.headroom>>20)
 }

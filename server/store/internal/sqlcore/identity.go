@@ -97,9 +97,6 @@ func (s *Store) UpdateIdentity(ctx context.Context, c domain.IdentityChange) err
 	})
 }
 
-// missingOrConflict explains an UPDATE ... WHERE id = ? AND version = ?
-// that changed no row: an error wrapping store.ErrConflict (the record is
-// at another version, read with version) or store.ErrNotFound.
 // staleRecord is the error of a versioned write that changed no row,
 // checked after the statement was sent with others (Later): the write
 // explains it with missingOrConflict once its transaction is rolled back
@@ -115,6 +112,9 @@ func (e *staleRecord) Error() string {
 	return fmt.Sprintf("%s %s: not at version %d", e.what, e.id, e.want)
 }
 
+// missingOrConflict explains an UPDATE ... WHERE id = ? AND version = ?
+// that changed no row: an error wrapping store.ErrConflict (the record is
+// at another version, read with version) or store.ErrNotFound.
 func (s *Store) missingOrConflict(ctx context.Context, tx Tx, version *Stmt, what, id string, want uint64) error {
 	var have int64
 	err := tx.QueryRow(ctx, version, id).Scan(&have)
