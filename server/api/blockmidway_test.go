@@ -3,16 +3,11 @@ package api_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/authbench/authbench/internal/testenv"
+	"github.com/authbench/authbench/internal/pgtest"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/server/service/servicetest"
@@ -25,7 +20,7 @@ var stores = []struct {
 	db   func(t *testing.T) string
 }{
 	{"sqlite", func(*testing.T) string { return "" }},
-	{"postgres", postgresSchema},
+	{"postgres", func(t *testing.T) string { return pgtest.SchemaURL(t, "apitest_") }},
 }
 
 // withDB starts the server on database db ("" keeps the test's SQLite).
@@ -35,52 +30,6 @@ func withDB(db string) startOption {
 			o.DB = db
 		}
 	}
-}
-
-// postgresSchema returns the URL of $AUTHBENCH_POSTGRES_URL with a new
-// schema first on its search_path, dropped at cleanup; it skips (fails
-// under AUTHBENCH_REQUIRE) without PostgreSQL.
-func postgresSchema(t *testing.T) string {
-	base := os.Getenv("AUTHBENCH_POSTGRES_URL")
-	if base == "" {
-		testenv.Missing(t, "postgresql", "AUTHBENCH_POSTGRES_URL is unset; run .ci/postgres (as root) and export the URL it prints")
-		return ""
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		testenv.Missing(t, "postgresql", "cannot connect to AUTHBENCH_POSTGRES_URL: "+err.Error())
-		return ""
-	}
-	defer conn.Close(context.Background())
-	b := make([]byte, 8)
-	rand.Read(b)
-	schema := "apitest_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // hookRand is crypto/rand that calls hook, when set, before each read:

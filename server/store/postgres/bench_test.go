@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/internal/pgtest"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/postgres"
@@ -23,8 +24,8 @@ import (
 func benchStore(b *testing.B, kind device.Kind, goroutines int) (*postgres.Store, []domain.Authenticator) {
 	b.Helper()
 	ctx := context.Background()
-	url := dbURL(b)
-	s := open(b, url, newSchema(b, url))
+	url := pgtest.URL(b)
+	s := open(b, url, pgtest.Schema(b, url, "test_"))
 	b.Cleanup(func() { s.Close() })
 	p := domain.DefaultPolicy()
 	var as []domain.Authenticator

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/internal/pgtest"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/postgres"
@@ -33,8 +34,8 @@ func TestOpenErrors(t *testing.T) {
 // TestMigrateRefusesNewer: a database migrated by a newer program is
 // refused, and reopening an up-to-date one changes nothing.
 func TestMigrateRefusesNewer(t *testing.T) {
-	url := dbURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "test_")
 	ctx := context.Background()
 	s := open(t, url, schema)
 	v, err := s.SchemaVersion(ctx)
@@ -62,8 +63,8 @@ func TestMigrateRefusesNewer(t *testing.T) {
 // tombstones and registered credential IDs, even with SQL from outside
 // the store.
 func TestAppendOnly(t *testing.T) {
-	url := dbURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "test_")
 	ctx := context.Background()
 	s := open(t, url, schema)
 	defer s.Close()
@@ -95,8 +96,8 @@ func TestAppendOnly(t *testing.T) {
 // TestCommitLogin checks the login abilities the service finds by type
 // assertion: one transaction, and nothing written when the guard refuses.
 func TestCommitLogin(t *testing.T) {
-	url := dbURL(t)
-	s := open(t, url, newSchema(t, url))
+	url := pgtest.URL(t)
+	s := open(t, url, pgtest.Schema(t, url, "test_"))
 	defer s.Close()
 	ctx := context.Background()
 	p := domain.DefaultPolicy()
@@ -170,8 +171,8 @@ func TestCommitLogin(t *testing.T) {
 // before per-identity chains (schema before the audit_chains migration) is
 // migrated when a store opens it, and its records keep verifying.
 func TestMigrateAuditChains(t *testing.T) {
-	url := dbURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "test_")
 	ctx := context.Background()
 	must(t, postgres.MigrateBefore(ctx, url, schema, "audit_chains"))
 	cfg, err := pgx.ParseConfig(url)
@@ -196,8 +197,8 @@ func TestMigrateAuditChains(t *testing.T) {
 // refuses a schema without tables (and does not create it) and an older
 // schema (and leaves it older), reads a current one, and cannot write.
 func TestOpenReadOnly(t *testing.T) {
-	url := dbURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "test_")
 	ctx := context.Background()
 	ro := postgres.Options{Chain: storetest.Chain{}, Schema: schema, ReadOnly: true}
 	if _, err := postgres.Open(ctx, url, ro); !errors.Is(err, postgres.ErrNotAStore) {

@@ -2,68 +2,19 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/authbench/authbench/internal/testenv"
+	"github.com/authbench/authbench/internal/pgtest"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/postgres"
 	"github.com/authbench/authbench/server/store/storetest"
 )
-
-const hint = "set AUTHBENCH_POSTGRES_URL=postgres://…; see .ci/run"
-
-// dbURL returns the URL of the test server, or skips (fails in CI) when
-// it is not set or the server cannot be reached.
-func dbURL(t testing.TB) string {
-	t.Helper()
-	url := os.Getenv("AUTHBENCH_POSTGRES_URL")
-	if url == "" {
-		testenv.Missing(t, "postgresql", hint)
-		return ""
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		testenv.Missing(t, "postgresql", "cannot connect ("+err.Error()+"); "+hint)
-		return ""
-	}
-	c.Close(ctx)
-	return url
-}
-
-// newSchema returns the name of a schema of its own for this test, dropped
-// at cleanup, so that parallel test processes never share tables.
-func newSchema(t testing.TB, url string) string {
-	t.Helper()
-	b := make([]byte, 8)
-	rand.Read(b)
-	name := "test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
-	return name
-}
 
 func open(t testing.TB, url, schema string) *postgres.Store {
 	t.Helper()
@@ -75,16 +26,16 @@ func open(t testing.TB, url, schema string) *postgres.Store {
 }
 
 func TestConformance(t *testing.T) {
-	url := dbURL(t)
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, url, newSchema(t, url)) })
+	url := pgtest.URL(t)
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, url, pgtest.Schema(t, url, "test_")) })
 }
 
 // TestAuditTamper: the attacks on the audit log that verification must
 // find, done with SQL from another connection behind the store's back.
 func TestAuditTamper(t *testing.T) {
-	url := dbURL(t)
+	url := pgtest.URL(t)
 	storetest.RunTamper(t, func(t *testing.T) (store.Store, storetest.Tamperer) {
-		schema := newSchema(t, url)
+		schema := pgtest.Schema(t, url, "test_")
 		s := open(t, url, schema)
 		cfg, err := pgx.ParseConfig(url)
 		if err != nil {
@@ -103,8 +54,8 @@ func TestAuditTamper(t *testing.T) {
 // by credential ID or serial uses its index (the generic plan of EXPLAIN,
 // with sequential scans priced out).
 func TestQueryPlans(t *testing.T) {
-	url := dbURL(t)
-	s := open(t, url, newSchema(t, url))
+	url := pgtest.URL(t)
+	s := open(t, url, pgtest.Schema(t, url, "test_"))
 	defer s.Close()
 	storetest.CheckQueryPlans(t, s)
 }
@@ -113,8 +64,8 @@ func TestQueryPlans(t *testing.T) {
 // the URL's pool_max_conns (which never reaches the server as a setting),
 // else the default.
 func TestPoolSize(t *testing.T) {
-	url := dbURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "test_")
 	sep := "?"
 	if strings.Contains(url, "?") {
 		sep = "&"

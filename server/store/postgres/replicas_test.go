@@ -13,6 +13,7 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/otp"
+	"github.com/authbench/authbench/internal/pgtest"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/postgres"
@@ -28,8 +29,8 @@ var (
 // server sharing a database.
 func replicas(t *testing.T, n int) []*postgres.Store {
 	t.Helper()
-	url := dbURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "test_")
 	out := make([]*postgres.Store, n)
 	for i := range out {
 		out[i] = open(t, url, schema)
@@ -240,8 +241,8 @@ func TestReplicasAuditChain(t *testing.T) {
 // TestReplicasMigrateOnce opens four Stores on a new schema at once: the
 // advisory lock lets one of them migrate, and the others find it done.
 func TestReplicasMigrateOnce(t *testing.T) {
-	url := dbURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "test_")
 	ss := race(4, func(int) *postgres.Store { return open(t, url, schema) })
 	for _, s := range ss {
 		v, err := s.SchemaVersion(context.Background())
@@ -257,8 +258,8 @@ func TestReplicasMigrateOnce(t *testing.T) {
 // and checks that nothing it started is left running, and that calls
 // after Close fail.
 func TestCloseLeavesNoGoroutines(t *testing.T) {
-	url := dbURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "test_")
 	before := runtime.NumGoroutine()
 	s := open(t, url, schema)
 	ctx := context.Background()
@@ -294,8 +295,8 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 // write for bob goes through on another replica, and one for alice waits
 // for the lock: writes of different people never wait for each other.
 func TestAuditChainsDoNotWait(t *testing.T) {
-	url := dbURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "test_")
 	ctx := context.Background()
 	a, b := open(t, url, schema), open(t, url, schema)
 	defer a.Close()

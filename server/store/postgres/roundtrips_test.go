@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/internal/pgtest"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/postgres"
@@ -43,9 +44,9 @@ func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEnd
 // more, is not counted.
 func TestLoginRoundTrips(t *testing.T) {
 	ctx := context.Background()
-	url := dbURL(t)
+	url := pgtest.URL(t)
 	rt := &roundTrips{}
-	s, err := postgres.Open(ctx, url, postgres.Options{Chain: storetest.Chain{}, Schema: newSchema(t, url), MaxConns: 1, Tracer: rt})
+	s, err := postgres.Open(ctx, url, postgres.Options{Chain: storetest.Chain{}, Schema: pgtest.Schema(t, url, "test_"), MaxConns: 1, Tracer: rt})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

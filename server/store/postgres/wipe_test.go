@@ -14,6 +14,7 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/otp"
+	"github.com/authbench/authbench/internal/pgtest"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/postgres"
@@ -32,8 +33,8 @@ import (
 // logs what it finds there, which is the trade-off the package
 // documentation describes.
 func TestWipeLeavesNoCopy(t *testing.T) {
-	url := dbURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "test_")
 	ctx := context.Background()
 	s := open(t, url, schema)
 	defer s.Close()
