@@ -435,14 +435,17 @@ func (l *loader) codeLogins(ctx context.Context, chipRate float64) (_ *loginsRes
 	devices := cfg.devices
 	if l.pg != nil {
 		serverTime, serverNow = realTime{period: otpPeriod}, nil
-		// Each device has at least two fresh codes in any window shorter
-		// than a step; the server's targets log in for 2×--duration in
-		// all with several replicas.
+		// A device enrolled in the current step has one fresh code until
+		// the step ends (its activation used the current one; the next
+		// is accepted early), and code logins may run faster than the
+		// chip logins whose rate is known: twice that rate, one code per
+		// device. The server's targets log in for 2×--duration in all
+		// with several replicas.
 		secs := cfg.duration.Seconds()
 		if cfg.replicas > 1 {
 			secs *= 2
 		}
-		need := int(2*chipRate*secs/2) + 2*cfg.concurrency
+		need := int(2*chipRate*secs) + 2*cfg.concurrency
 		devices = max(devices, min(need, maxCodeDevices))
 	}
 	f, err := l.openFleet(ctx, cfg.argon2, serverNow)
