@@ -35,17 +35,33 @@ func NewClientData(typ string, challenge []byte, origin string) []byte {
 // ParseClientData decodes clientDataJSON (WebAuthn Level 3 §5.8.1). It
 // returns nil and an error wrapping ErrInvalid when b is larger than
 // MaxClientData or not a JSON object with string members type, challenge
-// and origin.
+// and origin, or when it has a tokenBinding member without a valid status.
 func ParseClientData(b []byte) (*ClientData, error) {
 	if len(b) > MaxClientData {
 		return nil, invalidf("clientDataJSON is larger than %d bytes", MaxClientData)
 	}
-	var c ClientData
-	if err := json.Unmarshal(b, &c); err != nil {
+	var in struct {
+		ClientData
+		// tokenBinding (WebAuthn Level 2 §5.8.1, gone from Level 3) is
+		// not used, but one that is present must be well formed.
+		TokenBinding *struct {
+			Status string `json:"status"`
+			ID     string `json:"id"`
+		} `json:"tokenBinding"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
 		return nil, invalidf("clientDataJSON is not a client data object")
 	}
+	c := in.ClientData
 	if c.Type == "" || c.Challenge == "" || c.Origin == "" {
 		return nil, invalidf("clientDataJSON lacks type, challenge or origin")
+	}
+	if tb := in.TokenBinding; tb != nil {
+		switch tb.Status {
+		case "present", "supported", "not-supported":
+		default:
+			return nil, invalidf("clientDataJSON has a tokenBinding whose status is not present, supported or not-supported")
+		}
 	}
 	return &c, nil
 }
