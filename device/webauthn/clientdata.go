@@ -40,19 +40,11 @@ func ParseClientData(b []byte) (*ClientData, error) {
 	if len(b) > MaxClientData {
 		return nil, invalidf("clientDataJSON is larger than %d bytes", MaxClientData)
 	}
-	var in struct {
-		ClientData
-		// tokenBinding (WebAuthn Level 2 §5.8.1, gone from Level 3) is
-		// not used, but one that is present must be well formed.
-		TokenBinding *struct {
-			Status string `json:"status"`
-			ID     string `json:"id"`
-		} `json:"tokenBinding"`
-	}
-	if err := json.Unmarshal(b, &in); err != nil {
+	in := new(clientDataIn)
+	if err := json.Unmarshal(b, in); err != nil {
 		return nil, invalidf("clientDataJSON is not a client data object")
 	}
-	c := in.ClientData
+	c := &in.ClientData
 	if c.Type == "" || c.Challenge == "" || c.Origin == "" {
 		return nil, invalidf("clientDataJSON lacks type, challenge or origin")
 	}
@@ -63,5 +55,16 @@ func ParseClientData(b []byte) (*ClientData, error) {
 			return nil, invalidf("clientDataJSON has a tokenBinding whose status is not present, supported or not-supported")
 		}
 	}
-	return &c, nil
+	return c, nil
+}
+
+// clientDataIn is what ParseClientData reads: ClientData, and
+// tokenBinding (WebAuthn Level 2 §5.8.1, gone from Level 3), which is not
+// used, but must be well formed when present.
+type clientDataIn struct {
+	ClientData
+	TokenBinding *struct {
+		Status string `json:"status"`
+		ID     string `json:"id"`
+	} `json:"tokenBinding"`
 }
