@@ -173,9 +173,10 @@ func (t *attempt) release(ctx context.Context) {
 // id: at most Policy.MaxFailures, refused as Service.refusal says once a
 // takes none.
 func (s *Service) loginAttempt(id domain.Identity, a domain.Authenticator) *attempt {
-	return &attempt{s: s, op: "login", identityID: id.ID, aid: a.ID, max: s.policy.Failures(),
+	identityID, aid := id.ID, a.ID // the recheck holds the IDs, not copies of the records
+	return &attempt{s: s, op: "login", identityID: identityID, aid: aid, max: s.policy.Failures(),
 		recheck: func(ctx context.Context) error {
-			_, _, err := s.ready(ctx, id.ID, a.ID)
+			_, _, err := s.ready(ctx, identityID, aid)
 			return err
 		}}
 }
