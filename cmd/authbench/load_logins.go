@@ -255,7 +255,7 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 		if err != nil {
 			return &loadError{What: what, Step: "enroll", Err: err}
 		}
-		lc.cur = au
+		lc.curID = au.ID
 		if err := a.addUser(ctx, lc.id, lc.c, nil); err != nil {
 			return &loadError{What: what, Step: "enroll on the minimal durable login", Err: err}
 		}
@@ -284,7 +284,7 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 		},
 	}}, serverTargets(f, workers, func(ctx context.Context, w int, _ time.Time, rec *recorder, rr *roundRobin) error {
 		lc := pick(w)
-		return serverChipLogin(ctx, rec, rr, lc.id, lc.cur.ID, lc.c)
+		return serverChipLogin(ctx, rec, rr, lc.id, lc.curID, lc.c)
 	})...)
 	if err := l.interleave(ctx, res, cfg.duration); err != nil {
 		return nil, err
