@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authbench/authbench/internal/gcpace"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
@@ -45,7 +46,7 @@ type loadCmd struct {
 	Seed                hexBytes       `placeholder:"HEX" help:"Seed of the simulated devices and of the run's identity names (default: random)."`
 	JSON                bool           `help:"Print the report as JSON (targets with their thresholds, measured values and verdicts) instead of text."`
 	CPUProfile          string         `name:"cpu-profile" type:"path" placeholder:"FILE" help:"Write a CPU profile of the load process to FILE (go tool pprof): on SQLite it holds the server as well as its clients and anchors; on PostgreSQL each serve process writes its own to FILE.SCENARIO.replicaN (serve --cpu-profile), such as cpu.out.chip-logins.replica1, over the whole scenario it serves (set-up included)."`
-	GCHeadroom          gcHeadroomFlag `name:"gc-headroom" default:"argon2" placeholder:"MiB|argon2|off" help:"The --gc-headroom of the server: of this process, which serves on SQLite (its argon2id memory budget is serve's default), or of the serve processes on PostgreSQL. ${gc_headroom_help}"`
+	GCHeadroom          gcHeadroomFlag `name:"gc-headroom" default:"argon2" placeholder:"MiB|argon2|off" help:"The --gc-headroom of the server: of this process, which serves on SQLite (its argon2id memory budget is serve's default), or of the serve processes on PostgreSQL. On SQLite the simulated chips share the process with the server: their live heap, measured as they are made, is given room of its own on top of the headroom (as if they ran in a process of their own under Go's default), so that they do not use up the server's. ${gc_headroom_help}"`
 
 	TargetLifecycle     time.Duration `default:"15s" placeholder:"DURATION" help:"Target: the lifecycle of the --n chips takes at most this long (the acceptance for 10,000 chips; 10 s is the aim)."`
 	TargetLoginRatio    float64       `default:"0.8" placeholder:"RATIO" help:"Target: chip logins and code logins per second are at least this share of the minimal durable login's."`
@@ -156,12 +157,16 @@ func (c *loadCmd) Run(ctx context.Context, e *env) error {
 		defer stop()
 		cfg.cpuProfile = c.CPUProfile
 	}
-	if !embedded.IsPostgresURL(cfg.db) {
-		// The server runs in this process, as serve would run it.
-		log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		defer cfg.gcHeadroom.start(secrets.CurrentLimiter().Budget(), log)()
-	}
 	l := newLoader(cfg, e.stderr)
+	if !embedded.IsPostgresURL(cfg.db) {
+		// The server runs in this process, as serve would run it; the
+		// simulated clients' live heap is not counted against its
+		// headroom (excludeClients).
+		log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		if l.gc = cfg.gcHeadroom.pace(secrets.CurrentLimiter().Budget(), log); l.gc != nil {
+			defer l.gc.Stop()
+		}
+	}
 	rep, err := l.run(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -262,6 +267,12 @@ type loader struct {
 	pg       *pgRun       // nil on SQLite
 	scenario string       // the scenario running
 	exits    []*serveExit // serve processes that exited in the scenario running
+	// gc paces the garbage collector of this process for the server in it
+	// (SQLite); nil when it is not paced. releaseClients ends the
+	// exclusion of the running scenario's simulated chips from its
+	// account (excludeClients).
+	gc             *gcpace.Pacer
+	releaseClients func()
 }
 
 func newLoader(cfg loadConfig, progress io.Writer) *loader {

@@ -29,7 +29,7 @@ func BenchmarkLifecyclePhases(b *testing.B) {
 	}
 	l, f := testFleet(b, ctx, cfg, cfg.argon2)
 	chips, _, err := l.setUpChips(ctx, f, "chip", "setup", b.N, workers, nil)
-	defer closeChips(chips)
+	defer l.closeChips(chips)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/metrics"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -55,17 +57,28 @@ type loadChip struct {
 // setUpChips makes n simulated chips of kind, each for an identity of its
 // own with the load password, made on the replicas of f in turn; then more
 // (nil: nothing) does the rest of a chip's set-up. It returns the chips
-// made (closeChips closes them, on an error too) and the seconds it took,
-// printing progress as what.
+// made (l.closeChips closes them, on an error too) and the seconds it
+// took, printing progress as what. The chips are made first, so that
+// their live heap is measured and kept out of the server's account
+// (excludeClients).
 func (l *loader) setUpChips(ctx context.Context, f *fleet, kind, what string, n, workers int, more func(ctx context.Context, i int, lc *loadChip, sup *client.Client) error) ([]*loadChip, float64, error) {
+	start := time.Now()
 	chips := make([]*loadChip, n)
-	secs, err := l.setUp(ctx, what, n, workers, func(ctx context.Context, i int) error {
-		c, err := chip.New(chip.Options{Seed: l.seedFor(kind, i)})
-		if err != nil {
-			return &loadError{What: fmt.Sprintf("chip %d", i), Step: "make", Err: err}
-		}
-		lc := &loadChip{id: fmt.Sprintf("%s-%s-%d", l.tag, kind, i), c: c}
-		chips[i] = lc
+	err := l.excludeClients(fmt.Sprintf("%d simulated chips", n), func() error {
+		return forEach(ctx, n, workers, func(ctx context.Context, _, i int) error {
+			c, err := chip.New(chip.Options{Seed: l.seedFor(kind, i)})
+			if err != nil {
+				return &loadError{What: fmt.Sprintf("chip %d", i), Step: "make", Err: err}
+			}
+			chips[i] = &loadChip{id: fmt.Sprintf("%s-%s-%d", l.tag, kind, i), c: c}
+			return nil
+		})
+	})
+	if err != nil {
+		return chips, time.Since(start).Seconds(), err
+	}
+	_, err = l.setUp(ctx, what, n, workers, func(ctx context.Context, i int) error {
+		lc := chips[i]
 		sup := f.support[i%f.replicas()]
 		if err := setUpIdentity(ctx, sup, lc.id); err != nil {
 			return &loadError{What: fmt.Sprintf("chip %d (identity %s)", i, lc.id), Step: "create identity", Err: err}
@@ -75,14 +88,57 @@ func (l *loader) setUpChips(ctx context.Context, f *fleet, kind, what string, n,
 		}
 		return nil
 	})
-	return chips, secs, err
+	return chips, time.Since(start).Seconds(), err
 }
 
-func closeChips(chips []*loadChip) {
+// excludeClients runs mk, which makes a scenario's simulated clients
+// (what), and when this process paces its garbage collector for the
+// server in it, measures how much mk grew the live heap and has the
+// pacer count that as the clients', not the server's, until closeChips
+// (gcpace.Pacer.Exclude): the headroom is the server's, as it would be in
+// a process of its own, and the clients get a room of their size, as
+// under Go's default. What the clients gain later (the credentials they
+// create) is not counted.
+func (l *loader) excludeClients(what string, mk func() error) error {
+	if l.gc == nil {
+		return mk()
+	}
+	before := liveHeapAfterGC()
+	if err := mk(); err != nil {
+		return err
+	}
+	var grown uint64
+	if after := liveHeapAfterGC(); after > before {
+		grown = after - before
+	}
+	if l.releaseClients != nil {
+		l.releaseClients()
+	}
+	l.releaseClients = l.gc.Exclude(grown)
+	l.say("%s: %.1f MiB of live heap, given room of its own beside the server's garbage-collector headroom", what, float64(grown)/(1<<20))
+	return nil
+}
+
+// liveHeapAfterGC collects garbage and returns the live heap the
+// collection marked.
+func liveHeapAfterGC() uint64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// closeChips closes the chips of a scenario and ends the exclusion of
+// their live heap from the server's account.
+func (l *loader) closeChips(chips []*loadChip) {
 	for _, lc := range chips {
 		if lc != nil {
 			lc.c.Close()
 		}
+	}
+	if l.releaseClients != nil {
+		l.releaseClients()
+		l.releaseClients = nil
 	}
 }
 
@@ -102,7 +158,7 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 	// logs in after the password).
 	l.say("lifecycle: making %d simulated chips and their identities...", cfg.n)
 	chips, secs, err := l.setUpChips(ctx, f, "chip", "lifecycle setup, identities", cfg.n, workers, nil)
-	defer closeChips(chips)
+	defer l.closeChips(chips)
 	res.SetupSeconds = secs
 	if err != nil {
 		return nil, err

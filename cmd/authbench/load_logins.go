@@ -261,7 +261,7 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 		}
 		return nil
 	})
-	defer closeChips(chips)
+	defer l.closeChips(chips)
 	res.SetupSeconds = secs
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/otp"
+	"github.com/authbench/authbench/internal/gcpace"
 	"github.com/authbench/authbench/internal/testenv"
 	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
@@ -1069,4 +1071,67 @@ func testFleet(tb testing.TB, ctx context.Context, cfg loadConfig, params secret
 		}
 	})
 	return l, f
+}
+
+// The simulated clients' live heap is the load's, not the server's: made
+// while this process paces its collector for the server in it, it is
+// measured and given room of its own beside the server's headroom (the
+// heap goal grows by as much), until the scenario closes its chips.
+func TestLoadExcludesClientsFromHeadroom(t *testing.T) {
+	const headroom, clients = 76 << 20, 32 << 20
+	runtime.GC()
+	p, err := gcpace.Start(headroom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	room := func() uint64 {
+		_, goal := p.Stats()
+		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(s)
+		return goal - s[0].Value.Uint64()
+	}
+	var progress bytes.Buffer
+	l := newLoader(loadConfig{}, &progress)
+	l.gc = p
+	var held [][]byte
+	err = l.excludeClients("the clients", func() error {
+		for range clients >> 20 {
+			held = append(held, make([]byte, 1<<20))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := room(); r < headroom+clients*9/10 || r > headroom+clients*11/10 {
+		t.Errorf("with %d MiB of clients held, the heap may grow by %.1f MiB; want the headroom %d MiB + theirs", clients>>20, float64(r)/(1<<20), headroom>>20)
+	}
+	if !strings.Contains(progress.String(), "load: the clients: 32.") {
+		t.Errorf("progress: %s", progress.String())
+	}
+	l.closeChips(nil)
+	if r := room(); r != headroom {
+		t.Errorf("after the clients' scenario, the heap may grow by %.1f MiB; want the headroom %d MiB", float64(r)/(1<<20), headroom>>20)
+	}
+	runtime.KeepAlive(held)
+
+	// The scenarios' chips are measured so.
+	ctx := context.Background()
+	cfg, err := (&loadCmd{Scenario: []string{"lifecycle"}, N: 20, Concurrency: 4, Devices: 1, PasswordConcurrency: 1, Replicas: 1,
+		Argon2: argon2Flag(secrets.Params{Memory: 64, Time: 1, Threads: 1}), Duration: time.Second, AnchorDuration: time.Second,
+		TargetLifecycle: time.Second, Seed: []byte("exclude")}).config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, f := testFleet(t, ctx, cfg, cfg.argon2)
+	l.progress, l.gc = &progress, p
+	chips, _, err := l.setUpChips(ctx, f, "chip", "setup", 20, 4, nil)
+	l.closeChips(chips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(progress.String(), "load: 20 simulated chips: ") {
+		t.Errorf("progress: %s", progress.String())
+	}
 }
