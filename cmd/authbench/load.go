@@ -571,8 +571,16 @@ func (r *loadReport) print(w io.Writer) {
 		}
 	}
 	if c := r.Lifecycle; c != nil {
-		fmt.Fprintf(w, "\nlifecycle: %s chips by %d clients in %.2f s (%s chips/s; identities made beforehand in %.2f s); old credential refused after re-add: %d of %d sampled (%s)\n",
-			thousands(float64(c.N)), c.Workers, c.Seconds, thousands(c.ChipsPerSec), c.SetupSeconds, c.OldRefused, c.Sampled, strings.Join(c.OldRefusedCodes, ", "))
+		var cpu string
+		if c.CPUMSPerChip > 0 {
+			who := "server and clients"
+			if r.Store == "postgresql" {
+				who = "the clients; the servers are other processes"
+			}
+			cpu = fmt.Sprintf("; CPU of this process %.2f ms per chip (%s)", c.CPUMSPerChip, who)
+		}
+		fmt.Fprintf(w, "\nlifecycle: %s chips by %d clients in %.2f s (%s chips/s; identities made beforehand in %.2f s%s); old credential refused after re-add: %d of %d sampled (%s)\n",
+			thousands(float64(c.N)), c.Workers, c.Seconds, thousands(c.ChipsPerSec), c.SetupSeconds, cpu, c.OldRefused, c.Sampled, strings.Join(c.OldRefusedCodes, ", "))
 	}
 	for _, l := range []*loginsResult{r.ChipLogins, r.CodeLogins, r.PasswordLogins} {
 		if l == nil {

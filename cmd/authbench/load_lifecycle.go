@@ -31,6 +31,12 @@ type lifecycleResult struct {
 	OldRefused      int           `json:"old_credential_refused"`
 	OldRefusedCodes []string      `json:"old_credential_refused_codes"`
 	CheckSeconds    float64       `json:"check_seconds"`
+	// CPUMSPerChip is the CPU time (user + system) the load process used
+	// during the N lifecycles, per chip: on SQLite the server's and the
+	// simulated clients' together, on PostgreSQL the clients' alone. It
+	// moves much less than Seconds on a machine other work shares. 0 where
+	// it cannot be read.
+	CPUMSPerChip float64 `json:"cpu_ms_per_chip,omitempty"`
 }
 
 func (c *lifecycleResult) errorCount() int {
@@ -176,6 +182,7 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 	for w := range rrs {
 		rrs[w] = &roundRobin{f: f, k: w}
 	}
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	err = forEach(ctx, cfg.n, workers, func(ctx context.Context, w, i int) error {
 		if err := chipLifecycle(ctx, rrs[w], chips[i], rec); err != nil {
@@ -189,6 +196,9 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 		return nil
 	})
 	elapsed := time.Since(start)
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		res.CPUMSPerChip = float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(cfg.n)
+	}
 	stop()
 	if err != nil {
 		return nil, err

@@ -173,6 +173,9 @@ func TestLoadTiny(t *testing.T) {
 	if !slices.Equal(phases, []string{"enroll", "login", "block", "re-add", "chip", "old credential"}) {
 		t.Errorf("lifecycle phases %v", phases)
 	}
+	if _, ok := processCPU(); ok && c.CPUMSPerChip <= 0 {
+		t.Errorf("lifecycle: CPU per chip %v ms", c.CPUMSPerChip)
+	}
 	steps := []string{"password", "second", "device", "finish", "login"}
 	checkLogins(t, rep.ChipLogins, 2, steps...)
 	checkLogins(t, rep.CodeLogins, 2, steps...)
@@ -202,7 +205,7 @@ func TestLoadTiny(t *testing.T) {
 		"password logins (login/password) on the server", "(argon2id)", "≥ 0.9",
 		"latency by phase (ms)", "\nlifecycle\n  enroll ", "  old credential ", "p99",
 		"\nchip logins (password + chip), minimal durable login\n  password ", "\ncode logins (password + code), the server\n  password ",
-		"old credential refused after re-add: 4 of 4 sampled",
+		"old credential refused after re-add: 4 of 4 sampled", "ms per chip (server and clients)",
 		"errors by code: none",
 		"note: the lifecycle ran 12 chips, not the target's 10,000",
 	} {
