@@ -200,6 +200,9 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 		res.CPUMSPerChip = float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(cfg.n)
 	}
 	stop()
+	if err == nil {
+		err = l.writeHeapProfile()
+	}
 	if err != nil {
 		return nil, err
 	}

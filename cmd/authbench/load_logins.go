@@ -289,6 +289,9 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 	if err := l.interleave(ctx, res, cfg.duration); err != nil {
 		return nil, err
 	}
+	if err := l.writeHeapProfile(); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
@@ -532,6 +535,9 @@ func (l *loader) codeLogins(ctx context.Context, chipRate float64) (_ *loginsRes
 	if err := l.interleave(ctx, res, cfg.duration); err != nil {
 		return nil, err
 	}
+	if err := l.writeHeapProfile(); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
@@ -623,6 +629,9 @@ func (l *loader) passwordLogins(ctx context.Context) (_ *loginsResult, err error
 		},
 	}, servers[len(servers)-1]}
 	if err := l.interleave(ctx, res, cfg.duration); err != nil {
+		return nil, err
+	}
+	if err := l.writeHeapProfile(); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -225,8 +225,8 @@ func TestLoadTiny(t *testing.T) {
 // TestLoadExitStatus: the thresholds alone decide the exit status, k6
 // style: a target that cannot be missed exits 0, one that cannot be met
 // exits 1 and is named; no timing is judged. (TestLoadPostgresMissed does
-// the same on serve processes.) --cpu-profile writes its profile either
-// way.
+// the same on serve processes.) --cpu-profile and --heap-profile write
+// their profiles either way.
 func TestLoadExitStatus(t *testing.T) {
 	args := []string{"load", "--scenario", "lifecycle,chip-logins", "--n", "3", "--concurrency", "2", "--devices", "2", "--duration", "200ms",
 		"--anchor-duration", "10ms", "--sample", "1", "--json"}
@@ -242,12 +242,16 @@ func TestLoadExitStatus(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			errOut := &lockedBuffer{}
-			prof := filepath.Join(t.TempDir(), "cpu.pprof")
-			code := run(context.Background(), &env{stdout: &out, stderr: errOut, wrapAPI: apitest.ForTest(t).Wrap}, append(slices.Clone(args), append(tc.args, "--cpu-profile", prof)...))
+			dir := t.TempDir()
+			prof, heap := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "heap.pprof")
+			code := run(context.Background(), &env{stdout: &out, stderr: errOut, wrapAPI: apitest.ForTest(t).Wrap}, append(slices.Clone(args), append(tc.args, "--cpu-profile", prof, "--heap-profile", heap)...))
 			rep := decodeReport(t, out.Bytes())
-			// A profile is written whatever the verdict (gzipped protobuf).
-			if b, err := os.ReadFile(prof); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
-				t.Errorf("--cpu-profile: %d bytes, %v", len(b), err)
+			// The profiles are written whatever the verdict (gzipped
+			// protobuf), a heap profile per scenario.
+			for _, p := range []string{prof, heap + ".lifecycle", heap + ".chip-logins"} {
+				if b, err := os.ReadFile(p); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+					t.Errorf("%s: %d bytes, %v", filepath.Base(p), len(b), err)
+				}
 			}
 			checkVerdicts(t, rep, code, errOut.String())
 			var missed []string
