@@ -1,9 +1,15 @@
 package sqlite_test
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -225,6 +231,11 @@ func BenchmarkCommitLogin(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			if c.db == "file" {
+				if err := sqlite.StopAutoCheckpoint(s); err != nil {
+					b.Fatal(err)
+				}
+			}
 			parallel(b, g, func(g, i int) error {
 				now := t0.Add(time.Duration(i+1) * time.Second)
 				pc, err := p.RecordSuccess(pws[g], now)
@@ -246,6 +257,66 @@ func BenchmarkCommitLogin(b *testing.B) {
 				pws[g], chips[g] = pc.Authenticator, cc.Authenticator
 				return err
 			})
+			if c.db == "file" {
+				reportWAL(b, s, path+"-wal")
+			}
 		})
 	}
+}
+
+// reportWAL reports the frames (pages) the bench wrote to the -wal file
+// at path per op, and ops per commit, after sqlite.StopAutoCheckpoint:
+// what a commit costs the writer is mostly a write of each of its frames.
+// With -v it logs the frames per op of each table and index.
+func reportWAL(b *testing.B, s *sqlite.Store, path string) {
+	b.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(data) < 32 {
+		b.Fatalf("%s: no WAL header", path)
+	}
+	size := int(binary.BigEndian.Uint32(data[8:]))
+	salt := data[16:24]
+	var frames, commits int
+	pages := map[uint32]int{}
+	for off := 32; off+24+size <= len(data); off += 24 + size {
+		h := data[off : off+24]
+		if string(h[8:16]) != string(salt) {
+			break
+		}
+		frames++
+		pages[binary.BigEndian.Uint32(h)]++
+		if binary.BigEndian.Uint32(h[4:]) != 0 {
+			commits++
+		}
+	}
+	if commits == 0 {
+		b.Fatalf("%s: no commit among %d frames", path, frames)
+	}
+	b.ReportMetric(float64(frames)/float64(b.N), "frames/op")
+	b.ReportMetric(float64(b.N)/float64(commits), "ops/commit")
+	names, err := sqlite.PagesOf(s)
+	if err != nil {
+		b.Logf("no breakdown by table (dbstat: %v)", err)
+		return
+	}
+	by := map[string]int{}
+	for pg, n := range pages {
+		name := names[pg]
+		if name == "" {
+			name = fmt.Sprintf("(page %d: free or header)", pg)
+			if pg == 1 {
+				name = "(page 1)"
+			}
+		}
+		by[name] += n
+	}
+	keys := slices.SortedFunc(maps.Keys(by), func(x, y string) int { return cmp.Or(by[y]-by[x], strings.Compare(x, y)) })
+	var sb strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "\n  %-40s %6.2f frames/op", k, float64(by[k])/float64(b.N))
+	}
+	b.Logf("N=%d, %d frames in %d commits:%s", b.N, frames, commits, sb.String())
 }
