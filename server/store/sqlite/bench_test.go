@@ -3,10 +3,8 @@ package sqlite_test
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -212,49 +210,15 @@ func BenchmarkCommitLogin(b *testing.B) {
 			}
 			s := open(b, path)
 			b.Cleanup(func() { s.Close() })
-			p := domain.DefaultPolicy()
-			sys := domain.System("bench")
-			pws := make([]domain.Authenticator, g)
-			chips := make([]domain.Authenticator, g)
-			for i := range g {
-				ic, err := domain.NewIdentity(fmt.Sprintf("id-%d", i), sys, t0)
-				if err != nil {
-					b.Fatal(err)
-				}
-				pws[i] = domain.Authenticator{ID: fmt.Sprintf("pw-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindPassword,
-					State: domain.StateActive, CreatedAt: t0, ActivatedAt: t0, Version: 1}
-				chips[i] = domain.Authenticator{ID: fmt.Sprintf("chip-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindChip,
-					State: domain.StateActive, Ref: domain.Ref{CredentialID: fmt.Sprintf("cred-%d", i)}, CreatedAt: t0, ActivatedAt: t0, Version: 1}
-				if err := s.CreateIdentity(ctx, ic,
-					store.NewAuthenticator{Change: domain.Change{Authenticator: pws[i]}, Element: store.Element{Password: &store.PasswordElement{Verifier: "$argon2id$" + pws[i].ID}}},
-					store.NewAuthenticator{Change: domain.Change{Authenticator: chips[i]}, Element: store.Element{Chip: &store.ChipElement{PublicKey: []byte("public key")}}}); err != nil {
-					b.Fatal(err)
-				}
-			}
+			pws, chips := twoFactorIdentities(b, s, g)
 			if c.db == "file" {
 				if err := sqlite.StopAutoCheckpoint(s); err != nil {
 					b.Fatal(err)
 				}
 			}
 			parallel(b, g, func(g, i int) error {
-				now := t0.Add(time.Duration(i+1) * time.Second)
-				pc, err := p.RecordSuccess(pws[g], now)
-				if err != nil {
-					return err
-				}
-				cc, err := p.RecordSuccess(chips[g], now)
-				if err != nil {
-					return err
-				}
-				key := fmt.Sprintf("%d-%d", g, i)
-				ok, err := s.CommitLogin(ctx, store.Login{Change: cc, Prior: &pc,
-					Session: &store.Session{TokenHash: []byte("token-" + key), ID: "session-" + key, IdentityID: pws[g].IdentityID,
-						Level: store.LevelTwoFactor, Authenticators: []string{pws[g].ID, chips[g].ID}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
-					Chip: &store.ChipGuard{Count: uint32(i + 1), Spent: store.Ceremony{Key: "spent:" + key, IdentityID: pws[g].IdentityID, ExpiresAt: now.Add(time.Minute)}}})
-				if err == nil && !ok {
-					err = fmt.Errorf("login %s refused", key)
-				}
-				pws[g], chips[g] = pc.Authenticator, cc.Authenticator
+				var err error
+				pws[g], chips[g], err = chipLogin(ctx, s, pws[g], chips[g], fmt.Sprintf("%d-%d", g, i), uint32(i+1), t0.Add(time.Duration(i+1)*time.Second))
 				return err
 			})
 			if c.db == "file" {
@@ -270,32 +234,18 @@ func BenchmarkCommitLogin(b *testing.B) {
 // With -v it logs the frames per op of each table and index.
 func reportWAL(b *testing.B, s *sqlite.Store, path string) {
 	b.Helper()
-	data, err := os.ReadFile(path)
+	frames, commits, err := sqlite.WALFrames(path)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if len(data) < 32 {
-		b.Fatalf("%s: no WAL header", path)
-	}
-	size := int(binary.BigEndian.Uint32(data[8:]))
-	salt := data[16:24]
-	var frames, commits int
-	pages := map[uint32]int{}
-	for off := 32; off+24+size <= len(data); off += 24 + size {
-		h := data[off : off+24]
-		if string(h[8:16]) != string(salt) {
-			break
-		}
-		frames++
-		pages[binary.BigEndian.Uint32(h)]++
-		if binary.BigEndian.Uint32(h[4:]) != 0 {
-			commits++
-		}
-	}
 	if commits == 0 {
-		b.Fatalf("%s: no commit among %d frames", path, frames)
+		b.Fatalf("%s: no commit among %d frames", path, len(frames))
 	}
-	b.ReportMetric(float64(frames)/float64(b.N), "frames/op")
+	pages := map[uint32]int{}
+	for _, pg := range frames {
+		pages[pg]++
+	}
+	b.ReportMetric(float64(len(frames))/float64(b.N), "frames/op")
 	b.ReportMetric(float64(b.N)/float64(commits), "ops/commit")
 	names, err := sqlite.PagesOf(s)
 	if err != nil {
@@ -318,5 +268,55 @@ func reportWAL(b *testing.B, s *sqlite.Store, path string) {
 	for _, k := range keys {
 		fmt.Fprintf(&sb, "\n  %-40s %6.2f frames/op", k, float64(by[k])/float64(b.N))
 	}
-	b.Logf("N=%d, %d frames in %d commits:%s", b.N, frames, commits, sb.String())
+	b.Logf("N=%d, %d frames in %d commits:%s", b.N, len(frames), commits, sb.String())
+}
+
+// twoFactorIdentities creates n identities, each with an active password
+// and an active chip, and returns the passwords and the chips.
+func twoFactorIdentities(tb testing.TB, s *sqlite.Store, n int) (pws, chips []domain.Authenticator) {
+	tb.Helper()
+	ctx := context.Background()
+	sys := domain.System("bench")
+	pws = make([]domain.Authenticator, n)
+	chips = make([]domain.Authenticator, n)
+	for i := range n {
+		ic, err := domain.NewIdentity(fmt.Sprintf("id-%d", i), sys, t0)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		pws[i] = domain.Authenticator{ID: fmt.Sprintf("pw-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindPassword,
+			State: domain.StateActive, CreatedAt: t0, ActivatedAt: t0, Version: 1}
+		chips[i] = domain.Authenticator{ID: fmt.Sprintf("chip-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindChip,
+			State: domain.StateActive, Ref: domain.Ref{CredentialID: fmt.Sprintf("cred-%d", i)}, CreatedAt: t0, ActivatedAt: t0, Version: 1}
+		if err := s.CreateIdentity(ctx, ic,
+			store.NewAuthenticator{Change: domain.Change{Authenticator: pws[i]}, Element: store.Element{Password: &store.PasswordElement{Verifier: "$argon2id$" + pws[i].ID}}},
+			store.NewAuthenticator{Change: domain.Change{Authenticator: chips[i]}, Element: store.Element{Chip: &store.ChipElement{PublicKey: []byte("public key")}}}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return pws, chips
+}
+
+// chipLogin writes a two-factor chip login of the password pw and the chip
+// chip at now (CommitLogin: the spent challenge "spent:"+key, the counter
+// count, both successes with their audit records, and the session with
+// the token hash "token-"+key), and returns them as the login left them.
+func chipLogin(ctx context.Context, s *sqlite.Store, pw, chip domain.Authenticator, key string, count uint32, now time.Time) (domain.Authenticator, domain.Authenticator, error) {
+	p := domain.DefaultPolicy()
+	pc, err := p.RecordSuccess(pw, now)
+	if err != nil {
+		return pw, chip, err
+	}
+	cc, err := p.RecordSuccess(chip, now)
+	if err != nil {
+		return pw, chip, err
+	}
+	ok, err := s.CommitLogin(ctx, store.Login{Change: cc, Prior: &pc,
+		Session: &store.Session{TokenHash: []byte("token-" + key), ID: "session-" + key, IdentityID: pw.IdentityID,
+			Level: store.LevelTwoFactor, Authenticators: []string{pw.ID, chip.ID}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+		Chip: &store.ChipGuard{Count: count, Spent: store.Ceremony{Key: "spent:" + key, IdentityID: pw.IdentityID, ExpiresAt: now.Add(time.Minute)}}})
+	if err == nil && !ok {
+		err = fmt.Errorf("login %s refused", key)
+	}
+	return pc.Authenticator, cc.Authenticator, err
 }

@@ -3,6 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"os"
 )
 
 // ForgetMirror makes s forget the records it holds in memory, for a test
@@ -46,4 +49,30 @@ func PagesOf(s *Store) (map[uint32]string, error) {
 		return rs.Err()
 	})
 	return out, err
+}
+
+// WALFrames returns the page number of each frame in the -wal file at
+// path (of its current generation: the frames whose salt is the header's),
+// in order, and how many of them end a commit.
+func WALFrames(path string) (pages []uint32, commits int, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(data) < 32 {
+		return nil, 0, fmt.Errorf("%s: no WAL header", path)
+	}
+	size := int(binary.BigEndian.Uint32(data[8:]))
+	salt := string(data[16:24])
+	for off := 32; off+24+size <= len(data); off += 24 + size {
+		h := data[off : off+24]
+		if string(h[8:16]) != salt {
+			break
+		}
+		pages = append(pages, binary.BigEndian.Uint32(h))
+		if binary.BigEndian.Uint32(h[4:]) != 0 {
+			commits++
+		}
+	}
+	return pages, commits, nil
 }
