@@ -57,7 +57,7 @@ func prefixed(prefix, cols string) string {
 
 // validSession is the condition a usable session s meets at the
 // parameter (now): not expired, its identity active, and every
-// authenticator that proved it (proof_1, and proof_2 unless it is ”)
+// authenticator that proved it (proof_1, and proof_2 unless empty)
 // there and active. Each is read by its primary key.
 const validSession = `s.expires_at > ?
 	AND EXISTS (SELECT 1 FROM identities i WHERE i.id = s.identity_id AND i.state = 'active')

@@ -13,7 +13,7 @@ import (
 
 // Sessions (store.Sessions). A session row names the authenticators that
 // proved it in its own columns (proof_1, and proof_2 for a second factor,
-// '' when there is none), so that a login writes one row and no B-tree of
+// empty when there is none), so that a login writes one row and no B-tree of
 // links. The query that finds a session reads the identity and the proofs
 // by their primary keys, so a session whose identity is blocked or whose
 // proof stopped being active (or is gone) is never returned, whatever
