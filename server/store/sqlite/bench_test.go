@@ -3,8 +3,11 @@ package sqlite_test
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -199,26 +202,33 @@ func BenchmarkSignCount(b *testing.B) {
 // the statements' own cost.
 func BenchmarkCommitLogin(b *testing.B) {
 	for _, c := range []struct {
-		db string
-		g  int
-	}{{"file", 1}, {"file", 64}, {"memory", 1}, {"memory", 64}} {
-		b.Run(fmt.Sprintf("db=%s/goroutines=%d", c.db, c.g), func(b *testing.B) {
+		db   string
+		g, n int
+	}{{"file", 1, 1}, {"file", 64, 64}, {"file", 64, 4096}, {"memory", 1, 1}, {"memory", 64, 64}} {
+		b.Run(fmt.Sprintf("db=%s/goroutines=%d/identities=%d", c.db, c.g, c.n), func(b *testing.B) {
 			ctx := context.Background()
-			path, g := ":memory:", c.g
+			path := ":memory:"
 			if c.db == "file" {
 				path = filepath.Join(b.TempDir(), "bench.db")
 			}
 			s := open(b, path)
 			b.Cleanup(func() { s.Close() })
-			pws, chips := twoFactorIdentities(b, s, g)
+			pws, chips := twoFactorIdentities(b, s, c.n)
+			counts := make([]uint32, c.n)
 			if c.db == "file" {
 				if err := sqlite.StopAutoCheckpoint(s); err != nil {
 					b.Fatal(err)
 				}
 			}
-			parallel(b, g, func(g, i int) error {
+			// Goroutine g logs in with the identities perm[g],
+			// perm[g + c.g], ... in turn: a batch's logins are of
+			// identities (and write keys) far apart, as a server's.
+			perm := rand.New(rand.NewPCG(1, 2)).Perm(c.n)
+			parallel(b, c.g, func(g, i int) error {
+				k := perm[g+c.g*(i%(c.n/c.g))]
+				counts[k]++
 				var err error
-				pws[g], chips[g], err = chipLogin(ctx, s, pws[g], chips[g], fmt.Sprintf("%d-%d", g, i), uint32(i+1), t0.Add(time.Duration(i+1)*time.Second))
+				pws[k], chips[k], err = chipLogin(ctx, s, pws[k], chips[k], fmt.Sprintf("%d-%d", g, i), counts[k], t0.Add(time.Duration(i+1)*time.Second))
 				return err
 			})
 			if c.db == "file" {
@@ -279,28 +289,48 @@ func twoFactorIdentities(tb testing.TB, s *sqlite.Store, n int) (pws, chips []do
 	sys := domain.System("bench")
 	pws = make([]domain.Authenticator, n)
 	chips = make([]domain.Authenticator, n)
+	// Created by 64 goroutines at once, so that the writer commits them
+	// in batches.
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	next := make(chan int, n)
 	for i := range n {
-		ic, err := domain.NewIdentity(fmt.Sprintf("id-%d", i), sys, t0)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		pws[i] = domain.Authenticator{ID: fmt.Sprintf("pw-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindPassword,
-			State: domain.StateActive, CreatedAt: t0, ActivatedAt: t0, Version: 1}
-		chips[i] = domain.Authenticator{ID: fmt.Sprintf("chip-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindChip,
-			State: domain.StateActive, Ref: domain.Ref{CredentialID: fmt.Sprintf("cred-%d", i)}, CreatedAt: t0, ActivatedAt: t0, Version: 1}
-		if err := s.CreateIdentity(ctx, ic,
-			store.NewAuthenticator{Change: domain.Change{Authenticator: pws[i]}, Element: store.Element{Password: &store.PasswordElement{Verifier: "$argon2id$" + pws[i].ID}}},
-			store.NewAuthenticator{Change: domain.Change{Authenticator: chips[i]}, Element: store.Element{Chip: &store.ChipElement{PublicKey: []byte("public key")}}}); err != nil {
-			tb.Fatal(err)
-		}
+		next <- i
+	}
+	close(next)
+	for range min(n, 64) {
+		wg.Go(func() {
+			for i := range next {
+				ic, err := domain.NewIdentity(fmt.Sprintf("id-%d", i), sys, t0)
+				if err != nil {
+					errs <- err
+					return
+				}
+				pws[i] = domain.Authenticator{ID: fmt.Sprintf("pw-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindPassword,
+					State: domain.StateActive, CreatedAt: t0, ActivatedAt: t0, Version: 1}
+				chips[i] = domain.Authenticator{ID: fmt.Sprintf("chip-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindChip,
+					State: domain.StateActive, Ref: domain.Ref{CredentialID: fmt.Sprintf("cred-%d", i)}, CreatedAt: t0, ActivatedAt: t0, Version: 1}
+				if err := s.CreateIdentity(ctx, ic,
+					store.NewAuthenticator{Change: domain.Change{Authenticator: pws[i]}, Element: store.Element{Password: &store.PasswordElement{Verifier: "$argon2id$" + pws[i].ID}}},
+					store.NewAuthenticator{Change: domain.Change{Authenticator: chips[i]}, Element: store.Element{Chip: &store.ChipElement{PublicKey: []byte("public key")}}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		tb.Fatal(err)
 	}
 	return pws, chips
 }
 
 // chipLogin writes a two-factor chip login of the password pw and the chip
-// chip at now (CommitLogin: the spent challenge "spent:"+key, the counter
-// count, both successes with their audit records, and the session with
-// the token hash "token-"+key), and returns them as the login left them.
+// chip at now (CommitLogin: the spent challenge, the counter
+// count, both successes with their audit records, and the session, keyed
+// by hashes of key), and returns them as the login left them.
 func chipLogin(ctx context.Context, s *sqlite.Store, pw, chip domain.Authenticator, key string, count uint32, now time.Time) (domain.Authenticator, domain.Authenticator, error) {
 	p := domain.DefaultPolicy()
 	pc, err := p.RecordSuccess(pw, now)
@@ -311,10 +341,14 @@ func chipLogin(ctx context.Context, s *sqlite.Store, pw, chip domain.Authenticat
 	if err != nil {
 		return pw, chip, err
 	}
+	// Random keys, as the server's (a hash of the token, a hash of the
+	// challenge).
+	token := sha256.Sum256([]byte("token-" + key))
+	spent := sha256.Sum256([]byte("challenge-" + key))
 	ok, err := s.CommitLogin(ctx, store.Login{Change: cc, Prior: &pc,
-		Session: &store.Session{TokenHash: []byte("token-" + key), ID: "session-" + key, IdentityID: pw.IdentityID,
+		Session: &store.Session{TokenHash: token[:], ID: "session-" + key, IdentityID: pw.IdentityID,
 			Level: store.LevelTwoFactor, Authenticators: []string{pw.ID, chip.ID}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
-		Chip: &store.ChipGuard{Count: count, Spent: store.Ceremony{Key: "spent:" + key, IdentityID: pw.IdentityID, ExpiresAt: now.Add(time.Minute)}}})
+		Chip: &store.ChipGuard{Count: count, Spent: store.Ceremony{Key: "spent:" + hex.EncodeToString(spent[:]), IdentityID: pw.IdentityID, ExpiresAt: now.Add(time.Minute)}}})
 	if err == nil && !ok {
 		err = fmt.Errorf("login %s refused", key)
 	}
