@@ -1,7 +1,6 @@
 package ctap2
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -118,22 +117,6 @@ func EncodePublicKey(pub crypto.PublicKey) ([]byte, error) {
 // bad CBOR, ErrInvalidKey for a malformed key, and an *UnsupportedKeyError for
 // other key types, algorithms or curves.
 func ParsePublicKey(b []byte) (crypto.PublicKey, error) {
-	if x, y, ok := es256Canonical(b); ok {
-		// What the general path below finds in these bytes, without
-		// decoding a map.
-		point := make([]byte, 0, 65)
-		point = append(append(append(point, 4), x...), y...)
-		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
-		}
-		return pub, nil
-	}
-	return parseCOSEKey(b)
-}
-
-// parseCOSEKey is ParsePublicKey for any form: the map decoded, then read.
-func parseCOSEKey(b []byte) (crypto.PublicKey, error) {
 	var m map[int64]cbor.RawMessage
 	if err := Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidKey, err)
@@ -184,25 +167,6 @@ func parseCOSEKey(b []byte) (crypto.PublicKey, error) {
 		return ed25519.PublicKey(x), nil
 	}
 	return nil, &UnsupportedKeyError{KeyType: kty, Alg: alg, Curve: crv}
-}
-
-// es256Prefix, 32 bytes of x, es256Mid and 32 bytes of y are the one
-// canonical encoding of an ES256 COSE_Key with no other label
-// (EncodePublicKey's): the map {1: 2, 3: -7, -1: 1, -2: x, -3: y}, its keys
-// in canonical CTAP2 order, x and y byte strings of 32 bytes.
-var (
-	es256Prefix = []byte{0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20}
-	es256Mid    = []byte{0x22, 0x58, 0x20}
-)
-
-// es256Canonical returns x and y when b is the canonical encoding of an
-// ES256 COSE_Key with no other label, the form every chip uses.
-func es256Canonical(b []byte) (x, y []byte, ok bool) {
-	const n = 10 + 32 + 3 + 32
-	if len(b) != n || !bytes.Equal(b[:10], es256Prefix) || !bytes.Equal(b[42:45], es256Mid) {
-		return nil, nil, false
-	}
-	return b[10:42], b[45:], true
 }
 
 func coseInt(m map[int64]cbor.RawMessage, label int64) (int64, error) {

@@ -35,36 +35,17 @@ func NewClientData(typ string, challenge []byte, origin string) []byte {
 // ParseClientData decodes clientDataJSON (WebAuthn Level 3 §5.8.1). It
 // returns nil and an error wrapping ErrInvalid when b is larger than
 // MaxClientData or not a JSON object with string members type, challenge
-// and origin, or when it has a tokenBinding member without a valid status.
+// and origin.
 func ParseClientData(b []byte) (*ClientData, error) {
 	if len(b) > MaxClientData {
 		return nil, invalidf("clientDataJSON is larger than %d bytes", MaxClientData)
 	}
-	in := new(clientDataIn)
-	if err := json.Unmarshal(b, in); err != nil {
+	var c ClientData
+	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, invalidf("clientDataJSON is not a client data object")
 	}
-	c := &in.ClientData
 	if c.Type == "" || c.Challenge == "" || c.Origin == "" {
 		return nil, invalidf("clientDataJSON lacks type, challenge or origin")
 	}
-	if tb := in.TokenBinding; tb != nil {
-		switch tb.Status {
-		case "present", "supported", "not-supported":
-		default:
-			return nil, invalidf("clientDataJSON has a tokenBinding whose status is not present, supported or not-supported")
-		}
-	}
-	return c, nil
-}
-
-// clientDataIn is what ParseClientData reads: ClientData, and
-// tokenBinding (WebAuthn Level 2 §5.8.1, gone from Level 3), which is not
-// used, but must be well formed when present.
-type clientDataIn struct {
-	ClientData
-	TokenBinding *struct {
-		Status string `json:"status"`
-		ID     string `json:"id"`
-	} `json:"tokenBinding"`
+	return &c, nil
 }

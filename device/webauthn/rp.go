@@ -3,7 +3,6 @@ package webauthn
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
 	"errors"
@@ -335,13 +334,11 @@ const (
 //
 // This package checks, itself: the response's members and sizes, that the
 // response is for cred, the client data (type webauthn.get, the challenge,
-// an origin from Config.Origins, not cross-origin, a tokenBinding status
-// if any) and the authenticator data (strictly parsed; the RP ID hash,
-// user presence, BE as stored, BS only with BE); then it verifies the
-// signature with the credential key, with device/ctap2 for the keys it
-// reads (ES256, Ed25519), through go-webauthn for others (see
-// verifyAssertionSignature). The signature counter is the caller's to
-// compare (§6.1.1): Assertion.SignCount.
+// an origin from Config.Origins, not cross-origin) and the authenticator
+// data (the RP ID hash, user presence, BE as stored, BS only with BE).
+// go-webauthn then parses the response again, repeats the checks of §7.2
+// and verifies the signature with the credential key. The signature
+// counter is the caller's to compare (§6.1.1): Assertion.SignCount.
 //
 // Errors: an *Error wrapping ErrInvalid (malformed, or a response for
 // another credential; nothing about the authenticator was learnt) or
@@ -388,39 +385,7 @@ func (rp *RelyingParty) VerifyAssertion(r *AuthenticationResponse, challenge []b
 	if be := ad.Flags&ctap2.FlagBE != 0; be != cred.BackupEligible {
 		return nil, mismatch(CheckBackupEligible, "the backup eligibility flag (%v) differs from the credential's at registration (%v)", be, cred.BackupEligible)
 	}
-	if err := rp.verifyAssertionSignature(r, rawID, cdRaw, adRaw, sig, handle, challenge, cred.PublicKey); err != nil {
-		return nil, err
-	}
-	return &Assertion{
-		SignCount:      ad.SignCount,
-		UserVerified:   ad.Flags&ctap2.FlagUV != 0,
-		BackupEligible: ad.Flags&ctap2.FlagBE != 0,
-		BackupState:    ad.Flags&ctap2.FlagBS != 0,
-		UserHandle:     handle,
-	}, nil
-}
 
-// verifyAssertionSignature verifies the signature of an assertion whose
-// members VerifyAssertion has checked (WebAuthn Level 3 §7.2 steps 20 and
-// 21): sig over authData || SHA-256(clientDataJSON) with the stored
-// credential key coseKey. A key device/ctap2 reads (ES256, Ed25519: what a
-// chip makes, and the default algorithms) is verified with it directly;
-// any other key (an algorithm added to Config.Algorithms, or a COSE_Key
-// that go-webauthn read at registration and device/ctap2 does not) goes
-// through go-webauthn, which parses the response again, repeats the
-// checks of §7.2 and verifies the signature. Either way a signature that
-// does not verify is an *Error wrapping ErrMismatch (CheckSignature).
-func (rp *RelyingParty) verifyAssertionSignature(r *AuthenticationResponse, rawID, cdRaw, adRaw, sig, handle, challenge, coseKey []byte) error {
-	if key, err := ctap2.ParsePublicKey(coseKey); err == nil {
-		cdHash := sha256.Sum256(cdRaw)
-		switch err := ctap2.VerifySignature(key, adRaw, cdHash[:], sig); {
-		case errors.Is(err, ctap2.ErrInvalidSignature):
-			return &Error{Err: ErrMismatch, Check: CheckSignature, Reason: "the signature does not verify with the credential's key"}
-		case err != nil:
-			return fmt.Errorf("webauthn: the stored credential public key: %w", err)
-		}
-		return nil
-	}
 	car := protocol.CredentialAssertionResponse{
 		PublicKeyCredential: protocol.PublicKeyCredential{
 			Credential:              protocol.Credential{ID: r.ID, Type: r.Type},
@@ -436,19 +401,25 @@ func (rp *RelyingParty) verifyAssertionSignature(r *AuthenticationResponse, rawI
 	}
 	par, err := car.Parse()
 	if err != nil {
-		return fromLibrary(err)
+		return nil, fromLibrary(err)
 	}
 	if err := par.Verify(Encode(challenge), rp.id, "", rp.origins, nil, nil, protocol.TopOriginExplicitVerificationMode,
-		false, false, true, coseKey, protocol.SignaturePolicy{}); err != nil {
+		false, false, true, cred.PublicKey, protocol.SignaturePolicy{}); err != nil {
 		// go-webauthn reports a stored key it cannot parse like a
 		// signature that does not verify; only the first is not the
 		// client's doing.
-		if _, kerr := webauthncose.ParsePublicKey(coseKey); kerr != nil {
-			return fmt.Errorf("webauthn: the stored credential public key does not parse: %v", kerr)
+		if _, kerr := webauthncose.ParsePublicKey(cred.PublicKey); kerr != nil {
+			return nil, fmt.Errorf("webauthn: the stored credential public key does not parse: %v", kerr)
 		}
-		return fromLibrary(err)
+		return nil, fromLibrary(err)
 	}
-	return nil
+	return &Assertion{
+		SignCount:      ad.SignCount,
+		UserVerified:   ad.Flags&ctap2.FlagUV != 0,
+		BackupEligible: ad.Flags&ctap2.FlagBE != 0,
+		BackupState:    ad.Flags&ctap2.FlagBS != 0,
+		UserHandle:     handle,
+	}, nil
 }
 
 // commonPart checks and decodes what every response has (WebAuthn Level 3

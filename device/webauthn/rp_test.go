@@ -189,10 +189,6 @@ func TestAssertionChecks(t *testing.T) {
 	}
 	cred := webauthn.Credential{ID: reg.CredentialID, PublicKey: reg.PublicKey}
 	with := clientDataWith(webauthn.TypeGet, loginChallenge)
-	// Client data with a tokenBinding member (WebAuthn Level 2 §5.8.1).
-	withTokenBinding := func(tb string) []byte {
-		return []byte(`{"type":"webauthn.get","challenge":"` + webauthn.Encode(loginChallenge) + `","origin":"` + origin + `","tokenBinding":` + tb + `}`)
-	}
 	tests := []struct {
 		name   string
 		cd     []byte
@@ -220,10 +216,6 @@ func TestAssertionChecks(t *testing.T) {
 		{name: "authenticator data short", mutate: func(r *webauthn.AuthenticationResponse) { r.Response.AuthenticatorData = "AQID" }, err: webauthn.ErrInvalid},
 		{name: "authenticator data extra", mutate: func(r *webauthn.AuthenticationResponse) { r.Response.AuthenticatorData += "AAAA" }, err: webauthn.ErrInvalid},
 		{name: "client data junk", cd: []byte("{{{"), err: webauthn.ErrInvalid},
-		{name: "token binding", cd: withTokenBinding(`{"status":"supported"}`)},
-		{name: "token binding without status", cd: withTokenBinding(`{}`), err: webauthn.ErrInvalid},
-		{name: "token binding of another status", cd: withTokenBinding(`{"status":"used"}`), err: webauthn.ErrInvalid},
-		{name: "token binding not an object", cd: withTokenBinding(`"present"`), err: webauthn.ErrInvalid},
 		{name: "signature base64", mutate: func(r *webauthn.AuthenticationResponse) { r.Response.Signature = "!!" }, err: webauthn.ErrInvalid},
 		{name: "huge signature", mutate: func(r *webauthn.AuthenticationResponse) { r.Response.Signature = webauthn.Encode(make([]byte, 4096)) }, err: webauthn.ErrInvalid},
 		{name: "user handle base64", mutate: func(r *webauthn.AuthenticationResponse) { r.Response.UserHandle = "***" }, err: webauthn.ErrInvalid},
@@ -245,14 +237,6 @@ func TestAssertionChecks(t *testing.T) {
 			}
 		})
 	}
-	// A signature of another credential's key does not verify.
-	other := newChip(t, "chip-2", chip.Options{})
-	oreg, err := rp.VerifyRegistration(t.Context(), register(t, other, nil, nil), regChallenge)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = rp.VerifyAssertion(assert(t, c, cred.ID, nil, nil), loginChallenge, webauthn.Credential{ID: cred.ID, PublicKey: oreg.PublicKey})
-	wantErr(t, err, webauthn.ErrMismatch, webauthn.CheckSignature)
 	// A stored key that does not parse is the server's problem, not a
 	// failed attempt: no *Error.
 	_, err = rp.VerifyAssertion(assert(t, c, cred.ID, nil, nil), loginChallenge, webauthn.Credential{ID: cred.ID, PublicKey: []byte{0xa0}})
