@@ -29,9 +29,12 @@ func (Chain) Link(prev *store.AuditRecord, e domain.Event) (store.AuditRecord, e
 		copy(p.Hash[:], prev.Hash)
 		seq = prev.Seq + 1
 	}
-	r := Next(p, e, seq)
-	body, _ := r.MarshalBinary() // never fails
-	return store.AuditRecord{Seq: r.Seq, PrevHash: bytes.Clone(r.PrevHash[:]), Hash: bytes.Clone(r.Hash[:]), Body: body}, nil
+	r, body := nextBody(p, &e, seq)
+	// Both hashes in one array, each slice capped.
+	hs := make([]byte, 2*len(r.Hash))
+	copy(hs, r.PrevHash[:])
+	copy(hs[len(r.Hash):], r.Hash[:])
+	return store.AuditRecord{Seq: r.Seq, PrevHash: hs[:len(r.Hash):len(r.Hash)], Hash: hs[len(r.Hash):], Body: body}, nil
 }
 
 // FromStore reads the Record in the Body of a stored record and checks

@@ -88,6 +88,13 @@ func (r *Record) version() uint8 {
 // RedactDetails; invalid UTF-8 and NUL bytes in strings become U+FFFD. ev
 // is not changed.
 func Next(prev *Record, ev domain.Event, seq uint64) Record {
+	r := next(prev, &ev, seq)
+	r.Hash = r.ComputeHash()
+	return r
+}
+
+// next is Next without the hash.
+func next(prev *Record, ev *domain.Event, seq uint64) Record {
 	r := Record{
 		Version:         Version2,
 		Seq:             seq,
@@ -103,16 +110,30 @@ func Next(prev *Record, ev domain.Event, seq uint64) Record {
 		Reason: clean(ev.Reason),
 	}
 	if len(ev.Details) > 0 {
+		// RedactDetails, without its copy: its keys are ev's.
 		r.Details = make(map[string]string, len(ev.Details))
-		for k, v := range RedactDetails(ev.Details) {
+		for k, v := range ev.Details {
+			if SecretKey(k) {
+				v = Redacted
+			}
 			r.Details[clean(k)] = clean(v)
 		}
 	}
 	if prev != nil {
 		r.PrevHash = prev.Hash
 	}
-	r.Hash = r.ComputeHash()
 	return r
+}
+
+// nextBody is Next with the stored form of its record (MarshalBinary),
+// the canonical form encoded once for both.
+func nextBody(prev *Record, ev *domain.Event, seq uint64) (Record, []byte) {
+	r := next(prev, ev, seq)
+	b := make([]byte, 0, 256)
+	b = append(b, r.PrevHash[:]...)
+	b = r.appendCanonical(b)
+	r.Hash = sha256.Sum256(b)
+	return r, append(b, r.Hash[:]...)
 }
 
 // clean replaces invalid UTF-8 and NUL bytes with U+FFFD.
@@ -149,7 +170,13 @@ func (r *Record) appendCanonical(b []byte) []byte {
 		b = appendString(b, s)
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Details)))
-	for _, k := range slices.Sorted(maps.Keys(r.Details)) {
+	var buf [8]string
+	keys := buf[:0]
+	for k := range r.Details {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
 		b = appendString(b, k)
 		b = appendString(b, r.Details[k])
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/store"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/audit")
@@ -174,6 +175,38 @@ func TestGolden(t *testing.T) {
 		for _, r := range set.rs {
 			checkGolden(t, filepath.Join(dir, fmt.Sprintf("%s-%d.hex", set.prefix, r.Seq)), &r)
 		}
+	}
+}
+
+// TestLinkGolden: the stored records Chain links (what the stores insert)
+// are the golden identity-N.hex records, their columns the body's.
+func TestLinkGolden(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "audit", "records")
+	var prev *store.AuditRecord
+	for i, ev := range goldenEvents {
+		r, err := Chain{}.Link(prev, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("identity-%d.hex", i+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hex.EncodeToString(r.Body); got != strings.TrimSpace(string(file)) {
+			t.Errorf("record %d:\n got %s\nwant %s", i+1, got, file)
+		}
+		n := len(r.Body)
+		if r.Seq != uint64(i+1) || !bytes.Equal(r.PrevHash, r.Body[:sha256.Size]) || !bytes.Equal(r.Hash, r.Body[n-sha256.Size:]) {
+			t.Errorf("record %d: seq %d, hashes %x %x do not repeat the body", i+1, r.Seq, r.PrevHash, r.Hash)
+		}
+		if sha256.Sum256(r.Body[:n-sha256.Size]) != Hash(r.Hash) {
+			t.Errorf("record %d: the hash is not SHA-256 of the rest of the body", i+1)
+		}
+		r.IdentityID, r.AuthenticatorID, r.Type = ev.IdentityID, ev.AuthenticatorID, ev.Type
+		if _, err := FromStore(&r); err != nil {
+			t.Error(err)
+		}
+		prev = &r
 	}
 }
 
