@@ -12,15 +12,21 @@ import (
 // The byte columns are NOT NULL: nil is stored as empty. It returns an
 // error wrapping store.ErrInvalid for a value out of range.
 func (c Codec) AuditArgs(r *store.AuditRecord) ([]any, error) {
+	return c.AppendAuditArgs(make([]any, 0, 8), r)
+}
+
+// AppendAuditArgs appends the values AuditArgs returns to args. On an
+// error it returns args as they were.
+func (c Codec) AppendAuditArgs(args []any, r *store.AuditRecord) ([]any, error) {
 	seq, err := c.U63(r.Seq, "audit seq")
 	if err != nil {
-		return nil, err
+		return args, err
 	}
 	at, err := c.Time(r.At)
 	if err != nil {
-		return nil, err
+		return args, err
 	}
-	return []any{seq, at, string(r.Type), r.IdentityID, r.AuthenticatorID, NonNil(r.PrevHash), NonNil(r.Hash), NonNil(r.Body)}, nil
+	return append(args, seq, at, string(r.Type), r.IdentityID, r.AuthenticatorID, NonNil(r.PrevHash), NonNil(r.Hash), NonNil(r.Body)), nil
 }
 
 // AuditRow receives an audit row, in the column order of AuditArgs.
@@ -96,8 +102,10 @@ func (c Codec) Checkpoint(r *CheckpointRow) (store.AuditCheckpoint, error) {
 // AuditChains returns the chains events append to (their identity IDs),
 // each once, in byte order: the order in which a store reads, locks and
 // moves their heads.
-func AuditChains(events []domain.Event) []string {
-	ids := make([]string, 0, 1)
+//
+// ids must be empty; its room is used (a caller's buffer saves an
+// allocation).
+func AuditChains(ids []string, events []domain.Event) []string {
 	for _, e := range events {
 		ids = append(ids, e.IdentityID)
 	}

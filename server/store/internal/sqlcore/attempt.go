@@ -71,7 +71,7 @@ func (s *Store) ReserveAttempt(ctx context.Context, a store.Attempt, max int, no
 		// that sees every reservation and failure committed before the
 		// lock was granted; it needs no answer from the lock, so both
 		// go out together where the backend can (Later).
-		if err := s.execLater(ctx, tx, lock, s.wrapAs("reserve an attempt against "+what), subject[0]); err != nil {
+		if err := s.execLater(ctx, tx, lock, s.wrapAs("reserve an attempt against ", what), subject[0]); err != nil {
 			return err
 		}
 		n, err := tx.Exec(ctx, insert, args...)
@@ -156,7 +156,7 @@ func (s *Store) endAttempt(ctx context.Context, tx Tx, id string) error {
 	if id == "" || s.inFlight != nil {
 		return nil
 	}
-	return s.execLater(ctx, tx, s.q.attemptDelete, s.wrapAs("end attempt "+id), id)
+	return s.execLater(ctx, tx, s.q.attemptDelete, s.wrapAs("end attempt ", id), id)
 }
 
 // FailImportAttempt implements store.Attempts.

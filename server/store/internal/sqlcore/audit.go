@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
@@ -40,8 +41,11 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 	if len(events) == 0 {
 		return nil
 	}
-	chains := columns.AuditChains(events)
-	heads := make(map[string]*store.AuditRecord, len(chains))
+	var chainBuf [4]string
+	chains := columns.AuditChains(chainBuf[:0], events)
+	// heads[i] is the head of chains[i] (sorted: found by binary search).
+	var headBuf [4]*store.AuditRecord
+	heads := headBuf[:0]
 	cache, _ := tx.(HeadCache)
 	for _, id := range chains {
 		if cache != nil {
@@ -50,7 +54,7 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 				return err
 			}
 			if ok {
-				heads[id] = h
+				heads = append(heads, h)
 				continue
 			}
 		}
@@ -58,35 +62,40 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 		if err != nil {
 			return err
 		}
-		heads[id] = h
+		heads = append(heads, h)
 		if cache != nil {
 			cache.PutHead(id, h)
 		}
 	}
-	args := make([]any, 0, 8*min(len(events), maxAuditRows))
-	var recs []*store.AuditRecord
+	n := min(len(events), maxAuditRows)
+	args := make([]any, 0, 8*n)
+	recs := make([]store.AuditRecord, 0, n)
 	for i, e := range events {
-		r, err := store.Link(s.chain, heads[e.IdentityID], e)
+		c, _ := slices.BinarySearch(chains, e.IdentityID)
+		r, err := store.Link(s.chain, heads[c], e)
 		if err != nil {
 			return err
 		}
-		a, err := s.col.AuditArgs(&r)
-		if err != nil {
+		if args, err = s.col.AppendAuditArgs(args, &r); err != nil {
 			return err
 		}
-		args = append(args, a...)
-		recs = append(recs, &r)
-		heads[e.IdentityID] = &r
-		if len(recs) == maxAuditRows || i == len(events)-1 {
+		recs = append(recs, r)
+		heads[c] = &recs[len(recs)-1] // recs never grows past its room
+		if len(recs) == cap(recs) || i == len(events)-1 {
 			if err := s.insertAudit(ctx, tx, cache, recs, args); err != nil {
 				return err
 			}
-			args, recs = nil, nil // a later statement keeps them
+			// A later statement keeps args and recs, and heads point
+			// into recs: the next records go to new ones.
+			n = min(len(events)-i-1, maxAuditRows)
+			args, recs = make([]any, 0, 8*n), make([]store.AuditRecord, 0, n)
 		}
 	}
-	for _, id := range chains {
-		h := heads[id]
-		if err := s.execLater(ctx, tx, s.q.auditHeadMove, s.wrapAs(fmt.Sprintf("move the audit head of %q", id)), id, int64(h.Seq), h.Hash); err != nil {
+	for c, id := range chains {
+		h := heads[c]
+		if err := s.execLater(ctx, tx, s.q.auditHeadMove, func(err error) error {
+			return s.dbErr(err, fmt.Sprintf("move the audit head of %q", id))
+		}, id, int64(h.Seq), h.Hash); err != nil {
 			return err
 		}
 		if cache != nil {
@@ -103,18 +112,18 @@ const maxAuditRows = 4
 // insertAudit inserts the linked records recs, whose column values are
 // args, in one statement (run later where the backend can: args are
 // kept).
-func (s *Store) insertAudit(ctx context.Context, tx Tx, cache HeadCache, recs []*store.AuditRecord, args []any) error {
-	r := recs[0]
-	what := fmt.Sprintf("append audit record %d of %q", r.Seq, r.IdentityID)
-	if len(recs) > 1 {
-		what = fmt.Sprintf("append %d audit records from record %d of %q", len(recs), r.Seq, r.IdentityID)
-	}
+func (s *Store) insertAudit(ctx context.Context, tx Tx, cache HeadCache, recs []store.AuditRecord, args []any) error {
 	return s.execLater(ctx, tx, s.q.auditInsert[len(recs)-1], func(err error) error {
+		r := &recs[0]
+		what := fmt.Sprintf("append audit record %d of %q", r.Seq, r.IdentityID)
+		if len(recs) > 1 {
+			what = fmt.Sprintf("append %d audit records from record %d of %q", len(recs), r.Seq, r.IdentityID)
+		}
 		err = s.dbErr(err, what)
 		if errors.Is(err, store.ErrDuplicate) {
 			if cache != nil {
-				for _, r := range recs {
-					cache.DropHead(r.IdentityID)
+				for i := range recs {
+					cache.DropHead(recs[i].IdentityID)
 				}
 			}
 			return &SeqRace{err}

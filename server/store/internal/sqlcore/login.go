@@ -79,7 +79,7 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 			}
 		case l.Chip != nil:
 			sp := &l.Chip.Spent
-			if err := s.execLater(ctx, tx, s.q.ceremonyInsert, s.wrapAs("ceremony "+sp.Key), sp.Key, sp.IdentityID, columns.NonNil(sp.Data), spentExp); err != nil {
+			if err := s.execLater(ctx, tx, s.q.ceremonyInsert, s.wrapAs("ceremony ", sp.Key), sp.Key, sp.IdentityID, columns.NonNil(sp.Data), spentExp); err != nil {
 				return err
 			}
 			ok, err := s.advanceSign(ctx, tx, a.CredentialID, l.Chip.Count)

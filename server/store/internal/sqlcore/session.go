@@ -119,7 +119,7 @@ func (s *Store) checkIdentity(ctx context.Context, tx Tx, se *store.Session) err
 func (s *Store) insertSession(ctx context.Context, tx Tx, se *store.Session, ts []any) error {
 	p1, p2 := proofs(se)
 	if s.d.ForShare != "" {
-		return s.execLater(ctx, tx, s.q.sessionInsert, s.wrapAs("session of "+se.IdentityID), se.TokenHash, se.ID, se.IdentityID, se.Level, p1, p2, ts[0], ts[1])
+		return s.execLater(ctx, tx, s.q.sessionInsert, s.wrapAs("session of ", se.IdentityID), se.TokenHash, se.ID, se.IdentityID, se.Level, p1, p2, ts[0], ts[1])
 	}
 	n, err := tx.Exec(ctx, s.q.sessionInsertActive, se.TokenHash, se.ID, se.Level, p1, p2, ts[0], ts[1], se.IdentityID)
 	if err != nil {

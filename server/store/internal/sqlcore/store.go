@@ -160,9 +160,10 @@ func (s *Store) queryLater(ctx context.Context, tx Tx, q *Stmt, scan func(Row) e
 	return scan(tx.QueryRow(ctx, q, args...))
 }
 
-// wrapAs returns a function that makes a database error as dbErr does.
-func (s *Store) wrapAs(what string) func(error) error {
-	return func(err error) error { return s.dbErr(err, what) }
+// wrapAs returns a function that makes a database error as dbErr does,
+// what being what+name (joined only for an error).
+func (s *Store) wrapAs(what, name string) func(error) error {
+	return func(err error) error { return s.dbErr(err, what+name) }
 }
 
 // read runs fn on a read connection.
