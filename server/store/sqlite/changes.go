@@ -48,6 +48,24 @@ type changeLog struct {
 	sp   int
 	// lost marks a transaction whose changes the log cannot tell.
 	lost bool
+	// vals holds the values of rows' Old and New, reused from one
+	// transaction to the next: the mirror copies the values it keeps
+	// out of them while it applies a commit (sqlcore.Mirror.Apply).
+	vals []any
+}
+
+// maxVals is the most values the log keeps room for between transactions.
+const maxVals = 4096
+
+// take returns room for n values of a row.
+func (l *changeLog) take(n int) []any {
+	k := len(l.vals)
+	if k+n > cap(l.vals) {
+		// The rows taken so far keep the old array.
+		l.vals, k = make([]any, 0, max(2*cap(l.vals), n, 64)), 0
+	}
+	l.vals = l.vals[:k+n]
+	return l.vals[k : k+n : k+n]
 }
 
 // mirrorColumns returns the columns of the mirrored tables, in the order
@@ -117,18 +135,18 @@ func (l *changeLog) hook(d msqlite.SQLitePreUpdateData) {
 	switch d.Op {
 	case sqlite3.SQLITE_INSERT:
 		rc.Op = sqlcore.RowInsert
-		rc.New = make([]any, d.Count())
+		rc.New = l.take(d.Count())
 		err = d.New(rc.New...)
 	case sqlite3.SQLITE_UPDATE:
 		rc.Op = sqlcore.RowUpdate
-		rc.Old = make([]any, key+1)
+		rc.Old = l.take(key + 1)
 		if err = d.Old(rc.Old...); err == nil {
-			rc.New = make([]any, d.Count())
+			rc.New = l.take(d.Count())
 			err = d.New(rc.New...)
 		}
 	case sqlite3.SQLITE_DELETE:
 		rc.Op = sqlcore.RowDelete
-		rc.Old = make([]any, key+1)
+		rc.Old = l.take(key + 1)
 		err = d.Old(rc.Old...)
 	default:
 		err = fmt.Errorf("operation %d", d.Op)
@@ -218,4 +236,9 @@ func (l *changeLog) control(q *sqlcore.Stmt, ok bool) {
 func (l *changeLog) reset() {
 	clear(l.rows)
 	l.rows, l.sp, l.lost = l.rows[:0], -1, false
+	clear(l.vals)
+	l.vals = l.vals[:0]
+	if cap(l.vals) > maxVals {
+		l.vals = nil
+	}
 }
