@@ -1,6 +1,9 @@
 package audit
 
-import "unicode"
+import (
+	"unicode"
+	"unicode/utf8"
+)
 
 // Redacted replaces the value of a detail whose key names a secret.
 const Redacted = "[redacted]"
@@ -24,29 +27,27 @@ var secretWords = map[string]bool{
 // (or a plural). A key whose last word is "id"
 // names an identifier, not a secret ("credential_id", "key_id").
 func SecretKey(key string) bool {
-	words := splitWords(key)
-	if len(words) == 0 || words[len(words)-1] == "id" {
-		return false
-	}
-	for _, w := range words {
-		if secretWords[w] {
-			return true
-		}
-	}
-	return false
+	words, secret, lastID := 0, false, false
+	eachWord(key, func(w []byte) {
+		words++
+		lastID = string(w) == "id"
+		secret = secret || secretWords[string(w)]
+	})
+	return words > 0 && secret && !lastID
 }
 
-// splitWords lowercases key and splits it into words: at every rune that
-// is not a letter or digit, before an upper-case letter that follows a
-// lower-case letter or digit ("appPin"), and before the last upper-case
-// letter of a run that a lower-case letter follows ("OTPCode").
-func splitWords(key string) []string {
+// eachWord calls fn with each word of key, lowercased: key is split at
+// every rune that is not a letter or digit, before an upper-case letter
+// that follows a lower-case letter or digit ("appPin"), and before the
+// last upper-case letter of a run that a lower-case letter follows
+// ("OTPCode"). fn must not keep w.
+func eachWord(key string, fn func(w []byte)) {
 	rs := []rune(key)
-	var words []string
-	var cur []rune
+	var buf [64]byte
+	cur := buf[:0]
 	flush := func() {
 		if len(cur) > 0 {
-			words = append(words, string(cur))
+			fn(cur)
 			cur = cur[:0]
 		}
 	}
@@ -62,10 +63,9 @@ func splitWords(key string) []string {
 				flush()
 			}
 		}
-		cur = append(cur, unicode.ToLower(r))
+		cur = utf8.AppendRune(cur, unicode.ToLower(r))
 	}
 	flush()
-	return words
 }
 
 // RedactDetails returns a copy of d in which the value of every key that

@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/authbench/authbench/server/domain"
@@ -103,5 +105,29 @@ func TestRedactDetails(t *testing.T) {
 	}
 	if RedactDetails(nil) != nil || RedactDetails(map[string]string{}) != nil {
 		t.Fatal("RedactDetails of nothing is not nil")
+	}
+}
+
+// TestEachWord: the words SecretKey looks up, lowercased, split where
+// its doc says; invalid UTF-8 separates, a long word stays whole.
+func TestEachWord(t *testing.T) {
+	long := strings.Repeat("ab", 50) // longer than eachWord's buffer
+	for key, want := range map[string][]string{
+		"":                       nil,
+		"otp_code":               {"otp", "code"},
+		"appPIN":                 {"app", "pin"},
+		"OTPCode":                {"otp", "code"},
+		"Session-Token":          {"session", "token"},
+		"key2Id":                 {"key2", "id"},
+		"ÆbleKODE\xffpin":        {"æble", "kode", "pin"},
+		"  --  ":                 nil,
+		strings.ToUpper(long):    {long},
+		"x_" + long + "PIN_code": {"x", long, "pin", "code"},
+	} {
+		var got []string
+		eachWord(key, func(w []byte) { got = append(got, string(w)) })
+		if !slices.Equal(got, want) {
+			t.Errorf("eachWord(%q) = %q, want %q", key, got, want)
+		}
 	}
 }

@@ -461,8 +461,11 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 			return err
 		}
 	}
-	q, args := s.q.authDelete, []any{a.ID, from}
-	if !c.Remove {
+	var q *Stmt
+	var args []any
+	if c.Remove {
+		q, args = s.q.authDelete, []any{a.ID, from}
+	} else {
 		ts := ac.ts
 		q, args = s.q.authUpdate, []any{string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
 			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),

@@ -62,7 +62,7 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 		if p := &l.Prior.Authenticator; p.ID == a.ID || p.IdentityID != a.IdentityID || l.Prior.WipeSecret || l.Prior.Remove || l.Prior.Tombstone != nil {
 			return false, s.errf("%w: the prior success of a login must be another authenticator of the same identity, and only a success", store.ErrInvalid)
 		}
-		events = append(append([]domain.Event(nil), l.Prior.Events...), events...)
+		events = append(append(make([]domain.Event, 0, len(l.Prior.Events)+len(events)), l.Prior.Events...), events...)
 	}
 	if l.Session != nil && l.Session.IdentityID != a.IdentityID {
 		return false, s.errf("%w: a login's session is of identity %s, its authenticator %s of %s", store.ErrInvalid, l.Session.IdentityID, a.ID, a.IdentityID)
