@@ -50,9 +50,6 @@ func (c *conn) Exec(ctx context.Context, q *sqlcore.Stmt, args ...any) (int64, e
 	if err != nil {
 		return 0, err
 	}
-	if c.heads != nil && q == stmtCommit {
-		c.heads.beforeCommit(ctx, c)
-	}
 	c.changes.bind(args)
 	mark := c.changes.mark()
 	res, err := st.ExecContext(ctx, args...)
@@ -67,6 +64,9 @@ func (c *conn) Exec(ctx context.Context, q *sqlcore.Stmt, args ...any) (int64, e
 	}
 	if err != nil {
 		return 0, err
+	}
+	if c.heads != nil && q.AuditAppend {
+		c.heads.appendedTo(res)
 	}
 	return res.RowsAffected()
 }

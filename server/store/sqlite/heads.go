@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/authbench/authbench/server/store"
@@ -26,11 +27,15 @@ import (
 //     did, all that is known is forgotten. PRAGMA data_version tells
 //     whether anything changed the file at all (it also moves when the
 //     scrubber's checkpoint restarts the write-ahead log, scrub.go);
-//     when it moved, the audit log's highest rowid, recorded right before
-//     each of the writer's commits that appended to it, tells whether
-//     anybody else appended: the log is append-only (its triggers refuse
-//     updates and deletes) and every append moves the chain's head in the
-//     same transaction. The write transaction holds the database's write
+//     when it moved, the audit log's highest rowid, as each of the
+//     writer's commits that appended to it left it, tells whether anybody
+//     else appended: the log is append-only (its triggers refuse updates
+//     and deletes) and every append moves the chain's head in the same
+//     transaction. The writer takes that rowid from its own appends (the
+//     last rowid a sqlcore.Stmt.AuditAppend statement inserted: a rowid
+//     table without deletes numbers new rows past its highest), so a
+//     commit reads nothing more; after a ROLLBACK TO that undid appends it
+//     does not know it, and the next check forgets. The write transaction holds the database's write
 //     lock from its BEGIN IMMEDIATE, so nothing can change the file
 //     between that check and the commit.
 //
@@ -63,11 +68,14 @@ type headCache struct {
 	version int64 // data_version at the last check
 	known   bool  // version is set
 	// top is the audit log's highest rowid as of the last check or the
-	// last commit that appended (topKnown: it is set); dirty marks a
-	// transaction that appended, pending its top, read before COMMIT.
+	// last commit that appended (topKnown: it is set); appended marks a
+	// transaction that appended, pending the rowid of its last append
+	// (pendingOK: it is known).
 	top, pending        int64
 	topKnown, pendingOK bool
-	dirty               bool
+	appended            bool
+	// spare is the savepoint's map, kept empty between savepoints.
+	spare map[string]head
 }
 
 func newHeadCache() *headCache {
@@ -80,14 +88,21 @@ func (h *headCache) control(q *sqlcore.Stmt, ok bool) {
 	switch q {
 	case stmtBegin:
 		clear(h.tx)
-		h.sp, h.checked, h.dirty = nil, false, false
+		h.sp, h.checked, h.appended = nil, false, false
 	case stmtSavepoint:
 		if ok {
-			h.sp = map[string]head{}
+			if h.spare == nil {
+				h.spare = map[string]head{}
+			}
+			clear(h.spare)
+			h.sp = h.spare
 		}
 	case stmtRollbackTo:
 		if h.sp != nil {
 			clear(h.sp)
+		}
+		if h.appended {
+			h.pendingOK = false // the undone appends may have been the last
 		}
 	case stmtRelease:
 		if ok && h.sp != nil {
@@ -102,18 +117,16 @@ func (h *headCache) control(q *sqlcore.Stmt, ok bool) {
 		}
 	case stmtRollback:
 		clear(h.tx)
-		h.sp, h.dirty = nil, false
+		h.sp, h.appended = nil, false
 	}
 }
 
-// beforeCommit records the audit log's highest rowid as the transaction
-// leaves it, when it appended, on c (the write connection, right before
-// its COMMIT). A failure only makes the next check forget.
-func (h *headCache) beforeCommit(ctx context.Context, c *conn) {
-	if !h.dirty {
-		return
-	}
-	h.pendingOK = c.QueryRow(ctx, stmtAuditTop).Scan(&h.pending) == nil
+// appendedTo notes the result of an audit append (a statement marked
+// sqlcore.Stmt.AuditAppend that succeeded) in the transaction. An unknown
+// rowid only makes the next check forget.
+func (h *headCache) appendedTo(res sql.Result) {
+	id, err := res.LastInsertId()
+	h.appended, h.pending, h.pendingOK = true, id, err == nil
 }
 
 // commit makes the transaction's heads known, within maxHeads.
@@ -123,9 +136,9 @@ func (h *headCache) commit() {
 	}
 	clear(h.tx)
 	h.sp = nil
-	if h.dirty {
+	if h.appended {
 		h.top, h.topKnown = h.pending, h.pendingOK
-		h.dirty = false
+		h.appended = false
 	}
 	for id := range h.committed {
 		if len(h.committed) <= maxHeads {
@@ -203,7 +216,6 @@ func (c *conn) PutHead(id string, r *store.AuditRecord) {
 		v = head{seq: r.Seq, hash: append([]byte(nil), r.Hash...)}
 	}
 	c.heads.layer()[id] = v
-	c.heads.dirty = true
 }
 
 // DropHead implements sqlcore.HeadCache.

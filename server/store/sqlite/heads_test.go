@@ -3,7 +3,9 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -211,4 +213,70 @@ func TestAuditHeadsSurviveCheckpoints(t *testing.T) {
 	if all := verifyAudit(t, s); len(all) != 4 {
 		t.Fatalf("%d records, want 4", len(all))
 	}
+}
+
+// TestAuditTopFromAppends: the audit log's highest rowid the writer keeps
+// after each commit (taken from its own appends, not read) is the
+// database's, or unknown — never another number, which could hide
+// another writer's append — also when a failed op's savepoint undid
+// appends the transaction made last.
+func TestAuditTopFromAppends(t *testing.T) {
+	s := openChained(t, filepath.Join(t.TempDir(), "top.db"))
+	ctx := context.Background()
+	// An append of a raw row, the op failing after it.
+	rawAppend := sqlcore.NewStmt("test-audit-append", `INSERT INTO audit (seq, event_type, identity_id, prev_hash, hash, body) VALUES (1000, 'x', 'mallory', x'', x'', x'')`, false)
+	rawAppend.AuditAppend = true
+	errBad := errors.New("the op fails after appending")
+	bad := func(ctx context.Context, tx sqlcore.Tx) error {
+		if _, err := tx.Exec(ctx, rawAppend); err != nil {
+			return err
+		}
+		return errBad
+	}
+	check := func(when string, wantKnown bool) {
+		t.Helper()
+		var top int64
+		if err := s.onWriter(func(c *sql.Conn) error {
+			return c.QueryRowContext(ctx, "SELECT COALESCE(MAX(rowid), 0) FROM audit").Scan(&top)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		c := <-s.wconn
+		h := *c.heads
+		s.wconn <- c
+		if h.topKnown && h.top != top || wantKnown && !h.topKnown {
+			t.Errorf("%s: the writer keeps the top %d (known %v), the database's is %d", when, h.top, h.topKnown, top)
+		}
+	}
+	for i := range 3 {
+		if err := s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded), auditEvent("bob", domain.EventLoginSucceeded)); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("append %d", i), true)
+	}
+	for round := range 4 {
+		release := holdLeader(t, s)
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if (i+round)%2 == 0 {
+					errs[i] = s.Write(ctx, 0, bad)
+				} else {
+					errs[i] = s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded))
+				}
+			}()
+		}
+		release(len(errs))
+		wg.Wait()
+		for i, err := range errs {
+			if want := (i+round)%2 == 0; want != errors.Is(err, errBad) {
+				t.Errorf("round %d op %d: %v", round, i, err)
+			}
+		}
+		check(fmt.Sprintf("batch %d", round), false)
+	}
+	verifyAudit(t, s)
 }

@@ -18,6 +18,10 @@ type Stmt struct {
 	// Hot marks a statement on a request path (a login, an add, a block):
 	// its query plan must not scan a table (Store.QueryPlans).
 	Hot bool
+	// AuditAppend marks a statement that appends to the audit log and
+	// nothing else: the rowid it inserts last is the log's highest
+	// (SQLite's writer keeps it, sqlite/heads.go).
+	AuditAppend bool
 }
 
 // Tx runs statements of the core, in a transaction or on a connection of

@@ -275,7 +275,9 @@ WHERE s.serial = ? AND s.failures + `+inFlight)
 			name = fmt.Sprintf("audit-insert-%d", k)
 		}
 		values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", k), ", ")
-		q.auditInsert = append(q.auditInsert, s.stmt(name, hot, `INSERT INTO audit (`+auditCols+`) VALUES `+values))
+		st := s.stmt(name, hot, `INSERT INTO audit (`+auditCols+`) VALUES `+values)
+		st.AuditAppend = true
+		q.auditInsert = append(q.auditInsert, st)
 	}
 	q.auditHeadMove = s.stmt("audit-head-move", hot, `INSERT INTO audit_heads (identity_id, seq, hash) VALUES (?, ?, ?)
 ON CONFLICT (identity_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`)
