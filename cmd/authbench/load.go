@@ -232,6 +232,8 @@ type loadReport struct {
 	Store            string           `json:"store"`   // "sqlite" or "postgresql"
 	Servers          string           `json:"servers"` // how the servers run
 	Replicas         int              `json:"replicas"`
+	SingleShape      *serveShape      `json:"single_server,omitempty"` // PostgreSQL: a serve process alone on this host ("1 server", or the server)
+	ReplicaShape     *serveShape      `json:"replica,omitempty"`       // PostgreSQL with several replicas: each of them
 	DB               string           `json:"db"`
 	Schema           string           `json:"schema,omitempty"` // PostgreSQL: the run's own, dropped at the end
 	GOMAXPROCS       int              `json:"gomaxprocs"`
@@ -294,10 +296,15 @@ func (l *loader) run(ctx context.Context) (_ *loadReport, err error) {
 	write := "one group-committed SQLite insert (WAL, synchronous=FULL, as the store) into a file beside the server's"
 	if embedded.IsPostgresURL(cfg.db) {
 		rep.Store, rep.Replicas = "postgresql", cfg.replicas
-		rep.Servers = fmt.Sprintf("%d authbench serve process(es), started by load, on one schema", cfg.replicas)
 		write = "one PostgreSQL commit (synchronous_commit on) in the same database"
-		if l.pg, err = openPG(ctx, cfg.db, l.tag, l.keys, l.pskcKey, l.progress); err != nil {
+		if l.pg, err = openPG(ctx, cfg.db, l.tag, cfg.replicas, l.keys, l.pskcKey, l.progress); err != nil {
 			return nil, err
+		}
+		rep.Servers, rep.SingleShape = fmt.Sprintf("1 authbench serve process (%s: all the CPUs and the whole connection budget), started by load, on one schema", l.pg.single), &l.pg.single
+		if cfg.replicas > 1 {
+			rep.ReplicaShape = &l.pg.replica
+			rep.Servers = fmt.Sprintf("%d authbench serve processes, started by load, on one schema, each with %s (a share of this host's %d CPUs and of one server's %d connections); 1 server measured on one more process alone with %s (all of both)",
+				cfg.replicas, l.pg.replica, runtime.NumCPU(), l.pg.single.Conns, l.pg.single)
 		}
 		l.pg.gcHeadroom = cfg.gcHeadroom
 		defer func() { err = errors.Join(err, l.pg.close()) }()
@@ -569,7 +576,14 @@ func (r *loadReport) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%s: %d %s (set up in %.2f s);", l.Scenario, l.Devices, l.DeviceKind, l.SetupSeconds)
 		for _, t := range l.Targets {
-			fmt.Fprintf(w, " %s %s in %s by %d clients (%s/s);", t.Name, thousands(float64(t.Count)), fmtSeconds(t.Seconds), t.Workers, thousands(t.PerSec))
+			fmt.Fprintf(w, " %s %s in %s by %d clients (%s/s", t.Name, thousands(float64(t.Count)), fmtSeconds(t.Seconds), t.Workers, thousands(t.PerSec))
+			if t.ServeCPUMS > 0 {
+				fmt.Fprintf(w, ", serve CPU %.2f ms/login", t.ServeCPUMS)
+			}
+			if t.DBCPUMS > 0 {
+				fmt.Fprintf(w, ", PostgreSQL CPU %.2f ms/login", t.DBCPUMS)
+			}
+			fmt.Fprint(w, ");")
 		}
 		fmt.Fprintln(w)
 	}

@@ -2,7 +2,19 @@
 
 package main
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 // childAttr: only Linux can tie a child's life to its parent's.
 func childAttr() *syscall.SysProcAttr { return nil }
+
+// procCPU: CPU times per process are read from Linux's /proc.
+func procCPU(pid int) (time.Duration, bool) { return 0, false }
+
+// postmasterOf: CPU times per process are read from Linux's /proc.
+func postmasterOf(backend int) (int, bool) { return 0, false }
+
+// clusterCPU: CPU times per process are read from Linux's /proc.
+func clusterCPU(pm int) (time.Duration, bool) { return 0, false }
