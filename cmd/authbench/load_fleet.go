@@ -22,13 +22,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/service"
+	"github.com/authbench/authbench/server/store/postgres"
 	"github.com/authbench/authbench/sim/chip"
 )
 
@@ -291,10 +291,12 @@ func openPG(ctx context.Context, base, tag string, replicas int, keys *secrets.K
 	return p, nil
 }
 
-// connectPG connects to url as the serve processes do, less their pool's
-// settings (pool_max_conns, ...), which pgxpool takes out of the URL.
+// connectPG connects to url as the serve processes do (postgres.ParseURL:
+// without TLS to a server on this machine unless url asks for it), less
+// their pool's settings (pool_max_conns, ...), which it takes out of the
+// URL.
 func connectPG(ctx context.Context, url string) (*pgx.Conn, error) {
-	pc, err := pgxpool.ParseConfig(url)
+	pc, err := postgres.ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
