@@ -41,10 +41,10 @@ type loadCmd struct {
 	PasswordConcurrency int            `default:"8" placeholder:"N" help:"Concurrent clients of the password logins (the server bounds concurrent argon2id by memory; more clients only queue)."`
 	Sample              int            `default:"100" placeholder:"N" help:"Chips checked, after the lifecycle, to be refused with their old credential."`
 	DB                  string         `placeholder:"FILE|URL" help:"SQLite database file of the server in this process (default: a temporary file per scenario), or postgres://USER@HOST/DB: a schema of its own in that database, dropped afterwards, served by --replicas authbench serve processes (the password comes from $PGPASSWORD, never from the command line)."`
-	Replicas            int            `default:"1" placeholder:"N" help:"authbench serve processes on the PostgreSQL database of --db; with more than one, chip and code logins are measured on one of them too (target: N at least as fast as one)."`
+	Replicas            int            `default:"1" placeholder:"N" help:"authbench serve processes on the PostgreSQL database of --db, each with a share of this host (GOMAXPROCS CPUs/N, pool_max_conns ⌈budget/N⌉; the budget is --db's pool_max_conns or the default pool, max(4, CPUs)); with more than one, the logins are also measured on one more serve process alone with all the CPUs and the whole budget (target: N at least as fast as one)."`
 	Seed                hexBytes       `placeholder:"HEX" help:"Seed of the simulated devices and of the run's identity names (default: random)."`
 	JSON                bool           `help:"Print the report as JSON (targets with their thresholds, measured values and verdicts) instead of text."`
-	CPUProfile          string         `name:"cpu-profile" type:"path" placeholder:"FILE" help:"Write a CPU profile of the load process to FILE (go tool pprof): on SQLite it holds the server as well as its clients and anchors; on PostgreSQL each serve process writes its own to FILE.SCENARIO.replicaN (serve --cpu-profile), such as cpu.out.chip-logins.replica1, over the whole scenario it serves (set-up included)."`
+	CPUProfile          string         `name:"cpu-profile" type:"path" placeholder:"FILE" help:"Write a CPU profile of the load process to FILE (go tool pprof): on SQLite it holds the server as well as its clients and anchors; on PostgreSQL each serve process writes its own to FILE.SCENARIO.replicaN (serve --cpu-profile), such as cpu.out.chip-logins.replica1, and the single server of a login scenario to FILE.SCENARIO.single, over the whole scenario it serves (set-up included)."`
 	GCHeadroom          gcHeadroomFlag `name:"gc-headroom" default:"argon2" placeholder:"MiB|argon2|off" help:"The --gc-headroom of the server: of this process, which serves on SQLite (its argon2id memory budget is serve's default), or of the serve processes on PostgreSQL. ${gc_headroom_help}"`
 
 	TargetLifecycle     time.Duration `default:"15s" placeholder:"DURATION" help:"Target: the lifecycle of the --n chips takes at most this long (the acceptance for 10,000 chips; 10 s is the aim)."`
@@ -309,6 +309,13 @@ func (l *loader) run(ctx context.Context) (_ *loadReport, err error) {
 		l.pg.gcHeadroom = cfg.gcHeadroom
 		defer func() { err = errors.Join(err, l.pg.close()) }()
 		rep.Schema = l.pg.schema
+		cpu := "CPU per login: from /proc, over the target's segments, of all the serve processes (the idle ones too)"
+		if l.pg.postmaster != 0 {
+			cpu += fmt.Sprintf(" and of the PostgreSQL server on this machine (postmaster pid %d and all its processes, whoever they serve)", l.pg.postmaster)
+		} else {
+			cpu += "; PostgreSQL's is not measured (its server is not on this machine, or its processes cannot be read)"
+		}
+		rep.Notes = append(rep.Notes, cpu)
 		rep.DB = cfg.db + " (schema " + l.pg.schema + ", dropped at the end)"
 	} else if rep.DB == "" {
 		rep.DB = "a temporary SQLite file per scenario"
