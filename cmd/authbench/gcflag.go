@@ -51,14 +51,22 @@ func (g *gcHeadroomFlag) UnmarshalText(b []byte) error {
 // GOMEMLIMIT, "off", and a pacer already running in this process (a
 // second server in one test process) leave the collector as it is.
 func (g gcHeadroomFlag) start(budget uint64, log *slog.Logger) (stop func()) {
-	stop = func() {}
+	if p := g.pace(budget, log); p != nil {
+		return p.Stop
+	}
+	return func() {}
+}
+
+// pace is start returning the pacer (nil when it leaves the collector as
+// it is), whose Stop undoes it.
+func (g gcHeadroomFlag) pace(budget uint64, log *slog.Logger) *gcpace.Pacer {
 	if env := gcpace.Environment(); env != "" {
 		log.Info("garbage collector set by the environment; --gc-headroom not applied", "env", env)
-		return stop
+		return nil
 	}
 	if g.off {
 		log.Info("garbage collector at Go's default (--gc-headroom off)")
-		return stop
+		return nil
 	}
 	headroom := g.mib << 20
 	if g.mib == 0 {
@@ -67,8 +75,8 @@ func (g gcHeadroomFlag) start(budget uint64, log *slog.Logger) (stop func()) {
 	p, err := gcpace.Start(headroom)
 	if err != nil {
 		log.Info("garbage collector not paced", "err", err)
-		return stop
+		return nil
 	}
 	log.Info("garbage collector paced", "heap_headroom_mib", headroom>>20)
-	return p.Stop
+	return p
 }

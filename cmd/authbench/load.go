@@ -18,11 +18,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/authbench/authbench/internal/gcpace"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
@@ -45,7 +47,8 @@ type loadCmd struct {
 	Seed                hexBytes       `placeholder:"HEX" help:"Seed of the simulated devices and of the run's identity names (default: random)."`
 	JSON                bool           `help:"Print the report as JSON (targets with their thresholds, measured values and verdicts) instead of text."`
 	CPUProfile          string         `name:"cpu-profile" type:"path" placeholder:"FILE" help:"Write a CPU profile of the load process to FILE (go tool pprof): on SQLite it holds the server as well as its clients and anchors; on PostgreSQL each serve process writes its own to FILE.SCENARIO.replicaN (serve --cpu-profile), such as cpu.out.chip-logins.replica1, and the single server of a login scenario to FILE.SCENARIO.single, over the whole scenario it serves (set-up included)."`
-	GCHeadroom          gcHeadroomFlag `name:"gc-headroom" default:"argon2" placeholder:"MiB|argon2|off" help:"The --gc-headroom of the server: of this process, which serves on SQLite (its argon2id memory budget is serve's default), or of the serve processes on PostgreSQL. ${gc_headroom_help}"`
+	HeapProfile         string         `name:"heap-profile" type:"path" placeholder:"FILE" help:"Write a heap profile of the load process at the end of each scenario's measured run, after a garbage collection, to FILE.SCENARIO, such as heap.out.lifecycle (go tool pprof -sample_index=inuse_space): what its live heap holds; on SQLite the server's data beside the simulated clients'."`
+	GCHeadroom          gcHeadroomFlag `name:"gc-headroom" default:"argon2" placeholder:"MiB|argon2|off" help:"The --gc-headroom of the server: of this process, which serves on SQLite (its argon2id memory budget is serve's default), or of the serve processes on PostgreSQL. On SQLite the simulated chips share the process with the server: their live heap, measured as they are made, is given room of its own on top of the headroom (as if they ran in a process of their own under Go's default), so that they do not use up the server's. ${gc_headroom_help}"`
 
 	TargetLifecycle     time.Duration `default:"15s" placeholder:"DURATION" help:"Target: the lifecycle of the --n chips takes at most this long (the acceptance for 10,000 chips; 10 s is the aim)."`
 	TargetLoginRatio    float64       `default:"0.8" placeholder:"RATIO" help:"Target: chip logins and code logins per second are at least this share of the minimal durable login's."`
@@ -75,6 +78,7 @@ type loadConfig struct {
 	seed                []byte
 	jsonOut             bool
 	cpuProfile          string // --cpu-profile: on PostgreSQL, the serve processes' go to cpuProfile.SCENARIO.replicaN
+	heapProfile         string // --heap-profile
 	gcHeadroom          gcHeadroomFlag
 	thresholds          thresholds
 	wrapAPI             func(http.Handler) http.Handler // see env.wrapAPI; a server in this process only
@@ -97,7 +101,7 @@ func (c *loadCmd) config() (loadConfig, error) {
 		n: c.N, concurrency: c.Concurrency, duration: c.Duration, devices: c.Devices,
 		anchorDuration: c.AnchorDuration, argon2: c.Argon2.params(), passwordArgon2: c.PasswordArgon2.params(),
 		passwordConcurrency: c.PasswordConcurrency, sample: c.Sample, db: c.DB, replicas: c.Replicas,
-		seed: c.Seed, jsonOut: c.JSON, gcHeadroom: c.GCHeadroom,
+		seed: c.Seed, jsonOut: c.JSON, gcHeadroom: c.GCHeadroom, heapProfile: c.HeapProfile,
 		thresholds: thresholds{lifecycle: c.TargetLifecycle, loginRatio: c.TargetLoginRatio,
 			passwordRatio: c.TargetPasswordRatio, replicaRatio: c.TargetReplicaRatio, errors: c.TargetErrors},
 	}
@@ -156,12 +160,16 @@ func (c *loadCmd) Run(ctx context.Context, e *env) error {
 		defer stop()
 		cfg.cpuProfile = c.CPUProfile
 	}
-	if !embedded.IsPostgresURL(cfg.db) {
-		// The server runs in this process, as serve would run it.
-		log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		defer cfg.gcHeadroom.start(secrets.CurrentLimiter().Budget(), log)()
-	}
 	l := newLoader(cfg, e.stderr)
+	if !embedded.IsPostgresURL(cfg.db) {
+		// The server runs in this process, as serve would run it; the
+		// simulated clients' live heap is not counted against its
+		// headroom (excludeClients).
+		log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		if l.gc = cfg.gcHeadroom.pace(secrets.CurrentLimiter().Budget(), log); l.gc != nil {
+			defer l.gc.Stop()
+		}
+	}
 	rep, err := l.run(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -264,6 +272,12 @@ type loader struct {
 	pg       *pgRun       // nil on SQLite
 	scenario string       // the scenario running
 	exits    []*serveExit // serve processes that exited in the scenario running
+	// gc paces the garbage collector of this process for the server in it
+	// (SQLite); nil when it is not paced. releaseClients ends the
+	// exclusion of the running scenario's simulated chips from its
+	// account (excludeClients).
+	gc             *gcpace.Pacer
+	releaseClients func()
 }
 
 func newLoader(cfg loadConfig, progress io.Writer) *loader {
@@ -274,6 +288,27 @@ func newLoader(cfg loadConfig, progress io.Writer) *loader {
 // seedFor returns the seed of the i-th simulated device of a kind.
 func (l *loader) seedFor(kind string, i int) []byte {
 	return fmt.Appendf(append([]byte(nil), l.cfg.seed...), "/%s/%d", kind, i)
+}
+
+// writeHeapProfile writes the heap profile of --heap-profile at the end
+// of the running scenario's measured run, after a garbage collection, so
+// that it shows what is live.
+func (l *loader) writeHeapProfile() error {
+	if l.cfg.heapProfile == "" {
+		return nil
+	}
+	runtime.GC()
+	path := l.cfg.heapProfile + "." + l.scenario
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("load: --heap-profile: %w", err)
+	}
+	l.say("%s: heap profile written to %s", l.scenario, path)
+	return nil
 }
 
 func (l *loader) say(format string, args ...any) {
@@ -574,8 +609,16 @@ func (r *loadReport) print(w io.Writer) {
 		}
 	}
 	if c := r.Lifecycle; c != nil {
-		fmt.Fprintf(w, "\nlifecycle: %s chips by %d clients in %.2f s (%s chips/s; identities made beforehand in %.2f s); old credential refused after re-add: %d of %d sampled (%s)\n",
-			thousands(float64(c.N)), c.Workers, c.Seconds, thousands(c.ChipsPerSec), c.SetupSeconds, c.OldRefused, c.Sampled, strings.Join(c.OldRefusedCodes, ", "))
+		var cpu string
+		if c.CPUMSPerChip > 0 {
+			who := "server and clients"
+			if r.Store == "postgresql" {
+				who = "the clients; the servers are other processes"
+			}
+			cpu = fmt.Sprintf("; CPU of this process %.2f ms per chip (%s)", c.CPUMSPerChip, who)
+		}
+		fmt.Fprintf(w, "\nlifecycle: %s chips by %d clients in %.2f s (%s chips/s; identities made beforehand in %.2f s%s); old credential refused after re-add: %d of %d sampled (%s)\n",
+			thousands(float64(c.N)), c.Workers, c.Seconds, thousands(c.ChipsPerSec), c.SetupSeconds, cpu, c.OldRefused, c.Sampled, strings.Join(c.OldRefusedCodes, ", "))
 	}
 	for _, l := range []*loginsResult{r.ChipLogins, r.CodeLogins, r.PasswordLogins} {
 		if l == nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,7 +28,7 @@ func BenchmarkLifecyclePhases(b *testing.B) {
 	}
 	l, f := testFleet(b, ctx, cfg, cfg.argon2)
 	chips, _, err := l.setUpChips(ctx, f, "chip", "setup", b.N, workers, nil)
-	defer closeChips(chips)
+	defer l.closeChips(chips)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,9 +60,9 @@ func BenchmarkLifecyclePhases(b *testing.B) {
 }
 
 func cpuUsed(b *testing.B) time.Duration {
-	var u syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
-		b.Fatal(err)
+	d, ok := processCPU()
+	if !ok {
+		b.Skip("the process's CPU time cannot be read here")
 	}
-	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+	return d
 }

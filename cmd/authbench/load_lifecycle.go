@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/metrics"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -29,6 +31,12 @@ type lifecycleResult struct {
 	OldRefused      int           `json:"old_credential_refused"`
 	OldRefusedCodes []string      `json:"old_credential_refused_codes"`
 	CheckSeconds    float64       `json:"check_seconds"`
+	// CPUMSPerChip is the CPU time (user + system) the load process used
+	// during the N lifecycles, per chip: on SQLite the server's and the
+	// simulated clients' together, on PostgreSQL the clients' alone. It
+	// moves much less than Seconds on a machine other work shares. 0 where
+	// it cannot be read.
+	CPUMSPerChip float64 `json:"cpu_ms_per_chip,omitempty"`
 }
 
 func (c *lifecycleResult) errorCount() int {
@@ -39,27 +47,44 @@ func (c *lifecycleResult) errorCount() int {
 	return n
 }
 
-// loadChip is one simulated chip and what the server said about it.
+// loadChip is one simulated chip and what the later steps need of what
+// the server said about it: the IDs of its first authenticator and
+// credential (old) and of its current authenticator (cur, after a re-add
+// or the chip-logins enrolment; "" before). The whole answers of 10,000
+// chips took 10 MiB of the load process's live heap, which the server's
+// garbage collector marked again and again.
 type loadChip struct {
-	id       string
-	c        *chip.Chip
-	old, cur *client.Authenticator
+	id             string
+	c              *chip.Chip
+	oldID, oldCred string
+	curID          string
 }
 
 // setUpChips makes n simulated chips of kind, each for an identity of its
 // own with the load password, made on the replicas of f in turn; then more
 // (nil: nothing) does the rest of a chip's set-up. It returns the chips
-// made (closeChips closes them, on an error too) and the seconds it took,
-// printing progress as what.
+// made (l.closeChips closes them, on an error too) and the seconds it
+// took, printing progress as what. The chips are made first, so that
+// their live heap is measured and kept out of the server's account
+// (excludeClients).
 func (l *loader) setUpChips(ctx context.Context, f *fleet, kind, what string, n, workers int, more func(ctx context.Context, i int, lc *loadChip, sup *client.Client) error) ([]*loadChip, float64, error) {
+	start := time.Now()
 	chips := make([]*loadChip, n)
-	secs, err := l.setUp(ctx, what, n, workers, func(ctx context.Context, i int) error {
-		c, err := chip.New(chip.Options{Seed: l.seedFor(kind, i)})
-		if err != nil {
-			return &loadError{What: fmt.Sprintf("chip %d", i), Step: "make", Err: err}
-		}
-		lc := &loadChip{id: fmt.Sprintf("%s-%s-%d", l.tag, kind, i), c: c}
-		chips[i] = lc
+	err := l.excludeClients(fmt.Sprintf("%d simulated chips", n), func() error {
+		return forEach(ctx, n, workers, func(ctx context.Context, _, i int) error {
+			c, err := chip.New(chip.Options{Seed: l.seedFor(kind, i)})
+			if err != nil {
+				return &loadError{What: fmt.Sprintf("chip %d", i), Step: "make", Err: err}
+			}
+			chips[i] = &loadChip{id: fmt.Sprintf("%s-%s-%d", l.tag, kind, i), c: c}
+			return nil
+		})
+	})
+	if err != nil {
+		return chips, time.Since(start).Seconds(), err
+	}
+	_, err = l.setUp(ctx, what, n, workers, func(ctx context.Context, i int) error {
+		lc := chips[i]
 		sup := f.support[i%f.replicas()]
 		if err := setUpIdentity(ctx, sup, lc.id); err != nil {
 			return &loadError{What: fmt.Sprintf("chip %d (identity %s)", i, lc.id), Step: "create identity", Err: err}
@@ -69,14 +94,57 @@ func (l *loader) setUpChips(ctx context.Context, f *fleet, kind, what string, n,
 		}
 		return nil
 	})
-	return chips, secs, err
+	return chips, time.Since(start).Seconds(), err
 }
 
-func closeChips(chips []*loadChip) {
+// excludeClients runs mk, which makes a scenario's simulated clients
+// (what), and when this process paces its garbage collector for the
+// server in it, measures how much mk grew the live heap and has the
+// pacer count that as the clients', not the server's, until closeChips
+// (gcpace.Pacer.Exclude): the headroom is the server's, as it would be in
+// a process of its own, and the clients get a room of their size, as
+// under Go's default. What the clients gain later (the credentials they
+// create) is not counted.
+func (l *loader) excludeClients(what string, mk func() error) error {
+	if l.gc == nil {
+		return mk()
+	}
+	before := liveHeapAfterGC()
+	if err := mk(); err != nil {
+		return err
+	}
+	var grown uint64
+	if after := liveHeapAfterGC(); after > before {
+		grown = after - before
+	}
+	if l.releaseClients != nil {
+		l.releaseClients()
+	}
+	l.releaseClients = l.gc.Exclude(grown)
+	l.say("%s: %.1f MiB of live heap, given room of its own beside the server's garbage-collector headroom", what, float64(grown)/(1<<20))
+	return nil
+}
+
+// liveHeapAfterGC collects garbage and returns the live heap the
+// collection marked.
+func liveHeapAfterGC() uint64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// closeChips closes the chips of a scenario and ends the exclusion of
+// their live heap from the server's account.
+func (l *loader) closeChips(chips []*loadChip) {
 	for _, lc := range chips {
 		if lc != nil {
 			lc.c.Close()
 		}
+	}
+	if l.releaseClients != nil {
+		l.releaseClients()
+		l.releaseClients = nil
 	}
 }
 
@@ -96,7 +164,7 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 	// logs in after the password).
 	l.say("lifecycle: making %d simulated chips and their identities...", cfg.n)
 	chips, secs, err := l.setUpChips(ctx, f, "chip", "lifecycle setup, identities", cfg.n, workers, nil)
-	defer closeChips(chips)
+	defer l.closeChips(chips)
 	res.SetupSeconds = secs
 	if err != nil {
 		return nil, err
@@ -114,6 +182,7 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 	for w := range rrs {
 		rrs[w] = &roundRobin{f: f, k: w}
 	}
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	err = forEach(ctx, cfg.n, workers, func(ctx context.Context, w, i int) error {
 		if err := chipLifecycle(ctx, rrs[w], chips[i], rec); err != nil {
@@ -127,7 +196,13 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 		return nil
 	})
 	elapsed := time.Since(start)
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		res.CPUMSPerChip = float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(cfg.n)
+	}
 	stop()
+	if err == nil {
+		err = l.writeHeapProfile()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +213,7 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 	// The old credentials of a sample stay refused.
 	var sample []int
 	for _, i := range sampleIndexes(cfg.n, cfg.sample) {
-		if chips[i].cur != nil {
+		if chips[i].curID != "" {
 			sample = append(sample, i)
 		}
 	}
@@ -219,14 +294,14 @@ var lifecycleSteps = []struct {
 		if a.State != client.StateActive || a.CredentialID == "" {
 			return checkFailed("the chip is %s with credential %q; want active with a credential", a.State, a.CredentialID)
 		}
-		lc.old = a
+		lc.oldID, lc.oldCred = a.ID, a.CredentialID
 		return nil
 	}},
 	{"login", func(ctx context.Context, rr *roundRobin, lc *loadChip) error {
-		return lifecycleLogin(ctx, rr, lc.id, lc.old.ID, lc.c)
+		return lifecycleLogin(ctx, rr, lc.id, lc.oldID, lc.c)
 	}},
 	{"block", func(ctx context.Context, rr *roundRobin, lc *loadChip) error {
-		b, err := rr.support().Block(ctx, lc.id, lc.old.ID, client.ReasonLost)
+		b, err := rr.support().Block(ctx, lc.id, lc.oldID, client.ReasonLost)
 		if err != nil {
 			return err
 		}
@@ -243,10 +318,10 @@ var lifecycleSteps = []struct {
 		if again.State != client.StateActive {
 			return checkFailed("the re-added chip is %s; want active", again.State)
 		}
-		if again.CredentialID == lc.old.CredentialID || again.ID == lc.old.ID {
+		if again.CredentialID == lc.oldCred || again.ID == lc.oldID {
 			return checkFailed("the re-added chip has the old authenticator or credential (%s, %s)", again.ID, again.CredentialID)
 		}
-		lc.cur = again
+		lc.curID = again.ID
 		return nil
 	}},
 }
@@ -285,11 +360,11 @@ func lifecycleLogin(ctx context.Context, rr *roundRobin, id, aid string, c devic
 // one logs in. It returns the status and error code of the refusal of the
 // old credential.
 func checkOldCredential(ctx context.Context, rr *roundRobin, lc *loadChip) (string, error) {
-	_, err := client.LoginPasswordChip(ctx, rr.anon(), lc.id, loadPassword, lc.old.ID, lc.c)
+	_, err := client.LoginPasswordChip(ctx, rr.anon(), lc.id, loadPassword, lc.oldID, lc.c)
 	if !errors.Is(err, client.ErrBlocked) {
 		return "", checkFailed("logging in with the blocked authenticator: want %q, got %v", client.ErrBlocked, err)
 	}
-	step, err := rr.anon().PasswordLogin(ctx, lc.id, loadPassword, lc.cur.ID)
+	step, err := rr.anon().PasswordLogin(ctx, lc.id, loadPassword, lc.curID)
 	if err != nil {
 		return "", fmt.Errorf("old credential: password: %w", err)
 	}
@@ -298,7 +373,7 @@ func checkOldCredential(ctx context.Context, rr *roundRobin, lc *loadChip) (stri
 		return "", checkFailed("old credential: no request options for the chip")
 	}
 	opts := *next.PublicKey
-	opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: lc.old.CredentialID}}
+	opts.AllowCredentials = []client.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: lc.oldCred}}
 	cred, err := client.ChipAssertion(ctx, lc.c, &opts, loadOrigin)
 	if err != nil {
 		return "", fmt.Errorf("old credential: the chip signs with it: %w", err)
@@ -311,7 +386,7 @@ func checkOldCredential(ctx context.Context, rr *roundRobin, lc *loadChip) (stri
 	case !errors.As(err, &ae) || ae.Status/100 != 4:
 		return "", checkFailed("old credential: want a refusal (4xx), got: %v", err)
 	}
-	if err := serverChipLogin(ctx, nil, rr, lc.id, lc.cur.ID, lc.c); err != nil {
+	if err := serverChipLogin(ctx, nil, rr, lc.id, lc.curID, lc.c); err != nil {
 		return "", fmt.Errorf("log in with the new credential: %w", err)
 	}
 	return fmt.Sprintf("%d %s", ae.Status, ae.Code), nil

@@ -312,13 +312,13 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 		if err != nil {
 			return &loadError{What: what, Step: "enroll", Err: err}
 		}
-		lc.cur = au
+		lc.curID = au.ID
 		if err := a.addUser(ctx, lc.id, lc.c, nil); err != nil {
 			return &loadError{What: what, Step: "enroll on the minimal durable login", Err: err}
 		}
 		return nil
 	})
-	defer closeChips(chips)
+	defer l.closeChips(chips)
 	res.SetupSeconds = secs
 	if err != nil {
 		return nil, err
@@ -341,9 +341,12 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 		},
 	}}, serverTargets(f, workers, func(ctx context.Context, w int, _ time.Time, rec *recorder, rr *roundRobin) error {
 		lc := pick(w)
-		return serverChipLogin(ctx, rec, rr, lc.id, lc.cur.ID, lc.c)
+		return serverChipLogin(ctx, rec, rr, lc.id, lc.curID, lc.c)
 	})...)
 	if err := l.interleave(ctx, res, cfg.duration); err != nil {
+		return nil, err
+	}
+	if err := l.writeHeapProfile(); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -589,6 +592,9 @@ func (l *loader) codeLogins(ctx context.Context, chipRate float64) (_ *loginsRes
 	if err := l.interleave(ctx, res, cfg.duration); err != nil {
 		return nil, err
 	}
+	if err := l.writeHeapProfile(); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
@@ -680,6 +686,9 @@ func (l *loader) passwordLogins(ctx context.Context) (_ *loginsResult, err error
 		},
 	}, servers[len(servers)-1]}
 	if err := l.interleave(ctx, res, cfg.duration); err != nil {
+		return nil, err
+	}
+	if err := l.writeHeapProfile(); err != nil {
 		return nil, err
 	}
 	return res, nil

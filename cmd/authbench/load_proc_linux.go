@@ -96,3 +96,13 @@ func clusterCPU(pm int) (time.Duration, bool) {
 	}
 	return total, true
 }
+
+// processCPU returns the CPU time this process has used so far, user and
+// system, of all its threads.
+func processCPU() (time.Duration, bool) {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		return 0, false
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano()), true
+}

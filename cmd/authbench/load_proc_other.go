@@ -18,3 +18,6 @@ func postmasterOf(backend int) (int, bool) { return 0, false }
 
 // clusterCPU: CPU times per process are read from Linux's /proc.
 func clusterCPU(pm int) (time.Duration, bool) { return 0, false }
+
+// processCPU: the CPU time of the process is read on Linux only.
+func processCPU() (time.Duration, bool) { return 0, false }

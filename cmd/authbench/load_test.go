@@ -18,6 +18,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/otp"
+	"github.com/authbench/authbench/internal/gcpace"
 	"github.com/authbench/authbench/internal/testenv"
 	"github.com/authbench/authbench/server/api/apitest"
 	"github.com/authbench/authbench/server/client"
@@ -171,6 +173,9 @@ func TestLoadTiny(t *testing.T) {
 	if !slices.Equal(phases, []string{"enroll", "login", "block", "re-add", "chip", "old credential"}) {
 		t.Errorf("lifecycle phases %v", phases)
 	}
+	if _, ok := processCPU(); ok && c.CPUMSPerChip <= 0 {
+		t.Errorf("lifecycle: CPU per chip %v ms", c.CPUMSPerChip)
+	}
 	steps := []string{"password", "second", "device", "finish", "login"}
 	checkLogins(t, rep.ChipLogins, 2, steps...)
 	checkLogins(t, rep.CodeLogins, 2, steps...)
@@ -200,7 +205,7 @@ func TestLoadTiny(t *testing.T) {
 		"password logins (login/password) on the server", "(argon2id)", "≥ 0.9",
 		"latency by phase (ms)", "\nlifecycle\n  enroll ", "  old credential ", "p99",
 		"\nchip logins (password + chip), minimal durable login\n  password ", "\ncode logins (password + code), the server\n  password ",
-		"old credential refused after re-add: 4 of 4 sampled",
+		"old credential refused after re-add: 4 of 4 sampled", "ms per chip (server and clients)",
 		"errors by code: none",
 		"note: the lifecycle ran 12 chips, not the target's 10,000",
 	} {
@@ -220,8 +225,8 @@ func TestLoadTiny(t *testing.T) {
 // TestLoadExitStatus: the thresholds alone decide the exit status, k6
 // style: a target that cannot be missed exits 0, one that cannot be met
 // exits 1 and is named; no timing is judged. (TestLoadPostgresMissed does
-// the same on serve processes.) --cpu-profile writes its profile either
-// way.
+// the same on serve processes.) --cpu-profile and --heap-profile write
+// their profiles either way.
 func TestLoadExitStatus(t *testing.T) {
 	args := []string{"load", "--scenario", "lifecycle,chip-logins", "--n", "3", "--concurrency", "2", "--devices", "2", "--duration", "200ms",
 		"--anchor-duration", "10ms", "--sample", "1", "--json"}
@@ -237,12 +242,16 @@ func TestLoadExitStatus(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			errOut := &lockedBuffer{}
-			prof := filepath.Join(t.TempDir(), "cpu.pprof")
-			code := run(context.Background(), &env{stdout: &out, stderr: errOut, wrapAPI: apitest.ForTest(t).Wrap}, append(slices.Clone(args), append(tc.args, "--cpu-profile", prof)...))
+			dir := t.TempDir()
+			prof, heap := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "heap.pprof")
+			code := run(context.Background(), &env{stdout: &out, stderr: errOut, wrapAPI: apitest.ForTest(t).Wrap}, append(slices.Clone(args), append(tc.args, "--cpu-profile", prof, "--heap-profile", heap)...))
 			rep := decodeReport(t, out.Bytes())
-			// A profile is written whatever the verdict (gzipped protobuf).
-			if b, err := os.ReadFile(prof); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
-				t.Errorf("--cpu-profile: %d bytes, %v", len(b), err)
+			// The profiles are written whatever the verdict (gzipped
+			// protobuf), a heap profile per scenario.
+			for _, p := range []string{prof, heap + ".lifecycle", heap + ".chip-logins"} {
+				if b, err := os.ReadFile(p); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+					t.Errorf("%s: %d bytes, %v", filepath.Base(p), len(b), err)
+				}
 			}
 			checkVerdicts(t, rep, code, errOut.String())
 			var missed []string
@@ -1105,4 +1114,67 @@ func testFleet(tb testing.TB, ctx context.Context, cfg loadConfig, params secret
 		}
 	})
 	return l, f
+}
+
+// The simulated clients' live heap is the load's, not the server's: made
+// while this process paces its collector for the server in it, it is
+// measured and given room of its own beside the server's headroom (the
+// heap goal grows by as much), until the scenario closes its chips.
+func TestLoadExcludesClientsFromHeadroom(t *testing.T) {
+	const headroom, clients = 76 << 20, 32 << 20
+	runtime.GC()
+	p, err := gcpace.Start(headroom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	room := func() uint64 {
+		_, goal := p.Stats()
+		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(s)
+		return goal - s[0].Value.Uint64()
+	}
+	var progress bytes.Buffer
+	l := newLoader(loadConfig{}, &progress)
+	l.gc = p
+	var held [][]byte
+	err = l.excludeClients("the clients", func() error {
+		for range clients >> 20 {
+			held = append(held, make([]byte, 1<<20))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := room(); r < headroom+clients*9/10 || r > headroom+clients*11/10 {
+		t.Errorf("with %d MiB of clients held, the heap may grow by %.1f MiB; want the headroom %d MiB + theirs", clients>>20, float64(r)/(1<<20), headroom>>20)
+	}
+	if !strings.Contains(progress.String(), "load: the clients: 32.") {
+		t.Errorf("progress: %s", progress.String())
+	}
+	l.closeChips(nil)
+	if r := room(); r != headroom {
+		t.Errorf("after the clients' scenario, the heap may grow by %.1f MiB; want the headroom %d MiB", float64(r)/(1<<20), headroom>>20)
+	}
+	runtime.KeepAlive(held)
+
+	// The scenarios' chips are measured so.
+	ctx := context.Background()
+	cfg, err := (&loadCmd{Scenario: []string{"lifecycle"}, N: 20, Concurrency: 4, Devices: 1, PasswordConcurrency: 1, Replicas: 1,
+		Argon2: argon2Flag(secrets.Params{Memory: 64, Time: 1, Threads: 1}), Duration: time.Second, AnchorDuration: time.Second,
+		TargetLifecycle: time.Second, Seed: []byte("exclude")}).config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, f := testFleet(t, ctx, cfg, cfg.argon2)
+	l.progress, l.gc = &progress, p
+	chips, _, err := l.setUpChips(ctx, f, "chip", "setup", 20, 4, nil)
+	l.closeChips(chips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(progress.String(), "load: 20 simulated chips: ") {
+		t.Errorf("progress: %s", progress.String())
+	}
 }

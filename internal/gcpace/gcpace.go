@@ -25,6 +25,18 @@
 // heap grew, the old memory limit is the tighter one, after it shrank,
 // the old GOGC.
 //
+// A process that holds the live data of another program beside the
+// server's (authbench load runs a server on SQLite in its own process,
+// with thousands of simulated clients) tells the pacer how much of the
+// live heap is not the server's (Exclude). Those X bytes get a room of
+// their own size, as under GOGC=100, on top of the server's:
+//
+//	room = max(L − X, headroom) + X = max(L, headroom + X)
+//
+// so that the heap may grow as far as the two programs' heaps would in
+// processes of their own (the server paced, the other under Go's
+// default), and a fleet of clients does not use up the server's headroom.
+//
 // A GOGC or GOMEMLIMIT given in the environment is the operator's
 // choice: Start leaves the collector alone then (see Environment).
 package gcpace
@@ -36,6 +48,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 )
 
 // minLive is the live heap the pacer assumes at least: the runtime's own
@@ -67,6 +80,8 @@ func Environment() string {
 // at a time: the settings it changes are the process's.
 type Pacer struct {
 	headroom uint64
+
+	excluded atomic.Uint64 // live bytes not the paced program's (Exclude)
 
 	mu         sync.Mutex
 	stopped    bool
@@ -141,7 +156,7 @@ func (p *Pacer) adjust() bool {
 	metrics.Read(p.samples)
 	v := func(i int) uint64 { return p.samples[i].Value.Uint64() }
 	live := max(v(0), minLive)
-	room := max(live, p.headroom)
+	room := max(live, p.headroom+min(p.excluded.Load(), live))
 	// Everything the runtime has mapped and not given back to the system,
 	// except heap objects (live or not yet swept) and free heap spans:
 	// goroutine stacks, metadata, unused parts of spans.
@@ -154,6 +169,25 @@ func (p *Pacer) adjust() bool {
 	p.goal = live + room
 	p.adjusted++
 	return true
+}
+
+// Exclude counts n more bytes of the live heap as another program's (see
+// the package comment): until release is called, the heap may grow by
+// max(live heap, headroom + the bytes excluded) after each collection.
+// The caller measures n, for instance as the growth of the live heap
+// (/gc/heap/live:bytes after runtime.GC) while it made the other
+// program's objects. It takes effect at once; release may be called more
+// than once.
+func (p *Pacer) Exclude(n uint64) (release func()) {
+	p.excluded.Add(n)
+	p.adjust()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.excluded.Add(-n)
+			p.adjust()
+		})
+	}
 }
 
 // Stop stops pacing and sets GOGC and the memory limit back to what

@@ -105,6 +105,44 @@ func TestLargeHeapPacedAsGOGC100(t *testing.T) {
 	}
 }
 
+// Live data excluded as another program's (a load generator's simulated
+// clients beside the server) gets a room of its own size on top of the
+// headroom, until it is released: 64 MiB held with a headroom of 64 MiB
+// are collected once per 64 MiB of garbage as the server's, once per
+// 128 MiB as another program's, and the heap stays within live + headroom
+// + the excluded bytes.
+func TestExcludedLiveHeapHasRoomOfItsOwn(t *testing.T) {
+	const total, held, headroom = 1024 * mib, 64 * mib, 64 * mib
+	hold := make([][]byte, held/mib)
+	for i := range hold {
+		hold[i] = make([]byte, mib)
+	}
+	p := start(t, headroom)
+	runtime.GC()
+	counted, _ := churn(total)
+	release := p.Exclude(held)
+	runtime.GC()
+	live := liveHeap()
+	excluded, peak := churn(total)
+	_, goal := p.Stats()
+	release()
+	release()
+	runtime.GC()
+	released, _ := churn(total)
+	runtime.KeepAlive(hold)
+	t.Logf("%d MiB of garbage, live heap %d MiB, headroom %d MiB: %d collections with the held %d MiB counted as the server's, %d with them excluded (goal %d MiB, peak heap %d MiB), %d after the release",
+		total/mib, live/mib, headroom/mib, counted, held/mib, excluded, goal/mib, peak/mib, released)
+	if want := uint64(total) / (headroom + held); excluded > 2*want || excluded < want/2 {
+		t.Errorf("%d collections for %d MiB of garbage with %d MiB excluded and a headroom of %d MiB; want about %d", excluded, total/mib, held/mib, headroom/mib, want)
+	}
+	if excluded*4 > counted*3 || excluded*4 > released*3 {
+		t.Errorf("%d collections with %d MiB excluded, %d before and %d after: want clearly fewer", excluded, held/mib, counted, released)
+	}
+	if bound := live + headroom + held + headroom/2; peak > bound {
+		t.Errorf("the heap reached %d MiB; live %d MiB + headroom %d MiB + %d MiB excluded allow %d MiB (with half the headroom more for the collector's lag)", peak/mib, live/mib, headroom/mib, held/mib, bound/mib)
+	}
+}
+
 // Stop gives back the settings Start found, and only one pacer runs at a
 // time.
 func TestStopRestores(t *testing.T) {

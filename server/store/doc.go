@@ -43,10 +43,11 @@
 //     records the outcome; EndAttempt gives one back; a replica that dies
 //     holding one loses it when it expires.
 //   - Sessions end with what proved them: a session row names the
-//     authenticators that proved it, Sessions.Session accepts a token only
-//     while all of them and the identity are active, and the transaction
-//     that takes one of them out of the active state (ApplyChange) or
-//     blocks the identity (UpdateIdentity) deletes the sessions it proved.
+//     authenticators that proved it (one, or the two factors of a login),
+//     Sessions.Session accepts a token only while all of them and the
+//     identity are active, and the transaction that takes one of them out
+//     of the active state or deletes it (ApplyChange) or blocks the
+//     identity (UpdateIdentity) deletes the sessions it proved.
 //   - A pending code device holds no secret: Logins.ActivateCodeDevice
 //     moves the serial's imported secret to it in the transaction that
 //     activates it, only if no other identity's authenticator holds that

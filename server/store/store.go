@@ -304,7 +304,8 @@ type Sessions interface {
 	// returns an error wrapping ErrInvalid (malformed, or an authenticator
 	// of another identity), ErrNotFound (no such identity or
 	// authenticator), ErrConflict (the identity or an authenticator is not
-	// active) or ErrDuplicate (the token hash or ID is taken).
+	// active) or ErrDuplicate (the token hash is taken, or the ID by
+	// another session of the identity).
 	PutSession(ctx context.Context, s Session) error
 	// Session returns the session whose token hash is tokenHash if, at
 	// now, it has not expired, its identity is active and every

@@ -288,8 +288,9 @@ type Session struct {
 	// logins (password and a second factor, or the app).
 	Level string
 	// Authenticators are the authenticators that proved the login, in the
-	// order they were checked: the via of domain.Owner. The session ends
-	// when any of them stops being active.
+	// order they were checked: the via of domain.Owner. A login proves
+	// with one (the app) or two (a password and a second factor); the
+	// session ends when any of them stops being active.
 	Authenticators []string
 	CreatedAt      time.Time
 	ExpiresAt      time.Time
@@ -301,8 +302,9 @@ const (
 	LevelOneFactor = "one-factor"
 )
 
-// maxProofs bounds Session.Authenticators.
-const maxProofs = 4
+// maxProofs bounds Session.Authenticators: the factors of a login. The
+// stores keep them in the session's row, in a column each.
+const maxProofs = 2
 
 // Check returns an error wrapping ErrInvalid when s lacks a token hash, an
 // ID, an identity, a level, an expiry or its proving authenticators.

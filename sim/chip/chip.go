@@ -273,16 +273,9 @@ func newChip(st *state, opts Options) (*Chip, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	attKey, err := ecdsa.ParseRawPrivateKey(p256, st.attKey)
+	attKey, cert, err := parseAttestation(st.attKey, st.attCert)
 	if err != nil {
-		return nil, fmt.Errorf("chip: attestation key: %w", err)
-	}
-	cert, err := x509.ParseCertificate(st.attCert)
-	if err != nil {
-		return nil, fmt.Errorf("chip: attestation certificate: %w", err)
-	}
-	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&attKey.PublicKey) {
-		return nil, errors.New("chip: attestation certificate does not match the attestation key")
+		return nil, err
 	}
 	c := &Chip{
 		opts:    opts,
@@ -320,7 +313,8 @@ func (c *Chip) AAGUID() [16]byte {
 }
 
 // Certificate returns the chip's attestation certificate: the model's batch
-// certificate, or with AttestationSerial the chip's own.
+// certificate, or with AttestationSerial the chip's own. The chips of one
+// batch share it: it must not be modified.
 func (c *Chip) Certificate() *x509.Certificate {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -169,3 +169,24 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	}
 	return v, nil
 }
+
+// Indexes returns the names of the indexes of the store's schema that its
+// statements create (CREATE INDEX), without those of PRIMARY KEY
+// constraints.
+func (s *Store) Indexes(ctx context.Context) ([]string, error) {
+	var out []string
+	err := s.pool.with(ctx, func(c *pgx.Conn) error {
+		rs, err := c.Query(ctx, `SELECT i.relname FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+WHERE t.relnamespace = current_schema()::regnamespace AND NOT x.indisprimary ORDER BY i.relname`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rs, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list the indexes: %w", err)
+	}
+	return out, nil
+}

@@ -240,3 +240,26 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Errorf("the read-only Open migrated: version %d, want %d", n, v-1)
 	}
 }
+
+// TestMigrateSessionProofs: a database whose sessions kept their proofs in
+// session_authenticators (schema before the session_proofs migration) is
+// migrated when a store opens it; its sessions still work and still end
+// with their authenticators.
+func TestMigrateSessionProofs(t *testing.T) {
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "test_")
+	ctx := context.Background()
+	must(t, postgres.MigrateBefore(ctx, url, schema, "session_proofs"))
+	cfg, err := pgx.ParseConfig(url)
+	must(t, err)
+	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	must(t, storetest.WriteLegacySessions(ctx, db, true))
+	s := open(t, url, schema)
+	defer s.Close()
+	if v, err := s.SchemaVersion(ctx); err != nil || v != postgres.KnownVersion() {
+		t.Fatalf("SchemaVersion = %d, %v", v, err)
+	}
+	storetest.CheckMigratedSessions(t, s)
+}

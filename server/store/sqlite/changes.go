@@ -104,6 +104,9 @@ func (c *conn) followChanges(m *sqlcore.Mirror) error {
 }
 
 // hook is the pre-update hook: it records a change of a mirrored table.
+// The changes of other tables return at once, those of WITHOUT ROWID
+// tables among them (sessions, ceremonies), for which SQLite reports no
+// rowid: the log reads neither rowids nor their values.
 func (l *changeLog) hook(d msqlite.SQLitePreUpdateData) {
 	key, ok := l.key[d.TableName]
 	if !ok || d.DatabaseName != "main" {

@@ -158,3 +158,28 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	}
 	return v, nil
 }
+
+// Indexes returns the names of the indexes of the schema that its
+// statements create (CREATE INDEX), without those SQLite makes for a
+// PRIMARY KEY or UNIQUE constraint.
+func (s *Store) Indexes(ctx context.Context) ([]string, error) {
+	c, err := s.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { s.rconns <- c }()
+	rs, err := c.c.QueryContext(ctx, "SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list the indexes: %w", err)
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		var name string
+		if err := rs.Scan(&name); err != nil {
+			return nil, fmt.Errorf("sqlite: list the indexes: %w", err)
+		}
+		out = append(out, name)
+	}
+	return out, rs.Err()
+}

@@ -192,3 +192,45 @@ func TestMigrateAuditChains(t *testing.T) {
 		"DROP TRIGGER IF EXISTS audit_append_only_delete",
 	}})
 }
+
+// TestMigrateSessionProofs: a database whose sessions kept their proofs in
+// session_authenticators (schema before the session_proofs migration) is
+// migrated when a store opens it; its sessions still work and still end
+// with their authenticators.
+func TestMigrateSessionProofs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	limitPool(db, 1)
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := slices.IndexFunc(ms, func(m migration.File) bool { return strings.HasSuffix(m.Name, "_session_proofs") })
+	if n < 0 {
+		t.Fatal("no session_proofs migration")
+	}
+	if err := migrateWith(ctx, db, ms[:n], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := storetest.WriteLegacySessions(ctx, db, false); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path, Options{Chain: storetest.Chain{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.SchemaVersion(ctx); err != nil || v != len(ms) {
+		t.Fatalf("SchemaVersion = %d, %v", v, err)
+	}
+	var rowid int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('sessions', 'ceremonies') AND sql LIKE '%WITHOUT ROWID%'").Scan(&rowid); err != nil || rowid != 2 {
+		t.Errorf("sessions and ceremonies WITHOUT ROWID after the migration: %d of 2, %v", rowid, err)
+	}
+	storetest.CheckMigratedSessions(t, s)
+}

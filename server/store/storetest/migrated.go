@@ -1,12 +1,17 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/audit"
+	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 )
 
@@ -88,4 +93,112 @@ func headSeqs(hs []store.AuditHead) []uint64 {
 		out = append(out, h.Seq)
 	}
 	return out
+}
+
+// The sessions of a database from before the migration that folded the
+// proofs of a session into its row (session_proofs): a session's
+// authenticators were rows of session_authenticators, and its via named
+// them in the order they were checked.
+
+// legacySession is a session row of the schema before session_proofs,
+// with its links in session_authenticators.
+type legacySession struct {
+	id, via string
+	links   []string
+}
+
+// legacySessions: two that a login opened (with two factors, and with the
+// app), and two whose rows a login never wrote, which the migration ends:
+// one whose via and links disagree, and one proven with three.
+var legacySessions = []legacySession{
+	{"ses-code", "pw-1+kv-1", []string{"pw-1", "kv-1"}},
+	{"ses-app", "app-1", []string{"app-1"}},
+	{"ses-odd", "pw-1+kv-1", []string{"pw-1"}},
+	{"ses-three", "pw-1+kv-1+app-1", []string{"pw-1", "kv-1", "app-1"}},
+}
+
+// legacyToken is the token hash of legacy session sid.
+func legacyToken(sid string) []byte { return bytes.Repeat([]byte(sid), 1+32/len(sid))[:32] }
+
+// WriteLegacySessions writes into db, at the schema version before
+// session_proofs, an active identity "id-1" with the active authenticators
+// pw-1 (a password), kv-1 (a code display) and app-1 (an app) and the
+// sessions of legacySessions, created at T0 and expiring an hour later.
+// Numbered says placeholders are $1, $2, ... rather than ?.
+func WriteLegacySessions(ctx context.Context, db *sql.DB, numbered bool) error {
+	tp := &SQLTamperer{DB: db, Numbered: numbered}
+	t0 := T0.UnixNano()
+	if err := tp.exec(ctx, `INSERT INTO identities (id, state, created_at, version) VALUES ('id-1', 'active', ?, 1)`, t0); err != nil {
+		return err
+	}
+	for _, a := range [][2]string{{"pw-1", string(device.KindPassword)}, {"kv-1", string(device.KindCodeDisplay)}, {"app-1", string(device.KindApp)}} {
+		if err := tp.exec(ctx, `INSERT INTO authenticators (id, identity_id, kind, state, created_at, activated_at, version)
+			VALUES (?, 'id-1', ?, 'active', ?, ?, 2)`, a[0], a[1], t0, t0); err != nil {
+			return err
+		}
+	}
+	for _, se := range legacySessions {
+		tok := legacyToken(se.id)
+		if err := tp.exec(ctx, `INSERT INTO sessions (token_hash, id, identity_id, level, via, created_at, expires_at)
+			VALUES (?, ?, 'id-1', ?, ?, ?, ?)`, tok, se.id, store.LevelTwoFactor, se.via, t0, T0.Add(time.Hour).UnixNano()); err != nil {
+			return err
+		}
+		for _, aid := range se.links {
+			if err := tp.exec(ctx, `INSERT INTO session_authenticators (token_hash, authenticator_id) VALUES (?, ?)`, tok, aid); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// CheckMigratedSessions checks a store whose database held the rows of
+// WriteLegacySessions before session_proofs: the sessions a login opened
+// still work, with their proofs in order, and still end with their
+// authenticators; the others are gone.
+func CheckMigratedSessions(t *testing.T, s store.Store) {
+	f := &fixture{t: t, ctx: context.Background(), s: s, now: T0.Add(time.Minute)}
+	code, app := legacyToken("ses-code"), legacyToken("ses-app")
+	se, err := s.Session(f.ctx, code, f.now)
+	f.ok(err, "Session(ses-code) after the migration")
+	if se.ID != "ses-code" || se.IdentityID != "id-1" || se.Level != store.LevelTwoFactor || !slices.Equal(se.Authenticators, []string{"pw-1", "kv-1"}) ||
+		!se.CreatedAt.Equal(T0) || !se.ExpiresAt.Equal(T0.Add(time.Hour)) {
+		t.Errorf("Session(ses-code) = %+v", se)
+	}
+	list, err := s.ListSessions(f.ctx, "id-1", f.now)
+	f.ok(err, "ListSessions")
+	var ids []string
+	for _, l := range list {
+		ids = append(ids, l.ID+"="+l.Via())
+	}
+	if want := []string{"ses-app=app-1", "ses-code=pw-1+kv-1"}; !slices.Equal(ids, want) {
+		t.Errorf("ListSessions after the migration = %v, want %v", ids, want)
+	}
+	for _, sid := range []string{"ses-odd", "ses-three"} {
+		f.wantErr(s.EndSession(f.ctx, "id-1", sid), store.ErrNotFound, "EndSession(%s), a session whose rows no login wrote, after the migration", sid)
+	}
+	// They end with what proved them, in the transaction that suspends it.
+	id, err := s.Identity(f.ctx, "id-1")
+	f.ok(err, "Identity")
+	kv, err := s.Authenticator(f.ctx, "kv-1")
+	f.ok(err, "Authenticator(kv-1)")
+	f.apply(f.p.Suspend(kv, domain.Support("op-1"), domain.ReasonMisuse, f.now))
+	if f.live(code) || !f.live(app) {
+		t.Errorf("after kv-1 was suspended: ses-code %v, ses-app %v; want false, true", f.live(code), f.live(app))
+	}
+	f.wantErr(s.EndSession(f.ctx, "id-1", "ses-code"), store.ErrNotFound, "EndSession(ses-code) after its proof was suspended")
+	// New sessions are written beside them, and end likewise.
+	pw, err := s.Authenticator(f.ctx, "pw-1")
+	f.ok(err, "Authenticator(pw-1)")
+	fresh := f.session("id-1", "ses-new", "pw-1", "app-1")
+	f.apply(f.p.Block(pw, domain.Owner("id-1", "app-1"), domain.ReasonCompromised, f.now))
+	if f.live(fresh) || !f.live(app) {
+		t.Errorf("after pw-1 was blocked: ses-new %v, ses-app %v; want false, true", f.live(fresh), f.live(app))
+	}
+	blocked, err := f.p.BlockIdentity(id, domain.Support("op-1"), domain.ReasonMisuse, f.now)
+	f.ok(err, "BlockIdentity")
+	f.ok(s.UpdateIdentity(f.ctx, blocked), "UpdateIdentity")
+	if f.live(app) {
+		t.Error("ses-app outlived the block of its identity")
+	}
 }

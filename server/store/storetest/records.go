@@ -194,6 +194,9 @@ func testSessions(f *fixture) {
 		Authenticators: []string{"pw-1", "kv-1"}, CreatedAt: f.now, ExpiresAt: f.now.Add(15 * time.Minute)}
 	f.ok(f.s.PutSession(f.ctx, s), "PutSession")
 	f.wantErr(f.s.PutSession(f.ctx, s), store.ErrDuplicate, "PutSession twice")
+	sameID := s
+	sameID.TokenHash = bytes.Repeat([]byte{0x45}, 32)
+	f.wantErr(f.s.PutSession(f.ctx, sameID), store.ErrDuplicate, "PutSession with the ID of another session of the identity")
 	other := s
 	other.TokenHash = bytes.Repeat([]byte{0x43}, 32)
 	other.ID = "ses-other"

@@ -51,6 +51,8 @@ func testSessionProofs(f *fixture) {
 	f.wantErr(put("s2", "pw-1", "pw-2"), store.ErrInvalid, "a session proven with another identity's authenticator")
 	f.wantErr(put("s3", "pw-1", "kv-404"), store.ErrNotFound, "a session proven with an unknown authenticator")
 	f.wantErr(put("s4", "pw-1", "pw-1"), store.ErrInvalid, "a session proven twice with one authenticator")
+	f.wantErr(put("s4", "pw-1", "kv-1", "app-1"), store.ErrInvalid, "a session proven with three authenticators (a login proves with one or two)")
+	f.wantErr(put("s4"), store.ErrInvalid, "a session proven with nothing")
 	f.apply(f.p.RecordFailure(kv, domain.Failure{Cause: domain.CauseWrongCode}, f.now))
 	f.ok(put("s5", "pw-1", "kv-1"), "a session proven with an active authenticator that has failures")
 	kv = f.authenticator("kv-1")
@@ -93,6 +95,9 @@ func testSessionsEndWithAuthenticators(f *fixture) {
 	if f.live(withCode) || !f.live(withApp) || !f.live(withChip) {
 		f.t.Errorf("after kv-1 was suspended: code %v, app %v, chip %v; want false, true, true", f.live(withCode), f.live(withApp), f.live(withChip))
 	}
+	// Not only refused: deleted with the suspension (EndSession finds
+	// the row whatever its proofs' state).
+	f.wantErr(f.s.EndSession(f.ctx, "id-1", "ses-code"), store.ErrNotFound, "EndSession of the session kv-1's suspension ended")
 	f.apply(f.p.Reactivate(id, kv, domain.Owner("id-1", "app-1"), []domain.Authenticator{pw, kv, app}, f.now))
 	if f.live(withCode) {
 		f.t.Error("the session came back with the reactivation")
@@ -114,6 +119,25 @@ func testSessionsEndWithAuthenticators(f *fixture) {
 	if f.live(withApp) {
 		f.t.Error("the app session outlived the app's suspension by UpdateAuthenticator")
 	}
+	// A session proven by the first factor alone ends with it too.
+	pw2 := f.active(id, "pw-2", device.KindPassword)
+	withPassword := f.session("id-1", "ses-pw", "pw-2", "chip-1")
+	f.apply(f.p.Suspend(pw2, domain.Support("op-1"), domain.ReasonMisuse, f.now))
+	if f.live(withPassword) {
+		f.t.Error("the session outlived the suspension of its first proof")
+	}
+	// A removed authenticator's sessions go with its record (as the
+	// cascade of the links did).
+	kv2 := f.active(id, "kv-2", device.KindCodeDisplay)
+	withKV2 := f.session("id-1", "ses-kv-2", "kv-2")
+	kept := f.session("id-1", "ses-chip-2", "chip-1")
+	gone := kv2
+	gone.Version++
+	f.ok(f.s.ApplyChange(f.ctx, domain.Change{Authenticator: gone, Remove: true, WipeSecret: true}), "ApplyChange(remove kv-2)")
+	if f.live(withKV2) || !f.live(kept) {
+		f.t.Errorf("after kv-2 was removed: its session %v, chip-1's %v; want false, true", f.live(withKV2), f.live(kept))
+	}
+	f.wantErr(f.s.EndSession(f.ctx, "id-1", "ses-kv-2"), store.ErrNotFound, "EndSession of the session of the removed kv-2")
 	_ = chip
 }
 

@@ -461,12 +461,6 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 			return err
 		}
 	}
-	if c.Remove {
-		// Before the delete, whose cascade would drop the links.
-		if err := s.endSessionsOf(ctx, tx, a.ID); err != nil {
-			return err
-		}
-	}
 	q, args := s.q.authDelete, []any{a.ID, from}
 	if !c.Remove {
 		ts := ac.ts
@@ -501,12 +495,15 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 		}
 		return err
 	}
-	if !c.Remove && a.State != domain.StateActive {
-		// After the update, which holds the record (PostgreSQL locks the
-		// row): a login writing a session this authenticator proves has
-		// either committed, and its session is deleted here, or it will
-		// find the record not active (checkProofs).
-		if err := s.endSessionsOf(ctx, tx, a.ID); err != nil {
+	if c.Remove || a.State != domain.StateActive {
+		// After the update or delete, which holds the record (PostgreSQL
+		// locks the row) and checked its identity: a login writing a
+		// session this authenticator proves has either committed, and
+		// its session is deleted here, or it will find the record not
+		// active or gone (checkProofs). The lookup of a session refuses
+		// one whose proof is gone, but a removed authenticator's sessions
+		// go with it, as they went with the links' cascade.
+		if err := s.endSessionsOf(ctx, tx, a.IdentityID, a.ID); err != nil {
 			return err
 		}
 	}

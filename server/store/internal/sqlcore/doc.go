@@ -44,6 +44,7 @@
 // # Query plans
 //
 // Statements on a request path are marked hot; Store.QueryPlans has the
-// backend explain each of them, so that a test can refuse a plan that
-// scans a table (server/store/storetest.QueryPlans).
+// backend explain every statement, so that a test can refuse a hot plan
+// that scans a table, and an index no plan uses
+// (server/store/storetest.CheckQueryPlans).
 package sqlcore

@@ -21,7 +21,7 @@ const (
 	codeCols     = `secret, key_id, digits, period_s, algorithm, drift, highest_step, wiped_at`
 	appCols      = `public_key, pin_verifier, wiped_at`
 	passwordCols = `verifier, wiped_at`
-	sessionCols  = `s.token_hash, s.id, s.identity_id, s.level, s.via, s.created_at, s.expires_at`
+	sessionCols  = `s.token_hash, s.id, s.identity_id, s.level, s.proof_1, s.proof_2, s.created_at, s.expires_at`
 )
 
 // outerAuthCols are authCols qualified by "a." for the outer side of a
@@ -57,11 +57,12 @@ func prefixed(prefix, cols string) string {
 
 // validSession is the condition a usable session s meets at the
 // parameter (now): not expired, its identity active, and every
-// authenticator that proved it active.
+// authenticator that proved it (proof_1, and proof_2 unless empty)
+// there and active. Each is read by its primary key.
 const validSession = `s.expires_at > ?
 	AND EXISTS (SELECT 1 FROM identities i WHERE i.id = s.identity_id AND i.state = 'active')
-	AND NOT EXISTS (SELECT 1 FROM session_authenticators sa JOIN authenticators a ON a.id = sa.authenticator_id
-		WHERE sa.token_hash = s.token_hash AND a.state <> 'active')`
+	AND EXISTS (SELECT 1 FROM authenticators a WHERE a.id = s.proof_1 AND a.state = 'active')
+	AND (s.proof_2 = '' OR EXISTS (SELECT 1 FROM authenticators a WHERE a.id = s.proof_2 AND a.state = 'active'))`
 
 // queries are the core's statements in one dialect.
 type queries struct {
@@ -88,9 +89,7 @@ type queries struct {
 	importTakeExact                                                     *Stmt
 	ceremonyInsert, ceremonyTake, ceremoniesSweep                       *Stmt
 	// sessions
-	sessionInsert, sessionInsertActive, sessionProofInsert        *Stmt
-	proofIdentity, proofAuth                                      *Stmt
-	sessionProofsInsert2                                          *Stmt
+	sessionInsert, sessionInsertActive, proofIdentity, proofAuth  *Stmt
 	sessionsEndOf, sessionByToken, sessionsOfIdentity, sessionEnd *Stmt
 	sessionDelete, sessionsSweep                                  *Stmt
 	// attempts
@@ -230,16 +229,14 @@ ON CONFLICT (serial) DO UPDATE SET secret = excluded.secret, key_id = excluded.k
 	q.ceremonyTake = s.stmt("ceremony-take", hot, `DELETE FROM ceremonies WHERE ckey = ? RETURNING identity_id, data, expires_at`)
 	q.ceremoniesSweep = s.stmt("ceremonies-sweep", cold, `DELETE FROM ceremonies WHERE expires_at <= ?`)
 
-	q.sessionInsert = s.stmt("session-insert", hot, `INSERT INTO sessions (token_hash, id, identity_id, level, via, created_at, expires_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	q.sessionInsertActive = s.stmt("session-insert-active", hot, `INSERT INTO sessions (token_hash, id, identity_id, level, via, created_at, expires_at)
-SELECT ?, ?, id, ?, ?, ?, ? FROM identities WHERE id = ? AND state = 'active'`)
-	q.sessionProofInsert = s.stmt("session-proof-insert", hot, `INSERT INTO session_authenticators (token_hash, authenticator_id) VALUES (?, ?)`)
-	q.sessionProofsInsert2 = s.stmt("session-proofs-insert-2", hot, `INSERT INTO session_authenticators (token_hash, authenticator_id) VALUES (?, ?), (?, ?)`)
+	q.sessionInsert = s.stmt("session-insert", hot, `INSERT INTO sessions (token_hash, id, identity_id, level, proof_1, proof_2, created_at, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	q.sessionInsertActive = s.stmt("session-insert-active", hot, `INSERT INTO sessions (token_hash, id, identity_id, level, proof_1, proof_2, created_at, expires_at)
+SELECT ?, ?, id, ?, ?, ?, ?, ? FROM identities WHERE id = ? AND state = 'active'`)
 	q.proofIdentity = s.stmt("proof-identity", hot, `SELECT state FROM identities WHERE id = ?`+d.ForShare)
 	q.proofAuth = s.stmt("proof-authenticator", hot, `SELECT identity_id, state FROM authenticators WHERE id = ?`+d.ForShare)
 	q.sessionsEndOf = s.stmt("sessions-end-of", hot, `DELETE FROM sessions
-WHERE token_hash IN (SELECT token_hash FROM session_authenticators WHERE authenticator_id = ?)`)
+WHERE identity_id = ? AND (proof_1 = ? OR proof_2 = ?)`)
 	q.sessionByToken = s.stmt("session-by-token", hot, `SELECT `+sessionCols+` FROM sessions s
 WHERE s.token_hash = ? AND `+validSession)
 	q.sessionsOfIdentity = s.stmt("sessions-of-identity", hot, `SELECT `+sessionCols+` FROM sessions s

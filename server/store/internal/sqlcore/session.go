@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/authbench/authbench/server/domain"
@@ -13,17 +12,30 @@ import (
 )
 
 // Sessions (store.Sessions). A session row names the authenticators that
-// proved it in session_authenticators; the query that finds a session
-// joins them and the identity, so a session whose identity is blocked or
-// whose proof stopped being active is never returned, whatever wrote that
-// change. The writes that take an authenticator or an identity out of the
-// active state also delete such sessions in the same transaction, so they
-// stay ended when the state comes back (a suspension that expires). A
-// login that writes a session first reads (PostgreSQL: share-locks) the
-// identity and the proving authenticators (checkProofs; on SQLite the
-// INSERT of the session checks the identity), so a concurrent
-// suspension or block either sees the new session and deletes it, or
-// commits first and the login finds its proof not active.
+// proved it in its own columns (proof_1, and proof_2 for a second factor,
+// empty when there is none), so that a login writes one row and no B-tree of
+// links. The query that finds a session reads the identity and the proofs
+// by their primary keys, so a session whose identity is blocked or whose
+// proof stopped being active (or is gone) is never returned, whatever
+// wrote that change. The writes that take an authenticator out of the
+// active state, or delete it, also delete its sessions in the same
+// transaction (endSessionsOf, which finds them among the sessions of the
+// authenticator's identity: sessions_identity), as blocking an identity
+// deletes all of its sessions, so they stay ended when the state comes
+// back (a suspension that expires).
+//
+// A login that writes a session first reads (PostgreSQL: share-locks) the
+// identity and the proving authenticators it does not update
+// (checkProofs; on SQLite the INSERT of the session checks the identity),
+// and updates the others at the version it read them active. So a
+// concurrent suspension, block or removal either commits first, and the
+// login finds its proof not active (or its version moved), or waits for
+// the login's locks (PostgreSQL: the share lock, or the row lock of the
+// update; SQLite: the one write lock) and then deletes the new session in
+// its own transaction: its DELETE runs after its UPDATE of the
+// authenticator, which waited for the login to commit, and on PostgreSQL
+// at READ COMMITTED each statement reads what was committed when it
+// started.
 
 // PutSession implements store.Sessions.
 func (s *Store) PutSession(ctx context.Context, se store.Session) error {
@@ -105,38 +117,36 @@ func (s *Store) checkIdentity(ctx context.Context, tx Tx, se *store.Session) err
 // and expires_at) in tx. Where checkProofs left the identity to it, the
 // INSERT stores the session only while the identity is active.
 func (s *Store) insertSession(ctx context.Context, tx Tx, se *store.Session, ts []any) error {
+	p1, p2 := proofs(se)
 	if s.d.ForShare != "" {
-		if err := s.execLater(ctx, tx, s.q.sessionInsert, s.wrapAs("session of "+se.IdentityID), se.TokenHash, se.ID, se.IdentityID, se.Level, se.Via(), ts[0], ts[1]); err != nil {
+		return s.execLater(ctx, tx, s.q.sessionInsert, s.wrapAs("session of "+se.IdentityID), se.TokenHash, se.ID, se.IdentityID, se.Level, p1, p2, ts[0], ts[1])
+	}
+	n, err := tx.Exec(ctx, s.q.sessionInsertActive, se.TokenHash, se.ID, se.Level, p1, p2, ts[0], ts[1], se.IdentityID)
+	if err != nil {
+		return s.dbErr(err, "session of "+se.IdentityID)
+	}
+	if n == 0 {
+		if err := s.checkIdentity(ctx, tx, se); err != nil {
 			return err
 		}
-	} else {
-		n, err := tx.Exec(ctx, s.q.sessionInsertActive, se.TokenHash, se.ID, se.Level, se.Via(), ts[0], ts[1], se.IdentityID)
-		if err != nil {
-			return s.dbErr(err, "session of "+se.IdentityID)
-		}
-		if n == 0 {
-			if err := s.checkIdentity(ctx, tx, se); err != nil {
-				return err
-			}
-			return s.errf("session of identity %s: %w: the identity is no longer active", se.IdentityID, store.ErrConflict)
-		}
-	}
-	if len(se.Authenticators) == 2 {
-		// A two-factor login's, in one statement.
-		a := se.Authenticators
-		return s.execLater(ctx, tx, s.q.sessionProofsInsert2, s.wrapAs("session of "+se.IdentityID+": authenticators "+a[0]+", "+a[1]), se.TokenHash, a[0], se.TokenHash, a[1])
-	}
-	for _, aid := range se.Authenticators {
-		if err := s.execLater(ctx, tx, s.q.sessionProofInsert, s.wrapAs("session of "+se.IdentityID+": authenticator "+aid), se.TokenHash, aid); err != nil {
-			return err
-		}
+		return s.errf("session of identity %s: %w: the identity is no longer active", se.IdentityID, store.ErrConflict)
 	}
 	return nil
 }
 
-// endSessionsOf deletes the sessions authenticator aid proved, in tx.
-func (s *Store) endSessionsOf(ctx context.Context, tx Tx, aid string) error {
-	_, err := tx.Exec(ctx, s.q.sessionsEndOf, aid)
+// proofs returns the proof_1 and proof_2 columns of se (checked: one or
+// two authenticators).
+func proofs(se *store.Session) (string, string) {
+	if len(se.Authenticators) == 2 {
+		return se.Authenticators[0], se.Authenticators[1]
+	}
+	return se.Authenticators[0], ""
+}
+
+// endSessionsOf deletes the sessions authenticator aid of identity
+// identityID proved, in tx.
+func (s *Store) endSessionsOf(ctx context.Context, tx Tx, identityID, aid string) error {
+	_, err := tx.Exec(ctx, s.q.sessionsEndOf, identityID, aid, aid)
 	return s.dbErr(err, "end the sessions of authenticator "+aid)
 }
 
@@ -184,15 +194,16 @@ func (s *Store) ListSessions(ctx context.Context, identityID string, now time.Ti
 func scanSession(sc Row) (store.Session, error) {
 	var (
 		se      store.Session
-		via     string
+		p1, p2  string
 		created *int64
 		expires int64
 	)
-	if err := sc.Scan(&se.TokenHash, &se.ID, &se.IdentityID, &se.Level, &via, &created, &expires); err != nil {
+	if err := sc.Scan(&se.TokenHash, &se.ID, &se.IdentityID, &se.Level, &p1, &p2, &created, &expires); err != nil {
 		return store.Session{}, err
 	}
-	if via != "" {
-		se.Authenticators = strings.Split(via, domain.ViaSep)
+	se.Authenticators = []string{p1}
+	if p2 != "" {
+		se.Authenticators = append(se.Authenticators, p2)
 	}
 	se.CreatedAt = columns.FromNanos(created)
 	se.ExpiresAt = time.Unix(0, expires).UTC()

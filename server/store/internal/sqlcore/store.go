@@ -218,9 +218,11 @@ func isCodeDevice(k device.Kind) bool {
 	return k == device.KindCodeDisplay || k == device.KindAudioCodeReader
 }
 
-// Plan is the query plan of one hot statement (Store.QueryPlans).
+// Plan is the query plan of one statement (Store.QueryPlans).
 type Plan struct {
 	Name, SQL string
+	// Hot marks a statement on a request path.
+	Hot bool
 	// Text is the plan as the database prints it.
 	Text string
 	// Scans are the tables (or whole indexes) it reads in full; a hot
@@ -228,19 +230,16 @@ type Plan struct {
 	Scans []string
 }
 
-// QueryPlans returns the plans of the hot statements, as the backend
-// explains them.
+// QueryPlans returns the plans of the statements, as the backend explains
+// them.
 func (s *Store) QueryPlans(ctx context.Context) ([]Plan, error) {
 	var out []Plan
 	for _, q := range s.q.all {
-		if !q.Hot {
-			continue
-		}
 		text, scans, err := s.b.Explain(ctx, q)
 		if err != nil {
 			return nil, s.errf("explain %s: %w", q.Name, err)
 		}
-		out = append(out, Plan{Name: q.Name, SQL: q.SQL, Text: text, Scans: scans})
+		out = append(out, Plan{Name: q.Name, SQL: q.SQL, Hot: q.Hot, Text: text, Scans: scans})
 	}
 	return out, nil
 }

@@ -1,0 +1,70 @@
+package sqlite_test
+
+import (
+	"context"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authbench/authbench/server/store/sqlite"
+)
+
+// TestLoginBTrees: the commit of a two-factor chip login writes its
+// session into the B-trees of sessions and its two indexes only, and its
+// spent challenge into those of ceremonies and its index: no B-tree of
+// proofs, and no second B-tree for either key (WITHOUT ROWID). What a
+// commit costs the writer is mostly a write of each page it changed, at
+// least one for every B-tree.
+func TestLoginBTrees(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "btrees.db")
+	s := open(t, path)
+	defer s.Close()
+	pws, chips := twoFactorIdentities(t, s, 2)
+	// A first login of each, so that the one measured changes no page
+	// for the first time (the audit chain's first head, a table's first
+	// leaf).
+	var err error
+	for i := range pws {
+		if pws[i], chips[i], err = chipLogin(ctx, s, pws[i], chips[i], "first-"+pws[i].ID, 1, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sqlite.StopAutoCheckpoint(s); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := chipLogin(ctx, s, pws[0], chips[0], "measured", 2, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	frames, commits, err := sqlite.WALFrames(path + "-wal")
+	if err != nil || commits != 1 {
+		t.Fatalf("WAL: %d frames, %d commits, %v; want one commit", len(frames), commits, err)
+	}
+	names, err := sqlite.PagesOf(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := map[string]bool{}
+	for _, pg := range frames {
+		written[names[pg]] = true
+	}
+	trees := slices.Sorted(maps.Keys(written))
+	t.Logf("one login: %d frames, B-trees %v", len(frames), trees)
+	var mine []string
+	for _, tr := range trees {
+		if strings.Contains(tr, "session") || strings.Contains(tr, "ceremon") {
+			mine = append(mine, tr)
+		}
+	}
+	if want := []string{"ceremonies", "ceremonies_expiry", "sessions", "sessions_expiry", "sessions_identity"}; !slices.Equal(mine, want) {
+		t.Errorf("the session and the spent challenge were written into %v, want %v", mine, want)
+	}
+	// The rest: the two authenticators, the chip's element, the audit
+	// log (its rows and its key) and the chains' heads.
+	if len(trees) > 11 {
+		t.Errorf("one login wrote %d B-trees: %v", len(trees), trees)
+	}
+}
