@@ -44,17 +44,25 @@ type generator struct {
 }
 
 func newGenerator(secret []byte, digits int, alg Algorithm) (*generator, error) {
+	if err := checkParams(secret, digits, alg); err != nil {
+		return nil, err
+	}
+	return &generator{mac: hmac.New(alg.New(), secret), digits: digits}, nil
+}
+
+// checkParams reports whether newGenerator takes secret, digits and alg,
+// without making the HMAC.
+func checkParams(secret []byte, digits int, alg Algorithm) error {
 	if len(secret) == 0 {
-		return nil, fmt.Errorf("%w: empty secret", ErrInvalidParameters)
+		return fmt.Errorf("%w: empty secret", ErrInvalidParameters)
 	}
 	if digits < MinDigits || digits > MaxDigits {
-		return nil, fmt.Errorf("%w: %d digits (want %d to %d)", ErrInvalidParameters, digits, MinDigits, MaxDigits)
+		return fmt.Errorf("%w: %d digits (want %d to %d)", ErrInvalidParameters, digits, MinDigits, MaxDigits)
 	}
-	h := alg.New()
-	if h == nil {
-		return nil, fmt.Errorf("%w: algorithm %d", ErrInvalidParameters, uint8(alg))
+	if alg.New() == nil {
+		return fmt.Errorf("%w: algorithm %d", ErrInvalidParameters, uint8(alg))
 	}
-	return &generator{mac: hmac.New(h, secret), digits: digits}, nil
+	return nil
 }
 
 // code writes the HOTP value for counter into dst and returns it

@@ -83,8 +83,7 @@ func (p *TOTP) Validate() error {
 	if p.period() == 0 {
 		return fmt.Errorf("%w: period %v (want a whole number of seconds)", ErrInvalidParameters, p.Period)
 	}
-	_, err := newGenerator(p.Secret, p.digits(), p.algorithm())
-	return err
+	return checkParams(p.Secret, p.digits(), p.algorithm())
 }
 
 // step returns the time step of t (RFC 6238 §4.2: floor((t - T0) / X)) and

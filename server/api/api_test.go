@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -158,7 +160,10 @@ func TestLifecycleOverHTTP(t *testing.T) {
 	s.want(s.do("POST", "/v1/logout", sess, nil), 200, "")
 	s.want(s.do("POST", "/v1/logout", sess, nil), 401, "unauthorized")
 
-	// Health, metrics, OpenAPI.
+	// Health, metrics, OpenAPI; a path that is refused, and one that
+	// names no endpoint (counted as "unmatched").
+	s.want(s.do("GET", "/v1/identities/a%2Fb", "", nil), 400, "bad_request")
+	s.want(s.do("GET", "/v1/nowhere", "", nil), 404, "not_found")
 	s.want(s.do("GET", "/healthz", "", nil), 200, "")
 	r = s.do("GET", "/metrics", "", nil)
 	for _, m := range []string{
@@ -170,6 +175,8 @@ func TestLifecycleOverHTTP(t *testing.T) {
 		`authbench_verifier_checks_total{kind="password"}`,
 		`authbench_store_duration_seconds_bucket{op="apply_change",le="+Inf"}`,
 		`authbench_http_request_duration_seconds_count{route="/v1/pskc"} 1`,
+		`authbench_http_requests_total{route="unmatched",status="400"} 1`,
+		`authbench_http_requests_total{route="unmatched",status="404"} 1`,
 	} {
 		if !strings.Contains(string(r.raw), m) {
 			t.Errorf("metrics lack %s", m)
@@ -349,7 +356,10 @@ func (s *server) identity(id string) service.IdentityView {
 // A panic in a handler is a 500 JSON answer, logged, and the server goes
 // on.
 func TestPanicRecovery(t *testing.T) {
-	h := apitest.ForTest(t).Wrap(api.NewHandler(nil, api.Options{})) // a nil service panics on use
+	var logs bytes.Buffer
+	m := api.NewMetrics()
+	// a nil service panics on use
+	h := apitest.ForTest(t).Wrap(api.NewHandler(nil, api.Options{Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
 	if w.Code != 500 || !strings.Contains(w.Body.String(), `"code":"internal"`) {
@@ -359,6 +369,20 @@ func TestPanicRecovery(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/v1/openapi.json", nil))
 	if w.Code != 200 {
 		t.Fatalf("after a panic: %d", w.Code)
+	}
+	// The panic, and the request line, name the route that panicked.
+	for _, want := range []string{`msg="api: panic" route=/healthz`, `msg=request method=GET route=/healthz status=500`,
+		`msg=request method=GET route=/v1/openapi.json status=200`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, logs.String())
+		}
+	}
+	var text bytes.Buffer
+	if _, err := m.WriteTo(&text); err != nil {
+		t.Fatal(err)
+	}
+	if want := `authbench_http_requests_total{route="/healthz",status="500"} 1`; !strings.Contains(text.String(), want) {
+		t.Errorf("the metrics lack %s", want)
 	}
 }
 

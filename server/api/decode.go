@@ -45,6 +45,11 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64, want ...string)
 		return nil, nil
 	}
 	ct := r.Header.Get("Content-Type")
+	if ct == want[0] {
+		// The canonical type as it is, without parameters: what
+		// ParseMediaType would accept, without its map.
+		return body, nil
+	}
 	mt, params, err := mime.ParseMediaType(ct)
 	ok := err == nil
 	if ok {

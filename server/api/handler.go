@@ -192,8 +192,14 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	route := "unmatched"
+	routed := false
 	defer func() {
+		// The mux sets the pattern it chose on the request before it
+		// calls the route's handler, so that a panic has it too.
+		route := "unmatched"
+		if routed && r.Pattern != "" && r.Pattern != "/" {
+			route = r.Pattern
+		}
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
 				panic(p)
@@ -205,16 +211,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		d := time.Since(start)
 		h.metrics.request(route, sw.status, d)
-		h.log.InfoContext(r.Context(), "request", "method", r.Method, "route", route, "status", sw.status, "duration", d)
+		h.logRequest(r, route, sw.status, d)
 	}()
 	if msg := pathProblem(r); msg != "" {
 		writeError(sw, http.StatusBadRequest, Error{Code: CodeBadRequest, Message: msg})
 		return
 	}
-	if _, pattern := h.mux.Handler(r); pattern != "" && pattern != "/" {
-		route = pattern
-	}
+	routed = true
 	h.mux.ServeHTTP(sw, r)
+}
+
+// logRequest writes the line of one request at level Info: method, route
+// pattern, status and duration. It builds nothing when the logger does not
+// take Info, and the record carries no source position (the call site is
+// always this one), which spares the stack walk of slog.Logger.
+func (h *Handler) logRequest(r *http.Request, route string, status int, d time.Duration) {
+	ctx := r.Context()
+	if !h.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	rec := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+	rec.AddAttrs(slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status), slog.Duration("duration", d))
+	h.log.Handler().Handle(ctx, rec)
 }
 
 // pathProblem refuses paths that a client could use to confuse routing:
@@ -228,13 +246,18 @@ func pathProblem(r *http.Request) string {
 		return "The request path or query is too long."
 	case !strings.HasPrefix(p, "/"):
 		return "The request path must start with /."
-	case strings.Contains(strings.ToLower(raw), "%2f") || strings.Contains(strings.ToLower(raw), "%5c"):
+	case containsFold(raw, "%2f") || containsFold(raw, "%5c"):
 		return "The request path must not contain encoded slashes."
 	}
-	for _, seg := range strings.Split(p[1:], "/") {
+	for rest := p[1:]; ; {
+		seg, after, more := strings.Cut(rest, "/")
 		if seg == "." || seg == ".." {
 			return "The request path must not contain . or .. segments."
 		}
+		if !more {
+			break
+		}
+		rest = after
 	}
 	if strings.Contains(p[1:], "//") {
 		return "The request path must not contain empty segments."
@@ -245,6 +268,29 @@ func pathProblem(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// containsFold reports whether s contains sub, a lowercase ASCII string,
+// with ASCII letters in either case (as strings.Contains of
+// strings.ToLower(s) would, without the copy).
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for j < len(sub) {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				break
+			}
+			j++
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // dispatch serves the routes of one pattern: the method picks the route,
@@ -309,9 +355,19 @@ func writeError(w http.ResponseWriter, status int, e Error) {
 	writeJSON(w, status, errorBody{Error: e})
 }
 
-// jsonBuffers hold the answers writeJSON encodes, for reuse: the
-// ResponseWriter copies what it is given.
-var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// jsonEncoder is a buffer with its encoder (as json.Marshal: HTML
+// characters escaped, with a newline after each value), reused through
+// jsonEncoders: the ResponseWriter copies what it is given.
+type jsonEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var jsonEncoders = sync.Pool{New: func() any {
+	e := new(jsonEncoder)
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
 
 // The values of the headers of every JSON answer, shared (capacity 1:
 // an Add to one of them copies it).
@@ -322,15 +378,15 @@ var (
 )
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	buf := jsonBuffers.Get().(*bytes.Buffer)
+	e := jsonEncoders.Get().(*jsonEncoder)
 	defer func() {
-		if buf.Cap() <= 64<<10 {
-			jsonBuffers.Put(buf)
+		if e.buf.Cap() <= 64<<10 {
+			jsonEncoders.Put(e)
 		}
 	}()
+	buf := &e.buf
 	buf.Reset()
-	// As json.Marshal (HTML characters escaped), with a newline after.
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
+	if err := e.enc.Encode(v); err != nil {
 		status = http.StatusInternalServerError
 		buf.Reset()
 		buf.WriteString(`{"error":{"code":"internal","message":"An internal error occurred."}}` + "\n")

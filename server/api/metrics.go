@@ -2,8 +2,11 @@ package api
 
 import (
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +37,58 @@ type Metrics struct {
 	checks      *prometheus.CounterVec   // kind
 	storeCalls  *prometheus.HistogramVec // op
 	storeErrors *prometheus.CounterVec   // op
+
+	// The series of the request paths, found once by their labels: a
+	// vector's WithLabelValues hashes the labels and takes a lock on
+	// every call. The label values are a fixed set (route patterns,
+	// status codes the server writes, store operations, kinds, causes).
+	reqSeries   labelCache[reqKey, reqSeries]
+	storeSeries labelCache[string, prometheus.Observer]
+	storeErrs   labelCache[string, prometheus.Counter]
+	checkSeries labelCache[string, prometheus.Counter]
+	loginSeries labelCache[[2]string, prometheus.Counter]
+}
+
+type reqKey struct {
+	route  string
+	status int
+}
+
+type reqSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+// labelCache maps label values to their series. Reads take no lock: the
+// map is replaced, never changed, when a new key comes.
+type labelCache[K comparable, V any] struct {
+	m  atomic.Pointer[map[K]V]
+	mu sync.Mutex
+}
+
+// get returns the series of k, made by mk the first time.
+func (c *labelCache[K, V]) get(k K, mk func(K) V) V {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+	}
+	m := make(map[K]V, 1)
+	if old != nil {
+		m = maps.Clone(*old)
+	}
+	v := mk(k)
+	m[k] = v
+	c.m.Store(&m)
+	return v
 }
 
 var (
@@ -136,21 +191,34 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 func (m *Metrics) request(route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.reqDuration.WithLabelValues(route).Observe(d.Seconds())
+	rs := m.reqSeries.get(reqKey{route, status}, func(k reqKey) reqSeries {
+		return reqSeries{
+			count:    m.requests.WithLabelValues(k.route, strconv.Itoa(k.status)),
+			duration: m.reqDuration.WithLabelValues(k.route),
+		}
+	})
+	rs.count.Inc()
+	rs.duration.Observe(d.Seconds())
 }
 
 // StoreCall records the latency of a store call (service.Metrics).
 func (m *Metrics) StoreCall(op string, d time.Duration, err error) {
-	m.storeCalls.WithLabelValues(op).Observe(d.Seconds())
+	m.storeSeries.get(op, func(op string) prometheus.Observer { return m.storeCalls.WithLabelValues(op) }).Observe(d.Seconds())
 	if err != nil {
-		m.storeErrors.WithLabelValues(op).Inc()
+		m.storeErrs.get(op, func(op string) prometheus.Counter { return m.storeErrors.WithLabelValues(op) }).Inc()
 	}
 }
 
 // Checked counts one evaluation of a secret against its verifier
 // (service.Metrics): authbench_verifier_checks_total.
-func (m *Metrics) Checked(kind string) { m.checks.WithLabelValues(kind).Inc() }
+func (m *Metrics) Checked(kind string) {
+	m.checkSeries.get(kind, func(kind string) prometheus.Counter { return m.checks.WithLabelValues(kind) }).Inc()
+}
+
+// login counts one login attempt of kind with outcome.
+func (m *Metrics) login(kind, outcome string) {
+	m.loginSeries.get([2]string{kind, outcome}, func(k [2]string) prometheus.Counter { return m.logins.WithLabelValues(k[0], k[1]) }).Inc()
+}
 
 // Events counts the lifecycle events the store has stored
 // (service.Metrics).
@@ -159,12 +227,12 @@ func (m *Metrics) Events(events []domain.Event) {
 		kind := e.Details["kind"]
 		switch e.Type {
 		case domain.EventLoginSucceeded:
-			m.logins.WithLabelValues(kind, "success").Inc()
+			m.login(kind, "success")
 		case domain.EventLoginFailed:
-			m.logins.WithLabelValues(kind, e.Details["cause"]).Inc()
+			m.login(kind, e.Details["cause"])
 		case domain.EventRefused:
 			if e.Details["op"] == string(domain.OpLogin) {
-				m.logins.WithLabelValues(kind, "refused").Inc()
+				m.login(kind, "refused")
 			}
 		case domain.EventSuspended:
 			m.suspensions.WithLabelValues(kind).Inc()

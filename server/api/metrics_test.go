@@ -3,7 +3,10 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/secrets"
 )
 
@@ -161,4 +165,59 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Store calls and checks recorded from many goroutines at once, on series
+// found once and shared, are all counted, each under its own labels.
+func TestMetricsConcurrentSeries(t *testing.T) {
+	m := api.NewMetrics()
+	const workers, each = 8, 200
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				op := fmt.Sprintf("op-%d", (w+i)%5)
+				var err error
+				if i%2 == 0 {
+					err = errors.New("failed")
+				}
+				m.StoreCall(op, time.Millisecond, err)
+				m.Checked("chip")
+			}
+		})
+	}
+	wg.Wait()
+	var text bytes.Buffer
+	if _, err := m.WriteTo(&text); err != nil {
+		t.Fatal(err)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(&text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(name string, counter bool) (total float64, series int) {
+		f := fams[name]
+		if f == nil {
+			t.Fatalf("no %s", name)
+		}
+		for _, m := range f.Metric {
+			series++
+			if counter {
+				total += m.GetCounter().GetValue()
+			} else {
+				total += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+		return total, series
+	}
+	if n, s := count("authbench_store_duration_seconds", false); n != workers*each || s != 5 {
+		t.Errorf("store calls: %v in %d series, want %d in 5", n, s, workers*each)
+	}
+	if n, s := count("authbench_store_errors_total", true); n != workers*each/2 || s != 5 {
+		t.Errorf("store errors: %v in %d series, want %d in 5", n, s, workers*each/2)
+	}
+	if n, s := count("authbench_verifier_checks_total", true); n != workers*each || s != 1 {
+		t.Errorf("checks: %v in %d series, want %d in 1", n, s, workers*each)
+	}
 }

@@ -58,10 +58,14 @@ func (t *attempt) reserve(ctx context.Context) error {
 	// the service's clock says.
 	deadline := time.Now().Add(s.wait)
 	pause := 10 * time.Millisecond
-	for {
-		// Listen before trying, so that an attempt that ends between the
-		// try and the wait still wakes this one.
-		ended := s.bell.wait(t.subject())
+	// The first try listens for nothing: most find an attempt free. Once
+	// refused, each try listens before it is made, so that an attempt
+	// that ends between the try and the wait still wakes this one.
+	var ended <-chan struct{}
+	for try := 0; ; try++ {
+		if try > 0 {
+			ended = s.bell.wait(t.subject())
+		}
 		now := s.clock()
 		a := store.Attempt{ID: id, ExpiresAt: now.Add(s.attemptTTL)}
 		if t.serial != "" {
@@ -83,6 +87,10 @@ func (t *attempt) reserve(ctx context.Context) error {
 		if !time.Now().Before(deadline) {
 			return fmt.Errorf("service: %w; try again in a moment", ErrAttemptsInFlight)
 		}
+		if ended == nil {
+			// Refused unheard: listen, and try again before waiting.
+			continue
+		}
 		// Wait for an attempt on this subject to end here, or poll for
 		// one that ends on another replica (or lapses).
 		select {
@@ -96,11 +104,18 @@ func (t *attempt) reserve(ctx context.Context) error {
 }
 
 // subject names what t is an attempt against, for the bell.
-func (t *attempt) subject() string {
+func (t *attempt) subject() subject {
 	if t.serial != "" {
-		return "serial\x00" + t.serial
+		return subject{serial: true, id: t.serial}
 	}
-	return "authenticator\x00" + t.aid
+	return subject{id: t.aid}
+}
+
+// subject is what attempts are against: an authenticator, or a code
+// device serial being activated.
+type subject struct {
+	serial bool
+	id     string
 }
 
 // ended rings the bell of t's subject: an attempt against it ended (its
@@ -112,31 +127,31 @@ func (t *attempt) ended() { t.s.bell.ring(t.subject()) }
 // subject to end, on this replica; waiters on other replicas poll.
 type bell struct {
 	mu sync.Mutex
-	ch map[string]chan struct{}
+	ch map[subject]chan struct{}
 }
 
 // wait returns a channel that is closed the next time subject rings.
-func (b *bell) wait(subject string) <-chan struct{} {
+func (b *bell) wait(sub subject) <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.ch == nil {
-		b.ch = map[string]chan struct{}{}
+		b.ch = map[subject]chan struct{}{}
 	}
-	c := b.ch[subject]
+	c := b.ch[sub]
 	if c == nil {
 		c = make(chan struct{})
-		b.ch[subject] = c
+		b.ch[sub] = c
 	}
 	return c
 }
 
 // ring wakes every waiter of subject.
-func (b *bell) ring(subject string) {
+func (b *bell) ring(sub subject) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if c := b.ch[subject]; c != nil {
+	if c := b.ch[sub]; c != nil {
 		close(c)
-		delete(b.ch, subject)
+		delete(b.ch, sub)
 	}
 }
 
@@ -158,9 +173,10 @@ func (t *attempt) release(ctx context.Context) {
 // id: at most Policy.MaxFailures, refused as Service.refusal says once a
 // takes none.
 func (s *Service) loginAttempt(id domain.Identity, a domain.Authenticator) *attempt {
-	return &attempt{s: s, op: "login", identityID: id.ID, aid: a.ID, max: s.policy.Failures(),
+	identityID, aid := id.ID, a.ID // the recheck holds the IDs, not copies of the records
+	return &attempt{s: s, op: "login", identityID: identityID, aid: aid, max: s.policy.Failures(),
 		recheck: func(ctx context.Context) error {
-			_, _, err := s.ready(ctx, id.ID, a.ID)
+			_, _, err := s.ready(ctx, identityID, aid)
 			return err
 		}}
 }

@@ -97,7 +97,13 @@ func (s *Service) sealToken(prefix string, ad []byte, v any) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("service: sealing a ceremony: %w", err)
 	}
-	return prefix + b64.EncodeToString([]byte(sl.KeyID)) + "." + b64.EncodeToString(sl.Blob), nil
+	// prefix, base64url(key ID), ".", base64url(blob), in one buffer.
+	tok := make([]byte, 0, len(prefix)+b64.EncodedLen(len(sl.KeyID))+1+b64.EncodedLen(len(sl.Blob)))
+	tok = append(tok, prefix...)
+	tok = b64.AppendEncode(tok, []byte(sl.KeyID))
+	tok = append(tok, '.')
+	tok = b64.AppendEncode(tok, sl.Blob)
+	return string(tok), nil
 }
 
 // openToken opens tok, sealed by sealToken with prefix and ad, into v. It
@@ -111,8 +117,9 @@ func (s *Service) openToken(tok, prefix string, max int, ad []byte, v any) bool 
 	if !ok {
 		return false
 	}
-	k, err1 := b64.DecodeString(kid)
-	bl, err2 := b64.DecodeString(blob)
+	var kb [32]byte
+	k, err1 := b64.AppendDecode(kb[:0], []byte(kid))
+	bl, err2 := b64.AppendDecode(make([]byte, 0, b64.DecodedLen(len(blob))), []byte(blob))
 	if err1 != nil || err2 != nil {
 		return false
 	}
@@ -129,20 +136,23 @@ func (s *Service) openCeremony(tok, identityID, stage string) (loginCeremony, er
 	if tok == "" {
 		return loginCeremony{}, invalid("ceremony is missing")
 	}
-	bad := fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
 	var c loginCeremony
 	if !s.openToken(tok, tokenPrefix, maxTokenLen, tokenAD(identityID), &c) || c.Stage != stage {
-		return loginCeremony{}, bad
+		return loginCeremony{}, errBeginAgain()
 	}
 	if stage == stageFactor && (c.Factor == "" || !c.Kind.Valid() ||
 		(c.Kind == device.KindChip || c.Kind == device.KindApp) && len(c.Challenge) != challengeLen) {
-		return loginCeremony{}, bad
+		return loginCeremony{}, errBeginAgain()
 	}
 	if !s.clock().Before(c.expires()) {
-		return loginCeremony{}, bad
+		return loginCeremony{}, errBeginAgain()
 	}
 	return c, nil
 }
+
+// errBeginAgain is the answer to a ceremony token that is malformed, not
+// this server's, for another identity or stage, or expired.
+func errBeginAgain() error { return fmt.Errorf("service: %w; begin again", ErrCeremonyExpired) }
 
 // challengeLen is the size of chip and app challenges.
 const challengeLen = 32
@@ -151,7 +161,11 @@ const challengeLen = 32
 // challenge ch as used. It has a colon, which no stored ceremony key has,
 // and takeCeremony refuses such keys, so a client cannot take (and so
 // revive) a spent mark.
-func spentKey(ch []byte) string { return "spent:" + b64.EncodeToString(ch) }
+func spentKey(ch []byte) string {
+	const prefix = "spent:"
+	k := make([]byte, 0, len(prefix)+b64.EncodedLen(len(ch)))
+	return string(b64.AppendEncode(append(k, prefix...), ch))
+}
 
 func spentCeremony(identityID string, c *loginCeremony) store.Ceremony {
 	return store.Ceremony{Key: spentKey(c.Challenge), IdentityID: identityID, ExpiresAt: c.expires()}

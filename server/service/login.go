@@ -389,9 +389,11 @@ func (s *Service) FinishLogin(ctx context.Context, identityID string, req Finish
 	if err != nil {
 		return LoginResult{}, err
 	}
-	proofs := []string{a.ID}
+	var proofs []string
 	if c.Password != "" {
 		proofs = []string{c.Password, a.ID}
+	} else {
+		proofs = []string{a.ID}
 	}
 	token, hash := secrets.NewToken()
 	sid, err := s.newID("ses")

@@ -436,6 +436,9 @@ func (s *Service) auditRefusal(ctx context.Context, err error, by domain.Actor) 
 
 // logChange logs the events of a stored change (types and IDs only).
 func (s *Service) logChange(ctx context.Context, events []domain.Event) {
+	if len(events) == 0 || !s.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
 	for _, e := range events {
 		s.log.InfoContext(ctx, string(e.Type), "identity", e.IdentityID, "authenticator", e.AuthenticatorID, "actor", e.Actor.String(), "reason", e.Reason)
 	}
