@@ -43,10 +43,10 @@ type loadCmd struct {
 	PasswordConcurrency int            `default:"8" placeholder:"N" help:"Concurrent clients of the password logins (the server bounds concurrent argon2id by memory; more clients only queue)."`
 	Sample              int            `default:"100" placeholder:"N" help:"Chips checked, after the lifecycle, to be refused with their old credential."`
 	DB                  string         `placeholder:"FILE|URL" help:"SQLite database file of the server in this process (default: a temporary file per scenario), or postgres://USER@HOST/DB: a schema of its own in that database, dropped afterwards, served by --replicas authbench serve processes (the password comes from $PGPASSWORD, never from the command line)."`
-	Replicas            int            `default:"1" placeholder:"N" help:"authbench serve processes on the PostgreSQL database of --db; with more than one, chip and code logins are measured on one of them too (target: N at least as fast as one)."`
+	Replicas            int            `default:"1" placeholder:"N" help:"authbench serve processes on the PostgreSQL database of --db, each with a share of this host (GOMAXPROCS CPUs/N, pool_max_conns ⌈budget/N⌉, the budget being one server's pool: pool_max_conns in the URL, else the default, max(4, CPUs)); with more than one, the logins are also measured on one more serve process alone with all the CPUs and the whole budget (target: N at least as fast as one)."`
 	Seed                hexBytes       `placeholder:"HEX" help:"Seed of the simulated devices and of the run's identity names (default: random)."`
 	JSON                bool           `help:"Print the report as JSON (targets with their thresholds, measured values and verdicts) instead of text."`
-	CPUProfile          string         `name:"cpu-profile" type:"path" placeholder:"FILE" help:"Write a CPU profile of the load process to FILE (go tool pprof): on SQLite it holds the server as well as its clients and anchors; on PostgreSQL each serve process writes its own to FILE.SCENARIO.replicaN (serve --cpu-profile), such as cpu.out.chip-logins.replica1, over the whole scenario it serves (set-up included)."`
+	CPUProfile          string         `name:"cpu-profile" type:"path" placeholder:"FILE" help:"Write a CPU profile of the load process to FILE (go tool pprof): on SQLite it holds the server as well as its clients and anchors; on PostgreSQL each serve process writes its own to FILE.SCENARIO.replicaN (serve --cpu-profile), such as cpu.out.chip-logins.replica1, and the single server of a login scenario to FILE.SCENARIO.single, over the whole scenario it serves (set-up included)."`
 	HeapProfile         string         `name:"heap-profile" type:"path" placeholder:"FILE" help:"Write a heap profile of the load process at the end of each scenario's measured run, after a garbage collection, to FILE.SCENARIO, such as heap.out.lifecycle (go tool pprof -sample_index=inuse_space): what its live heap holds; on SQLite the server's data beside the simulated clients'."`
 	GCHeadroom          gcHeadroomFlag `name:"gc-headroom" default:"argon2" placeholder:"MiB|argon2|off" help:"The --gc-headroom of the server: of this process, which serves on SQLite (its argon2id memory budget is serve's default), or of the serve processes on PostgreSQL. On SQLite the simulated chips share the process with the server: their live heap, measured as they are made, is given room of its own on top of the headroom (as if they ran in a process of their own under Go's default), so that they do not use up the server's. ${gc_headroom_help}"`
 
@@ -240,6 +240,8 @@ type loadReport struct {
 	Store            string           `json:"store"`   // "sqlite" or "postgresql"
 	Servers          string           `json:"servers"` // how the servers run
 	Replicas         int              `json:"replicas"`
+	SingleShape      *serveShape      `json:"single_server,omitempty"` // PostgreSQL: a serve process alone on this host ("1 server", or the server)
+	ReplicaShape     *serveShape      `json:"replica,omitempty"`       // PostgreSQL with several replicas: each of them
 	DB               string           `json:"db"`
 	Schema           string           `json:"schema,omitempty"` // PostgreSQL: the run's own, dropped at the end
 	GOMAXPROCS       int              `json:"gomaxprocs"`
@@ -329,14 +331,26 @@ func (l *loader) run(ctx context.Context) (_ *loadReport, err error) {
 	write := "one group-committed SQLite insert (WAL, synchronous=FULL, as the store) into a file beside the server's"
 	if embedded.IsPostgresURL(cfg.db) {
 		rep.Store, rep.Replicas = "postgresql", cfg.replicas
-		rep.Servers = fmt.Sprintf("%d authbench serve process(es), started by load, on one schema", cfg.replicas)
 		write = "one PostgreSQL commit (synchronous_commit on) in the same database"
-		if l.pg, err = openPG(ctx, cfg.db, l.tag, l.keys, l.pskcKey, l.progress); err != nil {
+		if l.pg, err = openPG(ctx, cfg.db, l.tag, cfg.replicas, l.keys, l.pskcKey, l.progress); err != nil {
 			return nil, err
+		}
+		rep.Servers, rep.SingleShape = fmt.Sprintf("1 authbench serve process (%s: all the CPUs and the whole connection budget), started by load, on one schema", l.pg.single), &l.pg.single
+		if cfg.replicas > 1 {
+			rep.ReplicaShape = &l.pg.replica
+			rep.Servers = fmt.Sprintf("%d authbench serve processes, started by load, on one schema, each with %s (a share of this host's %d CPUs and of one server's %d connections); 1 server measured on one more process alone with %s (all of both)",
+				cfg.replicas, l.pg.replica, runtime.NumCPU(), l.pg.single.Conns, l.pg.single)
 		}
 		l.pg.gcHeadroom = cfg.gcHeadroom
 		defer func() { err = errors.Join(err, l.pg.close()) }()
 		rep.Schema = l.pg.schema
+		cpu := "CPU per login: from /proc, over the target's segments, of all the serve processes (the idle ones too)"
+		if l.pg.postmaster != 0 {
+			cpu += fmt.Sprintf(" and of the PostgreSQL server on this machine (postmaster pid %d and all its processes, whoever they serve)", l.pg.postmaster)
+		} else {
+			cpu += "; PostgreSQL's is not measured (its server is not on this machine, or its processes cannot be read)"
+		}
+		rep.Notes = append(rep.Notes, cpu)
 		rep.DB = cfg.db + " (schema " + l.pg.schema + ", dropped at the end)"
 	} else if rep.DB == "" {
 		rep.DB = "a temporary SQLite file per scenario"
@@ -612,7 +626,14 @@ func (r *loadReport) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%s: %d %s (set up in %.2f s);", l.Scenario, l.Devices, l.DeviceKind, l.SetupSeconds)
 		for _, t := range l.Targets {
-			fmt.Fprintf(w, " %s %s in %s by %d clients (%s/s);", t.Name, thousands(float64(t.Count)), fmtSeconds(t.Seconds), t.Workers, thousands(t.PerSec))
+			fmt.Fprintf(w, " %s %s in %s by %d clients (%s/s", t.Name, thousands(float64(t.Count)), fmtSeconds(t.Seconds), t.Workers, thousands(t.PerSec))
+			if t.ServeCPUMS > 0 {
+				fmt.Fprintf(w, ", serve CPU %.2f ms/login", t.ServeCPUMS)
+			}
+			if t.DBCPUMS > 0 {
+				fmt.Fprintf(w, ", PostgreSQL CPU %.2f ms/login", t.DBCPUMS)
+			}
+			fmt.Fprint(w, ");")
 		}
 		fmt.Fprintln(w)
 	}

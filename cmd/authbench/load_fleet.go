@@ -14,19 +14,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authbench/authbench/server/api"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/embedded"
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/service"
+	"github.com/authbench/authbench/server/store/postgres"
 	"github.com/authbench/authbench/sim/chip"
 )
 
@@ -47,15 +49,15 @@ type fleet struct {
 	anon      []*client.Client // no token (the login ceremonies), per replica
 	transport *http.Transport
 	stop      func() error
-	procs     []*serveProc // the serve processes, on PostgreSQL
+	// single is, on PostgreSQL with several replicas and for the login
+	// scenarios, one more serve process on the same schema, configured
+	// as one server alone on this host is (all the CPUs, the whole
+	// connection budget): what "1 server" is measured on. Its clients
+	// share f's transport; f.stop stops it.
+	single *fleet
 }
 
 func (f *fleet) replicas() int { return len(f.anon) }
-
-// first returns the fleet of the first n replicas, sharing f's clients.
-func (f *fleet) first(n int) *fleet {
-	return &fleet{support: f.support[:n], anon: f.anon[:n], transport: f.transport}
-}
 
 func (f *fleet) close() error {
 	f.transport.CloseIdleConnections()
@@ -89,6 +91,17 @@ func (r *roundRobin) support() *client.Client {
 // params, and on the clock now (nil for the real one; only a server in
 // this process can run on another clock).
 func (l *loader) openFleet(ctx context.Context, params secrets.Params, now func() time.Time) (*fleet, error) {
+	return l.startFleet(ctx, params, now, false)
+}
+
+// openLoginFleet is openFleet for a login scenario, which measures one
+// server beside the replicas: on PostgreSQL with several replicas it
+// starts the fleet's single server as well (fleet.single).
+func (l *loader) openLoginFleet(ctx context.Context, params secrets.Params, now func() time.Time) (*fleet, error) {
+	return l.startFleet(ctx, params, now, l.pg != nil && l.cfg.replicas > 1)
+}
+
+func (l *loader) startFleet(ctx context.Context, params secrets.Params, now func() time.Time, single bool) (*fleet, error) {
 	// Every client keeps a connection to every replica alive (each of its
 	// requests goes to the next replica): room for them all, so that N
 	// replicas do not pay for new connections one replica is spared.
@@ -99,6 +112,7 @@ func (l *loader) openFleet(ctx context.Context, params secrets.Params, now func(
 	}}
 	var urls []string
 	var token string
+	var singleURL string
 	if l.pg == nil {
 		roots := x509.NewCertPool()
 		roots.AppendCertsFromPEM(chip.TestCACertPEM())
@@ -130,31 +144,67 @@ func (l *loader) openFleet(ctx context.Context, params secrets.Params, now func(
 		if l.cfg.cpuProfile != "" {
 			profile = l.cfg.cpuProfile + "." + l.scenario
 		}
-		procs, err := l.pg.start(ctx, l.cfg.replicas, params, profile)
-		if err != nil {
-			return nil, err
+		var procs []*serveProc
+		if single {
+			// Started first: the replicas are the newest processes.
+			sp, err := l.pg.startOne(ctx, params, l.pg.single, profileArgs(profile, "single")...)
+			if err != nil {
+				return nil, fmt.Errorf("load: the single server: %w", err)
+			}
+			procs, singleURL = append(procs, sp), sp.url
 		}
-		for _, p := range procs {
+		shape := l.pg.replica
+		if l.cfg.replicas == 1 {
+			shape = l.pg.single
+		}
+		fl, err := l.pg.start(ctx, l.cfg.replicas, params, shape, profile)
+		if err != nil {
+			return nil, errors.Join(err, stopAll(procs))
+		}
+		for _, p := range fl {
 			urls = append(urls, p.url)
 		}
+		procs = append(procs, fl...)
 		token = l.pg.token
 		f.stop = func() error { return stopAll(procs) }
-		f.procs = procs
+		l.pg.procs = procs
 	}
 	hc := &http.Client{Transport: f.transport, Timeout: time.Minute}
-	for _, u := range urls {
+	connect := func(to *fleet, u string) error {
 		c, err := client.New(u, client.Options{HTTPClient: hc, Token: token, Origin: loadOrigin, UserAgent: "authbench-load"})
 		if err == nil {
 			err = c.Health(ctx)
 		}
 		if err != nil {
-			f.close()
-			return nil, fmt.Errorf("load: the server at %s: %w", u, err)
+			return fmt.Errorf("load: the server at %s: %w", u, err)
 		}
-		f.support = append(f.support, c)
-		f.anon = append(f.anon, c.WithToken(""))
+		to.support = append(to.support, c)
+		to.anon = append(to.anon, c.WithToken(""))
+		return nil
+	}
+	for _, u := range urls {
+		if err := connect(f, u); err != nil {
+			f.close()
+			return nil, err
+		}
+	}
+	if singleURL != "" {
+		f.single = &fleet{transport: f.transport}
+		if err := connect(f.single, singleURL); err != nil {
+			f.close()
+			return nil, err
+		}
 	}
 	return f, nil
+}
+
+// profileArgs are the serve flags that write a CPU profile to
+// profile.name; none without a profile.
+func profileArgs(profile, name string) []string {
+	if profile == "" {
+		return nil
+	}
+	return []string{"--cpu-profile", profile + "." + name}
 }
 
 // pgRun is the PostgreSQL side of one run: a schema of its own in the
@@ -169,12 +219,17 @@ type pgRun struct {
 	exe        string
 	gcHeadroom gcHeadroomFlag // --gc-headroom of the serve processes
 	log        io.Writer      // progress
+	// single is the shape of one server alone on this host, replica
+	// that of each of --replicas sharing it (hostShares).
+	single, replica serveShape
+	procs           []*serveProc // the serve processes of the scenario running
+	postmaster      int          // the PostgreSQL server's postmaster on this host, 0 when unknown (elsewhere, or no /proc)
 }
 
 // openPG creates the run's schema in the database of base (a postgres://
 // URL without a password: pgx takes it from $PGPASSWORD) and the files
 // the servers share.
-func openPG(ctx context.Context, base, tag string, keys *secrets.Keyring, pskcKey []byte, progress io.Writer) (_ *pgRun, err error) {
+func openPG(ctx context.Context, base, tag string, replicas int, keys *secrets.Keyring, pskcKey []byte, progress io.Writer) (_ *pgRun, err error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("load: the authbench binary to run serve with: %w", err)
@@ -185,6 +240,13 @@ func openPG(ctx context.Context, base, tag string, keys *secrets.Keyring, pskcKe
 	}
 	p := &pgRun{schema: "authbench_" + strings.ReplaceAll(tag, "-", "_"), exe: exe, log: progress}
 	q := u.Query()
+	budget := 0
+	if v := q.Get("pool_max_conns"); v != "" {
+		if budget, err = strconv.Atoi(v); err != nil || budget < 1 {
+			return nil, usageError{fmt.Errorf("--db: pool_max_conns=%s: want a number of connections, at least 1", v)}
+		}
+	}
+	p.single, p.replica = hostShares(runtime.NumCPU(), budget, replicas)
 	q.Set("search_path", p.schema)
 	u.RawQuery = q.Encode()
 	p.url = u.String()
@@ -196,6 +258,10 @@ func openPG(ctx context.Context, base, tag string, keys *secrets.Keyring, pskcKe
 		return nil, unreachableError{fmt.Errorf("load: --db %s: %w", base, err)}
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	var backend int
+	if err := conn.QueryRow(cctx, "SELECT pg_backend_pid()").Scan(&backend); err == nil {
+		p.postmaster, _ = postmasterOf(backend)
+	}
 	if _, err := conn.Exec(cctx, "CREATE SCHEMA "+pgx.Identifier{p.schema}.Sanitize()); err != nil {
 		return nil, fmt.Errorf("load: --db %s: create schema %s: %w", base, p.schema, err)
 	}
@@ -225,10 +291,12 @@ func openPG(ctx context.Context, base, tag string, keys *secrets.Keyring, pskcKe
 	return p, nil
 }
 
-// connectPG connects to url as the serve processes do, less their pool's
-// settings (pool_max_conns, ...), which pgxpool takes out of the URL.
+// connectPG connects to url as the serve processes do (postgres.ParseURL:
+// without TLS to a server on this machine unless url asks for it), less
+// their pool's settings (pool_max_conns, ...), which it takes out of the
+// URL.
 func connectPG(ctx context.Context, url string) (*pgx.Conn, error) {
-	pc, err := pgxpool.ParseConfig(url)
+	pc, err := postgres.ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
@@ -254,6 +322,35 @@ func (p *pgRun) close() error {
 	return errors.Join(errs...)
 }
 
+// serveShape is how load runs one `authbench serve` process: its
+// GOMAXPROCS, and the most PostgreSQL connections its pool opens (the
+// pool_max_conns of its --db).
+type serveShape struct {
+	Procs int `json:"gomaxprocs"`
+	Conns int `json:"pool_max_conns"`
+}
+
+func (s serveShape) String() string {
+	return fmt.Sprintf("GOMAXPROCS %d, pool_max_conns %d", s.Procs, s.Conns)
+}
+
+// hostShares returns the shape of one server alone on a host of cpus
+// CPUs, and that of each of n replicas sharing the host, as the README
+// tells an operator to run them: one server takes all the CPUs and the
+// whole connection budget (budget: --db's pool_max_conns; 0 for the
+// store's default pool, max(4, CPUs)); each of n replicas a share of
+// both, cpus/n CPUs (at least one) and ⌈budget/n⌉ connections (at least
+// two, so that one request's transaction does not leave its replica
+// without a connection for the next).
+func hostShares(cpus, budget, n int) (single, replica serveShape) {
+	if budget <= 0 {
+		budget = max(4, cpus)
+	}
+	single = serveShape{Procs: cpus, Conns: budget}
+	replica = serveShape{Procs: max(1, cpus/n), Conns: max(2, (budget+n-1)/n)}
+	return single, replica
+}
+
 // serveProc is one running `authbench serve`.
 type serveProc struct {
 	replica int // 1, 2, ...
@@ -263,17 +360,13 @@ type serveProc struct {
 	done    chan struct{}
 }
 
-// start runs n `authbench serve` processes on the run's schema, hashing
-// with params, and waits until each listens. With a cpuProfile, replica N
-// writes its CPU profile to cpuProfile.replicaN.
-func (p *pgRun) start(ctx context.Context, n int, params secrets.Params, cpuProfile string) ([]*serveProc, error) {
+// start runs n `authbench serve` processes of shape sh on the run's
+// schema, hashing with params, and waits until each listens. With a
+// cpuProfile, replica N writes its CPU profile to cpuProfile.replicaN.
+func (p *pgRun) start(ctx context.Context, n int, params secrets.Params, sh serveShape, cpuProfile string) ([]*serveProc, error) {
 	var procs []*serveProc
 	for i := range n {
-		var args []string
-		if cpuProfile != "" {
-			args = []string{"--cpu-profile", fmt.Sprintf("%s.replica%d", cpuProfile, i+1)}
-		}
-		sp, err := p.startOne(ctx, params, args...)
+		sp, err := p.startOne(ctx, params, sh, profileArgs(cpuProfile, fmt.Sprintf("replica%d", i+1))...)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("load: replica %d: %w", i+1, err), stopAll(procs))
 		}
@@ -286,10 +379,17 @@ func (p *pgRun) start(ctx context.Context, n int, params secrets.Params, cpuProf
 // listening is the line `authbench serve` prints on stdout once it serves.
 const listening = "authbench server listening on "
 
-func (p *pgRun) startOne(ctx context.Context, params secrets.Params, extra ...string) (*serveProc, error) {
+func (p *pgRun) startOne(ctx context.Context, params secrets.Params, sh serveShape, extra ...string) (*serveProc, error) {
+	u, err := url.Parse(p.url)
+	if err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", strconv.Itoa(sh.Conns))
+	u.RawQuery = q.Encode()
 	args := []string{"serve",
 		"--addr", "127.0.0.1:0",
-		"--db", p.url,
+		"--db", u.String(),
 		"--master-key", filepath.Join(p.dir, "master.key"),
 		"--support-token-file", filepath.Join(p.dir, "tokens"),
 		"--attestation-roots", filepath.Join(p.dir, "roots"),
@@ -303,12 +403,14 @@ func (p *pgRun) startOne(ctx context.Context, params secrets.Params, extra ...st
 		"--gc-headroom", p.gcHeadroom.String(),
 	}
 	cmd := exec.Command(p.exe, append(args, extra...)...)
-	// Settings and secrets come from the flags alone ($PGPASSWORD stays).
+	// Settings and secrets come from the flags alone ($PGPASSWORD stays),
+	// and the CPUs from the shape.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AUTHBENCH_") {
+		if !strings.HasPrefix(kv, "AUTHBENCH_") && !strings.HasPrefix(kv, "GOMAXPROCS=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(sh.Procs))
 	cmd.SysProcAttr = childAttr()
 	sp := &serveProc{cmd: cmd, log: &tailBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = sp.log

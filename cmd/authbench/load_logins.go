@@ -46,6 +46,16 @@ type loginTarget struct {
 	WaitedSeconds float64       `json:"waited_for_codes_seconds,omitempty"`
 	Phases        []phaseResult `json:"phases"`
 	Errors        []errorCount  `json:"errors"`
+	// CPU time per login, on PostgreSQL, read from /proc before and after
+	// each segment: of the serve processes (all of the scenario's, the
+	// idle ones too; not for the anchor, which runs in the load process)
+	// and of the PostgreSQL server when it runs on this host (all its
+	// processes, whoever they serve). Absent when unknown.
+	ServeCPUMS float64 `json:"serve_cpu_ms_per_login,omitempty"`
+	DBCPUMS    float64 `json:"postgresql_cpu_ms_per_login,omitempty"`
+
+	serveCPU, dbCPU   time.Duration
+	serveLost, dbLost bool // a segment whose CPU time could not be read
 
 	// op performs one login by worker w; it returns errSegmentOver when
 	// the segment ended before it could start one.
@@ -79,13 +89,14 @@ func (r *loginsResult) errorCount() int {
 var errSegmentOver = errors.New("the segment is over")
 
 // serverTargets returns the targets of the server: the whole fleet, and
-// before it its first replica when there are several. op logs in through
-// a worker's round robin over the replicas of its target.
+// before it its single server (fleet.single) when it has several
+// replicas. op logs in through a worker's round robin over the replicas
+// of its target.
 func serverTargets(f *fleet, workers int, op func(ctx context.Context, w int, deadline time.Time, rec *recorder, rr *roundRobin) error) []*loginTarget {
 	var out []*loginTarget
 	fleets := []*fleet{f}
-	if f.replicas() > 1 {
-		fleets = []*fleet{f.first(1), f}
+	if f.single != nil {
+		fleets = []*fleet{f.single, f}
 	}
 	for _, sf := range fleets {
 		rrs := make([]*roundRobin, workers)
@@ -135,6 +146,15 @@ func (l *loader) interleave(ctx context.Context, r *loginsResult, d time.Duratio
 		t.Count = t.rec.ok.Load()
 		t.PerSec = ratio(float64(t.Count), t.Seconds)
 		t.Phases, t.Errors = t.rec.phases(), t.rec.errors()
+		if t.Count > 0 && l.pg != nil {
+			perLogin := func(d time.Duration) float64 { return d.Seconds() * 1000 / float64(t.Count) }
+			if !t.serveLost && !t.Anchor {
+				t.ServeCPUMS = perLogin(t.serveCPU)
+			}
+			if !t.dbLost {
+				t.DBCPUMS = perLogin(t.dbCPU)
+			}
+		}
 		t.rec.mu.Lock()
 		t.WaitedSeconds = t.rec.waited.Seconds()
 		t.rec.mu.Unlock()
@@ -150,6 +170,7 @@ func (l *loader) segment(ctx context.Context, scenario string, t *loginTarget, d
 		n := t.rec.ok.Load() - before
 		return fmt.Sprintf("load: %s on %s: %d logins in %.1f s (%.0f/s), %d errors", scenario, t.Name, n, el.Seconds(), float64(n)/el.Seconds(), t.rec.failures()-errsBefore)
 	})
+	serve0, db0 := l.cpuNow()
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -170,8 +191,44 @@ func (l *loader) segment(ctx context.Context, scenario string, t *loginTarget, d
 	}
 	wg.Wait()
 	t.Seconds += time.Since(start).Seconds()
+	serve1, db1 := l.cpuNow()
+	if serve0 < 0 || serve1 < 0 {
+		t.serveLost = true
+	}
+	if db0 < 0 || db1 < 0 {
+		t.dbLost = true
+	}
+	t.serveCPU += serve1 - serve0
+	t.dbCPU += db1 - db0
 	stop()
 	return ctx.Err()
+}
+
+// cpuNow returns the CPU time the serve processes of the scenario and
+// the PostgreSQL server on this host have used so far; -1 for what is not
+// known (SQLite, no /proc, a database elsewhere, a process gone).
+func (l *loader) cpuNow() (serve, db time.Duration) {
+	serve, db = -1, -1
+	if l.pg == nil {
+		return serve, db
+	}
+	if len(l.pg.procs) > 0 {
+		serve = 0
+		for _, sp := range l.pg.procs {
+			c, ok := procCPU(sp.cmd.Process.Pid)
+			if !ok {
+				serve = -1
+				break
+			}
+			serve += c
+		}
+	}
+	if l.pg.postmaster != 0 {
+		if c, ok := clusterCPU(l.pg.postmaster); ok {
+			db = c
+		}
+	}
+	return serve, db
 }
 
 // serverLogin logs identity id in on the server as MitID does: the
@@ -235,7 +292,7 @@ func (l *loader) anchorClientFor(a *anchorServer) (*anchorClient, func()) {
 // reaches the server in order) and logs in with them in turn.
 func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 	cfg := l.cfg
-	f, err := l.openFleet(ctx, cfg.argon2, nil)
+	f, err := l.openLoginFleet(ctx, cfg.argon2, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -451,7 +508,7 @@ func (l *loader) codeLogins(ctx context.Context, chipRate float64) (_ *loginsRes
 		need := int(2*chipRate*secs) + 2*cfg.concurrency
 		devices = max(devices, min(need, maxCodeDevices))
 	}
-	f, err := l.openFleet(ctx, cfg.argon2, serverNow)
+	f, err := l.openLoginFleet(ctx, cfg.argon2, serverNow)
 	if err != nil {
 		return nil, err
 	}
@@ -578,7 +635,7 @@ func importCodeDevices(ctx context.Context, support *client.Client, key []byte, 
 func (l *loader) passwordLogins(ctx context.Context) (_ *loginsResult, err error) {
 	cfg := l.cfg
 	params := cfg.passwordArgon2
-	f, err := l.openFleet(ctx, params, nil)
+	f, err := l.openLoginFleet(ctx, params, nil)
 	if err != nil {
 		return nil, err
 	}

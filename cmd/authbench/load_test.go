@@ -638,6 +638,9 @@ func TestLoadPostgres(t *testing.T) {
 			for r := 1; r <= 3; r++ {
 				fs = append(fs, fmt.Sprintf("%s.%s.replica%d", profile, s, r))
 			}
+			if strings.HasSuffix(s, "-logins") {
+				fs = append(fs, fmt.Sprintf("%s.%s.single", profile, s))
+			}
 		}
 		return fs
 	}()...) {
@@ -662,6 +665,17 @@ func TestLoadPostgres(t *testing.T) {
 		if one, all := l.Targets[1], l.Targets[2]; one.Replicas != 1 || all.Replicas != 3 {
 			t.Errorf("%s: targets %+v, %+v: want 1 replica, then 3", l.Name, one, all)
 		}
+		for _, tg := range l.Targets[1:] {
+			if tg.ServeCPUMS <= 0 || tg.DBCPUMS <= 0 {
+				t.Errorf("%s on %s: CPU per login serve %v ms, PostgreSQL %v ms; want both measured (a local server)", l.Name, tg.Name, tg.ServeCPUMS, tg.DBCPUMS)
+			}
+		}
+	}
+	// The single server has all the CPUs and the connection budget, each
+	// replica a share.
+	single, replica := hostShares(runtime.NumCPU(), 0, 3)
+	if rep.SingleShape == nil || *rep.SingleShape != single || rep.ReplicaShape == nil || *rep.ReplicaShape != replica {
+		t.Errorf("shapes: single %+v, replica %+v; want %+v, %+v", rep.SingleShape, rep.ReplicaShape, single, replica)
 	}
 	names := map[string]bool{}
 	for _, tr := range rep.Targets {
@@ -731,8 +745,8 @@ func TestLoadPostgresReplicaDies(t *testing.T) {
 		// The segment on both replicas has begun: kill the one started last.
 		if killed == 0 && strings.HasPrefix(sc.Text(), "load: chip logins (password + chip): 2 servers for ") {
 			kids = childPIDs(t, cmd.Process.Pid)
-			if len(kids) != 2 {
-				t.Fatalf("load runs %d child processes, want 2 serve processes: %v", len(kids), kids)
+			if len(kids) != 3 {
+				t.Fatalf("load runs %d child processes, want 3 serve processes (the single server, then 2 replicas): %v", len(kids), kids)
 			}
 			killed = slices.Max(kids)
 			if err := syscall.Kill(killed, syscall.SIGKILL); err != nil {
@@ -800,6 +814,28 @@ func childPIDs(t *testing.T, pid int) []int {
 		}
 	}
 	return out
+}
+
+// TestHostShares: one server alone takes the host's CPUs and the whole
+// connection budget; each of N replicas a share of both, never less than
+// one CPU and two connections.
+func TestHostShares(t *testing.T) {
+	for _, c := range []struct {
+		cpus, budget, n int
+		single, replica serveShape
+	}{
+		{2, 0, 1, serveShape{2, 4}, serveShape{2, 4}},
+		{2, 0, 3, serveShape{2, 4}, serveShape{1, 2}},
+		{8, 0, 3, serveShape{8, 8}, serveShape{2, 3}},
+		{8, 0, 2, serveShape{8, 8}, serveShape{4, 4}},
+		{16, 20, 4, serveShape{16, 20}, serveShape{4, 5}},
+		{1, 3, 8, serveShape{1, 3}, serveShape{1, 2}},
+	} {
+		s, r := hostShares(c.cpus, c.budget, c.n)
+		if s != c.single || r != c.replica {
+			t.Errorf("hostShares(%d CPUs, budget %d, %d replicas) = %+v, %+v; want %+v, %+v", c.cpus, c.budget, c.n, s, r, c.single, c.replica)
+		}
+	}
 }
 
 // TestOTPClock: the virtual clock never moves past the step after the one

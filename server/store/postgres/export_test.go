@@ -51,3 +51,13 @@ func MigrateBefore(ctx context.Context, url, schema, name string) error {
 
 // MaxConns returns the size of s's connection pool.
 func MaxConns(s *Store) int { return int(s.pool.p.Config().MaxConns) }
+
+// ConnTLS reports whether a connection of the store's pool runs over TLS,
+// as the server sees it (pg_stat_ssl).
+func ConnTLS(ctx context.Context, s *Store) (bool, error) {
+	var on bool
+	err := s.pool.with(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&on)
+	})
+	return on, err
+}

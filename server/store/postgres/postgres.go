@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/internal/sqlcore"
@@ -73,8 +72,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w: Options.Chain is required (the audit chain, server/audit)", store.ErrInvalid)
 	}
 	// pgxpool takes its own settings (pool_max_conns) out of the URL and
-	// leaves the connection's to pgx.
-	pc, err := pgxpool.ParseConfig(url)
+	// leaves the connection's to pgx; a server on this machine is reached
+	// without TLS unless the URL asks for it (ParseURL).
+	pc, err := ParseURL(url)
 	if err != nil {
 		// pgx leaves the password out of its parse errors.
 		return nil, fmt.Errorf("postgres: %w: %v", store.ErrInvalid, err)
