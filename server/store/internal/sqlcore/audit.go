@@ -99,7 +99,7 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 			return err
 		}
 		if cache != nil {
-			cache.PutHead(id, &store.AuditRecord{IdentityID: id, Seq: h.Seq, Hash: h.Hash})
+			cache.PutHead(id, h)
 		}
 	}
 	return nil

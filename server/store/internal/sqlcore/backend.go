@@ -108,7 +108,8 @@ type HeadCache interface {
 	// whether it knows it.
 	CachedHead(ctx context.Context, id string) (head *store.AuditRecord, known bool, err error)
 	// PutHead records h (nil: no records) as the head of the chain of
-	// identity id in the transaction, read or written by it.
+	// identity id in the transaction, read or written by it. It keeps
+	// h's Seq and a copy of its Hash, not h.
 	PutHead(id string, h *store.AuditRecord)
 	// DropHead forgets the head of the chain of identity id.
 	DropHead(id string)
