@@ -13,7 +13,7 @@ import (
 // pgxpool does (pool_max_conns and the other pool settings are taken out
 // of it), except that a server on this machine is reached without TLS
 // unless the connection asks for TLS: when every host it names is a
-// loopback address, "localhost" or a Unix socket directory, and neither
+// loopback address (a literal IP) or a Unix socket directory, and neither
 // the string nor the environment says anything about TLS (sslmode,
 // sslrootcert, ..., channel_binding, a service file, $PGSSL...), the TLS
 // attempt of pgx's default, sslmode=prefer, is dropped. That attempt
@@ -67,10 +67,11 @@ func asksTLS(url string) bool {
 	return false
 }
 
-// local reports whether host is this machine: a loopback address,
-// "localhost", or the directory of a Unix socket.
+// local reports whether host is this machine: a literal loopback address
+// or the directory of a Unix socket. A name, even "localhost", is not: it
+// is resolved only when pgx dials, and a resolver may send it elsewhere.
 func local(host string) bool {
-	if strings.HasPrefix(host, "/") || host == "localhost" {
+	if strings.HasPrefix(host, "/") {
 		return true
 	}
 	ip := net.ParseIP(host)

@@ -14,15 +14,15 @@ import (
 )
 
 // TestParseURL: a server on this machine is reached without TLS unless
-// the URL or the environment asks for TLS; any other keeps pgx's default
-// (TLS first, then without).
+// the URL or the environment asks for TLS; any other, a name such as
+// localhost included, keeps pgx's default (TLS first, then without).
 func TestParseURL(t *testing.T) {
 	for _, c := range []struct {
 		url, env string
 		tls      bool
 	}{
 		{"postgres://u@127.0.0.1:5432/db", "", false},
-		{"postgres://u@localhost/db?pool_max_conns=3", "", false},
+		{"postgres://u@localhost/db?pool_max_conns=3", "", true},
 		{"postgres://u@[::1]:5433/db", "", false},
 		{"postgres://u@/db?host=/var/run/postgresql", "", false},
 		{"host=127.0.0.1 user=u dbname=db", "", false},
