@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -171,15 +172,8 @@ func TestCommitLogin(t *testing.T) {
 // before per-identity chains (schema before the audit_chains migration) is
 // migrated when a store opens it, and its records keep verifying.
 func TestMigrateAuditChains(t *testing.T) {
-	url := pgtest.URL(t)
-	schema := pgtest.Schema(t, url, "test_")
 	ctx := context.Background()
-	must(t, postgres.MigrateBefore(ctx, url, schema, "audit_chains"))
-	cfg, err := pgx.ParseConfig(url)
-	must(t, err)
-	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
-	db := stdlib.OpenDB(*cfg)
-	defer db.Close()
+	url, schema, db := before(t, "audit_chains")
 	for _, r := range storetest.LegacyLog() {
 		_, err := db.ExecContext(ctx, `INSERT INTO audit (seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, int64(r.Seq), r.At.UnixNano(), string(r.Type), r.IdentityID, r.AuthenticatorID, r.PrevHash, r.Hash, r.Body)
@@ -246,15 +240,8 @@ func TestOpenReadOnly(t *testing.T) {
 // migrated when a store opens it; its sessions still work and still end
 // with their authenticators.
 func TestMigrateSessionProofs(t *testing.T) {
-	url := pgtest.URL(t)
-	schema := pgtest.Schema(t, url, "test_")
 	ctx := context.Background()
-	must(t, postgres.MigrateBefore(ctx, url, schema, "session_proofs"))
-	cfg, err := pgx.ParseConfig(url)
-	must(t, err)
-	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
-	db := stdlib.OpenDB(*cfg)
-	defer db.Close()
+	url, schema, db := before(t, "session_proofs")
 	must(t, storetest.WriteLegacySessions(ctx, db, true))
 	s := open(t, url, schema)
 	defer s.Close()
@@ -262,4 +249,20 @@ func TestMigrateSessionProofs(t *testing.T) {
 		t.Fatalf("SchemaVersion = %d, %v", v, err)
 	}
 	storetest.CheckMigratedSessions(t, s)
+}
+
+// before makes a schema of its own migrated up to, not including, the
+// migration named name, and returns the server's URL, the schema and a
+// database/sql handle on it (closed when the test ends).
+func before(t *testing.T, name string) (url, schema string, db *sql.DB) {
+	t.Helper()
+	url = pgtest.URL(t)
+	schema = pgtest.Schema(t, url, "test_")
+	must(t, postgres.MigrateBefore(context.Background(), url, schema, name))
+	cfg, err := pgx.ParseConfig(url)
+	must(t, err)
+	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	db = stdlib.OpenDB(*cfg)
+	t.Cleanup(func() { db.Close() })
+	return url, schema, db
 }

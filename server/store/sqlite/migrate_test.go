@@ -154,24 +154,7 @@ func TestMigrateSteps(t *testing.T) {
 // migrated when a store opens it, and its records keep verifying.
 func TestMigrateAuditChains(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	limitPool(db, 1)
-	ms, err := migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := slices.IndexFunc(ms, func(m migration.File) bool { return strings.HasSuffix(m.Name, "_audit_chains") })
-	if n < 0 {
-		t.Fatal("no audit_chains migration")
-	}
-	if err := migrateWith(ctx, db, ms[:n], time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	path, db, ms := before(t, "audit_chains", "")
 	for _, r := range storetest.LegacyLog() {
 		_, err := db.ExecContext(ctx, `INSERT INTO audit (seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, int64(r.Seq), r.At.UnixNano(), string(r.Type), r.IdentityID, r.AuthenticatorID, r.PrevHash, r.Hash, r.Body)
@@ -199,24 +182,7 @@ func TestMigrateAuditChains(t *testing.T) {
 // with their authenticators.
 func TestMigrateSessionProofs(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	limitPool(db, 1)
-	ms, err := migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := slices.IndexFunc(ms, func(m migration.File) bool { return strings.HasSuffix(m.Name, "_session_proofs") })
-	if n < 0 {
-		t.Fatal("no session_proofs migration")
-	}
-	if err := migrateWith(ctx, db, ms[:n], time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	path, db, ms := before(t, "session_proofs", "&_pragma=foreign_keys(1)")
 	if err := storetest.WriteLegacySessions(ctx, db, false); err != nil {
 		t.Fatal(err)
 	}
@@ -233,4 +199,31 @@ func TestMigrateSessionProofs(t *testing.T) {
 		t.Errorf("sessions and ceremonies WITHOUT ROWID after the migration: %d of 2, %v", rowid, err)
 	}
 	storetest.CheckMigratedSessions(t, s)
+}
+
+// before makes a database file migrated up to, not including, the
+// migration named name, and returns its path, a handle on it with the
+// connection parameters params added (closed when the test ends) and all
+// the migrations.
+func before(t *testing.T, name, params string) (string, *sql.DB, []migration.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(10000)"+params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	limitPool(db, 1)
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := slices.IndexFunc(ms, func(m migration.File) bool { return strings.HasSuffix(m.Name, "_"+name) })
+	if n < 0 {
+		t.Fatalf("no %s migration", name)
+	}
+	if err := migrateWith(context.Background(), db, ms[:n], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return path, db, ms
 }
