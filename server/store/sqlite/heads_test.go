@@ -139,27 +139,7 @@ func TestAuditHeadsForgetRolledBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		// In a batch: its savepoint is rolled back, the others commit.
-		release := holdLeader(t, s)
-		var wg sync.WaitGroup
-		errs := make([]error, 4)
-		for i := range errs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if i%2 == 0 {
-					errs[i] = s.Write(ctx, 0, bad)
-				} else {
-					errs[i] = s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded))
-				}
-			}()
-		}
-		release(len(errs))
-		wg.Wait()
-		for i, err := range errs {
-			if want := i%2 == 0; want != errors.Is(err, errBad) {
-				t.Errorf("op %d: %v", i, err)
-			}
-		}
+		badAmongAppends(t, s, bad, errBad, 0)
 		if err := s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded)); err != nil {
 			t.Fatal(err)
 		}
@@ -255,28 +235,35 @@ func TestAuditTopFromAppends(t *testing.T) {
 		check(fmt.Sprintf("append %d", i), true)
 	}
 	for round := range 4 {
-		release := holdLeader(t, s)
-		var wg sync.WaitGroup
-		errs := make([]error, 4)
-		for i := range errs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if (i+round)%2 == 0 {
-					errs[i] = s.Write(ctx, 0, bad)
-				} else {
-					errs[i] = s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded))
-				}
-			}()
-		}
-		release(len(errs))
-		wg.Wait()
-		for i, err := range errs {
-			if want := (i+round)%2 == 0; want != errors.Is(err, errBad) {
-				t.Errorf("round %d op %d: %v", round, i, err)
-			}
-		}
+		badAmongAppends(t, s, bad, errBad, round)
 		check(fmt.Sprintf("batch %d", round), false)
 	}
 	verifyAudit(t, s)
+}
+
+// badAmongAppends runs four ops in one batch: the op bad, which must fail
+// with errBad, in turns with appends of an audit record, bad first when
+// round is even; and checks that each fails or succeeds alone.
+func badAmongAppends(t *testing.T, s *Store, bad func(context.Context, sqlcore.Tx) error, errBad error, round int) {
+	t.Helper()
+	ctx := context.Background()
+	release := holdLeader(t, s)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			if (i+round)%2 == 0 {
+				errs[i] = s.Write(ctx, 0, bad)
+			} else {
+				errs[i] = s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded))
+			}
+		})
+	}
+	release(len(errs))
+	wg.Wait()
+	for i, err := range errs {
+		if want := (i+round)%2 == 0; want != errors.Is(err, errBad) {
+			t.Errorf("round %d op %d: %v", round, i, err)
+		}
+	}
 }
