@@ -246,18 +246,13 @@ func pathProblem(r *http.Request) string {
 		return "The request path or query is too long."
 	case !strings.HasPrefix(p, "/"):
 		return "The request path must start with /."
-	case containsFold(raw, "%2f") || containsFold(raw, "%5c"):
+	case strings.Contains(strings.ToLower(raw), "%2f") || strings.Contains(strings.ToLower(raw), "%5c"):
 		return "The request path must not contain encoded slashes."
 	}
-	for rest := p[1:]; ; {
-		seg, after, more := strings.Cut(rest, "/")
+	for seg := range strings.SplitSeq(p[1:], "/") {
 		if seg == "." || seg == ".." {
 			return "The request path must not contain . or .. segments."
 		}
-		if !more {
-			break
-		}
-		rest = after
 	}
 	if strings.Contains(p[1:], "//") {
 		return "The request path must not contain empty segments."
@@ -268,29 +263,6 @@ func pathProblem(r *http.Request) string {
 		}
 	}
 	return ""
-}
-
-// containsFold reports whether s contains sub, a lowercase ASCII string,
-// with ASCII letters in either case (as strings.Contains of
-// strings.ToLower(s) would, without the copy).
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		j := 0
-		for j < len(sub) {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != sub[j] {
-				break
-			}
-			j++
-		}
-		if j == len(sub) {
-			return true
-		}
-	}
-	return false
 }
 
 // dispatch serves the routes of one pattern: the method picks the route,
