@@ -325,9 +325,6 @@ func (s *Session) Check() error {
 	return nil
 }
 
-// Via returns s.Authenticators joined as in domain.Actor.Via.
-func (s *Session) Via() string { return strings.Join(s.Authenticators, domain.ViaSep) }
-
 // Attempt is a reservation of one check against an authenticator or
 // against the imported secret of a code device serial (Attempts).
 type Attempt struct {

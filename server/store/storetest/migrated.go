@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,7 +170,7 @@ func CheckMigratedSessions(t *testing.T, s store.Store) {
 	f.ok(err, "ListSessions")
 	var ids []string
 	for _, l := range list {
-		ids = append(ids, l.ID+"="+l.Via())
+		ids = append(ids, l.ID+"="+strings.Join(l.Authenticators, "+"))
 	}
 	if want := []string{"ses-app=app-1", "ses-code=pw-1+kv-1"}; !slices.Equal(ids, want) {
 		t.Errorf("ListSessions after the migration = %v, want %v", ids, want)

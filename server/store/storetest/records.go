@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -210,7 +211,7 @@ func testSessions(f *fixture) {
 	got, err := f.s.Session(f.ctx, hash, f.now.Add(time.Minute))
 	f.ok(err, "Session")
 	if !bytes.Equal(got.TokenHash, hash) || got.ID != "ses-1" || got.IdentityID != "id-1" || got.Level != store.LevelTwoFactor ||
-		got.Via() != "pw-1+kv-1" || !got.CreatedAt.Equal(s.CreatedAt) || !got.ExpiresAt.Equal(s.ExpiresAt) {
+		!slices.Equal(got.Authenticators, []string{"pw-1", "kv-1"}) || !got.CreatedAt.Equal(s.CreatedAt) || !got.ExpiresAt.Equal(s.ExpiresAt) {
 		f.t.Errorf("Session = %+v, want %+v", got, s)
 	}
 	_, err = f.s.Session(f.ctx, hash, s.ExpiresAt)
