@@ -35,9 +35,10 @@ import (
 //     last rowid a sqlcore.Stmt.AuditAppend statement inserted: a rowid
 //     table without deletes numbers new rows past its highest), so a
 //     commit reads nothing more; after a ROLLBACK TO that undid appends it
-//     does not know it, and the next check forgets. The write transaction holds the database's write
-//     lock from its BEGIN IMMEDIATE, so nothing can change the file
-//     between that check and the commit.
+//     does not know it, and the next check forgets. The write
+//     transaction holds the database's write lock from its BEGIN
+//     IMMEDIATE, so nothing can change the file between that check and
+//     the commit.
 //
 // The cache holds at most maxHeads chains; past that it forgets some.
 
