@@ -213,6 +213,7 @@ func (s *Store) runBatch() {
 	if sync == syncFull {
 		s.gc.synced.Add(1)
 	}
+	s.committed()
 	for _, op := range ops {
 		if op.err == nil && op.flags&sqlcore.Scrub != 0 {
 			s.wakeScrubber() // in the background: see scrub.go

@@ -25,9 +25,10 @@ import (
 //     connection (another Store on the same file, another process)
 //     appended to the audit log since the writer's last commit; if one
 //     did, all that is known is forgotten. PRAGMA data_version tells
-//     whether anything changed the file at all (it also moves when the
-//     scrubber's checkpoint restarts the write-ahead log, scrub.go);
-//     when it moved, the audit log's highest rowid, as each of the
+//     whether anything changed the file at all (it also moves when a
+//     checkpoint on another connection restarts the write-ahead log;
+//     the store's own truncations run on the writer, scrub.go); when it
+//     moved, the audit log's highest rowid, as each of the
 //     writer's commits that appended to it left it, tells whether anybody
 //     else appended: the log is append-only (its triggers refuse updates
 //     and deletes) and every append moves the chain's head in the same
