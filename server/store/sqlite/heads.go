@@ -2,7 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"fmt"
 
 	"github.com/authbench/authbench/server/store"
@@ -126,7 +126,7 @@ func (h *headCache) control(q *sqlcore.Stmt, ok bool) {
 // appendedTo notes the result of an audit append (a statement marked
 // sqlcore.Stmt.AuditAppend that succeeded) in the transaction. An unknown
 // rowid only makes the next check forget.
-func (h *headCache) appendedTo(res sql.Result) {
+func (h *headCache) appendedTo(res driver.Result) {
 	id, err := res.LastInsertId()
 	h.appended, h.pending, h.pendingOK = true, id, err == nil
 }

@@ -271,7 +271,14 @@ func (s *Store) openConns(ctx context.Context, nread int) error {
 			}
 			return nil, fmt.Errorf("sqlite: connect: %w", err)
 		}
-		cn := &conn{c: c}
+		cn, err := newConn(c)
+		if err != nil {
+			c.Close()
+			for _, c := range all {
+				c.close()
+			}
+			return nil, err
+		}
 		if db == s.w && !s.ro {
 			cn.heads = newHeadCache() // the writer's (heads.go)
 			if err := cn.followChanges(s.mirror); err != nil {
