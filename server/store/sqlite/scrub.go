@@ -56,8 +56,10 @@ const (
 	scrubBusy  = 100 * time.Millisecond // the truncating checkpoint's busy timeout
 	scrubRetry = 25 * time.Millisecond  // the pause between tries
 	// ckptEvery is the pause between the checkpointer's PASSIVE
-	// checkpoints while the writer commits.
-	ckptEvery = 100 * time.Millisecond
+	// checkpoints while the writer commits: a page the writer changes
+	// again and again is copied once per checkpoint, and at 4 KiB pages
+	// the log holds a few MiB by then.
+	ckptEvery = 250 * time.Millisecond
 	// walBackstop is the writer's own automatic checkpoint threshold, in
 	// pages (SQLite's default is 1000): reached only when the
 	// checkpointer falls behind.
@@ -125,7 +127,8 @@ func (s *Store) runScrubber(sc *scrubber) {
 		case <-sc.stop:
 			return
 		case <-tick.C:
-			if sc.wrote.Load() && !sc.paused.Load() {
+			// A scrub that is wanted checkpoints soon anyway.
+			if sc.wrote.Load() && !sc.paused.Load() && len(sc.wake) == 0 {
 				s.passive(ctx, sc)
 			}
 			continue
