@@ -374,11 +374,11 @@ func driverValue(a any) (driver.Value, error) {
 }
 
 // assign stores src, a value of a column as the driver reads it (nil,
-// int64, float64, string or []byte; SQLite's storage classes), in dest, as
-// database/sql's Scan would for the destinations the core uses; others
-// are converted by reflection, also as database/sql does. The driver
-// returns every []byte and string in memory of its own, so dest may keep
-// it.
+// int64, float64, string or []byte: SQLite's storage classes), in dest,
+// with the conversions of database/sql's Scan: at once for the
+// destinations the core scans its columns into, by convert for the rest.
+// The driver returns every []byte and string in memory of its own, so
+// dest may keep it (database/sql copies a []byte its driver may reuse).
 func assign(dest, src any) error {
 	switch d := dest.(type) {
 	case *string:
@@ -389,8 +389,10 @@ func assign(dest, src any) error {
 		case []byte:
 			*d = string(v)
 			return nil
-		case int64:
-			*d = strconv.FormatInt(v, 10)
+		}
+	case *int64:
+		if v, ok := src.(int64); ok {
+			*d = v
 			return nil
 		}
 	case *[]byte:
@@ -405,11 +407,6 @@ func assign(dest, src any) error {
 			*d = nil
 			return nil
 		}
-	case *int64:
-		if v, ok := src.(int64); ok {
-			*d = v
-			return nil
-		}
 	case **int64:
 		switch v := src.(type) {
 		case nil:
@@ -419,52 +416,105 @@ func assign(dest, src any) error {
 			*d = &v
 			return nil
 		}
-	case *int:
-		if v, ok := src.(int64); ok && int64(int(v)) == v {
-			*d = int(v)
-			return nil
-		}
-	case *bool:
-		if v, ok := src.(int64); ok && (v == 0 || v == 1) {
-			*d = v == 1
-			return nil
-		}
 	case *any:
 		*d = src
+		return nil
+	}
+	return convert(dest, src)
+}
+
+// convert is assign for any destination, by database/sql's rules: a
+// string or []byte destination takes a number or bool in its text form; a
+// bool destination what driver.Bool converts; a sql.Scanner scans; a
+// value of the source's type, or of a type of the same kind, is set; a
+// pointer is set to nil for NULL or to a new value converted in turn; a
+// number or a string of a named type is parsed from the source's text
+// form. Anything else is an error.
+func convert(dest, src any) error {
+	switch d := dest.(type) {
+	case *string:
+		if src != nil {
+			if k := reflect.TypeOf(src).Kind(); k == reflect.Bool || isNumber(k) {
+				*d = asString(src)
+				return nil
+			}
+		}
+	case *[]byte:
+		if src != nil {
+			if k := reflect.TypeOf(src).Kind(); k == reflect.Bool || isNumber(k) {
+				*d = []byte(asString(src))
+				return nil
+			}
+		}
+	case *bool:
+		v, err := driver.Bool.ConvertValue(src)
+		if err != nil {
+			return err
+		}
+		*d = v.(bool)
 		return nil
 	case sql.Scanner:
 		return d.Scan(src)
 	}
-	return assignReflect(dest, src)
-}
-
-// assignReflect is assign for the destinations it does not know: a
-// pointer to a value of a named type of a basic kind, or to a pointer to
-// one (NULL sets it to nil).
-func assignReflect(dest, src any) error {
 	dp := reflect.ValueOf(dest)
-	if dp.Kind() != reflect.Pointer || dp.IsNil() {
-		return fmt.Errorf("destination %T is not a non-nil pointer", dest)
+	if dp.Kind() != reflect.Pointer {
+		return fmt.Errorf("destination not a pointer: %T", dest)
+	}
+	if dp.IsNil() {
+		return fmt.Errorf("destination is a nil pointer: %T", dest)
 	}
 	dv := dp.Elem()
-	if dv.Kind() == reflect.Pointer {
+	if src != nil {
+		sv := reflect.ValueOf(src)
+		if sv.Type().AssignableTo(dv.Type()) {
+			dv.Set(sv)
+			return nil
+		}
+		if dv.Kind() == sv.Kind() && sv.Type().ConvertibleTo(dv.Type()) {
+			dv.Set(sv.Convert(dv.Type()))
+			return nil
+		}
+	}
+	k := dv.Kind()
+	switch {
+	case k == reflect.Pointer:
 		if src == nil {
 			dv.SetZero()
 			return nil
 		}
 		nv := reflect.New(dv.Type().Elem())
-		if err := assignReflect(nv.Interface(), src); err != nil {
+		if err := assign(nv.Interface(), src); err != nil {
 			return err
 		}
 		dv.Set(nv)
 		return nil
-	}
-	if src == nil {
-		return fmt.Errorf("converting NULL to %s is unsupported", dv.Kind())
-	}
-	sv := reflect.ValueOf(src)
-	switch dv.Kind() {
-	case reflect.String:
+	case isNumber(k) && src == nil, k == reflect.String && src == nil:
+		return fmt.Errorf("converting NULL to %s is unsupported", k)
+	case k >= reflect.Int && k <= reflect.Int64:
+		t := asString(src)
+		v, err := strconv.ParseInt(t, 10, dv.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("converting %T (%q) to a %s: %w", src, t, k, err)
+		}
+		dv.SetInt(v)
+		return nil
+	case k >= reflect.Uint && k <= reflect.Uintptr:
+		t := asString(src)
+		v, err := strconv.ParseUint(t, 10, dv.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("converting %T (%q) to a %s: %w", src, t, k, err)
+		}
+		dv.SetUint(v)
+		return nil
+	case k == reflect.Float32 || k == reflect.Float64:
+		t := asString(src)
+		v, err := strconv.ParseFloat(t, dv.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("converting %T (%q) to a %s: %w", src, t, k, err)
+		}
+		dv.SetFloat(v)
+		return nil
+	case k == reflect.String:
 		switch v := src.(type) {
 		case string:
 			dv.SetString(v)
@@ -472,49 +522,28 @@ func assignReflect(dest, src any) error {
 		case []byte:
 			dv.SetString(string(v))
 			return nil
-		case int64:
-			dv.SetString(strconv.FormatInt(v, 10))
-			return nil
 		}
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		if v, ok := src.(int64); ok {
-			if dv.OverflowInt(v) {
-				return fmt.Errorf("converting %d to %s: value out of range", v, dv.Type())
-			}
-			dv.SetInt(v)
-			return nil
-		}
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		if v, ok := src.(int64); ok {
-			if v < 0 || dv.OverflowUint(uint64(v)) {
-				return fmt.Errorf("converting %d to %s: value out of range", v, dv.Type())
-			}
-			dv.SetUint(uint64(v))
-			return nil
-		}
-	case reflect.Float32, reflect.Float64:
-		switch v := src.(type) {
-		case float64:
-			dv.SetFloat(v)
-			return nil
-		case int64:
-			dv.SetFloat(float64(v))
-			return nil
-		}
-	case reflect.Bool:
-		if v, ok := src.(int64); ok && (v == 0 || v == 1) {
-			dv.SetBool(v == 1)
-			return nil
-		}
-	case reflect.Slice:
-		if b, ok := src.([]byte); ok && dv.Type().Elem().Kind() == reflect.Uint8 {
-			dv.SetBytes(b)
-			return nil
-		}
-	}
-	if sv.Type().AssignableTo(dv.Type()) {
-		dv.Set(sv)
-		return nil
 	}
 	return fmt.Errorf("unsupported Scan, storing %T into %T", src, dest)
+}
+
+func isNumber(k reflect.Kind) bool {
+	return k >= reflect.Int && k <= reflect.Uintptr || k == reflect.Float32 || k == reflect.Float64
+}
+
+// asString is the text form of a column value, as database/sql makes it.
+func asString(src any) string {
+	switch v := src.(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case bool:
+		return strconv.FormatBool(v)
+	}
+	return fmt.Sprintf("%v", src)
 }
