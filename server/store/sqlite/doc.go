@@ -88,7 +88,7 @@
 // runs PRAGMA wal_checkpoint(TRUNCATE), which leaves a -wal file of zero
 // bytes. It is not run on the request path: the commit of the wipe wakes
 // a goroutine with a connection of its own (the checkpointer), which waits
-// an eighth of the window (so that the wipes of that time share one
+// a quarter of the window (so that the wipes of that time share one
 // truncation), copies the log back with a PASSIVE checkpoint while the
 // writer goes on, and then truncates the log on the write connection
 // between two batches, with a short busy timeout, until it completes (see

@@ -52,7 +52,7 @@ import (
 const ScrubWindow = 2 * time.Second
 
 const (
-	scrubDelay = ScrubWindow / 8        // from a wake to the checkpoint
+	scrubDelay = ScrubWindow / 4        // from a wake to the checkpoint
 	scrubBusy  = 100 * time.Millisecond // the truncating checkpoint's busy timeout
 	scrubRetry = 25 * time.Millisecond  // the pause between tries
 	// ckptEvery is the pause between the checkpointer's PASSIVE
