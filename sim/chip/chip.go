@@ -153,6 +153,7 @@ var (
 // credentials (Save writes it out).
 type state struct {
 	seed     []byte
+	prk      prk // the seed's HKDF key, extracted at the first credential
 	serial   string
 	aaguid   [16]byte
 	slots    int
@@ -426,7 +427,10 @@ func (st *state) remove(cr *credential) {
 // newCredential derives the next credential's key pair and ID. c.mu is held.
 func (st *state) newCredential() (*credential, error) {
 	n := st.created + 1
-	key, id, err := deriveCredential(st.seed, n)
+	if st.prk == nil {
+		st.prk = extract(st.seed)
+	}
+	key, id, err := st.prk.credential(n)
 	if err != nil {
 		return nil, err
 	}
