@@ -15,7 +15,6 @@ import (
 	"github.com/authbench/authbench/device/ctap2"
 	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/server/client"
-	"github.com/authbench/authbench/sim/chip"
 )
 
 // BenchmarkLifecycleClient is the client side of one chip's lifecycle
@@ -40,7 +39,7 @@ func BenchmarkLifecycleClient(b *testing.B) {
 		b.Fatal(err)
 	}
 	f := &fleet{support: []*client.Client{sup}, anon: []*client.Client{sup.WithToken("")}}
-	c, err := chip.New(chip.Options{Seed: []byte("bench client")})
+	c, err := newLoadChip([]byte("bench client"))
 	if err != nil {
 		b.Fatal(err)
 	}
