@@ -200,8 +200,6 @@ func (s *Store) explainAuthUnique(err error, a *domain.Authenticator) string {
 		return ": the ID is taken"
 	case strings.Contains(c, "authenticators_serial_in_use") || strings.Contains(c, "authenticators.serial"):
 		return ": serial " + a.Serial + " is in use by another authenticator that is neither pending nor blocked"
-	case strings.Contains(c, "authenticators_credential") || strings.Contains(c, "authenticators.credential_id"):
-		return ": credential ID " + a.CredentialID + " is in use"
 	}
 	return ""
 }
