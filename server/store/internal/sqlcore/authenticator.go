@@ -167,25 +167,31 @@ func (s *Store) lockSerial(ctx context.Context, tx Tx, serial string) error {
 
 // bumpSetVersion raises the authenticator set version of the identity of
 // the new authenticator a by one if it is version (any version when
-// version < 0), in one conditional UPDATE. It returns an error wrapping
-// store.ErrNotFound (no such identity) or store.ErrConflict (the version
-// moved).
+// version < 0), in one conditional UPDATE whose answer is only checked:
+// it goes out with the next statement where tx can (Later). A bump that
+// changed no row is a *staleRecord, explained (store.ErrNotFound: no such
+// identity; store.ErrConflict: the version moved) at once, or by
+// Store.write.
 func (s *Store) bumpSetVersion(ctx context.Context, tx Tx, a *domain.Authenticator, version int64) error {
 	identityID := a.IdentityID
-	what := "add authenticator " + a.ID + ": identity " + identityID
-	var have int64
-	err := tx.QueryRow(ctx, s.q.setVersionBump, identityID, version, version).Scan(&have)
-	if err == nil {
+	check := func(n int64, err error) error {
+		if err != nil {
+			return s.dbErr(err, "add authenticator "+a.ID+": identity "+identityID)
+		}
+		if n != 1 {
+			return &staleRecord{version: s.q.setVersion, what: "the authenticator set of identity", id: identityID, want: uint64(version)}
+		}
 		return nil
 	}
-	if !errors.Is(err, ErrNoRows) {
-		return s.dbErr(err, what)
+	if _, ok := tx.(Later); ok {
+		return s.execCheck(ctx, tx, s.q.setVersionBump, check, identityID, version, version)
 	}
-	if err := tx.QueryRow(ctx, s.q.setVersion, identityID).Scan(&have); err != nil {
-		return s.dbErr(err, what) // ErrNoRows: store.ErrNotFound
+	err := check(tx.Exec(ctx, s.q.setVersionBump, identityID, version, version))
+	var st *staleRecord
+	if errors.As(err, &st) {
+		return s.explainStale(ctx, tx, st)
 	}
-	return s.errf("%s: %w: its authenticator set is at version %d, the add was checked at version %d",
-		what, store.ErrConflict, have, version)
+	return err
 }
 
 // explainAuthUnique names the unique value an INSERT into authenticators
@@ -459,27 +465,25 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 			return err
 		}
 	}
+	// The version check, and the check that the identity, kind and
+	// reference stay as they are, are the statement's WHERE clause.
 	var q *Stmt
 	var args []any
 	if c.Remove {
-		q, args = s.q.authDelete, []any{a.ID, from}
+		q, args = s.q.authDelete, []any{a.ID, from, a.IdentityID, string(a.Kind), a.Serial, a.CredentialID}
 	} else {
 		ts := ac.ts
 		q, args = s.q.authUpdate, []any{string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
 			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
-			a.ID, from}
+			a.ID, from, a.IdentityID, string(a.Kind), a.Serial, a.CredentialID}
 	}
-	check := func(row Row) error {
-		var identityID, kind, serial, cred string
-		err := row.Scan(&identityID, &kind, &serial, &cred)
-		if errors.Is(err, ErrNoRows) {
-			return &staleRecord{version: s.q.authVersion, what: "authenticator", id: a.ID, want: a.Version - 1}
-		}
+	check := func(n int64, err error) error {
 		if err != nil {
 			return s.dbErr(err, "update authenticator "+a.ID)
 		}
-		if identityID != a.IdentityID || kind != string(a.Kind) || serial != a.Serial || cred != a.CredentialID {
-			return s.errf("%w: authenticator %s: the identity, kind and reference cannot change", store.ErrInvalid, a.ID)
+		if n != 1 {
+			return &staleRecord{version: s.q.authVersion, what: "authenticator", id: a.ID, want: a.Version - 1,
+				fixed: "the identity, kind and reference cannot change"}
 		}
 		return nil
 	}
@@ -487,12 +491,12 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 		// Nothing follows that depends on the update: it goes out with
 		// the next statement (a *staleRecord, should it change no row,
 		// is explained by Store.write).
-		return s.queryLater(ctx, tx, q, check, args...)
+		return s.execCheck(ctx, tx, q, check, args...)
 	}
-	if err := check(tx.QueryRow(ctx, q, args...)); err != nil {
+	if err := check(tx.Exec(ctx, q, args...)); err != nil {
 		var st *staleRecord
 		if errors.As(err, &st) {
-			return s.missingOrConflict(ctx, tx, st.version, st.what, st.id, st.want)
+			return s.explainStale(ctx, tx, st)
 		}
 		return err
 	}

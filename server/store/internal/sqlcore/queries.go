@@ -138,8 +138,7 @@ WHERE id = ? AND version = ?`)
 	q.identitySessionsEnd = s.stmt("identity-sessions-end", hot, `DELETE FROM sessions WHERE identity_id = ?`)
 
 	q.setVersionBump = s.stmt("set-version-bump", hot, `UPDATE identities SET authenticators_version = authenticators_version + 1
-WHERE id = ? AND (CAST(? AS BIGINT) < 0 OR authenticators_version = ?)
-RETURNING authenticators_version`)
+WHERE id = ? AND (CAST(? AS BIGINT) < 0 OR authenticators_version = ?)`)
 	q.setVersion = s.stmt("set-version", hot, `SELECT authenticators_version FROM identities WHERE id = ?`)
 	q.serialRevoked = s.stmt("serial-revoked", hot, `SELECT COUNT(*) FROM tombstones
 WHERE serial <> '' AND serial = ? AND kind IN ('code-display', 'audio-code-reader')`)
@@ -168,10 +167,9 @@ WHERE (serial <> '' AND serial = ?) OR id = (SELECT authenticator_id FROM creden
 ORDER BY created_at, id`)
 	q.authUpdate = s.stmt("authenticator-update", hot, `UPDATE authenticators SET state = ?, label = ?, failures = ?, suspensions = ?,
 	activated_at = ?, last_used_at = ?, suspended_at = ?, suspend_reason = ?, blocked_at = ?, block_reason = ?, version = ?
-WHERE id = ? AND version = ?
-RETURNING identity_id, kind, serial, credential_id`)
-	q.authDelete = s.stmt("authenticator-delete", hot, `DELETE FROM authenticators WHERE id = ? AND version = ?
-RETURNING identity_id, kind, serial, credential_id`)
+WHERE id = ? AND version = ? AND identity_id = ? AND kind = ? AND serial = ? AND credential_id = ?`)
+	q.authDelete = s.stmt("authenticator-delete", hot, `DELETE FROM authenticators
+WHERE id = ? AND version = ? AND identity_id = ? AND kind = ? AND serial = ? AND credential_id = ?`)
 	q.authVersion = s.stmt("authenticator-version", hot, `SELECT version FROM authenticators WHERE id = ?`)
 
 	q.chipInsert = s.stmt("chip-insert", hot, `INSERT INTO chip_elements

@@ -1,0 +1,78 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/authbench/authbench/server/store/storetest"
+)
+
+// benchOwners opens a store (a file, or memory: the statements' own cost
+// without a disk) with n identities, each with an active password, and
+// an enrolled chip if enrolled.
+func benchOwners(b *testing.B, db string, n int, enrolled bool) []*storetest.ChipOwner {
+	b.Helper()
+	ctx := context.Background()
+	path := ":memory:"
+	if db == "file" {
+		path = filepath.Join(b.TempDir(), "bench.db")
+	}
+	s := open(b, path)
+	b.Cleanup(func() { s.Close() })
+	os := make([]*storetest.ChipOwner, n)
+	for i := range os {
+		o, err := storetest.NewChipOwner(ctx, s, fmt.Sprintf("id-%d", i), t0)
+		if err == nil && enrolled {
+			err = o.Enroll(ctx, t0)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		os[i] = o
+	}
+	return os
+}
+
+// BenchmarkCreateRegistered measures the store's side of a chip's
+// activation (an enroll or a re-add: CreateRegistered of an active chip
+// with its element and its spent ceremony, and two audit records), one
+// writer, each op a commit of its own.
+func BenchmarkCreateRegistered(b *testing.B) {
+	for _, db := range []string{"memory", "file"} {
+		b.Run("db="+db, func(b *testing.B) {
+			os := benchOwners(b, db, b.N, false)
+			ctx := context.Background()
+			at := t0.Add(time.Second)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for _, o := range os {
+				if err := o.Enroll(ctx, at); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkApplyChangeBlock measures the store's side of a chip's block
+// (ApplyChange: the record blocked, its element wiped, a tombstone, its
+// sessions ended and an audit record), as BenchmarkCreateRegistered.
+func BenchmarkApplyChangeBlock(b *testing.B) {
+	for _, db := range []string{"memory", "file"} {
+		b.Run("db="+db, func(b *testing.B) {
+			os := benchOwners(b, db, b.N, true)
+			ctx := context.Background()
+			at := t0.Add(time.Second)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for _, o := range os {
+				if err := o.Block(ctx, at); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
