@@ -13,8 +13,8 @@ import (
 	"github.com/authbench/authbench/server/store/storetest"
 )
 
-// TestMigrateOneBTreeRows: a database whose elements, credential IDs and
-// tombstones were rowid tables (schema before the one_btree_rows
+// TestMigrateOneBTreeRows: a database whose authenticators, elements,
+// credential IDs and tombstones were rowid tables (schema before the one_btree_rows
 // migration) is migrated when a store opens it; every element reads as
 // it was written, a blocked chip's credential stays refused and its
 // tombstone found, the kept-forever rows stay kept, and the chip's owner
@@ -56,8 +56,13 @@ func TestMigrateOneBTreeRows(t *testing.T) {
 	}
 	var n int
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE sql LIKE '%WITHOUT ROWID%' AND name IN
-		('credential_ids', 'chip_elements', 'code_elements', 'app_elements', 'password_elements', 'tombstones')`).Scan(&n); err != nil || n != 6 {
-		t.Errorf("tables WITHOUT ROWID after the migration: %d of 6, %v", n, err)
+		('authenticators', 'credential_ids', 'chip_elements', 'code_elements', 'app_elements', 'password_elements', 'tombstones')`).Scan(&n); err != nil || n != 7 {
+		t.Errorf("tables WITHOUT ROWID after the migration: %d of 7, %v", n, err)
+	}
+	// No element went with the old authenticators table.
+	if err := db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM authenticators) + (SELECT COUNT(*) FROM chip_elements) +
+		(SELECT COUNT(*) FROM code_elements) + (SELECT COUNT(*) FROM app_elements) + (SELECT COUNT(*) FROM password_elements)`).Scan(&n); err != nil || n != 8 {
+		t.Errorf("authenticators and elements after the migration: %d rows, %v; want 8", n, err)
 	}
 	want := map[string]store.Element{
 		"pw-1":   {Password: &store.PasswordElement{Verifier: "$argon2id$pw-1"}},
