@@ -57,12 +57,14 @@ func (s *Store) createAuthenticator(ctx context.Context, c domain.Change, el sto
 	}
 	return s.write(ctx, scrubIf(consumesImport(n)), func(ctx context.Context, tx Tx) error {
 		if spent != nil {
-			_, err := tx.Exec(ctx, s.q.ceremonyInsert, spent.Key, spent.IdentityID, columns.NonNil(spent.Data), spentExp)
-			if err != nil && s.d.Class(err) == ClassUnique {
-				return s.errf("ceremony %s: %w", spent.Key, store.ErrSpent)
-			}
-			if err != nil {
+			err := s.execLater(ctx, tx, s.q.ceremonyInsert, func(err error) error {
+				if s.d.Class(err) == ClassUnique {
+					return s.errf("ceremony %s: %w", spent.Key, store.ErrSpent)
+				}
 				return s.dbErr(err, "ceremony "+spent.Key)
+			}, spent.Key, spent.IdentityID, columns.NonNil(spent.Data), spentExp)
+			if err != nil {
+				return err
 			}
 		}
 		if err := s.insertAuthenticator(ctx, tx, n, version); err != nil {
@@ -112,7 +114,9 @@ func (s *Store) prepareAuthenticator(c domain.Change, el store.Element) (*newAut
 // from version (-1: any), checks the tombstones of the serial, registers
 // the credential ID, inserts the record and its element, and consumes a
 // waiting import. The caller appends n.c.Events afterwards, taking the
-// audit head last (see appendAudit).
+// audit head last (see appendAudit). Its statements are only checked:
+// where tx can (Later) they go out together, with the next statement that
+// needs an answer.
 func (s *Store) insertAuthenticator(ctx context.Context, tx Tx, n *newAuth, version int64) error {
 	a := &n.c.Authenticator
 	if isCodeDevice(a.Kind) {
@@ -133,12 +137,15 @@ func (s *Store) insertAuthenticator(ctx context.Context, tx Tx, n *newAuth, vers
 		}
 	}
 	if a.CredentialID != "" {
-		if _, err := tx.Exec(ctx, s.q.credentialInsert, a.CredentialID, a.ID, n.now); err != nil {
-			return s.dbErr(err, "add authenticator "+a.ID+": credential ID "+a.CredentialID+" (credential IDs are unique forever)")
+		if err := s.execLater(ctx, tx, s.q.credentialInsert, s.wrapAs("add authenticator "+a.ID+": credential ID ", a.CredentialID+" (credential IDs are unique forever)"),
+			a.CredentialID, a.ID, n.now); err != nil {
+			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, s.q.authInsert, n.args...); err != nil {
+	if err := s.execLater(ctx, tx, s.q.authInsert, func(err error) error {
 		return s.dbErr(err, "add authenticator "+a.ID+s.explainAuthUnique(err, a))
+	}, n.args...); err != nil {
+		return err
 	}
 	if columns.PendingCodeDevice(a, &n.el) {
 		// It proves possession first (ActivateCodeDevice).
@@ -148,8 +155,8 @@ func (s *Store) insertAuthenticator(ctx context.Context, tx Tx, n *newAuth, vers
 		return err
 	}
 	if isCodeDevice(a.Kind) {
-		if _, err := tx.Exec(ctx, s.q.importConsume, a.Serial); err != nil {
-			return s.dbErr(err, "consume the import of serial "+a.Serial)
+		if err := s.execLater(ctx, tx, s.q.importConsume, s.wrapAs("consume the import of serial ", a.Serial), a.Serial); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -487,13 +494,16 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 		}
 		return nil
 	}
-	if _, ok := tx.(Later); ok && !c.Remove && a.State == domain.StateActive && !c.WipeSecret && c.Tombstone == nil {
-		// Nothing follows that depends on the update: it goes out with
-		// the next statement (a *staleRecord, should it change no row,
-		// is explained by Store.write).
-		return s.execCheck(ctx, tx, q, check, args...)
-	}
-	if err := check(tx.Exec(ctx, q, args...)); err != nil {
+	if _, ok := tx.(Later); ok {
+		// It goes out with what follows (the end of the sessions, the
+		// wipe, the tombstone: they run after it, in order, and the
+		// transaction they are in is rolled back should it change no
+		// row), up to the next statement that needs an answer; a
+		// *staleRecord is explained by Store.write.
+		if err := s.execCheck(ctx, tx, q, check, args...); err != nil {
+			return err
+		}
+	} else if err := check(tx.Exec(ctx, q, args...)); err != nil {
 		var st *staleRecord
 		if errors.As(err, &st) {
 			return s.explainStale(ctx, tx, st)
