@@ -30,13 +30,15 @@
 //     serial both take a transaction advisory lock on the serial first, so
 //     a concurrent add cannot miss a block that commits meanwhile.
 //   - The audit log is one hash chain per identity (migration 0003): an
-//     append locks the audit_heads rows of the chains it appends to (an
-//     upsert, in byte order of the identity ID), links its records to
-//     them and moves them, and (identity_id, seq) is the primary key. The
-//     locks are held to the commit, so the audited writes of one person
-//     commit one after another across all replicas, and those of
-//     different people do not wait for each other. Checkpoints read the
-//     heads from a snapshot, without locks.
+//     append locks the audit_heads rows of the chains it appends to
+//     (SELECT ... FOR NO KEY UPDATE, in byte order of the identity ID),
+//     links its records to them and moves them (one new row version per
+//     append), and (identity_id, seq) is the primary key. The locks are
+//     held to the commit, so the audited writes of one person commit one
+//     after another across all replicas, and those of different people do
+//     not wait for each other. A chain's first appends, which find no row
+//     to lock, race on the primary key, and the losers run again.
+//     Checkpoints read the heads from a snapshot, without locks.
 //
 // A transaction that PostgreSQL aborts with a serialization failure
 // (SQLSTATE 40001) or a deadlock (40P01) is run again, a few times.
