@@ -138,4 +138,15 @@
 // max(4, GOMAXPROCS)), dialled on demand; pgxpool drops the ones a
 // cancelled call has broken. Replicas each have a pool of their own: the
 // database serves the sum.
+//
+// Every connection keeps the statements it ran prepared, and its sessions
+// run with plan_cache_mode = force_generic_plan (unless the URL sets it):
+// a statement is planned once per connection, with the generic plan the
+// query-plan test checks, not for the values of its first five executions
+// first. With pool_min_conns in the URL, Open dials that many connections
+// before it returns and keeps them open, and prepares and plans every hot
+// statement on each as it is dialled: a replica pays for its connections,
+// their parsing, planning and catalog caches once, at start, and not on
+// its first requests (every connection of every replica pays it, so this
+// work grows with the connections, not with the logins).
 package postgres
