@@ -21,7 +21,7 @@ import (
 
 // BenchmarkChipLogin runs the store calls of a chip login as the service
 // makes them (a password, then a chip, each with its reservation; the
-// password's attempt released, its success written with the chip's in the
+// password's verifier read and its attempt released, its success written with the chip's in the
 // login's commit, with the spent challenge and the session), one identity
 // per goroutine, and reports the round trips and statements per login and,
 // when the PostgreSQL server runs on this machine, its CPU time per login
@@ -72,6 +72,9 @@ func BenchmarkChipLogin(b *testing.B) {
 					if a.ID == pr.pw {
 						pw = a
 					}
+				}
+				if _, err := s.ElementOfKind(ctx, pr.pw, device.KindPassword); err != nil {
+					return err
 				}
 				att := store.Attempt{ID: fmt.Sprintf("att-%d-%d-pw", g, i), AuthenticatorID: pr.pw, ExpiresAt: now.Add(time.Minute)}
 				if err := s.ReserveAttempt(ctx, att, 3, now); err != nil {
