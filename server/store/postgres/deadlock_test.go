@@ -116,17 +116,7 @@ func TestLoginRacingBlockNoDeadlock(t *testing.T) {
 			must(t, err)
 
 			// The holder of the chip's authenticator row.
-			cfg, err := pgx.ParseConfig(url)
-			must(t, err)
-			cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
-			holder, err := pgx.ConnectConfig(ctx, cfg)
-			must(t, err)
-			defer holder.Close(ctx)
-			tx, err := holder.Begin(ctx)
-			must(t, err)
-			defer tx.Rollback(ctx)
-			_, err = tx.Exec(ctx, `SELECT 1 FROM authenticators WHERE id = $1 FOR UPDATE`, chip.ID)
-			must(t, err)
+			holder, tx := holdRow(t, url, schema, `SELECT 1 FROM authenticators WHERE id = $1 FOR UPDATE`, chip.ID)
 			var holderPID int
 			must(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holderPID))
 			waiting := func(n int) {
