@@ -1,4 +1,4 @@
--- 0006: a session's identity is checked by the store, not by a foreign key.
+-- 0007: a session's identity is checked by the store, not by a foreign key.
 --
 -- Every transaction that inserts a session (a login's commit, PutSession)
 -- first reads the session's identity with a share lock and refuses one
