@@ -108,3 +108,67 @@ func TestAppendAnswer(t *testing.T) {
 		t.Error("an answer of another endpoint was written by hand")
 	}
 }
+
+// BenchmarkLoginBodies compares, for the bodies and answers of a chip's
+// login, the hand-written decoder and encoder ("fast") with encoding/json
+// ("strict"), what each request cost before.
+//
+//	go test -run '^$' -bench LoginBodies -benchmem ./server/api
+func BenchmarkLoginBodies(b *testing.B) {
+	seeds := loginBodySeeds(b)
+	bodies := []struct {
+		name string
+		body []byte
+		v    func() any
+	}{
+		{"password", seeds["password.json"], func() any { return new(service.PasswordLoginRequest) }},
+		{"second", seeds["second.json"], func() any { return new(service.SecondFactorRequest) }},
+		{"finish", seeds["finish-chip.json"], func() any { return new(service.FinishLoginRequest) }},
+	}
+	for _, bd := range bodies {
+		b.Run("decode/"+bd.name+"/fast", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !fastDecode(bd.body, bd.v()) {
+					b.Fatal("declined")
+				}
+			}
+		})
+		b.Run("decode/"+bd.name+"/strict", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := unmarshalStrict(bd.body, bd.v()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	vs := answers("t3.azE.AbCdEf-_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "chip-3kq0d7n2x9ab", "q83vEjRWeJAq83vEjRWeJA", 300000, 7, 1772442000123456789, 0, 2)
+	for i, name := range []string{"factor", "", "password", "login"} {
+		if name == "" {
+			continue
+		}
+		v := vs[i]
+		var buf []byte
+		b.Run("encode/"+name+"/fast", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var ok bool
+				if buf, ok = appendAnswer(buf[:0], v); !ok {
+					b.Fatal("declined")
+				}
+			}
+		})
+		b.Run("encode/"+name+"/strict", func(b *testing.B) {
+			b.ReportAllocs()
+			var w bytes.Buffer
+			enc := json.NewEncoder(&w)
+			for b.Loop() {
+				w.Reset()
+				if err := enc.Encode(v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
