@@ -27,7 +27,7 @@ func BenchmarkLifecyclePhases(b *testing.B) {
 		b.Fatal(err)
 	}
 	l, f := testFleet(b, ctx, cfg, cfg.argon2)
-	chips, _, err := l.setUpChips(ctx, f, "chip", "setup", b.N, workers, nil)
+	chips, _, err := l.setUpChips(ctx, f, "chip", "setup", b.N, 2, workers, nil)
 	defer l.closeChips(chips)
 	if err != nil {
 		b.Fatal(err)

@@ -67,12 +67,12 @@ type loadChip struct {
 // took, printing progress as what. The chips are made first, so that
 // their live heap is measured and kept out of the server's account
 // (excludeClients).
-func (l *loader) setUpChips(ctx context.Context, f *fleet, kind, what string, n, workers int, more func(ctx context.Context, i int, lc *loadChip, sup *client.Client) error) ([]*loadChip, float64, error) {
+func (l *loader) setUpChips(ctx context.Context, f *fleet, kind, what string, n, creds, workers int, more func(ctx context.Context, i int, lc *loadChip, sup *client.Client) error) ([]*loadChip, float64, error) {
 	start := time.Now()
 	chips := make([]*loadChip, n)
-	err := l.excludeClients(fmt.Sprintf("%d simulated chips", n), func() error {
+	err := l.excludeClients(fmt.Sprintf("%d simulated chips", n), n*creds, func() error {
 		return forEach(ctx, n, workers, func(ctx context.Context, _, i int) error {
-			c, err := chip.New(chip.Options{Seed: l.seedFor(kind, i)})
+			c, err := newLoadChip(l.seedFor(kind, i))
 			if err != nil {
 				return &loadError{What: fmt.Sprintf("chip %d", i), Step: "make", Err: err}
 			}
@@ -97,15 +97,30 @@ func (l *loader) setUpChips(ctx context.Context, f *fleet, kind, what string, n,
 	return chips, time.Since(start).Seconds(), err
 }
 
+// newLoadChip makes the simulated chip of a load with seed: a chip of
+// its own key pairs, with the batch attestation, that signs
+// deterministically (RFC 6979, chip.Options.DeterministicSignatures),
+// which costs the load process, and so the server beside it, a third
+// less CPU per signature than a random nonce. What the server receives
+// and checks is the same: a packed attestation and assertions signed over
+// its fresh challenges.
+func newLoadChip(seed []byte) (*chip.Chip, error) {
+	return chip.New(chip.Options{Seed: seed, DeterministicSignatures: true})
+}
+
 // excludeClients runs mk, which makes a scenario's simulated clients
 // (what), and when this process paces its garbage collector for the
 // server in it, measures how much mk grew the live heap and has the
 // pacer count that as the clients', not the server's, until closeChips
 // (gcpace.Pacer.Exclude): the headroom is the server's, as it would be in
 // a process of its own, and the clients get a room of their size, as
-// under Go's default. What the clients gain later (the credentials they
-// create) is not counted.
-func (l *loader) excludeClients(what string, mk func() error) error {
+// under Go's default. What the clients gain later, the creds credentials
+// they create in all (a key pair and ID each, kept by the chip, and the
+// key's form crypto/ecdsa signs with), is counted as well, at the size a
+// credential measures on scratch chips (credentialHeap): counting only
+// what they held before the run left the server's headroom to pay for
+// the chips' growth as they enrolled.
+func (l *loader) excludeClients(what string, creds int, mk func() error) error {
 	if l.gc == nil {
 		return mk()
 	}
@@ -117,12 +132,68 @@ func (l *loader) excludeClients(what string, mk func() error) error {
 	if after := liveHeapAfterGC(); after > before {
 		grown = after - before
 	}
+	var later uint64
+	if creds > 0 {
+		per, err := credentialHeap()
+		if err != nil {
+			return err
+		}
+		later = per * uint64(creds)
+	}
 	if l.releaseClients != nil {
 		l.releaseClients()
 	}
-	l.releaseClients = l.gc.Exclude(grown)
-	l.say("%s: %.1f MiB of live heap, given room of its own beside the server's garbage-collector headroom", what, float64(grown)/(1<<20))
+	l.releaseClients = l.gc.Exclude(grown + later)
+	l.say("%s: %.1f MiB of live heap, and %.1f MiB more for the %d credentials they will create, given room of its own beside the server's garbage-collector headroom",
+		what, float64(grown)/(1<<20), float64(later)/(1<<20), creds)
 	return nil
+}
+
+// credentialHeap returns the live heap a load chip gains per credential
+// it creates and signs with, as measured on scratch chips that each make
+// credentials and sign an assertion with each.
+func credentialHeap() (uint64, error) {
+	const chips, each = 256, 2
+	ctx := context.Background()
+	scratch := make([]*chip.Chip, 0, chips)
+	defer func() {
+		for _, c := range scratch {
+			c.Close()
+		}
+	}()
+	for i := range chips {
+		c, err := newLoadChip(fmt.Appendf(nil, "authbench load: credential heap %d", i))
+		if err != nil {
+			return 0, fmt.Errorf("load: scratch chip: %w", err)
+		}
+		scratch = append(scratch, c)
+	}
+	cdh := make([]byte, 32)
+	mk := &ctap2.MakeCredentialRequest{ClientDataHash: cdh, RP: ctap2.RPEntity{ID: loadRPID},
+		User:             ctap2.UserEntity{ID: []byte("scratch"), Name: "scratch"},
+		PubKeyCredParams: []ctap2.CredentialParameters{{Type: ctap2.CredentialTypePublicKey, Alg: ctap2.AlgES256}}}
+	before := liveHeapAfterGC()
+	for _, c := range scratch {
+		for range each {
+			att, err := c.MakeCredential(ctx, mk)
+			if err == nil {
+				var ad *ctap2.AuthData
+				if ad, err = ctap2.ParseAuthData(att.AuthData); err == nil && ad.AttestedCredential != nil {
+					_, err = c.GetAssertion(ctx, &ctap2.GetAssertionRequest{RPID: loadRPID, ClientDataHash: cdh,
+						AllowList: []ctap2.CredentialDescriptor{{Type: ctap2.CredentialTypePublicKey, ID: ad.AttestedCredential.CredentialID}}})
+				}
+			}
+			if err != nil {
+				return 0, fmt.Errorf("load: a scratch chip's credential: %w", err)
+			}
+		}
+	}
+	after := liveHeapAfterGC()
+	runtime.KeepAlive(scratch)
+	if after <= before {
+		return 0, nil
+	}
+	return (after - before) / (chips * each), nil
 }
 
 // liveHeapAfterGC collects garbage and returns the live heap the
@@ -163,7 +234,8 @@ func (l *loader) lifecycle(ctx context.Context) (_ *lifecycleResult, err error) 
 	// Setup: the chips and their identities, each with a password (a chip
 	// logs in after the password).
 	l.say("lifecycle: making %d simulated chips and their identities...", cfg.n)
-	chips, secs, err := l.setUpChips(ctx, f, "chip", "lifecycle setup, identities", cfg.n, workers, nil)
+	// Each chip creates two credentials: enroll, re-add.
+	chips, secs, err := l.setUpChips(ctx, f, "chip", "lifecycle setup, identities", cfg.n, 2, workers, nil)
 	defer l.closeChips(chips)
 	res.SetupSeconds = secs
 	if err != nil {

@@ -306,7 +306,9 @@ func (l *loader) chipLogins(ctx context.Context) (_ *loginsResult, err error) {
 	res := &loginsResult{Name: "chip_logins", Scenario: "chip logins (password + chip)", Devices: cfg.devices, DeviceKind: "chips"}
 
 	l.say("chip logins: enrolling %d simulated chips on the server and on the minimal durable login...", cfg.devices)
-	chips, secs, err := l.setUpChips(ctx, f, "lchip", "chip logins setup, chips", cfg.devices, workers, func(ctx context.Context, i int, lc *loadChip, sup *client.Client) error {
+	// Each chip creates two credentials: one on the server, one on the
+	// minimal durable login.
+	chips, secs, err := l.setUpChips(ctx, f, "lchip", "chip logins setup, chips", cfg.devices, 2, workers, func(ctx context.Context, i int, lc *loadChip, sup *client.Client) error {
 		what := fmt.Sprintf("chip %d (identity %s)", i, lc.id)
 		au, err := client.EnrollChip(ctx, sup, lc.id, "load", lc.c)
 		if err != nil {

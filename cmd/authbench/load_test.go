@@ -1138,7 +1138,7 @@ func TestLoadExcludesClientsFromHeadroom(t *testing.T) {
 	l := newLoader(loadConfig{}, &progress)
 	l.gc = p
 	var held [][]byte
-	err = l.excludeClients("the clients", func() error {
+	err = l.excludeClients("the clients", 0, func() error {
 		for range clients >> 20 {
 			held = append(held, make([]byte, 1<<20))
 		}
@@ -1169,12 +1169,29 @@ func TestLoadExcludesClientsFromHeadroom(t *testing.T) {
 	}
 	l, f := testFleet(t, ctx, cfg, cfg.argon2)
 	l.progress, l.gc = &progress, p
-	chips, _, err := l.setUpChips(ctx, f, "chip", "setup", 20, 4, nil)
+	chips, _, err := l.setUpChips(ctx, f, "chip", "setup", 20, 2, 4, nil)
 	l.closeChips(chips)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(progress.String(), "load: 20 simulated chips: ") {
+	if !strings.Contains(progress.String(), "load: 20 simulated chips: ") || !strings.Contains(progress.String(), "for the 40 credentials they will create") {
 		t.Errorf("progress: %s", progress.String())
+	}
+}
+
+// The live heap a load chip gains per credential (its key pair, ID and
+// the key's form crypto/ecdsa signs with) is measured, not zero: the
+// chips' growth in a scenario is theirs, not the server's.
+func TestCredentialHeap(t *testing.T) {
+	per, err := credentialHeap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d bytes of live heap per credential", per)
+	// A P-256 private key with its public point as big.Ints, the same in
+	// crypto/ecdsa's own form, a 32-byte ID and the chip's records of it:
+	// several hundred bytes, not tens of KiB.
+	if per < 256 || per > 16<<10 {
+		t.Errorf("%d bytes of live heap per credential; want several hundred to a few thousand", per)
 	}
 }

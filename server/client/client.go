@@ -46,10 +46,21 @@ type Options struct {
 // Client talks to an authbench server's HTTP API v1. It is safe for
 // concurrent use.
 type Client struct {
-	base *url.URL
-	opts Options
-	hc   *http.Client
+	base    *url.URL
+	baseURL string // base, as a string: what a request's path is appended to
+	opts    Options
+	hc      *http.Client
+	// The values of the headers every request sends, made once: a
+	// request's header map shares them (nothing in net/http changes a
+	// request's header values).
+	userAgent, auth []string // auth: nil without a token
 }
+
+// Header values every client sends.
+var (
+	acceptJSON = []string{"application/json"}
+	typeJSON   = []string{"application/json"}
+)
 
 // New returns a client of the server at baseURL (e.g.
 // "http://127.0.0.1:8080"; a path prefix is kept, a trailing /v1 dropped).
@@ -77,7 +88,18 @@ func New(baseURL string, opts Options) (*Client, error) {
 	if opts.UserAgent == "" {
 		opts.UserAgent = "authbench-client"
 	}
-	return &Client{base: u, opts: opts, hc: hc}, nil
+	c := &Client{base: u, baseURL: u.String(), opts: opts, hc: hc, userAgent: []string{opts.UserAgent}}
+	c.auth = bearer(opts.Token)
+	return c, nil
+}
+
+// bearer returns the Authorization header's value for token, nil for
+// none.
+func bearer(token string) []string {
+	if token == "" {
+		return nil
+	}
+	return []string{"Bearer " + token}
 }
 
 // WithToken returns a copy of c that sends token (a support token, or the
@@ -85,6 +107,7 @@ func New(baseURL string, opts Options) (*Client, error) {
 func (c *Client) WithToken(token string) *Client {
 	d := *c
 	d.opts.Token = token
+	d.auth = bearer(token)
 	return &d
 }
 
@@ -105,7 +128,7 @@ type request struct {
 // do sends r and decodes a 2xx JSON answer into out (when out is not nil).
 // A *[]byte out receives the raw body.
 func (c *Client) do(ctx context.Context, r request, out any) error {
-	target := c.base.String() + r.path
+	target := c.baseURL + r.path
 	if len(r.query) > 0 {
 		target += "?" + r.query.Encode()
 	}
@@ -126,18 +149,23 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	if err != nil {
 		return fmt.Errorf("client: %s %s: %w", r.method, r.path, err)
 	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
+	h := make(http.Header, 4)
+	switch ctype {
+	case "":
+	case "application/json":
+		h["Content-Type"] = typeJSON
+	default:
+		h["Content-Type"] = []string{ctype}
 	}
-	accept := r.accept
-	if accept == "" {
-		accept = "application/json"
+	h["Accept"] = acceptJSON
+	if r.accept != "" {
+		h["Accept"] = []string{r.accept}
 	}
-	req.Header.Set("Accept", accept)
-	req.Header.Set("User-Agent", c.opts.UserAgent)
-	if c.opts.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
+	h["User-Agent"] = c.userAgent
+	if c.auth != nil {
+		h["Authorization"] = c.auth
 	}
+	req.Header = h
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -146,7 +174,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		return fmt.Errorf("client: %s %s: %w at %s: %w", r.method, r.path, ErrUnreachable, c.base.Host, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxResponseBytes+1))
+	data, err := readBody(resp.Body, resp.ContentLength, c.opts.MaxResponseBytes)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("client: %s %s: %w", r.method, r.path, context.Cause(ctx))
@@ -170,6 +198,34 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		return fmt.Errorf("client: %s %s: %w: %v", r.method, r.path, ErrBadResponse, err)
 	}
 	return nil
+}
+
+// readBody reads an answer's body to its end, and at most limit+1 bytes
+// of it (more than limit is too large). An answer that says its length
+// (size, -1 when unknown) is read into a buffer of that size plus the one
+// byte that lets the last read see the end, so that it is not copied as
+// it grows. It is read to its end, not only to its length, so that the
+// connection is kept alive for the next request.
+func readBody(body io.Reader, size, limit int64) ([]byte, error) {
+	n := int64(512)
+	if size >= 0 {
+		n = min(size, limit) + 1
+	}
+	r := io.LimitReader(body, limit+1)
+	b := make([]byte, 0, n)
+	for {
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // unwrapURLError drops the *url.Error layer, whose message repeats the

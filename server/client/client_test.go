@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -360,5 +361,109 @@ func TestBytesJSON(t *testing.T) {
 	out, _ := json.Marshal(struct{ B Bytes }{Bytes{0xfb, 0xff}})
 	if string(out) != `{"B":"-_8"}` {
 		t.Errorf("marshal %s", out)
+	}
+}
+
+// Every request sends the headers of its client and of its kind, and a
+// client made by WithToken sends its own token (or none) while the
+// client it came from keeps sending its own.
+func TestRequestHeaders(t *testing.T) {
+	var got []http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Clone())
+		io.WriteString(w, `{}`)
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	c, _ := New(srv.URL, Options{Token: "tok", UserAgent: "load/1"})
+	anon, other := c.WithToken(""), c.WithToken("other")
+	plain, _ := New(srv.URL, Options{})
+	if _, err := c.CreateIdentity(ctx, CreateIdentityRequest{ID: "p1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.PasswordLogin(ctx, "p1", "pw", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Identity(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Metrics(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+	type h struct{ auth, accept, ua, ctype string }
+	want := []h{
+		{"Bearer tok", "application/json", "load/1", "application/json"},
+		{"", "application/json", "load/1", "application/json"},
+		{"Bearer other", "application/json", "load/1", ""},
+		{"Bearer tok", "text/plain", "load/1", ""},
+		{"", "application/json", "authbench-client", ""},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d requests, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		g := h{got[i].Get("Authorization"), got[i].Get("Accept"), got[i].Get("User-Agent"), got[i].Get("Content-Type")}
+		if g != w {
+			t.Errorf("request %d: headers %+v, want %+v", i, g, w)
+		}
+		if _, ok := got[i]["Authorization"]; ok && w.auth == "" {
+			t.Errorf("request %d sent an Authorization header without a token", i)
+		}
+	}
+}
+
+// A client reads every answer to its end, whether the answer says its
+// length or not and however long it is, so that all its requests go over
+// one kept-alive connection; and it reads no more of an answer than its
+// limit allows.
+func TestAnswersKeepTheConnection(t *testing.T) {
+	long := `{"id":"` + strings.Repeat("x", 5000) + `"}`
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := `{"id":"p1"}`
+		if strings.Contains(r.URL.Path, "long") {
+			body = long
+		}
+		if strings.Contains(r.URL.Path, "chunked") {
+			// Flushed before the end: no Content-Length.
+			io.WriteString(w, body[:3])
+			w.(http.Flusher).Flush()
+			body = body[3:]
+		} else {
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		}
+		io.WriteString(w, body)
+	}))
+	var conns atomic.Int32
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	ctx := context.Background()
+	c, _ := New(srv.URL, Options{})
+	for range 3 {
+		for _, id := range []string{"p1", "long", "chunked", "long-chunked"} {
+			got, err := c.Identity(ctx, id)
+			if err != nil {
+				t.Fatalf("%s: %v", id, err)
+			}
+			if want := map[bool]int{false: 2, true: 5000}[strings.Contains(id, "long")]; len(got.ID) != want {
+				t.Fatalf("%s: an ID of %d bytes, want %d", id, len(got.ID), want)
+			}
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("12 requests took %d connections, want 1 kept alive", n)
+	}
+	for _, id := range []string{"long", "long-chunked"} {
+		small, _ := New(srv.URL, Options{MaxResponseBytes: 4000})
+		if _, err := small.Identity(ctx, id); !errors.Is(err, ErrBadResponse) {
+			t.Errorf("%s with a limit of 4000 bytes: %v, want ErrBadResponse", id, err)
+		}
 	}
 }

@@ -60,3 +60,26 @@ func FuzzDecodeError(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadBody: whatever length an answer claims (none, too little, too
+// much, absurd), readBody returns exactly its bytes up to one more than
+// the limit, and no more.
+func FuzzReadBody(f *testing.F) {
+	f.Add([]byte(`{"id":"p1"}`), int64(11), int64(100))
+	f.Add([]byte(`{"id":"p1"}`), int64(-1), int64(5))
+	f.Add(bytes.Repeat([]byte("x"), 2000), int64(3), int64(1000))
+	f.Add([]byte{}, int64(1<<40), int64(8))
+	f.Fuzz(func(t *testing.T, body []byte, size, limit int64) {
+		if limit < 0 || limit > 1<<16 {
+			t.Skip()
+		}
+		got, err := readBody(bytes.NewReader(body), size, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := body[:min(int64(len(body)), limit+1)]
+		if !bytes.Equal(got, want) {
+			t.Fatalf("read %d bytes, want %d", len(got), len(want))
+		}
+	})
+}

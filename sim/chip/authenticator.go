@@ -3,6 +3,7 @@ package chip
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -483,7 +484,9 @@ func (c *Chip) Selection(ctx context.Context) error {
 }
 
 // sign returns the DER ECDSA-SHA256 signature of the concatenated parts
-// (WebAuthn §6.5.5). With Faults.BadSignature it signs other bytes.
+// (WebAuthn §6.5.5), deterministic (RFC 6979) with
+// Options.DeterministicSignatures. With Faults.BadSignature it signs
+// other bytes.
 func (c *Chip) sign(key *ecdsa.PrivateKey, parts ...[]byte) ([]byte, error) {
 	h := sha256.New()
 	for _, p := range parts {
@@ -492,7 +495,16 @@ func (c *Chip) sign(key *ecdsa.PrivateKey, parts ...[]byte) ([]byte, error) {
 	if c.opts.Faults.BadSignature {
 		h.Write([]byte("authbench: bad signature"))
 	}
-	sig, err := ecdsa.SignASN1(rand.Reader, key, h.Sum(nil))
+	var digest [sha256.Size]byte
+	var (
+		sig []byte
+		err error
+	)
+	if c.opts.DeterministicSignatures {
+		sig, err = key.Sign(nil, h.Sum(digest[:0]), crypto.SHA256)
+	} else {
+		sig, err = ecdsa.SignASN1(rand.Reader, key, h.Sum(digest[:0]))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chip: sign: %w", err)
 	}

@@ -36,7 +36,9 @@
 // HKDF-SHA256 from Options.Seed, so tests get the same chip every run; a
 // model's batch key is derived from the model's name, and its certificate
 // is signed deterministically (RFC 6979). Other signatures are ECDSA and so
-// differ each time, as on real hardware.
+// differ each time, as on real hardware, unless
+// Options.DeterministicSignatures asks for RFC 6979 (cheaper, for load
+// generators).
 //
 // Presence: Options.Presence is what the simulated user does (Auto, Delay,
 // Deny, Never, Manual with Chip.Touch); Options.PresenceFunc scripts it per

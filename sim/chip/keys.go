@@ -26,10 +26,30 @@ const (
 // derive returns n bytes of HKDF-SHA256 output for label and the optional
 // 64-bit counter.
 func derive(seed []byte, label string, counter uint64, n int) []byte {
+	return extract(seed).expand(label, counter, n)
+}
+
+// prk is the HKDF pseudorandom key of a seed (RFC 5869 §2.2): extracted
+// once, it is expanded into each value derived from the seed, so that a
+// chip's credentials do not extract it again.
+type prk []byte
+
+// extract returns the pseudorandom key of seed.
+func extract(seed []byte) prk {
+	k, err := hkdf.Extract(sha256.New, seed, []byte(hkdfSalt))
+	if err != nil {
+		panic("chip: hkdf: " + err.Error()) // never for SHA-256
+	}
+	return k
+}
+
+// expand returns n bytes of HKDF-SHA256 output for label and the 64-bit
+// counter: derive's, for the seed of k.
+func (k prk) expand(label string, counter uint64, n int) []byte {
 	info := make([]byte, 0, len(label)+8)
 	info = append(info, label...)
 	info = binary.BigEndian.AppendUint64(info, counter)
-	out, err := hkdf.Key(sha256.New, seed, []byte(hkdfSalt), string(info), n)
+	out, err := hkdf.Expand(sha256.New, k, string(info), n)
 	if err != nil {
 		// Only possible for an output longer than 255*32 bytes.
 		panic("chip: hkdf: " + err.Error())
@@ -44,12 +64,17 @@ func derive(seed []byte, label string, counter uint64, n int) []byte {
 // scalar because crypto/ecdsa.GenerateKey no longer takes its randomness
 // from the caller's reader.
 func deriveKey(seed []byte, label string, counter uint64) (*ecdsa.PrivateKey, error) {
+	return extract(seed).key(label, counter)
+}
+
+// key is deriveKey for the seed of k.
+func (k prk) key(label string, counter uint64) (*ecdsa.PrivateKey, error) {
 	n := elliptic.P256().Params().N
-	k := new(big.Int).SetBytes(derive(seed, label, counter, 40))
+	d := new(big.Int).SetBytes(k.expand(label, counter, 40))
 	nMinus1 := new(big.Int).Sub(n, big.NewInt(1))
-	k.Mod(k, nMinus1)
-	k.Add(k, big.NewInt(1))
-	key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), k.FillBytes(make([]byte, 32)))
+	d.Mod(d, nMinus1)
+	d.Add(d, big.NewInt(1))
+	key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d.FillBytes(make([]byte, 32)))
 	if err != nil {
 		return nil, fmt.Errorf("chip: derive %s key: %w", label, err)
 	}
@@ -63,15 +88,15 @@ func deriveSerial(seed []byte) string {
 	return fmt.Sprintf("AB-%010d", v%10_000_000_000)
 }
 
-// deriveCredential returns the key pair and ID of the n-th credential the
-// chip creates (n counts from 1 and never goes back, not even on reset, so
-// a reset chip never hands out an old credential again).
-func deriveCredential(seed []byte, n uint64) (*ecdsa.PrivateKey, []byte, error) {
-	key, err := deriveKey(seed, "credential key", n)
+// credential returns the key pair and ID of the n-th credential the chip
+// of seed k creates (n counts from 1 and never goes back, not even on
+// reset, so a reset chip never hands out an old credential again).
+func (k prk) credential(n uint64) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := k.key("credential key", n)
 	if err != nil {
 		return nil, nil, err
 	}
-	return key, derive(seed, "credential id", n, credentialIDLen), nil
+	return key, k.expand("credential id", n, credentialIDLen), nil
 }
 
 // rawPublicKey returns the uncompressed SEC 1 point 04 || X || Y of a P-256

@@ -76,3 +76,14 @@ func WALFrames(path string) (pages []uint32, commits int, err error) {
 	}
 	return pages, commits, nil
 }
+
+// TotalChanges returns how many rows the write connection of s inserted,
+// updated or deleted since it opened (SQLite's total_changes(), which
+// counts the rows of triggers and foreign key actions too).
+func TotalChanges(s *Store) (int64, error) {
+	var n int64
+	err := s.onWriter(func(c *sql.Conn) error {
+		return c.QueryRowContext(context.Background(), "SELECT total_changes()").Scan(&n)
+	})
+	return n, err
+}

@@ -19,24 +19,25 @@ type Planner interface {
 
 // indexedLookups are hot statements with the index each must use
 // ("a|b": either name, as the two databases call it). The partial
-// indexes of the rows whose credential ID, or serial, is not empty serve a
-// statement only when it repeats their predicate, and without them every
-// login and add reads the whole table. A session is found by its token
+// indexes of the rows whose serial is not empty serve a statement only
+// when it repeats their predicate, and without them every login and add
+// reads the whole table; a credential ID is found by the key of
+// credential_ids. A session is found by its token
 // hash and its proofs by their primary keys; the sessions of an
 // identity, and of an authenticator (among its identity's), through
 // sessions_identity.
 var indexedLookups = map[string][]string{
 	"identity-set":                 {"authenticators_identity"},
-	"sign-advance":                 {"authenticators_credential"},
-	"chip-live":                    {"authenticators_credential"},
+	"sign-advance":                 {"credential_ids_pkey|SEARCH credential_ids USING PRIMARY KEY (credential_id=?)"},
+	"chip-live":                    {"credential_ids_pkey|SEARCH credential_ids USING PRIMARY KEY (credential_id=?)"},
 	"serial-revoked":               {"tombstones_serial"},
-	"authenticators-find":          {"authenticators_serial", "authenticators_credential"},
+	"authenticators-find":          {"authenticators_serial", "credential_ids_pkey|SEARCH credential_ids USING PRIMARY KEY (credential_id=?)"},
 	"tombstones-find":              {"tombstones_serial", "tombstones_credential"},
 	"attempts-in-flight":           {"attempts_authenticator", "attempts_serial"},
 	"attempt-insert-authenticator": {"attempts_authenticator", "attempts_serial"},
 	"attempt-insert-import":        {"attempts_authenticator", "attempts_serial"},
-	"session-by-token":             {"sessions_pkey|USING PRIMARY KEY (token_hash=?)", "authenticators_pkey|sqlite_autoindex_authenticators_1 (id=?)", "identities_pkey|sqlite_autoindex_identities_1 (id=?)"},
-	"sessions-of-identity":         {"sessions_identity", "authenticators_pkey|sqlite_autoindex_authenticators_1 (id=?)"},
+	"session-by-token":             {"sessions_pkey|USING PRIMARY KEY (token_hash=?)", "authenticators_pkey|sqlite_autoindex_authenticators_1 (id=?)|USING PRIMARY KEY (id=?)", "identities_pkey|sqlite_autoindex_identities_1 (id=?)"},
+	"sessions-of-identity":         {"sessions_identity", "authenticators_pkey|sqlite_autoindex_authenticators_1 (id=?)|USING PRIMARY KEY (id=?)"},
 	"sessions-end-of":              {"sessions_identity"},
 	"identity-sessions-end":        {"sessions_identity"},
 	"session-end":                  {"sessions_identity"},

@@ -57,12 +57,14 @@ func (s *Store) createAuthenticator(ctx context.Context, c domain.Change, el sto
 	}
 	return s.write(ctx, scrubIf(consumesImport(n)), func(ctx context.Context, tx Tx) error {
 		if spent != nil {
-			_, err := tx.Exec(ctx, s.q.ceremonyInsert, spent.Key, spent.IdentityID, columns.NonNil(spent.Data), spentExp)
-			if err != nil && s.d.Class(err) == ClassUnique {
-				return s.errf("ceremony %s: %w", spent.Key, store.ErrSpent)
-			}
-			if err != nil {
+			err := s.execLater(ctx, tx, s.q.ceremonyInsert, func(err error) error {
+				if s.d.Class(err) == ClassUnique {
+					return s.errf("ceremony %s: %w", spent.Key, store.ErrSpent)
+				}
 				return s.dbErr(err, "ceremony "+spent.Key)
+			}, spent.Key, spent.IdentityID, columns.NonNil(spent.Data), spentExp)
+			if err != nil {
+				return err
 			}
 		}
 		if err := s.insertAuthenticator(ctx, tx, n, version); err != nil {
@@ -112,7 +114,9 @@ func (s *Store) prepareAuthenticator(c domain.Change, el store.Element) (*newAut
 // from version (-1: any), checks the tombstones of the serial, registers
 // the credential ID, inserts the record and its element, and consumes a
 // waiting import. The caller appends n.c.Events afterwards, taking the
-// audit head last (see appendAudit).
+// audit head last (see appendAudit). Its statements are only checked:
+// where tx can (Later) they go out together, with the next statement that
+// needs an answer.
 func (s *Store) insertAuthenticator(ctx context.Context, tx Tx, n *newAuth, version int64) error {
 	a := &n.c.Authenticator
 	if isCodeDevice(a.Kind) {
@@ -133,12 +137,15 @@ func (s *Store) insertAuthenticator(ctx context.Context, tx Tx, n *newAuth, vers
 		}
 	}
 	if a.CredentialID != "" {
-		if _, err := tx.Exec(ctx, s.q.credentialInsert, a.CredentialID, a.ID, n.now); err != nil {
-			return s.dbErr(err, "add authenticator "+a.ID+": credential ID "+a.CredentialID+" (credential IDs are unique forever)")
+		if err := s.execLater(ctx, tx, s.q.credentialInsert, s.wrapAs("add authenticator "+a.ID+": credential ID ", a.CredentialID+" (credential IDs are unique forever)"),
+			a.CredentialID, a.ID, n.now); err != nil {
+			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, s.q.authInsert, n.args...); err != nil {
+	if err := s.execLater(ctx, tx, s.q.authInsert, func(err error) error {
 		return s.dbErr(err, "add authenticator "+a.ID+s.explainAuthUnique(err, a))
+	}, n.args...); err != nil {
+		return err
 	}
 	if columns.PendingCodeDevice(a, &n.el) {
 		// It proves possession first (ActivateCodeDevice).
@@ -148,8 +155,8 @@ func (s *Store) insertAuthenticator(ctx context.Context, tx Tx, n *newAuth, vers
 		return err
 	}
 	if isCodeDevice(a.Kind) {
-		if _, err := tx.Exec(ctx, s.q.importConsume, a.Serial); err != nil {
-			return s.dbErr(err, "consume the import of serial "+a.Serial)
+		if err := s.execLater(ctx, tx, s.q.importConsume, s.wrapAs("consume the import of serial ", a.Serial), a.Serial); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -167,25 +174,31 @@ func (s *Store) lockSerial(ctx context.Context, tx Tx, serial string) error {
 
 // bumpSetVersion raises the authenticator set version of the identity of
 // the new authenticator a by one if it is version (any version when
-// version < 0), in one conditional UPDATE. It returns an error wrapping
-// store.ErrNotFound (no such identity) or store.ErrConflict (the version
-// moved).
+// version < 0), in one conditional UPDATE whose answer is only checked:
+// it goes out with the next statement where tx can (Later). A bump that
+// changed no row is a *staleRecord, explained (store.ErrNotFound: no such
+// identity; store.ErrConflict: the version moved) at once, or by
+// Store.write.
 func (s *Store) bumpSetVersion(ctx context.Context, tx Tx, a *domain.Authenticator, version int64) error {
 	identityID := a.IdentityID
-	what := "add authenticator " + a.ID + ": identity " + identityID
-	var have int64
-	err := tx.QueryRow(ctx, s.q.setVersionBump, identityID, version, version).Scan(&have)
-	if err == nil {
+	check := func(n int64, err error) error {
+		if err != nil {
+			return s.dbErr(err, "add authenticator "+a.ID+": identity "+identityID)
+		}
+		if n != 1 {
+			return &staleRecord{version: s.q.setVersion, what: "the authenticator set of identity", id: identityID, want: uint64(version)}
+		}
 		return nil
 	}
-	if !errors.Is(err, ErrNoRows) {
-		return s.dbErr(err, what)
+	if _, ok := tx.(Later); ok {
+		return s.execCheck(ctx, tx, s.q.setVersionBump, check, identityID, version, version)
 	}
-	if err := tx.QueryRow(ctx, s.q.setVersion, identityID).Scan(&have); err != nil {
-		return s.dbErr(err, what) // ErrNoRows: store.ErrNotFound
+	err := check(tx.Exec(ctx, s.q.setVersionBump, identityID, version, version))
+	var st *staleRecord
+	if errors.As(err, &st) {
+		return s.explainStale(ctx, tx, st)
 	}
-	return s.errf("%s: %w: its authenticator set is at version %d, the add was checked at version %d",
-		what, store.ErrConflict, have, version)
+	return err
 }
 
 // explainAuthUnique names the unique value an INSERT into authenticators
@@ -200,8 +213,6 @@ func (s *Store) explainAuthUnique(err error, a *domain.Authenticator) string {
 		return ": the ID is taken"
 	case strings.Contains(c, "authenticators_serial_in_use") || strings.Contains(c, "authenticators.serial"):
 		return ": serial " + a.Serial + " is in use by another authenticator that is neither pending nor blocked"
-	case strings.Contains(c, "authenticators_credential") || strings.Contains(c, "authenticators.credential_id"):
-		return ": credential ID " + a.CredentialID + " is in use"
 	}
 	return ""
 }
@@ -461,40 +472,41 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 			return err
 		}
 	}
+	// The version check, and the check that the identity, kind and
+	// reference stay as they are, are the statement's WHERE clause.
 	var q *Stmt
 	var args []any
 	if c.Remove {
-		q, args = s.q.authDelete, []any{a.ID, from}
+		q, args = s.q.authDelete, []any{a.ID, from, a.IdentityID, string(a.Kind), a.Serial, a.CredentialID}
 	} else {
 		ts := ac.ts
 		q, args = s.q.authUpdate, []any{string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
 			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
-			a.ID, from}
+			a.ID, from, a.IdentityID, string(a.Kind), a.Serial, a.CredentialID}
 	}
-	check := func(row Row) error {
-		var identityID, kind, serial, cred string
-		err := row.Scan(&identityID, &kind, &serial, &cred)
-		if errors.Is(err, ErrNoRows) {
-			return &staleRecord{version: s.q.authVersion, what: "authenticator", id: a.ID, want: a.Version - 1}
-		}
+	check := func(n int64, err error) error {
 		if err != nil {
 			return s.dbErr(err, "update authenticator "+a.ID)
 		}
-		if identityID != a.IdentityID || kind != string(a.Kind) || serial != a.Serial || cred != a.CredentialID {
-			return s.errf("%w: authenticator %s: the identity, kind and reference cannot change", store.ErrInvalid, a.ID)
+		if n != 1 {
+			return &staleRecord{version: s.q.authVersion, what: "authenticator", id: a.ID, want: a.Version - 1,
+				fixed: "the identity, kind and reference cannot change"}
 		}
 		return nil
 	}
-	if _, ok := tx.(Later); ok && !c.Remove && a.State == domain.StateActive && !c.WipeSecret && c.Tombstone == nil {
-		// Nothing follows that depends on the update: it goes out with
-		// the next statement (a *staleRecord, should it change no row,
-		// is explained by Store.write).
-		return s.queryLater(ctx, tx, q, check, args...)
-	}
-	if err := check(tx.QueryRow(ctx, q, args...)); err != nil {
+	if _, ok := tx.(Later); ok {
+		// It goes out with what follows (the end of the sessions, the
+		// wipe, the tombstone: they run after it, in order, and the
+		// transaction they are in is rolled back should it change no
+		// row), up to the next statement that needs an answer; a
+		// *staleRecord is explained by Store.write.
+		if err := s.execCheck(ctx, tx, q, check, args...); err != nil {
+			return err
+		}
+	} else if err := check(tx.Exec(ctx, q, args...)); err != nil {
 		var st *staleRecord
 		if errors.As(err, &st) {
-			return s.missingOrConflict(ctx, tx, st.version, st.what, st.id, st.want)
+			return s.explainStale(ctx, tx, st)
 		}
 		return err
 	}

@@ -11,28 +11,35 @@ import (
 	"github.com/authbench/authbench/server/store/internal/columns"
 )
 
-// insertElement stores el (already checked) for authenticator id.
+// insertElement stores el (already checked) for authenticator id, later
+// where tx can (execLater).
 func (s *Store) insertElement(ctx context.Context, tx Tx, id string, el *store.Element) error {
-	var err error
+	var (
+		q    *Stmt
+		args []any
+	)
 	switch {
 	case el.Chip != nil:
 		c := el.Chip
-		_, err = tx.Exec(ctx, s.q.chipInsert, id, c.PublicKey, columns.NilIfEmpty(c.AAGUID), int64(c.SignCount),
-			c.AttestationFormat, c.BackupEligible, c.BackupState)
+		q, args = s.q.chipInsert, []any{id, c.PublicKey, columns.NilIfEmpty(c.AAGUID), int64(c.SignCount),
+			c.AttestationFormat, c.BackupEligible, c.BackupState}
 	case el.Code != nil:
 		c := el.Code
-		_, err = tx.Exec(ctx, s.q.codeInsert, id, c.Secret.Blob, c.Secret.KeyID, int64(c.Digits), int64(c.Period/time.Second),
-			int64(c.Algorithm), int64(c.Drift), int64(c.HighestStep))
+		q, args = s.q.codeInsert, []any{id, c.Secret.Blob, c.Secret.KeyID, int64(c.Digits), int64(c.Period / time.Second),
+			int64(c.Algorithm), int64(c.Drift), int64(c.HighestStep)}
 	case el.App != nil:
-		_, err = tx.Exec(ctx, s.q.appInsert, id, el.App.PublicKey, el.App.PINVerifier)
+		q, args = s.q.appInsert, []any{id, el.App.PublicKey, el.App.PINVerifier}
 	case el.Password != nil:
-		_, err = tx.Exec(ctx, s.q.passwordInsert, id, el.Password.Verifier)
+		q, args = s.q.passwordInsert, []any{id, el.Password.Verifier}
+	default:
+		return nil
 	}
-	return s.dbErr(err, "store the element of "+id)
+	return s.execLater(ctx, tx, q, s.wrapAs("store the element of ", id), args...)
 }
 
 // wipeElement deletes the key material of the element of authenticator id
-// of kind k, keeping the row (and its non-secret fields).
+// of kind k, keeping the row (and its non-secret fields); later where tx
+// can (execLater).
 func (s *Store) wipeElement(ctx context.Context, tx Tx, k device.Kind, id string, now any) error {
 	var q *Stmt
 	switch {
@@ -47,8 +54,7 @@ func (s *Store) wipeElement(ctx context.Context, tx Tx, k device.Kind, id string
 	default:
 		return s.errf("%w: wipe: unknown kind %q", store.ErrInvalid, k)
 	}
-	_, err := tx.Exec(ctx, q, now, id)
-	return s.dbErr(err, "wipe the element of "+id)
+	return s.execLater(ctx, tx, q, s.wrapAs("wipe the element of ", id), now, id)
 }
 
 // Element implements store.Elements.

@@ -86,7 +86,7 @@ func (s *Store) UpdateIdentity(ctx context.Context, c domain.IdentityChange) err
 			return s.dbErr(err, "update identity "+id.ID)
 		}
 		if n != 1 {
-			return s.missingOrConflict(ctx, tx, s.q.identityVersion, "identity", id.ID, id.Version-1)
+			return s.explainStale(ctx, tx, &staleRecord{version: s.q.identityVersion, what: "identity", id: id.ID, want: id.Version - 1})
 		}
 		if id.State != domain.IdentityActive {
 			if _, err := tx.Exec(ctx, s.q.identitySessionsEnd, id.ID); err != nil {
@@ -97,34 +97,43 @@ func (s *Store) UpdateIdentity(ctx context.Context, c domain.IdentityChange) err
 	})
 }
 
-// staleRecord is the error of a versioned write that changed no row,
-// checked after the statement was sent with others (Later): the write
-// explains it with missingOrConflict once its transaction is rolled back
-// (Store.write).
+// staleRecord is the error of a versioned write that changed no row: the
+// write explains it with explainStale (once its transaction is rolled
+// back, when it was checked after the statement was sent with others:
+// Store.write).
 type staleRecord struct {
 	version *Stmt // selects the version of the record by ID
 	what    string
 	id      string
 	want    uint64
+	// fixed, when set, is what the write's WHERE clause also required
+	// to stay as it is (the identity, kind and reference of an
+	// authenticator): a record at the version wanted that changed no row
+	// was a change of it, refused with store.ErrInvalid.
+	fixed string
 }
 
 func (e *staleRecord) Error() string {
 	return fmt.Sprintf("%s %s: not at version %d", e.what, e.id, e.want)
 }
 
-// missingOrConflict explains an UPDATE ... WHERE id = ? AND version = ?
-// that changed no row: an error wrapping store.ErrConflict (the record is
-// at another version, read with version) or store.ErrNotFound.
-func (s *Store) missingOrConflict(ctx context.Context, tx Tx, version *Stmt, what, id string, want uint64) error {
+// explainStale explains a versioned UPDATE (or DELETE) ... WHERE id = ?
+// AND version = ? that changed no row: an error wrapping
+// store.ErrConflict (the record is at another version, read with
+// st.version), store.ErrNotFound, or store.ErrInvalid (st.fixed).
+func (s *Store) explainStale(ctx context.Context, tx Tx, st *staleRecord) error {
 	var have int64
-	err := tx.QueryRow(ctx, version, id).Scan(&have)
+	err := tx.QueryRow(ctx, st.version, st.id).Scan(&have)
 	if errors.Is(err, ErrNoRows) {
-		return s.errf("%s %s: %w", what, id, store.ErrNotFound)
+		return s.errf("%s %s: %w", st.what, st.id, store.ErrNotFound)
 	}
 	if err != nil {
-		return s.dbErr(err, what+" "+id)
+		return s.dbErr(err, st.what+" "+st.id)
 	}
-	return s.errf("%s %s: %w: stored at version %d, the change was made from version %d", what, id, store.ErrConflict, have, want)
+	if st.fixed != "" && have >= 0 && uint64(have) == st.want {
+		return s.errf("%w: %s %s: %s", store.ErrInvalid, st.what, st.id, st.fixed)
+	}
+	return s.errf("%s %s: %w: stored at version %d, the change was made from version %d", st.what, st.id, store.ErrConflict, have, st.want)
 }
 
 func (s *Store) scanIdentity(sc Row) (domain.Identity, error) {

@@ -138,8 +138,7 @@ WHERE id = ? AND version = ?`)
 	q.identitySessionsEnd = s.stmt("identity-sessions-end", hot, `DELETE FROM sessions WHERE identity_id = ?`)
 
 	q.setVersionBump = s.stmt("set-version-bump", hot, `UPDATE identities SET authenticators_version = authenticators_version + 1
-WHERE id = ? AND (CAST(? AS BIGINT) < 0 OR authenticators_version = ?)
-RETURNING authenticators_version`)
+WHERE id = ? AND (CAST(? AS BIGINT) < 0 OR authenticators_version = ?)`)
 	q.setVersion = s.stmt("set-version", hot, `SELECT authenticators_version FROM identities WHERE id = ?`)
 	q.serialRevoked = s.stmt("serial-revoked", hot, `SELECT COUNT(*) FROM tombstones
 WHERE serial <> '' AND serial = ? AND kind IN ('code-display', 'audio-code-reader')`)
@@ -158,15 +157,19 @@ FROM authenticators a JOIN identities i ON i.id = a.identity_id WHERE a.id = ?`)
 	q.identitySet = s.stmt("identity-set", hot, `SELECT `+prefixed("i.", identityCols)+`, i.authenticators_version, `+outerAuthCols+`
 FROM identities i LEFT JOIN authenticators a ON a.identity_id = i.id WHERE i.id = ? ORDER BY a.created_at, a.id`)
 	q.authsOfIdentity = s.stmt("authenticators-of-identity", hot, `SELECT `+authCols+` FROM authenticators WHERE identity_id = ? ORDER BY created_at, id`)
+	// A credential ID is found in credential_ids, which holds every one
+	// ever registered with the authenticator that registered it (an
+	// authenticator's credential ID is registered in the transaction
+	// that inserts it, or the insert fails): authenticators need no index
+	// of their credential IDs of their own.
 	q.authsFind = s.stmt("authenticators-find", hot, `SELECT `+authCols+` FROM authenticators
-WHERE (serial <> '' AND serial = ?) OR (credential_id <> '' AND credential_id = ?)
+WHERE (serial <> '' AND serial = ?) OR id = (SELECT authenticator_id FROM credential_ids WHERE credential_id = ?)
 ORDER BY created_at, id`)
 	q.authUpdate = s.stmt("authenticator-update", hot, `UPDATE authenticators SET state = ?, label = ?, failures = ?, suspensions = ?,
 	activated_at = ?, last_used_at = ?, suspended_at = ?, suspend_reason = ?, blocked_at = ?, block_reason = ?, version = ?
-WHERE id = ? AND version = ?
-RETURNING identity_id, kind, serial, credential_id`)
-	q.authDelete = s.stmt("authenticator-delete", hot, `DELETE FROM authenticators WHERE id = ? AND version = ?
-RETURNING identity_id, kind, serial, credential_id`)
+WHERE id = ? AND version = ? AND identity_id = ? AND kind = ? AND serial = ? AND credential_id = ?`)
+	q.authDelete = s.stmt("authenticator-delete", hot, `DELETE FROM authenticators
+WHERE id = ? AND version = ? AND identity_id = ? AND kind = ? AND serial = ? AND credential_id = ?`)
 	q.authVersion = s.stmt("authenticator-version", hot, `SELECT version FROM authenticators WHERE id = ?`)
 
 	q.chipInsert = s.stmt("chip-insert", hot, `INSERT INTO chip_elements
@@ -197,10 +200,10 @@ WHERE a.id = ? AND a.kind = ?`)
 WHERE authenticator_id = ? AND wiped_at IS NULL AND highest_step < ?`)
 	q.codeLive = s.stmt("code-live", hot, `SELECT wiped_at FROM code_elements WHERE authenticator_id = ?`)
 	q.signAdvance = s.stmt("sign-advance", hot, `UPDATE chip_elements SET sign_count = ?
-WHERE authenticator_id = (SELECT id FROM authenticators WHERE credential_id <> '' AND credential_id = ? AND kind = 'chip')
+WHERE authenticator_id = (SELECT authenticator_id FROM credential_ids WHERE credential_id = ?)
 	AND wiped_at IS NULL AND (sign_count < ? OR (sign_count = 0 AND CAST(? AS BIGINT) = 0))`)
-	q.chipLive = s.stmt("chip-live", hot, `SELECT e.wiped_at FROM chip_elements e JOIN authenticators a ON a.id = e.authenticator_id
-WHERE a.credential_id <> '' AND a.credential_id = ? AND a.kind = 'chip'`)
+	q.chipLive = s.stmt("chip-live", hot, `SELECT wiped_at FROM chip_elements
+WHERE authenticator_id = (SELECT authenticator_id FROM credential_ids WHERE credential_id = ?)`)
 	q.secretUpdate = s.stmt("secret-update", cold, `UPDATE code_elements SET secret = ?, key_id = ?
 WHERE authenticator_id = ? AND wiped_at IS NULL AND key_id = ? AND secret = ?`)
 	q.pwVerifierUpdate = s.stmt("password-verifier-update", cold, `UPDATE password_elements SET verifier = ?

@@ -12,10 +12,11 @@ import (
 
 // Tombstones.
 
+// insertTombstone stores t, later where tx can (execLater).
 func (s *Store) insertTombstone(ctx context.Context, tx Tx, t *domain.Tombstone, blockedAt any) error {
-	_, err := tx.Exec(ctx, s.q.tombInsert, t.AuthenticatorID, t.IdentityID, string(t.Kind), t.Serial, t.CredentialID,
+	return s.execLater(ctx, tx, s.q.tombInsert, s.wrapAs("tombstone of ", t.AuthenticatorID),
+		t.AuthenticatorID, t.IdentityID, string(t.Kind), t.Serial, t.CredentialID,
 		string(t.Reason), blockedAt, string(t.By.Kind), t.By.ID, t.By.Via)
-	return s.dbErr(err, "tombstone of "+t.AuthenticatorID)
 }
 
 // PutTombstone implements store.Tombstones.

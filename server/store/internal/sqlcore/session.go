@@ -146,8 +146,7 @@ func proofs(se *store.Session) (string, string) {
 // endSessionsOf deletes the sessions authenticator aid of identity
 // identityID proved, in tx.
 func (s *Store) endSessionsOf(ctx context.Context, tx Tx, identityID, aid string) error {
-	_, err := tx.Exec(ctx, s.q.sessionsEndOf, identityID, aid, aid)
-	return s.dbErr(err, "end the sessions of authenticator "+aid)
+	return s.execLater(ctx, tx, s.q.sessionsEndOf, s.wrapAs("end the sessions of authenticator ", aid), identityID, aid, aid)
 }
 
 // Session implements store.Sessions.

@@ -197,7 +197,7 @@ func (s *Store) write(ctx context.Context, f Flags, fn func(ctx context.Context,
 	var st *staleRecord
 	if errors.As(err, &st) {
 		return s.read(ctx, func(ctx context.Context, tx Tx) error {
-			return s.missingOrConflict(ctx, tx, st.version, st.what, st.id, st.want)
+			return s.explainStale(ctx, tx, st)
 		})
 	}
 	return err

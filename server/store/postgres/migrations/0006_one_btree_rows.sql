@@ -1,0 +1,13 @@
+-- 0006: a credential ID is found through credential_ids (the SQLite
+-- store's 0006, whose other half, tables stored in the B-tree of their
+-- key, PostgreSQL has no form of).
+--
+-- credential_ids holds every credential ID ever registered, with the
+-- authenticator that registered it, and keeps them unique forever; an
+-- authenticator's credential ID is registered in the transaction that
+-- inserts it, or the insert fails. The lookups of a chip by its
+-- credential (the sign count's guard, FindAuthenticators) go through its
+-- key, so the unique index of the authenticators' credential IDs, one more
+-- B-tree written at every enroll, is read by no statement and enforces
+-- nothing credential_ids does not.
+DROP INDEX authenticators_credential;
