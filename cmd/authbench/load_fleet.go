@@ -386,6 +386,12 @@ func (p *pgRun) startOne(ctx context.Context, params secrets.Params, sh serveSha
 	}
 	q := u.Query()
 	q.Set("pool_max_conns", strconv.Itoa(sh.Conns))
+	// Every server dials its connections and prepares and plans its
+	// statements on them before it listens (the PostgreSQL store's warm
+	// pool), so that no target's segments pay for that: the one server
+	// serves nothing before its first segment, while the replicas enroll
+	// the scenario's devices.
+	q.Set("pool_min_conns", strconv.Itoa(sh.Conns))
 	u.RawQuery = q.Encode()
 	args := []string{"serve",
 		"--addr", "127.0.0.1:0",

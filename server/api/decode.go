@@ -107,6 +107,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 		// two different passwords could then match one verifier.
 		return badRequest("The request body is not valid UTF-8; JSON text is UTF-8 (RFC 8259 §8.1).")
 	}
+	if fastDecode(body, v) {
+		return nil
+	}
 	return unmarshalStrict(body, v)
 }
 

@@ -358,7 +358,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}()
 	buf := &e.buf
 	buf.Reset()
-	if err := e.enc.Encode(v); err != nil {
+	if b, ok := appendAnswer(buf.AvailableBuffer(), v); ok {
+		buf.Write(b)
+	} else if err := e.enc.Encode(v); err != nil {
 		status = http.StatusInternalServerError
 		buf.Reset()
 		buf.WriteString(`{"error":{"code":"internal","message":"An internal error occurred."}}` + "\n")

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -46,10 +47,11 @@ const (
 )
 
 // tokenPrefix starts every login token; stored ceremony keys are 22
-// base64url characters and never contain a dot.
-const tokenPrefix = "t2."
+// base64url characters and never contain a dot. ("t2." tokens held the
+// ceremony as JSON.)
+const tokenPrefix = "t3."
 
-// maxTokenLen bounds the login tokens accepted (a real one is about 200
+// maxTokenLen bounds the login tokens accepted (a real one is about 150
 // characters), maxRegistrationLen the registration tokens (which carry
 // the label: at most about 1,500 characters).
 const (
@@ -57,20 +59,97 @@ const (
 	maxRegistrationLen = 2048
 )
 
-// loginCeremony is the sealed content of a login token.
+// loginCeremony is the sealed content of a login token, in the binary
+// form of marshal.
 type loginCeremony struct {
-	Stage string `json:"s"`
+	Stage string
 	// Password is the ID of the password proven (password logins).
-	Password string `json:"p,omitempty"`
+	Password string
 	// PasswordPending: the password's success is not written yet; the
 	// login's last write records it (it had no failures to reset).
-	PasswordPending bool `json:"pp,omitempty"`
+	PasswordPending bool
 	// Factor is the authenticator to check next (stageFactor), and Kind
 	// its kind as the ceremony began.
-	Factor    string      `json:"f,omitempty"`
-	Kind      device.Kind `json:"k,omitempty"`
-	Challenge []byte      `json:"c,omitempty"`
-	Expires   int64       `json:"e"` // Unix nanoseconds
+	Factor    string
+	Kind      device.Kind
+	Challenge []byte
+	Expires   int64 // Unix nanoseconds
+}
+
+// The sealed form of a login ceremony (its plaintext; the seal makes it
+// tamper-evident, and it is small so that the token is short): a version
+// byte, the stage, the flags, then Password, Factor, Kind and Challenge
+// each as a length byte and its bytes, then Expires as 8 bytes, big
+// endian. IDs and kinds are at most 64 bytes (CheckID), a challenge 32.
+const (
+	ceremonyVersion     = 1
+	flagPasswordPending = 1 << 0
+)
+
+// The stages, as their byte.
+var stageCodes = map[string]byte{stagePassword: 1, stageFactor: 2}
+
+// marshal returns the sealed form of c.
+func (c *loginCeremony) marshal() ([]byte, error) {
+	code, ok := stageCodes[c.Stage]
+	if !ok {
+		return nil, fmt.Errorf("service: a login ceremony at unknown stage %q", c.Stage)
+	}
+	var flags byte
+	if c.PasswordPending {
+		flags |= flagPasswordPending
+	}
+	b := make([]byte, 0, 3+4+len(c.Password)+len(c.Factor)+len(c.Kind)+len(c.Challenge)+8)
+	b = append(b, ceremonyVersion, code, flags)
+	for _, f := range [][]byte{[]byte(c.Password), []byte(c.Factor), []byte(c.Kind), c.Challenge} {
+		if len(f) > 255 {
+			return nil, errors.New("service: a login ceremony field is longer than 255 bytes")
+		}
+		b = append(b, byte(len(f)))
+		b = append(b, f...)
+	}
+	return binary.BigEndian.AppendUint64(b, uint64(c.Expires)), nil
+}
+
+// unmarshal reads the sealed form of a login ceremony into c, refusing
+// anything marshal does not write.
+func (c *loginCeremony) unmarshal(b []byte) error {
+	bad := errors.New("service: a malformed login ceremony")
+	if len(b) < 3+4+8 || b[0] != ceremonyVersion || b[2]&^flagPasswordPending != 0 {
+		return bad
+	}
+	switch b[1] {
+	case 1:
+		c.Stage = stagePassword
+	case 2:
+		c.Stage = stageFactor
+	default:
+		return bad
+	}
+	c.PasswordPending = b[2]&flagPasswordPending != 0
+	rest := b[3:]
+	field := func() ([]byte, bool) {
+		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+			return nil, false
+		}
+		f := rest[1 : 1+int(rest[0])]
+		rest = rest[1+int(rest[0]):]
+		return f, true
+	}
+	pw, ok1 := field()
+	factor, ok2 := field()
+	kind, ok3 := field()
+	ch, ok4 := field()
+	if !ok1 || !ok2 || !ok3 || !ok4 || len(rest) != 8 {
+		return bad
+	}
+	c.Password, c.Factor, c.Kind = string(pw), string(factor), device.Kind(kind)
+	c.Challenge = nil
+	if len(ch) > 0 {
+		c.Challenge = append([]byte(nil), ch...)
+	}
+	c.Expires = int64(binary.BigEndian.Uint64(rest))
+	return nil
 }
 
 func (c *loginCeremony) expires() time.Time { return time.Unix(0, c.Expires).UTC() }
@@ -83,16 +162,16 @@ func tokenAD(identityID string) []byte {
 // for CeremonyTTL from now (c.Expires is set).
 func (s *Service) sealCeremony(identityID string, c *loginCeremony) (string, error) {
 	c.Expires = s.clock().Add(s.ceremonyTT).UnixNano()
-	return s.sealToken(tokenPrefix, tokenAD(identityID), c)
-}
-
-// sealToken returns v as JSON sealed with the keyring for associated data
-// ad, as a token that starts with prefix.
-func (s *Service) sealToken(prefix string, ad []byte, v any) (string, error) {
-	raw, err := jsonMarshal(v)
+	raw, err := c.marshal()
 	if err != nil {
 		return "", err
 	}
+	return s.sealToken(tokenPrefix, tokenAD(identityID), raw)
+}
+
+// sealToken returns raw sealed with the keyring for associated data ad,
+// as a token that starts with prefix.
+func (s *Service) sealToken(prefix string, ad, raw []byte) (string, error) {
 	sl, err := s.keys.Seal(raw, ad)
 	if err != nil {
 		return "", fmt.Errorf("service: sealing a ceremony: %w", err)
@@ -106,25 +185,25 @@ func (s *Service) sealToken(prefix string, ad []byte, v any) (string, error) {
 	return string(tok), nil
 }
 
-// openToken opens tok, sealed by sealToken with prefix and ad, into v. It
-// reports whether tok was well formed (at most max bytes), sealed for ad by the keyring, and
-// held JSON.
-func (s *Service) openToken(tok, prefix string, max int, ad []byte, v any) bool {
+// openToken opens tok, sealed by sealToken with prefix and ad, and returns
+// what was sealed. It reports whether tok was well formed (at most max
+// bytes) and sealed for ad by the keyring.
+func (s *Service) openToken(tok, prefix string, max int, ad []byte) ([]byte, bool) {
 	if len(tok) > max || !strings.HasPrefix(tok, prefix) {
-		return false
+		return nil, false
 	}
 	kid, blob, ok := strings.Cut(tok[len(prefix):], ".")
 	if !ok {
-		return false
+		return nil, false
 	}
 	var kb [32]byte
 	k, err1 := b64.AppendDecode(kb[:0], []byte(kid))
 	bl, err2 := b64.AppendDecode(make([]byte, 0, b64.DecodedLen(len(blob))), []byte(blob))
 	if err1 != nil || err2 != nil {
-		return false
+		return nil, false
 	}
 	raw, err := s.keys.Open(secrets.Sealed{KeyID: string(k), Blob: bl}, ad)
-	return err == nil && jsonUnmarshal(raw, v) == nil
+	return raw, err == nil
 }
 
 // openCeremony returns the content of login token tok of identity
@@ -137,7 +216,8 @@ func (s *Service) openCeremony(tok, identityID, stage string) (loginCeremony, er
 		return loginCeremony{}, invalid("ceremony is missing")
 	}
 	var c loginCeremony
-	if !s.openToken(tok, tokenPrefix, maxTokenLen, tokenAD(identityID), &c) || c.Stage != stage {
+	raw, ok := s.openToken(tok, tokenPrefix, maxTokenLen, tokenAD(identityID))
+	if !ok || c.unmarshal(raw) != nil || c.Stage != stage {
 		return loginCeremony{}, errBeginAgain()
 	}
 	if stage == stageFactor && (c.Factor == "" || !c.Kind.Valid() ||
@@ -204,7 +284,11 @@ func registrationAD(identityID string) []byte {
 // CeremonyTTL from now (d.Expires is set).
 func (s *Service) sealRegistration(d *ceremonyData) (string, error) {
 	d.Expires = s.clock().Add(s.ceremonyTT).UnixNano()
-	return s.sealToken(registrationPrefix, registrationAD(d.IdentityID), d)
+	raw, err := jsonMarshal(d)
+	if err != nil {
+		return "", err
+	}
+	return s.sealToken(registrationPrefix, registrationAD(d.IdentityID), raw)
 }
 
 // openRegistration returns the content of registration token tok for
@@ -218,7 +302,8 @@ func (s *Service) openRegistration(tok, purpose, identityID, aid string) (ceremo
 	}
 	bad := fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
 	var d ceremonyData
-	if !s.openToken(tok, registrationPrefix, maxRegistrationLen, registrationAD(identityID), &d) || len(d.Challenge) != challengeLen || d.IdentityID != identityID {
+	raw, ok := s.openToken(tok, registrationPrefix, maxRegistrationLen, registrationAD(identityID))
+	if !ok || jsonUnmarshal(raw, &d) != nil || len(d.Challenge) != challengeLen || d.IdentityID != identityID {
 		return ceremonyData{}, store.Ceremony{}, bad
 	}
 	if d.Purpose != purpose || d.AuthenticatorID != aid {

@@ -80,7 +80,7 @@ func TestLoginTokens(t *testing.T) {
 
 	// Bound to identity and authenticator, tamper-evident, and it expires.
 	b = e.factor("alice", ch.ID)
-	if !strings.HasPrefix(b.Ceremony, "t2.") {
+	if !strings.HasPrefix(b.Ceremony, "t3.") {
 		t.Fatalf("chip ceremony %q is not a login token", b.Ceremony)
 	}
 	for _, tc := range []struct{ id, cer string }{

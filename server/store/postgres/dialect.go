@@ -13,7 +13,7 @@ import (
 // dialect is PostgreSQL's part of the SQL core: numbered placeholders, row
 // locks where a transaction must hold what it read (FOR UPDATE, FOR
 // SHARE), a transaction advisory lock on a code device serial, the head of
-// an audit chain locked by an upsert, and SQLSTATEs. Times are BIGINT Unix
+// an audit chain locked by a row lock, and SQLSTATEs. Times are BIGINT Unix
 // nanoseconds (UTC), NULL for the zero time.Time; authenticator counters
 // must fit an INTEGER.
 var dialect = &sqlcore.Dialect{
@@ -23,12 +23,13 @@ var dialect = &sqlcore.Dialect{
 	ForUpdate:  " FOR UPDATE",
 	ForShare:   " FOR SHARE",
 	LockSerial: `SELECT pg_advisory_xact_lock(hashtextextended('authbench serial ' || ?, 0))`,
-	// The head row of a chain is created at seq 0 (no record yet) when
-	// the chain is new, so that there is a row to lock: of two
-	// transactions creating one chain, the second waits for the first
-	// and then locks the row it committed.
-	LockHead: `INSERT INTO audit_heads AS h (identity_id, seq, hash) VALUES (?, 0, ''::bytea)
-ON CONFLICT (identity_id) DO UPDATE SET seq = h.seq RETURNING seq, hash`,
+	// The head row of a chain is locked, not rewritten: the append moves
+	// it once, at the end (audit-head-move), so a login writes one new
+	// version of it, not two. A new chain has no row to lock yet: its
+	// first appends race on the primary key of audit, (identity_id, seq),
+	// and the loser runs again (sqlcore.SeqRace), by then on the row the
+	// winner created.
+	LockHead: `SELECT seq, hash FROM audit_heads WHERE identity_id = ? FOR NO KEY UPDATE`,
 	// One round trip in autocommit: the function of migration 0004.
 	Reserve:    `SELECT reserve_attempt(?, ?, ?, ?, ?, ?)`,
 	Class:      class,

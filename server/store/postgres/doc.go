@@ -30,13 +30,15 @@
 //     serial both take a transaction advisory lock on the serial first, so
 //     a concurrent add cannot miss a block that commits meanwhile.
 //   - The audit log is one hash chain per identity (migration 0003): an
-//     append locks the audit_heads rows of the chains it appends to (an
-//     upsert, in byte order of the identity ID), links its records to
-//     them and moves them, and (identity_id, seq) is the primary key. The
-//     locks are held to the commit, so the audited writes of one person
-//     commit one after another across all replicas, and those of
-//     different people do not wait for each other. Checkpoints read the
-//     heads from a snapshot, without locks.
+//     append locks the audit_heads rows of the chains it appends to
+//     (SELECT ... FOR NO KEY UPDATE, in byte order of the identity ID),
+//     links its records to them and moves them (one new row version per
+//     append), and (identity_id, seq) is the primary key. The locks are
+//     held to the commit, so the audited writes of one person commit one
+//     after another across all replicas, and those of different people do
+//     not wait for each other. A chain's first appends, which find no row
+//     to lock, race on the primary key, and the losers run again.
+//     Checkpoints read the heads from a snapshot, without locks.
 //
 // A transaction that PostgreSQL aborts with a serialization failure
 // (SQLSTATE 40001) or a deadlock (40P01) is run again, a few times.
@@ -136,4 +138,15 @@
 // max(4, GOMAXPROCS)), dialled on demand; pgxpool drops the ones a
 // cancelled call has broken. Replicas each have a pool of their own: the
 // database serves the sum.
+//
+// Every connection keeps the statements it ran prepared, and its sessions
+// run with plan_cache_mode = force_generic_plan (unless the URL sets it):
+// a statement is planned once per connection, with the generic plan the
+// query-plan test checks, not for the values of its first five executions
+// first. With pool_min_conns in the URL, Open dials that many connections
+// before it returns and keeps them open, and prepares and plans every hot
+// statement on each as it is dialled: a replica pays for its connections,
+// their parsing, planning and catalog caches once, at start, and not on
+// its first requests (every connection of every replica pays it, so this
+// work grows with the connections, not with the logins).
 package postgres

@@ -61,3 +61,20 @@ func ConnTLS(ctx context.Context, s *Store) (bool, error) {
 	})
 	return on, err
 }
+
+// PoolConns returns how many connections s's pool holds.
+func PoolConns(s *Store) int { return int(s.pool.p.Stat().TotalConns()) }
+
+// HotStatements returns how many statements warmConn prepares.
+func HotStatements() int { return len(hotStatements) }
+
+// Prepared returns, for a connection of s's pool, how many statements are
+// prepared on it and how many of those PostgreSQL has planned generically
+// and never for their values (pg_prepared_statements).
+func Prepared(ctx context.Context, s *Store) (prepared, generic, custom int, err error) {
+	err = s.pool.with(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, `SELECT COUNT(*), COUNT(*) FILTER (WHERE generic_plans > 0), COALESCE(SUM(custom_plans), 0)
+FROM pg_prepared_statements`).Scan(&prepared, &generic, &custom)
+	})
+	return prepared, generic, custom, err
+}

@@ -307,18 +307,7 @@ func TestAuditChainsDoNotWait(t *testing.T) {
 		return domain.Event{Type: domain.EventLoginFailed, IdentityID: id, AuthenticatorID: "pw-1", Actor: sys, At: t0}
 	}
 
-	cfg, err := pgx.ParseConfig(url)
-	must(t, err)
-	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	must(t, err)
-	defer c.Close(ctx)
-	tx, err := c.Begin(ctx)
-	must(t, err)
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM audit_heads WHERE identity_id = 'alice' FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
+	c, tx := holdRow(t, url, schema, `SELECT 1 FROM audit_heads WHERE identity_id = 'alice' FOR UPDATE`)
 	var holder int
 	must(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder))
 
@@ -350,4 +339,26 @@ func TestAuditChainsDoNotWait(t *testing.T) {
 	if len(recs) != 2 {
 		t.Errorf("alice's chain has %d records, want 2", len(recs))
 	}
+}
+
+// holdRow connects to the schema of url on a connection of its own (closed
+// when the test ends), begins a transaction (rolled back then, unless the
+// test ends it first) and runs lock in it, a statement that locks a row:
+// the holder of a lock that writes of a store must wait for.
+func holdRow(t *testing.T, url, schema, lock string, args ...any) (*pgx.Conn, pgx.Tx) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(url)
+	must(t, err)
+	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	must(t, err)
+	t.Cleanup(func() { c.Close(ctx) })
+	tx, err := c.Begin(ctx)
+	must(t, err)
+	t.Cleanup(func() { tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, lock, args...); err != nil {
+		t.Fatal(err)
+	}
+	return c, tx
 }

@@ -16,12 +16,14 @@ import (
 	"github.com/authbench/authbench/server/store/storetest"
 )
 
-// roundTrips counts the round trips of a store's connections: a statement
-// sent alone, or a pipeline (pgx.Batch) of statements.
-type roundTrips struct{ n atomic.Int64 }
+// roundTrips counts the round trips of a store's connections (n: a
+// statement sent alone, or a pipeline (pgx.Batch) of statements) and the
+// statements they carry.
+type roundTrips struct{ n, stmts atomic.Int64 }
 
 func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	r.n.Add(1)
+	r.stmts.Add(1)
 	return ctx
 }
 func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
@@ -29,8 +31,10 @@ func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tra
 	r.n.Add(1)
 	return ctx
 }
-func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {
+	r.stmts.Add(1)
+}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 // TestLoginRoundTrips counts the round trips of the writes of a code
 // login: the reservation of its attempt (one call of reserve_attempt, in

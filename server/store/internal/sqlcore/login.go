@@ -10,15 +10,22 @@ import (
 )
 
 // The writes of a successful check, in one transaction (store.Logins): the
-// replay guard of the security element (the OTP watermark of RFC 6238
+// proofs of the session (PostgreSQL share-locks the identity and those the
+// transaction does not update), the authenticator's record (and the
+// password's, when its success was left for this write: Login.Prior),
+// the replay guard of the security element (the OTP watermark of RFC 6238
 // §5.2, or the signature counter of WebAuthn Level 2 §6.1.1 with the spent
-// challenge), the proofs of the session (PostgreSQL share-locks those the
-// transaction does not update), the end of the attempt's reservation, the
-// authenticator's record (and the password's, when its success was left
-// for this write: Login.Prior) with their EventLoginSucceeded audit
-// events, and the session: one commit for the whole login. The proofs are
-// checked before the records are updated and the audit head is taken, so
-// that every transaction takes the audit head last.
+// challenge), the end of the attempt's reservation, their
+// EventLoginSucceeded audit events, and the session: one commit for the
+// whole login.
+//
+// The order is the lock order of every write that changes an
+// authenticator and its element (a block wipes the element after it
+// updated the record; ApplyChange): the identity, the authenticators, the
+// element, and the head of the audit chain last. A login that locked the
+// element before the record, as it once did, and a block of the same chip
+// could each wait for the other until PostgreSQL broke the deadlock
+// (deadlock_timeout, 1 s by default) by aborting one of them.
 
 // errGuard undoes a login transaction whose replay guard did not move.
 var errGuard = errors.New("replay guard not advanced")
@@ -68,6 +75,19 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 		return false, s.errf("%w: a login's session is of identity %s, its authenticator %s of %s", store.ErrInvalid, l.Session.IdentityID, a.ID, a.IdentityID)
 	}
 	err = s.writeEnding(ctx, f, l.Attempt, func(ctx context.Context, tx Tx) error {
+		if l.Session != nil {
+			if err := s.checkProofs(ctx, tx, l.Session, a.ID, priorID(l.Prior)); err != nil {
+				return err
+			}
+		}
+		if prior != nil {
+			if err := s.applyRecord(ctx, tx, prior); err != nil {
+				return err
+			}
+		}
+		if err := s.applyRecord(ctx, tx, ac); err != nil {
+			return err
+		}
 		switch {
 		case l.OTP != nil:
 			ok, err := s.advanceOTP(ctx, tx, a.ID, step, l.OTP.Drift)
@@ -90,20 +110,7 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 				return errGuard
 			}
 		}
-		if l.Session != nil {
-			if err := s.checkProofs(ctx, tx, l.Session, a.ID, priorID(l.Prior)); err != nil {
-				return err
-			}
-		}
 		if err := s.endAttempt(ctx, tx, l.Attempt); err != nil {
-			return err
-		}
-		if prior != nil {
-			if err := s.applyRecord(ctx, tx, prior); err != nil {
-				return err
-			}
-		}
-		if err := s.applyRecord(ctx, tx, ac); err != nil {
 			return err
 		}
 		if err := s.appendAudit(ctx, tx, events); err != nil {

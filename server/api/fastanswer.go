@@ -1,0 +1,286 @@
+package api
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/authbench/authbench/device/webauthn"
+	"github.com/authbench/authbench/server/service"
+)
+
+// appendAnswer appends the answers of the login steps to b as writeJSON's
+// encoder would (encoding/json, HTML characters escaped, a newline after
+// the value), without its reflection, when every string in them is plain
+// printable ASCII that needs no escape and every time is one
+// encoding/json writes. Otherwise, and for every other value, it reports
+// false and writeJSON encodes v with encoding/json. FuzzAppendAnswer
+// holds the two to the same bytes.
+func appendAnswer(b []byte, v any) ([]byte, bool) {
+	e := answer{b: b, ok: true}
+	switch v := v.(type) {
+	case service.PasswordLoginResult:
+		e.passwordLogin(&v)
+	case service.FactorLogin:
+		e.factorLogin(&v)
+	case service.LoginResult:
+		e.login(&v)
+	default:
+		return b, false
+	}
+	if !e.ok {
+		return b, false
+	}
+	return append(e.b, '\n'), true
+}
+
+// answer is the buffer of appendAnswer; ok turns false at the first value
+// it cannot write as encoding/json would.
+type answer struct {
+	b  []byte
+	ok bool
+}
+
+func (e *answer) raw(s string) { e.b = append(e.b, s...) }
+
+// str writes a JSON string, when s needs no escape.
+func (e *answer) str(s string) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			e.ok = false
+			return
+		}
+	}
+	e.b = append(e.b, '"')
+	e.b = append(e.b, s...)
+	e.b = append(e.b, '"')
+}
+
+// time writes t as time.Time.MarshalJSON does (RFC 3339 with
+// nanoseconds), for the years and zone offsets it accepts.
+func (e *answer) time(t time.Time) {
+	_, off := t.Zone()
+	if y := t.Year(); y < 0 || y > 9999 || off <= -24*3600 || off >= 24*3600 {
+		e.ok = false
+		return
+	}
+	e.b = append(e.b, '"')
+	e.b = t.AppendFormat(e.b, time.RFC3339Nano)
+	e.b = append(e.b, '"')
+}
+
+func (e *answer) int(n int64)   { e.b = strconv.AppendInt(e.b, n, 10) }
+func (e *answer) uint(n uint64) { e.b = strconv.AppendUint(e.b, n, 10) }
+
+func (e *answer) strings(l []string) {
+	if l == nil {
+		e.raw("null")
+		return
+	}
+	e.raw("[")
+	for i, s := range l {
+		if i > 0 {
+			e.raw(",")
+		}
+		e.str(s)
+	}
+	e.raw("]")
+}
+
+func (e *answer) passwordLogin(r *service.PasswordLoginResult) {
+	e.raw(`{"ceremony":`)
+	e.str(r.Ceremony)
+	e.raw(`,"expires_at":`)
+	e.time(r.ExpiresAt)
+	e.raw(`,"second_factors":`)
+	if r.SecondFactors == nil {
+		e.raw("null")
+	} else {
+		e.raw("[")
+		for i := range r.SecondFactors {
+			f := &r.SecondFactors[i]
+			if i > 0 {
+				e.raw(",")
+			}
+			e.raw(`{"id":`)
+			e.str(f.ID)
+			e.raw(`,"kind":`)
+			e.str(string(f.Kind))
+			e.raw(`,"state":`)
+			e.str(string(f.State))
+			if f.Label != "" {
+				e.raw(`,"label":`)
+				e.str(f.Label)
+			}
+			if f.Serial != "" {
+				e.raw(`,"serial":`)
+				e.str(f.Serial)
+			}
+			e.raw("}")
+		}
+		e.raw("]")
+	}
+	if r.Next != nil {
+		e.raw(`,"next":`)
+		e.factorLogin(r.Next)
+	}
+	e.raw("}")
+}
+
+func (e *answer) factorLogin(f *service.FactorLogin) {
+	e.raw(`{"ceremony":`)
+	e.str(f.Ceremony)
+	e.raw(`,"expires_at":`)
+	e.time(f.ExpiresAt)
+	e.raw(`,"authenticator":`)
+	e.str(f.Authenticator)
+	e.raw(`,"kind":`)
+	e.str(string(f.Kind))
+	if f.PublicKey != nil {
+		e.raw(`,"publicKey":`)
+		e.requestOptions(f.PublicKey)
+	}
+	if f.Challenge != "" {
+		e.raw(`,"challenge":`)
+		e.str(f.Challenge)
+	}
+	e.raw("}")
+}
+
+func (e *answer) requestOptions(o *webauthn.RequestOptions) {
+	e.raw(`{"challenge":`)
+	e.str(o.Challenge)
+	e.raw(`,"rpId":`)
+	e.str(o.RPID)
+	e.raw(`,"allowCredentials":`)
+	if o.AllowCredentials == nil {
+		e.raw("null")
+	} else {
+		e.raw("[")
+		for i := range o.AllowCredentials {
+			c := &o.AllowCredentials[i]
+			if i > 0 {
+				e.raw(",")
+			}
+			e.raw(`{"type":`)
+			e.str(c.Type)
+			e.raw(`,"id":`)
+			e.str(c.ID)
+			if len(c.Transports) > 0 {
+				e.raw(`,"transports":`)
+				e.strings(c.Transports)
+			}
+			e.raw("}")
+		}
+		e.raw("]")
+	}
+	e.raw(`,"userVerification":`)
+	e.str(o.UserVerification)
+	e.raw(`,"timeout":`)
+	e.int(o.Timeout)
+	if len(o.Hints) > 0 {
+		e.raw(`,"hints":`)
+		e.strings(o.Hints)
+	}
+	e.raw("}")
+}
+
+func (e *answer) login(r *service.LoginResult) {
+	e.raw(`{"session":`)
+	e.str(r.Session)
+	e.raw(`,"session_id":`)
+	e.str(r.SessionID)
+	e.raw(`,"level":`)
+	e.str(r.Level)
+	e.raw(`,"expires_at":`)
+	e.time(r.ExpiresAt)
+	e.raw(`,"authenticators":`)
+	e.strings(r.Authenticators)
+	e.raw(`,"authenticator":`)
+	e.authenticator(&r.Authenticator)
+	e.raw("}")
+}
+
+func (e *answer) authenticator(a *service.AuthenticatorView) {
+	e.raw(`{"id":`)
+	e.str(a.ID)
+	e.raw(`,"identity_id":`)
+	e.str(a.IdentityID)
+	e.raw(`,"kind":`)
+	e.str(string(a.Kind))
+	e.raw(`,"state":`)
+	e.str(string(a.State))
+	e.raw(`,"label":`)
+	e.str(a.Label)
+	if a.Serial != "" {
+		e.raw(`,"serial":`)
+		e.str(a.Serial)
+	}
+	if a.CredentialID != "" {
+		e.raw(`,"credential_id":`)
+		e.str(a.CredentialID)
+	}
+	e.raw(`,"failures":`)
+	e.int(int64(a.Failures))
+	e.raw(`,"suspensions":`)
+	e.int(int64(a.Suspensions))
+	e.raw(`,"created_at":`)
+	e.time(a.CreatedAt)
+	for _, t := range []struct {
+		name string
+		t    time.Time
+	}{{`,"activated_at":`, a.ActivatedAt}, {`,"last_used_at":`, a.LastUsedAt}, {`,"suspended_at":`, a.SuspendedAt}} {
+		if !t.t.IsZero() {
+			e.raw(t.name)
+			e.time(t.t)
+		}
+	}
+	if a.SuspendReason != "" {
+		e.raw(`,"suspend_reason":`)
+		e.str(a.SuspendReason)
+	}
+	if !a.BlockedAt.IsZero() {
+		e.raw(`,"blocked_at":`)
+		e.time(a.BlockedAt)
+	}
+	if a.BlockReason != "" {
+		e.raw(`,"block_reason":`)
+		e.str(a.BlockReason)
+	}
+	e.raw(`,"version":`)
+	e.uint(a.Version)
+	e.raw(`,"element":`)
+	switch el := a.Element.(type) {
+	case nil:
+		e.raw("null")
+	case service.ChipSummary:
+		e.raw(`{"aaguid":`)
+		e.str(el.AAGUID)
+		e.raw(`,"sign_count":`)
+		e.uint(uint64(el.SignCount))
+		e.raw(`,"attestation_format":`)
+		e.str(el.AttestationFormat)
+		e.raw(`,"attestation_trusted":`)
+		e.raw(strconv.FormatBool(el.AttestationTrusted))
+		if el.ChipSerial != "" {
+			e.raw(`,"chip_serial":`)
+			e.str(el.ChipSerial)
+		}
+		e.raw("}")
+	case service.CodeSummary:
+		e.raw(`{"digits":`)
+		e.int(int64(el.Digits))
+		e.raw(`,"period_seconds":`)
+		e.int(int64(el.PeriodSeconds))
+		e.raw(`,"algorithm":`)
+		e.str(el.Algorithm)
+		e.raw(`,"drift_steps":`)
+		e.int(int64(el.DriftSteps))
+		e.raw(`,"last_step":`)
+		e.uint(el.LastStep)
+		e.raw("}")
+	default:
+		e.ok = false
+	}
+	e.raw("}")
+}
