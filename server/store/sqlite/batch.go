@@ -129,6 +129,8 @@ func (s *Store) runBatch() {
 	var ops []*writeOp
 	for _, op := range batch {
 		if op.state.CompareAndSwap(opQueued, opClaimed) {
+			// Claimed, the op runs to the end of the batch (Write).
+			op.ctx = context.WithoutCancel(op.ctx)
 			ops = append(ops, op)
 		} else {
 			close(op.done) // cancelled; nobody reads its result
@@ -160,7 +162,7 @@ func (s *Store) runBatch() {
 	s.own.writes.Lock()
 	defer s.own.writes.Unlock()
 	s.gc.batches.Add(1)
-	bg := context.WithoutCancel(ops[0].ctx)
+	bg := ops[0].ctx
 	sync := syncNormal
 	for _, op := range ops {
 		if op.flags&sqlcore.Lapse == 0 {
@@ -196,7 +198,7 @@ func (s *Store) runBatch() {
 			op.err = nil
 		}
 		for _, op := range ops {
-			if err := s.runSavepoint(context.WithoutCancel(op.ctx), c, op); err != nil {
+			if err := s.runSavepoint(op.ctx, c, op); err != nil {
 				// The transaction is gone (SQLite rolled it back after an
 				// I/O error, say): nothing of the batch is committed.
 				_, _ = c.Exec(bg, stmtRollback)
@@ -213,6 +215,7 @@ func (s *Store) runBatch() {
 	if sync == syncFull {
 		s.gc.synced.Add(1)
 	}
+	s.committed()
 	for _, op := range ops {
 		if op.err == nil && op.flags&sqlcore.Scrub != 0 {
 			s.wakeScrubber() // in the background: see scrub.go
@@ -251,7 +254,7 @@ func (s *Store) runOp(ctx context.Context, c *conn, fn func(context.Context, sql
 // fails (its op.err set). It reports whether all succeeded.
 func (s *Store) runPlain(c *conn, ops []*writeOp) bool {
 	for _, op := range ops {
-		if op.err = s.runOp(context.WithoutCancel(op.ctx), c, op.fn); op.err != nil {
+		if op.err = s.runOp(op.ctx, c, op.fn); op.err != nil {
 			return false
 		}
 	}

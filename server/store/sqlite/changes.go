@@ -158,29 +158,17 @@ func (l *changeLog) hook(d msqlite.SQLitePreUpdateData) {
 	l.rows = append(l.rows, rc)
 }
 
-// bind notes the arguments of the next statement. The hook reads a TEXT
-// value only up to its first NUL byte (the driver converts it as a C
-// string), so a row written with such a value would be held other than the
-// database has it: the log cannot tell what the transaction wrote, and the
-// mirror forgets at its commit.
-func (l *changeLog) bind(args []any) {
+// bind notes the arguments of the next statement, as the driver binds
+// them (conn.bind). The hook reads a TEXT value only up to its first NUL
+// byte (the driver converts it as a C string), so a row written with such
+// a value would be held other than the database has it: the log cannot
+// tell what the transaction wrote, and the mirror forgets at its commit.
+func (l *changeLog) bind(args []driver.NamedValue) {
 	if l == nil || l.lost {
 		return
 	}
 	for _, a := range args {
-		if v, ok := a.(driver.Valuer); ok {
-			a, _ = v.Value()
-		}
-		var s string
-		switch v := a.(type) {
-		case string:
-			s = v
-		case *string:
-			if v != nil {
-				s = *v
-			}
-		}
-		if strings.IndexByte(s, 0) >= 0 {
+		if s, ok := a.Value.(string); ok && strings.IndexByte(s, 0) >= 0 {
 			l.lost = true
 			return
 		}

@@ -86,12 +86,14 @@
 // every write that deletes or replaces secret material (a wipe, a removed
 // authenticator, a consumed import, a replaced secret or verifier) the store
 // runs PRAGMA wal_checkpoint(TRUNCATE), which leaves a -wal file of zero
-// bytes. It runs in the background, not on the request path (a TRUNCATE
-// checkpoint waits for the readers of older snapshots and holds off new
-// writers while it waits): the commit of the wipe wakes a goroutine with a
-// connection of its own, which waits an eighth of the window (so that the
-// wipes of that time share one checkpoint) and then tries with a short
-// busy timeout until the checkpoint completes. The window: wiped key material is gone from the
+// bytes. It is not run on the request path: the commit of the wipe wakes
+// a goroutine with a connection of its own (the checkpointer), which waits
+// a quarter of the window (so that the wipes of that time share one
+// truncation), copies the log back with a PASSIVE checkpoint while the
+// writer goes on, and then truncates the log on the write connection
+// between two batches, with a short busy timeout, until it completes (see
+// scrub.go: the same goroutine keeps the log short between wipes, so that
+// no commit pays for a checkpoint). The window: wiped key material is gone from the
 // database file and its -wal file within ScrubWindow (2 s) of the wipe's
 // commit, or of the end of a read transaction that was open at the wipe
 // and lasted longer; a warning is logged when it takes longer. Close

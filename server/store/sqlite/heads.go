@@ -2,7 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"fmt"
 
 	"github.com/authbench/authbench/server/store"
@@ -25,9 +25,10 @@ import (
 //     connection (another Store on the same file, another process)
 //     appended to the audit log since the writer's last commit; if one
 //     did, all that is known is forgotten. PRAGMA data_version tells
-//     whether anything changed the file at all (it also moves when the
-//     scrubber's checkpoint restarts the write-ahead log, scrub.go);
-//     when it moved, the audit log's highest rowid, as each of the
+//     whether anything changed the file at all (it also moves when a
+//     checkpoint on another connection restarts the write-ahead log;
+//     the store's own truncations run on the writer, scrub.go); when it
+//     moved, the audit log's highest rowid, as each of the
 //     writer's commits that appended to it left it, tells whether anybody
 //     else appended: the log is append-only (its triggers refuse updates
 //     and deletes) and every append moves the chain's head in the same
@@ -125,7 +126,7 @@ func (h *headCache) control(q *sqlcore.Stmt, ok bool) {
 // appendedTo notes the result of an audit append (a statement marked
 // sqlcore.Stmt.AuditAppend that succeeded) in the transaction. An unknown
 // rowid only makes the next check forget.
-func (h *headCache) appendedTo(res sql.Result) {
+func (h *headCache) appendedTo(res driver.Result) {
 	id, err := res.LastInsertId()
 	h.appended, h.pending, h.pendingOK = true, id, err == nil
 }

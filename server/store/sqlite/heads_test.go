@@ -149,8 +149,8 @@ func TestAuditHeadsForgetRolledBack(t *testing.T) {
 	}
 }
 
-// TestAuditHeadsSurviveCheckpoints: the scrubber's checkpoint (another
-// connection, which restarts the write-ahead log and so moves
+// TestAuditHeadsSurviveCheckpoints: a truncating checkpoint on another
+// connection (which restarts the write-ahead log and so moves
 // data_version) leaves what the writer knows; an append by another
 // connection does not.
 func TestAuditHeadsSurviveCheckpoints(t *testing.T) {
@@ -179,7 +179,7 @@ func TestAuditHeadsSurviveCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !known() {
-		t.Error("the writer forgot alice's head after the scrubber's checkpoint")
+		t.Error("the writer forgot alice's head after a checkpoint by another connection")
 	}
 	if err := other.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded)); err != nil {
 		t.Fatal(err)

@@ -12,8 +12,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	msqlite "modernc.org/sqlite"
 
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/internal/sqlcore"
@@ -69,6 +72,8 @@ type Store struct {
 	// synchronous is the write connection's synchronous setting now
 	// (syncFull or syncNormal); the batch that holds wconn owns it.
 	synchronous string
+	// busy is the write connection's busy timeout (Options.BusyTimeout).
+	busy time.Duration
 	// mirror holds the records a login reads (changes.go); nil for a
 	// read-only store.
 	mirror *sqlcore.Mirror
@@ -78,6 +83,25 @@ type Store struct {
 	// nil for a read-only store.
 	own *owner
 }
+
+// The page cache and memory map of the connections of a file database. A
+// read connection loses its cached pages at every commit of the writer (a
+// connection trusts its cache only while the log has not moved), so it
+// reads nearly every page again: mapped, a page of the database file is a
+// memory access, not a pread (pages still in the -wal file are read from
+// it). SQLite writes through write(2) all the same, and secure_delete and
+// the scrub (scrub.go) are unchanged.
+const (
+	writerCacheKiB = 32 << 10 // the write connection's cache_size
+	mmapSize       = 1 << 30  // mmap_size of every connection (address space, not memory)
+)
+
+// useFdatasync makes SQLite commit with fdatasync(2) instead of fsync(2)
+// in this process (modernc.org/sqlite keeps SQLite's source default,
+// fsync, where SQLite's own builds for Linux use fdatasync): the data and
+// the size of the file reach the disk all the same, without waiting for
+// its timestamps. Where the platform has no fdatasync nothing changes.
+var useFdatasync = sync.OnceFunc(func() { _, _ = msqlite.Fdatasync(true) })
 
 // memSeq numbers in-memory databases so that each Open gets its own.
 var memSeq atomic.Uint64
@@ -127,6 +151,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if busy <= 0 {
 		busy = 10 * time.Second
 	}
+	s.busy = busy
 	common := url.Values{}
 	common.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
 	common.Add("_pragma", "foreign_keys(1)")
@@ -144,6 +169,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 		return s, nil
 	}
+	useFdatasync()
 	var fileName string // the file: URI of a file database
 	if path == "" || path == ":memory:" {
 		// One connection: with database/sql every connection to :memory:
@@ -176,6 +202,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// would leave the old pages, wiped keys among them, in a
 		// temporary file).
 		wq.Add("_pragma", "temp_store(MEMORY)")
+		// Checkpoints run beside the writer (scrub.go); its own only
+		// when the log grows past walBackstop pages all the same.
+		wq.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walBackstop)+")")
+		// The writer's page cache: it keeps the pages it changes
+		// between its transactions (no other connection restarts the
+		// log, scrub.go), and SQLite's default, 2 MiB, is a small part
+		// of the B-trees a write walks.
+		wq.Add("_pragma", "cache_size("+strconv.Itoa(-writerCacheKiB)+")")
+		wq.Add("_pragma", "mmap_size("+strconv.Itoa(mmapSize)+")")
 		w, err := sql.Open("sqlite", name+"?"+wq.Encode())
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -184,6 +219,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.w = w
 		rq := cloneValues(common)
 		rq.Add("_pragma", "query_only(1)")
+		rq.Add("_pragma", "mmap_size("+strconv.Itoa(mmapSize)+")")
 		r, err := sql.Open("sqlite", name+"?"+rq.Encode())
 		if err != nil {
 			w.Close()
@@ -235,7 +271,14 @@ func (s *Store) openConns(ctx context.Context, nread int) error {
 			}
 			return nil, fmt.Errorf("sqlite: connect: %w", err)
 		}
-		cn := &conn{c: c}
+		cn, err := newConn(c)
+		if err != nil {
+			c.Close()
+			for _, c := range all {
+				c.close()
+			}
+			return nil, err
+		}
 		if db == s.w && !s.ro {
 			cn.heads = newHeadCache() // the writer's (heads.go)
 			if err := cn.followChanges(s.mirror); err != nil {
@@ -396,13 +439,14 @@ var errClosed = fmt.Errorf("sqlite: %w", sqlcore.ErrClosed)
 var ErrCheckpointBusy = errors.New("sqlite: checkpoint incomplete: readers hold the write-ahead log")
 
 // Checkpoint copies the write-ahead log into the database file and
-// truncates it to zero bytes (PRAGMA wal_checkpoint(TRUNCATE)), waiting up
-// to the busy timeout for readers. After a wipe this removes the last
-// copies of wiped key material from the -wal file; the store does it by
-// itself, in the background, within ScrubWindow of every write that
-// deletes or replaces a secret (scrub.go). It returns
-// ErrCheckpointBusy when readers kept it from completing, or the database
-// error (also after Close). It does nothing for an in-memory database.
+// truncates it to zero bytes (PRAGMA wal_checkpoint(TRUNCATE)) on the
+// write connection, between batches, waiting up to the busy timeout for
+// readers. After a wipe this removes the last copies of wiped key
+// material from the -wal file; the store does it by itself, in the
+// background, within ScrubWindow of every write that deletes or replaces
+// a secret (scrub.go). It returns ErrCheckpointBusy when readers kept it
+// from completing, or the database error (also after Close). It does
+// nothing for an in-memory database.
 func (s *Store) Checkpoint(ctx context.Context) error {
 	if s.mem {
 		return nil
@@ -410,29 +454,7 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	if s.ro {
 		return errReadOnly
 	}
-	if s.scrub != nil {
-		s.scrub.mu.Lock()
-		defer s.scrub.mu.Unlock()
-	}
-	c, ok := <-s.wconn
-	if !ok {
-		return errClosed
-	}
-	defer func() { s.wconn <- c }()
-	return checkpoint(ctx, c)
-}
-
-// checkpoint runs PRAGMA wal_checkpoint(TRUNCATE) on c.
-func checkpoint(ctx context.Context, c *conn) error {
-	var busy, logPages, done int
-	err := c.c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &done)
-	if err != nil {
-		return fmt.Errorf("sqlite: checkpoint: %w", err)
-	}
-	if busy != 0 {
-		return ErrCheckpointBusy
-	}
-	return nil
+	return s.truncate(ctx, 0)
 }
 
 // Read implements sqlcore.Backend: fn runs on a read connection of the
