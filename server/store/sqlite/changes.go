@@ -121,10 +121,11 @@ func (c *conn) followChanges(m *sqlcore.Mirror) error {
 	return nil
 }
 
-// hook is the pre-update hook: it records a change of a mirrored table.
-// The changes of other tables return at once, those of WITHOUT ROWID
-// tables among them (sessions, ceremonies), for which SQLite reports no
-// rowid: the log reads neither rowids nor their values.
+// hook is the pre-update hook: it records a change of a mirrored table;
+// the changes of other tables return at once. Most tables, mirrored or
+// not, are WITHOUT ROWID, for which SQLite reports no meaningful rowid:
+// the log reads neither rowids nor their values, only the columns, and
+// knows a row by its key column.
 func (l *changeLog) hook(d msqlite.SQLitePreUpdateData) {
 	key, ok := l.key[d.TableName]
 	if !ok || d.DatabaseName != "main" {
