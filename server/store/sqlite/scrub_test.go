@@ -25,7 +25,7 @@ func walSize(t *testing.T, path string) int64 {
 }
 
 // waitCheckpointed waits until the checkpointer has run after the last
-// commit of s.
+// commit of s, and its checkpoint has completed.
 func waitCheckpointed(t *testing.T, s *Store) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second) // a failure guard only
@@ -35,6 +35,10 @@ func waitCheckpointed(t *testing.T, s *Store) {
 		}
 		time.Sleep(ckptEvery / 4)
 	}
+	// The checkpointer clears wrote before its checkpoint runs, and holds
+	// its lock until the checkpoint is done.
+	s.scrub.mu.Lock()
+	s.scrub.mu.Unlock()
 }
 
 // TestLogReusedWithoutWipes: with nothing wiped, and the writer's own
