@@ -32,8 +32,12 @@ func TestVoiceLearnThenCheck(t *testing.T) {
 	dir := t.TempDir()
 	prompts := filepath.Join(dir, "prompts")
 	// With --json the progress goes to standard error and standard output
-	// holds one JSON document saying what was learnt.
-	code, out, progress := runCmdSplit(t, "voice", "learn", "--device", sel, "--out", prompts, "--presses", "20", "--language", "en", "--json")
+	// holds one JSON document saying what was learnt. The codes are TOTP
+	// codes of the wall clock: learning stops once every digit was heard
+	// four times (a dozen codes, usually), and 40 presses leave room for
+	// a run of codes short of one digit (20 were once not enough: three
+	// 2s in 120 digits).
+	code, out, progress := runCmdSplit(t, "voice", "learn", "--device", sel, "--out", prompts, "--presses", "40", "--language", "en", "--json")
 	t.Logf("voice learn:\n%s", progress)
 	if code != 0 {
 		t.Fatalf("voice learn exited %d:\n%s", code, out)
@@ -56,7 +60,7 @@ func TestVoiceLearnThenCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Reader.Serial != devs[0].Serial || p.Set("en", 100) == nil || p.Set("en", 100).Presses > 20 {
+	if p.Reader.Serial != devs[0].Serial || p.Set("en", 100) == nil || p.Set("en", 100).Presses > 40 {
 		t.Errorf("prompts of reader %+v, sets %d", p.Reader, len(p.Sets))
 	}
 	if code, out := runCmd(t, "voice", "learn", "--device", sel, "--out", prompts); code == 0 || !strings.Contains(out, "--force") {
