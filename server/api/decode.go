@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/authbench/authbench/internal/sizedread"
 )
 
 // requestError is a problem with the request itself, answered before the
@@ -32,7 +34,7 @@ func badRequest(format string, args ...any) error {
 func readBody(w http.ResponseWriter, r *http.Request, max int64, want ...string) ([]byte, error) {
 	// Room for what the request declares, up to 16 KiB: a declared length
 	// costs nothing until the bytes come.
-	body, err := readAll(http.MaxBytesReader(w, r.Body, max), min(r.ContentLength, max, 16<<10))
+	body, err := sizedread.Read(http.MaxBytesReader(w, r.Body, max), min(r.ContentLength, max, 16<<10))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -66,30 +68,6 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64, want ...string)
 			fmt.Sprintf("The request body must be %s.", strings.Join(want, " or "))}
 	}
 	return body, nil
-}
-
-// readAll reads r to its end as io.ReadAll does, starting with room for
-// size bytes (io.ReadAll starts with 512 and grows), so that a body of the
-// length its request declares is read into one buffer.
-func readAll(r io.Reader, size int64) ([]byte, error) {
-	if size <= 0 {
-		return io.ReadAll(r)
-	}
-	// One byte more, so that the read that finds the end needs no room.
-	b := make([]byte, 0, size+1)
-	for {
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-	}
 }
 
 // decodeJSON decodes a JSON request body into v strictly: one JSON object,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/device/ctap2"
+	"github.com/authbench/authbench/internal/sizedread"
 )
 
 // DefaultMaxResponseBytes is the largest answer body a Client reads when
@@ -207,25 +208,10 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 // it grows. It is read to its end, not only to its length, so that the
 // connection is kept alive for the next request.
 func readBody(body io.Reader, size, limit int64) ([]byte, error) {
-	n := int64(512)
 	if size >= 0 {
-		n = min(size, limit) + 1
+		size = min(size, limit)
 	}
-	r := io.LimitReader(body, limit+1)
-	b := make([]byte, 0, n)
-	for {
-		m, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+m]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-	}
+	return sizedread.Read(io.LimitReader(body, limit+1), size)
 }
 
 // unwrapURLError drops the *url.Error layer, whose message repeats the
