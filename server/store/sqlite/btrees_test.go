@@ -2,14 +2,11 @@ package sqlite_test
 
 import (
 	"context"
-	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/authbench/authbench/server/store/sqlite"
 )
 
 // TestLoginBTrees: the commit of a two-factor chip login writes its
@@ -33,26 +30,12 @@ func TestLoginBTrees(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := sqlite.StopAutoCheckpoint(s); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := chipLogin(ctx, s, pws[0], chips[0], "measured", 2, t0.Add(time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	frames, commits, err := sqlite.WALFrames(path + "-wal")
-	if err != nil || commits != 1 {
-		t.Fatalf("WAL: %d frames, %d commits, %v; want one commit", len(frames), commits, err)
-	}
-	names, err := sqlite.PagesOf(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	written := map[string]bool{}
-	for _, pg := range frames {
-		written[names[pg]] = true
-	}
-	trees := slices.Sorted(maps.Keys(written))
-	t.Logf("one login: %d frames, B-trees %v", len(frames), trees)
+	cost := measureCommit(t, s, path, func() error {
+		_, _, err := chipLogin(ctx, s, pws[0], chips[0], "measured", 2, t0.Add(time.Second))
+		return err
+	})
+	trees := cost.trees
+	t.Logf("one login: %d frames, B-trees %v", cost.frames, trees)
 	var mine []string
 	for _, tr := range trees {
 		if strings.Contains(tr, "session") || strings.Contains(tr, "ceremon") {
