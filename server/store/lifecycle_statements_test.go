@@ -73,23 +73,10 @@ func TestLifecycleStatements(t *testing.T) {
 	}
 	defer s.Close()
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	var owners []*storetest.ChipOwner
-	for _, id := range []string{"id-1", "id-2"} {
-		o, err := storetest.NewChipOwner(ctx, s, id, t0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		owners = append(owners, o)
+	o, err := storetest.WarmChipOwner(ctx, s, "id-1", "id-2", t0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A first lifecycle, so that every statement is prepared on the
-	// connection.
-	warm := owners[1]
-	for _, step := range []func(context.Context, time.Time) error{warm.Enroll, warm.Block, warm.Enroll} {
-		if err := step(ctx, t0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	o := owners[0]
 	at := t0.Add(time.Second)
 	for _, step := range []struct {
 		name       string

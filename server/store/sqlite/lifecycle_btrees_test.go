@@ -88,23 +88,10 @@ func TestLifecycleBTrees(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "lifecycle.db")
 	s := open(t, path)
 	defer s.Close()
-	var owners []*storetest.ChipOwner
-	for _, id := range []string{"id-1", "id-2", "id-3"} {
-		o, err := storetest.NewChipOwner(ctx, s, id, t0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		owners = append(owners, o)
+	o, err := storetest.WarmChipOwner(ctx, s, "id-1", "id-2", t0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A first lifecycle, unmeasured, so that the measured one changes no
-	// page for the first time.
-	warm := owners[1]
-	for _, step := range []func(context.Context, time.Time) error{warm.Enroll, warm.Block, warm.Enroll} {
-		if err := step(ctx, t0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	o := owners[0]
 	at := t0.Add(time.Second)
 	// An enroll writes the authenticator's row (in the B-tree of its
 	// key), the identity's index (whose order a set is read in), the

@@ -91,3 +91,24 @@ func (o *ChipOwner) Block(ctx context.Context, now time.Time) error {
 	o.Chip = c.Authenticator
 	return nil
 }
+
+// WarmChipOwner creates identity id as NewChipOwner does, and identity
+// warm, whose chip then goes through a whole lifecycle (enroll, block,
+// re-add): id's lifecycle, measured afterwards, prepares no statement and
+// changes no page of the database for the first time.
+func WarmChipOwner(ctx context.Context, s store.Store, id, warm string, now time.Time) (*ChipOwner, error) {
+	o, err := NewChipOwner(ctx, s, id, now)
+	if err != nil {
+		return nil, err
+	}
+	w, err := NewChipOwner(ctx, s, warm, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, step := range []func(context.Context, time.Time) error{w.Enroll, w.Block, w.Enroll} {
+		if err := step(ctx, now); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
