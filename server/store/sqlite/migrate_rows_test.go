@@ -46,14 +46,7 @@ func TestMigrateOneBTreeRows(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	s, err := Open(ctx, path, Options{Chain: storetest.Chain{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if v, err := s.SchemaVersion(ctx); err != nil || v != len(ms) {
-		t.Fatalf("SchemaVersion = %d, %v", v, err)
-	}
+	s := migrated(t, path, ms)
 	var n int
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE sql LIKE '%WITHOUT ROWID%' AND name IN
 		('authenticators', 'credential_ids', 'chip_elements', 'code_elements', 'app_elements', 'password_elements', 'tombstones')`).Scan(&n); err != nil || n != 7 {

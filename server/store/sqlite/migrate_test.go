@@ -162,14 +162,7 @@ func TestMigrateAuditChains(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := Open(ctx, path, Options{Chain: storetest.Chain{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if v, err := s.SchemaVersion(ctx); err != nil || v != len(ms) {
-		t.Fatalf("SchemaVersion = %d, %v", v, err)
-	}
+	s := migrated(t, path, ms)
 	storetest.CheckMigrated(t, s, &storetest.SQLTamperer{DB: db, Unlock: []string{
 		"DROP TRIGGER IF EXISTS audit_append_only_update",
 		"DROP TRIGGER IF EXISTS audit_append_only_delete",
@@ -186,14 +179,7 @@ func TestMigrateSessionProofs(t *testing.T) {
 	if err := storetest.WriteLegacySessions(ctx, db, false); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(ctx, path, Options{Chain: storetest.Chain{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if v, err := s.SchemaVersion(ctx); err != nil || v != len(ms) {
-		t.Fatalf("SchemaVersion = %d, %v", v, err)
-	}
+	s := migrated(t, path, ms)
 	var rowid int
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('sessions', 'ceremonies') AND sql LIKE '%WITHOUT ROWID%'").Scan(&rowid); err != nil || rowid != 2 {
 		t.Errorf("sessions and ceremonies WITHOUT ROWID after the migration: %d of 2, %v", rowid, err)
@@ -226,4 +212,22 @@ func before(t *testing.T, name, params string) (string, *sql.DB, []migration.Fil
 		t.Fatal(err)
 	}
 	return path, db, ms
+}
+
+// migrated opens the database at path, written up to some migration of
+// ms by before, as the store does (which migrates it the rest of the
+// way), and checks that every migration of ms was applied; the store is
+// closed when the test ends.
+func migrated(t *testing.T, path string, ms []migration.File) *Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, path, Options{Chain: storetest.Chain{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if v, err := s.SchemaVersion(ctx); err != nil || v != len(ms) {
+		t.Fatalf("SchemaVersion = %d, %v", v, err)
+	}
+	return s
 }
