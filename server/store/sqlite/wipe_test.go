@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,6 +178,115 @@ func TestWipeWindowWithReader(t *testing.T) {
 	must(t, rtx.Rollback())
 	if leftovers := waitScrubbed(t, path, map[string][]byte{"chip key": key}); len(leftovers) > 0 {
 		t.Errorf("%v after the reader ended: %s", sqlite.ScrubWindow, strings.Join(leftovers, "; "))
+	}
+}
+
+// TestWipeWindowUnderWrites: a block wipes a chip's key while other
+// goroutines keep enrolling chips, reading, and blocking chips of their
+// own, so that the writer never goes idle; ScrubWindow after the wipe's
+// commit, neither the database file nor its -wal file holds the key.
+// The checkpoints run beside the writer and between its batches, not in
+// a pause of the writes.
+func TestWipeWindowUnderWrites(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "wipe.db")
+	s := open(t, path)
+	defer s.Close()
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	p := domain.DefaultPolicy()
+	sys := domain.System("test")
+	key := []byte("SEALED-CHIPKEY-UNDERLOAD-0123456789abcdef0123456789abcdef0123456789abcd")
+
+	ic, err := domain.NewIdentity("id-victim", sys, now)
+	must(t, err)
+	must(t, s.CreateIdentity(ctx, ic))
+	c, err := p.Add(ic.Identity, nil, nil, domain.AddRequest{ID: "chip-v", Kind: device.KindChip, Ref: domain.Ref{CredentialID: "cred-v"}}, sys, now)
+	must(t, err)
+	must(t, s.CreateAuthenticator(ctx, c, store.Element{Chip: &store.ChipElement{PublicKey: key}}))
+	c, err = p.Activate(ic.Identity, c.Authenticator, sys, now)
+	must(t, err)
+	must(t, s.ApplyChange(ctx, c))
+
+	// Load: writers enrolling chips (each with its own key) and readers.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("id-%d-%d", g, i)
+				ic, err := domain.NewIdentity(id, sys, now)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := s.CreateIdentity(ctx, ic); err != nil {
+					t.Error(err)
+					return
+				}
+				ch, err := p.Add(ic.Identity, nil, nil, domain.AddRequest{ID: "chip-" + id, Kind: device.KindChip, Ref: domain.Ref{CredentialID: "cred-" + id}}, sys, now)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := s.CreateAuthenticator(ctx, ch, store.Element{Chip: &store.ChipElement{PublicKey: bytes.Repeat([]byte{byte(i)}, 65)}}); err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = s.Element(ctx, "chip-v")
+				_, _ = s.AuthenticatorSet(ctx, "id-victim")
+				if g%2 == 1 { // wipes of their own, continuously
+					ch2, err := p.Activate(ic.Identity, ch.Authenticator, sys, now)
+					if err == nil {
+						err = s.ApplyChange(ctx, ch2)
+					}
+					if err == nil {
+						var b domain.Change
+						b, err = p.Block(ch2.Authenticator, domain.Support("op-2"), domain.ReasonCompromised, now)
+						if err == nil {
+							err = s.ApplyChange(ctx, b)
+						}
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				n.Add(1)
+			}
+		}(g)
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	block, err := p.Block(c.Authenticator, domain.Support("op-1"), domain.ReasonCompromised, now)
+	must(t, err)
+	must(t, s.ApplyChange(ctx, block))
+	wiped := time.Now()
+	before := n.Load()
+	var firstClean time.Duration = -1
+	for time.Since(wiped) < sqlite.ScrubWindow {
+		if !bytes.Contains(readDB(t, path), key[:32]) && firstClean < 0 {
+			firstClean = time.Since(wiped)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	found := bytes.Contains(readDB(t, path), key[:32])
+	writes := n.Load() - before
+	close(stop)
+	wg.Wait()
+	t.Logf("writes during the window: %d; first clean scan after %v", writes, firstClean)
+	if writes == 0 {
+		t.Fatal("no writes during the window: the test is vacuous")
+	}
+	if found {
+		t.Errorf("%v after the wipe's commit, under continuous writes, the key is still in the database files", sqlite.ScrubWindow)
 	}
 }
 
