@@ -129,18 +129,9 @@ func TestWipeWindowWithReader(t *testing.T) {
 	defer s.Close()
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	p := domain.DefaultPolicy()
-	sys := domain.System("test")
 	key := []byte("SEALED-CHIPKEY-0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
 
-	ic, err := domain.NewIdentity("id-1", sys, now)
-	must(t, err)
-	must(t, s.CreateIdentity(ctx, ic))
-	c, err := p.Add(ic.Identity, nil, nil, domain.AddRequest{ID: "chip-1", Kind: device.KindChip, Ref: domain.Ref{CredentialID: "cred-1"}}, sys, now)
-	must(t, err)
-	must(t, s.CreateAuthenticator(ctx, c, store.Element{Chip: &store.ChipElement{PublicKey: key}}))
-	c, err = p.Activate(ic.Identity, c.Authenticator, sys, now)
-	must(t, err)
-	must(t, s.ApplyChange(ctx, c))
+	c := activeChip(t, s, p, "id-1", "chip-1", "cred-1", key, now)
 
 	// Another process's reader: a read transaction on the snapshot that
 	// holds the key, open across the wipe.
@@ -197,15 +188,7 @@ func TestWipeWindowUnderWrites(t *testing.T) {
 	sys := domain.System("test")
 	key := []byte("SEALED-CHIPKEY-UNDERLOAD-0123456789abcdef0123456789abcdef0123456789abcd")
 
-	ic, err := domain.NewIdentity("id-victim", sys, now)
-	must(t, err)
-	must(t, s.CreateIdentity(ctx, ic))
-	c, err := p.Add(ic.Identity, nil, nil, domain.AddRequest{ID: "chip-v", Kind: device.KindChip, Ref: domain.Ref{CredentialID: "cred-v"}}, sys, now)
-	must(t, err)
-	must(t, s.CreateAuthenticator(ctx, c, store.Element{Chip: &store.ChipElement{PublicKey: key}}))
-	c, err = p.Activate(ic.Identity, c.Authenticator, sys, now)
-	must(t, err)
-	must(t, s.ApplyChange(ctx, c))
+	c := activeChip(t, s, p, "id-victim", "chip-v", "cred-v", key, now)
 
 	// Load: writers enrolling chips (each with its own key) and readers.
 	stop := make(chan struct{})
@@ -288,6 +271,25 @@ func TestWipeWindowUnderWrites(t *testing.T) {
 	if found {
 		t.Errorf("%v after the wipe's commit, under continuous writes, the key is still in the database files", sqlite.ScrubWindow)
 	}
+}
+
+// activeChip creates identity identityID with an active chip chipID of
+// credential cred whose element holds key, and returns the chip's
+// activation.
+func activeChip(t *testing.T, s *sqlite.Store, p domain.Policy, identityID, chipID, cred string, key []byte, now time.Time) domain.Change {
+	t.Helper()
+	ctx := context.Background()
+	sys := domain.System("test")
+	ic, err := domain.NewIdentity(identityID, sys, now)
+	must(t, err)
+	must(t, s.CreateIdentity(ctx, ic))
+	c, err := p.Add(ic.Identity, nil, nil, domain.AddRequest{ID: chipID, Kind: device.KindChip, Ref: domain.Ref{CredentialID: cred}}, sys, now)
+	must(t, err)
+	must(t, s.CreateAuthenticator(ctx, c, store.Element{Chip: &store.ChipElement{PublicKey: key}}))
+	c, err = p.Activate(ic.Identity, c.Authenticator, sys, now)
+	must(t, err)
+	must(t, s.ApplyChange(ctx, c))
+	return c
 }
 
 // waitScrubbed scans the database files at path for the secrets of all
