@@ -46,11 +46,16 @@ type writeOp struct {
 }
 
 type groupCommit struct {
-	token   chan struct{} // capacity 1: held by the leader
+	token   chan struct{} // capacity 1: held by the writer while a batch runs
+	wake    chan struct{} // capacity 1: ops are queued
+	stop    chan struct{} // closed by Close
+	ended   chan struct{} // closed when the writer has ended
 	mu      sync.Mutex
 	queue   []*writeOp
+	stopped bool         // the writer has ended: no op is queued any more
 	batches atomic.Int64 // transactions run, for tests
 	synced  atomic.Int64 // of those, committed with synchronous=FULL
+	clock   writerClock  // where the writer's time goes (writerstats.go)
 }
 
 // The synchronous settings of the write connection.
@@ -79,7 +84,8 @@ var errReadOnly = errors.New("sqlite: the store was opened read-only")
 // batch. The caller's ctx applies while the op waits to be taken into a
 // batch; once taken, the op runs to the end of the batch, with a ctx that
 // carries the caller's values but never cancels (cancelling one statement
-// of a batch would roll back the whole transaction).
+// of a batch would roll back the whole transaction), and Write returns
+// once the batch is durable (sync.go).
 func (s *Store) Write(ctx context.Context, f sqlcore.Flags, fn func(ctx context.Context, tx sqlcore.Tx) error) error {
 	if s.ro {
 		return errReadOnly
@@ -87,32 +93,73 @@ func (s *Store) Write(ctx context.Context, f sqlcore.Flags, fn func(ctx context.
 	if s.closed.Load() {
 		return errClosed
 	}
+	if err := s.syncFailed(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	op := &writeOp{ctx: ctx, flags: f, fn: fn, done: make(chan struct{})}
 	s.gc.mu.Lock()
+	if s.gc.stopped {
+		s.gc.mu.Unlock()
+		return errClosed
+	}
+	if len(s.gc.queue) == 0 && !s.gc.clock.running {
+		s.gc.clock.enqueued(nanotime(), true)
+	}
 	s.gc.queue = append(s.gc.queue, op)
 	s.gc.mu.Unlock()
+	select {
+	case s.gc.wake <- struct{}{}:
+	default: // the writer is awake already
+	}
+	select {
+	case <-op.done:
+		return op.err
+	case <-ctx.Done():
+		if op.state.CompareAndSwap(opQueued, opCancelled) {
+			return ctx.Err()
+		}
+		<-op.done // it is running: wait for the commit
+		return op.err
+	}
+}
+
+// runWriter is the writer: one goroutine that runs the queued ops in
+// batches, one after the other, as long as ops are queued, and sleeps
+// when none are. A batch runs while the writer holds the leader token
+// (a test holds it to queue ops for one batch). When Close stops it, the
+// ops still queued fail.
+func (s *Store) runWriter() {
+	defer close(s.gc.ended)
 	for {
 		select {
-		case <-op.done:
-			return op.err
-		case s.gc.token <- struct{}{}:
-			select {
-			case <-op.done: // the previous leader ran it
-			default:
-				s.runBatch()
+		case <-s.gc.wake:
+		case <-s.gc.stop:
+			s.gc.mu.Lock()
+			s.gc.stopped = true
+			queued := s.gc.queue
+			s.gc.queue = nil
+			s.gc.mu.Unlock()
+			for _, op := range queued {
+				if op.state.CompareAndSwap(opQueued, opClaimed) {
+					op.err = errClosed
+				}
+				close(op.done)
 			}
+			return
+		}
+		for {
+			s.gc.mu.Lock()
+			n := len(s.gc.queue)
+			s.gc.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			s.gc.token <- struct{}{}
+			s.runBatch()
 			<-s.gc.token
-			// The op is done now, unless more than maxBatch ops were
-			// queued before it: then it waits for a later batch.
-		case <-ctx.Done():
-			if op.state.CompareAndSwap(opQueued, opCancelled) {
-				return ctx.Err()
-			}
-			<-op.done // it is running: wait for the commit
-			return op.err
 		}
 	}
 }
@@ -121,10 +168,20 @@ func (s *Store) Write(ctx context.Context, f sqlcore.Flags, fn func(ctx context.
 // caller holds the leader token.
 func (s *Store) runBatch() {
 	s.gc.mu.Lock()
+	start := nanotime()
+	s.gc.clock.started(start)
 	n := min(len(s.gc.queue), maxBatch)
 	batch := append([]*writeOp(nil), s.gc.queue[:n]...)
 	s.gc.queue = append(s.gc.queue[:0], s.gc.queue[n:]...)
 	s.gc.mu.Unlock()
+	var t batchTimes
+	defer func() {
+		end := nanotime()
+		s.gc.clock.batch(len(batch), start, t.execEnd, t.commitEnd, t.sync, end)
+		s.gc.mu.Lock()
+		s.gc.clock.ended(end, len(s.gc.queue))
+		s.gc.mu.Unlock()
+	}()
 
 	var ops []*writeOp
 	for _, op := range batch {
@@ -136,11 +193,11 @@ func (s *Store) runBatch() {
 			close(op.done) // cancelled; nobody reads its result
 		}
 	}
-	defer func() {
-		for _, op := range ops {
-			close(op.done)
-		}
-	}()
+	// The ops are answered when the batch ends: at once when it wrote
+	// nothing that must be durable, else once a sync of the log covers
+	// its commit (sync.go); either way after every batch before it.
+	needSync := false
+	defer func() { t.sync = s.answer(ops, needSync, t.commitEnd) }()
 	if len(ops) == 0 {
 		return
 	}
@@ -163,11 +220,18 @@ func (s *Store) runBatch() {
 	defer s.own.writes.Unlock()
 	s.gc.batches.Add(1)
 	bg := ops[0].ctx
-	sync := syncNormal
+	durable := false
 	for _, op := range ops {
 		if op.flags&sqlcore.Lapse == 0 {
-			sync = syncFull
+			durable = true
 		}
+	}
+	// With a syncer, every commit leaves the log unsynced and the syncer
+	// syncs it (sync.go); without one (an in-memory database, or a log
+	// the store could not open), a durable batch syncs at its COMMIT.
+	sync := syncNormal
+	if durable && s.syncer == nil {
+		sync = syncFull
 	}
 	if err := s.setSynchronous(bg, c, sync); err != nil {
 		fail(err)
@@ -207,13 +271,16 @@ func (s *Store) runBatch() {
 			}
 		}
 	}
+	t.execEnd = nanotime()
 	if _, err := c.Exec(bg, stmtCommit); err != nil {
 		_, _ = c.Exec(bg, stmtRollback)
 		fail(fmt.Errorf("sqlite: commit: %w", err))
 		return
 	}
-	if sync == syncFull {
+	t.commitEnd = nanotime()
+	if durable {
 		s.gc.synced.Add(1)
+		needSync = s.syncer != nil
 	}
 	s.committed()
 	for _, op := range ops {
@@ -223,6 +290,10 @@ func (s *Store) runBatch() {
 		}
 	}
 }
+
+// batchTimes are the moments of a batch the writer's clock notes (zero:
+// not reached).
+type batchTimes struct{ execEnd, commitEnd, sync int64 }
 
 // setSynchronous sets the write connection's synchronous setting for the
 // next batch (nothing to do for an in-memory database).

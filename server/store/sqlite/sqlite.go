@@ -69,6 +69,9 @@ type Store struct {
 	closed atomic.Bool
 	gc     groupCommit
 	scrub  *scrubber // nil for an in-memory or read-only database
+	// syncer syncs the log and answers the writes it made durable
+	// (sync.go); nil for an in-memory or read-only database.
+	syncer *syncer
 	// synchronous is the write connection's synchronous setting now
 	// (syncFull or syncNormal); the batch that holds wconn owns it.
 	synchronous string
@@ -120,6 +123,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	s := &Store{now: opts.Now, log: opts.Logger}
 	s.gc.token = make(chan struct{}, 1)
+	s.gc.wake = make(chan struct{}, 1)
+	s.gc.stop = make(chan struct{})
+	s.gc.ended = make(chan struct{})
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -248,6 +254,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
+	if !s.mem {
+		if err := s.startSyncer(s.owned); err != nil {
+			s.closeDBs()
+			return nil, err
+		}
+	}
+	go s.runWriter()
 	if !s.mem {
 		if err := s.startScrubber(fileName, common); err != nil {
 			s.Close()
@@ -385,8 +398,16 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.printWriterStats()
 	// The scrubber first: Close checkpoints on the write connection.
 	scrubErr := s.stopScrubber()
+	// Then the writer, which fails the writes still queued, and the
+	// syncer, which answers those it holds.
+	if !s.ro {
+		close(s.gc.stop)
+		<-s.gc.ended
+	}
+	scrubErr = errors.Join(scrubErr, s.stopSyncer())
 	// Take every connection back, waiting for the calls that hold one.
 	var conns []*conn
 	var w *conn

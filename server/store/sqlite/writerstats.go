@@ -1,0 +1,239 @@
+package sqlite
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// Where the writer's time goes. The group-committing writer (batch.go) is
+// serial: whatever its wall time per batch is made of — statements,
+// the commit, the wait for the disk, the wait for the Go scheduler to run
+// the next leader — bounds the batches per second. Every Store keeps these
+// counters (a few clock readings per batch, next to a transaction that
+// costs tens of microseconds at least); WriterStats returns them and, with
+// AUTHBENCH_SQLITE_WRITER_STATS=1 in the environment, Close prints them to
+// standard error, so that `authbench load` (whose SQLite server runs in
+// its own process) shows them without a profile.
+
+// writerStatsEnv names the environment variable that makes Close print
+// the writer's statistics.
+const writerStatsEnv = "AUTHBENCH_SQLITE_WRITER_STATS"
+
+// WriterStats is what the writer of a Store did since Open, summed over
+// its batches.
+type WriterStats struct {
+	// Batches is the number of batches run (transactions, also those
+	// rolled back), Ops the writes they ran.
+	Batches, Ops int64
+	// BatchSizes counts the batches by their number of ops: 1, 2–3,
+	// 4–7, 8–15, …, 128–255, 256.
+	BatchSizes [9]int64
+	// Ready is the time from a batch's ops being queued with no batch
+	// running (or from the end of the batch before, when ops were queued
+	// then) to the start of the batch: the wait for the next leader to be
+	// scheduled.
+	Ready time.Duration
+	// Exec is the time from the start of a batch to its COMMIT (the
+	// connection, BEGIN, the ops' statements).
+	Exec time.Duration
+	// Commit is the time COMMIT took: writing the log, and with
+	// synchronous=FULL syncing it (Sync below when the sync runs apart).
+	Commit time.Duration
+	// Sync is the time the writer itself waited for fdatasync of the log
+	// after a COMMIT that did not sync it (sync.go); SyncBehind the time
+	// the ops of batches waited for the syncer after their commit.
+	Sync, SyncBehind time.Duration
+	// SyncPrev is the time the writer waited, after a commit, for the
+	// sync of the batch before (one sync in flight at most).
+	SyncPrev time.Duration
+	// Syncs is the number of fdatasync calls of the syncer.
+	Syncs int64
+	// Done is the time from the end of COMMIT (or of the sync) to the end
+	// of the batch: the mirror, waking the ops.
+	Done time.Duration
+	// Busy is the time batches ran (start to end), Idle the time no
+	// batch ran and none was queued.
+	Busy, Idle time.Duration
+	// Since is when the counting began (Open, or ResetWriterStats).
+	Since time.Time
+}
+
+// writerClock counts the writer's time. Its fields other than the
+// atomics are guarded by groupCommit.mu.
+type writerClock struct {
+	// readyAt is when queued ops started waiting for a leader (zero:
+	// none wait, or a batch runs); idleAt when the writer became idle
+	// (zero: it is not).
+	readyAt, idleAt int64
+	running         bool
+	batches, ops    atomic.Int64
+	sizes           [9]atomic.Int64
+	ready, exec     atomic.Int64
+	commit, sync    atomic.Int64
+	behind, syncs   atomic.Int64
+	done, busy      atomic.Int64
+	idle, prev      atomic.Int64
+	since           atomic.Int64
+}
+
+// nanotime is the writer's clock: monotonic nanoseconds.
+var epoch = time.Now()
+
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+// enqueued notes an op queued at now; gc.mu is held.
+func (w *writerClock) enqueued(now int64, wasEmpty bool) {
+	if w.running || !wasEmpty {
+		return
+	}
+	if w.idleAt != 0 {
+		w.idle.Add(now - w.idleAt)
+		w.idleAt = 0
+	}
+	if w.readyAt == 0 {
+		w.readyAt = now
+	}
+}
+
+// started notes the start of a batch at now; gc.mu is held.
+func (w *writerClock) started(now int64) {
+	w.running = true
+	if w.readyAt != 0 {
+		w.ready.Add(now - w.readyAt)
+		w.readyAt = 0
+	}
+	if w.idleAt != 0 { // ops queued by a leader that found them, not by enqueue
+		w.idle.Add(now - w.idleAt)
+		w.idleAt = 0
+	}
+}
+
+// ended notes the end of a batch at now, with queued ops left; gc.mu is
+// held.
+func (w *writerClock) ended(now int64, queued int) {
+	w.running = false
+	if queued > 0 {
+		w.readyAt = now
+	} else {
+		w.idleAt = now
+	}
+}
+
+// batch notes a batch of n ops, from start to end, with its parts.
+func (w *writerClock) batch(n int, start, execEnd, commitEnd, sync, end int64) {
+	w.batches.Add(1)
+	w.ops.Add(int64(n))
+	b := 0
+	for k := n; k > 1 && b < len(w.sizes)-1; k >>= 1 {
+		b++
+	}
+	w.sizes[b].Add(1)
+	if execEnd != 0 {
+		w.exec.Add(execEnd - start)
+	}
+	if commitEnd != 0 {
+		w.commit.Add(commitEnd - execEnd)
+		w.done.Add(end - commitEnd - sync)
+	}
+	w.busy.Add(end - start)
+}
+
+// WriterStats returns what the writer did since Open (or the last
+// ResetWriterStats).
+func (s *Store) WriterStats() WriterStats {
+	w := &s.gc.clock
+	st := WriterStats{
+		Batches: w.batches.Load(), Ops: w.ops.Load(),
+		Ready: time.Duration(w.ready.Load()), Exec: time.Duration(w.exec.Load()),
+		Commit: time.Duration(w.commit.Load()), Sync: time.Duration(w.sync.Load()),
+		SyncBehind: time.Duration(w.behind.Load()), Syncs: w.syncs.Load(),
+		Done: time.Duration(w.done.Load()), Busy: time.Duration(w.busy.Load()),
+		Idle: time.Duration(w.idle.Load()), SyncPrev: time.Duration(w.prev.Load()),
+		Since: epoch.Add(time.Duration(w.since.Load())),
+	}
+	for i := range w.sizes {
+		st.BatchSizes[i] = w.sizes[i].Load()
+	}
+	return st
+}
+
+// ResetWriterStats starts the counting of WriterStats again.
+func (s *Store) ResetWriterStats() {
+	w := &s.gc.clock
+	s.gc.mu.Lock()
+	defer s.gc.mu.Unlock()
+	for _, a := range []*atomic.Int64{&w.batches, &w.ops, &w.ready, &w.exec, &w.commit, &w.sync, &w.behind, &w.syncs, &w.done, &w.busy, &w.idle, &w.prev} {
+		a.Store(0)
+	}
+	for i := range w.sizes {
+		w.sizes[i].Store(0)
+	}
+	now := nanotime()
+	w.since.Store(now)
+	if w.readyAt != 0 {
+		w.readyAt = now
+	}
+	if w.idleAt != 0 {
+		w.idleAt = now
+	}
+}
+
+// Print writes st as a few lines of text: the parts of the writer's time
+// per batch and as shares of the time since st.Since.
+func (st WriterStats) Print(out io.Writer, now time.Time) {
+	wall := now.Sub(st.Since)
+	fmt.Fprintf(out, "sqlite writer: %d batches (%.0f/s), %d ops (%.1f per batch) in %v\n",
+		st.Batches, float64(st.Batches)/wall.Seconds(), st.Ops, float64(st.Ops)/max(1, float64(st.Batches)), wall.Round(time.Millisecond))
+	per := func(d time.Duration) string {
+		if st.Batches == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%6.1f µs/batch %5.1f%%", float64(d.Microseconds())/float64(st.Batches), 100*d.Seconds()/wall.Seconds())
+	}
+	fmt.Fprintf(out, "  busy        %s\n", per(st.Busy))
+	fmt.Fprintf(out, "    exec      %s\n", per(st.Exec))
+	fmt.Fprintf(out, "    commit    %s\n", per(st.Commit))
+	if st.SyncBehind == 0 { // the writer synced at its commits
+		fmt.Fprintf(out, "    sync      %s\n", per(st.Sync))
+	} else {
+		fmt.Fprintf(out, "    prev-sync %s\n", per(st.SyncPrev))
+	}
+	fmt.Fprintf(out, "    done      %s\n", per(st.Done))
+	fmt.Fprintf(out, "  ready-wait  %s\n", per(st.Ready))
+	fmt.Fprintf(out, "  idle        %s\n", per(st.Idle))
+	if st.SyncBehind > 0 {
+		fmt.Fprintf(out, "  syncer: %d fdatasync (%.2f batches each), fdatasync %s, ops waited %.0f µs each after their commit\n",
+			st.Syncs, float64(st.Batches)/float64(st.Syncs), per(st.Sync), float64(st.SyncBehind.Microseconds())/max(1, float64(st.Ops)))
+	}
+	fmt.Fprintf(out, "  batch sizes:")
+	lo := 1
+	for i, n := range st.BatchSizes {
+		hi := 2*lo - 1
+		switch {
+		case i == 0:
+			fmt.Fprintf(out, " 1:%d", n)
+		case i == len(st.BatchSizes)-1:
+			fmt.Fprintf(out, " %d+:%d", lo, n)
+		default:
+			fmt.Fprintf(out, " %d-%d:%d", lo, hi, n)
+		}
+		lo *= 2
+	}
+	fmt.Fprintln(out)
+}
+
+// printWriterStats prints the writer's statistics at Close when the
+// environment asks for them.
+func (s *Store) printWriterStats() {
+	if os.Getenv(writerStatsEnv) == "" || s.ro {
+		return
+	}
+	st := s.WriterStats()
+	if st.Batches == 0 {
+		return
+	}
+	st.Print(os.Stderr, time.Now())
+}
