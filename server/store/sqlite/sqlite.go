@@ -69,9 +69,6 @@ type Store struct {
 	closed atomic.Bool
 	gc     groupCommit
 	scrub  *scrubber // nil for an in-memory or read-only database
-	// syncer syncs the log and answers the writes it made durable
-	// (sync.go); nil for an in-memory or read-only database.
-	syncer *syncer
 	// synchronous is the write connection's synchronous setting now
 	// (syncFull or syncNormal); the batch that holds wconn owns it.
 	synchronous string
@@ -254,12 +251,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	if !s.mem {
-		if err := s.startSyncer(s.owned); err != nil {
-			s.closeDBs()
-			return nil, err
-		}
-	}
 	go s.runWriter()
 	if !s.mem {
 		if err := s.startScrubber(fileName, common); err != nil {
@@ -401,13 +392,12 @@ func (s *Store) Close() error {
 	s.printWriterStats()
 	// The scrubber first: Close checkpoints on the write connection.
 	scrubErr := s.stopScrubber()
-	// Then the writer, which fails the writes still queued, and the
-	// syncer, which answers those it holds.
+	// Then the writer, which ends its batch and fails the writes still
+	// queued.
 	if !s.ro {
 		close(s.gc.stop)
 		<-s.gc.ended
 	}
-	scrubErr = errors.Join(scrubErr, s.stopSyncer())
 	// Take every connection back, waiting for the calls that hold one.
 	var conns []*conn
 	var w *conn

@@ -10,8 +10,9 @@ import (
 
 // Where the writer's time goes. The group-committing writer (batch.go) is
 // serial: whatever its wall time per batch is made of — statements,
-// the commit, the wait for the disk, the wait for the Go scheduler to run
-// the next leader — bounds the batches per second. Every Store keeps these
+// the commit, the wait for the disk and then for a P, the wait for the Go
+// scheduler to run the writer when ops are queued — bounds the batches
+// per second. Every Store keeps these
 // counters (a few clock readings per batch, next to a transaction that
 // costs tens of microseconds at least); WriterStats returns them and, with
 // AUTHBENCH_SQLITE_WRITER_STATS=1 in the environment, Close prints them to
@@ -39,20 +40,12 @@ type WriterStats struct {
 	// Exec is the time from the start of a batch to its COMMIT (the
 	// connection, BEGIN, the ops' statements).
 	Exec time.Duration
-	// Commit is the time COMMIT took: writing the log, and with
-	// synchronous=FULL syncing it (Sync below when the sync runs apart).
+	// Commit is the time COMMIT took: writing the log, syncing it
+	// (synchronous=FULL, unless every op of the batch may lapse), the
+	// wait for a P after the sync, and handing the changes to the mirror.
 	Commit time.Duration
-	// Sync is the time the writer itself waited for fdatasync of the log
-	// after a COMMIT that did not sync it (sync.go); SyncBehind the time
-	// the ops of batches waited for the syncer after their commit.
-	Sync, SyncBehind time.Duration
-	// SyncPrev is the time the writer waited, after a commit, for the
-	// sync of the batch before (one sync in flight at most).
-	SyncPrev time.Duration
-	// Syncs is the number of fdatasync calls of the syncer.
-	Syncs int64
-	// Done is the time from the end of COMMIT (or of the sync) to the end
-	// of the batch: the mirror, waking the ops.
+	// Done is the time from the end of COMMIT to the end of the batch:
+	// releasing the connection, waking the ops.
 	Done time.Duration
 	// Busy is the time batches ran (start to end), Idle the time no
 	// batch ran and none was queued.
@@ -72,10 +65,8 @@ type writerClock struct {
 	batches, ops    atomic.Int64
 	sizes           [9]atomic.Int64
 	ready, exec     atomic.Int64
-	commit, sync    atomic.Int64
-	behind, syncs   atomic.Int64
-	done, busy      atomic.Int64
-	idle, prev      atomic.Int64
+	commit, done    atomic.Int64
+	busy, idle      atomic.Int64
 	since           atomic.Int64
 }
 
@@ -123,7 +114,7 @@ func (w *writerClock) ended(now int64, queued int) {
 }
 
 // batch notes a batch of n ops, from start to end, with its parts.
-func (w *writerClock) batch(n int, start, execEnd, commitEnd, sync, end int64) {
+func (w *writerClock) batch(n int, start, execEnd, commitEnd, end int64) {
 	w.batches.Add(1)
 	w.ops.Add(int64(n))
 	b := 0
@@ -136,7 +127,7 @@ func (w *writerClock) batch(n int, start, execEnd, commitEnd, sync, end int64) {
 	}
 	if commitEnd != 0 {
 		w.commit.Add(commitEnd - execEnd)
-		w.done.Add(end - commitEnd - sync)
+		w.done.Add(end - commitEnd)
 	}
 	w.busy.Add(end - start)
 }
@@ -148,10 +139,8 @@ func (s *Store) WriterStats() WriterStats {
 	st := WriterStats{
 		Batches: w.batches.Load(), Ops: w.ops.Load(),
 		Ready: time.Duration(w.ready.Load()), Exec: time.Duration(w.exec.Load()),
-		Commit: time.Duration(w.commit.Load()), Sync: time.Duration(w.sync.Load()),
-		SyncBehind: time.Duration(w.behind.Load()), Syncs: w.syncs.Load(),
-		Done: time.Duration(w.done.Load()), Busy: time.Duration(w.busy.Load()),
-		Idle: time.Duration(w.idle.Load()), SyncPrev: time.Duration(w.prev.Load()),
+		Commit: time.Duration(w.commit.Load()), Done: time.Duration(w.done.Load()),
+		Busy: time.Duration(w.busy.Load()), Idle: time.Duration(w.idle.Load()),
 		Since: epoch.Add(time.Duration(w.since.Load())),
 	}
 	for i := range w.sizes {
@@ -165,7 +154,7 @@ func (s *Store) ResetWriterStats() {
 	w := &s.gc.clock
 	s.gc.mu.Lock()
 	defer s.gc.mu.Unlock()
-	for _, a := range []*atomic.Int64{&w.batches, &w.ops, &w.ready, &w.exec, &w.commit, &w.sync, &w.behind, &w.syncs, &w.done, &w.busy, &w.idle, &w.prev} {
+	for _, a := range []*atomic.Int64{&w.batches, &w.ops, &w.ready, &w.exec, &w.commit, &w.done, &w.busy, &w.idle} {
 		a.Store(0)
 	}
 	for i := range w.sizes {
@@ -196,18 +185,9 @@ func (st WriterStats) Print(out io.Writer, now time.Time) {
 	fmt.Fprintf(out, "  busy        %s\n", per(st.Busy))
 	fmt.Fprintf(out, "    exec      %s\n", per(st.Exec))
 	fmt.Fprintf(out, "    commit    %s\n", per(st.Commit))
-	if st.SyncBehind == 0 { // the writer synced at its commits
-		fmt.Fprintf(out, "    sync      %s\n", per(st.Sync))
-	} else {
-		fmt.Fprintf(out, "    prev-sync %s\n", per(st.SyncPrev))
-	}
 	fmt.Fprintf(out, "    done      %s\n", per(st.Done))
 	fmt.Fprintf(out, "  ready-wait  %s\n", per(st.Ready))
 	fmt.Fprintf(out, "  idle        %s\n", per(st.Idle))
-	if st.SyncBehind > 0 {
-		fmt.Fprintf(out, "  syncer: %d fdatasync (%.2f batches each), fdatasync %s, ops waited %.0f µs each after their commit\n",
-			st.Syncs, float64(st.Batches)/float64(st.Syncs), per(st.Sync), float64(st.SyncBehind.Microseconds())/max(1, float64(st.Ops)))
-	}
 	fmt.Fprintf(out, "  batch sizes:")
 	lo := 1
 	for i, n := range st.BatchSizes {
