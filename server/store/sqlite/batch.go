@@ -11,30 +11,27 @@ import (
 )
 
 // Group commit. Every write is an op: a function run inside a write
-// transaction. Ops queue up; the writer, one goroutine, takes every op
+// transaction. Ops queue up; whoever holds the leader token takes every op
 // queued at that moment and runs them in ONE transaction (BEGIN IMMEDIATE;
 // a failing op undoes only its own work, see runBatch), then commits
 // once: one fsync for the whole batch. While a batch
 // commits, the next one queues. An op returns only after the commit of its
 // batch, so what a caller was told has happened is durable.
 //
-// The writer runs batch after batch as long as ops are queued, and
-// sleeps when none are; the first op queued then wakes it. (Before,
-// the goroutine of a waiting op ran the batch, and passed the turn to
-// another waiting one at its end: on 2 CPUs shared with ~130 goroutines
-// of a loaded server, that goroutine waited 2–6 ms for the scheduler
-// after every batch, 7–11% of the lifecycle's wall time, while ops were
-// queued and nothing ran them; see writerstats.go.)
-//
-// The sync stays in the batch: the next batch starts after the fdatasync
-// of the one before. Syncing beside the writer (COMMIT with
-// synchronous=NORMAL, fdatasync of the -wal file in a goroutine of its
-// own, ops answered after the sync that covers their commit, one sync in
-// flight) was measured against it, alternating on this 2-core machine:
-// the lifecycle of 3,000 chips took 61, 20 and 17 s with the sync in the
-// batch and 86, 23 and 27 s beside it — with the writer free at once, it
-// ran more, smaller batches (more CPU per chip), and an fdatasync that
-// runs while the next batch writes the log took longer.
+// Two other shapes of the writer were measured against this one in
+// back-to-back `authbench load --scenario lifecycle` runs (WriterStats,
+// writerstats.go) and lost: one goroutine that runs batch after batch
+// (no wait for the next leader; but at 10,000 chips its COMMITs took
+// about twice as long and the lifecycle 114, 114, 63 and 106 s against
+// 83, 84, 36 and 39 s for this one, though at 3,000 chips it won 4 pairs
+// of 4: after each fdatasync it comes back to Go's global run queue,
+// behind the goroutines it has just woken, where a new leader is handed
+// the token and runs next), and
+// a syncer beside the writer that fdatasyncs the -wal file while the next
+// batch runs, answering each batch after the sync that covers its commit
+// (more, smaller batches, and slower syncs while the log is written:
+// 3,000 chips in 86, 23 and 27 s against 61, 20 and 17 s with the sync
+// in the batch).
 //
 // A batch whose ops all may lapse (sqlcore.Lapse: reservations and their
 // releases, a password's success before the second factor) commits with
@@ -64,13 +61,9 @@ type writeOp struct {
 }
 
 type groupCommit struct {
-	token   chan struct{} // capacity 1: held by the writer while a batch runs
-	wake    chan struct{} // capacity 1: ops are queued
-	stop    chan struct{} // closed by Close
-	ended   chan struct{} // closed when the writer has ended
+	token   chan struct{} // capacity 1: held by the leader
 	mu      sync.Mutex
 	queue   []*writeOp
-	stopped bool         // the writer has ended: no op is queued any more
 	batches atomic.Int64 // transactions run, for tests
 	synced  atomic.Int64 // of those, committed with synchronous=FULL
 	clock   writerClock  // where the writer's time goes (writerstats.go)
@@ -102,8 +95,7 @@ var errReadOnly = errors.New("sqlite: the store was opened read-only")
 // batch. The caller's ctx applies while the op waits to be taken into a
 // batch; once taken, the op runs to the end of the batch, with a ctx that
 // carries the caller's values but never cancels (cancelling one statement
-// of a batch would roll back the whole transaction), and Write returns
-// once the batch is durable.
+// of a batch would roll back the whole transaction).
 func (s *Store) Write(ctx context.Context, f sqlcore.Flags, fn func(ctx context.Context, tx sqlcore.Tx) error) error {
 	if s.ro {
 		return errReadOnly
@@ -116,77 +108,31 @@ func (s *Store) Write(ctx context.Context, f sqlcore.Flags, fn func(ctx context.
 	}
 	op := &writeOp{ctx: ctx, flags: f, fn: fn, done: make(chan struct{})}
 	s.gc.mu.Lock()
-	if s.gc.stopped {
-		s.gc.mu.Unlock()
-		return errClosed
-	}
 	if len(s.gc.queue) == 0 && !s.gc.clock.running {
 		s.gc.clock.enqueued(nanotime(), true)
 	}
 	s.gc.queue = append(s.gc.queue, op)
 	s.gc.mu.Unlock()
-	select {
-	case s.gc.wake <- struct{}{}:
-	default: // the writer is awake already
-	}
-	select {
-	case <-op.done:
-		return op.err
-	case <-ctx.Done():
-		if op.state.CompareAndSwap(opQueued, opCancelled) {
-			return ctx.Err()
-		}
-		<-op.done // it is running: wait for the commit
-		return op.err
-	}
-}
-
-// runWriter is the writer: one goroutine that runs the queued ops in
-// batches, one after the other, as long as ops are queued, and sleeps
-// when none are. A batch runs while the writer holds the leader token
-// (a test holds it to queue ops for one batch). When Close stops it, the
-// ops still queued fail.
-func (s *Store) runWriter() {
-	defer close(s.gc.ended)
 	for {
 		select {
-		case <-s.gc.wake:
-		case <-s.gc.stop:
-			s.stopWriter()
-			return
-		}
-		for {
-			s.gc.mu.Lock()
-			n := len(s.gc.queue)
-			s.gc.mu.Unlock()
-			if n == 0 {
-				break
-			}
+		case <-op.done:
+			return op.err
+		case s.gc.token <- struct{}{}:
 			select {
-			case s.gc.token <- struct{}{}:
-			case <-s.gc.stop:
-				s.stopWriter()
-				return
+			case <-op.done: // the previous leader ran it
+			default:
+				s.runBatch()
 			}
-			s.runBatch()
 			<-s.gc.token
+			// The op is done now, unless more than maxBatch ops were
+			// queued before it: then it waits for a later batch.
+		case <-ctx.Done():
+			if op.state.CompareAndSwap(opQueued, opCancelled) {
+				return ctx.Err()
+			}
+			<-op.done // it is running: wait for the commit
+			return op.err
 		}
-	}
-}
-
-// stopWriter fails the ops still queued when the writer stops, and
-// every op queued from then on.
-func (s *Store) stopWriter() {
-	s.gc.mu.Lock()
-	s.gc.stopped = true
-	queued := s.gc.queue
-	s.gc.queue = nil
-	s.gc.mu.Unlock()
-	for _, op := range queued {
-		if op.state.CompareAndSwap(opQueued, opClaimed) {
-			op.err = errClosed
-		}
-		close(op.done)
 	}
 }
 
@@ -219,8 +165,6 @@ func (s *Store) runBatch() {
 			close(op.done) // cancelled; nobody reads its result
 		}
 	}
-	// The ops are answered when the batch ends: after its COMMIT, which
-	// synced the log unless all of them may lapse.
 	defer func() {
 		for _, op := range ops {
 			close(op.done)
@@ -248,15 +192,11 @@ func (s *Store) runBatch() {
 	defer s.own.writes.Unlock()
 	s.gc.batches.Add(1)
 	bg := ops[0].ctx
-	durable := false
+	sync := syncNormal
 	for _, op := range ops {
 		if op.flags&sqlcore.Lapse == 0 {
-			durable = true
+			sync = syncFull
 		}
-	}
-	sync := syncNormal
-	if durable {
-		sync = syncFull
 	}
 	if err := s.setSynchronous(bg, c, sync); err != nil {
 		fail(err)
@@ -303,7 +243,7 @@ func (s *Store) runBatch() {
 		return
 	}
 	t.commitEnd = nanotime()
-	if durable {
+	if sync == syncFull {
 		s.gc.synced.Add(1)
 	}
 	s.committed()

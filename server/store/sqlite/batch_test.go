@@ -232,52 +232,6 @@ func TestBatchOverflow(t *testing.T) {
 	}
 }
 
-// TestCloseFailsQueuedWrites: writes still queued when the store closes
-// fail with the closed error instead of waiting for ever, and Close
-// returns.
-func TestCloseFailsQueuedWrites(t *testing.T) {
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "close.db"), Options{Chain: nopChain{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.gc.token <- struct{}{} // no batch runs: the writes stay queued
-	defer func() { <-s.gc.token }()
-	const n = 5
-	errs := make(chan error, n)
-	for i := range n {
-		go func() { errs <- s.CreateIdentity(context.Background(), identityChange(fmt.Sprint("q-", i))) }()
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; runtime.Gosched() { // a failure guard only
-		s.gc.mu.Lock()
-		q := len(s.gc.queue)
-		s.gc.mu.Unlock()
-		if q == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d writes queued, want %d", q, n)
-		}
-	}
-	closed := make(chan error)
-	go func() { closed <- s.Close() }()
-	for range n {
-		select {
-		case err := <-errs:
-			if !errors.Is(err, sqlcore.ErrClosed) {
-				t.Errorf("a write queued at Close: %v, want ErrClosed", err)
-			}
-		case <-time.After(30 * time.Second): // a failure guard only
-			t.Fatal("a write queued at Close never returned")
-		}
-	}
-	if err := <-closed; err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateIdentity(context.Background(), identityChange("after")); !errors.Is(err, sqlcore.ErrClosed) {
-		t.Errorf("a write after Close: %v, want ErrClosed", err)
-	}
-}
-
 // TestWriterStats: the writer's statistics count every write once, in
 // batches whose sizes add up, and split no more time than passed.
 func TestWriterStats(t *testing.T) {

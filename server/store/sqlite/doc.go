@@ -21,8 +21,8 @@
 // SQLite has one writer at a time. Instead of letting many connections
 // fight for the lock and fail with SQLITE_BUSY, a Store sends every write
 // through its one write connection, with group commit: writes queue, and
-// the writer, one goroutine, takes every write queued at that moment and
-// runs them in one transaction (a failing write, say an
+// whoever finds the connection free takes every write queued at that
+// moment and runs them in one transaction (a failing write, say an
 // ErrConflict, undoes only its own statements: the batch rolls back and
 // runs again with each write inside its own SAVEPOINT), then commits once. One fsync thus acknowledges a whole batch, which is
 // what lets 8 goroutines go faster than 1 on a durable file; no write

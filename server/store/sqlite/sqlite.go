@@ -120,9 +120,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	s := &Store{now: opts.Now, log: opts.Logger}
 	s.gc.token = make(chan struct{}, 1)
-	s.gc.wake = make(chan struct{}, 1)
-	s.gc.stop = make(chan struct{})
-	s.gc.ended = make(chan struct{})
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -251,7 +248,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	go s.runWriter()
 	if !s.mem {
 		if err := s.startScrubber(fileName, common); err != nil {
 			s.Close()
@@ -392,12 +388,6 @@ func (s *Store) Close() error {
 	s.printWriterStats()
 	// The scrubber first: Close checkpoints on the write connection.
 	scrubErr := s.stopScrubber()
-	// Then the writer, which ends its batch and fails the writes still
-	// queued.
-	if !s.ro {
-		close(s.gc.stop)
-		<-s.gc.ended
-	}
 	// Take every connection back, waiting for the calls that hold one.
 	var conns []*conn
 	var w *conn
