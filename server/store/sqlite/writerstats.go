@@ -20,10 +20,11 @@ import (
 // them for each scenario without a profile.
 //
 // What they showed for `authbench load --scenario lifecycle` (10,000
-// chips, 64 clients) on the shared 2-core machine, load average 7–15:
+// chips, 64 clients) on the shared 2-core machine: at load average 7–15
 // the writer ran batches 79–85% of the wall time and waited for its next
-// leader 7–11% more (1.7–5.6 ms per batch), so it is what limits the
-// lifecycle; of its busy time about a third was the ops' statements and
+// leader 7–11% more (1.7–5.6 ms per batch); at load average 3–4 (18.4 and
+// 22.5 s, 108–145 batches/s) 70–72% and 14% (1.0–1.3 ms per batch). It
+// is occupied nearly all the time, so it is what limits the lifecycle; of its busy time about a third was the ops' statements and
 // two thirds the COMMIT, in which the fdatasync and the wait for a P
 // after it dominate (run apart, the fdatasync with that wait took 4.5–19
 // ms per batch against 3–15 ms for the rest of the COMMIT). Batches held
