@@ -3,12 +3,13 @@ package service
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"regexp"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/authbench/authbench/server/store/storetest"
 )
 
 // TestNewIDOrder: IDs drawn later sort after earlier ones (the time
@@ -60,13 +61,13 @@ func TestNewIDOrder(t *testing.T) {
 // TestSpentKeyForm: a spent mark's key is "spent:", the expiry's Unix
 // milliseconds in 11 hex digits, the challenge in base64url: the formula
 // the spent_marks_by_expiry migrations (SQLite and PostgreSQL) rewrite
-// the old marks with, so it must not change. Marks of later expiries
+// the old marks with (storetest.NewSpentKey, which their tests use), so
+// it must not change. Marks of later expiries
 // sort after earlier ones, whatever their challenges.
 func TestSpentKeyForm(t *testing.T) {
 	exp := time.Date(2030, 5, 6, 7, 8, 9, 123456789, time.UTC)
 	ch := bytes.Repeat([]byte{0xfb}, challengeLen)
-	want := "spent:" + fmt.Sprintf("%011x", exp.UnixMilli()) + base64.RawURLEncoding.EncodeToString(ch)
-	if got := spentKey(ch, exp); got != want {
+	if got, want := spentKey(ch, exp), storetest.NewSpentKey(ch, exp); got != want {
 		t.Errorf("spentKey = %q; want %q", got, want)
 	}
 	var keys []string
