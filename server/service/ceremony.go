@@ -237,18 +237,26 @@ func errBeginAgain() error { return fmt.Errorf("service: %w; begin again", ErrCe
 // challengeLen is the size of chip and app challenges.
 const challengeLen = 32
 
-// spentKey is the key of the ceremony record that marks the login
-// challenge ch as used. It has a colon, which no stored ceremony key has,
-// and takeCeremony refuses such keys, so a client cannot take (and so
-// revive) a spent mark.
-func spentKey(ch []byte) string {
+// spentKey is the key of the ceremony record that marks challenge ch,
+// of a ceremony that expires at exp, as used: "spent:", exp as a time key
+// (appendTimeKey), ch in base64url. It has a colon, which no stored
+// ceremony key has, and takeCeremony refuses such keys, so a client
+// cannot take (and so revive) a spent mark. Both parts come from the
+// sealed token, so every use of a token names the same mark; the expiry
+// first puts the marks a commit writes side by side in their B-tree (and
+// in the order the sweep deletes them). The SQLite and PostgreSQL
+// migrations that introduced this form rewrote the marks of the earlier
+// one ("spent:" and ch) with the same formula.
+func spentKey(ch []byte, exp time.Time) string {
 	const prefix = "spent:"
-	k := make([]byte, 0, len(prefix)+b64.EncodedLen(len(ch)))
-	return string(b64.AppendEncode(append(k, prefix...), ch))
+	k := make([]byte, 0, len(prefix)+timeKeyLen+b64.EncodedLen(len(ch)))
+	k = appendTimeKey(append(k, prefix...), exp)
+	return string(b64.AppendEncode(k, ch))
 }
 
 func spentCeremony(identityID string, c *loginCeremony) store.Ceremony {
-	return store.Ceremony{Key: spentKey(c.Challenge), IdentityID: identityID, ExpiresAt: c.expires()}
+	exp := c.expires()
+	return store.Ceremony{Key: spentKey(c.Challenge, exp), IdentityID: identityID, ExpiresAt: exp}
 }
 
 // spend marks the challenge of login ceremony c as used. It returns an
@@ -313,7 +321,7 @@ func (s *Service) openRegistration(tok, purpose, identityID, aid string) (ceremo
 	if !s.clock().Before(exp) {
 		return ceremonyData{}, store.Ceremony{}, bad
 	}
-	return d, store.Ceremony{Key: spentKey(d.Challenge), IdentityID: identityID, ExpiresAt: exp}, nil
+	return d, store.Ceremony{Key: spentKey(d.Challenge, exp), IdentityID: identityID, ExpiresAt: exp}, nil
 }
 
 // spendRegistration marks the registration ceremony spent as used after
