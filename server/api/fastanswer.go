@@ -289,6 +289,10 @@ func (e *answer) authenticator(a *service.AuthenticatorView) {
 		e.raw(`,"last_step":`)
 		e.uint(el.LastStep)
 		e.raw("}")
+	case service.WipedSummary:
+		e.raw(`{"wiped":`)
+		e.raw(strconv.FormatBool(el.Wiped))
+		e.raw("}")
 	default:
 		e.ok = false
 	}

@@ -60,6 +60,8 @@ func answers(s1, s2, s3 string, n int64, u uint64, t1, t2 int64, flags uint8) []
 		view.Element = service.CodeSummary{Digits: int(n), PeriodSeconds: 30, Algorithm: s1, DriftSteps: -1, LastStep: u}
 	case 2:
 		view.Element = service.AppSummary{PublicKeyAlg: s1}
+	case 3:
+		view.Element = service.WipedSummary{Wiped: flags&1 != 0}
 	}
 	login := service.LoginResult{Session: s1, SessionID: s2, Level: s3, ExpiresAt: at, Authenticators: []string{s1, s2}, Authenticator: view}
 	if flags&128 != 0 {
