@@ -289,6 +289,9 @@ func (e *answer) authenticator(a *service.AuthenticatorView) {
 		e.raw(`,"last_step":`)
 		e.uint(el.LastStep)
 		e.raw("}")
+	case struct{}, service.PasswordSummary:
+		// A pending chip's element (none yet), a password's.
+		e.raw("{}")
 	case service.WipedSummary:
 		e.raw(`{"wiped":`)
 		e.raw(strconv.FormatBool(el.Wiped))

@@ -81,7 +81,10 @@ func answers(s1, s2, s3 string, n int64, u uint64, t1, t2 int64, flags uint8) []
 		copts.AuthenticatorSelection = webauthn.AuthenticatorSelection{ResidentKey: s1}
 	}
 	pending := view
-	pending.State, pending.CredentialID, pending.Element = domain.StatePending, "", nil
+	pending.State, pending.CredentialID, pending.Element = domain.StatePending, "", struct{}{}
+	if flags&16 != 0 {
+		pending.Element = service.PasswordSummary{}
+	}
 	added := service.AddResult{Authenticator: pending, Activation: service.ChipActivation{Ceremony: s1, PublicKey: copts}}
 	return []any{chip, app, pw, login, view, added}
 }
