@@ -53,7 +53,7 @@ const tokenPrefix = "t3."
 
 // maxTokenLen bounds the login tokens accepted (a real one is about 150
 // characters), maxRegistrationLen the registration tokens (which carry
-// the label: at most about 1,500 characters).
+// the label: at most about 900 characters).
 const (
 	maxTokenLen        = 512
 	maxRegistrationLen = 2048
