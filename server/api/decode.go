@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -88,6 +89,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 	if fastDecode(body, v) {
 		return nil
 	}
+	// What the fast path filled in before it declined is not kept.
+	reflect.ValueOf(v).Elem().SetZero()
 	return unmarshalStrict(body, v)
 }
 

@@ -8,7 +8,8 @@ import (
 	"github.com/authbench/authbench/server/service"
 )
 
-// appendAnswer appends the answers of the login steps to b as writeJSON's
+// appendAnswer appends the answers of the login steps, of adding a chip
+// and of activating or blocking an authenticator to b as writeJSON's
 // encoder would (encoding/json, HTML characters escaped, a newline after
 // the value), without its reflection, when every string in them is plain
 // printable ASCII that needs no escape and every time is one
@@ -24,6 +25,10 @@ func appendAnswer(b []byte, v any) ([]byte, bool) {
 		e.factorLogin(&v)
 	case service.LoginResult:
 		e.login(&v)
+	case service.AuthenticatorView:
+		e.authenticator(&v)
+	case service.AddResult:
+		e.added(&v)
 	default:
 		return b, false
 	}
@@ -153,27 +158,7 @@ func (e *answer) requestOptions(o *webauthn.RequestOptions) {
 	e.raw(`,"rpId":`)
 	e.str(o.RPID)
 	e.raw(`,"allowCredentials":`)
-	if o.AllowCredentials == nil {
-		e.raw("null")
-	} else {
-		e.raw("[")
-		for i := range o.AllowCredentials {
-			c := &o.AllowCredentials[i]
-			if i > 0 {
-				e.raw(",")
-			}
-			e.raw(`{"type":`)
-			e.str(c.Type)
-			e.raw(`,"id":`)
-			e.str(c.ID)
-			if len(c.Transports) > 0 {
-				e.raw(`,"transports":`)
-				e.strings(c.Transports)
-			}
-			e.raw("}")
-		}
-		e.raw("]")
-	}
+	e.descriptors(o.AllowCredentials)
 	e.raw(`,"userVerification":`)
 	e.str(o.UserVerification)
 	e.raw(`,"timeout":`)
@@ -183,6 +168,31 @@ func (e *answer) requestOptions(o *webauthn.RequestOptions) {
 		e.strings(o.Hints)
 	}
 	e.raw("}")
+}
+
+// descriptors writes a list of PublicKeyCredentialDescriptorJSON.
+func (e *answer) descriptors(l []webauthn.CredentialDescriptor) {
+	if l == nil {
+		e.raw("null")
+		return
+	}
+	e.raw("[")
+	for i := range l {
+		c := &l[i]
+		if i > 0 {
+			e.raw(",")
+		}
+		e.raw(`{"type":`)
+		e.str(c.Type)
+		e.raw(`,"id":`)
+		e.str(c.ID)
+		if len(c.Transports) > 0 {
+			e.raw(`,"transports":`)
+			e.strings(c.Transports)
+		}
+		e.raw("}")
+	}
+	e.raw("]")
 }
 
 func (e *answer) login(r *service.LoginResult) {
@@ -279,8 +289,97 @@ func (e *answer) authenticator(a *service.AuthenticatorView) {
 		e.raw(`,"last_step":`)
 		e.uint(el.LastStep)
 		e.raw("}")
+	case struct{}, service.PasswordSummary:
+		// A pending chip's element (none yet), a password's.
+		e.raw("{}")
+	case service.WipedSummary:
+		e.raw(`{"wiped":`)
+		e.raw(strconv.FormatBool(el.Wiped))
+		e.raw("}")
 	default:
 		e.ok = false
+	}
+	e.raw("}")
+}
+
+func (e *answer) added(r *service.AddResult) {
+	e.raw(`{"authenticator":`)
+	e.authenticator(&r.Authenticator)
+	e.raw(`,"activation":`)
+	a, ok := r.Activation.(service.ChipActivation)
+	if !ok {
+		e.ok = false
+		return
+	}
+	e.raw(`{"ceremony":`)
+	e.str(a.Ceremony)
+	e.raw(`,"publicKey":`)
+	e.creationOptions(&a.PublicKey)
+	e.raw("}}")
+}
+
+func (e *answer) creationOptions(o *webauthn.CreationOptions) {
+	e.raw(`{"challenge":`)
+	e.str(o.Challenge)
+	e.raw(`,"rp":{"id":`)
+	e.str(o.RP.ID)
+	e.raw(`,"name":`)
+	e.str(o.RP.Name)
+	e.raw(`},"user":{"id":`)
+	e.str(o.User.ID)
+	e.raw(`,"name":`)
+	e.str(o.User.Name)
+	e.raw(`,"displayName":`)
+	e.str(o.User.DisplayName)
+	e.raw(`},"pubKeyCredParams":`)
+	if o.PubKeyCredParams == nil {
+		e.raw("null")
+	} else {
+		e.raw("[")
+		for i, p := range o.PubKeyCredParams {
+			if i > 0 {
+				e.raw(",")
+			}
+			e.raw(`{"type":`)
+			e.str(p.Type)
+			e.raw(`,"alg":`)
+			e.int(p.Alg)
+			e.raw("}")
+		}
+		e.raw("]")
+	}
+	e.raw(`,"timeout":`)
+	e.int(o.Timeout)
+	e.raw(`,"excludeCredentials":`)
+	e.descriptors(o.ExcludeCredentials)
+	if o.Attestation != "" {
+		e.raw(`,"attestation":`)
+		e.str(o.Attestation)
+	}
+	s := &o.AuthenticatorSelection
+	e.raw(`,"authenticatorSelection":{`)
+	comma := ""
+	for _, f := range []struct{ name, v string }{
+		{`"authenticatorAttachment":`, s.AuthenticatorAttachment}, {`"residentKey":`, s.ResidentKey},
+	} {
+		if f.v != "" {
+			e.raw(comma + f.name)
+			e.str(f.v)
+			comma = ","
+		}
+	}
+	if s.RequireResidentKey {
+		e.raw(comma + `"requireResidentKey":true`)
+		comma = ","
+	}
+	if s.UserVerification != "" {
+		e.raw(comma + `"userVerification":`)
+		e.str(s.UserVerification)
+	}
+	e.raw("}")
+	if len(o.Hints) > 0 {
+		e.raw(`,"hints":`)
+		e.strings(o.Hints)
 	}
 	e.raw("}")
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/service"
 )
@@ -59,12 +60,33 @@ func answers(s1, s2, s3 string, n int64, u uint64, t1, t2 int64, flags uint8) []
 		view.Element = service.CodeSummary{Digits: int(n), PeriodSeconds: 30, Algorithm: s1, DriftSteps: -1, LastStep: u}
 	case 2:
 		view.Element = service.AppSummary{PublicKeyAlg: s1}
+	case 3:
+		view.Element = service.WipedSummary{Wiped: flags&1 != 0}
 	}
 	login := service.LoginResult{Session: s1, SessionID: s2, Level: s3, ExpiresAt: at, Authenticators: []string{s1, s2}, Authenticator: view}
 	if flags&128 != 0 {
 		login.Authenticators = nil
 	}
-	return []any{chip, app, pw, login}
+	copts := service.CreationOptions{Challenge: s1, RP: webauthn.RPEntity{ID: s2, Name: s3}, User: webauthn.UserEntity{ID: s3, Name: s1, DisplayName: s2},
+		PubKeyCredParams: []webauthn.CredentialParameter{{Type: "public-key", Alg: -7}, {Type: s1, Alg: n}}, Timeout: n,
+		ExcludeCredentials: []service.CredentialDescriptor{}, Attestation: "direct",
+		AuthenticatorSelection: webauthn.AuthenticatorSelection{UserVerification: "discouraged"}}
+	if flags&4 != 0 {
+		copts.ExcludeCredentials = []service.CredentialDescriptor{{Type: "public-key", ID: s2, Transports: []string{s3}}, {Type: s1, ID: s3}}
+		copts.Hints = []string{s2, "security-key"}
+		copts.AuthenticatorSelection = webauthn.AuthenticatorSelection{AuthenticatorAttachment: s1, ResidentKey: s2, RequireResidentKey: true, UserVerification: s3}
+	}
+	if flags&8 != 0 {
+		copts.ExcludeCredentials, copts.PubKeyCredParams, copts.Attestation = nil, nil, ""
+		copts.AuthenticatorSelection = webauthn.AuthenticatorSelection{ResidentKey: s1}
+	}
+	pending := view
+	pending.State, pending.CredentialID, pending.Element = domain.StatePending, "", struct{}{}
+	if flags&16 != 0 {
+		pending.Element = service.PasswordSummary{}
+	}
+	added := service.AddResult{Authenticator: pending, Activation: service.ChipActivation{Ceremony: s1, PublicKey: copts}}
+	return []any{chip, app, pw, login, view, added}
 }
 
 // FuzzAppendAnswer: what appendAnswer writes is byte for byte what
@@ -104,6 +126,9 @@ func TestAppendAnswer(t *testing.T) {
 			t.Errorf("answer %d (%T) with an & was written by hand", i, v)
 		}
 	}
+	if _, ok := appendAnswer(nil, service.AddResult{Activation: service.AppActivation{}}); ok {
+		t.Error("the answer of adding an app was written by hand")
+	}
 	if _, ok := appendAnswer(nil, service.IdentityView{}); ok {
 		t.Error("an answer of another endpoint was written by hand")
 	}
@@ -124,6 +149,7 @@ func BenchmarkLoginBodies(b *testing.B) {
 		{"password", seeds["password.json"], func() any { return new(service.PasswordLoginRequest) }},
 		{"second", seeds["second.json"], func() any { return new(service.SecondFactorRequest) }},
 		{"finish", seeds["finish-chip.json"], func() any { return new(service.FinishLoginRequest) }},
+		{"activate", enrollBodySeeds(b)["activate-chip.json"], func() any { return new(service.ActivateRequest) }},
 	}
 	for _, bd := range bodies {
 		b.Run("decode/"+bd.name+"/fast", func(b *testing.B) {
@@ -144,7 +170,7 @@ func BenchmarkLoginBodies(b *testing.B) {
 		})
 	}
 	vs := answers("t3.azE.AbCdEf-_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "chip-3kq0d7n2x9ab", "q83vEjRWeJAq83vEjRWeJA", 300000, 7, 1772442000123456789, 0, 2)
-	for i, name := range []string{"factor", "", "password", "login"} {
+	for i, name := range []string{"factor", "", "password", "login", "authenticator", "added"} {
 		if name == "" {
 			continue
 		}

@@ -1,111 +1,152 @@
 package api
 
 import (
-	"encoding/json"
-	"unicode/utf8"
-
 	"github.com/authbench/authbench/device/webauthn"
+	"github.com/authbench/authbench/internal/plainjson"
 	"github.com/authbench/authbench/server/service"
 )
 
 // The bodies of the login steps are the hottest requests of the API (three
-// per login), and encoding/json decodes them by reflection. fastDecode
-// decodes them by hand, but only in the plain shape every client sends:
-// one JSON object whose keys are exactly the fields' names (no escapes, no
+// per login), those of a chip's enrolment (add, activate with the
+// attestation) and of block come next, and encoding/json decodes them by
+// reflection. fastDecode decodes them by hand (internal/plainjson), but
+// only in the plain shape every client sends: one JSON object whose keys are exactly the fields' names (no escapes, no
 // other case), each at most once, whose values are strings without escape
-// sequences or null, and, for a chip's assertion, the nested credential
-// with its response and an empty (or null) clientExtensionResults.
+// sequences or null, and, for a chip's assertion or attestation, the
+// nested credential with its response and an empty (or null)
+// clientExtensionResults (an attestation's transports an array of such
+// strings, its publicKeyAlgorithm an integer without fraction or exponent).
 // Anything else (an escape, an unknown or duplicated key, a number, a
 // non-empty extension result, broken JSON) is left to unmarshalStrict,
 // which decides and words the answer. So what fastDecode accepts it
 // decodes exactly as unmarshalStrict would (FuzzFastDecode checks that),
 // and what it declines costs one extra pass over a few hundred bytes.
 
-// fastDecode decodes b into v when v is the body of a login step and b is
-// in the plain shape; it reports whether it did. v must be a zero value.
+// fastDecode decodes b into v when v is the body of a login step, of
+// adding, activating or blocking an authenticator, and b is in the plain
+// shape; it reports whether it did. v must be a zero value.
 func fastDecode(b []byte, v any) bool {
-	d := scanner{b: b}
+	d := plainjson.New(b)
 	var ok bool
 	switch v := v.(type) {
 	case *service.PasswordLoginRequest:
-		ok = d.object(func(key []byte) bool {
+		ok = d.Object(func(key []byte) bool {
 			switch string(key) {
 			case "password":
-				return d.str(&v.Password)
+				return d.Str(&v.Password)
 			case "second":
-				return d.str(&v.Second)
+				return d.Str(&v.Second)
 			}
 			return false
 		})
 	case *service.SecondFactorRequest:
-		ok = d.object(func(key []byte) bool {
+		ok = d.Object(func(key []byte) bool {
 			switch string(key) {
 			case "ceremony":
-				return d.str(&v.Ceremony)
+				return d.Str(&v.Ceremony)
 			case "authenticator":
-				return d.str(&v.Authenticator)
+				return d.Str(&v.Authenticator)
 			}
 			return false
 		})
 	case *service.FinishLoginRequest:
-		ok = d.object(func(key []byte) bool {
+		ok = d.Object(func(key []byte) bool {
 			switch string(key) {
 			case "ceremony":
-				return d.str(&v.Ceremony)
+				return d.Str(&v.Ceremony)
 			case "code":
-				return d.str(&v.Code)
+				return d.Str(&v.Code)
 			case "pin":
-				return d.str(&v.PIN)
+				return d.Str(&v.PIN)
 			case "signature":
-				return d.str(&v.Signature)
+				return d.Str(&v.Signature)
 			case "credential":
-				return d.authenticationResponse(&v.Credential)
+				return authenticationResponse(&d, &v.Credential)
+			}
+			return false
+		})
+	case *service.AddRequest:
+		ok = d.Object(func(key []byte) bool {
+			switch string(key) {
+			case "kind":
+				return d.Str(&v.Kind)
+			case "label":
+				return d.Str(&v.Label)
+			case "serial":
+				return d.Str(&v.Serial)
+			case "public_key":
+				return d.Str(&v.PublicKey)
+			case "pin":
+				return d.Str(&v.PIN)
+			case "password":
+				return d.Str(&v.Password)
+			}
+			return false
+		})
+	case *service.ActivateRequest:
+		ok = d.Object(func(key []byte) bool {
+			switch string(key) {
+			case "ceremony":
+				return d.Str(&v.Ceremony)
+			case "code":
+				return d.Str(&v.Code)
+			case "signature":
+				return d.Str(&v.Signature)
+			case "credential":
+				return registrationResponse(&d, &v.Credential)
+			}
+			return false
+		})
+	case *service.BlockRequest:
+		ok = d.Object(func(key []byte) bool {
+			if string(key) == "reason" {
+				return d.Str(&v.Reason)
 			}
 			return false
 		})
 	default:
 		return false
 	}
-	return ok && d.end()
+	return ok && d.End()
 }
 
 // authenticationResponse decodes a credential (AuthenticationResponseJSON)
 // into *p, allocating it, or leaves *p nil for null.
-func (d *scanner) authenticationResponse(p **webauthn.AuthenticationResponse) bool {
-	if d.null() {
+func authenticationResponse(d *plainjson.Scanner, p **webauthn.AuthenticationResponse) bool {
+	if d.Null() {
 		return true
 	}
 	r := new(webauthn.AuthenticationResponse)
 	*p = r
-	return d.object(func(key []byte) bool {
+	return d.Object(func(key []byte) bool {
 		switch string(key) {
 		case "id":
-			return d.str(&r.ID)
+			return d.Str(&r.ID)
 		case "rawId":
-			return d.str(&r.RawID)
+			return d.Str(&r.RawID)
 		case "type":
-			return d.str(&r.Type)
+			return d.Str(&r.Type)
 		case "authenticatorAttachment":
-			return d.str(&r.AuthenticatorAttachment)
+			return d.Str(&r.AuthenticatorAttachment)
 		case "clientExtensionResults":
-			return d.emptyExtensions(&r.ClientExtensionResults)
+			return d.EmptyObject(&r.ClientExtensionResults)
 		case "response":
-			if d.null() {
+			if d.Null() {
 				return true
 			}
 			a := &r.Response
-			return d.object(func(key []byte) bool {
+			return d.Object(func(key []byte) bool {
 				switch string(key) {
 				case "clientDataJSON":
-					return d.str(&a.ClientDataJSON)
+					return d.Str(&a.ClientDataJSON)
 				case "authenticatorData":
-					return d.str(&a.AuthenticatorData)
+					return d.Str(&a.AuthenticatorData)
 				case "signature":
-					return d.str(&a.Signature)
+					return d.Str(&a.Signature)
 				case "userHandle":
-					return d.str(&a.UserHandle)
+					return d.Str(&a.UserHandle)
 				case "attestationObject":
-					return d.str(&a.AttestationObject)
+					return d.Str(&a.AttestationObject)
 				}
 				return false
 			})
@@ -114,147 +155,49 @@ func (d *scanner) authenticationResponse(p **webauthn.AuthenticationResponse) bo
 	})
 }
 
-// scanner walks a JSON text for fastDecode. Every method reports false as
-// soon as the text leaves the plain shape.
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (d *scanner) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
-
-// end reports whether only white space is left.
-func (d *scanner) end() bool {
-	d.ws()
-	return d.i == len(d.b)
-}
-
-// null consumes a null, if that is what comes next.
-func (d *scanner) null() bool {
-	d.ws()
-	if len(d.b)-d.i >= 4 && string(d.b[d.i:d.i+4]) == "null" {
-		d.i += 4
+// registrationResponse decodes a credential (RegistrationResponseJSON)
+// into *p, allocating it, or leaves *p nil for null.
+func registrationResponse(d *plainjson.Scanner, p **webauthn.RegistrationResponse) bool {
+	if d.Null() {
 		return true
 	}
-	return false
-}
-
-// raw returns the bytes of the next string, without its quotes, when it
-// holds no escape and no control character.
-func (d *scanner) raw() ([]byte, bool) {
-	d.ws()
-	if d.i >= len(d.b) || d.b[d.i] != '"' {
-		return nil, false
-	}
-	start := d.i + 1
-	ascii := true
-	for j := start; j < len(d.b); j++ {
-		switch c := d.b[j]; {
-		case c == '"':
-			d.i = j + 1
-			s := d.b[start:j]
-			// encoding/json would put U+FFFD in place of bad UTF-8.
-			return s, ascii || utf8.Valid(s)
-		case c == '\\' || c < 0x20:
-			return nil, false
-		case c >= 0x80:
-			ascii = false
-		}
-	}
-	return nil, false
-}
-
-// str decodes a string (or null, which leaves *p as it is) into *p.
-func (d *scanner) str(p *string) bool {
-	if d.null() {
-		return true
-	}
-	s, ok := d.raw()
-	if ok {
-		*p = string(s)
-	}
-	return ok
-}
-
-// emptyExtensions decodes {} (an empty map) or null (nil) into *p.
-func (d *scanner) emptyExtensions(p *map[string]json.RawMessage) bool {
-	if d.null() {
-		return true
-	}
-	d.ws()
-	if d.i >= len(d.b) || d.b[d.i] != '{' {
-		return false
-	}
-	d.i++
-	d.ws()
-	if d.i >= len(d.b) || d.b[d.i] != '}' {
-		return false
-	}
-	d.i++
-	*p = map[string]json.RawMessage{}
-	return true
-}
-
-// object decodes an object, calling field for each key with the scanner
-// at its value. A key seen before declines (encoding/json would let the
-// later value win, or merge objects).
-func (d *scanner) object(field func(key []byte) bool) bool {
-	d.ws()
-	if d.i >= len(d.b) || d.b[d.i] != '{' {
-		return false
-	}
-	d.i++
-	d.ws()
-	if d.i < len(d.b) && d.b[d.i] == '}' {
-		d.i++
-		return true
-	}
-	var seen [8][]byte
-	n := 0
-	for {
-		k, ok := d.raw()
-		if !ok {
-			return false
-		}
-		for _, s := range seen[:n] {
-			if string(s) == string(k) {
-				return false
+	r := new(webauthn.RegistrationResponse)
+	*p = r
+	return d.Object(func(key []byte) bool {
+		switch string(key) {
+		case "id":
+			return d.Str(&r.ID)
+		case "rawId":
+			return d.Str(&r.RawID)
+		case "type":
+			return d.Str(&r.Type)
+		case "authenticatorAttachment":
+			return d.Str(&r.AuthenticatorAttachment)
+		case "clientExtensionResults":
+			return d.EmptyObject(&r.ClientExtensionResults)
+		case "response":
+			if d.Null() {
+				return true
 			}
+			a := &r.Response
+			return d.Object(func(key []byte) bool {
+				switch string(key) {
+				case "clientDataJSON":
+					return d.Str(&a.ClientDataJSON)
+				case "attestationObject":
+					return d.Str(&a.AttestationObject)
+				case "authenticatorData":
+					return d.Str(&a.AuthenticatorData)
+				case "publicKey":
+					return d.Str(&a.PublicKey)
+				case "transports":
+					return d.Strs(&a.Transports)
+				case "publicKeyAlgorithm":
+					return d.Int(&a.PublicKeyAlgorithm, 64)
+				}
+				return false
+			})
 		}
-		if n == len(seen) {
-			return false
-		}
-		d.ws()
-		if d.i >= len(d.b) || d.b[d.i] != ':' {
-			return false
-		}
-		d.i++
-		if !field(k) {
-			return false
-		}
-		seen[n] = k
-		n++
-		d.ws()
-		if d.i >= len(d.b) {
-			return false
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			return true
-		default:
-			return false
-		}
-	}
+		return false
+	})
 }

@@ -11,11 +11,17 @@ import (
 )
 
 // loginBodySeeds are the login bodies of testdata/api/login-bodies.
-func loginBodySeeds(tb testing.TB) map[string][]byte {
+func loginBodySeeds(tb testing.TB) map[string][]byte { return bodySeeds(tb, "login-bodies") }
+
+// enrollBodySeeds are the bodies of adding, activating and blocking an
+// authenticator, testdata/api/enroll-bodies.
+func enrollBodySeeds(tb testing.TB) map[string][]byte { return bodySeeds(tb, "enroll-bodies") }
+
+func bodySeeds(tb testing.TB, dir string) map[string][]byte {
 	tb.Helper()
-	files, err := filepath.Glob("../../testdata/api/login-bodies/*.json")
+	files, err := filepath.Glob("../../testdata/api/" + dir + "/*.json")
 	if err != nil || len(files) == 0 {
-		tb.Fatalf("no login bodies in testdata: %v", err)
+		tb.Fatalf("no bodies in testdata/api/%s: %v", dir, err)
 	}
 	m := map[string][]byte{}
 	for _, f := range files {
@@ -47,18 +53,72 @@ func sameAsStrict[T any](t *testing.T, b []byte) bool {
 	return true
 }
 
-// FuzzFastDecode: whatever the fast decoder of the login bodies accepts,
-// the strict decoder accepts too and decodes to the same value; the fast
-// one never panics.
+// FuzzFastDecode: whatever the fast decoder of the login, enrolment and
+// block bodies accepts, the strict decoder accepts too and decodes to the
+// same value; the fast one never panics.
 func FuzzFastDecode(f *testing.F) {
 	for _, b := range loginBodySeeds(f) {
+		f.Add(b)
+	}
+	for _, b := range enrollBodySeeds(f) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sameAsStrict[service.PasswordLoginRequest](t, b)
 		sameAsStrict[service.SecondFactorRequest](t, b)
 		sameAsStrict[service.FinishLoginRequest](t, b)
+		sameAsStrict[service.AddRequest](t, b)
+		sameAsStrict[service.ActivateRequest](t, b)
+		sameAsStrict[service.BlockRequest](t, b)
 	})
+}
+
+// TestFastDecodeEnrollBodies: the plain bodies of adding, activating and
+// blocking take the fast path (and decode as the strict decoder does); a
+// number that is not a plain integer, an escape, a key in another case or
+// a value of the wrong type is left to the strict decoder.
+func TestFastDecodeEnrollBodies(t *testing.T) {
+	seeds := enrollBodySeeds(t)
+	for name, want := range map[string]bool{
+		"activate-chip.json": true, "activate-browser.json": true, "activate-empty-transports.json": true,
+		"activate-code.json": true, "activate-app.json": true, "activate-null-credential.json": true,
+		"activate-alg-fraction.json": false, "activate-alg-overflow.json": false, "activate-transports-escape.json": false,
+		"add-chip.json": true, "add-app.json": true, "add-code.json": true, "add-password.json": true, "add-case.json": false,
+		"block.json": true, "block-number.json": false,
+	} {
+		b, ok := seeds[name]
+		if !ok {
+			t.Fatalf("no seed %s", name)
+		}
+		var got bool
+		switch {
+		case strings.HasPrefix(name, "activate"):
+			got = sameAsStrict[service.ActivateRequest](t, b)
+		case strings.HasPrefix(name, "add"):
+			got = sameAsStrict[service.AddRequest](t, b)
+		default:
+			got = sameAsStrict[service.BlockRequest](t, b)
+		}
+		if got != want {
+			t.Errorf("%s: fast path taken %v, want %v", name, got, want)
+		}
+	}
+	for _, b := range []string{
+		`{"credential":{"response":{"publicKeyAlgorithm":-}}}`, `{"credential":{"response":{"publicKeyAlgorithm":07}}}`,
+		`{"credential":{"response":{"publicKeyAlgorithm":1e2}}}`, `{"credential":{"response":{"publicKeyAlgorithm":"-7"}}}`,
+		`{"credential":{"response":{"transports":["usb",]}}}`, `{"credential":{"response":{"transports":["usb"}}}`,
+		`{"credential":{"response":{"transports":[1]}}}`, `{"credential":{"response":{"transports":"usb"}}}`,
+		`{"credential":{"response":{"publicKeyAlgorithm":-9223372036854775809}}}`,
+	} {
+		if sameAsStrict[service.ActivateRequest](t, []byte(b)) {
+			t.Errorf("%q took the fast path", b)
+		}
+	}
+	var r service.ActivateRequest
+	if !fastDecode([]byte(`{"credential":{"response":{"transports":[],"publicKeyAlgorithm":-9223372036854775808}}}`), &r) ||
+		r.Credential.Response.Transports == nil || r.Credential.Response.PublicKeyAlgorithm != -1<<63 {
+		t.Errorf("decoded to %#v", r.Credential)
+	}
 }
 
 // TestFastDecode: the plain bodies of the login steps take the fast path
@@ -104,7 +164,7 @@ func TestFastDecode(t *testing.T) {
 	if !fastDecode([]byte(`{"credential":{"clientExtensionResults":{}}}`), &r) || r.Credential == nil || r.Credential.ClientExtensionResults == nil {
 		t.Errorf("an empty clientExtensionResults decodes to %#v, want an empty map", r.Credential)
 	}
-	if fastDecode([]byte(`{}`), new(service.ActivateRequest)) {
+	if fastDecode([]byte(`{}`), new(service.CreateIdentityRequest)) {
 		t.Error("a body the fast path does not know was decoded")
 	}
 }
@@ -121,5 +181,15 @@ func TestFastDecodeAllocs(t *testing.T) {
 	})
 	if n > 10 {
 		t.Errorf("%v allocations, want at most 10", n)
+	}
+	b = enrollBodySeeds(t)["activate-chip.json"]
+	n = testing.AllocsPerRun(100, func() {
+		var r service.ActivateRequest
+		if !fastDecode(b, &r) {
+			t.Fatal("declined")
+		}
+	})
+	if n > 10 {
+		t.Errorf("activate: %v allocations, want at most 10", n)
 	}
 }

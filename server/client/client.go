@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -195,6 +196,11 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		*o = data
 		return nil
 	}
+	if fastAnswer(data, out) {
+		return nil
+	}
+	// What the fast path filled in before it declined is not kept.
+	reflect.ValueOf(out).Elem().SetZero()
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("client: %s %s: %w: %v", r.method, r.path, ErrBadResponse, err)
 	}

@@ -59,19 +59,15 @@ type ActivateRequest struct {
 // ceremonyData is what a ceremony keeps between its two steps (STYLE 17).
 // It holds no secret: a challenge is public once sent.
 type ceremonyData struct {
-	Purpose         string      `json:"purpose"` // purposeRegister, purposeActivate, purposeLogin
+	Purpose         string      `json:"purpose"` // purposeActivate (a chip's registration is a sealed registrationCeremony)
 	IdentityID      string      `json:"identity_id"`
 	AuthenticatorID string      `json:"authenticator_id"`
 	Kind            device.Kind `json:"kind"`
 	Label           string      `json:"label,omitempty"`
 	Challenge       []byte      `json:"challenge,omitempty"`
-	// Expires is when a sealed ceremony (sealRegistration) expires, Unix
-	// nanoseconds.
-	Expires int64 `json:"expires,omitempty"`
 }
 
 const (
-	purposeRegister = "register" // a chip's WebAuthn registration
 	purposeActivate = "activate" // an app's activation
 	purposeLogin    = "login"
 )

@@ -53,7 +53,7 @@ const tokenPrefix = "t3."
 
 // maxTokenLen bounds the login tokens accepted (a real one is about 150
 // characters), maxRegistrationLen the registration tokens (which carry
-// the label: at most about 1,500 characters).
+// the label: at most about 900 characters).
 const (
 	maxTokenLen        = 512
 	maxRegistrationLen = 2048
@@ -237,18 +237,26 @@ func errBeginAgain() error { return fmt.Errorf("service: %w; begin again", ErrCe
 // challengeLen is the size of chip and app challenges.
 const challengeLen = 32
 
-// spentKey is the key of the ceremony record that marks the login
-// challenge ch as used. It has a colon, which no stored ceremony key has,
-// and takeCeremony refuses such keys, so a client cannot take (and so
-// revive) a spent mark.
-func spentKey(ch []byte) string {
+// spentKey is the key of the ceremony record that marks challenge ch,
+// of a ceremony that expires at exp, as used: "spent:", exp as a time key
+// (appendTimeKey), ch in base64url. It has a colon, which no stored
+// ceremony key has, and takeCeremony refuses such keys, so a client
+// cannot take (and so revive) a spent mark. Both parts come from the
+// sealed token, so every use of a token names the same mark; the expiry
+// first puts the marks a commit writes side by side in their B-tree (and
+// in the order the sweep deletes them). The SQLite and PostgreSQL
+// migrations that introduced this form rewrote the marks of the earlier
+// one ("spent:" and ch) with the same formula.
+func spentKey(ch []byte, exp time.Time) string {
 	const prefix = "spent:"
-	k := make([]byte, 0, len(prefix)+b64.EncodedLen(len(ch)))
-	return string(b64.AppendEncode(append(k, prefix...), ch))
+	k := make([]byte, 0, len(prefix)+timeKeyLen+b64.EncodedLen(len(ch)))
+	k = appendTimeKey(append(k, prefix...), exp)
+	return string(b64.AppendEncode(k, ch))
 }
 
 func spentCeremony(identityID string, c *loginCeremony) store.Ceremony {
-	return store.Ceremony{Key: spentKey(c.Challenge), IdentityID: identityID, ExpiresAt: c.expires()}
+	exp := c.expires()
+	return store.Ceremony{Key: spentKey(c.Challenge, exp), IdentityID: identityID, ExpiresAt: exp}
 }
 
 // spend marks the challenge of login ceremony c as used. It returns an
@@ -265,55 +273,128 @@ func (s *Service) spend(ctx context.Context, identityID string, c *loginCeremony
 // Registration ceremonies.
 //
 // A chip's registration keeps no state on the server either: AddAuthenticator
-// hands the client a registration token, the ceremonyData (identity,
-// authenticator ID, label, challenge, expiry) sealed with the keyring,
+// hands the client a registration token, the registration (authenticator
+// ID, label, challenge, expiry) sealed with the keyring for the identity,
 // and Activate opens it. The token is single use: the registration stores
 // the mark of its challenge (spentKey) in the transaction that stores the
 // chip (store.CreateRegistered), and a registration the server refuses
 // marks it too, so a token is never checked twice. Beginning and finishing
 // a registration thus cost one durable write, not three.
 
-// registrationPrefix starts every registration token.
-const registrationPrefix = "r1."
+// registrationPrefix starts every registration token. ("r1." tokens held
+// the ceremony as JSON, with the identity, purpose and kind, which the
+// token's associated data and prefix already say.)
+const registrationPrefix = "r2."
 
 func registrationAD(identityID string) []byte {
 	return secrets.AssociatedData("authbench registration ceremony", identityID)
 }
 
-// sealRegistration returns the registration token of d, valid for
-// CeremonyTTL from now (d.Expires is set).
-func (s *Service) sealRegistration(d *ceremonyData) (string, error) {
-	d.Expires = s.clock().Add(s.ceremonyTT).UnixNano()
-	raw, err := jsonMarshal(d)
+// registrationCeremony is the sealed content of a registration token, in the
+// binary form of marshal: what Activate needs of AddAuthenticator. The
+// token is a chip's registration (its prefix) for the identity of its
+// associated data, so neither is repeated inside.
+type registrationCeremony struct {
+	AuthenticatorID string
+	Label           string
+	Challenge       []byte
+	Expires         int64 // Unix nanoseconds
+}
+
+// The sealed form of a registration: a version byte, AuthenticatorID as a
+// length byte and its bytes, Label as a two-byte length (big endian) and
+// its bytes, Challenge as a length byte and its bytes, then Expires as 8
+// bytes, big endian. IDs are at most 64 bytes (CheckID), labels at most
+// MaxLabelLen characters, a challenge 32 bytes.
+const registrationVersion = 1
+
+// marshal returns the sealed form of r.
+func (r *registrationCeremony) marshal() ([]byte, error) {
+	if len(r.AuthenticatorID) > 255 || len(r.Label) > 0xffff || len(r.Challenge) > 255 {
+		return nil, errors.New("service: a registration ceremony field is too long")
+	}
+	b := make([]byte, 0, 1+1+len(r.AuthenticatorID)+2+len(r.Label)+1+len(r.Challenge)+8)
+	b = append(b, registrationVersion, byte(len(r.AuthenticatorID)))
+	b = append(b, r.AuthenticatorID...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(r.Label)))
+	b = append(b, r.Label...)
+	b = append(b, byte(len(r.Challenge)))
+	b = append(b, r.Challenge...)
+	return binary.BigEndian.AppendUint64(b, uint64(r.Expires)), nil
+}
+
+// unmarshal reads the sealed form of a registration into r, refusing
+// anything marshal does not write.
+func (r *registrationCeremony) unmarshal(b []byte) error {
+	bad := errors.New("service: a malformed registration ceremony")
+	if len(b) < 1 || b[0] != registrationVersion {
+		return bad
+	}
+	rest := b[1:]
+	field := func(lenBytes int) ([]byte, bool) {
+		if len(rest) < lenBytes {
+			return nil, false
+		}
+		n := int(rest[0])
+		if lenBytes == 2 {
+			n = int(binary.BigEndian.Uint16(rest))
+		}
+		rest = rest[lenBytes:]
+		if len(rest) < n {
+			return nil, false
+		}
+		f := rest[:n]
+		rest = rest[n:]
+		return f, true
+	}
+	aid, ok1 := field(1)
+	label, ok2 := field(2)
+	ch, ok3 := field(1)
+	if !ok1 || !ok2 || !ok3 || len(rest) != 8 {
+		return bad
+	}
+	r.AuthenticatorID, r.Label = string(aid), string(label)
+	r.Challenge = nil
+	if len(ch) > 0 {
+		r.Challenge = append([]byte(nil), ch...)
+	}
+	r.Expires = int64(binary.BigEndian.Uint64(rest))
+	return nil
+}
+
+// sealRegistration returns the registration token of r for identity
+// identityID, valid for CeremonyTTL from now (r.Expires is set).
+func (s *Service) sealRegistration(identityID string, r *registrationCeremony) (string, error) {
+	r.Expires = s.clock().Add(s.ceremonyTT).UnixNano()
+	raw, err := r.marshal()
 	if err != nil {
 		return "", err
 	}
-	return s.sealToken(registrationPrefix, registrationAD(d.IdentityID), raw)
+	return s.sealToken(registrationPrefix, registrationAD(identityID), raw)
 }
 
 // openRegistration returns the content of registration token tok for
-// purpose on authenticator aid of identity identityID, with the mark that
-// spends it. It returns an error wrapping ErrInvalid (no token, or a token
-// of another operation or authenticator) or ErrCeremonyExpired (malformed,
-// not sealed for the identity or by this server's keys, or expired).
-func (s *Service) openRegistration(tok, purpose, identityID, aid string) (ceremonyData, store.Ceremony, error) {
+// authenticator aid of identity identityID, with the mark that spends it.
+// It returns an error wrapping ErrInvalid (no token, or a token of
+// another authenticator) or ErrCeremonyExpired (malformed, not sealed for
+// the identity or by this server's keys, or expired).
+func (s *Service) openRegistration(tok, identityID, aid string) (registrationCeremony, store.Ceremony, error) {
 	if tok == "" {
-		return ceremonyData{}, store.Ceremony{}, invalid("ceremony is missing")
+		return registrationCeremony{}, store.Ceremony{}, invalid("ceremony is missing")
 	}
-	bad := fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
-	var d ceremonyData
+	var r registrationCeremony
 	raw, ok := s.openToken(tok, registrationPrefix, maxRegistrationLen, registrationAD(identityID))
-	if !ok || jsonUnmarshal(raw, &d) != nil || len(d.Challenge) != challengeLen || d.IdentityID != identityID {
-		return ceremonyData{}, store.Ceremony{}, bad
+	if !ok || r.unmarshal(raw) != nil || len(r.Challenge) != challengeLen {
+		return registrationCeremony{}, store.Ceremony{}, errBeginAgain()
 	}
-	if d.Purpose != purpose || d.AuthenticatorID != aid {
-		return ceremonyData{}, store.Ceremony{}, invalid("the ceremony belongs to another operation or authenticator")
+	if r.AuthenticatorID != aid {
+		return registrationCeremony{}, store.Ceremony{}, invalid("the ceremony belongs to another operation or authenticator")
 	}
-	exp := time.Unix(0, d.Expires).UTC()
+	exp := time.Unix(0, r.Expires).UTC()
 	if !s.clock().Before(exp) {
-		return ceremonyData{}, store.Ceremony{}, bad
+		return registrationCeremony{}, store.Ceremony{}, errBeginAgain()
 	}
-	return d, store.Ceremony{Key: spentKey(d.Challenge), IdentityID: identityID, ExpiresAt: exp}, nil
+	return r, store.Ceremony{Key: spentKey(r.Challenge, exp), IdentityID: identityID, ExpiresAt: exp}, nil
 }
 
 // spendRegistration marks the registration ceremony spent as used after

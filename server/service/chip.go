@@ -35,8 +35,7 @@ func (k *chipKind) add(ctx context.Context, by domain.Actor, set *store.Authenti
 	if err != nil {
 		return AddResult{}, err
 	}
-	key, err := s.sealRegistration(&ceremonyData{Purpose: purposeRegister, IdentityID: id.ID, AuthenticatorID: aid,
-		Kind: device.KindChip, Label: req.Label, Challenge: challenge})
+	key, err := s.sealRegistration(id.ID, &registrationCeremony{AuthenticatorID: aid, Label: req.Label, Challenge: challenge})
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -62,7 +61,7 @@ func (k *chipKind) activate(ctx context.Context, by domain.Actor, set *store.Aut
 	if req.Code != "" || req.Signature != "" {
 		return AuthenticatorView{}, invalid("a chip is activated with a ceremony and a credential")
 	}
-	d, spent, err := s.openRegistration(req.Ceremony, purposeRegister, id.ID, aid)
+	d, spent, err := s.openRegistration(req.Ceremony, id.ID, aid)
 	if err != nil {
 		return AuthenticatorView{}, err
 	}

@@ -361,6 +361,13 @@ type ChipGuard struct {
 	Spent Ceremony
 }
 
+// The Details keys of the one audit record of a two-factor login
+// (Login.Prior): the authenticator proven first and its kind.
+const (
+	DetailFirstFactor     = "first_factor"
+	DetailFirstFactorKind = "first_factor_kind"
+)
+
 // Login is what a successful check writes (Logins.CommitLogin).
 type Login struct {
 	// Attempt is the reservation of the check; it ends with the login.
@@ -372,6 +379,10 @@ type Login struct {
 	// earlier in the same login whose success was not written then (the
 	// password, when it had nothing to reset): written in the same
 	// transaction, versioned like Change, its events before Change's.
+	// When Prior's events are only its EventLoginSucceeded, it and
+	// Change's are audited as one record: Change's, with
+	// DetailFirstFactor and DetailFirstFactorKind naming Prior's
+	// authenticator.
 	Prior *domain.Change
 	// Session is the session the login opens; nil for a step that opens
 	// none (the password, before the second factor).

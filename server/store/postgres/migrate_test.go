@@ -266,3 +266,13 @@ func before(t *testing.T, name string) (url, schema string, db *sql.DB) {
 	t.Cleanup(func() { db.Close() })
 	return url, schema, db
 }
+
+// TestMigrateSpentMarksByExpiry: as the SQLite store's, the spent marks of
+// the old form are rewritten into the server's new one and stay spent.
+func TestMigrateSpentMarksByExpiry(t *testing.T) {
+	url, schema, db := before(t, "spent_marks_by_expiry")
+	must(t, storetest.WriteOldSpentMarks(context.Background(), db))
+	s := open(t, url, schema)
+	defer s.Close()
+	storetest.CheckMigratedSpentMarks(t, s, db)
+}

@@ -235,7 +235,9 @@ func BenchmarkCommitLogin(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			parallel(b, c.g, func(g, i int) error { return login(g, 1<<20+i) })
+			measureCPU(b, func() {
+				parallel(b, c.g, func(g, i int) error { return login(g, 1<<20+i) })
+			})
 			if c.db == "file" {
 				reportWAL(b, s, path+"-wal")
 			}

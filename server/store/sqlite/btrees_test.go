@@ -35,7 +35,7 @@ func TestLoginBTrees(t *testing.T) {
 		return err
 	})
 	trees := cost.trees
-	t.Logf("one login: %d frames, B-trees %v", cost.frames, trees)
+	t.Logf("one login: %d frames, %d rows, B-trees %v", cost.frames, cost.rows, trees)
 	var mine []string
 	for _, tr := range trees {
 		if strings.Contains(tr, "session") || strings.Contains(tr, "ceremon") {
@@ -49,5 +49,11 @@ func TestLoginBTrees(t *testing.T) {
 	// log (its rows and its key) and the chains' heads.
 	if len(trees) > 11 {
 		t.Errorf("one login wrote %d B-trees: %v", len(trees), trees)
+	}
+	// Its rows: the two authenticators, the chip's element, the spent
+	// challenge, the session, one audit record for both factors and the
+	// chain's head.
+	if cost.rows > 7 {
+		t.Errorf("one login changed %d rows, want 7 (one audit record for the password and the chip)", cost.rows)
 	}
 }

@@ -3,6 +3,8 @@ package sqlcore
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
@@ -69,7 +71,7 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 		if p := &l.Prior.Authenticator; p.ID == a.ID || p.IdentityID != a.IdentityID || l.Prior.WipeSecret || l.Prior.Remove || l.Prior.Tombstone != nil {
 			return false, s.errf("%w: the prior success of a login must be another authenticator of the same identity, and only a success", store.ErrInvalid)
 		}
-		events = append(append(make([]domain.Event, 0, len(l.Prior.Events)+len(events)), l.Prior.Events...), events...)
+		events = loginEvents(l.Prior, events)
 	}
 	if l.Session != nil && l.Session.IdentityID != a.IdentityID {
 		return false, s.errf("%w: a login's session is of identity %s, its authenticator %s of %s", store.ErrInvalid, l.Session.IdentityID, a.ID, a.IdentityID)
@@ -129,6 +131,37 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// loginEvents returns the audit events of a login with a prior success:
+// the prior's events, then the factor's (events). When the prior's are
+// only its success (as a password's that had nothing to reset is) and the
+// factor's include its success at the same moment by the same actor, the
+// two successes are one record: the factor's, naming the prior in
+// store.DetailFirstFactor and store.DetailFirstFactorKind. A person's audit trail
+// then shows one login with both of its factors, and every login costs
+// the audit log one record (its rows, its index and the hash of the
+// chain) instead of two. Anything else (a suspension of the password
+// that expired meanwhile, say) is recorded as it is, one event a record.
+func loginEvents(prior *domain.Change, events []domain.Event) []domain.Event {
+	if len(prior.Events) == 1 {
+		p := &prior.Events[0]
+		for i := range events {
+			e := &events[i]
+			if p.Type != domain.EventLoginSucceeded || e.Type != domain.EventLoginSucceeded || p.AuthenticatorID != prior.Authenticator.ID ||
+				p.IdentityID != e.IdentityID || !p.At.Equal(e.At) || p.Actor != e.Actor || p.Reason != e.Reason {
+				continue
+			}
+			out := slices.Clone(events)
+			d := make(map[string]string, len(e.Details)+2)
+			maps.Copy(d, e.Details)
+			d[store.DetailFirstFactor] = p.AuthenticatorID
+			d[store.DetailFirstFactorKind] = string(prior.Authenticator.Kind)
+			out[i].Details = d
+			return out
+		}
+	}
+	return append(append(make([]domain.Event, 0, len(prior.Events)+len(events)), prior.Events...), events...)
 }
 
 // priorID is the authenticator of a login's prior success, or "".
