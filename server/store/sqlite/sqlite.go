@@ -134,6 +134,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	s := &Store{now: opts.Now, log: opts.Logger}
 	s.gc.token = make(chan struct{}, 1)
+	s.gc.clock.since.Store(nanotime())
 	if s.now == nil {
 		s.now = time.Now
 	}
