@@ -24,9 +24,10 @@ import (
 // (no wait for the next leader; but at 10,000 chips its COMMITs took
 // about twice as long and the lifecycle 114, 114, 63 and 106 s against
 // 83, 84, 36 and 39 s for this one, though at 3,000 chips it won 4 pairs
-// of 4: after each fdatasync it comes back to Go's global run queue,
-// behind the goroutines it has just woken, where a new leader is handed
-// the token and runs next), and
+// of 4; at load average 2, 19.6, 22.3 and 22.5 s against 16.6, 19.7 and
+// 18.0 s: it ran batches of 6–7 ops instead of 10–13, at 3.3–3.7 ms of
+// CPU per chip instead of 2.7–3.2 — the wait for the next leader, 15–23%
+// of the wall time, is also what lets ops gather into a batch), and
 // a syncer beside the writer that fdatasyncs the -wal file while the next
 // batch runs, answering each batch after the sync that covers its commit
 // (more, smaller batches, and slower syncs while the log is written:
