@@ -18,6 +18,28 @@ import (
 // commits, the next one queues. An op returns only after the commit of its
 // batch, so what a caller was told has happened is durable.
 //
+// Two other shapes of the writer were measured against this one in
+// back-to-back `authbench load --scenario lifecycle` runs (WriterStats,
+// writerstats.go) and lost: one goroutine that runs batch after batch
+// (no wait for the next leader; but at 10,000 chips its COMMITs took
+// about twice as long and the lifecycle 114, 114, 63 and 106 s against
+// 83, 84, 36 and 39 s for this one, though at 3,000 chips it won 4 pairs
+// of 4; at load average 2, 19.6, 22.3 and 22.5 s against 16.6, 19.7 and
+// 18.0 s: it ran batches of 6–7 ops instead of 10–13, at 3.3–3.7 ms of
+// CPU per chip instead of 2.7–3.2 — the wait for the next leader, 15–23%
+// of the wall time, is also what lets ops gather into a batch), and
+// a syncer beside the writer that fdatasyncs the -wal file while the next
+// batch runs, answering each batch after the sync that covers its commit
+// (more, smaller batches, and slower syncs while the log is written:
+// 3,000 chips in 86, 23 and 27 s against 61, 20 and 17 s with the sync
+// in the batch). Nor did yielding the old leader's P to the new one at
+// once (runtime.Gosched after handing over the token): the wait for the
+// next leader fell from 14% of the lifecycle to 2%, the COMMITs grew by
+// as much, and 10,000 chips took 38 and 21 s against 22.5 and 18 s. The
+// writer's wall time is mostly a wait for a P (2 of them, for ~130
+// goroutines): the time the ready-wait gave back went to the wait after
+// the fdatasync.
+//
 // A batch whose ops all may lapse (sqlcore.Lapse: reservations and their
 // releases, a password's success before the second factor) commits with
 // synchronous=NORMAL: in WAL mode the commit then writes the log without
@@ -51,6 +73,7 @@ type groupCommit struct {
 	queue   []*writeOp
 	batches atomic.Int64 // transactions run, for tests
 	synced  atomic.Int64 // of those, committed with synchronous=FULL
+	clock   writerClock  // where the writer's time goes (writerstats.go)
 }
 
 // The synchronous settings of the write connection.
@@ -92,6 +115,9 @@ func (s *Store) Write(ctx context.Context, f sqlcore.Flags, fn func(ctx context.
 	}
 	op := &writeOp{ctx: ctx, flags: f, fn: fn, done: make(chan struct{})}
 	s.gc.mu.Lock()
+	if len(s.gc.queue) == 0 && !s.gc.clock.running {
+		s.gc.clock.enqueued(nanotime(), true)
+	}
 	s.gc.queue = append(s.gc.queue, op)
 	s.gc.mu.Unlock()
 	for {
@@ -121,10 +147,20 @@ func (s *Store) Write(ctx context.Context, f sqlcore.Flags, fn func(ctx context.
 // caller holds the leader token.
 func (s *Store) runBatch() {
 	s.gc.mu.Lock()
+	start := nanotime()
+	s.gc.clock.started(start)
 	n := min(len(s.gc.queue), maxBatch)
 	batch := append([]*writeOp(nil), s.gc.queue[:n]...)
 	s.gc.queue = append(s.gc.queue[:0], s.gc.queue[n:]...)
 	s.gc.mu.Unlock()
+	var t batchTimes
+	defer func() {
+		end := nanotime()
+		s.gc.clock.batch(len(batch), start, t.execEnd, t.commitEnd, end)
+		s.gc.mu.Lock()
+		s.gc.clock.ended(end, len(s.gc.queue))
+		s.gc.mu.Unlock()
+	}()
 
 	var ops []*writeOp
 	for _, op := range batch {
@@ -207,11 +243,13 @@ func (s *Store) runBatch() {
 			}
 		}
 	}
+	t.execEnd = nanotime()
 	if _, err := c.Exec(bg, stmtCommit); err != nil {
 		_, _ = c.Exec(bg, stmtRollback)
 		fail(fmt.Errorf("sqlite: commit: %w", err))
 		return
 	}
+	t.commitEnd = nanotime()
 	if sync == syncFull {
 		s.gc.synced.Add(1)
 	}
@@ -223,6 +261,10 @@ func (s *Store) runBatch() {
 		}
 	}
 }
+
+// batchTimes are the moments of a batch the writer's clock notes (zero:
+// not reached).
+type batchTimes struct{ execEnd, commitEnd int64 }
 
 // setSynchronous sets the write connection's synchronous setting for the
 // next batch (nothing to do for an in-memory database).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -228,5 +229,57 @@ func TestBatchOverflow(t *testing.T) {
 	}
 	if b := s.gc.batches.Load(); b < 2 {
 		t.Errorf("%d ops in %d transactions; a batch holds at most %d", n, b, maxBatch)
+	}
+}
+
+// TestWriterStats: the writer's statistics count every write once, in
+// batches whose sizes add up, and split no more time than passed.
+func TestWriterStats(t *testing.T) {
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "stats.db"), Options{Chain: nopChain{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.ResetWriterStats()
+	begin := time.Now()
+	const goroutines, each = 8, 20
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := s.CreateIdentity(context.Background(), identityChange(fmt.Sprintf("s-%d-%d", g, i))); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(begin)
+	st := s.WriterStats()
+	if st.Ops != goroutines*each {
+		t.Errorf("%d ops counted, want %d", st.Ops, goroutines*each)
+	}
+	var sizes int64
+	for _, n := range st.BatchSizes {
+		sizes += n
+	}
+	if st.Batches < 1 || st.Batches > st.Ops || sizes != st.Batches {
+		t.Errorf("%d batches, %d by size, for %d ops", st.Batches, sizes, st.Ops)
+	}
+	if w := s.Writes(); w.Commits != st.Batches {
+		t.Errorf("%d batches counted, %d commits", st.Batches, w.Commits)
+	}
+	if st.Exec+st.Commit+st.Done > st.Busy {
+		t.Errorf("exec %v + commit %v + done %v exceed busy %v", st.Exec, st.Commit, st.Done, st.Busy)
+	}
+	if sum := st.Busy + st.Idle + st.Ready; sum > time.Since(begin)+time.Millisecond || st.Commit <= 0 {
+		t.Errorf("busy %v + idle %v + ready %v in %v of writes; commit %v", st.Busy, st.Idle, st.Ready, wall, st.Commit)
+	}
+	var b strings.Builder
+	st.Print(&b, time.Now())
+	if !strings.Contains(b.String(), fmt.Sprintf("%d ops", st.Ops)) {
+		t.Errorf("the printed statistics lack the ops:\n%s", b.String())
 	}
 }

@@ -134,6 +134,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	s := &Store{now: opts.Now, log: opts.Logger}
 	s.gc.token = make(chan struct{}, 1)
+	s.gc.clock.since.Store(nanotime())
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -400,6 +401,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.printWriterStats()
 	// The scrubber first: Close checkpoints on the write connection.
 	scrubErr := s.stopScrubber()
 	// Take every connection back, waiting for the calls that hold one.
