@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+
 	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/internal/plainjson"
 	"github.com/authbench/authbench/server/service"
@@ -110,6 +112,30 @@ func fastDecode(b []byte, v any) bool {
 	return ok && d.End()
 }
 
+// credentialMembers decodes the members a credential
+// (PublicKeyCredential's JSON form) has whatever its kind, and hands
+// the members of its "response" object to response; "response": null
+// leaves the response empty.
+func credentialMembers(d *plainjson.Scanner, id, rawID, typ, attachment *string, ext *map[string]json.RawMessage, response func(key []byte) bool) bool {
+	return d.Object(func(key []byte) bool {
+		switch string(key) {
+		case "id":
+			return d.Str(id)
+		case "rawId":
+			return d.Str(rawID)
+		case "type":
+			return d.Str(typ)
+		case "authenticatorAttachment":
+			return d.Str(attachment)
+		case "clientExtensionResults":
+			return d.EmptyObject(ext)
+		case "response":
+			return d.Null() || d.Object(response)
+		}
+		return false
+	})
+}
+
 // authenticationResponse decodes a credential (AuthenticationResponseJSON)
 // into *p, allocating it, or leaves *p nil for null.
 func authenticationResponse(d *plainjson.Scanner, p **webauthn.AuthenticationResponse) bool {
@@ -118,38 +144,19 @@ func authenticationResponse(d *plainjson.Scanner, p **webauthn.AuthenticationRes
 	}
 	r := new(webauthn.AuthenticationResponse)
 	*p = r
-	return d.Object(func(key []byte) bool {
+	a := &r.Response
+	return credentialMembers(d, &r.ID, &r.RawID, &r.Type, &r.AuthenticatorAttachment, &r.ClientExtensionResults, func(key []byte) bool {
 		switch string(key) {
-		case "id":
-			return d.Str(&r.ID)
-		case "rawId":
-			return d.Str(&r.RawID)
-		case "type":
-			return d.Str(&r.Type)
-		case "authenticatorAttachment":
-			return d.Str(&r.AuthenticatorAttachment)
-		case "clientExtensionResults":
-			return d.EmptyObject(&r.ClientExtensionResults)
-		case "response":
-			if d.Null() {
-				return true
-			}
-			a := &r.Response
-			return d.Object(func(key []byte) bool {
-				switch string(key) {
-				case "clientDataJSON":
-					return d.Str(&a.ClientDataJSON)
-				case "authenticatorData":
-					return d.Str(&a.AuthenticatorData)
-				case "signature":
-					return d.Str(&a.Signature)
-				case "userHandle":
-					return d.Str(&a.UserHandle)
-				case "attestationObject":
-					return d.Str(&a.AttestationObject)
-				}
-				return false
-			})
+		case "clientDataJSON":
+			return d.Str(&a.ClientDataJSON)
+		case "authenticatorData":
+			return d.Str(&a.AuthenticatorData)
+		case "signature":
+			return d.Str(&a.Signature)
+		case "userHandle":
+			return d.Str(&a.UserHandle)
+		case "attestationObject":
+			return d.Str(&a.AttestationObject)
 		}
 		return false
 	})
@@ -163,40 +170,21 @@ func registrationResponse(d *plainjson.Scanner, p **webauthn.RegistrationRespons
 	}
 	r := new(webauthn.RegistrationResponse)
 	*p = r
-	return d.Object(func(key []byte) bool {
+	a := &r.Response
+	return credentialMembers(d, &r.ID, &r.RawID, &r.Type, &r.AuthenticatorAttachment, &r.ClientExtensionResults, func(key []byte) bool {
 		switch string(key) {
-		case "id":
-			return d.Str(&r.ID)
-		case "rawId":
-			return d.Str(&r.RawID)
-		case "type":
-			return d.Str(&r.Type)
-		case "authenticatorAttachment":
-			return d.Str(&r.AuthenticatorAttachment)
-		case "clientExtensionResults":
-			return d.EmptyObject(&r.ClientExtensionResults)
-		case "response":
-			if d.Null() {
-				return true
-			}
-			a := &r.Response
-			return d.Object(func(key []byte) bool {
-				switch string(key) {
-				case "clientDataJSON":
-					return d.Str(&a.ClientDataJSON)
-				case "attestationObject":
-					return d.Str(&a.AttestationObject)
-				case "authenticatorData":
-					return d.Str(&a.AuthenticatorData)
-				case "publicKey":
-					return d.Str(&a.PublicKey)
-				case "transports":
-					return d.Strs(&a.Transports)
-				case "publicKeyAlgorithm":
-					return d.Int(&a.PublicKeyAlgorithm, 64)
-				}
-				return false
-			})
+		case "clientDataJSON":
+			return d.Str(&a.ClientDataJSON)
+		case "attestationObject":
+			return d.Str(&a.AttestationObject)
+		case "authenticatorData":
+			return d.Str(&a.AuthenticatorData)
+		case "publicKey":
+			return d.Str(&a.PublicKey)
+		case "transports":
+			return d.Strs(&a.Transports)
+		case "publicKeyAlgorithm":
+			return d.Int(&a.PublicKeyAlgorithm, 64)
 		}
 		return false
 	})
