@@ -350,7 +350,7 @@ func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.
 				}
 				return domain.Change{}, err
 			}
-			l.Prior = &pc
+			l.Prior, l.PriorPlain = &pc, pw.Failures == 0
 		}
 		if v.chip != nil {
 			l.Chip = &store.ChipGuard{Count: v.chip.Count, Spent: *spent}

@@ -379,11 +379,17 @@ type Login struct {
 	// earlier in the same login whose success was not written then (the
 	// password, when it had nothing to reset): written in the same
 	// transaction, versioned like Change, its events before Change's.
-	// When Prior's events are only its EventLoginSucceeded, it and
-	// Change's are audited as one record: Change's, with
-	// DetailFirstFactor and DetailFirstFactorKind naming Prior's
-	// authenticator.
+	// When PriorPlain is set and Prior's events are only its
+	// EventLoginSucceeded, it and Change's are audited as one record:
+	// Change's, with DetailFirstFactor and DetailFirstFactorKind naming
+	// Prior's authenticator.
 	Prior *domain.Change
+	// PriorPlain says Prior's success ends nothing: the factor had no
+	// failures when the login read it last. A success that resets
+	// failures (wrong passwords sent between the two steps, say) stays
+	// a record of its own, so the factor's own audit trail shows its
+	// count go back to zero.
+	PriorPlain bool
 	// Session is the session the login opens; nil for a step that opens
 	// none (the password, before the second factor).
 	Session *Session

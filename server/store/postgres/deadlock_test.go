@@ -108,7 +108,7 @@ func TestLoginRacingBlockNoDeadlock(t *testing.T) {
 			prior, err := p.RecordSuccess(pw, t0)
 			must(t, err)
 			token := []byte("token-1")
-			l := store.Login{Attempt: att.ID, Change: success, Prior: &prior,
+			l := store.Login{Attempt: att.ID, Change: success, Prior: &prior, PriorPlain: true,
 				Chip: &store.ChipGuard{Count: 7, Spent: store.Ceremony{Key: "spent-1", IdentityID: id.ID, ExpiresAt: t0.Add(time.Minute)}},
 				Session: &store.Session{TokenHash: token, ID: "ses-1", IdentityID: id.ID, Level: store.LevelTwoFactor,
 					Authenticators: []string{pw.ID, chip.ID}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}}

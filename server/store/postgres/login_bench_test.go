@@ -104,7 +104,7 @@ func BenchmarkChipLogin(b *testing.B) {
 				}
 				count := uint32(max(i+1, 0)) // 0 before the benchmark
 				sid := fmt.Sprintf("ses-%d-%d", g, i)
-				ok, err := s.CommitLogin(ctx, store.Login{Attempt: att.ID, Change: c, Prior: &pc,
+				ok, err := s.CommitLogin(ctx, store.Login{Attempt: att.ID, Change: c, Prior: &pc, PriorPlain: true,
 					Chip: &store.ChipGuard{Count: count, Spent: store.Ceremony{Key: "spent-" + sid, IdentityID: pr.id, ExpiresAt: now.Add(time.Minute)}},
 					Session: &store.Session{TokenHash: []byte(sid), ID: sid, IdentityID: pr.id, Level: store.LevelTwoFactor,
 						Authenticators: []string{pr.pw, pr.chip}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}})

@@ -375,7 +375,7 @@ func chipLogin(ctx context.Context, s *sqlite.Store, pw, chip domain.Authenticat
 	// challenge).
 	token := sha256.Sum256([]byte("token-" + key))
 	spent := sha256.Sum256([]byte("challenge-" + key))
-	ok, err := s.CommitLogin(ctx, store.Login{Change: cc, Prior: &pc,
+	ok, err := s.CommitLogin(ctx, store.Login{Change: cc, Prior: &pc, PriorPlain: true,
 		Session: &store.Session{TokenHash: token[:], ID: "session-" + key, IdentityID: pw.IdentityID,
 			Level: store.LevelTwoFactor, Authenticators: []string{pw.ID, chip.ID}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
 		Chip: &store.ChipGuard{Count: count, Spent: store.Ceremony{Key: "spent:" + hex.EncodeToString(spent[:]), IdentityID: pw.IdentityID, ExpiresAt: now.Add(time.Minute)}}})

@@ -218,7 +218,7 @@ func chipLoginKeyed(ctx context.Context, s *sqlite.Store, pw, chip domain.Authen
 	if err != nil {
 		return pw, chip, err
 	}
-	ok, err := s.CommitLogin(ctx, store.Login{Change: cc, Prior: &pc,
+	ok, err := s.CommitLogin(ctx, store.Login{Change: cc, Prior: &pc, PriorPlain: true,
 		Session: &store.Session{TokenHash: []byte(token), ID: "ses-" + token[:16], IdentityID: pw.IdentityID,
 			Level: store.LevelTwoFactor, Authenticators: []string{pw.ID, chip.ID}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
 		Chip: &store.ChipGuard{Count: uint32(cc.Authenticator.Version), Spent: store.Ceremony{Key: spent, IdentityID: pw.IdentityID, ExpiresAt: now.Add(time.Minute)}}})

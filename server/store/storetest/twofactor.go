@@ -482,7 +482,7 @@ func testCommitLoginPrior(f *fixture) {
 		p, err := f.p.RecordSuccess(prior, f.now)
 		f.ok(err, "RecordSuccess of the password")
 		spent := store.Ceremony{Key: fmt.Sprintf("spent:ch-%d", n), IdentityID: "id-1", ExpiresAt: f.now.Add(time.Minute)}
-		ok, err := f.s.CommitLogin(f.ctx, store.Login{Attempt: f.attempt(n, "", "").ID, Change: c, Prior: &p, Session: ses(sid),
+		ok, err := f.s.CommitLogin(f.ctx, store.Login{Attempt: f.attempt(n, "", "").ID, Change: c, Prior: &p, PriorPlain: true, Session: ses(sid),
 			Chip: &store.ChipGuard{Count: count, Spent: spent}})
 		if ok {
 			chip = c.Authenticator

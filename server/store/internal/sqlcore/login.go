@@ -71,7 +71,7 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 		if p := &l.Prior.Authenticator; p.ID == a.ID || p.IdentityID != a.IdentityID || l.Prior.WipeSecret || l.Prior.Remove || l.Prior.Tombstone != nil {
 			return false, s.errf("%w: the prior success of a login must be another authenticator of the same identity, and only a success", store.ErrInvalid)
 		}
-		events = loginEvents(l.Prior, events)
+		events = loginEvents(l.Prior, l.PriorPlain, events)
 	}
 	if l.Session != nil && l.Session.IdentityID != a.IdentityID {
 		return false, s.errf("%w: a login's session is of identity %s, its authenticator %s of %s", store.ErrInvalid, l.Session.IdentityID, a.ID, a.IdentityID)
@@ -134,8 +134,9 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 }
 
 // loginEvents returns the audit events of a login with a prior success:
-// the prior's events, then the factor's (events). When the prior's are
-// only its success (as a password's that had nothing to reset is) and the
+// the prior's events, then the factor's (events). When the prior ends
+// nothing (plain: it had no failures to reset), its events are only its
+// success with no details but its kind, and the
 // factor's include its success at the same moment by the same actor, the
 // two successes are one record: the factor's, naming the prior in
 // store.DetailFirstFactor and store.DetailFirstFactorKind. A person's audit trail
@@ -143,9 +144,9 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 // the audit log one record (its rows, its index and the hash of the
 // chain) instead of two. Anything else (a suspension of the password
 // that expired meanwhile, say) is recorded as it is, one event a record.
-func loginEvents(prior *domain.Change, events []domain.Event) []domain.Event {
-	if len(prior.Events) == 1 {
-		p := &prior.Events[0]
+func loginEvents(prior *domain.Change, plain bool, events []domain.Event) []domain.Event {
+	if p := prior.Events; plain && len(p) == 1 && len(p[0].Details) == 1 && p[0].Details["kind"] == string(prior.Authenticator.Kind) {
+		p := &p[0]
 		for i := range events {
 			e := &events[i]
 			if p.Type != domain.EventLoginSucceeded || e.Type != domain.EventLoginSucceeded || p.AuthenticatorID != prior.Authenticator.ID ||

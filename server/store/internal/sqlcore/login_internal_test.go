@@ -31,7 +31,7 @@ func TestLoginEvents(t *testing.T) {
 	pw, chip := active("pw-1", device.KindPassword), active("chip-1", device.KindChip)
 
 	prior, c := success(pw, t0), success(chip, t0)
-	got := loginEvents(&prior, c.Events)
+	got := loginEvents(&prior, true, c.Events)
 	if len(got) != 1 {
 		t.Fatalf("%d events, want one: %+v", len(got), got)
 	}
@@ -54,7 +54,7 @@ func TestLoginEvents(t *testing.T) {
 	if len(prior.Events) < 2 {
 		t.Fatalf("the success of a password whose suspension expired: %d events, want its expiry and its success", len(prior.Events))
 	}
-	got = loginEvents(&prior, c.Events)
+	got = loginEvents(&prior, true, c.Events)
 	if len(got) != len(prior.Events)+len(c.Events) {
 		t.Fatalf("%d events, want %d (the password's, then the chip's)", len(got), len(prior.Events)+len(c.Events))
 	}
@@ -67,9 +67,16 @@ func TestLoginEvents(t *testing.T) {
 		t.Errorf("events out of order: %+v", got)
 	}
 
+	// A password that had failures to reset (not plain): its success
+	// stays a record of its own.
+	prior, c = success(pw, t0), success(chip, t0)
+	if got := loginEvents(&prior, false, c.Events); len(got) != 2 || got[0].AuthenticatorID != "pw-1" {
+		t.Errorf("a success that resets failures: %+v, want the password's record, then the chip's", got)
+	}
+
 	// Successes at different moments are not one event.
 	prior, c = success(pw, t0), success(chip, t0.Add(time.Second))
-	if got := loginEvents(&prior, c.Events); len(got) != 2 {
+	if got := loginEvents(&prior, true, c.Events); len(got) != 2 {
 		t.Errorf("successes at different moments: %d events, want 2", len(got))
 	}
 }
