@@ -11,7 +11,7 @@
 // what encoding/json would decode to the same value; its fuzzer holds the
 // two to that (server/api FuzzFastDecode, server/client FuzzFastAnswer).
 // null leaves a value as it is, as encoding/json does, except for
-// pointers and maps, which it sets to nil.
+// pointers, maps and slices, which it sets to nil.
 package plainjson
 
 import (
@@ -96,8 +96,8 @@ func (d *Scanner) Str(p *string) bool {
 	return ok
 }
 
-// Strs decodes an array of strings into *p (null leaves *p as it is; []
-// is an empty slice, not nil).
+// Strs decodes an array of strings into *p (null sets *p to nil, as
+// encoding/json does; [] is an empty slice, not nil).
 func (d *Scanner) Strs(p *[]string) bool {
 	l := []string{}
 	null, ok := d.Array(func() bool {
@@ -108,7 +108,32 @@ func (d *Scanner) Strs(p *[]string) bool {
 		l = append(l, s)
 		return true
 	})
-	if ok && !null {
+	switch {
+	case ok && null:
+		*p = nil
+	case ok:
+		*p = l
+	}
+	return ok
+}
+
+// List decodes an array into *p, elem decoding each element into the
+// value it is given (a zero value); null sets *p to nil, as
+// encoding/json does, and [] makes an empty slice, not nil.
+func List[T any](d *Scanner, p *[]T, elem func(*T) bool) bool {
+	l := []T{}
+	null, ok := d.Array(func() bool {
+		var v T
+		if !elem(&v) {
+			return false
+		}
+		l = append(l, v)
+		return true
+	})
+	switch {
+	case ok && null:
+		*p = nil
+	case ok:
 		*p = l
 	}
 	return ok

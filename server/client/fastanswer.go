@@ -63,19 +63,7 @@ func fastAnswer(data []byte, out any) bool {
 			case "expires_at":
 				return d.Time(&out.ExpiresAt)
 			case "second_factors":
-				l := []SecondFactor{}
-				null, ok := d.Array(func() bool {
-					var f SecondFactor
-					if !secondFactor(&d, &f) {
-						return false
-					}
-					l = append(l, f)
-					return true
-				})
-				if ok && !null {
-					out.SecondFactors = l
-				}
-				return ok
+				return plainjson.List(&d, &out.SecondFactors, func(f *SecondFactor) bool { return secondFactor(&d, f) })
 			case "next":
 				if d.Null() {
 					out.Next = nil
@@ -270,10 +258,8 @@ func creationOptions(d *plainjson.Scanner, o *CreationOptions) bool {
 				return false
 			})
 		case "pubKeyCredParams":
-			l := []webauthn.CredentialParameter{}
-			null, ok := d.Array(func() bool {
-				var p webauthn.CredentialParameter
-				if !d.Null() && !d.Object(func(key []byte) bool {
+			return plainjson.List(d, &o.PubKeyCredParams, func(p *webauthn.CredentialParameter) bool {
+				return d.Null() || d.Object(func(key []byte) bool {
 					switch string(key) {
 					case "type":
 						return d.Str(&p.Type)
@@ -281,16 +267,8 @@ func creationOptions(d *plainjson.Scanner, o *CreationOptions) bool {
 						return d.Int(&p.Alg, 64)
 					}
 					return false
-				}) {
-					return false
-				}
-				l = append(l, p)
-				return true
+				})
 			})
-			if ok && !null {
-				o.PubKeyCredParams = l
-			}
-			return ok
 		case "timeout":
 			return d.Int(&o.Timeout, 64)
 		case "excludeCredentials":
@@ -341,10 +319,8 @@ func requestOptions(d *plainjson.Scanner, o *RequestOptions) bool {
 
 // descriptors decodes a list of PublicKeyCredentialDescriptorJSON.
 func descriptors(d *plainjson.Scanner, p *[]CredentialDescriptor) bool {
-	l := []CredentialDescriptor{}
-	null, ok := d.Array(func() bool {
-		var c CredentialDescriptor
-		if !d.Null() && !d.Object(func(key []byte) bool {
+	return plainjson.List(d, p, func(c *CredentialDescriptor) bool {
+		return d.Null() || d.Object(func(key []byte) bool {
 			switch string(key) {
 			case "type":
 				return d.Str(&c.Type)
@@ -354,14 +330,6 @@ func descriptors(d *plainjson.Scanner, p *[]CredentialDescriptor) bool {
 				return d.Strs(&c.Transports)
 			}
 			return false
-		}) {
-			return false
-		}
-		l = append(l, c)
-		return true
+		})
 	})
-	if ok && !null {
-		*p = l
-	}
-	return ok
 }

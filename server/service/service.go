@@ -300,7 +300,8 @@ const timeKeyLen = 11
 
 // appendTimeKey appends t as timeKeyLen lower-case hex digits of its Unix
 // milliseconds (zero-padded, so that the keys sort as their times until
-// the year 10889; a time before 1970 counts as 1970).
+// the year 2527, past the last expiry a time.Time in Unix nanoseconds can
+// hold, 2262; a time before 1970 counts as 1970).
 func appendTimeKey(b []byte, t time.Time) []byte {
 	ms := max(t.UnixMilli(), 0)
 	const digits = "0123456789abcdef"
