@@ -383,7 +383,7 @@ func (s *Service) commitLogin(ctx context.Context, id domain.Identity, a domain.
 			return domain.Change{}, s.recordFailure(ctx, id, a.ID, att, domain.Failure{Cause: domain.CauseReplayedCode})
 		case v.chip != nil && errors.Is(err, store.ErrDuplicate):
 			att.release(ctx)
-			return domain.Change{}, fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
+			return domain.Change{}, errBeginAgain()
 		case (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound)) && try < s.retries:
 			// A version conflict, or an element gone under the login (a
 			// block wipes it): read a again, and its refusal, if any, ends

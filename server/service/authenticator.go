@@ -315,7 +315,7 @@ func (s *Service) create(ctx context.Context, set *store.AuthenticatorSet, n new
 			return c, nil
 		}
 		if errors.Is(err, store.ErrSpent) {
-			return domain.Change{}, fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
+			return domain.Change{}, errBeginAgain()
 		}
 		switch {
 		case errors.Is(err, store.ErrConflict) && try < s.retries:
@@ -393,7 +393,7 @@ func (s *Service) takeCeremony(ctx context.Context, key, purpose, identityID, ai
 	}
 	c, err := s.st.TakeCeremony(ctx, key, s.clock())
 	if errors.Is(err, store.ErrNotFound) {
-		return ceremonyData{}, fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
+		return ceremonyData{}, errBeginAgain()
 	}
 	if err != nil {
 		return ceremonyData{}, err

@@ -254,20 +254,33 @@ func spentKey(ch []byte, exp time.Time) string {
 	return string(b64.AppendEncode(k, ch))
 }
 
+// spentMark is the ceremony record that marks challenge ch of identity
+// identityID's ceremony expiring at exp as used (spentKey); it lives as
+// long as the ceremony could.
+func spentMark(identityID string, ch []byte, exp time.Time) store.Ceremony {
+	return store.Ceremony{Key: spentKey(ch, exp), IdentityID: identityID, ExpiresAt: exp}
+}
+
 func spentCeremony(identityID string, c *loginCeremony) store.Ceremony {
-	exp := c.expires()
-	return store.Ceremony{Key: spentKey(c.Challenge, exp), IdentityID: identityID, ExpiresAt: exp}
+	return spentMark(identityID, c.Challenge, c.expires())
 }
 
 // spend marks the challenge of login ceremony c as used. It returns an
 // error wrapping ErrCeremonyExpired when it was used already, or the
 // store's error.
 func (s *Service) spend(ctx context.Context, identityID string, c *loginCeremony) error {
-	err := s.st.PutCeremony(ctx, spentCeremony(identityID, c))
+	return s.putSpent(ctx, spentCeremony(identityID, c), "login ceremony")
+}
+
+// putSpent stores mark (spentMark), the mark of a ceremony of kind what.
+// It returns an error wrapping ErrCeremonyExpired when the ceremony was
+// used already, or the store's error.
+func (s *Service) putSpent(ctx context.Context, mark store.Ceremony, what string) error {
+	err := s.st.PutCeremony(ctx, mark)
 	if errors.Is(err, store.ErrDuplicate) {
-		return fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
+		return errBeginAgain()
 	}
-	return storeErr(err, "login ceremony")
+	return storeErr(err, what)
 }
 
 // Registration ceremonies.
@@ -394,16 +407,5 @@ func (s *Service) openRegistration(tok, identityID, aid string) (registrationCer
 	if !s.clock().Before(exp) {
 		return registrationCeremony{}, store.Ceremony{}, errBeginAgain()
 	}
-	return r, store.Ceremony{Key: spentKey(r.Challenge, exp), IdentityID: identityID, ExpiresAt: exp}, nil
-}
-
-// spendRegistration marks the registration ceremony spent as used after
-// a refused registration. It returns an error wrapping ErrCeremonyExpired
-// when it was used already, or the store's error.
-func (s *Service) spendRegistration(ctx context.Context, spent store.Ceremony) error {
-	err := s.st.PutCeremony(ctx, spent)
-	if errors.Is(err, store.ErrDuplicate) {
-		return fmt.Errorf("service: %w; begin again", ErrCeremonyExpired)
-	}
-	return storeErr(err, "registration ceremony")
+	return r, spentMark(identityID, r.Challenge, exp), nil
 }

@@ -69,7 +69,7 @@ func (k *chipKind) activate(ctx context.Context, by domain.Actor, set *store.Aut
 	if err != nil {
 		s.log.InfoContext(ctx, "chip registration refused", "identity", id.ID, "authenticator", aid, "err", err)
 		// The token is spent all the same: it cannot be tried again.
-		if serr := s.spendRegistration(ctx, spent); serr != nil {
+		if serr := s.putSpent(ctx, spent, "registration ceremony"); serr != nil {
 			return AuthenticatorView{}, serr
 		}
 		return AuthenticatorView{}, err
