@@ -145,12 +145,12 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 // chain) instead of two. Anything else (a suspension of the password
 // that expired meanwhile, say) is recorded as it is, one event a record.
 func loginEvents(prior *domain.Change, plain bool, events []domain.Event) []domain.Event {
-	if p := prior.Events; plain && len(p) == 1 && len(p[0].Details) == 1 && p[0].Details["kind"] == string(prior.Authenticator.Kind) {
-		p := &p[0]
+	if plain && successAlone(prior) {
+		p := &prior.Events[0]
 		for i := range events {
 			e := &events[i]
-			if p.Type != domain.EventLoginSucceeded || e.Type != domain.EventLoginSucceeded || p.AuthenticatorID != prior.Authenticator.ID ||
-				p.IdentityID != e.IdentityID || !p.At.Equal(e.At) || p.Actor != e.Actor || p.Reason != e.Reason {
+			if e.Type != domain.EventLoginSucceeded || p.IdentityID != e.IdentityID || !p.At.Equal(e.At) ||
+				p.Actor != e.Actor || p.Reason != e.Reason {
 				continue
 			}
 			out := slices.Clone(events)
@@ -163,6 +163,17 @@ func loginEvents(prior *domain.Change, plain bool, events []domain.Event) []doma
 		}
 	}
 	return append(append(make([]domain.Event, 0, len(prior.Events)+len(events)), prior.Events...), events...)
+}
+
+// successAlone reports whether c's only event is its authenticator's
+// success, with no details but its kind.
+func successAlone(c *domain.Change) bool {
+	if len(c.Events) != 1 {
+		return false
+	}
+	e := &c.Events[0]
+	return e.Type == domain.EventLoginSucceeded && e.AuthenticatorID == c.Authenticator.ID &&
+		len(e.Details) == 1 && e.Details["kind"] == string(c.Authenticator.Kind)
 }
 
 // priorID is the authenticator of a login's prior success, or "".
