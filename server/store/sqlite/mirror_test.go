@@ -582,8 +582,12 @@ func TestMirrorDifferential(t *testing.T) {
 		writers = 4
 		readers = 3
 		steps   = 30
+		// extra rounds run while no code device has been activated yet:
+		// the random workload reaches that path through a code device
+		// added with an import, and races can keep it from it.
+		extra = 8
 	)
-	for round := range rounds {
+	for round := 0; round < rounds || wd.activations.Load() == 0 && round < rounds+extra; round++ {
 		stop := make(chan struct{})
 		errs := make(chan error, writers+readers)
 		var wg, rg sync.WaitGroup
