@@ -100,7 +100,7 @@ func (d *Scanner) Str(p *string) bool {
 // encoding/json does; [] is an empty slice, not nil).
 func (d *Scanner) Strs(p *[]string) bool {
 	l := []string{}
-	null, ok := d.Array(func() bool {
+	null, ok := d.array(func() bool {
 		var s string
 		if !d.Str(&s) {
 			return false
@@ -122,7 +122,7 @@ func (d *Scanner) Strs(p *[]string) bool {
 // encoding/json does, and [] makes an empty slice, not nil.
 func List[T any](d *Scanner, p *[]T, elem func(*T) bool) bool {
 	l := []T{}
-	null, ok := d.Array(func() bool {
+	null, ok := d.array(func() bool {
 		var v T
 		if !elem(&v) {
 			return false
@@ -139,9 +139,9 @@ func List[T any](d *Scanner, p *[]T, elem func(*T) bool) bool {
 	return ok
 }
 
-// Array decodes an array, calling elem for each element with the scanner
+// array decodes an array, calling elem for each element with the scanner
 // at it; null reports that it was null instead.
-func (d *Scanner) Array(elem func() bool) (null, ok bool) {
+func (d *Scanner) array(elem func() bool) (null, ok bool) {
 	if d.Null() {
 		return true, true
 	}
