@@ -89,4 +89,3 @@ func TestHashVerifyPIN(t *testing.T) {
 		t.Fatalf("VerifyPIN(garbage) = %v, %v", ok, err)
 	}
 }
-
