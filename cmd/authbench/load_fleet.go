@@ -147,7 +147,7 @@ func (l *loader) startFleet(ctx context.Context, params secrets.Params, now func
 		var procs []*serveProc
 		if single {
 			// Started first: the replicas are the newest processes.
-			sp, err := l.pg.startOne(ctx, params, l.pg.single, profileArgs(profile, "single")...)
+			sp, err := l.pg.startOne(ctx, params, l.pg.single, "single", profileArgs(profile, "single")...)
 			if err != nil {
 				return nil, fmt.Errorf("load: the single server: %w", err)
 			}
@@ -351,6 +351,12 @@ func hostShares(cpus, budget, n int) (single, replica serveShape) {
 	return single, replica
 }
 
+// applicationName is the application_name of the PostgreSQL connections
+// of the run's serve process name.
+func (p *pgRun) applicationName(name string) string {
+	return "authbench-load." + p.schema + "." + name
+}
+
 // serveProc is one running `authbench serve`.
 type serveProc struct {
 	replica int // 1, 2, ...
@@ -366,7 +372,8 @@ type serveProc struct {
 func (p *pgRun) start(ctx context.Context, n int, params secrets.Params, sh serveShape, cpuProfile string) ([]*serveProc, error) {
 	var procs []*serveProc
 	for i := range n {
-		sp, err := p.startOne(ctx, params, sh, profileArgs(cpuProfile, fmt.Sprintf("replica%d", i+1))...)
+		name := fmt.Sprintf("replica%d", i+1)
+		sp, err := p.startOne(ctx, params, sh, name, profileArgs(cpuProfile, name)...)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("load: replica %d: %w", i+1, err), stopAll(procs))
 		}
@@ -379,7 +386,11 @@ func (p *pgRun) start(ctx context.Context, n int, params secrets.Params, sh serv
 // listening is the line `authbench serve` prints on stdout once it serves.
 const listening = "authbench server listening on "
 
-func (p *pgRun) startOne(ctx context.Context, params secrets.Params, sh serveShape, extra ...string) (*serveProc, error) {
+// startOne runs one `authbench serve` of shape sh, named name (single,
+// replica1, ...) in the application_name of its PostgreSQL connections:
+// "authbench-load.SCHEMA.NAME", by which pg_stat_activity tells the
+// backends of each serve process of a run from those of anything else.
+func (p *pgRun) startOne(ctx context.Context, params secrets.Params, sh serveShape, name string, extra ...string) (*serveProc, error) {
 	u, err := url.Parse(p.url)
 	if err != nil {
 		return nil, err
@@ -392,6 +403,7 @@ func (p *pgRun) startOne(ctx context.Context, params secrets.Params, sh serveSha
 	// serves nothing before its first segment, while the replicas enroll
 	// the scenario's devices.
 	q.Set("pool_min_conns", strconv.Itoa(sh.Conns))
+	q.Set("application_name", p.applicationName(name))
 	u.RawQuery = q.Encode()
 	args := []string{"serve",
 		"--addr", "127.0.0.1:0",
