@@ -357,6 +357,36 @@ func (p *pgRun) applicationName(name string) string {
 	return "authbench-load." + p.schema + "." + name
 }
 
+// sysmonAwake is the GODEBUG setting that keeps the Go runtime's monitor
+// thread (sysmon) from its deep sleep. A process whose every P goes idle
+// puts sysmon to sleep; the next system call of a goroutine wakes it
+// (a futex wake-up), and it then polls every 20 µs (a nanosleep each)
+// for a millisecond or more before it backs off, only to sleep again at
+// the next idle moment. A server between requests goes idle thousands of
+// times a second, the more so the more replicas share the load, and on
+// a host where a context switch is dear that cost a third of the serve
+// processes' CPU per login (three replicas on 2 CPUs: 48 context
+// switches per login instead of 14). Awake, sysmon backs off to one
+// poll every 10 ms while no P sits long in a system call. The setting
+// asks for a scheduler trace every 2^31-1 ms (24.8 days, counted from
+// the host's boot): in practice never, or one line on stderr at start
+// on a host up for longer.
+const sysmonAwake = "schedtrace=2147483647"
+
+// serveGODEBUG returns the GODEBUG of a serve process that load starts:
+// load's own (godebug), with sysmonAwake unless it sets schedtrace.
+func serveGODEBUG(godebug string) string {
+	for _, kv := range strings.Split(godebug, ",") {
+		if strings.HasPrefix(strings.TrimSpace(kv), "schedtrace=") {
+			return godebug
+		}
+	}
+	if strings.TrimSpace(godebug) == "" {
+		return sysmonAwake
+	}
+	return godebug + "," + sysmonAwake
+}
+
 // serveProc is one running `authbench serve`.
 type serveProc struct {
 	replica int // 1, 2, ...
@@ -422,13 +452,14 @@ func (p *pgRun) startOne(ctx context.Context, params secrets.Params, sh serveSha
 	}
 	cmd := exec.Command(p.exe, append(args, extra...)...)
 	// Settings and secrets come from the flags alone ($PGPASSWORD stays),
-	// and the CPUs from the shape.
+	// the CPUs from the shape, and the runtime's monitor stays awake
+	// (serveGODEBUG).
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AUTHBENCH_") && !strings.HasPrefix(kv, "GOMAXPROCS=") {
+		if !strings.HasPrefix(kv, "AUTHBENCH_") && !strings.HasPrefix(kv, "GOMAXPROCS=") && !strings.HasPrefix(kv, "GODEBUG=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(sh.Procs))
+	cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(sh.Procs), "GODEBUG="+serveGODEBUG(os.Getenv("GODEBUG")))
 	cmd.SysProcAttr = childAttr()
 	sp := &serveProc{cmd: cmd, log: &tailBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = sp.log
