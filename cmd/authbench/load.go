@@ -633,7 +633,13 @@ func (r *loadReport) print(w io.Writer) {
 			if t.DBCPUMS > 0 {
 				fmt.Fprintf(w, ", PostgreSQL CPU %.2f ms/login", t.DBCPUMS)
 			}
+			if t.LoadCPUMS > 0 {
+				fmt.Fprintf(w, ", CPU of this process %.3f ms/login", t.LoadCPUMS)
+			}
 			fmt.Fprint(w, ");")
+		}
+		if a, s := l.anchor(), l.server(); r.Store == "sqlite" && a.LoadCPUMS > 0 && s.LoadCPUMS > 0 && a != s {
+			fmt.Fprintf(w, " CPU per login, %s / %s: %.2f;", a.Name, s.Name, a.LoadCPUMS/s.LoadCPUMS)
 		}
 		fmt.Fprintln(w)
 	}

@@ -53,9 +53,16 @@ type loginTarget struct {
 	// processes, whoever they serve). Absent when unknown.
 	ServeCPUMS float64 `json:"serve_cpu_ms_per_login,omitempty"`
 	DBCPUMS    float64 `json:"postgresql_cpu_ms_per_login,omitempty"`
+	// LoadCPUMS is the CPU time per login of the load process itself over
+	// the target's segments: its clients, and on SQLite the server (or
+	// the anchor) they log in to, which run in it. On a machine that other
+	// work shares, it moves much less than the rate does; on SQLite the
+	// ratio of an anchor's to the server's is what the rates' ratio would
+	// be on a machine with nothing else to do. Absent when unknown.
+	LoadCPUMS float64 `json:"load_process_cpu_ms_per_login,omitempty"`
 
-	serveCPU, dbCPU   time.Duration
-	serveLost, dbLost bool // a segment whose CPU time could not be read
+	serveCPU, dbCPU, loadCPU    time.Duration
+	serveLost, dbLost, loadLost bool // a segment whose CPU time could not be read
 
 	// op performs one login by worker w; it returns errSegmentOver when
 	// the segment ended before it could start one.
@@ -155,6 +162,9 @@ func (l *loader) interleave(ctx context.Context, r *loginsResult, d time.Duratio
 				t.DBCPUMS = perLogin(t.dbCPU)
 			}
 		}
+		if t.Count > 0 && !t.loadLost {
+			t.LoadCPUMS = t.loadCPU.Seconds() * 1000 / float64(t.Count)
+		}
 		t.rec.mu.Lock()
 		t.WaitedSeconds = t.rec.waited.Seconds()
 		t.rec.mu.Unlock()
@@ -171,6 +181,7 @@ func (l *loader) segment(ctx context.Context, scenario string, t *loginTarget, d
 		return fmt.Sprintf("load: %s on %s: %d logins in %.1f s (%.0f/s), %d errors", scenario, t.Name, n, el.Seconds(), float64(n)/el.Seconds(), t.rec.failures()-errsBefore)
 	})
 	serve0, db0 := l.cpuNow()
+	load0, load0OK := processCPU()
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -191,7 +202,10 @@ func (l *loader) segment(ctx context.Context, scenario string, t *loginTarget, d
 	}
 	wg.Wait()
 	t.Seconds += time.Since(start).Seconds()
+	load1, load1OK := processCPU()
 	serve1, db1 := l.cpuNow()
+	t.loadLost = t.loadLost || !load0OK || !load1OK
+	t.loadCPU += load1 - load0
 	if serve0 < 0 || serve1 < 0 {
 		t.serveLost = true
 	}

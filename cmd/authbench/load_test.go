@@ -180,6 +180,15 @@ func TestLoadTiny(t *testing.T) {
 	checkLogins(t, rep.ChipLogins, 2, steps...)
 	checkLogins(t, rep.CodeLogins, 2, steps...)
 	checkLogins(t, rep.PasswordLogins, 2, "password")
+	if _, ok := processCPU(); ok {
+		for _, l := range []*loginsResult{rep.ChipLogins, rep.CodeLogins, rep.PasswordLogins} {
+			for _, tg := range l.Targets {
+				if tg.Count > 0 && tg.LoadCPUMS <= 0 {
+					t.Errorf("%s on %s: %d logins, CPU of the load process %v ms per login; want it measured", l.Name, tg.Name, tg.Count, tg.LoadCPUMS)
+				}
+			}
+		}
+	}
 	if a := rep.PasswordLogins.anchor(); a.Name != "raw argon2id m=1024,t=1,p=1" || a.Workers != runtime.GOMAXPROCS(0) {
 		t.Errorf("password anchor %+v", a)
 	}
@@ -205,7 +214,7 @@ func TestLoadTiny(t *testing.T) {
 		"password logins (login/password) on the server", "(argon2id)", "≥ 0.9",
 		"latency by phase (ms)", "\nlifecycle\n  enroll ", "  old credential ", "p99",
 		"\nchip logins (password + chip), minimal durable login\n  password ", "\ncode logins (password + code), the server\n  password ",
-		"old credential refused after re-add: 4 of 4 sampled", "ms per chip (server and clients)",
+		"old credential refused after re-add: 4 of 4 sampled", "ms per chip (server and clients)", "ms/login);", "CPU per login, minimal durable login / the server: ",
 		"errors by code: none",
 		"note: the lifecycle ran 12 chips, not the target's 10,000",
 	} {
