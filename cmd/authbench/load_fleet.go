@@ -167,7 +167,7 @@ func (l *loader) startFleet(ctx context.Context, params secrets.Params, now func
 		var procs []*serveProc
 		if single {
 			// Started first: the replicas are the newest processes.
-			sp, err := l.pg.startOne(ctx, params, l.pg.single, profileArgs(profile, "single")...)
+			sp, err := l.pg.startOne(ctx, params, l.pg.single, "single", profileArgs(profile, "single")...)
 			if err != nil {
 				return nil, fmt.Errorf("load: the single server: %w", err)
 			}
@@ -370,6 +370,42 @@ func hostShares(cpus, budget, n int) (single, replica serveShape) {
 	return single, replica
 }
 
+// applicationName is the application_name of the PostgreSQL connections
+// of the run's serve process name.
+func (p *pgRun) applicationName(name string) string {
+	return "authbench-load." + p.schema + "." + name
+}
+
+// sysmonAwake is the GODEBUG setting that keeps the Go runtime's monitor
+// thread (sysmon) from its deep sleep. A process whose every P goes idle
+// puts sysmon to sleep; the next system call of a goroutine wakes it
+// (a futex wake-up), and it then polls every 20 µs (a nanosleep each)
+// for a millisecond or more before it backs off, only to sleep again at
+// the next idle moment. A server between requests goes idle thousands of
+// times a second, the more so the more replicas share the load, and on
+// a host where a context switch is dear that cost a third of the serve
+// processes' CPU per login (three replicas on 2 CPUs: 48 context
+// switches per login instead of 14). Awake, sysmon backs off to one
+// poll every 10 ms while no P sits long in a system call. The setting
+// asks for a scheduler trace every 2^31-1 ms (24.8 days, counted from
+// the host's boot): in practice never, or one line on stderr at start
+// on a host up for longer.
+const sysmonAwake = "schedtrace=2147483647"
+
+// serveGODEBUG returns the GODEBUG of a serve process that load starts:
+// load's own (godebug), with sysmonAwake unless it sets schedtrace.
+func serveGODEBUG(godebug string) string {
+	for _, kv := range strings.Split(godebug, ",") {
+		if strings.HasPrefix(strings.TrimSpace(kv), "schedtrace=") {
+			return godebug
+		}
+	}
+	if strings.TrimSpace(godebug) == "" {
+		return sysmonAwake
+	}
+	return godebug + "," + sysmonAwake
+}
+
 // serveProc is one running `authbench serve`.
 type serveProc struct {
 	replica int // 1, 2, ...
@@ -385,7 +421,8 @@ type serveProc struct {
 func (p *pgRun) start(ctx context.Context, n int, params secrets.Params, sh serveShape, cpuProfile string) ([]*serveProc, error) {
 	var procs []*serveProc
 	for i := range n {
-		sp, err := p.startOne(ctx, params, sh, profileArgs(cpuProfile, fmt.Sprintf("replica%d", i+1))...)
+		name := fmt.Sprintf("replica%d", i+1)
+		sp, err := p.startOne(ctx, params, sh, name, profileArgs(cpuProfile, name)...)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("load: replica %d: %w", i+1, err), stopAll(procs))
 		}
@@ -398,7 +435,11 @@ func (p *pgRun) start(ctx context.Context, n int, params secrets.Params, sh serv
 // listening is the line `authbench serve` prints on stdout once it serves.
 const listening = "authbench server listening on "
 
-func (p *pgRun) startOne(ctx context.Context, params secrets.Params, sh serveShape, extra ...string) (*serveProc, error) {
+// startOne runs one `authbench serve` of shape sh, named name (single,
+// replica1, ...) in the application_name of its PostgreSQL connections:
+// "authbench-load.SCHEMA.NAME", by which pg_stat_activity tells the
+// backends of each serve process of a run from those of anything else.
+func (p *pgRun) startOne(ctx context.Context, params secrets.Params, sh serveShape, name string, extra ...string) (*serveProc, error) {
 	u, err := url.Parse(p.url)
 	if err != nil {
 		return nil, err
@@ -411,6 +452,7 @@ func (p *pgRun) startOne(ctx context.Context, params secrets.Params, sh serveSha
 	// serves nothing before its first segment, while the replicas enroll
 	// the scenario's devices.
 	q.Set("pool_min_conns", strconv.Itoa(sh.Conns))
+	q.Set("application_name", p.applicationName(name))
 	u.RawQuery = q.Encode()
 	args := []string{"serve",
 		"--addr", "127.0.0.1:0",
@@ -429,13 +471,14 @@ func (p *pgRun) startOne(ctx context.Context, params secrets.Params, sh serveSha
 	}
 	cmd := exec.Command(p.exe, append(args, extra...)...)
 	// Settings and secrets come from the flags alone ($PGPASSWORD stays),
-	// and the CPUs from the shape.
+	// the CPUs from the shape, and the runtime's monitor stays awake
+	// (serveGODEBUG).
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AUTHBENCH_") && !strings.HasPrefix(kv, "GOMAXPROCS=") {
+		if !strings.HasPrefix(kv, "AUTHBENCH_") && !strings.HasPrefix(kv, "GOMAXPROCS=") && !strings.HasPrefix(kv, "GODEBUG=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(sh.Procs))
+	cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(sh.Procs), "GODEBUG="+serveGODEBUG(os.Getenv("GODEBUG")))
 	cmd.SysProcAttr = childAttr()
 	sp := &serveProc{cmd: cmd, log: &tailBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = sp.log

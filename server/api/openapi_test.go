@@ -191,7 +191,7 @@ func TestOpenAPIStatesFormats(t *testing.T) {
 	doc := loadContract(t)
 	s := doc.Components.Schemas
 	for _, c := range []struct{ where, text, want string }{
-		{"the bearer scheme", doc.Components.SecuritySchemes["bearer"].Value.Description, "43 characters of unpadded base64url"},
+		{"the bearer scheme", doc.Components.SecuritySchemes["bearer"].Value.Description, "51 characters of unpadded base64url"},
 		{"the bearer scheme", doc.Components.SecuritySchemes["bearer"].Value.Description, "support token"},
 		{"the app's signature", s["FinishLoginRequest"].Value.Properties["signature"].Value.Description, "ASN.1 DER"},
 		{"the app's signature", s["FinishLoginRequest"].Value.Properties["signature"].Value.Description, "SHA-256"},

@@ -1,9 +1,7 @@
 package secrets
 
 import (
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"testing"
 )
 
@@ -89,32 +87,5 @@ func TestHashVerifyPIN(t *testing.T) {
 	}
 	if ok, _, err := VerifyPIN("garbage", "314159"); ok || !errors.Is(err, ErrBadVerifier) {
 		t.Fatalf("VerifyPIN(garbage) = %v, %v", ok, err)
-	}
-}
-
-func TestToken(t *testing.T) {
-	tok, hash := NewToken()
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(raw) != TokenBytes || len(tok) != 43 {
-		t.Fatalf("NewToken = %q (%v)", tok, err)
-	}
-	if !EqualHash(hash, TokenHash(tok)) || !CheckToken(tok, hash) || len(hash) != 32 {
-		t.Fatal("the hash does not match the token")
-	}
-	tok2, hash2 := NewToken()
-	if tok2 == tok || EqualHash(hash, hash2) {
-		t.Fatal("two tokens are equal")
-	}
-	for _, bad := range []string{"", tok[:42], tok + "A", tok2} {
-		if CheckToken(bad, hash) {
-			t.Errorf("CheckToken(%q) matched", bad)
-		}
-	}
-	if EqualHash(hash, hash[:31]) || EqualHash(nil, hash) {
-		t.Error("EqualHash matched a prefix")
-	}
-	// SHA-256("abc"), FIPS 180-2 Appendix B.1.
-	if got := TokenHash("abc"); fmt.Sprintf("%x", got) != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
-		t.Fatalf("TokenHash(abc) = %x", got)
 	}
 }

@@ -395,13 +395,13 @@ func (s *Service) FinishLogin(ctx context.Context, identityID string, req Finish
 	} else {
 		proofs = []string{a.ID}
 	}
-	token, hash := secrets.NewToken()
+	now := s.clock()
+	token, hash := secrets.NewToken(now)
 	sid, err := s.newID("ses")
 	if err != nil {
 		att.release(ctx)
 		return LoginResult{}, err
 	}
-	now := s.clock()
 	sess := &store.Session{TokenHash: hash, ID: sid, IdentityID: identityID, Level: store.LevelTwoFactor,
 		Authenticators: proofs, CreatedAt: now, ExpiresAt: now.Add(s.sessionTTL)}
 	var spent *store.Ceremony

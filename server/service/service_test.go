@@ -331,8 +331,8 @@ func TestSessionsEndWithWhatProvedThem(t *testing.T) {
 func TestOneFactorSessionChangesNothing(t *testing.T) {
 	e := newEnv(t)
 	pw := password(e.identity("alice"))
-	token, hash := secrets.NewToken()
 	now := e.clk.Now()
+	token, hash := secrets.NewToken(now)
 	if err := e.st.PutSession(e.ctx, store.Session{TokenHash: hash, ID: "ses-one", IdentityID: "alice", Level: store.LevelOneFactor,
 		Authenticators: []string{pw}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)

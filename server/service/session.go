@@ -41,9 +41,6 @@ type EndedSession struct {
 	Ended string `json:"ended"`
 }
 
-// maxTokenLen bounds the session tokens looked up.
-const maxSessionTokenLen = 128
-
 // Authenticate returns the owner actor of the self-service session whose
 // bearer token is token: domain.Owner(identity, the authenticators that
 // proved it). It returns an error wrapping ErrUnauthorized for an unknown,
@@ -64,10 +61,13 @@ func (s *Service) Authenticate(ctx context.Context, token string) (domain.Actor,
 
 // session returns the usable session of token.
 func (s *Service) session(ctx context.Context, token string) (store.Session, error) {
-	if token == "" || len(token) > maxSessionTokenLen {
-		return store.Session{}, fmt.Errorf("service: %w", ErrUnauthorized)
+	// A token of neither form (secrets.TokenKey) names no session: it is
+	// refused without a read.
+	key, ok := secrets.TokenKey(token)
+	if !ok {
+		return store.Session{}, fmt.Errorf("service: %w: unknown, expired or ended session", ErrUnauthorized)
 	}
-	se, err := s.st.Session(ctx, secrets.TokenHash(token), s.clock())
+	se, err := s.st.Session(ctx, key, s.clock())
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Session{}, fmt.Errorf("service: %w: unknown, expired or ended session", ErrUnauthorized)
 	}
@@ -92,7 +92,7 @@ func (s *Service) Sessions(ctx context.Context, by domain.Actor, identityID, tok
 	if err != nil {
 		return SessionList{}, storeErr(err, "sessions of "+identityID)
 	}
-	mine := secrets.TokenHash(token)
+	mine, _ := secrets.TokenKey(token)
 	out := SessionList{Sessions: make([]SessionView, 0, len(list))}
 	for _, se := range list {
 		out.Sessions = append(out.Sessions, SessionView{

@@ -276,9 +276,12 @@ func (c *Ceremony) Check() error {
 }
 
 // Session is a self-service session of an identity, created by a
-// successful login (DESIGN §5). The store keeps only the SHA-256 hash of
-// the bearer token (server/secrets), never the token.
+// successful login (DESIGN §5). The store keeps only a key derived from
+// the bearer token (secrets.TokenKey: its creation milliseconds and its
+// SHA-256, or the SHA-256 alone for a token of the untimed form), never
+// the token.
 type Session struct {
+	// TokenHash is the key the session is found by (secrets.TokenKey).
 	TokenHash []byte
 	// ID names the session to its owner (to list and end sessions); it is
 	// not a credential.

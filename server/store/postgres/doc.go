@@ -139,6 +139,10 @@
 // cancelled call has broken. Replicas each have a pool of their own: the
 // database serves the sum.
 //
+// The connections carry application_name = authbench (DefaultApplicationName)
+// unless the URL or $PGAPPNAME names another, so that pg_stat_activity
+// and the server's log tell the store's backends from other clients'.
+//
 // Every connection keeps the statements it ran prepared, and its sessions
 // run with plan_cache_mode = force_generic_plan (unless the URL sets it):
 // a statement is planned once per connection, with the generic plan the

@@ -62,6 +62,16 @@ func ConnTLS(ctx context.Context, s *Store) (bool, error) {
 	return on, err
 }
 
+// BackendPID returns the process ID of the PostgreSQL backend of a
+// connection of s's pool.
+func BackendPID(ctx context.Context, s *Store) (int, error) {
+	var pid int
+	err := s.pool.with(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid)
+	})
+	return pid, err
+}
+
 // PoolConns returns how many connections s's pool holds.
 func PoolConns(s *Store) int { return int(s.pool.p.Stat().TotalConns()) }
 

@@ -59,6 +59,10 @@ type Store struct {
 	closed atomic.Bool
 }
 
+// DefaultApplicationName is the application_name of the store's
+// connections when neither the URL nor $PGAPPNAME sets one.
+const DefaultApplicationName = "authbench"
+
 // Open connects to the PostgreSQL database at url (a postgres:// or
 // postgresql:// URL, or a key=value connection string, as pgx parses
 // them), brings its schema up to date and returns a Store on it.
@@ -88,6 +92,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.ReadOnly {
 		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	}
+	if _, set := cfg.RuntimeParams["application_name"]; !set {
+		// pg_stat_activity and the server's log name the store's
+		// backends (the URL's application_name or $PGAPPNAME win), so
+		// that an operator finds their sessions, waits and CPU among
+		// those of other clients.
+		cfg.RuntimeParams["application_name"] = DefaultApplicationName
 	}
 	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set {
 		// The statements are prepared once per connection; PostgreSQL

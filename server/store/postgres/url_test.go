@@ -99,3 +99,46 @@ func TestLoopbackPlain(t *testing.T) {
 	c.Close(ctx)
 	check(u.String(), true)
 }
+
+// TestApplicationName: pg_stat_activity, as another client of the server
+// reads it, names the store's backends "authbench", or what the URL's
+// application_name says.
+func TestApplicationName(t *testing.T) {
+	base := pgtest.URL(t)
+	ctx := context.Background()
+	schema := pgtest.Schema(t, base, "test_")
+	other, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("application_name", "authbench-test."+schema)
+	u.RawQuery = q.Encode()
+	for _, c := range []struct{ url, want string }{
+		{base, postgres.DefaultApplicationName},
+		{u.String(), "authbench-test." + schema},
+	} {
+		u, _ := url.Parse(c.url)
+		s, err := postgres.Open(ctx, c.url, postgres.Options{Chain: storetest.Chain{}, Schema: schema})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		pid, err := postgres.BackendPID(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := other.QueryRow(ctx, "SELECT application_name FROM pg_stat_activity WHERE pid = $1", pid).Scan(&got); err != nil {
+			t.Fatalf("pg_stat_activity of backend %d: %v", pid, err)
+		}
+		if got != c.want {
+			t.Errorf("Open with application_name %q in the URL: pg_stat_activity says %q, want %q", u.Query().Get("application_name"), got, c.want)
+		}
+		s.Close()
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/sqlite"
 )
@@ -202,10 +203,15 @@ func BenchmarkSignCount(b *testing.B) {
 // the statements' own cost.
 func BenchmarkCommitLogin(b *testing.B) {
 	for _, c := range []struct {
-		db   string
-		g, n int
-	}{{"file", 1, 1}, {"file", 64, 64}, {"file", 64, 4096}, {"memory", 1, 1}, {"memory", 64, 64}} {
-		b.Run(fmt.Sprintf("db=%s/goroutines=%d/identities=%d", c.db, c.g, c.n), func(b *testing.B) {
+		db      string
+		g, n    int
+		untimed bool
+	}{{"file", 1, 1, false}, {"file", 64, 64, false}, {"file", 64, 4096, false}, {"file", 64, 4096, true}, {"memory", 1, 1, false}, {"memory", 64, 64, false}} {
+		name := fmt.Sprintf("db=%s/goroutines=%d/identities=%d", c.db, c.g, c.n)
+		if c.untimed {
+			name += "/tokens=untimed"
+		}
+		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
 			path := ":memory:"
 			if c.db == "file" {
@@ -223,7 +229,12 @@ func BenchmarkCommitLogin(b *testing.B) {
 				k := perm[g+c.g*(i%(c.n/c.g))]
 				counts[k]++
 				var err error
-				pws[k], chips[k], err = chipLogin(ctx, s, pws[k], chips[k], fmt.Sprintf("%d-%d", g, i), counts[k], t0.Add(time.Duration(i+1)*time.Second))
+				key, at := fmt.Sprintf("%d-%d", g, i), t0.Add(time.Duration(i+1)*time.Second)
+				token := sessionKey(key, at)
+				if c.untimed {
+					token = secrets.TokenHash("token-" + key)
+				}
+				pws[k], chips[k], err = chipLogin(ctx, s, pws[k], chips[k], key, token, counts[k], at)
 				return err
 			}
 			// A first login of every identity, unmeasured: the tables
@@ -357,11 +368,22 @@ func twoFactorIdentities(tb testing.TB, s *sqlite.Store, n int) (pws, chips []do
 	return pws, chips
 }
 
+// sessionKey is the key of a session created at now, as the server's
+// (secrets.NewToken: the time, then a hash), its hash made from key.
+func sessionKey(key string, now time.Time) []byte {
+	_, k := secrets.NewToken(now)
+	copy(k[secrets.TokenTimeBytes:], secrets.TokenHash("token-"+key))
+	return k
+}
+
 // chipLogin writes a two-factor chip login of the password pw and the chip
 // chip at now (CommitLogin: the spent challenge, the counter
 // count, both successes with their audit records, and the session, keyed
-// by hashes of key), and returns them as the login left them.
-func chipLogin(ctx context.Context, s *sqlite.Store, pw, chip domain.Authenticator, key string, count uint32, now time.Time) (domain.Authenticator, domain.Authenticator, error) {
+// by token; the spent mark keyed by its expiry and a hash of key, as the
+// server's spentKey), and returns them as the login left them. BenchmarkCommitLogin's
+// tokens=untimed keys sessions by a hash alone, as servers did before
+// session tokens carried their time.
+func chipLogin(ctx context.Context, s *sqlite.Store, pw, chip domain.Authenticator, key string, token []byte, count uint32, now time.Time) (domain.Authenticator, domain.Authenticator, error) {
 	p := domain.DefaultPolicy()
 	pc, err := p.RecordSuccess(pw, now)
 	if err != nil {
@@ -371,14 +393,11 @@ func chipLogin(ctx context.Context, s *sqlite.Store, pw, chip domain.Authenticat
 	if err != nil {
 		return pw, chip, err
 	}
-	// Random keys, as the server's (a hash of the token, a hash of the
-	// challenge).
-	token := sha256.Sum256([]byte("token-" + key))
 	spent := sha256.Sum256([]byte("challenge-" + key))
 	ok, err := s.CommitLogin(ctx, store.Login{Change: cc, Prior: &pc, PriorPlain: true,
-		Session: &store.Session{TokenHash: token[:], ID: "session-" + key, IdentityID: pw.IdentityID,
+		Session: &store.Session{TokenHash: token, ID: "session-" + key, IdentityID: pw.IdentityID,
 			Level: store.LevelTwoFactor, Authenticators: []string{pw.ID, chip.ID}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
-		Chip: &store.ChipGuard{Count: count, Spent: store.Ceremony{Key: "spent:" + hex.EncodeToString(spent[:]), IdentityID: pw.IdentityID, ExpiresAt: now.Add(time.Minute)}}})
+		Chip: &store.ChipGuard{Count: count, Spent: store.Ceremony{Key: fmt.Sprintf("spent:%011x", now.Add(time.Minute).UnixMilli()) + hex.EncodeToString(spent[:]), IdentityID: pw.IdentityID, ExpiresAt: now.Add(time.Minute)}}})
 	if err == nil && !ok {
 		err = fmt.Errorf("login %s refused", key)
 	}

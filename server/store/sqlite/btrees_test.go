@@ -26,12 +26,12 @@ func TestLoginBTrees(t *testing.T) {
 	// leaf).
 	var err error
 	for i := range pws {
-		if pws[i], chips[i], err = chipLogin(ctx, s, pws[i], chips[i], "first-"+pws[i].ID, 1, t0); err != nil {
+		if pws[i], chips[i], err = chipLogin(ctx, s, pws[i], chips[i], "first-"+pws[i].ID, sessionKey("first-"+pws[i].ID, t0), 1, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	cost := measureCommit(t, s, path, func() error {
-		_, _, err := chipLogin(ctx, s, pws[0], chips[0], "measured", 2, t0.Add(time.Second))
+		_, _, err := chipLogin(ctx, s, pws[0], chips[0], "measured", sessionKey("measured", t0.Add(time.Second)), 2, t0.Add(time.Second))
 		return err
 	})
 	trees := cost.trees

@@ -15,9 +15,8 @@ var ForgetMirror = forgetMirror
 
 // StopAutoCheckpoint checkpoints the -wal file of s into the database,
 // truncates it, and turns off the writer's automatic checkpoints and the
-// checkpointer's periodic ones (scrub.go): every
-// frame written from then on stays in the -wal file, for a bench that
-// counts them.
+// checkpointer's, periodic and after wipes (scrub.go): every frame written
+// from then on stays in the -wal file, for a bench that counts them.
 func StopAutoCheckpoint(s *Store) error {
 	if s.scrub != nil {
 		s.scrub.paused.Store(true)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/sqlite"
 	"github.com/authbench/authbench/server/store/storetest"
@@ -33,10 +34,11 @@ import (
 // -benchtime=4000x or so: the pages a commit shares among its chips
 // depend on how many chips it carries and how many rows the tables hold.
 //
-// keys=random are the keys of a server that draws its IDs and challenges
-// at random; keys=ordered those of one whose authenticator IDs and spent
-// marks begin with the time (service.newID, service.spentKey), so that
-// the rows a commit writes are neighbours in their B-trees.
+// keys=random are the keys of a server that draws its IDs, challenges and
+// session tokens at random; keys=ordered those of one whose authenticator
+// IDs, spent marks and session keys begin with the time (service.newID,
+// service.spentKey, secrets.NewToken), so that the rows a commit writes
+// are neighbours in their B-trees.
 func BenchmarkLifecycleWAL(b *testing.B) {
 	for _, ordered := range []bool{false, true} {
 		b.Run(map[bool]string{false: "keys=random", true: "keys=ordered"}[ordered], func(b *testing.B) {
@@ -58,8 +60,12 @@ func benchLifecycleWAL(b *testing.B, ordered bool) {
 	start := time.Now()
 	now := func() time.Time { return t0.Add(time.Since(start)) }
 	key := func(n int) string { return randomHex(n) }
+	// The key of a session: SHA-256 of an untimed token, or the creation
+	// time and that hash of a timed one (secrets.NewToken).
+	token := func(time.Time) []byte { return secrets.TokenHash(randomHex(16)) }
 	if ordered {
 		key = func(n int) string { return fmt.Sprintf("%012x", now().UnixNano()/1000) + randomHex(n) }
+		token = func(at time.Time) []byte { _, k := secrets.NewToken(at); return k }
 	}
 	inParallel(b, clients, b.N, func(i int) error {
 		id := fmt.Sprintf("load-chip-%d", i) // as authbench load names them
@@ -81,7 +87,7 @@ func benchLifecycleWAL(b *testing.B, ordered bool) {
 			o := owners[i]
 			var err error
 			at := now()
-			pws[i], o.Chip, err = chipLoginKeyed(ctx, s, pws[i], o.Chip, randomHex(32), "spent:"+key(32), at)
+			pws[i], o.Chip, err = chipLoginKeyed(ctx, s, pws[i], o.Chip, token(at), "spent:"+key(32), at)
 			return err
 		}},
 		{"block", func(i int) error { return owners[i].Block(ctx, now()) }},
@@ -206,9 +212,9 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// chipLoginKeyed is chipLogin with the session's token hash and the spent
-// mark's key given.
-func chipLoginKeyed(ctx context.Context, s *sqlite.Store, pw, chip domain.Authenticator, token, spent string, now time.Time) (domain.Authenticator, domain.Authenticator, error) {
+// chipLoginKeyed is chipLogin with the session's key and the spent mark's
+// key given.
+func chipLoginKeyed(ctx context.Context, s *sqlite.Store, pw, chip domain.Authenticator, token []byte, spent string, now time.Time) (domain.Authenticator, domain.Authenticator, error) {
 	p := domain.DefaultPolicy()
 	pc, err := p.RecordSuccess(pw, now)
 	if err != nil {
@@ -219,7 +225,7 @@ func chipLoginKeyed(ctx context.Context, s *sqlite.Store, pw, chip domain.Authen
 		return pw, chip, err
 	}
 	ok, err := s.CommitLogin(ctx, store.Login{Change: cc, Prior: &pc, PriorPlain: true,
-		Session: &store.Session{TokenHash: []byte(token), ID: "ses-" + token[:16], IdentityID: pw.IdentityID,
+		Session: &store.Session{TokenHash: token, ID: "ses-" + hex.EncodeToString(token[len(token)-8:]), IdentityID: pw.IdentityID,
 			Level: store.LevelTwoFactor, Authenticators: []string{pw.ID, chip.ID}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
 		Chip: &store.ChipGuard{Count: uint32(cc.Authenticator.Version), Spent: store.Ceremony{Key: spent, IdentityID: pw.IdentityID, ExpiresAt: now.Add(time.Minute)}}})
 	if err == nil && !ok {

@@ -76,8 +76,10 @@ type scrubber struct {
 	stop chan struct{} // closed by Close
 	done chan struct{} // closed when the goroutine ends
 	// wrote is set by every commit of the writer and cleared by the
-	// checkpointer's PASSIVE checkpoint; paused stops the periodic
-	// checkpoints (a bench that counts the frames in the log).
+	// checkpointer's PASSIVE checkpoint; paused stops its checkpoints,
+	// the periodic ones and the scrubs after wipes (for a bench that
+	// counts the frames in the log, and only there: wiped key material
+	// then stays in the log until the bench's own checkpoint).
 	wrote, paused atomic.Bool
 }
 
@@ -133,12 +135,18 @@ func (s *Store) runScrubber(sc *scrubber) {
 			}
 			continue
 		case <-sc.wake:
+			if sc.paused.Load() {
+				continue
+			}
 		}
 		start := time.Now()
 		select {
 		case <-sc.stop:
 			return // Close checkpoints on the write connection
 		case <-time.After(scrubDelay):
+		}
+		if sc.paused.Load() {
+			continue
 		}
 		// The checkpoint below covers every wipe committed before it, so
 		// a wake that came meanwhile asks for nothing more.
