@@ -47,7 +47,7 @@ const (
 type fleet struct {
 	support   []*client.Client // the support operator, per replica
 	anon      []*client.Client // no token (the login ceremonies), per replica
-	transport *http.Transport
+	transport fleetTransport
 	stop      func() error
 	// single is, on PostgreSQL with several replicas and for the login
 	// scenarios, one more serve process on the same schema, configured
@@ -55,6 +55,12 @@ type fleet struct {
 	// connection budget): what "1 server" is measured on. Its clients
 	// share f's transport; f.stop stops it.
 	single *fleet
+}
+
+// fleetTransport is the HTTP transport of a fleet's clients.
+type fleetTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
 }
 
 func (f *fleet) replicas() int { return len(f.anon) }
@@ -89,27 +95,41 @@ func (r *roundRobin) support() *client.Client {
 
 // openFleet starts the servers of one scenario: hashing passwords with
 // params, and on the clock now (nil for the real one; only a server in
-// this process can run on another clock).
+// this process can run on another clock). It is the lifecycle's: its
+// clients send their requests on a loadTransport, which measures against
+// no anchor; the login scenarios keep http.Transport, as their minimal
+// durable login does.
 func (l *loader) openFleet(ctx context.Context, params secrets.Params, now func() time.Time) (*fleet, error) {
-	return l.startFleet(ctx, params, now, false)
+	return l.startFleet(ctx, params, now, false, true)
 }
 
 // openLoginFleet is openFleet for a login scenario, which measures one
 // server beside the replicas: on PostgreSQL with several replicas it
 // starts the fleet's single server as well (fleet.single).
 func (l *loader) openLoginFleet(ctx context.Context, params secrets.Params, now func() time.Time) (*fleet, error) {
-	return l.startFleet(ctx, params, now, l.pg != nil && l.cfg.replicas > 1)
+	return l.startFleet(ctx, params, now, l.pg != nil && l.cfg.replicas > 1, false)
 }
 
-func (l *loader) startFleet(ctx context.Context, params secrets.Params, now func() time.Time, single bool) (*fleet, error) {
+func (l *loader) startFleet(ctx context.Context, params secrets.Params, now func() time.Time, single, lean bool) (*fleet, error) {
 	// Every client keeps a connection to every replica alive (each of its
 	// requests goes to the next replica): room for them all, so that N
 	// replicas do not pay for new connections one replica is spared.
-	f := &fleet{transport: &http.Transport{
-		MaxIdleConns:        (l.cfg.concurrency+16)*l.cfg.replicas + l.cfg.concurrency,
-		MaxIdleConnsPerHost: l.cfg.concurrency + 16,
-		IdleConnTimeout:     time.Minute,
-	}}
+	f := &fleet{}
+	hc := &http.Client{Timeout: time.Minute}
+	if lean {
+		// No Timeout: the transport bounds every request by a minute
+		// itself, and net/http would time a transport it does not know
+		// with a goroutine per request.
+		f.transport = newLoadTransport(l.cfg.concurrency + 16)
+		hc.Timeout = 0
+	} else {
+		f.transport = &http.Transport{
+			MaxIdleConns:        (l.cfg.concurrency+16)*l.cfg.replicas + l.cfg.concurrency,
+			MaxIdleConnsPerHost: l.cfg.concurrency + 16,
+			IdleConnTimeout:     time.Minute,
+		}
+	}
+	hc.Transport = f.transport
 	var urls []string
 	var token string
 	var singleURL string
@@ -169,7 +189,6 @@ func (l *loader) startFleet(ctx context.Context, params secrets.Params, now func
 		f.stop = func() error { return stopAll(procs) }
 		l.pg.procs = procs
 	}
-	hc := &http.Client{Transport: f.transport, Timeout: time.Minute}
 	connect := func(to *fleet, u string) error {
 		c, err := client.New(u, client.Options{HTTPClient: hc, Token: token, Origin: loadOrigin, UserAgent: "authbench-load"})
 		if err == nil {
