@@ -206,7 +206,7 @@ func BenchmarkCommitLogin(b *testing.B) {
 		db      string
 		g, n    int
 		untimed bool
-	}{{"file", 1, 1, false}, {"file", 64, 64, false}, {"file", 64, 4096, false}, {"file", 64, 4096, true}, {"memory", 1, 1, false}, {"memory", 64, 64, false}} {
+	}{{"file", 1, 1, false}, {"file", 64, 64, false}, {"file", 64, 512, false}, {"file", 64, 4096, false}, {"file", 64, 4096, true}, {"memory", 1, 1, false}, {"memory", 64, 64, false}} {
 		name := fmt.Sprintf("db=%s/goroutines=%d/identities=%d", c.db, c.g, c.n)
 		if c.untimed {
 			name += "/tokens=untimed"

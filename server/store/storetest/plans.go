@@ -27,7 +27,11 @@ type Planner interface {
 // identity, and of an authenticator (among its identity's), through
 // sessions_identity.
 var indexedLookups = map[string][]string{
-	"identity-set":                 {"authenticators_identity"},
+	"identity-set":                 {"authenticators_identity|USING PRIMARY KEY (identity_id=?)"},
+	"authenticators-of-identity":   {"authenticators_identity|USING PRIMARY KEY (identity_id=?)"},
+	"mirror-authenticators":        {"authenticators_identity|USING PRIMARY KEY (identity_id=?)"},
+	"authenticator-update":         {"authenticators_pkey|USING PRIMARY KEY (identity_id=? AND id=?)"},
+	"authenticator-delete":         {"authenticators_pkey|USING PRIMARY KEY (identity_id=? AND id=?)"},
 	"sign-advance":                 {"credential_ids_pkey|SEARCH credential_ids USING PRIMARY KEY (credential_id=?)"},
 	"chip-live":                    {"credential_ids_pkey|SEARCH credential_ids USING PRIMARY KEY (credential_id=?)"},
 	"serial-revoked":               {"tombstones_serial"},
@@ -36,8 +40,8 @@ var indexedLookups = map[string][]string{
 	"attempts-in-flight":           {"attempts_authenticator", "attempts_serial"},
 	"attempt-insert-authenticator": {"attempts_authenticator", "attempts_serial"},
 	"attempt-insert-import":        {"attempts_authenticator", "attempts_serial"},
-	"session-by-token":             {"sessions_pkey|USING PRIMARY KEY (token_hash=?)", "authenticators_pkey|sqlite_autoindex_authenticators_1 (id=?)|USING PRIMARY KEY (id=?)", "identities_pkey|sqlite_autoindex_identities_1 (id=?)"},
-	"sessions-of-identity":         {"sessions_identity", "authenticators_pkey|sqlite_autoindex_authenticators_1 (id=?)|USING PRIMARY KEY (id=?)"},
+	"session-by-token":             {"sessions_pkey|USING PRIMARY KEY (token_hash=?)", "authenticators_pkey|USING PRIMARY KEY (identity_id=? AND id=?)", "identities_pkey|sqlite_autoindex_identities_1 (id=?)"},
+	"sessions-of-identity":         {"sessions_identity", "authenticators_pkey|USING PRIMARY KEY (identity_id=? AND id=?)"},
 	"sessions-end-of":              {"sessions_identity"},
 	"identity-sessions-end":        {"sessions_identity"},
 	"session-end":                  {"sessions_identity"},
