@@ -175,10 +175,12 @@ FROM identities i LEFT JOIN authenticators a ON a.identity_id = i.id WHERE i.id 
 WHERE (serial <> '' AND serial = ?) OR id = (SELECT authenticator_id FROM credential_ids WHERE credential_id = ?)
 ORDER BY created_at, id`)
 	// An update or delete names the identity, the first column of the
-	// key (SQLite: identity_id, id), and changes no indexed column (only
-	// state, of the predicate of authenticators_serial_in_use, which
-	// holds no row without a serial): it writes the leaf page of the
-	// identity's authenticators and no index.
+	// key (SQLite: identity_id, id), and an update sets no indexed column
+	// but state, which is in the predicate of authenticators_serial_in_use:
+	// SQLite leaves an entry whose key and predicate stay as they are (a
+	// login's), so a login writes the leaf page of the identity's
+	// authenticators and no index page (BenchmarkCommitLogin, factor=code:
+	// no frame of that index).
 	q.authUpdate = s.stmt("authenticator-update", hot, `UPDATE authenticators`+d.ByKey+` SET state = ?, label = ?, failures = ?, suspensions = ?,
 	activated_at = ?, last_used_at = ?, suspended_at = ?, suspend_reason = ?, blocked_at = ?, block_reason = ?, version = ?
 WHERE id = ? AND version = ? AND identity_id = ? AND kind = ? AND serial = ? AND credential_id = ?`)
