@@ -20,6 +20,7 @@ import (
 	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/sqlite"
+	"github.com/authbench/authbench/server/store/storetest"
 )
 
 // benchStore opens a durable file store with, per goroutine, an identity
@@ -200,16 +201,26 @@ func BenchmarkSignCount(b *testing.B) {
 // password and a chip per goroutine: the writer's cost per login, which
 // the finish of a login waits for. On a durable file store each batch of
 // logins is an fsynced commit; on an in-memory store what is measured is
-// the statements' own cost.
+// the statements' own cost. factor=code logs in with a password and a code
+// display (with its serial) instead: the OTP watermark instead of the
+// counter and the spent challenge.
 func BenchmarkCommitLogin(b *testing.B) {
 	for _, c := range []struct {
 		db      string
 		g, n    int
 		untimed bool
-	}{{"file", 1, 1, false}, {"file", 64, 64, false}, {"file", 64, 4096, false}, {"file", 64, 4096, true}, {"memory", 1, 1, false}, {"memory", 64, 64, false}} {
+		code    bool
+	}{{"file", 1, 1, false, false}, {"file", 64, 64, false, false}, {"file", 64, 512, false, false}, {"file", 64, 4096, false, false},
+		{"file", 64, 4096, true, false}, {"file", 64, 512, false, true}, {"file", 64, 4096, false, true},
+		{"memory", 1, 1, false, false}, {"memory", 64, 64, false, false}} {
 		name := fmt.Sprintf("db=%s/goroutines=%d/identities=%d", c.db, c.g, c.n)
 		if c.untimed {
 			name += "/tokens=untimed"
+		}
+		second := device.KindChip
+		if c.code {
+			name += "/factor=code"
+			second = device.KindCodeDisplay
 		}
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
@@ -219,7 +230,7 @@ func BenchmarkCommitLogin(b *testing.B) {
 			}
 			s := open(b, path)
 			b.Cleanup(func() { s.Close() })
-			pws, chips := twoFactorIdentities(b, s, c.n)
+			pws, chips := twoFactorIdentitiesOf(b, s, c.n, second)
 			counts := make([]uint32, c.n)
 			// Goroutine g logs in with the identities perm[g],
 			// perm[g + c.g], ... in turn: a batch's logins are of
@@ -234,7 +245,11 @@ func BenchmarkCommitLogin(b *testing.B) {
 				if c.untimed {
 					token = secrets.TokenHash("token-" + key)
 				}
-				pws[k], chips[k], err = chipLogin(ctx, s, pws[k], chips[k], key, token, counts[k], at)
+				if c.code {
+					pws[k], chips[k], err = codeLogin(ctx, s, pws[k], chips[k], key, token, uint64(counts[k]), at)
+				} else {
+					pws[k], chips[k], err = chipLogin(ctx, s, pws[k], chips[k], key, token, counts[k], at)
+				}
 				return err
 			}
 			// A first login of every identity, unmeasured: the tables
@@ -326,6 +341,14 @@ func reportWAL(b *testing.B, s *sqlite.Store, path string) {
 // and an active chip, and returns the passwords and the chips.
 func twoFactorIdentities(tb testing.TB, s *sqlite.Store, n int) (pws, chips []domain.Authenticator) {
 	tb.Helper()
+	return twoFactorIdentitiesOf(tb, s, n, device.KindChip)
+}
+
+// twoFactorIdentitiesOf creates n identities, each with an active password
+// and an active second factor of kind (a chip, or a code display with a
+// serial), and returns the passwords and the second factors.
+func twoFactorIdentitiesOf(tb testing.TB, s *sqlite.Store, n int, kind device.Kind) (pws, chips []domain.Authenticator) {
+	tb.Helper()
 	ctx := context.Background()
 	sys := domain.System("bench")
 	pws = make([]domain.Authenticator, n)
@@ -351,9 +374,15 @@ func twoFactorIdentities(tb testing.TB, s *sqlite.Store, n int) (pws, chips []do
 					State: domain.StateActive, CreatedAt: t0, ActivatedAt: t0, Version: 1}
 				chips[i] = domain.Authenticator{ID: fmt.Sprintf("chip-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindChip,
 					State: domain.StateActive, Ref: domain.Ref{CredentialID: fmt.Sprintf("cred-%d", i)}, CreatedAt: t0, ActivatedAt: t0, Version: 1}
+				el := store.Element{Chip: &store.ChipElement{PublicKey: []byte("public key")}}
+				if kind == device.KindCodeDisplay {
+					chips[i] = domain.Authenticator{ID: fmt.Sprintf("kv-%d", i), IdentityID: ic.Identity.ID, Kind: device.KindCodeDisplay,
+						State: domain.StateActive, Ref: domain.Ref{Serial: fmt.Sprintf("KV-%d", i)}, CreatedAt: t0, ActivatedAt: t0, Version: 1}
+					el = storetest.ElementFor(device.KindCodeDisplay, chips[i].ID)
+				}
 				if err := s.CreateIdentity(ctx, ic,
 					store.NewAuthenticator{Change: domain.Change{Authenticator: pws[i]}, Element: store.Element{Password: &store.PasswordElement{Verifier: "$argon2id$" + pws[i].ID}}},
-					store.NewAuthenticator{Change: domain.Change{Authenticator: chips[i]}, Element: store.Element{Chip: &store.ChipElement{PublicKey: []byte("public key")}}}); err != nil {
+					store.NewAuthenticator{Change: domain.Change{Authenticator: chips[i]}, Element: el}); err != nil {
 					errs <- err
 					return
 				}
@@ -374,6 +403,29 @@ func sessionKey(key string, now time.Time) []byte {
 	_, k := secrets.NewToken(now)
 	copy(k[secrets.TokenTimeBytes:], secrets.TokenHash("token-"+key))
 	return k
+}
+
+// codeLogin writes a two-factor code login of the password pw and the code
+// display kv at now (CommitLogin: the OTP watermark to step, both
+// successes with their audit record, and the session keyed by token), and
+// returns them as the login left them.
+func codeLogin(ctx context.Context, s *sqlite.Store, pw, kv domain.Authenticator, key string, token []byte, step uint64, now time.Time) (domain.Authenticator, domain.Authenticator, error) {
+	p := domain.DefaultPolicy()
+	pc, err := p.RecordSuccess(pw, now)
+	if err != nil {
+		return pw, kv, err
+	}
+	kc, err := p.RecordSuccess(kv, now)
+	if err != nil {
+		return pw, kv, err
+	}
+	ok, err := s.CommitLogin(ctx, store.Login{Change: kc, Prior: &pc, PriorPlain: true, OTP: &store.OTPGuard{Step: step},
+		Session: &store.Session{TokenHash: token, ID: "session-" + key, IdentityID: pw.IdentityID,
+			Level: store.LevelTwoFactor, Authenticators: []string{pw.ID, kv.ID}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}})
+	if err == nil && !ok {
+		err = fmt.Errorf("login %s refused", key)
+	}
+	return pc.Authenticator, kc.Authenticator, err
 }
 
 // chipLogin writes a two-factor chip login of the password pw and the chip

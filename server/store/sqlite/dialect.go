@@ -19,7 +19,10 @@ var dialect = &sqlcore.Dialect{
 	Name:     "sqlite",
 	Codec:    columns.Codec{Name: "sqlite"},
 	LockHead: `SELECT seq, hash FROM audit_heads WHERE identity_id = ?`,
-	Class:    class,
+	// authenticators is keyed by (identity_id, id) and has the unique
+	// index authenticators_id besides (migration 0008).
+	ByKey: " NOT INDEXED",
+	Class: class,
 	// SQLite names the columns (or the index) a unique violation
 	// collided with only in its message.
 	Constraint: func(err error) string { return err.Error() },

@@ -94,11 +94,12 @@ func TestLifecycleBTrees(t *testing.T) {
 	}
 	at := t0.Add(time.Second)
 	// An enroll writes the authenticator's row (in the B-tree of its
-	// key), the identity's index (whose order a set is read in), the
-	// element and the credential ID: the credential is found through
+	// key, the identity and the ID), the unique index of IDs (what finds
+	// an authenticator by its ID alone), the element and the credential
+	// ID: the credential is found through
 	// credential_ids, which keeps it unique forever, with no index of
 	// its own on authenticators.
-	enrolled := []string{"authenticators", "authenticators_identity", "chip_elements", "credential_ids"}
+	enrolled := []string{"authenticators", "authenticators_id", "chip_elements", "credential_ids"}
 	var blocked string
 	for _, step := range []struct {
 		name string

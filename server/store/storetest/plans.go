@@ -26,8 +26,17 @@ type Planner interface {
 // hash and its proofs by their primary keys; the sessions of an
 // identity, and of an authenticator (among its identity's), through
 // sessions_identity.
+//
+// An authenticator named by its identity and ID (a login's updates, a
+// session's proofs) is found by SQLite's key, (identity_id, id), and by
+// PostgreSQL through its key or its index of (identity_id, created_at,
+// id), reading no index of IDs.
 var indexedLookups = map[string][]string{
-	"identity-set":                 {"authenticators_identity"},
+	"identity-set":                 {"authenticators_identity|USING PRIMARY KEY (identity_id=?)"},
+	"authenticators-of-identity":   {"authenticators_identity|USING PRIMARY KEY (identity_id=?)"},
+	"mirror-authenticators":        {"authenticators_identity|USING PRIMARY KEY (identity_id=?)"},
+	"authenticator-update":         {byKey},
+	"authenticator-delete":         {byKey},
 	"sign-advance":                 {"credential_ids_pkey|SEARCH credential_ids USING PRIMARY KEY (credential_id=?)"},
 	"chip-live":                    {"credential_ids_pkey|SEARCH credential_ids USING PRIMARY KEY (credential_id=?)"},
 	"serial-revoked":               {"tombstones_serial"},
@@ -36,14 +45,17 @@ var indexedLookups = map[string][]string{
 	"attempts-in-flight":           {"attempts_authenticator", "attempts_serial"},
 	"attempt-insert-authenticator": {"attempts_authenticator", "attempts_serial"},
 	"attempt-insert-import":        {"attempts_authenticator", "attempts_serial"},
-	"session-by-token":             {"sessions_pkey|USING PRIMARY KEY (token_hash=?)", "authenticators_pkey|sqlite_autoindex_authenticators_1 (id=?)|USING PRIMARY KEY (id=?)", "identities_pkey|sqlite_autoindex_identities_1 (id=?)"},
-	"sessions-of-identity":         {"sessions_identity", "authenticators_pkey|sqlite_autoindex_authenticators_1 (id=?)|USING PRIMARY KEY (id=?)"},
+	"session-by-token":             {"sessions_pkey|USING PRIMARY KEY (token_hash=?)", byKey, "identities_pkey|sqlite_autoindex_identities_1 (id=?)"},
+	"sessions-of-identity":         {"sessions_identity", byKey},
 	"sessions-end-of":              {"sessions_identity"},
 	"identity-sessions-end":        {"sessions_identity"},
 	"session-end":                  {"sessions_identity"},
 	"session-delete":               {"sessions_pkey|USING PRIMARY KEY (token_hash=?)"},
 	"ceremony-take":                {"ceremonies_pkey|USING PRIMARY KEY (ckey=?)"},
 }
+
+// byKey: the plans that find an authenticator by its identity and ID.
+const byKey = "authenticators_pkey|authenticators_identity|USING PRIMARY KEY (identity_id=? AND id=?)"
 
 // constraintIndexes are the indexes no statement needs to read: they
 // enforce a rule of the schema. Every other index must serve a plan, or

@@ -40,6 +40,13 @@ type Dialect struct {
 	// of the two ""), expires_at, now and the limit, returning whether it
 	// reserved. It runs in autocommit, in one round trip; "" for none.
 	Reserve string
+	// ByKey follows the name of a table in a statement that names every
+	// column of the table's primary key, so that the database finds the
+	// row by its key and reads no index: SQLite's " NOT INDEXED" (its
+	// planner would take the unique index of authenticators' IDs over
+	// their key, identity_id and id, and read one more B-tree); "" where
+	// the planner needs no hint.
+	ByKey string
 	// Class tells what a driver error means.
 	Class func(err error) Class
 	// Constraint names the constraint or index a unique violation

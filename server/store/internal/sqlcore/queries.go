@@ -58,11 +58,20 @@ func prefixed(prefix, cols string) string {
 // validSession is the condition a usable session s meets at the
 // parameter (now): not expired, its identity active, and every
 // authenticator that proved it (proof_1, and proof_2 unless empty)
-// there and active. Each is read by its primary key.
-const validSession = `s.expires_at > ?
+// there, of the session's identity, and active. Each is read by its
+// primary key (an authenticator's: its identity, then its ID; key is the
+// dialect's ByKey). The authenticators' states are scalar subqueries,
+// which SQLite does not turn into joins (an EXISTS it may, and then
+// reads the index of the IDs despite the hint).
+func validSession(key string) string {
+	auth := func(proof string) string {
+		return `(SELECT a.state FROM authenticators a` + key + ` WHERE a.identity_id = s.identity_id AND a.id = s.` + proof + `) = 'active'`
+	}
+	return `s.expires_at > ?
 	AND EXISTS (SELECT 1 FROM identities i WHERE i.id = s.identity_id AND i.state = 'active')
-	AND EXISTS (SELECT 1 FROM authenticators a WHERE a.id = s.proof_1 AND a.state = 'active')
-	AND (s.proof_2 = '' OR EXISTS (SELECT 1 FROM authenticators a WHERE a.id = s.proof_2 AND a.state = 'active'))`
+	AND ` + auth("proof_1") + `
+	AND (s.proof_2 = '' OR ` + auth("proof_2") + `)`
+}
 
 // queries are the core's statements in one dialect.
 type queries struct {
@@ -165,10 +174,17 @@ FROM identities i LEFT JOIN authenticators a ON a.identity_id = i.id WHERE i.id 
 	q.authsFind = s.stmt("authenticators-find", hot, `SELECT `+authCols+` FROM authenticators
 WHERE (serial <> '' AND serial = ?) OR id = (SELECT authenticator_id FROM credential_ids WHERE credential_id = ?)
 ORDER BY created_at, id`)
-	q.authUpdate = s.stmt("authenticator-update", hot, `UPDATE authenticators SET state = ?, label = ?, failures = ?, suspensions = ?,
+	// An update or delete names the identity, the first column of the
+	// key (SQLite: identity_id, id), and an update sets no indexed column
+	// but state, which is in the predicate of authenticators_serial_in_use:
+	// SQLite leaves an entry whose key and predicate stay as they are (a
+	// login's), so a login writes the leaf page of the identity's
+	// authenticators and no index page (BenchmarkCommitLogin, factor=code:
+	// no frame of that index).
+	q.authUpdate = s.stmt("authenticator-update", hot, `UPDATE authenticators`+d.ByKey+` SET state = ?, label = ?, failures = ?, suspensions = ?,
 	activated_at = ?, last_used_at = ?, suspended_at = ?, suspend_reason = ?, blocked_at = ?, block_reason = ?, version = ?
 WHERE id = ? AND version = ? AND identity_id = ? AND kind = ? AND serial = ? AND credential_id = ?`)
-	q.authDelete = s.stmt("authenticator-delete", hot, `DELETE FROM authenticators
+	q.authDelete = s.stmt("authenticator-delete", hot, `DELETE FROM authenticators`+d.ByKey+`
 WHERE id = ? AND version = ? AND identity_id = ? AND kind = ? AND serial = ? AND credential_id = ?`)
 	q.authVersion = s.stmt("authenticator-version", hot, `SELECT version FROM authenticators WHERE id = ?`)
 
@@ -241,9 +257,9 @@ SELECT ?, ?, id, ?, ?, ?, ?, ? FROM identities WHERE id = ? AND state = 'active'
 	q.sessionsEndOf = s.stmt("sessions-end-of", hot, `DELETE FROM sessions
 WHERE identity_id = ? AND (proof_1 = ? OR proof_2 = ?)`)
 	q.sessionByToken = s.stmt("session-by-token", hot, `SELECT `+sessionCols+` FROM sessions s
-WHERE s.token_hash = ? AND `+validSession)
+WHERE s.token_hash = ? AND `+validSession(d.ByKey))
 	q.sessionsOfIdentity = s.stmt("sessions-of-identity", hot, `SELECT `+sessionCols+` FROM sessions s
-WHERE s.identity_id = ? AND `+validSession+` ORDER BY s.created_at, s.id`)
+WHERE s.identity_id = ? AND `+validSession(d.ByKey)+` ORDER BY s.created_at, s.id`)
 	q.sessionEnd = s.stmt("session-end", hot, `DELETE FROM sessions WHERE identity_id = ? AND id = ?`)
 	q.sessionDelete = s.stmt("session-delete", hot, `DELETE FROM sessions WHERE token_hash = ?`)
 	q.sessionsSweep = s.stmt("sessions-sweep", cold, `DELETE FROM sessions WHERE expires_at <= ?`)
