@@ -191,8 +191,12 @@ func (t *loadTransport) send(ctx context.Context, c *loadConn, req *http.Request
 }
 
 // readAnswer reads the body of resp to its end: into a buffer of its size
-// when the answer says it.
+// when the answer says it. An answer to HEAD has no body, whatever its
+// Content-Length says.
 func readAnswer(resp *http.Response) ([]byte, error) {
+	if resp.Body == http.NoBody {
+		return nil, nil
+	}
 	if n := resp.ContentLength; n >= 0 && n <= 64<<20 {
 		b := make([]byte, n)
 		if _, err := io.ReadFull(resp.Body, b); err != nil {

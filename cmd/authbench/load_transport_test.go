@@ -392,3 +392,35 @@ func TestLoadTransportUnsolicitedBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadTransportHead: an answer to HEAD, which carries the length of
+// the body it leaves out, is read as an answer without a body, and the
+// connection serves the next request.
+func TestLoadTransportHead(t *testing.T) {
+	srv, conns := countConns(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		io.WriteString(w, "hello")
+	})
+	lt := newLoadTransport(8)
+	defer lt.CloseIdleConnections()
+	for i := range 2 {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodHead, srv.URL+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := lt.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("HEAD %d: %v", i+1, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || resp.ContentLength != 5 || len(body) != 0 {
+			t.Fatalf("HEAD %d: %d, length %d, body %q; want 200, 5, none", i+1, resp.StatusCode, resp.ContentLength, body)
+		}
+	}
+	if _, body, err := get(t, lt, t.Context(), srv.URL+"/"); err != nil || body != "hello" {
+		t.Fatalf("GET after HEAD: %q, %v", body, err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
