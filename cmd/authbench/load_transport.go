@@ -28,8 +28,8 @@ import (
 // request on this kind of loopback load (BenchmarkLoadTransport) — a
 // twentieth of a lifecycle's CPU per chip, taken from the server that the
 // clients share the process with. It speaks plain http only (no TLS, no
-// proxy, no HTTP/2, no 1xx answers but 100 Continue, which ReadResponse
-// skips), which is all the load's servers on loopback need.
+// proxy, no HTTP/2, no protocol switch; interim 1xx answers are read past
+// to the final one), which is all the load's servers on loopback need.
 //
 // A connection idle longer than loadIdleMax is closed rather than reused,
 // well before the server's own idle timeout (2 minutes, server/embedded),
@@ -91,7 +91,7 @@ func (t *loadTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	resp, err := t.exchange(ctx, c, req)
+	resp, reuse, err := t.exchange(ctx, c, req)
 	if err != nil {
 		c.nc.Close()
 		if ctx.Err() != nil {
@@ -104,7 +104,7 @@ func (t *loadTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	if resp.Close || req.Close {
+	if !reuse || resp.Close || req.Close {
 		c.nc.Close()
 	} else {
 		t.put(c)
@@ -113,18 +113,31 @@ func (t *loadTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // exchange writes req on c and reads its answer, body and all, within
-// ctx's deadline (or loadTimeout) and until ctx ends.
-func (t *loadTransport) exchange(ctx context.Context, c *loadConn, req *http.Request) (*http.Response, error) {
+// ctx's deadline (or loadTimeout) and until ctx ends. reuse reports
+// whether c may carry another request: not when the server sent more
+// than the answer, nor when ctx ended meanwhile (its AfterFunc, which
+// runs in a goroutine of its own, could otherwise cut the deadline of
+// the connection's next request).
+func (t *loadTransport) exchange(ctx context.Context, c *loadConn, req *http.Request) (resp *http.Response, reuse bool, err error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(loadTimeout)
 	}
 	if err := c.nc.SetDeadline(deadline); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// A context that ends makes every read and write fail at once.
 	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	resp, err = t.send(ctx, c, req)
+	stopped := stop()
+	if err != nil {
+		return nil, false, err
+	}
+	return resp, stopped && c.br.Buffered() == 0, nil
+}
+
+// send writes req on c and reads its final answer, body and all.
+func (t *loadTransport) send(ctx context.Context, c *loadConn, req *http.Request) (*http.Response, error) {
 
 	gzipped := false
 	if req.Header.Get("Accept-Encoding") == "" && req.Header.Get("Range") == "" && req.Method != http.MethodHead {
@@ -139,9 +152,21 @@ func (t *loadTransport) exchange(ctx context.Context, c *loadConn, req *http.Req
 	if err := c.bw.Flush(); err != nil {
 		return nil, err
 	}
-	resp, err := http.ReadResponse(c.br, req)
-	if err != nil {
-		return nil, err
+	var resp *http.Response
+	for {
+		var err error
+		if resp, err = http.ReadResponse(c.br, req); err != nil {
+			return nil, err
+		}
+		// An interim answer (100 Continue, 103 Early Hints) has no body
+		// and is followed by the final one; 101 switches protocols,
+		// which this transport does not speak.
+		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return nil, errors.New("load transport: the server switched protocols")
 	}
 	body, err := readAnswer(resp)
 	resp.Body.Close()
@@ -166,8 +191,12 @@ func (t *loadTransport) exchange(ctx context.Context, c *loadConn, req *http.Req
 }
 
 // readAnswer reads the body of resp to its end: into a buffer of its size
-// when the answer says it.
+// when the answer says it. An answer to HEAD has no body, whatever its
+// Content-Length says.
 func readAnswer(resp *http.Response) ([]byte, error) {
+	if resp.Body == http.NoBody {
+		return nil, nil
+	}
 	if n := resp.ContentLength; n >= 0 && n <= 64<<20 {
 		b := make([]byte, n)
 		if _, err := io.ReadFull(resp.Body, b); err != nil {

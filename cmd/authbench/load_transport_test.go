@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -310,5 +312,115 @@ func BenchmarkLoadTransport(b *testing.B) {
 			})
 			b.ReportMetric(float64((cpuUsed(b)-before).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
+	}
+}
+
+// TestLoadTransportInterimAnswers: a request that asks for 100 Continue
+// (Expect: 100-continue) is answered with the server's final answer, not
+// its interim one, and the next request on the same connection gets its
+// own answer, never the one the server gave to the request before.
+func TestLoadTransportInterimAnswers(t *testing.T) {
+	srv, conns := countConns(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "answer to "+string(b))
+	})
+	lt := newLoadTransport(8)
+	defer lt.CloseIdleConnections()
+	for _, name := range []string{"first", "second", "third"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/", strings.NewReader(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name != "third" {
+			req.Header.Set("Expect", "100-continue")
+		}
+		resp, err := lt.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || string(body) != "answer to "+name {
+			t.Fatalf("%s: %d %q, want 200 %q", name, resp.StatusCode, body, "answer to "+name)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for three requests in a row, want 1", n)
+	}
+}
+
+// TestLoadTransportUnsolicitedBytes: a connection on which the server sent
+// more than the answer is not used again, so that the next request never
+// reads bytes meant for no request as its answer.
+func TestLoadTransportUnsolicitedBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(n int) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					answer := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nconn%d", n)
+					if n == 0 {
+						answer += "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"
+					}
+					if _, err := io.WriteString(c, answer); err != nil {
+						return
+					}
+				}
+			}(n)
+		}
+	}()
+	lt := newLoadTransport(8)
+	defer lt.CloseIdleConnections()
+	for i, want := range []string{"conn0", "conn1", "conn1"} {
+		_, body, err := get(t, lt, t.Context(), "http://"+ln.Addr().String()+"/")
+		if err != nil || body != want {
+			t.Fatalf("request %d: %q, %v; want %q", i+1, body, err, want)
+		}
+	}
+}
+
+// TestLoadTransportHead: an answer to HEAD, which carries the length of
+// the body it leaves out, is read as an answer without a body, and the
+// connection serves the next request.
+func TestLoadTransportHead(t *testing.T) {
+	srv, conns := countConns(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		io.WriteString(w, "hello")
+	})
+	lt := newLoadTransport(8)
+	defer lt.CloseIdleConnections()
+	for i := range 2 {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodHead, srv.URL+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := lt.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("HEAD %d: %v", i+1, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || resp.ContentLength != 5 || len(body) != 0 {
+			t.Fatalf("HEAD %d: %d, length %d, body %q; want 200, 5, none", i+1, resp.StatusCode, resp.ContentLength, body)
+		}
+	}
+	if _, body, err := get(t, lt, t.Context(), srv.URL+"/"); err != nil || body != "hello" {
+		t.Fatalf("GET after HEAD: %q, %v", body, err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
 	}
 }
