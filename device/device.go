@@ -150,3 +150,16 @@ var (
 	ErrPresenceDenied  = errors.New("user presence denied")
 	ErrNoCode          = errors.New("no code to read")
 )
+
+// Sleep waits for d of wall-clock time, or until ctx ends, when it returns
+// ctx.Err().
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -36,6 +36,7 @@ type checkCmd struct {
 	Markdown      string        `placeholder:"FILE" type:"path" help:"Write a Markdown report to FILE."`
 	AudioDir      string        `placeholder:"DIR" type:"path" help:"Save what audio code readers said (WAV) and other artifacts in DIR."`
 	Prompts       string        `placeholder:"DIR" type:"path" help:"Recognise an audio code reader's speech with the prompts learnt from it in DIR (authbench voice learn); default: the simulated reader's own voice."`
+	AudioTries    int           `name:"audio-tries" default:"3" placeholder:"N" help:"How many codes the audio check may hear before it judges: when the decoder is unsure of a word (not when it hears other digits) it waits for the reader's next code and presses again, within --timeout; 1 judges the first code."`
 	Roots         string        `placeholder:"FILE" type:"existingfile" help:"PEM file of trusted attestation roots (default for simulators: the test CA)."`
 	OTPSecretFile string        `name:"otp-secret-file" placeholder:"FILE" type:"existingfile" help:"File holding the OTP secret of a code device in hex, when known: codes are then checked against TOTP. $AUTHBENCH_OTP_SECRET may hold the hex instead."`
 	Only          string        `name:"run" placeholder:"TEXT" help:"Run only the checks whose names contain TEXT."`
@@ -64,6 +65,9 @@ type checkJSON struct {
 }
 
 func (c *checkCmd) Run(ctx context.Context, e *env) error {
+	if c.AudioTries < 1 {
+		return usageError{fmt.Errorf("--audio-tries %d: want 1 or more", c.AudioTries)}
+	}
 	var o targetOptions
 	if c.Roots != "" {
 		b, err := os.ReadFile(c.Roots)
@@ -91,6 +95,7 @@ func (c *checkCmd) Run(ctx context.Context, e *env) error {
 		o.operator = e.stderr
 	}
 	o.maxClockSkew = c.MaxClockSkew
+	o.audioTries = c.AudioTries
 	runOpts := devicetest.RunOptions{Timeout: c.Timeout, Tool: versionString()}
 	if c.AudioDir != "" {
 		// Absolute, so that every report can link to the files relative to
@@ -223,6 +228,7 @@ type checkTarget struct {
 	setDestructive func()
 	operator       io.Writer     // targetOptions.operator
 	maxClockSkew   time.Duration // targetOptions.maxClockSkew
+	audioTries     int           // targetOptions.audioTries
 }
 
 func (t *checkTarget) close() {
@@ -242,6 +248,7 @@ func (t *checkTarget) chip(opts devicetest.ChipOptions) {
 
 func (t *checkTarget) code(opts devicetest.CodeOptions) {
 	opts.MaxClockSkew = t.maxClockSkew
+	opts.AudioTries = t.audioTries
 	t.codeOpts = &opts
 	t.suite = devicetest.CodeDeviceSuite(opts)
 	t.setDestructive = func() { t.codeOpts.Destructive = true; t.suite = devicetest.CodeDeviceSuite(*t.codeOpts) }
@@ -255,13 +262,14 @@ type targetOptions struct {
 	operator io.Writer      // where to prompt someone at the bench; nil: nobody is there
 
 	maxClockSkew time.Duration // how far a code device's clock may be off
+	audioTries   int           // how many codes an audio check may hear
 }
 
 // openTarget opens the device a selector names.
 func openTarget(ctx context.Context, sel string, o targetOptions) (*checkTarget, error) {
 	roots, secret := o.roots, o.secret
 	kind, arg, _ := strings.Cut(sel, ":")
-	t := &checkTarget{name: sel, operator: o.operator, maxClockSkew: o.maxClockSkew}
+	t := &checkTarget{name: sel, operator: o.operator, maxClockSkew: o.maxClockSkew, audioTries: o.audioTries}
 	testRoots := func() *x509.CertPool {
 		if roots != nil {
 			return roots

@@ -157,6 +157,9 @@ func TestCheckBadSelector(t *testing.T) {
 			t.Errorf("check %s exited %d, want 2:\n%s", sel, code, out)
 		}
 	}
+	if code, out := runCmd(t, "check", "--device", "sim:audio-code-reader", "--audio-tries", "0"); code != 2 || !strings.Contains(out, "--audio-tries 0") {
+		t.Errorf("check --audio-tries 0 exited %d, want 2:\n%s", code, out)
+	}
 	// A serial port holds a code device, not a chip.
 	if code, out := runCmd(t, "check", "--device", "serial:/dev/nonexistent"); code != exitUnreachable || !strings.Contains(out, "/dev/nonexistent") ||
 		!strings.Contains(out, "no code device") || strings.Contains(out, "chip") {

@@ -260,7 +260,9 @@ func TestSimFaultFlags(t *testing.T) {
 		{[]string{"--code-display", "pty", "--otp-secret-file", secret, "--fault", "clock-offset=300s"}, "status.fields", "fail", "clock"},
 		{[]string{"--code-display", "pty", "--fault", "low-battery"}, "press.one-code-per-step", "fail", "battery low"},
 		{[]string{"--code-display", "pty", "--fault", "busy"}, "press.one-code-per-step", "fail", "busy"},
-		{[]string{"--audio-reader", "pty", "--fault", "corrupt-audio"}, "audio.digits", "fail", "the reader's speech for code"},
+		// Speech that cannot be recognised is heard --audio-tries times
+		// (3), a code per one-second step, before the check fails.
+		{[]string{"--audio-reader", "pty", "--otp-period", "1", "--fault", "corrupt-audio"}, "audio.digits", "fail", "not recognised for sure in any of the 3 codes heard"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.sim[2:], " "), func(t *testing.T) {

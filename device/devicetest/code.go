@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/frame"
 	"github.com/authbench/authbench/device/otp"
+	"github.com/authbench/authbench/device/voice"
 )
 
 // DefaultCDPWait is how long a raw CDP/1 check waits for one answer when
@@ -34,6 +36,15 @@ type CodeOptions struct {
 	// nil, the audio check only checks that there is audio, and attaches
 	// it.
 	CheckAudio func(ctx context.Context, a *device.Audio, code string) (heard string, err error)
+	// AudioTries is how many codes the audio check may hear before it
+	// judges. A decode that is unsure (CheckAudio's error wraps
+	// voice.ErrUnrecognised: a word too close to two digits, say) is no
+	// evidence against the reader: while tries remain the check waits for
+	// the device's next time step (wall clock, within the check's
+	// deadline), presses again and decodes the new code. Other digits
+	// heard for sure (voice.ErrMismatch), silence, and missing or
+	// malformed audio fail at once. 0 or 1 means one code.
+	AudioTries int
 	// Destructive allows a check to SEAL a device found in factory mode;
 	// without it that check is skipped for such a device.
 	Destructive bool
@@ -434,32 +445,90 @@ func checkAudio(ctx context.Context, c *codeRun) error {
 	if id.Kind != device.KindAudioCodeReader {
 		return Skipf("this %s does not speak", id.Kind)
 	}
-	code, err := c.press(ctx)
-	if err != nil {
-		return err
+	tries := max(c.o.AudioTries, 1)
+	var unsure []string // why each code heard was refused
+	var seen []string   // the codes heard
+	for try := 1; ; try++ {
+		code, err := c.press(ctx)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(seen, code.Digits) {
+			c.Logf("pressed again, but the reader gave code %s (step %d) again: no new speech to decode", code.Digits, code.Step)
+			return unsureAudio(unsure, "a press gave the same code again")
+		}
+		seen = append(seen, code.Digits)
+		name, err := c.keepAudio(code)
+		if err != nil {
+			return err
+		}
+		if c.o.CheckAudio == nil {
+			c.NotChecked(fmt.Sprintf("the speech was not decoded (no voice prompts to recognise it with): listen to %s", name))
+			return nil
+		}
+		heard, err := c.o.CheckAudio(ctx, code.Audio, code.Digits)
+		if err == nil {
+			c.Logf("heard %q", heard)
+			return nil
+		}
+		if !errors.Is(err, voice.ErrUnrecognised) || ctx.Err() != nil {
+			return fmt.Errorf("the reader's speech for code %s: %v (recording %s)", code.Digits, err, name)
+		}
+		unsure = append(unsure, fmt.Sprintf("code %s: %v (recording %s)", code.Digits, err, name))
+		c.Logf("code %s not recognised for sure: %v", code.Digits, err)
+		if try >= tries {
+			return unsureAudio(unsure, "")
+		}
+		wait := code.ValidFor
+		if wait <= 0 || wait > id.Period {
+			wait = id.Period
+		}
+		wait += nextStepMargin
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			c.Logf("the next code comes in %v, after the check's deadline", wait.Round(time.Millisecond))
+			return unsureAudio(unsure, "the next code would come after the check's deadline")
+		}
+		c.Logf("waiting %v for the next code, then pressing again (try %d of %d)", wait.Round(time.Millisecond), try+1, tries)
+		if err := device.Sleep(ctx, wait); err != nil {
+			return unsureAudio(unsure, fmt.Sprintf("waiting for the next code: %v", err))
+		}
 	}
+}
+
+// nextStepMargin is how long past the end of a code's step (Code.ValidFor,
+// whole seconds rounded up) the audio check presses for the next code.
+const nextStepMargin = 50 * time.Millisecond
+
+// keepAudio checks that code came with well-formed audio and attaches it
+// to the report, returning the attachment's name.
+func (c *codeRun) keepAudio(code *device.Code) (string, error) {
 	a := code.Audio
 	if a == nil || len(a.PCM) == 0 {
-		return fmt.Errorf("the reader gave code %s but no audio", code.Digits)
+		return "", fmt.Errorf("the reader gave code %s but no audio", code.Digits)
 	}
 	if a.SampleRate <= 0 || len(a.PCM)%2 != 0 {
-		return fmt.Errorf("the audio of code %s is malformed: %d bytes at %d Hz", code.Digits, len(a.PCM), a.SampleRate)
+		return "", fmt.Errorf("the audio of code %s is malformed: %d bytes at %d Hz", code.Digits, len(a.PCM), a.SampleRate)
 	}
 	name := "code-" + code.Digits + ".wav"
 	if err := c.Attach(name, "audio/wav", encodeWAV(a)); err != nil {
 		c.Logf("could not keep the recording: %v", err)
 	}
 	c.Logf("code %s: %v of audio at %d Hz, kept as %s", code.Digits, a.Duration().Round(time.Millisecond), a.SampleRate, name)
-	if c.o.CheckAudio == nil {
-		c.NotChecked(fmt.Sprintf("the speech was not decoded (no voice prompts to recognise it with): listen to %s", name))
-		return nil
+	return name, nil
+}
+
+// unsureAudio is the failure of an audio check whose every code heard was
+// refused as unsure; stopped says why it heard no more, if it had tries
+// left.
+func unsureAudio(unsure []string, stopped string) error {
+	msg := fmt.Sprintf("the reader's speech was not recognised for sure in any of the %d codes heard", len(unsure))
+	if len(unsure) == 1 {
+		msg = "the reader's speech was not recognised for sure in the one code heard"
 	}
-	heard, err := c.o.CheckAudio(ctx, a, code.Digits)
-	if err != nil {
-		return fmt.Errorf("the reader's speech for code %s: %v (recording %s)", code.Digits, err, name)
+	if stopped != "" {
+		msg += " (" + stopped + ")"
 	}
-	c.Logf("heard %q", heard)
-	return nil
+	return errors.New(msg + ": " + strings.Join(unsure, "; "))
 }
 
 // encodeWAV returns a as a RIFF/WAVE file of 16-bit mono PCM.

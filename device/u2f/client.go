@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/device/apdu"
 	"github.com/authbench/authbench/device/ctap2"
 )
@@ -48,20 +49,9 @@ func NewClient(m Messenger, opts *Options) *Client {
 		c.opts.PollInterval = DefaultPollInterval
 	}
 	if c.opts.Sleep == nil {
-		c.opts.Sleep = sleep
+		c.opts.Sleep = device.Sleep
 	}
 	return c
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Version sends U2F_VERSION (§6.1) and returns the version string, which

@@ -94,7 +94,7 @@ func Learn(ctx context.Context, r Reader, opts *LearnOptions) (*Prompts, *Calibr
 		o.MaxPresses = DefaultMaxPresses
 	}
 	if o.Wait == nil {
-		o.Wait = sleep
+		o.Wait = device.Sleep
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -211,17 +211,5 @@ func Learn(ctx context.Context, r Reader, opts *LearnOptions) (*Prompts, *Calibr
 		if !more {
 			return nil, rep, fmt.Errorf("%w (after %d presses in each setting; ask for more presses)", err, o.MaxPresses)
 		}
-	}
-}
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
