@@ -33,9 +33,11 @@ import (
 // sha256.Size), so no token of one form finds a row of the other.
 //
 // The time in a timed token is the session's creation time, which its
-// owner sees anyway (the session list); the lookup of a presented token
-// walks the B-tree by a prefix its presenter chose, which tells nothing
-// about the hash part of any stored key.
+// owner sees anyway (the session list). The lookup of a presented token
+// walks the B-tree by a key its presenter chose, as it did before the
+// time came first: its timing may hint at where stored keys lie, that is
+// at when sessions were created and, within a millisecond, at the first
+// bytes of their hashes, and a hash without its token opens nothing.
 
 // TokenBytes is the number of random bytes in a session token.
 const TokenBytes = 32
