@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"errors"
+	"strings"
 
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -25,7 +26,26 @@ var dialect = &sqlcore.Dialect{
 	Class: class,
 	// SQLite names the columns (or the index) a unique violation
 	// collided with only in its message.
-	Constraint: func(err error) string { return err.Error() },
+	Constraint: constraint,
+}
+
+// constraint returns what SQLite names in a constraint error: the
+// columns (such as "authenticators.identity_id, authenticators.id") or
+// the index ("index 'name'") after its last "constraint failed: ",
+// without the result code the driver appends; the whole message when it
+// has no such part.
+func constraint(err error) string {
+	msg := err.Error()
+	const failed = "constraint failed: "
+	i := strings.LastIndex(msg, failed)
+	if i < 0 {
+		return msg
+	}
+	msg = msg[i+len(failed):]
+	if j := strings.LastIndex(msg, " ("); j > 0 && strings.HasSuffix(msg, ")") {
+		msg = msg[:j]
+	}
+	return msg
 }
 
 // sqliteCode returns the extended result code of err, or 0.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/authbench/authbench/device"
@@ -176,13 +177,23 @@ func showElement(e store.Element) string {
 func testAuthCreateErrors(f *fixture) {
 	f.identity("id-1")
 	f.create("id-1", "a-1", device.KindChip)
+	f.identity("id-9")
 	head := f.auditLen()
 
 	c := f.pending("nobody", "a-2", device.KindPassword, domain.Ref{})
 	f.wantErr(f.s.CreateAuthenticator(f.ctx, c, ElementFor(device.KindPassword, "a-2")), store.ErrNotFound, "CreateAuthenticator for an unknown identity")
 
-	c = f.pending("id-1", "a-1", device.KindPassword, domain.Ref{})
-	f.wantErr(f.s.CreateAuthenticator(f.ctx, c, ElementFor(device.KindPassword, "a-1")), store.ErrDuplicate, "CreateAuthenticator with a taken ID")
+	// A taken ID, by its identity or another: the error says which value
+	// collided (the key of the identity's authenticators, or the index of
+	// all IDs).
+	for _, owner := range []string{"id-1", "id-9"} {
+		c = f.pending(owner, "a-1", device.KindPassword, domain.Ref{})
+		err := f.s.CreateAuthenticator(f.ctx, c, ElementFor(device.KindPassword, "a-1"))
+		f.wantErr(err, store.ErrDuplicate, "CreateAuthenticator for %s with a taken ID", owner)
+		if err == nil || !strings.Contains(err.Error(), "the ID is taken") {
+			f.t.Errorf("CreateAuthenticator for %s with a taken ID: %v, want it to say the ID is taken", owner, err)
+		}
+	}
 
 	type badCase struct {
 		name string

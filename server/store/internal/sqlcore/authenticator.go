@@ -209,8 +209,7 @@ func (s *Store) explainAuthUnique(err error, a *domain.Authenticator) string {
 	}
 	c := s.d.Constraint(err)
 	switch {
-	case c == "authenticators_pkey" || strings.HasSuffix(c, "authenticators.id") || strings.Contains(c, "authenticators.id ") ||
-		strings.Contains(c, "authenticators.identity_id, authenticators.id"):
+	case c == "authenticators_pkey" || c == "authenticators.id" || c == "authenticators.identity_id, authenticators.id":
 		return ": the ID is taken"
 	case strings.Contains(c, "authenticators_serial_in_use") || strings.Contains(c, "authenticators.serial"):
 		return ": serial " + a.Serial + " is in use by another authenticator that is neither pending nor blocked"
