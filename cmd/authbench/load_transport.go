@@ -138,7 +138,6 @@ func (t *loadTransport) exchange(ctx context.Context, c *loadConn, req *http.Req
 
 // send writes req on c and reads its final answer, body and all.
 func (t *loadTransport) send(ctx context.Context, c *loadConn, req *http.Request) (*http.Response, error) {
-
 	gzipped := false
 	if req.Header.Get("Accept-Encoding") == "" && req.Header.Get("Range") == "" && req.Method != http.MethodHead {
 		// As http.Transport asks (and undoes), unless told otherwise.
@@ -161,7 +160,7 @@ func (t *loadTransport) send(ctx context.Context, c *loadConn, req *http.Request
 		// An interim answer (100 Continue, 103 Early Hints) has no body
 		// and is followed by the final one; 101 switches protocols,
 		// which this transport does not speak.
-		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
+		if resp.StatusCode/100 != 1 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
 	}
