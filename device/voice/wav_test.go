@@ -5,30 +5,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/authbench/authbench/device"
+	"github.com/authbench/authbench/internal/testenv"
 )
 
 // wavFiles returns the WAV files of the repository's testdata/voice.
 func wavFiles(tb testing.TB) map[string][]byte {
-	tb.Helper()
-	names, err := filepath.Glob("../../testdata/voice/*.wav")
-	if err != nil || len(names) == 0 {
-		tb.Fatalf("no WAV files in ../../testdata/voice (%v)", err)
-	}
-	out := make(map[string][]byte, len(names))
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out[filepath.Base(n)] = b
-	}
-	return out
+	return testenv.Files(tb, "../../testdata/voice/*.wav")
 }
 
 func TestParseWAVFiles(t *testing.T) {

@@ -11,6 +11,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -52,4 +53,25 @@ func LookPath(t TB, component, program, hint string) string {
 		return ""
 	}
 	return p
+}
+
+// Files returns the files that match the glob pattern (such as
+// "../../testdata/api/answers/*.json", relative to the test's package),
+// keyed by their base names: a test's seeds. No match, or a file it
+// cannot read, fails the test.
+func Files(t TB, pattern string) map[string][]byte {
+	t.Helper()
+	names, err := filepath.Glob(pattern)
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no files match %s (%v)", pattern, err)
+	}
+	out := make(map[string][]byte, len(names))
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		out[filepath.Base(n)] = b
+	}
+	return out
 }

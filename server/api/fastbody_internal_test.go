@@ -1,12 +1,11 @@
 package api
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/authbench/authbench/internal/testenv"
 	"github.com/authbench/authbench/server/service"
 )
 
@@ -18,20 +17,7 @@ func loginBodySeeds(tb testing.TB) map[string][]byte { return bodySeeds(tb, "log
 func enrollBodySeeds(tb testing.TB) map[string][]byte { return bodySeeds(tb, "enroll-bodies") }
 
 func bodySeeds(tb testing.TB, dir string) map[string][]byte {
-	tb.Helper()
-	files, err := filepath.Glob("../../testdata/api/" + dir + "/*.json")
-	if err != nil || len(files) == 0 {
-		tb.Fatalf("no bodies in testdata/api/%s: %v", dir, err)
-	}
-	m := map[string][]byte{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		m[filepath.Base(f)] = b
-	}
-	return m
+	return testenv.Files(tb, "../../testdata/api/"+dir+"/*.json")
 }
 
 // sameAsStrict fails when fastDecode accepts b as a T but unmarshalStrict

@@ -2,29 +2,16 @@ package client
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/authbench/authbench/internal/testenv"
 )
 
 // answerSeeds are the answers of testdata/api/answers.
 func answerSeeds(tb testing.TB) map[string][]byte {
-	tb.Helper()
-	files, err := filepath.Glob("../../testdata/api/answers/*.json")
-	if err != nil || len(files) == 0 {
-		tb.Fatalf("no answers in testdata/api/answers: %v", err)
-	}
-	m := map[string][]byte{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		m[filepath.Base(f)] = b
-	}
-	return m
+	return testenv.Files(tb, "../../testdata/api/answers/*.json")
 }
 
 // sameAsUnmarshal fails when fastAnswer accepts b as a T but json.Unmarshal
