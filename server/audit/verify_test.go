@@ -271,14 +271,20 @@ func TestSealerNotices(t *testing.T) {
 	if _, err := seal.Seal(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	// Bob's records 3 and 4 are cut, and his head moved back.
+	// Bob's records 3 and 4 are cut, which moves his head back (the
+	// SQLite store takes it from his last record).
 	bob, err := s.ListAudit(ctx, "bob", 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	exec(`DROP TRIGGER audit_append_only_delete`)
 	exec(`DELETE FROM audit WHERE identity_id = 'bob' AND seq > 2`)
-	exec(`UPDATE audit_heads SET seq = 2, hash = ? WHERE identity_id = 'bob'`, bob[1].Hash)
+	heads, err := s.AuditHeads(ctx)
+	if err != nil || !slices.ContainsFunc(heads, func(h store.AuditHead) bool {
+		return h.IdentityID == "bob" && h.Seq == 2 && bytes.Equal(h.Hash, bob[1].Hash)
+	}) {
+		t.Fatalf("AuditHeads after bob's records 3 and 4 were cut = %+v, %v; want bob's at record 2", heads, err)
+	}
 	if err := s.AppendAudit(ctx, ev("alice", 9)); err != nil {
 		t.Fatal(err)
 	}

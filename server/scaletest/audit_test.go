@@ -83,7 +83,9 @@ func TestAuditTamperingFound(t *testing.T) {
 		bob := raw.chain(ctx, "bob")
 		n := len(bob)
 		raw.exec(ctx, `DELETE FROM audit WHERE identity_id = ? AND seq > ?`, "bob", n-3)
-		raw.exec(ctx, `UPDATE audit_heads SET seq = ?, hash = ? WHERE identity_id = ?`, n-3, bob[n-4].Hash[:], "bob")
+		if b.name == "postgres" { // SQLite takes the head from the last record
+			raw.exec(ctx, `UPDATE audit_heads SET seq = ?, hash = ? WHERE identity_id = ?`, n-3, bob[n-4].Hash[:], "bob")
+		}
 		rep, out, ok = verify()
 		if ok || len(rep.Problems) != 1 {
 			t.Fatalf("bob's newest three records deleted: %s", out)
@@ -112,7 +114,9 @@ func TestAuditTamperingFound(t *testing.T) {
 			raw.exec(ctx, `UPDATE audit SET prev_hash = ?, hash = ?, body = ? WHERE identity_id = ? AND seq = ?`,
 				r.PrevHash[:], r.Hash[:], body, "carol", r.Seq)
 		}
-		raw.exec(ctx, `UPDATE audit_heads SET hash = ? WHERE identity_id = ?`, prev[:], "carol")
+		if b.name == "postgres" {
+			raw.exec(ctx, `UPDATE audit_heads SET hash = ? WHERE identity_id = ?`, prev[:], "carol")
+		}
 		rep, out, ok = verify()
 		if ok || len(rep.Problems) != 2 {
 			t.Fatalf("carol's record altered and re-chained: %s", out)

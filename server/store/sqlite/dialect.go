@@ -13,13 +13,18 @@ import (
 
 // dialect is SQLite's part of the SQL core: ? placeholders, no row locks
 // (a write transaction holds the database's one write lock, BEGIN
-// IMMEDIATE), the head of an audit chain read as it is, and SQLite's
+// IMMEDIATE), the head of an audit chain read from the log, and SQLite's
 // extended result codes. Times are INTEGER Unix nanoseconds (UTC), NULL
 // for the zero time.Time; see package columns.
 var dialect = &sqlcore.Dialect{
-	Name:     "sqlite",
-	Codec:    columns.Codec{Name: "sqlite"},
-	LockHead: `SELECT seq, hash FROM audit_heads WHERE identity_id = ?`,
+	Name:  "sqlite",
+	Codec: columns.Codec{Name: "sqlite"},
+	// The head of a chain is its last record, the last entry of the
+	// chain in the log's key (identity_id, seq) (migration 0009): with
+	// no row to lock, a row of heads would be one more B-tree page in
+	// the WAL at every commit that appends, for what the key holds.
+	LockHead:   `SELECT seq, hash FROM audit WHERE identity_id = ? ORDER BY seq DESC LIMIT 1`,
+	HeadsInLog: true,
 	// authenticators is keyed by (identity_id, id) and has the unique
 	// index authenticators_id besides (migration 0008).
 	ByKey: " NOT INDEXED",

@@ -47,9 +47,10 @@
 // only from the version the add was checked against (migration 0002), in
 // the transaction that inserts the authenticator. The audit log is one
 // hash chain per identity (migration 0004): an append reads the heads of
-// its chains (audit_heads) inside the write transaction, links its records
-// to them and moves them, and (identity_id, seq) is the primary key, so
-// every chain has one head whatever the locking; an append that loses a
+// its chains inside the write transaction (the last record of each, found
+// by the log's key, since migration 0009), links its records to them, and
+// those records are the new heads; (identity_id, seq) is the primary key,
+// so every chain has one head whatever the locking; an append that loses a
 // race for a seq is retried. The writer carries the heads it read or moved
 // from one op and batch to the next instead of reading them again, and
 // forgets them when an op or batch is rolled back or when another

@@ -12,8 +12,8 @@ import (
 // The heads of the audit chains, carried by the writer. Every write of a
 // Store runs on its one write connection, so the writer knows the head of
 // every chain it appended to without reading it again: an audited op then
-// inserts its records and moves the head, and reads nothing
-// (sqlcore.HeadCache). What it knows follows the transaction control the
+// inserts its records, which are the new heads (the head of a chain is its
+// last record, migration 0009), and reads nothing (sqlcore.HeadCache). What it knows follows the transaction control the
 // batches run on the connection (batch.go):
 //
 //   - a head read or written inside an op's savepoint is the savepoint's
@@ -31,8 +31,8 @@ import (
 //     moved, the audit log's highest rowid, as each of the
 //     writer's commits that appended to it left it, tells whether anybody
 //     else appended: the log is append-only (its triggers refuse updates
-//     and deletes) and every append moves the chain's head in the same
-//     transaction. The writer takes that rowid from its own appends (the
+//     and deletes) and every append's records are its chains' heads.
+//     The writer takes that rowid from its own appends (the
 //     last rowid a sqlcore.Stmt.AuditAppend statement inserted: a rowid
 //     table without deletes numbers new rows past its highest), so a
 //     commit reads nothing more; after a ROLLBACK TO that undid appends it

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authbench/authbench/server/audit"
 	"github.com/authbench/authbench/server/domain"
+	"github.com/authbench/authbench/server/secrets"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/internal/sqlcore"
 	"github.com/authbench/authbench/server/store/storetest"
@@ -266,4 +268,89 @@ func badAmongAppends(t *testing.T, s *Store, bad func(context.Context, sqlcore.T
 			t.Errorf("round %d op %d: %v", round, i, err)
 		}
 	}
+}
+
+// TestAuditCutFoundAfterRestart: the head of a chain is its last record,
+// so records cut behind the store's back move it back at once (there is
+// no row of heads left to disagree), and a store opened after the cut
+// links its next record to the last one left. The checkpoint that sealed
+// the cut records still shows the cut: VerifyLog reports the chain as
+// truncated while it ends before the sealed record, and as altered once
+// new records pass it.
+func TestAuditCutFoundAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "cut.db")
+	keys, err := secrets.NewKeyring("k1", bytes.Repeat([]byte{0x5c}, secrets.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path, Options{Chain: storetest.Chain{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if err := s.AppendAudit(ctx, auditEvent("alice", domain.EventLoginSucceeded), auditEvent("bob", domain.EventLoginSucceeded)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cp, err := (&audit.Sealer{Log: s, Keys: keys}).Seal(ctx, 0); err != nil || cp == nil {
+		t.Fatalf("Seal = %+v, %v", cp, err)
+	}
+	bob, err := s.ListAudit(ctx, "bob", 0, 10)
+	if err != nil || len(bob) != 4 {
+		t.Fatalf("ListAudit(bob) = %d records, %v", len(bob), err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, q := range []string{`DROP TRIGGER audit_append_only_delete`, `DELETE FROM audit WHERE identity_id = 'bob' AND seq > 2`} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	s = openChained(t, path)
+	// Events that differ from those cut (a later time).
+	later := func() domain.Event {
+		e := auditEvent("bob", domain.EventLoginSucceeded)
+		e.At = e.At.Add(time.Hour)
+		return e
+	}
+	heads, err := s.AuditHeads(ctx)
+	if err != nil || len(heads) != 2 || heads[1].IdentityID != "bob" || heads[1].Seq != 2 || !bytes.Equal(heads[1].Hash, bob[1].Hash) {
+		t.Fatalf("AuditHeads after the cut = %+v, %v; want bob's at his record 2", heads, err)
+	}
+	if err := s.AppendAudit(ctx, later()); err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.ListAudit(ctx, "bob", 0, 10)
+	if err != nil || len(after) != 3 || after[2].Seq != 3 || !bytes.Equal(after[2].PrevHash, bob[1].Hash) {
+		t.Fatalf("bob's chain after an append = %+v, %v; want record 3 following record 2", after, err)
+	}
+	rep, err := audit.VerifyLog(ctx, s, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 1 || rep.Problems[0].Kind != audit.ProblemTruncated || rep.Problems[0].Chain != "bob" {
+		t.Fatalf("VerifyLog after the cut and an append = %+v; want bob's chain truncated (checkpoint 1 sealed his record 4)", rep.Problems)
+	}
+	t.Logf("found: %s", rep.Problems[0].Message)
+	// Appended past the record the checkpoint sealed, the chain holds a
+	// record 4 that is not the one sealed.
+	if err := s.AppendAudit(ctx, later(), later()); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err = audit.VerifyLog(ctx, s, keys); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 1 || rep.Problems[0].Kind != audit.ProblemRewritten || rep.Problems[0].Chain != "bob" || rep.Problems[0].Seq != 4 {
+		t.Fatalf("VerifyLog after appends past the sealed record = %+v; want bob's record 4 not the one sealed", rep.Problems)
+	}
+	t.Logf("found: %s", rep.Problems[0].Message)
 }

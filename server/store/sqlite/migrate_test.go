@@ -163,7 +163,7 @@ func TestMigrateAuditChains(t *testing.T) {
 		}
 	}
 	s := migrated(t, path, ms)
-	storetest.CheckMigrated(t, s, &storetest.SQLTamperer{DB: db, Unlock: []string{
+	storetest.CheckMigrated(t, s, &storetest.SQLTamperer{DB: db, HeadsInLog: true, Unlock: []string{
 		"DROP TRIGGER IF EXISTS audit_append_only_update",
 		"DROP TRIGGER IF EXISTS audit_append_only_delete",
 	}})

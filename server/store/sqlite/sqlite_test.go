@@ -41,7 +41,7 @@ func TestAuditTamper(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return s, &storetest.SQLTamperer{DB: db, Unlock: []string{
+		return s, &storetest.SQLTamperer{DB: db, HeadsInLog: true, Unlock: []string{
 			"DROP TRIGGER IF EXISTS audit_append_only_update",
 			"DROP TRIGGER IF EXISTS audit_append_only_delete",
 		}}

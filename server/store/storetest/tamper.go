@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -30,10 +32,14 @@ type Tamperer interface {
 // separately through database/sql. Unlock are the statements that drop
 // the triggers keeping the audit log append-only (they differ between
 // databases); Numbered says placeholders are $1, $2, ... rather than ?.
+// HeadsInLog says the store takes the head of a chain from its last record
+// (SQLite) rather than from a row of audit_heads (PostgreSQL): deleting or
+// rewriting records moved it already.
 type SQLTamperer struct {
-	DB       *sql.DB
-	Unlock   []string
-	Numbered bool
+	DB         *sql.DB
+	Unlock     []string
+	Numbered   bool
+	HeadsInLog bool
 }
 
 func (t *SQLTamperer) exec(ctx context.Context, query string, args ...any) error {
@@ -65,8 +71,25 @@ func (t *SQLTamperer) ReplaceAudit(ctx context.Context, r store.AuditRecord) err
 		r.IdentityID, int64(r.Seq))
 }
 
-// SetAuditHead implements Tamperer.
+// SetAuditHead implements Tamperer. Where the heads are the chains' last
+// records (HeadsInLog) there is nothing to set: it checks that the chain
+// now ends at h (no record left for Seq 0), as the attack left it.
 func (t *SQLTamperer) SetAuditHead(ctx context.Context, h store.AuditHead) error {
+	if t.HeadsInLog {
+		var seq int64
+		var hash []byte
+		err := t.DB.QueryRowContext(ctx, `SELECT seq, hash FROM audit WHERE identity_id = ? ORDER BY seq DESC LIMIT 1`, h.IdentityID).Scan(&seq, &hash)
+		if errors.Is(err, sql.ErrNoRows) {
+			seq, err = 0, nil
+		}
+		switch {
+		case err != nil:
+			return fmt.Errorf("storetest: tamper: the last record of %q: %w", h.IdentityID, err)
+		case uint64(seq) != h.Seq || h.Seq != 0 && !bytes.Equal(hash, h.Hash):
+			return fmt.Errorf("storetest: tamper: the chain of %q ends at record %d, not at the head %d it was to be left at", h.IdentityID, seq, h.Seq)
+		}
+		return nil
+	}
 	if h.Seq == 0 {
 		return t.exec(ctx, `DELETE FROM audit_heads WHERE identity_id = ?`, h.IdentityID)
 	}

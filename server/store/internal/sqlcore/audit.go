@@ -21,11 +21,13 @@ const checkpointPage = 16
 
 // appendAudit links each event to the head of its identity's chain and
 // inserts them (up to maxAuditRows in one statement), then moves the
-// heads, in the write transaction tx. It reads the head of each chain it
-// appends to with the dialect's LockHead (PostgreSQL locks the head row,
-// creating it for a new chain; SQLite's write transaction holds the
-// database's write lock), in byte order of the identity ID, and the locks
-// last to the end of tx: appends to one
+// heads (rows of audit_heads; where the dialect's HeadsInLog, the records
+// inserted are the heads, and nothing more is written), in the write
+// transaction tx. It reads the head of each chain it appends to with the
+// dialect's LockHead (PostgreSQL locks the head row, creating it for a
+// new chain; SQLite reads the chain's last record, and its write
+// transaction holds the database's write lock), in byte order of the
+// identity ID, and the locks last to the end of tx: appends to one
 // chain are serialised while appends to other chains (other people) go on
 // at the same time, on any replica. (identity_id, seq) is the primary key
 // as well: an append that raced anyway fails with *SeqRace and the backend
@@ -93,6 +95,13 @@ func (s *Store) appendAudit(ctx context.Context, tx Tx, events []domain.Event) e
 	}
 	for c, id := range chains {
 		h := heads[c]
+		if s.d.HeadsInLog {
+			// The records just inserted are the heads.
+			if cache != nil {
+				cache.PutHead(id, h)
+			}
+			continue
+		}
 		if err := s.execLater(ctx, tx, s.q.auditHeadMove, func(err error) error {
 			return s.dbErr(err, fmt.Sprintf("move the audit head of %q", id))
 		}, id, int64(h.Seq), h.Hash); err != nil {

@@ -33,6 +33,13 @@ type Dialect struct {
 	// It may create the head row at seq 0 for a new chain (so that there
 	// is a row to lock); no row, or seq 0, is a chain without records.
 	LockHead string
+	// HeadsInLog says that the head of every audit chain is its last
+	// record, found through the log's key (identity_id, seq): LockHead
+	// reads it there, an append writes its records and nothing more, and
+	// AuditHeads reads the last record of each chain. Where it is false,
+	// the heads are rows of audit_heads, which every append moves (a row
+	// to lock: PostgreSQL).
+	HeadsInLog bool
 	// Reserve, where the database can, is one statement that reserves an
 	// attempt as ReserveAttempt's transaction does (the subject's lock,
 	// then the insert, which sees what was committed before the lock was

@@ -298,13 +298,31 @@ WHERE s.serial = ? AND s.failures + `+inFlight)
 		st.AuditAppend = true
 		q.auditInsert = append(q.auditInsert, st)
 	}
-	q.auditHeadMove = s.stmt("audit-head-move", hot, `INSERT INTO audit_heads (identity_id, seq, hash) VALUES (?, ?, ?)
+	if !d.HeadsInLog {
+		q.auditHeadMove = s.stmt("audit-head-move", hot, `INSERT INTO audit_heads (identity_id, seq, hash) VALUES (?, ?, ?)
 ON CONFLICT (identity_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`)
+	}
 	q.auditList = s.stmt("audit-list", hot, `SELECT `+auditCols+` FROM audit WHERE identity_id = ? AND seq > ? ORDER BY seq LIMIT ?`)
 	q.auditFirst = s.stmt("audit-first", cold, `SELECT `+auditCols+` FROM audit ORDER BY identity_id, seq LIMIT ?`)
 	q.auditAfter = s.stmt("audit-after", cold, `SELECT `+auditCols+` FROM audit WHERE (identity_id, seq) > (?, ?)
 ORDER BY identity_id, seq LIMIT ?`)
-	q.auditHeads = s.stmt("audit-heads", cold, `SELECT identity_id, seq, hash FROM audit_heads WHERE seq > 0 ORDER BY identity_id`)
+	if d.HeadsInLog {
+		// The chains are found one after the other, each the least
+		// identity ID above the last (a seek in the log's key, not a
+		// read of every record), and the head of each is its record
+		// of the highest seq: the heads cost a read per chain, as
+		// the rows of audit_heads do.
+		q.auditHeads = s.stmt("audit-heads", cold, `WITH RECURSIVE chains (id) AS (
+	SELECT (SELECT MIN(identity_id) FROM audit)
+	UNION ALL
+	SELECT (SELECT MIN(identity_id) FROM audit WHERE identity_id > c.id) FROM chains c WHERE c.id IS NOT NULL
+)
+SELECT a.identity_id, a.seq, a.hash FROM chains c JOIN audit a ON a.identity_id = c.id
+	AND a.seq = (SELECT MAX(seq) FROM audit WHERE identity_id = c.id)
+ORDER BY a.identity_id`)
+	} else {
+		q.auditHeads = s.stmt("audit-heads", cold, `SELECT identity_id, seq, hash FROM audit_heads WHERE seq > 0 ORDER BY identity_id`)
+	}
 	q.checkpointInsert = s.stmt("checkpoint-insert", cold, `INSERT INTO audit_checkpoints (`+columns.CheckpointCols+`) VALUES (?, ?, ?, ?, ?)`)
 	q.checkpointsFrom = s.stmt("checkpoints-from", cold, `SELECT `+columns.CheckpointCols+` FROM audit_checkpoints WHERE seq >= ? ORDER BY seq LIMIT ?`)
 	q.checkpointLast = s.stmt("checkpoint-last", hot, `SELECT `+columns.CheckpointCols+` FROM audit_checkpoints

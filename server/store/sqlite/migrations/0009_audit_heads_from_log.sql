@@ -1,0 +1,12 @@
+-- 0009: the head of an audit chain is its last record.
+--
+-- Since 0004 every append moved the chain's row in audit_heads in the
+-- transaction that inserted its records: one more B-tree written at a
+-- random key (the identity) in every audited commit, one more page in the
+-- WAL per login. SQLite needs no row to lock (a write transaction holds
+-- the database's one write lock), and the log's key (identity_id, seq)
+-- already finds the last record of a chain, whose seq and hash are the
+-- head: an append now reads the head there and writes its records only,
+-- and a checkpoint reads the last record of each chain. The log keeps
+-- every record, so nothing is lost with the table.
+DROP TABLE audit_heads;
