@@ -212,7 +212,7 @@ func BenchmarkCommitLogin(b *testing.B) {
 		code    bool
 	}{{"file", 1, 1, false, false}, {"file", 64, 64, false, false}, {"file", 64, 512, false, false}, {"file", 64, 4096, false, false},
 		{"file", 64, 4096, true, false}, {"file", 64, 512, false, true}, {"file", 64, 4096, false, true},
-		{"memory", 1, 1, false, false}, {"memory", 64, 64, false, false}} {
+		{"memory", 1, 1, false, false}, {"memory", 64, 64, false, false}, {"memory", 64, 512, false, true}} {
 		name := fmt.Sprintf("db=%s/goroutines=%d/identities=%d", c.db, c.g, c.n)
 		if c.untimed {
 			name += "/tokens=untimed"

@@ -476,13 +476,36 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 	// reference stay as they are, are the statement's WHERE clause.
 	var q *Stmt
 	var args []any
+	_, later := tx.(Later)
 	if c.Remove {
 		q, args = s.q.authDelete, []any{a.ID, from, a.IdentityID, string(a.Kind), a.Serial, a.CredentialID}
 	} else {
 		ts := ac.ts
-		q, args = s.q.authUpdate, []any{string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
+		// The parameters of authUpdate, then the state again: without
+		// the first, those of authUpdateSameState.
+		both := []any{string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
 			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
-			a.ID, from, a.IdentityID, string(a.Kind), a.Serial, a.CredentialID}
+			a.ID, from, a.IdentityID, string(a.Kind), a.Serial, a.CredentialID, string(a.State)}
+		q, args = s.q.authUpdate, both[:len(both)-1]
+		if !later {
+			// Most changes (a login's success or failure) leave the
+			// state as it is: the update that sets everything but the
+			// state, and only where the state is the new one already,
+			// costs SQLite no search of authenticators_serial_in_use
+			// (queries.go). When it changes no row, the state changes
+			// or the record is stale, and the full update below tells
+			// which. A tx that sends statements later (PostgreSQL) has
+			// no answer to choose by, and needs none: PostgreSQL
+			// compares the old and new values of the columns its
+			// indexes name.
+			n, err := tx.Exec(ctx, s.q.authUpdateSameState, both[1:]...)
+			if err != nil {
+				return s.dbErr(err, "update authenticator "+a.ID)
+			}
+			if n == 1 {
+				q = nil
+			}
+		}
 	}
 	check := func(n int64, err error) error {
 		if err != nil {
@@ -494,7 +517,9 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 		}
 		return nil
 	}
-	if _, ok := tx.(Later); ok {
+	if q == nil {
+		// Updated with the state as it was.
+	} else if later {
 		// It goes out with what follows (the end of the sessions, the
 		// wipe, the tombstone: they run after it, in order, and the
 		// transaction they are in is rolled back should it change no
