@@ -432,7 +432,13 @@ type appliedChange struct {
 	ts      []any // activated_at, last_used_at, suspended_at, blocked_at
 	tomb    any   // the tombstone's blocked_at
 	wipedAt any
+	// otp, when set, is the OTP step a code login used: the update of
+	// the record raises the code device's watermark to it, from below.
+	otp *otpStep
 }
+
+// otpStep is an OTP time step and the drift it was found at.
+type otpStep struct{ step, drift int64 }
 
 // prepareChange checks c and computes its column values, outside the
 // transaction.
@@ -482,11 +488,25 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 	} else {
 		ts := ac.ts
 		// The parameters of authUpdate, then the state again: without
-		// the first, those of authUpdateSameState.
-		both := []any{string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
-			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
-			a.ID, from, a.IdentityID, string(a.Kind), a.Serial, a.CredentialID, string(a.State)}
-		q, args = s.q.authUpdate, both[:len(both)-1]
+		// the first, those of authUpdateSameState. With an OTP step, the
+		// watermark's new values follow the version, and the step the
+		// credential ID (authUpdateOTP, authUpdateSameStateOTP).
+		both := make([]any, 0, 22)
+		both = append(both, string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
+			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version))
+		if ac.otp != nil {
+			both = append(both, ac.otp.step, ac.otp.drift)
+		}
+		both = append(both, a.ID, from, a.IdentityID, string(a.Kind), a.Serial, a.CredentialID)
+		if ac.otp != nil {
+			both = append(both, ac.otp.step)
+		}
+		both = append(both, string(a.State))
+		full, same := s.q.authUpdate, s.q.authUpdateSameState
+		if ac.otp != nil {
+			full, same = s.q.authUpdateOTP, s.q.authUpdateSameStateOTP
+		}
+		q, args = full, both[:len(both)-1]
 		if !later {
 			// Most changes (a login's success or failure) leave the
 			// state as it is: the update that sets everything but the
@@ -498,7 +518,7 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 			// no answer to choose by, and needs none: PostgreSQL
 			// compares the old and new values of the columns its
 			// indexes name.
-			n, err := tx.Exec(ctx, s.q.authUpdateSameState, both[1:]...)
+			n, err := tx.Exec(ctx, same, both[1:]...)
 			if err != nil {
 				return s.dbErr(err, "update authenticator "+a.ID)
 			}
@@ -512,8 +532,12 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 			return s.dbErr(err, "update authenticator "+a.ID)
 		}
 		if n != 1 {
-			return &staleRecord{version: s.q.authVersion, what: "authenticator", id: a.ID, want: a.Version - 1,
+			st := &staleRecord{version: s.q.authVersion, what: "authenticator", id: a.ID, want: a.Version - 1,
 				fixed: "the identity, kind and reference cannot change"}
+			if ac.otp != nil {
+				st.version, st.guarded, st.step = s.q.authGuard, true, ac.otp.step
+			}
+			return st
 		}
 		return nil
 	}
