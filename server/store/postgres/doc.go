@@ -93,8 +93,10 @@
 // transaction that records the permanent block; consumed imports are
 // deleted. PostgreSQL's MVCC keeps the old row version, secret included, in
 // the table file as a dead tuple until VACUUM removes it, and so does every
-// UPDATE of an element row (an OTP watermark, a sign counter) for the row
-// it replaces. VACUUM cannot run inside a transaction, so the store cannot
+// UPDATE of an element row (a sign counter) for the row it replaces. A
+// code device's OTP watermark is in its authenticator's row, which holds
+// no secret (migration 0009), so a code login leaves no copy of the
+// sealed OTP secret behind. VACUUM cannot run inside a transaction, so the store cannot
 // run it as part of the wipe. Even then, a plain VACUUM (and autovacuum)
 // only marks the space free: the bytes stay in the page until the space is
 // reused. Only a rewrite of the table (VACUUM (FULL), or CLUSTER) leaves a

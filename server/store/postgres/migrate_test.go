@@ -276,3 +276,17 @@ func TestMigrateSpentMarksByExpiry(t *testing.T) {
 	defer s.Close()
 	storetest.CheckMigratedSpentMarks(t, s, db)
 }
+
+// TestMigrateOTPWatermark: as the SQLite store's, the OTP watermarks of the
+// code devices move from code_elements into the authenticators' rows, and
+// replays of used steps stay refused.
+func TestMigrateOTPWatermark(t *testing.T) {
+	url, schema, db := before(t, "otp_watermark_in_authenticators")
+	must(t, storetest.WriteWatermarkedCodeDevices(context.Background(), db, true))
+	s := open(t, url, schema)
+	defer s.Close()
+	if v, err := s.SchemaVersion(context.Background()); err != nil || v != postgres.KnownVersion() {
+		t.Fatalf("SchemaVersion = %d, %v", v, err)
+	}
+	storetest.CheckMigratedWatermarks(t, s, db)
+}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authbench/authbench/device"
 )
 
 // TestLoginBTrees: the commit of a two-factor chip login writes its
@@ -61,5 +63,41 @@ func TestLoginBTrees(t *testing.T) {
 	// chain's new head).
 	if cost.rows > 6 {
 		t.Errorf("one login changed %d rows, want 6 (one audit record for the password and the chip, no row of heads)", cost.rows)
+	}
+}
+
+// TestCodeLoginBTrees: the commit of a two-factor code login (password
+// and code display, whose record has a serial) writes the leaf of the
+// identity's authenticators and no page of authenticators_serial_in_use,
+// the partial unique index of serials in use: the login leaves the code
+// display's state, and so its entry, as they are. Nor does it write a
+// page of code_elements: the OTP watermark moves in the code display's
+// row of authenticators.
+func TestCodeLoginBTrees(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "btrees.db")
+	s := open(t, path)
+	defer s.Close()
+	pws, kvs := twoFactorIdentitiesOf(t, s, 2, device.KindCodeDisplay)
+	var err error
+	for i := range pws {
+		key := "first-" + pws[i].ID
+		if pws[i], kvs[i], err = codeLogin(ctx, s, pws[i], kvs[i], key, sessionKey(key, t0), 1, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := t0.Add(time.Second)
+	cost := measureCommit(t, s, path, func() error {
+		_, _, err := codeLogin(ctx, s, pws[0], kvs[0], "measured", sessionKey("measured", at), 2, at)
+		return err
+	})
+	t.Logf("one code login: %d frames, %d rows, B-trees %v", cost.frames, cost.rows, cost.trees)
+	if !slices.Contains(cost.trees, "authenticators") {
+		t.Errorf("the login wrote no page of authenticators: %v", cost.trees)
+	}
+	for _, tr := range []string{"authenticators_serial_in_use", "code_elements"} {
+		if slices.Contains(cost.trees, tr) {
+			t.Errorf("the login wrote a page of %s: %v", tr, cost.trees)
+		}
 	}
 }

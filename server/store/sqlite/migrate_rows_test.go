@@ -114,3 +114,16 @@ func TestMigrateOneBTreeRows(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestMigrateOTPWatermark: a database whose code devices kept their OTP
+// watermarks in code_elements (schema before otp_watermark_in_authenticators)
+// is migrated when a store opens it; the watermarks move into the
+// authenticators' rows, and replays of used steps stay refused.
+func TestMigrateOTPWatermark(t *testing.T) {
+	path, db, ms := before(t, "otp_watermark_in_authenticators", "&_pragma=foreign_keys(1)")
+	if err := storetest.WriteWatermarkedCodeDevices(context.Background(), db, false); err != nil {
+		t.Fatal(err)
+	}
+	s := migrated(t, path, ms)
+	storetest.CheckMigratedWatermarks(t, s, db)
+}

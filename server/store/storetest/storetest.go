@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Logins/Commit", testCommitLogin},
 		{"Logins/CommitPrior", testCommitLoginPrior},
 		{"Logins/ActivateCodeDevice", testActivateCodeDevice},
+		{"Logins/OTPConcurrent", testCommitLoginOTPConcurrent},
 		{"Audit/AppendListHeads", testAuditAppendList},
 		{"Audit/Concurrent", testAuditConcurrent},
 		{"Audit/FailedAppend", testAuditFailedAppend},

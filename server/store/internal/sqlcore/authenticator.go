@@ -432,7 +432,13 @@ type appliedChange struct {
 	ts      []any // activated_at, last_used_at, suspended_at, blocked_at
 	tomb    any   // the tombstone's blocked_at
 	wipedAt any
+	// otp, when set, is the OTP step a code login used: the update of
+	// the record raises the code device's watermark to it, from below.
+	otp *otpStep
 }
+
+// otpStep is an OTP time step and the drift it was found at.
+type otpStep struct{ step, drift int64 }
 
 // prepareChange checks c and computes its column values, outside the
 // transaction.
@@ -476,25 +482,68 @@ func (s *Store) applyRecord(ctx context.Context, tx Tx, ac *appliedChange) error
 	// reference stay as they are, are the statement's WHERE clause.
 	var q *Stmt
 	var args []any
+	_, later := tx.(Later)
 	if c.Remove {
 		q, args = s.q.authDelete, []any{a.ID, from, a.IdentityID, string(a.Kind), a.Serial, a.CredentialID}
 	} else {
 		ts := ac.ts
-		q, args = s.q.authUpdate, []any{string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
-			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version),
-			a.ID, from, a.IdentityID, string(a.Kind), a.Serial, a.CredentialID}
+		// The parameters of authUpdate, then the state again: without
+		// the first, those of authUpdateSameState. With an OTP step, the
+		// watermark's new values follow the version, and the step the
+		// credential ID (authUpdateOTP, authUpdateSameStateOTP).
+		both := make([]any, 0, 22)
+		both = append(both, string(a.State), a.Label, int64(a.Failures), int64(a.Suspensions),
+			ts[0], ts[1], ts[2], string(a.SuspendReason), ts[3], string(a.BlockReason), int64(a.Version))
+		if ac.otp != nil {
+			both = append(both, ac.otp.step, ac.otp.drift)
+		}
+		both = append(both, a.ID, from, a.IdentityID, string(a.Kind), a.Serial, a.CredentialID)
+		if ac.otp != nil {
+			both = append(both, ac.otp.step)
+		}
+		both = append(both, string(a.State))
+		full, same := s.q.authUpdate, s.q.authUpdateSameState
+		if ac.otp != nil {
+			full, same = s.q.authUpdateOTP, s.q.authUpdateSameStateOTP
+		}
+		q, args = full, both[:len(both)-1]
+		if !later {
+			// Most changes (a login's success or failure) leave the
+			// state as it is: the update that sets everything but the
+			// state, and only where the state is the new one already,
+			// costs SQLite no search of authenticators_serial_in_use
+			// (queries.go). When it changes no row, the state changes
+			// or the record is stale, and the full update below tells
+			// which. A tx that sends statements later (PostgreSQL) has
+			// no answer to choose by, and needs none: PostgreSQL
+			// compares the old and new values of the columns its
+			// indexes name.
+			n, err := tx.Exec(ctx, same, both[1:]...)
+			if err != nil {
+				return s.dbErr(err, "update authenticator "+a.ID)
+			}
+			if n == 1 {
+				q = nil
+			}
+		}
 	}
 	check := func(n int64, err error) error {
 		if err != nil {
 			return s.dbErr(err, "update authenticator "+a.ID)
 		}
 		if n != 1 {
-			return &staleRecord{version: s.q.authVersion, what: "authenticator", id: a.ID, want: a.Version - 1,
+			st := &staleRecord{version: s.q.authVersion, what: "authenticator", id: a.ID, want: a.Version - 1,
 				fixed: "the identity, kind and reference cannot change"}
+			if ac.otp != nil {
+				st.version, st.guarded, st.step = s.q.authGuard, true, ac.otp.step
+			}
+			return st
 		}
 		return nil
 	}
-	if _, ok := tx.(Later); ok {
+	if q == nil {
+		// Updated with the state as it was.
+	} else if later {
 		// It goes out with what follows (the end of the sessions, the
 		// wipe, the tombstone: they run after it, in order, and the
 		// transaction they are in is rolled back should it change no

@@ -25,8 +25,15 @@ func (s *Store) insertElement(ctx context.Context, tx Tx, id string, el *store.E
 			c.AttestationFormat, c.BackupEligible, c.BackupState}
 	case el.Code != nil:
 		c := el.Code
-		q, args = s.q.codeInsert, []any{id, c.Secret.Blob, c.Secret.KeyID, int64(c.Digits), int64(c.Period / time.Second),
-			int64(c.Algorithm), int64(c.Drift), int64(c.HighestStep)}
+		if err := s.execLater(ctx, tx, s.q.codeInsert, s.wrapAs("store the element of ", id),
+			id, c.Secret.Blob, c.Secret.KeyID, int64(c.Digits), int64(c.Period/time.Second), int64(c.Algorithm)); err != nil {
+			return err
+		}
+		if c.HighestStep == 0 && c.Drift == 0 {
+			return nil // the authenticator's row has them already
+		}
+		// The watermark is in the authenticator's row (migrations: SQLite 0010, PostgreSQL 0009).
+		q, args = s.q.otpSet, []any{int64(c.HighestStep), int64(c.Drift), id}
 	case el.App != nil:
 		q, args = s.q.appInsert, []any{id, el.App.PublicKey, el.App.PINVerifier}
 	case el.Password != nil:
@@ -79,7 +86,7 @@ func (s *Store) ElementOfKind(ctx context.Context, authenticatorID string, kind 
 		if a.el == nil || a.elTable != es.table {
 			return ErrNoRows
 		}
-		if err := assignRow(es.dest, a.el[1:]); err != nil {
+		if err := assignRow(es.dest, a.elementRow()); err != nil {
 			return err
 		}
 		el, err = es.element()
@@ -249,8 +256,9 @@ func (s *Store) chip(r *chipRow, what string) (*store.ChipElement, error) {
 		SignCount: uint32(r.count), AttestationFormat: r.format, BackupEligible: r.be, BackupState: r.bs}, nil
 }
 
-// codeRow receives a code_elements row (secret, key_id, digits, period_s,
-// algorithm, drift, highest_step, wiped_at).
+// codeRow receives a code device's element (codeElementCols: secret,
+// key_id, digits, period_s, algorithm of code_elements, drift and
+// highest_step of the authenticator, wiped_at).
 type codeRow struct {
 	secret              []byte
 	keyID               *string
@@ -339,9 +347,9 @@ func (s *Store) AdvanceOTPStep(ctx context.Context, authenticatorID string, step
 // store.ErrNotFound when there is no live element.
 func (s *Store) advanceOTP(ctx context.Context, tx Tx, aid string, step int64, drift int) (bool, error) {
 	if _, ok := tx.(Later); ok {
-		return true, s.advanceLater(ctx, tx, s.q.otpAdvance, s.q.codeLive, aid, "OTP step", "code device element of "+aid, step, int64(drift), aid, step)
+		return true, s.advanceLater(ctx, tx, s.q.otpAdvance, s.q.codeLive, aid, "OTP step", "code device element of "+aid, step, int64(drift), aid, step, aid)
 	}
-	n, err := tx.Exec(ctx, s.q.otpAdvance, step, int64(drift), aid, step)
+	n, err := tx.Exec(ctx, s.q.otpAdvance, step, int64(drift), aid, step, aid)
 	if err != nil {
 		return false, s.dbErr(err, "advance the OTP step of "+aid)
 	}

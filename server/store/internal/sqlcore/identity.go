@@ -111,6 +111,13 @@ type staleRecord struct {
 	// authenticator): a record at the version wanted that changed no row
 	// was a change of it, refused with store.ErrInvalid.
 	fixed string
+	// guarded marks a write that also required the record's OTP
+	// watermark to be below step; version then selects the version and
+	// the watermark (authenticator-guard). A record at the version wanted
+	// whose watermark is at or above step refused a replayed step:
+	// errGuard.
+	guarded bool
+	step    int64
 }
 
 func (e *staleRecord) Error() string {
@@ -120,15 +127,24 @@ func (e *staleRecord) Error() string {
 // explainStale explains a versioned UPDATE (or DELETE) ... WHERE id = ?
 // AND version = ? that changed no row: an error wrapping
 // store.ErrConflict (the record is at another version, read with
-// st.version), store.ErrNotFound, or store.ErrInvalid (st.fixed).
+// st.version), store.ErrNotFound, or store.ErrInvalid (st.fixed); or
+// errGuard, for a guarded write refused by the OTP watermark alone.
 func (s *Store) explainStale(ctx context.Context, tx Tx, st *staleRecord) error {
-	var have int64
-	err := tx.QueryRow(ctx, st.version, st.id).Scan(&have)
+	var have, highest int64
+	var err error
+	if st.guarded {
+		err = tx.QueryRow(ctx, st.version, st.id).Scan(&have, &highest)
+	} else {
+		err = tx.QueryRow(ctx, st.version, st.id).Scan(&have)
+	}
 	if errors.Is(err, ErrNoRows) {
 		return s.errf("%s %s: %w", st.what, st.id, store.ErrNotFound)
 	}
 	if err != nil {
 		return s.dbErr(err, st.what+" "+st.id)
+	}
+	if st.guarded && have >= 0 && uint64(have) == st.want && highest >= st.step {
+		return errGuard
 	}
 	if st.fixed != "" && have >= 0 && uint64(have) == st.want {
 		return s.errf("%w: %s %s: %s", store.ErrInvalid, st.what, st.id, st.fixed)

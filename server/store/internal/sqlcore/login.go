@@ -62,6 +62,12 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 	}
 	ac := &appliedChange{c: l.Change, ts: ts}
 	a := &l.Change.Authenticator
+	if l.OTP != nil {
+		if !isCodeDevice(a.Kind) || l.Change.Remove || l.Change.WipeSecret || l.Change.Tombstone != nil {
+			return false, s.errf("%w: an OTP login's change must be a code device's, and no removal, wipe or block", store.ErrInvalid)
+		}
+		ac.otp = &otpStep{step: step, drift: int64(l.OTP.Drift)}
+	}
 	var prior *appliedChange
 	events := l.Change.Events
 	if l.Prior != nil {
@@ -90,16 +96,8 @@ func (s *Store) CommitLogin(ctx context.Context, l store.Login) (bool, error) {
 		if err := s.applyRecord(ctx, tx, ac); err != nil {
 			return err
 		}
-		switch {
-		case l.OTP != nil:
-			ok, err := s.advanceOTP(ctx, tx, a.ID, step, l.OTP.Drift)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return errGuard
-			}
-		case l.Chip != nil:
+		// An OTP step moved the watermark with the record (applyRecord).
+		if l.Chip != nil {
 			sp := &l.Chip.Spent
 			if err := s.execLater(ctx, tx, s.q.ceremonyInsert, s.wrapAs("ceremony ", sp.Key), sp.Key, sp.IdentityID, columns.NonNil(sp.Data), spentExp); err != nil {
 				return err

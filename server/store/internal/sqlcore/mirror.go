@@ -76,10 +76,11 @@ type heldAuth struct {
 
 // mirrorCols are the columns the mirror keeps of each table, in the order
 // of the columns package's rows (the element tables: authenticator_id,
-// then the columns of element.go's rows).
+// then the columns of element.go's rows; a code device's OTP watermark
+// is in its authenticator's row, after authCols: heldAuth.elementRow).
 var mirrorCols = map[string]string{
 	"identities":        identityCols + `, authenticators_version`,
-	"authenticators":    authCols,
+	"authenticators":    authCols + `, drift, highest_step`,
 	"chip_elements":     `authenticator_id, ` + chipCols,
 	"code_elements":     `authenticator_id, ` + codeCols,
 	"app_elements":      `authenticator_id, ` + appCols,
@@ -89,10 +90,13 @@ var mirrorCols = map[string]string{
 // The positions of columns in the mirror's rows (the key of every table
 // is at 0).
 const (
-	identityVersionCol = 9 // identities.authenticators_version
-	authIdentityCol    = 1 // authenticators.identity_id
-	authKindCol        = 2 // authenticators.kind
-	authCreatedCol     = 9 // authenticators.created_at
+	identityVersionCol = 9  // identities.authenticators_version
+	authIdentityCol    = 1  // authenticators.identity_id
+	authKindCol        = 2  // authenticators.kind
+	authCreatedCol     = 9  // authenticators.created_at
+	authRowCols        = 17 // the columns of authCols; the OTP watermark follows
+	authDriftCol       = 17 // authenticators.drift
+	authHighestCol     = 18 // authenticators.highest_step
 )
 
 // MirrorTables returns the tables the mirror keeps, each with the columns
@@ -466,10 +470,20 @@ func (s *Store) heldIdentity(h *heldIdentity) (domain.Identity, uint64, error) {
 
 func (s *Store) heldAuth(a *heldAuth) (domain.Authenticator, error) {
 	var r columns.AuthenticatorRow
-	if err := assignRow(r.Dest(), a.row); err != nil {
+	if err := assignRow(r.Dest(), a.row[:authRowCols]); err != nil {
 		return domain.Authenticator{}, err
 	}
 	return s.col.Authenticator(&r)
+}
+
+// elementRow returns the values of a's element in the order of its
+// statements (element.go's rows): a code device's, its row in
+// code_elements with the OTP watermark of a's row (codeElementCols).
+func (a *heldAuth) elementRow() []any {
+	if a.elTable != "code_elements" || len(a.el) != 7 || len(a.row) <= authHighestCol {
+		return a.el[1:]
+	}
+	return []any{a.el[1], a.el[2], a.el[3], a.el[4], a.el[5], a.row[authDriftCol], a.row[authHighestCol], a.el[6]}
 }
 
 // kind is the authenticator's kind as stored.
@@ -492,7 +506,7 @@ func (s *Store) heldElement(a *heldAuth, k device.Kind, what string) (*store.Ele
 	if es.table != a.elTable {
 		return nil, nil
 	}
-	if err := assignRow(es.dest, a.el[1:]); err != nil {
+	if err := assignRow(es.dest, a.elementRow()); err != nil {
 		return nil, err
 	}
 	el, err := es.element()

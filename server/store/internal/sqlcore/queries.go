@@ -18,10 +18,15 @@ const (
 	importCols = `serial, secret, key_id, digits, period_s, algorithm, imported_at, failures`
 	// The element columns, in the order of element.go's row types.
 	chipCols     = `public_key, aaguid, sign_count, attestation_format, backup_eligible, backup_state, wiped_at`
-	codeCols     = `secret, key_id, digits, period_s, algorithm, drift, highest_step, wiped_at`
+	codeCols     = `secret, key_id, digits, period_s, algorithm, wiped_at`
 	appCols      = `public_key, pin_verifier, wiped_at`
 	passwordCols = `verifier, wiped_at`
-	sessionCols  = `s.token_hash, s.id, s.identity_id, s.level, s.proof_1, s.proof_2, s.created_at, s.expires_at`
+	// codeElementCols are what a code device's element reads, in the
+	// order of element.go's codeRow: code_elements e and the OTP
+	// watermark of the authenticator a (migrations: SQLite 0010,
+	// PostgreSQL 0009).
+	codeElementCols = `e.secret, e.key_id, e.digits, e.period_s, e.algorithm, a.drift, a.highest_step, e.wiped_at`
+	sessionCols     = `s.token_hash, s.id, s.identity_id, s.level, s.proof_1, s.proof_2, s.created_at, s.expires_at`
 )
 
 // outerAuthCols are authCols qualified by "a." for the outer side of a
@@ -84,13 +89,15 @@ type queries struct {
 	credentialKeep                                                                         *Stmt
 	lockSerial                                                                             *Stmt // nil when the dialect needs none
 	authByID, authsOfIdentity, authsFind, authUpdate, authDelete, authVersion              *Stmt
+	authUpdateSameState, authUpdateOTP, authUpdateSameStateOTP, authGuard                  *Stmt
 	authWithIdentity, identitySet                                                          *Stmt
 	// elements
 	chipInsert, codeInsert, appInsert, passwordInsert         *Stmt
 	chipWipe, codeWipe, appWipe, passwordWipe                 *Stmt
 	authKind, chipByAuth, codeByAuth, appByAuth, pwByAuth     *Stmt
 	authWithChip, authWithCode, authWithApp, authWithPassword *Stmt
-	otpAdvance, codeLive, signAdvance, chipLive, secretUpdate *Stmt
+	otpAdvance, otpSet, codeLive, signAdvance, chipLive       *Stmt
+	secretUpdate                                              *Stmt
 	pwVerifierUpdate, appVerifierUpdate, verifierLive         *Stmt
 	// tombstones, imports, ceremonies
 	tombInsert, tombsFind                                               *Stmt
@@ -179,11 +186,42 @@ ORDER BY created_at, id`)
 	// but state, which is in the predicate of authenticators_serial_in_use:
 	// SQLite leaves an entry whose key and predicate stay as they are (a
 	// login's), so a login writes the leaf page of the identity's
-	// authenticators and no index page (BenchmarkCommitLogin, factor=code:
-	// no frame of that index).
-	q.authUpdate = s.stmt("authenticator-update", hot, `UPDATE authenticators`+d.ByKey+` SET state = ?, label = ?, failures = ?, suspensions = ?,
-	activated_at = ?, last_used_at = ?, suspended_at = ?, suspend_reason = ?, blocked_at = ?, block_reason = ?, version = ?
-WHERE id = ? AND version = ? AND identity_id = ? AND kind = ? AND serial = ? AND credential_id = ?`)
+	// authenticators and no index page (TestCodeLoginBTrees). To find
+	// that out it still searches the index twice for every row with a
+	// serial: for a conflicting entry, and for the row's own entry, which
+	// it compares with the new one. authUpdateSameState sets every
+	// column but state and requires the state to be the new one already:
+	// it names no column of the index, and SQLite's program for it opens
+	// no cursor on the index (TestUpdateSameStateProgram).
+	//
+	// The *OTP statements also raise a code device's OTP watermark
+	// (highest_step, drift: RFC 6238 §5.2) from below the step, in the
+	// same row: a code login writes one row for its code device.
+	authUpdateSQL := func(state, otp bool) string {
+		q := `UPDATE authenticators` + d.ByKey + ` SET `
+		if state {
+			q += `state = ?, `
+		}
+		q += `label = ?, failures = ?, suspensions = ?,
+	activated_at = ?, last_used_at = ?, suspended_at = ?, suspend_reason = ?, blocked_at = ?, block_reason = ?, version = ?`
+		if otp {
+			q += `, highest_step = ?, drift = ?`
+		}
+		q += `
+WHERE id = ? AND version = ? AND identity_id = ? AND kind = ? AND serial = ? AND credential_id = ?`
+		if otp {
+			q += ` AND highest_step < ?`
+		}
+		if !state {
+			q += ` AND state = ?`
+		}
+		return q
+	}
+	q.authUpdate = s.stmt("authenticator-update", hot, authUpdateSQL(true, false))
+	q.authUpdateSameState = s.stmt("authenticator-update-same-state", hot, authUpdateSQL(false, false))
+	q.authUpdateOTP = s.stmt("authenticator-update-otp", hot, authUpdateSQL(true, true))
+	q.authUpdateSameStateOTP = s.stmt("authenticator-update-same-state-otp", hot, authUpdateSQL(false, true))
+	q.authGuard = s.stmt("authenticator-guard", hot, `SELECT version, highest_step FROM authenticators WHERE id = ?`)
 	q.authDelete = s.stmt("authenticator-delete", hot, `DELETE FROM authenticators`+d.ByKey+`
 WHERE id = ? AND version = ? AND identity_id = ? AND kind = ? AND serial = ? AND credential_id = ?`)
 	q.authVersion = s.stmt("authenticator-version", hot, `SELECT version FROM authenticators WHERE id = ?`)
@@ -191,7 +229,8 @@ WHERE id = ? AND version = ? AND identity_id = ? AND kind = ? AND serial = ? AND
 	q.chipInsert = s.stmt("chip-insert", hot, `INSERT INTO chip_elements
 (authenticator_id, public_key, aaguid, sign_count, attestation_format, backup_eligible, backup_state) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	q.codeInsert = s.stmt("code-insert", hot, `INSERT INTO code_elements
-(authenticator_id, secret, key_id, digits, period_s, algorithm, drift, highest_step) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+(authenticator_id, secret, key_id, digits, period_s, algorithm) VALUES (?, ?, ?, ?, ?, ?)`)
+	q.otpSet = s.stmt("otp-set", hot, `UPDATE authenticators SET highest_step = ?, drift = ? WHERE id = ?`)
 	q.appInsert = s.stmt("app-insert", hot, `INSERT INTO app_elements (authenticator_id, public_key, pin_verifier) VALUES (?, ?, ?)`)
 	q.passwordInsert = s.stmt("password-insert", hot, `INSERT INTO password_elements (authenticator_id, verifier) VALUES (?, ?)`)
 	q.chipWipe = s.stmt("chip-wipe", hot, `UPDATE chip_elements SET public_key = NULL, wiped_at = COALESCE(wiped_at, ?) WHERE authenticator_id = ?`)
@@ -200,11 +239,17 @@ WHERE id = ? AND version = ? AND identity_id = ? AND kind = ? AND serial = ? AND
 	q.passwordWipe = s.stmt("password-wipe", hot, `UPDATE password_elements SET verifier = NULL, wiped_at = COALESCE(wiped_at, ?) WHERE authenticator_id = ?`)
 	q.authKind = s.stmt("authenticator-kind", hot, `SELECT kind FROM authenticators WHERE id = ?`)
 	q.chipByAuth = s.stmt("chip-element", hot, `SELECT `+chipCols+` FROM chip_elements WHERE authenticator_id = ?`)
-	q.codeByAuth = s.stmt("code-element", hot, `SELECT `+codeCols+` FROM code_elements WHERE authenticator_id = ?`)
+	q.codeByAuth = s.stmt("code-element", hot, `SELECT `+codeElementCols+`
+FROM code_elements e JOIN authenticators a ON a.id = e.authenticator_id WHERE e.authenticator_id = ?`)
 	q.appByAuth = s.stmt("app-element", hot, `SELECT `+appCols+` FROM app_elements WHERE authenticator_id = ?`)
 	q.pwByAuth = s.stmt("password-element", hot, `SELECT `+passwordCols+` FROM password_elements WHERE authenticator_id = ?`)
 	withElement := func(name, cols, table string) *Stmt {
-		return s.stmt(name, hot, `SELECT `+prefixed("i.", identityCols)+`, `+prefixed("a.", authCols)+`, `+prefixed("e.", cols)+`
+		if table == "code_elements" {
+			cols = codeElementCols
+		} else {
+			cols = prefixed("e.", cols)
+		}
+		return s.stmt(name, hot, `SELECT `+prefixed("i.", identityCols)+`, `+prefixed("a.", authCols)+`, `+cols+`
 FROM authenticators a JOIN identities i ON i.id = a.identity_id JOIN `+table+` e ON e.authenticator_id = a.id
 WHERE a.id = ? AND a.kind = ?`)
 	}
@@ -212,8 +257,8 @@ WHERE a.id = ? AND a.kind = ?`)
 	q.authWithCode = withElement("authenticator-with-code", codeCols, "code_elements")
 	q.authWithApp = withElement("authenticator-with-app", appCols, "app_elements")
 	q.authWithPassword = withElement("authenticator-with-password", passwordCols, "password_elements")
-	q.otpAdvance = s.stmt("otp-advance", hot, `UPDATE code_elements SET highest_step = ?, drift = ?
-WHERE authenticator_id = ? AND wiped_at IS NULL AND highest_step < ?`)
+	q.otpAdvance = s.stmt("otp-advance", hot, `UPDATE authenticators SET highest_step = ?, drift = ?
+WHERE id = ? AND highest_step < ? AND id IN (SELECT authenticator_id FROM code_elements WHERE authenticator_id = ? AND wiped_at IS NULL)`)
 	q.codeLive = s.stmt("code-live", hot, `SELECT wiped_at FROM code_elements WHERE authenticator_id = ?`)
 	q.signAdvance = s.stmt("sign-advance", hot, `UPDATE chip_elements SET sign_count = ?
 WHERE authenticator_id = (SELECT authenticator_id FROM credential_ids WHERE credential_id = ?)
