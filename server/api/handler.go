@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/authbench/authbench/server/domain"
@@ -418,6 +419,27 @@ var (
 	hdrNosniff = []string{"nosniff"}[:1:1]
 )
 
+// contentLengths holds, for each answer length below maxShared bytes, the
+// value of its Content-Length header, made the first time and then shared
+// between answers as the values above are.
+const maxShared = 4096
+
+var contentLengths [maxShared]atomic.Pointer[[]string]
+
+// contentLength returns the value of the Content-Length header of an
+// answer of n bytes.
+func contentLength(n int) []string {
+	if n >= maxShared {
+		return []string{strconv.Itoa(n)}
+	}
+	if v := contentLengths[n].Load(); v != nil {
+		return *v
+	}
+	v := []string{strconv.Itoa(n)}[:1:1]
+	contentLengths[n].Store(&v)
+	return v
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	e := jsonEncoders.Get().(*jsonEncoder)
 	defer func() {
@@ -438,7 +460,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	hd["Content-Type"] = hdrJSON
 	hd["Cache-Control"] = hdrNoStore
 	hd["X-Content-Type-Options"] = hdrNosniff
-	hd["Content-Length"] = []string{strconv.Itoa(buf.Len())}
+	hd["Content-Length"] = contentLength(buf.Len())
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }

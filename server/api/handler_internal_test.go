@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -119,4 +120,18 @@ func FuzzLoginRoute(f *testing.F) {
 		}
 		checkLoginRoute(t, mux, method, target)
 	})
+}
+
+// TestContentLength checks the shared Content-Length values: the length
+// in decimal, the same on the second call, and with no room to append
+// into.
+func TestContentLength(t *testing.T) {
+	for _, n := range []int{0, 7, 99, 100, 1234, maxShared - 1, maxShared, 1 << 20} {
+		for range 2 {
+			v := contentLength(n)
+			if len(v) != 1 || cap(v) != 1 || v[0] != strconv.Itoa(n) {
+				t.Fatalf("contentLength(%d) = %q (cap %d)", n, v, cap(v))
+			}
+		}
+	}
 }
