@@ -81,14 +81,14 @@ func serveGet[Q, Res any](h *Handler, w http.ResponseWriter, r *http.Request, qu
 	return nil
 }
 
-// serveLogin serves a login step: no bearer token, a JSON body, then the
-// per-source rate limit; it answers 200 with call's result. The limit per
+// serveLogin serves a login step of identity id (the {id} path
+// parameter): no bearer token, a JSON body, then the per-source rate
+// limit; it answers 200 with call's result. The limit per
 // identity and authenticator is applied by the service once it has looked
 // them up.
-func serveLogin[Req, Res any](h *Handler, w http.ResponseWriter, r *http.Request,
+func serveLogin[Req, Res any](h *Handler, w http.ResponseWriter, r *http.Request, id string,
 	call func(ctx context.Context, id string, req Req) (Res, error)) error {
-	id, _, err := ids(r)
-	if err != nil {
+	if err := service.CheckID("the identity ID", id); err != nil {
 		return err
 	}
 	if err := noQuery(r); err != nil {
@@ -163,24 +163,24 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) error {
 }
 
 // POST /v1/identities/{id}/login/password (no auth).
-func (h *Handler) loginPassword(w http.ResponseWriter, r *http.Request) error {
-	return serveLogin(h, w, r, h.svc.LoginPassword)
+func (h *Handler) loginPassword(w http.ResponseWriter, r *http.Request, id string) error {
+	return serveLogin(h, w, r, id, h.svc.LoginPassword)
 }
 
 // POST /v1/identities/{id}/login/second (no auth; the ceremony of a right
 // password).
-func (h *Handler) loginSecond(w http.ResponseWriter, r *http.Request) error {
-	return serveLogin(h, w, r, h.svc.BeginSecondFactor)
+func (h *Handler) loginSecond(w http.ResponseWriter, r *http.Request, id string) error {
+	return serveLogin(h, w, r, id, h.svc.BeginSecondFactor)
 }
 
 // POST /v1/identities/{id}/login/app (no auth).
-func (h *Handler) loginApp(w http.ResponseWriter, r *http.Request) error {
-	return serveLogin(h, w, r, h.svc.BeginApp)
+func (h *Handler) loginApp(w http.ResponseWriter, r *http.Request, id string) error {
+	return serveLogin(h, w, r, id, h.svc.BeginApp)
 }
 
 // POST /v1/identities/{id}/login/finish (no auth).
-func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request) error {
-	return serveLogin(h, w, r, h.svc.FinishLogin)
+func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, id string) error {
+	return serveLogin(h, w, r, id, h.svc.FinishLogin)
 }
 
 // GET /v1/identities/{id}/sessions (support, or a session of {id}).

@@ -47,11 +47,20 @@ type answer struct {
 
 func (e *answer) raw(s string) { e.b = append(e.b, s...) }
 
+// plain holds the bytes a JSON string carries as they are in
+// encoding/json's output: printable ASCII but the quote, the backslash
+// and the HTML characters <, > and &.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // str writes a JSON string, when s needs no escape.
 func (e *answer) str(s string) {
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20, c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+		if !plain[s[i]] {
 			e.ok = false
 			return
 		}
@@ -70,8 +79,38 @@ func (e *answer) time(t time.Time) {
 		return
 	}
 	e.b = append(e.b, '"')
-	e.b = t.AppendFormat(e.b, time.RFC3339Nano)
+	if off == 0 {
+		e.b = appendUTC(e.b, t)
+	} else {
+		e.b = t.AppendFormat(e.b, time.RFC3339Nano)
+	}
 	e.b = append(e.b, '"')
+}
+
+// appendUTC appends t, whose zone offset is 0 and whose year has four
+// digits, as t.AppendFormat(b, time.RFC3339Nano) does
+// ("2006-01-02T15:04:05.999999999Z": the fraction without its trailing
+// zeros, none when it is 0) without reading the layout.
+func appendUTC(b []byte, t time.Time) []byte {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	b = append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+int(mo)/10), byte('0'+int(mo)%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':', byte('0'+s/10), byte('0'+s%10))
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i >= 1; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, 'Z')
 }
 
 func (e *answer) int(n int64)   { e.b = strconv.AppendInt(e.b, n, 10) }

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -196,5 +197,30 @@ func BenchmarkLoginBodies(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestAppendUTC holds the hand-written times to time.Time.AppendFormat
+// with RFC 3339 and nanoseconds, over the ends of the years the answers
+// write, fractions with and without trailing zeros, and random instants.
+func TestAppendUTC(t *testing.T) {
+	times := []time.Time{
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 2, 9, 0, 0, 100000000, time.UTC),
+		time.Date(2026, 3, 2, 9, 0, 0, 120, time.UTC),
+		time.Date(2024, 2, 29, 12, 34, 56, 7, time.UTC),
+		time.Date(2026, 3, 2, 9, 0, 0, 5, time.FixedZone("", 0)),
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		times = append(times, time.Unix(rng.Int64N(253402300800), rng.Int64N(1e9)).UTC())
+	}
+	for _, tm := range times {
+		want := tm.AppendFormat(nil, time.RFC3339Nano)
+		if got := appendUTC(nil, tm); !bytes.Equal(got, want) {
+			t.Fatalf("appendUTC(%v) = %s, want %s", tm, got, want)
+		}
 	}
 }

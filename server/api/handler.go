@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/authbench/authbench/server/domain"
@@ -149,10 +150,10 @@ func routes() []Route {
 		{"POST", "/v1/identities/{id}/authenticators/{aid}/cancel", (*Handler).cancel},
 		{"POST", "/v1/identities/{id}/authenticators/{aid}/block", (*Handler).blockAuthenticator},
 		{"POST", "/v1/identities/{id}/authenticators/{aid}/reactivate", (*Handler).reactivate},
-		{"POST", "/v1/identities/{id}/login/password", (*Handler).loginPassword},
-		{"POST", "/v1/identities/{id}/login/second", (*Handler).loginSecond},
-		{"POST", "/v1/identities/{id}/login/app", (*Handler).loginApp},
-		{"POST", "/v1/identities/{id}/login/finish", (*Handler).finishLogin},
+		loginSteps["password"].route(),
+		loginSteps["second"].route(),
+		loginSteps["app"].route(),
+		loginSteps["finish"].route(),
 		{"GET", "/v1/identities/{id}/sessions", (*Handler).listSessions},
 		{"DELETE", "/v1/identities/{id}/sessions/{sid}", (*Handler).endSession},
 		{"POST", "/v1/logout", (*Handler).logout},
@@ -218,7 +219,76 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	routed = true
+	if step, id, ok := loginRoute(r); ok {
+		// What the mux and dispatch would do for this request, without
+		// the mux's search.
+		r.Pattern = step.pattern
+		if err := step.serve(h, sw, r, id); err != nil {
+			h.fail(sw, r, err)
+		}
+		return
+	}
 	h.mux.ServeHTTP(sw, r)
+}
+
+// The login steps are the endpoints every login takes, two or three
+// times; ServeHTTP finds them by their path (loginRoute) before it asks
+// the mux, which spends about a third of a microsecond more on each.
+
+// loginPrefix starts the patterns of the login steps.
+const loginPrefix = "/v1/identities/{id}/login/"
+
+// loginStep is a login endpoint: POST on pattern, served by serve with
+// the {id} path parameter.
+type loginStep struct {
+	pattern string
+	serve   func(h *Handler, w http.ResponseWriter, r *http.Request, id string) error
+}
+
+// loginSteps are the login endpoints by the last segment of their path.
+var loginSteps = map[string]loginStep{
+	"password": {loginPrefix + "password", (*Handler).loginPassword},
+	"second":   {loginPrefix + "second", (*Handler).loginSecond},
+	"app":      {loginPrefix + "app", (*Handler).loginApp},
+	"finish":   {loginPrefix + "finish", (*Handler).finishLogin},
+}
+
+// route returns s as the mux serves it.
+func (s loginStep) route() Route {
+	serve := s.serve
+	return Route{"POST", s.pattern, func(h *Handler, w http.ResponseWriter, r *http.Request) error {
+		return serve(h, w, r, r.PathValue("id"))
+	}}
+}
+
+// loginRoute finds the login step of a POST to /v1/identities/ID/login/STEP
+// as the mux would, and returns it with ID. It takes only paths the mux
+// serves as they are and matches the same way: plain ASCII letters,
+// digits and "-._~" between the slashes, nothing escaped, so that the
+// path is its escaped form, already clean (pathProblem refused dot and
+// empty segments), and ID is the segment unescaped. Other paths and
+// methods go through the mux (and Handler.dispatch, which answers 405).
+func loginRoute(r *http.Request) (loginStep, string, bool) {
+	const ids = "/v1/identities/"
+	p := r.URL.Path
+	if r.Method != http.MethodPost || r.URL.RawPath != "" || !strings.HasPrefix(p, ids) {
+		return loginStep{}, "", false
+	}
+	for i := len(ids); i < len(p); i++ {
+		if c := p[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+			return loginStep{}, "", false
+		}
+	}
+	id, rest, ok := strings.Cut(p[len(ids):], "/")
+	if !ok || id == "" {
+		return loginStep{}, "", false
+	}
+	name, ok := strings.CutPrefix(rest, "login/")
+	if !ok {
+		return loginStep{}, "", false
+	}
+	step, ok := loginSteps[name]
+	return step, id, ok
 }
 
 // logRequest writes the line of one request at level Info: method, route
@@ -349,6 +419,27 @@ var (
 	hdrNosniff = []string{"nosniff"}[:1:1]
 )
 
+// contentLengths holds, for each answer length below maxShared bytes, the
+// value of its Content-Length header, made the first time and then shared
+// between answers as the values above are.
+const maxShared = 4096
+
+var contentLengths [maxShared]atomic.Pointer[[]string]
+
+// contentLength returns the value of the Content-Length header of an
+// answer of n bytes.
+func contentLength(n int) []string {
+	if n >= maxShared {
+		return []string{strconv.Itoa(n)}
+	}
+	if v := contentLengths[n].Load(); v != nil {
+		return *v
+	}
+	v := []string{strconv.Itoa(n)}[:1:1]
+	contentLengths[n].Store(&v)
+	return v
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	e := jsonEncoders.Get().(*jsonEncoder)
 	defer func() {
@@ -369,7 +460,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	hd["Content-Type"] = hdrJSON
 	hd["Cache-Control"] = hdrNoStore
 	hd["X-Content-Type-Options"] = hdrNosniff
-	hd["Content-Length"] = []string{strconv.Itoa(buf.Len())}
+	hd["Content-Length"] = contentLength(buf.Len())
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }

@@ -92,8 +92,9 @@ func (c *labelCache[K, V]) get(k K, mk func(K) V) V {
 }
 
 var (
-	_ service.Metrics = (*Metrics)(nil)
-	_ http.Handler    = (*Metrics)(nil)
+	_ service.Metrics      = (*Metrics)(nil)
+	_ service.LoginCounter = (*Metrics)(nil)
+	_ http.Handler         = (*Metrics)(nil)
 )
 
 // Buckets of the latency histograms, in seconds.
@@ -219,6 +220,10 @@ func (m *Metrics) Checked(kind string) {
 func (m *Metrics) login(kind, outcome string) {
 	m.loginSeries.get([2]string{kind, outcome}, func(k [2]string) prometheus.Counter { return m.logins.WithLabelValues(k[0], k[1]) }).Inc()
 }
+
+// LoginSucceeded counts a login success of kind, as Events counts an
+// EventLoginSucceeded (service.LoginCounter).
+func (m *Metrics) LoginSucceeded(kind string) { m.login(kind, "success") }
 
 // Events counts the lifecycle events the store has stored
 // (service.Metrics).

@@ -252,8 +252,8 @@ func ParseVerifier(s string) (*Verifier, error) {
 	if len(s) > maxVerifierLen {
 		return bad("too long")
 	}
-	parts := strings.Split(s, "$")
-	if len(parts) != 6 || parts[0] != "" {
+	var parts [6]string
+	if split(s, '$', parts[:]) != 6 || parts[0] != "" {
 		return bad("expected $argon2id$v=19$m=M,t=T,p=P$SALT$HASH")
 	}
 	if parts[1] != "argon2id" {
@@ -262,8 +262,8 @@ func ParseVerifier(s string) (*Verifier, error) {
 	if parts[2] != "v=19" {
 		return bad("unsupported version (only v=19)")
 	}
-	ps := strings.Split(parts[3], ",")
-	if len(ps) != 3 {
+	var ps [3]string
+	if split(parts[3], ',', ps[:]) != 3 {
 		return bad("expected parameters m=M,t=T,p=P")
 	}
 	var nums [3]uint32
@@ -297,6 +297,26 @@ func ParseVerifier(s string) (*Verifier, error) {
 		return bad(strings.TrimPrefix(err.Error(), "secrets: "))
 	}
 	return v, nil
+}
+
+// split cuts s around each sep, as strings.Split does, into parts while
+// they last, and returns how many pieces strings.Split would return.
+func split(s string, sep byte, parts []string) int {
+	n := 0
+	for {
+		i := strings.IndexByte(s, sep)
+		if i < 0 {
+			if n < len(parts) {
+				parts[n] = s
+			}
+			return n + 1
+		}
+		if n < len(parts) {
+			parts[n] = s[:i]
+		}
+		n++
+		s = s[i+1:]
+	}
 }
 
 // parseDecimal parses name followed by a decimal uint32 without sign or

@@ -111,10 +111,13 @@ func (c *loginCeremony) marshal() ([]byte, error) {
 	return binary.BigEndian.AppendUint64(b, uint64(c.Expires)), nil
 }
 
+// errMalformedCeremony is unmarshal's refusal.
+var errMalformedCeremony = errors.New("service: a malformed login ceremony")
+
 // unmarshal reads the sealed form of a login ceremony into c, refusing
 // anything marshal does not write.
 func (c *loginCeremony) unmarshal(b []byte) error {
-	bad := errors.New("service: a malformed login ceremony")
+	bad := errMalformedCeremony
 	if len(b) < 3+4+8 || b[0] != ceremonyVersion || b[2]&^flagPasswordPending != 0 {
 		return bad
 	}
@@ -143,13 +146,24 @@ func (c *loginCeremony) unmarshal(b []byte) error {
 	if !ok1 || !ok2 || !ok3 || !ok4 || len(rest) != 8 {
 		return bad
 	}
-	c.Password, c.Factor, c.Kind = string(pw), string(factor), device.Kind(kind)
+	c.Password, c.Factor, c.Kind = string(pw), string(factor), knownKind(kind)
 	c.Challenge = nil
 	if len(ch) > 0 {
 		c.Challenge = append([]byte(nil), ch...)
 	}
 	c.Expires = int64(binary.BigEndian.Uint64(rest))
 	return nil
+}
+
+// knownKind returns b as a Kind, the constant itself when b names one
+// (which saves a copy per token), else a copy.
+func knownKind(b []byte) device.Kind {
+	for _, k := range device.Kinds {
+		if string(k) == string(b) {
+			return k
+		}
+	}
+	return device.Kind(b)
 }
 
 func (c *loginCeremony) expires() time.Time { return time.Unix(0, c.Expires).UTC() }
@@ -176,8 +190,10 @@ func (s *Service) sealToken(prefix string, ad, raw []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("service: sealing a ceremony: %w", err)
 	}
-	// prefix, base64url(key ID), ".", base64url(blob), in one buffer.
-	tok := make([]byte, 0, len(prefix)+b64.EncodedLen(len(sl.KeyID))+1+b64.EncodedLen(len(sl.Blob)))
+	// prefix, base64url(key ID), ".", base64url(blob), in one buffer, on
+	// the stack when it fits (a login token does).
+	var buf [256]byte
+	tok := buf[:0]
 	tok = append(tok, prefix...)
 	tok = b64.AppendEncode(tok, []byte(sl.KeyID))
 	tok = append(tok, '.')

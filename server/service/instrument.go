@@ -24,6 +24,34 @@ type Metrics interface {
 	Checked(kind string)
 }
 
+// LoginCounter is an ability a Metrics may have: counting the success
+// of an authenticator of kind as Events counts an EventLoginSucceeded of
+// it, without the event. The service uses it for a password proven in
+// the first step of a login, whose success is written later, with the
+// second factor's, and so has no event stored yet.
+type LoginCounter interface {
+	LoginSucceeded(kind string)
+}
+
+// countSuccess counts the success of a, checked now but not written
+// yet, as the metrics count a written one: with LoginSucceeded when they
+// have it, else with the events domain.Policy.RecordSuccess would store.
+func (s *Service) countSuccess(a domain.Authenticator, now time.Time) {
+	if s.metrics == nil {
+		return
+	}
+	if lc, ok := s.metrics.(LoginCounter); ok {
+		// What RecordSuccess refuses for an active authenticator.
+		if a.Validate() == nil {
+			lc.LoginSucceeded(string(a.Kind))
+		}
+		return
+	}
+	if c, err := s.policy.RecordSuccess(a, now); err == nil {
+		s.metrics.Events(c.Events)
+	}
+}
+
 // checked reports an evaluation of a secret of kind k to the metrics.
 func (s *Service) checked(k device.Kind) {
 	if s.metrics != nil {

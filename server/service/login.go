@@ -164,12 +164,8 @@ func (s *Service) LoginPassword(ctx context.Context, identityID string, req Pass
 		// the attempt ends here without a write.
 		att.release(ctx)
 		c.PasswordPending = true
-		if s.metrics != nil {
-			// Counted now, when it was checked, as a written success is.
-			if pc, err := s.policy.RecordSuccess(pw, s.clock()); err == nil {
-				s.metrics.Events(pc.Events)
-			}
-		}
+		// Counted now, when it was checked, as a written success is.
+		s.countSuccess(pw, s.clock())
 	} else if _, err := s.commitLogin(ctx, id, pw, "", att, v, nil, nil); err != nil {
 		return PasswordLoginResult{}, err
 	}
