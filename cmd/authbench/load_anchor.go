@@ -36,6 +36,7 @@ import (
 	"github.com/authbench/authbench/device/webauthn"
 	"github.com/authbench/authbench/server/client"
 	"github.com/authbench/authbench/server/secrets"
+	"github.com/authbench/authbench/server/store/sqlite"
 )
 
 // rawAnchors is the raw cryptography of the machine, measured in the same
@@ -609,7 +610,7 @@ type durableWriter interface {
 
 // sqliteGroupCommit writes session rows into an SQLite file in WAL mode
 // with synchronous=FULL (every commit syncs the log, as the server's
-// store does), with group commit: one goroutine takes every write queued
+// store does) through the store's VFS, with group commit: one goroutine takes every write queued
 // when it is free, inserts them in one transaction and commits once.
 type sqliteGroupCommit struct {
 	db   *sql.DB
@@ -629,7 +630,13 @@ type pendingWrite struct {
 const maxBatch = 512
 
 func openSQLiteAnchor(ctx context.Context, path string) (*sqliteGroupCommit, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate")
+	// Through the VFS the store writes its files with, so the two
+	// commits cost the same system calls.
+	vfs, err := sqlite.VFS()
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate&vfs="+vfs)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,14 @@
 // lose the last commits on power loss; an OTP watermark or a permanent
 // block must not be lost, so FULL it is.) Foreign keys are enforced.
 //
+// The connections open the file through the VFS of internal/walvfs, the
+// unix VFS but for the log: SQLite writes a WAL frame with two writes (its
+// header, its page), and the VFS gathers a commit's frames in memory and
+// writes them with one pwrite before the log is synced, and at the latest
+// when the commit's last frame is complete, so the log holds the same bytes
+// at every sync and after every commit as through the unix VFS. A commit
+// then makes one system call to write its frames instead of two per frame.
+//
 // # Concurrency
 //
 // SQLite has one writer at a time. Instead of letting many connections
