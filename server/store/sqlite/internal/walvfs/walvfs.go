@@ -11,7 +11,9 @@
 // are those of the unix VFS: the gathered bytes are written before the file
 // is synced, read, truncated, sized, closed, locked or given a file
 // control, before a write that does not follow them, and as soon as the
-// frame that commits a transaction is complete, so nothing SQLite counts as
+// frame that commits a transaction is complete; a write into bytes just
+// read (SQLite rewriting the checksums of frames, the commit frame's
+// last) is not gathered but written at once. So nothing SQLite counts as
 // committed (and other connections may read, through their own file
 // descriptors, once the wal-index says so) is held back whatever the
 // connection's synchronous setting. What a crash loses is what the unix VFS
@@ -66,6 +68,9 @@ type walFile struct {
 	n      int64
 	off    int64
 	commit bool // the last write gathered is the header of a commit frame
+	// rdOff and rdEnd are the bytes the last call read, until the next
+	// write (rdEnd 0: none).
+	rdOff, rdEnd int64
 }
 
 // hdrSize is walFile's size rounded up to 8, so the unix file after it is
@@ -190,12 +195,22 @@ func xWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	f := wal(pFile)
 	amt := int64(iAmt)
 	wasCommit := f.commit
-	if f.n > 0 && (iOfst != f.off+f.n || f.n+amt > bufSize) {
+	// A write into the frame just read rewrites it: at a commit that
+	// overwrote pages of frames it had written before (a transaction
+	// that spilled its page cache), SQLite reads each frame from the
+	// first one overwritten on and rewrites its header with the checksums
+	// that follow, the commit frame's last, and then publishes the commit
+	// with no further call on the log. Such a write is sent at once, so a
+	// rewritten commit frame is never left behind in memory when SQLite
+	// does not sync the log (synchronous=NORMAL).
+	rewrite := f.rdEnd > 0 && iOfst < f.rdEnd && iOfst+amt > f.rdOff
+	f.rdEnd = 0
+	if f.n > 0 && (rewrite || iOfst != f.off+f.n || f.n+amt > bufSize) {
 		if rc := flush(tls, f); rc != sqlite3.SQLITE_OK {
 			return rc
 		}
 	}
-	if amt > bufSize || amt <= 0 {
+	if rewrite || amt > bufSize || amt <= 0 {
 		return fp[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](realMethods(f).FxWrite)(tls, f.real, zBuf, iAmt, iOfst)
 	}
 	if f.buf == 0 {
@@ -242,6 +257,7 @@ func xRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	if rc := flush(tls, f); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
+	f.rdOff, f.rdEnd = iOfst, iOfst+int64(iAmt)
 	return fp[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](realMethods(f).FxRead)(tls, f.real, zBuf, iAmt, iOfst)
 }
 
