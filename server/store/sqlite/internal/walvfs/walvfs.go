@@ -11,14 +11,21 @@
 // are those of the unix VFS: the gathered bytes are written before the file
 // is synced, read, truncated, sized, closed, locked or given a file
 // control, before a write that does not follow them, and as soon as the
-// frame that commits a transaction is complete, so nothing SQLite counts as
+// frame that commits a transaction is complete; a write into bytes just
+// read (SQLite rewriting the checksums of frames, the commit frame's
+// last) is not gathered but written at once. So nothing SQLite counts as
 // committed (and other connections may read, through their own file
 // descriptors, once the wal-index says so) is held back whatever the
 // connection's synchronous setting. What a crash loses is what the unix VFS
 // may lose: writes of a transaction not yet committed.
 //
-// The main database file, its -shm and every other file are the unix VFS's
-// own, untouched.
+// Gathered bytes that are not a commit's (frames of a transaction that
+// spilled its page cache and rolled back) are written before the
+// connection releases a lock of the wal-index, so they never reach the log
+// after another connection has written frames at the same offsets.
+//
+// The main database file is the unix VFS's but for that (its xShmLock and
+// xClose); its -shm and every other file are the unix VFS's own, untouched.
 //
 // SQLite here is C transpiled to Go (modernc.org/sqlite): its structs live
 // in memory SQLite allocates, and a C function pointer is a uintptr that
@@ -66,11 +73,100 @@ type walFile struct {
 	n      int64
 	off    int64
 	commit bool // the last write gathered is the header of a commit frame
+	// db is the main database file the log is of, when it was opened
+	// through the shim (its dbTail.wal is this file), or 0.
+	db uintptr
+	// rdOff and rdEnd are the bytes the last call read, until the next
+	// write (rdEnd 0: none).
+	rdOff, rdEnd int64
 }
 
 // hdrSize is walFile's size rounded up to 8, so the unix file after it is
 // aligned as SQLite's allocation is.
 var hdrSize = (int32(unsafe.Sizeof(walFile{})) + 7) &^ 7
+
+// A main database file opened through the shim is the unix VFS's file at
+// the start of the space SQLite gave, with a copy of the unix methods
+// whose xShmLock and xClose are the shim's; the dbTail after the unix
+// file (in the hdrSize bytes SQLite gives more) holds what they need.
+//
+// A connection writes frames to its log while it holds the log's write
+// lock, a lock of the wal-index (xShmLock of the database file). Frames
+// of a transaction that spilled its page cache and then rolled back are
+// gathered, not committed, and no call on the log need follow the
+// rollback; were they written after the lock is released, they would
+// land on frames another connection has committed since at the same
+// offsets. So the gathered bytes are written before the database file
+// releases any wal-index lock, while the lock is held.
+type dbTail struct {
+	methods uintptr // the unix VFS's sqlite3_io_methods of the file
+	wal     uintptr // the walFile of its log, while it is open, or 0
+}
+
+// tailAt is the offset of a database file's dbTail, after the unix file.
+var tailAt = (uintptr(0) + 7) &^ 7
+
+func tail(pFile uintptr) *dbTail { return (*dbTail)(cmem(pFile + tailAt)) }
+
+var (
+	dbMu      sync.Mutex
+	dbMethods = map[uintptr]uintptr{} // the unix VFS's io methods -> the shim's copy
+	ourMethod = map[uintptr]bool{}    // the copies
+)
+
+// shimMethods returns the shim's copy of the unix io methods m, made at
+// the first call, or 0 if m has no shm methods or no memory is left.
+func shimMethods(tls *libc.TLS, m uintptr) uintptr {
+	dbMu.Lock()
+	defer dbMu.Unlock()
+	if c, ok := dbMethods[m]; ok {
+		return c
+	}
+	if (*sqlite3.Tsqlite3_io_methods)(cmem(m)).FiVersion < 2 {
+		return 0
+	}
+	c := libc.Xmalloc(tls, uint64(unsafe.Sizeof(sqlite3.Tsqlite3_io_methods{})))
+	if c == 0 {
+		return 0
+	}
+	io := (*sqlite3.Tsqlite3_io_methods)(cmem(c))
+	*io = *(*sqlite3.Tsqlite3_io_methods)(cmem(m))
+	setFP(&io.FxShmLock, xDbShmLock)
+	setFP(&io.FxClose, xDbClose)
+	dbMethods[m] = c
+	ourMethod[c] = true
+	return c
+}
+
+func isShimDB(pFile uintptr) bool {
+	m := (*sqlite3.Tsqlite3_file)(cmem(pFile)).FpMethods
+	dbMu.Lock()
+	defer dbMu.Unlock()
+	return ourMethod[m]
+}
+
+func dbReal(pFile uintptr) *sqlite3.Tsqlite3_io_methods {
+	return (*sqlite3.Tsqlite3_io_methods)(cmem(tail(pFile).methods))
+}
+
+func xDbShmLock(tls *libc.TLS, pFile uintptr, ofst, n, flags int32) int32 {
+	if w := tail(pFile).wal; w != 0 && flags&sqlite3.SQLITE_SHM_UNLOCK != 0 {
+		// Not committed (a commit is written when its frame is
+		// complete): a failed write loses nothing SQLite counts on,
+		// and the lock is released all the same.
+		_ = flush(tls, wal(w))
+	}
+	return fp[func(*libc.TLS, uintptr, int32, int32, int32) int32](dbReal(pFile).FxShmLock)(tls, pFile, ofst, n, flags)
+}
+
+func xDbClose(tls *libc.TLS, pFile uintptr) int32 {
+	t := tail(pFile)
+	if t.wal != 0 {
+		wal(t.wal).db = 0
+		t.wal = 0
+	}
+	return fp[func(*libc.TLS, uintptr) int32](dbReal(pFile).FxClose)(tls, pFile)
+}
 
 const (
 	// bufSize bounds the bytes gathered: a write that would gather more
@@ -91,6 +187,10 @@ func register() error {
 	}
 	u := (*sqlite3.Tsqlite3_vfs)(cmem(unixVFS))
 	unixSz = u.FszOsFile
+	tailAt = (uintptr(unixSz) + 7) &^ 7
+	if tailAt+unsafe.Sizeof(dbTail{}) > uintptr(unixSz+hdrSize) {
+		return errors.New("walvfs: no room for a database file's tail")
+	}
 
 	m := libc.Xcalloc(tls, 1, uint64(unsafe.Sizeof(sqlite3.Tsqlite3_io_methods{})))
 	v := libc.Xcalloc(tls, 1, uint64(unsafe.Sizeof(sqlite3.Tsqlite3_vfs{})))
@@ -160,8 +260,18 @@ func xOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags uin
 	open := fp[func(*libc.TLS, uintptr, uintptr, uintptr, int32, uintptr) int32]((*sqlite3.Tsqlite3_vfs)(cmem(unixVFS)).FxOpen)
 	if flags&sqlite3.SQLITE_OPEN_WAL == 0 {
 		// Not a WAL: the unix VFS's file, at the start of the space
-		// SQLite gave, with the unix methods.
-		return open(tls, unixVFS, zName, pFile, flags, pOutFlags)
+		// SQLite gave, with the unix methods; a main database file's
+		// with the shim's xShmLock and xClose (dbTail).
+		rc := open(tls, unixVFS, zName, pFile, flags, pOutFlags)
+		base := (*sqlite3.Tsqlite3_file)(cmem(pFile))
+		if rc != sqlite3.SQLITE_OK || flags&sqlite3.SQLITE_OPEN_MAIN_DB == 0 || base.FpMethods == 0 {
+			return rc
+		}
+		if c := shimMethods(tls, base.FpMethods); c != 0 {
+			*tail(pFile) = dbTail{methods: base.FpMethods}
+			base.FpMethods = c
+		}
+		return rc
 	}
 	f := wal(pFile)
 	*f = walFile{real: pFile + uintptr(hdrSize)}
@@ -170,6 +280,10 @@ func xOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags uin
 		return rc
 	}
 	f.base.FpMethods = methods
+	if db := sqlite3.Xsqlite3_database_file_object(tls, zName); db != 0 && isShimDB(db) {
+		tail(db).wal = pFile
+		f.db = db
+	}
 	return sqlite3.SQLITE_OK
 }
 
@@ -190,12 +304,22 @@ func xWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	f := wal(pFile)
 	amt := int64(iAmt)
 	wasCommit := f.commit
-	if f.n > 0 && (iOfst != f.off+f.n || f.n+amt > bufSize) {
+	// A write into the frame just read rewrites it: at a commit that
+	// overwrote pages of frames it had written before (a transaction
+	// that spilled its page cache), SQLite reads each frame from the
+	// first one overwritten on and rewrites its header with the checksums
+	// that follow, the commit frame's last, and then publishes the commit
+	// with no further call on the log. Such a write is sent at once, so a
+	// rewritten commit frame is never left behind in memory when SQLite
+	// does not sync the log (synchronous=NORMAL).
+	rewrite := f.rdEnd > 0 && iOfst < f.rdEnd && iOfst+amt > f.rdOff
+	f.rdEnd = 0
+	if f.n > 0 && (rewrite || iOfst != f.off+f.n || f.n+amt > bufSize) {
 		if rc := flush(tls, f); rc != sqlite3.SQLITE_OK {
 			return rc
 		}
 	}
-	if amt > bufSize || amt <= 0 {
+	if rewrite || amt > bufSize || amt <= 0 {
 		return fp[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](realMethods(f).FxWrite)(tls, f.real, zBuf, iAmt, iOfst)
 	}
 	if f.buf == 0 {
@@ -227,6 +351,10 @@ func xWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 func xClose(tls *libc.TLS, pFile uintptr) int32 {
 	f := wal(pFile)
 	rc := flush(tls, f)
+	if f.db != 0 {
+		tail(f.db).wal = 0
+		f.db = 0
+	}
 	if f.buf != 0 {
 		libc.Xfree(tls, f.buf)
 		f.buf = 0
@@ -242,6 +370,7 @@ func xRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	if rc := flush(tls, f); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
+	f.rdOff, f.rdEnd = iOfst, iOfst+int64(iAmt)
 	return fp[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](realMethods(f).FxRead)(tls, f.real, zBuf, iAmt, iOfst)
 }
 

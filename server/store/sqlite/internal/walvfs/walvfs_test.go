@@ -279,6 +279,138 @@ func TestOtherConnectionsSeeCommits(t *testing.T) {
 	}
 }
 
+// TestRewrittenCommitInLogWithoutSync: a transaction that spills its page
+// cache to the log and then changes pages it spilled makes SQLite, at the
+// commit, overwrite those frames and rewrite the headers from the first of
+// them to the commit frame's with the checksums that follow. With
+// synchronous=NORMAL nothing syncs the log after that, and a crash of the
+// process must find the committed transaction in the files as the
+// operating system has them: the commit frame's header among them, or the
+// log's checksums stop before the commit and SQLite drops it.
+func TestRewrittenCommitInLogWithoutSync(t *testing.T) {
+	dir := t.TempDir()
+	for _, shim := range []bool{false, true} {
+		name := fmt.Sprintf("shim=%v", shim)
+		path := filepath.Join(dir, name+".db")
+		db := openDB(t, path, shim)
+		ctx := context.Background()
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if _, err := conn.ExecContext(ctx, q, args...); err != nil {
+				t.Fatalf("%s: %s: %v", name, q, err)
+			}
+		}
+		exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+		exec("PRAGMA synchronous = NORMAL")
+		exec("PRAGMA cache_size = 10")
+		exec("BEGIN")
+		for i := range 300 {
+			exec("INSERT INTO t (k, v) VALUES (?, ?)", i, bytes.Repeat([]byte{byte(i)}, 1500))
+		}
+		exec("UPDATE t SET v = x'00' WHERE k < 100")
+		exec("COMMIT")
+		// The process dies now, the connection still open: the files
+		// as the operating system has them, opened elsewhere.
+		crash := filepath.Join(dir, name+"-crash.db")
+		for _, sfx := range []string{"", "-wal"} {
+			b, err := os.ReadFile(path + sfx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(crash+sfx, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cdb := openDB(t, crash, false)
+		var n, zeroed int
+		if err := cdb.QueryRow("SELECT count(*), count(*) FILTER (WHERE v = x'00') FROM t").Scan(&n, &zeroed); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if n != 300 || zeroed != 100 {
+			t.Errorf("%s: after a crash the committed transaction left %d rows, %d of them updated; want 300 and 100", name, n, zeroed)
+		}
+		cdb.Close()
+		conn.Close()
+		db.Close()
+	}
+}
+
+// TestRolledBackSpillKeepsOffOtherCommits: a transaction that spills its
+// page cache to the log and then rolls back leaves frames SQLite wrote but
+// never committed, and no further call on the log need follow. Another
+// connection then commits frames at the same offsets of the log. The
+// frames of the rolled-back transaction must not reach the log after that
+// and overwrite the other connection's commits: the database stays whole,
+// and every row committed is read back, by both connections and after a
+// crash.
+func TestRolledBackSpillKeepsOffOtherCommits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	ctx := context.Background()
+	a, b := openDB(t, path, true), openDB(t, path, true)
+	ca, err := a.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	cb, err := b.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	exec := func(c *sql.Conn, q string, args ...any) {
+		t.Helper()
+		if _, err := c.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(ca, "CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+	exec(ca, "PRAGMA cache_size = 5")
+	// An empty log: the rollback finds no page of it to read back.
+	exec(ca, "PRAGMA wal_checkpoint(TRUNCATE)")
+	exec(ca, "BEGIN IMMEDIATE")
+	for i := range 15 {
+		exec(ca, "INSERT INTO t (k, v) VALUES (?, ?)", 1000+i, bytes.Repeat([]byte{0xAA}, 3000))
+	}
+	exec(ca, "ROLLBACK")
+	good := bytes.Repeat([]byte{0xBB}, 3000)
+	for i := range 60 {
+		exec(cb, "INSERT INTO t (k, v) VALUES (?, ?)", i, good)
+	}
+	check := func(who string, c interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}) {
+		t.Helper()
+		var n, ok int
+		var integrity string
+		if err := c.QueryRowContext(ctx, "SELECT count(*), count(*) FILTER (WHERE v = ?) FROM t", good).Scan(&n, &ok); err != nil {
+			t.Fatalf("%s: %v", who, err)
+		}
+		if err := c.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&integrity); err != nil {
+			t.Fatalf("%s: %v", who, err)
+		}
+		if n != 60 || ok != 60 || integrity != "ok" {
+			t.Errorf("%s reads %d rows, %d of them as committed, integrity %q; want 60, 60, ok", who, n, ok, integrity)
+		}
+	}
+	check("the connection that rolled back", ca)
+	check("the connection that committed", cb)
+	crash := filepath.Join(t.TempDir(), "crash.db")
+	for _, sfx := range []string{"", "-wal"} {
+		data, err := os.ReadFile(path + sfx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crash+sfx, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("a copy after a crash", openDB(t, crash, false))
+}
+
 // pwrites counts the pwrite system calls of the unix VFS while
 // countingPwrite is installed (see countPwrites); while diskFull is set
 // they fail with ENOSPC.
