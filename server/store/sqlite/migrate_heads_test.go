@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
+	"github.com/authbench/authbench/server/store/internal/migration"
 	"github.com/authbench/authbench/server/store/storetest"
 )
 
@@ -100,4 +103,90 @@ func TestMigrateAuditHeadsFromLog(t *testing.T) {
 			t.Errorf("the chain of %q after the migration and an append: %v", id, err)
 		}
 	}
+}
+
+// TestMigrateAuditHeadsRefusesDisagreement: when the rows of audit_heads
+// disagree with the log they are the heads of (records cut from the end of
+// a chain, appended past its head, or a head row gone), the
+// audit_heads_from_log migration refuses to drop them: the store does not
+// open, says why, and the database stays at the version before, with the
+// table and every record, for audit verify.
+func TestMigrateAuditHeadsRefusesDisagreement(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper []string
+	}{
+		{"last records cut", []string{
+			`DROP TRIGGER audit_append_only_delete`,
+			`DELETE FROM audit WHERE identity_id = 'alice' AND seq >= 3`,
+		}},
+		{"head row gone", []string{`DELETE FROM audit_heads WHERE identity_id = 'bob'`}},
+		{"head moved back", []string{`UPDATE audit_heads SET seq = 2, hash = (SELECT hash FROM audit WHERE identity_id = 'alice' AND seq = 2) WHERE identity_id = 'alice'`}},
+		{"head of no records", []string{`INSERT INTO audit_heads (identity_id, seq, hash) VALUES ('carol', 1, X'00')`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			path, db, ms := before(t, "audit_heads_from_log", "")
+			at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+			heads := map[string]*store.AuditRecord{}
+			for i := range 4 {
+				for _, id := range []string{"alice", "bob"} {
+					e := domain.Event{Type: domain.EventLoginSucceeded, IdentityID: id, Actor: domain.System("test"), At: at,
+						Details: map[string]string{"n": fmt.Sprint(i)}}
+					r, err := store.Link(storetest.Chain{}, heads[id], e)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := db.ExecContext(ctx, `INSERT INTO audit (seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body)
+						VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, int64(r.Seq), r.At.UnixNano(), string(r.Type), r.IdentityID, r.AuthenticatorID, r.PrevHash, r.Hash, r.Body); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := db.ExecContext(ctx, `INSERT INTO audit_heads (identity_id, seq, hash) VALUES (?, ?, ?)
+						ON CONFLICT (identity_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, id, int64(r.Seq), r.Hash); err != nil {
+						t.Fatal(err)
+					}
+					heads[id] = &r
+					at = at.Add(time.Second)
+				}
+			}
+			var records int
+			for _, q := range tc.tamper {
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit`).Scan(&records); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(ctx, path, Options{Chain: storetest.Chain{}})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open migrated a database whose audit_heads disagree with its log")
+			}
+			t.Logf("Open: %v", err)
+			if !strings.Contains(err.Error(), "audit_heads disagrees with the audit log") {
+				t.Errorf("Open: %v; want it to say audit_heads disagrees with the audit log", err)
+			}
+			var v, n, left int
+			if err := db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil || v != indexOf(t, ms, "audit_heads_from_log") {
+				t.Errorf("schema version after the refusal: %d, %v; want %d", v, err, indexOf(t, ms, "audit_heads_from_log"))
+			}
+			if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'audit_heads'`).Scan(&n); err != nil || n != 1 {
+				t.Errorf("audit_heads after the refusal: %d tables, %v; want it kept", n, err)
+			}
+			if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit`).Scan(&left); err != nil || left != records {
+				t.Errorf("audit records after the refusal: %d, %v; want %d", left, err, records)
+			}
+		})
+	}
+}
+
+// indexOf is the number of migrations of ms before the one named name.
+func indexOf(t *testing.T, ms []migration.File, name string) int {
+	t.Helper()
+	n := slices.IndexFunc(ms, func(m migration.File) bool { return strings.HasSuffix(m.Name, "_"+name) })
+	if n < 0 {
+		t.Fatalf("no %s migration", name)
+	}
+	return n
 }

@@ -9,4 +9,29 @@
 -- head: an append now reads the head there and writes its records only,
 -- and a checkpoint reads the last record of each chain. The log keeps
 -- every record, so nothing is lost with the table.
+--
+-- The rows of audit_heads are the last sign of records cut from the end of
+-- a chain (or appended past its head) since the last sealed checkpoint, so
+-- before the table goes they are compared with the log: every chain with
+-- records must have its row, at its last record, with that record's hash,
+-- and every row a chain. If any disagrees, the CHECK below fails, the
+-- migration (one transaction) is undone, and the database stays as it was
+-- for `authbench audit verify` and a person to look at.
+CREATE TEMP TABLE audit_heads_disagreeing (
+	chains INTEGER NOT NULL
+		CONSTRAINT "audit_heads disagrees with the audit log (records cut or appended behind the store's back); run authbench audit verify"
+		CHECK (chains = 0)
+);
+INSERT INTO temp.audit_heads_disagreeing (chains)
+	SELECT COUNT(*) FROM (
+		SELECT h.identity_id FROM audit_heads AS h
+		WHERE NOT EXISTS (
+			SELECT 1 FROM audit AS a
+			WHERE a.identity_id = h.identity_id AND a.seq = h.seq AND a.hash = h.hash
+				AND a.seq = (SELECT MAX(b.seq) FROM audit AS b WHERE b.identity_id = h.identity_id))
+		UNION
+		SELECT a.identity_id FROM audit AS a
+		WHERE NOT EXISTS (SELECT 1 FROM audit_heads AS h WHERE h.identity_id = a.identity_id)
+	);
+DROP TABLE temp.audit_heads_disagreeing;
 DROP TABLE audit_heads;
