@@ -16,10 +16,11 @@
 -- records must have its row, at its last record, with that record's hash,
 -- and every row a chain. If any disagrees, the CHECK below fails, the
 -- migration (one transaction) is undone, and the database stays as it was
--- for `authbench audit verify` and a person to look at.
+-- for a person to look at (with `authbench audit verify` of the release
+-- that wrote it: this one reads only databases it has migrated).
 CREATE TEMP TABLE audit_heads_disagreeing (
 	chains INTEGER NOT NULL
-		CONSTRAINT "audit_heads disagrees with the audit log (records cut or appended behind the store's back); run authbench audit verify"
+		CONSTRAINT "audit_heads disagrees with the audit log (records cut or appended behind the store's back); the database is left as it was: check it with audit verify of the authbench that wrote it"
 		CHECK (chains = 0)
 );
 INSERT INTO temp.audit_heads_disagreeing (chains)
