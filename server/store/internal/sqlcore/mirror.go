@@ -64,6 +64,16 @@ type Mirror struct {
 type heldIdentity struct {
 	row   []any
 	auths map[string]*heldAuth
+	// dec is row decoded (Store.heldIdentity), made by the first read
+	// after row was set and dropped with it.
+	dec atomic.Pointer[decodedIdentity]
+}
+
+// decodedIdentity is a held identity's row as the store's records: the
+// identity and the version of its authenticator set.
+type decodedIdentity struct {
+	v   domain.Identity
+	set uint64
 }
 
 // heldAuth is one authenticator's row (mirrorCols["authenticators"]) and
@@ -72,6 +82,9 @@ type heldAuth struct {
 	row     []any
 	el      []any
 	elTable string
+	// dec is row decoded (Store.heldAuth), made by the first read after
+	// row was set and dropped with it.
+	dec atomic.Pointer[domain.Authenticator]
 }
 
 // mirrorCols are the columns the mirror keeps of each table, in the order
@@ -219,6 +232,7 @@ func (m *Mirror) apply(c *RowChange) bool {
 		case RowUpdate:
 			if h := m.ids[key]; h != nil {
 				h.row = row
+				h.dec.Store(nil)
 			}
 		case RowDelete:
 			m.drop(key)
@@ -243,6 +257,7 @@ func (m *Mirror) apply(c *RowChange) bool {
 				return true
 			}
 			a.row = row
+			a.dec.Store(nil)
 		case RowDelete:
 			delete(h.auths, key)
 			delete(m.auths, key)
@@ -449,9 +464,17 @@ func (s *Store) mirrorLearn(ctx context.Context, id string) {
 }
 
 // The decoding of held rows into the store's records: the same codec as
-// a row read from the database.
+// a row read from the database. A row is decoded once, by the first read
+// after it was held, and the records are kept with it (they hold no
+// slice or map, so every caller gets its own copy). The reads run under
+// the mirror's read lock and Apply replaces a row and drops its records
+// under the write lock, so a record kept always is its row's: a read
+// that decoded the old row ended before the new one was put.
 
 func (s *Store) heldIdentity(h *heldIdentity) (domain.Identity, uint64, error) {
+	if d := h.dec.Load(); d != nil {
+		return d.v, d.set, nil
+	}
 	var r columns.IdentityRow
 	if err := assignRow(r.Dest(), h.row[:identityVersionCol]); err != nil {
 		return domain.Identity{}, 0, err
@@ -465,15 +488,28 @@ func (s *Store) heldIdentity(h *heldIdentity) (domain.Identity, uint64, error) {
 		return domain.Identity{}, 0, err
 	}
 	set, err := s.col.FromI64(sv, "authenticator set version")
-	return v, set, err
+	if err != nil {
+		return domain.Identity{}, 0, err
+	}
+	h.dec.Store(&decodedIdentity{v: v, set: set})
+	return v, set, nil
 }
 
 func (s *Store) heldAuth(a *heldAuth) (domain.Authenticator, error) {
+	if d := a.dec.Load(); d != nil {
+		return *d, nil
+	}
 	var r columns.AuthenticatorRow
 	if err := assignRow(r.Dest(), a.row[:authRowCols]); err != nil {
 		return domain.Authenticator{}, err
 	}
-	return s.col.Authenticator(&r)
+	x, err := s.col.Authenticator(&r)
+	if err != nil {
+		return domain.Authenticator{}, err
+	}
+	d := x
+	a.dec.Store(&d)
+	return x, nil
 }
 
 // elementRow returns the values of a's element in the order of its
