@@ -129,6 +129,8 @@ func readAll(ctx context.Context, s *Store, ids, auths []string) map[string]stri
 	for _, id := range ids {
 		set, err := s.AuthenticatorSet(ctx, id)
 		out["AuthenticatorSet("+id+")"] = render(set, err)
+		set, els, err := s.AuthenticatorSetWithPasswords(ctx, id)
+		out["AuthenticatorSetWithPasswords("+id+")"] = render([]any{set, els}, err)
 		v, err := s.Identity(ctx, id)
 		out["Identity("+id+")"] = render(v, err)
 		list, err := s.ListAuthenticators(ctx, id)
