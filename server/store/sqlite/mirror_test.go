@@ -1292,3 +1292,27 @@ func TestMirrorDecodedRecordsFollowWrites(t *testing.T) {
 		t.Fatalf("the mirror loaded the identity %d times during the writes: the reads did not come from the rows it held", n-loads)
 	}
 }
+
+// TestMirrorElementReadAllocations: a login's read of a code device with
+// its identity and element, answered by the mirror once it has decoded
+// the records, allocates only the element it returns: the Element, its
+// CodeElement, the copy of the sealed secret and the key ID.
+func TestMirrorElementReadAllocations(t *testing.T) {
+	w, _, _ := openMirrored(t)
+	ctx := context.Background()
+	makeIdentity(t, w, "id-1", device.KindCodeDisplay, device.KindPassword)
+	const aid = "id-1-code-display"
+	read := func() {
+		if _, _, el, err := w.AuthenticatorWithElement(ctx, aid, device.KindCodeDisplay); err != nil || el == nil || el.Code == nil {
+			t.Fatalf("AuthenticatorWithElement: %v, %v", el, err)
+		}
+	}
+	read() // loads the identity and decodes its records
+	loads := w.mirror.Loads()
+	if n := testing.AllocsPerRun(100, read); n > 4 {
+		t.Errorf("a read of the held element allocates %v times, want at most 4", n)
+	}
+	if w.mirror.Loads() != loads {
+		t.Fatal("the mirror loaded the identity again: the reads were not answered from it")
+	}
+}

@@ -265,7 +265,11 @@ func (s *Store) authenticatorSet(ctx context.Context, identityID string, passwor
 			}
 			var el *store.Element
 			if x.Kind == device.KindPassword {
-				if el, err = s.heldElement(a, device.KindPassword, "element of "+x.ID); err != nil {
+				var es elementScanner
+				if err := s.elementScan(&es, device.KindPassword, x.ID); err != nil {
+					return err
+				}
+				if el, err = s.heldElement(a, device.KindPassword, &es); err != nil {
 					return err
 				}
 			}

@@ -512,14 +512,29 @@ func (s *Store) heldAuth(a *heldAuth) (domain.Authenticator, error) {
 	return x, nil
 }
 
-// elementRow returns the values of a's element in the order of its
-// statements (element.go's rows): a code device's, its row in
+// assignElement assigns the values of a's element to dest, in the order
+// of its statements (element.go's rows): a code device's, its row in
 // code_elements with the OTP watermark of a's row (codeElementCols).
-func (a *heldAuth) elementRow() []any {
+func (a *heldAuth) assignElement(dest []any) error {
 	if a.elTable != "code_elements" || len(a.el) != 7 || len(a.row) <= authHighestCol {
-		return a.el[1:]
+		return assignRow(dest, a.el[1:])
 	}
-	return []any{a.el[1], a.el[2], a.el[3], a.el[4], a.el[5], a.row[authDriftCol], a.row[authHighestCol], a.el[6]}
+	if len(dest) != 8 {
+		return fmt.Errorf("mirror: 8 values for %d columns", len(dest))
+	}
+	if err := assignRow(dest[:5], a.el[1:6]); err != nil {
+		return err
+	}
+	if err := assign(dest[5], a.row[authDriftCol]); err != nil {
+		return fmt.Errorf("mirror: column 5: %w", err)
+	}
+	if err := assign(dest[6], a.row[authHighestCol]); err != nil {
+		return fmt.Errorf("mirror: column 6: %w", err)
+	}
+	if err := assign(dest[7], a.el[6]); err != nil {
+		return fmt.Errorf("mirror: column 7: %w", err)
+	}
+	return nil
 }
 
 // kind is the authenticator's kind as stored.
@@ -530,22 +545,16 @@ func (a *heldAuth) kind() string {
 
 // heldElement returns the element of a when it is of kind k (nil when a
 // has none, or its kind is not k), as the statements authenticator-with-*
-// find it.
-func (s *Store) heldElement(a *heldAuth, k device.Kind, what string) (*store.Element, error) {
-	if a.el == nil || a.kind() != string(k) {
+// find it; es is the scanner of kind k (elementScan).
+func (s *Store) heldElement(a *heldAuth, k device.Kind, es *elementScanner) (*store.Element, error) {
+	if a.el == nil || a.kind() != string(k) || es.table != a.elTable {
 		return nil, nil
 	}
-	es, err := s.elementScan(k, what)
-	if err != nil {
+	d, n := es.dest()
+	if err := a.assignElement(d[:n]); err != nil {
 		return nil, err
 	}
-	if es.table != a.elTable {
-		return nil, nil
-	}
-	if err := assignRow(es.dest, a.elementRow()); err != nil {
-		return nil, err
-	}
-	el, err := es.element()
+	el, err := es.element(s)
 	if err != nil {
 		return nil, err
 	}
