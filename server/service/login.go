@@ -141,18 +141,25 @@ func (s *Service) LoginPassword(ctx context.Context, identityID string, req Pass
 			return PasswordLoginResult{}, err
 		}
 	}
-	// The identity and its authenticators in one read.
-	set, err := s.authenticatorSet(ctx, identityID)
+	// The identity, its authenticators and the verifiers of its
+	// passwords in one read. The verifier is evaluated only once the
+	// attempt is reserved (passwordKind.check).
+	set, els, err := s.st.AuthenticatorSetWithPasswords(ctx, identityID)
 	if err != nil {
-		return PasswordLoginResult{}, err
+		return PasswordLoginResult{}, storeErr(err, "identity "+identityID)
 	}
 	id, list := set.Identity, set.Authenticators
-	pw, ok := password(list)
+	i, ok := password(list)
 	if !ok {
 		return PasswordLoginResult{}, fmt.Errorf("service: %w: identity %s has no password; log in with the MitID app", ErrNotFound, identityID)
 	}
+	pw := list[i]
+	p := &proof{password: req.Password}
+	if i < len(els) {
+		p.el = els[i] // nil when it has none: check reads it
+	}
 	v, att, err := s.prove(ctx, id, pw, true, func(reserve func() error) (verdict, error) {
-		return s.kinds[device.KindPassword].check(ctx, &pw, nil, &proof{password: req.Password}, reserve)
+		return s.kinds[device.KindPassword].check(ctx, &pw, nil, p, reserve)
 	})
 	if err != nil {
 		return PasswordLoginResult{}, err
@@ -196,23 +203,20 @@ func (s *Service) LoginPassword(ctx context.Context, identityID string, req Pass
 	return r, nil
 }
 
-// password returns the password of an identity's authenticators: the one
-// that is not blocked (a blocked one when there is no other, so that the
-// answer says so).
-func password(list []domain.Authenticator) (domain.Authenticator, bool) {
-	var found *domain.Authenticator
+// password returns the position of the password of an identity's
+// authenticators: the one that is not blocked (a blocked one when there
+// is no other, so that the answer says so).
+func password(list []domain.Authenticator) (int, bool) {
+	found := -1
 	for i := range list {
 		if list[i].Kind != device.KindPassword {
 			continue
 		}
-		if found == nil || found.State == domain.StateBlocked {
-			found = &list[i]
+		if found < 0 || list[found].State == domain.StateBlocked {
+			found = i
 		}
 	}
-	if found == nil {
-		return domain.Authenticator{}, false
-	}
-	return *found, true
+	return found, found >= 0
 }
 
 // secondFactor reports whether authenticators of kind k can be the second

@@ -7,7 +7,9 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/service"
 	"github.com/authbench/authbench/server/service/servicetest"
@@ -154,4 +156,86 @@ func TestChipCredentialTakenOrRevoked(t *testing.T) {
 		t.Fatalf("bob has %+v, want his password only", v.Authenticators)
 	}
 	must[service.AuthenticatorView](t)(e.addChip("bob", support, newChip(t, "chip-4", chipOpts()), nil))
+}
+
+// loginCalls is a store that records the calls of a password's check, in
+// order: its reads and the reservation of its attempt.
+type loginCalls struct {
+	store.Store
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *loginCalls) call(name string) {
+	r.mu.Lock()
+	r.calls = append(r.calls, name)
+	r.mu.Unlock()
+}
+
+func (r *loginCalls) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.calls
+	r.calls = nil
+	return out
+}
+
+func (r *loginCalls) AuthenticatorSet(ctx context.Context, id string) (store.AuthenticatorSet, error) {
+	r.call("AuthenticatorSet")
+	return r.Store.AuthenticatorSet(ctx, id)
+}
+
+func (r *loginCalls) AuthenticatorSetWithPasswords(ctx context.Context, id string) (store.AuthenticatorSet, []*store.Element, error) {
+	r.call("AuthenticatorSetWithPasswords")
+	return r.Store.AuthenticatorSetWithPasswords(ctx, id)
+}
+
+func (r *loginCalls) Authenticator(ctx context.Context, id string) (domain.Authenticator, error) {
+	r.call("Authenticator")
+	return r.Store.Authenticator(ctx, id)
+}
+
+func (r *loginCalls) Element(ctx context.Context, id string) (store.Element, error) {
+	r.call("Element")
+	return r.Store.Element(ctx, id)
+}
+
+func (r *loginCalls) ElementOfKind(ctx context.Context, id string, k device.Kind) (store.Element, error) {
+	r.call("ElementOfKind")
+	return r.Store.ElementOfKind(ctx, id, k)
+}
+
+func (r *loginCalls) ReserveAttempt(ctx context.Context, a store.Attempt, max int, now time.Time) error {
+	r.call("ReserveAttempt")
+	return r.Store.ReserveAttempt(ctx, a, max, now)
+}
+
+// TestPasswordLoginReads: the password step of a login reads the store
+// once, the identity's set with the verifier of its password, and then
+// reserves the attempt; it reads nothing more before it evaluates the
+// password, right or wrong, and a wrong one is counted.
+func TestPasswordLoginReads(t *testing.T) {
+	r := &loginCalls{}
+	e := newEnv(t, func(o *service.Options) { r.Store, o.Store = o.Store, r })
+	pw := password(e.identity("alice"))
+	want := []string{"AuthenticatorSetWithPasswords", "ReserveAttempt"}
+	r.take()
+	if _, err := e.loginPassword("alice", thePassword); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.take(); !reflect.DeepEqual(got, want) {
+		t.Errorf("a right password: the store calls were %v, want %v", got, want)
+	}
+	var fe *service.FailureError
+	if _, err := e.loginPassword("alice", "wrong horse"); !errors.As(err, &fe) || fe.Failures != 1 {
+		t.Fatalf("a wrong password answered %v, want a failure counted against the password", err)
+	}
+	// The failure is recorded with the password as it is then (one more
+	// read, after the evaluation).
+	if got := r.take(); len(got) < 2 || !reflect.DeepEqual(got[:2], want) {
+		t.Errorf("a wrong password: the store calls were %v, want %v first", got, want)
+	}
+	if a := e.auth(pw); a.Failures != 1 {
+		t.Errorf("the password reads %d failures after a wrong one, want 1", a.Failures)
+	}
 }

@@ -140,6 +140,13 @@ type Authenticators interface {
 	// snapshot): what an add needs, in one read. It returns an error
 	// wrapping ErrNotFound (no such identity).
 	AuthenticatorSet(ctx context.Context, identityID string) (AuthenticatorSet, error)
+	// AuthenticatorSetWithPasswords is AuthenticatorSet with the elements
+	// of the identity's passwords, in the same read (one snapshot): what
+	// the first step of a password login needs. The elements are in the
+	// order of the set: elements[i] is the element of
+	// set.Authenticators[i] when that is a password with an element, nil
+	// otherwise.
+	AuthenticatorSetWithPasswords(ctx context.Context, identityID string) (set AuthenticatorSet, elements []*Element, err error)
 	// Authenticator returns the authenticator with ID id, or an error
 	// wrapping ErrNotFound.
 	Authenticator(ctx context.Context, id string) (domain.Authenticator, error)

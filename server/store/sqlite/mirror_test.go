@@ -129,6 +129,8 @@ func readAll(ctx context.Context, s *Store, ids, auths []string) map[string]stri
 	for _, id := range ids {
 		set, err := s.AuthenticatorSet(ctx, id)
 		out["AuthenticatorSet("+id+")"] = render(set, err)
+		set, els, err := s.AuthenticatorSetWithPasswords(ctx, id)
+		out["AuthenticatorSetWithPasswords("+id+")"] = render([]any{set, els}, err)
 		v, err := s.Identity(ctx, id)
 		out["Identity("+id+")"] = render(v, err)
 		list, err := s.ListAuthenticators(ctx, id)
@@ -1225,5 +1227,92 @@ func TestMirrorTextWithNUL(t *testing.T) {
 	sameAsDatabase(t, w, ro, ids, auths, "after")
 	if set, err := w.AuthenticatorSet(ctx, "victim"); err != nil || len(set.Authenticators) != 2 {
 		t.Errorf("AuthenticatorSet(victim) = %s (%v), want its chip and odd-chip", render(set, nil), err)
+	}
+}
+
+// TestMirrorDecodedRecordsFollowWrites: the mirror keeps the records it
+// decoded from a held row with that row; after every write that changes
+// an authenticator's row or the identity's, the next reads answer the new
+// row, without the mirror loading anything from the database (so the
+// answer is the held row's, not a reload's), and every read equals what
+// the database holds.
+func TestMirrorDecodedRecordsFollowWrites(t *testing.T) {
+	w, ro, _ := openMirrored(t)
+	ctx := context.Background()
+	p := domain.DefaultPolicy()
+	id := makeIdentity(t, w, "id-1", device.KindCodeDisplay, device.KindPassword)
+	ids, auths := []string{"id-1"}, []string{"id-1-code-display", "id-1-password"}
+	sameAsDatabase(t, w, ro, ids, auths, "at the start") // decodes every row
+	loads := w.mirror.Loads()
+	a := current(t, ro, "id-1-code-display")
+	steps := []struct {
+		what  string
+		write func()
+	}{
+		{"a failure", func() {
+			a = applyTo(t, w)(p.RecordFailure(a, domain.Failure{Cause: domain.CauseWrongCode}, mirrorT0))
+		}},
+		{"a success", func() { a = applyTo(t, w)(p.RecordSuccess(a, mirrorT0.Add(time.Minute))) }},
+		{"a suspension", func() { a = applyTo(t, w)(p.Suspend(a, mirrorSupport, domain.ReasonMisuse, mirrorT0)) }},
+		{"a reactivation", func() { a = applyTo(t, w)(p.Reactivate(id, a, mirrorSupport, nil, mirrorT0)) }},
+		{"the identity's block", func() {
+			ic, err := p.BlockIdentity(id, mirrorSupport, domain.ReasonMisuse, mirrorT0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.UpdateIdentity(ctx, ic); err != nil {
+				t.Fatal(err)
+			}
+			id = ic.Identity
+		}},
+		{"the identity's unblock", func() {
+			ic, err := p.UnblockIdentity(id, mirrorSupport, "checked", mirrorT0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.UpdateIdentity(ctx, ic); err != nil {
+				t.Fatal(err)
+			}
+			id = ic.Identity
+		}},
+	}
+	for _, st := range steps {
+		st.write()
+		got, err := w.Authenticator(ctx, a.ID)
+		if err != nil || got != a {
+			t.Fatalf("after %s: the store answers %+v (%v), want %+v", st.what, got, err, a)
+		}
+		v, err := w.Identity(ctx, id.ID)
+		if err != nil || v.State != id.State || v.Version != id.Version {
+			t.Fatalf("after %s: the store answers identity %s version %d (%v), want %s version %d", st.what, v.State, v.Version, err, id.State, id.Version)
+		}
+		sameAsDatabase(t, w, ro, ids, auths, "after "+st.what)
+	}
+	if n := w.mirror.Loads(); n != loads {
+		t.Fatalf("the mirror loaded the identity %d times during the writes: the reads did not come from the rows it held", n-loads)
+	}
+}
+
+// TestMirrorElementReadAllocations: a login's read of a code device with
+// its identity and element, answered by the mirror once it has decoded
+// the records, allocates only the element it returns: the Element, its
+// CodeElement, the copy of the sealed secret and the key ID.
+func TestMirrorElementReadAllocations(t *testing.T) {
+	w, _, _ := openMirrored(t)
+	ctx := context.Background()
+	makeIdentity(t, w, "id-1", device.KindCodeDisplay, device.KindPassword)
+	const aid = "id-1-code-display"
+	read := func() {
+		if _, _, el, err := w.AuthenticatorWithElement(ctx, aid, device.KindCodeDisplay); err != nil || el == nil || el.Code == nil {
+			t.Fatalf("AuthenticatorWithElement: %v, %v", el, err)
+		}
+	}
+	read() // loads the identity and decodes its records
+	loads := w.mirror.Loads()
+	if n := testing.AllocsPerRun(100, read); n > 4 {
+		t.Errorf("a read of the held element allocates %v times, want at most 4", n)
+	}
+	if w.mirror.Loads() != loads {
+		t.Fatal("the mirror loaded the identity again: the reads were not answered from it")
 	}
 }

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Authenticator/Update", testAuthUpdate},
 		{"Authenticator/ConcurrentUpdate", testAuthConcurrentUpdate},
 		{"Authenticator/SetVersion", testSetVersion},
+		{"Authenticator/SetWithPasswords", testSetWithPasswords},
 		{"Authenticator/ConcurrentCreateAt", testConcurrentCreateAt},
 		{"Authenticator/QuotaUnderConcurrency", testQuotaUnderConcurrency},
 		{"ApplyChange/Lifecycle", testApplyLifecycle},

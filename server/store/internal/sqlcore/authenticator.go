@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/authbench/authbench/device"
 	"github.com/authbench/authbench/server/domain"
 	"github.com/authbench/authbench/server/store"
 	"github.com/authbench/authbench/server/store/internal/columns"
@@ -221,39 +222,90 @@ func (s *Store) explainAuthUnique(err error, a *domain.Authenticator) string {
 // the identity (with the version of its set) joined with its
 // authenticators, one snapshot of both.
 func (s *Store) AuthenticatorSet(ctx context.Context, identityID string) (store.AuthenticatorSet, error) {
-	var set store.AuthenticatorSet
+	set, _, err := s.authenticatorSet(ctx, identityID, false)
+	return set, err
+}
+
+// AuthenticatorSetWithPasswords implements store.Authenticators with one
+// statement: AuthenticatorSet's, joined with the password elements too.
+func (s *Store) AuthenticatorSetWithPasswords(ctx context.Context, identityID string) (store.AuthenticatorSet, []*store.Element, error) {
+	return s.authenticatorSet(ctx, identityID, true)
+}
+
+// authenticatorSet reads the set of identity identityID and, when
+// passwords is set, the elements of its passwords (in the order of the
+// set; nil for the others).
+func (s *Store) authenticatorSet(ctx context.Context, identityID string, passwords bool) (store.AuthenticatorSet, []*store.Element, error) {
+	var (
+		set store.AuthenticatorSet
+		els []*store.Element
+	)
+	what := "identity " + identityID
 	err := s.mirrored(ctx, identityID, func(h *heldIdentity) error {
 		v, version, err := s.heldIdentity(h)
 		if err != nil {
 			return err
 		}
 		set = store.AuthenticatorSet{Identity: v, Version: version}
+		if n := len(h.auths); n > 0 {
+			// As the statement reads them: nil when there are none.
+			set.Authenticators = make([]domain.Authenticator, 0, n)
+			if passwords {
+				els = make([]*store.Element, 0, n)
+			}
+		}
 		for _, a := range sortedAuths(h) {
 			x, err := s.heldAuth(a)
 			if err != nil {
 				return err
 			}
 			set.Authenticators = append(set.Authenticators, x)
+			if !passwords {
+				continue
+			}
+			var el *store.Element
+			if x.Kind == device.KindPassword {
+				var es elementScanner
+				if err := s.elementScan(&es, device.KindPassword, x.ID); err != nil {
+					return err
+				}
+				if el, err = s.heldElement(a, device.KindPassword, &es); err != nil {
+					return err
+				}
+			}
+			els = append(els, el)
 		}
 		return nil
 	})
 	if err == nil || errors.Is(err, ErrNoRows) {
-		return set, s.dbErr(err, "identity "+identityID)
+		if err != nil {
+			set, els = store.AuthenticatorSet{}, nil
+		}
+		return set, els, s.dbErr(err, what)
+	}
+	q := s.q.identitySet
+	if passwords {
+		q = s.q.identitySetPw
 	}
 	err = s.read(ctx, func(ctx context.Context, tx Tx) error {
-		rows, err := tx.Query(ctx, s.q.identitySet, identityID)
+		rows, err := tx.Query(ctx, q, identityID)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		set = store.AuthenticatorSet{}
+		set, els = store.AuthenticatorSet{}, nil
 		var (
 			ir    columns.IdentityRow
 			v     int64
 			ar    columns.AuthenticatorRow
+			elKey string
+			pr    passwordRow
 			found bool
 		)
 		dest := append(append(ir.Dest(), &v), ar.Dest()...)
+		if passwords {
+			dest = append(append(dest, &elKey), pr.dest()...)
+		}
 		for rows.Next() {
 			ar = columns.AuthenticatorRow{}
 			if err := rows.Scan(dest...); err != nil {
@@ -276,6 +328,14 @@ func (s *Store) AuthenticatorSet(ctx context.Context, identityID string) (store.
 				return err
 			}
 			set.Authenticators = append(set.Authenticators, a)
+			if !passwords {
+				continue
+			}
+			var el *store.Element
+			if elKey != "" && a.Kind == device.KindPassword {
+				el = &store.Element{Password: pr.element(), WipedAt: columns.FromNanos(pr.wiped)}
+			}
+			els = append(els, el)
 		}
 		if err := rows.Err(); err != nil {
 			return err
@@ -286,9 +346,9 @@ func (s *Store) AuthenticatorSet(ctx context.Context, identityID string) (store.
 		return nil
 	})
 	if err != nil {
-		return store.AuthenticatorSet{}, s.dbErr(err, "identity "+identityID)
+		return store.AuthenticatorSet{}, nil, s.dbErr(err, what)
 	}
-	return set, nil
+	return set, els, nil
 }
 
 // Authenticator implements store.Authenticators.

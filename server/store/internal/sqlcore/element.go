@@ -72,28 +72,31 @@ func (s *Store) Element(ctx context.Context, authenticatorID string) (store.Elem
 // ElementOfKind implements store.Elements; kind "" reads the kind first,
 // in the same read (Element).
 func (s *Store) ElementOfKind(ctx context.Context, authenticatorID string, kind device.Kind) (store.Element, error) {
-	what := "element of " + authenticatorID
-	var el store.Element
+	var (
+		el store.Element
+		es elementScanner
+	)
 	err := s.mirroredAuth(authenticatorID, func(_ *heldIdentity, a *heldAuth) error {
 		k := kind
 		if k == "" {
 			k = device.Kind(a.kind())
 		}
-		es, err := s.elementScan(k, what)
-		if err != nil {
+		if err := s.elementScan(&es, k, authenticatorID); err != nil {
 			return err
 		}
 		if a.el == nil || a.elTable != es.table {
 			return ErrNoRows
 		}
-		if err := assignRow(es.dest, a.elementRow()); err != nil {
+		d, n := es.dest()
+		if err := a.assignElement(d[:n]); err != nil {
 			return err
 		}
-		el, err = es.element()
+		var err error
+		el, err = es.element(s)
 		return err
 	})
 	if err == nil || errors.Is(err, ErrNoRows) {
-		return el, s.dbErr(err, what)
+		return el, s.dbErr(err, "element of "+authenticatorID)
 	}
 	err = s.read(ctx, func(ctx context.Context, tx Tx) error {
 		k := kind
@@ -103,107 +106,157 @@ func (s *Store) ElementOfKind(ctx context.Context, authenticatorID string, kind 
 			}
 		}
 		var err error
-		el, err = s.readElement(ctx, tx, k, authenticatorID, what)
+		el, err = s.readElement(ctx, tx, k, authenticatorID)
 		return err
 	})
 	if err != nil {
-		return store.Element{}, s.dbErr(err, what)
+		return store.Element{}, s.dbErr(err, "element of "+authenticatorID)
 	}
 	return el, nil
 }
 
 // readElement reads the element of authenticator id of kind k.
-func (s *Store) readElement(ctx context.Context, tx Tx, k device.Kind, id, what string) (store.Element, error) {
-	es, err := s.elementScan(k, what)
-	if err != nil {
+func (s *Store) readElement(ctx context.Context, tx Tx, k device.Kind, id string) (store.Element, error) {
+	var es elementScanner
+	if err := s.elementScan(&es, k, id); err != nil {
 		return store.Element{}, err
 	}
-	if err := tx.QueryRow(ctx, es.byAuth, id).Scan(es.dest...); err != nil {
+	d, n := es.dest()
+	if err := tx.QueryRow(ctx, es.byAuth, id).Scan(d[:n]...); err != nil {
 		return store.Element{}, err
 	}
-	return es.element()
+	return es.element(s)
 }
 
 // elementScanner reads the element of one kind: its statements, the
-// destinations of a row, and the element made of the row scanned.
+// destinations of a row, and the element made of the row scanned. The
+// rows it scans into are its own fields, so that one scanner is one
+// value (on the stack when its destinations do not escape: assignRow).
 type elementScanner struct {
-	byAuth   *Stmt // the element by authenticator ID
-	withAuth *Stmt // identity, authenticator and element by authenticator ID
+	id       string // the authenticator's, for errors
+	byAuth   *Stmt  // the element by authenticator ID
+	withAuth *Stmt  // identity, authenticator and element by authenticator ID
 	table    string
-	dest     []any
-	element  func() (store.Element, error)
+	chip     chipRow
+	code     codeRow
+	app      appRow
+	pw       passwordRow
 }
 
-// elementScan returns the scanner of the elements of kind k; what names
-// the element in errors.
-func (s *Store) elementScan(k device.Kind, what string) (*elementScanner, error) {
-	var (
-		es    = &elementScanner{}
-		el    store.Element
-		wiped **int64
-		conv  func() error
-	)
+// elementScan makes es the scanner of the elements of kind k of
+// authenticator id.
+func (s *Store) elementScan(es *elementScanner, k device.Kind, id string) error {
+	es.id = id
 	switch {
 	case k == device.KindChip:
-		r := &chipRow{}
-		es.byAuth, es.withAuth, es.table, es.dest, wiped = s.q.chipByAuth, s.q.authWithChip, "chip_elements", r.dest(), &r.wiped
-		conv = func() (err error) { el.Chip, err = s.chip(r, what); return err }
+		es.byAuth, es.withAuth, es.table = s.q.chipByAuth, s.q.authWithChip, "chip_elements"
 	case isCodeDevice(k):
-		r := &codeRow{}
-		es.byAuth, es.withAuth, es.table, es.dest, wiped = s.q.codeByAuth, s.q.authWithCode, "code_elements", r.dest(), &r.wiped
-		conv = func() (err error) { el.Code, err = s.code(r, what); return err }
+		es.byAuth, es.withAuth, es.table = s.q.codeByAuth, s.q.authWithCode, "code_elements"
 	case k == device.KindApp:
-		r := &appRow{}
-		es.byAuth, es.withAuth, es.table, es.dest, wiped = s.q.appByAuth, s.q.authWithApp, "app_elements", r.dest(), &r.wiped
-		conv = func() error { el.App = r.element(); return nil }
+		es.byAuth, es.withAuth, es.table = s.q.appByAuth, s.q.authWithApp, "app_elements"
 	case k == device.KindPassword:
-		r := &passwordRow{}
-		es.byAuth, es.withAuth, es.table, es.dest, wiped = s.q.pwByAuth, s.q.authWithPassword, "password_elements", r.dest(), &r.wiped
-		conv = func() error { el.Password = r.element(); return nil }
+		es.byAuth, es.withAuth, es.table = s.q.pwByAuth, s.q.authWithPassword, "password_elements"
 	default:
-		return nil, s.errf("%w: %s: unknown kind %q", store.ErrInvalid, what, k)
+		return s.errf("%w: element of %s: unknown kind %q", store.ErrInvalid, id, k)
 	}
-	es.element = func() (store.Element, error) {
-		if err := conv(); err != nil {
-			return store.Element{}, err
-		}
-		el.WipedAt = columns.FromNanos(*wiped)
-		return el, nil
+	return nil
+}
+
+// dest returns the destinations of a row of es's table: the first n of
+// d. An array, not a slice, so that the caller's copy and the scanner
+// stay where the caller keeps them (on its stack when the destinations
+// do not escape).
+func (es *elementScanner) dest() (d [8]any, n int) {
+	switch es.table {
+	case "chip_elements":
+		r := &es.chip
+		return [8]any{&r.pub, &r.aaguid, &r.count, &r.format, &r.be, &r.bs, &r.wiped}, 7
+	case "code_elements":
+		r := &es.code
+		return [8]any{&r.secret, &r.keyID, &r.digits, &r.period, &r.alg, &r.drift, &r.highest, &r.wiped}, 8
+	case "app_elements":
+		r := &es.app
+		return [8]any{&r.pub, &r.pin, &r.wiped}, 3
+	case "password_elements":
+		r := &es.pw
+		return [8]any{&r.verifier, &r.wiped}, 2
 	}
-	return es, nil
+	return d, 0
+}
+
+// element returns the element made of the row scanned.
+func (es *elementScanner) element(s *Store) (store.Element, error) {
+	var (
+		el    store.Element
+		wiped *int64
+		err   error
+	)
+	switch es.table {
+	case "chip_elements":
+		el.Chip, err = s.chip(&es.chip, es.id)
+		wiped = es.chip.wiped
+	case "code_elements":
+		el.Code, err = s.code(&es.code, es.id)
+		wiped = es.code.wiped
+	case "app_elements":
+		el.App, wiped = es.app.element(), es.app.wiped
+	case "password_elements":
+		el.Password, wiped = es.pw.element(), es.pw.wiped
+	}
+	if err != nil {
+		return store.Element{}, err
+	}
+	el.WipedAt = columns.FromNanos(wiped)
+	return el, nil
 }
 
 // AuthenticatorWithElement implements store.Elements.
 func (s *Store) AuthenticatorWithElement(ctx context.Context, id string, kind device.Kind) (domain.Identity, domain.Authenticator, *store.Element, error) {
-	what := "element of " + id
-	es, err := s.elementScan(kind, what)
-	if err != nil {
-		return domain.Identity{}, domain.Authenticator{}, nil, err
-	}
 	var (
 		v  domain.Identity
 		a  domain.Authenticator
 		el *store.Element
+		es elementScanner
 	)
-	err = s.mirroredAuth(id, func(hi *heldIdentity, ha *heldAuth) (err error) {
+	if err := s.elementScan(&es, kind, id); err != nil {
+		return domain.Identity{}, domain.Authenticator{}, nil, err
+	}
+	err := s.mirroredAuth(id, func(hi *heldIdentity, ha *heldAuth) (err error) {
 		if v, _, err = s.heldIdentity(hi); err != nil {
 			return err
 		}
 		if a, err = s.heldAuth(ha); err != nil {
 			return err
 		}
-		el, err = s.heldElement(ha, kind, what)
+		el, err = s.heldElement(ha, kind, &es)
 		return err
 	})
 	if err == nil {
 		return v, a, el, nil
 	}
-	err = s.read(ctx, func(ctx context.Context, tx Tx) error {
+	return s.readWithElement(ctx, id, kind)
+}
+
+// readWithElement is AuthenticatorWithElement from the database (its
+// variables are its own: the mirror's answer above allocates none of
+// them).
+func (s *Store) readWithElement(ctx context.Context, id string, kind device.Kind) (domain.Identity, domain.Authenticator, *store.Element, error) {
+	var (
+		v  domain.Identity
+		a  domain.Authenticator
+		el *store.Element
+		es elementScanner
+	)
+	if err := s.elementScan(&es, kind, id); err != nil {
+		return domain.Identity{}, domain.Authenticator{}, nil, err
+	}
+	err := s.read(ctx, func(ctx context.Context, tx Tx) error {
 		var (
 			ir columns.IdentityRow
 			ar columns.AuthenticatorRow
 		)
-		dest := append(append(ir.Dest(), ar.Dest()...), es.dest...)
+		d, n := es.dest()
+		dest := append(append(ir.Dest(), ar.Dest()...), d[:n]...)
 		err := tx.QueryRow(ctx, es.withAuth, id, string(kind)).Scan(dest...)
 		if errors.Is(err, ErrNoRows) {
 			// No element (a pending code device), or not of that kind,
@@ -215,7 +268,7 @@ func (s *Store) AuthenticatorWithElement(ctx context.Context, id string, kind de
 		} else if err != nil {
 			return err
 		} else {
-			e, err := es.element()
+			e, err := es.element(s)
 			if err != nil {
 				return err
 			}
@@ -244,13 +297,9 @@ type chipRow struct {
 	wiped       *int64
 }
 
-func (r *chipRow) dest() []any {
-	return []any{&r.pub, &r.aaguid, &r.count, &r.format, &r.be, &r.bs, &r.wiped}
-}
-
-func (s *Store) chip(r *chipRow, what string) (*store.ChipElement, error) {
+func (s *Store) chip(r *chipRow, id string) (*store.ChipElement, error) {
 	if r.count < 0 || r.count > 1<<32-1 {
-		return nil, s.errf("%w: %s: sign count %d", store.ErrInvalid, what, r.count)
+		return nil, s.errf("%w: element of %s: sign count %d", store.ErrInvalid, id, r.count)
 	}
 	return &store.ChipElement{PublicKey: columns.NilIfEmpty(r.pub), AAGUID: columns.NilIfEmpty(r.aaguid),
 		SignCount: uint32(r.count), AttestationFormat: r.format, BackupEligible: r.be, BackupState: r.bs}, nil
@@ -267,24 +316,20 @@ type codeRow struct {
 	wiped               *int64
 }
 
-func (r *codeRow) dest() []any {
-	return []any{&r.secret, &r.keyID, &r.digits, &r.period, &r.alg, &r.drift, &r.highest, &r.wiped}
-}
-
-func (s *Store) code(r *codeRow, what string) (*store.CodeElement, error) {
+func (s *Store) code(r *codeRow, id string) (*store.CodeElement, error) {
 	c := &store.CodeElement{Secret: store.Sealed{Blob: columns.NilIfEmpty(r.secret)}}
 	if r.keyID != nil {
 		c.Secret.KeyID = *r.keyID
 	}
 	var err error
 	if c.OTPParams, err = columns.OTPParams(r.digits, r.period, r.alg); err != nil {
-		return nil, s.errf("%s: %w", what, err)
+		return nil, s.errf("element of %s: %w", id, err)
 	}
 	if c.HighestStep, err = s.col.FromI64(r.highest, "highest step"); err != nil {
 		return nil, err
 	}
 	if r.drift < -(1<<31) || r.drift > 1<<31-1 {
-		return nil, s.errf("%w: %s: drift %d", store.ErrInvalid, what, r.drift)
+		return nil, s.errf("%w: element of %s: drift %d", store.ErrInvalid, id, r.drift)
 	}
 	c.Drift = int(r.drift)
 	return c, nil
@@ -297,8 +342,6 @@ type appRow struct {
 	pin   *string
 	wiped *int64
 }
-
-func (r *appRow) dest() []any { return []any{&r.pub, &r.pin, &r.wiped} }
 
 func (r *appRow) element() *store.AppElement {
 	a := &store.AppElement{PublicKey: columns.NilIfEmpty(r.pub)}

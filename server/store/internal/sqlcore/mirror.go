@@ -64,6 +64,16 @@ type Mirror struct {
 type heldIdentity struct {
 	row   []any
 	auths map[string]*heldAuth
+	// dec is row decoded (Store.heldIdentity), made by the first read
+	// after row was set and dropped with it.
+	dec atomic.Pointer[decodedIdentity]
+}
+
+// decodedIdentity is a held identity's row as the store's records: the
+// identity and the version of its authenticator set.
+type decodedIdentity struct {
+	v   domain.Identity
+	set uint64
 }
 
 // heldAuth is one authenticator's row (mirrorCols["authenticators"]) and
@@ -72,6 +82,9 @@ type heldAuth struct {
 	row     []any
 	el      []any
 	elTable string
+	// dec is row decoded (Store.heldAuth), made by the first read after
+	// row was set and dropped with it.
+	dec atomic.Pointer[domain.Authenticator]
 }
 
 // mirrorCols are the columns the mirror keeps of each table, in the order
@@ -219,6 +232,7 @@ func (m *Mirror) apply(c *RowChange) bool {
 		case RowUpdate:
 			if h := m.ids[key]; h != nil {
 				h.row = row
+				h.dec.Store(nil)
 			}
 		case RowDelete:
 			m.drop(key)
@@ -243,6 +257,7 @@ func (m *Mirror) apply(c *RowChange) bool {
 				return true
 			}
 			a.row = row
+			a.dec.Store(nil)
 		case RowDelete:
 			delete(h.auths, key)
 			delete(m.auths, key)
@@ -449,9 +464,17 @@ func (s *Store) mirrorLearn(ctx context.Context, id string) {
 }
 
 // The decoding of held rows into the store's records: the same codec as
-// a row read from the database.
+// a row read from the database. A row is decoded once, by the first read
+// after it was held, and the records are kept with it (they hold no
+// slice or map, so every caller gets its own copy). The reads run under
+// the mirror's read lock and Apply replaces a row and drops its records
+// under the write lock, so a record kept always is its row's: a read
+// that decoded the old row ended before the new one was put.
 
 func (s *Store) heldIdentity(h *heldIdentity) (domain.Identity, uint64, error) {
+	if d := h.dec.Load(); d != nil {
+		return d.v, d.set, nil
+	}
 	var r columns.IdentityRow
 	if err := assignRow(r.Dest(), h.row[:identityVersionCol]); err != nil {
 		return domain.Identity{}, 0, err
@@ -465,25 +488,53 @@ func (s *Store) heldIdentity(h *heldIdentity) (domain.Identity, uint64, error) {
 		return domain.Identity{}, 0, err
 	}
 	set, err := s.col.FromI64(sv, "authenticator set version")
-	return v, set, err
+	if err != nil {
+		return domain.Identity{}, 0, err
+	}
+	h.dec.Store(&decodedIdentity{v: v, set: set})
+	return v, set, nil
 }
 
 func (s *Store) heldAuth(a *heldAuth) (domain.Authenticator, error) {
+	if d := a.dec.Load(); d != nil {
+		return *d, nil
+	}
 	var r columns.AuthenticatorRow
 	if err := assignRow(r.Dest(), a.row[:authRowCols]); err != nil {
 		return domain.Authenticator{}, err
 	}
-	return s.col.Authenticator(&r)
+	x, err := s.col.Authenticator(&r)
+	if err != nil {
+		return domain.Authenticator{}, err
+	}
+	d := x
+	a.dec.Store(&d)
+	return x, nil
 }
 
-// elementRow returns the values of a's element in the order of its
-// statements (element.go's rows): a code device's, its row in
+// assignElement assigns the values of a's element to dest, in the order
+// of its statements (element.go's rows): a code device's, its row in
 // code_elements with the OTP watermark of a's row (codeElementCols).
-func (a *heldAuth) elementRow() []any {
+func (a *heldAuth) assignElement(dest []any) error {
 	if a.elTable != "code_elements" || len(a.el) != 7 || len(a.row) <= authHighestCol {
-		return a.el[1:]
+		return assignRow(dest, a.el[1:])
 	}
-	return []any{a.el[1], a.el[2], a.el[3], a.el[4], a.el[5], a.row[authDriftCol], a.row[authHighestCol], a.el[6]}
+	if len(dest) != 8 {
+		return fmt.Errorf("mirror: 8 values for %d columns", len(dest))
+	}
+	if err := assignRow(dest[:5], a.el[1:6]); err != nil {
+		return err
+	}
+	if err := assign(dest[5], a.row[authDriftCol]); err != nil {
+		return fmt.Errorf("mirror: column 5: %w", err)
+	}
+	if err := assign(dest[6], a.row[authHighestCol]); err != nil {
+		return fmt.Errorf("mirror: column 6: %w", err)
+	}
+	if err := assign(dest[7], a.el[6]); err != nil {
+		return fmt.Errorf("mirror: column 7: %w", err)
+	}
+	return nil
 }
 
 // kind is the authenticator's kind as stored.
@@ -494,22 +545,16 @@ func (a *heldAuth) kind() string {
 
 // heldElement returns the element of a when it is of kind k (nil when a
 // has none, or its kind is not k), as the statements authenticator-with-*
-// find it.
-func (s *Store) heldElement(a *heldAuth, k device.Kind, what string) (*store.Element, error) {
-	if a.el == nil || a.kind() != string(k) {
+// find it; es is the scanner of kind k (elementScan).
+func (s *Store) heldElement(a *heldAuth, k device.Kind, es *elementScanner) (*store.Element, error) {
+	if a.el == nil || a.kind() != string(k) || es.table != a.elTable {
 		return nil, nil
 	}
-	es, err := s.elementScan(k, what)
-	if err != nil {
+	d, n := es.dest()
+	if err := a.assignElement(d[:n]); err != nil {
 		return nil, err
 	}
-	if es.table != a.elTable {
-		return nil, nil
-	}
-	if err := assignRow(es.dest, a.elementRow()); err != nil {
-		return nil, err
-	}
-	el, err := es.element()
+	el, err := es.element(s)
 	if err != nil {
 		return nil, err
 	}

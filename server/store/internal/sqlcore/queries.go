@@ -90,7 +90,7 @@ type queries struct {
 	lockSerial                                                                             *Stmt // nil when the dialect needs none
 	authByID, authsOfIdentity, authsFind, authUpdate, authDelete, authVersion              *Stmt
 	authUpdateSameState, authUpdateOTP, authUpdateSameStateOTP, authGuard                  *Stmt
-	authWithIdentity, identitySet                                                          *Stmt
+	authWithIdentity, identitySet, identitySetPw                                           *Stmt
 	// elements
 	chipInsert, codeInsert, appInsert, passwordInsert         *Stmt
 	chipWipe, codeWipe, appWipe, passwordWipe                 *Stmt
@@ -172,6 +172,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 FROM authenticators a JOIN identities i ON i.id = a.identity_id WHERE a.id = ?`)
 	q.identitySet = s.stmt("identity-set", hot, `SELECT `+prefixed("i.", identityCols)+`, i.authenticators_version, `+outerAuthCols+`
 FROM identities i LEFT JOIN authenticators a ON a.identity_id = i.id WHERE i.id = ? ORDER BY a.created_at, a.id`)
+	// The set with the element of each password: the elements' key says
+	// whether the authenticator has one ('' when not).
+	q.identitySetPw = s.stmt("identity-set-with-passwords", hot, `SELECT `+prefixed("i.", identityCols)+`, i.authenticators_version, `+outerAuthCols+`,
+COALESCE(e.authenticator_id, ''), `+prefixed("e.", passwordCols)+`
+FROM identities i LEFT JOIN authenticators a ON a.identity_id = i.id LEFT JOIN password_elements e ON e.authenticator_id = a.id
+WHERE i.id = ? ORDER BY a.created_at, a.id`)
 	q.authsOfIdentity = s.stmt("authenticators-of-identity", hot, `SELECT `+authCols+` FROM authenticators WHERE identity_id = ? ORDER BY created_at, id`)
 	// A credential ID is found in credential_ids, which holds every one
 	// ever registered with the authenticator that registered it (an
