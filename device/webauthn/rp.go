@@ -236,11 +236,10 @@ func (rp *RelyingParty) VerifyRegistration(ctx context.Context, r *RegistrationR
 	if err := rp.checkClientData(cd, TypeCreate, want); err != nil {
 		return nil, err
 	}
-	ao, err := ParseAttestationObject(aoRaw)
+	ao, ad, err := parseAttestationObject(aoRaw)
 	if err != nil {
 		return nil, err
 	}
-	ad, _ := ctap2.ParseAuthData(ao.AuthData) // checked by ParseAttestationObject
 	if err := rp.checkAuthData(ad); err != nil {
 		return nil, err
 	}
