@@ -74,20 +74,28 @@ var cborDec = func() cbor.DecMode {
 //
 // It returns nil and an error wrapping ErrInvalid otherwise.
 func ParseAttestationObject(b []byte) (*AttestationObject, error) {
+	o, _, err := parseAttestationObject(b)
+	return o, err
+}
+
+// parseAttestationObject is ParseAttestationObject that also returns the
+// parsed authenticator data, so that the relying party parses it once.
+func parseAttestationObject(b []byte) (*AttestationObject, *ctap2.AuthData, error) {
 	if len(b) > MaxAttestationObject {
-		return nil, invalidf("the attestation object is larger than %d bytes", MaxAttestationObject)
+		return nil, nil, invalidf("the attestation object is larger than %d bytes", MaxAttestationObject)
 	}
 	var o AttestationObject
 	if err := cborDec.Unmarshal(b, &o); err != nil {
-		return nil, invalidf("the attestation object is not valid CBOR: %v", err)
+		return nil, nil, invalidf("the attestation object is not valid CBOR: %v", err)
 	}
 	if o.Format == "" || len(o.AuthData) == 0 || len(o.AttStmt) == 0 || o.AttStmt[0]>>5 != 5 {
-		return nil, invalidf("the attestation object lacks fmt, attStmt or authData")
+		return nil, nil, invalidf("the attestation object lacks fmt, attStmt or authData")
 	}
-	if _, err := ctap2.ParseAuthData(o.AuthData); err != nil {
-		return nil, invalidf("the attestation object's authenticator data: %v", err)
+	ad, err := ctap2.ParseAuthData(o.AuthData)
+	if err != nil {
+		return nil, nil, invalidf("the attestation object's authenticator data: %v", err)
 	}
-	return &o, nil
+	return &o, ad, nil
 }
 
 // EncodeAttestationObject returns the attestation object (WebAuthn Level 3

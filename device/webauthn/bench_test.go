@@ -106,7 +106,7 @@ func BenchmarkRelyingParty(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		if err := bc.rp.checkClientData(cd, TypeGet, bc.asCh); err != nil {
+		if err := bc.rp.checkClientData(cd, TypeGet, Encode(bc.asCh)); err != nil {
 			return err
 		}
 		return bc.rp.checkAuthData(ad)

@@ -232,14 +232,14 @@ func (rp *RelyingParty) VerifyRegistration(ctx context.Context, r *RegistrationR
 	if err != nil {
 		return nil, err
 	}
-	if err := rp.checkClientData(cd, TypeCreate, challenge); err != nil {
+	want := Encode(challenge) // the client data's spelling, and go-webauthn's
+	if err := rp.checkClientData(cd, TypeCreate, want); err != nil {
 		return nil, err
 	}
-	ao, err := ParseAttestationObject(aoRaw)
+	ao, ad, err := parseAttestationObject(aoRaw)
 	if err != nil {
 		return nil, err
 	}
-	ad, _ := ctap2.ParseAuthData(ao.AuthData) // checked by ParseAttestationObject
 	if err := rp.checkAuthData(ad); err != nil {
 		return nil, err
 	}
@@ -280,7 +280,7 @@ func (rp *RelyingParty) VerifyRegistration(ctx context.Context, r *RegistrationR
 	if err != nil {
 		return nil, fromLibrary(err)
 	}
-	if _, err := pcc.Verify(Encode(challenge), rp.id, rp.origins, nil, nil, protocol.TopOriginExplicitVerificationMode,
+	if _, err := pcc.Verify(want, rp.id, rp.origins, nil, nil, protocol.TopOriginExplicitVerificationMode,
 		false, false, true, rp.trust.Metadata, rp.params, protocol.AttestationPolicy{}, protocol.SignaturePolicy{}); err != nil {
 		return nil, fromLibrary(err)
 	}
@@ -376,7 +376,8 @@ func (rp *RelyingParty) VerifyAssertion(r *AuthenticationResponse, challenge []b
 	if err != nil {
 		return nil, invalidf("the authenticator data: %v", err)
 	}
-	if err := rp.checkClientData(cd, TypeGet, challenge); err != nil {
+	want := Encode(challenge) // the client data's spelling, and go-webauthn's
+	if err := rp.checkClientData(cd, TypeGet, want); err != nil {
 		return nil, err
 	}
 	if err := rp.checkAuthData(ad); err != nil {
@@ -403,7 +404,7 @@ func (rp *RelyingParty) VerifyAssertion(r *AuthenticationResponse, challenge []b
 	if err != nil {
 		return nil, fromLibrary(err)
 	}
-	if err := par.Verify(Encode(challenge), rp.id, "", rp.origins, nil, nil, protocol.TopOriginExplicitVerificationMode,
+	if err := par.Verify(want, rp.id, "", rp.origins, nil, nil, protocol.TopOriginExplicitVerificationMode,
 		false, false, true, cred.PublicKey, protocol.SignaturePolicy{}); err != nil {
 		// go-webauthn reports a stored key it cannot parse like a
 		// signature that does not verify; only the first is not the
@@ -448,13 +449,13 @@ func commonPart(typ, id, rawID, clientDataJSON string) ([]byte, []byte, *ClientD
 
 // checkClientData checks the client data of a ceremony of type typ
 // (WebAuthn Level 3 §7.1, §7.2: type, challenge, origin, crossOrigin,
-// topOrigin).
-func (rp *RelyingParty) checkClientData(cd *ClientData, typ string, challenge []byte) error {
-	want := Encode(challenge)
+// topOrigin). want is the ceremony's challenge as the client data spells
+// it (Encode).
+func (rp *RelyingParty) checkClientData(cd *ClientData, typ, want string) error {
 	switch {
 	case cd.Type != typ:
 		return mismatch(CheckType, "the client data is of type %q, not %q", clip(cd.Type), typ)
-	case subtle.ConstantTimeCompare([]byte(cd.Challenge), []byte(want)) != 1:
+	case !equalStrings(cd.Challenge, want):
 		return mismatch(CheckChallenge, "the client data is for another challenge")
 	case !slices.Contains(rp.origins, cd.Origin):
 		return mismatch(CheckOrigin, "the client data comes from origin %q, not from %s", clip(cd.Origin), strings.Join(rp.origins, " or "))
@@ -464,6 +465,20 @@ func (rp *RelyingParty) checkClientData(cd *ClientData, typ string, challenge []
 		return mismatch(CheckTopOrigin, "the client data names a top origin, %q", clip(cd.TopOrigin))
 	}
 	return nil
+}
+
+// equalStrings reports whether a and b are equal, in a time that depends
+// on their lengths only (as subtle.ConstantTimeCompare, without copying
+// the strings to byte slices).
+func equalStrings(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var v byte
+	for i := 0; i < len(a); i++ {
+		v |= a[i] ^ b[i]
+	}
+	return subtle.ConstantTimeByteEq(v, 0) == 1
 }
 
 // checkAuthData checks the RP ID hash, the UP flag and the BS flag of

@@ -110,6 +110,7 @@ func TestRegistrationChecks(t *testing.T) {
 		{name: "type", cd: with(func(c *webauthn.ClientData) { c.Type = webauthn.TypeGet }), err: webauthn.ErrMismatch, check: webauthn.CheckType},
 		{name: "challenge", cd: with(func(c *webauthn.ClientData) { c.Challenge = webauthn.Encode([]byte("another")) }), err: webauthn.ErrMismatch, check: webauthn.CheckChallenge},
 		{name: "padded challenge", cd: with(func(c *webauthn.ClientData) { c.Challenge += "=" }), err: webauthn.ErrMismatch, check: webauthn.CheckChallenge},
+		{name: "challenge of the same length", cd: with(func(c *webauthn.ClientData) { c.Challenge = webauthn.Encode(loginChallenge) }), err: webauthn.ErrMismatch, check: webauthn.CheckChallenge},
 		{name: "origin", cd: with(func(c *webauthn.ClientData) { c.Origin = "https://evil.example" }), err: webauthn.ErrMismatch, check: webauthn.CheckOrigin},
 		{name: "origin port", cd: with(func(c *webauthn.ClientData) { c.Origin = "http://localhost:8081" }), err: webauthn.ErrMismatch, check: webauthn.CheckOrigin},
 		{name: "cross origin", cd: with(func(c *webauthn.ClientData) { c.CrossOrigin = true }), err: webauthn.ErrMismatch, check: webauthn.CheckCrossOrigin},
