@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -38,21 +39,7 @@ func TestMigrateAuditHeadsFromLog(t *testing.T) {
 			if heads[id] == nil {
 				order = append(order, id)
 			}
-			e := domain.Event{Type: domain.EventLoginSucceeded, IdentityID: id, Actor: domain.System("test"), At: at,
-				Details: map[string]string{"n": fmt.Sprint(i)}}
-			r, err := store.Link(storetest.Chain{}, heads[id], e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := db.ExecContext(ctx, `INSERT INTO audit (seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, int64(r.Seq), r.At.UnixNano(), string(r.Type), r.IdentityID, r.AuthenticatorID, r.PrevHash, r.Hash, r.Body); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := db.ExecContext(ctx, `INSERT INTO audit_heads (identity_id, seq, hash) VALUES (?, ?, ?)
-				ON CONFLICT (identity_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, id, int64(r.Seq), r.Hash); err != nil {
-				t.Fatal(err)
-			}
-			heads[id] = &r
+			heads[id] = appendV8(t, db, heads[id], id, i, at)
 			records++
 			at = at.Add(time.Second)
 		}
@@ -131,21 +118,7 @@ func TestMigrateAuditHeadsRefusesDisagreement(t *testing.T) {
 			heads := map[string]*store.AuditRecord{}
 			for i := range 4 {
 				for _, id := range []string{"alice", "bob"} {
-					e := domain.Event{Type: domain.EventLoginSucceeded, IdentityID: id, Actor: domain.System("test"), At: at,
-						Details: map[string]string{"n": fmt.Sprint(i)}}
-					r, err := store.Link(storetest.Chain{}, heads[id], e)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if _, err := db.ExecContext(ctx, `INSERT INTO audit (seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body)
-						VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, int64(r.Seq), r.At.UnixNano(), string(r.Type), r.IdentityID, r.AuthenticatorID, r.PrevHash, r.Hash, r.Body); err != nil {
-						t.Fatal(err)
-					}
-					if _, err := db.ExecContext(ctx, `INSERT INTO audit_heads (identity_id, seq, hash) VALUES (?, ?, ?)
-						ON CONFLICT (identity_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, id, int64(r.Seq), r.Hash); err != nil {
-						t.Fatal(err)
-					}
-					heads[id] = &r
+					heads[id] = appendV8(t, db, heads[id], id, i, at)
 					at = at.Add(time.Second)
 				}
 			}
@@ -189,4 +162,28 @@ func indexOf(t *testing.T, ms []migration.File, name string) int {
 		t.Fatalf("no %s migration", name)
 	}
 	return n
+}
+
+// appendV8 appends to the chain of identity id, whose head is head (nil:
+// none yet), record n at time at as a store of the schema before
+// audit_heads_from_log did: the record, and its chain's row of audit_heads
+// moved to it. It returns the new head.
+func appendV8(t *testing.T, db *sql.DB, head *store.AuditRecord, id string, n int, at time.Time) *store.AuditRecord {
+	t.Helper()
+	ctx := context.Background()
+	e := domain.Event{Type: domain.EventLoginSucceeded, IdentityID: id, Actor: domain.System("test"), At: at,
+		Details: map[string]string{"n": fmt.Sprint(n)}}
+	r, err := store.Link(storetest.Chain{}, head, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO audit (seq, at, event_type, identity_id, authenticator_id, prev_hash, hash, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, int64(r.Seq), r.At.UnixNano(), string(r.Type), r.IdentityID, r.AuthenticatorID, r.PrevHash, r.Hash, r.Body); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO audit_heads (identity_id, seq, hash) VALUES (?, ?, ?)
+		ON CONFLICT (identity_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, id, int64(r.Seq), r.Hash); err != nil {
+		t.Fatal(err)
+	}
+	return &r
 }
