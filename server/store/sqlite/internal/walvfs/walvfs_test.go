@@ -149,15 +149,7 @@ func TestSameLogAsUnix(t *testing.T) {
 		fr := frames(t, wal)
 		// A crash now: the files as they are, opened elsewhere.
 		crash := filepath.Join(dir, name+"-crash.db")
-		for _, sfx := range []string{"", "-wal"} {
-			b, err := os.ReadFile(path + sfx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(crash+sfx, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		copyFiles(t, path, crash)
 		db.Close()
 		cdb := openDB(t, crash, false)
 		replayed := dump(t, cdb)
@@ -225,15 +217,7 @@ func TestAcknowledgedCommitsInCopies(t *testing.T) {
 		copyPath := filepath.Join(dir, fmt.Sprintf("copy%d.db", c))
 		// The database file first: with checkpoints off it does not
 		// change, and the log only grows.
-		for _, sfx := range []string{"", "-wal"} {
-			b, err := os.ReadFile(path + sfx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(copyPath+sfx, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		copyFiles(t, path, copyPath)
 		cp := openDB(t, copyPath, false)
 		var n, maxK int64
 		if err := cp.QueryRow("SELECT count(*), coalesce(max(k), 0) FROM t").Scan(&n, &maxK); err != nil {
@@ -316,15 +300,7 @@ func TestRewrittenCommitInLogWithoutSync(t *testing.T) {
 		// The process dies now, the connection still open: the files
 		// as the operating system has them, opened elsewhere.
 		crash := filepath.Join(dir, name+"-crash.db")
-		for _, sfx := range []string{"", "-wal"} {
-			b, err := os.ReadFile(path + sfx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(crash+sfx, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		copyFiles(t, path, crash)
 		cdb := openDB(t, crash, false)
 		var n, zeroed int
 		if err := cdb.QueryRow("SELECT count(*), count(*) FILTER (WHERE v = x'00') FROM t").Scan(&n, &zeroed); err != nil {
@@ -399,16 +375,23 @@ func TestRolledBackSpillKeepsOffOtherCommits(t *testing.T) {
 	check("the connection that rolled back", ca)
 	check("the connection that committed", cb)
 	crash := filepath.Join(t.TempDir(), "crash.db")
+	copyFiles(t, path, crash)
+	check("a copy after a crash", openDB(t, crash, false))
+}
+
+// copyFiles copies the database file at path and its log to dst and
+// dst-wal, as a crash of the process leaves them for the next to open.
+func copyFiles(t *testing.T, path, dst string) {
+	t.Helper()
 	for _, sfx := range []string{"", "-wal"} {
-		data, err := os.ReadFile(path + sfx)
+		b, err := os.ReadFile(path + sfx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(crash+sfx, data, 0o600); err != nil {
+		if err := os.WriteFile(dst+sfx, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	check("a copy after a crash", openDB(t, crash, false))
 }
 
 // pwrites counts the pwrite system calls of the unix VFS while
