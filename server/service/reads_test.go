@@ -16,28 +16,36 @@ import (
 	"github.com/authbench/authbench/server/store"
 )
 
+// callLog records the names of the store calls a wrapping store makes, in
+// order.
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *callLog) call(name string) {
+	l.mu.Lock()
+	l.calls = append(l.calls, name)
+	l.mu.Unlock()
+}
+
+// take returns the calls recorded since the last take.
+func (l *callLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.calls
+	l.calls = nil
+	return out
+}
+
 // readCounter is a store that records the reads of the add, activate and
 // block paths, by method.
 type readCounter struct {
 	store.Store
-	mu    sync.Mutex
-	reads []string
+	callLog
 }
 
-func (r *readCounter) read(name string) {
-	r.mu.Lock()
-	r.reads = append(r.reads, name)
-	r.mu.Unlock()
-}
-
-// take returns the reads recorded since the last take.
-func (r *readCounter) take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.reads
-	r.reads = nil
-	return out
-}
+func (r *readCounter) read(name string) { r.call(name) }
 
 func (r *readCounter) Identity(ctx context.Context, id string) (domain.Identity, error) {
 	r.read("Identity")
@@ -162,22 +170,7 @@ func TestChipCredentialTakenOrRevoked(t *testing.T) {
 // order: its reads and the reservation of its attempt.
 type loginCalls struct {
 	store.Store
-	mu    sync.Mutex
-	calls []string
-}
-
-func (r *loginCalls) call(name string) {
-	r.mu.Lock()
-	r.calls = append(r.calls, name)
-	r.mu.Unlock()
-}
-
-func (r *loginCalls) take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.calls
-	r.calls = nil
-	return out
+	callLog
 }
 
 func (r *loginCalls) AuthenticatorSet(ctx context.Context, id string) (store.AuthenticatorSet, error) {
